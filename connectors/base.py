@@ -1,0 +1,189 @@
+"""The connector contract: list objects as an async stream, read byte ranges, declare capabilities as data.
+
+A backend implements three things: `capabilities` (a class attribute), `list_objects(target)` and
+`_read_range(ref, start, end)`. The base class adds what every backend shares: refusing reads of tiers
+that need a restore, one retry policy for transient faults, slice rules for ranges, and building
+`ObjectRef`s with normalised tier, region and jurisdiction. The core asks `capabilities`; it never checks
+which backend it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import AsyncIterator, ClassVar
+from urllib.parse import urlsplit
+
+from scanner.config import Config
+from scanner.errors import ObjectUnreadable, TransientError, UsageError
+from scanner.models import ObjectRef
+from scanner.tiers import JurisdictionMap, TierTable
+
+__all__ = ["Capabilities", "Connector", "RetryPolicy", "Target", "parse_target"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, as data (after rclone's `Features`)."""
+
+    name: str
+    # Checksum kinds the listing gives for free, when trusted (see the backend's docstring for the rules).
+    free_checksums: frozenset[str] = frozenset()
+    ranged_reads: bool = True
+    suffix_ranges: bool = True  # can read the last N bytes without knowing the size
+    versioning: bool = False
+    lists_all_buckets: bool = False  # `scheme://*` is meaningful
+    # The provider key in the tier table (`scanner/data/tiers.yaml`).
+    tier_table: str = "local"
+    max_concurrency: int = 64
+    # Whether some tiers must be restored before a read (S3 Glacier, Azure Archive); local disks never.
+    restores: bool = False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, for throttling and dropped connections."""
+
+    attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed scan target: `s3://bucket/prefix`, `gs://*`, `az://account/container/prefix`, or a path."""
+
+    scheme: str
+    location: str  # bucket (s3, gs), account/container (az), or a folder (file)
+    prefix: str = ""
+    raw: str = field(default="", compare=False)
+
+    @property
+    def all_buckets(self) -> bool:
+        return self.location == "*" or self.location.endswith("/*")
+
+
+def parse_target(text: str) -> Target:
+    """Split a URI or local path into scheme, bucket-ish location and prefix."""
+    if "://" not in text:
+        return Target("file", text, "", text)
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        return Target("file", parts.path, "", text)
+    path = parts.path.lstrip("/")
+    if scheme == "az":
+        container, _, prefix = path.partition("/")
+        if not parts.netloc or not container:
+            raise UsageError(f"{text}: an Azure target is az://ACCOUNT/CONTAINER[/PREFIX] or az://ACCOUNT/*")
+        return Target(scheme, f"{parts.netloc}/{container}", prefix, text)
+    if not parts.netloc:
+        raise UsageError(f"{text}: no bucket in the URI (use {scheme}://BUCKET[/PREFIX] or {scheme}://*)")
+    return Target(scheme, parts.netloc, path, text)
+
+
+class Connector(ABC):
+    """One backend. Use as an async context manager; one instance serves every target of its scheme."""
+
+    scheme: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    retry: ClassVar[RetryPolicy] = RetryPolicy()
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.tiers = TierTable.builtin()
+        self.jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
+
+    async def __aenter__(self) -> Connector:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release clients and sessions."""
+
+    @abstractmethod
+    def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
+        """Every object under the target, as it is listed (no reads)."""
+
+    @abstractmethod
+    async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the object, 0 <= start <= end <= size. Raise `scanner.errors` types."""
+
+    async def read_range(self, ref: ObjectRef, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes of `ref` by slice rules: `end` None is the end, a negative `start` counts from the end.
+
+        Objects in a tier that needs a restore are refused before any request is sent. Transient faults
+        are retried with backoff; the last one is raised.
+        """
+        if not ref.readable:
+            raise ObjectUnreadable(f"{ref.uri}: {ref.storage_class} must be restored before it can be read")
+        size = ref.size
+        if start < 0:
+            start = max(0, size + start)
+        stop = size if end is None else min(max(end, 0), size)
+        if start >= stop:
+            return b""
+        for attempt in range(self.retry.attempts):
+            try:
+                return await self._read_range(ref, start, stop)
+            except TransientError:
+                if attempt == self.retry.attempts - 1:
+                    raise
+                await asyncio.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable")
+
+    def make_ref(
+        self,
+        *,
+        uri: str,
+        bucket: str,
+        key: str,
+        size: int,
+        modified: datetime,
+        storage_class: str | None,
+        region: str | None,
+        etag: str | None = None,
+        version: str | None = None,
+        checksums: dict[str, str] | None = None,
+        readable: bool | None = None,
+    ) -> ObjectRef:
+        """An ObjectRef with tier, readability and jurisdiction filled in from the tables and config.
+
+        `readable` overrides the tier table when the backend knows better (for example an S3
+        Intelligent-Tiering object in an archive access tier).
+        """
+        explicit = self.config.bucket_settings(bucket, uri)
+        defaults = self.config.defaults
+        table = explicit.price_as or self.capabilities.tier_table
+        native = explicit.storage_class or storage_class or (explicit.tier or defaults.tier or "hot")
+        native = getattr(native, "value", native)
+        cls = self.tiers.lookup(table, native)
+        # An explicit tier in the config wins; else the table's tier for the native class.
+        tier = explicit.tier or cls.tier
+        if readable is None:
+            readable = cls.readable or not self.capabilities.restores
+        region = explicit.region or region or defaults.region or "unknown"
+        return ObjectRef(
+            uri=uri,
+            provider=self.scheme if self.scheme != "file" else "local",
+            bucket=bucket,
+            key=key,
+            version=version,
+            size=size,
+            etag=etag,
+            checksums=checksums or {},
+            tier=tier,
+            storage_class=native,
+            readable=readable,
+            region=region,
+            jurisdiction=self.jurisdictions.lookup(region).code,
+            modified=modified,
+        )

@@ -1,0 +1,159 @@
+"""The config file (`--config FILE`, YAML): what to scan and how to judge it.
+
+Every field has a default, so no config file is needed for a plain local scan. Errors name the file, the
+line and the field, and the CLI turns them into exit status 2.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import UsageError
+from .models import Tier
+
+__all__ = ["BucketSettings", "Config", "load_config", "format_validation_error"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BucketSettings(_Strict):
+    """Settings for buckets a connector cannot describe itself (local folders), or overrides for any."""
+
+    tier: Tier | None = None
+    storage_class: str | None = None
+    region: str | None = None
+    # Which provider's price list applies: local folders standing in for a cloud bucket say so here.
+    price_as: str | None = None
+
+
+class NearSettings(_Strict):
+    """Perceptual-hash thresholds (Hamming distance out of 64 bits) for near-duplicate groups."""
+
+    phash_max_distance: int = Field(default=8, ge=0, le=32)
+    dhash_max_distance: int = Field(default=12, ge=0, le=32)
+
+
+class MasterSettings(_Strict):
+    """Where the master copy of an exact group should be: URI globs, tried in order."""
+
+    prefer: list[str] = Field(default_factory=list)
+
+
+class ScanSettings(_Strict):
+    concurrency: int = Field(default=16, ge=1, le=1024)  # object reads in flight
+    workers: int | None = Field(default=None, ge=1)  # fingerprint processes; default: one per core
+    perceptual: bool = True
+    max_object_bytes: int = Field(default=256 * 1024 * 1024, ge=1)  # larger objects are not decoded
+
+
+class PolicySettings(_Strict):
+    packs: list[str] = Field(default_factory=lambda: ["builtin"])  # built-in pack names
+    files: list[Path] = Field(default_factory=list)  # extra policy files, relative to the config file
+
+
+class Config(_Strict):
+    version: int = 1
+    targets: list[str] = Field(default_factory=list)  # used when the command line names none
+    db: Path | None = None
+    defaults: BucketSettings = Field(default_factory=lambda: BucketSettings(tier=Tier.hot, region="local"))
+    buckets: dict[str, BucketSettings] = Field(default_factory=dict)  # bucket name or URI glob -> settings
+    jurisdictions: dict[str, dict[str, Any]] = Field(default_factory=dict)  # extends the region map
+    prices: Path | None = None  # a price override file, merged over the built-in table
+    master: MasterSettings = Field(default_factory=MasterSettings)
+    near: NearSettings = Field(default_factory=NearSettings)
+    scan: ScanSettings = Field(default_factory=ScanSettings)
+    policies: PolicySettings = Field(default_factory=PolicySettings)
+
+    def bucket_settings(self, bucket: str, uri: str) -> BucketSettings:
+        """Every `buckets:` entry matching the bucket name or the object URI (glob), merged in file order.
+
+        These override what a connector lists; `defaults` only fill what neither gives.
+        """
+        merged: dict[str, Any] = {}
+        for pattern, settings in self.buckets.items():
+            if fnmatch.fnmatchcase(bucket, pattern) or fnmatch.fnmatchcase(uri, pattern):
+                merged.update(settings.model_dump(exclude_none=True))
+        return BucketSettings(**merged)
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """Best-effort line number of a field path in a YAML document, from the composed node tree."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    line, node = key_node.start_mark.line + 1, value_node
+                    break
+            else:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def format_validation_error(path: Path, text: str, err: ValidationError, prefix: str = "") -> str:
+    """One line per error: `file:line: field: message`."""
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        line = _line_of(text, loc)
+        where = f"{path}:{line}" if line else str(path)
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        lines.append(f"{where}: {prefix}{field}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path) -> tuple[str, Any]:
+    """Read a YAML file, turning I/O and syntax errors into UsageError with file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        return text, yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UsageError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+
+
+def load_config(path: Path | None) -> Config:
+    """The config at `path`, or the defaults when no file is given. Relative paths resolve against it."""
+    if path is None:
+        return Config()
+    text, data = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}:1: the config file must be a mapping of settings")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(format_validation_error(path, text, exc)) from exc
+    base = path.parent
+    updates: dict[str, Any] = {}
+    if config.prices is not None and not config.prices.is_absolute():
+        updates["prices"] = base / config.prices
+    if config.db is not None and not config.db.is_absolute():
+        updates["db"] = base / config.db
+    files = [f if f.is_absolute() else base / f for f in config.policies.files]
+    updates["policies"] = config.policies.model_copy(update={"files": files})
+    updates["targets"] = [
+        t if "://" in t or Path(t).is_absolute() else str(base / t) for t in config.targets
+    ]
+    return config.model_copy(update=updates)

@@ -1,0 +1,54 @@
+"""Exceptions raised by tierscan.
+
+    TierscanError
+    ├── UsageError                 bad config or policy file (CLI exit 2); names file, line and field
+    └── ObjectError                one object could not be used; the scan records it in `skipped`
+        ├── ObjectGone             (also FileNotFoundError) vanished between listing and reading
+        ├── ObjectDenied           (also PermissionError) the credentials may not read it
+        ├── ObjectUnreadable       its tier needs a restore or rehydration first
+        └── TransientError         throttling, timeouts, dropped connections: retried, then skipped
+
+Connectors translate their SDK's errors into these at the edge, so the core never sees a provider's types.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ObjectDenied",
+    "ObjectError",
+    "ObjectGone",
+    "ObjectUnreadable",
+    "TierscanError",
+    "TransientError",
+    "UsageError",
+]
+
+
+class TierscanError(Exception):
+    """Root of every error tierscan raises on purpose."""
+
+
+class UsageError(TierscanError):
+    """A bad argument, config file or policy file. The message names the file, line and field."""
+
+
+class ObjectError(TierscanError):
+    """One object could not be read or used. `reason` is the short text shown in `skipped`."""
+
+    reason = "error"
+
+
+class ObjectGone(ObjectError, FileNotFoundError):
+    reason = "vanished"
+
+
+class ObjectDenied(ObjectError, PermissionError):
+    reason = "denied"
+
+
+class ObjectUnreadable(ObjectError):
+    reason = "unreadable tier"
+
+
+class TransientError(ObjectError):
+    reason = "transient"

@@ -1,0 +1,247 @@
+"""The records tierscan passes between its stages and writes out: pydantic models at every boundary.
+
+`ObjectRef` is what a connector lists; `Fingerprint` is what reading an object yields; `Group`, `Finding`
+and `Report` are what users and scripts read (the JSON report contract, `schema_version: 1`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BucketSummary",
+    "ExifRecord",
+    "Finding",
+    "Fingerprint",
+    "GPS",
+    "Group",
+    "GroupMember",
+    "InventoryRecord",
+    "ObjectRef",
+    "Report",
+    "ReportTotals",
+    "ScanStats",
+    "Severity",
+    "Skipped",
+    "Tier",
+]
+
+REPORT_SCHEMA_VERSION = 1
+
+
+class Tier(str, Enum):
+    """Normalised storage tier, hottest first (the order is meaningful: see `Tier.rank`)."""
+
+    hot = "hot"
+    cool = "cool"
+    cold = "cold"
+    archive = "archive"
+
+    @property
+    def rank(self) -> int:
+        """0 for hot up to 3 for archive."""
+        return list(Tier).index(self)
+
+
+class Severity(str, Enum):
+    info = "info"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ObjectRef(_Frozen):
+    """One object as a connector lists it: where it is, what it costs to keep, what the provider knows."""
+
+    uri: str
+    provider: str
+    bucket: str
+    key: str
+    version: str | None = None
+    size: int = Field(ge=0)
+    etag: str | None = None
+    # Provider checksums that are real digests of the whole object, by kind ("md5", "crc32c").
+    # Connectors put a value here only when it is trustworthy (a multipart ETag is not an MD5).
+    checksums: dict[str, str] = Field(default_factory=dict)
+    tier: Tier
+    storage_class: str
+    readable: bool = True
+    region: str
+    jurisdiction: str
+    modified: datetime
+
+
+class GPS(_Frozen):
+    lat: float
+    lon: float
+
+
+class ExifRecord(_Frozen):
+    """The metadata fields that matter for an audit: where, which device, when, with what."""
+
+    gps: GPS | None = None
+    serials: list[str] = Field(default_factory=list)
+    make: str | None = None
+    model: str | None = None
+    datetime_original: str | None = None
+    software: str | None = None
+    owner: str | None = None
+    orientation: int | None = None
+
+    def personal_data(self) -> list[str]:
+        """Kinds of personal data present, in a stable order (the `personal_data[]` inventory field)."""
+        kinds = []
+        if self.gps is not None:
+            kinds.append("gps")
+        if self.serials:
+            kinds.append("serial")
+        if self.owner:
+            kinds.append("owner")
+        if self.datetime_original:
+            kinds.append("timestamp")
+        return kinds
+
+
+class Fingerprint(_Frozen):
+    """What reading one object produced. Hashes are lowercase hex; perceptual hashes are 64-bit."""
+
+    sha256: str | None = None
+    phash: str | None = None
+    dhash: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    exif: ExifRecord = Field(default_factory=ExifRecord)
+    bytes_read: int = 0
+
+
+class InventoryRecord(_Frozen):
+    """One object in the audit inventory: exact values (GPS is not rounded here)."""
+
+    uri: str
+    provider: str
+    bucket: str
+    key: str
+    version: str | None = None
+    size: int
+    tier: Tier
+    storage_class: str
+    region: str
+    jurisdiction: str
+    modified: datetime
+    etag: str | None = None
+    md5: str | None = None  # a trusted provider MD5, when the listing gave one
+    sha256: str | None = None
+    phash: str | None = None
+    dhash: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    exif: ExifRecord | None = None
+    personal_data: list[str] = Field(default_factory=list)
+    # fingerprinted | listed (not read: no read was needed) | skipped | unreadable | gone
+    status: str
+    reason: str | None = None  # why it was skipped, when it was
+
+
+class GroupMember(_Frozen):
+    uri: str
+    size: int
+    tier: Tier
+    region: str
+    jurisdiction: str
+    distance: int = 0  # perceptual (pHash) Hamming distance to the master; 0 for exact groups
+
+
+class Group(_Frozen):
+    id: str
+    kind: Literal["exact", "near"]
+    master: str
+    members: list[GroupMember]
+    spans_tiers: bool
+    spans_regions: bool
+    spans_jurisdictions: bool
+    has_personal_data: bool
+
+
+class Finding(_Frozen):
+    policy: str
+    severity: Severity
+    action: str
+    uris: list[str]
+    group: str | None = None
+    reason: str
+
+
+class Skipped(_Frozen):
+    uri: str
+    reason: str
+
+
+class BucketSummary(_Frozen):
+    uri: str
+    provider: str
+    region: str
+    jurisdiction: str
+    tier: Tier | None = None  # the bucket's tier when all its objects share one
+    objects: int
+    bytes: int
+    redundant_objects: int
+    redundant_bytes: int
+    monthly_cost_usd: float
+    monthly_savings_usd: float
+    one_time_cost_usd: float
+
+
+class ReportTotals(_Frozen):
+    objects: int
+    bytes: int
+    duplicate_groups: int
+    near_duplicate_groups: int
+    redundant_objects: int
+    redundant_bytes: int
+    monthly_savings_usd: float
+    one_time_cost_usd: float
+    scan_cost_usd: float
+    skipped: int
+
+
+class ScanStats(_Frozen):
+    """What the last scan did and what it cost: the scan reports its own bill."""
+
+    scan_id: int | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+    listed: int = 0
+    fingerprinted: int = 0
+    unchanged: int = 0
+    gone: int = 0
+    requests: int = 0
+    bytes_read: int = 0
+    bytes_read_by_tier: dict[str, int] = Field(default_factory=dict)
+    cost_usd: float = 0.0
+
+
+class Report(_Frozen):
+    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
+    generated_at: datetime
+    scan: ScanStats
+    totals: ReportTotals
+    buckets: list[BucketSummary]
+    groups: list[Group]
+    findings: list[Finding]
+    skipped: list[Skipped]
+    prices: dict[str, str] = Field(default_factory=dict)  # price table provenance: source and date
