@@ -2,9 +2,12 @@
 
 A backend implements three things: `capabilities` (a class attribute), `list_objects(target)` and
 `_read_range(ref, start, end)`. The base class adds what every backend shares: refusing reads of tiers
-that need a restore, one retry policy for transient faults, slice rules for ranges, and building
-`ObjectRef`s with normalised tier, region and jurisdiction. The core asks `capabilities`; it never checks
-which backend it holds.
+that need a restore, one retry policy for transient faults, a per-request timeout, a bound on requests in
+flight, request counts, slice rules for ranges, and building `ObjectRef`s with normalised tier, region and
+jurisdiction. The core asks `capabilities`; it never checks which backend it holds.
+
+Cloud backends send every request through `Connector.call`, so the SDKs' own retry loops stay off and
+throttling is retried (and counted) in one place.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import random
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import AsyncIterator, ClassVar
+from typing import AsyncIterator, Awaitable, Callable, ClassVar, Iterable, TypeVar
 from urllib.parse import urlsplit
 
 from scanner.config import Config
@@ -22,7 +26,17 @@ from scanner.errors import ObjectUnreadable, TransientError, UsageError
 from scanner.models import ObjectRef
 from scanner.tiers import JurisdictionMap, TierTable
 
-__all__ = ["Capabilities", "Connector", "RetryPolicy", "Target", "parse_target"]
+__all__ = ["Capabilities", "Connector", "RetryPolicy", "Target", "Throttled", "merge_streams", "parse_target"]
+
+T = TypeVar("T")
+
+
+class Throttled(TransientError):
+    """The provider asked us to slow down (S3 503 SlowDown, GCS 429, Azure 503 ServerBusy).
+
+    Retried like any transient fault, but counted apart (`Connector.requests["throttled"]`) so a scan
+    can tell a busy store from a broken network.
+    """
 
 
 @dataclass(frozen=True)
@@ -93,12 +107,51 @@ class Connector(ABC):
 
     scheme: ClassVar[str]
     capabilities: ClassVar[Capabilities]
-    retry: ClassVar[RetryPolicy] = RetryPolicy()
+    retry: RetryPolicy = RetryPolicy()  # per instance through `retry=`
 
-    def __init__(self, config: Config):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        max_concurrency: int | None = None,
+        request_timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+    ):
         self.config = config
         self.tiers = TierTable.builtin()
         self.jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
+        self.max_concurrency = max_concurrency or self.capabilities.max_concurrency
+        self.request_timeout = request_timeout
+        if retry is not None:
+            self.retry = retry
+        # Requests sent, by kind ("list", "head", "read", ...), plus "retried" and "throttled".
+        self.requests: Counter[str] = Counter()
+        self._slots = asyncio.Semaphore(self.max_concurrency)
+
+    async def call(self, kind: str, request: Callable[[], Awaitable[T]]) -> T:
+        """Run one request under the connector's bound on requests in flight and its per-request timeout,
+        retrying `TransientError` (a timeout counts as one) with jittered backoff; the last one is raised.
+
+        `request` is called afresh for each attempt. It must translate its SDK's errors into
+        `scanner.errors` types; anything else propagates at once.
+        """
+        for attempt in range(self.retry.attempts):
+            self.requests[kind] += 1
+            try:
+                async with self._slots:
+                    try:
+                        async with asyncio.timeout(self.request_timeout):
+                            return await request()
+                    except TimeoutError:
+                        raise TransientError(f"{kind} request timed out after {self.request_timeout:g} s") from None
+            except TransientError as exc:
+                if isinstance(exc, Throttled):
+                    self.requests["throttled"] += 1
+                if attempt == self.retry.attempts - 1:
+                    raise
+                self.requests["retried"] += 1
+                await asyncio.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable")
 
     async def __aenter__(self) -> Connector:
         return self
@@ -131,14 +184,7 @@ class Connector(ABC):
         stop = size if end is None else min(max(end, 0), size)
         if start >= stop:
             return b""
-        for attempt in range(self.retry.attempts):
-            try:
-                return await self._read_range(ref, start, stop)
-            except TransientError:
-                if attempt == self.retry.attempts - 1:
-                    raise
-                await asyncio.sleep(self.retry.delay(attempt))
-        raise AssertionError("unreachable")
+        return await self.call("read", lambda: self._read_range(ref, start, stop))
 
     def make_ref(
         self,
@@ -187,3 +233,39 @@ class Connector(ABC):
             jurisdiction=self.jurisdictions.lookup(region).code,
             modified=modified,
         )
+
+
+async def merge_streams(streams: Iterable[AsyncIterator[T]], *, limit: int) -> AsyncIterator[T]:
+    """Items from several async iterators as they arrive, with at most `limit` of them running at once.
+
+    Lists several buckets concurrently without letting one huge bucket hold up the others. The first
+    error from any stream is raised, and the other streams are then cancelled.
+    """
+    queue: asyncio.Queue[tuple[bool, object]] = asyncio.Queue(maxsize=max(1, limit) * 256)
+    gate = asyncio.Semaphore(max(1, limit))
+
+    async def pump(stream: AsyncIterator[T]) -> None:
+        async with gate:
+            try:
+                async for item in stream:
+                    await queue.put((False, item))
+            except Exception as exc:  # handed to the consumer, which raises it
+                await queue.put((True, exc))
+                return
+        await queue.put((True, None))
+
+    tasks = [asyncio.create_task(pump(s)) for s in streams]
+    remaining = len(tasks)
+    try:
+        while remaining:
+            done, item = await queue.get()
+            if not done:
+                yield item  # type: ignore[misc]
+            elif item is None:
+                remaining -= 1
+            else:
+                raise item  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,264 @@
+"""The catalog: one SQLite file (WAL) holding every object seen, its fingerprint, and the last results.
+
+It is what makes scans incremental: an object whose size, modified time, ETag and version are unchanged
+keeps its fingerprint and is not read again. Objects no longer listed under a target are marked `gone`.
+The schema is versioned (`meta.schema_version`); opening a catalog of another version is an error rather
+than a silent migration.
+
+Object status: `listed` (new or changed, not read yet), `fingerprinted`, `skipped` (its content is not a
+usable image: zero bytes, not an image, corrupt; kept until the object changes), `failed` (the read failed:
+vanished, denied, throttled; tried again by the next scan), `unreadable` (tier needs a restore; matched on
+metadata only), `gone` (no longer listed). `reason` says why for the last four.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import UsageError
+from .models import ExifRecord, Finding, Group, InventoryRecord, ObjectRef, ScanStats
+
+__all__ = ["Catalog", "SCHEMA_VERSION", "WorkItem"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started TEXT NOT NULL,
+    finished TEXT,
+    targets TEXT NOT NULL,
+    stats TEXT
+);
+CREATE TABLE IF NOT EXISTS objects (
+    uri TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version TEXT,
+    size INTEGER NOT NULL,
+    etag TEXT,
+    checksums TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    storage_class TEXT NOT NULL,
+    readable INTEGER NOT NULL,
+    region TEXT NOT NULL,
+    jurisdiction TEXT NOT NULL,
+    modified TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    last_seen INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    sha256 TEXT,
+    phash TEXT,
+    dhash TEXT,
+    format TEXT,
+    width INTEGER,
+    height INTEGER,
+    exif TEXT
+);
+CREATE INDEX IF NOT EXISTS objects_size ON objects (size);
+CREATE INDEX IF NOT EXISTS objects_target ON objects (target, last_seen);
+CREATE INDEX IF NOT EXISTS objects_status ON objects (status);
+CREATE TABLE IF NOT EXISTS groups (id TEXT PRIMARY KEY, kind TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS findings (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
+"""
+
+_REF_COLUMNS = (
+    "uri, provider, bucket, key, version, size, etag, checksums, tier, storage_class, readable, region, "
+    "jurisdiction, modified"
+)
+
+
+def _identity(ref: ObjectRef) -> str:
+    """What must stay equal for a stored fingerprint to still describe the object."""
+    return f"{ref.size}|{ref.modified.isoformat()}|{ref.etag or ''}|{ref.version or ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One object to read, and what to compute from its bytes."""
+
+    ref: ObjectRef
+    want_sha256: bool
+    want_metadata: bool  # False: an unchanged object read again only for its SHA-256
+
+
+class Catalog:
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise UsageError(f"{path}: cannot open the catalog: {exc}") from exc
+        self.db.row_factory = sqlite3.Row
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"{path}: not a tierscan catalog: {exc}") from exc
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise UsageError(
+                f"{path}: catalog schema version {row[0]}, this tierscan reads {SCHEMA_VERSION}; "
+                "scan into a new --db file"
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- scans -----------------------------------------------------------------------------------
+    def begin_scan(self, targets: list[str], started: datetime) -> int:
+        cur = self.db.execute(
+            "INSERT INTO scans (started, targets) VALUES (?, ?)", (started.isoformat(), json.dumps(targets))
+        )
+        return int(cur.lastrowid or 0)
+
+    def finish_scan(self, stats: ScanStats) -> None:
+        self.db.execute(
+            "UPDATE scans SET finished=?, stats=? WHERE id=?",
+            (stats.finished.isoformat() if stats.finished else None, stats.model_dump_json(), stats.scan_id),
+        )
+
+    def last_scan(self) -> ScanStats:
+        row = self.db.execute("SELECT stats FROM scans WHERE stats IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
+        return ScanStats.model_validate_json(row[0]) if row else ScanStats()
+
+    # --- listing ---------------------------------------------------------------------------------
+    def record_listing(self, refs: Iterable[ObjectRef], target: str, scan_id: int) -> tuple[int, int]:
+        """Upsert listed objects. Returns (new or changed, unchanged)."""
+        changed = unchanged = 0
+        with self.db:
+            for ref in refs:
+                ident = _identity(ref)
+                row = self.db.execute("SELECT identity, status FROM objects WHERE uri=?", (ref.uri,)).fetchone()
+                values = (
+                    ref.provider, ref.bucket, ref.key, ref.version, ref.size, ref.etag,
+                    json.dumps(ref.checksums, sort_keys=True), ref.tier.value, ref.storage_class,
+                    int(ref.readable), ref.region, ref.jurisdiction, ref.modified.isoformat(),
+                )
+                if row is not None and row["identity"] == ident and row["status"] in ("fingerprinted", "skipped", "unreadable"):
+                    # Same bytes: keep the fingerprint. Tier, region and config-derived fields may move.
+                    self.db.execute(
+                        "UPDATE objects SET target=?, provider=?, bucket=?, key=?, version=?, size=?, etag=?,"
+                        " checksums=?, tier=?, storage_class=?, readable=?, region=?, jurisdiction=?,"
+                        " modified=?, last_seen=? WHERE uri=?",
+                        (target, *values, scan_id, ref.uri),
+                    )
+                    unchanged += 1
+                    continue
+                status = "listed" if ref.readable else "unreadable"
+                reason = None if ref.readable else f"unreadable tier ({ref.storage_class}): matched on metadata only"
+                self.db.execute(
+                    "INSERT OR REPLACE INTO objects (uri, target, provider, bucket, key, version, size, etag,"
+                    " checksums, tier, storage_class, readable, region, jurisdiction, modified, identity,"
+                    " last_seen, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (ref.uri, target, *values, ident, scan_id, status, reason),
+                )
+                changed += 1
+        return changed, unchanged
+
+    def mark_gone(self, target: str, scan_id: int) -> int:
+        """Objects of a fully listed target that this scan did not see."""
+        cur = self.db.execute(
+            "UPDATE objects SET status='gone', reason='no longer listed' "
+            "WHERE target=? AND last_seen<>? AND status<>'gone'",
+            (target, scan_id),
+        )
+        return cur.rowcount
+
+    # --- planning --------------------------------------------------------------------------------
+    def work(self) -> Iterator[WorkItem]:
+        """Objects that need bytes read: new or changed ones, and any object without a content key in a
+        size class that has a collision (exact duplicates can only have equal sizes).
+
+        A size class in which every object has a trusted provider MD5 needs no reads for exact matching.
+        """
+        colliding = (
+            "SELECT size FROM objects WHERE status<>'gone' AND size>0 GROUP BY size HAVING COUNT(*)>1 "
+            "AND SUM(CASE WHEN json_extract(checksums, '$.md5') IS NULL THEN 1 ELSE 0 END) > 0"
+        )
+        rows = self.db.execute(
+            f"SELECT {_REF_COLUMNS}, status, sha256, size IN ({colliding}) AS collides FROM objects "
+            "WHERE readable=1 AND size>0 AND (status='listed' OR (status='fingerprinted' AND sha256 IS NULL "
+            f"AND size IN ({colliding}))) ORDER BY uri"
+        )
+        for row in rows:
+            yield WorkItem(_ref(row), want_sha256=bool(row["collides"]), want_metadata=row["status"] == "listed")
+
+    def skip_empty(self) -> int:
+        """Zero-byte objects are recorded as skipped without a read."""
+        cur = self.db.execute(
+            "UPDATE objects SET status='skipped', reason='zero-byte object' WHERE size=0 AND status='listed'"
+        )
+        return cur.rowcount
+
+    # --- results ---------------------------------------------------------------------------------
+    def record_fingerprints(self, rows: Iterable[tuple[str, dict[str, object]]]) -> None:
+        """Store results: (uri, fields) where fields are catalog columns (exif as an ExifRecord)."""
+        with self.db:
+            for uri, fields in rows:
+                fields = dict(fields)
+                if isinstance(fields.get("exif"), ExifRecord):
+                    fields["exif"] = fields["exif"].model_dump_json()  # type: ignore[union-attr]
+                cols = ", ".join(f"{k}=?" for k in fields)
+                self.db.execute(f"UPDATE objects SET {cols} WHERE uri=?", (*fields.values(), uri))
+
+    def replace_results(self, groups: list[Group], findings: list[Finding]) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM groups")
+            self.db.execute("DELETE FROM findings")
+            self.db.executemany(
+                "INSERT INTO groups (id, kind, data) VALUES (?, ?, ?)",
+                [(g.id, g.kind, g.model_dump_json()) for g in groups],
+            )
+            self.db.executemany("INSERT INTO findings (data) VALUES (?)", [(f.model_dump_json(),) for f in findings])
+
+    def groups(self) -> list[Group]:
+        return [Group.model_validate_json(r[0]) for r in self.db.execute("SELECT data FROM groups ORDER BY id")]
+
+    def findings(self) -> list[Finding]:
+        return [Finding.model_validate_json(r[0]) for r in self.db.execute("SELECT data FROM findings ORDER BY id")]
+
+    def records(self, include_gone: bool = False) -> Iterator[InventoryRecord]:
+        """Every object as an inventory record, streamed in URI order."""
+        where = "" if include_gone else "WHERE status<>'gone'"
+        for row in self.db.execute(f"SELECT * FROM objects {where} ORDER BY uri"):
+            exif = ExifRecord.model_validate_json(row["exif"]) if row["exif"] else None
+            yield InventoryRecord(
+                uri=row["uri"], provider=row["provider"], bucket=row["bucket"], key=row["key"],
+                version=row["version"], size=row["size"], tier=row["tier"], storage_class=row["storage_class"],
+                region=row["region"], jurisdiction=row["jurisdiction"], modified=row["modified"],
+                etag=row["etag"], md5=json.loads(row["checksums"]).get("md5"), sha256=row["sha256"],
+                phash=row["phash"], dhash=row["dhash"], format=row["format"], width=row["width"],
+                height=row["height"], exif=exif, personal_data=exif.personal_data() if exif else [],
+                status=row["status"], reason=row["reason"],
+            )
+
+    def counts(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT status, COUNT(*) FROM objects GROUP BY status")}
+
+
+def _ref(row: sqlite3.Row) -> ObjectRef:
+    return ObjectRef(
+        uri=row["uri"], provider=row["provider"], bucket=row["bucket"], key=row["key"], version=row["version"],
+        size=row["size"], etag=row["etag"], checksums=json.loads(row["checksums"]), tier=row["tier"],
+        storage_class=row["storage_class"], readable=bool(row["readable"]), region=row["region"],
+        jurisdiction=row["jurisdiction"], modified=row["modified"],
+    )

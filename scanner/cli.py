@@ -1,0 +1,246 @@
+"""The `tierscan` command. Thin: it parses arguments and calls the pipeline, report and policy modules.
+
+Exit status: 0 success; 2 bad usage, config or policy file (the message names file, line and field);
+1 a finding at or above `--fail-on SEVERITY`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Callable
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from policies import describe_policies, load_policies, validate_files
+
+from .catalog import Catalog
+from .config import Config, load_config
+from .errors import UsageError
+from .models import Report, Severity, Skipped
+from .progress import RichProgress
+
+__all__ = ["main"]
+
+SEVERITIES = [s.value for s in Severity]
+DEFAULT_DB = Path("tierscan.db")
+
+
+def _db_path(db: Path | None, config: Config) -> Path:
+    return db or config.db or DEFAULT_DB
+
+
+def _open_catalog(path: Path, must_exist: bool) -> Catalog:
+    if must_exist and not path.exists():
+        raise UsageError(f"{path}: no catalog here; run `tierscan scan ... --db {path}` first")
+    return Catalog(path)
+
+
+def _build_report(config: Config, catalog: Catalog) -> Report:
+    from .pricing import PriceTable
+    from .report import build_report
+
+    records = list(catalog.records())
+    skipped = [
+        Skipped(uri=r.uri, reason=r.reason or r.status)
+        for r in records
+        if r.status in ("skipped", "failed", "unreadable")
+    ]
+    prices = PriceTable.load(config.prices)
+    return build_report(
+        records=records,
+        groups=catalog.groups(),
+        findings=catalog.findings(),
+        skipped=skipped,
+        stats=catalog.last_scan(),
+        prices=prices,
+        price_as=lambda r: config.bucket_settings(r.bucket, r.uri).price_as,
+        now=datetime.now(timezone.utc),
+    )
+
+
+def _emit(report: Report, fmt: str, output: Path | None) -> None:
+    from .report import render_csv, render_json, render_table
+
+    if fmt == "table":
+        if output:
+            with output.open("w", encoding="utf-8") as fh:
+                render_table(report, Console(file=fh, width=140, no_color=True))
+        else:
+            render_table(report, Console())
+        return
+    text = render_json(report) if fmt == "json" else render_csv(report, what="buckets")
+    _write_text(text, output)
+
+
+def _write_text(text: str, output: Path | None) -> None:
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _exit_for(report: Report, fail_on: str | None) -> None:
+    if fail_on is None:
+        return
+    threshold = Severity(fail_on).rank
+    worst = [f for f in report.findings if f.severity.rank >= threshold]
+    if worst:
+        click.echo(f"{len(worst)} finding(s) at or above {fail_on}", err=True)
+        sys.exit(1)
+
+
+def _guard(fn: Callable[..., None]) -> Callable[..., None]:
+    """Turn UsageError into exit status 2 with its message, as the CLI contract says."""
+
+    def wrapper(*args: object, **kwargs: object) -> None:
+        try:
+            fn(*args, **kwargs)
+        except UsageError as exc:
+            click.echo(f"tierscan: {exc}", err=True)
+            sys.exit(2)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (YAML): buckets' tiers and regions, thresholds, policies, prices.",
+)
+db_option = click.option(
+    "--db", type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Catalog file (SQLite). Default: the config's `db`, else ./{DEFAULT_DB}.",
+)
+fail_on_option = click.option(
+    "--fail-on", type=click.Choice(SEVERITIES), help="Exit 1 when a finding has at least this severity.",
+)
+output_option = click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file, not stdout.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tierscan")
+def cli() -> None:
+    """Audit image assets in object stores: exact and near duplicates across tiers, regions and
+    jurisdictions, personal data in metadata, and what removing redundant copies saves.
+
+    Start with `tierscan scan PATH` on a folder whose top-level sub-folders stand for buckets.
+    """
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@config_option
+@db_option
+@fail_on_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "none"]), default="table",
+              show_default=True, help="Print the report when the scan ends (none: print nothing).")
+@output_option
+@click.option("--workers", type=click.IntRange(min=1), help="Fingerprint processes (default: one per core).")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Object reads in flight (default 16).")
+@_guard
+def scan(targets: tuple[str, ...], config_path: Path | None, db: Path | None, fail_on: str | None,
+         fmt: str, output: Path | None, workers: int | None, concurrency: int | None) -> None:
+    """List, read, fingerprint, group and evaluate policies; then print the report.
+
+    TARGETS are local folders (each top-level sub-folder is a bucket) or URIs: s3://BUCKET[/PREFIX],
+    gs://BUCKET[/PREFIX], az://ACCOUNT/CONTAINER[/PREFIX]; s3://* and gs://* mean every visible bucket.
+    Incremental: objects whose size, modified time and ETag/version are unchanged are not read again.
+    """
+    config = load_config(config_path)
+    updates = {k: v for k, v in {"workers": workers, "concurrency": concurrency}.items() if v}
+    if updates:
+        config = config.model_copy(update={"scan": config.scan.model_copy(update=updates)})
+    from .pipeline import run_scan
+
+    with _open_catalog(_db_path(db, config), must_exist=False) as catalog:
+        with RichProgress() as progress:
+            asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress))
+        report = _build_report(config, catalog)
+    if fmt != "none":
+        _emit(report, fmt, output)
+    _exit_for(report, fail_on)
+
+
+@cli.command()
+@config_option
+@db_option
+@fail_on_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@output_option
+@_guard
+def report(config_path: Path | None, db: Path | None, fail_on: str | None, fmt: str, output: Path | None) -> None:
+    """Print the report of the last scan: per-bucket savings, duplicate groups, findings, skipped objects.
+
+    `--format csv` writes the per-bucket table.
+    """
+    config = load_config(config_path)
+    with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
+        rep = _build_report(config, catalog)
+    _emit(rep, fmt, output)
+    _exit_for(rep, fail_on)
+
+
+@cli.command()
+@config_option
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@output_option
+@_guard
+def inventory(config_path: Path | None, db: Path | None, fmt: str, output: Path | None) -> None:
+    """Write the audit inventory: one record per object, with exact EXIF values (GPS is not rounded)."""
+    from .inventory import write_csv, write_jsonl
+
+    config = load_config(config_path)
+    writer = write_jsonl if fmt == "jsonl" else write_csv
+    with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
+        fh: IO[str]
+        if output:
+            with output.open("w", encoding="utf-8", newline="") as fh:
+                writer(catalog.records(), fh)
+        else:
+            writer(catalog.records(), sys.stdout)
+
+
+@cli.group()
+def policy() -> None:
+    """Check and list policies."""
+
+
+@policy.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_guard
+def policy_validate(files: tuple[Path, ...]) -> None:
+    """Check policy files without scanning; every error names file:line, policy and field (exit 2)."""
+    errors = validate_files(list(files))
+    if errors:
+        for line in errors:
+            click.echo(line, err=True)
+        sys.exit(2)
+    click.echo(f"{len(files)} file(s) valid")
+
+
+@policy.command("list")
+@config_option
+@_guard
+def policy_list(config_path: Path | None) -> None:
+    """Show the policies a scan would evaluate: built-in packs and the config's files."""
+    config = load_config(config_path)
+    policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
+    table = Table(title="Policies")
+    for column in ("pack", "name", "resource", "severity", "actions", "description"):
+        table.add_column(column)
+    for p in describe_policies(policy_set):
+        table.add_row(p["pack"], p["name"], p["resource"], p["severity"], ", ".join(p["actions"]), p["description"])
+    Console().print(table)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,130 @@
+"""Turn an object's bytes into its fingerprint: SHA-256, perceptual hashes, format, size and EXIF.
+
+This is the CPU-bound step; it runs in worker processes (`FingerprintPool`), so the functions here take
+and return plain, picklable values. Perceptual hashes are computed after applying the EXIF orientation,
+on a reduced decode: JPEGs use Pillow's DCT scaling (`draft`), which PERFORMANCE.md measured at a mean
+of 0.2 bits of pHash distance to a full decode for four times the speed. Every hash is made in one mode
+(`PERCEPTUAL_MODE`), recorded with it, so hashes made in different modes are never compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import imagehash
+from PIL import Image
+
+from .exif import ExifInfo, detect_format, read_metadata
+
+__all__ = ["FingerprintPool", "FingerprintResult", "PERCEPTUAL_MODE", "fingerprint_bytes"]
+
+PERCEPTUAL_MODE = "L-draft256-orient"  # grey, JPEG DCT-scaled to >= 256 px, EXIF orientation applied
+# Formats Pillow decodes to pixels here; RAW files give metadata only.
+_DECODABLE = frozenset({"JPEG", "MPO", "PNG", "TIFF", "WEBP", "HEIC", "AVIF", "GIF", "BMP"})
+# Pillow's own limit warns at 89 MP and fails at twice that; tierscan treats anything over the limit as a
+# decompression bomb: a finding for the report, never a decode that could exhaust memory.
+MAX_PIXELS = 120_000_000
+# EXIF Orientation -> the transpose that shows the image upright (as Pillow's ImageOps.exif_transpose).
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+@dataclass(slots=True)
+class FingerprintResult:
+    """What one object yielded. `error` set means the object is skipped with that reason."""
+
+    sha256: str | None = None
+    phash: str | None = None
+    dhash: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    exif: ExifInfo | None = None
+    error: str | None = None
+
+
+def _init_worker() -> None:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def _perceptual(data: bytes, orientation: int | None) -> tuple[str, str, int, int]:
+    """pHash and dHash (hex), and the displayed width and height."""
+    with Image.open(io.BytesIO(data)) as img:
+        width, height = img.size
+        if img.format in ("JPEG", "MPO"):
+            img.draft("L", (256, 256))
+        img.load()
+        pixels = img.convert("L") if img.mode not in ("L", "I;16") else img
+        transpose = _ORIENTATION.get(orientation or 1)
+        if transpose is not None:
+            # The orientation we parsed, not Pillow's reading of it, so the inventory and the hash agree.
+            pixels = pixels.transpose(transpose)
+            if orientation in (5, 6, 7, 8):
+                width, height = height, width
+        if max(pixels.size) > 512:
+            pixels = pixels.reduce(max(1, max(pixels.size) // 256))
+        return str(imagehash.phash(pixels)), str(imagehash.dhash(pixels)), width, height
+
+
+def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool) -> FingerprintResult:
+    """Fingerprint one whole object. Never raises for bad input: the reason goes in `error`."""
+    result = FingerprintResult()
+    if want_sha256:
+        result.sha256 = hashlib.sha256(data).hexdigest()
+    fmt = detect_format(data[:64])
+    result.format = fmt
+    if fmt is None:
+        result.error = "not an image"
+        return result
+    meta = read_metadata(data)
+    result.exif = meta.exif
+    result.width, result.height = meta.width, meta.height
+    if not want_perceptual or fmt not in _DECODABLE:
+        return result
+    try:
+        result.phash, result.dhash, result.width, result.height = _perceptual(data, meta.exif.orientation)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        result.error = f"decompression bomb: {exc}"
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        result.error = f"corrupt image ({fmt}): {exc}"
+    except Exception as exc:  # a decoder bug on a hostile file must not end the scan
+        result.error = f"corrupt image ({fmt}): {type(exc).__name__}: {exc}"
+    return result
+
+
+class FingerprintPool:
+    """A process pool sized to the cores, so fingerprinting keeps every core busy."""
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or os.cpu_count() or 1
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker)
+
+    def submit(self, data: bytes, *, want_sha256: bool, want_perceptual: bool):  # -> Future[FingerprintResult]
+        return self._pool.submit(
+            fingerprint_bytes, data, want_sha256=want_sha256, want_perceptual=want_perceptual
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> FingerprintPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

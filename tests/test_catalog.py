@@ -1,0 +1,143 @@
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from scanner.catalog import SCHEMA_VERSION, Catalog
+from scanner.errors import UsageError
+from scanner.models import ExifRecord, GPS, ObjectRef, Tier
+
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T1 = datetime(2024, 6, 1, tzinfo=timezone.utc)
+
+
+def ref(key: str, size: int, modified=T0, md5: str | None = None, readable=True, etag=None) -> ObjectRef:
+    return ObjectRef(
+        uri=f"s3://b/{key}", provider="s3", bucket="b", key=key, size=size, etag=etag,
+        checksums={"md5": md5} if md5 else {}, tier=Tier.hot if readable else Tier.archive,
+        storage_class="STANDARD" if readable else "DEEP_ARCHIVE", readable=readable,
+        region="ap-east-1", jurisdiction="HK", modified=modified,
+    )
+
+
+@pytest.fixture
+def catalog(tmp_path: Path):
+    with Catalog(tmp_path / "c.db") as c:
+        yield c
+
+
+def work(catalog):
+    return {w.ref.key: (w.want_sha256, w.want_metadata) for w in catalog.work()}
+
+
+def fingerprint_all(catalog, sha=None):
+    catalog.record_fingerprints(
+        (w.ref.uri, {"status": "fingerprinted", **({"sha256": sha or w.ref.key} if w.want_sha256 else {})})
+        for w in list(catalog.work())
+    )
+
+
+def test_wal_and_schema_version(tmp_path):
+    with Catalog(tmp_path / "c.db") as c:
+        assert c.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert c.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+
+
+def test_other_schema_version_is_refused(tmp_path):
+    with Catalog(tmp_path / "c.db") as c:
+        c.db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    with pytest.raises(UsageError, match="schema version 99"):
+        Catalog(tmp_path / "c.db")
+
+
+def test_not_a_catalog_is_a_usage_error(tmp_path):
+    (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(UsageError):
+        Catalog(tmp_path / "junk.db")
+
+
+def test_sha256_only_where_sizes_collide(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10), ref("b", 10), ref("c", 20)], "s3://b", scan)
+    assert work(catalog) == {"a": (True, True), "b": (True, True), "c": (False, True)}
+
+
+def test_trusted_md5_on_every_colliding_object_needs_no_sha256(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10, md5="m1"), ref("b", 10, md5="m1")], "s3://b", scan)
+    assert work(catalog) == {"a": (False, True), "b": (False, True)}
+
+
+def test_unreadable_objects_are_never_work(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10), ref("z", 10, readable=False, md5="m")], "s3://b", scan)
+    assert work(catalog) == {"a": (True, True)}
+    assert catalog.counts()["unreadable"] == 1
+
+
+def test_rescan_of_unchanged_objects_reads_nothing(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10), ref("b", 10), ref("c", 20)], "s3://b", scan)
+    fingerprint_all(catalog)
+    scan2 = catalog.begin_scan(["s3://b"], T1)
+    changed, unchanged = catalog.record_listing([ref("a", 10), ref("b", 10), ref("c", 20)], "s3://b", scan2)
+    assert (changed, unchanged) == (0, 3)
+    assert work(catalog) == {}
+
+
+def test_changed_object_is_read_again_and_loses_its_old_fingerprint(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10, etag="e1")], "s3://b", scan)
+    catalog.record_fingerprints([("s3://b/a", {"status": "fingerprinted", "phash": "ff"})])
+    scan2 = catalog.begin_scan(["s3://b"], T1)
+    catalog.record_listing([ref("a", 10, etag="e2")], "s3://b", scan2)
+    assert work(catalog) == {"a": (False, True)}
+    assert next(catalog.records()).phash is None
+
+
+def test_new_same_size_object_pulls_in_the_old_one_for_sha256_only(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10)], "s3://b", scan)
+    fingerprint_all(catalog)
+    scan2 = catalog.begin_scan(["s3://b"], T1)
+    catalog.record_listing([ref("a", 10), ref("new", 10)], "s3://b", scan2)
+    assert work(catalog) == {"a": (True, False), "new": (True, True)}
+
+
+def test_vanished_objects_are_marked_gone_per_target(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10), ref("b", 11)], "s3://b", scan)
+    scan2 = catalog.begin_scan(["s3://b"], T1)
+    catalog.record_listing([ref("a", 10)], "s3://b", scan2)
+    assert catalog.mark_gone("s3://other", scan2) == 0
+    assert catalog.mark_gone("s3://b", scan2) == 1
+    assert [r.key for r in catalog.records()] == ["a"]
+    assert {r.key: r.status for r in catalog.records(include_gone=True)}["b"] == "gone"
+
+
+def test_failed_reads_are_retried_on_the_next_scan(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10)], "s3://b", scan)
+    catalog.record_fingerprints([("s3://b/a", {"status": "failed", "reason": "transient: 503"})])
+    scan2 = catalog.begin_scan(["s3://b"], T1)
+    catalog.record_listing([ref("a", 10)], "s3://b", scan2)
+    assert work(catalog) == {"a": (False, True)}
+
+
+def test_zero_byte_objects_are_skipped_without_a_read(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("e", 0), ref("f", 0)], "s3://b", scan)
+    assert catalog.skip_empty() == 2
+    assert work(catalog) == {}
+    assert {r.reason for r in catalog.records()} == {"zero-byte object"}
+
+
+def test_records_carry_exif_and_personal_data(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10, md5="abc")], "s3://b", scan)
+    exif = ExifRecord(gps=GPS(lat=22.3, lon=114.2), serials=["S1"], datetime_original="2024:01:01 00:00:00")
+    catalog.record_fingerprints([("s3://b/a", {"status": "fingerprinted", "exif": exif, "format": "JPEG"})])
+    record = next(catalog.records())
+    assert record.exif == exif
+    assert record.personal_data == ["gps", "serial", "timestamp"]
+    assert record.md5 == "abc"

@@ -1,0 +1,96 @@
+from datetime import datetime, timedelta, timezone
+
+from scanner.cluster import exact_groups, near_groups
+from scanner.config import MasterSettings, NearSettings
+from scanner.models import ExifRecord, GPS, InventoryRecord, Tier
+
+T0 = datetime(2020, 1, 1, tzinfo=timezone.utc)
+
+
+def rec(uri, size=100, sha=None, md5=None, tier=Tier.hot, region="ap-east-1", jurisdiction="HK", age=0,
+        phash=None, dhash=None, width=100, height=100, status="fingerprinted", gps=False):
+    exif = ExifRecord(gps=GPS(lat=1.0, lon=2.0)) if gps else None
+    return InventoryRecord(
+        uri=uri, provider="s3", bucket=uri.split("/")[2], key=uri.split("/", 3)[3], size=size, tier=tier,
+        storage_class="X", region=region, jurisdiction=jurisdiction, modified=T0 - timedelta(days=age),
+        md5=md5, sha256=sha, phash=phash, dhash=dhash, width=width, height=height, exif=exif,
+        personal_data=["gps"] if gps else [], status=status,
+    )
+
+
+def test_exact_groups_by_sha256_master_is_oldest():
+    records = [rec("s3://a/1", sha="x", age=1), rec("s3://b/1", sha="x", age=5, tier=Tier.archive,
+               region="cn-north-1", jurisdiction="CN", gps=True), rec("s3://c/1", sha="y")]
+    [g] = exact_groups(records, MasterSettings())
+    assert g.kind == "exact"
+    assert g.master == "s3://b/1"
+    assert [m.uri for m in g.members] == ["s3://b/1", "s3://a/1"]
+    assert g.spans_tiers and g.spans_regions and g.spans_jurisdictions and g.has_personal_data
+
+
+def test_configured_master_location_wins_over_age():
+    records = [rec("s3://a/1", sha="x", age=1), rec("s3://b/1", sha="x", age=5)]
+    [g] = exact_groups(records, MasterSettings(prefer=["s3://a/*"]))
+    assert g.master == "s3://a/1"
+
+
+def test_trusted_md5_joins_unread_archive_copies_with_read_ones():
+    records = [
+        rec("s3://a/1", sha="x", md5="m"),
+        rec("s3://b/1", md5="m", status="unreadable", tier=Tier.archive),
+        rec("s3://c/1", md5="m", size=999),  # same MD5 text but another size: not the same content
+    ]
+    [g] = exact_groups(records, MasterSettings())
+    assert {m.uri for m in g.members} == {"s3://a/1", "s3://b/1"}
+
+
+def test_no_group_for_unique_content_or_empty_objects():
+    assert exact_groups([rec("s3://a/1", sha="x"), rec("s3://a/2", sha="y")], MasterSettings()) == []
+    assert exact_groups([rec("s3://a/1", size=0, sha="e"), rec("s3://a/2", size=0, sha="e")], MasterSettings()) == []
+
+
+def test_group_ids_are_stable():
+    records = [rec("s3://a/1", sha="x"), rec("s3://b/1", sha="x")]
+    assert exact_groups(records, MasterSettings())[0].id == exact_groups(list(reversed(records)), MasterSettings())[0].id
+
+
+H = 0x0F0F0F0F0F0F0F0F
+
+
+def flip(h: int, bits: int) -> str:
+    return f"{h ^ ((1 << bits) - 1):016x}"
+
+
+def test_near_groups_join_within_both_thresholds_and_pick_highest_resolution():
+    records = [
+        rec("s3://a/big", phash=f"{H:016x}", dhash=f"{H:016x}", width=4000, height=3000),
+        rec("s3://a/small", phash=flip(H, 3), dhash=flip(H, 5), width=400, height=300),
+        rec("s3://a/far", phash=flip(H, 20), dhash=f"{H:016x}"),
+        rec("s3://a/dfar", phash=flip(H, 1), dhash=flip(H, 30)),
+    ]
+    [g] = near_groups(records, [], NearSettings(phash_max_distance=8, dhash_max_distance=12))
+    assert g.master == "s3://a/big"
+    assert {m.uri: m.distance for m in g.members} == {"s3://a/big": 0, "s3://a/small": 3}
+
+
+def test_near_groups_do_not_chain_through_intermediates():
+    # a~b (6 bits) and b~c (6 bits) but a and c are 12 bits apart: c must not join a's group.
+    a, b, c = H, H ^ 0b111111, H ^ 0b111111111111
+    records = [
+        rec("s3://x/a", phash=f"{a:016x}", dhash=f"{a:016x}", width=300, height=300),
+        rec("s3://x/b", phash=f"{b:016x}", dhash=f"{b:016x}", width=200, height=200),
+        rec("s3://x/c", phash=f"{c:016x}", dhash=f"{c:016x}", width=100, height=100),
+    ]
+    groups = near_groups(records, [], NearSettings(phash_max_distance=8, dhash_max_distance=8))
+    assert [[m.uri for m in g.members] for g in groups] == [["s3://x/a", "s3://x/b"]]
+
+
+def test_exact_copies_are_represented_by_their_master_in_near_groups():
+    records = [
+        rec("s3://a/1", sha="x", phash=f"{H:016x}", dhash=f"{H:016x}", age=9),
+        rec("s3://b/1", sha="x", phash=f"{H:016x}", dhash=f"{H:016x}"),
+        rec("s3://c/variant", phash=flip(H, 2), dhash=flip(H, 2), width=50, height=50),
+    ]
+    exact = exact_groups(records, MasterSettings())
+    [g] = near_groups(records, exact, NearSettings())
+    assert {m.uri for m in g.members} == {"s3://a/1", "s3://c/variant"}

@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+
+from scanner.config import Config, load_config
+from scanner.errors import UsageError
+from scanner.models import Tier
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "tierscan.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_no_file_gives_defaults():
+    config = load_config(None)
+    assert config.defaults.tier is Tier.hot
+    assert config.defaults.region == "local"
+    assert config.policies.packs == ["builtin"]
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path):
+    config = load_config(write(tmp_path, "targets: [estate]\nprices: p.yaml\npolicies: {files: [x.yaml]}\n"))
+    assert config.targets == [str(tmp_path / "estate")]
+    assert config.prices == tmp_path / "p.yaml"
+    assert config.policies.files == [tmp_path / "x.yaml"]
+
+
+def test_bucket_settings_merge_in_file_order_and_match_globs():
+    config = Config.model_validate(
+        {"buckets": {"hk-*": {"region": "ap-east-1"}, "hk-cold": {"tier": "cold"}}}
+    )
+    s = config.bucket_settings("hk-cold", "file:///x/hk-cold/a.jpg")
+    assert (s.region, s.tier) == ("ap-east-1", Tier.cold)
+    assert config.bucket_settings("cn-hot", "file:///x/cn-hot/a.jpg").region is None
+
+
+def test_unknown_key_names_file_line_and_field(tmp_path):
+    path = write(tmp_path, "version: 1\nbuckets:\n  hk:\n    teir: hot\n")
+    with pytest.raises(UsageError) as err:
+        load_config(path)
+    assert f"{path}:4: buckets.hk.teir: Extra inputs are not permitted" in str(err.value)
+
+
+def test_bad_value_names_the_field(tmp_path):
+    path = write(tmp_path, "near:\n  phash_max_distance: 99\n")
+    with pytest.raises(UsageError, match=r":2: near.phash_max_distance: Input should be less than or equal to 32"):
+        load_config(path)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = write(tmp_path, "buckets:\n  hk: {tier: hot\n")
+    with pytest.raises(UsageError, match=rf"{path}:\d+: not valid YAML"):
+        load_config(path)
+
+
+def test_missing_file_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_config_must_be_a_mapping(tmp_path):
+    with pytest.raises(UsageError, match=":1: the config file must be a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
