@@ -1,0 +1,5 @@
+"""`python -m scanner` is the `tierscan` command."""
+
+from .cli import main
+
+main()
