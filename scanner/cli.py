@@ -71,7 +71,9 @@ def _emit(report: Report, fmt: str, output: Path | None) -> None:
             with output.open("w", encoding="utf-8") as fh:
                 render_table(report, Console(file=fh, width=140, no_color=True))
         else:
-            render_table(report, Console())
+            console = Console()
+            # Piped output gets a fixed width wide enough for the bucket table, not rich's 80 columns.
+            render_table(report, console if console.is_terminal else Console(width=140))
         return
     text = render_json(report) if fmt == "json" else render_csv(report, what="buckets")
     _write_text(text, output)

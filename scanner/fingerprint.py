@@ -29,6 +29,9 @@ _DECODABLE = frozenset({"JPEG", "MPO", "PNG", "TIFF", "WEBP", "HEIC", "AVIF", "G
 # Pillow's own limit warns at 89 MP and fails at twice that; tierscan treats anything over the limit as a
 # decompression bomb: a finding for the report, never a decode that could exhaust memory.
 MAX_PIXELS = 120_000_000
+# pHash reads a 32x32 grey image: anything smaller (icons, test patterns of a few pixels) has too little
+# detail to tell pictures apart, and would only produce false near duplicates.
+MIN_PERCEPTUAL_SIDE = 32
 # EXIF Orientation -> the transpose that shows the image upright (as Pillow's ImageOps.exif_transpose).
 _ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -60,13 +63,20 @@ def _init_worker() -> None:
 
     pillow_heif.register_heif_opener()
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-    warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
-def _perceptual(data: bytes, orientation: int | None) -> tuple[str, str, int, int]:
-    """pHash and dHash (hex), and the displayed width and height."""
-    with Image.open(io.BytesIO(data)) as img:
+def _perceptual(data: bytes, orientation: int | None) -> tuple[str | None, str | None, int, int]:
+    """pHash and dHash (hex; None for images too small to hash), and the displayed width and height."""
+    with warnings.catch_warnings():
+        # Over the limit Pillow only warns; here that is an error, raised before any pixel is decoded.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        img = Image.open(io.BytesIO(data))
+    with img:
         width, height = img.size
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
+        if min(width, height) < MIN_PERCEPTUAL_SIDE:
+            return None, None, width, height
         if img.format in ("JPEG", "MPO"):
             img.draft("L", (256, 256))
         img.load()
@@ -75,8 +85,6 @@ def _perceptual(data: bytes, orientation: int | None) -> tuple[str, str, int, in
         if transpose is not None:
             # The orientation we parsed, not Pillow's reading of it, so the inventory and the hash agree.
             pixels = pixels.transpose(transpose)
-            if orientation in (5, 6, 7, 8):
-                width, height = height, width
         if max(pixels.size) > 512:
             pixels = pixels.reduce(max(1, max(pixels.size) // 256))
         return str(imagehash.phash(pixels)), str(imagehash.dhash(pixels)), width, height

@@ -193,6 +193,7 @@ class Skipped(_Frozen):
 
 class BucketSummary(_Frozen):
     uri: str
+    name: str  # the bucket's own name (Azure: account/container)
     provider: str
     region: str
     jurisdiction: str

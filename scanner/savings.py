@@ -1,0 +1,193 @@
+"""What the redundant copies cost, what removing them saves, and what the scan itself cost.
+
+Conventions (the report's figures depend on them):
+- GB is GiB, 2^30 bytes (how S3, GCS and Azure meter storage); a month is 30 days.
+- Only **exact** duplicates count: in every exact group, each member other than the master is a redundant
+  copy. Near duplicates are candidates for review and never enter these figures.
+- Monthly saving of removing a copy = size_GB x the storage price of that copy's own class and region.
+- One-time cost of removing it = the early-deletion charge when the copy is younger than its class's
+  minimum storage duration: remaining_days / 30 x size_GB x storage price. Deleting reads nothing, so no
+  retrieval fee is added.
+- A bucket is identified by its URI: the object URI without the key (`s3://bucket`, `gs://bucket`,
+  `az://account/container`, `file:///data/photos/bucket`); see `bucket_uri`.
+- Records with status `gone` no longer exist and are not counted.
+- Money is kept unrounded here; the report rounds it at output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from .models import Group, InventoryRecord, ScanStats, Tier
+from .pricing import Price, PriceAs, PriceTable
+
+__all__ = [
+    "BucketTally",
+    "GIB",
+    "MONTH_DAYS",
+    "RemovalCost",
+    "Tally",
+    "bucket_uri",
+    "redundant_copies",
+    "removal_cost",
+    "scan_cost",
+    "tally",
+]
+
+GIB = 1 << 30
+MONTH_DAYS = 30
+_SECONDS_PER_DAY = 86_400
+
+
+def bucket_uri(record: InventoryRecord) -> str:
+    """The URI of the bucket (or local folder) holding `record`: its URI with the key and any query removed.
+
+    Derived from the URI rather than rebuilt from `bucket`, because a local bucket is a folder whose full
+    path only the URI carries, and an Azure bucket is an account plus a container.
+    """
+    parts = urlsplit(record.uri)
+    path = unquote(parts.path)
+    if record.key and path.endswith("/" + record.key):
+        path = path[: -len(record.key) - 1]
+    else:
+        # Not a URI ending in the key: fall back to the listed bucket name.
+        return f"{record.provider}://{record.bucket}"
+    if parts.scheme == "file":
+        return PurePosixPath(path or "/").as_uri()
+    return urlunsplit((parts.scheme, parts.netloc, quote(path), "", ""))
+
+
+def redundant_copies(groups: Iterable[Group]) -> set[str]:
+    """URIs of every redundant copy: exact-group members other than the group's master."""
+    return {
+        member.uri
+        for group in groups
+        if group.kind == "exact"
+        for member in group.members
+        if member.uri != group.master
+    }
+
+
+@dataclass(frozen=True)
+class RemovalCost:
+    """What deleting one redundant copy saves each month, and what it costs once."""
+
+    monthly_saving_usd: float
+    one_time_usd: float
+
+
+def removal_cost(record: InventoryRecord, price: Price, now: datetime) -> RemovalCost:
+    """What deleting `record` saves each month and what it costs once (the early-deletion charge)."""
+    monthly = record.size / GIB * price.storage_gb_month
+    age_days = (_aware(now) - _aware(record.modified)).total_seconds() / _SECONDS_PER_DAY
+    remaining_days = max(0.0, price.min_days - age_days)
+    return RemovalCost(monthly, remaining_days / MONTH_DAYS * monthly)
+
+
+def _aware(moment: datetime) -> datetime:
+    """Naive timestamps are taken as UTC, so that any two can be subtracted."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class BucketTally:
+    """Running totals for one bucket. Region and jurisdiction read "mixed", tier None, if objects differ."""
+
+    uri: str
+    name: str
+    provider: str
+    region: str
+    jurisdiction: str
+    tier: Tier | None
+    objects: int = 0
+    bytes: int = 0
+    redundant_objects: int = 0
+    redundant_bytes: int = 0
+    monthly_cost_usd: float = 0.0
+    monthly_savings_usd: float = 0.0
+    one_time_cost_usd: float = 0.0
+
+    def add(self, record: InventoryRecord, monthly_cost: float) -> None:
+        self.objects += 1
+        self.bytes += record.size
+        self.monthly_cost_usd += monthly_cost
+        if record.region != self.region:
+            self.region = "mixed"
+        if record.jurisdiction != self.jurisdiction:
+            self.jurisdiction = "mixed"
+        if record.tier != self.tier:
+            self.tier = None
+
+    def add_redundant(self, record: InventoryRecord, cost: RemovalCost) -> None:
+        self.redundant_objects += 1
+        self.redundant_bytes += record.size
+        self.monthly_savings_usd += cost.monthly_saving_usd
+        self.one_time_cost_usd += cost.one_time_usd
+
+
+@dataclass
+class Tally:
+    """Per-bucket totals plus what was priced how (for the report's provenance)."""
+
+    buckets: dict[str, BucketTally] = field(default_factory=dict)
+    # Key asked for ("provider/class/region", after price_as) -> the price used.
+    prices: dict[str, Price] = field(default_factory=dict)
+    # Per tier, the priciest retrieval/GET seen among the scanned objects: the scan-cost basis.
+    tier_prices: dict[Tier, Price] = field(default_factory=dict)
+
+
+def tally(
+    records: Iterable[InventoryRecord],
+    groups: Iterable[Group],
+    prices: PriceTable,
+    price_as: PriceAs | None,
+    now: datetime,
+) -> Tally:
+    """One pass over `records` (a stream: memory grows with buckets and groups, not objects).
+
+    Redundant copies are attributed to their own bucket, priced at their own class and region.
+    """
+    redundant = redundant_copies(groups)
+    result = Tally()
+    for record in records:
+        if record.status == "gone":
+            continue
+        provider = (price_as(record) if price_as else None) or record.provider
+        price = prices.price_for(provider, record.storage_class, record.region, record.tier)
+        result.prices[f"{provider}/{record.storage_class}/{record.region}"] = price
+        best = result.tier_prices.get(record.tier)
+        if best is None or (price.retrieval_gb, price.get_per_1000) > (best.retrieval_gb, best.get_per_1000):
+            result.tier_prices[record.tier] = price
+        uri = bucket_uri(record)
+        bucket = result.buckets.get(uri)
+        if bucket is None:
+            bucket = result.buckets[uri] = BucketTally(
+                uri, record.bucket, record.provider, record.region, record.jurisdiction, record.tier
+            )
+        bucket.add(record, record.size / GIB * price.storage_gb_month)
+        if record.uri in redundant:
+            bucket.add_redundant(record, removal_cost(record, price, now))
+    return result
+
+
+def scan_cost(stats: ScanStats, tier_prices: Mapping[Tier, Price]) -> float:
+    """What the scan's reads cost: retrieval fees per tier plus request fees.
+
+    Deliberately simple and never an understatement: each tier's bytes are charged at that tier's price
+    (`tier_prices`, e.g. `Tally.tier_prices`, the priciest seen per tier); the scan counts requests only
+    in total, so all of them are charged at the highest GET price among the tiers read (or among all tiers
+    given, when no bytes were read).
+    """
+    cost = 0.0
+    read = []
+    for tier_name, nbytes in stats.bytes_read_by_tier.items():
+        price = tier_prices.get(Tier(tier_name))
+        if price is not None and nbytes:
+            cost += nbytes / GIB * price.retrieval_gb
+            read.append(price)
+    get = max((p.get_per_1000 for p in read or tier_prices.values()), default=0.0)
+    return cost + stats.requests / 1000 * get

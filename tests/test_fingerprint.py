@@ -1,0 +1,106 @@
+import hashlib
+import io
+from pathlib import Path
+
+import imagehash
+import pytest
+from PIL import Image
+
+from scanner.fingerprint import FingerprintPool, _init_worker, fingerprint_bytes
+
+
+@pytest.fixture(autouse=True, scope="module")
+def worker_setup():
+    _init_worker()  # what each pool process does: HEIF opener, bomb limit
+
+
+def jpeg(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, **kw)
+    return buf.getvalue()
+
+
+PHOTO = Path(__file__).parent / "data" / "exif" / "exifpy__DSCN0010.jpg"  # a real 640x480 camera photo
+
+
+def gradient(w=320, h=240) -> Image.Image:
+    """The photo scaled to w x h, without its metadata."""
+    with Image.open(PHOTO) as img:
+        return img.convert("RGB").resize((w, h))
+
+
+def test_sha256_only_when_asked():
+    data = jpeg(gradient())
+    assert fingerprint_bytes(data, want_sha256=False, want_perceptual=True).sha256 is None
+    assert fingerprint_bytes(data, want_sha256=True, want_perceptual=True).sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_perceptual_hashes_are_64_bit_hex_and_stable_across_reencoding():
+    img = gradient()
+    a = fingerprint_bytes(jpeg(img), want_sha256=False, want_perceptual=True)
+    b = fingerprint_bytes(jpeg(img.resize((160, 120))), want_sha256=False, want_perceptual=True)
+    assert len(a.phash) == 16 and len(a.dhash) == 16
+    assert imagehash.hex_to_hash(a.phash) - imagehash.hex_to_hash(b.phash) <= 4
+    assert (a.format, a.width, a.height) == ("JPEG", 320, 240)
+
+
+def test_exif_orientation_is_applied_before_hashing():
+    img = gradient()
+    upright = fingerprint_bytes(jpeg(img), want_sha256=False, want_perceptual=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: viewers turn it 90 degrees clockwise
+    stored = img.transpose(Image.Transpose.ROTATE_90)
+    rotated = fingerprint_bytes(jpeg(stored, exif=exif.tobytes()), want_sha256=False, want_perceptual=True)
+    assert rotated.exif is not None and rotated.exif.orientation == 6
+    assert (rotated.width, rotated.height) == (320, 240)
+    assert imagehash.hex_to_hash(upright.phash) - imagehash.hex_to_hash(rotated.phash) <= 4
+
+
+def test_different_pictures_are_far_apart():
+    a = fingerprint_bytes(jpeg(gradient()), want_sha256=False, want_perceptual=True)
+    with Image.open(Path(__file__).parent / "data" / "exif" / "imagededup__ukbench00120.jpg") as other:
+        b = fingerprint_bytes(jpeg(other.convert("RGB").resize((320, 240))), want_sha256=False, want_perceptual=True)
+    assert imagehash.hex_to_hash(a.phash) - imagehash.hex_to_hash(b.phash) > 16
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF", "GIF", "BMP", "AVIF", "HEIF"])
+def test_other_formats_decode(fmt):
+    buf = io.BytesIO()
+    gradient().save(buf, fmt)
+    result = fingerprint_bytes(buf.getvalue(), want_sha256=False, want_perceptual=True)
+    assert result.error is None
+    assert result.phash and (result.width, result.height) == (320, 240)
+
+
+def test_not_an_image_and_corrupt_images_give_a_reason():
+    assert fingerprint_bytes(b"hello world\n" * 10, want_sha256=True, want_perceptual=True).error == "not an image"
+    truncated = jpeg(gradient())[:600]
+    result = fingerprint_bytes(truncated, want_sha256=True, want_perceptual=True)
+    assert result.error and result.error.startswith("corrupt image (JPEG)")
+    assert result.sha256 == hashlib.sha256(truncated).hexdigest()
+
+
+def test_decompression_bomb_is_a_reason_not_a_crash():
+    buf = io.BytesIO()
+    Image.new("L", (12000, 11000)).save(buf, "PNG")  # 132 MP of zeros: a tiny file
+    result = fingerprint_bytes(buf.getvalue(), want_sha256=False, want_perceptual=True)
+    assert result.error and result.error.startswith("decompression bomb")
+
+
+def test_without_perceptual_only_metadata_is_read():
+    result = fingerprint_bytes(jpeg(gradient()), want_sha256=False, want_perceptual=False)
+    assert result.phash is None and result.format == "JPEG" and result.error is None
+
+
+def test_pool_runs_in_worker_processes():
+    data = jpeg(gradient())
+    with FingerprintPool(workers=2) as pool:
+        results = [f.result() for f in [pool.submit(data, want_sha256=True, want_perceptual=True) for _ in range(4)]]
+    assert len({r.phash for r in results}) == 1
+    assert results[0].sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_tiny_images_get_no_perceptual_hash():
+    result = fingerprint_bytes(jpeg(gradient(16, 12)), want_sha256=False, want_perceptual=True)
+    assert (result.phash, result.dhash, result.error) == (None, None, None)
+    assert (result.width, result.height) == (16, 12)

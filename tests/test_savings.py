@@ -1,0 +1,229 @@
+"""Savings arithmetic, checked against figures worked out by hand below.
+
+Prices come from a test override (round numbers, so the arithmetic is readable and does not move when the
+built-in table is updated); minimum durations come from the built-in table (DEEP_ARCHIVE 180 days,
+NEARLINE 30 days). GB = 2^30 bytes, month = 30 days.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from scanner.models import Group, GroupMember, InventoryRecord, ScanStats, Tier
+from scanner.pricing import Price, PriceTable
+from scanner.savings import GIB, bucket_uri, redundant_copies, removal_cost, scan_cost, tally
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+OVERRIDE = """\
+providers:
+  s3:
+    regions:
+      ap-east-1:
+        source: test
+        as_of: 2026-01-01
+        classes:
+          STANDARD: {storage_gb_month: 0.03, get_per_1000: 0.0005}
+          DEEP_ARCHIVE: {storage_gb_month: 0.003, retrieval_gb: 0.02, get_per_1000: 0.1}
+  gcs:
+    regions:
+      us-central1:
+        source: test
+        as_of: 2026-01-01
+        classes:
+          STANDARD: {storage_gb_month: 0.02, get_per_1000: 0.0004}
+          NEARLINE: {storage_gb_month: 0.01, retrieval_gb: 0.01, get_per_1000: 0.001}
+"""
+
+
+@pytest.fixture
+def prices(tmp_path: Path) -> PriceTable:
+    path = tmp_path / "prices.yaml"
+    path.write_text(OVERRIDE, encoding="utf-8")
+    return PriceTable.load(path)
+
+
+def rec(uri: str, size: int, storage_class: str, age_days: float, **extra: object) -> InventoryRecord:
+    scheme, rest = uri.split("://", 1)
+    # A local bucket is a folder: its name is the folder's, the key is the file name.
+    bucket, key = rest.rsplit("/", 2)[-2:] if scheme == "file" else rest.split("/", 1)
+    provider = {"s3": "s3", "gs": "gs", "file": "local"}[scheme]
+    region = {"s3": "ap-east-1", "gs": "us-central1", "file": "local"}[scheme]
+    tier = {"STANDARD": Tier.hot, "NEARLINE": Tier.cool, "DEEP_ARCHIVE": Tier.archive}.get(
+        storage_class, Tier.hot
+    )
+    fields: dict[str, object] = dict(
+        uri=uri,
+        provider=provider,
+        bucket=bucket,
+        key=key,
+        size=size,
+        tier=tier,
+        storage_class=storage_class,
+        region=region,
+        jurisdiction="HK" if scheme == "s3" else "US",
+        modified=NOW - timedelta(days=age_days),
+        status="fingerprinted",
+    )
+    fields.update(extra)
+    return InventoryRecord(**fields)
+
+
+def member(r: InventoryRecord, distance: int = 0) -> GroupMember:
+    return GroupMember(
+        uri=r.uri, size=r.size, tier=r.tier, region=r.region, jurisdiction=r.jurisdiction, distance=distance
+    )
+
+
+def group(gid: str, kind: str, master: InventoryRecord, *others: InventoryRecord) -> Group:
+    members = [master, *others]
+    return Group(
+        id=gid,
+        kind=kind,
+        master=master.uri,
+        members=[member(m) for m in members],
+        spans_tiers=len({m.tier for m in members}) > 1,
+        spans_regions=len({m.region for m in members}) > 1,
+        spans_jurisdictions=len({m.jurisdiction for m in members}) > 1,
+        has_personal_data=False,
+    )
+
+
+# The scene: one photo (2 GiB) kept four times, plus a near-duplicate pair and a loner.
+MASTER = rec("s3://hk-hot/photo.jpg", 2 * GIB, "STANDARD", 400)
+DEEP_COPY = rec("s3://hk-archive/photo.jpg", 2 * GIB, "DEEP_ARCHIVE", 10)  # 10 days old: early deletion
+OLD_COPY = rec("gs://us-media/photo.jpg", 2 * GIB, "STANDARD", 400)
+NEARLINE_COPY = rec("gs://us-media/cold/photo.jpg", 2 * GIB, "NEARLINE", 20)  # 20 of 30 days
+NEAR_A = rec("gs://us-media/near-a.jpg", GIB, "STANDARD", 400)
+NEAR_B = rec("gs://us-media/near-b.jpg", GIB // 2, "STANDARD", 400)
+LONER = rec("s3://hk-hot/other.jpg", GIB, "STANDARD", 5)
+RECORDS = [MASTER, DEEP_COPY, OLD_COPY, NEARLINE_COPY, NEAR_A, NEAR_B, LONER]
+GROUPS = [
+    group("g1", "exact", MASTER, DEEP_COPY, OLD_COPY, NEARLINE_COPY),
+    group("n1", "near", NEAR_A, NEAR_B),
+]
+
+
+def test_redundant_copies_are_exact_non_masters_only() -> None:
+    assert redundant_copies(GROUPS) == {DEEP_COPY.uri, OLD_COPY.uri, NEARLINE_COPY.uri}
+
+
+def test_early_deletion_of_a_ten_day_old_deep_archive_copy(prices: PriceTable) -> None:
+    price = prices.price_for_object(DEEP_COPY, None)
+    assert (price.storage_gb_month, price.min_days) == (0.003, 180)
+    cost = removal_cost(DEEP_COPY, price, NOW)
+    # 2 GiB x $0.003 = $0.006 a month; 180 - 10 = 170 days left: 170/30 x $0.006 = $0.034 once.
+    assert cost.monthly_saving_usd == pytest.approx(0.006)
+    assert cost.one_time_usd == pytest.approx(0.034)
+
+
+def test_no_early_deletion_past_the_minimum(prices: PriceTable) -> None:
+    old = rec("s3://hk-archive/old.jpg", 2 * GIB, "DEEP_ARCHIVE", 181)
+    assert removal_cost(old, prices.price_for_object(old, None), NOW).one_time_usd == 0
+
+
+def test_naive_timestamps_are_utc(prices: PriceTable) -> None:
+    naive = DEEP_COPY.model_copy(update={"modified": (NOW - timedelta(days=10)).replace(tzinfo=None)})
+    assert removal_cost(naive, prices.price_for_object(naive, None), NOW).one_time_usd == pytest.approx(0.034)
+
+
+def test_per_bucket_attribution(prices: PriceTable) -> None:
+    result = tally(iter(RECORDS), GROUPS, prices, None, NOW)
+    assert set(result.buckets) == {"s3://hk-hot", "s3://hk-archive", "gs://us-media"}
+
+    hot = result.buckets["s3://hk-hot"]  # the master and the loner: nothing redundant
+    assert (hot.objects, hot.bytes, hot.redundant_objects, hot.redundant_bytes) == (2, 3 * GIB, 0, 0)
+    assert hot.monthly_cost_usd == pytest.approx(3 * 0.03)  # 0.09
+    assert (hot.monthly_savings_usd, hot.one_time_cost_usd) == (0, 0)
+    assert (hot.tier, hot.region, hot.jurisdiction) == (Tier.hot, "ap-east-1", "HK")
+
+    archive = result.buckets["s3://hk-archive"]
+    assert (archive.objects, archive.redundant_objects, archive.redundant_bytes) == (1, 1, 2 * GIB)
+    assert archive.monthly_cost_usd == pytest.approx(0.006)
+    assert archive.monthly_savings_usd == pytest.approx(0.006)
+    assert archive.one_time_cost_usd == pytest.approx(0.034)
+
+    media = result.buckets["gs://us-media"]
+    # Four objects: two exact copies (redundant) and the near pair (never redundant).
+    assert (media.objects, media.bytes) == (4, 2 * GIB + 2 * GIB + GIB + GIB // 2)
+    assert (media.redundant_objects, media.redundant_bytes) == (2, 4 * GIB)
+    # Storage: 2 x 0.02 + 2 x 0.01 + 1 x 0.02 + 0.5 x 0.02 = 0.09
+    assert media.monthly_cost_usd == pytest.approx(0.09)
+    # Savings: the STANDARD copy 2 x 0.02 = 0.04, the NEARLINE copy 2 x 0.01 = 0.02.
+    assert media.monthly_savings_usd == pytest.approx(0.06)
+    # NEARLINE copy, 20 days old of 30: 10/30 x 0.02 = 0.006667; the old STANDARD copy costs nothing.
+    assert media.one_time_cost_usd == pytest.approx(10 / 30 * 0.02)
+    assert media.tier is None  # hot and cool objects
+
+
+def test_master_is_never_counted_even_when_it_is_the_priciest(prices: PriceTable) -> None:
+    result = tally(RECORDS, [group("g1", "exact", MASTER, DEEP_COPY)], prices, None, NOW)
+    total = sum(b.monthly_savings_usd for b in result.buckets.values())
+    assert total == pytest.approx(0.006)  # the DEEP_ARCHIVE copy only, not the $0.06 master
+
+
+def test_near_groups_never_count(prices: PriceTable) -> None:
+    result = tally(RECORDS, [GROUPS[1]], prices, None, NOW)
+    assert all(b.redundant_objects == 0 and b.monthly_savings_usd == 0 for b in result.buckets.values())
+
+
+def test_gone_records_are_not_counted(prices: PriceTable) -> None:
+    gone = DEEP_COPY.model_copy(update={"status": "gone"})
+    result = tally([MASTER, gone], GROUPS, prices, None, NOW)
+    assert set(result.buckets) == {"s3://hk-hot"}
+
+
+def test_local_folder_priced_as_s3(prices: PriceTable) -> None:
+    local = rec("file:///data/photos/deep/photo.jpg", 2 * GIB, "DEEP_ARCHIVE", 10, region="ap-east-1")
+    master = rec("file:///data/photos/hot/photo.jpg", 2 * GIB, "STANDARD", 400, region="ap-east-1")
+    groups = [group("g", "exact", master, local)]
+    free = tally([master, local], groups, prices, None, NOW)
+    assert free.buckets["file:///data/photos/deep"].monthly_savings_usd == 0
+    as_s3 = tally([master, local], groups, prices, lambda r: "s3", NOW)
+    deep = as_s3.buckets["file:///data/photos/deep"]
+    assert deep.monthly_savings_usd == pytest.approx(0.006)
+    assert deep.one_time_cost_usd == pytest.approx(0.034)
+    assert deep.provider == "local"
+    assert "s3/DEEP_ARCHIVE/ap-east-1" in as_s3.prices
+
+
+@pytest.mark.parametrize(
+    ("provider", "uri", "key", "bucket", "expected"),
+    [
+        ("s3", "s3://b/dir/x.jpg", "dir/x.jpg", "b", "s3://b"),
+        ("gs", "gs://b/x.jpg", "x.jpg", "b", "gs://b"),
+        ("az", "az://acct/container/dir/x.jpg", "dir/x.jpg", "container", "az://acct/container"),
+        (
+            "local",
+            "file:///data/my%20photos/trip/a%20b.jpg",
+            "a b.jpg",
+            "trip",
+            "file:///data/my%20photos/trip",
+        ),
+        ("s3", "s3://b/x.jpg?versionId=3", "x.jpg", "b", "s3://b"),
+        ("s3", "s3://b/elsewhere.jpg", "x.jpg", "b", "s3://b"),  # URI does not end in the key: the name
+    ],
+)
+def test_bucket_uri(provider: str, uri: str, key: str, bucket: str, expected: str) -> None:
+    r = MASTER.model_copy(update={"provider": provider, "uri": uri, "key": key, "bucket": bucket})
+    assert bucket_uri(r) == expected
+
+
+def test_scan_cost_charges_retrieval_per_tier_and_requests_at_the_priciest_get() -> None:
+    hot = Price(0.02, 0, 0.0, 0.0004, "test", None)
+    cool = Price(0.01, 30, 0.01, 0.001, "test", None)
+    stats = ScanStats(requests=5000, bytes_read_by_tier={"hot": GIB, "cool": 2 * GIB})
+    # 2 GiB x $0.01 retrieval + 5,000 requests x $0.001 / 1,000 = 0.02 + 0.005
+    assert scan_cost(stats, {Tier.hot: hot, Tier.cool: cool}) == pytest.approx(0.025)
+    # Nothing read: requests at the priciest GET among the tiers given.
+    assert scan_cost(ScanStats(requests=2000), {Tier.hot: hot, Tier.cool: cool}) == pytest.approx(0.002)
+    assert scan_cost(ScanStats(), {}) == 0
+
+
+def test_tally_tier_prices_take_the_priciest_seen(prices: PriceTable) -> None:
+    result = tally(RECORDS, GROUPS, prices, None, NOW)
+    assert result.tier_prices[Tier.archive].retrieval_gb == 0.02
+    assert result.tier_prices[Tier.hot].get_per_1000 == 0.0005  # S3 STANDARD beats GCS STANDARD
