@@ -7,6 +7,7 @@ Exit status: 0 success; 2 bad usage, config or policy file (the message names fi
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from policies import describe_policies, load_policies, validate_files
+from policies import describe_policies, load_policies, policy_schema, validate_files
 
 from .catalog import Catalog
 from .config import Config, load_config
@@ -71,12 +72,16 @@ def _emit(report: Report, fmt: str, output: Path | None) -> None:
             with output.open("w", encoding="utf-8") as fh:
                 render_table(report, Console(file=fh, width=140, no_color=True))
         else:
-            console = Console()
-            # Piped output gets a fixed width wide enough for the bucket table, not rich's 80 columns.
-            render_table(report, console if console.is_terminal else Console(width=140))
+            render_table(report, _console())
         return
     text = render_json(report) if fmt == "json" else render_csv(report, what="buckets")
     _write_text(text, output)
+
+
+def _console() -> Console:
+    """The terminal's console; piped output gets a width that fits the tables, not rich's 80 columns."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
 
 
 def _write_text(text: str, output: Path | None) -> None:
@@ -237,11 +242,19 @@ def policy_list(config_path: Path | None) -> None:
     config = load_config(config_path)
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     table = Table(title="Policies")
-    for column in ("pack", "name", "resource", "severity", "actions", "description"):
+    for column in ("pack", "name", "resource", "severity", "filters", "actions", "description"):
         table.add_column(column)
     for p in describe_policies(policy_set):
-        table.add_row(p["pack"], p["name"], p["resource"], p["severity"], ", ".join(p["actions"]), p["description"])
-    Console().print(table)
+        table.add_row(p["pack"], p["name"], p["resource"], p["severity"], p["filters"], ", ".join(p["actions"]),
+                      p["description"])
+    _console().print(table)
+
+
+@policy.command("schema")
+def policy_schema_command() -> None:
+    """Print the JSON Schema of policy files (generated from the registered filters and actions), for
+    editors and CI checks."""
+    click.echo(json.dumps(policy_schema(), indent=2))
 
 
 def main() -> None:

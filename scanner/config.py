@@ -87,7 +87,7 @@ class Config(_Strict):
         return BucketSettings(**merged)
 
 
-def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
+def line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
     """Best-effort line number of a field path in a YAML document, from the composed node tree."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -115,7 +115,7 @@ def format_validation_error(path: Path, text: str, err: ValidationError, prefix:
     lines = []
     for e in err.errors():
         loc = tuple(e["loc"])
-        line = _line_of(text, loc)
+        line = line_of(text, loc)
         where = f"{path}:{line}" if line else str(path)
         field = ".".join(str(p) for p in loc) or "(top level)"
         lines.append(f"{where}: {prefix}{field}: {e['msg']}")

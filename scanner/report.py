@@ -1,8 +1,8 @@
 """The savings report: built once from the catalog's records, groups and findings, then rendered as a rich
 table for people, JSON for scripts (the `schema_version: 1` contract) or CSV for spreadsheets.
 
-Money is rounded to 8 decimals (a millionth of a cent, so small estates do not read as zero) here and only here (see `scanner.savings` for the arithmetic). The report
-carries no GPS positions at all (those live in the inventory, the audit record), so no renderer can
+Money is rounded to 6 significant digits (so a small estate's figures do not read as zero) here and only
+here (see `scanner.savings` for the arithmetic). The report carries no GPS positions at all (those live in the inventory, the audit record), so no renderer can
 print one unrounded.
 """
 
@@ -36,12 +36,12 @@ from .savings import BucketTally, scan_cost, tally
 
 __all__ = ["build_report", "human_bytes", "render_csv", "render_json", "render_table"]
 
-MONEY_DECIMALS = 8
+MONEY_DIGITS = 6  # significant digits of money in the report: a small estate's figures never read as zero
 TOP_GROUPS = 10
 
 
 def _money(value: float) -> float:
-    return round(value, MONEY_DECIMALS)
+    return float(f"{value:.{MONEY_DIGITS}g}")
 
 
 def build_report(
@@ -199,7 +199,7 @@ def _usd(value: float) -> str:
     """Cents for people; sub-cent amounts keep two significant digits so they do not read as zero."""
     if value == 0 or abs(value) >= 0.01:
         return f"${value:,.2f}"
-    decimals = min(MONEY_DECIMALS, 1 - math.floor(math.log10(abs(value))))
+    decimals = 1 - math.floor(math.log10(abs(value)))
     return f"${value:.{decimals}f}"
 
 

@@ -1,0 +1,72 @@
+"""Evaluate a policy set over object and group records and produce findings.
+
+Records are read once, in a single pass per resource, so the inputs may be generators over a large
+catalog. Two rules belong to the engine rather than to any policy: a group's master never appears in a
+finding whose action removes, moves or re-tiers copies, and a finding left with no URIs is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from scanner.models import Finding
+
+from .model import Context, Policy, PolicySet, Record, Resource
+
+__all__ = ["evaluate"]
+
+
+def evaluate(
+    policy_set: PolicySet,
+    *,
+    objects: Iterable[Record] = (),
+    groups: Iterable[Record] = (),
+    now: datetime | None = None,
+) -> list[Finding]:
+    """Findings of every policy on every record it matches, ordered by policy name, then URIs, then action.
+
+    `now` is the evaluation time for age filters (default: the current UTC time); pass the scan's time so
+    that a report can be reproduced.
+    """
+    when = now or datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    findings: list[Finding] = []
+    passes: tuple[tuple[Resource, Iterable[Record]], ...] = (("object", objects), ("group", groups))
+    for resource, records in passes:
+        policies = [p for p in policy_set if p.resource == resource]
+        if not policies:
+            continue
+        ctx = Context(now=when, resource=resource)
+        for record in records:
+            for policy in policies:
+                if all(f(record, ctx) for f in policy.filters):
+                    findings.extend(_findings(policy, record, ctx))
+    return sorted(findings, key=lambda f: (f.policy, f.uris, f.action))
+
+
+def _findings(policy: Policy, record: Record, ctx: Context) -> list[Finding]:
+    reason = _reason(policy, record, ctx)
+    group = record["id"] if ctx.resource == "group" else None
+    found = []
+    for action in policy.actions:
+        uris = action.targets(record, ctx)
+        if group is not None and action.protects_master:
+            uris = [u for u in uris if u != record["master"]]
+        if uris:
+            found.append(Finding(policy=policy.name, severity=policy.severity, action=action.type,
+                                 uris=uris, group=group, reason=reason))
+    return found
+
+
+def _reason(policy: Policy, record: Record, ctx: Context) -> str:
+    """The matched filters' own words, joined; a policy without filters says what it matched."""
+    parts = list(dict.fromkeys(f.reason(record, ctx) for f in policy.filters))
+    return "; ".join(p for p in parts if p) or _everything(record, ctx.resource)
+
+
+def _everything(record: Record, resource: Resource) -> str:
+    if resource == "group":
+        return f"{record['kind']} group of {len(record['members'])} copies"
+    return f"{record['tier']} object in {record['bucket']}"

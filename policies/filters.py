@@ -1,0 +1,306 @@
+"""The generic filters: the value filter with its one operator table, and `and`/`or`/`not`.
+
+Every filter is a frozen pydantic model (`FILTERS` registers the named ones), so its schema is both the
+validator and the JSON schema editors get. Each class docstring ends with a YAML example that the
+meta-lint test validates, so the examples cannot rot. tierscan's own filters are in `domain.py`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    ByteSize,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from .model import FILTERS, RECORD_KEYS, Context, Filter, Issue, Record, Resource, resolve
+
+__all__ = [
+    "BOOLEANS",
+    "OPERATORS",
+    "VALUE_TYPES",
+    "And",
+    "Not",
+    "Or",
+    "Size",
+    "ValueFilter",
+    "parse_age",
+    "parse_size",
+    "parse_timestamp",
+]
+
+# ---------------------------------------------------------------------------------------------- units
+
+_BYTES = TypeAdapter(ByteSize)
+_AGE = re.compile(r"^\s*(\d+)\s*([hdw]?)\s*$")
+_AGE_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1), "": timedelta(days=1)}
+
+# Sizes in policy files: a byte count or a string such as `10MB` (decimal) or `10MiB` (binary).
+Size = Annotated[
+    ByteSize,
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "examples": ["10MB"]}]}),
+]
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from `10MB`, `1.5GiB` or an int (pydantic's ByteSize rules); ValueError otherwise."""
+    try:
+        return int(_BYTES.validate_python(value))
+    except ValidationError as exc:
+        raise ValueError(f"{value!r} is not a size such as 10MB or 1GiB") from exc
+
+
+def parse_age(value: Any) -> timedelta:
+    """A duration from `90d`, `12h`, `2w` or a bare number of days; ValueError otherwise."""
+    match = _AGE.match(str(value)) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+    if match is None:
+        raise ValueError(f"{value!r} is not an age such as 90d, 12h or 2w")
+    return int(match[1]) * _AGE_UNITS[match[2]]
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """A record timestamp (ISO text from `model_dump(mode="json")`, or a datetime); naive means UTC."""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+# ------------------------------------------------------------------------------------- value filter
+
+
+def _present(value: Any) -> bool:
+    """Present means there is something: None, "", [] and {} all count as absent."""
+    return value is not None and value != "" and value != [] and value != {}
+
+
+def _contains(actual: Any, expected: Any) -> bool:
+    return isinstance(actual, (str, list, tuple, dict)) and expected in actual
+
+
+def _glob(actual: Any, pattern: Any) -> bool:
+    return isinstance(actual, str) and fnmatch.fnmatchcase(actual, pattern)
+
+
+def _regex(actual: Any, pattern: Any) -> bool:
+    # Searches anywhere; anchor with ^ and $ for a whole-value match. `re` caches compiled patterns.
+    return isinstance(actual, str) and re.search(pattern, actual) is not None
+
+
+# The one table of value operators: name -> predicate(actual record value, expected policy value).
+# A TypeError (comparing None or mixed types) means no match, never a crash.
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+    "in": lambda actual, expected: actual in expected,
+    "not-in": lambda actual, expected: actual not in expected,
+    "contains": _contains,
+    "glob": _glob,
+    "regex": _regex,
+    "present": lambda actual, _: _present(actual),
+    "absent": lambda actual, _: not _present(actual),
+}
+_ORDERED = ("eq", "ne", "gt", "gte", "lt", "lte")  # the operators a value_type converts for
+_NO_VALUE = ("present", "absent")
+_LIST_VALUE = ("in", "not-in")
+_TEXT_VALUE = ("glob", "regex")
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """How `value_type` converts both sides before comparing: the record's value and the policy's."""
+
+    actual: Callable[[Any, Context], Any]
+    expected: Callable[[Any], Any]
+
+
+VALUE_TYPES: dict[str, ValueType] = {
+    # `size: {op: gte, value: 10MB}` compares byte counts.
+    "size": ValueType(lambda actual, ctx: parse_size(actual), parse_size),
+    # The record's timestamp becomes its age at evaluation time: `op: gt, value: 90d` is "older than 90 days".
+    "age": ValueType(lambda actual, ctx: ctx.now - parse_timestamp(actual), parse_age),
+}
+
+# The choices a policy may write, derived from the tables so that they cannot drift apart. (A type checker
+# sees these as plain strings; pydantic validates them.)
+Operator: Any = Literal[tuple(OPERATORS)]
+ValueTypeName: Any = Literal[tuple(VALUE_TYPES)]
+
+
+@FILTERS.register("value")
+class ValueFilter(Filter):
+    """Compare the value at a dotted `key` of the record with `value` using `op`.
+
+    `type: value` may be left out: any filter with a `key` is a value filter. On a group, keys address the
+    group record (`kind`, `master`, `members.0.tier`). `value_type: size` reads `10MB`-style sizes;
+    `value_type: age` turns a timestamp into its age, so `op: gt, value: 90d` means older than 90 days.
+
+    Example::
+
+        policies:
+          - name: large-old-tiffs
+            resource: object
+            filters:
+              - {key: format, op: in, value: [TIFF, HEIC]}
+              - {key: size, op: gte, value: 50MB, value_type: size}
+              - {type: value, key: modified, op: gt, value: 365d, value_type: age}
+    """
+
+    type: Literal["value"] = "value"
+    key: str = Field(min_length=1)
+    op: Operator = "eq"
+    value: Any = None
+    value_type: ValueTypeName | None = None
+    _expected: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Catch the combinations that would silently never match."""
+        if self.op in _NO_VALUE:
+            if "value" in self.model_fields_set:
+                raise ValueError(f"op {self.op!r} takes no value")
+        elif "value" not in self.model_fields_set:
+            raise ValueError(f"op {self.op!r} needs a value")
+        if self.op in _LIST_VALUE and not isinstance(self.value, list):
+            raise ValueError(f"op {self.op!r} needs a list value (got {self.value!r})")
+        if self.op in _TEXT_VALUE and not isinstance(self.value, str):
+            raise ValueError(f"op {self.op!r} needs a text pattern (got {self.value!r})")
+        if self.op == "regex":
+            try:
+                re.compile(self.value)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {self.value!r}: {exc}") from exc
+        expected = self.value
+        if self.value_type is not None:
+            if self.op not in _ORDERED:
+                raise ValueError(f"value_type applies to ops {', '.join(_ORDERED)} (got {self.op!r})")
+            expected = VALUE_TYPES[self.value_type].expected(self.value)
+        self._expected = expected
+        return self
+
+    def check(self, resource: Resource) -> list[Issue]:
+        issues = super().check(resource)
+        first = self.key.split(".")[0]
+        if first not in RECORD_KEYS[resource]:
+            valid = ", ".join(sorted(RECORD_KEYS[resource]))
+            issues.append((("key",), f"{resource} records have no key {first!r}; valid keys: {valid}"))
+        return issues
+
+    def __call__(self, record: Record, ctx: Context) -> bool:
+        actual = resolve(record, self.key)
+        try:
+            if self.value_type is not None:
+                actual = VALUE_TYPES[self.value_type].actual(actual, ctx)
+            return OPERATORS[self.op](actual, self._expected)
+        except (TypeError, ValueError):
+            return False
+
+    def summary(self) -> str:
+        if self.op in _NO_VALUE:
+            return f"{self.key} {self.op}"
+        subject = f"age of {self.key}" if self.value_type == "age" else self.key
+        return f"{subject} {self.op} {self.value}"
+
+
+# ------------------------------------------------------------------------------------------ boolean
+
+# Nested filter lists point at the union of all filters, which exists only in `policy_schema()` (so a
+# boolean filter's own `model_json_schema()` cannot resolve it; use the generated schema).
+_NESTED = WithJsonSchema({"type": "array", "items": {"$ref": "#/$defs/filter"}, "minItems": 1})
+
+
+class _Boolean(Filter):
+    """`{and|or|not: [filters]}`: built by `validate.py` from the one key, not registered by `type:`."""
+
+    filters: tuple[Filter, ...]
+
+    def _joined(self, word: str) -> str:
+        return "(" + f" {word} ".join(f.summary() for f in self.filters) + ")"
+
+
+class And(_Boolean):
+    """All nested filters hold (the same as listing them under `filters:`; useful inside `or`/`not`).
+
+    Example::
+
+        policies:
+          - name: exact-hot-duplicates
+            resource: group
+            filters:
+              - or:
+                  - and: [{type: group-kind, kind: exact}, {type: tier, tiers: [hot]}]
+                  - {type: group-kind, kind: near}
+    """
+
+    filters: Annotated[tuple[Filter, ...], _NESTED] = Field(alias="and", min_length=1)
+
+    def __call__(self, record: Record, ctx: Context) -> bool:
+        return all(f(record, ctx) for f in self.filters)
+
+    def summary(self) -> str:
+        return self._joined("and")
+
+    def reason(self, record: Record, ctx: Context) -> str:
+        return "; ".join(f.reason(record, ctx) for f in self.filters)
+
+
+class Or(_Boolean):
+    """At least one nested filter holds; the reason names those that did.
+
+    Example::
+
+        policies:
+          - name: located-or-serialled
+            resource: object
+            filters:
+              - or: [{key: exif.gps, op: present}, {key: exif.serials, op: present}]
+    """
+
+    filters: Annotated[tuple[Filter, ...], _NESTED] = Field(alias="or", min_length=1)
+
+    def __call__(self, record: Record, ctx: Context) -> bool:
+        return any(f(record, ctx) for f in self.filters)
+
+    def summary(self) -> str:
+        return self._joined("or")
+
+    def reason(self, record: Record, ctx: Context) -> str:
+        return "; ".join(f.reason(record, ctx) for f in self.filters if f(record, ctx))
+
+
+class Not(_Boolean):
+    """The nested filters do not all hold (`not: [a, b]` is `not (a and b)`, as in Cloud Custodian).
+
+    Example::
+
+        policies:
+          - name: outside-archive
+            resource: object
+            filters:
+              - not: [{type: tier, tiers: [archive]}]
+    """
+
+    filters: Annotated[tuple[Filter, ...], _NESTED] = Field(alias="not", min_length=1)
+
+    def __call__(self, record: Record, ctx: Context) -> bool:
+        return not all(f(record, ctx) for f in self.filters)
+
+    def summary(self) -> str:
+        return "not " + self._joined("and")
+
+
+BOOLEANS: dict[str, type[_Boolean]] = {"and": And, "or": Or, "not": Not}

@@ -1,0 +1,192 @@
+"""The vocabulary of policies: the file shape, the element bases, and a loaded policy.
+
+A policy file is data (`PolicyFile` / `PolicySpec`, validated by pydantic with unknown keys forbidden).
+Its `filters:` and `actions:` entries are built into registered element classes (`Filter`, `Action`) by
+`validate.py`, which yields `Policy` objects the engine runs. Records are plain dicts: an object record is
+`InventoryRecord.model_dump(mode="json")` plus `gba`; a group record has the `Group` keys with `members`
+holding full object records (each with `distance`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from scanner.models import Group, InventoryRecord, Severity
+
+from .registry import Registry
+
+__all__ = [
+    "ACTIONS",
+    "FILTERS",
+    "RECORD_KEYS",
+    "RESOURCES",
+    "Action",
+    "Context",
+    "Element",
+    "Filter",
+    "Issue",
+    "Loc",
+    "Policy",
+    "PolicyFile",
+    "PolicySet",
+    "PolicySpec",
+    "Record",
+    "Resource",
+    "copies",
+    "resolve",
+]
+
+Resource = Literal["object", "group"]
+RESOURCES: tuple[Resource, ...] = ("object", "group")
+Record = Mapping[str, Any]
+Loc = tuple[str | int, ...]
+Issue = tuple[Loc, str]  # a problem found in a policy file: where (relative to the element) and what
+
+# Top-level keys a value filter may name, per resource: a typo in `key:` is caught before any scan.
+RECORD_KEYS: dict[Resource, frozenset[str]] = {
+    "object": frozenset(InventoryRecord.model_fields) | {"gba"},
+    "group": frozenset(Group.model_fields),
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an element needs besides the record: the evaluation time and which resource it runs on."""
+
+    now: datetime
+    resource: Resource
+
+
+def resolve(record: Record, path: str) -> Any:
+    """The value at a dotted path (`exif.gps.lat`, `members.0.tier`), or None when any step is missing."""
+    value: Any = record
+    for part in path.split("."):
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def copies(record: Record, ctx: Context) -> list[Record]:
+    """The object records behind a record: a group's members, or the object itself."""
+    return list(record["members"]) if ctx.resource == "group" else [record]
+
+
+class Element(BaseModel):
+    """Base of every filter and action: frozen, and unknown keys are errors (a typo must not widen a
+    policy silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    element_kind: ClassVar[str] = "element"  # "filter" or "action", for messages
+    # The resources this element makes sense on; `validate.py` rejects it elsewhere.
+    resources: ClassVar[frozenset[Resource]] = frozenset(RESOURCES)
+
+    def check(self, resource: Resource) -> list[Issue]:
+        """Problems only visible once the policy's resource is known."""
+        if resource in self.resources:
+            return []
+        name = getattr(self, "type", self.element_kind)
+        allowed = " or ".join(sorted(self.resources))
+        return [(("type",), f"{self.element_kind} {name!r} applies to {allowed} resources, not {resource}")]
+
+
+class Filter(Element, ABC):
+    """A predicate over one record. Object-level filters on a group hold when any member matches."""
+
+    element_kind: ClassVar[str] = "filter"
+
+    @abstractmethod
+    def __call__(self, record: Record, ctx: Context) -> bool: ...
+
+    @abstractmethod
+    def summary(self) -> str:
+        """What the filter looks for, without a record: for `policy list` and negations."""
+
+    def reason(self, record: Record, ctx: Context) -> str:
+        """What matched in this record, for a finding's reason. Called only when the filter matched."""
+        return self.summary()
+
+
+class Action(Element, ABC):
+    """What a finding recommends. Actions never change a bucket: they name the URIs they apply to."""
+
+    element_kind: ClassVar[str] = "action"
+    type: str
+    # The engine drops a group's master from the URIs of every action that would remove, move or
+    # re-tier copies. Opting out is for actions that leave every copy in place.
+    protects_master: ClassVar[bool] = True
+
+    @abstractmethod
+    def targets(self, record: Record, ctx: Context) -> list[str]:
+        """URIs the action applies to; an empty list means no finding."""
+
+    def summary(self) -> str:
+        return self.type
+
+
+FILTERS: Registry[Filter] = Registry("filter")
+ACTIONS: Registry[Action] = Registry("action")
+
+
+def _items(definition: str) -> WithJsonSchema:
+    """JSON schema of a list whose entries are checked elsewhere: points editors at the generated union."""
+    return WithJsonSchema({"type": "array", "items": {"$ref": f"#/$defs/{definition}"}})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PolicySpec(_Strict):
+    """One entry of `policies:` as written. Filters and actions stay raw here; `validate.py` builds them
+    through the registries so that each error names its own element."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    resource: Resource
+    severity: Severity = Severity.medium
+    filters: Annotated[list[Any], _items("filter")] = Field(default_factory=list)
+    actions: Annotated[list[Any], _items("action")] = Field(default_factory=list)
+
+
+class PolicyFile(_Strict):
+    """A policy file: a mapping with one key, `policies`."""
+
+    policies: Annotated[list[Any], _items("PolicySpec")]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy, ready to evaluate. `source` is `file:line` of its entry."""
+
+    name: str
+    description: str
+    resource: Resource
+    severity: Severity
+    filters: tuple[Filter, ...]
+    actions: tuple[Action, ...]
+    pack: str
+    source: str
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """The policies one scan evaluates, in load order; names are unique across the set."""
+
+    policies: tuple[Policy, ...] = ()
+
+    def __iter__(self) -> Iterator[Policy]:
+        return iter(self.policies)
+
+    def __len__(self) -> int:
+        return len(self.policies)
