@@ -1,16 +1,27 @@
 """Policies as data: YAML packs of Cloud-Custodian-style policies evaluated over objects and groups.
 
-    policy_set = load_policies(packs=["builtin"], files=[Path("mine.yaml")])   # UsageError on any problem
-    findings = evaluate(policy_set, objects=[...], groups=[...], now=scan_time)
+    policy_set = load_policies(packs=["hk-pdpo", "cost"], files=[Path("mine.yaml")])  # UsageError if bad
+    findings = evaluate(policy_set, objects=[...], groups=[...], now=scan_time,
+                        pricing=Pricing(PriceTable.builtin()))
+    write_resources(Path("out"), policy_set, findings, objects={...}, groups={...})  # dry-run folders
 
 Filters and actions are registered classes (`FILTERS`, `ACTIONS`); `policy_schema()` is generated from
-them, and `validate_files` / `describe_policies` back the `tierscan policy` commands.
+them, and `validate_files` / `describe_packs` / `describe_policies` back the `tierscan policy` commands.
 """
 
+from .costs import Pricing
 from .engine import evaluate
-from .model import ACTIONS, FILTERS, Action, Context, Filter, Policy, PolicySet
+from .model import ACTIONS, FILTERS, Action, Context, Estimate, Filter, Policy, PolicySet
+from .output import write_resources
 from .schema import policy_schema
-from .validate import BUILTIN, builtin_pack_names, describe_policies, load_policies, validate_files
+from .validate import (
+    BUILTIN,
+    builtin_pack_names,
+    describe_packs,
+    describe_policies,
+    load_policies,
+    validate_files,
+)
 
 __all__ = [
     "ACTIONS",
@@ -18,13 +29,17 @@ __all__ = [
     "FILTERS",
     "Action",
     "Context",
+    "Estimate",
     "Filter",
     "Policy",
     "PolicySet",
+    "Pricing",
     "builtin_pack_names",
+    "describe_packs",
     "describe_policies",
     "evaluate",
     "load_policies",
     "policy_schema",
     "validate_files",
+    "write_resources",
 ]

@@ -2,18 +2,24 @@
 
 The engine, not the action, keeps a group's master out of every action that removes, moves or re-tiers
 copies (`Action.protects_master`), so no policy can recommend deleting the last good copy.
+
+Each action prices one of its copies (`estimate`) from the scan's price table: what following the
+recommendation saves per month and what it costs once. `report` and `strip-metadata` move no bytes, so
+they cost and save nothing.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from scanner.models import Tier
 
+from .costs import Pricing
 from .domain import PERSONAL_DATA_KINDS, PersonalDataKind
-from .model import ACTIONS, Action, Context, Record, copies
+from .model import ACTIONS, Action, Context, Estimate, Record, copies
 
 __all__ = ["DeleteRedundant", "Relocate", "Report", "StripMetadata", "Transition"]
 
@@ -57,6 +63,11 @@ class DeleteRedundant(Action):
     def targets(self, record: Record, ctx: Context) -> list[str]:
         return [m["uri"] for m in copies(record, ctx)]
 
+    def estimate(self, copy: Record, pricing: Pricing, now: datetime) -> Estimate:
+        """The copy's storage each month; once, its early-deletion charge (deleting reads nothing)."""
+        cost = pricing.removal(pricing.inventory(copy), now)
+        return Estimate(cost.monthly_saving_usd, cost.one_time_usd)
+
 
 @ACTIONS.register("transition")
 class Transition(Action):
@@ -76,6 +87,17 @@ class Transition(Action):
 
     def targets(self, record: Record, ctx: Context) -> list[str]:
         return [c["uri"] for c in copies(record, ctx) if c["tier"] != self.to.value]
+
+    def estimate(self, copy: Record, pricing: Pricing, now: datetime) -> Estimate:
+        """Monthly: the storage price of the copy's class minus that of the target tier's class (same
+        provider and region; negative when warming up). Once: the current class's early-deletion charge,
+        plus reading the copy back when it moves to a hotter tier (a lifecycle rule only moves colder, so
+        warming is a copy). The price table has no transition request fees, so none are added."""
+        record = pricing.inventory(copy)
+        target = record.model_copy(update={"tier": self.to, "storage_class": self.to.value})
+        here, there = pricing.removal(record, now), pricing.removal(target, now)
+        warming = pricing.retrieval(record) if self.to.rank < record.tier.rank else 0.0
+        return Estimate(here.monthly_saving_usd - there.monthly_saving_usd, here.one_time_usd + warming)
 
     def summary(self) -> str:
         return f"transition to {self.to.value}"
@@ -123,9 +145,16 @@ class Relocate(Action):
 
     type: Literal["relocate"]
     to: str = Field(min_length=1)
+    cost_note: ClassVar[str] = "one-time cost excludes data transfer between regions (not in the price table)"
 
     def targets(self, record: Record, ctx: Context) -> list[str]:
         return [c["uri"] for c in copies(record, ctx) if c["jurisdiction"] != self.to]
+
+    def estimate(self, copy: Record, pricing: Pricing, now: datetime) -> Estimate:
+        """Once: reading the copy out (retrieval fee and one GET) and deleting it here (early-deletion
+        charge). Monthly: nothing, since a jurisdiction names no class or region to price the new home."""
+        record = pricing.inventory(copy)
+        return Estimate(0.0, pricing.removal(record, now).one_time_usd + pricing.retrieval(record))
 
     def summary(self) -> str:
         return f"relocate to {self.to}"

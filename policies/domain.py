@@ -276,8 +276,10 @@ class TierFilter(_PerCopy):
 
 @FILTERS.register("redundant-in-hotter-tier")
 class RedundantInHotterTier(_GroupFilter):
-    """Group with a non-master copy in a hotter tier than some other copy: that copy pays hot prices while
-    the same bytes are already kept somewhere colder.
+    """Group with a copy in a hotter tier while another copy sits in a colder one: the hotter copy pays
+    hotter prices for bytes already kept more cheaply. It selects the hotter copies, so the policy's
+    actions apply to them and never to the coldest copy; whether one of them is the master is the engine's
+    concern (a hot master with an archive backup yields no deletion, only what a `report` shows).
 
     Example::
 
@@ -285,29 +287,32 @@ class RedundantInHotterTier(_GroupFilter):
           - name: hot-copies
             resource: group
             filters: [{type: redundant-in-hotter-tier}]
+            actions: [delete-redundant]
     """
 
     type: Literal["redundant-in-hotter-tier"]
 
     @staticmethod
-    def _hot(record: Record, ctx: Context) -> list[Record]:
-        """The non-master copies with some other copy in a colder tier."""
+    def _hotter(record: Record, ctx: Context) -> list[Record]:
+        """The copies in a tier hotter than the group's coldest copy."""
         members = copies(record, ctx)
         coldest = max(_tier_rank(m["tier"]) for m in members)
-        return [m for m in members if m["uri"] != record["master"] and _tier_rank(m["tier"]) < coldest]
+        return [m for m in members if _tier_rank(m["tier"]) < coldest]
 
     def __call__(self, record: Record, ctx: Context) -> bool:
-        return bool(self._hot(record, ctx))
+        return bool(self._hotter(record, ctx))
+
+    def selects(self, record: Record, ctx: Context) -> frozenset[str]:
+        return frozenset(m["uri"] for m in self._hotter(record, ctx))
 
     def summary(self) -> str:
-        return "a redundant copy in a hotter tier than another copy"
+        return "a copy in a hotter tier while another copy is in a colder one"
 
     def reason(self, record: Record, ctx: Context) -> str:
-        hot = self._hot(record, ctx)
+        hot = self._hotter(record, ctx)
         coldest = max((m["tier"] for m in copies(record, ctx)), key=_tier_rank)
         noun = "copy" if len(hot) == 1 else "copies"
-        return (f"{len(hot)} redundant {noun} in {_tiers_text(m['tier'] for m in hot)} tier"
-                f" while a copy is in {coldest}")
+        return f"{len(hot)} {noun} in {_tiers_text(m['tier'] for m in hot)} tier while a copy is in {coldest}"
 
 
 @FILTERS.register("bucket")

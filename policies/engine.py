@@ -1,8 +1,10 @@
 """Evaluate a policy set over object and group records and produce findings.
 
 Records are read once, in a single pass per resource, so the inputs may be generators over a large
-catalog. Two rules belong to the engine rather than to any policy: a group's master never appears in a
-finding whose action removes, moves or re-tiers copies, and a finding left with no URIs is dropped.
+catalog. Rules that belong to the engine rather than to any policy: an action applies only to the copies
+the policy's filters single out (`Filter.selects`), a group's master never appears in a finding whose
+action removes, moves or re-tiers copies, a finding left with no URIs is dropped, and, given prices, each
+finding carries what its recommendation saves monthly and costs once (the sum over its URIs).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from datetime import UTC, datetime
 
 from scanner.models import Finding
 
-from .model import Context, Policy, PolicySet, Record, Resource
+from .costs import Pricing
+from .model import ZERO, Context, Policy, PolicySet, Record, Resource
 
 __all__ = ["evaluate"]
 
@@ -23,11 +26,13 @@ def evaluate(
     objects: Iterable[Record] = (),
     groups: Iterable[Record] = (),
     now: datetime | None = None,
+    pricing: Pricing | None = None,
 ) -> list[Finding]:
     """Findings of every policy on every record it matches, ordered by policy name, then URIs, then action.
 
-    `now` is the evaluation time for age filters (default: the current UTC time); pass the scan's time so
-    that a report can be reproduced.
+    `now` is the evaluation time for age filters and early-deletion charges (default: the current UTC
+    time); pass the scan's time so that a report can be reproduced. Without `pricing`, every finding's
+    money fields are zero.
     """
     when = now or datetime.now(UTC)
     if when.tzinfo is None:
@@ -42,22 +47,37 @@ def evaluate(
         for record in records:
             for policy in policies:
                 if all(f(record, ctx) for f in policy.filters):
-                    findings.extend(_findings(policy, record, ctx))
+                    findings.extend(_findings(policy, record, ctx, pricing))
     return sorted(findings, key=lambda f: (f.policy, f.uris, f.action))
 
 
-def _findings(policy: Policy, record: Record, ctx: Context) -> list[Finding]:
+def _findings(policy: Policy, record: Record, ctx: Context, pricing: Pricing | None) -> list[Finding]:
     reason = _reason(policy, record, ctx)
     group = record["id"] if ctx.resource == "group" else None
+    selected = _selected(policy, record, ctx)
+    by_uri = {c["uri"]: c for c in (record["members"] if group is not None else [record])}
     found = []
     for action in policy.actions:
-        uris = action.targets(record, ctx)
+        uris = [u for u in action.targets(record, ctx) if selected is None or u in selected]
         if group is not None and action.protects_master:
             uris = [u for u in uris if u != record["master"]]
-        if uris:
-            found.append(Finding(policy=policy.name, severity=policy.severity, action=action.type,
-                                 uris=uris, group=group, reason=reason))
+        if not uris:
+            continue
+        money = ZERO
+        if pricing is not None:
+            for uri in uris:
+                money += action.estimate(by_uri[uri], pricing, ctx.now)
+        note = f"; {action.cost_note}" if pricing is not None and action.cost_note else ""
+        found.append(Finding(policy=policy.name, severity=policy.severity, action=action.type, uris=uris,
+                             group=group, reason=reason + note, monthly_savings_usd=money.monthly_savings_usd,
+                             one_time_cost_usd=money.one_time_cost_usd))
     return found
+
+
+def _selected(policy: Policy, record: Record, ctx: Context) -> frozenset[str] | None:
+    """The copies every copy-selecting filter of the policy singled out; None when none selects."""
+    chosen = [s for s in (f.selects(record, ctx) for f in policy.filters) if s is not None]
+    return frozenset.intersection(*chosen) if chosen else None
 
 
 def _reason(policy: Policy, record: Record, ctx: Context) -> str:

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -21,14 +21,19 @@ from scanner.models import Group, InventoryRecord, Severity
 
 from .registry import Registry
 
+if TYPE_CHECKING:
+    from .costs import Pricing
+
 __all__ = [
     "ACTIONS",
     "FILTERS",
     "RECORD_KEYS",
     "RESOURCES",
+    "ZERO",
     "Action",
     "Context",
     "Element",
+    "Estimate",
     "Filter",
     "Issue",
     "Loc",
@@ -53,6 +58,21 @@ RECORD_KEYS: dict[Resource, frozenset[str]] = {
     "object": frozenset(InventoryRecord.model_fields) | {"gba"},
     "group": frozenset(Group.model_fields),
 }
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a recommendation saves each month and costs once, in USD, unrounded (the report rounds)."""
+
+    monthly_savings_usd: float = 0.0
+    one_time_cost_usd: float = 0.0
+
+    def __add__(self, other: Estimate) -> Estimate:
+        return Estimate(self.monthly_savings_usd + other.monthly_savings_usd,
+                        self.one_time_cost_usd + other.one_time_cost_usd)
+
+
+ZERO = Estimate()
 
 
 @dataclass(frozen=True)
@@ -116,6 +136,14 @@ class Filter(Element, ABC):
         """What matched in this record, for a finding's reason. Called only when the filter matched."""
         return self.summary()
 
+    def selects(self, record: Record, ctx: Context) -> frozenset[str] | None:
+        """The URIs of the copies this filter singles out of a matched group, or None when it is about the
+        record as a whole. The engine narrows every action of the policy to the copies all such filters
+        select (as Cloud Custodian's actions act on what a filter matched), so `redundant-in-hotter-tier`
+        with `delete-redundant` names only the hotter copies, never the colder one that keeps the bytes.
+        Filters nested under `and`/`or`/`not` select nothing: narrowing is for top-level filters only."""
+        return None
+
 
 class Action(Element, ABC):
     """What a finding recommends. Actions never change a bucket: they name the URIs they apply to."""
@@ -126,9 +154,17 @@ class Action(Element, ABC):
     # re-tier copies. Opting out is for actions that leave every copy in place.
     protects_master: ClassVar[bool] = True
 
+    # Said after the finding's reason when the finding is priced: what its figures leave out.
+    cost_note: ClassVar[str] = ""
+
     @abstractmethod
     def targets(self, record: Record, ctx: Context) -> list[str]:
         """URIs the action applies to; an empty list means no finding."""
+
+    def estimate(self, copy: Record, pricing: Pricing, now: datetime) -> Estimate:
+        """What following the recommendation for one target copy saves monthly and costs once. Nothing by
+        default: reporting or editing metadata leaves the bytes where they are."""
+        return ZERO
 
     def summary(self) -> str:
         return self.type
@@ -160,8 +196,9 @@ class PolicySpec(_Strict):
 
 
 class PolicyFile(_Strict):
-    """A policy file: a mapping with one key, `policies`."""
+    """A policy file: `policies`, and a `description` that `tierscan policy list` shows for a pack."""
 
+    description: str = ""
     policies: Annotated[list[Any], _items("PolicySpec")]
 
 

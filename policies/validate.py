@@ -41,6 +41,7 @@ __all__ = [
     "BUILTIN",
     "PACKS_DIR",
     "builtin_pack_names",
+    "describe_packs",
     "describe_policies",
     "load_policies",
     "validate_files",
@@ -82,6 +83,22 @@ def load_policies(*, packs: Iterable[str] = (BUILTIN,), files: Iterable[Path | s
 def validate_files(paths: Iterable[Path | str]) -> list[str]:
     """Error lines for policy files checked together (names must be unique across them); empty if valid."""
     return _load([(Path(p), str(p)) for p in paths])[1]
+
+
+def describe_packs(selected: Iterable[str] = (BUILTIN,)) -> list[dict[str, Any]]:
+    """One row per shipped pack for `tierscan policy list`: name, description, its policies, and whether
+    the `selected` pack names (the config's `policies.packs`) include it."""
+    chosen = set(selected)
+    rows = []
+    for path in sorted(PACKS_DIR.glob("*.yaml")):
+        _, data = read_yaml(path)
+        rows.append({
+            "name": path.stem,
+            "selected": BUILTIN in chosen or path.stem in chosen,
+            "description": str(data.get("description", "")).strip(),
+            "policies": [p.name for p in load_policies(packs=[path.stem])],
+        })
+    return rows
 
 
 def describe_policies(policy_set: PolicySet) -> list[dict[str, Any]]:

@@ -17,11 +17,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from policies import describe_policies, load_policies, policy_schema, validate_files
+from policies import describe_packs, describe_policies, load_policies, policy_schema, validate_files
 
 from .catalog import Catalog
 from .config import Config, load_config
 from .errors import UsageError
+from .exposure import Exposure, exposure as personal_data_exposure
 from .models import Report, Severity, Skipped
 from .progress import RichProgress
 
@@ -64,7 +65,8 @@ def _build_report(config: Config, catalog: Catalog) -> Report:
     )
 
 
-def _emit(report: Report, fmt: str, output: Path | None) -> None:
+def _emit(report: Report, fmt: str, output: Path | None, csv_table: str = "buckets",
+          exposure: Exposure | None = None) -> None:
     from .report import render_csv, render_json, render_table
 
     if fmt == "table":
@@ -74,7 +76,12 @@ def _emit(report: Report, fmt: str, output: Path | None) -> None:
         else:
             render_table(report, _console())
         return
-    text = render_json(report) if fmt == "json" else render_csv(report, what="buckets")
+    if fmt == "html":
+        from .html_report import render_html
+
+        text = render_html(report, exposure or Exposure())
+    else:
+        text = render_json(report) if fmt == "json" else render_csv(report, csv_table)  # type: ignore[arg-type]
     _write_text(text, output)
 
 
@@ -130,6 +137,23 @@ fail_on_option = click.option(
 output_option = click.option(
     "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file, not stdout.",
 )
+output_dir_option = click.option(
+    "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+    help="Also write DIR/report.json and, per policy, DIR/POLICY/resources.json of what it matched.",
+)
+
+
+def _write_output_dir(out: Path, config: Config, catalog: Catalog, report: Report) -> None:
+    """Cloud-Custodian-style dry-run output: the report, and each policy's matched records."""
+    from policies import write_resources
+
+    from .pipeline import policy_records
+    from .report import render_json
+
+    policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
+    objects, groups = policy_records(config, list(catalog.records()), report.groups)
+    write_resources(out, policy_set, report.findings, objects=objects, groups=groups)
+    (out / "report.json").write_text(render_json(report), encoding="utf-8")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -152,9 +176,11 @@ def cli() -> None:
 @output_option
 @click.option("--workers", type=click.IntRange(min=1), help="Fingerprint processes (default: one per core).")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Object reads in flight (default 16).")
+@output_dir_option
 @_guard
 def scan(targets: tuple[str, ...], config_path: Path | None, db: Path | None, fail_on: str | None,
-         fmt: str, output: Path | None, workers: int | None, concurrency: int | None) -> None:
+         fmt: str, output: Path | None, workers: int | None, concurrency: int | None,
+         output_dir: Path | None) -> None:
     """List, read, fingerprint, group and evaluate policies; then print the report.
 
     TARGETS are local folders (each top-level sub-folder is a bucket) or URIs: s3://BUCKET[/PREFIX],
@@ -171,8 +197,13 @@ def scan(targets: tuple[str, ...], config_path: Path | None, db: Path | None, fa
         with RichProgress() as progress:
             asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress))
         report = _build_report(config, catalog)
+        if output_dir:
+            _write_output_dir(output_dir, config, catalog, report)
     if fmt != "none":
         _emit(report, fmt, output)
+    from .report import summary_line
+
+    click.echo(summary_line(report), err=True)
     _exit_for(report, fail_on)
 
 
@@ -180,32 +211,53 @@ def scan(targets: tuple[str, ...], config_path: Path | None, db: Path | None, fa
 @config_option
 @db_option
 @fail_on_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
+              show_default=True)
+@click.option("--csv-table", type=click.Choice(["buckets", "groups", "findings"]), default="buckets",
+              show_default=True, help="With --format csv: a row per bucket, per group member or per finding.")
 @output_option
+@output_dir_option
 @_guard
-def report(config_path: Path | None, db: Path | None, fail_on: str | None, fmt: str, output: Path | None) -> None:
+def report(config_path: Path | None, db: Path | None, fail_on: str | None, fmt: str, csv_table: str,
+           output: Path | None, output_dir: Path | None) -> None:
     """Print the report of the last scan: per-bucket savings, duplicate groups, findings, skipped objects.
 
-    `--format csv` writes the per-bucket table.
+    `--format csv` writes one table (`--csv-table`); `--format html` writes one self-contained page with
+    charts that works offline (GPS rounded to about 1 km), best with `--output report.html`.
     """
     config = load_config(config_path)
     with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
         rep = _build_report(config, catalog)
-    _emit(rep, fmt, output)
+        if output_dir:
+            _write_output_dir(output_dir, config, catalog, rep)
+        exposure = personal_data_exposure(catalog.records()) if fmt == "html" else None
+    _emit(rep, fmt, output, csv_table, exposure)
     _exit_for(rep, fail_on)
 
 
 @cli.command()
 @config_option
 @db_option
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl",
+              show_default=True)
 @output_option
 @_guard
 def inventory(config_path: Path | None, db: Path | None, fmt: str, output: Path | None) -> None:
-    """Write the audit inventory: one record per object, with exact EXIF values (GPS is not rounded)."""
+    """Write the audit inventory: one record per object, with exact EXIF values (GPS is not rounded).
+
+    `--format parquet` (needs `--output` and the `parquet` extra) writes the CSV's flattened columns, typed.
+    """
     from .inventory import write_csv, write_jsonl
 
     config = load_config(config_path)
+    if fmt == "parquet":
+        if output is None:
+            raise UsageError("--format parquet writes a binary file: give --output FILE")
+        from .inventory_parquet import write_parquet
+
+        with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
+            write_parquet(catalog.records(), output)
+        return
     writer = write_jsonl if fmt == "jsonl" else write_csv
     with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
         fh: IO[str]
@@ -238,9 +290,17 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 @config_option
 @_guard
 def policy_list(config_path: Path | None) -> None:
-    """Show the policies a scan would evaluate: built-in packs and the config's files."""
+    """Show the built-in packs (`policies.packs` in the config selects them; `builtin` means all), then
+    the policies a scan would evaluate: the selected packs' and the config's files'."""
     config = load_config(config_path)
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
+    packs = Table(title="Packs")
+    for column in ("pack", "selected", "policies", "description"):
+        packs.add_column(column)
+    for pack in describe_packs(config.policies.packs):
+        packs.add_row(pack["name"], "yes" if pack["selected"] else "no", ", ".join(pack["policies"]),
+                      pack["description"])
+    _console().print(packs)
     table = Table(title="Policies")
     for column in ("pack", "name", "resource", "severity", "filters", "actions", "description"):
         table.add_column(column)
@@ -255,6 +315,59 @@ def policy_schema_command() -> None:
     """Print the JSON Schema of policy files (generated from the registered filters and actions), for
     editors and CI checks."""
     click.echo(json.dumps(policy_schema(), indent=2))
+
+
+@cli.group()
+def prices() -> None:
+    """Price tables: refresh list prices from the providers' public price APIs."""
+
+
+@prices.command("refresh")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The price override file to write (name it under `prices:` in the config).")
+@click.option("--region", "regions", multiple=True, metavar="PROVIDER:REGION",
+              help="Fetch only these, e.g. s3:ap-east-1 (repeatable). Default: Hong Kong, Mainland China and "
+                   "US regions of s3, gcs and azure.")
+@click.option("--gcp-api-key", envvar="TIERSCAN_GCP_API_KEY",
+              help="API key for the Google Cloud Billing Catalog (env TIERSCAN_GCP_API_KEY); gcs is skipped "
+                   "without one.")
+@click.option("--aws-endpoint", hidden=True)
+@click.option("--aws-cn-endpoint", hidden=True)
+@click.option("--gcp-endpoint", hidden=True)
+@click.option("--azure-endpoint", hidden=True)
+@_guard
+def prices_refresh(output: Path, regions: tuple[str, ...], gcp_api_key: str | None, aws_endpoint: str | None,
+                   aws_cn_endpoint: str | None, gcp_endpoint: str | None, azure_endpoint: str | None) -> None:
+    """Fetch S3, GCS and Azure Blob list prices (AWS Price List, Google Cloud Billing Catalog, Azure Retail
+    Prices) and write them as a price override file with each source URL and today's date.
+
+    Needs the `prices` extra (aiohttp). Exit status 1 when some region could not be fetched (the file still
+    holds the rest).
+    """
+    from datetime import date
+
+    from .price_refresh import DEFAULT_REGIONS, Endpoints, refresh, write_override
+
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError as exc:
+        raise UsageError("prices refresh needs aiohttp: pip install 'tierscan[prices]'") from exc
+    wanted: dict[str, list[str]] = {}
+    for item in regions:
+        provider, sep, region = item.partition(":")
+        if not sep or provider not in DEFAULT_REGIONS or not region:
+            raise UsageError(f"--region {item}: expected PROVIDER:REGION with PROVIDER one of s3, gcs, azure")
+        wanted.setdefault(provider, []).append(region)
+    overrides = {"aws": aws_endpoint, "aws_cn": aws_cn_endpoint, "gcp": gcp_endpoint, "azure": azure_endpoint}
+    endpoints = Endpoints(**{k: v for k, v in overrides.items() if v})
+    result = asyncio.run(refresh(wanted or DEFAULT_REGIONS, endpoints, gcp_api_key))
+    for error in result.errors:
+        click.echo(f"tierscan: {error}", err=True)
+    write_override(result.fetched, output, date.today())
+    click.echo(f"{output}: {len(result.fetched)} region(s): "
+               + ", ".join(f"{f.provider}/{f.region}" for f in result.fetched), err=True)
+    if result.errors:
+        sys.exit(1)
 
 
 def main() -> None:

@@ -2,12 +2,13 @@
 
 Exact: objects are joined when their SHA-256 is equal, or when both have a trusted provider MD5 and the
 same size (that is how copies in archive tiers, which are never read, still match). Master: the first
-copy matching a configured `master.prefer` glob, else the oldest copy.
+copy matching a configured `master.prefer` glob, else the best by `master.exact` (default: the oldest).
 
 Near: among images with perceptual hashes (one per exact group: its master stands for its copies),
 objects are near duplicates of a centre when both pHash and dHash are within the configured Hamming
-distances. Groups are stars around a centre chosen best-first (highest resolution, then largest file,
-then oldest), so two unrelated images never join through an intermediate one; the centre is the master.
+distances. Groups are stars around a centre chosen best-first by `master.near` (default: highest
+resolution, then largest file, then oldest), so two unrelated images never join through an intermediate
+one; the centre is the master.
 Comparison is blockwise all-pairs on numpy arrays: correct and fine to about 10^5 images; the scalable
 index is a separate component.
 """
@@ -18,14 +19,14 @@ import fnmatch
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from .config import MasterSettings, NearSettings
+from .config import MasterRule, MasterSettings, NearSettings
 from .models import Group, GroupMember, InventoryRecord
 
-__all__ = ["exact_groups", "near_groups"]
+__all__ = ["MASTER_RULES", "choose_exact_master", "exact_groups", "near_groups"]
 
 _BLOCK = 2048  # rows compared at a time: bounds the distance matrix to _BLOCK x N bytes
 
@@ -46,17 +47,30 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _oldest_key(r: InventoryRecord) -> tuple[object, ...]:
-    return (r.modified, r.tier.rank, r.uri)
+# The master criteria a config may name (`master.exact`, `master.near`): each gives a sort key, best first.
+MASTER_RULES: dict[MasterRule, Callable[[InventoryRecord], object]] = {
+    "oldest": lambda r: r.modified.timestamp(),
+    "newest": lambda r: -r.modified.timestamp(),
+    "hottest": lambda r: r.tier.rank,
+    "coldest": lambda r: -r.tier.rank,
+    "highest-resolution": lambda r: -(r.width or 0) * (r.height or 0),
+    "largest": lambda r: -r.size,
+}
+
+
+def _ranking(rules: Sequence[MasterRule]) -> Callable[[InventoryRecord], tuple[object, ...]]:
+    """Sort key of the best master first: the rules in order, then the URI, so the choice is stable."""
+    return lambda r: (*(MASTER_RULES[rule](r) for rule in rules), r.uri)
 
 
 def choose_exact_master(members: Sequence[InventoryRecord], master: MasterSettings) -> InventoryRecord:
-    """A configured master location first (in the order of `prefer`), else the oldest copy."""
+    """A configured master location first (in the order of `prefer`), else the best by `master.exact`."""
+    rank = _ranking(master.exact)
     for pattern in master.prefer:
         preferred = [r for r in members if fnmatch.fnmatchcase(r.uri, pattern)]
         if preferred:
-            return min(preferred, key=_oldest_key)
-    return min(members, key=_oldest_key)
+            return min(preferred, key=rank)
+    return min(members, key=rank)
 
 
 def _group(kind: str, key: str, master: InventoryRecord, members: list[InventoryRecord],
@@ -109,13 +123,11 @@ class _Candidate:
     dhash: int
 
 
-def _near_rank(r: InventoryRecord) -> tuple[object, ...]:
-    """Best master first: highest resolution, then largest file, then oldest."""
-    return (-(r.width or 0) * (r.height or 0), -r.size, r.modified, r.uri)
-
-
-def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near: NearSettings) -> list[Group]:
-    """Star groups of perceptually similar images; exact copies are represented by their group's master."""
+def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near: NearSettings,
+                master: MasterSettings | None = None) -> list[Group]:
+    """Star groups of perceptually similar images; exact copies are represented by their group's master.
+    Centres, the masters, are taken best first by `master.near`."""
+    rank = _ranking((master or MasterSettings()).near)
     non_masters = {m.uri for g in exact for m in g.members if m.uri != g.master}
     cands = sorted(
         (
@@ -123,7 +135,7 @@ def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near
             for r in records
             if r.phash and r.dhash and r.status == "fingerprinted" and r.uri not in non_masters
         ),
-        key=lambda c: _near_rank(c.record),
+        key=lambda c: rank(c.record),
     )
     if len(cands) < 2:
         return []

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import UsageError
 from .models import Tier
 
-__all__ = ["BucketSettings", "Config", "load_config", "format_validation_error"]
+__all__ = ["BucketSettings", "Config", "MasterRule", "MasterSettings", "format_validation_error", "load_config"]
 
 
 class _Strict(BaseModel):
@@ -44,10 +44,29 @@ class NearSettings(_Strict):
     dhash_max_distance: int = Field(default=8, ge=0, le=32)
 
 
+# Criteria for choosing a group's master, by name; `scanner.cluster.MASTER_RULES` gives each its sort key.
+MasterRule = Literal["oldest", "newest", "hottest", "coldest", "highest-resolution", "largest"]
+_Rules = Annotated[
+    list[MasterRule],
+    BeforeValidator(lambda v: [v] if isinstance(v, str) else v),  # `exact: hottest` is a list of one
+    Field(min_length=1),
+]
+_EXACT_DEFAULT: tuple[MasterRule, ...] = ("oldest", "hottest")
+_NEAR_DEFAULT: tuple[MasterRule, ...] = ("highest-resolution", "largest", "oldest")
+
+
 class MasterSettings(_Strict):
-    """Where the master copy of an exact group should be: URI globs, tried in order."""
+    """How a group's master (the copy no finding may recommend removing) is chosen.
+
+    Exact groups: the first copy under a `prefer` URI glob (a bucket or prefix, tried in order), else the
+    best by the `exact` criteria. Near groups: the best by the `near` criteria; near groups are stars
+    around their master, so these criteria also decide which images become centres. Each list is tried in
+    order, ties going to the next criterion and finally to the URI; the defaults are DESIGN.md's.
+    """
 
     prefer: list[str] = Field(default_factory=list)
+    exact: _Rules = Field(default_factory=lambda: list(_EXACT_DEFAULT))
+    near: _Rules = Field(default_factory=lambda: list(_NEAR_DEFAULT))
 
 
 class ScanSettings(_Strict):

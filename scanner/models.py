@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "Breakdown",
     "BucketSummary",
     "ExifRecord",
     "Finding",
@@ -184,6 +185,10 @@ class Finding(_Frozen):
     uris: list[str]
     group: str | None = None
     reason: str
+    # What following the recommendation for these URIs saves each month and costs once (early deletion,
+    # retrieval), priced like the report's savings; 0 for actions that move no bytes, such as `report`.
+    monthly_savings_usd: float = 0.0
+    one_time_cost_usd: float = 0.0
 
 
 class Skipped(_Frozen):
@@ -205,6 +210,22 @@ class BucketSummary(_Frozen):
     monthly_cost_usd: float
     monthly_savings_usd: float
     one_time_cost_usd: float
+    # First month whose cumulative savings exceed the one-time cost; None when nothing is saved.
+    break_even_month: int | None = None
+
+
+class Breakdown(_Frozen):
+    """Objects, bytes and savings of one tier or one region (the report's `tiers[]` and `regions[]`)."""
+
+    key: str  # the tier (hot, cool, cold, archive) or the region
+    jurisdiction: str | None = None  # for a region: its jurisdiction
+    objects: int
+    bytes: int
+    redundant_objects: int
+    redundant_bytes: int
+    monthly_cost_usd: float
+    monthly_savings_usd: float
+    one_time_cost_usd: float
 
 
 class ReportTotals(_Frozen):
@@ -218,6 +239,10 @@ class ReportTotals(_Frozen):
     one_time_cost_usd: float
     scan_cost_usd: float
     skipped: int
+    scan_retrieval_usd: float = 0.0  # the part of scan_cost_usd that is retrieval fees
+    scan_request_usd: float = 0.0  # the part of scan_cost_usd that is request (GET) fees
+    # First month whose cumulative savings exceed one_time_cost_usd + scan_cost_usd; None: never.
+    break_even_month: int | None = None
 
 
 class ScanStats(_Frozen):
@@ -245,4 +270,6 @@ class Report(_Frozen):
     groups: list[Group]
     findings: list[Finding]
     skipped: list[Skipped]
+    tiers: list[Breakdown] = Field(default_factory=list)  # hottest first
+    regions: list[Breakdown] = Field(default_factory=list)  # by bytes, largest first
     prices: dict[str, str] = Field(default_factory=dict)  # price table provenance: source and date

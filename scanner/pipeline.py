@@ -16,18 +16,19 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from connectors import Connector, connector_class, parse_target
-from policies import evaluate, load_policies
+from policies import Pricing, evaluate, load_policies
 
 from .catalog import Catalog, WorkItem
 from .cluster import exact_groups, near_groups
 from .config import Config
 from .errors import ObjectError, UsageError
 from .fingerprint import FingerprintPool, FingerprintResult
-from .models import ExifRecord, GPS, InventoryRecord, ScanStats
+from .models import ExifRecord, GPS, Group, InventoryRecord, ScanStats
+from .pricing import PriceTable, price_as_from_config
 from .progress import Progress
 from .tiers import JurisdictionMap
 
-__all__ = ["evaluate_results", "run_scan"]
+__all__ = ["evaluate_results", "policy_records", "run_scan"]
 
 log = logging.getLogger("tierscan")
 
@@ -145,21 +146,30 @@ def _policy_record(r: InventoryRecord, jurisdictions: JurisdictionMap) -> dict[s
     return record
 
 
+def policy_records(config: Config, records: list[InventoryRecord],
+                   groups: list[Group]) -> tuple[dict[str, dict[str, object]], dict[str, dict[str, object]]]:
+    """What policies see, keyed by URI and by group id: object records, and group records whose members
+    are full object records. The scan evaluates these; `--output-dir` writes the matched ones out."""
+    jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
+    objects = {r.uri: _policy_record(r, jurisdictions) for r in records}
+    group_records = {}
+    for g in groups:
+        record = g.model_dump(mode="json")
+        record["members"] = [{**objects[m.uri], "distance": m.distance} for m in g.members]
+        group_records[g.id] = record
+    return objects, group_records
+
+
 def evaluate_results(config: Config, catalog: Catalog, now: datetime) -> None:
-    """Group the catalog's objects, evaluate the configured policies, and store both."""
+    """Group the catalog's objects, evaluate the configured policies (findings priced like the report),
+    and store both."""
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     records = list(catalog.records())
     exact = exact_groups(records, config.master)
-    near = near_groups(records, exact, config.near)
-    jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
-    objects = {r.uri: _policy_record(r, jurisdictions) for r in records}
-    group_records = []
-    for g in exact + near:
-        record = g.model_dump(mode="json")
-        record["members"] = [{**objects[m.uri], "distance": m.distance} for m in g.members]
-        # Exact copies behind a near group's members carry the same pixels and the same liabilities.
-        group_records.append(record)
-    findings = evaluate(policy_set, objects=list(objects.values()), groups=group_records, now=now)
+    near = near_groups(records, exact, config.near, config.master)
+    objects, groups = policy_records(config, records, exact + near)
+    pricing = Pricing(PriceTable.load(config.prices), price_as_from_config(config))
+    findings = evaluate(policy_set, objects=objects.values(), groups=groups.values(), now=now, pricing=pricing)
     catalog.replace_results(exact + near, findings)
 
 

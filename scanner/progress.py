@@ -1,5 +1,9 @@
 """Progress on long scans: objects listed, objects and bytes read, with rates. Silent when stderr is not a
-terminal, so pipes, CI logs and tests get clean output."""
+terminal, so pipes, CI logs and tests get clean output.
+
+Two bars: "listing" counts objects (its total is unknown until every listing ends) at objects/s;
+"reading" counts objects read of those planned and bytes read of the bytes planned, at bytes/s.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,14 @@ import sys
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
     Progress as _Bars,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
 __all__ = ["Progress", "RichProgress"]
 
@@ -32,6 +36,33 @@ class Progress:
     def done(self) -> None: ...
 
 
+def _binary(n: float) -> str:
+    """Bytes in binary units, as the report prints them (1.5 GiB)."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+class _CountsColumn(ProgressColumn):
+    """Objects (and, for reading, bytes) done of the total, then the rate."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed or 0.0
+        if task.fields.get("kind") == "read":
+            total = task.fields.get("objects_total", 0)
+            objects = task.fields.get("objects", 0)
+            text = (
+                f"{objects:,}/{total:,} objects  {_binary(task.completed)}/{_binary(task.total or 0)}"
+                f"  {_binary(speed)}/s"
+            )
+        else:
+            text = f"{int(task.completed):,} objects  {speed:,.0f} objects/s"
+        return Text(text, style="progress.download")
+
+
 class RichProgress(Progress):
     """Rich progress bars on stderr, shown only on a terminal."""
 
@@ -39,8 +70,8 @@ class RichProgress(Progress):
         self.console = console or Console(stderr=True)
         self.enabled = self.console.is_terminal and sys.stderr.isatty()
         self._bars = _Bars(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
-            TransferSpeedColumn(), TimeElapsedColumn(), console=self.console, transient=True,
+            TextColumn("{task.description:<8}"), BarColumn(), _CountsColumn(), TimeElapsedColumn(),
+            console=self.console, transient=True,
         )
         self._listing: TaskID | None = None
         self._reading: TaskID | None = None
@@ -48,7 +79,7 @@ class RichProgress(Progress):
     def __enter__(self) -> RichProgress:
         if self.enabled:
             self._bars.start()
-            self._listing = self._bars.add_task("listing", total=None)
+            self._listing = self._bars.add_task("listing", total=None, kind="list")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -61,8 +92,14 @@ class RichProgress(Progress):
 
     def planned(self, objects: int, size: int) -> None:
         if self.enabled:
-            self._reading = self._bars.add_task("reading", total=size)
+            if self._listing is not None:  # listing is over: its bar stops counting time
+                self._bars.update(self._listing, total=self._bars.tasks[self._listing].completed)
+            self._reading = self._bars.add_task(
+                "reading", total=size, kind="read", objects=0, objects_total=objects
+            )
 
     def read(self, n_bytes: int) -> None:
+        """One object read, of `n_bytes` bytes."""
         if self._reading is not None:
-            self._bars.advance(self._reading, n_bytes)
+            task = self._bars.tasks[self._reading]
+            self._bars.update(self._reading, advance=n_bytes, objects=task.fields["objects"] + 1)

@@ -1,9 +1,10 @@
 """The savings report: built once from the catalog's records, groups and findings, then rendered as a rich
-table for people, JSON for scripts (the `schema_version: 1` contract) or CSV for spreadsheets.
+table for people, JSON for scripts (the `schema_version: 1` contract) or CSV for spreadsheets (the HTML
+page is `scanner.html_report`).
 
 Money is rounded to 6 significant digits (so a small estate's figures do not read as zero) here and only
-here (see `scanner.savings` for the arithmetic). The report carries no GPS positions at all (those live in the inventory, the audit record), so no renderer can
-print one unrounded.
+here (see `scanner.savings` for the arithmetic). The report carries no GPS positions at all (those live in
+the inventory, the audit record), so no renderer can print one unrounded.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .models import (
+    Breakdown,
     BucketSummary,
     Finding,
     Group,
@@ -30,11 +32,25 @@ from .models import (
     ReportTotals,
     ScanStats,
     Skipped,
+    Tier,
 )
 from .pricing import PriceAs, PriceTable
-from .savings import BucketTally, scan_cost, tally
+from .savings import BucketTally, Sums, break_even_month, scan_cost_parts, tally
 
-__all__ = ["build_report", "human_bytes", "render_csv", "render_json", "render_table"]
+__all__ = [
+    "break_even_text",
+    "build_report",
+    "group_redundant_bytes",
+    "group_spans",
+    "human_bytes",
+    "money_text",
+    "price_caveat",
+    "render_csv",
+    "render_json",
+    "render_table",
+    "short_uri",
+    "summary_line",
+]
 
 MONEY_DIGITS = 6  # significant digits of money in the report: a small estate's figures never read as zero
 TOP_GROUPS = 10
@@ -60,6 +76,9 @@ def build_report(
     result = tally(records, groups, prices, price_as, now)
     ordered = sorted(result.buckets.values(), key=lambda b: (-b.monthly_savings_usd, b.uri))
     skipped = list(skipped)
+    scan = scan_cost_parts(stats, result.tier_prices)
+    savings = sum(b.monthly_savings_usd for b in ordered)
+    one_time = sum(b.one_time_cost_usd for b in ordered)
     totals = ReportTotals(
         objects=sum(b.objects for b in ordered),
         bytes=sum(b.bytes for b in ordered),
@@ -67,10 +86,13 @@ def build_report(
         near_duplicate_groups=sum(1 for g in groups if g.kind == "near"),
         redundant_objects=sum(b.redundant_objects for b in ordered),
         redundant_bytes=sum(b.redundant_bytes for b in ordered),
-        monthly_savings_usd=_money(sum(b.monthly_savings_usd for b in ordered)),
-        one_time_cost_usd=_money(sum(b.one_time_cost_usd for b in ordered)),
-        scan_cost_usd=_money(scan_cost(stats, result.tier_prices)),
+        monthly_savings_usd=_money(savings),
+        one_time_cost_usd=_money(one_time),
+        scan_cost_usd=_money(scan.total_usd),
         skipped=len(skipped),
+        scan_retrieval_usd=_money(scan.retrieval_usd),
+        scan_request_usd=_money(scan.request_usd),
+        break_even_month=break_even_month(savings, one_time + scan.total_usd),
     )
     provenance = {
         "table": prices.origin,
@@ -85,7 +107,32 @@ def build_report(
         groups=groups,
         findings=list(findings),
         skipped=skipped,
+        tiers=[_breakdown(tier.value, None, sums) for tier, sums in sorted(result.tiers.items(), key=_rank)],
+        regions=[
+            _breakdown(region, jurisdiction, sums)
+            for region, (jurisdiction, sums) in sorted(
+                result.regions.items(), key=lambda kv: (-kv[1][1].bytes, kv[0])
+            )
+        ],
         prices=provenance,
+    )
+
+
+def _rank(item: tuple[Tier, Sums]) -> int:
+    return item[0].rank
+
+
+def _breakdown(key: str, jurisdiction: str | None, sums: Sums) -> Breakdown:
+    return Breakdown(
+        key=key,
+        jurisdiction=jurisdiction,
+        objects=sums.objects,
+        bytes=sums.bytes,
+        redundant_objects=sums.redundant_objects,
+        redundant_bytes=sums.redundant_bytes,
+        monthly_cost_usd=_money(sums.monthly_cost_usd),
+        monthly_savings_usd=_money(sums.monthly_savings_usd),
+        one_time_cost_usd=_money(sums.one_time_cost_usd),
     )
 
 
@@ -104,6 +151,7 @@ def _summary(bucket: BucketTally) -> BucketSummary:
         monthly_cost_usd=_money(bucket.monthly_cost_usd),
         monthly_savings_usd=_money(bucket.monthly_savings_usd),
         one_time_cost_usd=_money(bucket.one_time_cost_usd),
+        break_even_month=bucket.break_even_month,
     )
 
 
@@ -195,7 +243,7 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _usd(value: float) -> str:
+def money_text(value: float) -> str:
     """Cents for people; sub-cent amounts keep two significant digits so they do not read as zero."""
     if value == 0 or abs(value) >= 0.01:
         return f"${value:,.2f}"
@@ -203,7 +251,7 @@ def _usd(value: float) -> str:
     return f"${value:.{decimals}f}"
 
 
-def _short(uri: str) -> str:
+def short_uri(uri: str) -> str:
     """A local file's path relative to the working folder, when it is below it; any other URI as is."""
     if not uri.startswith("file://"):
         return uri
@@ -224,8 +272,9 @@ def render_table(report: Report, console: Console) -> None:
         f"({human_bytes(t.redundant_bytes)})"
     )
     console.print(
-        f"Monthly savings [bold green]{_usd(t.monthly_savings_usd)}[/bold green], one-time cost "
-        f"{_usd(t.one_time_cost_usd)}, this scan cost {_usd(t.scan_cost_usd)}; "
+        f"Monthly savings [bold green]{money_text(t.monthly_savings_usd)}[/bold green], one-time cost "
+        f"{money_text(t.one_time_cost_usd)}, this scan cost {money_text(t.scan_cost_usd)}; "
+        f"{break_even_text(t.break_even_month)}; "
         f"{t.near_duplicate_groups:,} near-duplicate groups to review (not counted in savings); "
         f"{t.skipped:,} skipped"
     )
@@ -243,16 +292,38 @@ def render_table(report: Report, console: Console) -> None:
         )
 
 
-def _price_caveat(report: Report, console: Console) -> None:
+def summary_line(report: Report) -> str:
+    """The closing line of a scan: the headline figures, plain text (it goes to stderr, next to JSON)."""
+    t = report.totals
+    return (
+        f"tierscan: {t.objects:,} objects ({human_bytes(t.bytes)}) in {len(report.buckets):,} buckets; "
+        f"{t.redundant_objects:,} redundant copies ({human_bytes(t.redundant_bytes)}) in "
+        f"{t.duplicate_groups:,} exact groups; saves {money_text(t.monthly_savings_usd)}/month, one-time "
+        f"{money_text(t.one_time_cost_usd)}, scan cost {money_text(t.scan_cost_usd)}, "
+        f"{break_even_text(t.break_even_month)}; {len(report.findings):,} findings, {t.skipped:,} skipped"
+    )
+
+
+def break_even_text(month: int | None) -> str:
+    """The break-even month in words, shared by every renderer for people."""
+    return "never pays back (nothing to save)" if month is None else f"pays back in month {month}"
+
+
+def price_caveat(report: Report) -> str | None:
+    """How many prices behind the figures are estimates, fallbacks or missing; None when all are sound."""
     lines = report.prices.values()
     estimates = sum(1 for line in lines if "(estimate)" in line)
     unpriced = sum(1 for line in lines if line.startswith("unpriced"))
     fallbacks = sum(1 for line in lines if "not in the table" in line)
     if estimates or unpriced or fallbacks:
-        console.print(
-            f"[yellow]Prices: {estimates} estimated, {fallbacks} from a default region, {unpriced} unpriced "
-            f"(see `prices` in the JSON report)[/yellow]"
-        )
+        return f"Prices: {estimates} estimated, {fallbacks} from a default region, {unpriced} unpriced"
+    return None
+
+
+def _price_caveat(report: Report, console: Console) -> None:
+    caveat = price_caveat(report)
+    if caveat:
+        console.print(f"[yellow]{caveat} (see `prices` in the JSON report)[/yellow]")
 
 
 def _bucket_table(report: Report) -> Table:
@@ -261,20 +332,21 @@ def _bucket_table(report: Report) -> Table:
     table.add_column("Bucket", no_wrap=True)
     for name in ("Tier", "Region", "Jurisdiction"):
         table.add_column(name, overflow="fold")
-    for name in ("Objects", "Size", "Redundant", "Monthly cost", "Savings/mo", "One-time cost"):
+    for name in ("Objects", "Size", "Redundant", "Monthly cost", "Savings/mo", "One-time cost", "Break-even"):
         table.add_column(name, justify="right", overflow="fold")
     for b in report.buckets:
         table.add_row(
-            _short(b.uri),
+            short_uri(b.uri),
             b.tier.value if b.tier else "mixed",
             b.region,
             b.jurisdiction,
             f"{b.objects:,}",
             human_bytes(b.bytes),
             f"{b.redundant_objects:,} ({human_bytes(b.redundant_bytes)})",
-            _usd(b.monthly_cost_usd),
-            _usd(b.monthly_savings_usd),
-            _usd(b.one_time_cost_usd),
+            money_text(b.monthly_cost_usd),
+            money_text(b.monthly_savings_usd),
+            money_text(b.one_time_cost_usd),
+            "-" if b.break_even_month is None else f"month {b.break_even_month}",
         )
     t = report.totals
     table.add_section()
@@ -286,18 +358,27 @@ def _bucket_table(report: Report) -> Table:
         f"{t.objects:,}",
         human_bytes(t.bytes),
         f"{t.redundant_objects:,} ({human_bytes(t.redundant_bytes)})",
-        _usd(sum(b.monthly_cost_usd for b in report.buckets)),
-        _usd(t.monthly_savings_usd),
-        _usd(t.one_time_cost_usd),
+        money_text(sum(b.monthly_cost_usd for b in report.buckets)),
+        money_text(t.monthly_savings_usd),
+        money_text(t.one_time_cost_usd),
+        "-" if t.break_even_month is None else f"month {t.break_even_month} (with scan)",
     )
     return table
 
 
-def _group_table(groups: list[Group]) -> Table:
-    def wasted(g: Group) -> int:
-        return sum(m.size for m in g.members if m.uri != g.master)
+def group_redundant_bytes(g: Group) -> int:
+    """Bytes held by a group's copies other than its master."""
+    return sum(m.size for m in g.members if m.uri != g.master)
 
-    top = sorted(groups, key=lambda g: (-wasted(g), g.id))[:TOP_GROUPS]
+
+def group_spans(g: Group) -> list[str]:
+    """What a group spans, in words: tiers, regions, jurisdictions."""
+    flags = (("tiers", g.spans_tiers), ("regions", g.spans_regions), ("jurisdictions", g.spans_jurisdictions))
+    return [name for name, on in flags if on]
+
+
+def _group_table(groups: list[Group]) -> Table:
+    top = sorted(groups, key=lambda g: (-group_redundant_bytes(g), g.id))[:TOP_GROUPS]
     table = Table(title=f"Top {len(top)} of {len(groups)} exact duplicate groups", title_justify="left")
     table.add_column("Group")
     table.add_column("Copies", justify="right")
@@ -306,21 +387,12 @@ def _group_table(groups: list[Group]) -> Table:
     table.add_column("Spans")
     table.add_column("Personal data")
     for g in top:
-        spans = [
-            name
-            for name, on in (
-                ("tiers", g.spans_tiers),
-                ("regions", g.spans_regions),
-                ("jurisdictions", g.spans_jurisdictions),
-            )
-            if on
-        ]
         table.add_row(
             g.id,
             str(len(g.members)),
-            human_bytes(wasted(g)),
-            _short(g.master),
-            ", ".join(spans) or "-",
+            human_bytes(group_redundant_bytes(g)),
+            short_uri(g.master),
+            ", ".join(group_spans(g)) or "-",
             "yes" if g.has_personal_data else "no",
         )
     return table

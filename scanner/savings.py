@@ -11,11 +11,16 @@ Conventions (the report's figures depend on them):
 - A bucket is identified by its URI: the object URI without the key (`s3://bucket`, `gs://bucket`,
   `az://account/container`, `file:///data/photos/bucket`); see `bucket_uri`.
 - Records with status `gone` no longer exist and are not counted.
+- Break-even month = the first whole month whose cumulative savings exceed the one-time cost:
+  floor(one_time / monthly) + 1 (month 1 when there is no one-time cost); None when nothing is saved.
+  Per bucket the one-time cost is its early-deletion charges; in total the scan's own cost is added, since
+  the budget holder paid for it too.
 - Money is kept unrounded here; the report rounds it at output.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,17 +35,22 @@ __all__ = [
     "GIB",
     "MONTH_DAYS",
     "RemovalCost",
+    "ScanCost",
+    "Sums",
     "Tally",
+    "break_even_month",
     "bucket_uri",
     "redundant_copies",
     "removal_cost",
     "scan_cost",
+    "scan_cost_parts",
     "tally",
 ]
 
 GIB = 1 << 30
 MONTH_DAYS = 30
 _SECONDS_PER_DAY = 86_400
+_EPSILON = 1e-9
 
 
 def bucket_uri(record: InventoryRecord) -> str:
@@ -93,16 +103,20 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-@dataclass
-class BucketTally:
-    """Running totals for one bucket. Region and jurisdiction read "mixed", tier None, if objects differ."""
+def break_even_month(monthly_savings: float, one_time: float) -> int | None:
+    """The first whole month at whose end cumulative savings exceed `one_time` (see the module docstring);
+    None when `monthly_savings` is not positive, because then it never pays back."""
+    if monthly_savings <= 0:
+        return None
+    # The epsilon keeps a cost of exactly n months (6 x monthly, as rounding may leave it 5.9999...) at
+    # month n + 1: savings must exceed the cost, not equal it.
+    return math.floor(max(0.0, one_time) / monthly_savings + _EPSILON) + 1
 
-    uri: str
-    name: str
-    provider: str
-    region: str
-    jurisdiction: str
-    tier: Tier | None
+
+@dataclass
+class Sums:
+    """Running totals of a set of objects: a bucket, a tier or a region."""
+
     objects: int = 0
     bytes: int = 0
     redundant_objects: int = 0
@@ -115,12 +129,6 @@ class BucketTally:
         self.objects += 1
         self.bytes += record.size
         self.monthly_cost_usd += monthly_cost
-        if record.region != self.region:
-            self.region = "mixed"
-        if record.jurisdiction != self.jurisdiction:
-            self.jurisdiction = "mixed"
-        if record.tier != self.tier:
-            self.tier = None
 
     def add_redundant(self, record: InventoryRecord, cost: RemovalCost) -> None:
         self.redundant_objects += 1
@@ -128,12 +136,40 @@ class BucketTally:
         self.monthly_savings_usd += cost.monthly_saving_usd
         self.one_time_cost_usd += cost.one_time_usd
 
+    @property
+    def break_even_month(self) -> int | None:
+        return break_even_month(self.monthly_savings_usd, self.one_time_cost_usd)
+
+
+@dataclass(kw_only=True)
+class BucketTally(Sums):
+    """Running totals for one bucket. Region and jurisdiction read "mixed", tier None, if objects differ."""
+
+    uri: str
+    name: str
+    provider: str
+    region: str
+    jurisdiction: str
+    tier: Tier | None
+
+    def add(self, record: InventoryRecord, monthly_cost: float) -> None:
+        super().add(record, monthly_cost)
+        if record.region != self.region:
+            self.region = "mixed"
+        if record.jurisdiction != self.jurisdiction:
+            self.jurisdiction = "mixed"
+        if record.tier != self.tier:
+            self.tier = None
+
 
 @dataclass
 class Tally:
     """Per-bucket totals plus what was priced how (for the report's provenance)."""
 
     buckets: dict[str, BucketTally] = field(default_factory=dict)
+    tiers: dict[Tier, Sums] = field(default_factory=dict)
+    # Region -> (jurisdiction, totals); a region maps to one jurisdiction.
+    regions: dict[str, tuple[str, Sums]] = field(default_factory=dict)
     # Key asked for ("provider/class/region", after price_as) -> the price used.
     prices: dict[str, Price] = field(default_factory=dict)
     # Per tier, the priciest retrieval/GET seen among the scanned objects: the scan-cost basis.
@@ -166,15 +202,45 @@ def tally(
         bucket = result.buckets.get(uri)
         if bucket is None:
             bucket = result.buckets[uri] = BucketTally(
-                uri, record.bucket, record.provider, record.region, record.jurisdiction, record.tier
+                uri=uri,
+                name=record.bucket,
+                provider=record.provider,
+                region=record.region,
+                jurisdiction=record.jurisdiction,
+                tier=record.tier,
             )
-        bucket.add(record, record.size / GIB * price.storage_gb_month)
-        if record.uri in redundant:
-            bucket.add_redundant(record, removal_cost(record, price, now))
+        sums = (
+            bucket,
+            result.tiers.setdefault(record.tier, Sums()),
+            result.regions.setdefault(record.region, (record.jurisdiction, Sums()))[1],
+        )
+        monthly_cost = record.size / GIB * price.storage_gb_month
+        cost = removal_cost(record, price, now) if record.uri in redundant else None
+        for target in sums:
+            target.add(record, monthly_cost)
+            if cost is not None:
+                target.add_redundant(record, cost)
     return result
 
 
+@dataclass(frozen=True)
+class ScanCost:
+    """What the scan's reads cost, split as the providers bill it."""
+
+    retrieval_usd: float
+    request_usd: float
+
+    @property
+    def total_usd(self) -> float:
+        return self.retrieval_usd + self.request_usd
+
+
 def scan_cost(stats: ScanStats, tier_prices: Mapping[Tier, Price]) -> float:
+    """What the scan's reads cost in total (see `scan_cost_parts`)."""
+    return scan_cost_parts(stats, tier_prices).total_usd
+
+
+def scan_cost_parts(stats: ScanStats, tier_prices: Mapping[Tier, Price]) -> ScanCost:
     """What the scan's reads cost: retrieval fees per tier plus request fees.
 
     Deliberately simple and never an understatement: each tier's bytes are charged at that tier's price
@@ -182,12 +248,12 @@ def scan_cost(stats: ScanStats, tier_prices: Mapping[Tier, Price]) -> float:
     in total, so all of them are charged at the highest GET price among the tiers read (or among all tiers
     given, when no bytes were read).
     """
-    cost = 0.0
+    retrieval = 0.0
     read = []
     for tier_name, nbytes in stats.bytes_read_by_tier.items():
         price = tier_prices.get(Tier(tier_name))
         if price is not None and nbytes:
-            cost += nbytes / GIB * price.retrieval_gb
+            retrieval += nbytes / GIB * price.retrieval_gb
             read.append(price)
     get = max((p.get_per_1000 for p in read or tier_prices.values()), default=0.0)
-    return cost + stats.requests / 1000 * get
+    return ScanCost(retrieval, stats.requests / 1000 * get)

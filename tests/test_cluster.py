@@ -1,7 +1,11 @@
 from datetime import datetime, timedelta, timezone
+from typing import get_args
 
-from scanner.cluster import exact_groups, near_groups
-from scanner.config import MasterSettings, NearSettings
+import pytest
+from pydantic import ValidationError
+
+from scanner.cluster import MASTER_RULES, exact_groups, near_groups
+from scanner.config import MasterRule, MasterSettings, NearSettings
 from scanner.models import ExifRecord, GPS, InventoryRecord, Tier
 
 T0 = datetime(2020, 1, 1, tzinfo=timezone.utc)
@@ -94,3 +98,30 @@ def test_exact_copies_are_represented_by_their_master_in_near_groups():
     exact = exact_groups(records, MasterSettings())
     [g] = near_groups(records, exact, NearSettings())
     assert {m.uri for m in g.members} == {"s3://a/1", "s3://c/variant"}
+
+
+def test_master_rules_are_configurable():
+    """DESIGN.md's defaults (exact: a preferred location, else the oldest; near: highest resolution, then
+    largest, then oldest), and each named criterion when configured instead."""
+    old_archive = rec("s3://a/1", sha="x", age=9, tier=Tier.archive, width=10, height=10)
+    new_hot = rec("s3://b/1", sha="x", age=1, width=20, height=20, size=100)
+    assert exact_groups([old_archive, new_hot], MasterSettings())[0].master == "s3://a/1"
+    assert exact_groups([old_archive, new_hot], MasterSettings(exact="hottest"))[0].master == "s3://b/1"
+    highest = MasterSettings(exact=["highest-resolution", "oldest"])
+    assert exact_groups([old_archive, new_hot], highest)[0].master == "s3://b/1"
+    both = MasterSettings(prefer=["s3://a/*"], exact=["newest"])  # a preferred location still comes first
+    assert exact_groups([old_archive, new_hot], both)[0].master == "s3://a/1"
+
+    sharp = rec("s3://n/sharp", phash=f"{H:016x}", dhash=f"{H:016x}", width=400, height=300, age=1)
+    old = rec("s3://n/old", phash=flip(H, 2), dhash=flip(H, 2), width=200, height=150, age=50)
+    assert near_groups([sharp, old], [], NearSettings())[0].master == "s3://n/sharp"
+    [g] = near_groups([sharp, old], [], NearSettings(), MasterSettings(near=["oldest"]))
+    assert g.master == "s3://n/old" and {m.uri for m in g.members} == {"s3://n/sharp", "s3://n/old"}
+
+
+def test_every_configurable_master_rule_has_a_sort_key():
+    assert set(MASTER_RULES) == set(get_args(MasterRule))
+    with pytest.raises(ValidationError, match="newest"):
+        MasterSettings(exact=["youngest"])
+    with pytest.raises(ValidationError):
+        MasterSettings(near=[])

@@ -11,8 +11,9 @@ from typing import Any, Literal
 import pytest
 import yaml
 
-from policies import Action, Context, Policy, PolicySet, evaluate, load_policies
+from policies import Action, Context, Policy, PolicySet, Pricing, evaluate, load_policies
 from scanner.models import ExifRecord, Finding, Group, GroupMember, InventoryRecord, Severity
+from scanner.pricing import PriceTable
 from scanner.tiers import JurisdictionMap
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -192,7 +193,7 @@ HK_ARCHIVE = obj("s3://hk-archive/a.jpg", tier="archive", region="ap-east-1")
     ({"type": "personal-data", "kinds": ["serial"]}, group(CN_A, obj("s3://x/a.jpg", exif=SERIAL)),
      group(CN_A, HK_A)),
     ({"type": "tier", "tiers": ["archive"]}, group(HK_A, HK_ARCHIVE), group(HK_A, CN_A)),
-    ("redundant-in-hotter-tier", group(HK_ARCHIVE, HK_A), group(HK_A, HK_ARCHIVE)),
+    ("redundant-in-hotter-tier", group(HK_A, HK_ARCHIVE), group(HK_A, obj("s3://hk-2/a.jpg"))),
     ({"type": "bucket", "glob": "cn*"}, group(HK_A, CN_A), group(HK_A, SG_A)),
     ({"type": "age", "days": 30}, group(HK_A, obj("s3://old/a.jpg", age_days=31)), group(HK_A, CN_A)),
     ({"type": "size", "gte": "10MB"}, group(HK_A, obj("s3://big/a.jpg", size=10_000_000)), group(HK_A, CN_A)),
@@ -220,13 +221,24 @@ def test_domain_filters_on_objects(matches, flt, positive, negative):
     assert not matches(flt, negative)
 
 
-def test_redundant_in_hotter_tier_ignores_the_master(run):
-    """A master in a hot tier with a colder backup is the normal layout, not a redundant hot copy."""
+def test_redundant_in_hotter_tier_selects_the_hotter_copies_and_the_engine_protects_the_master(run):
+    """The filter knows no master: it singles out the hotter copies, actions apply to those only, and the
+    engine keeps the master out of deletions. A hot master with a colder backup is the normal layout."""
     hot_master = group(HK_A, HK_ARCHIVE, master=HK_A["uri"])
     cold_master = group(HK_A, HK_ARCHIVE, master=HK_ARCHIVE["uri"])
-    assert run(["redundant-in-hotter-tier"], resource="group", groups=[hot_master]) == []
-    [finding] = run(["redundant-in-hotter-tier"], resource="group", groups=[cold_master])
-    assert finding.reason == "1 redundant copy in hot tier while a copy is in archive"
+    assert run(["redundant-in-hotter-tier"], resource="group", groups=[hot_master],
+               actions=["delete-redundant"]) == []
+    [reported] = run(["redundant-in-hotter-tier"], resource="group", groups=[hot_master])
+    assert reported.uris == [HK_A["uri"]] and reported.reason == "1 copy in hot tier while a copy is in archive"
+    [finding] = run(["redundant-in-hotter-tier"], resource="group", groups=[cold_master],
+                    actions=["delete-redundant"])
+    assert finding.uris == [HK_A["uri"]]
+    # Master cool, copies hot and archive: only the hot copy goes, never the coldest copy.
+    cool = obj("s3://hk-cool/a.jpg", tier="cool")
+    [finding] = run(["redundant-in-hotter-tier"], resource="group", groups=[group(cool, HK_A, HK_ARCHIVE)],
+                    actions=["delete-redundant"])
+    assert finding.uris == [HK_A["uri"]]
+    assert finding.reason == "2 copies in hot, cool tier while a copy is in archive"
 
 
 # ---------------------------------------------------------------------------------------- reasons
@@ -379,4 +391,49 @@ def test_builtin_findings_are_what_the_pack_promises():
     assert pdpo.reason == "GPS in metadata of 1 of 3 copies; 3 copies across jurisdictions CN, HK"
     assert by_policy[("images-with-gps-or-serials", "strip-metadata")].uris == [HK_A["uri"]]
     assert by_policy[("redundant-hot-copy", "delete-redundant")].reason == (
-        "exact duplicates; 2 redundant copies in hot tier while a copy is in archive")
+        "exact duplicates; 2 copies in hot tier while a copy is in archive")
+
+
+# ------------------------------------------------------------------------------------------- money
+
+
+def test_findings_carry_what_their_recommendation_saves_and_costs(tmp_path):
+    """Priced with the table the report uses: deletion = storage + early deletion, transition = price
+    difference (+ retrieval when warming), relocate = retrieval + early deletion, the rest nothing."""
+    prices = PriceTable.builtin()
+    path = tmp_path / "money.yaml"
+    path.write_text(yaml.safe_dump({"policies": [{"name": "m", "resource": "group", "actions": [
+        "report", "delete-redundant", {"type": "transition", "to": "archive"}, {"type": "relocate", "to": "SG"},
+        "strip-metadata"]}, {"name": "warm", "resource": "object", "actions": [{"type": "transition", "to": "hot"}]}]}))
+    policy_set = load_policies(packs=[], files=[path])
+    gib = 2**30
+    young = obj("s3://hk-ia/a.jpg", tier="cool", storage_class="STANDARD_IA", size=gib, age_days=10, exif=GPS)
+    master = obj("s3://hk/a.jpg", size=gib, age_days=400)
+    found = evaluate(policy_set, groups=[group(master, young)], objects=[young], now=NOW, pricing=Pricing(prices))
+    by_action = {(f.policy, f.action): f for f in found}
+
+    ia = prices.price_for("s3", "STANDARD_IA", "ap-east-1")
+    glacier = prices.price_for("s3", "GLACIER", "ap-east-1")  # S3's first class of the archive tier
+    early = (30 - 10) / 30 * ia.storage_gb_month  # 20 of STANDARD_IA's 30 minimum days left
+    retrieval = ia.retrieval_gb + ia.get_per_1000 / 1000
+    delete = by_action[("m", "delete-redundant")]
+    assert delete.uris == [young["uri"]]
+    assert (delete.monthly_savings_usd, delete.one_time_cost_usd) == pytest.approx((ia.storage_gb_month, early))
+    move = by_action[("m", "transition")]
+    assert move.monthly_savings_usd == pytest.approx(ia.storage_gb_month - glacier.storage_gb_month)
+    assert move.one_time_cost_usd == pytest.approx(early)
+    relocate = by_action[("m", "relocate")]
+    assert (relocate.monthly_savings_usd, relocate.one_time_cost_usd) == pytest.approx((0, early + retrieval))
+    assert relocate.reason.endswith("; one-time cost excludes data transfer between regions (not in the price table)")
+    warm = by_action[("warm", "transition")]
+    standard = prices.price_for("s3", "STANDARD", "ap-east-1")
+    assert warm.monthly_savings_usd == pytest.approx(ia.storage_gb_month - standard.storage_gb_month)
+    assert warm.monthly_savings_usd < 0  # warming up costs more each month
+    assert warm.one_time_cost_usd == pytest.approx(early + retrieval)
+    for action in ("report", "strip-metadata"):
+        f = by_action[("m", action)]
+        assert f.monthly_savings_usd == f.one_time_cost_usd == 0
+
+    unpriced = evaluate(policy_set, groups=[group(master, young)], now=NOW)
+    assert all(f.monthly_savings_usd == f.one_time_cost_usd == 0 for f in unpriced)
+    assert not any(f.reason.endswith("(not in the price table)") for f in unpriced)

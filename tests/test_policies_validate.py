@@ -123,7 +123,7 @@ def test_value_and_element_errors(tmp_path, flt, field, message):
 def test_top_level_errors(tmp_path):
     assert validate_files([write(tmp_path, "policy: []\n")]) == [
         f"{tmp_path / 'p.yaml'}:1: policies: Field required",
-        f"{tmp_path / 'p.yaml'}:1: policy: unknown key (did you mean 'policies'?); valid keys: policies",
+        f"{tmp_path / 'p.yaml'}:1: policy: unknown key (did you mean 'policies'?); valid keys: description, policies",
     ]
     [error] = validate_files([write(tmp_path, "- just a list\n", "list.yaml")])
     assert error.startswith(f"{tmp_path / 'list.yaml'}:1: Input should be a valid dictionary")
@@ -178,11 +178,11 @@ def test_builtin_packs():
 def test_describe_policies_rows():
     rows = {r["name"]: r for r in describe_policies(load_policies())}
     row = rows["images-with-gps-or-serials"]
-    assert row["pack"] == "builtin" and row["resource"] == "object" and row["severity"] == "medium"
+    assert row["pack"] == "hk-pdpo" and row["resource"] == "object" and row["severity"] == "medium"
     assert row["filters"] == "personal data (gps, serial)"
     assert row["actions"] == ["strip-metadata (gps, serial)"]
     assert row["description"].startswith("Images whose metadata")
-    assert re.search(r"builtin\.yaml:\d+$", row["source"])
+    assert re.search(r"hk-pdpo\.yaml:\d+$", row["source"])
     assert rows["near-duplicate-review"]["severity"] == "info"
 
 
@@ -262,7 +262,7 @@ def test_registry_checks_names():
 
 @pytest.mark.parametrize("module", ["policies", "policies.model", "policies.filters", "policies.actions",
                                     "policies.engine", "policies.validate", "policies.schema",
-                                    "policies.registry"])
+                                    "policies.registry", "policies.costs", "policies.output"])
 def test_exported_names(module):
     mod: Any = __import__(module, fromlist=["__all__"])
     assert all(hasattr(mod, name) for name in mod.__all__)

@@ -26,7 +26,7 @@ from scanner.models import (
     Tier,
 )
 from scanner.pricing import PriceTable
-from scanner.report import build_report, human_bytes, render_csv, render_json, render_table
+from scanner.report import build_report, human_bytes, render_csv, render_json, render_table, summary_line
 
 GIB = 1 << 30
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -245,3 +245,31 @@ def test_csv_rejects_unknown_tables(report: Report) -> None:
 )
 def test_human_bytes(n: int, text: str) -> None:
     assert human_bytes(n) == text
+
+
+def test_break_even_and_scan_cost_split(report: Report) -> None:
+    t = report.totals
+    # 0.056 a month against 0.034 once plus the scan's 0.002 (all GET fees): month 1 already exceeds it.
+    assert (t.scan_retrieval_usd, t.scan_request_usd) == (0, 0.002)
+    assert t.break_even_month == 1
+    by_uri = {b.uri: b for b in report.buckets}
+    assert by_uri["s3://hk-archive"].break_even_month == 6  # 0.006 a month against 0.034 once
+    assert by_uri["s3://cn-photos"].break_even_month == 1  # nothing to pay back
+    assert by_uri["s3://hk-photos"].break_even_month is None  # nothing saved
+    assert "break_even_month" in next(csv.reader(io.StringIO(render_csv(report, "buckets"))))
+
+
+def test_tiers_and_regions_add_up_to_the_totals(report: Report) -> None:
+    assert [t.key for t in report.tiers] == ["hot", "archive"]  # hottest first
+    assert [(r.key, r.jurisdiction) for r in report.regions] == [("ap-east-1", "HK"), ("cn-north-1", "CN")]
+    for parts in (report.tiers, report.regions):
+        assert sum(p.bytes for p in parts) == report.totals.bytes
+        assert sum(p.redundant_bytes for p in parts) == report.totals.redundant_bytes
+        assert sum(p.monthly_savings_usd for p in parts) == pytest.approx(report.totals.monthly_savings_usd)
+
+
+def test_summary_line_has_the_headline_figures(report: Report) -> None:
+    line = summary_line(report)
+    assert "\n" not in line
+    for text in ("4 objects", "2 redundant copies (4.0 GiB)", "$0.06/month", "one-time $0.03", "month 1"):
+        assert text in line

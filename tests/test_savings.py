@@ -14,7 +14,16 @@ import pytest
 
 from scanner.models import Group, GroupMember, InventoryRecord, ScanStats, Tier
 from scanner.pricing import Price, PriceTable
-from scanner.savings import GIB, bucket_uri, redundant_copies, removal_cost, scan_cost, tally
+from scanner.savings import (
+    GIB,
+    break_even_month,
+    bucket_uri,
+    redundant_copies,
+    removal_cost,
+    scan_cost,
+    scan_cost_parts,
+    tally,
+)
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -227,3 +236,50 @@ def test_tally_tier_prices_take_the_priciest_seen(prices: PriceTable) -> None:
     result = tally(RECORDS, GROUPS, prices, None, NOW)
     assert result.tier_prices[Tier.archive].retrieval_gb == 0.02
     assert result.tier_prices[Tier.hot].get_per_1000 == 0.0005  # S3 STANDARD beats GCS STANDARD
+
+
+@pytest.mark.parametrize(
+    ("monthly", "one_time", "month"),
+    [
+        (0.006, 0.034, 6),  # 5 x 0.006 = 0.030 does not cover 0.034; 6 x 0.006 = 0.036 does
+        (0.01, 0.03, 4),  # 3 months only equal it: break-even is when savings exceed the cost
+        (0.05, 0.0, 1),  # nothing to pay back: the first month already saves
+        (0.0, 0.0, None),  # nothing saved: never
+        (0.0, 1.0, None),
+    ],
+)
+def test_break_even_month(monthly: float, one_time: float, month: int | None) -> None:
+    assert break_even_month(monthly, one_time) == month
+
+
+def test_a_fresh_copy_pays_back_after_its_minimum_duration(prices: PriceTable) -> None:
+    # A Deep Archive copy deleted on day 0 is charged its 180 days (6 months) at once; from month 7 on it
+    # has saved more than that.
+    fresh = rec("s3://hk-archive/new.jpg", 2 * GIB, "DEEP_ARCHIVE", 0)
+    cost = removal_cost(fresh, prices.price_for_object(fresh, None), NOW)
+    assert break_even_month(cost.monthly_saving_usd, cost.one_time_usd) == 7
+
+
+def test_per_bucket_break_even_and_tier_and_region_sums(prices: PriceTable) -> None:
+    result = tally(iter(RECORDS), GROUPS, prices, None, NOW)
+    archive = result.buckets["s3://hk-archive"]  # 0.006 a month, 0.034 once
+    assert archive.break_even_month == 6
+    assert result.buckets["s3://hk-hot"].break_even_month is None
+    # Tiers and regions partition the same objects as the buckets do.
+    for parts in (result.tiers.values(), [sums for _, sums in result.regions.values()]):
+        assert sum(p.objects for p in parts) == len(RECORDS)
+        assert sum(p.monthly_savings_usd for p in parts) == pytest.approx(
+            sum(b.monthly_savings_usd for b in result.buckets.values())
+        )
+    assert result.tiers[Tier.archive].redundant_bytes == 2 * GIB
+    assert result.regions["ap-east-1"][0] == "HK"
+
+
+def test_scan_cost_parts_split_retrieval_from_requests() -> None:
+    hot = Price(0.03, 0, 0.0, 0.0005, "t", None)
+    cool = Price(0.01, 30, 0.01, 0.001, "t", None)
+    parts = scan_cost_parts(
+        ScanStats(requests=1000, bytes_read_by_tier={"cool": 2 * GIB}), {Tier.hot: hot, Tier.cool: cool}
+    )
+    assert (parts.retrieval_usd, parts.request_usd) == pytest.approx((0.02, 0.001))
+    assert parts.total_usd == pytest.approx(0.021)
