@@ -20,6 +20,7 @@ import imagehash
 from PIL import Image
 
 from .exif import ExifInfo, detect_format, read_metadata
+from .signatures import compute_signature
 
 __all__ = ["FingerprintPool", "FingerprintResult", "PERCEPTUAL_MODE", "fingerprint_bytes"]
 
@@ -51,6 +52,7 @@ class FingerprintResult:
     sha256: str | None = None
     phash: str | None = None
     dhash: str | None = None
+    near_sig: bytes | None = None  # `signatures.Signature` blob: extra hashes, ORB features, thumbnail
     format: str | None = None
     width: int | None = None
     height: int | None = None
@@ -65,8 +67,9 @@ def _init_worker() -> None:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-def _perceptual(data: bytes, orientation: int | None) -> tuple[str | None, str | None, int, int]:
-    """pHash and dHash (hex; None for images too small to hash), and the displayed width and height."""
+def _perceptual(data: bytes, orientation: int | None) -> tuple[str | None, str | None, bytes | None, int, int]:
+    """pHash and dHash (hex), the near-duplicate signature blob (all None for images too small to hash),
+    and the displayed width and height."""
     with warnings.catch_warnings():
         # Over the limit Pillow only warns; here that is an error, raised before any pixel is decoded.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -76,7 +79,7 @@ def _perceptual(data: bytes, orientation: int | None) -> tuple[str | None, str |
         if orientation in (5, 6, 7, 8):
             width, height = height, width
         if min(width, height) < MIN_PERCEPTUAL_SIDE:
-            return None, None, width, height
+            return None, None, None, width, height
         if img.format in ("JPEG", "MPO"):
             img.draft("L", (256, 256))
         img.load()
@@ -87,7 +90,8 @@ def _perceptual(data: bytes, orientation: int | None) -> tuple[str | None, str |
             pixels = pixels.transpose(transpose)
         if max(pixels.size) > 512:
             pixels = pixels.reduce(max(1, max(pixels.size) // 256))
-        return str(imagehash.phash(pixels)), str(imagehash.dhash(pixels)), width, height
+        signature = compute_signature(pixels).to_blob()
+        return str(imagehash.phash(pixels)), str(imagehash.dhash(pixels)), signature, width, height
 
 
 def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool) -> FingerprintResult:
@@ -106,7 +110,9 @@ def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool) 
     if not want_perceptual or fmt not in _DECODABLE:
         return result
     try:
-        result.phash, result.dhash, result.width, result.height = _perceptual(data, meta.exif.orientation)
+        result.phash, result.dhash, result.near_sig, result.width, result.height = _perceptual(
+            data, meta.exif.orientation
+        )
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         result.error = f"decompression bomb: {exc}"
     except (OSError, ValueError, SyntaxError, EOFError) as exc:

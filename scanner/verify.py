@@ -1,0 +1,101 @@
+"""Geometric and photometric verification of one candidate near-duplicate pair.
+
+The index proposes pairs whose hashes are close; most are right, but burst shots, video frames and stereo
+pairs are close too. A pair is confirmed when (1) ORB features match under one similarity transform
+(rotation, scale, translation; RANSAC), directly or with one image mirrored, and (2) with that transform,
+the thumbnails agree block by block: each 8x8 block's zero-mean correlation over the overlap. A re-encode,
+resize, recolour or crop keeps almost every block; a moved subject or parallax breaks some. Only
+candidate pairs are verified, never all pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .signatures import THUMB, Features, Signature
+
+__all__ = ["Evidence", "evidence"]
+
+_RATIO = 0.8  # Lowe's ratio test on descriptor distances
+_RANSAC_PX = 4.0  # reprojection tolerance, in the larger image's decode pixels
+_BLOCK = 6  # thumbnail pixels per block side
+_MIN_STD = 3.0  # blocks flatter than this (grey levels) carry no evidence
+_MIN_POINTS = 6
+_MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """How well candidate `b` maps onto `a`: RANSAC inliers, the share of overlap blocks that correlate,
+    the lowest block correlation, and whether `b` was mirrored."""
+
+    inliers: int
+    agree: float
+    worst: float
+    mirrored: bool
+
+
+def _transform(a: Features, b: Features) -> tuple[np.ndarray | None, int]:
+    """Similarity transform from b's decode pixels to a's, and its inlier count."""
+    if len(a.points) < _MIN_POINTS or len(b.points) < _MIN_POINTS:
+        return None, 0
+    pairs = _MATCHER.knnMatch(b.descriptors, a.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < _RATIO * p[1].distance]
+    if len(good) < _MIN_POINTS:
+        return None, 0
+    src = b.points[[m.queryIdx for m in good]]
+    dst = a.points[[m.trainIdx for m in good]]
+    matrix, inliers = cv2.estimateAffinePartial2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=_RANSAC_PX, maxIters=500, confidence=0.99
+    )
+    if matrix is None:
+        return None, 0
+    return matrix, int(inliers.sum())
+
+
+def _blocks(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -> tuple[float, float]:
+    """Share of b's textured thumbnail blocks covered by a that correlate with a's pixels there (>= 0.5),
+    and the lowest correlation; (0, -1) when too little overlaps."""
+    # b-thumb pixels -> b decode -> (mirror) -> a decode -> a-thumb pixels, as one affine map.
+    to_b = np.diag([b.width / THUMB, b.height / THUMB, 1.0])
+    if mirrored:
+        to_b = np.array([[-1.0, 0, b.width], [0, 1, 0], [0, 0, 1]]) @ to_b
+    to_a_thumb = np.diag([THUMB / a.width, THUMB / a.height, 1.0])
+    full = to_a_thumb @ np.vstack([matrix, [0, 0, 1]]) @ to_b
+    # Sample a's thumbnail at pixel centres: shift by half a pixel on both sides of the map.
+    half = np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    full = np.linalg.inv(half) @ full @ half
+    warped = cv2.warpAffine(a.thumb.astype(np.float32), full[:2], (THUMB, THUMB),
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=-1.0)
+    seen = cv2.warpAffine(np.ones((THUMB, THUMB), np.float32), full[:2], (THUMB, THUMB),
+                          flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0.0)
+    k = THUMB // _BLOCK
+    shape = (k, _BLOCK, k, _BLOCK)
+    wa = warped.reshape(shape).transpose(0, 2, 1, 3).reshape(k * k, -1)
+    wb = b.thumb.astype(np.float32).reshape(shape).transpose(0, 2, 1, 3).reshape(k * k, -1)
+    covered = seen.reshape(shape).transpose(0, 2, 1, 3).reshape(k * k, -1).min(axis=1) > 0
+    wa, wb = wa - wa.mean(axis=1, keepdims=True), wb - wb.mean(axis=1, keepdims=True)
+    sa, sb = np.sqrt((wa * wa).mean(axis=1)), np.sqrt((wb * wb).mean(axis=1))
+    usable = covered & (sb > _MIN_STD) & (sa > _MIN_STD)
+    if usable.sum() < 8:
+        return 0.0, -1.0
+    corr = (wa * wb).mean(axis=1)[usable] / (sa * sb)[usable]
+    return float((corr >= 0.5).mean()), float(corr.min())
+
+
+def evidence(a: Signature, b: Signature) -> Evidence | None:
+    """The best evidence that b shows the same picture as a (b as it is, or mirrored); None when the
+    features do not match under any similarity transform."""
+    best: Evidence | None = None
+    for mirrored, fb in ((False, b.features), (True, b.mirror_features)):
+        matrix, inliers = _transform(a.features, fb)
+        if matrix is None:
+            continue
+        agree, worst = _blocks(a, b, matrix, mirrored)
+        found = Evidence(inliers, agree, worst, mirrored)
+        if best is None or (found.agree, found.inliers) > (best.agree, best.inliers):
+            best = found
+    return best
