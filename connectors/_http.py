@@ -10,13 +10,18 @@ which can quote request URLs (SAS tokens, signed URLs) or headers.
 from __future__ import annotations
 
 import asyncio
-from typing import Mapping
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import TypeVar
 
-from scanner.errors import ObjectDenied, ObjectError, ObjectGone, TransientError
+from scanner.errors import ObjectDenied, ObjectError, ObjectGone, TransientError, UsageError
 
 from .base import Throttled
 
-__all__ = ["NETWORK_ERRORS", "ErrorTable", "classify"]
+__all__ = ["NETWORK_ERRORS", "ErrorTable", "classify", "skip_forbidden"]
+
+T = TypeVar("T")
+log = logging.getLogger("tierscan.connectors")
 
 ErrorTable = Mapping[str, type[ObjectError]]
 
@@ -47,3 +52,14 @@ def classify(status: int | None, code: str | None, table: ErrorTable) -> type[Ob
     if status >= 500:
         return TransientError
     return ObjectError
+
+
+async def skip_forbidden(stream: AsyncIterator[T], *, what: str) -> AsyncIterator[T]:
+    """A bucket's listing inside a `scheme://*` scan: a bucket the credentials may see but not list (or
+    that vanished meanwhile) is logged and skipped instead of ending the whole scan. A named bucket gets
+    no such grace; its error reaches the caller."""
+    try:
+        async for item in stream:
+            yield item
+    except (ObjectDenied, ObjectGone, UsageError) as exc:
+        log.warning("%s: skipped: %s", what, exc)

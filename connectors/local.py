@@ -56,22 +56,26 @@ class LocalConnector(Connector):
                     bucket=bucket,
                     key=key,
                     size=st.st_size,
-                    modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=timezone.utc),
+                    modified=_mtime(st),
                     storage_class=None,
                     region=None,
                 )
 
     async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
-        return await asyncio.to_thread(_read, _path_of(ref), start, end)
+        return await asyncio.to_thread(_read, _path_of(ref), start, end, ref)
 
 
 def _path_of(ref: ObjectRef) -> Path:
     return Path(unquote(urlsplit(ref.uri).path))
 
 
-def _read(path: Path, start: int, end: int) -> bytes:
+def _read(path: Path, start: int, end: int, ref: ObjectRef) -> bytes:
     try:
         with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_size != ref.size or _mtime(st) != ref.modified:
+                # Replaced since it was listed: never hand out bytes of a version the listing did not see.
+                raise ObjectGone(f"{path}: changed since it was listed")
             f.seek(start)
             return f.read(end - start)
     except FileNotFoundError as exc:
@@ -80,6 +84,10 @@ def _read(path: Path, start: int, end: int) -> bytes:
         raise ObjectDenied(f"{path}: permission denied") from exc
     except IsADirectoryError as exc:
         raise ObjectGone(f"{path}: is now a folder") from exc
+
+
+def _mtime(st: os.stat_result) -> datetime:
+    return datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=timezone.utc)
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result]]:

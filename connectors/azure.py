@@ -1,0 +1,235 @@
+"""Azure Blob Storage, through azure-storage-blob's asyncio client (`azure.storage.blob.aio`).
+
+Targets are `az://ACCOUNT/CONTAINER[/PREFIX]` and `az://ACCOUNT/*`. Credentials, per account:
+- `AZURE_STORAGE_CONNECTION_STRING` (or `connection_string=`) when it names that account (AccountName,
+  or the account in its BlobEndpoint; `UseDevelopmentStorage=true` is Azurite's devstoreaccount1);
+- otherwise `DefaultAzureCredential` (environment, workload identity, managed identity, Azure CLI) against
+  `https://ACCOUNT.<endpoint suffix>`. The suffix is `blob.core.windows.net`; for Azure China set
+  `endpoint_suffix="blob.core.chinacloudapi.cn"` or `TIERSCAN_AZURE_ENDPOINT_SUFFIX` (and
+  `AZURE_AUTHORITY_HOST=https://login.chinacloudapi.cn` for azure-identity).
+The SDK's retry policy is off (`retry_total=0`): the base class's policy is the only one.
+
+Region: an account's location is not visible in the data plane (only in Azure Resource Manager), so it
+comes from configuration, first match wins: a `buckets:` entry matching `ACCOUNT/CONTAINER` or the URI
+(for example `"hkacct/*": {region: eastasia}`), then `region=` / `AZURE_STORAGE_REGION`, then a
+`defaults: region` written in the config file. With none of these the region is `unknown`.
+
+Rules:
+- **Checksums:** `Content-MD5` when the blob has one. Azure computes it for single-shot uploads; for
+  blobs committed from blocks it is whatever the writer set (often nothing), and Azure does not check it.
+- **Tiers:** the access tier (an unset, inferred tier is the account default, Hot); Archive blobs, also
+  while rehydrating, are never read. Reads send `If-Match` with the listed ETag, so a blob replaced since
+  the listing reads as gone. Azure does not serve suffix ranges, so tails are read by offset.
+- **Versions:** not listed (current blobs only).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, HttpResponseError
+from azure.storage.blob.aio import BlobServiceClient
+
+from scanner.config import Config
+from scanner.errors import ObjectDenied, ObjectError, ObjectGone, ObjectUnreadable, TransientError, UsageError
+from scanner.models import ObjectRef
+
+from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
+from .base import Capabilities, Connector, RetryPolicy, Target, Throttled, merge_streams
+
+__all__ = ["AzureConnector", "account_of_connection_string"]
+
+_DEV_ACCOUNT = "devstoreaccount1"
+_PAGE = 5000
+
+# Azure error codes (x-ms-error-code) -> scanner.errors; other statuses fall back to `_http.classify`.
+_ERRORS: ErrorTable = {
+    "BlobNotFound": ObjectGone,
+    "ContainerNotFound": ObjectGone,
+    "ConditionNotMet": ObjectGone,
+    "AuthenticationFailed": ObjectDenied,
+    "AuthorizationFailure": ObjectDenied,
+    "AuthorizationPermissionMismatch": ObjectDenied,
+    "AuthorizationSourceIPMismatch": ObjectDenied,
+    "InsufficientAccountPermissions": ObjectDenied,
+    "BlobArchived": ObjectUnreadable,
+    "BlobBeingRehydrated": ObjectUnreadable,
+    "ServerBusy": Throttled,
+    "OperationTimedOut": TransientError,
+    "InternalError": TransientError,
+}
+_NETWORK = NETWORK_ERRORS + (AzureError,)
+
+
+def _error(uri: str, exc: BaseException) -> ObjectError:
+    """The scanner error for a failed request; the message names no URL, header, key or SAS token."""
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+        code = getattr(exc, "error_code", None)  # set by the storage SDK from x-ms-error-code
+        return classify(exc.status_code, code, _ERRORS)(f"{uri}: {code or 'error'} (HTTP {exc.status_code})")
+    return TransientError(f"{uri}: {type(exc).__name__} talking to Azure")
+
+
+def account_of_connection_string(text: str) -> str | None:
+    """The storage account a connection string is for, without keeping any of its secrets."""
+    fields = dict(part.split("=", 1) for part in text.split(";") if "=" in part)
+    if fields.get("UseDevelopmentStorage", "").lower() == "true":
+        return _DEV_ACCOUNT
+    if fields.get("AccountName"):
+        return fields["AccountName"]
+    endpoint = urlsplit(fields.get("BlobEndpoint", ""))
+    if not endpoint.hostname:
+        return None
+    if endpoint.hostname in {"127.0.0.1", "localhost"} or endpoint.hostname[0].isdigit():
+        return endpoint.path.strip("/").split("/")[0] or None  # path-style (Azurite, IP endpoints)
+    return endpoint.hostname.split(".")[0]
+
+
+class AzureConnector(Connector):
+    scheme = "az"
+    capabilities = Capabilities(
+        name="azure",
+        free_checksums=frozenset({"md5"}),
+        ranged_reads=True,
+        suffix_ranges=False,
+        versioning=False,
+        lists_all_buckets=True,
+        tier_table="azure",
+        max_concurrency=64,
+        restores=True,
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        max_concurrency: int | None = None,
+        request_timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        connection_string: str | None = None,
+        credential: Any = None,
+        endpoint_suffix: str | None = None,
+        region: str | None = None,
+        container_concurrency: int = 8,
+    ):
+        super().__init__(config, max_concurrency=max_concurrency, request_timeout=request_timeout, retry=retry)
+        self._connection_string = connection_string or os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+        self._credential = credential
+        self._own_credential = credential is None
+        self._suffix = endpoint_suffix or os.environ.get("TIERSCAN_AZURE_ENDPOINT_SUFFIX") or "blob.core.windows.net"
+        region = region or os.environ.get("AZURE_STORAGE_REGION")
+        # `defaults: region` counts only when the config file wrote it: the built-in default is "local".
+        self._region = region or (None if "defaults" in config.model_fields_set else "unknown")
+        self._container_concurrency = container_concurrency
+        self._services: dict[str, BlobServiceClient] = {}
+
+    async def aclose(self) -> None:
+        services, self._services = self._services, {}
+        for service in services.values():
+            await service.close()
+        if self._own_credential and self._credential is not None:
+            await self._credential.close()
+            self._credential = None
+
+    def _service(self, account: str) -> BlobServiceClient:
+        if account not in self._services:
+            options: dict[str, Any] = {
+                "retry_total": 0,  # one retry policy: the base's
+                "connection_timeout": min(10.0, self.request_timeout),
+                "read_timeout": self.request_timeout,
+            }
+            cs = self._connection_string
+            if cs and account_of_connection_string(cs) == account:
+                try:
+                    service = BlobServiceClient.from_connection_string(cs, **options)
+                except ValueError:
+                    raise UsageError("AZURE_STORAGE_CONNECTION_STRING is not a valid connection string") from None
+            else:
+                if self._credential is None:
+                    from azure.identity.aio import DefaultAzureCredential
+
+                    self._credential = DefaultAzureCredential()
+                service = BlobServiceClient(f"https://{account}.{self._suffix}", credential=self._credential, **options)
+            self._services[account] = service
+        return self._services[account]
+
+    async def _next_page(self, uri: str, pages: Any) -> list[Any] | None:
+        """The next page of an SDK pager (None at the end), retried by the base; the pager keeps its
+        continuation token when a fetch fails, so a retry asks for the same page."""
+
+        async def attempt() -> list[Any] | None:
+            try:
+                page = await pages.__anext__()
+                return [item async for item in page]
+            except StopAsyncIteration:
+                return None
+            except _NETWORK as exc:
+                raise _error(uri, exc) from None
+
+        return await self.call("list", attempt)
+
+    # ---- listing -------------------------------------------------------------------------------
+
+    async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
+        account, _, container = target.location.partition("/")
+        if container != "*":
+            async for ref in self._list_container(account, container, target.prefix):
+                yield ref
+            return
+        service = self._service(account)
+        pages = service.list_containers(results_per_page=_PAGE).by_page()
+        names: list[str] = []
+        while (page := await self._next_page(f"az://{account}/*", pages)) is not None:
+            names.extend(c.name for c in page)
+        streams = [skip_forbidden(self._list_container(account, name, target.prefix), what=f"az://{account}/{name}")
+                   for name in names]
+        async for ref in merge_streams(streams, limit=self._container_concurrency):
+            yield ref
+
+    async def _list_container(self, account: str, container: str, prefix: str) -> AsyncIterator[ObjectRef]:
+        client = self._service(account).get_container_client(container)
+        uri = f"az://{account}/{container}/{prefix}"
+        pages = client.list_blobs(name_starts_with=prefix or None, results_per_page=_PAGE).by_page()
+        try:
+            while (page := await self._next_page(uri, pages)) is not None:
+                for blob in page:
+                    yield self._ref(account, container, blob)
+        except ObjectGone:
+            raise UsageError(f"az://{account}/{container}: no such container") from None
+
+    def _ref(self, account: str, container: str, blob: Any) -> ObjectRef:
+        md5 = blob.content_settings.content_md5 if blob.content_settings else None
+        return self.make_ref(
+            uri=f"az://{account}/{container}/{blob.name}",
+            bucket=f"{account}/{container}",
+            key=blob.name,
+            size=int(blob.size or 0),
+            modified=blob.last_modified,
+            storage_class=str(getattr(blob.blob_tier, "value", blob.blob_tier) or "Hot"),
+            region=self._region,
+            etag=(blob.etag or "").strip('"') or None,
+            checksums={"md5": bytes(md5).hex()} if md5 else None,
+        )
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
+        account, _, container = ref.bucket.partition("/")
+        blob = self._service(account).get_blob_client(container, ref.key)
+        condition: dict[str, Any] = {}
+        if ref.etag:
+            condition = {"etag": f'"{ref.etag}"', "match_condition": MatchConditions.IfNotModified}
+        try:
+            stream = await blob.download_blob(offset=start, length=end - start, max_concurrency=1, **condition)
+            return await stream.readall()
+        except HttpResponseError as exc:
+            if exc.status_code == 416:
+                if ref.size == 0:
+                    return b""
+                raise ObjectGone(f"{ref.uri}: shorter than when it was listed") from None
+            raise _error(ref.uri, exc) from None
+        except _NETWORK as exc:
+            raise _error(ref.uri, exc) from None

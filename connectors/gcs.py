@@ -1,0 +1,217 @@
+"""Google Cloud Storage, through gcloud-aio-storage (native asyncio on aiohttp).
+
+Chosen over google-cloud-storage in threads by measurement (`benchmarks/connectors.py`, fake-gcs-server,
+2 cores): 64 KiB ranged reads 1,600-2,600/s against 260-400/s, about 0.4 ms of client CPU per read
+against 3.6 ms, and listing about 1.3-1.7x faster; and no thread per request in flight.
+
+Credentials: Application Default Credentials through gcloud-aio-auth (`GOOGLE_APPLICATION_CREDENTIALS`,
+the gcloud user login, or the metadata server). With `STORAGE_EMULATOR_HOST` set (keep its `http://`)
+requests go there anonymously. `gs://*` lists the buckets of `project=`, else of `GOOGLE_CLOUD_PROJECT`
+(or `GCLOUD_PROJECT`), else of the credentials' project. The client library does not retry, so the base
+class's policy is the only one.
+
+Rules:
+- **Region:** the bucket's `location`, lower-cased (`ASIA-EAST2` -> `asia-east2`, multi-regions `us`,
+  `eu`, `asia`).
+- **Checksums:** `crc32c` is always given and always trusted. `md5Hash` is a real MD5 of the whole object
+  except for composite objects, which carry only crc32c: an object with a `componentCount` gets no md5
+  even if one is listed (fake-gcs-server lists an md5 for composites and no componentCount; real GCS does
+  neither).
+- **Versions:** the object's `generation` is its version, always.
+- **Tiers:** every class is readable (ARCHIVE too, for a retrieval fee); no restores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import os
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from gcloud.aio.storage import Storage
+
+from scanner.config import Config
+from scanner.errors import ObjectError, ObjectGone, UsageError
+from scanner.models import ObjectRef
+
+from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
+from .base import Capabilities, Connector, RetryPolicy, Target, merge_streams
+
+__all__ = ["GCSConnector"]
+
+# GCS JSON API answers carry the reason in the body; the status says enough to classify.
+_ERRORS: ErrorTable = {}
+_NETWORK = NETWORK_ERRORS + (aiohttp.ClientError,)
+_LIST_FIELDS = "nextPageToken,items(name,size,md5Hash,crc32c,updated,storageClass,generation,etag,componentCount)"
+_PAGE = 1000
+
+
+def _error(uri: str, exc: BaseException) -> ObjectError:
+    """The scanner error for a failed request; the message names no URL, header or token."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return classify(exc.status, None, _ERRORS)(f"{uri}: HTTP {exc.status}")
+    return classify(None, None, _ERRORS)(f"{uri}: {type(exc).__name__} talking to GCS")
+
+
+def checksums_of(item: dict[str, Any]) -> dict[str, str]:
+    """The trusted checksums of a listed object, as lowercase hex (see the module docstring)."""
+    found = {}
+    if item.get("crc32c"):
+        found["crc32c"] = base64.b64decode(item["crc32c"]).hex()
+    if item.get("md5Hash") and not item.get("componentCount"):
+        found["md5"] = base64.b64decode(item["md5Hash"]).hex()
+    return found
+
+
+class GCSConnector(Connector):
+    scheme = "gs"
+    capabilities = Capabilities(
+        name="gcs",
+        free_checksums=frozenset({"md5", "crc32c"}),
+        ranged_reads=True,
+        suffix_ranges=True,
+        versioning=True,
+        lists_all_buckets=True,
+        tier_table="gcs",
+        max_concurrency=64,
+        restores=False,
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        max_concurrency: int | None = None,
+        request_timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        api_root: str | None = None,
+        project: str | None = None,
+        bucket_concurrency: int = 8,
+    ):
+        super().__init__(config, max_concurrency=max_concurrency, request_timeout=request_timeout, retry=retry)
+        self._api_root = api_root  # None: STORAGE_EMULATOR_HOST, else the public endpoint
+        self._project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
+        self._bucket_concurrency = bucket_concurrency
+        self._storage: Storage | None = None
+        self._session: aiohttp.ClientSession | None = None  # ours to close: Storage leaves a given session open
+        self._regions: dict[str, asyncio.Task[str]] = {}
+
+    async def aclose(self) -> None:
+        for task in self._regions.values():
+            task.cancel()
+        if self._storage is not None:
+            await self._storage.close()
+            self._storage = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> Storage:
+        if self._storage is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_concurrency),
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout),
+            )
+            self._storage = Storage(session=self._session, api_root=self._api_root)  # type: ignore[arg-type]
+        return self._storage
+
+    async def _request(self, kind: str, uri: str, method: str, *args: Any, **params: Any) -> Any:
+        """One gcloud-aio-storage call, retried by the base, errors translated."""
+
+        async def attempt() -> Any:
+            try:
+                return await getattr(self._client(), method)(*args, timeout=self.request_timeout, **params)
+            except _NETWORK as exc:
+                raise _error(uri, exc) from None
+
+        return await self.call(kind, attempt)
+
+    # ---- buckets -------------------------------------------------------------------------------
+
+    def _region(self, bucket: str) -> asyncio.Task[str]:
+        task = self._regions.get(bucket)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._regions[bucket] = asyncio.ensure_future(self._locate(bucket))
+        return task
+
+    async def _locate(self, bucket: str) -> str:
+        try:
+            meta = await self._request("head", f"gs://{bucket}", "get_bucket_metadata", bucket)
+        except ObjectGone:
+            raise UsageError(f"gs://{bucket}: no such bucket") from None
+        return str(meta.get("location") or "unknown").lower()
+
+    async def _bucket_names(self) -> list[str]:
+        project = self._project
+        emulated = bool(self._api_root or os.environ.get("STORAGE_EMULATOR_HOST"))
+        if project is None and not emulated:
+            project = await self._client().token.get_project()
+            if project is None:
+                raise UsageError("gs://*: no project: set GOOGLE_CLOUD_PROJECT or name the buckets")
+        buckets = await self._request("list", "gs://*", "list_buckets", project or "emulator")
+        return [b.name for b in buckets]
+
+    # ---- listing -------------------------------------------------------------------------------
+
+    async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
+        if not target.all_buckets:
+            async for ref in self._list_bucket(target.location, target.prefix):
+                yield ref
+            return
+        streams = [skip_forbidden(self._list_bucket(name, target.prefix), what=f"gs://{name}")
+                   for name in await self._bucket_names()]
+        async for ref in merge_streams(streams, limit=self._bucket_concurrency):
+            yield ref
+
+    async def _list_bucket(self, bucket: str, prefix: str) -> AsyncIterator[ObjectRef]:
+        region = await self._region(bucket)
+        params = {"prefix": prefix, "maxResults": str(_PAGE), "fields": _LIST_FIELDS}
+        while True:
+            page = await self._request("list", f"gs://{bucket}/{prefix}", "list_objects", bucket, params=dict(params))
+            for item in page.get("items", []):
+                yield self._ref(bucket, region, item)
+            token = page.get("nextPageToken")
+            if not token:
+                return
+            params["pageToken"] = token
+
+    def _ref(self, bucket: str, region: str, item: dict[str, Any]) -> ObjectRef:
+        name = item["name"]
+        return self.make_ref(
+            uri=f"gs://{bucket}/{name}",
+            bucket=bucket,
+            key=name,
+            size=int(item.get("size", 0)),
+            modified=datetime.fromisoformat(item["updated"]),
+            storage_class=item.get("storageClass") or "STANDARD",
+            region=region,
+            etag=item.get("etag"),
+            version=str(item["generation"]) if item.get("generation") else None,
+            checksums=checksums_of(item),
+        )
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
+        # Asking for gzip turns off decompressive transcoding: a gzip-encoded object is then served as
+        # stored, so the range and the bytes are those the listed md5/crc32c describe.
+        headers = {"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "gzip"}
+        # Pin the listed generation, so an object replaced since listing reads as gone (404) rather than
+        # mixing two versions. `download` takes no query parameters; `_download` is its documented body
+        # in the pinned gcloud-aio-storage release.
+        params = {"alt": "media", **({"generation": ref.version} if ref.version else {})}
+        try:
+            return await self._client()._download(ref.bucket, ref.key, headers=headers, params=params,
+                                                  timeout=math.ceil(self.request_timeout))
+        except aiohttp.ClientResponseError as exc:
+            if exc.status == 416:
+                if ref.size == 0:
+                    return b""
+                raise ObjectGone(f"{ref.uri}: shorter than when it was listed") from None
+            raise _error(ref.uri, exc) from None
+        except _NETWORK as exc:
+            raise _error(ref.uri, exc) from None

@@ -1,0 +1,365 @@
+"""Amazon S3 and S3-compatible stores, through aiobotocore (async botocore).
+
+Credentials and endpoint come from botocore's standard chain: environment, shared profiles, SSO, web
+identity and instance roles; `AWS_ENDPOINT_URL` (or `endpoint_url=`) points it at an S3-compatible store.
+One client per region, created on first use; botocore's own retries are off, so the base class's policy is
+the only one and throttling is counted.
+
+Rules this backend applies, decided once per bucket and then per object:
+
+- **Region:** `GetBucketLocation` (empty means us-east-1, `EU` means eu-west-1), else the
+  `x-amz-bucket-region` header of a `HeadBucket`, which S3 sends even with a 301 or 403.
+- **MD5 trust:** an ETag is a real MD5 of the whole object only when it is 32 hex digits (multipart
+  ETags end in `-N`) and the object is not SSE-KMS encrypted. The listing does not say how an object is
+  encrypted, so an ETag is trusted unless the bucket's default encryption is `aws:kms`/`aws:kms:dsse` (or
+  cannot be read). An object written with an explicit SSE-KMS header into a bucket whose default is not
+  KMS is not detected; its ETag is then a random-looking value, which can only hide a duplicate (a missed
+  match), never invent one.
+- **Versions:** in a bucket with versioning enabled or suspended, the current version of each key is
+  listed with its version id, and reads pin that version. Elsewhere reads send `If-Match` with the listed
+  ETag, so an object replaced since the listing reads as gone rather than as other bytes.
+- **Archive tiers:** GLACIER and DEEP_ARCHIVE are unreadable by the tier table. An INTELLIGENT_TIERING
+  object can sit in an archive access tier only if its bucket has an Intelligent-Tiering configuration
+  with archive tierings; the listing cannot say, so such buckets (or buckets whose configuration cannot
+  be read) get one HEAD per Intelligent-Tiering object at listing time, to read `x-amz-archive-status`.
+  Buckets without archive tierings cost no HEADs. A read that still meets `InvalidObjectState` raises
+  `ObjectUnreadable`.
+- **aws-cn:** the China partition has its own accounts. `s3://*` lists the buckets of the default
+  region's partition; pass `list_regions=("cn-north-1",)` to list another partition too, or name its
+  buckets (`s3://bucket`), whose region is then looked up as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession, get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scanner.config import Config
+from scanner.errors import ObjectDenied, ObjectError, ObjectGone, ObjectUnreadable, TransientError, UsageError
+from scanner.models import ObjectRef
+
+from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
+from .base import Capabilities, Connector, RetryPolicy, Target, Throttled, merge_streams
+
+__all__ = ["S3Connector"]
+
+log = logging.getLogger("tierscan.connectors.s3")
+
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+_KMS = {"aws:kms", "aws:kms:dsse"}
+_ARCHIVE_STATUS = {"ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS"}
+
+# S3 error codes -> scanner.errors; HTTP statuses not named here fall back to `_http.classify`.
+_ERRORS: ErrorTable = {
+    "NoSuchKey": ObjectGone,
+    "NoSuchVersion": ObjectGone,
+    "NoSuchBucket": ObjectGone,
+    "NotFound": ObjectGone,
+    "PreconditionFailed": ObjectGone,
+    "AccessDenied": ObjectDenied,
+    "AllAccessDisabled": ObjectDenied,
+    "InvalidAccessKeyId": ObjectDenied,
+    "SignatureDoesNotMatch": ObjectDenied,
+    "ExpiredToken": ObjectDenied,
+    "InvalidObjectState": ObjectUnreadable,
+    "SlowDown": Throttled,
+    "Throttling": Throttled,
+    "ThrottlingException": Throttled,
+    "RequestLimitExceeded": Throttled,
+    "TooManyRequests": Throttled,
+    "ServiceUnavailable": Throttled,
+    "InternalError": TransientError,
+    "RequestTimeout": TransientError,
+}
+_NETWORK = NETWORK_ERRORS + (BotoCoreError, aiohttp.ClientError)
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    name: str
+    region: str
+    trust_etags: bool
+    versioned: bool
+
+
+def _error(uri: str, exc: BaseException) -> ObjectError:
+    """The scanner error for an SDK or network failure; the message names no URL, header or credential."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = err.get("Code")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return classify(status, code, _ERRORS)(f"{uri}: {code or 'error'} (HTTP {status})")
+    return TransientError(f"{uri}: {type(exc).__name__} talking to S3")
+
+
+def _region_of(location: str | None) -> str:
+    if not location:
+        return "us-east-1"
+    return "eu-west-1" if location == "EU" else location
+
+
+class S3Connector(Connector):
+    scheme = "s3"
+    capabilities = Capabilities(
+        name="s3",
+        free_checksums=frozenset({"md5"}),
+        ranged_reads=True,
+        suffix_ranges=True,
+        versioning=True,
+        lists_all_buckets=True,
+        tier_table="s3",
+        max_concurrency=64,
+        restores=True,
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        max_concurrency: int | None = None,
+        request_timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        list_regions: Sequence[str] = (),
+        bucket_concurrency: int = 8,
+        session: AioSession | None = None,
+    ):
+        super().__init__(config, max_concurrency=max_concurrency, request_timeout=request_timeout, retry=retry)
+        self._session = session or get_session()
+        self._default_region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self._endpoint_url = endpoint_url  # None: botocore reads AWS_ENDPOINT_URL itself
+        self._list_regions = tuple(list_regions)
+        self._bucket_concurrency = bucket_concurrency
+        self._clients: dict[str, Any] = {}
+        self._client_lock = asyncio.Lock()
+        self._stack = contextlib.AsyncExitStack()
+        self._buckets: dict[str, asyncio.Task[_Bucket]] = {}
+        self._it_archive: dict[str, asyncio.Task[bool]] = {}
+
+    async def aclose(self) -> None:
+        for task in [*self._buckets.values(), *self._it_archive.values()]:
+            task.cancel()
+        await self._stack.aclose()
+        self._clients.clear()
+
+    async def _client(self, region: str) -> Any:
+        async with self._client_lock:
+            if region not in self._clients:
+                config = AioConfig(
+                    retries={"total_max_attempts": 1, "mode": "standard"},  # one retry policy: the base's
+                    connect_timeout=min(10.0, self.request_timeout),
+                    read_timeout=self.request_timeout,
+                    max_pool_connections=self.max_concurrency,
+                )
+                self._clients[region] = await self._stack.enter_async_context(
+                    self._session.create_client("s3", region_name=region, endpoint_url=self._endpoint_url, config=config)
+                )
+            return self._clients[region]
+
+    async def _request(self, kind: str, uri: str, region: str, op: str, **params: Any) -> dict[str, Any]:
+        """One S3 API call by operation name, retried by the base, errors translated."""
+
+        async def attempt() -> dict[str, Any]:
+            client = await self._client(region)
+            try:
+                return await getattr(client, op)(**params)
+            except (ClientError, *_NETWORK) as exc:
+                raise _error(uri, exc) from None
+
+        return await self.call(kind, attempt)
+
+    # ---- buckets -------------------------------------------------------------------------------
+
+    def _bucket(self, name: str) -> asyncio.Task[_Bucket]:
+        """What a bucket's listing needs to know, looked up once per bucket (concurrent callers share it)."""
+        task = self._buckets.get(name)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._buckets[name] = asyncio.ensure_future(self._describe(name))
+        return task
+
+    async def _describe(self, name: str) -> _Bucket:
+        region = await self._bucket_region(name)
+        encryption, versioning = await asyncio.gather(
+            self._optional(f"s3://{name}", region, "get_bucket_encryption", Bucket=name),
+            self._optional(f"s3://{name}", region, "get_bucket_versioning", Bucket=name),
+        )
+        if encryption is None:
+            trust = False  # unknown: reading a little more is safer than trusting a KMS ETag
+        else:
+            rules = encryption.get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+            algorithms = {r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules}
+            trust = not (algorithms & _KMS)
+        versioned = (versioning or {}).get("Status") in {"Enabled", "Suspended"}
+        return _Bucket(name=name, region=region, trust_etags=trust, versioned=versioned)
+
+    async def _optional(self, uri: str, region: str, op: str, **params: Any) -> dict[str, Any] | None:
+        """A bucket setting: `{}` when the bucket has none (S3 answers 404 ...NotFound), None when unknown."""
+        try:
+            return await self._request("head", uri, region, op, **params)
+        except ObjectGone:
+            return {}
+        except ObjectError as exc:
+            log.debug("s3://%s: %s unavailable (%s)", params.get("Bucket"), op, type(exc).__name__)
+            return None
+
+    async def _bucket_region(self, name: str) -> str:
+        uri = f"s3://{name}"
+        try:
+            answer = await self._request("head", uri, self._default_region, "get_bucket_location", Bucket=name)
+            return _region_of(answer.get("LocationConstraint"))
+        except ObjectGone:
+            raise UsageError(f"{uri}: no such bucket") from None
+        except ObjectError:
+            pass
+        client = await self._client(self._default_region)
+        try:
+            answer = await client.head_bucket(Bucket=name)
+            headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        except ClientError as exc:
+            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        except _NETWORK as exc:
+            raise _error(uri, exc) from None
+        finally:
+            self.requests["head"] += 1
+        if "x-amz-bucket-region" not in headers:
+            raise ObjectDenied(f"{uri}: the bucket's region cannot be found with these credentials")
+        return str(headers["x-amz-bucket-region"])
+
+    async def _bucket_names(self) -> list[str]:
+        names: dict[str, None] = {}
+        for region in (self._default_region, *self._list_regions):
+            token: str | None = None
+            while True:
+                params: dict[str, Any] = {"ContinuationToken": token} if token else {}
+                page = await self._request("list", f"s3://* ({region})", region, "list_buckets", **params)
+                names.update((b["Name"], None) for b in page.get("Buckets", []))
+                token = page.get("ContinuationToken")
+                if not token:
+                    break
+        return list(names)
+
+    # ---- listing -------------------------------------------------------------------------------
+
+    async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
+        if not target.all_buckets:
+            async for ref in self._list_bucket(target.location, target.prefix):
+                yield ref
+            return
+        streams = [skip_forbidden(self._list_bucket(name, target.prefix), what=f"s3://{name}")
+                   for name in await self._bucket_names()]
+        async for ref in merge_streams(streams, limit=self._bucket_concurrency):
+            yield ref
+
+    async def _list_bucket(self, name: str, prefix: str) -> AsyncIterator[ObjectRef]:
+        bucket = await self._bucket(name)
+        op = "list_object_versions" if bucket.versioned else "list_objects_v2"
+        params: dict[str, Any] = {"Bucket": name, "Prefix": prefix}
+        while True:
+            page = await self._request("list", f"s3://{name}/{prefix}", bucket.region, op, **params)
+            if bucket.versioned:
+                entries = [v for v in page.get("Versions", []) if v.get("IsLatest")]
+            else:
+                entries = page.get("Contents", [])
+            archived = await self._archive_statuses(bucket, entries)
+            for entry in entries:
+                yield self._ref(bucket, entry, archived.get(entry["Key"]))
+            if not page.get("IsTruncated"):
+                return
+            if bucket.versioned:
+                params.update(KeyMarker=page["NextKeyMarker"], VersionIdMarker=page["NextVersionIdMarker"])
+            else:
+                params["ContinuationToken"] = page["NextContinuationToken"]
+
+    def _ref(self, bucket: _Bucket, entry: dict[str, Any], archive_status: str | None) -> ObjectRef:
+        key = entry["Key"]
+        etag = str(entry.get("ETag", "")).strip('"') or None
+        storage_class = entry.get("StorageClass") or "STANDARD"
+        if storage_class == "INTELLIGENT_TIERING" and archive_status in _ARCHIVE_STATUS:
+            storage_class = f"INTELLIGENT_TIERING_{archive_status}"
+        version = entry.get("VersionId") if bucket.versioned else None
+        trusted = bucket.trust_etags and etag is not None and _MD5.fullmatch(etag)
+        return self.make_ref(
+            uri=f"s3://{bucket.name}/{key}",
+            bucket=bucket.name,
+            key=key,
+            size=int(entry.get("Size", 0)),
+            modified=entry["LastModified"],
+            storage_class=storage_class,
+            region=bucket.region,
+            etag=etag,
+            version=None if version in (None, "null") else version,
+            checksums={"md5": etag} if trusted and etag else None,
+        )
+
+    async def _archive_statuses(self, bucket: _Bucket, entries: list[dict[str, Any]]) -> dict[str, str | None]:
+        """`x-amz-archive-status` of the page's Intelligent-Tiering objects, when the bucket can archive them."""
+        keys = [e["Key"] for e in entries if e.get("StorageClass") == "INTELLIGENT_TIERING"]
+        if not keys or not await self._may_archive(bucket):
+            return {}
+
+        async def status(key: str) -> str | None:
+            try:
+                head = await self._request("head", f"s3://{bucket.name}/{key}", bucket.region, "head_object",
+                                           Bucket=bucket.name, Key=key)
+            except ObjectGone:
+                return None  # deleted since the page was listed; the read will say so
+            return head.get("ArchiveStatus")
+
+        return dict(zip(keys, await asyncio.gather(*(status(k) for k in keys))))
+
+    async def _may_archive(self, bucket: _Bucket) -> bool:
+        if bucket.name not in self._it_archive:
+            self._it_archive[bucket.name] = asyncio.ensure_future(self._archive_configured(bucket))
+        return await self._it_archive[bucket.name]
+
+    async def _archive_configured(self, bucket: _Bucket) -> bool:
+        answer = await self._optional(f"s3://{bucket.name}", bucket.region,
+                                      "list_bucket_intelligent_tiering_configurations", Bucket=bucket.name)
+        if answer is None:
+            return True  # cannot tell: check each object
+        return any(
+            config.get("Status") == "Enabled" and config.get("Tierings")
+            for config in answer.get("IntelligentTieringConfigurationList", [])
+        )
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    async def read_range(self, ref: ObjectRef, start: int = 0, end: int | None = None) -> bytes:
+        if ref.readable:
+            # The bucket lookup sends requests of its own: do it before a request slot is held, so that
+            # reads waiting on it cannot hold every slot (a deadlock at any `max_concurrency`).
+            await self._bucket(ref.bucket)
+        return await super().read_range(ref, start, end)
+
+    async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
+        bucket = await self._bucket(ref.bucket)  # already looked up by `read_range`
+        params: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key, "Range": f"bytes={start}-{end - 1}"}
+        if ref.version:
+            params["VersionId"] = ref.version
+        elif ref.etag:
+            params["IfMatch"] = f'"{ref.etag}"'
+        client = await self._client(bucket.region)
+        try:
+            answer = await client.get_object(**params)
+            async with answer["Body"] as body:
+                return await body.read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                if ref.size == 0:
+                    return b""
+                raise ObjectGone(f"{ref.uri}: shorter than when it was listed") from None
+            raise _error(ref.uri, exc) from None
+        except _NETWORK as exc:
+            raise _error(ref.uri, exc) from None

@@ -1,0 +1,1 @@
+"""The connector contract suite: every backend against real local emulators."""
