@@ -13,15 +13,19 @@ metadata only), `gone` (no longer listed). `reason` says why for the last four.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .errors import UsageError
 from .models import ExifRecord, Finding, Group, InventoryRecord, ObjectRef, ScanStats
+
+if TYPE_CHECKING:
+    from .shard import Shard
 
 __all__ = ["Catalog", "SCHEMA_VERSION", "WorkItem"]
 
@@ -59,6 +63,7 @@ CREATE TABLE IF NOT EXISTS objects (
     sha256 TEXT,
     phash TEXT,
     dhash TEXT,
+    near_sig BLOB,
     format TEXT,
     width INTEGER,
     height INTEGER,
@@ -69,8 +74,12 @@ CREATE INDEX IF NOT EXISTS objects_target ON objects (target, last_seen);
 CREATE INDEX IF NOT EXISTS objects_status ON objects (status);
 CREATE TABLE IF NOT EXISTS groups (id TEXT PRIMARY KEY, kind TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS not_duplicates (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b));
 """
+# Columns added after catalogs were first written: (name, type). Opening an older catalog adds them.
+_ADDED_COLUMNS = (("near_sig", "BLOB"),)
 
+_NEEDS_SIGNATURE = "(status='fingerprinted' AND phash IS NOT NULL AND near_sig IS NULL)"
 _REF_COLUMNS = (
     "uri, provider, bucket, key, version, size, etag, checksums, tier, storage_class, readable, region, "
     "jurisdiction, modified"
@@ -103,6 +112,10 @@ class Catalog:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            present = {r["name"] for r in self.db.execute("PRAGMA table_info(objects)")}
+            for name, kind in _ADDED_COLUMNS:
+                if name not in present:
+                    self.db.execute(f"ALTER TABLE objects ADD COLUMN {name} {kind}")
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"{path}: not a tierscan catalog: {exc}") from exc
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -116,6 +129,13 @@ class Catalog:
 
     def close(self) -> None:
         self.db.close()
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def __enter__(self) -> Catalog:
         return self
@@ -184,23 +204,29 @@ class Catalog:
         return cur.rowcount
 
     # --- planning --------------------------------------------------------------------------------
-    def work(self) -> Iterator[WorkItem]:
+    def work(self, shard: Shard | None = None) -> Iterator[WorkItem]:
         """Objects that need bytes read: new or changed ones, and any object without a content key in a
         size class that has a collision (exact duplicates can only have equal sizes).
 
         A size class in which every object has a trusted provider MD5 needs no reads for exact matching.
+        Images fingerprinted before near-duplicate signatures existed are read once more for them.
+        With a `shard`, only its objects; the size classes still count every listed object.
         """
         colliding = (
             "SELECT size FROM objects WHERE status<>'gone' AND size>0 GROUP BY size HAVING COUNT(*)>1 "
             "AND SUM(CASE WHEN json_extract(checksums, '$.md5') IS NULL THEN 1 ELSE 0 END) > 0"
         )
         rows = self.db.execute(
-            f"SELECT {_REF_COLUMNS}, status, sha256, size IN ({colliding}) AS collides FROM objects "
+            f"SELECT {_REF_COLUMNS}, status, sha256, size IN ({colliding}) AS collides, "
+            f"{_NEEDS_SIGNATURE} AS needs_signature FROM objects "
             "WHERE readable=1 AND size>0 AND (status='listed' OR (status='fingerprinted' AND sha256 IS NULL "
-            f"AND size IN ({colliding}))) ORDER BY uri"
+            f"AND size IN ({colliding})) OR {_NEEDS_SIGNATURE}) ORDER BY uri"
         )
         for row in rows:
-            yield WorkItem(_ref(row), want_sha256=bool(row["collides"]), want_metadata=row["status"] == "listed")
+            if shard is not None and not shard.owns(row["uri"]):
+                continue
+            yield WorkItem(_ref(row), want_sha256=bool(row["collides"]),
+                           want_metadata=row["status"] == "listed" or bool(row["needs_signature"]))
 
     def skip_empty(self) -> int:
         """Zero-byte objects are recorded as skipped without a read."""
@@ -250,6 +276,41 @@ class Catalog:
                 height=row["height"], exif=exif, personal_data=exif.personal_data() if exif else [],
                 status=row["status"], reason=row["reason"],
             )
+
+    def object_rows(self) -> Iterator[dict[str, Any]]:
+        """Every stored object row, gone ones included, as column -> value (for `scanner.merge`)."""
+        for row in self.db.execute("SELECT * FROM objects ORDER BY uri"):
+            yield dict(row)
+
+    def replace_objects(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Make these rows the whole object table (a merged catalog is derived from its parts)."""
+        count = 0
+        with self.db:
+            self.db.execute("DELETE FROM objects")
+            for row in rows:
+                cols = ", ".join(row)
+                marks = ", ".join("?" for _ in row)
+                self.db.execute(f"INSERT INTO objects ({cols}) VALUES ({marks})", tuple(row.values()))
+                count += 1
+        return count
+
+    def signatures(self) -> dict[str, bytes]:
+        """Near-duplicate signature blobs by URI, for the objects that have one."""
+        rows = self.db.execute("SELECT uri, near_sig FROM objects WHERE near_sig IS NOT NULL AND status<>'gone'")
+        return {r[0]: r[1] for r in rows}
+
+    # --- user decisions ----------------------------------------------------------------------------
+    def add_not_duplicates(self, uris: Iterable[str]) -> int:
+        """Record that these objects are not duplicates of each other (every pair of them). Kept across
+        rescans: near groups never join a recorded pair. Returns the number of new pairs."""
+        pairs = list(itertools.combinations(sorted(set(uris)), 2))
+        with self.db:
+            before = self.db.total_changes
+            self.db.executemany("INSERT OR IGNORE INTO not_duplicates VALUES (?, ?)", pairs)
+            return self.db.total_changes - before
+
+    def not_duplicates(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.db.execute("SELECT a, b FROM not_duplicates ORDER BY a, b")]
 
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.db.execute("SELECT status, COUNT(*) FROM objects GROUP BY status")}

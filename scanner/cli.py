@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Callable
@@ -20,16 +22,41 @@ from rich.table import Table
 from policies import describe_packs, describe_policies, load_policies, policy_schema, validate_files
 
 from .catalog import Catalog
-from .config import Config, load_config
+from .config import Config, load_config, load_config_text
 from .errors import UsageError
 from .exposure import Exposure, exposure as personal_data_exposure
 from .models import Report, Severity, Skipped
 from .progress import RichProgress
+from .shard import Shard, parse_shard, shard_from_env
 
 __all__ = ["main"]
 
 SEVERITIES = [s.value for s in Severity]
 DEFAULT_DB = Path("tierscan.db")
+
+
+def _config(value: str | None) -> Config:
+    """`--config FILE|URI`, else the YAML in `TIERSCAN_CONFIG`, else the defaults: a container gets its
+    config from a mounted file, an environment variable or a bucket."""
+    if value and "://" in value:
+        from .results import read_uri
+
+        return load_config_text(read_uri(value).decode("utf-8"), value)
+    if value is None and os.environ.get("TIERSCAN_CONFIG"):
+        return load_config_text(os.environ["TIERSCAN_CONFIG"], "$TIERSCAN_CONFIG")
+    return load_config(Path(value) if value else None)
+
+
+def _shard(value: str | None) -> Shard | None:
+    """`--shard I/N`; `--shard auto`: the batch platform's task index, else 0/1 (the deployment passes
+    `auto` so that one task still writes a part for the merge step); no flag: the platform's index only
+    when it runs more than one task."""
+    if value == "auto":
+        return shard_from_env() or Shard(0, 1)
+    if value is not None:
+        return parse_shard(value)
+    found = shard_from_env()
+    return found if found is not None and found.count > 1 else None
 
 
 def _db_path(db: Path | None, config: Config) -> Path:
@@ -124,8 +151,9 @@ def _guard(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-    help="Config file (YAML): buckets' tiers and regions, thresholds, policies, prices.",
+    "--config", "config_path", metavar="FILE|URI",
+    help="Config (YAML): buckets' tiers and regions, thresholds, policies, prices. A file or an object URI "
+         "(s3://, gs://, az://); default: the YAML in $TIERSCAN_CONFIG when set.",
 )
 db_option = click.option(
     "--db", type=click.Path(dir_okay=False, path_type=Path),
@@ -141,6 +169,11 @@ output_dir_option = click.option(
     "--output-dir", type=click.Path(file_okay=False, path_type=Path),
     help="Also write DIR/report.json and, per policy, DIR/POLICY/resources.json of what it matched.",
 )
+results_option = click.option(
+    "--results", metavar="URI",
+    help="Results location (s3://BUCKET/PREFIX, gs://..., az://ACCOUNT/CONTAINER/PREFIX or a folder): write "
+         "the report, inventory and policy outputs under PREFIX/runs/<UTC time>/ and point PREFIX/latest at it.",
+)
 
 
 def _write_output_dir(out: Path, config: Config, catalog: Catalog, report: Report) -> None:
@@ -154,6 +187,23 @@ def _write_output_dir(out: Path, config: Config, catalog: Catalog, report: Repor
     objects, groups = policy_records(config, list(catalog.records()), report.groups)
     write_resources(out, policy_set, report.findings, objects=objects, groups=groups)
     (out / "report.json").write_text(render_json(report), encoding="utf-8")
+
+
+def _publish(results: str, config: Config, catalog: Catalog, report: Report) -> None:
+    """One run's outputs (report as JSON, HTML and text, inventory, policy folders) to `--results`."""
+    from .inventory import write_jsonl
+    from .results import open_store, publish_run
+
+    store = open_store(results)
+    with tempfile.TemporaryDirectory(prefix="tierscan-run-") as tmp:
+        out = Path(tmp)
+        _write_output_dir(out, config, catalog, report)
+        _emit(report, "html", out / "report.html", exposure=personal_data_exposure(catalog.records()))
+        _emit(report, "table", out / "report.txt")
+        with (out / "inventory.jsonl").open("w", encoding="utf-8") as fh:
+            write_jsonl(catalog.records(), fh)
+        run = publish_run(store, out, datetime.now(timezone.utc))
+    click.echo(f"results: {store.uri}/{run} (latest)", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -177,34 +227,115 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(min=1), help="Fingerprint processes (default: one per core).")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Object reads in flight (default 16).")
 @output_dir_option
+@results_option
+@click.option("--shard", "shard_text", metavar="I/N|auto",
+              help="Read and fingerprint only shard I of N (0-based; objects split by a stable hash of their "
+                   "URI) into a part catalog for `tierscan merge`. Default: CLOUD_RUN_TASK_INDEX/COUNT or "
+                   "AWS_BATCH_JOB_ARRAY_INDEX with AWS_BATCH_JOB_ARRAY_SIZE or TIERSCAN_SHARD_COUNT, when "
+                   "more than one task runs.")
 @_guard
-def scan(targets: tuple[str, ...], config_path: Path | None, db: Path | None, fail_on: str | None,
+def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fail_on: str | None,
          fmt: str, output: Path | None, workers: int | None, concurrency: int | None,
-         output_dir: Path | None) -> None:
+         output_dir: Path | None, results: str | None, shard_text: str | None) -> None:
     """List, read, fingerprint, group and evaluate policies; then print the report.
 
     TARGETS are local folders (each top-level sub-folder is a bucket) or URIs: s3://BUCKET[/PREFIX],
     gs://BUCKET[/PREFIX], az://ACCOUNT/CONTAINER[/PREFIX]; s3://* and gs://* mean every visible bucket.
     Incremental: objects whose size, modified time and ETag/version are unchanged are not read again.
+    A shard scan (`--shard`) prints no report; with `--results` it fetches its part catalog from
+    RESULTS/shards/ when --db does not exist yet, and puts it back there when done.
     """
-    config = load_config(config_path)
+    config = _config(config_path)
     updates = {k: v for k, v in {"workers": workers, "concurrency": concurrency}.items() if v}
     if updates:
         config = config.model_copy(update={"scan": config.scan.model_copy(update=updates)})
     from .pipeline import run_scan
 
-    with _open_catalog(_db_path(db, config), must_exist=False) as catalog:
+    shard = _shard(shard_text)
+    path = _db_path(db, config)
+    if shard is not None:
+        _shard_scan(config, path, list(targets) or config.targets, shard, results)
+        return
+    with _open_catalog(path, must_exist=False) as catalog:
         with RichProgress() as progress:
             asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress))
         report = _build_report(config, catalog)
         if output_dir:
             _write_output_dir(output_dir, config, catalog, report)
+        if results:
+            _publish(results, config, catalog, report)
     if fmt != "none":
         _emit(report, fmt, output)
     from .report import summary_line
 
     click.echo(summary_line(report), err=True)
     _exit_for(report, fail_on)
+
+
+def _shard_scan(config: Config, path: Path, targets: list[str], shard: Shard, results: str | None) -> None:
+    """One shard's scan into its part catalog, kept in RESULTS/shards/ between runs when given."""
+    from .pipeline import run_scan
+
+    store = None
+    if results:
+        from .results import open_store
+
+        store = open_store(results)
+        if not path.exists() and (previous := store.get(f"shards/{shard.part_name}")) is not None:
+            path.write_bytes(previous)  # the last run's part: this run reads only what changed
+    with _open_catalog(path, must_exist=False) as catalog:
+        with RichProgress() as progress:
+            stats = asyncio.run(run_scan(config, catalog, targets, progress, shard=shard))
+    # Closed: SQLite has checkpointed its WAL into the file, which is now complete on its own.
+    if store is not None:
+        store.put(f"shards/{shard.part_name}", path.read_bytes())
+    click.echo(f"shard {shard}: listed {stats.listed}, fingerprinted {stats.fingerprinted}, read "
+               f"{stats.bytes_read} bytes into {path}; combine the parts with `tierscan merge`", err=True)
+
+
+@cli.command()
+@click.argument("parts", nargs=-1, required=True)
+@config_option
+@db_option
+@output_dir_option
+@results_option
+@_guard
+def merge(parts: tuple[str, ...], config_path: str | None, db: Path | None, output_dir: Path | None,
+          results: str | None) -> None:
+    """Combine shard catalogs (`tierscan scan --shard I/N --db PART`) into --db, then group and evaluate
+    policies, so that `tierscan report --db` reports the whole scan.
+
+    PARTS are files or object URIs (e.g. s3://BUCKET/PREFIX/shards/part-0-of-4.db). Each part gives only
+    its shard's objects; where parts disagree the newest identity wins and the conflict is listed on stderr.
+    """
+    from .merge import merge_catalogs
+
+    config = _config(config_path)
+    with tempfile.TemporaryDirectory(prefix="tierscan-parts-") as tmp:
+        paths = []
+        for i, part in enumerate(parts):
+            if "://" in part:
+                from .results import read_uri
+
+                local = Path(tmp) / f"{i}-{part.rsplit('/', 1)[-1]}"
+                local.write_bytes(read_uri(part))
+                paths.append(local)
+            else:
+                paths.append(Path(part))
+        with _open_catalog(_db_path(db, config), must_exist=False) as catalog:
+            result = merge_catalogs(paths, catalog, config)
+            report = _build_report(config, catalog)
+            if output_dir:
+                _write_output_dir(output_dir, config, catalog, report)
+            if results:
+                _publish(results, config, catalog, report)
+    for line in result.conflicts:
+        click.echo(f"conflict: {line}", err=True)
+    from .report import summary_line
+
+    click.echo(f"merged {result.parts} part(s): {result.objects} objects, {len(result.conflicts)} conflict(s)",
+               err=True)
+    click.echo(summary_line(report), err=True)
 
 
 @cli.command()
@@ -218,14 +349,14 @@ def scan(targets: tuple[str, ...], config_path: Path | None, db: Path | None, fa
 @output_option
 @output_dir_option
 @_guard
-def report(config_path: Path | None, db: Path | None, fail_on: str | None, fmt: str, csv_table: str,
+def report(config_path: str | None, db: Path | None, fail_on: str | None, fmt: str, csv_table: str,
            output: Path | None, output_dir: Path | None) -> None:
     """Print the report of the last scan: per-bucket savings, duplicate groups, findings, skipped objects.
 
     `--format csv` writes one table (`--csv-table`); `--format html` writes one self-contained page with
     charts that works offline (GPS rounded to about 1 km), best with `--output report.html`.
     """
-    config = load_config(config_path)
+    config = _config(config_path)
     with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
         rep = _build_report(config, catalog)
         if output_dir:
@@ -242,14 +373,14 @@ def report(config_path: Path | None, db: Path | None, fail_on: str | None, fmt: 
               show_default=True)
 @output_option
 @_guard
-def inventory(config_path: Path | None, db: Path | None, fmt: str, output: Path | None) -> None:
+def inventory(config_path: str | None, db: Path | None, fmt: str, output: Path | None) -> None:
     """Write the audit inventory: one record per object, with exact EXIF values (GPS is not rounded).
 
     `--format parquet` (needs `--output` and the `parquet` extra) writes the CSV's flattened columns, typed.
     """
     from .inventory import write_csv, write_jsonl
 
-    config = load_config(config_path)
+    config = _config(config_path)
     if fmt == "parquet":
         if output is None:
             raise UsageError("--format parquet writes a binary file: give --output FILE")
@@ -266,6 +397,45 @@ def inventory(config_path: Path | None, db: Path | None, fmt: str, output: Path 
                 writer(catalog.records(), fh)
         else:
             writer(catalog.records(), sys.stdout)
+
+
+@cli.group()
+def near() -> None:
+    """User decisions about near-duplicate groups."""
+
+
+@near.command("ignore")
+@click.argument("uris", nargs=-1, required=True)
+@config_option
+@db_option
+@_guard
+def near_ignore(uris: tuple[str, ...], config_path: str | None, db: Path | None) -> None:
+    """Mark URIS (two or more) as not duplicates of each other, then regroup the catalog.
+
+    Stored in the catalog, so every later scan keeps them apart: no near group ever holds two of them.
+    `near.not_duplicates` in the config file does the same from a file.
+    """
+    if len(set(uris)) < 2:
+        raise UsageError("near ignore: name at least two different URIs")
+    config = _config(config_path)
+    from .pipeline import evaluate_results
+
+    with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
+        added = catalog.add_not_duplicates(uris)
+        evaluate_results(config, catalog, datetime.now(timezone.utc))
+    click.echo(f"recorded {added} new not-a-duplicate pair(s); groups updated", err=True)
+
+
+@near.command("ignored")
+@config_option
+@db_option
+@_guard
+def near_ignored(config_path: str | None, db: Path | None) -> None:
+    """List the pairs recorded with `tierscan near ignore`, one tab-separated pair a line."""
+    config = _config(config_path)
+    with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
+        for a, b in catalog.not_duplicates():
+            click.echo(f"{a}\t{b}")
 
 
 @cli.group()
@@ -289,10 +459,10 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 @policy.command("list")
 @config_option
 @_guard
-def policy_list(config_path: Path | None) -> None:
+def policy_list(config_path: str | None) -> None:
     """Show the built-in packs (`policies.packs` in the config selects them; `builtin` means all), then
     the policies a scan would evaluate: the selected packs' and the config's files'."""
-    config = load_config(config_path)
+    config = _config(config_path)
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     packs = Table(title="Packs")
     for column in ("pack", "selected", "policies", "description"):

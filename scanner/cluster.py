@@ -5,30 +5,32 @@ same size (that is how copies in archive tiers, which are never read, still matc
 copy matching a configured `master.prefer` glob, else the best by `master.exact` (default: the oldest).
 
 Near: among images with perceptual hashes (one per exact group: its master stands for its copies),
-objects are near duplicates of a centre when both pHash and dHash are within the configured Hamming
-distances. Groups are stars around a centre chosen best-first by `master.near` (default: highest
-resolution, then largest file, then oldest), so two unrelated images never join through an intermediate
-one; the centre is the master.
-Comparison is blockwise all-pairs on numpy arrays: correct and fine to about 10^5 images; the scalable
-index is a separate component.
+candidate pairs come from the Hamming index (`hamming_index`, no all-pairs work) over each image's pHash,
+mirror pHash and window pHashes (`signatures`), and are confirmed by ORB + RANSAC and aligned thumbnail
+blocks (`verify`). Groups are stars around a centre chosen best-first by `master.near` (default: highest
+resolution, then largest file, then oldest): a member is confirmed against the centre itself, so two
+unrelated images never join through an intermediate one, and no group holds a pair the user listed as
+"not a duplicate"; the centre is the master.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .config import MasterRule, MasterSettings, NearSettings
+from .hamming_index import HammingIndex
 from .models import Group, GroupMember, InventoryRecord
+from .signatures import QUERY_WINDOWS, Signature
+from .verify import evidence
 
 __all__ = ["MASTER_RULES", "choose_exact_master", "exact_groups", "near_groups"]
-
-_BLOCK = 2048  # rows compared at a time: bounds the distance matrix to _BLOCK x N bytes
 
 
 class _UnionFind:
@@ -121,17 +123,68 @@ class _Candidate:
     record: InventoryRecord
     phash: int
     dhash: int
+    signature: Signature | None
+
+
+_PARALLEL_FROM = 200_000  # query hashes from which the index search uses every core
+
+
+def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> dict[tuple[int, int], int]:
+    """Candidate pairs (i < j, indices into `cands`) and the least distance between any of i's query
+    hashes (whole, mirror, centre windows) and j's indexed hashes (whole, windows), or the reverse."""
+    db, db_owner, queries, q_owner = [], [], [], []
+    for k, c in enumerate(cands):
+        db.append(c.phash)
+        queries += [c.phash]
+        if c.signature is not None:
+            db += c.signature.windows
+            queries += [c.signature.mirror, *(c.signature.windows[w] for w in QUERY_WINDOWS)]
+        db_owner += [k] * (len(db) - len(db_owner))
+        q_owner += [k] * (len(queries) - len(q_owner))
+    # Below a few hundred thousand hashes, forking workers costs more than it saves.
+    workers = 1 if len(queries) < _PARALLEL_FROM else None
+    qi, di, dist = HammingIndex(np.array(db, np.uint64)).search(np.array(queries, np.uint64), radius, workers=workers)
+    a, b = np.array(q_owner)[qi], np.array(db_owner)[di]
+    best: dict[tuple[int, int], int] = {}
+    for x, y, d in zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist(), dist.tolist()):
+        if x != y and d < best.get((x, y), 65):
+            best[(x, y)] = d
+    return best
+
+
+def _confirmed(centre: _Candidate, other: _Candidate, near: NearSettings) -> bool:
+    """Geometric and photometric verification when both have signatures; else both global hashes close."""
+    if centre.signature is not None and other.signature is not None:
+        found = evidence(centre.signature, other.signature)
+        return found is not None and found.inliers >= near.min_inliers and found.agree >= near.min_agreement
+    return (int.bit_count(centre.phash ^ other.phash) <= near.phash_max_distance
+            and int.bit_count(centre.dhash ^ other.dhash) <= near.dhash_max_distance)
+
+
+def _separated(near: NearSettings, extra: Iterable[Sequence[str]], exact: Sequence[Group]) -> set[frozenset[str]]:
+    """URI pairs that must not share a near group, exact copies mapped to their group's master."""
+    master_of = {m.uri: g.master for g in exact for m in g.members}
+    pairs = set()
+    for listed in (*near.not_duplicates, *extra):
+        uris = sorted({master_of.get(u, u) for u in listed})
+        pairs.update(frozenset(p) for p in itertools.combinations(uris, 2))
+    return pairs
 
 
 def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near: NearSettings,
-                master: MasterSettings | None = None) -> list[Group]:
+                master: MasterSettings | None = None, signatures: Mapping[str, bytes] | None = None,
+                not_duplicates: Iterable[Sequence[str]] = ()) -> list[Group]:
     """Star groups of perceptually similar images; exact copies are represented by their group's master.
-    Centres, the masters, are taken best first by `master.near`."""
+    Centres, the masters, are taken best first by `master.near`; an unassigned candidate joins a centre
+    only when their pair is confirmed and it is not listed as "not a duplicate" of any member.
+    `signatures`: `Signature` blobs by URI (objects without one use the global-hash rule)."""
     rank = _ranking((master or MasterSettings()).near)
     non_masters = {m.uri for g in exact for m in g.members if m.uri != g.master}
+    blobs = signatures or {}
     cands = sorted(
         (
-            _Candidate(r, int(r.phash, 16), int(r.dhash, 16))
+            _Candidate(r, int(r.phash, 16), int(r.dhash, 16),
+                       Signature.from_blob(blobs[r.uri]) if r.uri in blobs else None)
             for r in records
             if r.phash and r.dhash and r.status == "fingerprinted" and r.uri not in non_masters
         ),
@@ -139,27 +192,27 @@ def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near
     )
     if len(cands) < 2:
         return []
-    ph = np.array([c.phash for c in cands], dtype=np.uint64)
-    dh = np.array([c.dhash for c in cands], dtype=np.uint64)
-    assigned = np.zeros(len(cands), dtype=bool)
+    radius = max(near.candidate_radius, near.phash_max_distance)
+    mates: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for (i, j), d in sorted(_hash_pairs(cands, radius).items()):
+        mates[i].append((j, d))
+    separated = _separated(near, not_duplicates, exact)
+    assigned = [False] * len(cands)
     groups = []
-    for start in range(0, len(cands), _BLOCK):
-        block = range(start, min(start + _BLOCK, len(cands)))
-        dp = np.bitwise_count(ph[block.start:block.stop, None] ^ ph[None, :])
-        dd = np.bitwise_count(dh[block.start:block.stop, None] ^ dh[None, :])
-        close = (dp <= near.phash_max_distance) & (dd <= near.dhash_max_distance)
-        for row, i in enumerate(block):
-            if assigned[i]:
+    for i, centre in enumerate(cands):
+        if assigned[i] or not mates[i]:
+            continue
+        members: list[InventoryRecord] = [centre.record]
+        distances: dict[str, int] = {}
+        for j, d in mates[i]:
+            other = cands[j]
+            if assigned[j] or any(frozenset((m.uri, other.record.uri)) in separated for m in members):
                 continue
-            # Only later (lower-ranked) unassigned candidates can join a centre; earlier ones were centres.
-            mates = np.flatnonzero(close[row] & ~assigned)
-            mates = mates[mates > i]
-            if mates.size == 0:
-                continue
+            if _confirmed(centre, other, near):
+                assigned[j] = True
+                members.append(other.record)
+                distances[other.record.uri] = d
+        if len(members) > 1:
             assigned[i] = True
-            assigned[mates] = True
-            centre = cands[i].record
-            members = [centre] + [cands[j].record for j in mates]
-            distances = {cands[j].record.uri: int(dp[row, j]) for j in mates}
-            groups.append(_group("near", centre.uri, centre, members, distances))
+            groups.append(_group("near", centre.record.uri, centre.record, members, distances))
     return sorted(groups, key=lambda g: g.id)

@@ -16,7 +16,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from .errors import UsageError
 from .models import Tier
 
-__all__ = ["BucketSettings", "Config", "MasterRule", "MasterSettings", "format_validation_error", "load_config"]
+__all__ = ["BucketSettings", "Config", "MasterRule", "MasterSettings", "format_validation_error", "load_config",
+           "load_config_text"]
 
 
 class _Strict(BaseModel):
@@ -34,14 +35,26 @@ class BucketSettings(_Strict):
 
 
 class NearSettings(_Strict):
-    """Perceptual-hash thresholds (Hamming distance out of 64 bits) for near-duplicate groups.
+    """How near-duplicate pairs are found and confirmed (`scanner.cluster.near_groups`).
 
-    Chosen on the development set of real photos and variants: requiring both hashes to agree gave no false
-    pair (hard negatives included) up to pHash 12 / dHash 8; the defaults keep a margin below that.
+    Candidates: pairs whose pHashes (whole image, mirror image, centre and corner windows) are within
+    `candidate_radius` bits, found through the Hamming index. Confirmed: ORB features agree under one
+    similarity transform with at least `min_inliers` RANSAC inliers, and at least `min_agreement` of the
+    aligned thumbnail blocks correlate. The defaults were chosen on the development set (see
+    benchmarks/neardup_eval.py): positives keep >= 0.92 of their blocks, frames of one video 0.78-0.90.
+    Objects fingerprinted before signatures existed fall back to the global-hash rule: both pHash and
+    dHash within `phash_max_distance` / `dhash_max_distance`.
+
+    `not_duplicates`: lists of two or more URIs that must never share a near group (user decisions,
+    also stored in the catalog by `tierscan near ignore`).
     """
 
+    candidate_radius: int = Field(default=8, ge=0, le=12)
+    min_inliers: int = Field(default=6, ge=3)
+    min_agreement: float = Field(default=0.92, ge=0, le=1)
     phash_max_distance: int = Field(default=10, ge=0, le=32)
     dhash_max_distance: int = Field(default=8, ge=0, le=32)
+    not_duplicates: list[Annotated[list[str], Field(min_length=2)]] = Field(default_factory=list)
 
 
 # Criteria for choosing a group's master, by name; `scanner.cluster.MASTER_RULES` gives each its sort key.
@@ -129,7 +142,7 @@ def line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def format_validation_error(path: Path, text: str, err: ValidationError, prefix: str = "") -> str:
+def format_validation_error(path: Path | str, text: str, err: ValidationError, prefix: str = "") -> str:
     """One line per error: `file:line: field: message`."""
     lines = []
     for e in err.errors():
@@ -147,11 +160,15 @@ def read_yaml(path: Path) -> tuple[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return text, _parse_yaml(text, str(path))
+
+
+def _parse_yaml(text: str, name: str) -> Any:
     try:
-        return text, yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        where = f"{name}:{mark.line + 1}" if mark else name
         raise UsageError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
 
 
@@ -160,6 +177,17 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return Config()
     text, data = read_yaml(path)
+    return _validated(text, data, str(path), path.parent)
+
+
+def load_config_text(text: str, name: str) -> Config:
+    """A config given as text (the `TIERSCAN_CONFIG` variable, or an object fetched from `--config URI`):
+    containers get it without a mounted file. `name` stands for the file in messages; relative paths
+    resolve against the working directory, as there is no folder to resolve them against."""
+    return _validated(text, _parse_yaml(text, name), name, Path("."))
+
+
+def _validated(text: str, data: Any, path: str, base: Path) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -168,7 +196,6 @@ def load_config(path: Path | None) -> Config:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise UsageError(format_validation_error(path, text, exc)) from exc
-    base = path.parent
     updates: dict[str, Any] = {}
     if config.prices is not None and not config.prices.is_absolute():
         updates["prices"] = base / config.prices

@@ -26,6 +26,7 @@ from .fingerprint import FingerprintPool, FingerprintResult
 from .models import ExifRecord, GPS, Group, InventoryRecord, ScanStats
 from .pricing import PriceTable, price_as_from_config
 from .progress import Progress
+from .shard import Shard
 from .tiers import JurisdictionMap
 
 __all__ = ["evaluate_results", "policy_records", "run_scan"]
@@ -60,7 +61,7 @@ def _result_fields(item: WorkItem, result: FingerprintResult) -> dict[str, objec
         return fields
     fields.update(
         format=result.format, width=result.width, height=result.height,
-        phash=result.phash, dhash=result.dhash, exif=_exif_record(result),
+        phash=result.phash, dhash=result.dhash, near_sig=result.near_sig, exif=_exif_record(result),
         status="skipped" if result.error else "fingerprinted", reason=result.error,
     )
     return fields
@@ -92,9 +93,9 @@ async def _list_all(config: Config, catalog: Catalog, targets: list[str], scan_i
 
 async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Connector],
                     pool: FingerprintPool, stats: dict[str, int], by_tier: dict[str, int],
-                    progress: Progress) -> None:
+                    progress: Progress, shard: Shard | None) -> None:
     # Materialised so that result writes never race the catalog cursor; a WorkItem is small.
-    work = list(catalog.work())
+    work = list(catalog.work(shard))
     progress.planned(len(work), sum(w.ref.size for w in work))
     loop = asyncio.get_running_loop()
     pending: list[tuple[str, dict[str, object]]] = []
@@ -166,7 +167,8 @@ def evaluate_results(config: Config, catalog: Catalog, now: datetime) -> None:
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     records = list(catalog.records())
     exact = exact_groups(records, config.master)
-    near = near_groups(records, exact, config.near, config.master)
+    near = near_groups(records, exact, config.near, config.master, signatures=catalog.signatures(),
+                       not_duplicates=catalog.not_duplicates())
     objects, groups = policy_records(config, records, exact + near)
     pricing = Pricing(PriceTable.load(config.prices), price_as_from_config(config))
     findings = evaluate(policy_set, objects=objects.values(), groups=groups.values(), now=now, pricing=pricing)
@@ -174,8 +176,13 @@ def evaluate_results(config: Config, catalog: Catalog, now: datetime) -> None:
 
 
 async def run_scan(config: Config, catalog: Catalog, targets: list[str],
-                   progress: Progress | None = None, now: Callable[[], datetime] | None = None) -> ScanStats:
-    """List, read, fingerprint, group and evaluate; returns what the scan did and read."""
+                   progress: Progress | None = None, now: Callable[[], datetime] | None = None,
+                   shard: Shard | None = None) -> ScanStats:
+    """List, read, fingerprint, group and evaluate; returns what the scan did and read.
+
+    A `shard` scan lists everything but reads only its share (see `scanner.shard`) and stops before
+    grouping: groups need every shard's fingerprints, so `tierscan merge` groups and evaluates.
+    """
     clock = now or (lambda: datetime.now(timezone.utc))
     progress = progress or Progress()
     if not targets:
@@ -192,11 +199,13 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
         await _list_all(config, catalog, targets, scan_id, connectors, counters, progress)
         catalog.skip_empty()
         with FingerprintPool(config.scan.workers) as pool:
-            await _read_all(config, catalog, connectors, pool, counters, by_tier, progress)
+            await _read_all(config, catalog, connectors, pool, counters, by_tier, progress, shard)
     finally:
         for conn in connectors.values():
             await conn.aclose()
-    evaluate_results(config, catalog, clock())
+    catalog.set_meta("shard", str(shard or ""))  # which rows `tierscan merge` takes from this catalog
+    if shard is None:
+        evaluate_results(config, catalog, clock())
     progress.done()
     stats = ScanStats(
         scan_id=scan_id, started=started, finished=clock(),

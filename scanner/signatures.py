@@ -4,8 +4,9 @@ Global hashes miss mirrored copies and crops, and cannot tell a re-encode from t
 So each image also gets, from the same reduced, upright grey decode (`PERCEPTUAL_MODE`):
 
 - the pHash of its mirror image, so horizontal flips are found through the index;
-- pHashes of ten windows (the centre and the four corners, at 80% and 65% of the area), so a crop of
-  this image, hashed whole, lands within the index radius of one of them;
+- pHashes of fifteen windows (the centre and the four corners, at 85%, 72% and 60% of the area: steps of
+  0.85 down to the smallest crop we promise to find), so a crop of this image, hashed whole, lands within
+  the index radius of one of them;
 - ORB keypoints and descriptors of the image and of its mirror (at most `ORB_FEATURES` each), to verify
   candidate pairs geometrically (RANSAC), never to search;
 - a `THUMB` x `THUMB` grey thumbnail, to compare the aligned pixels of a verified pair: burst shots and
@@ -28,9 +29,10 @@ __all__ = ["ORB_FEATURES", "THUMB", "WINDOWS", "Features", "Signature", "compute
 
 ORB_FEATURES = 96
 THUMB = 48
+_ORB_MIN_SIDE = 256  # long side, in pixels, below which images are enlarged for ORB
 # (area fraction, x anchor, y anchor): the anchor 0 / 0.5 / 1 puts the window at the left/centre/right.
 WINDOWS: tuple[tuple[float, float, float], ...] = tuple(
-    (area, fx, fy) for area in (0.8, 0.65) for fx, fy in ((0.5, 0.5), (0, 0), (1, 0), (0, 1), (1, 1))
+    (area, fx, fy) for area in (0.85, 0.72, 0.6) for fx, fy in ((0.5, 0.5), (0, 0), (1, 0), (0, 1), (1, 1))
 )
 # Windows that also serve as queries: the centred ones, which survive rotation (black corners) and crops.
 QUERY_WINDOWS = tuple(i for i, (_, fx, fy) in enumerate(WINDOWS) if (fx, fy) == (0.5, 0.5))
@@ -62,7 +64,7 @@ class Features:
 class Signature:
     """Everything near-duplicate search and verification need of one image."""
 
-    width: int  # of the decode the features were found in
+    width: int  # of the image the features were found in
     height: int
     mirror: int  # pHash of the mirror image
     windows: tuple[int, ...]  # pHashes of `WINDOWS`
@@ -111,11 +113,17 @@ def compute_signature(pixels: Image.Image) -> Signature:
     """The signature of an upright, reduced grey image, as `fingerprint` decodes it."""
     if pixels.mode != "L":
         pixels = pixels.convert("L")
-    grey = np.asarray(pixels)
+    # ORB finds few, unstable features in small images (a 25% resize of a web photo): detect at a common
+    # minimum scale instead; the feature coordinates are in that frame, which width/height record.
+    scale = _ORB_MIN_SIDE / max(pixels.size)
+    detect = pixels if scale <= 1 else pixels.resize(
+        (round(pixels.width * scale), round(pixels.height * scale)), Image.Resampling.BILINEAR
+    )
+    grey = np.asarray(detect)
     mirrored = np.ascontiguousarray(grey[:, ::-1])
     return Signature(
-        width=pixels.width,
-        height=pixels.height,
+        width=detect.width,
+        height=detect.height,
         mirror=phash_int(pixels.transpose(Image.Transpose.FLIP_LEFT_RIGHT)),
         windows=tuple(phash_int(_window(pixels, *w)) for w in WINDOWS),
         features=Features.detect(grey),

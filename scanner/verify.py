@@ -21,7 +21,7 @@ __all__ = ["Evidence", "evidence"]
 
 _RATIO = 0.8  # Lowe's ratio test on descriptor distances
 _RANSAC_PX = 4.0  # reprojection tolerance, in the larger image's decode pixels
-_BLOCK = 6  # thumbnail pixels per block side
+_BLOCK = 4  # thumbnail pixels per block side
 _MIN_STD = 3.0  # blocks flatter than this (grey levels) carry no evidence
 _MIN_POINTS = 6
 _MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING)
@@ -35,25 +35,29 @@ class Evidence:
     inliers: int
     agree: float
     worst: float
+    residual: float
     mirrored: bool
 
 
-def _transform(a: Features, b: Features) -> tuple[np.ndarray | None, int]:
-    """Similarity transform from b's decode pixels to a's, and its inlier count."""
+def _transform(a: Features, b: Features) -> tuple[np.ndarray | None, int, float]:
+    """Similarity transform from b's decode pixels to a's, its inlier count, and the inliers' RMS
+    reprojection error in a's pixels."""
     if len(a.points) < _MIN_POINTS or len(b.points) < _MIN_POINTS:
-        return None, 0
+        return None, 0, 0.0
     pairs = _MATCHER.knnMatch(b.descriptors, a.descriptors, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < _RATIO * p[1].distance]
     if len(good) < _MIN_POINTS:
-        return None, 0
+        return None, 0, 0.0
     src = b.points[[m.queryIdx for m in good]]
     dst = a.points[[m.trainIdx for m in good]]
     matrix, inliers = cv2.estimateAffinePartial2D(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=_RANSAC_PX, maxIters=500, confidence=0.99
     )
     if matrix is None:
-        return None, 0
-    return matrix, int(inliers.sum())
+        return None, 0, 0.0
+    keep = inliers.ravel().astype(bool)
+    moved = src[keep] @ matrix[:, :2].T + matrix[:, 2]
+    return matrix, int(keep.sum()), float(np.sqrt(((moved - dst[keep]) ** 2).sum(axis=1).mean()))
 
 
 def _blocks(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -> tuple[float, float]:
@@ -91,11 +95,11 @@ def evidence(a: Signature, b: Signature) -> Evidence | None:
     features do not match under any similarity transform."""
     best: Evidence | None = None
     for mirrored, fb in ((False, b.features), (True, b.mirror_features)):
-        matrix, inliers = _transform(a.features, fb)
+        matrix, inliers, residual = _transform(a.features, fb)
         if matrix is None:
             continue
         agree, worst = _blocks(a, b, matrix, mirrored)
-        found = Evidence(inliers, agree, worst, mirrored)
+        found = Evidence(inliers, agree, worst, residual, mirrored)
         if best is None or (found.agree, found.inliers) > (best.agree, best.inliers):
             best = found
     return best

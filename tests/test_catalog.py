@@ -141,3 +141,30 @@ def test_records_carry_exif_and_personal_data(catalog):
     assert record.exif == exif
     assert record.personal_data == ["gps", "serial", "timestamp"]
     assert record.md5 == "abc"
+
+
+def test_catalog_without_signature_column_gets_it_and_old_images_are_read_once_more(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with Catalog(path) as c:
+        c.record_listing([ref("a.jpg", 10), ref("b.jpg", 20)], "s3://b", 1)
+        c.record_fingerprints([("s3://b/a.jpg", {"status": "fingerprinted", "phash": "0" * 16}),
+                               ("s3://b/b.jpg", {"status": "fingerprinted"})])
+    db = sqlite3.connect(path)  # as a catalog written before signatures existed
+    db.execute("ALTER TABLE objects DROP COLUMN near_sig")
+    db.commit()
+    db.close()
+    with Catalog(path) as c:
+        assert c.signatures() == {}
+        # Only the image with a perceptual hash lacks a signature: it is read again, for its metadata.
+        assert work(c) == {"a.jpg": (False, True)}
+        c.record_fingerprints([("s3://b/a.jpg", {"near_sig": b"sig"})])
+        assert c.signatures() == {"s3://b/a.jpg": b"sig"} and work(c) == {}
+
+
+def test_not_duplicates_are_kept_as_pairs_across_rescans(catalog):
+    assert catalog.add_not_duplicates(["s3://b/c", "s3://b/a", "s3://b/b"]) == 3
+    assert catalog.add_not_duplicates(["s3://b/b", "s3://b/a"]) == 0
+    catalog.record_listing([ref("a", 1)], "s3://b", 2)
+    assert catalog.not_duplicates() == [("s3://b/a", "s3://b/b"), ("s3://b/a", "s3://b/c"), ("s3://b/b", "s3://b/c")]

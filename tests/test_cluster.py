@@ -125,3 +125,51 @@ def test_every_configurable_master_rule_has_a_sort_key():
         MasterSettings(exact=["youngest"])
     with pytest.raises(ValidationError):
         MasterSettings(near=[])
+
+
+def test_near_groups_pair_set_by_the_user_is_never_joined():
+    records = [
+        rec("s3://a/big", phash=f"{H:016x}", dhash=f"{H:016x}", width=400, height=400),
+        rec("s3://a/mid", phash=flip(H, 1), dhash=flip(H, 1), width=300, height=300),
+        rec("s3://a/small", phash=flip(H, 2), dhash=flip(H, 2), width=200, height=200),
+    ]
+    # big and mid are distinct photos (user decision); small still joins big; mid stays out.
+    [g] = near_groups(records, [], NearSettings(), not_duplicates=[("s3://a/big", "s3://a/mid")])
+    assert [m.uri for m in g.members] == ["s3://a/big", "s3://a/small"]
+    # A listed pair of members is kept apart too: the lower-ranked one does not join.
+    [g] = near_groups(records, [], NearSettings(not_duplicates=[["s3://a/mid", "s3://a/small"]]))
+    assert [m.uri for m in g.members] == ["s3://a/big", "s3://a/mid"]
+
+
+def test_near_groups_with_signatures_find_flips_and_crops_and_keep_other_photos_out():
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    from scanner.fingerprint import _init_worker, fingerprint_bytes
+
+    _init_worker()
+    data = Path(__file__).parent / "data" / "exif"
+    with Image.open(data / "exifpy__DSCN0010.jpg") as img:
+        photo = img.convert("RGB")
+    with Image.open(data / "imagededup__ukbench00120.jpg") as img:
+        other = img.convert("RGB").resize((640, 480))
+    w, h = photo.size
+    variants = {
+        "s3://a/original": photo,
+        "s3://a/mirrored": photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((600, 450)),
+        "s3://a/crop": photo.crop((w - int(w * 0.8), 0, w, int(h * 0.8))),  # 64% of the area, off centre
+        "s3://a/other": other.resize((320, 240)),
+    }
+    records, blobs = [], {}
+    for uri, img in variants.items():
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=85)
+        fp = fingerprint_bytes(buf.getvalue(), want_sha256=False, want_perceptual=True)
+        records.append(rec(uri, size=len(buf.getvalue()), phash=fp.phash, dhash=fp.dhash, width=fp.width,
+                           height=fp.height))
+        blobs[uri] = fp.near_sig
+    [g] = near_groups(records, [], NearSettings(), signatures=blobs)
+    assert g.master == "s3://a/original"
+    assert {m.uri for m in g.members} == {"s3://a/original", "s3://a/mirrored", "s3://a/crop"}
