@@ -1,6 +1,6 @@
 """Scan a local folder from scratch and print throughput and how busy the cores were.
 
-    python benchmarks/scan_local.py DIR [--workers N] [--repeat-as-buckets K]
+    python benchmarks/scan_local.py DIR [--workers N]
 
 Prints objects/s, MB/s, wall time, CPU seconds in the main process and in the fingerprint workers, and
 core utilisation = CPU seconds / (wall seconds x cores). A figure-printing script, not a test.
@@ -12,13 +12,18 @@ import argparse
 import asyncio
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from scanner.catalog import Catalog
-from scanner.config import Config
-from scanner.pipeline import run_scan
+# Run as a script, this folder comes first on sys.path, and benchmarks/connectors.py would shadow the
+# `connectors` package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from scanner.catalog import Catalog  # noqa: E402
+from scanner.config import Config  # noqa: E402
+from scanner.pipeline import run_scan  # noqa: E402
 
 
 def main() -> None:
