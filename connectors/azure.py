@@ -25,6 +25,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError
+from azure.storage.blob import StandardBlobTier
 from azure.storage.blob.aio import BlobServiceClient
 
 from scanner.config import Config
@@ -39,7 +41,7 @@ from scanner.errors import ObjectDenied, ObjectError, ObjectGone, ObjectUnreadab
 from scanner.models import ObjectRef
 
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
-from .base import Capabilities, Connector, RetryPolicy, Target, Throttled, merge_streams
+from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, Throttled, merge_streams
 
 __all__ = ["AzureConnector", "account_of_connection_string"]
 
@@ -100,6 +102,7 @@ class AzureConnector(Connector):
         tier_table="azure",
         max_concurrency=64,
         restores=True,
+        writes=frozenset({"tag", "copy", "delete", "set_tier"}),
     )
 
     def __init__(
@@ -233,3 +236,67 @@ class AzureConnector(Connector):
             raise _error(ref.uri, exc) from None
         except _NETWORK as exc:
             raise _error(ref.uri, exc) from None
+
+    # ---- writes (`tierscan apply` only) --------------------------------------------------------
+    # Copies and deletes are conditional on the expected ETag (If-Match), copies also on the destination
+    # not existing (If-None-Match: *): Azure checks, not us. Blob index tags and tier changes take no ETag
+    # condition, so the caller's fresh `stat` is the check. Tags are blob index tags.
+
+    def _blob(self, loc: Location) -> Any:
+        account, _, container = loc.bucket.partition("/")
+        return self._service(account).get_blob_client(container, loc.key)
+
+    async def _az(self, kind: str, loc: Location, fn: Any) -> Any:
+        async def attempt() -> Any:
+            try:
+                return await fn()
+            except _NETWORK as exc:
+                raise _error(loc.uri, exc) from None
+
+        return await self.call(kind, attempt)
+
+    async def stat(self, loc: Location) -> ObjectState | None:
+        try:
+            props = await self._az("head", loc, lambda: self._blob(loc).get_blob_properties())
+        except ObjectGone:
+            return None
+        tier = getattr(props.blob_tier, "value", props.blob_tier)
+        return ObjectState(size=int(props.size or 0), etag=(props.etag or "").strip('"') or None,
+                           storage_class=str(tier or "Hot"), modified=props.last_modified)
+
+    async def get_tags(self, loc: Location) -> dict[str, str]:
+        return dict(await self._az("head", loc, lambda: self._blob(loc).get_blob_tags()))
+
+    async def set_tags(self, loc: Location, tags: dict[str, str], *, expect: ObjectState) -> None:
+        await self._az("write", loc, lambda: self._blob(loc).set_blob_tags(dict(tags)))
+
+    async def copy(self, src: Location, dst: Location, *, expect: ObjectState) -> ObjectState:
+        source = self._blob(src)
+        conditions: dict[str, Any] = {"match_condition": MatchConditions.IfMissing}
+        if expect.etag:
+            conditions.update(source_etag=f'"{expect.etag}"', source_match_condition=MatchConditions.IfNotModified)
+        if expect.storage_class in ("Hot", "Cool", "Cold"):
+            conditions["standard_blob_tier"] = StandardBlobTier(expect.storage_class)
+        copied = await self._az("write", dst, lambda: self._blob(dst).start_copy_from_url(source.url, **conditions))
+        for _ in range(600):  # same-account copies complete at once; others are polled (at most a minute)
+            if copied.get("copy_status") in (None, "success"):
+                break
+            if copied.get("copy_status") in ("failed", "aborted"):
+                raise TransientError(f"{dst.uri}: the copy {copied.get('copy_status')}")
+            await asyncio.sleep(0.1)
+            props = await self._az("head", dst, lambda: self._blob(dst).get_blob_properties())
+            copied = {"copy_status": getattr(props.copy, "status", None)}
+        state = await self.stat(dst)
+        if state is None or state.size != expect.size:
+            raise TransientError(f"{dst.uri}: the copy is not there after copying")
+        return state
+
+    async def delete(self, loc: Location, *, expect: ObjectState) -> str | None:
+        conditions: dict[str, Any] = {}
+        if expect.etag:
+            conditions = {"etag": f'"{expect.etag}"', "match_condition": MatchConditions.IfNotModified}
+        await self._az("write", loc, lambda: self._blob(loc).delete_blob(**conditions))
+        return None
+
+    async def set_tier(self, loc: Location, storage_class: str, *, expect: ObjectState) -> None:
+        await self._az("write", loc, lambda: self._blob(loc).set_standard_blob_tier(StandardBlobTier(storage_class)))

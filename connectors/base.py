@@ -8,6 +8,11 @@ jurisdiction. The core asks `capabilities`; it never checks which backend it hol
 
 Cloud backends send every request through `Connector.call`, so the SDKs' own retry loops stay off and
 throttling is retried (and counted) in one place.
+
+Writes exist for `tierscan apply` only (scanner/apply.py); scans never call them. A backend declares the
+ones it implements in `capabilities.writes` ("tag", "copy", "move", "delete", "set_tier") and overrides
+`stat`, `get_tags`/`set_tags`, `copy`/`move`, `delete`, `remove_delete_marker` and `set_tier`; the base
+versions refuse with a usage error.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from scanner.errors import ObjectUnreadable, TransientError, UsageError
 from scanner.models import ObjectRef
 from scanner.tiers import JurisdictionMap, TierTable
 
-__all__ = ["Capabilities", "Connector", "RetryPolicy", "Target", "Throttled", "merge_streams", "parse_target"]
+__all__ = ["Capabilities", "Connector", "Location", "ObjectState", "RetryPolicy", "Target", "Throttled", "merge_streams",
+           "parse_target"]
 
 T = TypeVar("T")
 
@@ -55,6 +61,30 @@ class Capabilities:
     max_concurrency: int = 64
     # Whether some tiers must be restored before a read (S3 Glacier, Azure Archive); local disks never.
     restores: bool = False
+    # The write operations the backend implements, for `tierscan apply` only (scans never write):
+    # "tag", "copy", "move" (local: link, then unlink), "delete", "set_tier". Empty: read-only.
+    writes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Location:
+    """One object to write to: its URI (for messages and local paths), bucket and key as the catalog holds
+    them (keys may hold newlines or `../`, which a URI parser would mangle)."""
+
+    uri: str
+    bucket: str
+    key: str
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """An object as a HEAD sees it now: what `tierscan apply` re-checks before touching it."""
+
+    size: int
+    etag: str | None = None
+    version: str | None = None  # S3 VersionId (versioned buckets), GCS generation
+    storage_class: str | None = None
+    modified: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +215,47 @@ class Connector(ABC):
         if start >= stop:
             return b""
         return await self.call("read", lambda: self._read_range(ref, start, stop))
+
+    # ---- writes (`tierscan apply`): each backend implements those its `capabilities.writes` names ---------
+
+    def _no_write(self, op: str) -> UsageError:
+        return UsageError(f"{self.scheme}: the {self.capabilities.name} connector cannot {op} objects")
+
+    async def stat(self, loc: Location) -> ObjectState | None:
+        """The object as it is now, or None when there is no such object."""
+        raise self._no_write("inspect")
+
+    async def versioned(self, bucket: str) -> bool:
+        """Whether the bucket keeps old versions (a delete then leaves the data recoverable)."""
+        return False
+
+    async def get_tags(self, loc: Location) -> dict[str, str]:
+        raise self._no_write("tag")
+
+    async def set_tags(self, loc: Location, tags: dict[str, str], *, expect: ObjectState) -> None:
+        """Make `tags` the object's whole tag set (S3 tags, GCS custom metadata, Azure blob index tags,
+        local user xattrs)."""
+        raise self._no_write("tag")
+
+    async def copy(self, src: Location, dst: Location, *, expect: ObjectState) -> ObjectState:
+        """Copy the `expect`ed version of `src` to `dst`, which must not exist yet; returns dst's state."""
+        raise self._no_write("copy")
+
+    async def move(self, src: Location, dst: Location, *, expect: ObjectState) -> ObjectState:
+        """Move `src` to `dst` (which must not exist) in one step, where the backend can."""
+        raise self._no_write("move")
+
+    async def delete(self, loc: Location, *, expect: ObjectState) -> str | None:
+        """Delete the current version if it is still `expect`. In a versioned bucket the data stays as a
+        noncurrent version; returns the delete marker's version id when the backend makes one."""
+        raise self._no_write("delete")
+
+    async def remove_delete_marker(self, loc: Location, marker: str) -> None:
+        """Undo a versioned delete: remove its delete marker, so the previous version is current again."""
+        raise self._no_write("undelete")
+
+    async def set_tier(self, loc: Location, storage_class: str, *, expect: ObjectState) -> None:
+        raise self._no_write("transition")
 
     def make_ref(
         self,

@@ -39,7 +39,7 @@ from scanner.errors import ObjectError, ObjectGone, UsageError
 from scanner.models import ObjectRef
 
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
-from .base import Capabilities, Connector, RetryPolicy, Target, merge_streams
+from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, merge_streams
 
 __all__ = ["GCSConnector"]
 
@@ -79,6 +79,7 @@ class GCSConnector(Connector):
         tier_table="gcs",
         max_concurrency=64,
         restores=False,
+        writes=frozenset({"tag", "copy", "delete", "set_tier"}),
     )
 
     def __init__(
@@ -215,3 +216,65 @@ class GCSConnector(Connector):
             raise _error(ref.uri, exc) from None
         except _NETWORK as exc:
             raise _error(ref.uri, exc) from None
+
+    # ---- writes (`tierscan apply` only) --------------------------------------------------------
+    # Every write is conditional on the expected generation (ifGenerationMatch / ifSourceGenerationMatch),
+    # and copies on the destination not existing (ifGenerationMatch=0): GCS checks, not us. "Tags" are the
+    # object's custom metadata. In a bucket with versioning on, a delete keeps a noncurrent generation.
+
+    async def versioned(self, bucket: str) -> bool:
+        meta = await self._request("head", f"gs://{bucket}", "get_bucket_metadata", bucket)
+        return bool((meta.get("versioning") or {}).get("enabled"))
+
+    async def _meta(self, loc: Location) -> dict[str, Any] | None:
+        try:
+            return dict(await self._request("head", loc.uri, "download_metadata", loc.bucket, loc.key))
+        except ObjectGone:
+            return None
+
+    async def stat(self, loc: Location) -> ObjectState | None:
+        meta = await self._meta(loc)
+        if meta is None:
+            return None
+        return ObjectState(size=int(meta.get("size", 0)), etag=meta.get("etag"),
+                           version=str(meta["generation"]) if meta.get("generation") else None,
+                           storage_class=meta.get("storageClass") or "STANDARD",
+                           modified=datetime.fromisoformat(meta["updated"]) if meta.get("updated") else None)
+
+    def _if(self, expect: ObjectState, name: str = "ifGenerationMatch") -> dict[str, str]:
+        return {name: expect.version} if expect.version else {}
+
+    async def get_tags(self, loc: Location) -> dict[str, str]:
+        meta = await self._meta(loc)
+        if meta is None:
+            raise ObjectGone(f"{loc.uri}: no such object")
+        return {str(k): str(v) for k, v in (meta.get("metadata") or {}).items()}
+
+    async def set_tags(self, loc: Location, tags: dict[str, str], *, expect: ObjectState) -> None:
+        current = await self.get_tags(loc)
+        patch: dict[str, str | None] = {k: None for k in current if k not in tags}  # null removes a key
+        patch.update(tags)
+        await self._request("write", loc.uri, "patch_metadata", loc.bucket, loc.key, {"metadata": patch},
+                            params=self._if(expect))
+
+    async def copy(self, src: Location, dst: Location, *, expect: ObjectState) -> ObjectState:
+        params = {"ifGenerationMatch": "0", **self._if(expect, "ifSourceGenerationMatch")}
+        try:
+            await self._request("write", dst.uri, "copy", src.bucket, src.key, dst.bucket, new_name=dst.key,
+                                params=params)
+        except ObjectGone as exc:  # 412: the destination exists or the source changed
+            raise ObjectGone(f"{dst.uri}: not copied: the destination exists or the source changed") from exc
+        state = await self.stat(dst)
+        if state is None or state.size != expect.size:
+            raise TransientError(f"{dst.uri}: the copy is not there after copying")
+        return state
+
+    async def delete(self, loc: Location, *, expect: ObjectState) -> str | None:
+        await self._request("write", loc.uri, "delete", loc.bucket, loc.key, params=self._if(expect))
+        return None
+
+    async def set_tier(self, loc: Location, storage_class: str, *, expect: ObjectState) -> None:
+        # A rewrite onto itself with the new class (GCS's documented way to change one object's class).
+        await self._request("write", loc.uri, "copy", loc.bucket, loc.key, loc.bucket, new_name=loc.key,
+                            metadata={"storage-class": storage_class},  # the client camel-cases "a-b" keys
+                            params=self._if(expect, "ifSourceGenerationMatch"))

@@ -2,13 +2,17 @@
 
 Files directly inside PATH form a bucket named after PATH itself. Tier and region come from the config
 file (`buckets:` by folder name, else `defaults:` hot / "local"). Symlinked folders are not followed, so a
-symlink loop cannot trap the walk; symlinked files are read like files. Nothing is ever written.
+symlink loop cannot trap the walk; symlinked files are read like files. Scans never write; only
+`tierscan apply` does: quarantine moves a file (a hard link to the destination, then an unlink of the
+source, so no file is ever overwritten), tags are user extended attributes (`user.tierscan.*`; the file
+system must support them), delete unlinks. Local files have no ETag: size and modified time stand in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import AsyncIterator, Iterator
@@ -17,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 from scanner.errors import ObjectDenied, ObjectGone, UsageError
 from scanner.models import ObjectRef
 
-from .base import Capabilities, Connector, Target
+from .base import Capabilities, Connector, Location, ObjectState, Target
 
 __all__ = ["LocalConnector"]
 
@@ -36,6 +40,7 @@ class LocalConnector(Connector):
         tier_table="local",
         max_concurrency=64,
         restores=False,
+        writes=frozenset({"tag", "move", "delete"}),
     )
 
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
@@ -65,7 +70,93 @@ class LocalConnector(Connector):
         return await asyncio.to_thread(_read, _path_of(ref), start, end, ref)
 
 
-def _path_of(ref: ObjectRef) -> Path:
+    # ---- writes (`tierscan apply` only) --------------------------------------------------------
+
+    async def stat(self, loc: Location) -> ObjectState | None:
+        def run() -> ObjectState | None:
+            try:
+                st = os.stat(_path_of(loc))
+            except FileNotFoundError:
+                return None
+            return ObjectState(size=st.st_size, modified=_mtime(st))
+
+        return await asyncio.to_thread(run)
+
+    async def get_tags(self, loc: Location) -> dict[str, str]:
+        def run() -> dict[str, str]:
+            path = _path_of(loc)
+            try:
+                names = [n for n in os.listxattr(path) if n.startswith(_XATTR)]
+                return {n[len(_XATTR):]: os.getxattr(path, n).decode("utf-8") for n in names}
+            except OSError as exc:
+                raise UsageError(f"{path}: cannot read extended attributes (tags): {exc.strerror}") from None
+
+        return await asyncio.to_thread(run)
+
+    async def set_tags(self, loc: Location, tags: dict[str, str], *, expect: ObjectState) -> None:
+        current = await self.get_tags(loc)
+
+        def run() -> None:
+            path = _path_of(loc)
+            try:
+                for name in current.keys() - tags.keys():
+                    os.removexattr(path, _XATTR + name)
+                for name, value in tags.items():
+                    os.setxattr(path, _XATTR + name, value.encode("utf-8"))
+            except OSError as exc:
+                raise UsageError(f"{path}: cannot write extended attributes (tags): {exc.strerror}") from None
+
+        await asyncio.to_thread(run)
+
+    async def move(self, src: Location, dst: Location, *, expect: ObjectState) -> ObjectState:
+        def run() -> ObjectState:
+            source, target = _path_of(src), _path_of(dst)
+            st = os.stat(source)
+            if st.st_size != expect.size or (expect.modified and _mtime(st) != expect.modified):
+                raise ObjectGone(f"{source}: changed since it was planned")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)  # fails if the target exists: never overwrites
+            except FileExistsError:
+                raise UsageError(f"{target}: already exists; not overwritten") from None
+            except OSError:  # another file system: copy, flush, then link the copy into place
+                tmp = target.with_name(f".{target.name}.tierscan-tmp")
+                shutil.copy2(source, tmp)
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+                try:
+                    os.link(tmp, target)
+                finally:
+                    os.unlink(tmp)
+            _fsync_dir(target.parent)
+            os.unlink(source)
+            _fsync_dir(source.parent)
+            return ObjectState(size=st.st_size, modified=_mtime(os.stat(target)))
+
+        return await asyncio.to_thread(run)
+
+    async def delete(self, loc: Location, *, expect: ObjectState) -> str | None:
+        def run() -> None:
+            path = _path_of(loc)
+            os.unlink(path)
+            _fsync_dir(path.parent)
+
+        await asyncio.to_thread(run)
+        return None
+
+
+_XATTR = "user.tierscan."
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _path_of(ref: ObjectRef | Location) -> Path:
     return Path(unquote(urlsplit(ref.uri).path))
 
 

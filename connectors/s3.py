@@ -50,7 +50,7 @@ from scanner.errors import ObjectDenied, ObjectError, ObjectGone, ObjectUnreadab
 from scanner.models import ObjectRef
 
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
-from .base import Capabilities, Connector, RetryPolicy, Target, Throttled, merge_streams
+from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, Throttled, merge_streams
 
 __all__ = ["S3Connector"]
 
@@ -121,6 +121,7 @@ class S3Connector(Connector):
         tier_table="s3",
         max_concurrency=64,
         restores=True,
+        writes=frozenset({"tag", "copy", "delete", "set_tier"}),
     )
 
     def __init__(
@@ -363,3 +364,69 @@ class S3Connector(Connector):
             raise _error(ref.uri, exc) from None
         except _NETWORK as exc:
             raise _error(ref.uri, exc) from None
+
+    # ---- writes (`tierscan apply` only) --------------------------------------------------------
+    # Tags and copies pin the listed VersionId in versioned buckets; copies send CopySourceIfMatch with
+    # the expected ETag; deletes in versioned buckets leave a delete marker (never a VersionId, which
+    # would destroy that version), so the data stays recoverable.
+
+    async def _write(self, kind: str, loc: Location, op: str, **params: Any) -> dict[str, Any]:
+        bucket = await self._bucket(loc.bucket)
+        return await self._request(kind, loc.uri, bucket.region, op, **params)
+
+    async def versioned(self, bucket: str) -> bool:
+        return (await self._bucket(bucket)).versioned
+
+    async def stat(self, loc: Location) -> ObjectState | None:
+        bucket = await self._bucket(loc.bucket)
+        try:
+            head = await self._write("head", loc, "head_object", Bucket=loc.bucket, Key=loc.key)
+        except ObjectGone:
+            return None
+        version = head.get("VersionId") if bucket.versioned else None
+        return ObjectState(size=int(head.get("ContentLength", 0)), etag=str(head.get("ETag", "")).strip('"') or None,
+                           version=None if version in (None, "null") else version,
+                           storage_class=head.get("StorageClass") or "STANDARD", modified=head.get("LastModified"))
+
+    def _pin(self, expect: ObjectState) -> dict[str, Any]:
+        return {"VersionId": expect.version} if expect.version else {}
+
+    async def get_tags(self, loc: Location) -> dict[str, str]:
+        answer = await self._write("head", loc, "get_object_tagging", Bucket=loc.bucket, Key=loc.key)
+        return {t["Key"]: t["Value"] for t in answer.get("TagSet", [])}
+
+    async def set_tags(self, loc: Location, tags: dict[str, str], *, expect: ObjectState) -> None:
+        tag_set = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+        if tag_set:
+            await self._write("write", loc, "put_object_tagging", Bucket=loc.bucket, Key=loc.key,
+                              Tagging={"TagSet": tag_set}, **self._pin(expect))
+        else:
+            await self._write("write", loc, "delete_object_tagging", Bucket=loc.bucket, Key=loc.key, **self._pin(expect))
+
+    async def _copy(self, src: Location, dst: Location, expect: ObjectState, **extra: Any) -> None:
+        source = {"Bucket": src.bucket, "Key": src.key, **self._pin(expect)}
+        condition = {"CopySourceIfMatch": f'"{expect.etag}"'} if expect.etag else {}
+        await self._write("write", dst, "copy_object", Bucket=dst.bucket, Key=dst.key, CopySource=source,
+                          MetadataDirective="COPY", **condition, **extra)
+
+    async def copy(self, src: Location, dst: Location, *, expect: ObjectState) -> ObjectState:
+        if await self.stat(dst) is not None:
+            raise UsageError(f"{dst.uri}: already exists; not overwritten")
+        await self._copy(src, dst, expect, TaggingDirective="COPY",
+                         **({"StorageClass": expect.storage_class} if expect.storage_class else {}))
+        state = await self.stat(dst)
+        if state is None or state.size != expect.size:
+            raise TransientError(f"{dst.uri}: the copy is not there after copying")
+        return state
+
+    async def delete(self, loc: Location, *, expect: ObjectState) -> str | None:
+        answer = await self._write("write", loc, "delete_object", Bucket=loc.bucket, Key=loc.key)
+        marker = answer.get("VersionId") if answer.get("DeleteMarker") else None
+        return None if marker in (None, "null") else str(marker)
+
+    async def remove_delete_marker(self, loc: Location, marker: str) -> None:
+        await self._write("write", loc, "delete_object", Bucket=loc.bucket, Key=loc.key, VersionId=marker)
+
+    async def set_tier(self, loc: Location, storage_class: str, *, expect: ObjectState) -> None:
+        # An in-place copy with a new StorageClass; in a versioned bucket the old version stays too.
+        await self._copy(loc, loc, expect, StorageClass=storage_class, TaggingDirective="COPY")

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS objects (
     phash TEXT,
     dhash TEXT,
     near_sig BLOB,
+    headtail TEXT,
     format TEXT,
     width INTEGER,
     height INTEGER,
@@ -77,7 +78,7 @@ CREATE TABLE IF NOT EXISTS findings (id INTEGER PRIMARY KEY AUTOINCREMENT, data 
 CREATE TABLE IF NOT EXISTS not_duplicates (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b));
 """
 # Columns added after catalogs were first written: (name, type). Opening an older catalog adds them.
-_ADDED_COLUMNS = (("near_sig", "BLOB"),)
+_ADDED_COLUMNS = (("near_sig", "BLOB"), ("headtail", "TEXT"))
 
 _NEEDS_SIGNATURE = "(status='fingerprinted' AND phash IS NOT NULL AND near_sig IS NULL)"
 _REF_COLUMNS = (
@@ -206,7 +207,9 @@ class Catalog:
     # --- planning --------------------------------------------------------------------------------
     def work(self, shard: Shard | None = None) -> Iterator[WorkItem]:
         """Objects that need bytes read: new or changed ones, and any object without a content key in a
-        size class that has a collision (exact duplicates can only have equal sizes).
+        size class that has a collision (exact duplicates can only have equal sizes), unless an earlier
+        head/tail read already told it apart (`headtail`; `scanner.plan` pulls it back in when a newcomer's
+        head and tail match it).
 
         A size class in which every object has a trusted provider MD5 needs no reads for exact matching.
         Images fingerprinted before near-duplicate signatures existed are read once more for them.
@@ -220,13 +223,40 @@ class Catalog:
             f"SELECT {_REF_COLUMNS}, status, sha256, size IN ({colliding}) AS collides, "
             f"{_NEEDS_SIGNATURE} AS needs_signature FROM objects "
             "WHERE readable=1 AND size>0 AND (status='listed' OR (status='fingerprinted' AND sha256 IS NULL "
-            f"AND size IN ({colliding})) OR {_NEEDS_SIGNATURE}) ORDER BY uri"
+            f"AND headtail IS NULL AND size IN ({colliding})) OR {_NEEDS_SIGNATURE}) ORDER BY uri"
         )
         for row in rows:
             if shard is not None and not shard.owns(row["uri"]):
                 continue
             yield WorkItem(_ref(row), want_sha256=bool(row["collides"]),
                            want_metadata=row["status"] == "listed" or bool(row["needs_signature"]))
+
+    def size_peers(self, sizes: Iterable[int]) -> Iterator[tuple[ObjectRef, str | None, str | None]]:
+        """Every readable, listed object of these sizes, with its headtail key and SHA-256 (for narrowing)."""
+        wanted = sorted(set(sizes))
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self.db.execute(
+                f"SELECT {_REF_COLUMNS}, headtail, sha256 FROM objects WHERE status<>'gone' AND readable=1 "
+                f"AND size IN ({marks})", chunk,
+            ):
+                yield _ref(row), row["headtail"], row["sha256"]
+
+    def fill_copies(self) -> int:
+        """Give listed objects the fingerprint of a fingerprinted object with the same size and trusted MD5
+        (byte-identical): a shard scan reads one copy of each and leaves the others to `tierscan merge`."""
+        twin = (
+            "FROM objects t WHERE t.size=objects.size AND t.status='fingerprinted' AND "
+            "json_extract(t.checksums, '$.md5')=json_extract(objects.checksums, '$.md5')"
+        )
+        cur = self.db.execute(
+            "UPDATE objects SET (status, reason, sha256, headtail, phash, dhash, near_sig, format, width, height,"
+            f" exif) = (SELECT t.status, t.reason, t.sha256, t.headtail, t.phash, t.dhash, t.near_sig, t.format,"
+            f" t.width, t.height, t.exif {twin} ORDER BY t.uri LIMIT 1) WHERE status='listed' AND readable=1 AND"
+            f" json_extract(checksums, '$.md5') IS NOT NULL AND EXISTS (SELECT 1 {twin})"
+        )
+        return cur.rowcount
 
     def skip_empty(self) -> int:
         """Zero-byte objects are recorded as skipped without a read."""
@@ -308,6 +338,10 @@ class Catalog:
             before = self.db.total_changes
             self.db.executemany("INSERT OR IGNORE INTO not_duplicates VALUES (?, ?)", pairs)
             return self.db.total_changes - before
+
+    def known(self, uris: Iterable[str]) -> set[str]:
+        """Those of `uris` that the catalog holds (gone ones included)."""
+        return {u for u in uris if self.db.execute("SELECT 1 FROM objects WHERE uri=?", (u,)).fetchone()}
 
     def not_duplicates(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.db.execute("SELECT a, b FROM not_duplicates ORDER BY a, b")]

@@ -7,6 +7,7 @@ Exit status: 0 success; 2 bad usage, config or policy file (the message names fi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -226,6 +227,12 @@ def cli() -> None:
 @output_option
 @click.option("--workers", type=click.IntRange(min=1), help="Fingerprint processes (default: one per core).")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Object reads in flight (default 16).")
+@click.option("--no-perceptual", "no_perceptual", is_flag=True,
+              help="Exact + EXIF audit alone: no pixels decoded, so images are read by ranges (head, tail, "
+                   "the EXIF ranges their format needs) and whole only where size, head and tail collide.")
+@click.option("--max-retrieval-usd", "max_retrieval", type=click.FloatRange(min=0),
+              help="Stop reading cool/cold data once its retrieval fees would pass this many USD; objects "
+                   "left unread are reported (status failed, read again by the next scan).")
 @output_dir_option
 @results_option
 @click.option("--shard", "shard_text", metavar="I/N|auto",
@@ -236,6 +243,7 @@ def cli() -> None:
 @_guard
 def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fail_on: str | None,
          fmt: str, output: Path | None, workers: int | None, concurrency: int | None,
+         no_perceptual: bool, max_retrieval: float | None,
          output_dir: Path | None, results: str | None, shard_text: str | None) -> None:
     """List, read, fingerprint, group and evaluate policies; then print the report.
 
@@ -245,10 +253,8 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
     A shard scan (`--shard`) prints no report; with `--results` it fetches its part catalog from
     RESULTS/shards/ when --db does not exist yet, and puts it back there when done.
     """
-    config = _config(config_path)
-    updates = {k: v for k, v in {"workers": workers, "concurrency": concurrency}.items() if v}
-    if updates:
-        config = config.model_copy(update={"scan": config.scan.model_copy(update=updates)})
+    config = _scan_config(config_path, workers=workers, concurrency=concurrency, no_perceptual=no_perceptual,
+                          max_retrieval=max_retrieval)
     from .pipeline import run_scan
 
     shard = _shard(shard_text)
@@ -269,7 +275,55 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
     from .report import summary_line
 
     click.echo(summary_line(report), err=True)
+    if report.scan.left_unread:
+        click.echo(f"retrieval budget reached: {report.scan.left_unread:,} objects "
+                   f"({report.scan.left_unread_bytes:,} bytes) left unread; the next scan reads them", err=True)
     _exit_for(report, fail_on)
+
+
+def _scan_config(config_path: str | None, *, workers: int | None = None, concurrency: int | None = None,
+                 no_perceptual: bool = False, max_retrieval: float | None = None) -> Config:
+    config = _config(config_path)
+    updates: dict[str, object] = {k: v for k, v in {"workers": workers, "concurrency": concurrency}.items() if v}
+    if no_perceptual:
+        updates["perceptual"] = False
+    if max_retrieval is not None:
+        updates["max_retrieval_usd"] = max_retrieval
+    if updates:
+        config = config.model_copy(update={"scan": config.scan.model_copy(update=updates)})
+    return config
+
+
+@cli.command("plan")
+@click.argument("targets", nargs=-1)
+@config_option
+@db_option
+@click.option("--no-perceptual", "no_perceptual", is_flag=True, help="Plan the exact + EXIF audit alone.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_guard
+def plan_command(targets: tuple[str, ...], config_path: str | None, db: Path | None, no_perceptual: bool,
+                 fmt: str) -> None:
+    """Print what a scan would read, before reading anything: requests, bytes and fees per tier.
+
+    Lists the targets into the catalog (listing requests only); objects unchanged since the last scan
+    cost nothing. Whole reads that head/tail narrowing may still need are shown as "at most".
+    """
+    from .pipeline import plan_scan
+
+    config = _scan_config(config_path, no_perceptual=no_perceptual)
+    with _open_catalog(_db_path(db, config), must_exist=False) as catalog:
+        costs = asyncio.run(plan_scan(config, catalog, list(targets) or config.targets))
+    rows = [dataclasses.asdict(c) for c in costs.values()]
+    if fmt == "json":
+        click.echo(json.dumps({"tiers": rows}, indent=2))
+        return
+    click.echo(f"{'tier':<8} {'objects':>9} {'requests':>9} {'bytes':>15} {'retrieval USD':>14} "
+               f"{'request USD':>12} {'+ whole reads at most (bytes)':>30}")
+    for r in rows + [{"tier": "total", **{k: sum(x[k] for x in rows) for k in rows[0] if k != "tier"}}] * bool(rows):
+        click.echo(f"{r['tier']:<8} {r['objects']:>9,} {r['requests']:>9,} {r['bytes']:>15,} "
+                   f"{r['retrieval_usd']:>14.6f} {r['request_usd']:>12.6f} {r['full_bytes_at_most']:>30,}")
+    if not rows:
+        click.echo("nothing to read: every object is unchanged since the last scan")
 
 
 def _shard_scan(config: Config, path: Path, targets: list[str], shard: Shard, results: str | None) -> None:
@@ -410,18 +464,23 @@ def near() -> None:
 @db_option
 @_guard
 def near_ignore(uris: tuple[str, ...], config_path: str | None, db: Path | None) -> None:
-    """Mark URIS (two or more) as not duplicates of each other, then regroup the catalog.
+    """Mark URIS (two or more objects in the catalog) as not duplicates of each other, then regroup.
 
     Stored in the catalog, so every later scan keeps them apart: no near group ever holds two of them.
     `near.not_duplicates` in the config file does the same from a file.
     """
-    if len(set(uris)) < 2:
+    # Local files are stored as file:// URIs of their resolved path: accept the path as typed.
+    wanted = sorted({u if "://" in u else Path(u).resolve().as_uri() for u in uris})
+    if len(wanted) < 2:
         raise UsageError("near ignore: name at least two different URIs")
     config = _config(config_path)
     from .pipeline import evaluate_results
 
     with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
-        added = catalog.add_not_duplicates(uris)
+        unknown = sorted(set(wanted) - catalog.known(wanted))
+        if unknown:
+            raise UsageError(f"near ignore: not in the catalog: {', '.join(unknown)}")
+        added = catalog.add_not_duplicates(wanted)
         evaluate_results(config, catalog, datetime.now(timezone.utc))
     click.echo(f"recorded {added} new not-a-duplicate pair(s); groups updated", err=True)
 
@@ -537,6 +596,91 @@ def prices_refresh(output: Path, regions: tuple[str, ...], gcp_api_key: str | No
     click.echo(f"{output}: {len(result.fetched)} region(s): "
                + ", ".join(f"{f.provider}/{f.region}" for f in result.fetched), err=True)
     if result.errors:
+        sys.exit(1)
+
+
+@cli.command("apply")
+@config_option
+@db_option
+@click.option("--action", type=click.Choice(["tag", "quarantine", "transition", "delete"]),
+              help="What to do to the objects the findings name (never to a group master).")
+@click.option("--to", metavar="PREFIX|URI|FOLDER|CLASS",
+              help="quarantine: a prefix in the same bucket, a bucket URI (s3://QUARANTINE/PREFIX), or a folder "
+                   "for local files; transition: the provider's storage class (e.g. GLACIER_IR, COLDLINE, Cool).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
+              help="tag: the tags to add (default tierscan-policy and tierscan-group).")
+@click.option("--policy", "policies", multiple=True, metavar="NAME", help="Only findings of these policies.")
+@click.option("--findings", "findings_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Take findings from this report JSON instead of the catalog's.")
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the plan here (nothing changes).")
+@click.option("--execute", "execute_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A plan to review (without --approve) or to run (with --approve DIGEST and --journal).")
+@click.option("--approve", metavar="DIGEST", help="The digest printed when the plan was reviewed (16+ hex).")
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The journal to write (a new file); `tierscan undo JOURNAL` reverses tag and quarantine.")
+@_guard
+def apply_command(config_path: str | None, db: Path | None, action: str | None, to: str | None,
+                  tags: tuple[str, ...], policies: tuple[str, ...], findings_path: Path | None,
+                  plan_path: Path | None, execute_path: Path | None, approve: str | None,
+                  journal_path: Path | None) -> None:
+    """Act on findings, in three steps: write a plan (--plan), review it (--execute PLAN), then run the
+    reviewed plan (--execute PLAN --approve DIGEST --journal J.jsonl). Before each change the object's
+    ETag/generation is checked against the plan and a journal entry is fsynced; masters are never touched.
+    """
+    from . import apply as remediation
+
+    config = _config(config_path)
+    if execute_path is not None:
+        if plan_path or action:
+            raise UsageError("--execute runs an existing plan: leave out --plan and --action")
+        plan = remediation.load_plan(execute_path)
+        if approve is None:
+            for line in remediation.describe_plan(plan):
+                click.echo(line)
+            digest = remediation.plan_digest(plan)
+            click.echo(f"nothing changed. To apply: tierscan apply --execute {execute_path} --approve {digest[:16]} "
+                       "--journal JOURNAL.jsonl", err=True)
+            return
+        if journal_path is None:
+            raise UsageError("--execute with --approve needs --journal FILE (a new file)")
+        with _open_catalog(Path(db or plan["db"]), must_exist=True) as catalog:
+            result = remediation.execute_plan(plan, approve, journal_path, catalog, config)
+        for uri, why in result.skipped:
+            click.echo(f"skipped {uri!r}: {why}", err=True)
+        for uri, why in result.failed:
+            click.echo(f"failed {uri!r}: {why}", err=True)
+        click.echo(f"{plan['action']}: {len(result.done)} done, {len(result.skipped)} skipped, "
+                   f"{len(result.failed)} failed; journal {journal_path}", err=True)
+        if result.failed:
+            sys.exit(1)
+        return
+    if action is None or plan_path is None:
+        raise UsageError("apply: give --action and --plan to write a plan, or --execute PLAN to review or run one")
+    path = _db_path(db, config)
+    with _open_catalog(path, must_exist=True) as catalog:
+        plan = remediation.build_plan(catalog, path.resolve(), action, to=to, tags=remediation.parse_tags(tags),
+                                      policies=policies, findings=remediation.findings_file(findings_path))
+    remediation.write_plan(plan, plan_path)
+    for line in remediation.describe_plan(plan):
+        click.echo(line)
+    click.echo(f"plan written to {plan_path}; nothing changed. Review it, then: tierscan apply --execute "
+               f"{plan_path} --approve {plan['digest'][:16]} --journal JOURNAL.jsonl", err=True)
+
+
+@cli.command("undo")
+@click.argument("journal", type=click.Path(dir_okay=False, path_type=Path))
+@config_option
+@_guard
+def undo_command(journal: Path, config_path: str | None) -> None:
+    """Reverse the tag and quarantine changes recorded in JOURNAL (newest first; safe to run again)."""
+    from .apply import undo_journal
+
+    result = undo_journal(journal, _config(config_path))
+    for uri, why in result.not_undone:
+        click.echo(f"not undone {uri!r}: {why}", err=True)
+    click.echo(f"undo: {len(result.undone)} reversed, {len(result.not_undone)} not", err=True)
+    if any(why.startswith("failed") for _, why in result.not_undone):
         sys.exit(1)
 
 

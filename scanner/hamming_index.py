@@ -7,7 +7,7 @@ codes found that way (the candidates) get a full 64-bit comparison. A pair found
 kept once: in the first band that could have found it. Work is split into query chunks across processes
 (fork: the tables are shared copy-on-write), which bounds memory by the chunk, not by N².
 
-PERFORMANCE.md: uniform codes at 10M and r=8 give about 1.7e10 candidates with 3 bands; numpy spends
+PERFORMANCE.md: uniform codes at 10M and r=8 give about 1.4e10 candidates with 3 bands; numpy spends
 25-55 ns on each.
 """
 

@@ -80,6 +80,11 @@ def _combined_stats(stats: list[ScanStats]) -> ScanStats:
         gone=max((s.gone for s in stats), default=0), fingerprinted=sum(s.fingerprinted for s in stats),
         requests=sum(s.requests for s in stats), bytes_read=sum(s.bytes_read for s in stats),
         bytes_read_by_tier=dict(by_tier), cost_usd=sum(s.cost_usd for s in stats),
+        # Exact per-object fees add up too, when every part that read anything recorded them.
+        **({"requests_by_tier": dict(sum((Counter(s.requests_by_tier) for s in stats), Counter())),
+            "retrieval_usd": sum(s.retrieval_usd for s in stats), "request_usd": sum(s.request_usd for s in stats)}
+           if all(s.requests_by_tier or not s.requests for s in stats) else {}),
+        left_unread=sum(s.left_unread for s in stats), left_unread_bytes=sum(s.left_unread_bytes for s in stats),
     )
 
 
@@ -113,6 +118,7 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
                 yield best[2]
 
         result.objects = into.replace_objects(winners())
+        into.fill_copies()  # byte-identical copies a shard left to the shard that read their twin
         for part in opened:  # user decisions ("not duplicates") recorded in any part still hold
             for pair in part.catalog.not_duplicates():
                 into.add_not_duplicates(pair)

@@ -117,16 +117,22 @@ class ExifRecord(_Frozen):
 
 
 class Fingerprint(_Frozen):
-    """What reading one object produced. Hashes are lowercase hex; perceptual hashes are 64-bit."""
+    """What reading one object produced: the record the read path hands to the catalog. Hashes are
+    lowercase hex; perceptual hashes are 64-bit. `exif` None: no metadata was read (an unchanged object
+    read again only for its SHA-256). `error` set: the object is skipped with that reason."""
 
     sha256: str | None = None
+    headtail: str | None = None  # `scanner.plan.headtail_key`: size + digests of the head and tail chunks
     phash: str | None = None
     dhash: str | None = None
+    near_sig: bytes | None = None
     format: str | None = None
     width: int | None = None
     height: int | None = None
-    exif: ExifRecord = Field(default_factory=ExifRecord)
+    exif: ExifRecord | None = None
+    error: str | None = None
     bytes_read: int = 0
+    requests: int = 0
 
 
 class InventoryRecord(_Frozen):
@@ -259,6 +265,14 @@ class ScanStats(_Frozen):
     bytes_read: int = 0
     bytes_read_by_tier: dict[str, int] = Field(default_factory=dict)
     cost_usd: float = 0.0
+    # Exact per-object accounting (`scanner.pipeline`): requests per tier and the fees they incurred,
+    # each object priced by its own class and region. Empty in catalogs written before it existed.
+    requests_by_tier: dict[str, int] = Field(default_factory=dict)
+    retrieval_usd: float = 0.0
+    request_usd: float = 0.0
+    # Objects a `--max-retrieval-usd` budget left unread (retried by the next scan), and their bytes.
+    left_unread: int = 0
+    left_unread_bytes: int = 0
 
 
 class Report(_Frozen):

@@ -1,17 +1,21 @@
-"""One scan, end to end: list every target, read what the catalog says is needed, fingerprint in a
-process pool, group, evaluate policies, and store the results in the catalog for `report`.
+"""One scan, end to end: list every target, plan the reads (`scanner.plan`), read what the plan says,
+fingerprint in a process pool, group, evaluate policies, and store the results in the catalog for `report`.
 
-Listing and reading are async; fingerprinting runs in worker processes. Reads are bounded by
-`scan.concurrency`, and each object's bytes are released as soon as its fingerprint is back, so memory
-stays bounded by concurrency x object size, not by the number of objects. A failing object is recorded
-with its reason and the scan goes on.
+Listing and reading are async; fingerprinting runs in worker processes, overlapping the reads. Reads are
+bounded by `scan.concurrency`, and each object's bytes are released as soon as its fingerprint is back, so
+memory stays bounded by concurrency x object size, not by the number of objects (the plan itself holds one
+small record per object to read). Every read produces a `models.Fingerprint`, the record the catalog takes,
+written in batches. Each request is counted and priced per object, so the scan reports its exact bill. A
+failing object is recorded with its reason and the scan goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -23,46 +27,44 @@ from .cluster import exact_groups, near_groups
 from .config import Config
 from .errors import ObjectError, UsageError
 from .fingerprint import FingerprintPool, FingerprintResult
-from .models import ExifRecord, GPS, Group, InventoryRecord, ScanStats
+from .models import Fingerprint, Group, InventoryRecord, ObjectRef, ScanStats
+from .plan import (GIB, HEAD, TAIL, Budget, PlannedRead, TierCost, estimate, exif_record, headtail_key, plan_reads,
+                   price_of, ranged_metadata)
 from .pricing import PriceTable, price_as_from_config
 from .progress import Progress
 from .shard import Shard
 from .tiers import JurisdictionMap
 
-__all__ = ["evaluate_results", "policy_records", "run_scan"]
+__all__ = ["evaluate_results", "plan_scan", "policy_records", "run_scan"]
 
 log = logging.getLogger("tierscan")
 
 _WRITE_BATCH = 256  # catalog rows per transaction
 
 
-def _exif_record(result: FingerprintResult) -> ExifRecord | None:
-    info = result.exif
-    if info is None:
-        return None
-    gps = GPS(lat=info.gps_lat, lon=info.gps_lon) if info.gps_lat is not None and info.gps_lon is not None else None
-    return ExifRecord(
-        gps=gps,
-        serials=list(dict.fromkeys(value for _, value in info.serials)),
-        make=info.make,
-        model=info.model,
-        datetime_original=info.datetime_original,
-        software=info.software,
-        owner=info.owner,
-        orientation=info.orientation,
+def _fingerprint(result: FingerprintResult, *, headtail: str | None, bytes_read: int,
+                 requests: int) -> Fingerprint:
+    """A worker's result as the boundary record the catalog takes."""
+    return Fingerprint(
+        sha256=result.sha256, headtail=headtail, phash=result.phash, dhash=result.dhash,
+        near_sig=result.near_sig, format=result.format, width=result.width, height=result.height,
+        exif=exif_record(result.exif), error=result.error, bytes_read=bytes_read, requests=requests,
     )
 
 
-def _result_fields(item: WorkItem, result: FingerprintResult) -> dict[str, object]:
+def _result_fields(item: WorkItem, fp: Fingerprint) -> dict[str, object]:
+    """Catalog columns to update from a fingerprint (metadata only when the item wanted it)."""
     fields: dict[str, object] = {}
-    if result.sha256:
-        fields["sha256"] = result.sha256
-    if not item.want_metadata:
+    if fp.sha256:
+        fields["sha256"] = fp.sha256
+    if fp.headtail:
+        fields["headtail"] = fp.headtail
+    if not item.want_metadata or (fp.exif is None and fp.format is None and fp.error is None):
         return fields
     fields.update(
-        format=result.format, width=result.width, height=result.height,
-        phash=result.phash, dhash=result.dhash, near_sig=result.near_sig, exif=_exif_record(result),
-        status="skipped" if result.error else "fingerprinted", reason=result.error,
+        format=fp.format, width=fp.width, height=fp.height,
+        phash=fp.phash, dhash=fp.dhash, near_sig=fp.near_sig, exif=fp.exif,
+        status="skipped" if fp.error else "fingerprinted", reason=fp.error,
     )
     return fields
 
@@ -91,54 +93,226 @@ async def _list_all(config: Config, catalog: Catalog, targets: list[str], scan_i
     await asyncio.gather(*(one(t) for t in targets))
 
 
+class _Accounts:
+    """What this scan's reads cost: requests and bytes per tier, and the fees, each object priced by its
+    own class and region (`scanner.pricing`), so the report's scan cost is exact."""
+
+    def __init__(self, config: Config):
+        self.prices = PriceTable.load(config.prices)
+        self.price_as = price_as_from_config(config)
+        self.requests: dict[str, int] = defaultdict(int)
+        self.bytes: dict[str, int] = defaultdict(int)
+        self.retrieval_usd = 0.0
+        self.request_usd = 0.0
+        self.left = 0
+        self.left_bytes = 0
+
+    def retrieval(self, ref: ObjectRef, nbytes: int) -> float:
+        return nbytes / GIB * price_of(self.prices, self.price_as, ref).retrieval_gb  # type: ignore[arg-type]
+
+    def add(self, ref: ObjectRef, nbytes: int) -> None:
+        price = price_of(self.prices, self.price_as, ref)  # type: ignore[arg-type]
+        tier = ref.tier.value
+        self.requests[tier] += 1
+        self.bytes[tier] += nbytes
+        self.retrieval_usd += nbytes / GIB * price.retrieval_gb
+        self.request_usd += price.get_per_1000 / 1000
+
+
 async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Connector],
-                    pool: FingerprintPool, stats: dict[str, int], by_tier: dict[str, int],
+                    pool: FingerprintPool, stats: dict[str, int], acct: _Accounts,
                     progress: Progress, shard: Shard | None) -> None:
-    # Materialised so that result writes never race the catalog cursor; a WorkItem is small.
-    work = list(catalog.work(shard))
-    progress.planned(len(work), sum(w.ref.size for w in work))
+    """Plan (`scanner.plan`), then read in two passes: every planned read (whole objects, ranged EXIF,
+    head/tail chunks), then whole reads only for objects whose (size, head, tail) still collides."""
+    perceptual = config.scan.perceptual
+    # A WorkItem is small; result writes must not race the cursor. A shard plans over every object, so
+    # that byte-identical copies pick the same representative in every shard and in one process; it reads
+    # the plans whose representative it owns, and `tierscan merge` fills copies owned by other shards.
+    plans = plan_reads(list(catalog.work()), perceptual=perceptual)
+    if shard is not None:
+        plans = [p for p in plans if shard.owns(p.ref.uri)]
+        unowned = sum(1 for p in plans for c in p.copies if not shard.owns(c.ref.uri) and c.want_metadata)
+        stats["fingerprinted"] += unowned  # counted where their twin is read, as one process counts them
+        for p in plans:
+            p.copies = [c for c in p.copies if shard.owns(c.ref.uri)]
+    progress.planned(sum(1 + len(p.copies) for p in plans), sum(p.ref.size * (1 + len(p.copies)) for p in plans))
+    budget = Budget(config.scan.max_retrieval_usd)
     loop = asyncio.get_running_loop()
     pending: list[tuple[str, dict[str, object]]] = []
+    # Narrowing state: the headtail key of every object this scan saw, and who still needs its SHA-256.
+    keys: dict[str, tuple[str, str]] = {}  # uri -> (key, identity: the trusted MD5 or the uri)
+    narrowed: list[PlannedRead] = []
+    computed: dict[str, dict[str, str]] = defaultdict(dict)  # headtail key -> MD5 -> SHA-256 of whole reads
 
     def flush() -> None:
         catalog.record_fingerprints(pending)
         pending.clear()
 
-    async def one(item: WorkItem) -> None:
-        ref = item.ref
-        if ref.size > config.scan.max_object_bytes:
-            pending.append((ref.uri, {"status": "skipped", "reason": f"larger than {config.scan.max_object_bytes} bytes"}))
-            return
-        conn = connectors[parse_target(ref.uri).scheme]
-        try:
-            data = await conn.read_range(ref, 0, ref.size)
-        except ObjectError as exc:
-            pending.append((ref.uri, {"status": "failed", "reason": f"{exc.reason}: {exc}"}))
-            return
-        stats["requests"] += 1
-        stats["bytes_read"] += len(data)
-        by_tier[ref.tier.value] += len(data)
-        progress.read(len(data))
-        if len(data) != ref.size:
-            pending.append((ref.uri, {"status": "failed", "reason": f"truncated read: {len(data)} of {ref.size} bytes"}))
-            return
-        future = pool.submit(data, want_sha256=item.want_sha256, want_perceptual=config.scan.perceptual)
-        del data  # the worker has its copy; drop ours before waiting
-        result = await asyncio.wrap_future(future, loop=loop)
+    def record(item: WorkItem, fp: Fingerprint) -> None:
+        pending.append((item.ref.uri, _result_fields(item, fp)))
         if item.want_metadata:
             stats["fingerprinted"] += 1
-        pending.append((ref.uri, _result_fields(item, result)))
         if len(pending) >= _WRITE_BATCH:
             flush()
 
-    queue = iter(work)
+    def fail(items: list[WorkItem], reason: str) -> None:
+        for item in items:
+            pending.append((item.ref.uri, {"status": "failed", "reason": reason, "headtail": None}))
 
-    async def reader() -> None:
-        for item in queue:  # the readers share one iterator: at most `concurrency` objects in flight
-            await one(item)
+    def leave(p: PlannedRead) -> None:
+        for item in [p.item, *p.copies]:
+            acct.left += 1
+            acct.left_bytes += item.ref.size
+            if item.want_metadata:
+                pending.append((item.ref.uri, {"status": "failed", "headtail": None, "reason":
+                                f"left unread: over the retrieval budget ({config.scan.max_retrieval_usd} USD)"}))
+            else:
+                pending.append((item.ref.uri, {"headtail": None}))  # read again for its SHA-256 next scan
 
-    await asyncio.gather(*(reader() for _ in range(config.scan.concurrency)))
-    flush()
+    def note_key(p: PlannedRead, key: str | None) -> None:
+        if key is None:
+            return
+        for item in [p.item, *p.copies]:
+            keys[item.ref.uri] = (key, item.ref.checksums.get("md5") or item.ref.uri)
+
+    async def fetch(ref: ObjectRef, start: int, end: int) -> bytes:
+        conn = connectors[parse_target(ref.uri).scheme]
+        data = await conn.read_range(ref, start, end)
+        acct.add(ref, len(data))
+        progress.read(len(data))
+        return data
+
+    async def full(p: PlannedRead) -> Fingerprint | None:
+        item, ref = p.item, p.ref
+        data = await fetch(ref, 0, ref.size)
+        if len(data) != ref.size:
+            fail([item, *p.copies], f"truncated read: {len(data)} of {ref.size} bytes")
+            return None
+        key = headtail_key(ref.size, data[:HEAD], data[-TAIL:])
+        if not item.want_metadata:
+            sha, md5 = await asyncio.to_thread(lambda: (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()))
+            computed[key][md5] = sha
+            return Fingerprint(sha256=sha, headtail=key, bytes_read=len(data), requests=1)
+        future = pool.submit(data, want_sha256=item.want_sha256, want_perceptual=perceptual)
+        del data  # the worker has its copy; drop ours before waiting
+        result = await asyncio.wrap_future(future, loop=loop)
+        return _fingerprint(result, headtail=key, bytes_read=ref.size, requests=1)
+
+    async def meta(p: PlannedRead) -> Fingerprint:
+        ref = p.ref
+        found = await ranged_metadata(lambda s, e: fetch(ref, s, e), ref.size, want_tail=p.item.want_sha256)
+        key = headtail_key(ref.size, found.head, found.tail) if p.item.want_sha256 else None
+        return Fingerprint(
+            headtail=key, format=found.format, width=found.width, height=found.height,
+            exif=exif_record(found.exif) if found.error is None else None, error=found.error,
+            bytes_read=found.bytes_read, requests=found.requests,
+        )
+
+    async def narrow(p: PlannedRead) -> Fingerprint:
+        ref = p.ref
+        head = await fetch(ref, 0, HEAD)
+        tail = await fetch(ref, ref.size - TAIL, ref.size)
+        return Fingerprint(headtail=headtail_key(ref.size, head, tail), bytes_read=len(head) + len(tail), requests=2)
+
+    async def one(p: PlannedRead) -> None:
+        ref = p.ref
+        if p.kind == "full" and ref.size > config.scan.max_object_bytes:
+            for item in [p.item, *p.copies]:
+                pending.append((item.ref.uri, {"status": "skipped",
+                                               "reason": f"larger than {config.scan.max_object_bytes} bytes"}))
+            return
+        requests, nbytes = p.estimate()
+        estimate = acct.retrieval(ref, nbytes)
+        if not budget.admit(estimate):
+            leave(p)
+            return
+        before = acct.retrieval_usd
+        try:
+            fp = await (full(p) if p.kind == "full" else meta(p) if p.kind == "meta" else narrow(p))
+        except ObjectError as exc:
+            fail([p.item, *p.copies], f"{exc.reason}: {exc}")
+            return
+        finally:
+            budget.charge(acct.retrieval_usd - before - estimate)  # follow-up reads beyond the estimate
+        if fp is None:
+            return
+        note_key(p, fp.headtail)
+        if p.item.want_sha256 and fp.headtail is not None and fp.error is None:
+            narrowed.append(p)  # settled after the first pass: a whole read, or its key tells it apart
+        for item in [p.item, *p.copies]:
+            record(item, fp)
+
+    async def run(reads: list[PlannedRead]) -> None:
+        queue = iter(reads)
+
+        async def reader() -> None:
+            for p in queue:  # the readers share one iterator: at most `concurrency` objects in flight
+                await one(p)
+
+        await asyncio.gather(*(reader() for _ in range(config.scan.concurrency)))
+        flush()
+
+    await run(plans)
+    if narrowed:
+        reads, fill = _still_colliding(catalog, narrowed, keys)
+        await run(reads)
+        for key, items in fill.items():  # MD5-trusted objects: the SHA-256 of the read object with their MD5
+            for item in items:
+                sha = computed[key].get(item.ref.checksums["md5"])
+                if sha is not None:
+                    record(item, Fingerprint(sha256=sha))
+        flush()
+
+
+def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[str, tuple[str, str]]
+                     ) -> tuple[list[PlannedRead], dict[str, list[WorkItem]]]:
+    """Whole reads for SHA-256, after the head/tail pass: objects whose (size, head, tail) key another
+    object shares, including the catalog's objects that share it without a SHA-256. An object of the same
+    size whose key is unknown (fingerprinted before keys were kept) cannot be told apart, so it forces
+    whole reads too.
+
+    Objects with a trusted MD5 are not read when every object of their key without one is: those reads
+    compute MD5 as well, and an MD5-trusted object takes the SHA-256 of the one whose MD5 equals its own
+    (returned as key -> items to fill); objects that all have trusted MD5s need no read at all."""
+    identities: dict[str, set[str]] = defaultdict(set)
+    for key, identity in keys.values():
+        identities[key].add(identity)
+    unknown_sizes: set[int] = set()
+    settled_plain: set[str] = set()  # keys with an object without MD5 whose SHA-256 is already known
+    members: dict[str, list[tuple[WorkItem, list[WorkItem]]]] = defaultdict(list)
+    for ref, key, sha in catalog.size_peers(p.ref.size for p in narrowed):
+        if ref.uri in keys:
+            continue
+        if key is None:
+            unknown_sizes.add(ref.size)
+            continue
+        identities[key].add(ref.checksums.get("md5") or ref.uri)
+        if sha is None:
+            members[key].append((WorkItem(ref, want_sha256=True, want_metadata=False), []))
+        elif not ref.checksums.get("md5"):
+            settled_plain.add(key)
+    for p in narrowed:
+        key = keys[p.ref.uri][0]
+        if p.kind == "full":  # read whole already, SHA-256 and all
+            if not p.ref.checksums.get("md5"):
+                settled_plain.add(key)
+            continue
+        members[key].append((replace(p.item, want_metadata=False), [replace(c, want_metadata=False) for c in p.copies]))
+    reads: list[PlannedRead] = []
+    fill: dict[str, list[WorkItem]] = {}
+    for key, group in members.items():
+        size = int(key.split(":", 1)[0])
+        if len(identities[key]) < 2 and size not in unknown_sizes:
+            continue
+        plain = [g for g in group if not g[0].ref.checksums.get("md5")]
+        trusted = [g for g in group if g[0].ref.checksums.get("md5")]
+        if key not in settled_plain and size not in unknown_sizes:
+            if not plain:
+                continue  # only trusted MD5s, and different MD5s are different bytes
+            fill[key] = [i for item, copies in trusted for i in (item, *copies)]
+            trusted = []
+        reads += [PlannedRead(item, "full", copies) for item, copies in plain + trusted]
+    return reads, fill
 
 
 def _policy_record(r: InventoryRecord, jurisdictions: JurisdictionMap) -> dict[str, object]:
@@ -192,14 +366,14 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     started = clock()
     scan_id = catalog.begin_scan(targets, started)
     counters: dict[str, int] = defaultdict(int)
-    by_tier: dict[str, int] = defaultdict(int)
+    acct = _Accounts(config)
     schemes = {parse_target(t).scheme for t in targets}
     connectors: dict[str, Connector] = {s: connector_class(s)(config) for s in schemes}
     try:
         await _list_all(config, catalog, targets, scan_id, connectors, counters, progress)
         catalog.skip_empty()
         with FingerprintPool(config.scan.workers) as pool:
-            await _read_all(config, catalog, connectors, pool, counters, by_tier, progress, shard)
+            await _read_all(config, catalog, connectors, pool, counters, acct, progress, shard)
     finally:
         for conn in connectors.values():
             await conn.aclose()
@@ -210,8 +384,34 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     stats = ScanStats(
         scan_id=scan_id, started=started, finished=clock(),
         listed=counters["listed"], fingerprinted=counters["fingerprinted"], unchanged=counters["unchanged"],
-        gone=counters["gone"], requests=counters["requests"], bytes_read=counters["bytes_read"],
-        bytes_read_by_tier=dict(by_tier),
+        gone=counters["gone"], requests=sum(acct.requests.values()), bytes_read=sum(acct.bytes.values()),
+        bytes_read_by_tier=dict(acct.bytes), requests_by_tier=dict(acct.requests),
+        retrieval_usd=acct.retrieval_usd, request_usd=acct.request_usd,
+        cost_usd=acct.retrieval_usd + acct.request_usd, left_unread=acct.left, left_unread_bytes=acct.left_bytes,
     )
     catalog.finish_scan(stats)
     return stats
+
+
+async def plan_scan(config: Config, catalog: Catalog, targets: list[str],
+                    progress: Progress | None = None, now: Callable[[], datetime] | None = None,
+                    shard: Shard | None = None) -> dict[str, TierCost]:
+    """List the targets into the catalog (listing requests only, no object is read) and return what a
+    scan would read, per tier: requests, bytes and fees (`scanner.plan.estimate`)."""
+    clock = now or (lambda: datetime.now(timezone.utc))
+    progress = progress or Progress()
+    if not targets:
+        raise UsageError("nothing to plan: name a path or URI, or set `targets:` in the config file")
+    scan_id = catalog.begin_scan(targets, clock())
+    counters: dict[str, int] = defaultdict(int)
+    schemes = {parse_target(t).scheme for t in targets}
+    connectors: dict[str, Connector] = {s: connector_class(s)(config) for s in schemes}
+    try:
+        await _list_all(config, catalog, targets, scan_id, connectors, counters, progress)
+    finally:
+        for conn in connectors.values():
+            await conn.aclose()
+    catalog.skip_empty()
+    plans = plan_reads(catalog.work(shard), perceptual=config.scan.perceptual)
+    acct = _Accounts(config)
+    return estimate(plans, acct.prices, acct.price_as)  # type: ignore[arg-type]

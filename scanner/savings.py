@@ -248,6 +248,8 @@ def scan_cost_parts(stats: ScanStats, tier_prices: Mapping[Tier, Price]) -> Scan
     in total, so all of them are charged at the highest GET price among the tiers read (or among all tiers
     given, when no bytes were read).
     """
+    if stats.requests_by_tier:  # priced per object by the scan itself: exact
+        return ScanCost(stats.retrieval_usd, stats.request_usd)
     retrieval = 0.0
     read = []
     for tier_name, nbytes in stats.bytes_read_by_tier.items():

@@ -3,7 +3,8 @@
 The index proposes pairs whose hashes are close; most are right, but burst shots, video frames and stereo
 pairs are close too. A pair is confirmed when (1) ORB features match under one similarity transform
 (rotation, scale, translation; RANSAC), directly or with one image mirrored, and (2) with that transform,
-the thumbnails agree block by block: each 8x8 block's zero-mean correlation over the overlap. A re-encode,
+the thumbnails agree block by block: each 4x4-pixel block's (12 x 12 of them) zero-mean correlation
+over the overlap. A re-encode,
 resize, recolour or crop keeps almost every block; a moved subject or parallax breaks some. Only
 candidate pairs are verified, never all pairs.
 """
@@ -20,7 +21,7 @@ from .signatures import THUMB, Features, Signature
 __all__ = ["Evidence", "evidence"]
 
 _RATIO = 0.8  # Lowe's ratio test on descriptor distances
-_RANSAC_PX = 4.0  # reprojection tolerance, in the larger image's decode pixels
+_RANSAC_PX = 4.0  # reprojection tolerance, in pixels of a's feature frame
 _BLOCK = 4  # thumbnail pixels per block side
 _MIN_STD = 3.0  # blocks flatter than this (grey levels) carry no evidence
 _MIN_POINTS = 6
@@ -30,39 +31,34 @@ _MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING)
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """How well candidate `b` maps onto `a`: RANSAC inliers, the share of overlap blocks that correlate,
-    the lowest block correlation, and whether `b` was mirrored."""
+    and whether `b` was mirrored."""
 
     inliers: int
     agree: float
-    worst: float
-    residual: float
     mirrored: bool
 
 
-def _transform(a: Features, b: Features) -> tuple[np.ndarray | None, int, float]:
-    """Similarity transform from b's decode pixels to a's, its inlier count, and the inliers' RMS
-    reprojection error in a's pixels."""
+def _transform(a: Features, b: Features) -> tuple[np.ndarray | None, int]:
+    """Similarity transform from b's feature frame to a's, and its RANSAC inlier count."""
     if len(a.points) < _MIN_POINTS or len(b.points) < _MIN_POINTS:
-        return None, 0, 0.0
+        return None, 0
     pairs = _MATCHER.knnMatch(b.descriptors, a.descriptors, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < _RATIO * p[1].distance]
     if len(good) < _MIN_POINTS:
-        return None, 0, 0.0
+        return None, 0
     src = b.points[[m.queryIdx for m in good]]
     dst = a.points[[m.trainIdx for m in good]]
     matrix, inliers = cv2.estimateAffinePartial2D(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=_RANSAC_PX, maxIters=500, confidence=0.99
     )
     if matrix is None:
-        return None, 0, 0.0
-    keep = inliers.ravel().astype(bool)
-    moved = src[keep] @ matrix[:, :2].T + matrix[:, 2]
-    return matrix, int(keep.sum()), float(np.sqrt(((moved - dst[keep]) ** 2).sum(axis=1).mean()))
+        return None, 0
+    return matrix, int(inliers.sum())
 
 
-def _blocks(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -> tuple[float, float]:
-    """Share of b's textured thumbnail blocks covered by a that correlate with a's pixels there (>= 0.5),
-    and the lowest correlation; (0, -1) when too little overlaps."""
+def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -> float:
+    """Share of b's textured thumbnail blocks covered by a that correlate with a's pixels there (>= 0.5);
+    0 when too little overlaps."""
     # b-thumb pixels -> b decode -> (mirror) -> a decode -> a-thumb pixels, as one affine map.
     to_b = np.diag([b.width / THUMB, b.height / THUMB, 1.0])
     if mirrored:
@@ -85,9 +81,9 @@ def _blocks(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -> t
     sa, sb = np.sqrt((wa * wa).mean(axis=1)), np.sqrt((wb * wb).mean(axis=1))
     usable = covered & (sb > _MIN_STD) & (sa > _MIN_STD)
     if usable.sum() < 8:
-        return 0.0, -1.0
+        return 0.0
     corr = (wa * wb).mean(axis=1)[usable] / (sa * sb)[usable]
-    return float((corr >= 0.5).mean()), float(corr.min())
+    return float((corr >= 0.5).mean())
 
 
 def evidence(a: Signature, b: Signature) -> Evidence | None:
@@ -95,11 +91,10 @@ def evidence(a: Signature, b: Signature) -> Evidence | None:
     features do not match under any similarity transform."""
     best: Evidence | None = None
     for mirrored, fb in ((False, b.features), (True, b.mirror_features)):
-        matrix, inliers, residual = _transform(a.features, fb)
+        matrix, inliers = _transform(a.features, fb)
         if matrix is None:
             continue
-        agree, worst = _blocks(a, b, matrix, mirrored)
-        found = Evidence(inliers, agree, worst, residual, mirrored)
+        found = Evidence(inliers, _agreement(a, b, matrix, mirrored), mirrored)
         if best is None or (found.agree, found.inliers) > (best.agree, best.inliers):
             best = found
     return best

@@ -9,6 +9,7 @@ logged, then matched against the armed faults in order; a fault fires a given nu
     proxy.fail(reset=True, times=1)
     proxy.fail(add_headers={"x-amz-archive-status": "ARCHIVE_ACCESS"}, match=...)   # passes through, edited
     proxy.fail(delay=5.0)                                                            # a stalled server
+    proxy.fail(truncate=100)                          # forwards, but the body stops after 100 bytes
 
 Requests are forwarded one per upstream connection (`Connection: close`), and each answer closes the
 client connection too: simple, and the SDKs reconnect as they would after any server-side close.
@@ -50,6 +51,7 @@ class Fault:
     reset: bool = False
     add_headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to stall before acting (a slow or hung server)
+    truncate: int | None = None  # forward, then cut the body after this many bytes (Content-Length kept)
 
 
 class FaultProxy:
@@ -104,8 +106,9 @@ class FaultProxy:
         reset: bool = False,
         add_headers: dict[str, str] | None = None,
         delay: float = 0.0,
+        truncate: int | None = None,
     ) -> Fault:
-        fault = Fault(match, times, status, body, headers or {}, reset, add_headers or {}, delay)
+        fault = Fault(match, times, status, body, headers or {}, reset, add_headers or {}, delay, truncate)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -155,6 +158,9 @@ class FaultProxy:
                     status_line, _, rest = answer.partition(b"\r\n")
                     extra = "".join(f"{k}: {v}\r\n" for k, v in fault.add_headers.items()).encode("latin-1")
                     answer = status_line + b"\r\n" + extra + rest
+                if fault is not None and fault.truncate is not None:
+                    head, sep, payload = answer.partition(b"\r\n\r\n")
+                    answer = head + sep + payload[:fault.truncate]
                 writer.write(answer)
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):

@@ -248,3 +248,21 @@ def test_the_console_script_and_its_exit_codes(estate, tmp_path):
     assert missing.returncode == 2 and "no catalog here" in missing.stderr
     helped = subprocess.run([sys.executable, "-m", "scanner", "scan", "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "--config" in helped.stdout
+
+
+def test_not_a_duplicate_survives_rescans(tmp_path):
+    root = tmp_path / "estate"
+    shutil.copytree(REPO / "examples" / "estate" / "hk-photos-hot", root / "hot")
+    shutil.copytree(REPO / "examples" / "estate" / "hk-design-cool", root / "cool")
+    db = str(tmp_path / "n.db")
+
+    def near_sets() -> list[set[str]]:
+        report = Report.model_validate_json(run("scan", str(root), "--db", db, "--format", "json"))
+        return [{m.uri.rsplit("/", 1)[1] for m in g.members} for g in report.groups if g.kind == "near"]
+
+    assert {"ixus-original.jpg", "ixus-web.jpg"} in near_sets()
+    run("near", "ignore", str(root / "hot" / "events" / "ixus-original.jpg"), str(root / "cool" / "ixus-web.jpg"),
+        "--db", db)
+    assert "ixus-web.jpg" in run("near", "ignored", "--db", db)
+    assert not any({"ixus-original.jpg", "ixus-web.jpg"} <= s for s in near_sets())
+    run("near", "ignore", str(root / "nope.jpg"), str(root / "cool" / "ixus-web.jpg"), "--db", db, expect=2)

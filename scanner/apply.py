@@ -1,0 +1,542 @@
+"""Remediation, opt-in: `tierscan apply` and `tierscan undo`. The only code that changes scanned buckets.
+
+Three steps, each a separate command, so that nothing changes by accident:
+
+1. **Plan** (`tierscan apply --db DB --action ACTION [--to ...] --plan PLAN.json`): the objects that the
+   catalog's findings name, minus every group master, each with the identity the scan saw (size, ETag,
+   version, modified time). Writing a plan changes nothing. The plan carries a SHA-256 digest of what it
+   will do.
+2. **Review** (`tierscan apply --execute PLAN.json`): prints what the plan would do and its digest; still
+   changes nothing.
+3. **Execute** (`tierscan apply --execute PLAN.json --approve DIGEST --journal J.jsonl`): runs only the plan
+   whose digest was approved (an edited plan has another digest and must be reviewed again). For each
+   object, in order: it is refused if it is a master in the catalog's groups *now*; a `delete` needs the
+   object to be a redundant copy in an exact group whose master still exists unchanged; a HEAD re-checks
+   the ETag/generation (local: size and modified time) against the plan; then a journal entry is written
+   and fsynced; only then is the object changed, and the outcome is journalled too.
+
+`tierscan undo J.jsonl` reverses `tag` (restores the previous tag set) and `quarantine` (moves the object
+back; in an S3 versioned bucket by removing the delete marker, which restores the very version). A
+`delete` in an S3 versioned bucket is undone by removing its delete marker; other deletes and transitions
+are not undone. Undo steps are journalled in the same file, so undo can be run again after a crash.
+
+Actions: `tag` (S3 object tags, GCS custom metadata, Azure blob index tags, local user xattrs), `quarantine`
+(copy to `--to` then delete the source, conditional on the ETag; local files are moved), `transition`
+(`--to STORAGE_CLASS`, the provider's native class name), `delete` (in a versioned bucket, a delete marker
+or noncurrent version keeps the data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from connectors import Connector, connector_class, parse_target
+from connectors.base import Location, ObjectState
+
+from .catalog import Catalog
+from .config import Config
+from .errors import ObjectError, UsageError
+from .models import Finding, Group, InventoryRecord
+
+__all__ = ["ACTIONS", "ApplyResult", "build_plan", "execute_plan", "load_plan", "plan_digest", "undo_journal",
+           "write_plan"]
+
+ACTIONS = ("tag", "quarantine", "transition", "delete")
+PLAN_FORMAT = "tierscan-plan"
+_NEEDS = {"tag": "tag", "transition": "set_tier", "delete": "delete"}
+
+ConnectorFactory = Callable[[str], Connector]
+
+
+# ---- plan ----------------------------------------------------------------------------------------
+
+def _scheme(uri: str) -> str:
+    return uri.split("://", 1)[0] if "://" in uri else "file"
+
+
+def _masters(groups: Iterable[Group]) -> set[str]:
+    return {g.master for g in groups}
+
+
+def _group_of(groups: Iterable[Group]) -> dict[str, Group]:
+    """Member URI -> its group; an exact group wins over a near one."""
+    found: dict[str, Group] = {}
+    for g in sorted(groups, key=lambda g: g.kind != "exact"):
+        for m in g.members:
+            found.setdefault(m.uri, g)
+    return found
+
+
+def _destination(record: InventoryRecord, to: str) -> dict[str, str]:
+    """Where quarantine puts an object: `--to PREFIX` (same bucket), `--to SCHEME://BUCKET/PREFIX` (another
+    bucket, source bucket name kept in the key), or, for local files, a folder (bucket/key kept below it)."""
+    scheme = _scheme(record.uri)
+    if scheme == "file":
+        if "://" in to and not to.startswith("file://"):
+            raise UsageError(f"--to {to}: local files are quarantined into a local folder")
+        root = Path(parse_target(to).location).expanduser().resolve()
+        parts = [record.bucket, *record.key.split("/")]
+        if any(p in ("", ".", "..") for p in parts):
+            raise ValueError("the key has empty, '.' or '..' parts")
+        path = root.joinpath(*parts)
+        if root not in path.parents:
+            raise ValueError("the destination would leave the quarantine folder")
+        return {"uri": path.as_uri(), "bucket": record.bucket, "key": "/".join(parts[1:]), "root": str(root)}
+    if "://" in to:
+        target = parse_target(to)
+        if target.scheme != scheme:
+            raise UsageError(f"--to {to}: a {scheme}:// object is quarantined within {scheme}://")
+        prefix = target.prefix.strip("/")
+        key = "/".join(p for p in (prefix, record.bucket.split("/")[-1], record.key) if p)
+        bucket = target.location
+    else:
+        prefix = to.strip("/")
+        if not prefix:
+            raise UsageError("--to: name a quarantine prefix or bucket URI")
+        key, bucket = f"{prefix}/{record.key}", record.bucket
+    if key == record.key and bucket == record.bucket:
+        raise ValueError("the destination is the object itself")
+    return {"uri": f"{scheme}://{bucket}/{key}", "bucket": bucket, "key": key}
+
+
+def _findings_from(path: Path) -> list[Finding]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not a report JSON file: {exc}") from None
+    return [Finding.model_validate(f) for f in data.get("findings", [])]
+
+
+def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None = None,
+               tags: dict[str, str] | None = None, policies: Iterable[str] = (),
+               findings: list[Finding] | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """A plan for `action` over the objects the findings name; masters and unsafe items are listed under
+    `excluded` with the reason. Changes nothing."""
+    if action not in ACTIONS:
+        raise UsageError(f"--action {action}: one of {', '.join(ACTIONS)}")
+    if action in ("quarantine", "transition") and not to:
+        raise UsageError(f"--action {action} needs --to ({'a prefix, bucket URI or folder' if action == 'quarantine' else 'a storage class'})")
+    wanted = set(policies)
+    groups = catalog.groups()
+    masters, group_of = _masters(groups), _group_of(groups)
+    records = {r.uri: r for r in catalog.records()}
+    items: list[dict[str, Any]] = []
+    excluded: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for finding in findings if findings is not None else catalog.findings():
+        if wanted and finding.policy not in wanted:
+            continue
+        for uri in finding.uris:
+            if uri in seen:
+                continue
+            seen.add(uri)
+            record = records.get(uri)
+            group = group_of.get(uri)
+            why = None
+            if uri in masters:
+                why = "a group master: never touched"
+            elif record is None:
+                why = "not in the catalog (or gone)"
+            elif action == "delete" and (group is None or group.kind != "exact"):
+                why = "delete takes only redundant copies in exact groups"
+            elif record.status in ("failed", "gone"):
+                why = f"status {record.status}"
+            if why:
+                excluded.append({"uri": uri, "policy": finding.policy, "reason": why})
+                continue
+            assert record is not None
+            item: dict[str, Any] = {
+                "uri": uri, "scheme": _scheme(uri), "bucket": record.bucket, "key": record.key,
+                "size": record.size, "etag": record.etag, "version": record.version,
+                "modified": record.modified.isoformat(), "storage_class": record.storage_class,
+                "policy": finding.policy, "group": group.id if group else None,
+                "master": group.master if group else None,
+            }
+            try:
+                if action == "quarantine":
+                    item["dest"] = _destination(record, to or "")
+            except ValueError as exc:
+                excluded.append({"uri": uri, "policy": finding.policy, "reason": f"unsafe destination: {exc}"})
+                continue
+            if action == "tag":
+                item["tags"] = tags or {"tierscan-policy": finding.policy[:256],
+                                        **({"tierscan-group": group.id} if group else {})}
+            items.append(item)
+    plan = {
+        "format": PLAN_FORMAT, "version": 1,
+        "created": (now or datetime.now(timezone.utc)).isoformat(),
+        "db": str(db_path), "action": action, "to": to, "items": items, "excluded": excluded,
+    }
+    plan["digest"] = plan_digest(plan)
+    return plan
+
+
+def plan_digest(plan: dict[str, Any]) -> str:
+    """SHA-256 over what the plan does (action, destination, database, items): what an approval binds to."""
+    body = {k: plan.get(k) for k in ("format", "version", "db", "action", "to", "items")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
+
+
+def write_plan(plan: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(plan, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_plan(path: Path) -> dict[str, Any]:
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not a plan file: {exc}") from None
+    if not isinstance(plan, dict) or plan.get("format") != PLAN_FORMAT or plan.get("action") not in ACTIONS:
+        raise UsageError(f"{path}: not a tierscan plan (format {PLAN_FORMAT!r})")
+    return plan
+
+
+def describe_plan(plan: dict[str, Any]) -> list[str]:
+    action, to = plan["action"], plan.get("to")
+    lines = [f"plan: {action}{f' to {to}' if to else ''}, {len(plan['items'])} object(s), "
+             f"{len(plan.get('excluded', []))} excluded; catalog {plan['db']}"]
+    for item in plan["items"]:
+        extra = f" -> {item['dest']['uri']}" if "dest" in item else (
+            f" tags {item['tags']}" if "tags" in item else "")
+        lines.append(f"  {action} {item['uri']!r}{extra} ({item['size']} bytes, master {item['master']})")
+    for ex in plan.get("excluded", []):
+        lines.append(f"  excluded {ex['uri']!r}: {ex['reason']}")
+    lines.append(f"digest: {plan_digest(plan)}")
+    return lines
+
+
+# ---- journal -------------------------------------------------------------------------------------
+
+class Journal:
+    """Append-only JSON lines; each entry is flushed and fsynced before the call returns."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        new = not path.exists()
+        self._fh = open(path, "a", encoding="utf-8")
+        if new:
+            _fsync_dir(path.parent)
+
+    def write(self, entry: dict[str, Any]) -> None:
+        self._fh.write(json.dumps({**entry, "at": datetime.now(timezone.utc).isoformat()}, ensure_ascii=True) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path or Path("."), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        raise UsageError(f"{path}: no such journal")
+    entries = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n == len(path.read_text(encoding="utf-8").splitlines()):
+                break  # a torn last line (a crash mid-write): its change was never made
+            raise UsageError(f"{path}:{n}: not a journal line") from None
+    return entries
+
+
+# ---- execute -------------------------------------------------------------------------------------
+
+@dataclass
+class ApplyResult:
+    done: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _state_dict(state: ObjectState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {"size": state.size, "etag": state.etag, "version": state.version, "storage_class": state.storage_class,
+            "modified": state.modified.isoformat() if state.modified else None}
+
+
+def _same(item: dict[str, Any], now: ObjectState) -> bool:
+    """Whether the object is still the one the plan saw: ETag and version where the provider has them,
+    size always, and the modified time where there is no ETag (local files)."""
+    if now.size != item["size"]:
+        return False
+    if item.get("etag") and now.etag and now.etag != item["etag"]:
+        return False
+    if item.get("version") and now.version and now.version != item["version"]:
+        return False
+    if item.get("etag") is None and now.modified is not None:
+        return datetime.fromisoformat(item["modified"]) == now.modified
+    return True
+
+
+def _default_factory(config: Config) -> ConnectorFactory:
+    made: dict[str, Connector] = {}
+
+    def get(scheme: str) -> Connector:
+        if scheme not in made:
+            made[scheme] = connector_class(scheme)(config)
+        return made[scheme]
+
+    get.made = made  # type: ignore[attr-defined]
+    return get
+
+
+def _loc(item: dict[str, Any]) -> Location:
+    return Location(item["uri"], item["bucket"], item["key"])
+
+
+async def _quarantine(conn: Connector, src: Location, dst: Location, expect: ObjectState) -> dict[str, Any]:
+    """Copy then delete (or move), resumable: a destination already holding the object is not copied again."""
+    if "move" in conn.capabilities.writes:
+        after = await conn.move(src, dst, expect=expect)
+        return {"after": _state_dict(after)}
+    after = await conn.stat(dst)
+    if after is None:
+        after = await conn.copy(src, dst, expect=expect)
+    elif after.size != expect.size:
+        raise UsageError(f"{dst.uri}: already exists and is another object; not overwritten")
+    marker = await conn.delete(src, expect=expect)
+    return {"after": _state_dict(after), "delete_marker": marker}
+
+
+async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, factory: ConnectorFactory,
+                   result: ApplyResult) -> None:
+    action = plan["action"]
+    groups = catalog.groups()
+    masters, group_of = _masters(groups), _group_of(groups)
+    records = {r.uri: r for r in catalog.records()}
+    for seq, item in enumerate(plan["items"]):
+        uri = item["uri"]
+        loc = _loc(item)
+
+        def skip(reason: str) -> None:
+            journal.write({"type": "skipped", "seq": seq, "uri": uri, "reason": reason})
+            result.skipped.append((uri, reason))
+
+        if uri in masters:
+            skip("a group master now: never touched")
+            continue
+        conn = factory(item["scheme"])
+        need = _NEEDS.get(action)
+        if action == "quarantine" and not ({"move"} <= conn.capabilities.writes
+                                           or {"copy", "delete"} <= conn.capabilities.writes):
+            need = "copy"
+        if need and need not in conn.capabilities.writes:
+            skip(f"the {conn.capabilities.name} connector cannot {action}")
+            continue
+        if action == "delete":
+            group = group_of.get(uri)
+            if group is None or group.kind != "exact":
+                skip("no longer a redundant copy in an exact group")
+                continue
+            master = records.get(group.master)
+            master_uri = group.master
+            mstate = None
+            if master is not None:
+                mconn = factory(_scheme(master_uri))
+                mstate = await mconn.stat(Location(master_uri, master.bucket, master.key))
+            if master is None or mstate is None or mstate.size != master.size or (
+                    master.etag and mstate.etag and master.etag != mstate.etag):
+                skip(f"its master {master_uri} is missing or changed: the copy may be the last one")
+                continue
+        try:
+            now = await conn.stat(loc)
+        except ObjectError as exc:
+            skip(f"cannot check it: {exc}")
+            continue
+        if now is None:
+            skip("gone since the plan")
+            continue
+        if not _same(item, now):
+            skip("changed since the plan (ETag, version, size or modified time differ): not touched")
+            continue
+        entry: dict[str, Any] = {"type": "intent", "seq": seq, "op": action, "uri": uri, "scheme": item["scheme"],
+                                 "bucket": item["bucket"], "key": item["key"], "before": _state_dict(now)}
+        try:
+            entry["versioned"] = await conn.versioned(item["bucket"])
+            if action == "tag":
+                entry["tags_before"] = await conn.get_tags(loc)
+                entry["tags"] = {**entry["tags_before"], **item["tags"]}
+            elif action == "quarantine":
+                entry["dest"] = item["dest"]
+            elif action == "transition":
+                entry["storage_class"] = plan["to"]
+        except (ObjectError, UsageError) as exc:
+            skip(f"cannot prepare: {exc}")
+            continue
+        journal.write(entry)  # fsynced before the change
+        try:
+            outcome: dict[str, Any] = {}
+            if action == "tag":
+                await conn.set_tags(loc, entry["tags"], expect=now)
+            elif action == "quarantine":
+                dest = item["dest"]
+                outcome = await _quarantine(conn, loc, Location(dest["uri"], dest["bucket"], dest["key"]), now)
+            elif action == "transition":
+                await conn.set_tier(loc, plan["to"], expect=now)
+            elif action == "delete":
+                outcome = {"delete_marker": await conn.delete(loc, expect=now)}
+        except (ObjectError, UsageError, OSError) as exc:
+            journal.write({"type": "failed", "seq": seq, "uri": uri, "error": str(exc)})
+            result.failed.append((uri, str(exc)))
+            continue
+        journal.write({"type": "done", "seq": seq, "uri": uri, **outcome})
+        result.done.append(uri)
+
+
+def execute_plan(plan: dict[str, Any], approve: str | None, journal_path: Path, catalog: Catalog, config: Config,
+                 factory: ConnectorFactory | None = None) -> ApplyResult:
+    """Run an approved plan; see the module docstring for the checks made before each change."""
+    digest = plan_digest(plan)
+    if not approve or len(approve) < 12 or not digest.startswith(approve.lower()):
+        raise UsageError(f"the plan is not approved: review it, then pass --approve {digest[:16]} "
+                         "(an edited plan has a new digest)")
+    if journal_path.exists():
+        raise UsageError(f"{journal_path}: exists; name a new journal file (each run keeps its own)")
+    own = factory is None
+    factory = factory or _default_factory(config)
+    result = ApplyResult()
+    journal = Journal(journal_path)
+    journal.write({"type": "header", "tool": "tierscan", "version": 1, "action": plan["action"],
+                   "to": plan.get("to"), "digest": digest, "items": len(plan["items"])})
+
+    async def run() -> None:
+        try:
+            await _execute(plan, journal, catalog, factory, result)
+        finally:
+            if own:
+                for conn in factory.made.values():  # type: ignore[attr-defined]
+                    await conn.aclose()
+
+    try:
+        asyncio.run(run())
+    finally:
+        journal.close()
+    return result
+
+
+# ---- undo ----------------------------------------------------------------------------------------
+
+@dataclass
+class UndoResult:
+    undone: list[str] = field(default_factory=list)
+    not_undone: list[tuple[str, str]] = field(default_factory=list)
+
+
+async def _undo_one(intent: dict[str, Any], done: dict[str, Any] | None, factory: ConnectorFactory) -> str | None:
+    """Reverse one change; returns why it was not reversed, or None."""
+    conn = factory(intent["scheme"])
+    loc = Location(intent["uri"], intent["bucket"], intent["key"])
+    op = intent["op"]
+    if op == "tag":
+        now = await conn.stat(loc)
+        if now is None:
+            return "the object is gone"
+        await conn.set_tags(loc, intent["tags_before"], expect=now)
+        return None
+    if op == "quarantine":
+        d = intent["dest"]
+        dst = Location(d["uri"], d["bucket"], d["key"])
+        before = intent["before"]
+        src_now, dst_now = await conn.stat(loc), await conn.stat(dst)
+        marker = (done or {}).get("delete_marker")
+        if src_now is None and marker:
+            await conn.remove_delete_marker(loc, marker)  # the very version is current again
+            src_now = await conn.stat(loc)
+        if src_now is None and dst_now is not None:
+            if "move" in conn.capabilities.writes:
+                await conn.move(dst, loc, expect=dst_now)
+                return None
+            await conn.copy(dst, loc, expect=dst_now)
+            src_now = await conn.stat(loc)
+        if src_now is None:
+            return "neither the object nor its quarantine copy exists"
+        if dst_now is not None:  # both exist: the change (or its undo) stopped between copy and delete
+            if src_now.size != before["size"]:
+                return "the original location holds another object now; the quarantine copy is kept"
+            await conn.delete(dst, expect=dst_now)
+        return None
+    if op == "delete":
+        marker = (done or {}).get("delete_marker")
+        if not marker:
+            return "a delete without a delete marker cannot be undone (restore a noncurrent version by hand)"
+        await conn.remove_delete_marker(loc, marker)
+        return None
+    return f"{op} is not undone by tierscan"
+
+
+def undo_journal(path: Path, config: Config, factory: ConnectorFactory | None = None) -> UndoResult:
+    """Reverse the journal's changes, newest first; each undo step is journalled in the same file, so an
+    interrupted undo can be run again."""
+    entries = read_journal(path)
+    intents = {e["seq"]: e for e in entries if e.get("type") == "intent"}
+    dones = {e["seq"]: e for e in entries if e.get("type") == "done"}
+    undone = {e["seq"] for e in entries if e.get("type") in ("undone", "undo-skipped")}
+    own = factory is None
+    factory = factory or _default_factory(config)
+    result = UndoResult()
+    journal = Journal(path)
+
+    async def run() -> None:
+        try:
+            for seq in sorted(intents, reverse=True):
+                if seq in undone:
+                    continue
+                intent = intents[seq]
+                journal.write({"type": "undo-intent", "seq": seq, "uri": intent["uri"]})
+                try:
+                    why = await _undo_one(intent, dones.get(seq), factory)
+                except (ObjectError, UsageError, OSError) as exc:
+                    why = f"failed: {exc}"
+                if why is None:
+                    journal.write({"type": "undone", "seq": seq, "uri": intent["uri"]})
+                    result.undone.append(intent["uri"])
+                else:
+                    if not why.startswith("failed"):
+                        journal.write({"type": "undo-skipped", "seq": seq, "uri": intent["uri"], "reason": why})
+                    result.not_undone.append((intent["uri"], why))
+        finally:
+            if own:
+                for conn in factory.made.values():  # type: ignore[attr-defined]
+                    await conn.aclose()
+
+    try:
+        asyncio.run(run())
+    finally:
+        journal.close()
+    return result
+
+
+def findings_file(path: Path | None) -> list[Finding] | None:
+    return _findings_from(path) if path else None
+
+
+def parse_tags(values: Iterable[str]) -> dict[str, str]:
+    tags = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--tag {value}: expected KEY=VALUE")
+        tags[key] = val
+    return tags
+

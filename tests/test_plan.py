@@ -1,0 +1,193 @@
+"""The read planner: ranged EXIF reads agree with whole-file reads while reading less, plans choose the
+cheapest reads, and a scan with `--no-perceptual` finds what a whole-object scan finds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import struct
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from scanner.catalog import WorkItem
+from scanner.cli import cli
+from scanner.exif import read_metadata
+from scanner.models import InventoryRecord, ObjectRef, Report, Tier
+from scanner.plan import HEAD, TAIL, Budget, plan_reads, ranged_metadata
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data" / "exif"
+
+
+def ranged(data: bytes, want_tail: bool = False):
+    calls: list[tuple[int, int]] = []
+
+    async def fetch(start: int, end: int) -> bytes:
+        calls.append((start, end))
+        return data[start:end]
+
+    return asyncio.run(ranged_metadata(fetch, len(data), want_tail=want_tail)), calls
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DATA.iterdir() if p.suffix.lower() in
+                                        (".jpg", ".png", ".webp", ".tiff", ".heic", ".mpo", ".dng")))
+@pytest.mark.parametrize("want_tail", [False, True])
+def test_ranged_metadata_agrees_with_a_whole_read(name, want_tail):
+    data = (DATA / name).read_bytes()
+    found, calls = ranged(data, want_tail)
+    whole = read_metadata(data)
+    assert found.exif == whole.exif, name
+    assert (found.width, found.height) == (whole.width, whole.height)
+    assert found.bytes_read == sum(e - s for s, e in calls) and found.requests == len(calls)
+
+
+def padded_jpeg(app1_len: int, scan: int) -> bytes:
+    """A JPEG whose first APP1 Exif segment is longer than the head, then a long scan."""
+    src = (DATA / "exifpy__DSCN0010.jpg").read_bytes()
+    pad = b"\xff\xe2" + struct.pack(">H", app1_len) + b"\0" * (app1_len - 2)
+    return src[:2] + pad + src[2:] + b"\0" * scan
+
+
+def test_a_segment_longer_than_the_head_costs_one_follow_up_and_no_pixels():
+    data = padded_jpeg(60_000, 4_000_000)
+    found, calls = ranged(data)
+    assert found.exif == read_metadata(data).exif and found.exif.gps_lat is not None
+    assert len(calls) <= 3 and found.bytes_read < 200_000  # the padding segment, then the Exif one
+
+
+def png(*chunks: tuple[bytes, bytes]) -> bytes:
+    out = b"\x89PNG\r\n\x1a\n"
+    for ctype, body in ((b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 0, 0, 0, 0)), *chunks, (b"IEND", b"")):
+        out += struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
+    return out
+
+
+def test_png_exif_after_many_idat_chunks_in_few_requests():
+    tiff = (DATA / "exifpy__DSCN0010.jpg").read_bytes()
+    exif = tiff[tiff.index(b"Exif\0\0") + 6 :][:20_000]
+    data = png(*[(b"IDAT", bytes(8192))] * 400, (b"eXIf", exif))
+    found, calls = ranged(data, want_tail=True)
+    assert found.exif == read_metadata(data).exif and found.exif.make
+    assert len(calls) <= 10
+
+
+def test_webp_exif_after_the_pixels_comes_from_the_tail():
+    src = (DATA / "pillow__flower.webp").read_bytes() if (DATA / "pillow__flower.webp").exists() else None
+    if src is None:
+        pytest.skip("no WebP sample")
+    found, calls = ranged(src, want_tail=True)
+    assert found.exif == read_metadata(src).exif
+
+
+def ref(uri: str, size: int, tier: Tier = Tier.hot, md5: str | None = None, key: str = "a.jpg") -> ObjectRef:
+    return ObjectRef(uri=uri, provider="s3", bucket="b", key=key, size=size, tier=tier, storage_class="STANDARD",
+                     region="us-east-1", jurisdiction="US", modified=datetime.now(timezone.utc),
+                     checksums={"md5": md5} if md5 else {})
+
+
+def test_plans_read_one_copy_of_identical_objects_hottest_first():
+    items = [WorkItem(ref("s3://b/cold", 10**6, Tier.cold, "m"), True, True),
+             WorkItem(ref("s3://b/hot", 10**6, Tier.hot, "m"), True, True),
+             WorkItem(ref("s3://b/raw", 10**6, key="x.NEF"), False, True),
+             WorkItem(ref("s3://b/old", 10**6), True, False),
+             WorkItem(ref("s3://b/tiny", HEAD + TAIL), False, True)]
+    plans = {p.ref.uri: p for p in plan_reads(items, perceptual=True)}
+    assert set(plans) == {"s3://b/hot", "s3://b/raw", "s3://b/old", "s3://b/tiny"}
+    assert [c.ref.uri for c in plans["s3://b/hot"].copies] == ["s3://b/cold"]
+    assert {u: p.kind for u, p in plans.items()} == {
+        "s3://b/hot": "full", "s3://b/raw": "meta", "s3://b/old": "narrow", "s3://b/tiny": "full"}
+    exact_only = {p.ref.uri: p.kind for p in plan_reads(items, perceptual=False)}
+    assert exact_only["s3://b/hot"] == "meta" and exact_only["s3://b/tiny"] == "full"
+    assert plans["s3://b/old"].estimate() == (2, HEAD + TAIL)
+
+
+def test_budget():
+    budget = Budget(1.0)
+    assert budget.admit(0.6) and not budget.admit(0.6) and budget.admit(0.0) and budget.admit(0.4)
+    assert Budget(None).admit(1e9)
+
+
+def run(*args: str, expect: int = 0) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == expect, result.output
+    return result.stdout
+
+
+@pytest.fixture()
+def estate(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "examples" / "estate", tmp_path / "estate")
+    shutil.copy(REPO / "examples" / "tierscan.yaml", tmp_path / "tierscan.yaml")
+    return tmp_path
+
+
+def scan(estate: Path, db: str, *extra: str) -> tuple[Report, dict[str, InventoryRecord]]:
+    cfg = str(estate / "tierscan.yaml")
+    report = Report.model_validate_json(run("scan", "--config", cfg, "--db", str(estate / db), "--format", "json",
+                                            *extra))
+    inv = run("inventory", "--db", str(estate / db), "--format", "jsonl")
+    return report, {r.uri: r for r in map(InventoryRecord.model_validate_json, inv.splitlines())}
+
+
+def exact(report: Report) -> list[set[str]]:
+    return sorted(({m.uri for m in g.members} for g in report.groups if g.kind == "exact"), key=sorted)
+
+
+def test_no_perceptual_finds_the_same_exact_groups_and_exif_reading_less(estate):
+    full, full_inv = scan(estate, "full.db")
+    light, light_inv = scan(estate, "light.db", "--no-perceptual")
+    assert exact(light) == exact(full) and exact(full)
+    for uri, record in full_inv.items():
+        if record.status == "fingerprinted":
+            assert light_inv[uri].exif == record.exif and light_inv[uri].personal_data == record.personal_data
+            assert light_inv[uri].phash is None
+    assert light.scan.bytes_read < 0.6 * full.scan.bytes_read
+    assert sum(light.scan.requests_by_tier.values()) == light.scan.requests
+    assert light.scan.cost_usd == pytest.approx(light.totals.scan_cost_usd, rel=1e-3)
+    again, _ = scan(estate, "light.db", "--no-perceptual")
+    assert again.scan.requests == 0 and again.scan.bytes_read == 0
+
+
+def test_plan_prints_fees_per_tier_before_reading(estate):
+    cfg = str(estate / "tierscan.yaml")
+    out = json.loads(run("plan", "--config", cfg, "--db", str(estate / "p.db"), "--format", "json"))
+    tiers = {t["tier"]: t for t in out["tiers"]}
+    assert set(tiers) == {"hot", "cool", "cold", "archive"}
+    assert tiers["cold"]["retrieval_usd"] > 0 and tiers["hot"]["retrieval_usd"] == 0
+    report, _ = scan(estate, "p.db")  # the plan read nothing: the scan still reads every object
+    assert report.scan.bytes_read == sum(t["bytes"] for t in tiers.values())
+    assert "total" in run("plan", "--config", cfg, "--db", str(estate / "q.db"), "--no-perceptual")
+
+
+def test_a_retrieval_budget_leaves_cold_data_unread(estate):
+    report, inv = scan(estate, "b.db", "--max-retrieval-usd", "0")
+    assert report.scan.left_unread > 0 and report.scan.retrieval_usd == 0
+    left = [r for r in inv.values() if r.reason and "retrieval budget" in r.reason]
+    assert len(left) == report.scan.left_unread and all(r.tier != Tier.hot for r in left)
+    assert report.scan.bytes_read_by_tier.get("hot", 0) > 0
+    after, _ = scan(estate, "b.db")  # no budget: the next scan reads what was left
+    assert after.scan.left_unread == 0 and after.scan.requests >= report.scan.left_unread
+
+
+def test_only_objects_without_a_trusted_md5_are_read_whole(tmp_path):
+    from scanner.catalog import Catalog
+    from scanner.pipeline import _still_colliding
+    from scanner.plan import PlannedRead
+
+    size = 10**6
+    refs = [ref("s3://b/orig", size, md5="a" * 32), ref("s3://b/multipart", size), ref("s3://b/other", size, md5="b" * 32)]
+    with Catalog(tmp_path / "c.db") as catalog:
+        catalog.record_listing(refs, "s3://b", 1)
+        narrowed = [PlannedRead(WorkItem(r, True, True), "meta") for r in refs]
+        keys = {r.uri: (f"{size}:h", r.checksums.get("md5") or r.uri) for r in refs}
+        reads, fill = _still_colliding(catalog, narrowed, keys)
+        assert [p.ref.uri for p in reads] == ["s3://b/multipart"] and not reads[0].item.want_metadata
+        assert sorted(i.ref.uri for i in fill[f"{size}:h"]) == ["s3://b/orig", "s3://b/other"]
+    with Catalog(tmp_path / "d.db") as catalog:  # trusted MD5s only: different MD5s, different bytes
+        catalog.record_listing(refs[::2], "s3://b", 1)
+        reads, fill = _still_colliding(catalog, narrowed[::2], {u: k for u, k in keys.items() if "multipart" not in u})
+        assert reads == [] and fill == {}
