@@ -336,7 +336,7 @@ def _bucket_table(report: Report) -> Table:
         table.add_column(name, justify="right", overflow="fold")
     for b in report.buckets:
         table.add_row(
-            short_uri(b.uri),
+            b.name if b.uri.startswith("file://") else b.uri,  # a local bucket: its folder name
             b.tier.value if b.tier else "mixed",
             b.region,
             b.jurisdiction,
