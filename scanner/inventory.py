@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from typing import TextIO
+from datetime import datetime
+from typing import Any, TextIO
 
 from .models import InventoryRecord
 
-__all__ = ["CSV_COLUMNS", "write_csv", "write_jsonl"]
+__all__ = ["CSV_COLUMNS", "flat_record", "write_csv", "write_jsonl"]
 
 # EXIF is flattened to columns; list fields (serials, personal_data) are joined with "|".
 CSV_COLUMNS = [
@@ -48,6 +49,7 @@ CSV_COLUMNS = [
     "reason",
 ]
 LIST_SEPARATOR = "|"
+_RECORD_FIELDS = frozenset(InventoryRecord.model_fields)
 
 
 def write_jsonl(records: Iterable[InventoryRecord], fh: TextIO) -> int:
@@ -72,39 +74,34 @@ def write_csv(records: Iterable[InventoryRecord], fh: TextIO) -> int:
     return count
 
 
-def _row(r: InventoryRecord) -> list[object]:
+def flat_record(r: InventoryRecord) -> dict[str, Any]:
+    """One record as the flat `CSV_COLUMNS`, typed (lists stay lists, `modified` a datetime): the one
+    flattening that the CSV and Parquet exports share."""
     exif = r.exif
     gps = exif.gps if exif else None
-    values: list[object] = [
-        r.uri,
-        r.provider,
-        r.bucket,
-        r.key,
-        r.version,
-        r.size,
-        r.tier.value,
-        r.storage_class,
-        r.region,
-        r.jurisdiction,
-        r.modified.isoformat(),
-        r.etag,
-        r.md5,
-        r.sha256,
-        r.phash,
-        r.dhash,
-        r.format,
-        r.width,
-        r.height,
-        gps.lat if gps else None,
-        gps.lon if gps else None,
-        LIST_SEPARATOR.join(exif.serials) if exif else None,
-        exif.make if exif else None,
-        exif.model if exif else None,
-        exif.datetime_original if exif else None,
-        exif.software if exif else None,
-        exif.owner if exif else None,
-        LIST_SEPARATOR.join(r.personal_data),
-        r.status,
-        r.reason,
-    ]
-    return ["" if v is None else v for v in values]
+    return {
+        **{name: getattr(r, name) for name in CSV_COLUMNS if name in _RECORD_FIELDS},
+        "tier": r.tier.value,
+        "gps_lat": gps.lat if gps else None,
+        "gps_lon": gps.lon if gps else None,
+        "serials": list(exif.serials) if exif else [],
+        "make": exif.make if exif else None,
+        "model": exif.model if exif else None,
+        "datetime_original": exif.datetime_original if exif else None,
+        "software": exif.software if exif else None,
+        "owner": exif.owner if exif else None,
+        "personal_data": list(r.personal_data),
+    }
+
+
+def _row(r: InventoryRecord) -> list[object]:
+    flat = flat_record(r)
+    cells = []
+    for name in CSV_COLUMNS:
+        value = flat[name]
+        if isinstance(value, list):
+            value = LIST_SEPARATOR.join(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        cells.append("" if value is None else value)
+    return cells

@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 from .errors import UsageError
-from .inventory import CSV_COLUMNS
+from .inventory import CSV_COLUMNS, flat_record
 from .models import InventoryRecord
 
 try:
@@ -55,48 +54,6 @@ SCHEMA = pa.schema(
 )
 
 
-def _values(r: InventoryRecord) -> dict[str, Any]:
-    """One record as the schema's columns (None where the value is missing)."""
-    exif = r.exif
-    gps = exif.gps if exif else None
-    return {
-        **r.model_dump(
-            include={
-                "uri",
-                "provider",
-                "bucket",
-                "key",
-                "version",
-                "size",
-                "storage_class",
-                "region",
-                "jurisdiction",
-                "modified",
-                "etag",
-                "md5",
-                "sha256",
-                "phash",
-                "dhash",
-                "format",
-                "width",
-                "height",
-                "status",
-                "reason",
-                "personal_data",
-            }
-        ),
-        "tier": r.tier.value,
-        "gps_lat": gps.lat if gps else None,
-        "gps_lon": gps.lon if gps else None,
-        "serials": list(exif.serials) if exif else [],
-        "make": exif.make if exif else None,
-        "model": exif.model if exif else None,
-        "datetime_original": exif.datetime_original if exif else None,
-        "software": exif.software if exif else None,
-        "owner": exif.owner if exif else None,
-    }
-
-
 def _batches(records: Iterable[InventoryRecord], size: int) -> Iterator[list[InventoryRecord]]:
     it = iter(records)
     while batch := list(islice(it, size)):
@@ -108,7 +65,7 @@ def write_parquet(records: Iterable[InventoryRecord], path: Path, batch_rows: in
     count = 0
     with pq.ParquetWriter(path, SCHEMA, compression="zstd") as writer:
         for batch in _batches(records, batch_rows):
-            rows = [_values(r) for r in batch]
+            rows = [flat_record(r) for r in batch]
             writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=SCHEMA))
             count += len(rows)
     return count
