@@ -35,7 +35,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 from connectors import Connector, connector_class, parse_target
 from connectors.base import Location, ObjectState
@@ -413,26 +413,32 @@ def execute_plan(plan: dict[str, Any], approve: str | None, journal_path: Path, 
                          "(an edited plan has a new digest)")
     if journal_path.exists():
         raise UsageError(f"{journal_path}: exists; name a new journal file (each run keeps its own)")
-    own = factory is None
-    factory = factory or _default_factory(config)
     result = ApplyResult()
     journal = Journal(journal_path)
     journal.write({"type": "header", "tool": "tierscan", "version": 1, "action": plan["action"],
                    "to": plan.get("to"), "digest": digest, "items": len(plan["items"])})
+    _run_journalled(lambda get: _execute(plan, journal, catalog, get, result), journal, config, factory)
+    return result
+
+
+def _run_journalled(work: Callable[[ConnectorFactory], Awaitable[None]], journal: Journal, config: Config,
+                    factory: ConnectorFactory | None) -> None:
+    """Run `work` with connectors from `factory` (default: one per scheme, closed afterwards), then close the
+    journal whatever happened."""
+    get = factory or _default_factory(config)
 
     async def run() -> None:
         try:
-            await _execute(plan, journal, catalog, factory, result)
+            await work(get)
         finally:
-            if own:
-                for conn in factory.made.values():  # type: ignore[attr-defined]
+            if factory is None:
+                for conn in get.made.values():  # type: ignore[attr-defined]
                     await conn.aclose()
 
     try:
         asyncio.run(run())
     finally:
         journal.close()
-    return result
 
 
 # ---- undo ----------------------------------------------------------------------------------------
@@ -492,38 +498,28 @@ def undo_journal(path: Path, config: Config, factory: ConnectorFactory | None = 
     intents = {e["seq"]: e for e in entries if e.get("type") == "intent"}
     dones = {e["seq"]: e for e in entries if e.get("type") == "done"}
     undone = {e["seq"] for e in entries if e.get("type") in ("undone", "undo-skipped")}
-    own = factory is None
-    factory = factory or _default_factory(config)
     result = UndoResult()
     journal = Journal(path)
 
-    async def run() -> None:
-        try:
-            for seq in sorted(intents, reverse=True):
-                if seq in undone:
-                    continue
-                intent = intents[seq]
-                journal.write({"type": "undo-intent", "seq": seq, "uri": intent["uri"]})
-                try:
-                    why = await _undo_one(intent, dones.get(seq), factory)
-                except (ObjectError, UsageError, OSError) as exc:
-                    why = f"failed: {exc}"
-                if why is None:
-                    journal.write({"type": "undone", "seq": seq, "uri": intent["uri"]})
-                    result.undone.append(intent["uri"])
-                else:
-                    if not why.startswith("failed"):
-                        journal.write({"type": "undo-skipped", "seq": seq, "uri": intent["uri"], "reason": why})
-                    result.not_undone.append((intent["uri"], why))
-        finally:
-            if own:
-                for conn in factory.made.values():  # type: ignore[attr-defined]
-                    await conn.aclose()
+    async def run(get: ConnectorFactory) -> None:
+        for seq in sorted(intents, reverse=True):
+            if seq in undone:
+                continue
+            intent = intents[seq]
+            journal.write({"type": "undo-intent", "seq": seq, "uri": intent["uri"]})
+            try:
+                why = await _undo_one(intent, dones.get(seq), get)
+            except (ObjectError, UsageError, OSError) as exc:
+                why = f"failed: {exc}"
+            if why is None:
+                journal.write({"type": "undone", "seq": seq, "uri": intent["uri"]})
+                result.undone.append(intent["uri"])
+            else:
+                if not why.startswith("failed"):
+                    journal.write({"type": "undo-skipped", "seq": seq, "uri": intent["uri"], "reason": why})
+                result.not_undone.append((intent["uri"], why))
 
-    try:
-        asyncio.run(run())
-    finally:
-        journal.close()
+    _run_journalled(run, journal, config, factory)
     return result
 
 

@@ -46,20 +46,21 @@ async def list_and_read(conn: Connector, target: str, key: str, start: int = 0, 
         return await conn.read_range(refs[key], start, end)
 
 
-@pytest.fixture
-def proxy(http_backend: Backend) -> Iterator[FaultProxy]:
-    assert http_backend.endpoint
-    fp = FaultProxy(http_backend.endpoint).start()
+def _proxy_in_front_of(backend: Backend) -> Iterator[FaultProxy]:
+    assert backend.endpoint
+    fp = FaultProxy(backend.endpoint).start()
     yield fp
     fp.stop()
+
+
+@pytest.fixture
+def proxy(http_backend: Backend) -> Iterator[FaultProxy]:
+    yield from _proxy_in_front_of(http_backend)
 
 
 @pytest.fixture
 def s3_proxy(s3_backend: Backend) -> Iterator[FaultProxy]:
-    assert s3_backend.endpoint
-    fp = FaultProxy(s3_backend.endpoint).start()
-    yield fp
-    fp.stop()
+    yield from _proxy_in_front_of(s3_backend)
 
 
 def reads_of(proxy: FaultProxy, key: str) -> list[str]:
