@@ -1,28 +1,156 @@
-"""Hamming range search over 64-bit codes by multi-index hashing (Norouzi et al.), in numpy.
+"""Hamming range search over 64-bit codes by multi-index hashing (Norouzi et al.), compiled with numba.
 
 Split each code into `m` bands. If two codes are within distance r, by the pigeonhole principle some band
-differs in at most floor(r/m) bits. So each band is bucketed once (a counting sort over its 2^w values),
-every query band value is looked up together with its neighbours within floor(r/m) bits, and only the
-codes found that way (the candidates) get a full 64-bit comparison. A pair found in several bands is
-kept once: in the first band that could have found it. Work is split into query chunks across processes
-(fork: the tables are shared copy-on-write), which bounds memory by the chunk, not by N².
+differs in at most floor(r/m) bits. Each band is bucketed once by a counting sort over its 2^w values, and a
+pair is a candidate in a band when its two band values differ by a "mask" of at most floor(r/m) bits; only
+candidates get a full 64-bit comparison. A pair found in several bands is kept in the first band that
+could have found it.
 
-PERFORMANCE.md: uniform codes at 10M and r=8 give about 1.4e10 candidates with 3 bands; numpy spends
-25-55 ns on each.
+Why the loop is shaped as it is. The earlier numpy version probed query by query and gathered every
+candidate into temporary arrays: 1.4e10 candidates at 10M uniform codes and r=8, 25-55 ns each, every
+bucket lookup a cache miss (702 s wall on 2 cores). Here the join is bucket against bucket in compiled
+code: for a band and a mask, bucket v of the queries meets bucket v^mask of the codes, both runs
+contiguous in band order, and a candidate costs an XOR, a popcount and a compare, with nothing stored
+unless it is a pair. Bucket values are cut into blocks of 2^k values holding about 8k codes, and masks are
+ordered by their bits above k, so the masks of one query block that reach the same code block come one
+after another and both blocks stay in the core's L2 cache instead of the whole band streaming from memory
+once per mask. Only buckets in use are visited (a sparse band would otherwise cost 2^w steps per mask).
+In a self-join each unordered pair is met once: for mask 0 as i < j inside a bucket, otherwise only from
+the smaller of v and v^mask; a pair close enough in an earlier band is dropped (checked on pairs only).
+Work items are ranges of blocks run on threads, as the kernel releases the GIL: no fork, nothing copied.
+Memory is the codes plus, per band, the codes in band order and that order (48 bytes a code for 3
+bands) and the bucket offsets and buckets in use (up to 128 MB for 3 bands), never the candidates.
+
+Measured (benchmarks/index_scale.py, r=8, 2 threads, on the 2-core machine shared with other jobs, load
+averages 2-6): 10M uniform codes, build 4-5 s, query 57-81 s wall / 46-51 CPU s, 842 MB peak, planted
+recall 1.0, about 3.5 ns of CPU a candidate (1.41e10). At 1M the 718 bucket probes a code cost more than
+the 1.4e8 candidates: 5 CPU s. Codes seeded from real pHashes (bit noise around 60 photos' hashes, so
+buckets fill unevenly) give 1.2x the candidates of uniform codes and about the same time (10M: 57 CPU s);
+candidates grow with the sum of squared bucket sizes, so more tightly clustered hashes cost more.
+Brute force at 1M: about 40 min of a core.
+
+The first call compiles the kernels, about 10 s (20 s under load), and caches them next to this module
+(`cache=True`); later processes load them in about 1 s.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import math
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations
 
+import numba
 import numpy as np
+from numba import types
+from numba.extending import intrinsic
 
 __all__ = ["HammingIndex", "pairs_within"]
 
-_CHUNK = 32_768  # queries per work item: keeps per-mask arrays in cache and bounds memory
+_BLOCK_CODES = 8192  # codes per block of bucket values: a block and its partner fit a core's L2
+# Up to this many (query, code) pairs, numpy compares them all (under a second): a scan of a few thousand
+# images then neither compiles the kernels (10-20 s the first time) nor allocates the bucket tables.
+_PAIRWISE_MAX = 1 << 26
+_ITEMS_PER_WORKER = 16  # work items per band and worker: evens out uneven (clustered) blocks
+
+
+@intrinsic
+def _popcount(typingctx, x):  # type: ignore[no-untyped-def]
+    """The CPU's popcount instruction on a uint64 (numba has no popcount of its own), as a signed int
+    so that comparing it with the radius stays in integers."""
+    sig = types.int64(types.uint64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.ctpop(args[0])
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, nogil=True)
+def _counting_sort(values: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stable order of `values` (ints in [0, buckets)) and bucket offsets: O(N), unlike argsort."""
+    offsets = np.zeros(buckets + 1, np.int64)
+    for v in values:
+        offsets[v + 1] += 1
+    for b in range(buckets):
+        offsets[b + 1] += offsets[b]
+    fill = offsets[:-1].copy()
+    order = np.empty(len(values), np.int64)
+    for i in range(len(values)):
+        v = values[i]
+        order[fill[v]] = i
+        fill[v] += 1
+    return order, offsets
+
+
+@numba.njit(cache=True, nogil=True)
+def _join(q_sorted: np.ndarray, q_order: np.ndarray, q_off: np.ndarray, q_used: np.ndarray,
+          c_sorted: np.ndarray, c_order: np.ndarray, c_off: np.ndarray,
+          masks: np.ndarray, block_bits: int, first_block: int, last_block: int,
+          radius: int, band_radius: int, earlier: np.ndarray,
+          self_join: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs within `radius` whose band values differ by one of `masks`, for query blocks
+    [first_block, last_block). Arrays are one band's: codes in band order, their original indices,
+    bucket offsets and (queries) the bucket values in use, so that empty buckets cost nothing.
+    `earlier` holds the bit masks of the earlier bands: a pair close enough in one of them was found
+    there already."""
+    cap = 1024
+    out_q = np.empty(cap, np.int64)
+    out_c = np.empty(cap, np.int64)
+    out_d = np.empty(cap, np.uint8)
+    n = 0
+    block = 1 << block_bits
+    for b in range(first_block, last_block):
+        v0 = b * block
+        used_a = np.searchsorted(q_used, v0)
+        used_b = np.searchsorted(q_used, v0 + block)
+        if used_a == used_b:
+            continue
+        for mask in masks:
+            partner = (v0 ^ mask) & ~(block - 1)
+            if self_join and partner < v0:
+                continue  # every v here has v ^ mask < v: those pairs are met from the other side
+            if c_off[partner] == c_off[partner + block]:
+                continue
+            for t in range(used_a, used_b):
+                v = q_used[t]
+                qa, qb = q_off[v], q_off[v + 1]
+                u = v ^ mask
+                if self_join and u < v:
+                    continue
+                ca, cb = c_off[u], c_off[u + 1]
+                for i in range(qa, qb):
+                    code = q_sorted[i]
+                    start = i + 1 if self_join and mask == 0 else ca
+                    for j in range(start, cb):
+                        x = code ^ c_sorted[j]
+                        d = _popcount(x)
+                        if d > radius:
+                            continue
+                        seen = False
+                        for e in earlier:
+                            if _popcount(x & e) <= band_radius:
+                                seen = True
+                                break
+                        if seen:
+                            continue
+                        if n == cap:
+                            cap *= 2
+                            grown_q = np.empty(cap, np.int64)
+                            grown_c = np.empty(cap, np.int64)
+                            grown_d = np.empty(cap, np.uint8)
+                            grown_q[:n] = out_q[:n]
+                            grown_c[:n] = out_c[:n]
+                            grown_d[:n] = out_d[:n]
+                            out_q, out_c, out_d = grown_q, grown_c, grown_d
+                        qi, ci = q_order[i], c_order[j]
+                        if self_join and qi > ci:
+                            qi, ci = ci, qi
+                        out_q[n] = qi
+                        out_c[n] = ci
+                        out_d[n] = d
+                        n += 1
+    return out_q[:n].copy(), out_c[:n].copy(), out_d[:n].copy()
 
 
 def _bands(m: int) -> list[tuple[int, int]]:
@@ -32,12 +160,23 @@ def _bands(m: int) -> list[tuple[int, int]]:
     return list(zip(shifts, widths))
 
 
-def _masks(width: int, radius: int) -> np.ndarray:
-    """Every width-bit value with at most `radius` bits set, zero first."""
+def _masks(width: int, radius: int, block_bits: int) -> np.ndarray:
+    """Every width-bit value with at most `radius` bits set, ordered by the bits above `block_bits`:
+    masks that lead to the same partner block come one after another."""
     out = [0]
-    for k in range(1, radius + 1):
+    for k in range(1, min(radius, width) + 1):
         out += [sum(1 << b for b in bits) for bits in combinations(range(width), k)]
-    return np.array(out, dtype=np.int64)
+    return np.array(sorted(out, key=lambda m: (m >> block_bits, m)), dtype=np.int64)
+
+
+class _Band:
+    """One band of a set of codes: the codes in band order, that order, and bucket offsets."""
+
+    def __init__(self, codes: np.ndarray, shift: int, width: int):
+        values = ((codes >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
+        self.order, self.offsets = _counting_sort(values, 1 << width)
+        self.sorted_codes = codes[self.order]
+        self.used = np.flatnonzero(np.diff(self.offsets))
 
 
 class HammingIndex:
@@ -47,76 +186,20 @@ class HammingIndex:
     """
 
     def __init__(self, codes: np.ndarray, bands: int = 3):
+        if not 3 <= bands <= 64:
+            raise ValueError(f"bands must be 3..64, not {bands}: a band's bucket table has 2^(64/bands) rows")
         self.codes = np.ascontiguousarray(codes, dtype=np.uint64)
         self.layout = _bands(bands)
-        # Per band: every code's band value, the codes sorted by it, and bucket offsets into that order.
-        self.values, self.order, self.sorted_codes, self.offsets = [], [], [], []
-        for band in range(len(self.layout)):
-            values = self._band_values(self.codes, band)
-            order = np.argsort(values, kind="stable")
-            offsets = np.zeros((1 << self.layout[band][1]) + 1, dtype=np.int64)
-            np.cumsum(np.bincount(values, minlength=1 << self.layout[band][1]), out=offsets[1:])
-            self.values.append(values)
-            self.order.append(order)
-            self.sorted_codes.append(self.codes[order])
-            self.offsets.append(offsets)
+        self._bands: list[_Band] | None = None  # built by the first search that needs them
 
     def __len__(self) -> int:
         return len(self.codes)
 
-    def _band_values(self, codes: np.ndarray, band: int) -> np.ndarray:
-        shift, width = self.layout[band]
-        return ((codes >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
-
-    def _search_chunk(self, queries: np.ndarray, first: int, radius: int,
-                      self_join: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Pairs (query index, code index, distance) for queries[first:...]; in a self-join only
-        pairs i < j. The hot loop touches each candidate a handful of times, all contiguous arrays."""
-        found_q, found_c, found_d = [], [], []
-        qidx = np.arange(first, first + len(queries), dtype=np.int64)
-        band_radius = radius // len(self.layout)
-        qbands = [self._band_values(queries, b) for b in range(len(self.layout))]
-        for band, (_, width) in enumerate(self.layout):
-            offsets, sorted_codes = self.offsets[band], self.sorted_codes[band]
-            for mask in _masks(width, band_radius):
-                keys = qbands[band] ^ mask
-                qsel, qcodes = qidx, queries
-                if self_join and mask:
-                    # (i, j) and (j, i) meet through the same mask: look up only the larger band value.
-                    sel = keys > qbands[band]
-                    keys, qsel, qcodes = keys[sel], qidx[sel], queries[sel]
-                starts = offsets[keys]
-                counts = offsets[keys + 1] - starts
-                total = int(counts.sum())
-                if total == 0:
-                    continue
-                # Position of each candidate in the band's sorted order: its bucket start + rank in bucket.
-                pos = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
-                dist = np.bitwise_count(np.repeat(qcodes, counts) ^ sorted_codes[pos])
-                hit = np.flatnonzero(dist <= radius)
-                if hit.size == 0:
-                    continue
-                owner = np.searchsorted(np.cumsum(counts), hit, side="right")
-                q, c, d = qsel[owner], self.order[band][pos[hit]], dist[hit]
-                keep = np.ones(len(q), bool) if not (self_join and not mask) else q != c
-                # Drop pairs an earlier band already found (true pairs only: few).
-                for earlier in range(band):
-                    keep &= np.bitwise_count(
-                        (qbands[earlier][q - first] ^ self.values[earlier][c]).astype(np.uint64)
-                    ) > band_radius
-                found_q.append(q[keep])
-                found_c.append(c[keep])
-                found_d.append(d[keep].astype(np.uint8))
-        if not found_q:
-            empty = np.zeros(0, np.int64)
-            return empty, empty, np.zeros(0, np.uint8)
-        q, c, d = np.concatenate(found_q), np.concatenate(found_c), np.concatenate(found_d)
-        if self_join:
-            # Same-bucket pairs were seen from both sides; keep one orientation, as (smaller, larger).
-            q, c = np.minimum(q, c), np.maximum(q, c)
-            _, first_seen = np.unique(q * len(self.codes) + c, return_index=True)
-            q, c, d = q[first_seen], c[first_seen], d[first_seen]
-        return q, c, d
+    @property
+    def bands(self) -> list[_Band]:
+        if self._bands is None:
+            self._bands = [_Band(self.codes, shift, width) for shift, width in self.layout]
+        return self._bands
 
     def search(self, queries: np.ndarray, radius: int, *, workers: int | None = None,
                self_join: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -124,29 +207,52 @@ class HammingIndex:
 
         `self_join=True` means `queries` are the indexed codes: pairs are i < j, no self-pairs."""
         queries = np.ascontiguousarray(queries, dtype=np.uint64)
+        if len(queries) * len(self.codes) <= _PAIRWISE_MAX:
+            return _pairwise(queries, self.codes, radius, self_join)
         workers = workers or os.cpu_count() or 1
-        step = _CHUNK
-        starts = list(range(0, len(queries), step)) or [0]
-        if workers == 1 or len(starts) == 1:
-            parts = [self._search_chunk(queries[s:s + step], s, radius, self_join) for s in starts]
+        band_radius = radius // len(self.layout)
+        jobs = []
+        for k, (shift, width) in enumerate(self.layout):
+            c_band = self.bands[k]
+            q_band = c_band if self_join else _Band(queries, shift, width)
+            # Blocks of bucket values holding about _BLOCK_CODES codes at the uniform average.
+            crowd = max(len(queries), len(self.codes)) / _BLOCK_CODES
+            block_bits = max(0, width - math.ceil(math.log2(crowd))) if crowd > 1 else width
+            blocks = 1 << (width - block_bits)
+            masks = _masks(width, band_radius, block_bits)
+            earlier = np.array([((1 << w) - 1) << s for s, w in self.layout[:k]], dtype=np.uint64)
+            items = min(blocks, _ITEMS_PER_WORKER * workers)
+            cuts = [blocks * t // items for t in range(items + 1)]  # strictly increasing: items <= blocks
+            for lo, hi in zip(cuts[:-1], cuts[1:]):
+                jobs.append((q_band.sorted_codes, q_band.order, q_band.offsets, q_band.used,
+                             c_band.sorted_codes, c_band.order, c_band.offsets,
+                             masks, block_bits, lo, hi, radius, band_radius, earlier, self_join))
+        if workers == 1:
+            parts = [_join(*job) for job in jobs]
         else:
-            global _SHARED
-            _SHARED = (self, queries)
-            ctx = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                parts = list(pool.map(_chunk_job, [(s, step, radius, self_join) for s in starts]))
-            _SHARED = None
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(lambda job: _join(*job), jobs))
         return tuple(np.concatenate(p) for p in zip(*parts))  # type: ignore[return-value]
 
 
-_SHARED: tuple[HammingIndex, np.ndarray] | None = None  # set before forking the workers
-
-
-def _chunk_job(args: tuple[int, int, int, bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    start, step, radius, self_join = args
-    assert _SHARED is not None
-    index, queries = _SHARED
-    return index._search_chunk(queries[start:start + step], start, radius, self_join)
+def _pairwise(queries: np.ndarray, codes: np.ndarray, radius: int,
+              self_join: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`HammingIndex.search` by comparing every pair, a block of query rows at a time."""
+    found_q, found_c, found_d = [], [], []
+    step = max(1, (1 << 22) // max(1, len(codes)))  # rows per block: a few million distances at once
+    for start in range(0, len(queries), step):
+        dist = np.bitwise_count(queries[start:start + step, None] ^ codes[None, :])
+        hit = dist <= radius
+        if self_join:  # i < j only
+            hit &= np.arange(len(codes))[None, :] > np.arange(start, start + len(dist))[:, None]
+        q, c = np.nonzero(hit)
+        found_q.append(q + start)
+        found_c.append(c)
+        found_d.append(dist[q, c])
+    if not found_q:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8)
+    return (np.concatenate(found_q).astype(np.int64), np.concatenate(found_c).astype(np.int64),
+            np.concatenate(found_d).astype(np.uint8))
 
 
 def pairs_within(codes: np.ndarray, radius: int, *, bands: int = 3,
