@@ -10,14 +10,18 @@ Builds an image estate on a moto server and measures, side by side in one run:
 Figures: bytes read as a share of bytes stored, GET requests, wall time, objects per second, peak RSS;
 then whether the exact groups and EXIF findings match the naive scanner's.
 
-    python benchmarks/read_plan.py --objects 20000 --max-mb 8      # the issue's estate (~2 min of PUTs per
-                                                                   # 20k objects on moto, plus the bytes)
-    python benchmarks/read_plan.py --objects 1500 --max-mb 2       # quick
+    python benchmarks/read_plan.py --objects 20000 --max-mb 8      # the issue's estate (~26 GB on moto;
+                                                                   # about an hour in all on 2 cores)
+    python benchmarks/read_plan.py --objects 1000 --max-mb 8       # quick
 
 Estate: a few hundred synthetic photos (smooth gradients and shapes, EXIF with make, model, GPS on a
-third) re-encoded and resized; object sizes vary with random bytes after EOI (decoders ignore them; the
-head of the file is untouched, as in camera trailers). About 30% of objects are exact copies in another
-tier (some uploaded multipart, so their ETag is no MD5), 10% near-duplicate variants, a few GLACIER.
+third) re-encoded and resized; object sizes (lognormal, median 800 KB, 50 KB to max-mb) vary with random
+bytes after EOI (decoders ignore them; the head of the file is untouched, as in camera trailers). 60%
+unique photos (hot), 10% near-duplicate variants (cool), 30% exact copies in cool and cold tiers, a few
+GLACIER copies. Uploads go as transfer tools send them: objects of 5 MiB or more multipart in 5 MiB parts
+(no MD5 ETag; copies made the same way share the original's multipart ETag), except one copy in ten that
+another tool uploaded in one PUT (an MD5 ETag beside its original's multipart ETag: only reading tells).
+Objects are made as they are uploaded and moto keeps them in temporary files, so memory stays small.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import tempfile
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,37 +77,53 @@ def _encode(img, exif, quality: int, target: int, rnd: random.Random) -> bytes:
     return data + rnd.randbytes(max(0, target - len(data)))  # after EOI: decoders ignore it
 
 
-def build_objects(n: int, max_bytes: int, seed: int = 7) -> list[tuple[str, str, bytes, bool]]:
-    """(bucket, key, data, multipart) for the estate: unique photos, near variants, exact copies."""
+@dataclass(frozen=True)
+class Spec:
+    """One object of the estate; its bytes are made when it is uploaded (`materialize`), never all at once."""
+
+    bucket: str
+    key: str
+    seed: int  # an original's recipe; a copy's is its original's
+    kind: str  # unique | near | copy
+    size: int
+    whole_put: bool  # uploaded in one PUT whatever its size (a real MD5 ETag)
+    source: int = -1  # a copy's original, as an index into the spec list
+
+
+def build_specs(n: int, max_bytes: int, seed: int = 7) -> list[Spec]:
+    """Unique photos (60%), near variants (10%), exact copies in other tiers (30%)."""
     rnd = random.Random(seed)
-    bases = max(10, min(300, n // 10))
-    photos = [_photo(i, gps=i % 3 == 0) for i in range(bases)]
-    objects: list[tuple[str, str, bytes, bool]] = []
-    n_unique = int(n * 0.6)
-    n_near = int(n * 0.1)
     sizes = lambda: int(min(max_bytes, max(50_000, rnd.lognormvariate(13.6, 1.0))))  # noqa: E731
-    for i in range(n_unique):
-        img, exif = photos[i % bases]
-        scale = 1 - (i // bases) * 0.01
-        if scale < 1:
-            img = img.resize((max(64, int(img.width * scale)), max(64, int(img.height * scale))))
-        data = _encode(img, exif, 92 - (i // bases) % 10, sizes(), rnd)
-        objects.append(("bench-hot", f"photos/{i:06d}.jpg", data, False))
-    for i in range(n_near):
-        img, exif = photos[i % bases]
+    specs = [Spec("bench-hot", f"photos/{i:06d}.jpg", i, "unique", sizes(), False) for i in range(int(n * 0.6))]
+    specs += [Spec("bench-cool", f"web/{i:06d}.jpg", i, "near", sizes(), False) for i in range(int(n * 0.1))]
+    originals = len(specs)
+    for i in range(n - originals):
+        src = rnd.randrange(originals)
+        # Copies are made with the tool that uploaded the originals (same multipart threshold and part
+        # size, so the same ETag), except one in ten that another tool uploaded in one PUT.
+        specs.append(Spec(rnd.choice(["bench-cool", "bench-cold"]), f"copies/{i:06d}-{specs[src].key.rsplit('/', 1)[1]}",
+                          specs[src].seed, "copy", specs[src].size, i % 10 == 0, src))
+    return specs
+
+
+def materialize(spec: Spec, bases: int) -> bytes:
+    """The bytes of an original (a copy's are its original's: see `upload`)."""
+    rnd = random.Random(spec.seed * 2 + (spec.kind == "near"))
+    img, exif = _photo(spec.seed % bases, gps=spec.seed % bases % 3 == 0)
+    if spec.kind == "near":
         variant = img.crop((8, 8, img.width - 8, img.height - 8)).resize((img.width // 2, img.height // 2))
-        objects.append(("bench-cool", f"web/{i:06d}.jpg", _encode(variant, exif, 70, sizes(), rnd), False))
-    originals = list(objects)
-    rest = n - len(objects)
-    for i in range(rest):
-        bucket, key, data, _ = rnd.choice(originals)
-        target = rnd.choice(["bench-cool", "bench-cold"])
-        multipart = len(data) > PART and i % 2 == 0 or i % 10 == 0
-        objects.append((target, f"copies/{i:06d}-{key.rsplit('/', 1)[1]}", data, multipart))
-    return objects
+        return _encode(variant, exif, 70, spec.size, rnd)
+    scale = 1 - (spec.seed // bases) * 0.01
+    if scale < 1:
+        img = img.resize((max(64, int(img.width * scale)), max(64, int(img.height * scale))))
+    return _encode(img, exif, 92 - (spec.seed // bases) % 10, spec.size, rnd)
 
 
-def upload(endpoint: str, objects, archive: int) -> None:
+def upload(endpoint: str, specs: list[Spec], archive: int, scratch: Path) -> dict[str, int]:
+    """Upload the estate, originals first (kept in `scratch` for their copies). Objects of `PART` bytes or
+    more go up multipart in `PART`-sized parts, as transfer tools do, unless `whole_put`. Returns counts
+    and the bytes that exact matching must read whole under the trust rules: per content, once per
+    multipart ETag when its objects do not all share one identity."""
     import boto3
     from botocore.config import Config
 
@@ -110,27 +131,41 @@ def upload(endpoint: str, objects, archive: int) -> None:
                       aws_secret_access_key="testing", config=Config(max_pool_connections=64))
     for b in BUCKETS:
         s3.create_bucket(Bucket=b)
+    bases = max(10, min(300, len(specs) // 10))
 
-    def put(obj) -> None:
-        bucket, key, data, multipart = obj
-        cls = BUCKETS[bucket]
-        if multipart:
-            up = s3.create_multipart_upload(Bucket=bucket, Key=key, StorageClass=cls)
-            parts = []
-            chunk = max(PART, -(-len(data) // 2))
-            for n, off in enumerate(range(0, len(data), chunk), 1):
-                r = s3.upload_part(Bucket=bucket, Key=key, UploadId=up["UploadId"], PartNumber=n,
-                                   Body=data[off:off + chunk])
-                parts.append({"PartNumber": n, "ETag": r["ETag"]})
-            s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up["UploadId"],
-                                         MultipartUpload={"Parts": parts})
-        else:
+    def put(bucket: str, key: str, data: bytes, whole: bool, cls: str) -> None:
+        if whole or len(data) < PART:
             s3.put_object(Bucket=bucket, Key=key, Body=data, StorageClass=cls)
+            return
+        up = s3.create_multipart_upload(Bucket=bucket, Key=key, StorageClass=cls)
+        parts = []
+        for n, off in enumerate(range(0, len(data), PART), 1):
+            r = s3.upload_part(Bucket=bucket, Key=key, UploadId=up["UploadId"], PartNumber=n, Body=data[off:off + PART])
+            parts.append({"PartNumber": n, "ETag": r["ETag"]})
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": parts})
 
-    with ThreadPoolExecutor(32) as pool:
-        list(pool.map(put, objects))
-    for i, (bucket, key, data, _) in enumerate(objects[:archive]):
-        s3.put_object(Bucket="bench-cold", Key=f"archive/{i:04d}.jpg", Body=data, StorageClass="GLACIER")
+    def original(i: int) -> None:
+        spec = specs[i]
+        data = materialize(spec, bases)
+        (scratch / str(i)).write_bytes(data)
+        put(spec.bucket, spec.key, data, spec.whole_put, BUCKETS[spec.bucket])
+
+    def copy(spec: Spec) -> None:
+        put(spec.bucket, spec.key, (scratch / str(spec.source)).read_bytes(), spec.whole_put, BUCKETS[spec.bucket])
+
+    firsts = [i for i, s in enumerate(specs) if s.kind != "copy"]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(original, firsts))
+        list(pool.map(copy, [s for s in specs if s.kind == "copy"]))
+        list(pool.map(lambda i: put("bench-cold", f"archive/{i:04d}.jpg", (scratch / str(i)).read_bytes(), False,
+                                    "GLACIER"), range(archive)))
+    identities: dict[int, set[str]] = defaultdict(set)  # original -> "md5" or "mpu" (one multipart ETag each)
+    for i, s in enumerate(specs):
+        identities[s.source if s.kind == "copy" else i].add("md5" if s.whole_put or s.size < PART else "mpu")
+    floor = sum(specs[i].size for i, kinds in identities.items() if kinds == {"md5", "mpu"})
+    multipart = sum(1 for s in specs if not s.whole_put and s.size >= PART)
+    return {"multipart": multipart, "floor": floor, "stored": sum(s.size for s in specs)
+            + sum(specs[i].size for i in range(archive))}
 
 
 # --- the naive scanner ------------------------------------------------------------------------------
@@ -208,24 +243,41 @@ def main() -> None:
     ap.add_argument("--max-mb", type=float, default=8.0)
     ap.add_argument("--archive", type=int, default=5)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--keep", type=Path, metavar="FILE",
+                    help="build the estate, leave moto running and write its endpoint and counts to FILE; measure "
+                         "nothing (a 20,000-object estate takes longer to build than to measure)")
+    ap.add_argument("--reuse", type=Path, metavar="FILE", help="measure the estate a --keep run left (moto stays up)")
     args = ap.parse_args()
-    from emulators import start_moto
+    from emulators import Emulator, start_moto
 
     work = Path(tempfile.mkdtemp(prefix="readplan-"))
-    emu = start_moto(log_dir=work)
+    if args.reuse:
+        kept = json.loads(args.reuse.read_text())
+        emu = Emulator("moto", kept["endpoint"], None, Path(os.devnull))
+        emu.env = kept["env"]
+        counts = kept["counts"]
+    else:
+        # Objects over 64 KiB live in moto's temporary files, not its memory: 20,000 objects are ~26 GB.
+        os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = str(64 * 1024)
+        emu = start_moto(log_dir=work)
     try:
-        t = time.perf_counter()
-        objects = build_objects(args.objects, int(args.max_mb * 1024 * 1024))
-        built = time.perf_counter() - t
-        t = time.perf_counter()
-        upload(emu.endpoint, objects, args.archive)
-        stored = sum(len(o[2]) for o in objects) + sum(len(o[2]) for o in objects[: args.archive])
-        print(f"estate: {len(objects) + args.archive:,} objects, {stored / 2**20:,.1f} MiB stored "
-              f"(built in {built:.0f} s, uploaded in {time.perf_counter() - t:.0f} s; "
-              f"{sum(o[3] for o in objects)} multipart, {args.archive} GLACIER)")
-        # Multipart objects have no trusted checksum: matching one exactly needs it read whole once.
-        floor = sum(len(o[2]) for o in objects if o[3])
-        del objects
+        if not args.reuse:
+            t = time.perf_counter()
+            specs = build_specs(args.objects, int(args.max_mb * 1024 * 1024))
+            scratch = work / "originals"
+            scratch.mkdir()
+            counts = upload(emu.endpoint, specs, args.archive, scratch)
+            shutil.rmtree(scratch)
+            counts.update(objects=len(specs) + args.archive, archive=args.archive, seconds=time.perf_counter() - t)
+            del specs
+            if args.keep:
+                args.keep.write_text(json.dumps({"endpoint": emu.endpoint, "env": emu.env, "counts": counts}))
+                print(f"estate kept at {emu.endpoint}: {args.keep}")
+                return
+        stored, floor = counts["stored"], counts["floor"]
+        print(f"estate: {counts['objects']:,} objects, {stored / 2**20:,.1f} MiB stored "
+              f"(built and uploaded in {counts['seconds']:.0f} s; {counts['multipart']} multipart, "
+              f"{counts['archive']} GLACIER)")
         env = {**os.environ, **emu.env, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
         targets = [f"s3://{b}" for b in BUCKETS]
         rows = []
@@ -280,7 +332,8 @@ def main() -> None:
                   f"{nobj / wall:>8.1f} {rss:>13,} {cpu:>13.1f} {1000 * cpu / max(nobj, 1):>11.1f}")
         naive_bytes, naive_rate = rows[2][1], rows[2][4] / rows[2][3]
         print(f"\n--no-perceptual bytes read / naive: {100 * rows[0][1] / naive_bytes:.2f}% (target <= 5%); "
-              f"floor (multipart objects, read whole once): {100 * floor / naive_bytes:.2f}%")
+              f"floor (contents whose copies do not share one identity, read whole once): "
+              f"{100 * floor / naive_bytes:.2f}%")
         print(f"perceptual objects/s / naive: {rows[1][4] / rows[1][3] / naive_rate:.2f}x (target >= 3x); "
               f"client CPU per object, naive / tierscan: {rows[2][6] / rows[2][4] / (rows[1][6] / rows[1][4]):.2f}x "
               "(the ceiling when the store is not the bottleneck)")
@@ -311,7 +364,8 @@ def main() -> None:
             print(f"rclone: {len(rclone_groups)} groups by MD5 within buckets' listings (multipart objects have no "
                   "MD5 for rclone; dedupe lists per bucket only)")
     finally:
-        emu.stop()
+        if not (args.keep or args.reuse):
+            emu.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -15,6 +15,10 @@ Rules this backend applies, decided once per bucket and then per object:
   cannot be read). An object written with an explicit SSE-KMS header into a bucket whose default is not
   KMS is not detected; its ETag is then a random-looking value, which can only hide a duplicate (a missed
   match), never invent one.
+- **Multipart ETags** (`<hex>-<parts>`, the MD5 of the parts' MD5s) are kept as checksum kind `s3mpu`: two
+  objects of one size with equal multipart ETags are byte-identical (equal part MD5s mean equal parts), so
+  copies uploaded by the same tool with the same part size are matched without a read. Equal content
+  uploaded with other part sizes gets another ETag and is matched by reading (`models.content_identity`).
 - **Versions:** in a bucket with versioning enabled or suspended, the current version of each key is
   listed with its version id, and reads pin that version. Elsewhere reads send `If-Match` with the listed
   ETag, so an object replaced since the listing reads as gone rather than as other bytes.
@@ -57,6 +61,7 @@ __all__ = ["S3Connector"]
 log = logging.getLogger("tierscan.connectors.s3")
 
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
+_MULTIPART_ETAG = re.compile(r"^[0-9a-f]{32}-[0-9]+$")
 _KMS = {"aws:kms", "aws:kms:dsse"}
 _ARCHIVE_STATUS = {"ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS"}
 
@@ -113,7 +118,7 @@ class S3Connector(Connector):
     scheme = "s3"
     capabilities = Capabilities(
         name="s3",
-        free_checksums=frozenset({"md5"}),
+        free_checksums=frozenset({"md5", "s3mpu"}),
         ranged_reads=True,
         suffix_ranges=True,
         versioning=True,
@@ -290,7 +295,12 @@ class S3Connector(Connector):
         if storage_class == "INTELLIGENT_TIERING" and archive_status in _ARCHIVE_STATUS:
             storage_class = f"INTELLIGENT_TIERING_{archive_status}"
         version = entry.get("VersionId") if bucket.versioned else None
-        trusted = bucket.trust_etags and etag is not None and _MD5.fullmatch(etag)
+        checksums = None
+        if bucket.trust_etags and etag is not None:
+            if _MD5.fullmatch(etag):
+                checksums = {"md5": etag}
+            elif _MULTIPART_ETAG.fullmatch(etag):
+                checksums = {"s3mpu": etag}
         return self.make_ref(
             uri=f"s3://{bucket.name}/{key}",
             bucket=bucket.name,
@@ -301,7 +311,7 @@ class S3Connector(Connector):
             region=bucket.region,
             etag=etag,
             version=None if version in (None, "null") else version,
-            checksums={"md5": etag} if trusted and etag else None,
+            checksums=checksums,
         )
 
     async def _archive_statuses(self, bucket: _Bucket, entries: list[dict[str, Any]]) -> dict[str, str | None]:

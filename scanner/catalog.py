@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .errors import UsageError
 from .models import ExifRecord, Finding, Group, InventoryRecord, ObjectRef, ScanStats
+from .signatures import MAGIC
 
 if TYPE_CHECKING:
     from .shard import Shard
@@ -80,7 +81,9 @@ CREATE TABLE IF NOT EXISTS not_duplicates (a TEXT NOT NULL, b TEXT NOT NULL, PRI
 # Columns added after catalogs were first written: (name, type). Opening an older catalog adds them.
 _ADDED_COLUMNS = (("near_sig", "BLOB"), ("headtail", "TEXT"))
 
-_NEEDS_SIGNATURE = "(status='fingerprinted' AND phash IS NOT NULL AND near_sig IS NULL)"
+# No signature yet, or one of an older layout (`signatures.MAGIC` names the current one).
+_NEEDS_SIGNATURE = ("(status='fingerprinted' AND phash IS NOT NULL AND (near_sig IS NULL OR "
+                    f"substr(near_sig, 1, {len(MAGIC)}) <> X'{MAGIC.hex()}'))")
 _REF_COLUMNS = (
     "uri, provider, bucket, key, version, size, etag, checksums, tier, storage_class, readable, region, "
     "jurisdiction, modified"
@@ -211,13 +214,17 @@ class Catalog:
         head/tail read already told it apart (`headtail`; `scanner.plan` pulls it back in when a newcomer's
         head and tail match it).
 
-        A size class in which every object has a trusted provider MD5 needs no reads for exact matching.
+        A size class needs no reads for exact matching when every object has a trusted MD5 (different MD5s
+        are different bytes) or every object has the same S3 multipart ETag (`models.content_identity`;
+        different multipart ETags may be the same bytes in other part sizes).
         Images fingerprinted before near-duplicate signatures existed are read once more for them.
         With a `shard`, only its objects; the size classes still count every listed object.
         """
         colliding = (
             "SELECT size FROM objects WHERE status<>'gone' AND size>0 GROUP BY size HAVING COUNT(*)>1 "
-            "AND SUM(CASE WHEN json_extract(checksums, '$.md5') IS NULL THEN 1 ELSE 0 END) > 0"
+            "AND SUM(CASE WHEN json_extract(checksums, '$.md5') IS NULL THEN 1 ELSE 0 END) > 0 "
+            "AND NOT (COUNT(json_extract(checksums, '$.s3mpu')) = COUNT(*) "
+            "AND COUNT(DISTINCT json_extract(checksums, '$.s3mpu')) = 1)"
         )
         rows = self.db.execute(
             f"SELECT {_REF_COLUMNS}, status, sha256, size IN ({colliding}) AS collides, "
@@ -243,18 +250,25 @@ class Catalog:
             ):
                 yield _ref(row), row["headtail"], row["sha256"]
 
+    def listed_among(self, uris: list[str]) -> set[str]:
+        """Which of these objects are waiting for a read (new or changed since the last scan)."""
+        marks = ", ".join("?" for _ in uris)
+        rows = self.db.execute(f"SELECT uri FROM objects WHERE status='listed' AND uri IN ({marks})", uris)
+        return {row[0] for row in rows}
+
     def fill_copies(self) -> int:
-        """Give listed objects the fingerprint of a fingerprinted object with the same size and trusted MD5
-        (byte-identical): a shard scan reads one copy of each and leaves the others to `tierscan merge`."""
+        """Give listed objects the fingerprint of a fingerprinted object with the same size and content
+        identity (byte-identical): a shard scan reads one copy of each and leaves the others to `tierscan merge`."""
+        identity = "COALESCE(json_extract({t}checksums, '$.md5'), json_extract({t}checksums, '$.s3mpu'))"
         twin = (
             "FROM objects t WHERE t.size=objects.size AND t.status='fingerprinted' AND "
-            "json_extract(t.checksums, '$.md5')=json_extract(objects.checksums, '$.md5')"
+            f"{identity.format(t='t.')}={identity.format(t='objects.')}"
         )
         cur = self.db.execute(
             "UPDATE objects SET (status, reason, sha256, headtail, phash, dhash, near_sig, format, width, height,"
             f" exif) = (SELECT t.status, t.reason, t.sha256, t.headtail, t.phash, t.dhash, t.near_sig, t.format,"
             f" t.width, t.height, t.exif {twin} ORDER BY t.uri LIMIT 1) WHERE status='listed' AND readable=1 AND"
-            f" json_extract(checksums, '$.md5') IS NOT NULL AND EXISTS (SELECT 1 {twin})"
+            f" {identity.format(t='')} IS NOT NULL AND EXISTS (SELECT 1 {twin})"
         )
         return cur.rowcount
 
@@ -297,11 +311,12 @@ class Catalog:
         where = "" if include_gone else "WHERE status<>'gone'"
         for row in self.db.execute(f"SELECT * FROM objects {where} ORDER BY uri"):
             exif = ExifRecord.model_validate_json(row["exif"]) if row["exif"] else None
+            checksums = json.loads(row["checksums"])
             yield InventoryRecord(
                 uri=row["uri"], provider=row["provider"], bucket=row["bucket"], key=row["key"],
                 version=row["version"], size=row["size"], tier=row["tier"], storage_class=row["storage_class"],
                 region=row["region"], jurisdiction=row["jurisdiction"], modified=row["modified"],
-                etag=row["etag"], md5=json.loads(row["checksums"]).get("md5"), sha256=row["sha256"],
+                etag=row["etag"], md5=checksums.get("md5"), multipart_etag=checksums.get("s3mpu"), sha256=row["sha256"],
                 phash=row["phash"], dhash=row["dhash"], format=row["format"], width=row["width"],
                 height=row["height"], exif=exif, personal_data=exif.personal_data() if exif else [],
                 status=row["status"], reason=row["reason"],

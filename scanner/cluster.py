@@ -8,9 +8,11 @@ Near: among images with perceptual hashes (one per exact group: its master stand
 candidate pairs come from the Hamming index (`hamming_index`, no all-pairs work) over each image's pHash,
 mirror pHash and window pHashes (`signatures`), and are confirmed by ORB + RANSAC and aligned thumbnail
 blocks (`verify`). Groups are stars around a centre chosen best-first by `master.near` (default: highest
-resolution, then largest file, then oldest): a member is confirmed against the centre itself, so two
-unrelated images never join through an intermediate one, and no group holds a pair the user listed as
-"not a duplicate"; the centre is the master.
+resolution, then largest file, then oldest): the centre's candidates, and then those of the members it
+confirmed, are each confirmed against the centre itself, so two unrelated images never join through an
+intermediate one, and no group holds a pair the user listed as "not a duplicate"; the centre is the
+master. A member's `distance` is the hash distance that made it the centre's candidate, or, when it was
+a member's candidate, the pHash distance to the centre.
 """
 
 from __future__ import annotations
@@ -96,11 +98,11 @@ def _group(kind: str, key: str, master: InventoryRecord, members: list[Inventory
 
 def exact_groups(records: Sequence[InventoryRecord], master: MasterSettings) -> list[Group]:
     """Groups of two or more byte-identical objects."""
-    candidates = [r for r in records if r.status != "gone" and r.size > 0 and (r.sha256 or r.md5)]
+    candidates = [r for r in records if r.status != "gone" and r.size > 0 and (r.sha256 or r.content_id)]
     uf = _UnionFind(len(candidates))
     first_by_key: dict[tuple[object, ...], int] = {}
     for i, r in enumerate(candidates):
-        for key in ((("sha256", r.sha256),) if r.sha256 else ()) + ((("md5", r.size, r.md5),) if r.md5 else ()):
+        for key in ((("sha256", r.sha256),) if r.sha256 else ()) + ((("id", r.size, r.content_id),) if r.content_id else ()):
             if key in first_by_key:
                 uf.union(first_by_key[key], i)
             else:
@@ -113,7 +115,7 @@ def exact_groups(records: Sequence[InventoryRecord], master: MasterSettings) -> 
         if len(members) < 2:
             continue
         chosen = choose_exact_master(members, master)
-        content_key = chosen.sha256 or f"{chosen.size}:{chosen.md5}"
+        content_key = chosen.sha256 or f"{chosen.size}:{chosen.content_id}"
         groups.append(_group("exact", content_key, chosen, members, {}))
     return sorted(groups, key=lambda g: g.id)
 
@@ -171,6 +173,17 @@ def _separated(near: NearSettings, extra: Iterable[Sequence[str]], exact: Sequen
     return pairs
 
 
+def _signature(blob: bytes | None) -> Signature | None:
+    """The decoded signature; None without one or for a blob of an older layout (the catalog reads such
+    objects again, and until then they use the global-hash rule)."""
+    if blob is None:
+        return None
+    try:
+        return Signature.from_blob(blob)
+    except ValueError:
+        return None
+
+
 def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near: NearSettings,
                 master: MasterSettings | None = None, signatures: Mapping[str, bytes] | None = None,
                 not_duplicates: Iterable[Sequence[str]] = ()) -> list[Group]:
@@ -183,8 +196,7 @@ def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near
     blobs = signatures or {}
     cands = sorted(
         (
-            _Candidate(r, int(r.phash, 16), int(r.dhash, 16),
-                       Signature.from_blob(blobs[r.uri]) if r.uri in blobs else None)
+            _Candidate(r, int(r.phash, 16), int(r.dhash, 16), _signature(blobs.get(r.uri)))
             for r in records
             if r.phash and r.dhash and r.status == "fingerprinted" and r.uri not in non_masters
         ),
@@ -196,6 +208,7 @@ def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near
     mates: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for (i, j), d in sorted(_hash_pairs(cands, radius).items()):
         mates[i].append((j, d))
+        mates[j].append((i, d))
     separated = _separated(near, not_duplicates, exact)
     assigned = [False] * len(cands)
     groups = []
@@ -204,14 +217,28 @@ def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near
             continue
         members: list[InventoryRecord] = [centre.record]
         distances: dict[str, int] = {}
-        for j, d in mates[i]:
-            other = cands[j]
-            if assigned[j] or any(frozenset((m.uri, other.record.uri)) in separated for m in members):
-                continue
-            if _confirmed(centre, other, near):
-                assigned[j] = True
-                members.append(other.record)
-                distances[other.record.uri] = d
+        # The centre's candidates first, then the candidates of the members it confirmed (a 60% crop
+        # whose hashes are near the original's but not near a resized repost's, when the repost is the
+        # centre). Every one is verified against the centre itself, so nothing joins through a member.
+        direct = {j: d for j, d in mates[i] if j > i}
+        tried: set[int] = set()
+        frontier = sorted(direct)
+        for _ in range(2):
+            confirmed = []
+            for j in frontier:
+                tried.add(j)
+                other = cands[j]
+                if assigned[j] or any(frozenset((m.uri, other.record.uri)) in separated for m in members):
+                    continue
+                if _confirmed(centre, other, near):
+                    assigned[j] = True
+                    members.append(other.record)
+                    distances[other.record.uri] = direct.get(j, int.bit_count(centre.phash ^ other.phash))
+                    confirmed.append(j)
+            # The second round: their candidates not yet tried, ranked below the centre (an unassigned
+            # better-ranked image already had its turn as a centre).
+            frontier = sorted({k for j in confirmed for k, _ in mates[j]
+                               if k > i and k not in tried and not assigned[k]})
         if len(members) > 1:
             assigned[i] = True
             groups.append(_group("near", centre.record.uri, centre.record, members, distances))

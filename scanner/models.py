@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Breakdown",
+    "content_identity",
     "BucketSummary",
     "ExifRecord",
     "Finding",
@@ -74,8 +75,9 @@ class ObjectRef(_Frozen):
     version: str | None = None
     size: int = Field(ge=0)
     etag: str | None = None
-    # Provider checksums that are real digests of the whole object, by kind ("md5", "crc32c").
-    # Connectors put a value here only when it is trustworthy (a multipart ETag is not an MD5).
+    # Provider checksums that are digests of the whole object, by kind: "md5" and "crc32c" (real digests),
+    # "s3mpu" (an S3 multipart ETag: the MD5 of the parts' MD5s, `<hex>-<parts>`). Connectors put a value
+    # here only when it is trustworthy (a multipart ETag is not an MD5, so it is never under "md5").
     checksums: dict[str, str] = Field(default_factory=dict)
     tier: Tier
     storage_class: str
@@ -83,6 +85,21 @@ class ObjectRef(_Frozen):
     region: str
     jurisdiction: str
     modified: datetime
+
+    @property
+    def content_id(self) -> str | None:
+        """`content_identity` of this object's checksums."""
+        return content_identity(self.checksums)
+
+
+def content_identity(checksums: dict[str, str]) -> str | None:
+    """A provider token that means byte-identical between two objects of the same size, read or not.
+
+    A real MD5 (comparable with the MD5 of bytes read, on any provider), else an S3 multipart ETag: equal
+    ones mean equal part MD5s, so equal parts and equal bytes, as surely as equal MD5s do. Multipart
+    ETags end in `-<parts>`, so the two kinds never equal each other; copies uploaded with other part
+    sizes have other ETags, which can only hide a duplicate until the bytes are read, never invent one."""
+    return checksums.get("md5") or checksums.get("s3mpu")
 
 
 class GPS(_Frozen):
@@ -151,6 +168,7 @@ class InventoryRecord(_Frozen):
     modified: datetime
     etag: str | None = None
     md5: str | None = None  # a trusted provider MD5, when the listing gave one
+    multipart_etag: str | None = None  # a trusted S3 multipart ETag (checksum kind "s3mpu")
     sha256: str | None = None
     phash: str | None = None
     dhash: str | None = None
@@ -162,6 +180,11 @@ class InventoryRecord(_Frozen):
     # fingerprinted | listed (not read: no read was needed) | skipped | unreadable | gone
     status: str
     reason: str | None = None  # why it was skipped, when it was
+
+    @property
+    def content_id(self) -> str | None:
+        """`content_identity` as the listing gave it."""
+        return content_identity({k: v for k, v in (("md5", self.md5), ("s3mpu", self.multipart_etag)) if v})
 
 
 class GroupMember(_Frozen):

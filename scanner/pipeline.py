@@ -1,7 +1,11 @@
 """One scan, end to end: list every target, plan the reads (`scanner.plan`), read what the plan says,
 fingerprint in a process pool, group, evaluate policies, and store the results in the catalog for `report`.
 
-Listing and reading are async; fingerprinting runs in worker processes, overlapping the reads. Reads are
+Listing, reading and fingerprinting overlap: objects that cost no retrieval fee (hot tiers) are read as soon
+as they are listed, the first of each content identity only, and hashed whole or head-and-tail so that
+whatever collides later can be narrowed; the rest (tiers with retrieval fees, where the hottest copy should
+be read instead, and whole reads that narrowing still needs) wait for the listing to end, when the copies of
+early reads take their fingerprints without a read. Fingerprinting runs in worker processes. Reads are
 bounded by `scan.concurrency`, and each object's bytes are released as soon as its fingerprint is back, so
 memory stays bounded by concurrency x object size, not by the number of objects (the plan itself holds one
 small record per object to read). Every read produces a `models.Fingerprint`, the record the catalog takes,
@@ -28,8 +32,9 @@ from .config import Config
 from .errors import ObjectError, UsageError
 from .fingerprint import FingerprintPool, FingerprintResult
 from .models import Fingerprint, Group, InventoryRecord, ObjectRef, ScanStats
-from .plan import (GIB, HEAD, TAIL, Budget, PlannedRead, TierCost, estimate, exif_record, headtail_key, plan_reads,
-                   price_of, ranged_metadata)
+from .jpeg_extent import primary_end
+from .plan import (GIB, HEAD, TAIL, Budget, PlannedRead, TierCost, estimate, exif_record, headtail_key,
+                   image_first_chunk, plan_reads, price_of, ranged_metadata)
 from .pricing import PriceTable, price_as_from_config
 from .progress import Progress
 from .shard import Shard
@@ -69,28 +74,59 @@ def _result_fields(item: WorkItem, fp: Fingerprint) -> dict[str, object]:
     return fields
 
 
+class _EarlyReads:
+    """Listed objects to read before the listing ends: new or changed, readable, free to retrieve, and the
+    first of their (size, content identity). A bounded queue: a listing far ahead of the reads waits, so
+    memory stays bounded. Ends with `None`."""
+
+    _QUEUE = 4096
+
+    def __init__(self, free: Callable[[ObjectRef], bool]):
+        self.queue: asyncio.Queue[ObjectRef | None] = asyncio.Queue(self._QUEUE)
+        self.free = free
+        self.seen: set[tuple[int, str]] = set()
+
+    async def offer(self, refs: list[ObjectRef], new: set[str]) -> None:
+        for ref in refs:
+            if ref.uri not in new or not ref.readable or ref.size == 0 or not self.free(ref):
+                continue
+            if ref.content_id is not None:
+                if (ref.size, ref.content_id) in self.seen:
+                    continue  # a copy: `Catalog.fill_copies` gives it the fingerprint after the listing
+                self.seen.add((ref.size, ref.content_id))
+            await self.queue.put(ref)
+
+
 async def _list_all(config: Config, catalog: Catalog, targets: list[str], scan_id: int,
-                    connectors: dict[str, Connector], stats: dict[str, int], progress: Progress) -> None:
+                    connectors: dict[str, Connector], stats: dict[str, int], progress: Progress,
+                    early: _EarlyReads | None = None) -> None:
     async def one(target_text: str) -> None:
         target = parse_target(target_text)
         conn = connectors[target.scheme]
-        batch = []
+        batch: list[ObjectRef] = []
         async for ref in conn.list_objects(target):
             batch.append(ref)
             if len(batch) >= _WRITE_BATCH:
-                _store_listing(batch, target_text)
-        _store_listing(batch, target_text)
+                await _store_listing(batch, target_text)
+        await _store_listing(batch, target_text)
         # Only a listing that completed may declare objects gone.
         stats["gone"] += catalog.mark_gone(target_text, scan_id)
 
-    def _store_listing(batch: list, target_text: str) -> None:
+    async def _store_listing(batch: list[ObjectRef], target_text: str) -> None:
         changed, unchanged = catalog.record_listing(batch, target_text, scan_id)
         stats["listed"] += changed + unchanged
         stats["unchanged"] += unchanged
         progress.listed(changed + unchanged)
+        if early is not None and changed:
+            await early.offer(batch, catalog.listed_among([r.uri for r in batch]))
         batch.clear()
 
-    await asyncio.gather(*(one(t) for t in targets))
+    try:
+        await asyncio.gather(*(one(t) for t in targets))
+    finally:
+        progress.listing_done()
+        if early is not None:
+            await early.queue.put(None)
 
 
 class _Accounts:
@@ -121,26 +157,17 @@ class _Accounts:
 
 async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Connector],
                     pool: FingerprintPool, stats: dict[str, int], acct: _Accounts,
-                    progress: Progress, shard: Shard | None) -> None:
-    """Plan (`scanner.plan`), then read in two passes: every planned read (whole objects, ranged EXIF,
-    head/tail chunks), then whole reads only for objects whose (size, head, tail) still collides."""
+                    progress: Progress, shard: Shard | None, listing: asyncio.Task[None],
+                    early: _EarlyReads | None) -> None:
+    """Read `early` objects while `listing` runs; then plan (`scanner.plan`) the rest and read in two
+    passes: every planned read (whole objects, ranged EXIF, head/tail chunks), then whole reads only for
+    objects whose (size, head, tail) still collides."""
     perceptual = config.scan.perceptual
-    # A WorkItem is small; result writes must not race the cursor. A shard plans over every object, so
-    # that byte-identical copies pick the same representative in every shard and in one process; it reads
-    # the plans whose representative it owns, and `tierscan merge` fills copies owned by other shards.
-    plans = plan_reads(list(catalog.work()), perceptual=perceptual)
-    if shard is not None:
-        plans = [p for p in plans if shard.owns(p.ref.uri)]
-        unowned = sum(1 for p in plans for c in p.copies if not shard.owns(c.ref.uri) and c.want_metadata)
-        stats["fingerprinted"] += unowned  # counted where their twin is read, as one process counts them
-        for p in plans:
-            p.copies = [c for c in p.copies if shard.owns(c.ref.uri)]
-    progress.planned(sum(1 + len(p.copies) for p in plans), sum(p.ref.size * (1 + len(p.copies)) for p in plans))
     budget = Budget(config.scan.max_retrieval_usd)
     loop = asyncio.get_running_loop()
     pending: list[tuple[str, dict[str, object]]] = []
     # Narrowing state: the headtail key of every object this scan saw, and who still needs its SHA-256.
-    keys: dict[str, tuple[str, str]] = {}  # uri -> (key, identity: the trusted MD5 or the uri)
+    keys: dict[str, tuple[str, str]] = {}  # uri -> (key, identity: `ObjectRef.content_id` or the uri)
     narrowed: list[PlannedRead] = []
     computed: dict[str, dict[str, str]] = defaultdict(dict)  # headtail key -> MD5 -> SHA-256 of whole reads
 
@@ -173,7 +200,7 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
         if key is None:
             return
         for item in [p.item, *p.copies]:
-            keys[item.ref.uri] = (key, item.ref.checksums.get("md5") or item.ref.uri)
+            keys[item.ref.uri] = (key, item.ref.content_id or item.ref.uri)
 
     async def fetch(ref: ObjectRef, start: int, end: int) -> bytes:
         conn = connectors[parse_target(ref.uri).scheme]
@@ -193,10 +220,41 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
             sha, md5 = await asyncio.to_thread(lambda: (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()))
             computed[key][md5] = sha
             return Fingerprint(sha256=sha, headtail=key, bytes_read=len(data), requests=1)
-        future = pool.submit(data, want_sha256=item.want_sha256, want_perceptual=perceptual)
+        # A whole read always gives the SHA-256 (1.8 GB/s: free beside the read), whoever asked.
+        future = pool.submit(data, want_sha256=True, want_perceptual=perceptual)
         del data  # the worker has its copy; drop ours before waiting
         result = await asyncio.wrap_future(future, loop=loop)
         return _fingerprint(result, headtail=key, bytes_read=ref.size, requests=1)
+
+    async def image(p: PlannedRead) -> Fingerprint | None:
+        """A JPEG's primary image (`scanner.plan`, kind ``image``): chunks until its EOI, then fingerprinted."""
+        ref = p.ref
+        first = image_first_chunk(ref.size)
+        data = await fetch(ref, 0, first)
+        requests = 1
+        if len(data) != first:
+            fail([p.item, *p.copies], f"truncated read: {len(data)} of {ref.size} bytes")
+            return None
+        end = primary_end(data)
+        while end is None and len(data) < ref.size:
+            # Not a JPEG after all (the key said so), or a damaged one: the rest in one read.
+            upto = ref.size if data[:2] != b"\xff\xd8" else min(ref.size, 4 * len(data))
+            more = await fetch(ref, len(data), upto)
+            requests += 1
+            if len(more) != upto - len(data):
+                fail([p.item, *p.copies], f"truncated read: {len(data) + len(more)} of {ref.size} bytes")
+                return None
+            data += more
+            end = primary_end(data)
+        whole = len(data) == ref.size
+        key = headtail_key(ref.size, data[:HEAD], data[-TAIL:]) if whole else None
+        pixels = data if end is None else data[:end]
+        nbytes = len(data)
+        del data
+        future = pool.submit(pixels, want_sha256=whole, want_perceptual=True)
+        del pixels
+        result = await asyncio.wrap_future(future, loop=loop)
+        return _fingerprint(result, headtail=key, bytes_read=nbytes, requests=requests)
 
     async def meta(p: PlannedRead) -> Fingerprint:
         ref = p.ref
@@ -216,7 +274,7 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
 
     async def one(p: PlannedRead) -> None:
         ref = p.ref
-        if p.kind == "full" and ref.size > config.scan.max_object_bytes:
+        if p.kind in ("full", "image") and ref.size > config.scan.max_object_bytes:
             for item in [p.item, *p.copies]:
                 pending.append((item.ref.uri, {"status": "skipped",
                                                "reason": f"larger than {config.scan.max_object_bytes} bytes"}))
@@ -228,7 +286,8 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
             return
         before = acct.retrieval_usd
         try:
-            fp = await (full(p) if p.kind == "full" else meta(p) if p.kind == "meta" else narrow(p))
+            reader = {"full": full, "image": image, "meta": meta, "narrow": narrow}[p.kind]
+            fp = await reader(p)
         except ObjectError as exc:
             fail([p.item, *p.copies], f"{exc.reason}: {exc}")
             return
@@ -237,8 +296,10 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
         if fp is None:
             return
         note_key(p, fp.headtail)
-        if p.item.want_sha256 and fp.headtail is not None and fp.error is None:
-            narrowed.append(p)  # settled after the first pass: a whole read, or its key tells it apart
+        if (p.item.want_sha256 or p.kind == "full") and fp.headtail is not None and fp.error is None:
+            # Settled after the first pass: a whole read, or its key tells it apart. Whole reads count even
+            # unasked (early reads, before anyone knew the size collides): their SHA-256 settles a key.
+            narrowed.append(p)
         for item in [p.item, *p.copies]:
             record(item, fp)
 
@@ -252,6 +313,38 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
         await asyncio.gather(*(reader() for _ in range(config.scan.concurrency)))
         flush()
 
+    async def run_early(queue: asyncio.Queue[ObjectRef | None]) -> None:
+        async def reader() -> None:
+            while (ref := await queue.get()) is not None:
+                # Whether its size collides is known only once the listing ends. Without perceptual hashing,
+                # read the tail as if it did; with it, read the image (the pixels of a JPEG only; whole
+                # otherwise, SHA-256 and all): a collision found later is narrowed then (`Catalog.work`).
+                item = WorkItem(ref, want_sha256=not perceptual, want_metadata=True)
+                [p] = plan_reads([item], perceptual=perceptual)
+                progress.planned(1, ref.size)
+                await one(p)
+            await queue.put(None)  # for the next reader; the listing has ended, so there is room
+
+        await asyncio.gather(*(reader() for _ in range(config.scan.concurrency)))
+        flush()
+
+    if early is not None:
+        await run_early(early.queue)
+    await listing  # a failed listing fails the scan here
+    catalog.skip_empty()
+    if early is not None:
+        stats["fingerprinted"] += catalog.fill_copies()  # copies of early reads, listed after them
+    # A WorkItem is small; result writes must not race the cursor. A shard plans over every object, so
+    # that byte-identical copies pick the same representative in every shard and in one process; it reads
+    # the plans whose representative it owns, and `tierscan merge` fills copies owned by other shards.
+    plans = plan_reads(list(catalog.work()), perceptual=perceptual)
+    if shard is not None:
+        plans = [p for p in plans if shard.owns(p.ref.uri)]
+        unowned = sum(1 for p in plans for c in p.copies if not shard.owns(c.ref.uri) and c.want_metadata)
+        stats["fingerprinted"] += unowned  # counted where their twin is read, as one process counts them
+        for p in plans:
+            p.copies = [c for c in p.copies if shard.owns(c.ref.uri)]
+    progress.planned(sum(1 + len(p.copies) for p in plans), sum(p.ref.size * (1 + len(p.copies)) for p in plans))
     await run(plans)
     if narrowed:
         reads, fill = _still_colliding(catalog, narrowed, keys)
@@ -286,7 +379,7 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
         if key is None:
             unknown_sizes.add(ref.size)
             continue
-        identities[key].add(ref.checksums.get("md5") or ref.uri)
+        identities[key].add(ref.content_id or ref.uri)
         if sha is None:
             members[key].append((WorkItem(ref, want_sha256=True, want_metadata=False), []))
         elif not ref.checksums.get("md5"):
@@ -311,8 +404,25 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
                 continue  # only trusted MD5s, and different MD5s are different bytes
             fill[key] = [i for item, copies in trusted for i in (item, *copies)]
             trusted = []
-        reads += [PlannedRead(item, "full", copies) for item, copies in plain + trusted]
+        reads += [PlannedRead(item, "full", copies) for item, copies in _one_per_identity(plain + trusted)]
     return reads, fill
+
+
+def _one_per_identity(group: list[tuple[WorkItem, list[WorkItem]]]) -> list[tuple[WorkItem, list[WorkItem]]]:
+    """One read per content identity, the hottest copy, the others riding along (a copy filled after an
+    early read meets its twin again here)."""
+    out: list[tuple[WorkItem, list[WorkItem]]] = []
+    leaders: dict[str, list[WorkItem]] = {}
+    for item, copies in sorted(group, key=lambda g: (g[0].ref.tier.rank, g[0].ref.uri)):
+        identity = item.ref.content_id
+        if identity is not None and identity in leaders:
+            leaders[identity] += [item, *copies]
+            continue
+        riders = list(copies)
+        if identity is not None:
+            leaders[identity] = riders
+        out.append((item, riders))
+    return out
 
 
 def _policy_record(r: InventoryRecord, jurisdictions: JurisdictionMap) -> dict[str, object]:
@@ -369,11 +479,16 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     acct = _Accounts(config)
     schemes = {parse_target(t).scheme for t in targets}
     connectors: dict[str, Connector] = {s: connector_class(s)(config) for s in schemes}
+    # A shard reads no early objects: its representatives are chosen over the whole listing.
+    early = _EarlyReads(lambda ref: acct.retrieval(ref, 1 << 30) == 0) if shard is None else None
     try:
-        await _list_all(config, catalog, targets, scan_id, connectors, counters, progress)
-        catalog.skip_empty()
         with FingerprintPool(config.scan.workers) as pool:
-            await _read_all(config, catalog, connectors, pool, counters, acct, progress, shard)
+            listing = asyncio.create_task(
+                _list_all(config, catalog, targets, scan_id, connectors, counters, progress, early))
+            try:
+                await _read_all(config, catalog, connectors, pool, counters, acct, progress, shard, listing, early)
+            finally:
+                listing.cancel()  # a no-op once it has ended
     finally:
         for conn in connectors.values():
             await conn.aclose()

@@ -3,16 +3,22 @@ little as possible").
 
 Per object, one of:
 
-- ``full``: one GET of the whole object. Perceptual hashes need pixels, so with perceptual hashing on every
-  decodable image is read whole (and its SHA-256, when its size collides, comes from that same read).
-  Objects no larger than ``HEAD + TAIL`` are always read whole: one request either way.
+- ``full``: one GET of the whole object, and its SHA-256 from that read. Perceptual hashes need pixels, so
+  with perceptual hashing on a decodable image whose size collides is read whole. Objects no larger than
+  ``HEAD + TAIL`` are always read whole: one request either way.
+- ``image``: the pixels of a JPEG whose size does not collide (or is not known to yet), up to the end of
+  its primary image (`scanner.jpeg_extent`): a first chunk of ``IMAGE_FIRST`` or a quarter of the object,
+  then chunks four times longer until its EOI; MPF previews, gain maps and motion-photo videos after it
+  are not read. No SHA-256 unless the chunks reached the end; a collision found later is narrowed with
+  head and tail like any other.
 - ``meta``: the EXIF audit alone. A ``HEAD`` chunk, walked by ``scanner.exif.read_prefix``; the walker
   reports the further ranges its format needs (a JPEG APP segment longer than the head, PNG chunks after
   IDAT, WebP EXIF after the pixels, TIFF/RAW IFD offsets, HEIC/AVIF boxes) and only those are read. When
   the size collides, a ``TAIL`` chunk is read too so the object can be narrowed.
 - ``narrow``: an unchanged object read again only for exact matching: head and tail chunks.
-- ``copy``: a byte-identical copy (same size and trusted provider MD5) of an object this scan reads: its
-  fingerprint is the representative's, no read.
+- ``copy``: a byte-identical copy (same size and content identity: a trusted MD5 or the same S3 multipart
+  ETag, `models.content_identity`) of an object this scan reads: its fingerprint is the representative's,
+  no read.
 
 After the head/tail pass, only objects whose (size, head, tail) key still collides are read whole for their
 SHA-256 (like fclones). Reads go hottest tier first, so a retrieval budget (`Budget`) leaves cold data
@@ -40,11 +46,14 @@ __all__ = [
 # head 8 KiB: 13.8% of their bytes, 2.01 requests a file; 16 KiB: 14.5%, 1.47; 32 KiB: 17.9%, 1.27;
 # 64 KiB: 23.7%, 1.12. A longer segment costs one follow-up read of exactly what the walker asks for.
 HEAD = 16 * 1024
-TAIL = 4 * 1024  # as fclones: with the head, tells apart nearly every same-size pair of distinct photos
+TAIL = 4 * 1024
+# The first chunk of an `image` read: a web-sized JPEG whole, a camera JPEG's first quarter.
+IMAGE_FIRST = 256 * 1024  # as fclones: with the head, tells apart nearly every same-size pair of distinct photos
 MAX_ROUNDS = 12  # follow-up requests per object before the rest of the object is read in one go
 GIB = float(1 << 30)
 
 # Formats the fingerprint step decodes to pixels, by file extension (a hint: the magic bytes decide).
+_JPEG_EXT = frozenset(("jpg", "jpeg", "jpe", "jfif"))
 _RAW_EXT = frozenset(("cr2", "cr3", "nef", "arw", "dng", "orf", "rw2", "pef", "srw", "raf"))
 # Container formats whose walkers step over bodies in order (holes in a sparse view are never looked at);
 # the others follow offsets anywhere, so their view is kept a contiguous prefix.
@@ -53,14 +62,22 @@ _SEQUENTIAL = frozenset(("JPEG", "MPO", "PNG", "WEBP"))
 
 def decodable_hint(key: str) -> bool:
     """Whether the key names a format perceptual hashing decodes (RAW files give metadata only)."""
-    ext = key.rsplit(".", 1)[-1].lower() if "." in key else ""
-    return ext not in _RAW_EXT
+    return _extension(key) not in _RAW_EXT
+
+
+def _extension(key: str) -> str:
+    return key.rsplit(".", 1)[-1].lower() if "." in key else ""
+
+
+def image_first_chunk(size: int) -> int:
+    """Bytes the first request of an `image` read asks for."""
+    return min(size, max(IMAGE_FIRST, size // 4))
 
 
 @dataclass(slots=True)
 class PlannedRead:
     item: WorkItem
-    kind: str  # full | meta | narrow
+    kind: str  # full | image | meta | narrow
     copies: list[WorkItem] = field(default_factory=list)  # byte-identical objects that take this result
 
     @property
@@ -72,6 +89,8 @@ class PlannedRead:
         size = self.ref.size
         if self.kind == "full" or size <= HEAD + TAIL:
             return 1, size
+        if self.kind == "image":
+            return 1, image_first_chunk(size)
         if self.kind == "narrow" or (self.kind == "meta" and self.item.want_sha256):
             return 2, HEAD + TAIL
         return 1, HEAD
@@ -79,16 +98,16 @@ class PlannedRead:
 
 def plan_reads(work: Iterable[WorkItem], *, perceptual: bool) -> list[PlannedRead]:
     """One `PlannedRead` per object to read, hottest tier first; byte-identical copies ride along."""
-    by_md5: dict[tuple[int, str], list[WorkItem]] = defaultdict(list)
+    by_identity: dict[tuple[int, str], list[WorkItem]] = defaultdict(list)
     singles: list[WorkItem] = []
     for item in work:
-        md5 = item.ref.checksums.get("md5")
-        if md5 and item.want_metadata:
-            by_md5[(item.ref.size, md5)].append(item)
+        identity = item.ref.content_id
+        if identity and item.want_metadata:
+            by_identity[(item.ref.size, identity)].append(item)
         else:
             singles.append(item)
     leaders: list[tuple[WorkItem, list[WorkItem]]] = [(i, []) for i in singles]
-    for items in by_md5.values():
+    for items in by_identity.values():
         items.sort(key=lambda i: (i.ref.tier.rank, i.ref.uri))  # read the hottest (cheapest) copy
         leaders.append((items[0], items[1:]))
     plans = []
@@ -99,7 +118,7 @@ def plan_reads(work: Iterable[WorkItem], *, perceptual: bool) -> list[PlannedRea
         elif not item.want_metadata:
             kind = "narrow"
         elif perceptual and decodable_hint(ref.key):
-            kind = "full"
+            kind = "image" if not item.want_sha256 and _extension(ref.key) in _JPEG_EXT else "full"
         else:
             kind = "meta"
         plans.append(PlannedRead(item, kind, copies))
@@ -124,7 +143,7 @@ class TierCost:
     bytes: int = 0
     retrieval_usd: float = 0.0
     request_usd: float = 0.0
-    full_bytes_at_most: int = 0  # extra bytes if head/tail narrowing settles nothing
+    full_bytes_at_most: int = 0  # extra bytes if head/tail narrowing settles nothing and images run to the end
 
 
 def price_of(prices: PriceTable, price_as: Callable[[ObjectRef], str | None], ref: ObjectRef):
@@ -144,7 +163,9 @@ def estimate(plans: Iterable[PlannedRead], prices: PriceTable,
         a["bytes"] += nbytes
         a["retrieval_usd"] += nbytes / GIB * price.retrieval_gb
         a["request_usd"] += requests / 1000 * price.get_per_1000
-        if p.kind != "full" and p.item.want_sha256:
+        if p.kind == "image":
+            a["full_bytes_at_most"] += p.ref.size - nbytes  # further chunks, up to the whole object
+        elif p.kind != "full" and p.item.want_sha256:
             a["full_bytes_at_most"] += p.ref.size
     return {
         tier: TierCost(tier, int(a["objects"]), int(a["requests"]), int(a["bytes"]), a["retrieval_usd"],

@@ -29,7 +29,10 @@ class Progress:
 
     def listed(self, n: int) -> None: ...
 
-    def planned(self, objects: int, size: int) -> None: ...
+    def listing_done(self) -> None: ...
+
+    def planned(self, objects: int, size: int) -> None:
+        """More objects to read (reads start while listing goes on, so totals grow)."""
 
     def read(self, n_bytes: int) -> None: ...
 
@@ -90,13 +93,21 @@ class RichProgress(Progress):
         if self._listing is not None:
             self._bars.advance(self._listing, n)
 
+    def listing_done(self) -> None:
+        if self._listing is not None:  # its bar stops counting time
+            self._bars.update(self._listing, total=self._bars.tasks[self._listing].completed)
+
     def planned(self, objects: int, size: int) -> None:
-        if self.enabled:
-            if self._listing is not None:  # listing is over: its bar stops counting time
-                self._bars.update(self._listing, total=self._bars.tasks[self._listing].completed)
+        if not self.enabled:
+            return
+        if self._reading is None:
             self._reading = self._bars.add_task(
                 "reading", total=size, kind="read", objects=0, objects_total=objects
             )
+            return
+        task = self._bars.tasks[self._reading]
+        self._bars.update(self._reading, total=(task.total or 0) + size,
+                          objects_total=task.fields["objects_total"] + objects)
 
     def read(self, n_bytes: int) -> None:
         """One object read, of `n_bytes` bytes."""

@@ -11,10 +11,12 @@ T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 T1 = datetime(2024, 6, 1, tzinfo=timezone.utc)
 
 
-def ref(key: str, size: int, modified=T0, md5: str | None = None, readable=True, etag=None) -> ObjectRef:
+def ref(key: str, size: int, modified=T0, md5: str | None = None, readable=True, etag=None,
+        multipart: str | None = None) -> ObjectRef:
     return ObjectRef(
         uri=f"s3://b/{key}", provider="s3", bucket="b", key=key, size=size, etag=etag,
-        checksums={"md5": md5} if md5 else {}, tier=Tier.hot if readable else Tier.archive,
+        checksums={"md5": md5} if md5 else {"s3mpu": multipart} if multipart else {},
+        tier=Tier.hot if readable else Tier.archive,
         storage_class="STANDARD" if readable else "DEEP_ARCHIVE", readable=readable,
         region="ap-east-1", jurisdiction="HK", modified=modified,
     )
@@ -66,6 +68,19 @@ def test_trusted_md5_on_every_colliding_object_needs_no_sha256(catalog):
     scan = catalog.begin_scan(["s3://b"], T0)
     catalog.record_listing([ref("a", 10, md5="m1"), ref("b", 10, md5="m1")], "s3://b", scan)
     assert work(catalog) == {"a": (False, True), "b": (False, True)}
+
+
+def test_multipart_etags_settle_a_size_class_only_among_themselves(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10, multipart="e-2"), ref("b", 10, multipart="e-2"),
+                            ref("c", 20, multipart="f-2"), ref("d", 20, md5="m"),
+                            ref("e", 30, multipart="g-2"), ref("f", 30, multipart="h-3")], "s3://b", scan)
+    # Equal multipart ETags need no SHA-256; beside an MD5, or another part layout's ETag, they say
+    # nothing: read.
+    assert work(catalog) == {"a": (False, True), "b": (False, True), "c": (True, True), "d": (True, True),
+                             "e": (True, True), "f": (True, True)}
+    assert {r.key: r.content_id for r in catalog.records()} == {
+        "a": "e-2", "b": "e-2", "c": "f-2", "d": "m", "e": "g-2", "f": "h-3"}
 
 
 def test_unreadable_objects_are_never_work(catalog):
@@ -146,6 +161,8 @@ def test_records_carry_exif_and_personal_data(catalog):
 def test_catalog_without_signature_column_gets_it_and_old_images_are_read_once_more(tmp_path):
     import sqlite3
 
+    from scanner.signatures import MAGIC
+
     path = tmp_path / "old.db"
     with Catalog(path) as c:
         c.record_listing([ref("a.jpg", 10), ref("b.jpg", 20)], "s3://b", 1)
@@ -159,8 +176,10 @@ def test_catalog_without_signature_column_gets_it_and_old_images_are_read_once_m
         assert c.signatures() == {}
         # Only the image with a perceptual hash lacks a signature: it is read again, for its metadata.
         assert work(c) == {"a.jpg": (False, True)}
-        c.record_fingerprints([("s3://b/a.jpg", {"near_sig": b"sig"})])
-        assert c.signatures() == {"s3://b/a.jpg": b"sig"} and work(c) == {}
+        c.record_fingerprints([("s3://b/a.jpg", {"near_sig": b"sig"})])  # a signature of an older layout
+        assert work(c) == {"a.jpg": (False, True)}
+        c.record_fingerprints([("s3://b/a.jpg", {"near_sig": MAGIC + b"sig"})])
+        assert c.signatures() == {"s3://b/a.jpg": MAGIC + b"sig"} and work(c) == {}
 
 
 def test_not_duplicates_are_kept_as_pairs_across_rescans(catalog):

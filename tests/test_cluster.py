@@ -142,19 +142,9 @@ def test_near_groups_pair_set_by_the_user_is_never_joined():
 
 
 def test_near_groups_with_signatures_find_flips_and_crops_and_keep_other_photos_out():
-    import io
-    from pathlib import Path
-
     from PIL import Image
 
-    from scanner.fingerprint import _init_worker, fingerprint_bytes
-
-    _init_worker()
-    data = Path(__file__).parent / "data" / "exif"
-    with Image.open(data / "exifpy__DSCN0010.jpg") as img:
-        photo = img.convert("RGB")
-    with Image.open(data / "imagededup__ukbench00120.jpg") as img:
-        other = img.convert("RGB").resize((640, 480))
+    photo, other = _photos()
     w, h = photo.size
     variants = {
         "s3://a/original": photo,
@@ -162,6 +152,19 @@ def test_near_groups_with_signatures_find_flips_and_crops_and_keep_other_photos_
         "s3://a/crop": photo.crop((w - int(w * 0.8), 0, w, int(h * 0.8))),  # 64% of the area, off centre
         "s3://a/other": other.resize((320, 240)),
     }
+    records, blobs = _fingerprinted(variants)
+    [g] = near_groups(records, [], NearSettings(), signatures=blobs)
+    assert g.master == "s3://a/original"
+    assert {m.uri for m in g.members} == {"s3://a/original", "s3://a/mirrored", "s3://a/crop"}
+
+
+def _fingerprinted(variants):
+    """Records and signature blobs of JPEG-encoded images, by URI."""
+    import io
+
+    from scanner.fingerprint import _init_worker, fingerprint_bytes
+
+    _init_worker()
     records, blobs = [], {}
     for uri, img in variants.items():
         buf = io.BytesIO()
@@ -170,6 +173,51 @@ def test_near_groups_with_signatures_find_flips_and_crops_and_keep_other_photos_
         records.append(rec(uri, size=len(buf.getvalue()), phash=fp.phash, dhash=fp.dhash, width=fp.width,
                            height=fp.height))
         blobs[uri] = fp.near_sig
+    return records, blobs
+
+
+def _photos():
+    from pathlib import Path
+
+    from PIL import Image
+
+    data = Path(__file__).parent / "data" / "exif"
+    with Image.open(data / "exifpy__DSCN0010.jpg") as img:
+        photo = img.convert("RGB")
+    with Image.open(data / "imagededup__ukbench00120.jpg") as img:
+        other = img.convert("RGB").resize((640, 480))
+    return photo, other
+
+
+def test_candidates_of_members_join_when_confirmed_against_the_centre_and_never_through_a_member(monkeypatch):
+    """The hash index may pair a crop with a copy and not with the centre: it still joins, once verified
+    against the centre itself; an unrelated image that is a member's candidate does not."""
+    import scanner.cluster as cluster
+
+    photo, other = _photos()
+    w, h = photo.size
+    records, blobs = _fingerprinted({
+        "s3://a/centre": photo.resize((800, 600)),
+        "s3://a/copy": photo.resize((600, 450)),
+        "s3://a/crop": photo.crop((0, h - int(h * 0.78), int(w * 0.78), h)).resize((400, 300)),
+        "s3://a/other": other.resize((320, 240)),
+    })
+    # Ranked by resolution: centre 0, copy 1, crop 2, other 3. The index pairs the centre with the copy
+    # only, and the copy with the crop and the other photo.
+    monkeypatch.setattr(cluster, "_hash_pairs", lambda cands, radius: {(0, 1): 2, (1, 2): 6, (1, 3): 7})
     [g] = near_groups(records, [], NearSettings(), signatures=blobs)
-    assert g.master == "s3://a/original"
-    assert {m.uri for m in g.members} == {"s3://a/original", "s3://a/mirrored", "s3://a/crop"}
+    assert g.master == "s3://a/centre"
+    assert {m.uri for m in g.members} == {"s3://a/centre", "s3://a/copy", "s3://a/crop"}
+    assert {m.uri: m.distance for m in g.members}["s3://a/copy"] == 2
+
+
+def test_signature_of_an_older_layout_falls_back_to_the_global_hash_rule():
+    records = [
+        rec("s3://a/big", phash=f"{H:016x}", dhash=f"{H:016x}", width=400, height=300),
+        rec("s3://a/small", phash=flip(H, 2), dhash=flip(H, 2), width=200, height=150),
+    ]
+    # Layout 1 began with the decode width and height (u16): 320 x 240 and 200 x 150 here.
+    layout_1 = {"s3://a/big": b"\x40\x01\xf0\x00" + bytes(3000),
+                "s3://a/small": b"\xc8\x00\x96\x00" + bytes(3000)}
+    [g] = near_groups(records, [], NearSettings(), signatures=layout_1)
+    assert {m.uri for m in g.members} == {"s3://a/big", "s3://a/small"}

@@ -104,3 +104,24 @@ def test_tiny_images_get_no_perceptual_hash():
     result = fingerprint_bytes(jpeg(gradient(16, 12)), want_sha256=False, want_perceptual=True)
     assert (result.phash, result.dhash, result.error) == (None, None, None)
     assert (result.width, result.height) == (16, 12)
+
+
+@pytest.mark.parametrize("orientation", [3, 5, 6, 8])
+def test_near_signature_is_made_upright_so_exif_rotations_verify_unmirrored(orientation):
+    from scanner.config import NearSettings
+    from scanner.signatures import MAGIC, Signature
+    from scanner.verify import evidence
+
+    img = gradient(640, 480)
+    upright = fingerprint_bytes(jpeg(img), want_sha256=False, want_perceptual=True)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    undo = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
+            8: Image.Transpose.ROTATE_270}[orientation]  # what the tag's viewer transform turns back
+    stored = fingerprint_bytes(jpeg(img.transpose(undo), exif=exif.tobytes()), want_sha256=False,
+                               want_perceptual=True)
+    assert upright.near_sig.startswith(MAGIC) and stored.near_sig.startswith(MAGIC)
+    a, b = Signature.from_blob(upright.near_sig), Signature.from_blob(stored.near_sig)
+    assert (b.width, b.height) == (a.width, a.height)
+    found = evidence(a, b)
+    assert found is not None and not found.mirrored and found.agree >= NearSettings().min_agreement

@@ -84,10 +84,11 @@ def test_webp_exif_after_the_pixels_comes_from_the_tail():
     assert found.exif == read_metadata(src).exif
 
 
-def ref(uri: str, size: int, tier: Tier = Tier.hot, md5: str | None = None, key: str = "a.jpg") -> ObjectRef:
+def ref(uri: str, size: int, tier: Tier = Tier.hot, md5: str | None = None, key: str = "a.jpg",
+        multipart: str | None = None) -> ObjectRef:
+    checksums = {"md5": md5} if md5 else {"s3mpu": multipart} if multipart else {}
     return ObjectRef(uri=uri, provider="s3", bucket="b", key=key, size=size, tier=tier, storage_class="STANDARD",
-                     region="us-east-1", jurisdiction="US", modified=datetime.now(timezone.utc),
-                     checksums={"md5": md5} if md5 else {})
+                     region="us-east-1", jurisdiction="US", modified=datetime.now(timezone.utc), checksums=checksums)
 
 
 def test_plans_read_one_copy_of_identical_objects_hottest_first():
@@ -104,6 +105,17 @@ def test_plans_read_one_copy_of_identical_objects_hottest_first():
     exact_only = {p.ref.uri: p.kind for p in plan_reads(items, perceptual=False)}
     assert exact_only["s3://b/hot"] == "meta" and exact_only["s3://b/tiny"] == "full"
     assert plans["s3://b/old"].estimate() == (2, HEAD + TAIL)
+
+
+def test_equal_multipart_etags_are_read_once_and_never_taken_for_an_md5():
+    mpu, other_parts = "c" * 32 + "-2", "c" * 32 + "-3"
+    items = [WorkItem(ref("s3://b/cool", 10**7, Tier.cool, multipart=mpu), True, True),
+             WorkItem(ref("s3://b/hot", 10**7, Tier.hot, multipart=mpu), True, True),
+             WorkItem(ref("s3://b/parts3", 10**7, Tier.hot, multipart=other_parts), True, True),
+             WorkItem(ref("s3://b/md5", 10**7, Tier.hot, md5="c" * 32), True, True)]
+    plans = {p.ref.uri: p for p in plan_reads(items, perceptual=False)}
+    assert set(plans) == {"s3://b/hot", "s3://b/parts3", "s3://b/md5"}
+    assert [c.ref.uri for c in plans["s3://b/hot"].copies] == ["s3://b/cool"]
 
 
 def test_budget():
@@ -191,3 +203,26 @@ def test_only_objects_without_a_trusted_md5_are_read_whole(tmp_path):
         catalog.record_listing(refs[::2], "s3://b", 1)
         reads, fill = _still_colliding(catalog, narrowed[::2], {u: k for u, k in keys.items() if "multipart" not in u})
         assert reads == [] and fill == {}
+
+
+def test_perceptual_reads_stop_at_the_primary_image_and_exact_matching_still_holds(tmp_path: Path):
+    photo = (DATA / "exifpy__Canon_40D.jpg").read_bytes()
+    video, other_video = bytes(range(256)) * 4096, bytes(reversed(range(256))) * 4096  # 1 MiB "motion photos"
+    bucket = tmp_path / "estate" / "phone"
+    bucket.mkdir(parents=True)
+    (bucket / "motion.jpg").write_bytes(photo + video)
+    (bucket / "motion-copy.jpg").write_bytes(photo + video)  # byte-identical: exact
+    (bucket / "motion-other.jpg").write_bytes(photo + other_video)  # same size and pixels, other bytes
+    (bucket / "alone.jpg").write_bytes(photo + video + video[:1000])  # a size of its own
+    (tmp_path / "tierscan.yaml").write_text(f"targets: ['{tmp_path / 'estate'}']\n")
+    report, inv = scan(tmp_path, "c.db")
+    uris = {Path(u).name: u for u in inv}
+    assert exact(report) == [{uris["motion.jpg"], uris["motion-copy.jpg"]}]
+    near = [{Path(m.uri).name for m in g.members} for g in report.groups if g.kind == "near"]
+    assert near and all(m.issubset({"motion.jpg", "motion-copy.jpg", "motion-other.jpg", "alone.jpg"}) for m in near)
+    # The object alone in its size is read up to its primary image only; its hashes are a whole read's.
+    whole = read_metadata(photo)
+    assert inv[uris["alone.jpg"]].phash == inv[uris["motion-other.jpg"]].phash
+    assert inv[uris["alone.jpg"]].width == whole.width and inv[uris["alone.jpg"]].sha256 is None
+    # Three same-size objects are read whole once each to tell them apart; the fourth costs its image only.
+    assert report.scan.bytes_read <= 3 * len(photo + video) + 2 * (HEAD + TAIL) + 256 * 1024

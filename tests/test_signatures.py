@@ -1,11 +1,15 @@
 import io
+import struct
 from pathlib import Path
 
+import imagehash
+import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
+from scanner.config import NearSettings
 from scanner.fingerprint import _init_worker, fingerprint_bytes
-from scanner.signatures import WINDOWS, Signature
+from scanner.signatures import MAGIC, WINDOWS, WORK_SIDE, Signature, compute_signature, phash_bits
 from scanner.verify import evidence
 
 DATA = Path(__file__).parent / "data" / "exif"
@@ -23,17 +27,22 @@ def photo(path=PHOTO) -> Image.Image:
         return img.convert("RGB")
 
 
-def signature(img: Image.Image) -> Signature:
+def fingerprint(img: Image.Image):
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=85)
-    result = fingerprint_bytes(buf.getvalue(), want_sha256=False, want_perceptual=True)
+    return fingerprint_bytes(buf.getvalue(), want_sha256=False, want_perceptual=True)
+
+
+def signature(img: Image.Image) -> Signature:
+    result = fingerprint(img)
     assert result.near_sig is not None
     return Signature.from_blob(result.near_sig)
 
 
 def confirmed(a: Signature, b: Signature) -> bool:
+    near = NearSettings()
     found = evidence(a, b)
-    return found is not None and found.inliers >= 6 and found.agree >= 0.92
+    return found is not None and found.inliers >= near.min_inliers and found.agree >= near.min_agreement
 
 
 def test_blob_round_trip_is_compact():
@@ -43,6 +52,49 @@ def test_blob_round_trip_is_compact():
     assert back.to_blob() == blob
     assert len(back.windows) == len(WINDOWS) and back.thumb.shape == sig.thumb.shape
     assert len(blob) < 10_000  # what every image costs the catalog
+    assert blob.startswith(MAGIC)
+
+
+def test_blob_of_an_older_layout_is_refused():
+    """Layout 1 began with the decode width (u16) and had no prefix: read as layout 2 it would be garbage."""
+    old = struct.pack("<HHBB", 320, 240, 0, 0) + bytes(16 * 8 + 48 * 48)
+    with pytest.raises(ValueError, match="layout"):
+        Signature.from_blob(old)
+
+
+def test_keypoints_keep_sub_pixel_positions_through_the_blob():
+    sig = compute_signature(photo().convert("L"))
+    back = Signature.from_blob(sig.to_blob())
+    assert np.abs(back.features.points - sig.features.points).max() <= 1 / 128 + 1e-6
+    assert np.any(back.features.points % 1 != 0)  # not rounded to whole pixels
+    assert np.array_equal(back.mirror_features.descriptors, sig.mirror_features.descriptors)
+
+
+def test_features_are_found_at_one_scale_whatever_the_decode_size():
+    big, small = photo().convert("L"), photo().convert("L").resize((160, 120))
+    for img in (big, small):
+        sig = compute_signature(img)
+        assert (sig.width, sig.height) == (WORK_SIDE, WORK_SIDE * 3 // 4)
+        assert len(sig.features.points) >= 40 and len(sig.mirror_features.points) >= 40
+
+
+def test_phash_bits_is_imagehash_phash():
+    """Window and mirror hashes are compared with other images' whole-image pHash (imagehash): same bits."""
+    for img in (photo(), photo(OTHER)):
+        grey = img.convert("L")
+        block = np.asarray(grey.resize((32, 32), Image.Resampling.LANCZOS))
+        assert phash_bits(block[None])[0] == int(str(imagehash.phash(grey)), 16)
+
+
+@pytest.mark.parametrize("fx, fy", [(0.5, 0.5), (0, 0), (1, 0), (0, 1), (1, 1)])
+def test_a_crop_to_60_percent_is_within_the_candidate_radius_of_a_window(fx, fy):
+    original = photo()
+    w, h = original.size
+    cw, ch = round(w * 0.6 ** 0.5), round(h * 0.6 ** 0.5)
+    x, y = round((w - cw) * fx), round((h - ch) * fy)
+    crop = fingerprint(original.crop((x, y, x + cw, y + ch)))
+    windows = signature(original).windows
+    assert min(int.bit_count(int(crop.phash, 16) ^ h) for h in windows) <= NearSettings().candidate_radius
 
 
 def test_flip_crop_and_recolour_are_confirmed_and_flip_is_reported():

@@ -1,0 +1,53 @@
+"""Where the primary image of a JPEG ends, so that perceptual hashing reads its pixels and not what follows.
+
+Bytes after the primary image's EOI are not part of it: MPF previews and Ultra HDR gain maps (MPO), motion
+photo videos, vendor trailers. Decoders ignore them, and they can be most of the object. The walk follows
+marker segments by their lengths and scans entropy-coded data for the next marker (`FF` followed by
+anything but `00`, a restart marker or fill), so an EXIF thumbnail inside APP1, which has its own EOI, is
+stepped over with its segment.
+"""
+
+from __future__ import annotations
+
+__all__ = ["primary_end"]
+
+_SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
+_STANDALONE = frozenset((0x01, *range(0xD0, 0xD8)))  # TEM and RST0-7 carry no length
+
+
+def primary_end(data: bytes) -> int | None:
+    """The offset just past the EOI that ends the first image in `data`, or None when `data` is not a JPEG
+    or stops before that EOI (read more, or decode what there is)."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos, size = 2, len(data)
+    while pos + 2 <= size:
+        if data[pos] != 0xFF:
+            return None  # not at a marker: a damaged file, decoded as it is
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == _EOI:
+            return pos + 2
+        if marker in _STANDALONE or marker == _SOI:
+            pos += 2
+            continue
+        if pos + 4 > size:
+            return None
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker != _SOS:
+            continue
+        while True:  # entropy-coded data up to the next marker
+            ff = data.find(b"\xff", pos)
+            if ff < 0 or ff + 1 >= size:
+                return None
+            follower = data[ff + 1]
+            if follower == 0x00 or 0xD0 <= follower <= 0xD7:
+                pos = ff + 2
+            elif follower == 0xFF:
+                pos = ff + 1
+            else:
+                pos = ff
+                break
+    return None

@@ -1,0 +1,76 @@
+"""Listing and reading overlap: objects free to retrieve are read while the listing goes on, each content
+once; objects with retrieval fees wait for the listing to end and are not read when a free copy was.
+A small in-memory connector (a unit-test fake) records the order of what it was asked."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from PIL import Image
+
+from connectors import register_connector
+from connectors.base import Capabilities, Connector, Target
+from scanner.catalog import Catalog
+from scanner.config import Config
+from scanner.models import ObjectRef
+from scanner.pipeline import run_scan
+
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def _jpeg(i: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (i % 256, i // 256 % 256, 7)).save(buf, "JPEG")
+    return buf.getvalue() + i.to_bytes(4, "big") * 6000  # ~24 KB: past the 16 KiB head, sizes all differ
+
+
+HOT = {f"hot/{i:04d}.jpg": (_jpeg(i), "STANDARD") for i in range(400)}
+COLD = {
+    "cold/copy-of-0001.jpg": (HOT["hot/0001.jpg"][0], "GLACIER_IR"),  # a free copy exists: never read
+    "cold/only.jpg": (_jpeg(5000), "GLACIER_IR"),  # no free copy: read once the listing has ended
+}
+
+
+class Recorded(Connector):
+    scheme = "mem"
+    capabilities = Capabilities(name="mem", free_checksums=frozenset({"md5"}), tier_table="s3")
+    events: list[str] = []
+
+    async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
+        for n, (key, (data, cls)) in enumerate({**HOT, **COLD}.items()):
+            if n % 100 == 0:
+                await asyncio.sleep(0.05)  # pages take time to come
+            self.events.append(f"list {key}")
+            yield self.make_ref(uri=f"mem://{target.location}/{key}", bucket=target.location, key=key, size=len(data),
+                                modified=T0, storage_class=cls, region="ap-east-1",
+                                checksums={"md5": hashlib.md5(data).hexdigest()})
+
+    async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
+        self.events.append(f"read {ref.key}")
+        await asyncio.sleep(0)
+        return {**HOT, **COLD}[ref.key][0][start:end]
+
+
+def test_free_objects_are_read_while_listing_and_fee_tiers_after(tmp_path: Path) -> None:
+    register_connector("mem", Recorded, clobber=True)
+    Recorded.events.clear()
+    config = Config.model_validate({"buckets": {"estate": {"price_as": "s3"}}, "scan": {"perceptual": False}})
+    with Catalog(tmp_path / "c.db") as catalog:
+        stats = asyncio.run(run_scan(config, catalog, ["mem://estate"]))
+        records = {r.key: r for r in catalog.records()}
+    events = Recorded.events
+    last_listed = max(i for i, e in enumerate(events) if e.startswith("list "))
+    first_read = min(i for i, e in enumerate(events) if e.startswith("read "))
+    assert first_read < last_listed  # reading began before the listing ended
+    reads = [e.removeprefix("read ") for e in events if e.startswith("read ")]
+    assert "cold/copy-of-0001.jpg" not in reads
+    assert min(i for i, e in enumerate(events) if e == "read cold/only.jpg") > last_listed
+    assert records["cold/copy-of-0001.jpg"].status == "fingerprinted"
+    assert records["cold/copy-of-0001.jpg"].exif == records["hot/0001.jpg"].exif
+    assert stats.listed == len(HOT) + len(COLD) and stats.fingerprinted == len(HOT) + len(COLD)
+    assert stats.bytes_read_by_tier.get("cold", 0) < 2 * 20 * 1024  # cold/only.jpg's head and tail
