@@ -188,7 +188,10 @@ def _naive_cpu(data: bytes):
 
 
 def naive(endpoint: str, workers: int, out: Path) -> None:
-    """GET every object whole (16 in flight), then SHA-256, full-decode pHash and EXIF in a process pool."""
+    """GET every object whole (16 in flight), then SHA-256, full-decode pHash and EXIF in a process pool;
+    at most 32 objects held between their GET and their result, as tierscan bounds its own."""
+    import threading
+
     import boto3
     from botocore.config import Config
 
@@ -201,13 +204,19 @@ def naive(endpoint: str, workers: int, out: Path) -> None:
     stats = {"gets": 0, "bytes": 0, "objects": len(keys)}
     results = {}
     with ProcessPoolExecutor(workers) as cpu, ThreadPoolExecutor(16) as io_pool:
+        held = threading.BoundedSemaphore(32)
+
         def one(bk):
             b, k = bk
+            held.acquire()
             try:
                 data = s3.get_object(Bucket=b, Key=k)["Body"].read()
             except Exception:
+                held.release()
                 return bk, None, 1
-            return bk, cpu.submit(_naive_cpu, data), len(data)
+            future = cpu.submit(_naive_cpu, data)
+            future.add_done_callback(lambda _: held.release())
+            return bk, future, len(data)
 
         for (b, k), fut, nbytes in io_pool.map(one, keys):
             stats["gets"] += 1
@@ -290,12 +299,15 @@ def main() -> None:
             reports[name] = (report, db)
             s = report["scan"]
             rows.append((name, s["bytes_read"], s["requests"], wall, report["totals"]["objects"], rss, CPU[0]))
+            print(f"{name}: {s['bytes_read']:,} bytes, {s['requests']:,} GETs, {wall:.1f} s, peak RSS {rss} MiB",
+                  flush=True)
         out = work / "naive.json"
         wall, rss, _ = timed([sys.executable, __file__, "--naive-child", emu.endpoint, str(args.workers), str(out)],
                              env)
         naive_out = json.loads(out.read_text())
         ns = naive_out["stats"]
         rows.append(("naive (GET all, full decode)", ns["bytes"], ns["gets"], wall, ns["objects"], rss, CPU[0]))
+        print(f"naive: {ns['bytes']:,} bytes, {ns['gets']:,} GETs, {wall:.1f} s, peak RSS {rss} MiB", flush=True)
         rclone = shutil.which("rclone")
         rclone_groups = None
         if rclone:

@@ -248,7 +248,7 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
             end = primary_end(data)
         whole = len(data) == ref.size
         key = headtail_key(ref.size, data[:HEAD], data[-TAIL:]) if whole else None
-        pixels = data if end is None else data[:end]
+        pixels = data if whole or end is None else data[:end]  # whole: the SHA-256 is of every byte
         nbytes = len(data)
         del data
         future = pool.submit(pixels, want_sha256=whole, want_perceptual=True)

@@ -4,6 +4,7 @@ cheapest reads, and a scan with `--no-perceptual` finds what a whole-object scan
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import struct
@@ -226,3 +227,12 @@ def test_perceptual_reads_stop_at_the_primary_image_and_exact_matching_still_hol
     assert inv[uris["alone.jpg"]].width == whole.width and inv[uris["alone.jpg"]].sha256 is None
     # Three same-size objects are read whole once each to tell them apart; the fourth costs its image only.
     assert report.scan.bytes_read <= 3 * len(photo + video) + 2 * (HEAD + TAIL) + 256 * 1024
+    # Objects small enough to come whole in the first chunk hash every byte, trailer and all.
+    small = {"small-a.jpg": photo + video[:30000], "small-b.jpg": photo + other_video[:30001]}
+    for name, data in small.items():
+        (bucket / name).write_bytes(data)
+    report, inv = scan(tmp_path, "d.db")
+    uris = {Path(u).name: u for u in inv}
+    for name, data in small.items():
+        assert inv[uris[name]].sha256 == hashlib.sha256(data).hexdigest()
+    assert exact(report) == [{uris["motion.jpg"], uris["motion-copy.jpg"]}]
