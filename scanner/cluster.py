@@ -129,6 +129,7 @@ class _Candidate:
 
 
 _PARALLEL_FROM = 200_000  # query hashes from which the index search uses every core
+_QUERY_CHUNK = 32_768  # query hashes searched at once (bounds the raw matches held)
 
 
 def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> dict[tuple[int, int], int]:
@@ -143,14 +144,26 @@ def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> dict[tuple[int, int
             queries += [c.signature.mirror, *(c.signature.windows[w] for w in QUERY_WINDOWS)]
         db_owner += [k] * (len(db) - len(db_owner))
         q_owner += [k] * (len(queries) - len(q_owner))
-    # Below a few hundred thousand hashes, forking workers costs more than it saves.
+    # Below a few hundred thousand hashes, starting threads costs more than it saves.
     workers = 1 if len(queries) < _PARALLEL_FROM else None
-    qi, di, dist = HammingIndex(np.array(db, np.uint64)).search(np.array(queries, np.uint64), radius, workers=workers)
-    a, b = np.array(q_owner)[qi], np.array(db_owner)[di]
+    index = HammingIndex(np.array(db, np.uint64))
+    query_codes, q_owner_arr, db_owner_arr = np.array(queries, np.uint64), np.array(q_owner), np.array(db_owner)
     best: dict[tuple[int, int], int] = {}
-    for x, y, d in zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist(), dist.tolist()):
-        if x != y and d < best.get((x, y), 65):
-            best[(x, y)] = d
+    # Near variants of one photo match window by window (tens of hash pairs per image pair), so the raw
+    # matches are reduced to image pairs a chunk of queries at a time: 20k images of 300 photos would
+    # otherwise hold 0.86 GB of matches at once.
+    for start in range(0, len(query_codes), _QUERY_CHUNK):
+        qi, di, dist = index.search(query_codes[start:start + _QUERY_CHUNK], radius, workers=workers)
+        a, b = q_owner_arr[qi + start], db_owner_arr[di]
+        keep = a != b
+        low, high, dist = np.minimum(a, b)[keep], np.maximum(a, b)[keep], dist[keep]
+        order = np.lexsort((dist, high, low))  # per pair, the least distance first
+        low, high, dist = low[order], high[order], dist[order]
+        first = np.ones(len(low), bool)
+        first[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
+        for x, y, d in zip(low[first].tolist(), high[first].tolist(), dist[first].tolist()):
+            if d < best.get((x, y), 65):
+                best[(x, y)] = d
     return best
 
 

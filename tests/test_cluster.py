@@ -221,3 +221,20 @@ def test_signature_of_an_older_layout_falls_back_to_the_global_hash_rule():
                 "s3://a/small": b"\xc8\x00\x96\x00" + bytes(3000)}
     [g] = near_groups(records, [], NearSettings(), signatures=layout_1)
     assert {m.uri for m in g.members} == {"s3://a/big", "s3://a/small"}
+
+
+def test_candidate_pairs_are_the_same_whatever_the_query_chunk(monkeypatch):
+    import scanner.cluster as cluster
+
+    photo, other = _photos()
+    records, blobs = _fingerprinted({
+        "s3://a/centre": photo.resize((800, 600)),
+        "s3://a/copy": photo.resize((600, 450)),
+        "s3://a/crop": photo.crop((0, 0, int(photo.width * 0.8), int(photo.height * 0.8))),
+        "s3://a/other": other.resize((320, 240)),
+    })
+    cands = [cluster._Candidate(r, int(r.phash, 16), int(r.dhash, 16), cluster._signature(blobs[r.uri]))
+             for r in records]
+    whole = cluster._hash_pairs(cands, 12)
+    monkeypatch.setattr(cluster, "_QUERY_CHUNK", 3)  # a chunk ends inside an image's query hashes
+    assert cluster._hash_pairs(cands, 12) == whole and whole
