@@ -47,6 +47,7 @@ from scanner.cluster import exact_groups, near_groups
 from scanner.config import Config, NearSettings
 from scanner.fingerprint import FingerprintPool
 from scanner.models import InventoryRecord, Tier
+from scanner.plan import exif_record
 
 Pair = tuple[str, str]
 _AGREEMENT_GRID = (0.80, 0.84, 0.88, 0.90, 0.92, 0.94, 0.96)
@@ -60,7 +61,7 @@ def _truth(folder: Path) -> list[dict[str, str]]:
 def _fingerprint(folder: Path, rows: list[dict[str, str]], workers: int | None
                  ) -> tuple[list[InventoryRecord], dict[str, bytes]]:
     """Inventory records as a scan would store them (all the same age, so masters go by resolution and
-    size), and the signature blobs."""
+    size; with their EXIF, which keeps different shots apart), and the signature blobs."""
     records, blobs = [], {}
     with FingerprintPool(workers) as pool:
         futures = {r["file"]: pool.submit((folder / r["file"]).read_bytes(), want_sha256=True, want_perceptual=True)
@@ -71,7 +72,7 @@ def _fingerprint(folder: Path, rows: list[dict[str, str]], workers: int | None
                 uri=name, provider="local", bucket="eval", key=name, size=(folder / name).stat().st_size,
                 tier=Tier.hot, storage_class="local", region="local", jurisdiction="local",
                 modified=datetime(2020, 1, 1, tzinfo=timezone.utc), sha256=fp.sha256, phash=fp.phash,
-                dhash=fp.dhash, format=fp.format, width=fp.width, height=fp.height,
+                dhash=fp.dhash, format=fp.format, width=fp.width, height=fp.height, exif=exif_record(fp.exif),
                 status="skipped" if fp.error else "fingerprinted", reason=fp.error,
             ))
             if fp.near_sig:

@@ -10,7 +10,9 @@ mirror pHash and window pHashes (`signatures`), and are confirmed by ORB + RANSA
 blocks (`verify`). Groups are stars around a centre chosen best-first by `master.near` (default: highest
 resolution, then largest file, then oldest): the centre's candidates, and then those of the members it
 confirmed, are each confirmed against the centre itself, so two unrelated images never join through an
-intermediate one, and no group holds a pair the user listed as "not a duplicate"; the centre is the
+intermediate one. No group holds a pair the user listed as "not a duplicate", nor two different shots by
+their camera metadata (`_other_shots`); candidates are admitted best match first, and a member that
+matches such a kept-out image better than the centre is left for that image's group. The centre is the
 master. A member's `distance` is the hash distance that made it the centre's candidate, or, when it was
 a member's candidate, the pHash distance to the centre.
 """
@@ -167,13 +169,40 @@ def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> dict[tuple[int, int
     return best
 
 
-def _confirmed(centre: _Candidate, other: _Candidate, near: NearSettings) -> bool:
-    """Geometric and photometric verification when both have signatures; else both global hashes close."""
+def _match(centre: _Candidate, other: _Candidate, near: NearSettings) -> tuple[float, float] | None:
+    """How well `other` shows the centre's picture, higher is better; None when the pair is not confirmed.
+    Geometric and photometric verification when both have signatures: RANSAC inliers, then block
+    agreement (which saturates at 1.0 for most confirmed pairs, while a re-encode of the same exposure
+    keeps two to three times the inliers of a neighbouring exposure); else both global hashes close
+    (the closer, the better)."""
     if centre.signature is not None and other.signature is not None:
         found = evidence(centre.signature, other.signature)
-        return found is not None and found.inliers >= near.min_inliers and found.agree >= near.min_agreement
-    return (int.bit_count(centre.phash ^ other.phash) <= near.phash_max_distance
-            and int.bit_count(centre.dhash ^ other.dhash) <= near.dhash_max_distance)
+        if found is None or found.inliers < near.min_inliers or found.agree < near.min_agreement:
+            return None
+        return found.inliers, found.agree
+    phash, dhash = int.bit_count(centre.phash ^ other.phash), int.bit_count(centre.dhash ^ other.dhash)
+    if phash > near.phash_max_distance or dhash > near.dhash_max_distance:
+        return None
+    return 0, 1 - (phash + dhash) / 128
+
+
+def _other_shots(a: InventoryRecord, b: InventoryRecord) -> bool:
+    """Whether camera metadata shows two different exposures: both carry an original capture time and the
+    times differ, or both name camera serials and share none. Bracketed exposures (HDR), bursts a second
+    apart and shots from two bodies align almost perfectly and differ only in tone or timing, which pixels
+    alone cannot tell from an edit; an edited copy keeps its original's capture time, and a copy stripped
+    of its metadata is never kept apart by this."""
+    ea, eb = a.exif, b.exif
+    if ea is None or eb is None:
+        return False
+    if ea.datetime_original and eb.datetime_original and ea.datetime_original.strip() != eb.datetime_original.strip():
+        return True
+    return bool(ea.serials and eb.serials and not set(ea.serials) & set(eb.serials))
+
+
+def _apart(a: InventoryRecord, b: InventoryRecord, separated: set[frozenset[str]], near: NearSettings) -> bool:
+    """Whether two images must not share a near group: listed as "not a duplicate", or other shots."""
+    return frozenset((a.uri, b.uri)) in separated or (near.split_shots and _other_shots(a, b))
 
 
 def _separated(near: NearSettings, extra: Iterable[Sequence[str]], exact: Sequence[Group]) -> set[frozenset[str]]:
@@ -228,8 +257,10 @@ def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near
     for i, centre in enumerate(cands):
         if assigned[i] or not mates[i]:
             continue
-        members: list[InventoryRecord] = [centre.record]
+        members: dict[int, tuple[float, float]] = {}  # candidate index -> how well it matches the centre
         distances: dict[str, int] = {}
+        kept_out: set[int] = set()  # candidates that must not share a group with a member
+
         # The centre's candidates first, then the candidates of the members it confirmed (a 60% crop
         # whose hashes are near the original's but not near a resized repost's, when the repost is the
         # centre). Every one is verified against the centre itself, so nothing joins through a member.
@@ -237,22 +268,34 @@ def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near
         tried: set[int] = set()
         frontier = sorted(direct)
         for _ in range(2):
-            confirmed = []
+            scored = []
             for j in frontier:
                 tried.add(j)
-                other = cands[j]
-                if assigned[j] or any(frozenset((m.uri, other.record.uri)) in separated for m in members):
+                if not assigned[j] and (score := _match(centre, cands[j], near)) is not None:
+                    scored.append((score, j))
+            # Best match first: of two images kept apart (two shots of one scene, or a pair the user
+            # listed), the one closer to the centre joins.
+            for score, j in sorted(scored, key=lambda s: (-s[0][0], -s[0][1], s[1])):
+                if any(_apart(cands[m].record, cands[j].record, separated, near) for m in (i, *members)):
+                    kept_out.add(j)
                     continue
-                if _confirmed(centre, other, near):
-                    assigned[j] = True
-                    members.append(other.record)
-                    distances[other.record.uri] = direct.get(j, int.bit_count(centre.phash ^ other.phash))
-                    confirmed.append(j)
+                assigned[j] = True
+                members[j] = score
+                distances[cands[j].record.uri] = direct.get(j, int.bit_count(centre.phash ^ cands[j].phash))
             # The second round: their candidates not yet tried, ranked below the centre (an unassigned
             # better-ranked image already had its turn as a centre).
-            frontier = sorted({k for j in confirmed for k, _ in mates[j]
-                               if k > i and k not in tried and not assigned[k]})
-        if len(members) > 1:
+            frontier = sorted({k for _, j in scored for k, _ in mates[j]
+                               if j in members and k > i and k not in tried and not assigned[k]})
+        # A member that matches an image kept out better than it matches the centre belongs with that
+        # image (the re-encoded copy of the second shot of a bracket): it is left for that image's group.
+        for j, score in list(members.items()):
+            rivals = [k for k, _ in mates[j] if k in kept_out]
+            if any((rival := _match(cands[k], cands[j], near)) is not None and rival > score for k in rivals):
+                assigned[j] = False
+                del members[j]
+                del distances[cands[j].record.uri]
+        if members:
             assigned[i] = True
-            groups.append(_group("near", centre.record.uri, centre.record, members, distances))
+            records_in = [centre.record, *(cands[j].record for j in members)]
+            groups.append(_group("near", centre.record.uri, centre.record, records_in, distances))
     return sorted(groups, key=lambda g: g.id)

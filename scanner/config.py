@@ -47,7 +47,9 @@ class NearSettings(_Strict):
     global-hash rule: both pHash and dHash within `phash_max_distance` / `dhash_max_distance`.
 
     `not_duplicates`: lists of two or more URIs that must never share a near group (user decisions,
-    also stored in the catalog by `tierscan near ignore`).
+    also stored in the catalog by `tierscan near ignore`). `split_shots`: keep images apart whose camera
+    metadata shows different shots (capture times differ, or camera serials share none); turn it off when
+    a tool has rewritten capture times on some copies.
     """
 
     candidate_radius: int = Field(default=8, ge=0, le=12)
@@ -56,6 +58,7 @@ class NearSettings(_Strict):
     phash_max_distance: int = Field(default=10, ge=0, le=32)
     dhash_max_distance: int = Field(default=8, ge=0, le=32)
     not_duplicates: list[Annotated[list[str], Field(min_length=2)]] = Field(default_factory=list)
+    split_shots: bool = True
 
 
 # Criteria for choosing a group's master, by name; `scanner.cluster.MASTER_RULES` gives each its sort key.

@@ -130,15 +130,70 @@ def test_every_configurable_master_rule_has_a_sort_key():
 def test_near_groups_pair_set_by_the_user_is_never_joined():
     records = [
         rec("s3://a/big", phash=f"{H:016x}", dhash=f"{H:016x}", width=400, height=400),
-        rec("s3://a/mid", phash=flip(H, 1), dhash=flip(H, 1), width=300, height=300),
-        rec("s3://a/small", phash=flip(H, 2), dhash=flip(H, 2), width=200, height=200),
+        rec("s3://a/mid", phash=f"{H ^ 0b1100:016x}", dhash=f"{H ^ 0b1100:016x}", width=300, height=300),
+        rec("s3://a/small", phash=flip(H, 1), dhash=flip(H, 1), width=200, height=200),
     ]
-    # big and mid are distinct photos (user decision); small still joins big; mid stays out.
+    # big and mid are distinct photos (user decision); small, nearer big, joins big; mid stays out.
     [g] = near_groups(records, [], NearSettings(), not_duplicates=[("s3://a/big", "s3://a/mid")])
     assert [m.uri for m in g.members] == ["s3://a/big", "s3://a/small"]
-    # A listed pair of members is kept apart too: the lower-ranked one does not join.
+    # A listed pair of candidates is kept apart too: the one nearer the centre joins.
     [g] = near_groups(records, [], NearSettings(not_duplicates=[["s3://a/mid", "s3://a/small"]]))
-    assert [m.uri for m in g.members] == ["s3://a/big", "s3://a/mid"]
+    assert [m.uri for m in g.members] == ["s3://a/big", "s3://a/small"]
+
+
+def test_a_member_nearer_an_image_kept_out_goes_with_that_image():
+    records = [
+        rec("s3://a/big", phash=f"{H:016x}", dhash=f"{H:016x}", width=400, height=400),
+        rec("s3://a/mid", phash=flip(H, 3), dhash=flip(H, 3), width=300, height=300),
+        rec("s3://a/small", phash=flip(H, 2), dhash=flip(H, 2), width=200, height=200),
+    ]
+    # small is 2 bits from big and 1 from mid: with big and mid kept apart, it joins mid, not big.
+    [g] = near_groups(records, [], NearSettings(), not_duplicates=[("s3://a/big", "s3://a/mid")])
+    assert g.master == "s3://a/mid"
+    assert [m.uri for m in g.members] == ["s3://a/mid", "s3://a/small"]
+
+
+def _shot(record, when=None, serials=()):
+    return record.model_copy(update={"exif": ExifRecord(datetime_original=when, serials=list(serials))})
+
+
+def test_different_shots_by_capture_time_or_camera_body_never_share_a_group():
+    one = rec("s3://a/one", phash=f"{H:016x}", dhash=f"{H:016x}", width=400, height=400)
+    two = rec("s3://a/two", phash=flip(H, 1), dhash=flip(H, 1), width=300, height=300)
+    for a, b, together in (
+        (_shot(one, "2015:02:09 22:47:44"), _shot(two, "2015:02:09 22:48:10"), False),  # a bracket, 26 s apart
+        (_shot(one, "2015:02:09 22:47:44"), _shot(two, "2015:02:09 22:47:44 "), True),  # an edit keeps the time
+        (_shot(one, "2015:02:09 22:47:44"), two, True),  # a copy stripped of its metadata
+        (_shot(one, serials=["A1"]), _shot(two, serials=["B2"]), False),  # two camera bodies
+        (_shot(one, serials=["A1", "L9"]), _shot(two, serials=["A1"]), True),
+    ):
+        groups = near_groups([a, b], [], NearSettings())
+        assert (len(groups) == 1) is together, (a.exif, b.exif)
+        assert len(near_groups([a, b], [], NearSettings(split_shots=False))) == 1
+
+
+def test_a_bracketed_exposure_and_its_copies_stay_out_of_the_first_shots_group():
+    """Two exposures of one scene align perfectly and differ in tone only; their capture times keep them
+    apart, and a re-encoded copy of the second shot (no metadata) goes with the second shot."""
+    from PIL import ImageEnhance
+
+    photo, _ = _photos()
+    first = photo.resize((800, 600))
+    second = ImageEnhance.Brightness(first).enhance(1.25)
+    records, blobs = _fingerprinted({
+        "s3://a/first": first,
+        "s3://a/first-copy": first.resize((400, 300)),
+        "s3://a/second": second,
+        "s3://a/second-copy": second.resize((640, 480)),
+    })
+    when = {"s3://a/first": "2015:02:09 22:47:44", "s3://a/second": "2015:02:09 22:48:10"}
+    records = [_shot(r, when[r.uri]) if r.uri in when else r for r in records]
+    groups = near_groups(records, [], NearSettings(), signatures=blobs)
+    assert sorted(sorted(m.uri for m in g.members) for g in groups) == [
+        ["s3://a/first", "s3://a/first-copy"], ["s3://a/second", "s3://a/second-copy"]]
+    # Without their capture times, all four are one picture.
+    [g] = near_groups([r.model_copy(update={"exif": None}) for r in records], [], NearSettings(), signatures=blobs)
+    assert len(g.members) == 4
 
 
 def test_near_groups_with_signatures_find_flips_and_crops_and_keep_other_photos_out():
