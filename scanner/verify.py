@@ -2,7 +2,8 @@
 
 The index proposes pairs whose hashes are close; most are right, but burst shots, video frames and stereo
 pairs are close too. A pair is confirmed when (1) ORB features (found at one work scale) match under one
-similarity transform (rotation, scale, translation; RANSAC), directly or with one image mirrored, and
+similarity transform (rotation, scale, translation; RANSAC), or under a resize to another aspect ratio,
+directly or with one image mirrored, and
 (2) with that transform, the thumbnails agree block by block: the share of the overlap's textured 4x4
 blocks (of 12 x 12) whose zero-mean correlation is at least 0.5, compared in the frame of the thumbnail
 that samples the shared part more coarsely, both lightly smoothed. A re-encode, resize, recolour or crop
@@ -27,6 +28,8 @@ _BLOCK = 4  # thumbnail pixels per block side
 _MIN_STD = 3.0  # blocks flatter than this (grey levels) carry no evidence
 _MIN_POINTS = 6
 _MAX_SCALE = 4.0
+_MAX_STRETCH = 2.0  # a resize to another aspect ratio: 4:3 squeezed to 1:1 is 1.33, 21:9 to 1:1 2.3
+_MAX_SKEW = 0.05  # off-axis terms of a resize, relative to its scale (about 3 degrees)
 _SAME_SCALE = 1.05  # thumbnail scales closer than this are compared in b's frame, without anti-aliasing
 _SMOOTH = 0.5  # Gaussian sigma, in thumbnail pixels, applied to both thumbnails before comparing
 _MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING)
@@ -42,25 +45,39 @@ class Evidence:
     mirrored: bool
 
 
-def _transform(a: Features, b: Features) -> tuple[np.ndarray | None, int]:
-    """Similarity transform from b's feature frame to a's, and its RANSAC inlier count."""
+def _transforms(a: Features, b: Features) -> list[tuple[np.ndarray, int]]:
+    """Maps from b's feature frame to a's with their RANSAC inlier counts: a similarity transform, and an
+    axis-aligned stretch (a resize to another aspect ratio) when one fits more matches than it."""
     if len(a.points) < _MIN_POINTS or len(b.points) < _MIN_POINTS:
-        return None, 0
+        return []
     pairs = _MATCHER.knnMatch(b.descriptors, a.descriptors, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < _RATIO * p[1].distance]
     if len(good) < _MIN_POINTS:
-        return None, 0
+        return []
     src = b.points[[m.queryIdx for m in good]]
     dst = a.points[[m.trainIdx for m in good]]
-    matrix, inliers = cv2.estimateAffinePartial2D(
-        src, dst, method=cv2.RANSAC, ransacReprojThreshold=_RANSAC_PX, maxIters=500, confidence=0.99
-    )
+    found = []
+    ransac = {"method": cv2.RANSAC, "ransacReprojThreshold": _RANSAC_PX, "maxIters": 500, "confidence": 0.99}
+    matrix, inliers = cv2.estimateAffinePartial2D(src, dst, **ransac)
     # Every image's features are found at one work scale, so copies differ in scale by a crop, a
     # screenshot's margins or an aspect change: far less than _MAX_SCALE. More (or a degenerate fit) is
     # no match.
-    if matrix is None or not 1 / _MAX_SCALE <= np.hypot(*matrix[:, 0]) <= _MAX_SCALE:
-        return None, 0
-    return matrix, int(inliers.sum())
+    if matrix is not None and 1 / _MAX_SCALE <= np.hypot(*matrix[:, 0]) <= _MAX_SCALE:
+        found.append((matrix, int(inliers.sum())))
+    stretch, stretch_inliers = cv2.estimateAffine2D(src, dst, **ransac)
+    if stretch is not None and _resized(stretch) and int(stretch_inliers.sum()) > max((n for _, n in found), default=0):
+        found.append((stretch, int(stretch_inliers.sum())))
+    return found
+
+
+def _resized(matrix: np.ndarray) -> bool:
+    """Whether an affine map is a plain resize: axes kept (no rotation or shear beyond a few degrees, so
+    a parallax or perspective fit never passes as one), each scaled within _MAX_SCALE, and the aspect
+    ratio changed at most _MAX_STRETCH times."""
+    (sx, kx), (ky, sy) = matrix[0, 0:2], matrix[1, 0:2]
+    if sx <= 0 or sy <= 0 or abs(kx) > _MAX_SKEW * sx or abs(ky) > _MAX_SKEW * sy:
+        return False
+    return all(1 / _MAX_SCALE <= v <= _MAX_SCALE for v in (sx, sy)) and 1 / _MAX_STRETCH <= sx / sy <= _MAX_STRETCH
 
 
 def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -> float:
@@ -113,13 +130,11 @@ def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -
 
 def evidence(a: Signature, b: Signature) -> Evidence | None:
     """The best evidence that b shows the same picture as a (b as it is, or mirrored); None when the
-    features do not match under any similarity transform."""
+    features do not match under any similarity transform or resize."""
     best: Evidence | None = None
     for mirrored, fb in ((False, b.features), (True, b.mirror_features)):
-        matrix, inliers = _transform(a.features, fb)
-        if matrix is None:
-            continue
-        found = Evidence(inliers, _agreement(a, b, matrix, mirrored), mirrored)
-        if best is None or (found.agree, found.inliers) > (best.agree, best.inliers):
-            best = found
+        for matrix, inliers in _transforms(a.features, fb):
+            found = Evidence(inliers, _agreement(a, b, matrix, mirrored), mirrored)
+            if best is None or (found.agree, found.inliers) > (best.agree, best.inliers):
+                best = found
     return best

@@ -121,3 +121,19 @@ def test_moved_subject_is_not_confirmed():
     patch = original.crop((0, 0, w // 3, h // 3))
     moved.paste(patch, (w // 2, h // 3))
     assert not confirmed(signature(original), signature(moved))
+
+
+@pytest.mark.parametrize("size", [(480, 480), (640, 360), (400, 480)])
+def test_a_resize_to_another_aspect_ratio_is_confirmed(size):
+    """A similarity transform cannot map a squeezed copy onto its original; an axis-aligned stretch can."""
+    assert confirmed(signature(photo()), signature(photo().resize(size)))
+
+
+def test_a_sheared_or_skewed_copy_is_no_resize():
+    from scanner.verify import _resized
+
+    assert _resized(np.array([[1.0, 0.0, 3.0], [0.0, 0.75, -2.0]]))
+    assert not _resized(np.array([[1.0, 0.3, 0.0], [0.0, 0.75, 0.0]]))  # sheared
+    assert not _resized(np.array([[0.9, 0.4, 0.0], [-0.4, 0.9, 0.0]]))  # rotated: the similarity's job
+    assert not _resized(np.array([[1.0, 0.0, 0.0], [0.0, 0.4, 0.0]]))  # stretched 2.5 times
+    assert not _resized(np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))  # mirrored: handled by the mirror features
