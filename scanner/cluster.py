@@ -150,7 +150,7 @@ def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> dict[tuple[int, int
     workers = 1 if len(queries) < _PARALLEL_FROM else None
     index = HammingIndex(np.array(db, np.uint64))
     query_codes, q_owner_arr, db_owner_arr = np.array(queries, np.uint64), np.array(q_owner), np.array(db_owner)
-    best: dict[tuple[int, int], int] = {}
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     # Near variants of one photo match window by window (tens of hash pairs per image pair), so the raw
     # matches are reduced to image pairs a chunk of queries at a time: 20k images of 300 photos would
     # otherwise hold 0.86 GB of matches at once.
@@ -158,15 +158,18 @@ def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> dict[tuple[int, int
         qi, di, dist = index.search(query_codes[start:start + _QUERY_CHUNK], radius, workers=workers)
         a, b = q_owner_arr[qi + start], db_owner_arr[di]
         keep = a != b
-        low, high, dist = np.minimum(a, b)[keep], np.maximum(a, b)[keep], dist[keep]
-        order = np.lexsort((dist, high, low))  # per pair, the least distance first
-        low, high, dist = low[order], high[order], dist[order]
-        first = np.ones(len(low), bool)
-        first[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
-        for x, y, d in zip(low[first].tolist(), high[first].tolist(), dist[first].tolist()):
-            if d < best.get((x, y), 65):
-                best[(x, y)] = d
-    return best
+        found.append(_least_per_pair(np.minimum(a, b)[keep], np.maximum(a, b)[keep], dist[keep]))
+    low, high, dist = _least_per_pair(*(np.concatenate(parts) for parts in zip(*found))) if found else ([], [], [])
+    return dict(zip(zip(np.asarray(low).tolist(), np.asarray(high).tolist()), np.asarray(dist).tolist()))
+
+
+def _least_per_pair(low: np.ndarray, high: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each (low, high) pair once, with its least distance."""
+    order = np.lexsort((dist, high, low))
+    low, high, dist = low[order], high[order], dist[order]
+    first = np.ones(len(low), bool)
+    first[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
+    return low[first], high[first], dist[first]
 
 
 def _match(centre: _Candidate, other: _Candidate, near: NearSettings) -> tuple[float, float] | None:

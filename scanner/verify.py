@@ -13,6 +13,7 @@ never all pairs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -45,29 +46,30 @@ class Evidence:
     mirrored: bool
 
 
-def _transforms(a: Features, b: Features) -> list[tuple[np.ndarray, int]]:
-    """Maps from b's feature frame to a's with their RANSAC inlier counts: a similarity transform, and an
-    axis-aligned stretch (a resize to another aspect ratio) when one fits more matches than it."""
+def _transforms(a: Features, b: Features) -> Iterator[tuple[np.ndarray, int]]:
+    """Maps from b's feature frame to a's with their RANSAC inlier counts: a similarity transform, then
+    an axis-aligned stretch (a resize to another aspect ratio) when one fits more matches than it. Lazy:
+    the stretch is fitted only if the caller asks for it."""
     if len(a.points) < _MIN_POINTS or len(b.points) < _MIN_POINTS:
-        return []
+        return
     pairs = _MATCHER.knnMatch(b.descriptors, a.descriptors, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < _RATIO * p[1].distance]
     if len(good) < _MIN_POINTS:
-        return []
+        return
     src = b.points[[m.queryIdx for m in good]]
     dst = a.points[[m.trainIdx for m in good]]
-    found = []
+    similar = 0
     ransac = {"method": cv2.RANSAC, "ransacReprojThreshold": _RANSAC_PX, "maxIters": 500, "confidence": 0.99}
     matrix, inliers = cv2.estimateAffinePartial2D(src, dst, **ransac)
     # Every image's features are found at one work scale, so copies differ in scale by a crop, a
     # screenshot's margins or an aspect change: far less than _MAX_SCALE. More (or a degenerate fit) is
     # no match.
     if matrix is not None and 1 / _MAX_SCALE <= np.hypot(*matrix[:, 0]) <= _MAX_SCALE:
-        found.append((matrix, int(inliers.sum())))
+        similar = int(inliers.sum())
+        yield matrix, similar
     stretch, stretch_inliers = cv2.estimateAffine2D(src, dst, **ransac)
-    if stretch is not None and _resized(stretch) and int(stretch_inliers.sum()) > max((n for _, n in found), default=0):
-        found.append((stretch, int(stretch_inliers.sum())))
-    return found
+    if stretch is not None and _resized(stretch) and int(stretch_inliers.sum()) > similar:
+        yield stretch, int(stretch_inliers.sum())
 
 
 def _resized(matrix: np.ndarray) -> bool:
@@ -130,11 +132,14 @@ def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -
 
 def evidence(a: Signature, b: Signature) -> Evidence | None:
     """The best evidence that b shows the same picture as a (b as it is, or mirrored); None when the
-    features do not match under any similarity transform or resize."""
+    features do not match under any similarity transform or resize. Stops at the first map under which
+    every block agrees: no other can agree more (most true pairs, which then cost one match and one fit)."""
     best: Evidence | None = None
     for mirrored, fb in ((False, b.features), (True, b.mirror_features)):
         for matrix, inliers in _transforms(a.features, fb):
             found = Evidence(inliers, _agreement(a, b, matrix, mirrored), mirrored)
             if best is None or (found.agree, found.inliers) > (best.agree, best.inliers):
                 best = found
+            if best.agree == 1.0:
+                return best
     return best
