@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from connectors import Connector, connector_class, parse_target
-from policies import Pricing, evaluate, load_policies
+from policies import PolicySet, Pricing, evaluate, load_policies
 
 from .catalog import Catalog, WorkItem
 from .cluster import exact_groups, near_groups
@@ -445,10 +445,12 @@ def policy_records(config: Config, records: list[InventoryRecord],
     return objects, group_records
 
 
-def evaluate_results(config: Config, catalog: Catalog, now: datetime) -> None:
+def evaluate_results(config: Config, catalog: Catalog, now: datetime,
+                     policy_set: PolicySet | None = None) -> None:
     """Group the catalog's objects, evaluate the configured policies (findings priced like the report),
-    and store both."""
-    policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
+    and store both. `policy_set`: the configured policies, when the caller has loaded them already."""
+    if policy_set is None:
+        policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     records = list(catalog.records())
     exact = exact_groups(records, config.master)
     near = near_groups(records, exact, config.near, config.master, signatures=catalog.signatures(),
@@ -472,7 +474,7 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     if not targets:
         raise UsageError("nothing to scan: name a path or URI, or set `targets:` in the config file")
     # Validate policies before any listing, so a bad policy file costs nothing.
-    load_policies(packs=config.policies.packs, files=config.policies.files)
+    policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     started = clock()
     scan_id = catalog.begin_scan(targets, started)
     counters: dict[str, int] = defaultdict(int)
@@ -494,7 +496,7 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
             await conn.aclose()
     catalog.set_meta("shard", str(shard or ""))  # which rows `tierscan merge` takes from this catalog
     if shard is None:
-        evaluate_results(config, catalog, clock())
+        evaluate_results(config, catalog, clock(), policy_set)
     progress.done()
     stats = ScanStats(
         scan_id=scan_id, started=started, finished=clock(),
