@@ -208,7 +208,7 @@ class Catalog:
         return cur.rowcount
 
     # --- planning --------------------------------------------------------------------------------
-    def work(self, shard: Shard | None = None) -> Iterator[WorkItem]:
+    def work(self, shard: Shard | None = None, signatures: bool = True) -> Iterator[WorkItem]:
         """Objects that need bytes read: new or changed ones, and any object without a content key in a
         size class that has a collision (exact duplicates can only have equal sizes), unless an earlier
         head/tail read already told it apart (`headtail`; `scanner.plan` pulls it back in when a newcomer's
@@ -217,7 +217,8 @@ class Catalog:
         A size class needs no reads for exact matching when every object has a trusted MD5 (different MD5s
         are different bytes) or every object has the same S3 multipart ETag (`models.content_identity`;
         different multipart ETags may be the same bytes in other part sizes).
-        Images fingerprinted before near-duplicate signatures existed are read once more for them.
+        Images fingerprinted before near-duplicate signatures existed (or by a scan without them) are read
+        once more for them, unless `signatures` is False (a scan that makes none).
         With a `shard`, only its objects; the size classes still count every listed object.
         """
         colliding = (
@@ -226,11 +227,12 @@ class Catalog:
             "AND NOT (COUNT(json_extract(checksums, '$.s3mpu')) = COUNT(*) "
             "AND COUNT(DISTINCT json_extract(checksums, '$.s3mpu')) = 1)"
         )
+        needs_signature = _NEEDS_SIGNATURE if signatures else "0"
         rows = self.db.execute(
             f"SELECT {_REF_COLUMNS}, status, sha256, size IN ({colliding}) AS collides, "
-            f"{_NEEDS_SIGNATURE} AS needs_signature FROM objects "
+            f"{needs_signature} AS needs_signature FROM objects "
             "WHERE readable=1 AND size>0 AND (status='listed' OR (status='fingerprinted' AND sha256 IS NULL "
-            f"AND headtail IS NULL AND size IN ({colliding})) OR {_NEEDS_SIGNATURE}) ORDER BY uri"
+            f"AND headtail IS NULL AND size IN ({colliding})) OR {needs_signature}) ORDER BY uri"
         )
         for row in rows:
             if shard is not None and not shard.owns(row["uri"]):

@@ -230,6 +230,9 @@ def cli() -> None:
 @click.option("--no-perceptual", "no_perceptual", is_flag=True,
               help="Exact + EXIF audit alone: no pixels decoded, so images are read by ranges (head, tail, "
                    "the EXIF ranges their format needs) and whole only where size, head and tail collide.")
+@click.option("--no-signatures", "no_signatures", is_flag=True,
+              help="Perceptual hashes (pHash, dHash) without near-duplicate signatures: about half the CPU "
+                   "an image; near groups only by both global hashes being close (no crops or flips).")
 @click.option("--max-retrieval-usd", "max_retrieval", type=click.FloatRange(min=0),
               help="Stop reading cool/cold data once its retrieval fees would pass this many USD; objects "
                    "left unread are reported (status failed, read again by the next scan).")
@@ -243,7 +246,7 @@ def cli() -> None:
 @_guard
 def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fail_on: str | None,
          fmt: str, output: Path | None, workers: int | None, concurrency: int | None,
-         no_perceptual: bool, max_retrieval: float | None,
+         no_perceptual: bool, no_signatures: bool, max_retrieval: float | None,
          output_dir: Path | None, results: str | None, shard_text: str | None) -> None:
     """List, read, fingerprint, group and evaluate policies; then print the report.
 
@@ -254,7 +257,7 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
     RESULTS/shards/ when --db does not exist yet, and puts it back there when done.
     """
     config = _scan_config(config_path, workers=workers, concurrency=concurrency, no_perceptual=no_perceptual,
-                          max_retrieval=max_retrieval)
+                          no_signatures=no_signatures, max_retrieval=max_retrieval)
     from .pipeline import run_scan
 
     shard = _shard(shard_text)
@@ -282,11 +285,14 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
 
 
 def _scan_config(config_path: str | None, *, workers: int | None = None, concurrency: int | None = None,
-                 no_perceptual: bool = False, max_retrieval: float | None = None) -> Config:
+                 no_perceptual: bool = False, no_signatures: bool = False,
+                 max_retrieval: float | None = None) -> Config:
     config = _config(config_path)
     updates: dict[str, object] = {k: v for k, v in {"workers": workers, "concurrency": concurrency}.items() if v}
     if no_perceptual:
         updates["perceptual"] = False
+    if no_signatures:
+        updates["signatures"] = False
     if max_retrieval is not None:
         updates["max_retrieval_usd"] = max_retrieval
     if updates:

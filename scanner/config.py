@@ -90,6 +90,9 @@ class ScanSettings(_Strict):
     concurrency: int = Field(default=16, ge=1, le=1024)  # object reads in flight
     workers: int | None = Field(default=None, ge=1)  # fingerprint processes; default: one per core
     perceptual: bool = True
+    # Near-duplicate signatures (`scanner.signatures`): crops, flips and verified groups. Off: pHash and
+    # dHash alone, about half the CPU an image, near groups by the global-hash rule.
+    signatures: bool = True
     # Retrieval fees (USD) the scan may incur reading cool/cold data; reads beyond it are left for later.
     max_retrieval_usd: float | None = Field(default=None, ge=0)
     max_object_bytes: int = Field(default=256 * 1024 * 1024, ge=1)  # larger objects are not decoded

@@ -67,9 +67,10 @@ def _init_worker() -> None:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-def _perceptual(data: bytes, orientation: int | None) -> tuple[str | None, str | None, bytes | None, int, int]:
-    """pHash and dHash (hex), the near-duplicate signature blob (all None for images too small to hash),
-    and the displayed width and height."""
+def _perceptual(data: bytes, orientation: int | None,
+                signature: bool) -> tuple[str | None, str | None, bytes | None, int, int]:
+    """pHash and dHash (hex), the near-duplicate signature blob (all None for images too small to hash;
+    the blob None unless `signature`), and the displayed width and height."""
     with warnings.catch_warnings():
         # Over the limit Pillow only warns; here that is an error, raised before any pixel is decoded.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -90,12 +91,14 @@ def _perceptual(data: bytes, orientation: int | None) -> tuple[str | None, str |
             pixels = pixels.transpose(transpose)
         if max(pixels.size) > 512:
             pixels = pixels.reduce(max(1, max(pixels.size) // 256))
-        signature = compute_signature(pixels).to_blob()
-        return str(imagehash.phash(pixels)), str(imagehash.dhash(pixels)), signature, width, height
+        blob = compute_signature(pixels).to_blob() if signature else None
+        return str(imagehash.phash(pixels)), str(imagehash.dhash(pixels)), blob, width, height
 
 
-def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool) -> FingerprintResult:
-    """Fingerprint one whole object. Never raises for bad input: the reason goes in `error`."""
+def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool,
+                      want_signature: bool = True) -> FingerprintResult:
+    """Fingerprint one whole object. Never raises for bad input: the reason goes in `error`.
+    `want_signature`: with the perceptual hashes, the near-duplicate signature too."""
     result = FingerprintResult()
     if want_sha256:
         result.sha256 = hashlib.sha256(data).hexdigest()
@@ -111,7 +114,7 @@ def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool) 
         return result
     try:
         result.phash, result.dhash, result.near_sig, result.width, result.height = _perceptual(
-            data, meta.exif.orientation
+            data, meta.exif.orientation, want_signature
         )
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         result.error = f"decompression bomb: {exc}"
@@ -129,10 +132,10 @@ class FingerprintPool:
         self.workers = workers or os.cpu_count() or 1
         self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker)
 
-    def submit(self, data: bytes, *, want_sha256: bool, want_perceptual: bool):  # -> Future[FingerprintResult]
-        return self._pool.submit(
-            fingerprint_bytes, data, want_sha256=want_sha256, want_perceptual=want_perceptual
-        )
+    def submit(self, data: bytes, *, want_sha256: bool, want_perceptual: bool,
+               want_signature: bool = True):  # -> Future[FingerprintResult]
+        return self._pool.submit(fingerprint_bytes, data, want_sha256=want_sha256,
+                                 want_perceptual=want_perceptual, want_signature=want_signature)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

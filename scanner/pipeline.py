@@ -163,6 +163,7 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
     passes: every planned read (whole objects, ranged EXIF, head/tail chunks), then whole reads only for
     objects whose (size, head, tail) still collides."""
     perceptual = config.scan.perceptual
+    signatures = perceptual and config.scan.signatures
     budget = Budget(config.scan.max_retrieval_usd)
     loop = asyncio.get_running_loop()
     pending: list[tuple[str, dict[str, object]]] = []
@@ -221,7 +222,7 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
             computed[key][md5] = sha
             return Fingerprint(sha256=sha, headtail=key, bytes_read=len(data), requests=1)
         # A whole read always gives the SHA-256 (1.8 GB/s: free beside the read), whoever asked.
-        future = pool.submit(data, want_sha256=True, want_perceptual=perceptual)
+        future = pool.submit(data, want_sha256=True, want_perceptual=perceptual, want_signature=signatures)
         del data  # the worker has its copy; drop ours before waiting
         result = await asyncio.wrap_future(future, loop=loop)
         return _fingerprint(result, headtail=key, bytes_read=ref.size, requests=1)
@@ -251,7 +252,7 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
         pixels = data if whole or end is None else data[:end]  # whole: the SHA-256 is of every byte
         nbytes = len(data)
         del data
-        future = pool.submit(pixels, want_sha256=whole, want_perceptual=True)
+        future = pool.submit(pixels, want_sha256=whole, want_perceptual=True, want_signature=signatures)
         del pixels
         result = await asyncio.wrap_future(future, loop=loop)
         return _fingerprint(result, headtail=key, bytes_read=nbytes, requests=requests)
@@ -337,7 +338,7 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
     # A WorkItem is small; result writes must not race the cursor. A shard plans over every object, so
     # that byte-identical copies pick the same representative in every shard and in one process; it reads
     # the plans whose representative it owns, and `tierscan merge` fills copies owned by other shards.
-    plans = plan_reads(list(catalog.work()), perceptual=perceptual)
+    plans = plan_reads(list(catalog.work(signatures=signatures)), perceptual=perceptual)
     if shard is not None:
         plans = [p for p in plans if shard.owns(p.ref.uri)]
         unowned = sum(1 for p in plans for c in p.copies if not shard.owns(c.ref.uri) and c.want_metadata)
@@ -529,6 +530,7 @@ async def plan_scan(config: Config, catalog: Catalog, targets: list[str],
         for conn in connectors.values():
             await conn.aclose()
     catalog.skip_empty()
-    plans = plan_reads(catalog.work(shard), perceptual=config.scan.perceptual)
+    plans = plan_reads(catalog.work(shard, signatures=config.scan.perceptual and config.scan.signatures),
+                       perceptual=config.scan.perceptual)
     acct = _Accounts(config)
     return estimate(plans, acct.prices, acct.price_as)  # type: ignore[arg-type]

@@ -178,6 +178,7 @@ def test_catalog_without_signature_column_gets_it_and_old_images_are_read_once_m
         assert work(c) == {"a.jpg": (False, True)}
         c.record_fingerprints([("s3://b/a.jpg", {"near_sig": b"sig"})])  # a signature of an older layout
         assert work(c) == {"a.jpg": (False, True)}
+        assert list(c.work(signatures=False)) == []  # a scan that makes no signatures reads nothing for them
         c.record_fingerprints([("s3://b/a.jpg", {"near_sig": MAGIC + b"sig"})])
         assert c.signatures() == {"s3://b/a.jpg": MAGIC + b"sig"} and work(c) == {}
 

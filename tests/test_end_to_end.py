@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from scanner.catalog import Catalog
 from scanner.cli import cli
 from scanner.models import InventoryRecord, Report
 from scanner.pricing import PriceTable
@@ -120,6 +121,28 @@ def test_near_groups(scanned, estate):
     # No image joins two near groups, and no near group holds only copies of one exact group.
     seen = [m.uri for g in report.groups if g.kind == "near" for m in g.members]
     assert len(seen) == len(set(seen))
+
+
+def test_without_signatures_near_groups_come_from_the_global_hashes_and_a_later_scan_adds_them(tmp_path):
+    root = tmp_path / "estate"
+    shutil.copytree(REPO / "examples" / "estate", root)
+    db, config = str(tmp_path / "t.db"), str(REPO / "examples" / "tierscan.yaml")
+    first = Report.model_validate_json(run("scan", str(root), "--config", config, "--db", db, "--format", "json",
+                                           "--no-signatures"))
+    # The resized copies are still found by pHash and dHash.
+    assert {"hk-photos-hot/events/ixus-original.jpg", "hk-design-cool/ixus-web.jpg",
+            "cn-marketing-cold/campaign/ixus-thumb.jpg"} in members(first, "near", tmp_path)
+    assert run("inventory", "--db", db, "--format", "jsonl").count('"phash":"') >= 10
+    with Catalog(Path(db)) as catalog:
+        assert catalog.signatures() == {}
+    again = Report.model_validate_json(run("scan", str(root), "--config", config, "--db", db, "--format", "json",
+                                           "--no-signatures"))
+    assert again.scan.requests == 0
+    # Signatures on again: the images are read once more for theirs.
+    full = Report.model_validate_json(run("scan", str(root), "--config", config, "--db", db, "--format", "json"))
+    assert full.scan.requests > 0
+    with Catalog(Path(db)) as catalog:
+        assert len(catalog.signatures()) >= 10
 
 
 def test_bad_input_is_skipped_with_a_reason(scanned, estate):
