@@ -8,7 +8,8 @@ Builds an image estate on a moto server and measures, side by side in one run:
   of the same size as tierscan's;
 - Debian's `rclone` for the exact part: `rclone md5sum` and `rclone dedupe --by-hash --dedupe-mode list`.
 
-Figures: bytes read as a share of bytes stored, GET requests, wall time, objects per second, peak RSS;
+Figures: bytes read as a share of bytes stored, GET requests, wall time, objects per second, peak RSS, client
+and moto server CPU (moto shares the machine: its CPU per GET bounds every scanner here);
 then whether the exact groups and EXIF findings match the naive scanner's.
 
     python benchmarks/read_plan.py --objects 20000 --max-mb 8      # the issue's estate (~26 GB on moto;
@@ -236,7 +237,9 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, subprocess.
             "w=time.perf_counter()-t;u=resource.getrusage(resource.RUSAGE_CHILDREN);r=u.ru_maxrss;"
             "c=u.ru_utime+u.ru_stime;"
             "sys.stdout.write(p.stdout);sys.stderr.write(p.stderr+f'\\n@@{w} {r} {p.returncode} {c}')")
+    before = server_cpu(SERVER_PID[0])
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env)
+    SERVER_CPU[0] = server_cpu(SERVER_PID[0]) - before
     wall, rss, rc, cpu = proc.stderr.rsplit("@@", 1)[1].split()
     if int(rc) != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
@@ -245,6 +248,17 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, subprocess.
 
 
 CPU = [0.0]  # client CPU seconds (user + system, all processes) of the last `timed` run
+SERVER_CPU = [0.0]  # the moto server's CPU seconds during the last `timed` run
+SERVER_PID: list[int | None] = [None]
+
+
+def server_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) the moto server has used so far; 0 when its process is unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -263,13 +277,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="readplan-"))
     if args.reuse:
         kept = json.loads(args.reuse.read_text())
-        emu = Emulator("moto", kept["endpoint"], None, Path(os.devnull))
+        emu = Emulator("moto", kept["endpoint"], None, Path(os.devnull), pid=kept.get("pid"))
         emu.env = kept["env"]
         counts = kept["counts"]
     else:
         # Objects over 64 KiB live in moto's temporary files, not its memory: 20,000 objects are ~26 GB.
         os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = str(64 * 1024)
         emu = start_moto(log_dir=work)
+    SERVER_PID[0] = emu.process.pid if emu.process else emu.pid
     try:
         if not args.reuse:
             t = time.perf_counter()
@@ -281,7 +296,8 @@ def main() -> None:
             counts.update(objects=len(specs) + args.archive, archive=args.archive, seconds=time.perf_counter() - t)
             del specs
             if args.keep:
-                args.keep.write_text(json.dumps({"endpoint": emu.endpoint, "env": emu.env, "counts": counts}))
+                args.keep.write_text(json.dumps({"endpoint": emu.endpoint, "env": emu.env, "counts": counts,
+                                                 "pid": emu.process.pid if emu.process else emu.pid}))
                 print(f"estate kept at {emu.endpoint}: {args.keep}")
                 return
         stored, floor = counts["stored"], counts["floor"]
@@ -300,7 +316,8 @@ def main() -> None:
             report = json.loads(proc.stdout)
             reports[name] = (report, db)
             s = report["scan"]
-            rows.append((name, s["bytes_read"], s["requests"], wall, report["totals"]["objects"], rss, CPU[0]))
+            rows.append((name, s["bytes_read"], s["requests"], wall, report["totals"]["objects"], rss, CPU[0],
+                         SERVER_CPU[0]))
             print(f"{name}: {s['bytes_read']:,} bytes, {s['requests']:,} GETs, {wall:.1f} s, peak RSS {rss} MiB",
                   flush=True)
         out = work / "naive.json"
@@ -308,7 +325,8 @@ def main() -> None:
                              env)
         naive_out = json.loads(out.read_text())
         ns = naive_out["stats"]
-        rows.append(("naive (GET all, full decode)", ns["bytes"], ns["gets"], wall, ns["objects"], rss, CPU[0]))
+        rows.append(("naive (GET all, full decode)", ns["bytes"], ns["gets"], wall, ns["objects"], rss, CPU[0],
+                     SERVER_CPU[0]))
         print(f"naive: {ns['bytes']:,} bytes, {ns['gets']:,} GETs, {wall:.1f} s, peak RSS {rss} MiB", flush=True)
         rclone = shutil.which("rclone")
         rclone_groups = None
@@ -322,14 +340,16 @@ def main() -> None:
             t0 = time.perf_counter()
             sums = ""
             peak = 0
-            cpu = 0.0
+            cpu = server = 0.0
             for b in BUCKETS:
                 w, r, p = timed([rclone, "md5sum", remote + b], renv)
                 cpu += CPU[0]
+                server += SERVER_CPU[0]
                 sums += "".join(f"{line[:32]}  {b}/{line[34:]}\n" for line in p.stdout.splitlines())
                 peak = max(peak, r)
                 timed([rclone, "dedupe", "--by-hash", "--dedupe-mode", "list", remote + b], renv)
                 cpu += CPU[0]
+                server += SERVER_CPU[0]
             rwall = time.perf_counter() - t0
             by = defaultdict(set)
             for line in sums.splitlines():
@@ -338,12 +358,17 @@ def main() -> None:
             rclone_groups = [v for v in by.values() if len(v) > 1]
             hashed = sum(1 for line in sums.splitlines() if line[:32].strip())
             rows.append((f"rclone md5sum+dedupe ({hashed} of {len(sums.splitlines())} hashed)", 0, 0, rwall,
-                         len(sums.splitlines()), peak, cpu))
+                         len(sums.splitlines()), peak, cpu, server))
         print(f"\n{'scanner':<44} {'bytes read':>14} {'% stored':>9} {'GETs':>8} {'wall s':>8} {'obj/s':>8} "
-              f"{'peak RSS MiB':>13} {'client CPU s':>13} {'CPU ms/obj':>11}")
-        for name, nbytes, gets, wall, nobj, rss, cpu in rows:
+              f"{'peak RSS MiB':>13} {'client CPU s':>13} {'CPU ms/obj':>11} {'server CPU s':>13} {'CPU floor s':>12}")
+        cores = os.cpu_count() or 1
+        for name, nbytes, gets, wall, nobj, rss, cpu, server in rows:
             print(f"{name:<44} {nbytes:>14,} {100 * nbytes / stored:>8.2f}% {gets:>8,} {wall:>8.1f} "
-                  f"{nobj / wall:>8.1f} {rss:>13,} {cpu:>13.1f} {1000 * cpu / max(nobj, 1):>11.1f}")
+                  f"{nobj / wall:>8.1f} {rss:>13,} {cpu:>13.1f} {1000 * cpu / max(nobj, 1):>11.1f} "
+                  f"{server:>13.1f} {(cpu + server) / cores:>12.1f}")
+        if SERVER_PID[0]:
+            print(f"(server: the moto process, on the same {cores} cores; CPU floor: (client + server CPU) / cores, "
+                  "the least wall time this much work takes here)")
         naive_row = rows[3]
         naive_bytes, naive_rate = naive_row[1], naive_row[4] / naive_row[3]
         print(f"\n--no-perceptual bytes read / naive: {100 * rows[0][1] / naive_bytes:.2f}% (target <= 5%); "
@@ -353,6 +378,9 @@ def main() -> None:
             print(f"{row[0]}: objects/s / naive: {row[4] / row[3] / naive_rate:.2f}x (target >= 3x); client CPU "
                   f"per object, naive / tierscan: {naive_row[6] / naive_row[4] / (row[6] / row[4]):.2f}x "
                   "(the ceiling when the store is not the bottleneck)")
+            if row[7] and row[2]:
+                print(f"  server CPU per GET {1000 * row[7] / row[2]:.2f} ms; naive wall / this run's CPU floor: "
+                      f"{naive_row[3] / ((row[6] + row[7]) / cores):.2f}x (the best this work could do here)")
         # Same exact groups and EXIF findings as the naive scanner (over the objects it could read).
         naive_res = naive_out["results"]
         by_sha = defaultdict(set)
