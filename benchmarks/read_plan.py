@@ -325,8 +325,8 @@ def main() -> None:
                              env)
         naive_out = json.loads(out.read_text())
         ns = naive_out["stats"]
-        rows.append(("naive (GET all, full decode)", ns["bytes"], ns["gets"], wall, ns["objects"], rss, CPU[0],
-                     SERVER_CPU[0]))
+        rows.append(("naive (GET all, full decode)", ns["bytes"], ns["gets"], wall, ns["objects"], rss,
+                     CPU[0], SERVER_CPU[0]))
         print(f"naive: {ns['bytes']:,} bytes, {ns['gets']:,} GETs, {wall:.1f} s, peak RSS {rss} MiB", flush=True)
         rclone = shutil.which("rclone")
         rclone_groups = None
@@ -360,27 +360,29 @@ def main() -> None:
             rows.append((f"rclone md5sum+dedupe ({hashed} of {len(sums.splitlines())} hashed)", 0, 0, rwall,
                          len(sums.splitlines()), peak, cpu, server))
         print(f"\n{'scanner':<44} {'bytes read':>14} {'% stored':>9} {'GETs':>8} {'wall s':>8} {'obj/s':>8} "
-              f"{'peak RSS MiB':>13} {'client CPU s':>13} {'CPU ms/obj':>11} {'server CPU s':>13} {'CPU floor s':>12}")
+              f"{'peak RSS MiB':>13} {'client CPU s':>13} {'CPU ms/obj':>11} {'server CPU s':>13} "
+              f"{'CPU floor s':>12}")
         cores = os.cpu_count() or 1
         for name, nbytes, gets, wall, nobj, rss, cpu, server in rows:
             print(f"{name:<44} {nbytes:>14,} {100 * nbytes / stored:>8.2f}% {gets:>8,} {wall:>8.1f} "
                   f"{nobj / wall:>8.1f} {rss:>13,} {cpu:>13.1f} {1000 * cpu / max(nobj, 1):>11.1f} "
                   f"{server:>13.1f} {(cpu + server) / cores:>12.1f}")
         if SERVER_PID[0]:
-            print(f"(server: the moto process, on the same {cores} cores; CPU floor: (client + server CPU) / cores, "
-                  "the least wall time this much work takes here)")
+            print(f"(server: the moto process, on the same {cores} cores; CPU floor: (client + server CPU) / "
+                  "cores, the least wall time this much work takes here)")
         naive_row = rows[3]
         naive_bytes, naive_rate = naive_row[1], naive_row[4] / naive_row[3]
         print(f"\n--no-perceptual bytes read / naive: {100 * rows[0][1] / naive_bytes:.2f}% (target <= 5%); "
               f"floor (contents whose copies do not share one identity, read whole once): "
               f"{100 * floor / naive_bytes:.2f}%")
         for row in rows[1:3]:
-            print(f"{row[0]}: objects/s / naive: {row[4] / row[3] / naive_rate:.2f}x (target >= 3x); client CPU "
-                  f"per object, naive / tierscan: {naive_row[6] / naive_row[4] / (row[6] / row[4]):.2f}x "
+            print(f"{row[0]}: objects/s / naive: {row[4] / row[3] / naive_rate:.2f}x (target >= 3x); client "
+                  f"CPU per object, naive / tierscan: {naive_row[6] / naive_row[4] / (row[6] / row[4]):.2f}x "
                   "(the ceiling when the store is not the bottleneck)")
             if row[7] and row[2]:
-                print(f"  server CPU per GET {1000 * row[7] / row[2]:.2f} ms; naive wall / this run's CPU floor: "
-                      f"{naive_row[3] / ((row[6] + row[7]) / cores):.2f}x (the best this work could do here)")
+                floor = (row[6] + row[7]) / cores
+                print(f"  server CPU per GET {1000 * row[7] / row[2]:.2f} ms; naive wall / this run's CPU "
+                      f"floor: {naive_row[3] / floor:.2f}x (the best this work could do here)")
         # Same exact groups and EXIF findings as the naive scanner (over the objects it could read).
         naive_res = naive_out["results"]
         by_sha = defaultdict(set)

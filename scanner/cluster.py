@@ -159,8 +159,10 @@ def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> dict[tuple[int, int
         a, b = q_owner_arr[qi + start], db_owner_arr[di]
         keep = a != b
         found.append(_least_per_pair(np.minimum(a, b)[keep], np.maximum(a, b)[keep], dist[keep]))
-    low, high, dist = _least_per_pair(*(np.concatenate(parts) for parts in zip(*found))) if found else ([], [], [])
-    return dict(zip(zip(np.asarray(low).tolist(), np.asarray(high).tolist()), np.asarray(dist).tolist()))
+    if not found:
+        return {}
+    low, high, dist = _least_per_pair(*(np.concatenate(parts) for parts in zip(*found)))
+    return dict(zip(zip(low.tolist(), high.tolist()), dist.tolist()))
 
 
 def _least_per_pair(low: np.ndarray, high: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -198,12 +200,14 @@ def _other_shots(a: InventoryRecord, b: InventoryRecord) -> bool:
     ea, eb = a.exif, b.exif
     if ea is None or eb is None:
         return False
-    if ea.datetime_original and eb.datetime_original and ea.datetime_original.strip() != eb.datetime_original.strip():
+    taken_a, taken_b = (ea.datetime_original or "").strip(), (eb.datetime_original or "").strip()
+    if taken_a and taken_b and taken_a != taken_b:
         return True
     return bool(ea.serials and eb.serials and not set(ea.serials) & set(eb.serials))
 
 
-def _apart(a: InventoryRecord, b: InventoryRecord, separated: set[frozenset[str]], near: NearSettings) -> bool:
+def _apart(a: InventoryRecord, b: InventoryRecord, separated: set[frozenset[str]],
+           near: NearSettings) -> bool:
     """Whether two images must not share a near group: listed as "not a duplicate", or other shots."""
     return frozenset((a.uri, b.uri)) in separated or (near.split_shots and _other_shots(a, b))
 
@@ -263,7 +267,6 @@ def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near
         members: dict[int, tuple[float, float]] = {}  # candidate index -> how well it matches the centre
         distances: dict[str, int] = {}
         kept_out: set[int] = set()  # candidates that must not share a group with a member
-
         # The centre's candidates first, then the candidates of the members it confirmed (a 60% crop
         # whose hashes are near the original's but not near a resized repost's, when the repost is the
         # centre). Every one is verified against the centre itself, so nothing joins through a member.

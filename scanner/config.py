@@ -39,12 +39,13 @@ class NearSettings(_Strict):
 
     Candidates: pairs whose pHashes (whole image, mirror image, centre and corner windows) are within
     `candidate_radius` bits, found through the Hamming index. Confirmed: ORB features agree under one
-    similarity transform (or a resize to another aspect ratio) with at least `min_inliers` RANSAC inliers, and at least `min_agreement` of the
-    aligned thumbnail blocks correlate. `min_agreement` is the value benchmarks/neardup_eval.py chooses on
-    the development set (precision first, then recall, then the stricter; 5-fold cross-validation by
-    group picks 0.90 on every fold): there, 99% of true candidate pairs keep >= 0.92 of their blocks,
-    frames of one video at most 0.87. Objects fingerprinted before signatures existed fall back to the
-    global-hash rule: both pHash and dHash within `phash_max_distance` / `dhash_max_distance`.
+    similarity transform (or a resize to another aspect ratio) with at least `min_inliers` RANSAC inliers, and
+    at least `min_agreement` of the aligned thumbnail blocks correlate. `min_agreement` is the value
+    benchmarks/neardup_eval.py chooses on the development set (precision first, then recall, then the
+    stricter; 5-fold cross-validation by group picks 0.90 on every fold): there, 99% of true candidate pairs
+    keep >= 0.92 of their blocks, frames of one video at most 0.87. Objects fingerprinted before signatures
+    existed fall back to the global-hash rule: both pHash and dHash within `phash_max_distance` /
+    `dhash_max_distance`.
 
     `not_duplicates`: lists of two or more URIs that must never share a near group (user decisions,
     also stored in the catalog by `tierscan near ignore`). `split_shots`: keep images apart whose camera

@@ -79,7 +79,8 @@ def _resized(matrix: np.ndarray) -> bool:
     (sx, kx), (ky, sy) = matrix[0, 0:2], matrix[1, 0:2]
     if sx <= 0 or sy <= 0 or abs(kx) > _MAX_SKEW * sx or abs(ky) > _MAX_SKEW * sy:
         return False
-    return all(1 / _MAX_SCALE <= v <= _MAX_SCALE for v in (sx, sy)) and 1 / _MAX_STRETCH <= sx / sy <= _MAX_STRETCH
+    scales_fit = all(1 / _MAX_SCALE <= v <= _MAX_SCALE for v in (sx, sy))
+    return scales_fit and 1 / _MAX_STRETCH <= sx / sy <= _MAX_STRETCH
 
 
 def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -> float:

@@ -127,19 +127,18 @@ def test_without_signatures_near_groups_come_from_the_global_hashes_and_a_later_
     root = tmp_path / "estate"
     shutil.copytree(REPO / "examples" / "estate", root)
     db, config = str(tmp_path / "t.db"), str(REPO / "examples" / "tierscan.yaml")
-    first = Report.model_validate_json(run("scan", str(root), "--config", config, "--db", db, "--format", "json",
-                                           "--no-signatures"))
+    scan = ("scan", str(root), "--config", config, "--db", db, "--format", "json")
+    first = Report.model_validate_json(run(*scan, "--no-signatures"))
     # The resized copies are still found by pHash and dHash.
     assert {"hk-photos-hot/events/ixus-original.jpg", "hk-design-cool/ixus-web.jpg",
             "cn-marketing-cold/campaign/ixus-thumb.jpg"} in members(first, "near", tmp_path)
     assert run("inventory", "--db", db, "--format", "jsonl").count('"phash":"') >= 10
     with Catalog(Path(db)) as catalog:
         assert catalog.signatures() == {}
-    again = Report.model_validate_json(run("scan", str(root), "--config", config, "--db", db, "--format", "json",
-                                           "--no-signatures"))
+    again = Report.model_validate_json(run(*scan, "--no-signatures"))
     assert again.scan.requests == 0
     # Signatures on again: the images are read once more for theirs.
-    full = Report.model_validate_json(run("scan", str(root), "--config", config, "--db", db, "--format", "json"))
+    full = Report.model_validate_json(run(*scan))
     assert full.scan.requests > 0
     with Catalog(Path(db)) as catalog:
         assert len(catalog.signatures()) >= 10

@@ -136,4 +136,4 @@ def test_a_sheared_or_skewed_copy_is_no_resize():
     assert not _resized(np.array([[1.0, 0.3, 0.0], [0.0, 0.75, 0.0]]))  # sheared
     assert not _resized(np.array([[0.9, 0.4, 0.0], [-0.4, 0.9, 0.0]]))  # rotated: the similarity's job
     assert not _resized(np.array([[1.0, 0.0, 0.0], [0.0, 0.4, 0.0]]))  # stretched 2.5 times
-    assert not _resized(np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))  # mirrored: handled by the mirror features
+    assert not _resized(np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))  # mirrored: the mirror features' job
