@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Breakdown",
-    "content_identity",
     "BucketSummary",
+    "content_identity",
     "ExifRecord",
     "Finding",
     "Fingerprint",

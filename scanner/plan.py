@@ -46,9 +46,9 @@ __all__ = [
 # head 8 KiB: 13.8% of their bytes, 2.01 requests a file; 16 KiB: 14.5%, 1.47; 32 KiB: 17.9%, 1.27;
 # 64 KiB: 23.7%, 1.12. A longer segment costs one follow-up read of exactly what the walker asks for.
 HEAD = 16 * 1024
-TAIL = 4 * 1024
+TAIL = 4 * 1024  # as fclones: with the head, tells apart nearly every same-size pair of distinct photos
 # The first chunk of an `image` read: a web-sized JPEG whole, a camera JPEG's first quarter.
-IMAGE_FIRST = 256 * 1024  # as fclones: with the head, tells apart nearly every same-size pair of distinct photos
+IMAGE_FIRST = 256 * 1024
 MAX_ROUNDS = 12  # follow-up requests per object before the rest of the object is read in one go
 GIB = float(1 << 30)
 

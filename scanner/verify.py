@@ -3,10 +3,9 @@
 The index proposes pairs whose hashes are close; most are right, but burst shots, video frames and stereo
 pairs are close too. A pair is confirmed when (1) ORB features (found at one work scale) match under one
 similarity transform (rotation, scale, translation; RANSAC), or under a resize to another aspect ratio,
-directly or with one image mirrored, and
-(2) with that transform, the thumbnails agree block by block: the share of the overlap's textured 4x4
-blocks (of 12 x 12) whose zero-mean correlation is at least 0.5, compared in the frame of the thumbnail
-that samples the shared part more coarsely, both lightly smoothed. A re-encode, resize, recolour or crop
+directly or with one image mirrored, and (2) with that transform, the thumbnails agree block by block:
+the share of the overlap's textured 4x4 blocks (of 12 x 12) whose zero-mean correlation is at least 0.5,
+compared in the frame of the thumbnail that samples the shared part more coarsely, both lightly smoothed. A re-encode, resize, recolour or crop
 keeps almost every block; a moved subject or parallax breaks some. Only candidate pairs are verified,
 never all pairs.
 """
