@@ -149,7 +149,7 @@ def threads_s3(emu: Emulator) -> tuple[Callable[[], int], Callable[[int], bytes]
 
     s3 = boto3.client("s3", endpoint_url=emu.endpoint, region_name="us-east-1",
                       config=BotoConfig(max_pool_connections=64, retries={"total_max_attempts": 1}))
-    to_ref, bucket = S3Connector(Config())._ref, _Bucket("bench-list", "us-east-1", True, False)
+    to_ref, bucket = S3Connector(Config())._ref, _Bucket("bench-list", "us-east-1", True, False, url="")
 
     def listing() -> int:
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket="bench-list")
@@ -201,7 +201,7 @@ def main() -> None:
     parser.add_argument("--only", default="s3,gcs,azure")
     args = parser.parse_args()
     plans = {
-        "s3": (start_moto, seed_s3, "s3://", "moto", "aiobotocore", threads_s3, "boto3"),
+        "s3": (start_moto, seed_s3, "s3://", "moto", "aiobotocore + signed GETs", threads_s3, "boto3"),
         "gcs": (start_fakegcs, seed_gcs, "gs://", "fake-gcs", "gcloud-aio-storage", threads_gcs, "google-cloud-storage"),
         "azure": (start_azurite, seed_azure, "az://devstoreaccount1/", "Azurite", "azure.storage.blob.aio", threads_azure,
                   "azure.storage.blob"),
