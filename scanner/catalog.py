@@ -207,6 +207,18 @@ class Catalog:
         )
         return cur.rowcount
 
+    def keep_perceptual_mode(self, mode: str) -> int:
+        """Hashes made in another `fingerprint.PERCEPTUAL_MODE` cannot be compared with this one's: their
+        objects go back to `listed`, to be read and fingerprinted afresh (once), and the catalog records
+        `mode`. Returns how many objects that is."""
+        if self.meta("perceptual_mode") == mode:
+            return 0
+        with self.db:
+            stale = self.db.execute("UPDATE objects SET status='listed' WHERE status='fingerprinted' "
+                                    "AND phash IS NOT NULL").rowcount
+            self.set_meta("perceptual_mode", mode)
+        return stale
+
     # --- planning --------------------------------------------------------------------------------
     def work(self, shard: Shard | None = None, signatures: bool = True) -> Iterator[WorkItem]:
         """Objects that need bytes read: new or changed ones, and any object without a content key in a

@@ -2,9 +2,10 @@
 
 This is the CPU-bound step; it runs in worker processes (`FingerprintPool`), so the functions here take
 and return plain, picklable values. Perceptual hashes are computed after applying the EXIF orientation,
-on a reduced decode: JPEGs use Pillow's DCT scaling (`draft`), which PERFORMANCE.md measured at a mean
-of 0.2 bits of pHash distance to a full decode for four times the speed. Every hash is made in one mode
-(`PERCEPTUAL_MODE`), recorded with it, so hashes made in different modes are never compared.
+on a reduced decode: JPEGs use Pillow's DCT scaling (`draft`), four times faster than a full decode and
+within a bit or two of its hashes (`benchmarks/draft_distance.py`). Every hash is made in one mode
+(`PERCEPTUAL_MODE`), which the catalog records: a scan makes the hashes of another mode again
+(`Catalog.keep_perceptual_mode`), so hashes made in different modes are never compared.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-import imagehash
 from PIL import Image
 
 from .exif import ExifInfo, detect_format, read_metadata
-from .signatures import compute_signature
+from .signatures import compute_signature, grey_of, hash_copy, whole_hashes
 
 __all__ = ["FingerprintPool", "FingerprintResult", "PERCEPTUAL_MODE", "fingerprint_bytes"]
 
-PERCEPTUAL_MODE = "L-draft256-orient"  # grey, JPEG DCT-scaled to >= 256 px, EXIF orientation applied
+# Grey, JPEG DCT-scaled to >= 256 px, EXIF orientation applied; hashes from a 128 px area-averaged copy.
+PERCEPTUAL_MODE = "L-draft256-orient-area128"
 # Formats Pillow decodes to pixels here; RAW files give metadata only.
 _DECODABLE = frozenset({"JPEG", "MPO", "PNG", "TIFF", "WEBP", "HEIC", "AVIF", "GIF", "BMP"})
 # Pillow's own limit warns at 89 MP and fails at twice that; tierscan treats anything over the limit as a
@@ -91,8 +92,11 @@ def _perceptual(data: bytes, orientation: int | None,
             pixels = pixels.transpose(transpose)
         if max(pixels.size) > 512:
             pixels = pixels.reduce(max(1, max(pixels.size) // 256))
-        blob = compute_signature(pixels).to_blob() if signature else None
-        return str(imagehash.phash(pixels)), str(imagehash.dhash(pixels)), blob, width, height
+        grey = grey_of(pixels)
+        small = hash_copy(grey)
+        phash, dhash = whole_hashes(small)
+        blob = compute_signature(grey, small).to_blob() if signature else None
+        return f"{phash:016x}", f"{dhash:016x}", blob, width, height
 
 
 def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -32,6 +33,8 @@ from .pipeline import evaluate_results
 from .shard import parse_shard
 
 __all__ = ["MergeResult", "merge_catalogs"]
+
+log = logging.getLogger("tierscan")
 
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 # Ties between rows of equal identity go to the one that knows more.
@@ -122,8 +125,14 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
         for part in opened:  # user decisions ("not duplicates") recorded in any part still hold
             for pair in part.catalog.not_duplicates():
                 into.add_not_duplicates(pair)
+        modes = {mode for p in opened if (mode := p.catalog.meta("perceptual_mode")) is not None}
     scan_id = into.begin_scan([str(p) for p in parts], stats.started or now or datetime.now(timezone.utc))
     into.set_meta("shard", "")
+    if len(modes) == 1:
+        into.set_meta("perceptual_mode", modes.pop())
+    elif modes:  # unrecorded, so the next scan of the merged catalog hashes them all again, one way
+        log.warning("merge: the parts' images were hashed by different tierscan versions: near groups may "
+                    "miss pairs until the next scan of %s", into.path)
     evaluate_results(config, into, now or datetime.now(timezone.utc))
     result.stats = stats.model_copy(update={"scan_id": scan_id})
     into.finish_scan(result.stats)

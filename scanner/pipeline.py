@@ -30,7 +30,7 @@ from .catalog import Catalog, WorkItem
 from .cluster import exact_groups, near_groups
 from .config import Config
 from .errors import ObjectError, UsageError
-from .fingerprint import FingerprintPool, FingerprintResult
+from .fingerprint import PERCEPTUAL_MODE, FingerprintPool, FingerprintResult
 from .models import Fingerprint, Group, InventoryRecord, ObjectRef, ScanStats
 from .jpeg_extent import primary_end
 from .plan import (GIB, HEAD, TAIL, Budget, PlannedRead, TierCost, estimate, exif_record, headtail_key,
@@ -462,6 +462,13 @@ def evaluate_results(config: Config, catalog: Catalog, now: datetime,
     catalog.replace_results(exact + near, findings)
 
 
+def _forget_other_hashes(catalog: Catalog) -> None:
+    stale = catalog.keep_perceptual_mode(PERCEPTUAL_MODE)
+    if stale:
+        log.warning("%d images were hashed by another tierscan version (perceptual mode); they are read once "
+                    "more, so that every hash is made the same way", stale)
+
+
 async def run_scan(config: Config, catalog: Catalog, targets: list[str],
                    progress: Progress | None = None, now: Callable[[], datetime] | None = None,
                    shard: Shard | None = None) -> ScanStats:
@@ -478,6 +485,8 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     started = clock()
     scan_id = catalog.begin_scan(targets, started)
+    if config.scan.perceptual:
+        _forget_other_hashes(catalog)
     counters: dict[str, int] = defaultdict(int)
     acct = _Accounts(config)
     schemes = {parse_target(t).scheme for t in targets}
@@ -521,6 +530,8 @@ async def plan_scan(config: Config, catalog: Catalog, targets: list[str],
     if not targets:
         raise UsageError("nothing to plan: name a path or URI, or set `targets:` in the config file")
     scan_id = catalog.begin_scan(targets, clock())
+    if config.scan.perceptual:
+        _forget_other_hashes(catalog)
     counters: dict[str, int] = defaultdict(int)
     schemes = {parse_target(t).scheme for t in targets}
     connectors: dict[str, Connector] = {s: connector_class(s)(config) for s in schemes}

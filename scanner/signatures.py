@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["MAGIC", "ORB_FEATURES", "THUMB", "WINDOWS", "WORK_SIDE", "Features", "Signature",
-           "compute_signature", "phash_bits"]
+           "compute_signature", "grey_of", "hash_copy", "phash_bits", "whole_hashes"]
 
 MAGIC = b"TS\x02"  # layout 2; layout 1 had no prefix (it began with a width below 1024: never b"TS")
 ORB_FEATURES = 96
@@ -141,16 +141,37 @@ def _window_blocks(small: np.ndarray) -> np.ndarray:
     return np.stack(blocks)
 
 
-def compute_signature(pixels: Image.Image) -> Signature:
-    """The signature of an upright, reduced grey image, as `fingerprint` decodes it."""
-    grey = np.asarray(pixels if pixels.mode == "L" else pixels.convert("L"))
+def grey_of(pixels: Image.Image) -> np.ndarray:
+    """The 8-bit grey pixels every hash and signature is made from."""
+    return np.asarray(pixels if pixels.mode == "L" else pixels.convert("L"))
+
+
+def hash_copy(grey: np.ndarray) -> np.ndarray:
+    """The copy pHashes and dHashes are made from: `_HASH_SIDE` px on its long side, area-averaged, float.
+    pHash looks at 32 x 32 pixels, so a 128 px copy keeps what it needs for a fraction of the resampling
+    cost (windows: dev-set crop-to-window distance mean 3.7 bits; whole images against a full decode:
+    `benchmarks/draft_distance.py`)."""
+    return _scaled(grey.astype(np.float32), _HASH_SIDE)
+
+
+def whole_hashes(small: np.ndarray) -> tuple[int, int]:
+    """pHash and dHash (64-bit integers, imagehash's algorithms and bit order) of a whole image, from its
+    `hash_copy` squeezed by area averaging: the same way the window hashes are made, so a crop's hash and
+    its original's window hashes compare like with like. (imagehash's own Lanczos resizes from the decode
+    cost 1.5 ms an image; this costs about 0.1 ms.)"""
+    block = cv2.resize(small, (32, 32), interpolation=cv2.INTER_AREA)
+    columns = cv2.resize(small, (9, 8), interpolation=cv2.INTER_AREA)
+    gradient = np.packbits(columns[:, 1:] > columns[:, :-1])
+    return phash_bits(block[None])[0], int.from_bytes(gradient.tobytes(), "big")
+
+
+def compute_signature(grey: np.ndarray, small: np.ndarray | None = None) -> Signature:
+    """The signature of an upright, reduced grey image (`grey_of`), as `fingerprint` decodes it; `small`
+    is its `hash_copy` when the caller has made it already."""
     # ORB at one scale for every image: a 25% resize of a web photo has too few, unstable features at its
     # own size, and a 12 MP decode has needlessly many pixels. Coordinates are in this frame.
     work = _scaled(grey, WORK_SIDE)
-    # pHash looks at 32 x 32 pixels: hashing windows of a 128 px copy (area-averaged, float) finds crops
-    # as well as hashing the full decode did (dev set: crop-to-window distance mean 3.7 bits), for a
-    # fraction of the resampling cost.
-    hashes = phash_bits(_window_blocks(_scaled(grey.astype(np.float32), _HASH_SIDE)))
+    hashes = phash_bits(_window_blocks(hash_copy(grey) if small is None else small))
     return Signature(
         width=work.shape[1],
         height=work.shape[0],

@@ -183,6 +183,23 @@ def test_catalog_without_signature_column_gets_it_and_old_images_are_read_once_m
         assert c.signatures() == {"s3://b/a.jpg": MAGIC + b"sig"} and work(c) == {}
 
 
+def test_hashes_of_another_perceptual_mode_are_made_again(tmp_path):
+    from scanner.signatures import MAGIC
+
+    path = tmp_path / "c.db"
+    with Catalog(path) as c:
+        assert c.keep_perceptual_mode("old") == 0  # a new catalog: nothing to forget
+        c.record_listing([ref("a.jpg", 10), ref("b.bin", 20)], "s3://b", 1)
+        c.record_fingerprints([("s3://b/a.jpg", {"status": "fingerprinted", "phash": "0" * 16,
+                                                 "near_sig": MAGIC + b"sig"}),
+                               ("s3://b/b.bin", {"status": "fingerprinted"})])
+        assert work(c) == {} and c.keep_perceptual_mode("old") == 0
+    with Catalog(path) as c:  # a newer tierscan hashes another way
+        assert c.keep_perceptual_mode("new") == 1
+        assert work(c) == {"a.jpg": (False, True)}  # read again for its hashes; not a non-image
+        assert c.meta("perceptual_mode") == "new" and c.keep_perceptual_mode("new") == 0
+
+
 def test_not_duplicates_are_kept_as_pairs_across_rescans(catalog):
     assert catalog.add_not_duplicates(["s3://b/c", "s3://b/a", "s3://b/b"]) == 3
     assert catalog.add_not_duplicates(["s3://b/b", "s3://b/a"]) == 0

@@ -9,7 +9,8 @@ from PIL import Image, ImageEnhance
 
 from scanner.config import NearSettings
 from scanner.fingerprint import _init_worker, fingerprint_bytes
-from scanner.signatures import MAGIC, WINDOWS, WORK_SIDE, Signature, compute_signature, phash_bits
+from scanner.signatures import (MAGIC, WINDOWS, WORK_SIDE, Signature, compute_signature, grey_of, hash_copy,
+                                phash_bits, whole_hashes)
 from scanner.verify import evidence
 
 DATA = Path(__file__).parent / "data" / "exif"
@@ -63,7 +64,7 @@ def test_blob_of_an_older_layout_is_refused():
 
 
 def test_keypoints_keep_sub_pixel_positions_through_the_blob():
-    sig = compute_signature(photo().convert("L"))
+    sig = compute_signature(grey_of(photo()))
     back = Signature.from_blob(sig.to_blob())
     assert np.abs(back.features.points - sig.features.points).max() <= 1 / 128 + 1e-6
     assert np.any(back.features.points % 1 != 0)  # not rounded to whole pixels
@@ -73,7 +74,7 @@ def test_keypoints_keep_sub_pixel_positions_through_the_blob():
 def test_features_are_found_at_one_scale_whatever_the_decode_size():
     big, small = photo().convert("L"), photo().convert("L").resize((160, 120))
     for img in (big, small):
-        sig = compute_signature(img)
+        sig = compute_signature(grey_of(img))
         assert (sig.width, sig.height) == (WORK_SIDE, WORK_SIDE * 3 // 4)
         assert len(sig.features.points) >= 40 and len(sig.mirror_features.points) >= 40
 
@@ -84,6 +85,27 @@ def test_phash_bits_is_imagehash_phash():
         grey = img.convert("L")
         block = np.asarray(grey.resize((32, 32), Image.Resampling.LANCZOS))
         assert phash_bits(block[None])[0] == int(str(imagehash.phash(grey)), 16)
+
+
+def test_whole_image_hashes_stay_near_imagehash_on_the_full_picture():
+    """The whole-image pHash from the area-averaged 128 px copy keeps imagehash's bits on the full picture
+    within a few bits (`benchmarks/draft_distance.py` measures the spread), and tells photos apart."""
+    hashes = {}
+    for path in (PHOTO, OTHER):
+        img = photo(path)
+        phash, dhash = whole_hashes(hash_copy(grey_of(img)))
+        assert bin(phash ^ int(str(imagehash.phash(img)), 16)).count("1") <= 4
+        assert bin(dhash ^ int(str(imagehash.dhash(img)), 16)).count("1") <= 16
+        hashes[path] = phash
+    assert bin(hashes[PHOTO] ^ hashes[OTHER]).count("1") > 16
+
+
+def test_whole_image_dhash_compares_neighbouring_columns():
+    """dHash bit (row, column) is set where the column to its right is brighter: a left-to-right ramp
+    sets them all, a right-to-left one none."""
+    ramp = np.tile(np.linspace(0, 255, 300, dtype=np.float32), (200, 1)).astype(np.uint8)
+    assert whole_hashes(hash_copy(ramp))[1] == 2**64 - 1
+    assert whole_hashes(hash_copy(ramp[:, ::-1]))[1] == 0
 
 
 @pytest.mark.parametrize("fx, fy", [(0.5, 0.5), (0, 0), (1, 0), (0, 1), (1, 1)])
