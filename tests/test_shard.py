@@ -147,6 +147,18 @@ def test_shard_rescan_reads_nothing_and_keeps_other_shards_objects(estate: tuple
         assert db.execute("SELECT value FROM meta WHERE key='shard'").fetchone()[0] == "0/2"
 
 
+def test_merged_catalog_keeps_the_parts_perceptual_mode(estate: tuple[Path, Path], tmp_path: Path) -> None:
+    """The parts hashed their images one way: the merged catalog says so, so scanning it re-hashes nothing."""
+    from scanner.fingerprint import PERCEPTUAL_MODE
+
+    folder, config = estate
+    merged, _ = sharded_scan(tmp_path, [str(folder)], config, 2)
+    with sqlite3.connect(merged) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='perceptual_mode'").fetchone()[0] == PERCEPTUAL_MODE
+    again = run("scan", str(folder), "--config", str(config), "--db", str(merged), "--format", "none")
+    assert "read 0 bytes" in again.stderr
+
+
 def test_merge_reports_conflicts_and_keeps_the_newest(tmp_path: Path) -> None:
     bucket = tmp_path / "root" / "b"
     bucket.mkdir(parents=True)
