@@ -1,10 +1,11 @@
 """S3 object reads without the SDK's per-call machinery: a GET signed with botocore's SigV4 signer and sent
 on aiohttp.
 
-Why: a perceptual scan sends one GET per distinct image, and through aiobotocore each cost 4.3 ms of
-client CPU (event hooks, endpoint rules, the CRT signer, response parsing); this path costs 1.7 ms
-(2,000 16 KiB ranged GETs on moto, 16 in flight). Listing, HEADs, bucket settings and writes stay on the
-SDK, where their per-call cost does not matter.
+Why: a perceptual scan sends one GET per distinct image, and through aiobotocore each cost 4.2 ms of
+client CPU (event hooks, endpoint rules, the CRT signer, response parsing); this path costs 2.9 ms, most
+of it opening a connection, which moto closes after every answer (`benchmarks/connectors.py`, 64 KiB
+reads, 32 in flight). Listing, HEADs, bucket settings and writes stay on the SDK, where their per-call
+cost does not matter.
 
 The request is the one the SDK would send: the bucket's URL comes from the SDK itself, once per bucket (a
 presigned URL for a probe key carries its endpoint, addressing style and region rules); keys are quoted as
