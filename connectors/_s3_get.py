@@ -7,8 +7,8 @@ of it opening a connection, which moto closes after every answer (`benchmarks/co
 reads, 32 in flight). Listing, HEADs, bucket settings and writes stay on the SDK, where their per-call
 cost does not matter.
 
-The request is the one the SDK would send: the bucket's URL comes from the SDK itself, once per bucket (a
-presigned URL for a probe key carries its endpoint, addressing style and region rules); keys are quoted as
+The request is the one the SDK would send: the bucket's URL comes from the SDK's endpoint rules, once per
+bucket (endpoint, addressing style, region, partition); keys are quoted as
 the SDK quotes them; requests are signed for the bucket's region with the session's credentials, which
 the SDK's provider chain refreshes. TLS trusts the SDK's CA bundle (`AWS_CA_BUNDLE`, the profile's
 `ca_bundle`); a proxy comes from the environment (`HTTPS_PROXY`/`HTTP_PROXY`, `NO_PROXY`), decided once
@@ -62,14 +62,15 @@ class SignedGets:
 
     @staticmethod
     async def bucket_url(client: object, bucket: str) -> str:
-        """The URL the SDK addresses `bucket`'s objects under (keys are appended, quoted), from a presigned
-        URL of a probe key: no request is sent."""
-        signed = await client.generate_presigned_url(  # type: ignore[attr-defined]
-            "get_object", Params={"Bucket": bucket, "Key": _PROBE_KEY}, ExpiresIn=60)
-        parts = urlsplit(signed)
-        if not parts.path.endswith("/" + _PROBE_KEY):
-            raise ValueError(f"s3://{bucket}: unexpected object URL form from the SDK")
-        return f"{parts.scheme}://{parts.netloc}{parts.path[:-len(_PROBE_KEY)]}"
+        """The URL the SDK's own GetObject calls address `bucket`'s objects under (keys are appended,
+        quoted), from the client's endpoint rules; no request is sent. Not a presigned URL: those use the
+        global endpoint, which buckets in opt-in regions such as ap-east-1 (Hong Kong) do not answer."""
+        operation = client.meta.service_model.operation_model("GetObject")  # type: ignore[attr-defined]
+        # aiobotocore's resolver, the one `_make_api_call` uses (a private method: aiobotocore is pinned,
+        # and tests/test_s3_get.py checks the URL forms).
+        url, _, _ = await client._resolve_endpoint_ruleset(  # type: ignore[attr-defined]
+            operation, {"Bucket": bucket, "Key": _PROBE_KEY}, {})
+        return str(url).rstrip("/") + "/"
 
     async def get(self, base_url: str, key: str, region: str, *, byte_range: tuple[int, int],
                   version: str | None, if_match: str | None) -> tuple[int, bytes]:
