@@ -158,7 +158,7 @@ def whole_hashes(small: np.ndarray) -> tuple[int, int]:
     """pHash and dHash (64-bit integers, imagehash's algorithms and bit order) of a whole image, from its
     `hash_copy` squeezed by area averaging: the same way the window hashes are made, so a crop's hash and
     its original's window hashes compare like with like. (imagehash's own Lanczos resizes from the decode
-    cost 1.5 ms an image; this costs about 0.1 ms.)"""
+    cost 1.5 ms an image; these cost 0.6 ms, the 128 px copy included: 100 dev-set photos.)"""
     block = cv2.resize(small, (32, 32), interpolation=cv2.INTER_AREA)
     columns = cv2.resize(small, (9, 8), interpolation=cv2.INTER_AREA)
     gradient = np.packbits(columns[:, 1:] > columns[:, :-1])
