@@ -17,6 +17,8 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 from PIL import Image
 
 from .exif import ExifInfo, detect_format, read_metadata
@@ -34,6 +36,8 @@ MAX_PIXELS = 120_000_000
 # pHash reads a 32x32 grey image: anything smaller (icons, test patterns of a few pixels) has too little
 # detail to tell pictures apart, and would only produce false near duplicates.
 MIN_PERCEPTUAL_SIDE = 32
+# 16- and 32-bit greys (PNG, TIFF): Pillow's conversion to L clips them at 255, and `reduce` refuses them.
+_DEEP_GREY = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 # EXIF Orientation -> the transpose that shows the image upright (as Pillow's ImageOps.exif_transpose).
 _ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -68,6 +72,14 @@ def _init_worker() -> None:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
+def _deep_grey_to_l(img: Image.Image) -> Image.Image:
+    """A 16- or 32-bit grey image stretched to 8 bits over its own range (one pass, no float copy)."""
+    deep = np.asarray(img)
+    if not deep.dtype.isnative:  # I;16B: big-endian samples
+        deep = deep.astype(deep.dtype.newbyteorder("="))
+    return Image.fromarray(cv2.normalize(deep, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U), "L")
+
+
 def _perceptual(data: bytes, orientation: int | None,
                 signature: bool) -> tuple[str | None, str | None, bytes | None, int, int]:
     """pHash and dHash (hex), the near-duplicate signature blob (all None for images too small to hash;
@@ -85,7 +97,7 @@ def _perceptual(data: bytes, orientation: int | None,
         if img.format in ("JPEG", "MPO"):
             img.draft("L", (256, 256))
         img.load()
-        pixels = img.convert("L") if img.mode not in ("L", "I;16") else img
+        pixels = _deep_grey_to_l(img) if img.mode in _DEEP_GREY else img.convert("L")
         transpose = _ORIENTATION.get(orientation or 1)
         if transpose is not None:
             # The orientation we parsed, not Pillow's reading of it, so the inventory and the hash agree.

@@ -3,6 +3,7 @@ import io
 from pathlib import Path
 
 import imagehash
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -61,6 +62,24 @@ def test_different_pictures_are_far_apart():
     with Image.open(Path(__file__).parent / "data" / "exif" / "imagededup__ukbench00120.jpg") as other:
         b = fingerprint_bytes(jpeg(other.convert("RGB").resize((320, 240))), want_sha256=False, want_perceptual=True)
     assert imagehash.hex_to_hash(a.phash) - imagehash.hex_to_hash(b.phash) > 16
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+@pytest.mark.parametrize("width", [320, 800])  # under and over the 512 px at which the decode is reduced
+def test_16_bit_greys_hash_like_their_8_bit_export(fmt, width):
+    """Pillow clips 16-bit greys at 255 when it converts them to L, and cannot reduce them: they are
+    stretched to 8 bits over their own range instead, so a 16-bit master and its 8-bit export match."""
+    grey = gradient(width, width * 3 // 4).convert("L")
+    deep = Image.fromarray(np.asarray(grey).astype(np.uint16) * 257)  # the same picture, 16 bits a sample
+    hashed = []
+    for img in (grey, deep):
+        buf = io.BytesIO()
+        img.save(buf, fmt)
+        hashed.append(fingerprint_bytes(buf.getvalue(), want_sha256=False, want_perceptual=True))
+    eight, sixteen = hashed
+    assert sixteen.error is None
+    assert imagehash.hex_to_hash(eight.phash) - imagehash.hex_to_hash(sixteen.phash) <= 2
+    assert imagehash.hex_to_hash(eight.dhash) - imagehash.hex_to_hash(sixteen.dhash) <= 2
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF", "GIF", "BMP", "AVIF", "HEIF"])
