@@ -48,7 +48,8 @@ class SignedGets:
                  read_timeout: float, user_agent: str):
         self._session = session
         self._max_connections = max_connections
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout,
+                                              sock_read=read_timeout)
         self._user_agent = user_agent
         self._http: aiohttp.ClientSession | None = None
         self._proxies: dict[str, str | None] = {}  # bucket URL -> proxy URL

@@ -392,10 +392,10 @@ class S3Connector(Connector):
 
     async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
         bucket = await self._bucket(ref.bucket)  # already looked up by `read_range`
+        if_match = None if ref.version or not ref.etag else f'"{ref.etag}"'  # versions pin themselves
         try:
             status, body = await self._gets.get(bucket.url, ref.key, bucket.region, byte_range=(start, end),
-                                                version=ref.version,
-                                                if_match=None if ref.version or not ref.etag else f'"{ref.etag}"')
+                                                version=ref.version, if_match=if_match)
         except _NETWORK as exc:
             raise _error(ref.uri, exc) from None
         if status == 206:

@@ -5,9 +5,9 @@ pairs are close too. A pair is confirmed when (1) ORB features (found at one wor
 similarity transform (rotation, scale, translation; RANSAC), or under a resize to another aspect ratio,
 directly or with one image mirrored, and (2) with that transform, the thumbnails agree block by block:
 the share of the overlap's textured 4x4 blocks (of 12 x 12) whose zero-mean correlation is at least 0.5,
-compared in the frame of the thumbnail that samples the shared part more coarsely, both lightly smoothed. A re-encode, resize, recolour or crop
-keeps almost every block; a moved subject or parallax breaks some. Only candidate pairs are verified,
-never all pairs.
+compared in the frame of the thumbnail that samples the shared part more coarsely, both lightly smoothed.
+A re-encode, resize, recolour or crop keeps almost every block; a moved subject or parallax breaks some.
+Only candidate pairs are verified, never all pairs.
 """
 
 from __future__ import annotations

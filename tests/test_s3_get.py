@@ -17,8 +17,9 @@ def bucket_url(bucket: str, region: str, endpoint: str | None = None, style: str
         session = get_session()
         session.set_credentials("AKIDEXAMPLE", "secret")
         config = AioConfig(s3={"addressing_style": style})
-        async with session.create_client("s3", region_name=region, endpoint_url=endpoint, config=config) as client:
-            return await SignedGets.bucket_url(client, bucket)
+        client = session.create_client("s3", region_name=region, endpoint_url=endpoint, config=config)
+        async with client as s3:
+            return await SignedGets.bucket_url(s3, bucket)
 
     return asyncio.run(ask())
 
@@ -30,13 +31,15 @@ def test_bucket_url_follows_the_sdks_addressing_rules() -> None:
     # Names that cannot be a TLS host name, a forced style, and an endpoint by IP address: path style.
     assert bucket_url("hk.photos", "ap-east-1") == "https://s3.ap-east-1.amazonaws.com/hk.photos/"
     assert bucket_url("photos", "eu-west-1", style="path") == "https://s3.eu-west-1.amazonaws.com/photos/"
-    assert bucket_url("photos", "us-east-1", endpoint="http://127.0.0.1:9000") == "http://127.0.0.1:9000/photos/"
+    local = "http://127.0.0.1:9000"
+    assert bucket_url("photos", "us-east-1", endpoint=local) == f"{local}/photos/"
 
 
-def test_proxy_is_taken_from_the_environment_unless_the_host_is_excluded(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY",
-                 "all_proxy"):
+def test_proxy_is_taken_from_the_environment_unless_the_host_is_excluded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
     gets = SignedGets(get_session(), max_connections=1, connect_timeout=1, read_timeout=1, user_agent="t")
     base = "https://b.s3.ap-east-1.amazonaws.com/"
     assert gets._proxy(base) is None

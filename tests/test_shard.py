@@ -154,8 +154,10 @@ def test_merged_catalog_keeps_the_parts_perceptual_mode(estate: tuple[Path, Path
     folder, config = estate
     merged, _ = sharded_scan(tmp_path, [str(folder)], config, 2)
     with sqlite3.connect(merged) as db:
-        assert db.execute("SELECT value FROM meta WHERE key='perceptual_mode'").fetchone()[0] == PERCEPTUAL_MODE
-    again = json.loads(run("scan", str(folder), "--config", str(config), "--db", str(merged), "--format", "json").stdout)
+        [(mode,)] = db.execute("SELECT value FROM meta WHERE key='perceptual_mode'").fetchall()
+    assert mode == PERCEPTUAL_MODE
+    rescan = run("scan", str(folder), "--config", str(config), "--db", str(merged), "--format", "json")
+    again = json.loads(rescan.stdout)
     assert again["scan"]["bytes_read"] == 0 and again["scan"]["requests"] == 0
 
 
