@@ -9,7 +9,8 @@ Builds an image estate on a moto server and measures, side by side in one run:
 - Debian's `rclone` for the exact part: `rclone md5sum` and `rclone dedupe --by-hash --dedupe-mode list`.
 
 Figures: bytes read as a share of bytes stored, GET requests, wall time, objects per second, peak RSS, client
-and moto server CPU (moto shares the machine: its CPU per GET bounds every scanner here);
+and moto server CPU (moto shares the machine: its CPU per GET bounds every scanner here; its ranged GETs read only the
+range, as S3's do, through `benchmarks/moto_ranged.py`, unless `--stock-moto`);
 then whether the exact groups and EXIF findings match the naive scanner's.
 
     python benchmarks/read_plan.py --objects 20000 --max-mb 8      # the issue's estate (~26 GB on moto;
@@ -271,6 +272,9 @@ def main() -> None:
                     help="build the estate, leave moto running and write its endpoint and counts to FILE; measure "
                          "nothing (a 20,000-object estate takes longer to build than to measure)")
     ap.add_argument("--reuse", type=Path, metavar="FILE", help="measure the estate a --keep run left (moto stays up)")
+    ap.add_argument("--stock-moto", action="store_true",
+                    help="stock moto, which reads the whole object for every ranged GET (default: "
+                         "benchmarks/moto_ranged.py, which reads only the range, as S3 does)")
     args = ap.parse_args()
     from emulators import Emulator, start_moto
 
@@ -283,7 +287,8 @@ def main() -> None:
     else:
         # Objects over 64 KiB live in moto's temporary files, not its memory: 20,000 objects are ~26 GB.
         os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = str(64 * 1024)
-        emu = start_moto(log_dir=work)
+        server = None if args.stock_moto else [sys.executable, str(REPO / "benchmarks" / "moto_ranged.py")]
+        emu = start_moto(log_dir=work, server=server)
     SERVER_PID[0] = emu.process.pid if emu.process else emu.pid
     try:
         if not args.reuse:
@@ -297,13 +302,16 @@ def main() -> None:
             del specs
             if args.keep:
                 args.keep.write_text(json.dumps({"endpoint": emu.endpoint, "env": emu.env, "counts": counts,
-                                                 "pid": emu.process.pid if emu.process else emu.pid}))
+                                                 "pid": emu.process.pid if emu.process else emu.pid,
+                                                 "stock_moto": args.stock_moto}))
                 print(f"estate kept at {emu.endpoint}: {args.keep}")
                 return
         stored, floor = counts["stored"], counts["floor"]
+        stock = kept.get("stock_moto", True) if args.reuse else args.stock_moto
         print(f"estate: {counts['objects']:,} objects, {stored / 2**20:,.1f} MiB stored "
               f"(built and uploaded in {counts['seconds']:.0f} s; {counts['multipart']} multipart, "
-              f"{counts['archive']} GLACIER)")
+              f"{counts['archive']} GLACIER); server: "
+              f"{'stock moto (whole-object reads for ranges)' if stock else 'moto, ranged GETs read the range'}")
         env = {**os.environ, **emu.env, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
         targets = [f"s3://{b}" for b in BUCKETS]
         rows = []

@@ -1,0 +1,90 @@
+"""The read-plan benchmark's moto (`benchmarks/moto_ranged.py`) answers every GET as stock moto does:
+same status, body and range headers, for objects in moto's memory and in its temporary files, ranged or
+not, and for ranges stock moto rejects. Only how much of the object it reads differs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import boto3
+import pytest
+import requests
+
+from emulators import Emulator, start_moto
+
+pytestmark = pytest.mark.integration
+
+_SERVER = [sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "moto_ranged.py")]
+_BODIES = {"small": os.urandom(1000), "spooled": os.urandom(300_000), "empty": b""}
+_RANGES = [None, "bytes=0-15", "bytes=100-", "bytes=-50", "bytes=299990-400000", "bytes=0-0",
+           "bytes=999-999", "bytes=1000-2000", "bytes=5-2", "bytes=0-9,20-29", "bytes=x-y"]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, Emulator]]:
+    logs = tmp_path_factory.mktemp("moto-ranged")
+    env = os.environ.get("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE")
+    os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = str(64 * 1024)  # "spooled" lives in a temporary file
+    try:
+        pair = (start_moto(log_dir=logs), start_moto(log_dir=logs, server=_SERVER))
+    finally:
+        if env is None:
+            del os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"]
+        else:
+            os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = env
+    try:
+        for emu in pair:
+            s3 = boto3.client("s3", endpoint_url=emu.endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+            s3.create_bucket(Bucket="ranged")
+            for key, body in _BODIES.items():
+                s3.put_object(Bucket="ranged", Key=key, Body=body)
+            parts = s3.create_multipart_upload(Bucket="ranged", Key="multipart")
+            chunk = _BODIES["spooled"] * 18  # parts of 5.4 MB and 300 kB
+            etags = [s3.upload_part(Bucket="ranged", Key="multipart", UploadId=parts["UploadId"], PartNumber=n,
+                                    Body=body)["ETag"] for n, body in ((1, chunk), (2, _BODIES["spooled"]))]
+            s3.complete_multipart_upload(Bucket="ranged", Key="multipart", UploadId=parts["UploadId"],
+                                         MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
+                                                                    for n, e in enumerate(etags, 1)]})
+        yield pair
+    finally:
+        for emu in pair:
+            emu.stop()
+
+
+def _answer(emu: Emulator, key: str, byte_range: str | None, method: str = "GET") -> tuple[object, ...]:
+    headers = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, "
+                                "SignedHeaders=host, Signature=0"}
+    if byte_range:
+        headers["Range"] = byte_range
+    r = requests.request(method, f"{emu.endpoint}/ranged/{key}", headers=headers, timeout=30)
+    kept = {h: r.headers.get(h) for h in ("Content-Range", "Content-Length", "ETag", "Accept-Ranges")}
+    body = r.content if r.status_code < 300 else r.content.split(b"<RequestId>")[0]
+    return r.status_code, kept, body
+
+
+@pytest.mark.parametrize("key", [*_BODIES, "multipart"])
+@pytest.mark.parametrize("byte_range", _RANGES)
+def test_a_get_is_answered_as_stock_moto_answers_it(servers: tuple[Emulator, Emulator], key: str,
+                                                    byte_range: str | None) -> None:
+    stock, ranged = servers
+    assert _answer(ranged, key, byte_range) == _answer(stock, key, byte_range)
+
+
+def test_ranged_bytes_are_the_objects_bytes(servers: tuple[Emulator, Emulator]) -> None:
+    _, ranged = servers
+    body = _BODIES["spooled"]
+    status, headers, got = _answer(ranged, "spooled", "bytes=1000-70999")
+    assert status == 206 and got == body[1000:71000]
+    assert headers["Content-Range"] == f"bytes 1000-70999/{len(body)}"
+    status, _, got = _answer(ranged, "multipart", "bytes=5399990-5400009")
+    assert status == 206 and got == (body * 19)[5399990:5400010]
+
+
+def test_head_requests_are_stock(servers: tuple[Emulator, Emulator]) -> None:
+    stock, ranged = servers
+    for key in _BODIES:
+        assert _answer(ranged, key, "bytes=0-9", "HEAD") == _answer(stock, key, "bytes=0-9", "HEAD")
