@@ -30,13 +30,17 @@ candidates grow with the sum of squared bucket sizes, so more tightly clustered 
 Brute force at 1M: about 40 min of a core.
 
 The first call compiles the kernels, about 10 s (20 s under load), and caches them next to this module
-(`cache=True`); later processes load them in about 1 s.
+(`cache=True`) or in the user's cache folder; later processes load them in about 1 s. Where neither can be
+written (the container image runs as an unprivileged user), each run compiles into a temporary folder.
 """
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations
 
@@ -44,8 +48,35 @@ import numba
 import numpy as np
 from numba import types
 from numba.extending import intrinsic
+from numba.misc.appdirs import AppDirs
 
 __all__ = ["HammingIndex", "pairs_within"]
+
+
+def _writable(folder: str) -> bool:
+    """Whether `folder` can be made and written to (the test numba puts a cache folder to)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def _needs_cache_dir(package_cache: str, user_cache: str) -> bool:
+    """Whether numba has nowhere to cache the kernels: neither the package's __pycache__ nor the user's
+    cache folder can be written (an image installed by root, run by an unprivileged user without a home).
+    `cache=True` then raises at import, and every command that groups images would fail."""
+    return not _writable(package_cache) and not _writable(user_cache)
+
+
+if not numba.config.CACHE_DIR and _needs_cache_dir(
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
+        AppDirs(appname="numba", appauthor=False).user_cache_dir):
+    # A private folder for this process (a shared, predictable name in /tmp could be planted by another
+    # user); the kernels compile once per run there, 10-20 s.
+    numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="tierscan-numba-")
+    atexit.register(shutil.rmtree, numba.config.CACHE_DIR, ignore_errors=True)
 
 _BLOCK_CODES = 8192  # codes per block of bucket values: a block and its partner fit a core's L2
 # Up to this many (query, code) pairs, numpy compares them all (under a second): a scan of a few thousand

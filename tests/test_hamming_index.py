@@ -123,3 +123,14 @@ def test_empty_and_single():
 def test_too_few_bands_is_refused():
     with pytest.raises(ValueError, match="bands"):
         HammingIndex(np.zeros(3, np.uint64), bands=2)
+
+
+def test_kernels_get_a_cache_folder_when_neither_the_package_nor_the_user_can_be_written(tmp_path):
+    # A folder beneath a file cannot be made, even by root: what an unprivileged user without a home meets.
+    (tmp_path / "file").write_text("")
+    blocked, open_ = str(tmp_path / "file" / "cache"), str(tmp_path / "cache")
+    assert not hamming_index._writable(blocked)
+    assert hamming_index._writable(open_)
+    assert hamming_index._needs_cache_dir(blocked, blocked)
+    assert not hamming_index._needs_cache_dir(blocked, open_)
+    assert not hamming_index._needs_cache_dir(open_, blocked)
