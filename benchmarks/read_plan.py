@@ -29,12 +29,13 @@ temporary files, more than the page cache holds, at about 100 MB/s):
     tierscan --no-signatures   5,870 MB    22.87%    14,318     50.4 / 141.3          3.17x / 2.37x
     naive                     25,669 MB    99.99%    20,005    159.6 / 335.2
 
-Peak RSS 373, 945, 551 and 366 MiB. Exact groups 4,841 in every tierscan mode, identical to the naive
-scanner's; EXIF differences 0. What bounds the perceptual rows: moto shares the two cores and costs 2.4-2.6
-ms of CPU a GET on the fast VM, 7.0-7.6 ms on the slow one (its Python request handling, and a new
-connection a request: werkzeug closes each), so the least wall time the perceptual run's client and server
-CPU allow ("CPU floor") is 2.03x the naive run's wall on the slow VM, and the scan with signatures spends
-about 1.9 ms of CPU an image on them (ORB features, windowed hashes) that the naive scanner does not do.
+Peak RSS about 370, 945, 550 and 360 MiB. Exact groups 4,841 in every tierscan mode, identical to the
+naive scanner's; EXIF differences 0. What bounds the perceptual rows: moto shares the two cores and costs
+2.4-2.6 ms of CPU a GET on the fast VM, 7.0-7.6 ms on the slow one (its Python request handling, and a new
+connection a request: werkzeug closes each). On the slow VM the client and server CPU of the run with
+signatures, spread perfectly over both cores ("CPU floor", 165 s), allow it at most 2.03x the naive run's
+speed (335 s); without signatures, 2.89x. Signatures (ORB features, windowed hashes), which the
+naive scanner does not make, cost about 1.9 ms of CPU an image on the fast VM.
 
 Estate: a few hundred synthetic photos (smooth gradients and shapes, EXIF with make, model, GPS on a
 third) re-encoded and resized; object sizes (lognormal, median 800 KB, 50 KB to max-mb) vary with random
