@@ -35,7 +35,7 @@ from .models import Fingerprint, Group, InventoryRecord, ObjectRef, ScanStats
 from .jpeg_extent import primary_end
 from .plan import (GIB, HEAD, TAIL, Budget, PlannedRead, TierCost, estimate, exif_record, headtail_key,
                    image_first_chunk, plan_reads, price_of, ranged_metadata)
-from .pricing import PriceTable, price_as_from_config
+from .pricing import Price, PriceTable, price_as_from_config
 from .progress import Progress
 from .shard import Shard
 from .tiers import JurisdictionMap
@@ -143,11 +143,14 @@ class _Accounts:
         self.left = 0
         self.left_bytes = 0
 
+    def price(self, ref: ObjectRef) -> Price:
+        return price_of(self.prices, self.price_as, ref)  # type: ignore[arg-type]
+
     def retrieval(self, ref: ObjectRef, nbytes: int) -> float:
-        return nbytes / GIB * price_of(self.prices, self.price_as, ref).retrieval_gb  # type: ignore[arg-type]
+        return nbytes / GIB * self.price(ref).retrieval_gb
 
     def add(self, ref: ObjectRef, nbytes: int) -> None:
-        price = price_of(self.prices, self.price_as, ref)  # type: ignore[arg-type]
+        price = self.price(ref)
         tier = ref.tier.value
         self.requests[tier] += 1
         self.bytes[tier] += nbytes
@@ -321,7 +324,7 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
                 # read the tail as if it did; with it, read the image (the pixels of a JPEG only; whole
                 # otherwise, SHA-256 and all): a collision found later is narrowed then (`Catalog.work`).
                 item = WorkItem(ref, want_sha256=not perceptual, want_metadata=True)
-                [p] = plan_reads([item], perceptual=perceptual)
+                [p] = plan_reads([item], perceptual=perceptual, price=acct.price)
                 progress.planned(1, ref.size)
                 await one(p)
             await queue.put(None)  # for the next reader; the listing has ended, so there is room
@@ -338,7 +341,7 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
     # A WorkItem is small; result writes must not race the cursor. A shard plans over every object, so
     # that byte-identical copies pick the same representative in every shard and in one process; it reads
     # the plans whose representative it owns, and `tierscan merge` fills copies owned by other shards.
-    plans = plan_reads(list(catalog.work(signatures=signatures)), perceptual=perceptual)
+    plans = plan_reads(list(catalog.work(signatures=signatures)), perceptual=perceptual, price=acct.price)
     if shard is not None:
         plans = [p for p in plans if shard.owns(p.ref.uri)]
         unowned = sum(1 for p in plans for c in p.copies if not shard.owns(c.ref.uri) and c.want_metadata)
@@ -541,7 +544,7 @@ async def plan_scan(config: Config, catalog: Catalog, targets: list[str],
         for conn in connectors.values():
             await conn.aclose()
     catalog.skip_empty()
-    plans = plan_reads(catalog.work(shard, signatures=config.scan.perceptual and config.scan.signatures),
-                       perceptual=config.scan.perceptual)
     acct = _Accounts(config)
+    plans = plan_reads(catalog.work(shard, signatures=config.scan.perceptual and config.scan.signatures),
+                       perceptual=config.scan.perceptual, price=acct.price)
     return estimate(plans, acct.prices, acct.price_as)  # type: ignore[arg-type]

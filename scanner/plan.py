@@ -5,7 +5,9 @@ Per object, one of:
 
 - ``full``: one GET of the whole object, and its SHA-256 from that read. Perceptual hashes need pixels, so
   with perceptual hashing on a decodable image whose size collides is read whole. Objects no larger than
-  ``HEAD + TAIL`` are always read whole: one request either way.
+  ``HEAD + TAIL`` are always read whole: one request either way. So is an object whose size collides
+  (a head and a tail, two requests, would be read) where one whole GET costs less in fees than those two:
+  in tiers that charge by the byte read, up to `whole_read_below` of its price.
 - ``image``: the pixels of a JPEG whose size does not collide (or is not known to yet), up to the end of
   its primary image (`scanner.jpeg_extent`): a first chunk of ``IMAGE_FIRST`` or a quarter of the object,
   then chunks four times longer until its EOI; MPF previews, gain maps and motion-photo videos after it
@@ -35,11 +37,11 @@ from typing import Awaitable, Callable, Iterable
 from .catalog import WorkItem
 from .exif.reader import read_prefix
 from .models import ExifRecord, ObjectRef
-from .pricing import PriceTable
+from .pricing import Price, PriceTable
 
 __all__ = [
     "Budget", "HEAD", "TAIL", "PlannedRead", "RangedMeta", "TierCost", "estimate", "headtail_key",
-    "plan_reads", "ranged_metadata",
+    "plan_reads", "ranged_metadata", "whole_read_below",
 ]
 
 # The first read. Measured on the 74 EXIF samples in tests/data/exif (a walk needs up to SOS for JPEG):
@@ -96,8 +98,21 @@ class PlannedRead:
         return 1, HEAD
 
 
-def plan_reads(work: Iterable[WorkItem], *, perceptual: bool) -> list[PlannedRead]:
-    """One `PlannedRead` per object to read, hottest tier first; byte-identical copies ride along."""
+def whole_read_below(price: Price) -> int:
+    """The size up to which one GET of a whole object costs less than a head and a tail, two GETs of
+    HEAD + TAIL bytes: a request is worth get/retrieval bytes where reads are charged by the byte (S3
+    Glacier Instant Retrieval in Hong Kong, $0.011 a 1,000 GETs and $0.03/GB: 394 KB; Standard-IA, $0.0011
+    and $0.01: 118 KB). Without a retrieval fee bytes cost time, not fees: only the smallest go whole."""
+    if price.retrieval_gb <= 0:
+        return HEAD + TAIL
+    return HEAD + TAIL + int(price.get_per_1000 / 1000 * GIB / price.retrieval_gb)
+
+
+def plan_reads(work: Iterable[WorkItem], *, perceptual: bool,
+               price: Callable[[ObjectRef], Price] | None = None) -> list[PlannedRead]:
+    """One `PlannedRead` per object to read, hottest tier first; byte-identical copies ride along.
+    `price`: each object's prices, to read whole the objects for which that is cheaper (`whole_read_below`);
+    without it, only those of HEAD + TAIL bytes or fewer."""
     by_identity: dict[tuple[int, str], list[WorkItem]] = defaultdict(list)
     singles: list[WorkItem] = []
     for item in work:
@@ -113,7 +128,8 @@ def plan_reads(work: Iterable[WorkItem], *, perceptual: bool) -> list[PlannedRea
     plans = []
     for item, copies in leaders:
         ref = item.ref
-        if ref.size <= HEAD + TAIL:
+        headtail = item.want_sha256 or not item.want_metadata  # a head and a tail would be read
+        if ref.size <= (whole_read_below(price(ref)) if headtail and price else HEAD + TAIL):
             kind = "full"
         elif not item.want_metadata:
             kind = "narrow"
@@ -146,7 +162,7 @@ class TierCost:
     full_bytes_at_most: int = 0  # extra bytes if head/tail narrowing settles nothing and images run to the end
 
 
-def price_of(prices: PriceTable, price_as: Callable[[ObjectRef], str | None], ref: ObjectRef):
+def price_of(prices: PriceTable, price_as: Callable[[ObjectRef], str | None], ref: ObjectRef) -> Price:
     return prices.price_for(price_as(ref) or ref.provider, ref.storage_class, ref.region, ref.tier)
 
 

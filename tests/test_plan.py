@@ -19,7 +19,8 @@ from scanner.catalog import WorkItem
 from scanner.cli import cli
 from scanner.exif import read_metadata
 from scanner.models import InventoryRecord, ObjectRef, Report, Tier
-from scanner.plan import HEAD, TAIL, Budget, plan_reads, ranged_metadata
+from scanner.plan import GIB, HEAD, TAIL, Budget, plan_reads, price_of, ranged_metadata, whole_read_below
+from scanner.pricing import PriceTable
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "exif"
@@ -86,10 +87,11 @@ def test_webp_exif_after_the_pixels_comes_from_the_tail():
 
 
 def ref(uri: str, size: int, tier: Tier = Tier.hot, md5: str | None = None, key: str = "a.jpg",
-        multipart: str | None = None) -> ObjectRef:
+        multipart: str | None = None, storage_class: str = "STANDARD") -> ObjectRef:
     checksums = {"md5": md5} if md5 else {"s3mpu": multipart} if multipart else {}
-    return ObjectRef(uri=uri, provider="s3", bucket="b", key=key, size=size, tier=tier, storage_class="STANDARD",
-                     region="us-east-1", jurisdiction="US", modified=datetime.now(timezone.utc), checksums=checksums)
+    return ObjectRef(uri=uri, provider="s3", bucket="b", key=key, size=size, tier=tier,
+                     storage_class=storage_class, region="us-east-1", jurisdiction="US",
+                     modified=datetime.now(timezone.utc), checksums=checksums)
 
 
 def test_plans_read_one_copy_of_identical_objects_hottest_first():
@@ -106,6 +108,47 @@ def test_plans_read_one_copy_of_identical_objects_hottest_first():
     exact_only = {p.ref.uri: p.kind for p in plan_reads(items, perceptual=False)}
     assert exact_only["s3://b/hot"] == "meta" and exact_only["s3://b/tiny"] == "full"
     assert plans["s3://b/old"].estimate() == (2, HEAD + TAIL)
+
+
+def test_small_objects_whose_size_collides_are_read_whole_where_that_costs_less_in_fees():
+    prices = PriceTable.load(None)
+
+    def price(r: ObjectRef):
+        return price_of(prices, lambda _: None, r)
+
+    def fees(r: ObjectRef, requests: int, nbytes: int) -> float:
+        p = price(r)
+        return requests * p.get_per_1000 / 1000 + nbytes / GIB * p.retrieval_gb
+
+    hot = ref("s3://b/hot", 0, Tier.hot)
+    cold = ref("s3://b/cold", 0, Tier.cold, storage_class="GLACIER_IR")
+    cool = ref("s3://b/cool", 0, Tier.cool, storage_class="STANDARD_IA")
+    assert whole_read_below(price(hot)) == HEAD + TAIL  # no retrieval fee: ranges
+    for r in (cold, cool):
+        limit = whole_read_below(price(r))
+        # At the limit, one whole GET costs no more than a head and a tail; just past it, more.
+        assert fees(r, 1, limit) <= fees(r, 2, HEAD + TAIL) < fees(r, 1, limit + 64)
+    assert whole_read_below(price(cold)) > 300_000 and whole_read_below(price(cool)) > 100_000
+
+    def kinds(size: int, want_sha256: bool, want_metadata: bool = True,
+              perceptual: bool = False) -> dict[str, str]:
+        items = [WorkItem(r.model_copy(update={"size": size}), want_sha256, want_metadata)
+                 for r in (hot, cool, cold)]
+        plans = plan_reads(items, perceptual=perceptual, price=price)
+        return {p.ref.uri.rsplit("/", 1)[1]: p.kind for p in plans}
+
+    assert kinds(200_000, want_sha256=True) == {"hot": "meta", "cool": "meta", "cold": "full"}
+    assert kinds(100_000, want_sha256=True) == {"hot": "meta", "cool": "full", "cold": "full"}
+    unchanged = kinds(100_000, want_sha256=True, want_metadata=False)
+    assert unchanged == {"hot": "narrow", "cool": "full", "cold": "full"}
+    # No collision: one 16 KiB GET of the head is cheaper still.
+    assert kinds(100_000, want_sha256=False) == {"hot": "meta", "cool": "meta", "cold": "meta"}
+    assert kinds(1_000_000, want_sha256=True) == {"hot": "meta", "cool": "meta", "cold": "meta"}
+    images = kinds(100_000, want_sha256=False, perceptual=True)
+    assert images == {"hot": "image", "cool": "image", "cold": "image"}
+    # Without prices, as before: only objects of HEAD + TAIL bytes or fewer.
+    items = [WorkItem(cold.model_copy(update={"size": 100_000}), True, True)]
+    assert plan_reads(items, perceptual=False)[0].kind == "meta"
 
 
 def test_equal_multipart_etags_are_read_once_and_never_taken_for_an_md5():
