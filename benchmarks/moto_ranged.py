@@ -6,7 +6,8 @@ object costs the server 8 MiB of file reads. On the 20,000-object estate (26 GB 
 than this machine's page cache) that made each GET cost moto 7.5 ms of CPU on the cores the scanners run
 on, whether it served 16 KiB or 8 MiB, so a scanner that reads ranges was charged for whole objects.
 Here, while a GET with one `bytes=FIRST-LAST` range is answered, the key's value is a view that reads
-only the slices asked of it (a range that moto answers with the whole object gets all of it); everything else (listing, HEAD, whole GETs, errors) is stock moto.
+only the slices asked of it (a range that moto answers with the whole object gets all of it); everything
+else (listing, HEAD, whole GETs, errors) is stock moto.
 
     python benchmarks/moto_ranged.py -H 127.0.0.1 -p PORT      # the arguments of `python -m moto.server`
 """

@@ -9,8 +9,8 @@ Builds an image estate on a moto server and measures, side by side in one run:
 - Debian's `rclone` for the exact part: `rclone md5sum` and `rclone dedupe --by-hash --dedupe-mode list`.
 
 Figures: bytes read as a share of bytes stored, GET requests, wall time, objects per second, peak RSS, client
-and moto server CPU (moto shares the machine: its CPU per GET bounds every scanner here; its ranged GETs read only the
-range, as S3's do, through `benchmarks/moto_ranged.py`, unless `--stock-moto`);
+and moto server CPU (moto shares the machine: its CPU per GET bounds every scanner here; its ranged GETs
+read only the range, as S3's do, through `benchmarks/moto_ranged.py`, unless `--stock-moto`);
 then whether the exact groups and EXIF findings match the naive scanner's.
 
     python benchmarks/read_plan.py --objects 20000 --max-mb 8      # 20,000 objects (~26 GB on moto;
@@ -331,10 +331,10 @@ def main() -> None:
                 return
         stored, floor = counts["stored"], counts["floor"]
         stock = kept.get("stock_moto", True) if args.reuse else args.stock_moto
+        served = "stock moto (whole-object reads for ranges)" if stock else "moto, ranged GETs read the range"
         print(f"estate: {counts['objects']:,} objects, {stored / 2**20:,.1f} MiB stored "
               f"(built and uploaded in {counts['seconds']:.0f} s; {counts['multipart']} multipart, "
-              f"{counts['archive']} GLACIER); server: "
-              f"{'stock moto (whole-object reads for ranges)' if stock else 'moto, ranged GETs read the range'}")
+              f"{counts['archive']} GLACIER); server: {served}")
         env = {**os.environ, **emu.env, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
         targets = [f"s3://{b}" for b in BUCKETS]
         # The Hamming index kernels compile on an install's first grouping of more than a few thousand images

@@ -128,8 +128,8 @@ def start_moto(*, port: int | None = None, log_dir: Path | None = None,
     read-plan benchmark passes `benchmarks/moto_ranged.py`)."""
     port = port or _free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    emu = _launch("moto", [*(server or [sys.executable, "-m", "moto.server"]), "-H", "127.0.0.1", "-p", str(port)],
-                  endpoint, f"{endpoint}/moto-api/", log_dir)
+    argv = [*(server or [sys.executable, "-m", "moto.server"]), "-H", "127.0.0.1", "-p", str(port)]
+    emu = _launch("moto", argv, endpoint, f"{endpoint}/moto-api/", log_dir)
     emu.env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1"}
     return emu
