@@ -42,7 +42,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import numba
 import numpy as np
@@ -254,7 +254,7 @@ class HammingIndex:
             earlier = np.array([((1 << w) - 1) << s for s, w in self.layout[:k]], dtype=np.uint64)
             items = min(blocks, _ITEMS_PER_WORKER * workers)
             cuts = [blocks * t // items for t in range(items + 1)]  # strictly increasing: items <= blocks
-            for lo, hi in zip(cuts[:-1], cuts[1:]):
+            for lo, hi in pairwise(cuts):
                 jobs.append((q_band.sorted_codes, q_band.order, q_band.offsets, q_band.used,
                              c_band.sorted_codes, c_band.order, c_band.offsets,
                              masks, block_bits, lo, hi, radius, band_radius, earlier, self_join))
