@@ -1,7 +1,7 @@
 """All pairs within a Hamming radius among N 64-bit hashes with planted near pairs.
 
     python -P benchmarks/index_scale.py N [N ...] [--radius 8] [--pairs 10000] [--workers 2]
-        [--brute-queries 20000] [--phash-images DIR] [--noise 0.3]
+        [--bands 0] [--brute-queries 20000] [--phash-images DIR] [--noise 0.3]
 
 Prints, per N and code distribution: index build time, query wall time and CPU seconds, peak memory of
 the run, pairs found, the recall of the planted pairs (each planted pair differs in `radius` bits or
@@ -70,9 +70,10 @@ def image_phashes(folder: Path) -> np.ndarray:
 def candidates(index: HammingIndex, radius: int) -> int:
     """Pairs the self-join compares: per band and mask, Σ_v |bucket v|·|bucket v^mask| over v < v^mask
     (half the sum over all v), and the pairs inside each bucket for mask 0."""
-    band_radius = radius // len(index.layout)
+    layout, bands = index._bands_for(len(index), radius)
+    band_radius = radius // len(layout)
     total = 0
-    for band, (_, width) in zip(index.bands, index.layout):
+    for band, (_, width) in zip(bands, layout):
         size = np.diff(band.offsets)
         values = np.arange(len(size))
         total += int((size * (size - 1) // 2).sum())
@@ -107,14 +108,14 @@ def run(n: int, dist: str, seeds: np.ndarray | None, args: argparse.Namespace) -
     codes = uniform_codes(n, rng) if seeds is None else phash_codes(n, seeds, args.noise, rng)
     codes, truth = plant(codes, min(args.pairs, n // 2), args.radius, rng)
     t0 = time.perf_counter()
-    index = HammingIndex(codes)
+    index = HammingIndex(codes, args.bands or None)
     build = time.perf_counter() - t0
     t0, cpu0 = time.perf_counter(), cpu_seconds()
     i, j, _ = index.search(codes, args.radius, workers=args.workers, self_join=True)
     query, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     peak = peak_mb()
     recall = np.isin(truth[:, 0] * n + truth[:, 1], i * n + j).mean()
-    print(f"N={n:>11,}  {dist:7}  r={args.radius}  build {build:5.1f} s  query {query:6.1f} s "
+    print(f"N={n:>11,}  {dist:7}  r={args.radius}  bands {len(index.layout or ())}  build {build:5.1f} s  query {query:6.1f} s "
           f"({args.workers} threads, {cpu:.0f} CPU s)  peak {peak:5.0f} MB  pairs {len(i):,}  "
           f"planted recall {recall:.4f}  candidates {candidates(index, args.radius):.2e}", flush=True)
     if args.brute_queries and seeds is None:
@@ -130,6 +131,7 @@ def main() -> None:
     parser.add_argument("--radius", type=int, default=8)
     parser.add_argument("--pairs", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--bands", type=int, default=0, help="bands to split codes into (0: the index chooses)")
     parser.add_argument("--brute-queries", type=int, default=0, help="0: skip brute force")
     parser.add_argument("--phash-images", type=Path, help="also run pHash-seeded codes from these images")
     parser.add_argument("--noise", type=float, default=0.3, help="bit flip probability around a pHash seed")

@@ -50,7 +50,7 @@ from numba import types
 from numba.extending import intrinsic
 from numba.misc.appdirs import AppDirs
 
-__all__ = ["HammingIndex", "pairs_within"]
+__all__ = ["HammingIndex", "best_band_count", "pairs_within"]
 
 
 def _writable(folder: str) -> bool:
@@ -200,6 +200,35 @@ def _masks(width: int, radius: int, block_bits: int) -> np.ndarray:
     return np.array(sorted(out, key=lambda m: (m >> block_bits, m)), dtype=np.int64)
 
 
+# What one step of a search costs, fitted to CPU times of searches on a 2-core x86 VM: visiting a
+# bucket pair, about 20 ns while a band's bucket table fits in L2 (2^16 rows) and 40 ns beyond; comparing a
+# candidate, 1.35 ns; building a bucket table, about 10 ns a row, once for the codes and once for each set
+# of queries. The choice, not the seconds, is what matters: it was the fastest of 3-6 bands in each case
+# measured (224k and 1M uniform codes, a third as many queries in chunks of 32,768, r=8 and 10; at 1M and
+# r=10, four bands took 5.9 CPU s against 37.8 with three); for a 1M self-join at r=8 it takes four where
+# three are 20% faster (`benchmarks/index_scale.py 1e6 --bands 3`).
+_PROBE_S, _PROBE_FAR_S, _CANDIDATE_S, _ROW_S = 20e-9, 40e-9, 1.35e-9, 10e-9
+_MAX_AUTO_BANDS = 8
+
+
+def best_band_count(codes: int, queries: int, radius: int) -> int:
+    """The band count (3-8) whose estimated search cost is least. Fewer, wider bands visit more bucket
+    pairs (every mask of floor(r/m) bits: 1,562 a band for r=10 on 21 bits, 137 on 16) over sparser
+    buckets; more, narrower bands visit few but compare more codes in each. Uniform codes are assumed
+    (clustered hashes crowd some buckets, which costs every count alike). Three bands suit r=8 at 10M
+    codes; r=10, or a few hundred thousand codes, want four or five: 6-8x faster than three at r=10."""
+    def cost(m: int) -> float:
+        total = 0.0
+        for _, width in _bands(m):
+            rows = 1 << width
+            masks = sum(math.comb(width, i) for i in range(min(radius // m, width) + 1))
+            probe = _PROBE_S if width <= 16 else _PROBE_FAR_S
+            total += masks * (probe * min(queries, rows) + _CANDIDATE_S * queries * codes / rows) + 2 * _ROW_S * rows
+        return total
+
+    return min(range(3, _MAX_AUTO_BANDS + 1), key=cost)
+
+
 class _Band:
     """One band of a set of codes: the codes in band order, that order, and bucket offsets."""
 
@@ -213,24 +242,28 @@ class _Band:
 class HammingIndex:
     """An index of `codes` (uint64) answering "which codes are within distance r of these?".
 
-    `bands` defaults to 3, PERFORMANCE.md's best trade-off for r around 8 on 64 bits.
+    `bands`: how many bands the codes are split into; by default the count `best_band_count` estimates
+    cheapest for the first search's query count and radius (later searches keep it: any count finds the
+    same pairs, only the cost differs).
     """
 
-    def __init__(self, codes: np.ndarray, bands: int = 3):
-        if not 3 <= bands <= 64:
+    def __init__(self, codes: np.ndarray, bands: int | None = None):
+        if bands is not None and not 3 <= bands <= 64:
             raise ValueError(f"bands must be 3..64, not {bands}: a band's bucket table has 2^(64/bands) rows")
         self.codes = np.ascontiguousarray(codes, dtype=np.uint64)
-        self.layout = _bands(bands)
+        self.layout: list[tuple[int, int]] | None = None if bands is None else _bands(bands)
         self._bands: list[_Band] | None = None  # built by the first search that needs them
 
     def __len__(self) -> int:
         return len(self.codes)
 
-    @property
-    def bands(self) -> list[_Band]:
+    def _bands_for(self, queries: int, radius: int) -> tuple[list[tuple[int, int]], list[_Band]]:
+        """The layout (chosen now if it was left to the index) and the codes' bands."""
+        if self.layout is None:
+            self.layout = _bands(best_band_count(len(self.codes), queries, radius))
         if self._bands is None:
             self._bands = [_Band(self.codes, shift, width) for shift, width in self.layout]
-        return self._bands
+        return self.layout, self._bands
 
     def search(self, queries: np.ndarray, radius: int, *, workers: int | None = None,
                self_join: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -241,17 +274,18 @@ class HammingIndex:
         if len(queries) * len(self.codes) <= _PAIRWISE_MAX:
             return _pairwise(queries, self.codes, radius, self_join)
         workers = workers or os.cpu_count() or 1
-        band_radius = radius // len(self.layout)
+        layout, bands = self._bands_for(len(queries), radius)
+        band_radius = radius // len(layout)
         jobs = []
-        for k, (shift, width) in enumerate(self.layout):
-            c_band = self.bands[k]
+        for k, (shift, width) in enumerate(layout):
+            c_band = bands[k]
             q_band = c_band if self_join else _Band(queries, shift, width)
             # Blocks of bucket values holding about _BLOCK_CODES codes at the uniform average.
             crowd = max(len(queries), len(self.codes)) / _BLOCK_CODES
             block_bits = max(0, width - math.ceil(math.log2(crowd))) if crowd > 1 else width
             blocks = 1 << (width - block_bits)
             masks = _masks(width, band_radius, block_bits)
-            earlier = np.array([((1 << w) - 1) << s for s, w in self.layout[:k]], dtype=np.uint64)
+            earlier = np.array([((1 << w) - 1) << s for s, w in layout[:k]], dtype=np.uint64)
             items = min(blocks, _ITEMS_PER_WORKER * workers)
             cuts = [blocks * t // items for t in range(items + 1)]  # strictly increasing: items <= blocks
             for lo, hi in pairwise(cuts):
@@ -286,7 +320,7 @@ def _pairwise(queries: np.ndarray, codes: np.ndarray, radius: int,
             np.concatenate(found_d).astype(np.uint8))
 
 
-def pairs_within(codes: np.ndarray, radius: int, *, bands: int = 3,
+def pairs_within(codes: np.ndarray, radius: int, *, bands: int | None = None,
                  workers: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs (i < j) of `codes` within `radius` bits, with their distances."""
     return HammingIndex(codes, bands).search(codes, radius, workers=workers, self_join=True)

@@ -458,7 +458,7 @@ def evaluate_results(config: Config, catalog: Catalog, now: datetime,
     records = list(catalog.records())
     exact = exact_groups(records, config.master)
     near = near_groups(records, exact, config.near, config.master, signatures=catalog.signatures(),
-                       not_duplicates=catalog.not_duplicates())
+                       not_duplicates=catalog.not_duplicates(), workers=config.scan.workers)
     objects, groups = policy_records(config, records, exact + near)
     pricing = Pricing(PriceTable.load(config.prices), price_as_from_config(config))
     findings = evaluate(policy_set, objects=objects.values(), groups=groups.values(), now=now, pricing=pricing)

@@ -294,3 +294,41 @@ def test_candidate_pairs_are_the_same_whatever_the_query_chunk(monkeypatch):
     whole = cluster._hash_pairs(cands, 12)
     monkeypatch.setattr(cluster, "_QUERY_CHUNK", 3)  # a chunk ends inside an image's query hashes
     assert cluster._hash_pairs(cands, 12) == whole and whole
+
+
+def test_verification_spread_over_processes_gives_the_groups_of_one_process(monkeypatch):
+    """Components of the candidate graph are verified in forked processes, largest first: the groups,
+    masters and distances are those of one process, kept-apart shots included."""
+    from PIL import Image, ImageEnhance
+
+    from scanner import cluster
+
+    photo, other = _photos()
+    first = photo.resize((800, 600))
+    second = ImageEnhance.Brightness(first).enhance(1.25)
+    records, blobs = _fingerprinted({
+        "s3://a/first": first,
+        "s3://a/first-copy": first.resize((400, 300)),
+        "s3://a/first-mirror": first.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((600, 450)),
+        "s3://a/second": second,
+        "s3://a/second-copy": second.resize((640, 480)),
+        "s3://b/other": other,
+        "s3://b/other-small": other.resize((320, 240)),
+        "s3://b/other-crop": other.crop((0, 0, 560, 420)),
+    })
+    when = {"s3://a/first": "2015:02:09 22:47:44", "s3://a/second": "2015:02:09 22:48:10"}
+    records = [_shot(r, when[r.uri]) if r.uri in when else r for r in records]
+    serial = near_groups(records, [], NearSettings(), signatures=blobs, workers=1)
+    assert len(serial) == 3  # two shots of one scene, and another photo
+    forked = []
+    real = cluster.ProcessPoolExecutor
+
+    def spy(*args, **kwargs):
+        forked.append(kwargs["mp_context"].get_start_method())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cluster, "_PARALLEL_PAIRS", 0)
+    monkeypatch.setattr(cluster, "ProcessPoolExecutor", spy)
+    assert near_groups(records, [], NearSettings(), signatures=blobs, workers=2) == serial
+    assert forked == ["fork"]
+    assert cluster._FORKED is None  # the search is not kept past the pool
