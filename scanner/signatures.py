@@ -10,14 +10,18 @@ So each image also gets, from the same reduced, upright grey decode (`PERCEPTUAL
 - ORB keypoints (sub-pixel positions) and descriptors of the image and of its mirror (at most
   `ORB_FEATURES` each), found in a copy scaled to `WORK_SIDE` on its long side, to verify candidate pairs
   geometrically (RANSAC), never to search;
-- a `THUMB` x `THUMB` grey thumbnail, to compare the aligned pixels of a verified pair: burst shots and
-  stereo pairs align well on their static parts but differ where something moved.
+- a `THUMB` x `THUMB` grey thumbnail, squeezed from the ORB copy, to compare the aligned pixels of a
+  verified pair: burst shots and stereo pairs align well on their static parts but differ where something
+  moved. (Earlier versions squeezed it from the decode itself: four times the resampling for the same area
+  averages to within rounding; `benchmarks/neardup_eval.py` gave the same figures at the configured
+  `min_agreement` either way, so blobs made either way are compared as they are, not made again.)
 
-Cost, on 100 dev-set images: 4-6 ms of CPU an image, two thirds of it the two ORB passes; the first
-version, which detected in the 256-511 px decode with eight pyramid levels and made each window hash
-with imagehash, took 12-14 ms in the same runs. `to_blob`/`from_blob` pack it for the catalog:
-about 9.3 KB an image (16 x 8 B of hashes, 2 x 96 x 36 B of features, 48 x 48 B of thumbnail), behind a
-`MAGIC` prefix that names the layout, so blobs of another layout are recognised and recomputed.
+Cost, on 100 dev-set images: 4-6 ms of CPU an image, two thirds of it the two ORB passes; the first version,
+which detected in the 256-511 px decode with eight pyramid levels and made each window hash with imagehash,
+took 12-14 ms in the same runs. On the read-plan benchmark's photos (300-600 px decodes): 1.9-2.1 ms (ORB
+copy 0.5, window hashes 0.5, the two ORB passes 1.2, thumbnail 0.1). `to_blob`/`from_blob` pack it for the
+catalog: about 9.3 KB an image (16 x 8 B of hashes, 2 x 96 x 36 B of features, 48 x 48 B of thumbnail),
+behind a `MAGIC` prefix that names the layout, so blobs of another layout are recognised and recomputed.
 """
 
 from __future__ import annotations
@@ -179,5 +183,5 @@ def compute_signature(grey: np.ndarray, small: np.ndarray | None = None) -> Sign
         windows=tuple(hashes[1:]),
         features=Features.detect(work),
         mirror_features=Features.detect(np.ascontiguousarray(work[:, ::-1])),
-        thumb=cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA),
+        thumb=cv2.resize(work, (THUMB, THUMB), interpolation=cv2.INTER_AREA),
     )
