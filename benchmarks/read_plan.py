@@ -40,7 +40,13 @@ naive scanner does not make, cost about 1.9 ms of CPU an image on the fast VM.
 A third run, on a VM whose SHA-256 ran at 1.77 GB/s but whose rows sat well above their CPU floor (the
 estate's temporary files do not all fit its page cache): 99.9, 123.4, 95.6 and 234.4 s, so 1.90x with
 signatures and 2.45x without; moto took 4.8-5.4 ms of CPU a GET, and the floor allowed 2.25x and 3.05x.
-The ratio moves with the VM; 3x with signatures has not been reached on any of the three.
+A fourth VM (SHA-256 1.71 GB/s, Python about twice as slow as the third's): 159.6, 144.4, 102.8 and
+253.9 s (1.76x, 2.47x). There, with the near grouping made cheaper (the Hamming index choosing four bands
+for its 10-bit radius instead of three, candidate pairs verified by connected component in one process per
+core: 20.4 s of grouping and policies after the reads down to 14.7) and thumbnails squeezed from the
+256 px ORB copy: 157.3, 136.7, 106.2 and 270.1 s, 1.98x and 2.54x (client CPU of the run with signatures
+160.7 -> 151.3 s; its floor allowed 2.41x, without signatures 3.16x). The ratio moves with the VM; 3x
+with signatures has not been reached on any of the four.
 
 Estate: a few hundred synthetic photos (smooth gradients and shapes, EXIF with make, model, GPS on a
 third) re-encoded and resized; object sizes (lognormal, median 800 KB, 50 KB to max-mb) vary with random
