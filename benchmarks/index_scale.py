@@ -115,9 +115,10 @@ def run(n: int, dist: str, seeds: np.ndarray | None, args: argparse.Namespace) -
     query, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     peak = peak_mb()
     recall = np.isin(truth[:, 0] * n + truth[:, 1], i * n + j).mean()
-    print(f"N={n:>11,}  {dist:7}  r={args.radius}  bands {len(index.layout or ())}  build {build:5.1f} s  query {query:6.1f} s "
-          f"({args.workers} threads, {cpu:.0f} CPU s)  peak {peak:5.0f} MB  pairs {len(i):,}  "
-          f"planted recall {recall:.4f}  candidates {candidates(index, args.radius):.2e}", flush=True)
+    print(f"N={n:>11,}  {dist:7}  r={args.radius}  bands {len(index.layout or ())}  build {build:5.1f} s  "
+          f"query {query:6.1f} s ({args.workers} threads, {cpu:.0f} CPU s)  peak {peak:5.0f} MB  "
+          f"pairs {len(i):,}  planted recall {recall:.4f}  candidates {candidates(index, args.radius):.2e}",
+          flush=True)
     if args.brute_queries and seeds is None:
         sample = max(256, min(args.brute_queries, args.brute_queries * 1_000_000 // n))
         est = brute_force(codes, sample, args.radius)
@@ -131,7 +132,8 @@ def main() -> None:
     parser.add_argument("--radius", type=int, default=8)
     parser.add_argument("--pairs", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--bands", type=int, default=0, help="bands to split codes into (0: the index chooses)")
+    parser.add_argument("--bands", type=int, default=0,
+                        help="bands to split codes into (0: the index chooses)")
     parser.add_argument("--brute-queries", type=int, default=0, help="0: skip brute force")
     parser.add_argument("--phash-images", type=Path, help="also run pHash-seeded codes from these images")
     parser.add_argument("--noise", type=float, default=0.3, help="bit flip probability around a pHash seed")

@@ -223,7 +223,8 @@ def best_band_count(codes: int, queries: int, radius: int) -> int:
             rows = 1 << width
             masks = sum(math.comb(width, i) for i in range(min(radius // m, width) + 1))
             probe = _PROBE_S if width <= 16 else _PROBE_FAR_S
-            total += masks * (probe * min(queries, rows) + _CANDIDATE_S * queries * codes / rows) + 2 * _ROW_S * rows
+            compare = _CANDIDATE_S * queries * codes / rows
+            total += masks * (probe * min(queries, rows) + compare) + 2 * _ROW_S * rows
         return total
 
     return min(range(3, _MAX_AUTO_BANDS + 1), key=cost)

@@ -172,22 +172,32 @@ def test_different_shots_by_capture_time_or_camera_body_never_share_a_group():
         assert len(near_groups([a, b], [], NearSettings(split_shots=False))) == 1
 
 
-def test_a_bracketed_exposure_and_its_copies_stay_out_of_the_first_shots_group():
-    """Two exposures of one scene align perfectly and differ in tone only; their capture times keep them
-    apart, and a re-encoded copy of the second shot (no metadata) goes with the second shot."""
+def _bracket():
+    """Two exposures of one scene: they align perfectly and differ in tone only."""
     from PIL import ImageEnhance
 
     photo, _ = _photos()
     first = photo.resize((800, 600))
-    second = ImageEnhance.Brightness(first).enhance(1.25)
+    return first, ImageEnhance.Brightness(first).enhance(1.25)
+
+
+def _taken_apart(records):
+    """`records` with the capture times that tell s3://a/first and s3://a/second apart as two shots."""
+    when = {"s3://a/first": "2015:02:09 22:47:44", "s3://a/second": "2015:02:09 22:48:10"}
+    return [_shot(r, when[r.uri]) if r.uri in when else r for r in records]
+
+
+def test_a_bracketed_exposure_and_its_copies_stay_out_of_the_first_shots_group():
+    """Two exposures of one scene align perfectly and differ in tone only; their capture times keep them
+    apart, and a re-encoded copy of the second shot (no metadata) goes with the second shot."""
+    first, second = _bracket()
     records, blobs = _fingerprinted({
         "s3://a/first": first,
         "s3://a/first-copy": first.resize((400, 300)),
         "s3://a/second": second,
         "s3://a/second-copy": second.resize((640, 480)),
     })
-    when = {"s3://a/first": "2015:02:09 22:47:44", "s3://a/second": "2015:02:09 22:48:10"}
-    records = [_shot(r, when[r.uri]) if r.uri in when else r for r in records]
+    records = _taken_apart(records)
     groups = near_groups(records, [], NearSettings(), signatures=blobs)
     assert sorted(sorted(m.uri for m in g.members) for g in groups) == [
         ["s3://a/first", "s3://a/first-copy"], ["s3://a/second", "s3://a/second-copy"]]
@@ -299,13 +309,12 @@ def test_candidate_pairs_are_the_same_whatever_the_query_chunk(monkeypatch):
 def test_verification_spread_over_processes_gives_the_groups_of_one_process(monkeypatch):
     """Components of the candidate graph are verified in forked processes, largest first: the groups,
     masters and distances are those of one process, kept-apart shots included."""
-    from PIL import Image, ImageEnhance
+    from PIL import Image
 
     from scanner import cluster
 
-    photo, other = _photos()
-    first = photo.resize((800, 600))
-    second = ImageEnhance.Brightness(first).enhance(1.25)
+    _, other = _photos()
+    first, second = _bracket()
     records, blobs = _fingerprinted({
         "s3://a/first": first,
         "s3://a/first-copy": first.resize((400, 300)),
@@ -316,8 +325,7 @@ def test_verification_spread_over_processes_gives_the_groups_of_one_process(monk
         "s3://b/other-small": other.resize((320, 240)),
         "s3://b/other-crop": other.crop((0, 0, 560, 420)),
     })
-    when = {"s3://a/first": "2015:02:09 22:47:44", "s3://a/second": "2015:02:09 22:48:10"}
-    records = [_shot(r, when[r.uri]) if r.uri in when else r for r in records]
+    records = _taken_apart(records)
     serial = near_groups(records, [], NearSettings(), signatures=blobs, workers=1)
     assert len(serial) == 3  # two shots of one scene, and another photo
     forked = []
