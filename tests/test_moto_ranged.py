@@ -1,18 +1,19 @@
 """The read-plan benchmark's moto (`benchmarks/moto_ranged.py`) answers every GET as stock moto does:
 same status, body and range headers, for objects in moto's memory and in its temporary files, ranged or
-not, and for ranges stock moto rejects. Only how much of the object it reads differs."""
+not, and for ranges stock moto rejects. Only how much of the object it reads differs, and that it keeps a
+connection open after a request without a body, as S3 does."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import boto3
 import pytest
 import requests
-
 from emulators import Emulator, start_moto
 
 pytestmark = pytest.mark.integration
@@ -55,9 +56,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator
             emu.stop()
 
 
+_AUTH = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, "
+                           "SignedHeaders=host, Signature=0"}
+
+
 def _answer(emu: Emulator, key: str, byte_range: str | None, method: str = "GET") -> tuple[object, ...]:
-    headers = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, "
-                                "SignedHeaders=host, Signature=0"}
+    headers = dict(_AUTH)
     if byte_range:
         headers["Range"] = byte_range
     r = requests.request(method, f"{emu.endpoint}/ranged/{key}", headers=headers, timeout=30)
@@ -88,3 +92,29 @@ def test_head_requests_are_stock(servers: tuple[Emulator, Emulator]) -> None:
     stock, ranged = servers
     for key in _BODIES:
         assert _answer(ranged, key, "bytes=0-9", "HEAD") == _answer(stock, key, "bytes=0-9", "HEAD")
+
+
+def test_bodiless_requests_keep_the_connection_and_a_body_closes_it(servers: tuple[Emulator, Emulator]) -> None:
+    _, ranged = servers
+    host, port = ranged.endpoint.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        answers = []
+        for byte_range in ("bytes=0-9", "bytes=10-19", "bytes=5-2"):  # the last one answered whole
+            conn.request("GET", "/ranged/small", headers={**_AUTH, "Range": byte_range})
+            response = conn.getresponse()
+            answers.append((response.status, response.read(), response.getheader("Connection")))
+            socket = conn.sock
+        conn.request("HEAD", "/ranged/spooled", headers=_AUTH)
+        head = conn.getresponse()
+        head.read()
+        assert conn.sock is socket  # four answers on one connection
+        body = _BODIES["small"]
+        assert answers == [(206, body[:10], None), (206, body[10:20], None), (200, body, None)]
+        assert head.status == 200 and head.getheader("Connection") is None
+        conn.request("PUT", "/ranged/put", body=b"x" * 10, headers=_AUTH)
+        put = conn.getresponse()
+        put.read()
+        assert put.status == 200 and put.getheader("Connection") == "close"
+    finally:
+        conn.close()
