@@ -1,11 +1,16 @@
-"""S3 object reads without the SDK's per-call machinery: a GET signed with botocore's SigV4 signer and sent
-on aiohttp.
+"""S3 object reads without the SDK's per-call machinery: a GET signed with SigV4 and sent on aiohttp.
 
 Why: a perceptual scan sends one GET per distinct image, and through aiobotocore each cost 4.2 ms of
-client CPU (event hooks, endpoint rules, the CRT signer, response parsing); this path costs 2.9 ms, most
-of it opening a connection, which moto closes after every answer (`benchmarks/connectors.py`, 64 KiB
-reads, 32 in flight). Listing, HEADs, bucket settings and writes stay on the SDK, where their per-call
-cost does not matter.
+client CPU (event hooks, endpoint rules, the CRT signer, response parsing); this path cost 2.9 ms with
+botocore's `S3SigV4Auth`, most of it opening a connection, which stock moto closes after every answer
+(`benchmarks/connectors.py`, 64 KiB reads, 32 in flight). Listing, HEADs, bucket settings and writes stay
+on the SDK, where their per-call cost does not matter.
+
+Signing: `S3SigV4Auth` builds an `HTTPHeaders` map, parses the URL three times and derives the signing key
+with four HMACs for every request: 0.2-0.8 ms of the event loop's time a GET (py-spy, 20,000-object
+read-plan benchmark). `_GetSigner` signs the one request shape sent here, a bodiless GET with `Range` and
+perhaps `If-Match`, exactly as `S3SigV4Auth` does (tests/test_s3_get.py compares their headers), keeping
+the signing key per secret, day and region.
 
 The request is the one the SDK would send: the bucket's URL comes from the SDK's endpoint rules, once per
 bucket (endpoint, addressing style, region, partition); keys are quoted as
@@ -17,15 +22,17 @@ per bucket URL: aiohttp's own `trust_env` looks it up, and reads `~/.netrc`, on 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import ssl
-from urllib.parse import quote, urlencode, urlsplit
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import SplitResult, quote, urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 from aiobotocore.session import AioSession
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.httpsession import get_cert_path
 from yarl import URL
 
@@ -33,12 +40,74 @@ __all__ = ["SignedGets", "error_code"]
 
 _PROBE_KEY = "k"
 _CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # a GET's payload hash
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def error_code(body: bytes) -> str | None:
     """The `<Code>` of an S3 XML error body (None when the body has none, as a HEAD's or a proxy's)."""
     found = _CODE.search(body[:4096])
     return found.group(1).decode("ascii", "replace") if found else None
+
+
+def _host(parts: SplitResult) -> str:
+    """The host SigV4 signs: lowercase, IPv6 in brackets, the port unless it is the scheme's default."""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme):
+        host = f"{host}:{parts.port}"
+    return host
+
+
+def _canonical_query(query: str) -> str:
+    """The URL's query as SigV4 signs it: its pairs (already encoded) sorted by key, then value."""
+    if not query:
+        return ""
+    pairs = sorted(pair.partition("=")[::2] for pair in query.split("&"))
+    return "&".join(f"{key}={value}" for key, value in pairs)
+
+
+class _GetSigner:
+    """SigV4 (`AWS4-HMAC-SHA256`) for a bodiless S3 GET, with the signing key derived once per secret, day
+    and region."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str, str], bytes] = {}
+
+    def sign(self, url: str, headers: dict[str, str], credentials: Any, region: str,
+             now: datetime | None = None) -> dict[str, str]:
+        """`headers` with the date, payload hash, session token and Authorization headers added.
+        `credentials`: botocore frozen credentials (access_key, secret_key, token)."""
+        parts = urlsplit(url)
+        stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+        signed = dict(headers, **{"X-Amz-Date": stamp, "X-Amz-Content-SHA256": _EMPTY_SHA256})
+        if credentials.token:
+            signed["X-Amz-Security-Token"] = credentials.token
+        canonical = {k.lower(): " ".join(v.split()) for k, v in signed.items()}
+        canonical["host"] = _host(parts)
+        names = sorted(canonical)
+        request = "\n".join((
+            "GET", parts.path, _canonical_query(parts.query),
+            "".join(f"{n}:{canonical[n]}\n" for n in names), ";".join(names), _EMPTY_SHA256))
+        scope = f"{stamp[:8]}/{region}/s3/aws4_request"
+        to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(request.encode()).hexdigest()}"
+        signature = hmac.new(self._key(credentials.secret_key, stamp[:8], region), to_sign.encode(),
+                             hashlib.sha256).hexdigest()
+        signed["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
+                                   f"SignedHeaders={';'.join(names)}, Signature={signature}")
+        return signed
+
+    def _key(self, secret: str, day: str, region: str) -> bytes:
+        found = self._keys.get((secret, day, region))
+        if found is None:
+            found = f"AWS4{secret}".encode()
+            for part in (day, region, "s3", "aws4_request"):
+                found = hmac.new(found, part.encode(), hashlib.sha256).digest()
+            if len(self._keys) > 64:  # rotated secrets and past days
+                self._keys.clear()
+            self._keys[(secret, day, region)] = found
+        return found
 
 
 class SignedGets:
@@ -55,6 +124,7 @@ class SignedGets:
         self._proxies: dict[str, str | None] = {}  # bucket URL -> proxy URL
         self._credentials: object | None = None
         self._have_credentials = False
+        self._signer = _GetSigner()
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -82,13 +152,12 @@ class SignedGets:
         headers = {"Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"}
         if if_match:
             headers["If-Match"] = if_match
-        request = AWSRequest("GET", url, headers=headers)
         credentials = await self._frozen_credentials()
         if credentials is not None:
-            S3SigV4Auth(credentials, "s3", region).add_auth(request)
+            headers = self._signer.sign(url, headers, credentials, region)
         http = self._open()
         # `encoded=True`: the path is sent exactly as signed; redirects are errors (a wrong region).
-        async with http.get(URL(url, encoded=True), headers=dict(request.headers.items()),
+        async with http.get(URL(url, encoded=True), headers=headers,
                             proxy=self._proxy(base_url), allow_redirects=False) as response:
             return response.status, await response.read()
 
