@@ -27,11 +27,16 @@ class _Strict(BaseModel):
 class BucketSettings(_Strict):
     """Settings for buckets a connector cannot describe itself (local folders), or overrides for any."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     tier: Tier | None = None
     storage_class: str | None = None
     region: str | None = None
     # Which provider's price list applies: local folders standing in for a cloud bucket say so here.
     price_as: str | None = None
+
+
+_NO_SETTINGS = BucketSettings()
 
 
 class NearSettings(_Strict):
@@ -126,7 +131,8 @@ class Config(_Strict):
         for pattern, settings in self.buckets.items():
             if fnmatch.fnmatchcase(bucket, pattern) or fnmatch.fnmatchcase(uri, pattern):
                 merged.update(settings.model_dump(exclude_none=True))
-        return BucketSettings(**merged)
+        # Asked per object read and per record priced: no model built when no entry matches.
+        return BucketSettings(**merged) if merged else _NO_SETTINGS
 
 
 def line_of(text: str, loc: tuple[int | str, ...]) -> int | None:

@@ -61,7 +61,8 @@ _DCT = 2 * np.cos(np.pi * np.arange(8)[:, None] * (2 * np.arange(32)[None, :] + 
 def phash_bits(blocks: np.ndarray) -> list[int]:
     """pHashes (64-bit integers, imagehash's bit order) of a stack of 32 x 32 grey blocks (N x 32 x 32)."""
     low = (_DCT @ blocks.astype(np.float64) @ _DCT.T).reshape(len(blocks), 64)
-    bits = low > np.median(low, axis=1, keepdims=True)
+    ranked = np.sort(low, axis=1)  # the median as np.median gives it, at a sixth of its overhead
+    bits = low > (ranked[:, 31:32] + ranked[:, 32:33]) / 2
     return [int.from_bytes(row.tobytes(), "big") for row in np.packbits(bits, axis=1)]
 
 
