@@ -45,8 +45,10 @@ A fourth VM (SHA-256 1.71 GB/s, Python about twice as slow as the third's): 159.
 for its 10-bit radius instead of three, candidate pairs verified by connected component in one process per
 core: 20.4 s of grouping and policies after the reads down to 14.7) and thumbnails squeezed from the
 256 px ORB copy: 157.3, 136.7, 106.2 and 270.1 s, 1.98x and 2.54x (client CPU of the run with signatures
-160.7 -> 151.3 s; its floor allowed 2.41x, without signatures 3.16x). The ratio moves with the VM; 3x
-with signatures has not been reached on any of the four.
+160.7 -> 151.3 s; its floor allowed 2.41x, without signatures 3.16x). A fifth VM (SHA-256 1.44 GB/s),
+with moto keeping connections alive and GETs signed by tierscan's own signer: 193.4, 169.9, 126.1 and
+311.6 s, so 1.83x and 2.47x; moto took 6.7-7.2 ms of CPU a GET, and the floor allowed 2.16x and 3.02x.
+The ratio moves with the VM; 3x with signatures has not been reached on any of the five.
 
 Estate: a few hundred synthetic photos (smooth gradients and shapes, EXIF with make, model, GPS on a
 third) re-encoded and resized; object sizes (lognormal, median 800 KB, 50 KB to max-mb) vary with random
