@@ -27,7 +27,7 @@ class _Strict(BaseModel):
 class BucketSettings(_Strict):
     """Settings for buckets a connector cannot describe itself (local folders), or overrides for any."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)  # one shared instance stands for "no entry matches"
 
     tier: Tier | None = None
     storage_class: str | None = None
