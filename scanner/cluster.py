@@ -125,12 +125,22 @@ def exact_groups(records: Sequence[InventoryRecord], master: MasterSettings) -> 
     return sorted(groups, key=lambda g: g.id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Candidate:
+    """An image of the near search. Its signature blob is decoded on first use, in the verification
+    process that needs it: the index reads only the blob's hashes (`Signature.hashes_of`)."""
+
     record: InventoryRecord
     phash: int
     dhash: int
-    signature: Signature | None
+    blob: bytes | None  # a `Signature` blob of the current layout, or None
+    _decoded: Signature | None = None
+
+    @property
+    def signature(self) -> Signature | None:
+        if self._decoded is None and self.blob is not None:
+            self._decoded = Signature.from_blob(self.blob)
+        return self._decoded
 
 
 _PARALLEL_FROM = 50_000  # query hashes from which the index search uses every core
@@ -147,9 +157,10 @@ def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> dict[tuple[int, int
     for k, c in enumerate(cands):
         db.append(c.phash)
         queries += [c.phash]
-        if c.signature is not None:
-            db += c.signature.windows
-            queries += [c.signature.mirror, *(c.signature.windows[w] for w in QUERY_WINDOWS)]
+        if c.blob is not None:
+            mirror, windows = Signature.hashes_of(c.blob)
+            db += windows
+            queries += [mirror, *(windows[w] for w in QUERY_WINDOWS)]
         db_owner += [k] * (len(db) - len(db_owner))
         q_owner += [k] * (len(queries) - len(q_owner))
     # Below tens of thousands of hashes, threads save less than they cost (at 100k, 3.4 s wall against 4.1).
@@ -239,15 +250,10 @@ def _separated(near: NearSettings, extra: Iterable[Sequence[str]], exact: Sequen
     return pairs
 
 
-def _signature(blob: bytes | None) -> Signature | None:
-    """The decoded signature; None without one or for a blob of an older layout (the catalog reads such
-    objects again, and until then they use the global-hash rule)."""
-    if blob is None:
-        return None
-    try:
-        return Signature.from_blob(blob)
-    except ValueError:
-        return None
+def _current(blob: bytes | None) -> bytes | None:
+    """The blob if it has this version's layout; None without one or for a blob of an older layout (the
+    catalog reads such objects again, and until then they use the global-hash rule)."""
+    return blob if blob is not None and Signature.is_current(blob) else None
 
 
 def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near: NearSettings,
@@ -263,7 +269,7 @@ def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near
     blobs = signatures or {}
     cands = sorted(
         (
-            _Candidate(r, int(r.phash, 16), int(r.dhash, 16), _signature(blobs.get(r.uri)))
+            _Candidate(r, int(r.phash, 16), int(r.dhash, 16), _current(blobs.get(r.uri)))
             for r in records
             if r.phash and r.dhash and r.status == "fingerprinted" and r.uri not in non_masters
         ),

@@ -106,10 +106,21 @@ class Signature:
         parts.append(self.thumb.tobytes())
         return b"".join(parts)
 
+    @staticmethod
+    def is_current(blob: bytes) -> bool:
+        """Whether a blob has this layout (else it was made by an older tierscan)."""
+        return blob[:len(MAGIC)] == MAGIC
+
+    @staticmethod
+    def hashes_of(blob: bytes) -> tuple[int, tuple[int, ...]]:
+        """The mirror and window pHashes of a blob of this layout, without decoding the rest."""
+        hashes = np.frombuffer(blob, "<u8", 1 + len(WINDOWS), _HEADER.size).tolist()
+        return hashes[0], tuple(hashes[1:])
+
     @classmethod
     def from_blob(cls, blob: bytes) -> Signature:
         """Raises ValueError for a blob of another layout (made by an older tierscan)."""
-        if blob[:len(MAGIC)] != MAGIC:
+        if not cls.is_current(blob):
             raise ValueError("near-duplicate signature of another layout")
         _, width, height, n, m = _HEADER.unpack_from(blob)
         pos = _HEADER.size

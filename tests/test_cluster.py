@@ -299,7 +299,7 @@ def test_candidate_pairs_are_the_same_whatever_the_query_chunk(monkeypatch):
         "s3://a/crop": photo.crop((0, 0, int(photo.width * 0.8), int(photo.height * 0.8))),
         "s3://a/other": other.resize((320, 240)),
     })
-    cands = [cluster._Candidate(r, int(r.phash, 16), int(r.dhash, 16), cluster._signature(blobs[r.uri]))
+    cands = [cluster._Candidate(r, int(r.phash, 16), int(r.dhash, 16), cluster._current(blobs[r.uri]))
              for r in records]
     whole = cluster._hash_pairs(cands, 12)
     monkeypatch.setattr(cluster, "_QUERY_CHUNK", 3)  # a chunk ends inside an image's query hashes

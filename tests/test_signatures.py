@@ -59,8 +59,18 @@ def test_blob_round_trip_is_compact():
 def test_blob_of_an_older_layout_is_refused():
     """Layout 1 began with the decode width (u16) and had no prefix: read as layout 2 it would be garbage."""
     old = struct.pack("<HHBB", 320, 240, 0, 0) + bytes(16 * 8 + 48 * 48)
+    assert not Signature.is_current(old)
     with pytest.raises(ValueError, match="layout"):
         Signature.from_blob(old)
+
+
+def test_hashes_read_from_a_blob_are_the_decoded_ones():
+    """The index takes the mirror and window hashes straight from the blob, without decoding features."""
+    sig = signature(photo())
+    blob = sig.to_blob()
+    assert Signature.is_current(blob)
+    assert Signature.hashes_of(blob) == (sig.mirror, sig.windows)
+    assert all(isinstance(h, int) for h in Signature.hashes_of(blob)[1])
 
 
 def test_keypoints_keep_sub_pixel_positions_through_the_blob():
