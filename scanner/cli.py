@@ -14,7 +14,7 @@ import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, TYPE_CHECKING, Callable
 
 import click
 from rich.console import Console
@@ -29,6 +29,9 @@ from .exposure import Exposure, exposure as personal_data_exposure
 from .models import Report, Severity, Skipped
 from .progress import RichProgress
 from .shard import Shard, parse_shard, shard_from_env
+
+if TYPE_CHECKING:
+    from .pipeline import Evaluation
 
 __all__ = ["main"]
 
@@ -70,11 +73,12 @@ def _open_catalog(path: Path, must_exist: bool) -> Catalog:
     return Catalog(path)
 
 
-def _build_report(config: Config, catalog: Catalog) -> Report:
+def _build_report(config: Config, catalog: Catalog, evaluation: Evaluation | None = None) -> Report:
+    """The catalog's report; `evaluation`: what the scan just evaluated, instead of reading it back."""
     from .pricing import PriceTable
     from .report import build_report
 
-    records = list(catalog.records())
+    records = evaluation.records if evaluation else list(catalog.records())
     skipped = [
         Skipped(uri=r.uri, reason=r.reason or r.status)
         for r in records
@@ -83,8 +87,8 @@ def _build_report(config: Config, catalog: Catalog) -> Report:
     prices = PriceTable.load(config.prices)
     return build_report(
         records=records,
-        groups=catalog.groups(),
-        findings=catalog.findings(),
+        groups=evaluation.groups if evaluation else catalog.groups(),
+        findings=evaluation.findings if evaluation else catalog.findings(),
         skipped=skipped,
         stats=catalog.last_scan(),
         prices=prices,
@@ -266,9 +270,11 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
         _shard_scan(config, path, list(targets) or config.targets, shard, results)
         return
     with _open_catalog(path, must_exist=False) as catalog:
+        evaluated: list[Evaluation] = []
         with RichProgress() as progress:
-            asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress))
-        report = _build_report(config, catalog)
+            asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress,
+                                 evaluated=evaluated.append))
+        report = _build_report(config, catalog, *evaluated)
         if output_dir:
             _write_output_dir(output_dir, config, catalog, report)
         if results:

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import logging
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -31,7 +31,7 @@ from .cluster import exact_groups, near_groups
 from .config import Config
 from .errors import ObjectError, UsageError
 from .fingerprint import PERCEPTUAL_MODE, FingerprintPool, FingerprintResult
-from .models import Fingerprint, Group, InventoryRecord, ObjectRef, ScanStats
+from .models import Finding, Fingerprint, Group, InventoryRecord, ObjectRef, ScanStats
 from .jpeg_extent import primary_end
 from .plan import (GIB, HEAD, TAIL, Budget, PlannedRead, TierCost, estimate, exif_record, headtail_key,
                    image_first_chunk, plan_reads, price_of, ranged_metadata)
@@ -40,7 +40,7 @@ from .progress import Progress
 from .shard import Shard
 from .tiers import JurisdictionMap
 
-__all__ = ["evaluate_results", "plan_scan", "policy_records", "run_scan"]
+__all__ = ["Evaluation", "evaluate_results", "plan_scan", "policy_records", "run_scan"]
 
 log = logging.getLogger("tierscan")
 
@@ -449,8 +449,18 @@ def policy_records(config: Config, records: list[InventoryRecord],
     return objects, group_records
 
 
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What `evaluate_results` read and stored, as `Catalog.records`, `groups` and `findings` give it back:
+    the report of the scan that made it needs no second read of the catalog (at 20,000 objects, 1.4 s)."""
+
+    records: list[InventoryRecord]
+    groups: list[Group]  # by id
+    findings: list[Finding]
+
+
 def evaluate_results(config: Config, catalog: Catalog, now: datetime,
-                     policy_set: PolicySet | None = None) -> None:
+                     policy_set: PolicySet | None = None) -> Evaluation:
     """Group the catalog's objects, evaluate the configured policies (findings priced like the report),
     and store both. `policy_set`: the configured policies, when the caller has loaded them already."""
     if policy_set is None:
@@ -463,6 +473,7 @@ def evaluate_results(config: Config, catalog: Catalog, now: datetime,
     pricing = Pricing(PriceTable.load(config.prices), price_as_from_config(config))
     findings = evaluate(policy_set, objects=objects.values(), groups=groups.values(), now=now, pricing=pricing)
     catalog.replace_results(exact + near, findings)
+    return Evaluation(records, sorted(exact + near, key=lambda g: g.id), findings)
 
 
 def _forget_other_hashes(catalog: Catalog) -> None:
@@ -474,8 +485,10 @@ def _forget_other_hashes(catalog: Catalog) -> None:
 
 async def run_scan(config: Config, catalog: Catalog, targets: list[str],
                    progress: Progress | None = None, now: Callable[[], datetime] | None = None,
-                   shard: Shard | None = None) -> ScanStats:
-    """List, read, fingerprint, group and evaluate; returns what the scan did and read.
+                   shard: Shard | None = None,
+                   evaluated: Callable[[Evaluation], None] | None = None) -> ScanStats:
+    """List, read, fingerprint, group and evaluate; returns what the scan did and read, and hands the
+    evaluation to `evaluated` (for the report, which then need not read it back).
 
     A `shard` scan lists everything but reads only its share (see `scanner.shard`) and stops before
     grouping: groups need every shard's fingerprints, so `tierscan merge` groups and evaluates.
@@ -509,7 +522,9 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
             await conn.aclose()
     catalog.set_meta("shard", str(shard or ""))  # which rows `tierscan merge` takes from this catalog
     if shard is None:
-        evaluate_results(config, catalog, clock(), policy_set)
+        evaluation = evaluate_results(config, catalog, clock(), policy_set)
+        if evaluated is not None:
+            evaluated(evaluation)
     progress.done()
     stats = ScanStats(
         scan_id=scan_id, started=started, finished=clock(),

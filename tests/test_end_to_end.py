@@ -99,6 +99,16 @@ def test_exact_groups(scanned, estate):
     assert harbour.spans_tiers and harbour.spans_jurisdictions and harbour.has_personal_data
 
 
+def test_the_scans_report_is_the_one_its_catalog_gives(scanned, estate):
+    """A scan builds its report from what it has just evaluated instead of reading it back: the same
+    report, group for group and finding for finding, as `tierscan report` builds from the catalog."""
+    report, _, db = scanned
+    again = Report.model_validate_json(run("report", "--config", str(estate / "tierscan.yaml"), "--db", str(db),
+                                           "--format", "json"))
+    assert report.groups and report.findings
+    assert again.model_dump(exclude={"generated_at"}) == report.model_dump(exclude={"generated_at"})
+
+
 def test_sha256_wherever_sizes_collide(scanned):
     # Objects read whole get a SHA-256 whatever their size (it costs no read); ranged reads get none.
     _, records, _ = scanned
