@@ -18,8 +18,10 @@ So each image also gets, from the same reduced, upright grey decode (`PERCEPTUAL
 
 Cost, on 100 dev-set images: 4-6 ms of CPU an image, two thirds of it the two ORB passes; the first version,
 which detected in the 256-511 px decode with eight pyramid levels and made each window hash with imagehash,
-took 12-14 ms in the same runs. On the read-plan benchmark's photos (300-600 px decodes): 1.9-2.1 ms (ORB
-copy 0.5, window hashes 0.5, the two ORB passes 1.2, thumbnail 0.1). `to_blob`/`from_blob` pack it for the
+took 12-14 ms in the same runs. On the read-plan benchmark's photos (300-600 px decodes), with cv2's own
+area resizes: 1.9-2.1 ms on one VM (ORB copy 0.5, window hashes 0.5, the two ORB passes 1.2, thumbnail 0.1),
+2.6-2.75 on another; there, `area_resize`, which gives the same arrays, made it 1.8 (ORB copy 0.13-0.19,
+window hashes 0.23, thumbnail 0.02) and the hash copy that pHash and dHash share 0.40 -> 0.10. `to_blob`/`from_blob` pack it for the
 catalog: about 9.3 KB an image (16 x 8 B of hashes, 2 x 96 x 36 B of features, 48 x 48 B of thumbnail),
 behind a `MAGIC` prefix that names the layout, so blobs of another layout are recognised and recomputed.
 """
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from PIL import Image
+
+from .area_resize import area_resize
 
 __all__ = ["MAGIC", "ORB_FEATURES", "THUMB", "WINDOWS", "WORK_SIDE", "Features", "Signature",
            "compute_signature", "grey_of", "hash_copy", "phash_bits", "whole_hashes"]
@@ -137,23 +141,25 @@ class Signature:
         return cls(width, height, int(hashes[0]), tuple(int(h) for h in hashes[1:]), sets[0], sets[1], thumb)
 
 
-def _scaled(grey: np.ndarray, side: int) -> np.ndarray:
-    """`grey` with its long side `side` (area averaging down, bilinear up)."""
+def _scaled(grey: np.ndarray, side: int, *, as_float: bool = False) -> np.ndarray:
+    """`grey` with its long side `side` (area averaging down, bilinear up); `as_float`: in float32."""
     h, w = grey.shape
     scale = side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if scale < 1:
+        return area_resize(grey, size, as_float=as_float)
+    return cv2.resize(grey.astype(np.float32) if as_float else grey, size, interpolation=cv2.INTER_LINEAR)
 
 
 def _window_blocks(small: np.ndarray) -> np.ndarray:
     """The mirror image and each of `WINDOWS`, squeezed to 32 x 32 (area averaging), as pHash sees them."""
     h, w = small.shape
-    blocks = [cv2.resize(np.ascontiguousarray(small[:, ::-1]), (32, 32), interpolation=cv2.INTER_AREA)]
+    blocks = [area_resize(small[:, ::-1], (32, 32))]
     for area, fx, fy in WINDOWS:
         side = area ** 0.5
         ww, hh = round(w * side), round(h * side)
         x, y = round((w - ww) * fx), round((h - hh) * fy)
-        blocks.append(cv2.resize(small[y:y + hh, x:x + ww], (32, 32), interpolation=cv2.INTER_AREA))
+        blocks.append(area_resize(small[y:y + hh, x:x + ww], (32, 32)))
     return np.stack(blocks)
 
 
@@ -167,7 +173,7 @@ def hash_copy(grey: np.ndarray) -> np.ndarray:
     pHash looks at 32 x 32 pixels, so a 128 px copy keeps what it needs for a fraction of the resampling
     cost (windows: dev-set crop-to-window distance mean 3.7 bits; whole images against a full decode:
     `benchmarks/draft_distance.py`)."""
-    return _scaled(grey.astype(np.float32), _HASH_SIDE)
+    return _scaled(grey, _HASH_SIDE, as_float=True)
 
 
 def whole_hashes(small: np.ndarray) -> tuple[int, int]:
@@ -175,8 +181,8 @@ def whole_hashes(small: np.ndarray) -> tuple[int, int]:
     `hash_copy` squeezed by area averaging: the same way the window hashes are made, so a crop's hash and
     its original's window hashes compare like with like. (imagehash's own Lanczos resizes from the decode
     cost 1.5 ms an image; these cost 0.6 ms, the 128 px copy included: 100 dev-set photos.)"""
-    block = cv2.resize(small, (32, 32), interpolation=cv2.INTER_AREA)
-    columns = cv2.resize(small, (9, 8), interpolation=cv2.INTER_AREA)
+    block = area_resize(small, (32, 32))
+    columns = area_resize(small, (9, 8))
     gradient = np.packbits(columns[:, 1:] > columns[:, :-1])
     return phash_bits(block[None])[0], int.from_bytes(gradient.tobytes(), "big")
 
@@ -195,5 +201,5 @@ def compute_signature(grey: np.ndarray, small: np.ndarray | None = None) -> Sign
         windows=tuple(hashes[1:]),
         features=Features.detect(work),
         mirror_features=Features.detect(np.ascontiguousarray(work[:, ::-1])),
-        thumb=cv2.resize(work, (THUMB, THUMB), interpolation=cv2.INTER_AREA),
+        thumb=area_resize(work, (THUMB, THUMB)),
     )
