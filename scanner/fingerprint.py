@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -22,9 +23,10 @@ import numpy as np
 from PIL import Image
 
 from .exif import ExifInfo, detect_format, read_metadata
+from .shared_arena import SharedArena
 from .signatures import compute_signature, grey_of, hash_copy, whole_hashes
 
-__all__ = ["FingerprintPool", "FingerprintResult", "PERCEPTUAL_MODE", "fingerprint_bytes"]
+__all__ = ["PERCEPTUAL_MODE", "FingerprintPool", "FingerprintResult", "fingerprint_bytes"]
 
 # Grey, JPEG DCT-scaled to >= 256 px, EXIF orientation applied; hashes from a 128 px area-averaged copy.
 PERCEPTUAL_MODE = "L-draft256-orient-area128"
@@ -65,9 +67,18 @@ class FingerprintResult:
     error: str | None = None
 
 
-def _init_worker() -> None:
+# Shared memory for objects on their way to the workers: 256 MiB of address space, of which only what is in
+# flight at once is ever touched (16 reads of a few MiB). Bigger objects, and pools on systems without
+# ``fork``, go through the pool's pipe.
+ARENA_BYTES = 256 << 20
+_ARENA: SharedArena | None = None  # a worker's view of its pool's arena
+
+
+def _init_worker(arena: SharedArena | None = None) -> None:
     import pillow_heif
 
+    global _ARENA
+    _ARENA = arena
     pillow_heif.register_heif_opener()
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
@@ -144,20 +155,41 @@ def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool,
     return result
 
 
-class FingerprintPool:
-    """A process pool sized to the cores, so fingerprinting keeps every core busy."""
+def _fingerprint_placed(offset: int, length: int, **wants: bool) -> FingerprintResult:
+    """`fingerprint_bytes` of what the parent placed in this worker's arena."""
+    assert _ARENA is not None
+    return fingerprint_bytes(_ARENA.take(offset, length), **wants)
 
-    def __init__(self, workers: int | None = None):
+
+class FingerprintPool:
+    """A process pool sized to the cores, so fingerprinting keeps every core busy. Where processes fork,
+    objects reach the workers through a `SharedArena` rather than pickled through a pipe."""
+
+    def __init__(self, workers: int | None = None, arena_bytes: int = ARENA_BYTES):
         self.workers = workers or os.cpu_count() or 1
-        self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker)
+        forks = "fork" in multiprocessing.get_all_start_methods()
+        self._arena = SharedArena(arena_bytes) if forks and arena_bytes else None
+        # The arena is inherited, not pickled: the workers must fork (Python 3.14 defaults to forkserver).
+        context = multiprocessing.get_context("fork") if self._arena is not None else None
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_init_worker,
+                                         initargs=(self._arena,))
 
     def submit(self, data: bytes, *, want_sha256: bool, want_perceptual: bool,
-               want_signature: bool = True):  # -> Future[FingerprintResult]
-        return self._pool.submit(fingerprint_bytes, data, want_sha256=want_sha256,
-                                 want_perceptual=want_perceptual, want_signature=want_signature)
+               want_signature: bool = True) -> Future[FingerprintResult]:
+        wants = {"want_sha256": want_sha256, "want_perceptual": want_perceptual, "want_signature": want_signature}
+        arena, length = self._arena, len(data)
+        offset = arena.place(data) if arena is not None else None
+        if arena is None or offset is None:
+            return self._pool.submit(fingerprint_bytes, data, **wants)
+        future = self._pool.submit(_fingerprint_placed, offset, length, **wants)
+        # Done (or cancelled before a worker took it) means no worker reads the run again.
+        future.add_done_callback(lambda _: arena.free(offset, length))
+        return future
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._arena is not None:
+            self._arena.close()
 
     def __enter__(self) -> FingerprintPool:
         return self

@@ -119,6 +119,21 @@ def test_pool_runs_in_worker_processes():
     assert results[0].sha256 == hashlib.sha256(data).hexdigest()
 
 
+def test_through_the_arena_through_the_pipe_and_in_process_a_fingerprint_is_the_same():
+    images = [jpeg(gradient(300 + 40 * i, 200 + 10 * i)) for i in range(6)]
+    images.append(images[0] + b"\x00" * 200_000)  # too big for the arena below: goes by pipe
+    wants = {"want_sha256": True, "want_perceptual": True}
+    expected = [fingerprint_bytes(d, **wants) for d in images]
+    arena_bytes = 32 * 4096
+    assert all(len(d) < arena_bytes for d in images[:-1]) and len(images[-1]) > arena_bytes
+    for size in (arena_bytes, 0):  # 0: no arena, everything pickled through the pipe
+        with FingerprintPool(workers=2, arena_bytes=size) as pool:
+            results = [f.result() for f in [pool.submit(d, **wants) for d in images * 3]]
+            if size:
+                assert pool._arena is not None and pool._arena.free_bytes() == size  # every run given back
+        assert results == expected * 3
+
+
 def test_tiny_images_get_no_perceptual_hash():
     result = fingerprint_bytes(jpeg(gradient(16, 12)), want_sha256=False, want_perceptual=True)
     assert (result.phash, result.dhash, result.error) == (None, None, None)

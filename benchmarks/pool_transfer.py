@@ -1,0 +1,58 @@
+"""What it costs to hand objects' bytes to the fingerprint workers (prints figures; not a test).
+
+Sends the same random objects (not images, so each worker only looks at the first bytes and answers) through
+a `FingerprintPool` twice: pickled through the pool's pipe (``arena_bytes=0``) and through its
+`SharedArena`. At most `--in-flight` objects are submitted and unanswered at once, as a scan bounds them.
+Prints wall time and the CPU of the main process and of the workers.
+
+    python benchmarks/pool_transfer.py                      # 12,000 objects of 490 KB: 5.9 GB, as the
+                                                            # read-plan benchmark's images
+    python benchmarks/pool_transfer.py --objects 2000 --kb 4000
+
+Measured on a 2-core VM (SHA-256 1.46 GB/s): 5.9 GB by pipe 13.2 s wall, main 5.7 s and workers 14.3 s of
+CPU; by the arena 2.9 s wall, main 2.9 s and workers 1.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import time
+from collections import deque
+
+from scanner.fingerprint import ARENA_BYTES, FingerprintPool
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--objects", type=int, default=12_000)
+    parser.add_argument("--kb", type=int, default=490, help="size of each object, in KB")
+    parser.add_argument("--in-flight", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    distinct = [os.urandom(args.kb * 1000) for _ in range(64)]
+    print(f"{args.objects:,} objects of {args.kb:,} KB ({args.objects * args.kb / 1e6:,.1f} GB), "
+          f"{args.workers} workers, at most {args.in_flight} in flight")
+    for name, arena_bytes in (("pipe", 0), ("arena", ARENA_BYTES)):
+        wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
+        with FingerprintPool(args.workers, arena_bytes=arena_bytes) as pool:
+            waiting: deque = deque()
+            for i in range(args.objects):
+                waiting.append(pool.submit(distinct[i % len(distinct)], want_sha256=False, want_perceptual=False))
+                if len(waiting) >= args.in_flight:
+                    waiting.popleft().result()
+            for future in waiting:
+                future.result()
+        # The pool has shut down: its workers have exited and their CPU is counted.
+        print(f"  {name:5}: {time.perf_counter() - wall:5.1f} s wall, main {time.process_time() - cpu:5.1f} s "
+              f"and workers {_children_cpu() - children:5.1f} s of CPU")
+
+
+if __name__ == "__main__":
+    main()
