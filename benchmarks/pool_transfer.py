@@ -9,8 +9,11 @@ Prints wall time and the CPU of the main process and of the workers.
                                                             # read-plan benchmark's images
     python benchmarks/pool_transfer.py --objects 2000 --kb 4000
 
-Measured on a 2-core VM (SHA-256 1.46 GB/s): 5.9 GB by pipe 13.2 s wall, main 5.7 s and workers 14.3 s of
-CPU; by the arena 2.9 s wall, main 2.9 s and workers 1.3 s.
+Measured on a 2-core VM (SHA-256 1.55 GB/s), two runs: 5.9 GB of 490 KB objects by pipe 13.2 and 11.3 s
+wall, 20.0 and 17.3 s of CPU (main 5.7 and 4.8, workers 14.3 and 12.5); through the arena 2.9 and 2.5 s
+wall, 4.2 and 3.6 s of CPU (main 2.9 and 2.5, workers 1.3 and 1.1). `--objects 4000 --kb 1283` (5.1 GB, the
+naive scanner's mean object in `benchmarks/read_plan.py`): by pipe 8.6 s wall and 11.1 s of CPU, through
+the arena 2.1 s and 2.9 s.
 """
 
 from __future__ import annotations

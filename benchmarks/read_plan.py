@@ -48,7 +48,15 @@ core: 20.4 s of grouping and policies after the reads down to 14.7) and thumbnai
 160.7 -> 151.3 s; its floor allowed 2.41x, without signatures 3.16x). A fifth VM (SHA-256 1.44 GB/s),
 with moto keeping connections alive and GETs signed by tierscan's own signer: 193.4, 169.9, 126.1 and
 311.6 s, so 1.83x and 2.47x; moto took 6.7-7.2 ms of CPU a GET, and the floor allowed 2.16x and 3.02x.
-The ratio moves with the VM; 3x with signatures has not been reached on any of the five.
+A sixth VM (SHA-256 1.46 GB/s), with near grouping decoding signatures only where a pair is verified, the
+report built from the scan's own evaluation and the area resizes of `scanner.area_resize`: 95.9, 84.6, 57.0
+and 191.0 s, so 2.26x and 3.35x (floor 2.75x and 4.19x). A seventh (SHA-256 1.55 GB/s), with objects handed
+to the fingerprint workers through shared memory (`scanner.shared_arena`) instead of pickled through the
+pool's pipes (about 17 s of CPU for the perceptual rows' 5.9 GB, `benchmarks/pool_transfer.py`): 105.0,
+81.0, 74.2 and 208.1 s, so 2.57x and 2.80x; client CPU 89.9 and 62.8 s, moto 3.4-4.0 ms of CPU a GET, and
+the floor allowed 2.99x and 3.46x. The naive scanner hands its objects to its pool the ordinary way: at
+that benchmark's rate for 1.3 MB objects, about 56 s of its 297 s of client CPU go on the pipes.
+The ratio moves with the VM; 3x with signatures has not been reached on any of the seven.
 
 Estate: a few hundred synthetic photos (smooth gradients and shapes, EXIF with make, model, GPS on a
 third) re-encoded and resized; object sizes (lognormal, median 800 KB, 50 KB to max-mb) vary with random

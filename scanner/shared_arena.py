@@ -2,7 +2,7 @@
 
 A process pool pickles every argument through a pipe: the main process copies an object's bytes into the
 pickle and the pipe, the worker copies them out again, each copy in a system call per 64 KiB. For the
-read-plan benchmark's 5.9 GB of images that came to about 20 s of CPU on 2 cores
+read-plan benchmark's 5.9 GB of images that came to 17-20 s of CPU on 2 cores, against 3.6-4.2 s this way
 (`benchmarks/pool_transfer.py`). Through an arena the main process copies the bytes once, into memory the
 workers map too, and passes only where they lie.
 
