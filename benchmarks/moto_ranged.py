@@ -110,6 +110,8 @@ class _NothingToDrain:
 class _Selectors:
     """`werkzeug.serving.selectors`, with the drain of a bodiless request skipped."""
 
+    EVENT_READ = selectors.EVENT_READ  # `run_wsgi` registers with it: without it every request fails there
+
     @staticmethod
     def DefaultSelector() -> Any:
         return _NothingToDrain() if _KEPT_ALIVE.bodiless else selectors.DefaultSelector()

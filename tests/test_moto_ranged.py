@@ -120,3 +120,20 @@ def test_bodiless_requests_keep_the_connection_and_a_body_closes_it(servers: tup
         assert put.status == 200 and put.getheader("Connection") == "close"
     finally:
         conn.close()
+
+
+
+def test_no_request_fails_in_the_server_after_its_answer(servers: tuple[Emulator, Emulator]) -> None:
+    """werkzeug catches what fails after an answer is sent and only logs it, a traceback a request: the
+    client sees nothing wrong, the server's CPU a GET does. On a kept connection the server thread finishes
+    a request, logging included, before it reads the next: the last answer vouches for the ones before."""
+    _, ranged = servers
+    host, port = ranged.endpoint.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        for byte_range in ("bytes=0-9", "bytes=5-2", "bytes=10-19", "bytes=0-0"):
+            conn.request("GET", "/ranged/small", headers={**_AUTH, "Range": byte_range})
+            assert conn.getresponse().read()
+    finally:
+        conn.close()
+    assert b"Error on request" not in ranged.log.read_bytes()
