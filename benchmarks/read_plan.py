@@ -55,7 +55,12 @@ to the fingerprint workers through shared memory (`scanner.shared_arena`) instea
 pool's pipes (about 17 s of CPU for the perceptual rows' 5.9 GB, `benchmarks/pool_transfer.py`): 105.0,
 81.0, 74.2 and 208.1 s, so 2.57x and 2.80x; client CPU 89.9 and 62.8 s, moto 3.4-4.0 ms of CPU a GET, and
 the floor allowed 2.99x and 3.46x. The naive scanner hands its objects to its pool the ordinary way: at
-that benchmark's rate for 1.3 MB objects, about 56 s of its 297 s of client CPU go on the pipes.
+that benchmark's rate for 1.3 MB objects, about 56 s of its 297 s of client CPU go on the pipes. Until
+then this benchmark's moto failed every request after answering it (its selectors shim lacked
+`EVENT_READ`; werkzeug logged each with a traceback); on a rebuilt estate with that fixed, the same VM,
+in a phase where the signature work of one process ran 15-50% slower (5.5-7.3 ms an image on the dev set,
+4.8 before): 127.5, 123.7, 80.6 and 242.3 s, then 121.3, 118.5, 86.7 and 251.7 s, so 1.96x and 2.12x with
+signatures, 3.01x and 2.90x without (client CPU with signatures 138.9 and 135.1 s; floor 2.31x and 2.46x).
 The ratio moves with the VM; 3x with signatures has not been reached on any of the seven.
 
 Estate: a few hundred synthetic photos (smooth gradients and shapes, EXIF with make, model, GPS on a
