@@ -50,20 +50,20 @@ with moto keeping connections alive and GETs signed by tierscan's own signer: 19
 311.6 s, so 1.83x and 2.47x; moto took 6.7-7.2 ms of CPU a GET, and the floor allowed 2.16x and 3.02x.
 A sixth VM (SHA-256 1.46 GB/s), with near grouping decoding signatures only where a pair is verified, the
 report built from the scan's own evaluation and the area resizes of `scanner.area_resize`: 95.9, 84.6, 57.0
-and 191.0 s, so 2.26x and 3.35x (floor 2.75x and 4.19x). A seventh (SHA-256 1.55 GB/s), with objects handed
-to the fingerprint workers through shared memory (`scanner.shared_arena`) instead of pickled through the
-pool's pipes (about 17 s of CPU for the perceptual rows' 5.9 GB, `benchmarks/pool_transfer.py`): 105.0,
-81.0, 74.2 and 208.1 s, so 2.57x and 2.80x; client CPU 89.9 and 62.8 s, moto 3.4-4.0 ms of CPU a GET, and
-the floor allowed 2.99x and 3.46x. The naive scanner hands its objects to its pool the ordinary way: at
-that benchmark's rate for 1.3 MB objects, about 56 s of its 297 s of client CPU go on the pipes. Until
-then this benchmark's moto failed every request after answering it (its selectors shim lacked
-`EVENT_READ`; werkzeug logged each with a traceback). On a 1,005-object estate (`--objects 1000`), run
-before and after the fix back to back, moto's CPU a GET fell from 4.57 to 2.77 ms in the perceptual row
-and from 4.21 to 2.94 ms without signatures (2.02x -> 2.19x and 2.56x -> 2.64x there). On a rebuilt
-20,005-object estate with it fixed, the same VM,
-in a phase where the signature work of one process ran 15-50% slower (5.5-7.3 ms an image on the dev set,
-4.8 before): 127.5, 123.7, 80.6 and 242.3 s, then 121.3, 118.5, 86.7 and 251.7 s, so 1.96x and 2.12x with
-signatures, 3.01x and 2.90x without (client CPU with signatures 138.9 and 135.1 s; floor 2.31x and 2.46x).
+and 191.0 s, so 2.26x and 3.35x (floor 2.75x and 4.19x). A seventh (SHA-256 1.55 GB/s), with objects handed to
+the fingerprint workers through shared memory (`scanner.shared_arena`) instead of pickled through the pool's
+pipes (about 17 s of CPU for the perceptual rows' 5.9 GB, `benchmarks/pool_transfer.py`): 105.0, 81.0, 74.2
+and 208.1 s, so 2.57x and 2.80x; client CPU 89.9 and 62.8 s, moto 3.4-4.0 ms of CPU a GET, and the floor
+allowed 2.99x and 3.46x. The naive scanner hands its objects to its pool the ordinary way: at that benchmark's
+rate for 1.3 MB objects, about 56 s of its 297 s of client CPU go on the pipes. Until then this benchmark's
+moto failed every request after answering it (its selectors shim lacked `EVENT_READ`, since the fifth VM's
+runs: those, the sixth's and run one of the seventh's carry that cost; werkzeug logged each with a traceback).
+On a 1,005-object estate (`--objects 1000`), run before and after the fix back to back, moto's CPU a GET fell
+from 4.57 to 2.77 ms in the perceptual row and from 4.21 to 2.94 ms without signatures (2.02x -> 2.19x and
+2.56x -> 2.64x there). On a rebuilt 20,005-object estate with it fixed, the same VM, in a phase where the
+signature work of one process ran 15-50% slower (5.5-7.3 ms an image on the dev set, 4.8 before): 127.5,
+123.7, 80.6 and 242.3 s, then 121.3, 118.5, 86.7 and 251.7 s, so 1.96x and 2.12x with signatures, 3.01x and
+2.90x without (client CPU with signatures 138.9 and 135.1 s; floor 2.31x and 2.46x).
 The ratio moves with the VM; 3x with signatures has not been reached on any of the seven.
 
 Estate: a few hundred synthetic photos (smooth gradients and shapes, EXIF with make, model, GPS on a
