@@ -26,6 +26,7 @@ import re
 import selectors
 import sys
 import threading
+import types
 from typing import Any
 
 import werkzeug.serving
@@ -107,10 +108,13 @@ class _NothingToDrain:
         pass
 
 
-class _Selectors:
-    """`werkzeug.serving.selectors`, with the drain of a bodiless request skipped."""
+class _Selectors(types.ModuleType):
+    """`werkzeug.serving.selectors`, with the drain of a bodiless request skipped. Every other name is the
+    real module's: `run_wsgi` also reads `EVENT_READ`, and a name missing here fails each request after
+    its answer is sent, which werkzeug only logs."""
 
-    EVENT_READ = selectors.EVENT_READ  # `run_wsgi` registers with it: without it every request fails there
+    def __getattr__(self, name: str) -> Any:
+        return getattr(selectors, name)
 
     @staticmethod
     def DefaultSelector() -> Any:
@@ -140,7 +144,7 @@ FakeKey.value = property(_value, _stock_value.fset)  # type: ignore[assignment, 
 S3Response.key_response = _key_response  # type: ignore[method-assign]
 WSGIRequestHandler.run_wsgi = _run_wsgi  # type: ignore[method-assign]
 WSGIRequestHandler.send_header = _send_header  # type: ignore[method-assign]
-werkzeug.serving.selectors = _Selectors  # type: ignore[assignment]
+werkzeug.serving.selectors = _Selectors("selectors")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

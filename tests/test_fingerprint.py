@@ -128,9 +128,20 @@ def test_through_the_arena_through_the_pipe_and_in_process_a_fingerprint_is_the_
     assert all(len(d) < arena_bytes for d in images[:-1]) and len(images[-1]) > arena_bytes
     for size in (arena_bytes, 0):  # 0: no arena, everything pickled through the pipe
         with FingerprintPool(workers=2, arena_bytes=size) as pool:
+            placed: list[int | None] = []
+            if size:
+                assert pool._arena is not None
+                place = pool._arena.place
+
+                def recording(data: bytes) -> int | None:
+                    placed.append(place(data))
+                    return placed[-1]
+
+                pool._arena.place = recording  # type: ignore[method-assign]
             results = [f.result() for f in [pool.submit(d, **wants) for d in images * 3]]
             if size:
-                assert pool._arena is not None and pool._arena.free_bytes() == size  # every run given back
+                assert pool._arena.free_bytes() == size  # every run given back
+                assert placed[0] == 0 and placed[6] is None  # the first went in the arena, the big one not
         assert results == expected * 3
 
 

@@ -122,7 +122,6 @@ def test_bodiless_requests_keep_the_connection_and_a_body_closes_it(servers: tup
         conn.close()
 
 
-
 def test_no_request_fails_in_the_server_after_its_answer(servers: tuple[Emulator, Emulator]) -> None:
     """werkzeug catches what fails after an answer is sent and only logs it, a traceback a request: the
     client sees nothing wrong, the server's CPU a GET does. On a kept connection the server thread finishes
