@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,3 +137,40 @@ def test_no_request_fails_in_the_server_after_its_answer(servers: tuple[Emulator
     finally:
         conn.close()
     assert b"Error on request" not in ranged.log.read_bytes()
+
+
+def test_successful_answers_are_not_logged_and_errors_are(servers: tuple[Emulator, Emulator]) -> None:
+    _, ranged = servers
+    assert _answer(ranged, "small", "bytes=0-9")[0] == 206
+    assert _answer(ranged, "logged-missing", None)[0] == 404
+    log = re.sub(r"\x1b\[[0-9;]*m", "", ranged.log.read_text(errors="replace"))  # werkzeug colours lines
+    assert '"GET /ranged/logged-missing HTTP/1.1" 404' in log
+    assert re.search(r'" 2\d\d ', log) is None  # no answer of this module's many GETs and HEADs that succeeded
+
+
+_LOOKUPS = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import moto.backends
+if sys.argv[2] == "ranged":
+    import moto_ranged
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+calls = []
+stock = moto.backends.list_of_moto_modules
+moto.backends.list_of_moto_modules = lambda: calls.append(1) or stock()
+app = DomainDispatcherApplication(create_backend_app)
+environ = {"PATH_INFO": "/ranged/small", "HTTP_HOST": "127.0.0.1",
+           "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, x"}
+apps = [app.get_application(dict(environ)) for _ in range(3)]
+print(len(calls), len({id(a) for a in apps}), sorted(filter(None, getattr(sys.modules.get("moto_ranged"), "_BACKENDS", {}).values())))
+"""
+
+
+def test_the_backend_of_a_host_is_looked_up_once() -> None:
+    """Stock moto lists its package directory for every request; the benchmark's moto, once per host."""
+    import subprocess
+
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    runs = {server: subprocess.run([sys.executable, "-c", _LOOKUPS, bench, server], check=True,
+                                   capture_output=True, text=True).stdout.strip() for server in ("stock", "ranged")}
+    assert runs == {"stock": "3 1 []", "ranged": "1 1 ['s3']"}
