@@ -29,6 +29,7 @@ behind a `MAGIC` prefix that names the layout, so blobs of another layout are re
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -116,10 +117,12 @@ class Signature:
         return blob[:len(MAGIC)] == MAGIC
 
     @staticmethod
-    def hashes_of(blob: bytes) -> tuple[int, tuple[int, ...]]:
-        """The mirror and window pHashes of a blob of this layout, without decoding the rest."""
-        hashes = np.frombuffer(blob, "<u8", 1 + len(WINDOWS), _HEADER.size).tolist()
-        return hashes[0], tuple(hashes[1:])
+    def hash_table(blobs: Sequence[bytes]) -> np.ndarray:
+        """The mirror and window pHashes of blobs of this layout, without decoding the rest: one row each,
+        the mirror's first, then `WINDOWS` in order (uint64, len(blobs) x (1 + len(WINDOWS)))."""
+        width = 8 * (1 + len(WINDOWS))
+        rows = b"".join(blob[_HEADER.size:_HEADER.size + width] for blob in blobs)
+        return np.frombuffer(rows, "<u8").reshape(len(blobs), 1 + len(WINDOWS)).astype(np.uint64)
 
     @classmethod
     def from_blob(cls, blob: bytes) -> Signature:

@@ -1,7 +1,9 @@
 from datetime import datetime, timedelta, timezone
 from typing import get_args
 
+import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 from pydantic import ValidationError
 
 from scanner.cluster import MASTER_RULES, exact_groups, near_groups
@@ -270,7 +272,7 @@ def test_candidates_of_members_join_when_confirmed_against_the_centre_and_never_
     })
     # Ranked by resolution: centre 0, copy 1, crop 2, other 3. The index pairs the centre with the copy
     # only, and the copy with the crop and the other photo.
-    monkeypatch.setattr(cluster, "_hash_pairs", lambda cands, radius: {(0, 1): 2, (1, 2): 6, (1, 3): 7})
+    monkeypatch.setattr(cluster, "_hash_pairs", lambda cands, radius: np.array([(0, 1, 2), (1, 2, 6), (1, 3, 7)]))
     [g] = near_groups(records, [], NearSettings(), signatures=blobs)
     assert g.master == "s3://a/centre"
     assert {m.uri for m in g.members} == {"s3://a/centre", "s3://a/copy", "s3://a/crop"}
@@ -303,7 +305,7 @@ def test_candidate_pairs_are_the_same_whatever_the_query_chunk(monkeypatch):
              for r in records]
     whole = cluster._hash_pairs(cands, 12)
     monkeypatch.setattr(cluster, "_QUERY_CHUNK", 3)  # a chunk ends inside an image's query hashes
-    assert cluster._hash_pairs(cands, 12) == whole and whole
+    assert np.array_equal(cluster._hash_pairs(cands, 12), whole) and len(whole)
 
 
 def test_verification_spread_over_processes_gives_the_groups_of_one_process(monkeypatch):
@@ -340,3 +342,40 @@ def test_verification_spread_over_processes_gives_the_groups_of_one_process(monk
     assert near_groups(records, [], NearSettings(), signatures=blobs, workers=2) == serial
     assert forked == ["fork"]
     assert cluster._FORKED is None  # the search is not kept past the pool
+
+
+def _components_by_search(edges: list[tuple[int, int]]) -> list[list[int]]:
+    """Connected components found the plain way, one breadth-first search each."""
+    links: dict[int, set[int]] = {}
+    for a, b in edges:
+        links.setdefault(a, set()).add(b)
+        links.setdefault(b, set()).add(a)
+    seen: set[int] = set()
+    found = []
+    for start in sorted(links):
+        if start in seen:
+            continue
+        component, frontier = {start}, [start]
+        while frontier:
+            frontier = [k for j in frontier for k in links[j] if k not in component]
+            component.update(frontier)
+        seen |= component
+        found.append(sorted(component))
+    return sorted(found, key=len, reverse=True)
+
+
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)).filter(lambda e: e[0] < e[1]), max_size=80))
+def test_components_of_the_candidate_graph_are_those_a_search_finds(edges):
+    import scanner.cluster as cluster
+
+    pairs = np.array([(a, b, 1) for a, b in sorted(set(edges))], np.int64).reshape(-1, 3)
+    assert cluster._components(pairs, 41) == _components_by_search(edges)
+
+
+def test_components_of_a_long_chain_in_random_order():
+    import scanner.cluster as cluster
+
+    order = np.random.default_rng(3).permutation(5000)
+    pairs = np.column_stack([np.minimum(order[:-1], order[1:]), np.maximum(order[:-1], order[1:]),
+                             np.ones(4999, np.int64)])
+    assert cluster._components(pairs, 6000) == [list(range(5000))]
