@@ -173,6 +173,9 @@ class FingerprintPool:
         context = multiprocessing.get_context("fork") if self._arena is not None else None
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_init_worker,
                                          initargs=(self._arena,))
+        # Fork the workers now (a pool that forks starts them all at its first submit), not at the first
+        # object: then, and not while a thread of the caller's holds a lock a worker would inherit held.
+        self._pool.submit(int)
 
     def submit(self, data: bytes, *, want_sha256: bool, want_perceptual: bool,
                want_signature: bool = True) -> Future[FingerprintResult]:

@@ -50,7 +50,7 @@ from numba import types
 from numba.extending import intrinsic
 from numba.misc.appdirs import AppDirs
 
-__all__ = ["HammingIndex", "best_band_count", "pairs_within"]
+__all__ = ["HammingIndex", "best_band_count", "load_kernels", "pairs_within"]
 
 
 def _writable(folder: str) -> bool:
@@ -274,7 +274,11 @@ class HammingIndex:
         queries = np.ascontiguousarray(queries, dtype=np.uint64)
         if len(queries) * len(self.codes) <= _PAIRWISE_MAX:
             return _pairwise(queries, self.codes, radius, self_join)
-        workers = workers or os.cpu_count() or 1
+        return self._banded(queries, radius, workers or os.cpu_count() or 1, self_join)
+
+    def _banded(self, queries: np.ndarray, radius: int, workers: int,
+                self_join: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`search` by multi-index hashing, through the compiled kernels."""
         layout, bands = self._bands_for(len(queries), radius)
         band_radius = radius // len(layout)
         jobs = []
@@ -319,6 +323,14 @@ def _pairwise(queries: np.ndarray, codes: np.ndarray, radius: int,
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8)
     return (np.concatenate(found_q).astype(np.int64), np.concatenate(found_c).astype(np.int64),
             np.concatenate(found_d).astype(np.uint8))
+
+
+def load_kernels() -> None:
+    """Load the compiled kernels from numba's cache (compile them if it has none) now rather than in the
+    first search that needs them: a scan does it in a background thread while it lists, so that its
+    grouping does not spend the 0.5 s on one core after the reads."""
+    codes = np.arange(2, dtype=np.uint64)
+    HammingIndex(codes, bands=4)._banded(codes, 4, 1, True)
 
 
 def pairs_within(codes: np.ndarray, radius: int, *, bands: int | None = None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -31,6 +32,7 @@ from .cluster import exact_groups, near_groups
 from .config import Config
 from .errors import ObjectError, UsageError
 from .fingerprint import PERCEPTUAL_MODE, FingerprintPool, FingerprintResult
+from .hamming_index import load_kernels
 from .models import Finding, Fingerprint, Group, InventoryRecord, ObjectRef, ScanStats
 from .jpeg_extent import primary_end
 from .plan import (GIB, HEAD, TAIL, Budget, PlannedRead, TierCost, estimate, exif_record, headtail_key,
@@ -511,6 +513,10 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     early = _EarlyReads(lambda ref: acct.retrieval(ref, 1 << 30) == 0) if shard is None else None
     try:
         with FingerprintPool(config.scan.workers) as pool:
+            if config.scan.perceptual and shard is None:
+                # Near grouping needs the index kernels: loaded while the listing runs, once the workers
+                # have forked (a fork amid the load would hand them numba's lock held).
+                threading.Thread(target=load_kernels, name="load-kernels", daemon=True).start()
             listing = asyncio.create_task(
                 _list_all(config, catalog, targets, scan_id, connectors, counters, progress, early))
             try:

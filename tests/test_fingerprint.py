@@ -119,6 +119,15 @@ def test_pool_runs_in_worker_processes():
     assert results[0].sha256 == hashlib.sha256(data).hexdigest()
 
 
+def test_workers_fork_when_the_pool_is_made_not_at_its_first_object():
+    """So that threads the scan starts afterwards (loading the index kernels) are never forked mid-lock."""
+    import multiprocessing
+
+    before = set(multiprocessing.active_children())
+    with FingerprintPool(workers=2):
+        assert len(set(multiprocessing.active_children()) - before) == 2
+
+
 def test_through_the_arena_through_the_pipe_and_in_process_a_fingerprint_is_the_same():
     images = [jpeg(gradient(300 + 40 * i, 200 + 10 * i)) for i in range(6)]
     images.append(images[0] + b"\x00" * 200_000)  # too big for the arena below: goes by pipe

@@ -134,3 +134,14 @@ def test_kernels_get_a_cache_folder_when_neither_the_package_nor_the_user_can_be
     assert hamming_index._needs_cache_dir(blocked, blocked)
     assert not hamming_index._needs_cache_dir(blocked, open_)
     assert not hamming_index._needs_cache_dir(open_, blocked)
+
+
+def test_load_kernels_leaves_the_compiled_kernels_ready():
+    """A scan loads them in the background while it lists; a fresh process has none until then."""
+    import subprocess
+    import sys
+
+    code = ("from scanner import hamming_index as h; before = len(h._join.signatures); h.load_kernels(); "
+            "print(before, len(h._join.signatures) > 0, len(h._counting_sort.signatures) > 0)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["0", "True", "True"]
