@@ -513,16 +513,21 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     early = _EarlyReads(lambda ref: acct.retrieval(ref, 1 << 30) == 0) if shard is None else None
     try:
         with FingerprintPool(config.scan.workers) as pool:
+            # Near grouping needs the index kernels: loaded while the scan reads, after the workers have
+            # forked and joined before anything forks again (verification does), since a fork while the
+            # load holds numba's compiler lock hands the child that lock held, forever. Joined here and
+            # not later: a later scan in this process forks its own workers.
+            kernels = threading.Thread(target=load_kernels, name="load-kernels", daemon=True)
             if config.scan.perceptual and shard is None:
-                # Near grouping needs the index kernels: loaded while the listing runs, once the workers
-                # have forked (a fork amid the load would hand them numba's lock held).
-                threading.Thread(target=load_kernels, name="load-kernels", daemon=True).start()
+                kernels.start()
             listing = asyncio.create_task(
                 _list_all(config, catalog, targets, scan_id, connectors, counters, progress, early))
             try:
                 await _read_all(config, catalog, connectors, pool, counters, acct, progress, shard, listing, early)
             finally:
                 listing.cancel()  # a no-op once it has ended
+                if kernels.is_alive():
+                    await asyncio.to_thread(kernels.join)
     finally:
         for conn in connectors.values():
             await conn.aclose()

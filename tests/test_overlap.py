@@ -74,3 +74,31 @@ def test_free_objects_are_read_while_listing_and_fee_tiers_after(tmp_path: Path)
     assert records["cold/copy-of-0001.jpg"].exif == records["hot/0001.jpg"].exif
     assert stats.listed == len(HOT) + len(COLD) and stats.fingerprinted == len(HOT) + len(COLD)
     assert stats.bytes_read_by_tier.get("cold", 0) < 2 * 20 * 1024  # cold/only.jpg's head and tail
+
+
+def test_the_index_kernels_load_while_reading_and_are_done_when_the_scan_returns(tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    # A load still running after the scan would hold numba's compiler lock through the next fork (a later
+    # scan's workers, or verification), and the forked child would wait on it forever.
+    import threading
+    import time
+
+    import scanner.pipeline as pipeline
+    loaded: list[str] = []
+
+    def slow_load() -> None:
+        time.sleep(1.0)
+        loaded.append(threading.current_thread().name)
+
+    monkeypatch.setattr(pipeline, "load_kernels", slow_load)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        (images / f"{i}.jpg").write_bytes(_jpeg(i))
+    config = Config()
+    assert config.scan.perceptual  # the default
+    with Catalog(tmp_path / "c.db") as catalog:
+        stats = asyncio.run(run_scan(config, catalog, [str(images)]))
+    assert stats.fingerprinted == 3
+    assert loaded == ["load-kernels"]  # loaded in its own thread, and finished before the scan returned
+    assert not [t for t in threading.enumerate() if t.name == "load-kernels"]
