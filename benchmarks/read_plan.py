@@ -14,57 +14,37 @@ read only the range, as S3's do, through `benchmarks/moto_ranged.py`, unless `--
 then whether the exact groups and EXIF findings match the naive scanner's.
 
     python benchmarks/read_plan.py --objects 20000 --max-mb 8      # 20,000 objects (~26 GB on moto;
-                                                                   # 30-60 minutes in all on 2 cores)
+                                                                   # 20-30 minutes in all on 2 cores)
     python benchmarks/read_plan.py --objects 20000 --max-mb 8 --keep /tmp/estate.json   # build, keep moto
     python benchmarks/read_plan.py --reuse /tmp/estate.json        # measure on the kept estate
     python benchmarks/read_plan.py --objects 1000 --max-mb 8       # quick
 
-Measured on the 20,005-object estate (24,482 MiB; moto whose ranged GETs read the range), two runs on two
-2-core VMs, the second about half as fast (SHA-256 0.83 GB/s against 1.8; its disk read the estate's
-temporary files, more than the page cache holds, at about 100 MB/s):
+Measured on the 20,005-object estate (24,482 MiB; 562 multipart, 5 GLACIER), moto on the same two cores:
+one run of this code on a 2-core VM (the eighth this benchmark ran on), then two on a ninth, slower one
+(its estate took 480 s to build, the eighth's 370):
 
-    row                       bytes read  % stored    GETs   wall s (fast / slow)  obj/s / naive (fast / slow)
-    tierscan --no-perceptual     417 MB     1.62%    26,125     69.0 / 207.0
-    tierscan (perceptual)      5,870 MB    22.87%    14,318     70.7 / 199.1          2.26x / 1.68x
-    tierscan --no-signatures   5,870 MB    22.87%    14,318     50.4 / 141.3          3.17x / 2.37x
-    naive                     25,669 MB    99.99%    20,005    159.6 / 335.2
+    row                       bytes read  % stored    GETs   wall s               obj/s / naive
+    tierscan --no-perceptual     417 MB     1.62%    26,125   80.2 / 92.6 / 88.3
+    tierscan (perceptual)      5,870 MB    22.87%    14,318   48.5 / 59.3 / 63.5   2.94x / 2.93x / 2.90x
+    tierscan --no-signatures   5,870 MB    22.87%    14,318   33.5 / 40.2 / 41.2   4.26x / 4.32x / 4.46x
+    naive                     25,669 MB    99.99%    20,005  142.5 / 173.9 / 184.1
 
-Peak RSS about 370, 945, 550 and 360 MiB. Exact groups 4,841 in every tierscan mode, identical to the
-naive scanner's; EXIF differences 0. What bounds the perceptual rows: moto shares the two cores and costs
-2.4-2.6 ms of CPU a GET on the fast VM, 7.0-7.6 ms on the slow one (its Python request handling, and a new
-connection a request: werkzeug closes each). On the slow VM the client and server CPU of the run with
-signatures, spread perfectly over both cores ("CPU floor", 165 s), allow it at most 2.03x the naive run's
-speed (335 s); without signatures, 2.89x. Signatures (ORB features, windowed hashes), which the
-naive scanner does not make, cost about 1.9 ms of CPU an image on the fast VM.
+Peak RSS 373-374, 818-843, 475-478 and 347-371 MiB; rclone 9.7-13.3 s (4,702 groups: it has no MD5 for
+multipart objects and dedupes within a bucket). Exact groups 4,841 in every tierscan mode, identical to
+the naive scanner's; EXIF differences 0. What bounds the perceptual row is CPU: client and server CPU
+spread over both cores (the "CPU floor": 42.5 / 50.8 / 54.5 s) would allow 3.35-3.42x, and the cores are
+busy throughout the reads. The rest is the grouping and policies after the reads (7-10 s, partly on one
+core: reading the catalog back, candidate pairs, then verification on both cores, then policies and the
+catalog's results). Signatures (ORB features, windowed hashes), which the naive scanner does not make,
+are the difference from the --no-signatures row.
 
-A third run, on a VM whose SHA-256 ran at 1.77 GB/s but whose rows sat well above their CPU floor (the
-estate's temporary files do not all fit its page cache): 99.9, 123.4, 95.6 and 234.4 s, so 1.90x with
-signatures and 2.45x without; moto took 4.8-5.4 ms of CPU a GET, and the floor allowed 2.25x and 3.05x.
-A fourth VM (SHA-256 1.71 GB/s, Python about twice as slow as the third's): 159.6, 144.4, 102.8 and
-253.9 s (1.76x, 2.47x). There, with the near grouping made cheaper (the Hamming index choosing four bands
-for its 10-bit radius instead of three, candidate pairs verified by connected component in one process per
-core: 20.4 s of grouping and policies after the reads down to 14.7) and thumbnails squeezed from the
-256 px ORB copy: 157.3, 136.7, 106.2 and 270.1 s, 1.98x and 2.54x (client CPU of the run with signatures
-160.7 -> 151.3 s; its floor allowed 2.41x, without signatures 3.16x). A fifth VM (SHA-256 1.44 GB/s),
-with moto keeping connections alive and GETs signed by tierscan's own signer: 193.4, 169.9, 126.1 and
-311.6 s, so 1.83x and 2.47x; moto took 6.7-7.2 ms of CPU a GET, and the floor allowed 2.16x and 3.02x.
-A sixth VM (SHA-256 1.46 GB/s), with near grouping decoding signatures only where a pair is verified, the
-report built from the scan's own evaluation and the area resizes of `scanner.area_resize`: 95.9, 84.6, 57.0
-and 191.0 s, so 2.26x and 3.35x (floor 2.75x and 4.19x). A seventh (SHA-256 1.55 GB/s), with objects handed to
-the fingerprint workers through shared memory (`scanner.shared_arena`) instead of pickled through the pool's
-pipes (about 17 s of CPU for the perceptual rows' 5.9 GB, `benchmarks/pool_transfer.py`): 105.0, 81.0, 74.2
-and 208.1 s, so 2.57x and 2.80x; client CPU 89.9 and 62.8 s, moto 3.4-4.0 ms of CPU a GET, and the floor
-allowed 2.99x and 3.46x. The naive scanner hands its objects to its pool the ordinary way: at that benchmark's
-rate for 1.3 MB objects, about 56 s of its 297 s of client CPU go on the pipes. Until then this benchmark's
-moto failed every request after answering it (its selectors shim lacked `EVENT_READ`, since the fifth VM's
-runs: those, the sixth's and run one of the seventh's carry that cost; werkzeug logged each with a traceback).
-On a 1,005-object estate (`--objects 1000`), run before and after the fix back to back, moto's CPU a GET fell
-from 4.57 to 2.77 ms in the perceptual row and from 4.21 to 2.94 ms without signatures (2.02x -> 2.19x and
-2.56x -> 2.64x there). On a rebuilt 20,005-object estate with it fixed, the same VM, in a phase where the
-signature work of one process ran 15-50% slower (5.5-7.3 ms an image on the dev set, 4.8 before): 127.5,
-123.7, 80.6 and 242.3 s, then 121.3, 118.5, 86.7 and 251.7 s, so 1.96x and 2.12x with signatures, 3.01x and
-2.90x without (client CPU with signatures 138.9 and 135.1 s; floor 2.31x and 2.46x).
-The ratio moves with the VM; 3x with signatures has not been reached on any of the seven.
+Earlier code on the eight VMs gave 1.68-2.96x with signatures and 2.37-4.32x without: VMs differ by 20-50%
+in speed, so compare rows within one run only. Two defects of this benchmark's own moto inflated the older
+figures: its selectors shim lacked `EVENT_READ`, so every request failed after its answer and werkzeug
+logged a traceback (moto's CPU a GET 4.57 -> 2.77 ms on a 1,005-object estate; fixed on the seventh VM),
+and it looked up each request's backend by listing moto's package directory and trying every service's
+URL patterns under one lock (1.94 -> 1.61 ms a GET in the perceptual row; fixed on the eighth). 3x with
+signatures has not been reached; the best run gave 2.96x.
 
 Estate: a few hundred synthetic photos (smooth gradients and shapes, EXIF with make, model, GPS on a
 third) re-encoded and resized; object sizes (lognormal, median 800 KB, 50 KB to max-mb) vary with random
