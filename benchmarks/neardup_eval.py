@@ -29,6 +29,7 @@ what to expect on unseen photos.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import itertools
 import random
@@ -45,7 +46,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from scanner.cluster import exact_groups, near_groups
 from scanner.config import Config, NearSettings
-from scanner.fingerprint import FingerprintPool
+from scanner.fingerprint import FingerprintPool, FingerprintResult
 from scanner.models import InventoryRecord, Tier
 from scanner.plan import exif_record
 
@@ -63,11 +64,13 @@ def _fingerprint(folder: Path, rows: list[dict[str, str]], workers: int | None
     """Inventory records as a scan would store them (all the same age, so masters go by resolution and
     size; with their EXIF, which keeps different shots apart), and the signature blobs."""
     records, blobs = [], {}
+
+    async def fingerprints(pool: FingerprintPool) -> list[FingerprintResult]:
+        return list(await asyncio.gather(*[pool.submit((folder / r["file"]).read_bytes(), want_sha256=True,
+                                                       want_perceptual=True) for r in rows]))
+
     with FingerprintPool(workers) as pool:
-        futures = {r["file"]: pool.submit((folder / r["file"]).read_bytes(), want_sha256=True, want_perceptual=True)
-                   for r in rows}
-        for name, future in futures.items():
-            fp = future.result()
+        for name, fp in zip([r["file"] for r in rows], asyncio.run(fingerprints(pool))):
             records.append(InventoryRecord(
                 uri=name, provider="local", bucket="eval", key=name, size=(folder / name).stat().st_size,
                 tier=Tier.hot, storage_class="local", region="local", jurisdiction="local",

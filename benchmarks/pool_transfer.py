@@ -19,6 +19,7 @@ the arena 2.1 s and 2.9 s.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import resource
 import time
@@ -30,6 +31,16 @@ from scanner.fingerprint import ARENA_BYTES, FingerprintPool
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+async def _hand_over(pool: FingerprintPool, distinct: list[bytes], objects: int, in_flight: int) -> None:
+    waiting: deque = deque()
+    for i in range(objects):
+        waiting.append(pool.submit(distinct[i % len(distinct)], want_sha256=False, want_perceptual=False))
+        if len(waiting) >= in_flight:
+            await waiting.popleft()
+    for answer in waiting:
+        await answer
 
 
 def main() -> None:
@@ -45,13 +56,7 @@ def main() -> None:
     for name, arena_bytes in (("pipe", 0), ("arena", ARENA_BYTES)):
         wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
         with FingerprintPool(args.workers, arena_bytes=arena_bytes) as pool:
-            waiting: deque = deque()
-            for i in range(args.objects):
-                waiting.append(pool.submit(distinct[i % len(distinct)], want_sha256=False, want_perceptual=False))
-                if len(waiting) >= args.in_flight:
-                    waiting.popleft().result()
-            for future in waiting:
-                future.result()
+            asyncio.run(_hand_over(pool, distinct, args.objects, args.in_flight))
         # The pool has shut down: its workers have exited and their CPU is counted.
         print(f"  {name:5}: {time.perf_counter() - wall:5.1f} s wall, main {time.process_time() - cpu:5.1f} s "
               f"and workers {_children_cpu() - children:5.1f} s of CPU")

@@ -175,7 +175,6 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
     perceptual = config.scan.perceptual
     signatures = perceptual and config.scan.signatures
     budget = Budget(config.scan.max_retrieval_usd)
-    loop = asyncio.get_running_loop()
     pending: list[tuple[str, dict[str, object]]] = []
     # Narrowing state: the headtail key of every object this scan saw, and who still needs its SHA-256.
     keys: dict[str, tuple[str, str]] = {}  # uri -> (key, identity: `ObjectRef.content_id` or the uri)
@@ -232,9 +231,9 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
             computed[key][md5] = sha
             return Fingerprint(sha256=sha, headtail=key, bytes_read=len(data), requests=1)
         # A whole read always gives the SHA-256 (1.8 GB/s: free beside the read), whoever asked.
-        future = pool.submit(data, want_sha256=True, want_perceptual=perceptual, want_signature=signatures)
-        del data  # the worker has its copy; drop ours before waiting
-        result = await asyncio.wrap_future(future, loop=loop)
+        answer = pool.submit(data, want_sha256=True, want_perceptual=perceptual, want_signature=signatures)
+        del data  # the pool has what it needs; drop ours before waiting
+        result = await answer
         return _fingerprint(result, headtail=key, bytes_read=ref.size, requests=1)
 
     async def image(p: PlannedRead) -> Fingerprint | None:
@@ -262,9 +261,9 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
         pixels = data if whole or end is None else data[:end]  # whole: the SHA-256 is of every byte
         nbytes = len(data)
         del data
-        future = pool.submit(pixels, want_sha256=whole, want_perceptual=True, want_signature=signatures)
+        answer = pool.submit(pixels, want_sha256=whole, want_perceptual=True, want_signature=signatures)
         del pixels
-        result = await asyncio.wrap_future(future, loop=loop)
+        result = await answer
         return _fingerprint(result, headtail=key, bytes_read=nbytes, requests=requests)
 
     async def meta(p: PlannedRead) -> Fingerprint:

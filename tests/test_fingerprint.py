@@ -1,3 +1,4 @@
+import asyncio
 import hashlib
 import io
 from pathlib import Path
@@ -111,12 +112,44 @@ def test_without_perceptual_only_metadata_is_read():
     assert result.phash is None and result.format == "JPEG" and result.error is None
 
 
+def _all(pool: FingerprintPool, images: list[bytes], **wants: bool) -> list:
+    """Every image's fingerprint from `pool`, submitted at once in one event loop."""
+    async def run() -> list:
+        return list(await asyncio.gather(*[pool.submit(d, **wants) for d in images]))
+    return asyncio.run(run())
+
+
 def test_pool_runs_in_worker_processes():
     data = jpeg(gradient())
     with FingerprintPool(workers=2) as pool:
-        results = [f.result() for f in [pool.submit(data, want_sha256=True, want_perceptual=True) for _ in range(4)]]
+        results = _all(pool, [data] * 4, want_sha256=True, want_perceptual=True)
     assert len({r.phash for r in results}) == 1
     assert results[0].sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_worker_that_dies_answers_what_it_had_with_an_error_and_the_others_go_on():
+    import os
+    import signal
+
+    images = [jpeg(gradient(800 + 20 * i, 600)) for i in range(8)]  # each some ms: none done at the kill
+    with FingerprintPool(workers=2) as pool:
+        victim = pool._workers[0].process
+
+        async def run() -> tuple[list, list]:
+            first = [pool.submit(d, want_sha256=True, want_perceptual=True) for d in images]
+            os.kill(victim.pid, signal.SIGKILL)
+            answered = list(await asyncio.gather(*first))
+            return answered, list(await asyncio.gather(*[
+                pool.submit(d, want_sha256=True, want_perceptual=True) for d in images]))
+
+        answered, after = asyncio.run(run())
+        if pool._arena is not None:
+            assert pool._arena.free_bytes() == pool._arena.size  # nothing left placed
+    died = [r for r in answered if r.error]
+    assert died and all("fingerprint worker died (killed by signal 9)" in r.error for r in died)
+    assert all(r.error is None and r.sha256 == hashlib.sha256(d).hexdigest()
+               for r, d in zip(answered, images) if r not in died)
+    assert [r.error for r in after] == [None] * len(images)  # the other worker took everything after
 
 
 def test_workers_fork_when_the_pool_is_made_not_at_its_first_object():
@@ -147,7 +180,7 @@ def test_through_the_arena_through_the_pipe_and_in_process_a_fingerprint_is_the_
                     return placed[-1]
 
                 pool._arena.place = recording  # type: ignore[method-assign]
-            results = [f.result() for f in [pool.submit(d, **wants) for d in images * 3]]
+            results = _all(pool, images * 3, **wants)
             if size:
                 assert pool._arena.free_bytes() == size  # every run given back
                 assert placed[0] == 0 and placed[6] is None  # the first went in the arena, the big one not
