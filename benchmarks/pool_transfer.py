@@ -13,7 +13,11 @@ Measured on a 2-core VM (SHA-256 1.55 GB/s), two runs: 5.9 GB of 490 KB objects 
 wall, 20.0 and 17.3 s of CPU (main 5.7 and 4.8, workers 14.3 and 12.5); through the arena 2.9 and 2.5 s
 wall, 4.2 and 3.6 s of CPU (main 2.9 and 2.5, workers 1.3 and 1.1). `--objects 4000 --kb 1283` (5.1 GB, the
 naive scanner's mean object in `benchmarks/read_plan.py`): by pipe 8.6 s wall and 11.1 s of CPU, through
-the arena 2.1 s and 2.9 s.
+the arena 2.1 s and 2.9 s. Those runs used a ProcessPoolExecutor; with the pool fed by the event loop
+instead (one pipe a worker, no manager or feeder thread; the pipe's large sends from a thread), on a later
+VM, before and after: 5.9 GB by pipe 17.8 -> 7.7 s wall, through the arena 2.7 -> 1.5 s (main process 2.0
+-> 1.4 s of CPU); `--objects 14000 --kb 1`, where the hand-over is all there is, main process 1.4 -> 0.3 s
+of CPU through the arena.
 """
 
 from __future__ import annotations
