@@ -248,9 +248,11 @@ class FingerprintPool:
                 return future
         worker = min(alive, key=lambda w: len(w.waiting))
         task = (None, data, wants) if offset is None else (offset, len(data), wants)
-        sent = loop.run_in_executor(None, self._send, worker, task, entry)
-        sent.add_done_callback(lambda done: done.exception() is None or self._settle(
-            *entry, FingerprintResult(error=f"not fingerprinted: {done.exception()!r}")))
+        def failed(sent: asyncio.Future[None]) -> None:  # `_send` raised: nothing was sent, no answer comes
+            if not sent.cancelled() and sent.exception() is not None:
+                self._settle(*entry, FingerprintResult(error=f"not fingerprinted: {sent.exception()!r}"))
+
+        loop.run_in_executor(None, self._send, worker, task, entry).add_done_callback(failed)
         return future
 
     def _send(self, worker: _Worker, task: tuple[object, ...],
