@@ -38,11 +38,11 @@ core: reading the catalog back, candidate pairs, then verification on both cores
 catalog's results). Signatures (ORB features, windowed hashes), which the naive scanner does not make,
 are the difference from the --no-signatures row.
 
-With the fingerprint pool fed by the event loop instead of a ProcessPoolExecutor, three more runs on the
-ninth VM as it slowed further (moto 2.22-2.30 ms of CPU a GET against 1.81-1.86): 96.7 / 68.5 / 53.2 /
-197.5 s, then 95.9 / 72.8 / 52.0 / 219.6 s, then 93.0 / 67.5 / 48.7 / 178.3 s, so 2.88x, 3.01x and 2.64x
-with signatures and 3.71x, 4.22x and 3.66x without (floor 3.29x, 3.45x and 3.02x): within the VM's noise
-of the runs above.
+With the fingerprint pool fed by the event loop instead of a ProcessPoolExecutor, four more runs on the
+ninth VM as its speed drifted (moto 2.00-2.30 ms of CPU a GET against 1.81-1.86): 96.7 / 68.5 / 53.2 /
+197.5 s, 95.9 / 72.8 / 52.0 / 219.6 s, 93.0 / 67.5 / 48.7 / 178.3 s and 92.9 / 62.4 / 43.1 / 182.5 s, so
+2.88x, 3.01x, 2.64x and 2.93x with signatures and 3.71x, 4.22x, 3.66x and 4.23x without (floor 3.29x,
+3.45x, 3.02x and 3.36x): within the VM's noise of the runs above.
 
 Earlier code on the eight VMs gave 1.68-2.96x with signatures and 2.37-4.32x without: VMs differ by 20-50%
 in speed, so compare rows within one run only. Two defects of this benchmark's own moto inflated the older
