@@ -181,13 +181,17 @@ def _serve(conn: Connection, arena: SharedArena | None) -> None:
             conn.send(FingerprintResult(error=f"fingerprinting failed: {type(exc).__name__}: {exc}"))
 
 
+# A task's place in a worker's queue: the future its answer goes to, and its arena run (offset, length).
+_Entry = tuple[asyncio.Future[FingerprintResult], int | None, int]
+
+
 @dataclass(slots=True)
 class _Worker:
     process: BaseProcess
     conn: Connection
-    # Tasks sent and not yet answered, oldest first (a worker answers in order): the future each answer
-    # goes to, and the arena run to give back once the worker no longer reads it.
-    waiting: deque[tuple[asyncio.Future[FingerprintResult], int | None, int]] = field(default_factory=deque)
+    # Tasks sent and not yet answered, oldest first (a worker answers in order); each arena run is given
+    # back once the worker no longer reads it.
+    waiting: deque[_Entry] = field(default_factory=deque)
     sending: threading.Lock = field(default_factory=threading.Lock)  # one sender at a time on `conn`
     died: str | None = None
 
@@ -235,42 +239,45 @@ class FingerprintPool:
             return future
         offset = self._arena.place(data) if self._arena is not None else None
         entry = (future, offset, len(data))
-        # Least loaded first; a worker whose pipe a thread is writing to is passed over (its lock is held).
-        for worker in sorted(alive, key=lambda w: len(w.waiting)) if offset is not None else ():
-            if worker.sending.acquire(blocking=False):
-                try:
-                    worker.waiting.append(entry)
-                    worker.conn.send((offset, len(data), wants))  # a few dozen bytes: the pipe takes them
-                except OSError:
-                    pass  # the worker has died: the loop reads its end and answers what it had, this too
-                finally:
-                    worker.sending.release()
-                return future
+        if offset is not None:  # a few dozen bytes to send: the pipe takes them at once
+            # Least loaded first; a worker whose pipe a thread is writing to is passed over (its lock is held).
+            for worker in sorted(alive, key=lambda w: len(w.waiting)):
+                if worker.sending.acquire(blocking=False):
+                    try:
+                        self._send_locked(worker, (offset, len(data), wants), entry)
+                    finally:
+                        worker.sending.release()
+                    return future
         worker = min(alive, key=lambda w: len(w.waiting))
         task = (None, data, wants) if offset is None else (offset, len(data), wants)
-        def failed(sent: asyncio.Future[None]) -> None:  # `_send` raised: nothing was sent, no answer comes
-            if not sent.cancelled() and sent.exception() is not None:
-                self._settle(*entry, FingerprintResult(error=f"not fingerprinted: {sent.exception()!r}"))
-
-        loop.run_in_executor(None, self._send, worker, task, entry).add_done_callback(failed)
+        loop.run_in_executor(None, self._send, worker, task, entry).add_done_callback(
+            lambda sent: self._unsent(sent, entry))
         return future
 
-    def _send(self, worker: _Worker, task: tuple[object, ...],
-              entry: tuple[asyncio.Future[FingerprintResult], int | None, int]) -> None:
+    def _send(self, worker: _Worker, task: tuple[object, ...], entry: _Entry) -> None:
         """Send `task` (in a thread: the worker takes a large one only when it has finished the last)."""
         with worker.sending:
             if worker.died is None:
-                worker.waiting.append(entry)
-                try:
-                    worker.conn.send(task)
-                except OSError:
-                    pass  # died meanwhile: the loop reads its end and answers what it had, this too
-                except BaseException:
-                    worker.waiting.remove(entry)  # never sent (it did not pickle): no answer will come
-                    raise
+                self._send_locked(worker, task, entry)
                 return
-        future = entry[0]
-        future.get_loop().call_soon_threadsafe(self._settle, *entry, FingerprintResult(error=worker.died))
+        entry[0].get_loop().call_soon_threadsafe(self._settle, *entry, FingerprintResult(error=worker.died))
+
+    @staticmethod
+    def _send_locked(worker: _Worker, task: tuple[object, ...], entry: _Entry) -> None:
+        """Send `task` to `worker`, whose `sending` lock the caller holds, its answer to go to `entry`."""
+        worker.waiting.append(entry)
+        try:
+            worker.conn.send(task)
+        except OSError:
+            pass  # the worker has died: the loop reads its end and answers what it had, this too
+        except BaseException:
+            worker.waiting.remove(entry)  # never sent (it did not pickle): no answer will come
+            raise
+
+    def _unsent(self, sent: asyncio.Future[None], entry: _Entry) -> None:
+        """After a thread's `_send`: if it raised, nothing was sent and no answer comes."""
+        if not sent.cancelled() and sent.exception() is not None:
+            self._settle(*entry, FingerprintResult(error=f"not fingerprinted: {sent.exception()!r}"))
 
     def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is loop:

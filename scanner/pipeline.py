@@ -518,9 +518,9 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     try:
         with FingerprintPool(config.scan.workers) as pool:
             # Near grouping needs the index kernels: loaded while the scan reads, after the workers have
-            # forked and joined before anything forks again (verification does), since a fork while the
-            # load holds numba's compiler lock hands the child that lock held, forever. Joined here and
-            # not later: a later scan in this process forks its own workers.
+            # forked, and joined before the reads end. A fork while the load holds numba's compiler lock
+            # hands the child that lock held, forever: verification forks after the reads, and a later
+            # scan in this process forks workers of its own.
             kernels = threading.Thread(target=load_kernels, name="load-kernels", daemon=True)
             if config.scan.perceptual and shard is None:
                 kernels.start()
