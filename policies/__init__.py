@@ -10,7 +10,7 @@ them, and `validate_files` / `describe_packs` / `describe_policies` back the `ti
 """
 
 from .costs import Pricing
-from .engine import evaluate
+from .engine import evaluate, in_order
 from .model import ACTIONS, FILTERS, Action, Context, Estimate, Filter, Policy, PolicySet
 from .output import write_resources
 from .schema import policy_schema
@@ -38,6 +38,7 @@ __all__ = [
     "describe_packs",
     "describe_policies",
     "evaluate",
+    "in_order",
     "load_policies",
     "policy_schema",
     "validate_files",

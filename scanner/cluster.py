@@ -252,12 +252,14 @@ def _current(blob: bytes | None) -> bytes | None:
 
 def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near: NearSettings,
                 master: MasterSettings | None = None, signatures: Mapping[str, bytes] | None = None,
-                not_duplicates: Iterable[Sequence[str]] = (), workers: int | None = None) -> list[Group]:
+                not_duplicates: Iterable[Sequence[str]] = (), workers: int | None = None,
+                meanwhile: Callable[[], None] = lambda: None) -> list[Group]:
     """Star groups of perceptually similar images; exact copies are represented by their group's master.
     Centres, the masters, are taken best first by `master.near`; an unassigned candidate joins a centre
     only when their pair is confirmed and it is not listed as "not a duplicate" of any member.
     `signatures`: `Signature` blobs by URI (objects without one use the global-hash rule). `workers`:
-    processes that verify candidate pairs (default: one per core)."""
+    processes that verify candidate pairs (default: one per core). `meanwhile`: the caller's own work,
+    called once, while those processes verify (they have all forked by then), or before verifying here."""
     rank = _ranking((master or MasterSettings()).near)
     non_masters = {m.uri for g in exact for m in g.members if m.uri != g.master}
     blobs = signatures or {}
@@ -270,11 +272,13 @@ def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near
         key=lambda c: rank(c.record),
     )
     if len(cands) < 2:
+        meanwhile()
         return []
     radius = max(near.candidate_radius, near.phash_max_distance)
     pairs = _hash_pairs(cands, radius)
     search = _Search(cands, _Mates.of(pairs, len(cands)), _separated(near, not_duplicates, exact), near)
-    stars = _in_parallel(search, _components(pairs, len(cands)), workers or os.cpu_count() or 1)
+    components = _components(pairs, len(cands))
+    stars = _in_parallel(search, components, workers or os.cpu_count() or 1, meanwhile)
     groups = [_group("near", cands[i].record.uri, cands[i].record,
                      [cands[i].record, *(cands[j].record for j in members)], distances)
               for i, members, distances in stars]
@@ -412,15 +416,18 @@ def _stars_of(components: list[list[int]]) -> list[_Star]:
     return [star for c in components for star in _FORKED.stars(c)]
 
 
-def _in_parallel(search: _Search, components: list[list[int]], workers: int) -> list[_Star]:
+def _in_parallel(search: _Search, components: list[list[int]], workers: int,
+                 meanwhile: Callable[[], None]) -> list[_Star]:
     """The stars of every component: in this process when the work is small or fork is unavailable (the
     search is read by forked processes, not copied to them), else spread over `workers` processes,
     largest components first so that no process is left with the biggest at the end. Verification is
-    CPU-bound Python and OpenCV on small arrays, so threads would share one core."""
+    CPU-bound Python and OpenCV on small arrays, so threads would share one core. `meanwhile` runs here
+    while the processes verify, else first."""
     global _FORKED
     work = [search.mates.count(c) for c in components]  # twice each component's pairs
     small = sum(work) < 2 * _PARALLEL_PAIRS
     if workers < 2 or small or "fork" not in multiprocessing.get_all_start_methods():
+        meanwhile()
         return [star for c in components for star in search.stars(c)]
     batches: list[list[list[int]]] = [[] for _ in range(4 * workers)]
     loads = [0] * len(batches)
@@ -431,6 +438,9 @@ def _in_parallel(search: _Search, components: list[list[int]], workers: int) -> 
     _FORKED = search
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return [star for part in pool.map(_stars_of, [b for b in batches if b]) for star in part]
+            # A fork pool starts all its processes at the first submission: none forks during `meanwhile`.
+            parts = pool.map(_stars_of, [b for b in batches if b])
+            meanwhile()
+            return [star for part in parts for star in part]
     finally:
         _FORKED = None

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from connectors import Connector, connector_class, parse_target
-from policies import PolicySet, Pricing, evaluate, load_policies
+from policies import PolicySet, Pricing, evaluate, in_order, load_policies
 
 from .catalog import Catalog, WorkItem
 from .cluster import exact_groups, near_groups
@@ -441,18 +441,27 @@ def _policy_record(r: InventoryRecord, jurisdictions: JurisdictionMap) -> dict[s
     return record
 
 
-def policy_records(config: Config, records: list[InventoryRecord],
-                   groups: list[Group]) -> tuple[dict[str, dict[str, object]], dict[str, dict[str, object]]]:
-    """What policies see, keyed by URI and by group id: object records, and group records whose members
-    are full object records. The scan evaluates these; `--output-dir` writes the matched ones out."""
+def _object_records(config: Config, records: list[InventoryRecord]) -> dict[str, dict[str, object]]:
     jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
-    objects = {r.uri: _policy_record(r, jurisdictions) for r in records}
+    return {r.uri: _policy_record(r, jurisdictions) for r in records}
+
+
+def _group_records(objects: dict[str, dict[str, object]],
+                   groups: list[Group]) -> dict[str, dict[str, object]]:
     group_records = {}
     for g in groups:
         record = g.model_dump(mode="json")
         record["members"] = [{**objects[m.uri], "distance": m.distance} for m in g.members]
         group_records[g.id] = record
-    return objects, group_records
+    return group_records
+
+
+def policy_records(config: Config, records: list[InventoryRecord],
+                   groups: list[Group]) -> tuple[dict[str, dict[str, object]], dict[str, dict[str, object]]]:
+    """What policies see, keyed by URI and by group id: object records, and group records whose members
+    are full object records. The scan evaluates these; `--output-dir` writes the matched ones out."""
+    objects = _object_records(config, records)
+    return objects, _group_records(objects, groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,12 +481,23 @@ def evaluate_results(config: Config, catalog: Catalog, now: datetime,
     if policy_set is None:
         policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     records = list(catalog.records())
+    pricing = Pricing(PriceTable.load(config.prices), price_as_from_config(config))
+    objects: dict[str, dict[str, object]] = {}
+    object_findings: list[Finding] = []
+
+    def object_side() -> None:
+        # Object policies need no groups: this runs while the near-duplicate verification processes work
+        # (20,000 objects: 1.2 s of this process's CPU that would otherwise follow them).
+        objects.update(_object_records(config, records))
+        object_findings.extend(evaluate(policy_set, objects=objects.values(), now=now, pricing=pricing))
+
     exact = exact_groups(records, config.master)
     near = near_groups(records, exact, config.near, config.master, signatures=catalog.signatures(),
-                       not_duplicates=catalog.not_duplicates(), workers=config.scan.workers)
-    objects, groups = policy_records(config, records, exact + near)
-    pricing = Pricing(PriceTable.load(config.prices), price_as_from_config(config))
-    findings = evaluate(policy_set, objects=objects.values(), groups=groups.values(), now=now, pricing=pricing)
+                       not_duplicates=catalog.not_duplicates(), workers=config.scan.workers,
+                       meanwhile=object_side)
+    groups = _group_records(objects, exact + near)
+    group_findings = evaluate(policy_set, groups=groups.values(), now=now, pricing=pricing)
+    findings = in_order(object_findings + group_findings)
     catalog.replace_results(exact + near, findings)
     return Evaluation(records, sorted(exact + near, key=lambda g: g.id), findings)
 

@@ -344,6 +344,32 @@ def test_verification_spread_over_processes_gives_the_groups_of_one_process(monk
     assert cluster._FORKED is None  # the search is not kept past the pool
 
 
+def test_the_callers_work_runs_once_while_the_verification_processes_work(monkeypatch):
+    """`meanwhile` is called exactly once: while the forked verification processes are alive when they
+    verify, before verifying when this process does, and even when there is nothing to group."""
+    import multiprocessing
+
+    from scanner import cluster
+
+    photo, other = _photos()
+    records, blobs = _fingerprinted({"s3://a/photo": photo, "s3://a/photo-small": photo.resize((320, 240)),
+                                     "s3://b/other": other, "s3://b/other-small": other.resize((320, 240))})
+    seen: list[int] = []
+    before = len(multiprocessing.active_children())
+
+    def meanwhile() -> None:
+        seen.append(len(multiprocessing.active_children()) - before)
+
+    serial = near_groups(records, [], NearSettings(), signatures=blobs, workers=1, meanwhile=meanwhile)
+    assert len(serial) == 2 and seen == [0]
+    assert near_groups(records[:1], [], NearSettings(), signatures=blobs, meanwhile=meanwhile) == []
+    assert seen == [0, 0]
+    monkeypatch.setattr(cluster, "_PARALLEL_PAIRS", 0)
+    forked = near_groups(records, [], NearSettings(), signatures=blobs, workers=2, meanwhile=meanwhile)
+    assert forked == serial
+    assert seen == [0, 0, 2]  # both verification processes were up while it ran
+
+
 def _components_by_search(edges: list[tuple[int, int]]) -> list[list[int]]:
     """Connected components found the plain way, one breadth-first search each."""
     links: dict[int, set[int]] = {}
