@@ -19,38 +19,39 @@ then whether the exact groups and EXIF findings match the naive scanner's.
     python benchmarks/read_plan.py --reuse /tmp/estate.json        # measure on the kept estate
     python benchmarks/read_plan.py --objects 1000 --max-mb 8       # quick
 
-Measured on the 20,005-object estate (24,482 MiB; 562 multipart, 5 GLACIER), moto on the same two cores:
-one run of this code on a 2-core VM (the eighth this benchmark ran on), then two on a ninth, slower one
-(its estate took 480 s to build, the eighth's 370):
+Measured on the 20,005-object estate (24,482 MiB; 562 multipart, 5 GLACIER), moto on the same two cores,
+on a 2-core VM (the ninth this benchmark ran on; the estate took 462 s to build): two runs with the
+mirror's ORB features described at mirrored keypoints instead of detected again, then four with object
+policies evaluated while verification runs, too (the code here):
 
-    row                       bytes read  % stored    GETs   wall s               obj/s / naive
-    tierscan --no-perceptual     417 MB     1.62%    26,125   80.2 / 92.6 / 88.3
-    tierscan (perceptual)      5,870 MB    22.87%    14,318   48.5 / 59.3 / 63.5   2.94x / 2.93x / 2.90x
-    tierscan --no-signatures   5,870 MB    22.87%    14,318   33.5 / 40.2 / 41.2   4.26x / 4.32x / 4.46x
-    naive                     25,669 MB    99.99%    20,005  142.5 / 173.9 / 184.1
+    row                       bytes read  % stored    GETs   wall s (runs 1-2 | 3-6)
+    tierscan --no-perceptual     417 MB     1.62%    26,125   84.1 / 88.9 | 85.8 / 86.5 / 83.1 / 83.7
+    tierscan (perceptual)      5,870 MB    22.87%    14,318   51.9 / 57.0 | 51.4 / 57.2 / 53.4 / 51.2
+    tierscan --no-signatures   5,870 MB    22.87%    14,318   38.2 / 37.5 | 37.9 / 37.2 / 42.2 / 35.7
+    naive                     25,669 MB    99.99%    20,005  166.6 / 164.7 | 161.7 / 157.4 / 162.5 / 161.2
 
-Peak RSS 373-374, 818-843, 475-478 and 347-371 MiB; rclone 9.7-13.3 s (4,702 groups: it has no MD5 for
+    objects/s / naive, with signatures: 3.21x / 2.89x | 3.15x / 2.75x / 3.04x / 3.15x
+                       --no-signatures: 4.37x / 4.39x | 4.26x / 4.23x / 3.85x / 4.51x
+
+Peak RSS 373-384, 815-858, 476-480 and 353-373 MiB; rclone 11.0-11.5 s (4,702 groups: it has no MD5 for
 multipart objects and dedupes within a bucket). Exact groups 4,841 in every tierscan mode, identical to
 the naive scanner's; EXIF differences 0. What bounds the perceptual row is CPU: client and server CPU
-spread over both cores (the "CPU floor": 42.5 / 50.8 / 54.5 s) would allow 3.35-3.42x, and the cores are
-busy throughout the reads. The rest is the grouping and policies after the reads (7-10 s, partly on one
-core: reading the catalog back, candidate pairs, then verification on both cores, then policies and the
-catalog's results). Signatures (ORB features, windowed hashes), which the naive scanner does not make,
-are the difference from the --no-signatures row.
+spread over both cores (the "CPU floor") would allow 3.15-3.73x, and the cores are busy throughout the
+reads. The rest is about 8 s after the reads, partly on one core: reading the catalog back, exact groups,
+candidate pairs, verification on both cores (with the object policies beside it), group policies and
+the catalog's results. The VM's speed wanders by about 10% between rows: in the runs under 3x the
+perceptual row took 98.6-100.1 s of client and server CPU for the work that took 89.3-94.0 s in the
+others (moto 1.92 ms a GET against 1.61-1.65), and the estate outgrows the page cache, so moto reads
+part of it from disk; compare rows within one run, and runs by their CPU floor.
+Signatures (ORB features, windowed hashes), which the naive scanner does not make, are the difference
+from the --no-signatures row.
 
-With the fingerprint pool fed by the event loop instead of a ProcessPoolExecutor, four more runs on the
-ninth VM as its speed drifted (moto 2.00-2.30 ms of CPU a GET against 1.81-1.86): 96.7 / 68.5 / 53.2 /
-197.5 s, 95.9 / 72.8 / 52.0 / 219.6 s, 93.0 / 67.5 / 48.7 / 178.3 s and 92.9 / 62.4 / 43.1 / 182.5 s, so
-2.88x, 3.01x, 2.64x and 2.93x with signatures and 3.71x, 4.22x, 3.66x and 4.23x without (floor 3.29x,
-3.45x, 3.02x and 3.36x): within the VM's noise of the runs above.
-
-Earlier code on the eight VMs gave 1.68-2.96x with signatures and 2.37-4.32x without: VMs differ by 20-50%
-in speed, so compare rows within one run only. Two defects of this benchmark's own moto inflated the older
-figures: its selectors shim lacked `EVENT_READ`, so every request failed after its answer and werkzeug
-logged a traceback (moto's CPU a GET 4.57 -> 2.77 ms on a 1,005-object estate; fixed on the seventh VM),
-and it looked up each request's backend by listing moto's package directory and trying every service's
-URL patterns under one lock (1.94 -> 1.61 ms a GET in the perceptual row; fixed on the eighth). 3x with
-signatures has not been reached; the best run gave 2.96x.
+Earlier code on nine VMs gave 1.68-3.01x with signatures and 2.37-4.46x without; the ORB change took the
+perceptual row's client CPU from 80.1 s (the previous code's last run here) to 65.7-72.6 s. Two defects of this benchmark's own moto
+inflated the oldest figures: its selectors shim lacked `EVENT_READ`, so every request failed after its
+answer and werkzeug logged a traceback (moto's CPU a GET 4.57 -> 2.77 ms on a 1,005-object estate), and
+it looked up each request's backend by listing moto's package directory and trying every service's URL
+patterns under one lock (1.94 -> 1.61 ms a GET in the perceptual row); both fixed.
 
 Estate: a few hundred synthetic photos (smooth gradients and shapes, EXIF with make, model, GPS on a
 third) re-encoded and resized; object sizes (lognormal, median 800 KB, 50 KB to max-mb) vary with random
