@@ -81,13 +81,13 @@ CREATE TABLE IF NOT EXISTS not_duplicates (a TEXT NOT NULL, b TEXT NOT NULL, PRI
 # Columns added after catalogs were first written: (name, type). Opening an older catalog adds them.
 _ADDED_COLUMNS = (("near_sig", "BLOB"), ("headtail", "TEXT"))
 
-# The `InventoryRecord` fields the catalog holds as they are, then the trusted checksums, which SQLite takes
-# out of their JSON (`json.loads` of every row was a quarter of the time reading 20,000 records took).
-_RECORD_FIELDS = ("uri", "provider", "bucket", "key", "version", "size", "tier", "storage_class", "region",
-                  "jurisdiction", "modified", "etag", "sha256", "phash", "dhash", "format", "width", "height",
-                  "status", "reason", "md5", "multipart_etag")
-_RECORD_COLUMNS = ", ".join(_RECORD_FIELDS[:-2]) + (
-    ", json_extract(checksums, '$.md5'), json_extract(checksums, '$.s3mpu')")
+# Where each `InventoryRecord` field comes from: its column, or for the trusted checksums their entry in the
+# checksums JSON, which SQLite takes out (`json.loads` of every row was a quarter of the time reading 20,000
+# records took).
+_RECORD_SOURCES = {name: name for name in (
+    "uri", "provider", "bucket", "key", "version", "size", "tier", "storage_class", "region", "jurisdiction",
+    "modified", "etag", "sha256", "phash", "dhash", "format", "width", "height", "status", "reason")} | {
+    "md5": "json_extract(checksums, '$.md5')", "multipart_etag": "json_extract(checksums, '$.s3mpu')"}
 # No signature yet, or one of an older layout (`signatures.MAGIC` names the current one).
 _NEEDS_SIGNATURE = ("(status='fingerprinted' AND phash IS NOT NULL AND (near_sig IS NULL OR "
                     f"substr(near_sig, 1, {len(MAGIC)}) <> X'{MAGIC.hex()}'))")
@@ -332,10 +332,10 @@ class Catalog:
         where = "" if include_gone else "WHERE status<>'gone'"
         cursor = self.db.cursor()
         cursor.row_factory = None  # plain tuples: `sqlite3.Row` finds each column by name
-        cursor.execute(f"SELECT exif, {_RECORD_COLUMNS} FROM objects {where} ORDER BY uri")
+        cursor.execute(f"SELECT exif, {', '.join(_RECORD_SOURCES.values())} FROM objects {where} ORDER BY uri")
         for exif_text, *values in cursor:
             exif = ExifRecord.model_validate_json(exif_text) if exif_text else None
-            yield InventoryRecord(**dict(zip(_RECORD_FIELDS, values)), exif=exif,
+            yield InventoryRecord(**dict(zip(_RECORD_SOURCES, values)), exif=exif,
                                   personal_data=exif.personal_data() if exif else [])
 
     def object_rows(self) -> Iterator[dict[str, Any]]:

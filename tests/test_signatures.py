@@ -2,7 +2,6 @@ import io
 import struct
 from pathlib import Path
 
-import cv2
 import imagehash
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from PIL import Image, ImageEnhance
 
 from scanner.config import NearSettings
 from scanner.fingerprint import _init_worker, fingerprint_bytes
-from scanner.signatures import (MAGIC, ORB_FEATURES, WINDOWS, WORK_SIDE, Signature, _scaled,
+from scanner.signatures import (_ORB, MAGIC, ORB_FEATURES, WINDOWS, WORK_SIDE, Signature, _scaled,
                                 compute_signature, grey_of, hash_copy, phash_bits, whole_hashes)
 from scanner.verify import evidence
 
@@ -95,11 +94,10 @@ def test_mirror_features_are_those_a_detection_in_the_mirror_image_finds():
     """The mirror's features are the image's keypoints mirrored and described in the mirror image: the
     corners and descriptors a detection there gives, within half a pixel, for a fraction of its cost."""
     for path in (PHOTO, OTHER):
-        sig = compute_signature(grey_of(photo(path)))
-        work = np.ascontiguousarray(_scaled(grey_of(photo(path)), WORK_SIDE)[:, ::-1])
-        keypoints, descriptors = cv2.ORB_create(nfeatures=ORB_FEATURES, scaleFactor=1.3, nlevels=5,
-                                                edgeThreshold=15, patchSize=15,
-                                                fastThreshold=10).detectAndCompute(work, None)
+        grey = grey_of(photo(path))
+        sig = compute_signature(grey)
+        mirror_work = np.ascontiguousarray(_scaled(grey, WORK_SIDE)[:, ::-1])
+        keypoints, descriptors = _ORB.detectAndCompute(mirror_work, None)  # the module's own detector
         detected = np.array([k.pt for k in keypoints], np.float32)
         mirror = sig.mirror_features
         assert len(mirror.points) == len(detected) == ORB_FEATURES
