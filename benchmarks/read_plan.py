@@ -306,6 +306,114 @@ def server_cpu(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass(frozen=True)
+class Row:
+    """One scanner's figures in one round."""
+
+    bytes_read: int
+    gets: int
+    wall: float
+    objects: int
+    rss: int  # MiB
+    cpu: float  # client CPU s, all processes
+    server: float  # moto's CPU s meanwhile
+
+    @property
+    def rate(self) -> float:
+        return self.objects / self.wall
+
+
+TIERSCAN_ROWS = (("tierscan --no-perceptual", ["--no-perceptual"]), ("tierscan (perceptual)", []),
+                 ("tierscan --no-signatures", ["--no-signatures"]))
+NAIVE = "naive (GET all, full decode)"
+
+
+def measure_round(workers: int, targets: list[str], env: dict[str, str], endpoint: str, work: Path,
+                  runs: dict[str, list[Row]]) -> None:
+    """The tierscan rows, then the naive scanner, each appended to `runs`; then whether each tierscan row
+    found the naive scanner's exact groups and EXIF."""
+    tierscan = str(Path(sys.executable).with_name("tierscan"))
+    reports = {}
+    for name, extra in TIERSCAN_ROWS:
+        db = work / f"{len(reports)}.db"
+        db.unlink(missing_ok=True)
+        wall, rss, proc = timed([tierscan, "scan", *targets, "--db", str(db), "--format", "json",
+                                 "--workers", str(workers), *extra], env)
+        report = json.loads(proc.stdout)
+        reports[name] = (report, db)
+        s = report["scan"]
+        runs[name].append(Row(s["bytes_read"], s["requests"], wall, report["totals"]["objects"], rss, CPU[0],
+                              SERVER_CPU[0]))
+        print(f"{name}: {s['bytes_read']:,} bytes, {s['requests']:,} GETs, {wall:.1f} s, peak RSS {rss} MiB",
+              flush=True)
+    out = work / "naive.json"
+    wall, rss, _ = timed([sys.executable, __file__, "--naive-child", endpoint, str(workers), str(out)], env)
+    naive_out = json.loads(out.read_text())
+    ns = naive_out["stats"]
+    runs[NAIVE].append(Row(ns["bytes"], ns["gets"], wall, ns["objects"], rss, CPU[0], SERVER_CPU[0]))
+    print(f"naive: {ns['bytes']:,} bytes, {ns['gets']:,} GETs, {wall:.1f} s, peak RSS {rss} MiB", flush=True)
+    # Same exact groups and EXIF findings as the naive scanner (over the objects it could read).
+    naive_res = naive_out["results"]
+    by_sha = defaultdict(set)
+    for uri, (sha, _, _) in naive_res.items():
+        by_sha[sha].add(uri)
+    naive_groups = sorted(sorted(g) for g in by_sha.values() if len(g) > 1)
+    for name, (report, db) in reports.items():
+        groups = sorted(sorted(m["uri"] for m in g["members"] if m["uri"] in naive_res)
+                        for g in report["groups"] if g["kind"] == "exact")
+        groups = sorted(g for g in groups if len(g) > 1)
+        inv = subprocess.run([tierscan, "inventory", "--db", str(db), "--format", "jsonl"], check=False,
+                             capture_output=True, text=True, env=env).stdout
+        diffs = 0
+        for line in inv.splitlines():
+            r = json.loads(line)
+            if r["uri"] not in naive_res or r["status"] != "fingerprinted":
+                continue
+            e = r["exif"] or {}
+            gps = e.get("gps") or {}
+            mine = [e.get("make"), e.get("model"), gps.get("lat"), gps.get("lon"), e.get("datetime_original")]
+            diffs += mine != list(naive_res[r["uri"]][2])
+        print(f"{name}: exact groups {len(groups)} vs naive {len(naive_groups)}, identical: "
+              f"{groups == naive_groups}; EXIF differences: {diffs}")
+
+
+def report_table(runs: dict[str, list[Row]], stored: int, floor: int) -> None:
+    """Each scanner's median row (by wall time; the rounds' wall times beside it when there are several),
+    then the targets: bytes against the naive scanner's, and objects/s against it, round by round (rows of
+    one round ran minutes apart) and by the medians."""
+    cores = os.cpu_count() or 1
+    rounds = len(runs[NAIVE])
+    median = {name: sorted(rows, key=lambda r: r.wall)[(len(rows) - 1) // 2] for name, rows in runs.items()}
+    print(f"\n{'scanner':<44} {'bytes read':>14} {'% stored':>9} {'GETs':>8} {'wall s':>8} {'obj/s':>8} "
+          f"{'peak RSS MiB':>13} {'client CPU s':>13} {'CPU ms/obj':>11} {'server CPU s':>13} "
+          f"{'CPU floor s':>12}" + ("  wall s of each round" if rounds > 1 else ""))
+    for name, r in median.items():
+        walls = " / ".join(f"{x.wall:.1f}" for x in runs[name]) if len(runs[name]) > 1 else ""
+        print(f"{name:<44} {r.bytes_read:>14,} {100 * r.bytes_read / stored:>8.2f}% {r.gets:>8,} {r.wall:>8.1f} "
+              f"{r.rate:>8.1f} {r.rss:>13,} {r.cpu:>13.1f} {1000 * r.cpu / max(r.objects, 1):>11.1f} "
+              f"{r.server:>13.1f} {(r.cpu + r.server) / cores:>12.1f}  {walls}")
+    if rounds > 1:
+        print(f"(the median of {rounds} rounds by wall time, each row's own figures)")
+    if SERVER_PID[0]:
+        print(f"(server: the moto process, on the same {cores} cores; CPU floor: (client + server CPU) / "
+              "cores, the least wall time this much work takes here)")
+    naive_row = median[NAIVE]
+    print(f"\n--no-perceptual bytes read / naive: {100 * median[TIERSCAN_ROWS[0][0]].bytes_read / naive_row.bytes_read:.2f}% "
+          f"(target <= 5%); floor (contents whose copies do not share one identity, read whole once): "
+          f"{100 * floor / naive_row.bytes_read:.2f}%")
+    for name, _ in TIERSCAN_ROWS[1:]:
+        row = median[name]
+        each = " / ".join(f"{r.rate / n.rate:.2f}x" for r, n in zip(runs[name], runs[NAIVE]))
+        print(f"{name}: objects/s / naive: {row.rate / naive_row.rate:.2f}x (target >= 3x)"
+              + (f"; round by round {each}" if rounds > 1 else "")
+              + f"; client CPU per object, naive / tierscan: {naive_row.cpu / naive_row.objects / (row.cpu / row.objects):.2f}x "
+              "(the ceiling when the store is not the bottleneck)")
+        if row.server and row.gets:
+            cpu_floor = (row.cpu + row.server) / cores
+            print(f"  server CPU per GET {1000 * row.server / row.gets:.2f} ms; naive wall / this row's CPU "
+                  f"floor: {naive_row.wall / cpu_floor:.2f}x (the best this work could do here)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--objects", type=int, default=20_000)
@@ -316,6 +424,9 @@ def main() -> None:
                     help="build the estate, leave moto running and write its endpoint and counts to FILE; measure "
                          "nothing (a 20,000-object estate takes longer to build than to measure)")
     ap.add_argument("--reuse", type=Path, metavar="FILE", help="measure the estate a --keep run left (moto stays up)")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="measure N rounds of every tierscan row and the naive scanner, one round after the other, "
+                         "and report each row's median (the VM's speed wanders between rows)")
     ap.add_argument("--stock-moto", action="store_true",
                     help="stock moto, which reads the whole object for every ranged GET (default: "
                          "benchmarks/moto_ranged.py, which reads only the range, as S3 does)")
@@ -364,28 +475,11 @@ def main() -> None:
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", WARM_KERNELS], check=True, cwd=work)
         print(f"index and resize kernels compiled or loaded before the timed runs: {time.perf_counter() - t:.1f} s")
-        rows = []
-        reports = {}
-        for name, extra in (("tierscan --no-perceptual", ["--no-perceptual"]), ("tierscan (perceptual)", []),
-                            ("tierscan --no-signatures", ["--no-signatures"])):
-            db = work / f"{len(rows)}.db"
-            wall, rss, proc = timed([str(Path(sys.executable).with_name("tierscan")), "scan", *targets, "--db",
-                                     str(db), "--format", "json", "--workers", str(args.workers), *extra], env)
-            report = json.loads(proc.stdout)
-            reports[name] = (report, db)
-            s = report["scan"]
-            rows.append((name, s["bytes_read"], s["requests"], wall, report["totals"]["objects"], rss, CPU[0],
-                         SERVER_CPU[0]))
-            print(f"{name}: {s['bytes_read']:,} bytes, {s['requests']:,} GETs, {wall:.1f} s, peak RSS {rss} MiB",
-                  flush=True)
-        out = work / "naive.json"
-        wall, rss, _ = timed([sys.executable, __file__, "--naive-child", emu.endpoint, str(args.workers), str(out)],
-                             env)
-        naive_out = json.loads(out.read_text())
-        ns = naive_out["stats"]
-        rows.append(("naive (GET all, full decode)", ns["bytes"], ns["gets"], wall, ns["objects"], rss,
-                     CPU[0], SERVER_CPU[0]))
-        print(f"naive: {ns['bytes']:,} bytes, {ns['gets']:,} GETs, {wall:.1f} s, peak RSS {rss} MiB", flush=True)
+        runs: dict[str, list[Row]] = defaultdict(list)  # scanner -> its row of each round
+        for round_no in range(1, args.repeat + 1):
+            if args.repeat > 1:
+                print(f"round {round_no} of {args.repeat}", flush=True)
+            measure_round(args.workers, targets, env, emu.endpoint, work, runs)
         rclone = shutil.which("rclone")
         rclone_groups = None
         if rclone:
@@ -415,56 +509,9 @@ def main() -> None:
                     by[line[:32]].add("s3://" + line[34:])
             rclone_groups = [v for v in by.values() if len(v) > 1]
             hashed = sum(1 for line in sums.splitlines() if line[:32].strip())
-            rows.append((f"rclone md5sum+dedupe ({hashed} of {len(sums.splitlines())} hashed)", 0, 0, rwall,
-                         len(sums.splitlines()), peak, cpu, server))
-        print(f"\n{'scanner':<44} {'bytes read':>14} {'% stored':>9} {'GETs':>8} {'wall s':>8} {'obj/s':>8} "
-              f"{'peak RSS MiB':>13} {'client CPU s':>13} {'CPU ms/obj':>11} {'server CPU s':>13} "
-              f"{'CPU floor s':>12}")
-        cores = os.cpu_count() or 1
-        for name, nbytes, gets, wall, nobj, rss, cpu, server in rows:
-            print(f"{name:<44} {nbytes:>14,} {100 * nbytes / stored:>8.2f}% {gets:>8,} {wall:>8.1f} "
-                  f"{nobj / wall:>8.1f} {rss:>13,} {cpu:>13.1f} {1000 * cpu / max(nobj, 1):>11.1f} "
-                  f"{server:>13.1f} {(cpu + server) / cores:>12.1f}")
-        if SERVER_PID[0]:
-            print(f"(server: the moto process, on the same {cores} cores; CPU floor: (client + server CPU) / "
-                  "cores, the least wall time this much work takes here)")
-        naive_row = rows[3]
-        naive_bytes, naive_rate = naive_row[1], naive_row[4] / naive_row[3]
-        print(f"\n--no-perceptual bytes read / naive: {100 * rows[0][1] / naive_bytes:.2f}% (target <= 5%); "
-              f"floor (contents whose copies do not share one identity, read whole once): "
-              f"{100 * floor / naive_bytes:.2f}%")
-        for row in rows[1:3]:
-            print(f"{row[0]}: objects/s / naive: {row[4] / row[3] / naive_rate:.2f}x (target >= 3x); client "
-                  f"CPU per object, naive / tierscan: {naive_row[6] / naive_row[4] / (row[6] / row[4]):.2f}x "
-                  "(the ceiling when the store is not the bottleneck)")
-            if row[7] and row[2]:
-                floor = (row[6] + row[7]) / cores
-                print(f"  server CPU per GET {1000 * row[7] / row[2]:.2f} ms; naive wall / this run's CPU "
-                      f"floor: {naive_row[3] / floor:.2f}x (the best this work could do here)")
-        # Same exact groups and EXIF findings as the naive scanner (over the objects it could read).
-        naive_res = naive_out["results"]
-        by_sha = defaultdict(set)
-        for uri, (sha, _, _) in naive_res.items():
-            by_sha[sha].add(uri)
-        naive_groups = sorted(sorted(g) for g in by_sha.values() if len(g) > 1)
-        for name, (report, db) in reports.items():
-            groups = sorted(sorted(m["uri"] for m in g["members"] if m["uri"] in naive_res)
-                            for g in report["groups"] if g["kind"] == "exact")
-            groups = sorted(g for g in groups if len(g) > 1)
-            inv = subprocess.run([str(Path(sys.executable).with_name("tierscan")), "inventory", "--db", str(db),
-                                  "--format", "jsonl"], check=False, capture_output=True, text=True,
-                                 env=env).stdout
-            diffs = 0
-            for line in inv.splitlines():
-                r = json.loads(line)
-                if r["uri"] not in naive_res or r["status"] != "fingerprinted":
-                    continue
-                e = r["exif"] or {}
-                gps = e.get("gps") or {}
-                mine = [e.get("make"), e.get("model"), gps.get("lat"), gps.get("lon"), e.get("datetime_original")]
-                diffs += mine != list(naive_res[r["uri"]][2])
-            print(f"{name}: exact groups {len(groups)} vs naive {len(naive_groups)}, identical: "
-                  f"{groups == naive_groups}; EXIF differences: {diffs}")
+            runs[f"rclone md5sum+dedupe ({hashed} of {len(sums.splitlines())} hashed)"].append(
+                Row(0, 0, rwall, len(sums.splitlines()), peak, cpu, server))
+        report_table(runs, stored, floor)
         if rclone_groups is not None:
             print(f"rclone: {len(rclone_groups)} groups by MD5 within buckets' listings (multipart objects have no "
                   "MD5 for rclone; dedupe lists per bucket only)")
