@@ -41,7 +41,7 @@ from .pricing import Price, PriceTable
 
 __all__ = [
     "Budget", "HEAD", "TAIL", "PlannedRead", "RangedMeta", "TierCost", "estimate", "headtail_key",
-    "plan_reads", "ranged_metadata", "whole_read_below",
+    "plan_reads", "ranged_metadata", "spread_decodes", "whole_read_below",
 ]
 
 # The first read. Measured on the 74 EXIF samples in tests/data/exif (a walk needs up to SOS for JPEG):
@@ -140,6 +140,23 @@ def plan_reads(work: Iterable[WorkItem], *, perceptual: bool,
         plans.append(PlannedRead(item, kind, copies))
     plans.sort(key=lambda p: (p.ref.tier.rank, p.ref.uri))
     return plans
+
+
+def spread_decodes(plans: list[PlannedRead], *, perceptual: bool) -> list[PlannedRead]:
+    """`plans` with the reads that decode no pixels (head and tail, ranged metadata, whole reads for a
+    SHA-256 alone) spread evenly among those that do, each kind in its own order. Reads in plan order
+    bunch them: after a 20,000-object listing the hot tier's head/tail narrowing comes first, hundreds of
+    reads that keep the fingerprint workers idle for half a second before the cooler tiers' images
+    arrive. The order matters for fees only under a retrieval budget, which reads hottest first."""
+    decodes = [perceptual and p.item.want_metadata and p.kind in ("full", "image") for p in plans]
+    decoding = [p for p, d in zip(plans, decodes) if d]
+    light = [p for p, d in zip(plans, decodes) if not d]
+    if not decoding or not light:
+        return plans
+    # Each read's place is its fraction of the way through its own kind; sorting by it merges the two.
+    placed = [((i + 0.5) / len(decoding), 0, p) for i, p in enumerate(decoding)]
+    placed += [((j + 0.5) / len(light), 1, p) for j, p in enumerate(light)]
+    return [p for *_, p in sorted(placed, key=lambda t: t[:2])]
 
 
 def headtail_key(size: int, head: bytes, tail: bytes) -> str:

@@ -19,7 +19,8 @@ from scanner.catalog import WorkItem
 from scanner.cli import cli
 from scanner.exif import read_metadata
 from scanner.models import InventoryRecord, ObjectRef, Report, Tier
-from scanner.plan import GIB, HEAD, TAIL, Budget, plan_reads, price_of, ranged_metadata, whole_read_below
+from scanner.plan import (GIB, HEAD, TAIL, Budget, plan_reads, price_of, ranged_metadata, spread_decodes,
+                          whole_read_below)
 from scanner.pricing import PriceTable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,6 +109,24 @@ def test_plans_read_one_copy_of_identical_objects_hottest_first():
     exact_only = {p.ref.uri: p.kind for p in plan_reads(items, perceptual=False)}
     assert exact_only["s3://b/hot"] == "meta" and exact_only["s3://b/tiny"] == "full"
     assert plans["s3://b/old"].estimate() == (2, HEAD + TAIL)
+
+
+def test_reads_that_decode_no_pixels_are_spread_among_those_that_do():
+    # The hot tier's narrowing reads come first in plan order, the cool tier's images after them.
+    items = [WorkItem(ref(f"s3://hot/{i:02}.jpg", 10**6, Tier.hot), True, False) for i in range(6)]
+    items += [WorkItem(ref(f"s3://cool/{i:02}.jpg", 10**6, Tier.cool), False, True) for i in range(3)]
+    plans = plan_reads(items, perceptual=True)
+    assert [p.kind for p in plans] == ["narrow"] * 6 + ["image"] * 3
+    spread = spread_decodes(plans, perceptual=True)
+    assert sorted(p.ref.uri for p in spread) == sorted(p.ref.uri for p in plans)
+    assert [p.kind for p in spread] == ["narrow", "image", "narrow", "narrow", "image", "narrow", "narrow", "image",
+                                        "narrow"]
+    # Each kind keeps its own order.
+    assert [p.ref.uri for p in spread if p.kind == "narrow"] == [p.ref.uri for p in plans if p.kind == "narrow"]
+    assert [p.ref.uri for p in spread if p.kind == "image"] == [p.ref.uri for p in plans if p.kind == "image"]
+    # Without perceptual hashing nothing decodes pixels: the plan order stays.
+    exact_only = plan_reads(items, perceptual=False)
+    assert spread_decodes(exact_only, perceptual=False) == exact_only
 
 
 def test_small_objects_whose_size_collides_are_read_whole_where_that_costs_less_in_fees():
