@@ -16,10 +16,13 @@ failing object is recorded with its reason and the scan goes on.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable
@@ -474,10 +477,32 @@ class Evaluation:
     findings: list[Finding]
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused. Grouping and policies build hundreds of thousands of long-lived,
+    acyclic objects (records, groups, policy records), and each full collection this growth sets off walks
+    every object alive: at 20,000 objects, 1.2 s of a scan's tail in collections, one of them 0.9 s. Reference
+    counting still frees all that is not in a cycle, and the verification processes forked meanwhile do not
+    write to every inherited object's header (the copy-on-write that `gc.freeze` exists to avoid)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def evaluate_results(config: Config, catalog: Catalog, now: datetime,
                      policy_set: PolicySet | None = None) -> Evaluation:
     """Group the catalog's objects, evaluate the configured policies (findings priced like the report),
     and store both. `policy_set`: the configured policies, when the caller has loaded them already."""
+    with _no_cycle_collection():
+        return _evaluate(config, catalog, now, policy_set)
+
+
+def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: PolicySet | None) -> Evaluation:
     if policy_set is None:
         policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     records = list(catalog.records())

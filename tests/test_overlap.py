@@ -102,3 +102,38 @@ def test_the_index_kernels_load_while_reading_and_are_done_when_the_scan_returns
     assert stats.fingerprinted == 3
     assert loaded == ["load-kernels"]  # loaded in its own thread, and finished before the scan returned
     assert not [t for t in threading.enumerate() if t.name == "load-kernels"]
+
+
+def test_grouping_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, monkeypatch) -> None:
+    # Full collections walk every live object; grouping builds hundreds of thousands that live on.
+    import gc
+
+    import pytest
+
+    import scanner.pipeline as pipeline
+    during: list[bool] = []
+    real = pipeline.near_groups
+
+    def recording(*args, **kwargs):
+        during.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "near_groups", recording)
+    with Catalog(tmp_path / "c.db") as catalog:
+        pipeline.evaluate_results(Config(), catalog, T0)
+        assert during == [False] and gc.isenabled()
+
+        def failing(*args, **kwargs):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(pipeline, "near_groups", failing)
+        with pytest.raises(RuntimeError):
+            pipeline.evaluate_results(Config(), catalog, T0)
+        assert gc.isenabled()  # back on after a failure too
+        gc.disable()
+        try:
+            monkeypatch.setattr(pipeline, "near_groups", recording)
+            pipeline.evaluate_results(Config(), catalog, T0)
+            assert not gc.isenabled()  # a caller's own choice is left as it was
+        finally:
+            gc.enable()
