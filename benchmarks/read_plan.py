@@ -18,34 +18,44 @@ then whether the exact groups and EXIF findings match the naive scanner's.
     python benchmarks/read_plan.py --objects 20000 --max-mb 8 --keep /tmp/estate.json   # build, keep moto
     python benchmarks/read_plan.py --reuse /tmp/estate.json        # measure on the kept estate
     python benchmarks/read_plan.py --objects 1000 --max-mb 8       # quick
+    python benchmarks/read_plan.py --reuse /tmp/estate.json --repeat 3   # three rounds, medians
+
+Rows of one round run minutes apart and the VM's speed wanders between them, so `--repeat N` measures N
+rounds (each: every tierscan row, then the naive scanner) and reports each row's median with every round's
+wall time, and the objects/s ratio round by round as well as by the medians.
 
 Measured on the 20,005-object estate (24,482 MiB; 562 multipart, 5 GLACIER), moto on the same two cores,
-on a 2-core VM (the ninth this benchmark ran on; the estate took 462 s to build): two runs with the
-mirror's ORB features described at mirrored keypoints instead of detected again, then four with object
-policies evaluated while verification runs, too (the code here):
+on a 2-core VM (the tenth this benchmark ran on; the estate took 436 s to build), two runs of three
+rounds with the code here (light reads spread among decodes, the exact groups' policies beside
+verification, the tail without cyclic garbage collections):
 
-    row                       bytes read  % stored    GETs   wall s (runs 1-2 | 3-6)
-    tierscan --no-perceptual     417 MB     1.62%    26,125   84.1 / 88.9 | 85.8 / 86.5 / 83.1 / 83.7
-    tierscan (perceptual)      5,870 MB    22.87%    14,318   51.9 / 57.0 | 51.4 / 57.2 / 53.4 / 51.2
-    tierscan --no-signatures   5,870 MB    22.87%    14,318   38.2 / 37.5 | 37.9 / 37.2 / 42.2 / 35.7
-    naive                     25,669 MB    99.99%    20,005  166.6 / 164.7 | 161.7 / 157.4 / 162.5 / 161.2
+    row                       bytes read  % stored    GETs   wall s, run 1 rounds | run 2 rounds
+    tierscan --no-perceptual     417 MB     1.62%    26,125   80.6 / 80.5 / 80.3 | 81.7 / 80.6 / 81.7
+    tierscan (perceptual)      5,870 MB    22.87%    14,318   50.1 / 49.4 / 49.9 | 52.4 / 52.1 / 53.4
+    tierscan --no-signatures   5,870 MB    22.87%    14,318   33.4 / 33.7 / 34.1 | 34.2 / 35.5 / 36.6
+    naive                     25,669 MB    99.99%    20,005  169.0 / 167.0 / 171.5 | 170.5 / 178.0 / 176.6
 
-    objects/s / naive, with signatures: 3.21x / 2.89x | 3.15x / 2.75x / 3.04x / 3.15x
-                       --no-signatures: 4.37x / 4.39x | 4.26x / 4.23x / 3.85x / 4.51x
+    objects/s / naive, with signatures: 3.37x / 3.38x / 3.44x (median 3.39x) | 3.25x / 3.42x / 3.31x (3.37x)
+                       --no-signatures: 5.06x / 4.95x / 5.03x (5.01x) | 4.99x / 5.01x / 4.83x (4.97x)
 
-Peak RSS 373-384, 815-858, 476-480 and 353-373 MiB; rclone 11.0-11.5 s (4,702 groups: it has no MD5 for
-multipart objects and dedupes within a bucket). Exact groups 4,841 in every tierscan mode, identical to
-the naive scanner's; EXIF differences 0. What bounds the perceptual row is CPU: client and server CPU
-spread over both cores (the "CPU floor") would allow 3.15-3.73x, and the cores are busy throughout the
-reads. The rest is about 8 s after the reads, partly on one core: reading the catalog back, exact groups,
-candidate pairs, verification on both cores (with the object policies beside it), group policies and
-the catalog's results. The VM's speed wanders by about 10% between rows: in the runs under 3x the
-perceptual row took 98.6-100.1 s of client and server CPU for the work that took 89.3-94.0 s in the
-others (moto 1.92 ms a GET against 1.61-1.65), and the estate outgrows the page cache, so moto reads
-part of it from disk; compare rows within one run, and runs by their CPU floor.
-Signatures (ORB features, windowed hashes), which the naive scanner does not make, are the difference
-from the --no-signatures row.
+Peak RSS 376-378, 816-842, 486-502 and 337-367 MiB; rclone 11.4-11.6 s (4,702 groups: it has no MD5 for
+multipart objects and dedupes within a bucket). Exact groups 4,841 in every tierscan mode and round,
+identical to the naive scanner's; EXIF differences 0. What bounds the perceptual row is CPU: client and
+server CPU spread over both cores (the "CPU floor", 45.3 and 47.5 s for the median rows) would allow
+3.72-3.73x; the rest, 4.6-4.9 s (6.5-7.2 s on the ninth VM before these changes), is the start (imports,
+the first listing page), the seam after the listing (copies filled, the rest planned: 0.8 s on one core)
+and the tail after the reads: the catalog read back, exact groups, candidate pairs (1.4 s, mostly one
+core), verification on both cores with all but the near groups' policies beside it, and the results
+stored. The naive scanner ran slower on this VM than on the ninth (167.0-178.0 s against 157.4-166.6,
+client CPU 262-282 s against 251), so compare rows within one round, not walls across VMs: the perceptual
+row's 49.4-53.4 s would be 2.95-3.19x against the ninth VM's fastest naive wall (157.4 s). The VM's
+speed wanders by up to 10% between rows (run 2's perceptual and naive rows took 4-5% more client and
+server CPU than run 1's for the same work), and the estate
+outgrows the page cache, so moto reads part of it from disk. Signatures (ORB features, windowed hashes),
+which the naive scanner does not make, are the difference from the --no-signatures row.
 
+On the ninth VM, one round a run, before these changes: with signatures 2.75-3.21x in six runs (3x or
+more in four), without 3.85-4.51x; perceptual walls 51.2-57.2 s, naive 157.4-166.6 s.
 Earlier code on nine VMs gave 1.68-3.01x with signatures and 2.37-4.46x without; the ORB change took the
 perceptual row's client CPU from 80.1 s (the previous code's last run here) to 65.7-72.6 s. Two defects of this benchmark's own moto
 inflated the oldest figures: its selectors shim lacked `EVENT_READ`, so every request failed after its
