@@ -513,8 +513,9 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
 
     def beside_verification() -> None:
         # Object policies and the exact groups' policies need no near groups: this runs while the
-        # near-duplicate verification processes work (20,000 objects: 1.8 s of this process's CPU that
-        # would otherwise follow them). The findings' order is that of one pass over exact + near groups.
+        # near-duplicate verification processes work (20,000 objects: what is left after them, the near
+        # groups' records and policies, took 0.07 s, against 0.8 s with the exact groups' there too). The
+        # findings' order is that of one pass over exact + near groups.
         objects.update(_object_records(config, records))
         first.extend(evaluate(policy_set, objects=objects.values(), groups=_group_records(objects, exact).values(),
                               now=now, pricing=pricing))
