@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from scanner.config import line_of, read_yaml
 from scanner.errors import UsageError
 
 from . import domain  # noqa: F401  (importing registers the domain filters)
@@ -36,6 +35,7 @@ from .model import (
     Resource,
 )
 from .registry import Registry
+from .source import PolicyYaml, line_at, read_policy_yaml
 
 __all__ = [
     "BUILTIN",
@@ -91,7 +91,7 @@ def describe_packs(selected: Iterable[str] = (BUILTIN,)) -> list[dict[str, Any]]
     chosen = set(selected)
     rows = []
     for path in sorted(PACKS_DIR.glob("*.yaml")):
-        _, data = read_yaml(path)
+        data = read_policy_yaml(path).data
         rows.append({
             "name": path.stem,
             "selected": BUILTIN in chosen or path.stem in chosen,
@@ -138,19 +138,19 @@ def _load(sources: list[tuple[Path, str]]) -> tuple[list[Policy], list[str]]:
 
 def _load_file(path: Path, pack: str) -> tuple[list[Policy], list[str]]:
     try:
-        text, data = read_yaml(path)
+        source = read_policy_yaml(path)
     except UsageError as exc:
         return [], str(exc).splitlines()
-    problems = _Problems(path, text)
+    problems = _Problems(path, source)
     try:
-        problems.policies = PolicyFile.model_validate(data).policies
+        problems.policies = PolicyFile.model_validate(source.data).policies
     except ValidationError as exc:
         problems.add_pydantic(exc, PolicyFile, ())
         return [], problems.lines
     policies = []
     for index, raw in enumerate(problems.policies):
-        source = f"{path}:{line_of(text, ('policies', index, 'name')) or 1}"
-        policy = _build_policy(raw, ("policies", index), pack, source, problems)
+        where = f"{path}:{line_at(source.node, ('policies', index, 'name')) or 1}"
+        policy = _build_policy(raw, ("policies", index), pack, where, problems)
         if policy is not None:
             policies.append(policy)
     return policies, problems.lines
@@ -258,14 +258,14 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
 class _Problems:
     """The error lines of one file, each formatted as it is found (file, line, policy, field)."""
 
-    def __init__(self, path: Path, text: str) -> None:
+    def __init__(self, path: Path, source: PolicyYaml) -> None:
         self.path = path
-        self.text = text
+        self.node = source.node
         self.policies: list[Any] = []  # the raw entries, to name a policy in its errors
         self.lines: list[str] = []
 
     def add(self, loc: Loc, message: str) -> None:
-        where = f"{self.path}:{line_of(self.text, loc) or 1}"  # a missing top-level key: the file's start
+        where = f"{self.path}:{line_at(self.node, loc) or 1}"  # a missing top-level key: the file's start
         scope = ""
         if len(loc) >= 2 and loc[0] == "policies" and isinstance(loc[1], int):
             scope = f"{self._policy_name(loc[1])}: "

@@ -15,6 +15,8 @@ TF = Path(__file__).resolve().parents[1] / "terraform"
 MODULES = ("aws", "gcp", "azure")
 # The read-only scan, plus writing to the results location: the list, and nothing else.
 AWS_READ = {"s3:ListAllMyBuckets", "s3:GetBucketLocation", "s3:ListBucket", "s3:GetObject"}
+AWS_RESULTS_KEY = {"kms:GenerateDataKey", "kms:Decrypt"}  # SSE-KMS writes and reads of the results
+BLOB_DATA = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
 
 
 def load(folder: str) -> dict[str, list[Any]]:
@@ -51,7 +53,10 @@ def test_aws_job_role_is_read_only_plus_results_write() -> None:
     policy = blocks(module, "data", "aws_iam_policy_document")["job"]
     statements = {s["sid"]: s for s in policy["statement"]}
     actions = {a for s in statements.values() for a in s["actions"]}
-    assert actions == AWS_READ | {"s3:PutObject"}
+    assert actions == AWS_READ | {"s3:PutObject"} | AWS_RESULTS_KEY
+    # SSE-KMS: the job may use the results bucket's key, and no other.
+    assert set(statements["UseTheResultsKey"]["actions"]) == AWS_RESULTS_KEY
+    assert statements["UseTheResultsKey"]["resources"] == ["${aws_kms_key.results.arn}"]
     # Writes go to the results prefix only; nothing is granted by wildcard action.
     assert statements["WriteResultsOnly"]["resources"] == ["${local.results_bucket_arn}/${var.results_prefix}/*"]
     assert statements["FindBuckets"]["resources"] == ["*"]  # ListAllMyBuckets has no resource ARN
@@ -87,8 +92,8 @@ def test_gcp_service_account_views_scanned_buckets_and_writes_results_only() -> 
     members = blocks(module, "resource", "google_storage_bucket_iam_member")
     assert members["viewer"]["role"] == "roles/storage.objectViewer"
     assert members["viewer"]["for_each"] == "${toset(var.scanned_buckets)}"
-    assert members["results"]["bucket"] == "${var.results_bucket}"
-    assert "var.results_prefix" in members["results"]["condition"][0]["expression"]
+    assert members["results"]["bucket"] == "${google_storage_bucket.results.name}"
+    assert "local.results_object" in members["results"]["condition"][0]["expression"]
     custom = blocks(module, "resource", "google_project_iam_custom_role")["bucket_location"]
     assert custom["permissions"] == ["storage.buckets.get"]
     job_members = {m["member"] for m in members.values()}
@@ -113,8 +118,9 @@ def test_azure_identity_reads_blobs_and_jobs_run_on_schedules() -> None:
     roles = blocks(module, "resource", "azurerm_role_assignment")
     assert roles["reader"]["role_definition_name"] == "Storage Blob Data Reader"
     assert roles["reader"]["for_each"] == "${toset(var.scanned_storage_account_ids)}"
-    assert roles["results"]["role_definition_name"] == "Storage Blob Data Contributor"
-    assert "containers/${var.results_container}" in roles["results"]["scope"]  # the container, not the account
+    assert roles["results"]["role_definition_id"] == (
+        "${azurerm_role_definition.results_writer.role_definition_resource_id}")
+    assert "containers/${azurerm_storage_container.results.name}" in roles["results"]["scope"]  # not the account
     jobs = blocks(module, "resource", "azurerm_container_app_job")
     assert jobs["scan"]["schedule_trigger_config"][0]["cron_expression"] == "${var.scan_cron}"
     assert jobs["merge"]["schedule_trigger_config"][0]["cron_expression"] == "${var.merge_cron}"
@@ -122,6 +128,127 @@ def test_azure_identity_reads_blobs_and_jobs_run_on_schedules() -> None:
     assert all(j["identity"][0]["type"] == "UserAssigned" for j in jobs.values())
     defaults = variables(module)
     assert defaults["scan_cron"]["default"] == "0 18 * * 6" and defaults["merge_cron"]["default"] == "0 0 * * 0"
+
+
+# ---- the results store: created and hardened, written under the prefix only --------------------------------
+
+
+def test_aws_results_bucket_is_hardened() -> None:
+    module = load("aws")
+    bucket = blocks(module, "resource", "aws_s3_bucket")["results"]
+    assert bucket["bucket"] == "${var.results_bucket}"
+    # The job's grants name the bucket the module creates.
+    assert "results_bucket_arn  = aws_s3_bucket.results.arn" in (TF / "aws" / "main.tf").read_text()
+    ref = "${aws_s3_bucket.results.id}"
+
+    (sse,) = blocks(module, "resource", "aws_s3_bucket_server_side_encryption_configuration").values()
+    default = sse["rule"][0]["apply_server_side_encryption_by_default"][0]
+    assert sse["bucket"] == ref and default["sse_algorithm"] == "aws:kms"
+    assert default["kms_master_key_id"] == "${aws_kms_key.results.arn}"
+    assert blocks(module, "resource", "aws_kms_key")["results"]["enable_key_rotation"] is True
+
+    (block,) = blocks(module, "resource", "aws_s3_bucket_public_access_block").values()
+    assert block["bucket"] == ref
+    flags = ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
+    assert all(block[flag] is True for flag in flags)
+
+    (versioning,) = blocks(module, "resource", "aws_s3_bucket_versioning").values()
+    assert versioning["bucket"] == ref and versioning["versioning_configuration"][0]["status"] == "Enabled"
+
+    (ownership,) = blocks(module, "resource", "aws_s3_bucket_ownership_controls").values()
+    assert ownership["bucket"] == ref and ownership["rule"][0]["object_ownership"] == "BucketOwnerEnforced"
+
+    (policy,) = blocks(module, "resource", "aws_s3_bucket_policy").values()
+    assert policy["bucket"] == ref and policy["policy"] == "${data.aws_iam_policy_document.results_bucket.json}"
+    (deny,) = blocks(module, "data", "aws_iam_policy_document")["results_bucket"]["statement"]
+    assert deny["effect"] == "Deny" and deny["actions"] == ["s3:*"]
+    assert deny["principals"] == [{"type": "*", "identifiers": ["*"]}]
+    assert deny["resources"] == ["${aws_s3_bucket.results.arn}", "${aws_s3_bucket.results.arn}/*"]
+    assert deny["condition"] == [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]
+
+
+def test_aws_scanned_buckets_is_required_and_the_examples_say_what_star_means() -> None:
+    scanned = variables(load("aws"))["scanned_buckets"]
+    assert "default" not in scanned
+    for example in ("aws", "aws-cn"):
+        (call,) = [body for block in load(f"examples/{example}")["module"] for body in block.values()]
+        assert call["scanned_buckets"] == ["*"]
+        comments = " ".join(c["value"] for c in call["__comments__"])
+        assert '["*"] means every bucket in the account' in comments
+
+
+def test_gcp_results_bucket_is_hardened_and_the_grants_have_no_delete_but_for_overwrites() -> None:
+    module = load("gcp")
+    bucket = blocks(module, "resource", "google_storage_bucket")["results"]
+    assert bucket["name"] == "${var.results_bucket}"
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    assert bucket["versioning"] == [{"enabled": True}]
+
+    roles = blocks(module, "resource", "google_project_iam_custom_role")
+    assert sorted(roles["results_writer"]["permissions"]) == ["storage.objects.create", "storage.objects.get"]
+    assert roles["results_replacer"]["permissions"] == ["storage.objects.delete"]
+    assert 'results_object = "projects/_/buckets/${var.results_bucket}/objects/${var.results_prefix}"' in (
+        TF / "gcp" / "main.tf").read_text()
+    members = blocks(module, "resource", "google_storage_bucket_iam_member")
+    results = {name: m for name, m in members.items() if "results" in m["bucket"]}
+    assert {m["role"] for m in results.values()} == {
+        "${google_project_iam_custom_role.results_writer.id}", "${google_project_iam_custom_role.results_replacer.id}"}
+    assert all(m["bucket"] == "${google_storage_bucket.results.name}" for m in results.values())
+    writer = results["results"]["condition"][0]["expression"]
+    assert writer == 'resource.name.startsWith("${local.results_object}/")'
+    # Delete (which Cloud Storage requires to overwrite) only on what each run overwrites.
+    replace = results["results_replace"]["condition"][0]["expression"]
+    assert replace == ('resource.name == "${local.results_object}/latest"'
+                       ' || resource.name.startsWith("${local.results_object}/shards/")')
+    assert not any(m["role"].startswith("roles/") for m in results.values())
+
+
+def test_gcp_logs_are_kept_for_the_retention() -> None:
+    module = load("gcp")
+    log_bucket = blocks(module, "resource", "google_logging_project_bucket_config")["jobs"]
+    assert log_bucket["retention_days"] == "${var.log_retention_days}"
+    assert variables(module)["log_retention_days"]["default"] == 365
+    sink = blocks(module, "resource", "google_logging_project_sink")["jobs"]
+    assert sink["destination"] == "logging.googleapis.com/${google_logging_project_bucket_config.jobs.id}"
+    assert 'resource.type=\\"cloud_run_job\\"' in sink["filter"]
+    assert "workflows.googleapis.com/Workflow" in sink["filter"]
+
+
+def test_azure_results_account_is_hardened() -> None:
+    module = load("azure")
+    account = blocks(module, "resource", "azurerm_storage_account")["results"]
+    assert account["name"] == "${var.results_storage_account_name}"
+    assert account["min_tls_version"] == "TLS1_2"
+    assert account["https_traffic_only_enabled"] is True
+    assert account["allow_nested_items_to_be_public"] is False
+    assert account["shared_access_key_enabled"] is False
+    (blob,) = account["blob_properties"]
+    assert blob["versioning_enabled"] is True
+    assert blob["delete_retention_policy"] == [{"days": "${var.results_soft_delete_days}"}]
+    assert blob["container_delete_retention_policy"] == [{"days": "${var.results_soft_delete_days}"}]
+    container = blocks(module, "resource", "azurerm_storage_container")["results"]
+    assert container["storage_account_id"] == "${azurerm_storage_account.results.id}"
+    assert container["container_access_type"] == "private"
+    workspace = blocks(module, "resource", "azurerm_log_analytics_workspace")["this"]
+    assert workspace["retention_in_days"] == "${var.log_retention_days}"
+    logs = blocks(module, "resource", "azurerm_monitor_diagnostic_setting")["results_blobs"]
+    assert {e["category"] for e in logs["enabled_log"]} == {"StorageRead", "StorageWrite", "StorageDelete"}
+
+
+def test_azure_results_grant_is_read_write_under_the_prefix_without_delete() -> None:
+    module = load("azure")
+    (role,) = blocks(module, "resource", "azurerm_role_definition")["results_writer"]["permissions"]
+    assert role["data_actions"] == [f"{BLOB_DATA}/read", f"{BLOB_DATA}/write"]
+    assert not role.get("actions") and not role.get("not_data_actions")
+    grant = blocks(module, "resource", "azurerm_role_assignment")["results"]
+    assert grant["condition_version"] == "2.0"
+    condition = " ".join(grant["condition"].split())
+    assert (f"!(ActionMatches{{'{BLOB_DATA}/read'}}) AND !(ActionMatches{{'{BLOB_DATA}/write'}})"
+            in condition)
+    assert f"@Resource[{BLOB_DATA}:path] StringStartsWith '${{var.results_prefix}}/'" in condition
+    text = "".join(p.read_text() for p in (TF / "azure").glob("*.tf"))
+    assert "Storage Blob Data Contributor" not in text and "Storage Blob Data Owner" not in text
 
 
 @pytest.mark.parametrize("example", ["aws", "aws-cn", "gcp", "azure", "azure-china"])

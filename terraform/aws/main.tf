@@ -1,7 +1,7 @@
 # tierscan on AWS: EventBridge Scheduler starts a Step Functions workflow that runs the scan as an AWS Batch
 # (Fargate) array job of `shards` tasks, waits for all of them, then runs the merge job, which groups,
-# evaluates policies and writes the run to the results bucket. The jobs run as a read-only role that can
-# write to the results bucket only.
+# evaluates policies and writes the run to the results bucket, which this module creates and hardens. The
+# jobs run as a read-only role that can write under the results prefix only.
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
@@ -23,7 +23,7 @@ locals {
     var.config_yaml == "" ? [] : [{ name = "TIERSCAN_CONFIG", value = var.config_yaml }],
   )
   scanned_bucket_arns = [for b in var.scanned_buckets : "arn:${local.partition}:s3:::${b}"]
-  results_bucket_arn  = "arn:${local.partition}:s3:::${var.results_bucket}"
+  results_bucket_arn  = aws_s3_bucket.results.arn
 }
 
 # ---- logs ------------------------------------------------------------------------------------------
@@ -73,6 +73,115 @@ resource "aws_cloudwatch_log_group" "workflow" {
   tags              = var.tags
 }
 
+# ---- the results bucket -------------------------------------------------------------------------------
+# It holds the exact-GPS inventory and the catalogs later runs trust: private, encrypted with a key of its
+# own, TLS only, and versioned, so an overwritten `latest` or shard catalog can be recovered.
+
+resource "aws_kms_key" "results" {
+  description             = "${var.name}: encrypts the results bucket"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministers"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${local.partition}:iam::${local.account}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+    ]
+  })
+  tags = var.tags
+}
+
+resource "aws_s3_bucket" "results" {
+  #checkov:skip=CKV_AWS_144: cross-region replication is a choice of the deployment (and of the data's jurisdiction), not a default
+  #checkov:skip=CKV2_AWS_62: nothing consumes the bucket's events; readers follow RESULTS/latest
+  #checkov:skip=CKV_AWS_18: server access logs need a second bucket the module would have to own; CloudTrail S3 data events cover object access where required
+  bucket = var.results_bucket
+  tags   = var.tags
+}
+
+resource "aws_s3_bucket_ownership_controls" "results" {
+  bucket = aws_s3_bucket.results.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "results" {
+  bucket                  = aws_s3_bucket.results.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "results" {
+  bucket = aws_s3_bucket.results.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "results" {
+  bucket = aws_s3_bucket.results.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.results.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+# Each run overwrites `latest` and the shard catalogs: their old versions are kept for a while, then expire.
+resource "aws_s3_bucket_lifecycle_configuration" "results" {
+  bucket = aws_s3_bucket.results.id
+  rule {
+    id     = "expire-old-versions"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = var.results_noncurrent_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+  depends_on = [aws_s3_bucket_versioning.results]
+}
+
+data "aws_iam_policy_document" "results_bucket" {
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      aws_s3_bucket.results.arn,
+      "${aws_s3_bucket.results.arn}/*",
+    ]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "results" {
+  bucket = aws_s3_bucket.results.id
+  policy = data.aws_iam_policy_document.results_bucket.json
+  # A bucket policy is refused while the public access block is being set up.
+  depends_on = [aws_s3_bucket_public_access_block.results]
+}
+
 # ---- the job's role: read-only on the scanned buckets, write on the results prefix only -------------
 
 data "aws_iam_policy_document" "assume_ecs_tasks" {
@@ -105,6 +214,11 @@ data "aws_iam_policy_document" "job" {
     sid       = "WriteResultsOnly"
     actions   = ["s3:PutObject"]
     resources = ["${local.results_bucket_arn}/${var.results_prefix}/*"]
+  }
+  statement {
+    sid       = "UseTheResultsKey"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [aws_kms_key.results.arn]
   }
 }
 

@@ -16,14 +16,23 @@ variable "targets" {
 }
 
 variable "scanned_buckets" {
-  description = "Bucket names the role may list and read. [\"*\"] means every bucket in the account (needed for s3://*)."
+  description = "Bucket names (or name globs) the role may list and read. No default: [\"*\"] grants read on every bucket in the account, which targets = [\"s3://*\"] needs; say so explicitly."
   type        = list(string)
-  default     = ["*"]
+  validation {
+    condition     = length(var.scanned_buckets) > 0
+    error_message = "scanned_buckets names at least one bucket ([\"*\"] for every bucket in the account)."
+  }
 }
 
 variable "results_bucket" {
-  description = "The bucket that receives the results; the only bucket the job writes to."
+  description = "Name of the results bucket this module creates (SSE-KMS, versioned, private, TLS only); the only bucket the job writes to."
   type        = string
+}
+
+variable "results_noncurrent_days" {
+  description = "Days an overwritten results object (latest, shard catalogs) is kept as a noncurrent version."
+  type        = number
+  default     = 90
 }
 
 variable "results_prefix" {

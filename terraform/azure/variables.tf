@@ -40,14 +40,30 @@ variable "scanned_storage_account_ids" {
   type        = list(string)
 }
 
-variable "results_storage_account_id" {
-  description = "Resource ID of the storage account holding the results container."
+variable "results_storage_account_name" {
+  description = "Name of the results storage account this module creates (3-24 lowercase letters and digits, globally unique): HTTPS and TLS 1.2 only, no public access, no shared keys, versioning and soft delete."
   type        = string
 }
 
 variable "results_container" {
-  description = "The results container; the identity gets Storage Blob Data Contributor on it and nothing else writable."
+  description = "The private results container this module creates; the identity may read and write (not delete) blobs under results_prefix in it and nothing else."
   type        = string
+}
+
+variable "results_replication_type" {
+  description = "Replication of the results account. ZRS keeps copies in the account's region; GRS/GZRS would copy the inventory to the paired region, a data-residency decision."
+  type        = string
+  default     = "ZRS"
+}
+
+variable "results_soft_delete_days" {
+  description = "Days a deleted or overwritten results blob, or a deleted container, can be restored."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.results_soft_delete_days >= 1 && var.results_soft_delete_days <= 365
+    error_message = "results_soft_delete_days is from 1 to 365."
+  }
 }
 
 variable "results_prefix" {

@@ -1,12 +1,14 @@
 # tierscan on Google Cloud: Cloud Scheduler starts a Workflow that runs the scan as a Cloud Run Job of
 # `shards` tasks, waits for it, then runs the merge job, which groups, evaluates policies and writes the run
-# to the results bucket. The jobs run as a service account with objectViewer on the scanned buckets and
-# write access under the results prefix only.
+# to the results bucket, which this module creates and hardens. The jobs run as a service account with
+# objectViewer on the scanned buckets and create/read access under the results prefix only.
 
 locals {
   results_uri = "gs://${var.results_bucket}/${var.results_prefix}"
   parts       = [for i in range(var.shards) : "${local.results_uri}/shards/part-${i}-of-${var.shards}.db"]
   config_env  = var.config_yaml == "" ? {} : { TIERSCAN_CONFIG = var.config_yaml }
+  # The results prefix as IAM conditions name objects.
+  results_object = "projects/_/buckets/${var.results_bucket}/objects/${var.results_prefix}"
 }
 
 # ---- identities -----------------------------------------------------------------------------------------
@@ -47,16 +49,96 @@ resource "google_storage_bucket_iam_member" "location" {
   member   = "serviceAccount:${google_service_account.job.email}"
 }
 
-# Create, overwrite (latest, shards/) and read back (shards/) objects under the results prefix only.
+# ---- the results bucket -------------------------------------------------------------------------------
+# It holds the exact-GPS inventory and the catalogs later runs trust: uniform access (IAM only, which the
+# prefix conditions below need), public access prevented, and versioned, so an overwritten `latest` or
+# shard catalog can be recovered.
+
+resource "google_storage_bucket" "results" {
+  #checkov:skip=CKV_GCP_62: usage logs need a second bucket the module would have to own; Cloud Audit Logs (Data Access) record object access where required
+  project                     = var.project
+  name                        = var.results_bucket
+  location                    = var.region
+  labels                      = var.labels
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  versioning {
+    enabled = true
+  }
+  # Each run overwrites `latest` and the shard catalogs: old versions are kept for a while, then deleted.
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = var.results_noncurrent_days
+      with_state                 = "ARCHIVED"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+# What the job does under the results prefix: create objects and read them back (the shard catalogs).
+resource "google_project_iam_custom_role" "results_writer" {
+  project     = var.project
+  role_id     = replace("${var.name}_results_writer", "-", "_")
+  title       = "tierscan results writer"
+  description = "Create and read objects (granted under the results prefix only); no delete, no list."
+  permissions = ["storage.objects.create", "storage.objects.get"]
+}
+
+# Cloud Storage needs storage.objects.delete to overwrite an object. Each run overwrites `latest` and its
+# shard catalog, so the job gets it on exactly those names; in the versioned bucket the old copy is kept.
+resource "google_project_iam_custom_role" "results_replacer" {
+  project     = var.project
+  role_id     = replace("${var.name}_results_replacer", "-", "_")
+  title       = "tierscan results replacer"
+  description = "Overwrite objects (granted on RESULTS/latest and RESULTS/shards/ only)."
+  permissions = ["storage.objects.delete"]
+}
+
 resource "google_storage_bucket_iam_member" "results" {
-  bucket = var.results_bucket
-  role   = "roles/storage.objectUser"
+  bucket = google_storage_bucket.results.name
+  role   = google_project_iam_custom_role.results_writer.id
   member = "serviceAccount:${google_service_account.job.email}"
   condition {
     title       = "tierscan-results-prefix"
     description = "Only objects under the results prefix"
-    expression  = "resource.name.startsWith(\"projects/_/buckets/${var.results_bucket}/objects/${var.results_prefix}/\")"
+    expression  = "resource.name.startsWith(\"${local.results_object}/\")"
   }
+}
+
+resource "google_storage_bucket_iam_member" "results_replace" {
+  bucket = google_storage_bucket.results.name
+  role   = google_project_iam_custom_role.results_replacer.id
+  member = "serviceAccount:${google_service_account.job.email}"
+  condition {
+    title       = "tierscan-results-overwritten"
+    description = "Only the objects each run overwrites: latest and the shard catalogs"
+    expression  = "resource.name == \"${local.results_object}/latest\" || resource.name.startsWith(\"${local.results_object}/shards/\")"
+  }
+}
+
+# ---- logs -----------------------------------------------------------------------------------------------
+# The jobs' and the workflow's logs, kept for log_retention_days in a log bucket of their own (the
+# project's _Default bucket keeps 30 days).
+
+resource "google_logging_project_bucket_config" "jobs" {
+  project        = var.project
+  location       = var.region
+  bucket_id      = var.name
+  retention_days = var.log_retention_days
+  description    = "tierscan job and workflow logs"
+}
+
+resource "google_logging_project_sink" "jobs" {
+  project                = var.project
+  name                   = "${var.name}-jobs"
+  destination            = "logging.googleapis.com/${google_logging_project_bucket_config.jobs.id}"
+  unique_writer_identity = true
+  filter = join(" OR ", [
+    "(resource.type=\"cloud_run_job\" AND resource.labels.job_name=(\"${var.name}-scan\" OR \"${var.name}-merge\"))",
+    "(resource.type=\"workflows.googleapis.com/Workflow\" AND resource.labels.workflow_id=\"${var.name}\")",
+  ])
 }
 
 # ---- the jobs -------------------------------------------------------------------------------------------

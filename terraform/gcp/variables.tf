@@ -26,8 +26,20 @@ variable "scanned_buckets" {
 }
 
 variable "results_bucket" {
-  description = "The bucket that receives the results (uniform bucket-level access, for the prefix condition)."
+  description = "Name of the results bucket this module creates (uniform access, public access prevented, versioned), in var.region."
   type        = string
+}
+
+variable "results_noncurrent_days" {
+  description = "Days an overwritten results object (latest, shard catalogs) is kept as a noncurrent version."
+  type        = number
+  default     = 90
+}
+
+variable "log_retention_days" {
+  description = "Retention of the jobs' and the workflow's logs (their own log bucket), days."
+  type        = number
+  default     = 365
 }
 
 variable "results_prefix" {

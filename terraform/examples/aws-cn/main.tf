@@ -32,10 +32,13 @@ variable "security_group_ids" {
 }
 
 module "tierscan" {
-  source             = "../../aws"
-  image              = var.image
-  results_bucket     = "example-tierscan-results-cn"
-  targets            = ["s3://*"]
+  source         = "../../aws"
+  image          = var.image
+  results_bucket = "example-tierscan-results-cn"
+  targets        = ["s3://*"]
+  # The buckets the job may list and read. ["*"] means every bucket in the account, which s3://* needs;
+  # name the buckets instead (and list them as targets) to keep the role off everything else.
+  scanned_buckets    = ["*"]
   shards             = 2
   subnet_ids         = var.subnet_ids
   security_group_ids = var.security_group_ids

@@ -13,7 +13,8 @@ terraform {
 
 provider "azurerm" {
   features {}
-  environment = "china"
+  storage_use_azuread = true # the results account has shared keys disabled
+  environment         = "china"
 }
 
 variable "image" {
@@ -26,22 +27,17 @@ variable "scanned_storage_account_ids" {
   type        = list(string)
 }
 
-variable "results_storage_account_id" {
-  description = "Resource ID of the storage account with the results container."
-  type        = string
-}
-
 module "tierscan" {
-  source                      = "../../azure"
-  resource_group_name         = "tierscan"
-  location                    = "chinanorth3"
-  environment                 = "china"
-  image                       = var.image
-  targets                     = ["az://examplecnmarketing/*"]
-  scanned_storage_account_ids = var.scanned_storage_account_ids
-  results_storage_account_id  = var.results_storage_account_id
-  results_container           = "tierscan-results"
-  shards                      = 1
+  source                       = "../../azure"
+  resource_group_name          = "tierscan"
+  location                     = "chinanorth3"
+  environment                  = "china"
+  image                        = var.image
+  targets                      = ["az://examplecnmarketing/*"]
+  scanned_storage_account_ids  = var.scanned_storage_account_ids
+  results_storage_account_name = "exampletierscanresultscn"
+  results_container            = "tierscan-results"
+  shards                       = 1
 }
 
 output "results_uri" {

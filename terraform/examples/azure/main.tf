@@ -11,6 +11,7 @@ terraform {
 
 provider "azurerm" {
   features {}
+  storage_use_azuread = true # the results account has shared keys disabled
 }
 
 variable "image" {
@@ -23,21 +24,16 @@ variable "scanned_storage_account_ids" {
   type        = list(string)
 }
 
-variable "results_storage_account_id" {
-  description = "Resource ID of the storage account with the results container."
-  type        = string
-}
-
 module "tierscan" {
-  source                      = "../../azure"
-  resource_group_name         = "tierscan"
-  location                    = "eastasia"
-  image                       = var.image
-  targets                     = ["az://examplehkphotos/*", "az://examplehkarchive/*"]
-  scanned_storage_account_ids = var.scanned_storage_account_ids
-  results_storage_account_id  = var.results_storage_account_id
-  results_container           = "tierscan-results"
-  shards                      = 2
+  source                       = "../../azure"
+  resource_group_name          = "tierscan"
+  location                     = "eastasia"
+  image                        = var.image
+  targets                      = ["az://examplehkphotos/*", "az://examplehkarchive/*"]
+  scanned_storage_account_ids  = var.scanned_storage_account_ids
+  results_storage_account_name = "exampletierscanresults"
+  results_container            = "tierscan-results"
+  shards                       = 2
 }
 
 output "results_uri" {
