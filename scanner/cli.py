@@ -23,6 +23,7 @@ from rich.table import Table
 from policies import describe_packs, describe_policies, load_policies, policy_schema, validate_files
 
 from .catalog import Catalog
+from .atomic import atomic_write
 from .config import Config, load_config, load_config_text
 from .errors import UsageError
 from .exposure import Exposure, exposure as personal_data_exposure
@@ -103,7 +104,7 @@ def _emit(report: Report, fmt: str, output: Path | None, csv_table: str = "bucke
 
     if fmt == "table":
         if output:
-            with output.open("w", encoding="utf-8") as fh:
+            with atomic_write(output) as fh:
                 render_table(report, Console(file=fh, width=140, no_color=True))
         else:
             render_table(report, _console())
@@ -125,7 +126,8 @@ def _console() -> Console:
 
 def _write_text(text: str, output: Path | None) -> None:
     if output:
-        output.write_text(text, encoding="utf-8")
+        with atomic_write(output) as fh:
+            fh.write(text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -205,7 +207,7 @@ def _publish(results: str, config: Config, catalog: Catalog, report: Report) -> 
         _write_output_dir(out, config, catalog, report)
         _emit(report, "html", out / "report.html", exposure=personal_data_exposure(catalog.records()))
         _emit(report, "table", out / "report.txt")
-        with (out / "inventory.jsonl").open("w", encoding="utf-8") as fh:
+        with atomic_write(out / "inventory.jsonl") as fh:
             write_jsonl(catalog.records(), fh)
         run = publish_run(store, out, datetime.now(timezone.utc))
     click.echo(f"results: {store.uri}/{run} (latest)", err=True)
@@ -348,7 +350,8 @@ def _shard_scan(config: Config, path: Path, targets: list[str], shard: Shard, re
 
         store = open_store(results)
         if not path.exists() and (previous := store.get(f"shards/{shard.part_name}")) is not None:
-            path.write_bytes(previous)  # the last run's part: this run reads only what changed
+            with atomic_write(path, "wb") as fh:  # the last run's part: this run reads only what changed
+                fh.write(previous)
     with _open_catalog(path, must_exist=False) as catalog:
         with RichProgress() as progress:
             stats = asyncio.run(run_scan(config, catalog, targets, progress, shard=shard))
@@ -459,7 +462,7 @@ def inventory(config_path: str | None, db: Path | None, fmt: str, output: Path |
     with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
         fh: IO[str]
         if output:
-            with output.open("w", encoding="utf-8", newline="") as fh:
+            with atomic_write(output, newline="") as fh:
                 writer(catalog.records(), fh)
         else:
             writer(catalog.records(), sys.stdout)

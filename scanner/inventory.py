@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, TextIO
+from typing import IO, Any
 
 from .models import InventoryRecord
 
@@ -52,7 +52,7 @@ LIST_SEPARATOR = "|"
 _RECORD_FIELDS = frozenset(InventoryRecord.model_fields)
 
 
-def write_jsonl(records: Iterable[InventoryRecord], fh: TextIO) -> int:
+def write_jsonl(records: Iterable[InventoryRecord], fh: IO[str]) -> int:
     """One JSON object per line, exactly the `InventoryRecord` fields. Returns the number written."""
     count = 0
     for record in records:
@@ -62,7 +62,7 @@ def write_jsonl(records: Iterable[InventoryRecord], fh: TextIO) -> int:
     return count
 
 
-def write_csv(records: Iterable[InventoryRecord], fh: TextIO) -> int:
+def write_csv(records: Iterable[InventoryRecord], fh: IO[str]) -> int:
     """A header and one row per object (`CSV_COLUMNS`); empty cells for missing values. Returns the row
     count. Open `fh` with `newline=""`, as the csv module requires."""
     writer = csv.writer(fh, lineterminator="\n")
