@@ -9,7 +9,6 @@ the inventory, the audit record), so no renderer can print one unrounded.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from collections import Counter
@@ -35,6 +34,7 @@ from .models import (
     Tier,
 )
 from .pricing import PriceAs, PriceTable
+from .safe_text import CsvWriter
 from .savings import BucketTally, Sums, break_even_month, scan_cost_parts, tally
 
 __all__ = [
@@ -184,50 +184,31 @@ _FINDING_COLUMNS = ["policy", "severity", "action", "group", "uris", "reason"]
 
 def render_csv(report: Report, what: Literal["buckets", "groups", "findings"] = "buckets") -> str:
     """One table as CSV: a row per bucket, per group member (the master flagged), or per finding (URIs
-    joined with `|`)."""
+    joined with `|`). Text cells a spreadsheet would run as a formula are neutralised (`CsvWriter`)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = CsvWriter(out)
     if what == "buckets":
         columns = list(BucketSummary.model_fields)
         writer.writerow(columns)
         for bucket in report.buckets:
             row = bucket.model_dump(mode="json")
-            writer.writerow(_cell(row[c]) for c in columns)
+            writer.writerow(row[c] for c in columns)
     elif what == "groups":
         writer.writerow(_GROUP_COLUMNS)
         for g in report.groups:
             for m in g.members:
-                writer.writerow(
-                    [
-                        g.id,
-                        g.kind,
-                        g.master,
-                        m.uri == g.master,
-                        m.uri,
-                        m.size,
-                        m.tier.value,
-                        m.region,
-                        m.jurisdiction,
-                        m.distance,
-                        g.spans_tiers,
-                        g.spans_regions,
-                        g.spans_jurisdictions,
-                        g.has_personal_data,
-                    ]
-                )
+                cells = [g.id, g.kind, g.master, m.uri == g.master, m.uri, m.size, m.tier.value, m.region,
+                       m.jurisdiction, m.distance, g.spans_tiers, g.spans_regions, g.spans_jurisdictions,
+                       g.has_personal_data]
+                writer.writerow(cells)
     elif what == "findings":
         writer.writerow(_FINDING_COLUMNS)
         for f in report.findings:
-            writer.writerow(
-                [f.policy, f.severity.value, f.action, _cell(f.group), "|".join(f.uris), f.reason]
-            )
+            cells = [f.policy, f.severity.value, f.action, f.group, "|".join(f.uris), f.reason]
+            writer.writerow(cells)
     else:
         raise ValueError(f"no CSV table {what!r} (choose buckets, groups or findings)")
     return out.getvalue()
-
-
-def _cell(value: object) -> object:
-    return "" if value is None else value
 
 
 # --- the table for people --------------------------------------------------------------------------------
