@@ -34,7 +34,7 @@ from .models import (
     Tier,
 )
 from .pricing import PriceAs, PriceTable
-from .safe_text import CsvWriter
+from .safe_text import CsvWriter, terminal_text
 from .savings import BucketTally, Sums, break_even_month, scan_cost_parts, tally
 
 __all__ = [
@@ -268,9 +268,9 @@ def render_table(report: Report, console: Console) -> None:
         console.print(_findings_table(report.findings))
     if report.skipped:
         reasons = Counter(s.reason for s in report.skipped)
-        console.print(
+        console.print(terminal_text(
             f"Skipped {len(report.skipped):,}: " + ", ".join(f"{r} {n:,}" for r, n in reasons.most_common())
-        )
+        ))
 
 
 def summary_line(report: Report) -> str:
@@ -317,10 +317,10 @@ def _bucket_table(report: Report) -> Table:
         table.add_column(name, justify="right", overflow="fold")
     for b in report.buckets:
         table.add_row(
-            b.name if b.uri.startswith("file://") else b.uri,  # a local bucket: its folder name
+            terminal_text(b.name if b.uri.startswith("file://") else b.uri),  # a local bucket: its folder name
             b.tier.value if b.tier else "mixed",
-            b.region,
-            b.jurisdiction,
+            terminal_text(b.region),
+            terminal_text(b.jurisdiction),
             f"{b.objects:,}",
             human_bytes(b.bytes),
             f"{b.redundant_objects:,} ({human_bytes(b.redundant_bytes)})",
@@ -369,10 +369,10 @@ def _group_table(groups: list[Group]) -> Table:
     table.add_column("Personal data")
     for g in top:
         table.add_row(
-            g.id,
+            terminal_text(g.id),
             str(len(g.members)),
             human_bytes(group_redundant_bytes(g)),
-            short_uri(g.master),
+            terminal_text(short_uri(g.master)),
             ", ".join(group_spans(g)) or "-",
             "yes" if g.has_personal_data else "no",
         )
@@ -386,5 +386,5 @@ def _findings_table(findings: list[Finding]) -> Table:
     table.add_column("Severity")
     table.add_column("Count", justify="right")
     for (policy, severity), n in sorted(counts.items(), key=lambda kv: (-kv[0][1].rank, kv[0][0])):
-        table.add_row(policy, severity.value, f"{n:,}")
+        table.add_row(terminal_text(policy), severity.value, f"{n:,}")
     return table
