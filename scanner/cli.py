@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import IO, TYPE_CHECKING, Callable, cast
 
 import click
 from rich.console import Console
@@ -126,12 +127,29 @@ def _console() -> Console:
     return console if console.is_terminal else Console(width=160)
 
 
+class _TerminalSafe(io.TextIOBase):
+    """A terminal as a text stream that escapes what it is given (`terminal_safe`, line by line)."""
+
+    def __init__(self, out: IO[str]):
+        self._out = out
+
+    def write(self, text: str) -> int:
+        self._out.write(terminal_safe(text, keep_newlines=True))
+        return len(text)
+
+
+def _stdout() -> IO[str]:
+    """Standard output for JSON, JSONL and CSV: exact for a pipe or a file; on a terminal, names are shown
+    escaped like in the table (a key's escape sequence would otherwise reach the terminal raw)."""
+    return cast(IO[str], _TerminalSafe(sys.stdout)) if sys.stdout.isatty() else sys.stdout
+
+
 def _write_text(text: str, output: Path | None) -> None:
     if output:
         with atomic_write(output) as fh:
             fh.write(text)
     else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        _stdout().write(text if text.endswith("\n") else text + "\n")
 
 
 def _exit_for(report: Report, fail_on: str | None) -> None:
@@ -466,7 +484,7 @@ def inventory(config_path: str | None, db: Path | None, fmt: str, output: Path |
             with atomic_write(output, newline="") as fh:
                 writer(catalog.records(), fh)
         else:
-            writer(catalog.records(), sys.stdout)
+            writer(catalog.records(), _stdout())
 
 
 @cli.group()

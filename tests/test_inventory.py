@@ -135,3 +135,13 @@ def test_csv_neutralises_formula_cells_and_keeps_negative_numbers(start: str) ->
         assert row[column] == "'" + hostile, column
     assert (row["gps_lat"], row["gps_lon"], row["size"]) == ("-33.86", "-73.99", str(record.size))
     assert row["uri"] == record.uri  # text that starts harmlessly is left as it is
+
+
+def test_csv_carriage_return_inside_a_cell_cannot_start_a_row() -> None:
+    """A lone CR mid-cell would end the row in a spreadsheet and start an unneutralised formula cell."""
+    record = WITHOUT_EXIF.model_copy(update={"key": "b.jpg\r=1+cmd|calc!A0"})
+    buffer = io.StringIO(newline="")
+    write_csv(iter([record]), buffer)
+    buffer.seek(0)
+    (row,) = csv.DictReader(buffer)  # one row: the CR is quoted inside its cell
+    assert row["key"] == record.key and row["size"] == str(record.size)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +30,7 @@ OSC8 = "\x1b]8;;http:evil.example\x07click\x1b]8;;\x07"  # an OSC 8 hyperlink (n
 MARKUP = ("[/x]", "a.jpg"), ("[/x]", "b.jpg")  # folder, file: the key `[/x]/a.jpg`
 LINK = ("[link=https:evil.example]Click here[", "link].jpg"), ("[link=https:evil.example]Click here[", "link]2.jpg")
 ESCAPED = (f"{OSC8}.jpg", "\u202egpj.exe\x1b[2J\x9b31m.jpg")
+BUCKET = "b\x1b[2J\u202e"  # a local bucket is a folder: its name is shown as it is
 RAW = ("\x1b", "\x07", "\x9b", "\u202e")
 
 
@@ -43,10 +46,10 @@ def assert_no_raw_controls(text: str) -> None:
 
 @pytest.fixture
 def estate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Three exact groups whose every copy has a hostile name, in bucket `b`; the working folder is
-    tmp_path, so the table shows short relative paths."""
+    """Three exact groups whose every copy has a hostile name, in a bucket with a hostile name; the
+    working folder is tmp_path, so the table shows short relative paths."""
     monkeypatch.chdir(tmp_path)
-    bucket = tmp_path / "estate" / "b"
+    bucket = tmp_path / "estate" / BUCKET
     for (folder, name), data in [*((m, PHOTO) for m in MARKUP), *((m, THIRD) for m in LINK)]:
         (bucket / folder).mkdir(parents=True, exist_ok=True)
         (bucket / folder / name).write_bytes(data)
@@ -62,12 +65,46 @@ def test_markup_and_escapes_in_keys_through_scan_report_and_results(estate: Path
     for text in (out, reported):
         assert "[/x]/" in text  # the key as it is, not eaten as a closing tag
         assert "[link=https:evil.example]Click here[" in text  # shown, not turned into a hidden hyperlink
-        assert "\\x1b" in text  # the escape sequence, visibly
+        assert "\\x1b" in text and "b\\x1b[2J\\u202e" in text  # escape sequences, visibly
         assert_no_raw_controls(text)
     run_folder = results / json.loads((results / "latest").read_text())["run"]
     published = (run_folder / "report.txt").read_text(encoding="utf-8")
     assert "[/x]/" in published
     assert_no_raw_controls(published)
+
+
+def on_a_terminal(cwd: Path, *args: str) -> str:
+    """`tierscan ARGS` with its stdout on a pseudo-terminal: what the terminal received."""
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "scanner", *args], cwd=cwd, stdout=secondary,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+    os.close(secondary)
+    received = b""
+    try:
+        while select.select([main], [], [], 300)[0]:  # the timeout only guards against a hang
+            try:
+                chunk = os.read(main, 1 << 16)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        os.close(main)
+        proc.kill()
+        proc.wait()
+    return received.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize(("command", "fmt"), [("inventory", "csv"), ("inventory", "jsonl"), ("report", "csv"),
+                                              ("report", "json")])
+def test_machine_formats_on_a_terminal_escape_names(estate: Path, command: str, fmt: str) -> None:
+    """JSON and CSV keep exact names for pipes and files; on a terminal they are shown escaped."""
+    run("scan", str(estate), "--db", "t.db", "--format", "none")
+    piped, _ = run(command, "--db", "t.db", "--format", fmt)
+    shown = on_a_terminal(estate.parent, command, "--db", "t.db", "--format", fmt)
+    assert "[2J\\u202e" in shown and "[2J\u202e" in piped  # escaped on the terminal, exact in a pipe
+    assert_no_raw_controls(shown)
 
 
 def test_near_ignored_and_errors_quoting_keys_are_escaped(tmp_path: Path) -> None:
