@@ -14,8 +14,10 @@ import logging
 import os
 import sys
 import tempfile
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
+from types import TracebackType
 from typing import IO, TYPE_CHECKING, Callable, cast
 
 import click
@@ -725,8 +727,14 @@ class _SafeFormatter(logging.Formatter):
         return terminal_safe(super().format(record), keep_newlines=True)
 
 
+def _safe_excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    """An unexpected error's traceback quotes whatever its message holds (a key): escaped like the rest."""
+    sys.stderr.write(terminal_safe("".join(traceback.format_exception(kind, value, tb)), keep_newlines=True))
+
+
 def main() -> None:
     handler = logging.StreamHandler()  # stderr, as Python's last-resort handler did
     handler.setFormatter(_SafeFormatter("%(message)s"))
     logging.getLogger("tierscan").addHandler(handler)
+    sys.excepthook = _safe_excepthook
     cli()

@@ -145,17 +145,20 @@ def test_policy_list_prints_descriptions_literally(tmp_path: Path) -> None:
     assert_no_raw_controls(out)
 
 
-def test_logged_warnings_naming_a_bucket_are_escaped() -> None:
+def test_logged_warnings_and_tracebacks_quoting_a_key_are_escaped() -> None:
     code = (
         "import logging, sys\n"
         "from scanner import cli\n"
         "sys.argv = ['tierscan', '--version']\n"
         "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
         "logging.getLogger('tierscan.connectors').warning('%s: skipped: %s', 's3://b\\x1b]8;;x\\x07', 'denied')\n"
+        "raise RuntimeError('s3://b/k\\x1b[2J\\u202e: unexpected')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+    assert done.returncode == 1
     assert "s3://b\\x1b]8;;x\\x07: skipped: denied" in done.stderr
+    assert "RuntimeError: s3://b/k\\x1b[2J\\u202e: unexpected" in done.stderr
     assert_no_raw_controls(done.stderr)
 
 
