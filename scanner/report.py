@@ -198,8 +198,8 @@ def render_csv(report: Report, what: Literal["buckets", "groups", "findings"] = 
         for g in report.groups:
             for m in g.members:
                 cells = [g.id, g.kind, g.master, m.uri == g.master, m.uri, m.size, m.tier.value, m.region,
-                       m.jurisdiction, m.distance, g.spans_tiers, g.spans_regions, g.spans_jurisdictions,
-                       g.has_personal_data]
+                         m.jurisdiction, m.distance, g.spans_tiers, g.spans_regions, g.spans_jurisdictions,
+                         g.has_personal_data]
                 writer.writerow(cells)
     elif what == "findings":
         writer.writerow(_FINDING_COLUMNS)
