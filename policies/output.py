@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from scanner.atomic import atomic_write
 from scanner.models import Finding
 
 from .model import Policy, PolicySet, Record
@@ -99,4 +100,5 @@ def _metadata(policy: Policy, found: list[Finding], resources: int) -> dict[str,
 
 
 def _dump(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -40,6 +40,7 @@ from typing import Any, Awaitable, Callable, Iterable
 from connectors import Connector, connector_class, parse_target
 from connectors.base import Location, ObjectState
 
+from .atomic import atomic_write
 from .catalog import Catalog
 from .config import Config
 from .errors import ObjectError, UsageError
@@ -185,9 +186,8 @@ def plan_digest(plan: dict[str, Any]) -> str:
 
 
 def write_plan(plan: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(plan, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(plan, indent=2, ensure_ascii=False) + "\n")
 
 
 def load_plan(path: Path) -> dict[str, Any]:

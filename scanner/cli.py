@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
+import logging
 import os
 import sys
 import tempfile
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Callable, cast
 
 import click
 from rich.console import Console
@@ -22,12 +26,14 @@ from rich.table import Table
 
 from policies import describe_packs, describe_policies, load_policies, policy_schema, validate_files
 
+from .atomic import atomic_write
 from .catalog import Catalog
 from .config import Config, load_config, load_config_text
 from .errors import UsageError
 from .exposure import Exposure, exposure as personal_data_exposure
 from .models import Report, Severity, Skipped
 from .progress import RichProgress
+from .safe_text import terminal_safe, terminal_text
 from .shard import Shard, parse_shard, shard_from_env
 
 if TYPE_CHECKING:
@@ -103,7 +109,7 @@ def _emit(report: Report, fmt: str, output: Path | None, csv_table: str = "bucke
 
     if fmt == "table":
         if output:
-            with output.open("w", encoding="utf-8") as fh:
+            with atomic_write(output) as fh:
                 render_table(report, Console(file=fh, width=140, no_color=True))
         else:
             render_table(report, _console())
@@ -123,11 +129,29 @@ def _console() -> Console:
     return console if console.is_terminal else Console(width=160)
 
 
+class _TerminalSafe(io.TextIOBase):
+    """A terminal as a text stream that escapes what it is given (`terminal_safe`, line by line)."""
+
+    def __init__(self, out: IO[str]):
+        self._out = out
+
+    def write(self, text: str) -> int:
+        self._out.write(terminal_safe(text, keep_newlines=True))
+        return len(text)
+
+
+def _stdout() -> IO[str]:
+    """Standard output for JSON, JSONL and CSV: exact for a pipe or a file; on a terminal, names are shown
+    escaped like in the table (a key's escape sequence would otherwise reach the terminal raw)."""
+    return cast(IO[str], _TerminalSafe(sys.stdout)) if sys.stdout.isatty() else sys.stdout
+
+
 def _write_text(text: str, output: Path | None) -> None:
     if output:
-        output.write_text(text, encoding="utf-8")
+        with atomic_write(output) as fh:
+            fh.write(text)
     else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        _stdout().write(text if text.endswith("\n") else text + "\n")
 
 
 def _exit_for(report: Report, fail_on: str | None) -> None:
@@ -147,7 +171,7 @@ def _guard(fn: Callable[..., None]) -> Callable[..., None]:
         try:
             fn(*args, **kwargs)
         except UsageError as exc:
-            click.echo(f"tierscan: {exc}", err=True)
+            click.echo(terminal_safe(f"tierscan: {exc}", keep_newlines=True), err=True)
             sys.exit(2)
 
     wrapper.__name__ = fn.__name__
@@ -191,7 +215,7 @@ def _write_output_dir(out: Path, config: Config, catalog: Catalog, report: Repor
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     objects, groups = policy_records(config, list(catalog.records()), report.groups)
     write_resources(out, policy_set, report.findings, objects=objects, groups=groups)
-    (out / "report.json").write_text(render_json(report), encoding="utf-8")
+    _write_text(render_json(report), out / "report.json")
 
 
 def _publish(results: str, config: Config, catalog: Catalog, report: Report) -> None:
@@ -205,10 +229,10 @@ def _publish(results: str, config: Config, catalog: Catalog, report: Report) -> 
         _write_output_dir(out, config, catalog, report)
         _emit(report, "html", out / "report.html", exposure=personal_data_exposure(catalog.records()))
         _emit(report, "table", out / "report.txt")
-        with (out / "inventory.jsonl").open("w", encoding="utf-8") as fh:
+        with atomic_write(out / "inventory.jsonl") as fh:
             write_jsonl(catalog.records(), fh)
         run = publish_run(store, out, datetime.now(timezone.utc))
-    click.echo(f"results: {store.uri}/{run} (latest)", err=True)
+    click.echo(terminal_safe(f"results: {store.uri}/{run} (latest)"), err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -348,7 +372,8 @@ def _shard_scan(config: Config, path: Path, targets: list[str], shard: Shard, re
 
         store = open_store(results)
         if not path.exists() and (previous := store.get(f"shards/{shard.part_name}")) is not None:
-            path.write_bytes(previous)  # the last run's part: this run reads only what changed
+            with atomic_write(path, "wb") as fh:  # the last run's part: this run reads only what changed
+                fh.write(previous)
     with _open_catalog(path, must_exist=False) as catalog:
         with RichProgress() as progress:
             stats = asyncio.run(run_scan(config, catalog, targets, progress, shard=shard))
@@ -396,7 +421,7 @@ def merge(parts: tuple[str, ...], config_path: str | None, db: Path | None, outp
             if results:
                 _publish(results, config, catalog, report)
     for line in result.conflicts:
-        click.echo(f"conflict: {line}", err=True)
+        click.echo(terminal_safe(f"conflict: {line}"), err=True)
     from .report import summary_line
 
     click.echo(f"merged {result.parts} part(s): {result.objects} objects, {len(result.conflicts)} conflict(s)",
@@ -457,12 +482,11 @@ def inventory(config_path: str | None, db: Path | None, fmt: str, output: Path |
         return
     writer = write_jsonl if fmt == "jsonl" else write_csv
     with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
-        fh: IO[str]
         if output:
-            with output.open("w", encoding="utf-8", newline="") as fh:
+            with atomic_write(output, newline="") as fh:
                 writer(catalog.records(), fh)
         else:
-            writer(catalog.records(), sys.stdout)
+            writer(catalog.records(), _stdout())
 
 
 @cli.group()
@@ -506,7 +530,7 @@ def near_ignored(config_path: str | None, db: Path | None) -> None:
     config = _config(config_path)
     with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
         for a, b in catalog.not_duplicates():
-            click.echo(f"{a}\t{b}")
+            click.echo(f"{terminal_safe(a)}\t{terminal_safe(b)}")
 
 
 @cli.group()
@@ -522,7 +546,7 @@ def policy_validate(files: tuple[Path, ...]) -> None:
     errors = validate_files(list(files))
     if errors:
         for line in errors:
-            click.echo(line, err=True)
+            click.echo(terminal_safe(line, keep_newlines=True), err=True)
         sys.exit(2)
     click.echo(f"{len(files)} file(s) valid")
 
@@ -539,15 +563,15 @@ def policy_list(config_path: str | None) -> None:
     for column in ("pack", "selected", "policies", "description"):
         packs.add_column(column)
     for pack in describe_packs(config.policies.packs):
-        packs.add_row(pack["name"], "yes" if pack["selected"] else "no", ", ".join(pack["policies"]),
-                      pack["description"])
+        packs.add_row(terminal_text(pack["name"]), "yes" if pack["selected"] else "no",
+                      terminal_text(", ".join(pack["policies"])), terminal_text(pack["description"]))
     _console().print(packs)
     table = Table(title="Policies")
     for column in ("pack", "name", "resource", "severity", "filters", "actions", "description"):
         table.add_column(column)
     for p in describe_policies(policy_set):
-        table.add_row(p["pack"], p["name"], p["resource"], p["severity"], p["filters"], ", ".join(p["actions"]),
-                      p["description"])
+        table.add_row(*(terminal_text(cell) for cell in (p["pack"], p["name"], p["resource"], p["severity"],
+                                                         p["filters"], ", ".join(p["actions"]), p["description"])))
     _console().print(table)
 
 
@@ -603,10 +627,10 @@ def prices_refresh(output: Path, regions: tuple[str, ...], gcp_api_key: str | No
     endpoints = Endpoints(**{k: v for k, v in overrides.items() if v})
     result = asyncio.run(refresh(wanted or DEFAULT_REGIONS, endpoints, gcp_api_key))
     for error in result.errors:
-        click.echo(f"tierscan: {error}", err=True)
+        click.echo(terminal_safe(f"tierscan: {error}"), err=True)
     write_override(result.fetched, output, date.today())
-    click.echo(f"{output}: {len(result.fetched)} region(s): "
-               + ", ".join(f"{f.provider}/{f.region}" for f in result.fetched), err=True)
+    click.echo(terminal_safe(f"{output}: {len(result.fetched)} region(s): "
+                             + ", ".join(f"{f.provider}/{f.region}" for f in result.fetched)), err=True)
     if result.errors:
         sys.exit(1)
 
@@ -649,7 +673,7 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
         plan = remediation.load_plan(execute_path)
         if approve is None:
             for line in remediation.describe_plan(plan):
-                click.echo(line)
+                click.echo(terminal_safe(line))
             digest = remediation.plan_digest(plan)
             click.echo(f"nothing changed. To apply: tierscan apply --execute {execute_path} --approve {digest[:16]} "
                        "--journal JOURNAL.jsonl", err=True)
@@ -659,9 +683,9 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
         with _open_catalog(Path(db or plan["db"]), must_exist=True) as catalog:
             result = remediation.execute_plan(plan, approve, journal_path, catalog, config)
         for uri, why in result.skipped:
-            click.echo(f"skipped {uri!r}: {why}", err=True)
+            click.echo(terminal_safe(f"skipped {uri!r}: {why}"), err=True)
         for uri, why in result.failed:
-            click.echo(f"failed {uri!r}: {why}", err=True)
+            click.echo(terminal_safe(f"failed {uri!r}: {why}"), err=True)
         click.echo(f"{plan['action']}: {len(result.done)} done, {len(result.skipped)} skipped, "
                    f"{len(result.failed)} failed; journal {journal_path}", err=True)
         if result.failed:
@@ -675,7 +699,7 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
                                       policies=policies, findings=remediation.findings_file(findings_path))
     remediation.write_plan(plan, plan_path)
     for line in remediation.describe_plan(plan):
-        click.echo(line)
+        click.echo(terminal_safe(line))
     click.echo(f"plan written to {plan_path}; nothing changed. Review it, then: tierscan apply --execute "
                f"{plan_path} --approve {plan['digest'][:16]} --journal JOURNAL.jsonl", err=True)
 
@@ -690,11 +714,27 @@ def undo_command(journal: Path, config_path: str | None) -> None:
 
     result = undo_journal(journal, _config(config_path))
     for uri, why in result.not_undone:
-        click.echo(f"not undone {uri!r}: {why}", err=True)
+        click.echo(terminal_safe(f"not undone {uri!r}: {why}"), err=True)
     click.echo(f"undo: {len(result.undone)} reversed, {len(result.not_undone)} not", err=True)
     if any(why.startswith("failed") for _, why in result.not_undone):
         sys.exit(1)
 
 
+class _SafeFormatter(logging.Formatter):
+    """Warnings quote bucket names and keys: escaped for the terminal like every other line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record), keep_newlines=True)
+
+
+def _safe_excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    """An unexpected error's traceback quotes whatever its message holds (a key): escaped like the rest."""
+    sys.stderr.write(terminal_safe("".join(traceback.format_exception(kind, value, tb)), keep_newlines=True))
+
+
 def main() -> None:
+    handler = logging.StreamHandler()  # stderr, as Python's last-resort handler did
+    handler.setFormatter(_SafeFormatter("%(message)s"))
+    logging.getLogger("tierscan").addHandler(handler)
+    sys.excepthook = _safe_excepthook
     cli()

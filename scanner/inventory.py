@@ -6,12 +6,12 @@ take an iterator and hold one record at a time, so memory stays flat however man
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, TextIO
+from typing import IO, Any
 
 from .models import InventoryRecord
+from .safe_text import CsvWriter
 
 __all__ = ["CSV_COLUMNS", "flat_record", "write_csv", "write_jsonl"]
 
@@ -52,7 +52,7 @@ LIST_SEPARATOR = "|"
 _RECORD_FIELDS = frozenset(InventoryRecord.model_fields)
 
 
-def write_jsonl(records: Iterable[InventoryRecord], fh: TextIO) -> int:
+def write_jsonl(records: Iterable[InventoryRecord], fh: IO[str]) -> int:
     """One JSON object per line, exactly the `InventoryRecord` fields. Returns the number written."""
     count = 0
     for record in records:
@@ -62,10 +62,12 @@ def write_jsonl(records: Iterable[InventoryRecord], fh: TextIO) -> int:
     return count
 
 
-def write_csv(records: Iterable[InventoryRecord], fh: TextIO) -> int:
-    """A header and one row per object (`CSV_COLUMNS`); empty cells for missing values. Returns the row
-    count. Open `fh` with `newline=""`, as the csv module requires."""
-    writer = csv.writer(fh, lineterminator="\n")
+def write_csv(records: Iterable[InventoryRecord], fh: IO[str]) -> int:
+    """A header and one row per object (`CSV_COLUMNS`); empty cells for missing values; text cells that a
+    spreadsheet would run as a formula (a key or EXIF owner starting with `=`, `+`, `-`, `@`, tab or CR)
+    get a leading `'` (`CsvWriter`). Returns the row count. Open `fh` with `newline=""`, as the csv module
+    requires."""
+    writer = CsvWriter(fh)
     writer.writerow(CSV_COLUMNS)
     count = 0
     for record in records:
@@ -103,5 +105,5 @@ def _row(r: InventoryRecord) -> list[object]:
             value = LIST_SEPARATOR.join(value)
         elif isinstance(value, datetime):
             value = value.isoformat()
-        cells.append("" if value is None else value)
+        cells.append(value)
     return cells

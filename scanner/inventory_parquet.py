@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
+from .atomic import atomic_write
 from .errors import UsageError
 from .inventory import CSV_COLUMNS, flat_record
 from .models import InventoryRecord
@@ -61,9 +62,10 @@ def _batches(records: Iterable[InventoryRecord], size: int) -> Iterator[list[Inv
 
 
 def write_parquet(records: Iterable[InventoryRecord], path: Path, batch_rows: int = BATCH_ROWS) -> int:
-    """Write `records` to `path` (one row group per batch) and return the number of rows."""
+    """Write `records` to `path` (one row group per batch, replacing the file only once it is whole) and
+    return the number of rows."""
     count = 0
-    with pq.ParquetWriter(path, SCHEMA, compression="zstd") as writer:
+    with atomic_write(path, "wb") as fh, pq.ParquetWriter(fh, SCHEMA, compression="zstd") as writer:
         for batch in _batches(records, batch_rows):
             rows = [flat_record(r) for r in batch]
             writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=SCHEMA))

@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 import yaml
 
+from .atomic import atomic_write
 from .errors import UsageError
 
 __all__ = [
@@ -379,5 +380,7 @@ def render_override(fetched: Iterable[Fetched], today: date) -> str:
 
 
 def write_override(fetched: Iterable[Fetched], path: Path, today: date) -> None:
-    """Write `render_override` to `path`."""
-    path.write_text(render_override(fetched, today), encoding="utf-8")
+    """Write `render_override` to `path`, replacing the previous file only once the new one is whole."""
+    text = render_override(fetched, today)
+    with atomic_write(path) as fh:
+        fh.write(text)

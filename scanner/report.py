@@ -9,7 +9,6 @@ the inventory, the audit record), so no renderer can print one unrounded.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from collections import Counter
@@ -35,6 +34,7 @@ from .models import (
     Tier,
 )
 from .pricing import PriceAs, PriceTable
+from .safe_text import CsvWriter, terminal_text
 from .savings import BucketTally, Sums, break_even_month, scan_cost_parts, tally
 
 __all__ = [
@@ -184,50 +184,31 @@ _FINDING_COLUMNS = ["policy", "severity", "action", "group", "uris", "reason"]
 
 def render_csv(report: Report, what: Literal["buckets", "groups", "findings"] = "buckets") -> str:
     """One table as CSV: a row per bucket, per group member (the master flagged), or per finding (URIs
-    joined with `|`)."""
+    joined with `|`). Text cells a spreadsheet would run as a formula are neutralised (`CsvWriter`)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = CsvWriter(out)
     if what == "buckets":
         columns = list(BucketSummary.model_fields)
         writer.writerow(columns)
         for bucket in report.buckets:
             row = bucket.model_dump(mode="json")
-            writer.writerow(_cell(row[c]) for c in columns)
+            writer.writerow(row[c] for c in columns)
     elif what == "groups":
         writer.writerow(_GROUP_COLUMNS)
         for g in report.groups:
             for m in g.members:
-                writer.writerow(
-                    [
-                        g.id,
-                        g.kind,
-                        g.master,
-                        m.uri == g.master,
-                        m.uri,
-                        m.size,
-                        m.tier.value,
-                        m.region,
-                        m.jurisdiction,
-                        m.distance,
-                        g.spans_tiers,
-                        g.spans_regions,
-                        g.spans_jurisdictions,
-                        g.has_personal_data,
-                    ]
-                )
+                cells = [g.id, g.kind, g.master, m.uri == g.master, m.uri, m.size, m.tier.value, m.region,
+                         m.jurisdiction, m.distance, g.spans_tiers, g.spans_regions, g.spans_jurisdictions,
+                         g.has_personal_data]
+                writer.writerow(cells)
     elif what == "findings":
         writer.writerow(_FINDING_COLUMNS)
         for f in report.findings:
-            writer.writerow(
-                [f.policy, f.severity.value, f.action, _cell(f.group), "|".join(f.uris), f.reason]
-            )
+            cells = [f.policy, f.severity.value, f.action, f.group, "|".join(f.uris), f.reason]
+            writer.writerow(cells)
     else:
         raise ValueError(f"no CSV table {what!r} (choose buckets, groups or findings)")
     return out.getvalue()
-
-
-def _cell(value: object) -> object:
-    return "" if value is None else value
 
 
 # --- the table for people --------------------------------------------------------------------------------
@@ -287,9 +268,9 @@ def render_table(report: Report, console: Console) -> None:
         console.print(_findings_table(report.findings))
     if report.skipped:
         reasons = Counter(s.reason for s in report.skipped)
-        console.print(
+        console.print(terminal_text(
             f"Skipped {len(report.skipped):,}: " + ", ".join(f"{r} {n:,}" for r, n in reasons.most_common())
-        )
+        ))
 
 
 def summary_line(report: Report) -> str:
@@ -336,10 +317,10 @@ def _bucket_table(report: Report) -> Table:
         table.add_column(name, justify="right", overflow="fold")
     for b in report.buckets:
         table.add_row(
-            b.name if b.uri.startswith("file://") else b.uri,  # a local bucket: its folder name
+            terminal_text(b.name if b.uri.startswith("file://") else b.uri),  # a local bucket: its folder name
             b.tier.value if b.tier else "mixed",
-            b.region,
-            b.jurisdiction,
+            terminal_text(b.region),
+            terminal_text(b.jurisdiction),
             f"{b.objects:,}",
             human_bytes(b.bytes),
             f"{b.redundant_objects:,} ({human_bytes(b.redundant_bytes)})",
@@ -388,10 +369,10 @@ def _group_table(groups: list[Group]) -> Table:
     table.add_column("Personal data")
     for g in top:
         table.add_row(
-            g.id,
+            terminal_text(g.id),
             str(len(g.members)),
             human_bytes(group_redundant_bytes(g)),
-            short_uri(g.master),
+            terminal_text(short_uri(g.master)),
             ", ".join(group_spans(g)) or "-",
             "yes" if g.has_personal_data else "no",
         )
@@ -405,5 +386,5 @@ def _findings_table(findings: list[Finding]) -> Table:
     table.add_column("Severity")
     table.add_column("Count", justify="right")
     for (policy, severity), n in sorted(counts.items(), key=lambda kv: (-kv[0][1].rank, kv[0][0])):
-        table.add_row(policy, severity.value, f"{n:,}")
+        table.add_row(terminal_text(policy), severity.value, f"{n:,}")
     return table

@@ -28,6 +28,7 @@ from typing import Any
 
 from connectors import parse_target
 
+from .atomic import atomic_write
 from .errors import UsageError
 
 __all__ = ["ResultsStore", "open_store", "publish_run", "read_uri"]
@@ -58,9 +59,8 @@ class _LocalStore(ResultsStore):
     def put(self, key: str, data: bytes) -> None:
         path = Path(self.uri) / key
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)  # readers of `latest` never see half a file
+        with atomic_write(path, "wb") as fh:  # readers of `latest` never see half a file
+            fh.write(data)
 
     def get(self, key: str) -> bytes | None:
         path = Path(self.uri) / key

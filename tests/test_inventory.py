@@ -7,6 +7,8 @@ import io
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
+import pytest
+
 from scanner.inventory import CSV_COLUMNS, write_csv, write_jsonl
 from scanner.models import GPS, ExifRecord, InventoryRecord, Tier
 
@@ -116,3 +118,30 @@ def test_empty_inventory_writes_only_the_header() -> None:
     assert buffer.getvalue() == ",".join(CSV_COLUMNS) + "\n"
     jsonl = io.StringIO()
     assert write_jsonl(iter(()), jsonl) == 0 and jsonl.getvalue() == ""
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_neutralises_formula_cells_and_keeps_negative_numbers(start: str) -> None:
+    """OWASP CSV injection: text a spreadsheet would run gets a leading quote; numbers stay numbers."""
+    hostile = f"{start}HYPERLINK(\"http://evil.example\",\"x\")"
+    exif = WITH_EXIF.exif.model_copy(update={"gps": GPS(lat=-33.86, lon=-73.99), "owner": hostile,
+                                             "make": hostile, "model": hostile, "serials": [hostile]})
+    record = WITH_EXIF.model_copy(update={"bucket": hostile, "key": hostile, "exif": exif, "reason": hostile})
+    buffer = io.StringIO(newline="")
+    write_csv(iter([record]), buffer)
+    buffer.seek(0)
+    (row,) = csv.DictReader(buffer)
+    for column in ("bucket", "key", "owner", "make", "model", "serials", "reason"):
+        assert row[column] == "'" + hostile, column
+    assert (row["gps_lat"], row["gps_lon"], row["size"]) == ("-33.86", "-73.99", str(record.size))
+    assert row["uri"] == record.uri  # text that starts harmlessly is left as it is
+
+
+def test_csv_carriage_return_inside_a_cell_cannot_start_a_row() -> None:
+    """A lone CR mid-cell would end the row in a spreadsheet and start an unneutralised formula cell."""
+    record = WITHOUT_EXIF.model_copy(update={"key": "b.jpg\r=1+cmd|calc!A0"})
+    buffer = io.StringIO(newline="")
+    write_csv(iter([record]), buffer)
+    buffer.seek(0)
+    (row,) = csv.DictReader(buffer)  # one row: the CR is quoted inside its cell
+    assert row["key"] == record.key and row["size"] == str(record.size)

@@ -273,3 +273,25 @@ def test_summary_line_has_the_headline_figures(report: Report) -> None:
     assert "\n" not in line
     for text in ("4 objects", "2 redundant copies (4.0 GiB)", "$0.06/month", "one-time $0.03", "month 1"):
         assert text in line
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_tables_neutralise_formula_cells_and_keep_numbers(report: Report, start: str) -> None:
+    """OWASP CSV injection: every text cell of every table; negative money stays a number."""
+    hostile = f"{start}cmd|' /C calc'!A0"
+    bucket = report.buckets[0].model_copy(update={"uri": hostile, "name": hostile, "region": hostile,
+                                                  "monthly_savings_usd": -1.5})
+    group = report.groups[0].model_copy(update={"id": hostile, "master": hostile,
+                                                "members": [report.groups[0].members[0].model_copy(
+                                                    update={"uri": hostile})]})
+    finding = report.findings[0].model_copy(update={"policy": hostile, "uris": [hostile], "reason": hostile,
+                                                    "group": hostile})
+    hostile_report = report.model_copy(update={"buckets": [bucket], "groups": [group], "findings": [finding]})
+    tables = {what: list(csv.DictReader(io.StringIO(render_csv(hostile_report, what), newline="")))
+              for what in ("buckets", "groups", "findings")}
+    ((b,), (g,), (f,)) = tables.values()
+    quoted = "'" + hostile
+    assert (b["uri"], b["name"], b["region"], b["monthly_savings_usd"]) == (quoted, quoted, quoted, "-1.5")
+    assert (g["group"], g["master"], g["uri"], g["size"]) == (quoted, quoted, quoted, str(group.members[0].size))
+    assert (f["policy"], f["uris"], f["reason"], f["group"]) == (quoted, quoted, quoted, quoted)
+    assert b["jurisdiction"] == bucket.jurisdiction  # harmless text unchanged
