@@ -35,7 +35,8 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, AsyncGenerator, Awaitable, Callable, Iterable
+from urllib.parse import unquote, urlsplit
 
 from connectors import Connector, connector_class, parse_target
 from connectors.base import Location, ObjectState
@@ -51,6 +52,7 @@ __all__ = ["ACTIONS", "ApplyResult", "build_plan", "execute_plan", "load_plan", 
 ACTIONS = ("tag", "quarantine", "transition", "delete")
 PLAN_FORMAT = "tierscan-plan"
 _NEEDS = {"tag": "tag", "transition": "set_tier", "delete": "delete"}
+_REMOVES = ("delete", "quarantine")  # the actions that take an object away from its location
 
 ConnectorFactory = Callable[[str], Connector]
 
@@ -152,12 +154,14 @@ def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None =
                 excluded.append({"uri": uri, "policy": finding.policy, "reason": why})
                 continue
             assert record is not None
+            master = records.get(group.master) if group else None
             item: dict[str, Any] = {
                 "uri": uri, "scheme": _scheme(uri), "bucket": record.bucket, "key": record.key,
                 "size": record.size, "etag": record.etag, "version": record.version,
                 "modified": record.modified.isoformat(), "storage_class": record.storage_class,
                 "policy": finding.policy, "group": group.id if group else None,
-                "master": group.master if group else None,
+                "group_kind": group.kind if group else None, "master": group.master if group else None,
+                "master_at": _where(master) if master else None,
             }
             try:
                 if action == "quarantine":
@@ -201,17 +205,44 @@ def load_plan(path: Path) -> dict[str, Any]:
 
 
 def describe_plan(plan: dict[str, Any]) -> list[str]:
+    """What executing the plan would change, item by item, with scheme, bucket and key exactly as they will
+    be used (repr-escaped, so a newline or control character in a key is visible), where quarantine puts
+    the object, and which master must hold the same bytes and how that is proven."""
     action, to = plan["action"], plan.get("to")
-    lines = [f"plan: {action}{f' to {to}' if to else ''}, {len(plan['items'])} object(s), "
-             f"{len(plan.get('excluded', []))} excluded; catalog {plan['db']}"]
-    for item in plan["items"]:
-        extra = f" -> {item['dest']['uri']}" if "dest" in item else (
-            f" tags {item['tags']}" if "tags" in item else "")
-        lines.append(f"  {action} {item['uri']!r}{extra} ({item['size']} bytes, master {item['master']})")
+    lines = [f"plan: {action}{f' to {to!r}' if to else ''}, {len(plan['items'])} object(s), "
+             f"{len(plan.get('excluded', []))} excluded; catalog {plan['db']!r}"]
+    for n, item in enumerate(plan["items"]):
+        lines.append(f"  [{n}] {action} {_show(item)} ({item['size']} bytes, uri {item['uri']!r})")
+        if "dest" in item:
+            lines.append(f"      to {_show({'scheme': item['scheme'], **item['dest']})}")
+        if "tags" in item:
+            lines.append(f"      tags {item['tags']!r}")
+        if action in _REMOVES:
+            if _needs_master(action, item):
+                master = item.get("master_at")
+                lines.append(f"      master {_show(master) if master else 'not in the catalog: will be skipped'} "
+                             f"(uri {item['master']!r})")
+                lines.append(f"      proof: {_proof_rule(item['scheme'], master['scheme'] if master else '')}")
+            else:
+                lines.append("      master: none (not in an exact group); the bytes stay in the quarantine copy")
     for ex in plan.get("excluded", []):
         lines.append(f"  excluded {ex['uri']!r}: {ex['reason']}")
     lines.append(f"digest: {plan_digest(plan)}")
     return lines
+
+
+def _show(where: dict[str, Any]) -> str:
+    return f"{where['scheme']} bucket {where['bucket']!r} key {where['key']!r}"
+
+
+def _proof_rule(copy_scheme: str, master_scheme: str) -> str:
+    if copy_scheme == master_scheme == "file":
+        return "both files re-read now and compared byte by byte (no symlinks, not one inode)"
+    vouched = {"s3": "a plain-MD5 ETag, a full-object SHA checksum or a multipart ETag of the same part layout",
+               "gs": "md5Hash"}
+    shared = " / ".join(dict.fromkeys(v for k, v in vouched.items() if k in (copy_scheme, master_scheme)))
+    return (f"{'the provider digest both objects share (' + shared + '), else ' if shared else ''}"
+            "both objects read now and compared byte by byte; not one object")
 
 
 # ---- journal -------------------------------------------------------------------------------------
@@ -301,8 +332,95 @@ def _default_factory(config: Config) -> ConnectorFactory:
     return get
 
 
-def _loc(item: dict[str, Any]) -> Location:
-    return Location(item["uri"], item["bucket"], item["key"])
+def _where(record: InventoryRecord) -> dict[str, str]:
+    return {"scheme": _scheme(record.uri), "bucket": record.bucket, "key": record.key}
+
+
+def _location(record: InventoryRecord) -> Location:
+    return Location(record.uri, record.bucket, record.key)
+
+
+def _names_itself(record: InventoryRecord) -> bool:
+    """Whether the record's URI names its own bucket and key (a restored catalog is input, not truth)."""
+    scheme = _scheme(record.uri)
+    if scheme == "file":
+        parts = Path(unquote(urlsplit(record.uri).path)).parts
+        own = (record.bucket, *record.key.split("/"))
+        return len(parts) > len(own) and parts[-len(own):] == own
+    return record.uri == f"{scheme}://{record.bucket}/{record.key}"
+
+
+def _needs_master(action: str, item: dict[str, Any]) -> bool:
+    """Delete always proves its master; quarantine does when the object is a copy in an exact group."""
+    return action == "delete" or item.get("group_kind") == "exact"
+
+
+def _differs(item: dict[str, Any], record: InventoryRecord, plan: dict[str, Any]) -> str | None:
+    """Why the item does not match the catalog's record for its URI (execution uses the record's values)."""
+    if not _names_itself(record):
+        return "the catalog's record does not name its own bucket and key"
+    for name, value in _where(record).items():
+        if item.get(name) != value:
+            return f"the plan's {name} {item.get(name)!r} is not the catalog's {value!r} for this URI"
+    if plan["action"] == "quarantine":
+        try:
+            dest = _destination(record, plan.get("to") or "")
+        except (ValueError, UsageError) as exc:
+            return f"unsafe destination: {exc}"
+        if item.get("dest") != dest:
+            return "the plan's destination is not the one the catalog's record gives"
+    return None
+
+
+_CHUNK = 8 << 20  # bytes a read while comparing two objects
+
+
+async def _same_bytes(a: AsyncGenerator[bytes, None], b: AsyncGenerator[bytes, None]) -> str | None:
+    """The SHA-256 of two byte streams if they are equal, else None; holds at most a chunk of each."""
+    digest = hashlib.sha256()
+    left = right = b""
+    try:
+        while True:
+            left = left or await anext(a, b"")
+            right = right or await anext(b, b"")
+            if not left or not right:
+                return digest.hexdigest() if not left and not right else None
+            n = min(len(left), len(right))
+            if left[:n] != right[:n]:
+                return None
+            digest.update(left[:n])
+            left, right = left[n:], right[n:]
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def _prove(conn: Connector, loc: Location, now: ObjectState,
+                 mconn: Connector, mloc: Location, mnow: ObjectState) -> tuple[str | None, dict[str, Any]]:
+    """Whether the master holds the copy's bytes now: (why not, None when proven; how it was proven)."""
+    if now.link or mnow.link:
+        return "refused: the copy or its master is a symbolic link (or under a symlinked folder)", {}
+    if (_scheme(loc.uri), loc.bucket, loc.key) == (_scheme(mloc.uri), mloc.bucket, mloc.key) or (
+            now.identity is not None and now.identity == mnow.identity):
+        return "refused: the copy and its master are one object", {}
+    if now.size != mnow.size:
+        return "master differs: another size now", {}
+    try:
+        mine, theirs = await conn.vouched(loc, now), await mconn.vouched(mloc, mnow)
+        common = sorted(mine.keys() & theirs.keys())
+        # A kind that names a part layout proves equality when equal, nothing when not.
+        unequal = [k for k in common if "@" not in k and mine[k] != theirs[k]]
+        if unequal:
+            return f"master differs: its {unequal[0]} is another", {}
+        for kind in common:
+            if mine[kind] == theirs[kind]:
+                return None, {"by": kind, "value": mine[kind]}
+        sha256 = await _same_bytes(conn.read_chunks(loc, now, _CHUNK), mconn.read_chunks(mloc, mnow, _CHUNK))
+    except (ObjectError, UsageError, OSError) as exc:
+        return f"cannot prove the master holds the same bytes: {exc}", {}
+    if sha256 is None:
+        return "master differs: compared byte by byte", {}
+    return None, {"by": "read", "sha256": sha256}
 
 
 async def _quarantine(conn: Connector, src: Location, dst: Location, expect: ObjectState) -> dict[str, Any]:
@@ -327,7 +445,6 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
     records = {r.uri: r for r in catalog.records()}
     for seq, item in enumerate(plan["items"]):
         uri = item["uri"]
-        loc = _loc(item)
 
         def skip(reason: str) -> None:
             journal.write({"type": "skipped", "seq": seq, "uri": uri, "reason": reason})
@@ -336,7 +453,16 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
         if uri in masters:
             skip("a group master now: never touched")
             continue
-        conn = factory(item["scheme"])
+        record = records.get(uri)
+        if record is None:
+            skip("not in the catalog (or gone)")
+            continue
+        why = _differs(item, record, plan)
+        if why:
+            skip(f"{why}: not touched")
+            continue
+        scheme, loc = _scheme(record.uri), _location(record)  # every location comes from the catalog
+        conn = factory(scheme)
         need = _NEEDS.get(action)
         if action == "quarantine" and not ({"move"} <= conn.capabilities.writes
                                            or {"copy", "delete"} <= conn.capabilities.writes):
@@ -344,20 +470,18 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
         if need and need not in conn.capabilities.writes:
             skip(f"the {conn.capabilities.name} connector cannot {action}")
             continue
-        if action == "delete":
-            group = group_of.get(uri)
+        group = group_of.get(uri)
+        master: InventoryRecord | None = None
+        if action in _REMOVES and _needs_master(action, item):
             if group is None or group.kind != "exact":
                 skip("no longer a redundant copy in an exact group")
                 continue
+            if group.master != item.get("master"):
+                skip(f"its master is now {group.master!r}, not the reviewed {item.get('master')!r}")
+                continue
             master = records.get(group.master)
-            master_uri = group.master
-            mstate = None
-            if master is not None:
-                mconn = factory(_scheme(master_uri))
-                mstate = await mconn.stat(Location(master_uri, master.bucket, master.key))
-            if master is None or mstate is None or mstate.size != master.size or (
-                    master.etag and mstate.etag and master.etag != mstate.etag):
-                skip(f"its master {master_uri} is missing or changed: the copy may be the last one")
+            if master is None or not _names_itself(master) or item.get("master_at") != _where(master):
+                skip(f"its master {group.master!r} is not in the catalog as reviewed: the copy may be the last one")
                 continue
         try:
             now = await conn.stat(loc)
@@ -370,15 +494,32 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
         if not _same(item, now):
             skip("changed since the plan (ETag, version, size or modified time differ): not touched")
             continue
-        entry: dict[str, Any] = {"type": "intent", "seq": seq, "op": action, "uri": uri, "scheme": item["scheme"],
-                                 "bucket": item["bucket"], "key": item["key"], "before": _state_dict(now)}
+        proof: dict[str, Any] = {}
+        if master is not None:
+            mconn, mloc = factory(_scheme(master.uri)), _location(master)
+            try:
+                mnow = await mconn.stat(mloc)
+            except (ObjectError, UsageError) as exc:
+                skip(f"cannot check its master {master.uri!r}: {exc}")
+                continue
+            if mnow is None or mnow.size != master.size or (master.etag and mnow.etag and master.etag != mnow.etag):
+                skip(f"its master {master.uri!r} is missing or changed: the copy may be the last one")
+                continue
+            why, proof = await _prove(conn, loc, now, mconn, mloc, mnow)
+            if why:
+                skip(why)
+                continue
+        entry: dict[str, Any] = {"type": "intent", "seq": seq, "op": action, "uri": uri, "scheme": scheme,
+                                 "bucket": record.bucket, "key": record.key, "before": _state_dict(now)}
+        if master is not None:
+            entry["master"] = {"uri": master.uri, **proof}
         try:
-            entry["versioned"] = await conn.versioned(item["bucket"])
+            entry["versioned"] = await conn.versioned(record.bucket)
             if action == "tag":
                 entry["tags_before"] = await conn.get_tags(loc)
                 entry["tags"] = {**entry["tags_before"], **item["tags"]}
             elif action == "quarantine":
-                entry["dest"] = item["dest"]
+                entry["dest"] = _destination(record, plan["to"])
             elif action == "transition":
                 entry["storage_class"] = plan["to"]
         except (ObjectError, UsageError) as exc:
@@ -390,7 +531,7 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
             if action == "tag":
                 await conn.set_tags(loc, entry["tags"], expect=now)
             elif action == "quarantine":
-                dest = item["dest"]
+                dest = entry["dest"]
                 outcome = await _quarantine(conn, loc, Location(dest["uri"], dest["bucket"], dest["key"]), now)
             elif action == "transition":
                 await conn.set_tier(loc, plan["to"], expect=now)

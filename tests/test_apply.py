@@ -210,7 +210,7 @@ def test_crash_between_journal_and_change_then_undo(scanned: tuple[Path, Config,
         remediation.execute_plan(plan, plan["digest"], journal, catalog, config, factory=lambda s: Dies(config))
     kinds = [json.loads(line)["type"] for line in journal.read_text().splitlines()]
     assert kinds == ["header", "intent"]  # the intent was on disk before the change began
-    first = Path(remediation._loc(plan["items"][0]).uri.replace("file://", ""))
+    first = root / "copies" / "photo-1.jpg"
     assert first.exists() and (q / "copies" / "photo-1.jpg").exists()
     undo = remediation.undo_journal(journal, config)
     assert len(undo.undone) == 1 and not undo.not_undone
