@@ -468,8 +468,10 @@ class S3Connector(Connector):
             if value and not composite:
                 found[kind] = _hex(value)
         if (plain and _MULTIPART_ETAG.fullmatch(etag)) or composite:
+            # Not conditional on the ETag (moto compares it with the part's): the values compared come from
+            # the pinned HEAD above; the layout only keeps unlike uploads from being called different.
             part = await self._write("head", loc, "head_object", Bucket=loc.bucket, Key=loc.key, PartNumber=1,
-                                     **pin)
+                                     **self._pin(state))
             layout = f"@{part.get('PartsCount', 1)}:{part.get('ContentLength')}"
             if plain and _MULTIPART_ETAG.fullmatch(etag):
                 found[f"s3mpu{layout}"] = etag

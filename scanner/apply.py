@@ -395,14 +395,36 @@ async def _same_bytes(a: AsyncGenerator[bytes, None], b: AsyncGenerator[bytes, N
         await b.aclose()
 
 
+async def _check_master(conn: Connector, loc: Location, now: ObjectState, mconn: Connector,
+                        master: InventoryRecord) -> tuple[str | None, dict[str, Any]]:
+    """The master as it is now: refused outright, missing or changed since the scan, or proven to hold the
+    copy's bytes. Returns (why the copy stays, None when proven; how it was proven)."""
+    mloc = _location(master)
+    try:
+        mnow = await mconn.stat(mloc)
+    except (ObjectError, UsageError) as exc:
+        return f"cannot check its master {master.uri!r}: {exc}", {}
+    why = _refused(loc, now, mloc, mnow) if mnow is not None else None
+    if why:
+        return why, {}
+    if mnow is None or mnow.size != master.size or (master.etag and mnow.etag and master.etag != mnow.etag):
+        return f"its master {master.uri!r} is missing or changed: the copy may be the last one", {}
+    return await _prove(conn, loc, now, mconn, mloc, mnow)
+
+
+def _refused(loc: Location, now: ObjectState, mloc: Location, mnow: ObjectState) -> str | None:
+    """Why a copy may never be removed on the strength of this master, whatever their bytes."""
+    if now.link or mnow.link:
+        return "refused: the copy or its master is a symbolic link (or under a symlinked folder)"
+    if (_scheme(loc.uri), loc.bucket, loc.key) == (_scheme(mloc.uri), mloc.bucket, mloc.key) or (
+            now.identity is not None and now.identity == mnow.identity):
+        return "refused: the copy and its master are one object"
+    return None
+
+
 async def _prove(conn: Connector, loc: Location, now: ObjectState,
                  mconn: Connector, mloc: Location, mnow: ObjectState) -> tuple[str | None, dict[str, Any]]:
     """Whether the master holds the copy's bytes now: (why not, None when proven; how it was proven)."""
-    if now.link or mnow.link:
-        return "refused: the copy or its master is a symbolic link (or under a symlinked folder)", {}
-    if (_scheme(loc.uri), loc.bucket, loc.key) == (_scheme(mloc.uri), mloc.bucket, mloc.key) or (
-            now.identity is not None and now.identity == mnow.identity):
-        return "refused: the copy and its master are one object", {}
     if now.size != mnow.size:
         return "master differs: another size now", {}
     try:
@@ -496,16 +518,7 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
             continue
         proof: dict[str, Any] = {}
         if master is not None:
-            mconn, mloc = factory(_scheme(master.uri)), _location(master)
-            try:
-                mnow = await mconn.stat(mloc)
-            except (ObjectError, UsageError) as exc:
-                skip(f"cannot check its master {master.uri!r}: {exc}")
-                continue
-            if mnow is None or mnow.size != master.size or (master.etag and mnow.etag and master.etag != mnow.etag):
-                skip(f"its master {master.uri!r} is missing or changed: the copy may be the last one")
-                continue
-            why, proof = await _prove(conn, loc, now, mconn, mloc, mnow)
+            why, proof = await _check_master(conn, loc, now, factory(_scheme(master.uri)), master)
             if why:
                 skip(why)
                 continue
