@@ -46,8 +46,8 @@ from .config import Config
 from .errors import ObjectError, UsageError
 from .models import Finding, Group, InventoryRecord
 
-__all__ = ["ACTIONS", "ApplyResult", "build_plan", "execute_plan", "load_plan", "plan_digest", "undo_journal",
-           "write_plan"]
+__all__ = ["ACTIONS", "ApplyResult", "build_plan", "describe_plan", "execute_plan", "load_plan", "plan_digest",
+           "review_problems", "undo_journal", "write_plan"]
 
 ACTIONS = ("tag", "quarantine", "transition", "delete")
 PLAN_FORMAT = "tierscan-plan"
@@ -204,10 +204,12 @@ def load_plan(path: Path) -> dict[str, Any]:
     return plan
 
 
-def describe_plan(plan: dict[str, Any]) -> list[str]:
+def describe_plan(plan: dict[str, Any], problems: dict[int, str] | None = None) -> list[str]:
     """What executing the plan would change, item by item, with scheme, bucket and key exactly as they will
     be used (repr-escaped, so a newline or control character in a key is visible), where quarantine puts
-    the object, and which master must hold the same bytes and how that is proven."""
+    the object, and which master must hold the same bytes and how that is proven. `problems`
+    (`review_problems`) marks the items execution would skip against the catalog as it is now."""
+    problems = problems or {}
     action, to = plan["action"], plan.get("to")
     lines = [f"plan: {action}{f' to {to!r}' if to else ''}, {len(plan['items'])} object(s), "
              f"{len(plan.get('excluded', []))} excluded; catalog {plan['db']!r}"]
@@ -225,6 +227,8 @@ def describe_plan(plan: dict[str, Any]) -> list[str]:
                 lines.append(f"      proof: {_proof_rule(item['scheme'], master['scheme'] if master else '')}")
             else:
                 lines.append("      master: none (not in an exact group); the bytes stay in the quarantine copy")
+        if n in problems:
+            lines.append(f"      WILL BE SKIPPED: {problems[n]}")
     for ex in plan.get("excluded", []):
         lines.append(f"  excluded {ex['uri']!r}: {ex['reason']}")
     lines.append(f"digest: {plan_digest(plan)}")
@@ -459,12 +463,50 @@ async def _quarantine(conn: Connector, src: Location, dst: Location, expect: Obj
     return {"after": _state_dict(after), "delete_marker": marker}
 
 
+class _Catalog:
+    """The catalog as execution sees it: records by URI, group masters, each member's group."""
+
+    def __init__(self, catalog: Catalog):
+        groups = catalog.groups()
+        self.masters, self.group_of = _masters(groups), _group_of(groups)
+        self.records = {r.uri: r for r in catalog.records()}
+
+    def vet(self, plan: dict[str, Any], item: dict[str, Any]) -> tuple[str | None, InventoryRecord | None,
+                                                                        InventoryRecord | None]:
+        """(why the item is skipped, or None; its record; the master to prove, when the action needs one)."""
+        uri = item["uri"]
+        if uri in self.masters:
+            return "a group master now: never touched", None, None
+        record = self.records.get(uri)
+        if record is None:
+            return "not in the catalog (or gone)", None, None
+        why = _differs(item, record, plan)
+        if why:
+            return f"{why}: not touched", None, None
+        if not (plan["action"] in _REMOVES and _needs_master(plan["action"], item)):
+            return None, record, None
+        group = self.group_of.get(uri)
+        if group is None or group.kind != "exact":
+            return "no longer a redundant copy in an exact group", None, None
+        if group.master != item.get("master"):
+            return f"its master is now {group.master!r}, not the reviewed {item.get('master')!r}", None, None
+        master = self.records.get(group.master)
+        if master is None or not _names_itself(master) or item.get("master_at") != _where(master):
+            return f"its master {group.master!r} is not in the catalog as reviewed: the copy may be the last one", \
+                None, None
+        return None, record, master
+
+
+def review_problems(plan: dict[str, Any], catalog: Catalog) -> dict[int, str]:
+    """Item number -> why execution would skip it with the catalog as it is now (for the review)."""
+    known = _Catalog(catalog)
+    return {n: why for n, item in enumerate(plan["items"]) if (why := known.vet(plan, item)[0])}
+
+
 async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, factory: ConnectorFactory,
                    result: ApplyResult) -> None:
     action = plan["action"]
-    groups = catalog.groups()
-    masters, group_of = _masters(groups), _group_of(groups)
-    records = {r.uri: r for r in catalog.records()}
+    known = _Catalog(catalog)
     for seq, item in enumerate(plan["items"]):
         uri = item["uri"]
 
@@ -472,16 +514,9 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
             journal.write({"type": "skipped", "seq": seq, "uri": uri, "reason": reason})
             result.skipped.append((uri, reason))
 
-        if uri in masters:
-            skip("a group master now: never touched")
-            continue
-        record = records.get(uri)
-        if record is None:
-            skip("not in the catalog (or gone)")
-            continue
-        why = _differs(item, record, plan)
-        if why:
-            skip(f"{why}: not touched")
+        why, record, master = known.vet(plan, item)
+        if why or record is None:
+            skip(why or "not in the catalog")
             continue
         scheme, loc = _scheme(record.uri), _location(record)  # every location comes from the catalog
         conn = factory(scheme)
@@ -492,19 +527,6 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
         if need and need not in conn.capabilities.writes:
             skip(f"the {conn.capabilities.name} connector cannot {action}")
             continue
-        group = group_of.get(uri)
-        master: InventoryRecord | None = None
-        if action in _REMOVES and _needs_master(action, item):
-            if group is None or group.kind != "exact":
-                skip("no longer a redundant copy in an exact group")
-                continue
-            if group.master != item.get("master"):
-                skip(f"its master is now {group.master!r}, not the reviewed {item.get('master')!r}")
-                continue
-            master = records.get(group.master)
-            if master is None or not _names_itself(master) or item.get("master_at") != _where(master):
-                skip(f"its master {group.master!r} is not in the catalog as reviewed: the copy may be the last one")
-                continue
         try:
             now = await conn.stat(loc)
         except ObjectError as exc:

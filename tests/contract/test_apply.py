@@ -300,6 +300,7 @@ def test_edited_bucket_and_key_are_refused(store: Store, tmp_path: Path) -> None
     plan_path.write_text(json.dumps(plan))
     review = runner.run("apply", "--execute", str(plan_path))
     assert f"key {MASTER!r}" in review  # the review names the key the plan holds, not only its URI
+    assert f"WILL BE SKIPPED: the plan's key {MASTER!r} is not the catalog's" in review
     out = runner.run("apply", "--execute", str(plan_path), "--approve", plan["digest"][:16], "--journal", str(journal))
     assert store.get(MASTER) == PHOTO and store.get(COPIES[0]) == PHOTO
     assert f"skipped {edited['uri']!r}: the plan's key {MASTER!r} is not the catalog's" in out
