@@ -450,15 +450,18 @@ async def _prove(conn: Connector, loc: Location, now: ObjectState,
 
 
 async def _quarantine(conn: Connector, src: Location, dst: Location, expect: ObjectState) -> dict[str, Any]:
-    """Copy then delete (or move), resumable: a destination already holding the object is not copied again."""
+    """Copy then delete (or move), resumable: a destination that already exists is used only when it is
+    proven to hold the source's bytes (a resumed run), and never overwritten."""
     if "move" in conn.capabilities.writes:
-        after = await conn.move(src, dst, expect=expect)
-        return {"after": _state_dict(after)}
+        moved = await conn.move(src, dst, expect=expect)
+        return {"after": _state_dict(moved)}
     after = await conn.stat(dst)
     if after is None:
         after = await conn.copy(src, dst, expect=expect)
-    elif after.size != expect.size:
-        raise UsageError(f"{dst.uri}: already exists and is another object; not overwritten")
+    else:
+        why, _ = await _prove(conn, src, expect, conn, dst, after)
+        if why:
+            raise UsageError(f"{dst.uri}: already exists and is not proven to be this object ({why}); not overwritten")
     marker = await conn.delete(src, expect=expect)
     return {"after": _state_dict(after), "delete_marker": marker}
 

@@ -395,3 +395,21 @@ def test_s3_multipart_master_is_proven_by_etag_of_the_same_layout_else_read(
     master_etag = s3.head_object(Bucket=store.bucket, Key=MASTER)["ETag"].strip('"')
     assert proofs[COPIES[0]]["by"] == f"s3mpu@3:{5 * mib}" and proofs[COPIES[0]]["value"] == master_etag
     assert proofs[COPIES[1]]["by"] == "read" and proofs[COPIES[1]]["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_quarantine_never_trusts_an_existing_destination_by_its_size(store: Store, tmp_path: Path) -> None:
+    """A quarantine destination that already exists (as after an interrupted run) is taken as the copy only
+    when it holds the source's bytes; another object of the same size there keeps the source in place."""
+    _seed(store)
+    squatter = _same_size_other(PHOTO)
+    store.put(f"quarantine/{COPIES[0]}", squatter)
+    runner = Cli(store, tmp_path)
+    runner.scan()
+    plan_path = tmp_path / "plan.json"
+    runner.run("apply", "--db", str(runner.db), "--action", "quarantine", "--to", "quarantine/", "--plan", str(plan_path))
+    plan = json.loads(plan_path.read_text())
+    out = runner.run("apply", "--execute", str(plan_path), "--approve", plan["digest"][:16],
+                     "--journal", str(tmp_path / "journal.jsonl"), code=1)
+    assert "is not proven to be this object" in out
+    assert store.get(COPIES[0]) == PHOTO and store.get(f"quarantine/{COPIES[0]}") == squatter
+    assert store.get(COPIES[1]) is None and store.get(f"quarantine/{COPIES[1]}") == PHOTO
