@@ -10,10 +10,25 @@ Three steps, each a separate command, so that nothing changes by accident:
    changes nothing.
 3. **Execute** (`tierscan apply --execute PLAN.json --approve DIGEST --journal J.jsonl`): runs only the plan
    whose digest was approved (an edited plan has another digest and must be reviewed again). For each
-   object, in order: it is refused if it is a master in the catalog's groups *now*; a `delete` needs the
+   object, in order: it is refused if it is a master in the catalog's groups *now*; its bucket, key and
+   destination are taken from the catalog's record for its URI, and skipped if the plan says otherwise
+   (the review shows the URI, so an edited bucket/key must not act elsewhere); a `delete` needs the
    object to be a redundant copy in an exact group whose master still exists unchanged; a HEAD re-checks
-   the ETag/generation (local: size and modified time) against the plan; then a journal entry is written
-   and fsynced; only then is the object changed, and the outcome is journalled too.
+   the ETag/generation (local: size and modified time) against the plan; a `delete`, or a `quarantine`
+   of an exact copy, needs the master proven to hold the same bytes now (below); then a journal entry,
+   with the proof, is written and fsynced; only then is the object changed, and the outcome is
+   journalled too.
+
+Proof rules (`_check_master`), because the catalog's digests are input, not evidence: refused if either
+the copy or the master is a symlink (or under a symlinked folder) or both are one object (device and
+inode; bucket, key and version). Proven by a digest the provider computed itself that both objects carry
+(`Connector.vouched`: S3 plain-MD5 ETags, not SSE-KMS/SSE-C, and full-object SHA/MD5 checksums; S3
+multipart ETags and COMPOSITE checksums keyed by part layout, so only equal layouts compare; GCS md5Hash);
+an unequal layout-free digest proves the master differs. Otherwise both are read and compared, streamed
+(local files always, never following a symlink). CRCs, xxHash and Azure Content-MD5 (writer-set) prove
+nothing. Unprovable: skipped and journalled. Deletes are conditional on the checked ETag/generation (S3
+`If-Match`, GCS `ifGenerationMatch`, Azure `If-Match`); locally the file's lstat is re-checked just before
+the unlink. An existing quarantine destination is reused only when proven to hold the source's bytes.
 
 `tierscan undo J.jsonl` reverses `tag` (restores the previous tag set) and `quarantine` (moves the object
 back; in an S3 versioned bucket by removing the delete marker, which restores the very version). A
