@@ -231,7 +231,7 @@ def describe_plan(plan: dict[str, Any], problems: dict[int, str] | None = None) 
     for n, item in enumerate(plan["items"]):
         lines.append(f"  [{n}] {action} {_show(item)} ({item['size']} bytes, uri {item['uri']!r})")
         if "dest" in item:
-            lines.append(f"      to {_show({'scheme': item['scheme'], **item['dest']})}")
+            lines.append(f"      to {_show({'scheme': item['scheme'], **item['dest']})} (uri {item['dest']['uri']!r})")
         if "tags" in item:
             lines.append(f"      tags {item['tags']!r}")
         if action in _REMOVES:
@@ -382,8 +382,13 @@ def _differs(item: dict[str, Any], record: InventoryRecord, plan: dict[str, Any]
         if item.get(name) != value:
             return f"the plan's {name} {item.get(name)!r} is not the catalog's {value!r} for this URI"
     if plan["action"] == "quarantine":
+        # A local quarantine folder as resolved when the plan was written (a relative --to names it from
+        # the planning directory); the review shows the resulting path.
+        given = item.get("dest")
+        to = given["root"] if isinstance(given, dict) and _scheme(record.uri) == "file" and given.get("root") \
+            else plan.get("to") or ""
         try:
-            dest = _destination(record, plan.get("to") or "")
+            dest = _destination(record, to)
         except (ValueError, UsageError) as exc:
             return f"unsafe destination: {exc}"
         if item.get("dest") != dest:
@@ -572,7 +577,7 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
                 entry["tags_before"] = await conn.get_tags(loc)
                 entry["tags"] = {**entry["tags_before"], **item["tags"]}
             elif action == "quarantine":
-                entry["dest"] = _destination(record, plan["to"])
+                entry["dest"] = item["dest"]  # equal to the one the catalog's record gives (`_differs`)
             elif action == "transition":
                 entry["storage_class"] = plan["to"]
         except (ObjectError, UsageError) as exc:

@@ -375,3 +375,22 @@ def test_review_shows_bucket_key_master_and_proof(scanned: tuple[Path, Config, C
     assert f"file bucket 'copies' key {'sub/' + ODD_KEY!r}" in text
     assert "master file bucket 'golden' key 'photo.jpg'" in text
     assert text.count("proof: both files re-read now and compared byte by byte") == 2
+
+
+def test_edited_quarantine_destination_is_refused(scanned: tuple[Path, Config, Catalog, Path], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The destination also comes from the catalog's record (and the quarantine folder as the plan resolved
+    it, so a relative --to still means the folder reviewed, run from anywhere)."""
+    root, config, catalog, db = scanned
+    monkeypatch.chdir(tmp_path)
+    plan = remediation.build_plan(catalog, db, "quarantine", to="q")
+    edited = plan["items"][0]
+    elsewhere = tmp_path / "elsewhere" / "photo-1.jpg"
+    edited["dest"] = {**edited["dest"], "uri": elsewhere.as_uri()}
+    plan["digest"] = remediation.plan_digest(plan)
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    result = _run(plan, catalog, config, tmp_path / "j.jsonl")
+    assert not elsewhere.exists() and (root / "copies" / "photo-1.jpg").read_bytes() == PHOTO
+    assert dict(result.skipped)[edited["uri"]].startswith("the plan's destination is not the one")
+    assert (tmp_path / "q" / "copies" / "sub" / ODD_KEY).read_bytes() == PHOTO  # the unedited item, as reviewed
