@@ -421,9 +421,9 @@ class S3Connector(Connector):
         raise classify(status, code, _ERRORS)(f"{ref.uri}: {code or 'error'} (HTTP {status})")
 
     # ---- writes (`tierscan apply` only) --------------------------------------------------------
-    # Tags and copies pin the listed VersionId in versioned buckets; copies send CopySourceIfMatch with
-    # the expected ETag; deletes in versioned buckets leave a delete marker (never a VersionId, which
-    # would destroy that version), so the data stays recoverable.
+    # Tags and copies pin the listed VersionId in versioned buckets; copies send CopySourceIfMatch and
+    # deletes If-Match with the expected ETag; deletes in versioned buckets leave a delete marker (never a
+    # VersionId, which would destroy that version), so the data stays recoverable.
 
     async def _write(self, kind: str, loc: Location, op: str, **params: Any) -> dict[str, Any]:
         bucket = await self._bucket(loc.bucket)
