@@ -506,11 +506,17 @@ class _Catalog:
         why = _differs(item, record, plan)
         if why:
             return f"{why}: not touched", None, None
-        if not (plan["action"] in _REMOVES and _needs_master(plan["action"], item)):
+        if plan["action"] not in _REMOVES:
             return None, record, None
         group = self.group_of.get(uri)
-        if group is None or group.kind != "exact":
+        if plan["action"] == "delete" and (group is None or group.kind != "exact"):
             return "no longer a redundant copy in an exact group", None, None
+        if item.get("group_kind") != (group.kind if group else None):
+            # The catalog, not the plan, says whether a master must be proven (and the review said which).
+            return "its group is not the one reviewed: plan again", None, None
+        if not _needs_master(plan["action"], item):
+            return None, record, None
+        assert group is not None
         if group.master != item.get("master"):
             return f"its master is now {group.master!r}, not the reviewed {item.get('master')!r}", None, None
         master = self.records.get(group.master)

@@ -394,3 +394,17 @@ def test_edited_quarantine_destination_is_refused(scanned: tuple[Path, Config, C
     assert not elsewhere.exists() and (root / "copies" / "photo-1.jpg").read_bytes() == PHOTO
     assert dict(result.skipped)[edited["uri"]].startswith("the plan's destination is not the one")
     assert (tmp_path / "q" / "copies" / "sub" / ODD_KEY).read_bytes() == PHOTO  # the unedited item, as reviewed
+
+
+def test_plan_cannot_drop_the_master_proof(scanned: tuple[Path, Config, Catalog, Path], tmp_path: Path) -> None:
+    """Whether a quarantine must prove its master follows the catalog's group, not the plan's word: an item
+    re-labelled as outside any group (digest re-approved) is skipped, not moved unproven."""
+    root, config, catalog, db = scanned
+    plan = remediation.build_plan(catalog, db, "quarantine", to=str(tmp_path / "q"))
+    for item in plan["items"]:
+        item["group_kind"] = None
+    plan["digest"] = remediation.plan_digest(plan)
+    assert "master: none" in "\n".join(remediation.describe_plan(plan))  # what such a plan would claim
+    result = _run(plan, catalog, config, tmp_path / "j.jsonl")
+    assert result.done == [] and all(why.startswith("its group is not the one reviewed") for _, why in result.skipped)
+    assert (root / "copies" / "photo-1.jpg").read_bytes() == PHOTO
