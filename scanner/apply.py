@@ -216,7 +216,24 @@ def load_plan(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: not a plan file: {exc}") from None
     if not isinstance(plan, dict) or plan.get("format") != PLAN_FORMAT or plan.get("action") not in ACTIONS:
         raise UsageError(f"{path}: not a tierscan plan (format {PLAN_FORMAT!r})")
+    items = plan.get("items")
+    if not isinstance(items, list) or not isinstance(plan.get("db"), str):
+        raise UsageError(f"{path}: a plan needs `db` and a list of `items`")
+    for n, item in enumerate(items):
+        if not _well_formed(item, plan["action"]):
+            raise UsageError(f"{path}: item {n} is malformed (uri, scheme, bucket, key, size and, where "
+                             "given, dest and master_at must be as `tierscan apply --plan` writes them)")
     return plan
+
+
+def _well_formed(item: Any, action: str) -> bool:
+    def place(value: Any, *names: str) -> bool:
+        return isinstance(value, dict) and all(isinstance(value.get(n), str) for n in names)
+
+    return (place(item, "uri", "scheme", "bucket", "key") and type(item.get("size")) is int
+            and (action != "quarantine" or place(item.get("dest"), "uri", "bucket", "key"))
+            and (action != "tag" or isinstance(item.get("tags"), dict))
+            and (item.get("master_at") is None or place(item["master_at"], "scheme", "bucket", "key")))
 
 
 def describe_plan(plan: dict[str, Any], problems: dict[int, str] | None = None) -> list[str]:
@@ -426,7 +443,7 @@ async def _check_master(conn: Connector, loc: Location, now: ObjectState, mconn:
     mloc = _location(master)
     try:
         mnow = await mconn.stat(mloc)
-    except (ObjectError, UsageError) as exc:
+    except (ObjectError, UsageError, OSError) as exc:
         return f"cannot check its master {master.uri!r}: {exc}", {}
     why = _refused(loc, now, mloc, mnow) if mnow is not None else None
     if why:
@@ -558,7 +575,7 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
             continue
         try:
             now = await conn.stat(loc)
-        except ObjectError as exc:
+        except (ObjectError, OSError) as exc:
             skip(f"cannot check it: {exc}")
             continue
         if now is None:

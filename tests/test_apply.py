@@ -408,3 +408,17 @@ def test_plan_cannot_drop_the_master_proof(scanned: tuple[Path, Config, Catalog,
     result = _run(plan, catalog, config, tmp_path / "j.jsonl")
     assert result.done == [] and all(why.startswith("its group is not the one reviewed") for _, why in result.skipped)
     assert (root / "copies" / "photo-1.jpg").read_bytes() == PHOTO
+
+
+def test_malformed_plan_is_a_usage_error(scanned: tuple[Path, Config, Catalog, Path], tmp_path: Path) -> None:
+    """An edited plan whose item lacks a field or holds another type is refused with a clear error when it
+    is loaded (for review or execution), not with a traceback halfway through."""
+    _, _, catalog, db = scanned
+    plan = remediation.build_plan(catalog, db, "delete")
+    path = tmp_path / "plan.json"
+    for edit in ({"key": None}, {"size": "12"}, {"master_at": "golden/photo.jpg"}):
+        remediation.write_plan({**plan, "items": [{**plan["items"][0], **edit}]}, path)
+        with pytest.raises(UsageError, match="item 0 is malformed"):
+            remediation.load_plan(path)
+    remediation.write_plan(plan, path)
+    assert remediation.load_plan(path)["items"] == plan["items"]
