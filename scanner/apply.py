@@ -243,8 +243,8 @@ def describe_plan(plan: dict[str, Any], problems: dict[int, str] | None = None) 
     (`review_problems`) marks the items execution would skip against the catalog as it is now."""
     problems = problems or {}
     action, to = plan["action"], plan.get("to")
-    lines = [f"plan: {action}{f' to {to!r}' if to else ''}, {len(plan['items'])} object(s), "
-             f"{len(plan.get('excluded', []))} excluded; catalog {plan['db']!r}"]
+    lines = [(f"plan: {action}{f' to {to!r}' if to else ''}, {len(plan['items'])} object(s), "
+              f"{len(plan.get('excluded', []))} excluded; catalog {plan['db']!r}")]
     for n, item in enumerate(plan["items"]):
         lines.append(f"  [{n}] {action} {_show(item)} ({item['size']} bytes, uri {item['uri']!r})")
         if "dest" in item:

@@ -367,7 +367,7 @@ def test_local_delete_rechecks_the_very_file(scanned: tuple[Path, Config, Catalo
 
 
 def test_review_shows_bucket_key_master_and_proof(scanned: tuple[Path, Config, Catalog, Path]) -> None:
-    root, _, catalog, db = scanned
+    _, _, catalog, db = scanned
     plan = remediation.build_plan(catalog, db, "delete")
     lines = remediation.describe_plan(plan)
     text = "\n".join(lines)
