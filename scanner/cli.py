@@ -638,7 +638,8 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
                   journal_path: Path | None) -> None:
     """Act on findings, in three steps: write a plan (--plan), review it (--execute PLAN), then run the
     reviewed plan (--execute PLAN --approve DIGEST --journal J.jsonl). Before each change the object's
-    ETag/generation is checked against the plan and a journal entry is fsynced; masters are never touched.
+    ETag/generation is checked against the plan and a journal entry is fsynced; masters are never touched,
+    and a copy is deleted or moved away only once its master is proven to hold the same bytes now.
     """
     from . import apply as remediation
 
