@@ -462,22 +462,21 @@ class S3Connector(Connector):
         found: dict[str, str] = {}
         if plain and _MD5.fullmatch(etag):
             found["md5"] = etag
-        composite = head.get("ChecksumType") == "COMPOSITE"
-        for kind in _VOUCHED_CHECKSUMS:
-            value = head.get(f"Checksum{kind.upper()}")
-            if value and not composite:
-                found[kind] = _hex(value)
-        if (plain and _MULTIPART_ETAG.fullmatch(etag)) or composite:
+        # A COMPOSITE checksum (a checksum of the parts' checksums) ends in `-PARTS`, which base64 never holds;
+        # stores that send no ChecksumType are read by that.
+        checksums = {kind: str(value) for kind in _VOUCHED_CHECKSUMS if (value := head.get(f"Checksum{kind.upper()}"))}
+        composite = {k: v for k, v in checksums.items() if head.get("ChecksumType") == "COMPOSITE" or "-" in v}
+        found.update((kind, _hex(value)) for kind, value in checksums.items() if kind not in composite)
+        multipart = plain and _MULTIPART_ETAG.fullmatch(etag)
+        if multipart or composite:
             # Not conditional on the ETag (moto compares it with the part's): the values compared come from
             # the pinned HEAD above; the layout only keeps unlike uploads from being called different.
             part = await self._write("head", loc, "head_object", Bucket=loc.bucket, Key=loc.key, PartNumber=1,
                                      **self._pin(state))
             layout = f"@{part.get('PartsCount', 1)}:{part.get('ContentLength')}"
-            if plain and _MULTIPART_ETAG.fullmatch(etag):
+            if multipart:
                 found[f"s3mpu{layout}"] = etag
-            for kind in _VOUCHED_CHECKSUMS if composite else ():
-                if value := head.get(f"Checksum{kind.upper()}"):
-                    found[f"{kind}{layout}"] = str(value)
+            found.update((f"{kind}{layout}", value) for kind, value in composite.items())
         return found
 
     def _pin(self, expect: ObjectState) -> dict[str, Any]:

@@ -422,3 +422,40 @@ def test_malformed_plan_is_a_usage_error(scanned: tuple[Path, Config, Catalog, P
             remediation.load_plan(path)
     remediation.write_plan(plan, path)
     assert remediation.load_plan(path)["items"] == plan["items"]
+
+
+def test_s3_vouched_digests_are_only_those_nobody_can_match_with_other_bytes() -> None:
+    """Which of a HeadObject's digests count as proof: a plain-MD5 ETag unless the object is SSE-KMS or SSE-C
+    (then the ETag is no MD5), full-object SHA checksums as hex, never a CRC; multipart ETags and COMPOSITE
+    checksums only under a kind that names the part layout (HeadObject of part 1)."""
+    import base64
+    import hashlib
+
+    from connectors.base import Location, ObjectState
+    from connectors.s3 import S3Connector
+
+    md5, sha = hashlib.md5(PHOTO).hexdigest(), hashlib.sha256(PHOTO).digest()
+
+    class Heads(S3Connector):
+        answer: dict = {}
+
+        async def _write(self, kind, loc, op, **params):  # type: ignore[no-untyped-def]
+            if params.get("PartNumber") == 1:
+                return {"PartsCount": 3, "ContentLength": 5 << 20, "ETag": '"part"'}
+            return {"ContentLength": len(PHOTO), **self.answer}
+
+    loc, state = Location("s3://b/k", "b", "k"), ObjectState(size=len(PHOTO), etag=md5)
+
+    def vouched(**answer: object) -> dict[str, str]:
+        conn = Heads(Config())
+        conn.answer = answer
+        return asyncio.run(conn.vouched(loc, state))
+
+    crc = base64.b64encode(b"\x01\x02\x03\x04").decode()
+    assert vouched(ETag=f'"{md5}"', ChecksumCRC32=crc, ChecksumCRC64NVME=crc, ChecksumType="FULL_OBJECT") == {"md5": md5}
+    assert vouched(ETag=f'"{md5}"', ServerSideEncryption="aws:kms") == {}
+    assert vouched(ETag=f'"{md5}"', SSECustomerAlgorithm="AES256") == {}
+    assert vouched(ETag='"x"', ChecksumSHA256=base64.b64encode(sha).decode(), ChecksumType="FULL_OBJECT") == {
+        "sha256": sha.hex()}
+    assert vouched(ETag=f'"{md5}-3"', ChecksumSHA256="abc=-3", ChecksumType="COMPOSITE") == {
+        f"s3mpu@3:{5 << 20}": f"{md5}-3", f"sha256@3:{5 << 20}": "abc=-3"}
