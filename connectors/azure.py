@@ -261,8 +261,11 @@ class AzureConnector(Connector):
         except ObjectGone:
             return None
         tier = getattr(props.blob_tier, "value", props.blob_tier)
+        account, _, container = loc.bucket.partition("/")
+        # No checksums: Content-MD5 is whatever a writer set (Set Blob Properties changes it at will).
         return ObjectState(size=int(props.size or 0), etag=(props.etag or "").strip('"') or None,
-                           storage_class=str(tier or "Hot"), modified=props.last_modified)
+                           storage_class=str(tier or "Hot"), modified=props.last_modified,
+                           identity=("az", account.lower(), container, loc.key))
 
     async def get_tags(self, loc: Location) -> dict[str, str]:
         return dict(await self._az("head", loc, lambda: self._blob(loc).get_blob_tags()))

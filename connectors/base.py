@@ -12,7 +12,9 @@ throttling is retried (and counted) in one place.
 Writes exist for `tierscan apply` only (scanner/apply.py); scans never call them. A backend declares the
 ones it implements in `capabilities.writes` ("tag", "copy", "move", "delete", "set_tier") and overrides
 `stat`, `get_tags`/`set_tags`, `copy`/`move`, `delete`, `remove_delete_marker` and `set_tier`; the base
-versions refuse with a usage error.
+versions refuse with a usage error. Before an object is deleted or moved away, apply proves that another
+object holds the same bytes: with `vouched` (digests the provider computed itself) where both have a
+comparable one, else by reading both through `read_chunks`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import AsyncIterator, Awaitable, Callable, ClassVar, Iterable, TypeVar
+from typing import AsyncGenerator, AsyncIterator, Awaitable, Callable, ClassVar, Iterable, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from scanner.config import Config
@@ -85,6 +87,13 @@ class ObjectState:
     version: str | None = None  # S3 VersionId (versioned buckets), GCS generation
     storage_class: str | None = None
     modified: datetime | None = None
+    # The stored object itself, to tell two names of one object apart from two objects: local (device,
+    # inode), clouds (bucket, key, version or ETag).
+    identity: tuple[str, ...] | None = None
+    # Local: the path, or a folder on it, is a symbolic link (apply never deletes or proves through one).
+    link: bool = False
+    # Whole-object digests the provider computed itself, by kind ("md5", "sha256", ...; see `vouched`).
+    checksums: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -256,6 +265,22 @@ class Connector(ABC):
 
     async def set_tier(self, loc: Location, storage_class: str, *, expect: ObjectState) -> None:
         raise self._no_write("transition")
+
+    async def vouched(self, loc: Location, state: ObjectState) -> dict[str, str]:
+        """Digests of the object's whole content that the provider computed itself and that no writer can
+        set, of the version `state` names. Digests that depend on how the object was uploaded carry the
+        part layout in their kind (`s3mpu@N:SIZES`), so only equal layouts compare. Only hashes no one can
+        match with other bytes on purpose count: a CRC is never one. The default: those `stat` found."""
+        return dict(state.checksums)
+
+    async def read_chunks(self, loc: Location, state: ObjectState, chunk: int) -> AsyncGenerator[bytes, None]:
+        """The bytes of the version `state` names, in order, `chunk` bytes a request (memory stays bounded);
+        an object replaced meanwhile raises `ObjectGone`, one that needs a restore `ObjectUnreadable`."""
+        ref = self.make_ref(uri=loc.uri, bucket=loc.bucket, key=loc.key, size=state.size,
+                            modified=state.modified or datetime.min, storage_class=state.storage_class,
+                            region=None, etag=state.etag, version=state.version)
+        for start in range(0, state.size, chunk):
+            yield await self.read_range(ref, start, min(start + chunk, state.size))
 
     def make_ref(
         self,

@@ -35,7 +35,7 @@ import aiohttp
 from gcloud.aio.storage import Storage
 
 from scanner.config import Config
-from scanner.errors import ObjectError, ObjectGone, UsageError
+from scanner.errors import ObjectError, ObjectGone, TransientError, UsageError
 from scanner.models import ObjectRef
 
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
@@ -236,10 +236,13 @@ class GCSConnector(Connector):
         meta = await self._meta(loc)
         if meta is None:
             return None
-        return ObjectState(size=int(meta.get("size", 0)), etag=meta.get("etag"),
-                           version=str(meta["generation"]) if meta.get("generation") else None,
+        version = str(meta["generation"]) if meta.get("generation") else None
+        # md5Hash is computed by GCS (composites have none); crc32c is a CRC, which proves no content.
+        md5 = checksums_of(meta).get("md5")
+        return ObjectState(size=int(meta.get("size", 0)), etag=meta.get("etag"), version=version,
                            storage_class=meta.get("storageClass") or "STANDARD",
-                           modified=datetime.fromisoformat(meta["updated"]) if meta.get("updated") else None)
+                           modified=datetime.fromisoformat(meta["updated"]) if meta.get("updated") else None,
+                           identity=("gs", loc.bucket, loc.key, version or ""), checksums={"md5": md5} if md5 else {})
 
     def _if(self, expect: ObjectState, name: str = "ifGenerationMatch") -> dict[str, str]:
         return {name: expect.version} if expect.version else {}

@@ -15,7 +15,8 @@ import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from stat import S_ISLNK, S_ISREG
+from typing import AsyncGenerator, AsyncIterator, Iterator
 from urllib.parse import unquote, urlsplit
 
 from scanner.errors import ObjectDenied, ObjectGone, UsageError
@@ -71,16 +72,30 @@ class LocalConnector(Connector):
 
 
     # ---- writes (`tierscan apply` only) --------------------------------------------------------
+    # Never through a symbolic link: paths are inspected with lstat and opened with O_NOFOLLOW, and a path
+    # with a symlinked folder on it is refused. A file is removed only while it is still the very file
+    # (device, inode, size, modified time) apply checked.
 
     async def stat(self, loc: Location) -> ObjectState | None:
         def run() -> ObjectState | None:
+            path = _path_of(loc)
             try:
-                st = os.stat(_path_of(loc))
+                st = os.lstat(path)
             except FileNotFoundError:
                 return None
-            return ObjectState(size=st.st_size, modified=_mtime(st))
+            return ObjectState(size=st.st_size, modified=_mtime(st), identity=_identity(st),
+                               link=S_ISLNK(st.st_mode) or _through_link(path))
 
         return await asyncio.to_thread(run)
+
+    async def read_chunks(self, loc: Location, state: ObjectState, chunk: int) -> AsyncGenerator[bytes, None]:
+        path = _path_of(loc)
+        fd = await asyncio.to_thread(_open_checked, path, state)
+        try:
+            while data := await asyncio.to_thread(os.read, fd, chunk):
+                yield data
+        finally:
+            os.close(fd)
 
     async def get_tags(self, loc: Location) -> dict[str, str]:
         def run() -> dict[str, str]:
@@ -111,33 +126,35 @@ class LocalConnector(Connector):
     async def move(self, src: Location, dst: Location, *, expect: ObjectState) -> ObjectState:
         def run() -> ObjectState:
             source, target = _path_of(src), _path_of(dst)
-            st = os.stat(source)
-            if st.st_size != expect.size or (expect.modified and _mtime(st) != expect.modified):
-                raise ObjectGone(f"{source}: changed since it was planned")
+            st = _unchanged(source, expect)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(source, target)  # fails if the target exists: never overwrites
+                os.link(source, target, follow_symlinks=False)  # fails if the target exists: never overwrites
             except FileExistsError:
                 raise UsageError(f"{target}: already exists; not overwritten") from None
-            except OSError:  # another file system: copy, flush, then link the copy into place
+            except OSError:  # another file system: copy, flush, compare, then link the copy into place
                 tmp = target.with_name(f".{target.name}.tierscan-tmp")
-                shutil.copy2(source, tmp)
-                with open(tmp, "rb") as fh:
-                    os.fsync(fh.fileno())
+                shutil.copy2(source, tmp, follow_symlinks=False)
                 try:
+                    with open(tmp, "rb") as fh:
+                        os.fsync(fh.fileno())
+                    if not _equal_files(source, st, tmp):
+                        raise ObjectGone(f"{source}: the copy in {target.parent} differs; the source is kept")
                     os.link(tmp, target)
                 finally:
                     os.unlink(tmp)
             _fsync_dir(target.parent)
+            _unchanged(source, expect)  # still the very file, right before it is removed
             os.unlink(source)
             _fsync_dir(source.parent)
-            return ObjectState(size=st.st_size, modified=_mtime(os.stat(target)))
+            return ObjectState(size=st.st_size, modified=_mtime(os.lstat(target)))
 
         return await asyncio.to_thread(run)
 
     async def delete(self, loc: Location, *, expect: ObjectState) -> str | None:
         def run() -> None:
             path = _path_of(loc)
+            _unchanged(path, expect)  # right before the unlink: the very file that was proven
             os.unlink(path)
             _fsync_dir(path.parent)
 
@@ -154,6 +171,67 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _identity(st: os.stat_result) -> tuple[str, ...]:
+    return (str(st.st_dev), str(st.st_ino))
+
+
+def _through_link(path: Path) -> bool:
+    """Whether a folder on the path is a symbolic link (scan URIs are resolved paths)."""
+    return os.path.realpath(path.parent) != str(path.parent)
+
+
+def _unchanged(path: Path, expect: ObjectState) -> os.stat_result:
+    """The file's lstat if it is still the regular file `expect` describes (same device and inode when
+    known, size, modified time), reached through no symlink; else ObjectGone / UsageError."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise ObjectGone(f"{path}: vanished") from None
+    if S_ISLNK(st.st_mode) or _through_link(path):
+        raise UsageError(f"{path}: a symbolic link (or a symlinked folder); never followed")
+    if not _is(st, expect):
+        raise ObjectGone(f"{path}: changed since it was checked")
+    return st
+
+
+def _is(st: os.stat_result, expect: ObjectState) -> bool:
+    return (S_ISREG(st.st_mode) and st.st_size == expect.size
+            and (expect.modified is None or _mtime(st) == expect.modified)
+            and (expect.identity is None or _identity(st) == expect.identity))
+
+
+def _open_checked(path: Path, expect: ObjectState) -> int:
+    """A descriptor on the file `expect` describes, opened without following a symlink."""
+    if _through_link(path):
+        raise UsageError(f"{path}: a symlinked folder on the path; never followed")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise ObjectGone(f"{path}: vanished") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot open without following links: {exc.strerror}") from None
+    if not _is(os.fstat(fd), expect):
+        os.close(fd)
+        raise ObjectGone(f"{path}: changed since it was checked")
+    return fd
+
+
+def _equal_files(source: Path, expect: os.stat_result, copy: Path, chunk: int = 1 << 20) -> bool:
+    """Whether `copy` holds the bytes of `source` (still the file `expect` describes), read in chunks."""
+    state = ObjectState(size=expect.st_size, modified=_mtime(expect), identity=_identity(expect))
+    a = _open_checked(source, state)
+    try:
+        with open(copy, "rb") as b:
+            while True:
+                data = os.read(a, chunk)
+                if data != b.read(len(data) or 1):
+                    return False
+                if not data:
+                    return True
+    finally:
+        os.close(a)
 
 
 def _path_of(ref: ObjectRef | Location) -> Path:

@@ -37,6 +37,7 @@ Rules this backend applies, decided once per bucket and then per object:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -70,6 +71,8 @@ _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _MULTIPART_ETAG = re.compile(r"^[0-9a-f]{32}-[0-9]+$")
 _KMS = {"aws:kms", "aws:kms:dsse"}
 _ARCHIVE_STATUS = {"ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS"}
+# Full-object checksums that prove content (cryptographic hashes; CRCs and xxHash can be matched on purpose).
+_VOUCHED_CHECKSUMS = ("sha256", "sha1", "sha512", "md5")
 
 # S3 error codes -> scanner.errors; HTTP statuses not named here fall back to `_http.classify`.
 _ERRORS: ErrorTable = {
@@ -129,6 +132,14 @@ def _timestamp(value: Any) -> datetime:
         if _HTTP_DATE.match(value):
             return parsedate_to_datetime(value).replace(tzinfo=tzutc())
     return parse_timestamp(value)
+
+
+def _hex(value: str) -> str:
+    """A base64 checksum header as lowercase hex (the ETag's form), so an MD5 checksum meets an MD5 ETag."""
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except ValueError:
+        return value
 
 
 def _region_of(location: str | None) -> str:
@@ -410,9 +421,9 @@ class S3Connector(Connector):
         raise classify(status, code, _ERRORS)(f"{ref.uri}: {code or 'error'} (HTTP {status})")
 
     # ---- writes (`tierscan apply` only) --------------------------------------------------------
-    # Tags and copies pin the listed VersionId in versioned buckets; copies send CopySourceIfMatch with
-    # the expected ETag; deletes in versioned buckets leave a delete marker (never a VersionId, which
-    # would destroy that version), so the data stays recoverable.
+    # Tags and copies pin the listed VersionId in versioned buckets; copies send CopySourceIfMatch and
+    # deletes If-Match with the expected ETag; deletes in versioned buckets leave a delete marker (never a
+    # VersionId, which would destroy that version), so the data stays recoverable.
 
     async def _write(self, kind: str, loc: Location, op: str, **params: Any) -> dict[str, Any]:
         bucket = await self._bucket(loc.bucket)
@@ -428,9 +439,45 @@ class S3Connector(Connector):
         except ObjectGone:
             return None
         version = head.get("VersionId") if bucket.versioned else None
+        version = None if version in (None, "null") else version
         return ObjectState(size=int(head.get("ContentLength", 0)), etag=str(head.get("ETag", "")).strip('"') or None,
-                           version=None if version in (None, "null") else version,
-                           storage_class=head.get("StorageClass") or "STANDARD", modified=head.get("LastModified"))
+                           version=version, storage_class=head.get("StorageClass") or "STANDARD",
+                           modified=head.get("LastModified"), identity=("s3", loc.bucket, loc.key, version or ""))
+
+    async def vouched(self, loc: Location, state: ObjectState) -> dict[str, str]:
+        """The ETag when it is a plain MD5 (not multipart, not SSE-KMS or SSE-C) and the full-object
+        SHA-1/SHA-256/SHA-512/MD5 checksums (HeadObject with ChecksumMode). A multipart ETag and COMPOSITE
+        checksums depend on the part layout, so their kind names it (`s3mpu@PARTS:FIRST_PART_SIZE`, from
+        a HeadObject of part 1): equal values prove equal bytes, unequal ones prove nothing."""
+        pin = self._pin(state) or ({"IfMatch": f'"{state.etag}"'} if state.etag else {})
+        try:
+            head = await self._write("head", loc, "head_object", Bucket=loc.bucket, Key=loc.key,
+                                     ChecksumMode="ENABLED", **pin)
+        except ObjectDenied:
+            return {}  # e.g. no kms:Decrypt for a checksum of an SSE-KMS object: nothing vouched
+        if int(head.get("ContentLength", -1)) != state.size:
+            raise ObjectGone(f"{loc.uri}: changed since it was checked")
+        plain = head.get("ServerSideEncryption") not in _KMS and not head.get("SSECustomerAlgorithm")
+        etag = str(head.get("ETag", "")).strip('"')
+        found: dict[str, str] = {}
+        if plain and _MD5.fullmatch(etag):
+            found["md5"] = etag
+        # A COMPOSITE checksum (a checksum of the parts' checksums) ends in `-PARTS`, which base64 never holds;
+        # stores that send no ChecksumType are read by that.
+        checksums = {kind: str(value) for kind in _VOUCHED_CHECKSUMS if (value := head.get(f"Checksum{kind.upper()}"))}
+        composite = {k: v for k, v in checksums.items() if head.get("ChecksumType") == "COMPOSITE" or "-" in v}
+        found.update((kind, _hex(value)) for kind, value in checksums.items() if kind not in composite)
+        multipart = plain and _MULTIPART_ETAG.fullmatch(etag)
+        if multipart or composite:
+            # Not conditional on the ETag (moto compares it with the part's): the values compared come from
+            # the pinned HEAD above; the layout only keeps unlike uploads from being called different.
+            part = await self._write("head", loc, "head_object", Bucket=loc.bucket, Key=loc.key, PartNumber=1,
+                                     **self._pin(state))
+            layout = f"@{part.get('PartsCount', 1)}:{part.get('ContentLength')}"
+            if multipart:
+                found[f"s3mpu{layout}"] = etag
+            found.update((f"{kind}{layout}", value) for kind, value in composite.items())
+        return found
 
     def _pin(self, expect: ObjectState) -> dict[str, Any]:
         return {"VersionId": expect.version} if expect.version else {}
@@ -464,7 +511,9 @@ class S3Connector(Connector):
         return state
 
     async def delete(self, loc: Location, *, expect: ObjectState) -> str | None:
-        answer = await self._write("write", loc, "delete_object", Bucket=loc.bucket, Key=loc.key)
+        # Conditional on the ETag that was checked (S3 answers 412 if the current object is another one).
+        condition = {"IfMatch": f'"{expect.etag}"'} if expect.etag else {}
+        answer = await self._write("write", loc, "delete_object", Bucket=loc.bucket, Key=loc.key, **condition)
         marker = answer.get("VersionId") if answer.get("DeleteMarker") else None
         return None if marker in (None, "null") else str(marker)
 

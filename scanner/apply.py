@@ -10,10 +10,25 @@ Three steps, each a separate command, so that nothing changes by accident:
    changes nothing.
 3. **Execute** (`tierscan apply --execute PLAN.json --approve DIGEST --journal J.jsonl`): runs only the plan
    whose digest was approved (an edited plan has another digest and must be reviewed again). For each
-   object, in order: it is refused if it is a master in the catalog's groups *now*; a `delete` needs the
+   object, in order: it is refused if it is a master in the catalog's groups *now*; its bucket, key and
+   destination are taken from the catalog's record for its URI, and skipped if the plan says otherwise
+   (the review shows the URI, so an edited bucket/key must not act elsewhere); a `delete` needs the
    object to be a redundant copy in an exact group whose master still exists unchanged; a HEAD re-checks
-   the ETag/generation (local: size and modified time) against the plan; then a journal entry is written
-   and fsynced; only then is the object changed, and the outcome is journalled too.
+   the ETag/generation (local: size and modified time) against the plan; a `delete`, or a `quarantine`
+   of an exact copy, needs the master proven to hold the same bytes now (below); then a journal entry,
+   with the proof, is written and fsynced; only then is the object changed, and the outcome is
+   journalled too.
+
+Proof rules (`_check_master`), because the catalog's digests are input, not evidence: refused if either
+the copy or the master is a symlink (or under a symlinked folder) or both are one object (device and
+inode; bucket, key and version). Proven by a digest the provider computed itself that both objects carry
+(`Connector.vouched`: S3 plain-MD5 ETags, not SSE-KMS/SSE-C, and full-object SHA/MD5 checksums; S3
+multipart ETags and COMPOSITE checksums keyed by part layout, so only equal layouts compare; GCS md5Hash);
+an unequal layout-free digest proves the master differs. Otherwise both are read and compared, streamed
+(local files always, never following a symlink). CRCs, xxHash and Azure Content-MD5 (writer-set) prove
+nothing. Unprovable: skipped and journalled. Deletes are conditional on the checked ETag/generation (S3
+`If-Match`, GCS `ifGenerationMatch`, Azure `If-Match`); locally the file's lstat is re-checked just before
+the unlink. An existing quarantine destination is reused only when proven to hold the source's bytes.
 
 `tierscan undo J.jsonl` reverses `tag` (restores the previous tag set) and `quarantine` (moves the object
 back; in an S3 versioned bucket by removing the delete marker, which restores the very version). A
@@ -35,7 +50,8 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, AsyncGenerator, Awaitable, Callable, Iterable
+from urllib.parse import unquote, urlsplit
 
 from connectors import Connector, connector_class, parse_target
 from connectors.base import Location, ObjectState
@@ -46,12 +62,13 @@ from .config import Config
 from .errors import ObjectError, UsageError
 from .models import Finding, Group, InventoryRecord
 
-__all__ = ["ACTIONS", "ApplyResult", "build_plan", "execute_plan", "load_plan", "plan_digest", "undo_journal",
-           "write_plan"]
+__all__ = ["ACTIONS", "ApplyResult", "build_plan", "describe_plan", "execute_plan", "load_plan", "plan_digest",
+           "review_problems", "undo_journal", "write_plan"]
 
 ACTIONS = ("tag", "quarantine", "transition", "delete")
 PLAN_FORMAT = "tierscan-plan"
 _NEEDS = {"tag": "tag", "transition": "set_tier", "delete": "delete"}
+_REMOVES = ("delete", "quarantine")  # the actions that take an object away from its location
 
 ConnectorFactory = Callable[[str], Connector]
 
@@ -153,12 +170,14 @@ def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None =
                 excluded.append({"uri": uri, "policy": finding.policy, "reason": why})
                 continue
             assert record is not None
+            master = records.get(group.master) if group else None
             item: dict[str, Any] = {
                 "uri": uri, "scheme": _scheme(uri), "bucket": record.bucket, "key": record.key,
                 "size": record.size, "etag": record.etag, "version": record.version,
                 "modified": record.modified.isoformat(), "storage_class": record.storage_class,
                 "policy": finding.policy, "group": group.id if group else None,
-                "master": group.master if group else None,
+                "group_kind": group.kind if group else None, "master": group.master if group else None,
+                "master_at": _where(master) if master else None,
             }
             try:
                 if action == "quarantine":
@@ -197,21 +216,69 @@ def load_plan(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: not a plan file: {exc}") from None
     if not isinstance(plan, dict) or plan.get("format") != PLAN_FORMAT or plan.get("action") not in ACTIONS:
         raise UsageError(f"{path}: not a tierscan plan (format {PLAN_FORMAT!r})")
+    items = plan.get("items")
+    if not isinstance(items, list) or not isinstance(plan.get("db"), str):
+        raise UsageError(f"{path}: a plan needs `db` and a list of `items`")
+    for n, item in enumerate(items):
+        if not _well_formed(item, plan["action"]):
+            raise UsageError(f"{path}: item {n} is malformed (uri, scheme, bucket, key, size and, where "
+                             "given, dest and master_at must be as `tierscan apply --plan` writes them)")
     return plan
 
 
-def describe_plan(plan: dict[str, Any]) -> list[str]:
+def _well_formed(item: Any, action: str) -> bool:
+    def place(value: Any, *names: str) -> bool:
+        return isinstance(value, dict) and all(isinstance(value.get(n), str) for n in names)
+
+    return (place(item, "uri", "scheme", "bucket", "key") and type(item.get("size")) is int
+            and (action != "quarantine" or place(item.get("dest"), "uri", "bucket", "key"))
+            and (action != "tag" or isinstance(item.get("tags"), dict))
+            and (item.get("master_at") is None or place(item["master_at"], "scheme", "bucket", "key")))
+
+
+def describe_plan(plan: dict[str, Any], problems: dict[int, str] | None = None) -> list[str]:
+    """What executing the plan would change, item by item, with scheme, bucket and key exactly as they will
+    be used (repr-escaped, so a newline or control character in a key is visible), where quarantine puts
+    the object, and which master must hold the same bytes and how that is proven. `problems`
+    (`review_problems`) marks the items execution would skip against the catalog as it is now."""
+    problems = problems or {}
     action, to = plan["action"], plan.get("to")
-    lines = [f"plan: {action}{f' to {to}' if to else ''}, {len(plan['items'])} object(s), "
-             f"{len(plan.get('excluded', []))} excluded; catalog {plan['db']}"]
-    for item in plan["items"]:
-        extra = f" -> {item['dest']['uri']}" if "dest" in item else (
-            f" tags {item['tags']}" if "tags" in item else "")
-        lines.append(f"  {action} {item['uri']!r}{extra} ({item['size']} bytes, master {item['master']})")
+    lines = [(f"plan: {action}{f' to {to!r}' if to else ''}, {len(plan['items'])} object(s), "
+              f"{len(plan.get('excluded', []))} excluded; catalog {plan['db']!r}")]
+    for n, item in enumerate(plan["items"]):
+        lines.append(f"  [{n}] {action} {_show(item)} ({item['size']} bytes, uri {item['uri']!r})")
+        if "dest" in item:
+            lines.append(f"      to {_show({'scheme': item['scheme'], **item['dest']})} (uri {item['dest']['uri']!r})")
+        if "tags" in item:
+            lines.append(f"      tags {item['tags']!r}")
+        if action in _REMOVES:
+            if _needs_master(action, item):
+                master = item.get("master_at")
+                lines.append(f"      master {_show(master) if master else 'not in the catalog: will be skipped'} "
+                             f"(uri {item['master']!r})")
+                lines.append(f"      proof: {_proof_rule(item['scheme'], master['scheme'] if master else '')}")
+            else:
+                lines.append("      master: none (not in an exact group); the bytes stay in the quarantine copy")
+        if n in problems:
+            lines.append(f"      WILL BE SKIPPED: {problems[n]}")
     for ex in plan.get("excluded", []):
         lines.append(f"  excluded {ex['uri']!r}: {ex['reason']}")
     lines.append(f"digest: {plan_digest(plan)}")
     return lines
+
+
+def _show(where: dict[str, Any]) -> str:
+    return f"{where['scheme']} bucket {where['bucket']!r} key {where['key']!r}"
+
+
+def _proof_rule(copy_scheme: str, master_scheme: str) -> str:
+    if copy_scheme == master_scheme == "file":
+        return "both files re-read now and compared byte by byte (no symlinks, not one inode)"
+    vouched = {"s3": "a plain-MD5 ETag, a full-object SHA checksum or a multipart ETag of the same part layout",
+               "gs": "md5Hash"}
+    shared = " / ".join(dict.fromkeys(v for k, v in vouched.items() if k in (copy_scheme, master_scheme)))
+    return (f"{'the provider digest both objects share (' + shared + '), else ' if shared else ''}"
+            "both objects read now and compared byte by byte; not one object")
 
 
 # ---- journal -------------------------------------------------------------------------------------
@@ -301,42 +368,204 @@ def _default_factory(config: Config) -> ConnectorFactory:
     return get
 
 
-def _loc(item: dict[str, Any]) -> Location:
-    return Location(item["uri"], item["bucket"], item["key"])
+def _where(record: InventoryRecord) -> dict[str, str]:
+    return {"scheme": _scheme(record.uri), "bucket": record.bucket, "key": record.key}
+
+
+def _location(record: InventoryRecord) -> Location:
+    return Location(record.uri, record.bucket, record.key)
+
+
+def _names_itself(record: InventoryRecord) -> bool:
+    """Whether the record's URI names its own bucket and key (a restored catalog is input, not truth)."""
+    scheme = _scheme(record.uri)
+    if scheme == "file":
+        parts = Path(unquote(urlsplit(record.uri).path)).parts
+        own = (record.bucket, *record.key.split("/"))
+        return len(parts) > len(own) and parts[-len(own):] == own
+    return record.uri == f"{scheme}://{record.bucket}/{record.key}"
+
+
+def _needs_master(action: str, item: dict[str, Any]) -> bool:
+    """Delete always proves its master; quarantine does when the object is a copy in an exact group."""
+    return action == "delete" or item.get("group_kind") == "exact"
+
+
+def _differs(item: dict[str, Any], record: InventoryRecord, plan: dict[str, Any]) -> str | None:
+    """Why the item does not match the catalog's record for its URI (execution uses the record's values)."""
+    if not _names_itself(record):
+        return "the catalog's record does not name its own bucket and key"
+    for name, value in _where(record).items():
+        if item.get(name) != value:
+            return f"the plan's {name} {item.get(name)!r} is not the catalog's {value!r} for this URI"
+    if plan["action"] == "quarantine":
+        # A local quarantine folder as resolved when the plan was written (a relative --to names it from
+        # the planning directory); the review shows the resulting path.
+        given = item.get("dest")
+        to = given["root"] if isinstance(given, dict) and _scheme(record.uri) == "file" and given.get("root") \
+            else plan.get("to") or ""
+        try:
+            dest = _destination(record, to)
+        except (ValueError, UsageError) as exc:
+            return f"unsafe destination: {exc}"
+        if item.get("dest") != dest:
+            return "the plan's destination is not the one the catalog's record gives"
+    return None
+
+
+_CHUNK = 8 << 20  # bytes a read while comparing two objects
+
+
+async def _same_bytes(a: AsyncGenerator[bytes, None], b: AsyncGenerator[bytes, None]) -> str | None:
+    """The SHA-256 of two byte streams if they are equal, else None; holds at most a chunk of each."""
+    digest = hashlib.sha256()
+    left = right = b""
+    try:
+        while True:
+            left = left or await anext(a, b"")
+            right = right or await anext(b, b"")
+            if not left or not right:
+                return digest.hexdigest() if not left and not right else None
+            n = min(len(left), len(right))
+            if left[:n] != right[:n]:
+                return None
+            digest.update(left[:n])
+            left, right = left[n:], right[n:]
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def _check_master(conn: Connector, loc: Location, now: ObjectState, mconn: Connector,
+                        master: InventoryRecord) -> tuple[str | None, dict[str, Any]]:
+    """The master as it is now: refused outright, missing or changed since the scan, or proven to hold the
+    copy's bytes. Returns (why the copy stays, None when proven; how it was proven)."""
+    mloc = _location(master)
+    try:
+        mnow = await mconn.stat(mloc)
+    except (ObjectError, UsageError, OSError) as exc:
+        return f"cannot check its master {master.uri!r}: {exc}", {}
+    why = _refused(loc, now, mloc, mnow) if mnow is not None else None
+    if why:
+        return why, {}
+    if mnow is None or mnow.size != master.size or (master.etag and mnow.etag and master.etag != mnow.etag):
+        return f"its master {master.uri!r} is missing or changed: the copy may be the last one", {}
+    return await _prove(conn, loc, now, mconn, mloc, mnow)
+
+
+def _refused(loc: Location, now: ObjectState, mloc: Location, mnow: ObjectState) -> str | None:
+    """Why a copy may never be removed on the strength of this master, whatever their bytes."""
+    if now.link or mnow.link:
+        return "refused: the copy or its master is a symbolic link (or under a symlinked folder)"
+    if (_scheme(loc.uri), loc.bucket, loc.key) == (_scheme(mloc.uri), mloc.bucket, mloc.key) or (
+            now.identity is not None and now.identity == mnow.identity):
+        return "refused: the copy and its master are one object"
+    return None
+
+
+async def _prove(conn: Connector, loc: Location, now: ObjectState,
+                 mconn: Connector, mloc: Location, mnow: ObjectState) -> tuple[str | None, dict[str, Any]]:
+    """Whether the master holds the copy's bytes now: (why not, None when proven; how it was proven)."""
+    if now.size != mnow.size:
+        return "master differs: another size now", {}
+    try:
+        mine, theirs = await conn.vouched(loc, now), await mconn.vouched(mloc, mnow)
+        common = sorted(mine.keys() & theirs.keys())
+        # A kind that names a part layout proves equality when equal, nothing when not.
+        unequal = [k for k in common if "@" not in k and mine[k] != theirs[k]]
+        if unequal:
+            return f"master differs: its {unequal[0]} is another", {}
+        for kind in common:
+            if mine[kind] == theirs[kind]:
+                return None, {"by": kind, "value": mine[kind]}
+        sha256 = await _same_bytes(conn.read_chunks(loc, now, _CHUNK), mconn.read_chunks(mloc, mnow, _CHUNK))
+    except (ObjectError, UsageError, OSError) as exc:
+        return f"cannot prove the master holds the same bytes: {exc}", {}
+    if sha256 is None:
+        return "master differs: compared byte by byte", {}
+    return None, {"by": "read", "sha256": sha256}
 
 
 async def _quarantine(conn: Connector, src: Location, dst: Location, expect: ObjectState) -> dict[str, Any]:
-    """Copy then delete (or move), resumable: a destination already holding the object is not copied again."""
+    """Copy then delete (or move), resumable: a destination that already exists is used only when it is
+    proven to hold the source's bytes (a resumed run), and never overwritten."""
     if "move" in conn.capabilities.writes:
-        after = await conn.move(src, dst, expect=expect)
-        return {"after": _state_dict(after)}
+        moved = await conn.move(src, dst, expect=expect)
+        return {"after": _state_dict(moved)}
     after = await conn.stat(dst)
     if after is None:
         after = await conn.copy(src, dst, expect=expect)
-    elif after.size != expect.size:
-        raise UsageError(f"{dst.uri}: already exists and is another object; not overwritten")
+    else:
+        why, _ = await _prove(conn, src, expect, conn, dst, after)
+        if why:
+            raise UsageError(f"{dst.uri}: already exists and is not proven to be this object ({why}); not overwritten")
     marker = await conn.delete(src, expect=expect)
     return {"after": _state_dict(after), "delete_marker": marker}
+
+
+class _Catalog:
+    """The catalog as execution sees it: records by URI, group masters, each member's group."""
+
+    def __init__(self, catalog: Catalog):
+        groups = catalog.groups()
+        self.masters, self.group_of = _masters(groups), _group_of(groups)
+        self.records = {r.uri: r for r in catalog.records()}
+
+    def vet(self, plan: dict[str, Any], item: dict[str, Any]) -> tuple[str | None, InventoryRecord | None,
+                                                                        InventoryRecord | None]:
+        """(why the item is skipped, or None; its record; the master to prove, when the action needs one)."""
+        uri = item["uri"]
+        if uri in self.masters:
+            return "a group master now: never touched", None, None
+        record = self.records.get(uri)
+        if record is None:
+            return "not in the catalog (or gone)", None, None
+        why = _differs(item, record, plan)
+        if why:
+            return f"{why}: not touched", None, None
+        if plan["action"] not in _REMOVES:
+            return None, record, None
+        group = self.group_of.get(uri)
+        if plan["action"] == "delete" and (group is None or group.kind != "exact"):
+            return "no longer a redundant copy in an exact group", None, None
+        if item.get("group_kind") != (group.kind if group else None):
+            # The catalog, not the plan, says whether a master must be proven (and the review said which).
+            return "its group is not the one reviewed: plan again", None, None
+        if not _needs_master(plan["action"], item):
+            return None, record, None
+        assert group is not None
+        if group.master != item.get("master"):
+            return f"its master is now {group.master!r}, not the reviewed {item.get('master')!r}", None, None
+        master = self.records.get(group.master)
+        if master is None or not _names_itself(master) or item.get("master_at") != _where(master):
+            return f"its master {group.master!r} is not in the catalog as reviewed: the copy may be the last one", \
+                None, None
+        return None, record, master
+
+
+def review_problems(plan: dict[str, Any], catalog: Catalog) -> dict[int, str]:
+    """Item number -> why execution would skip it with the catalog as it is now (for the review)."""
+    known = _Catalog(catalog)
+    return {n: why for n, item in enumerate(plan["items"]) if (why := known.vet(plan, item)[0])}
 
 
 async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, factory: ConnectorFactory,
                    result: ApplyResult) -> None:
     action = plan["action"]
-    groups = catalog.groups()
-    masters, group_of = _masters(groups), _group_of(groups)
-    records = {r.uri: r for r in catalog.records()}
+    known = _Catalog(catalog)
     for seq, item in enumerate(plan["items"]):
         uri = item["uri"]
-        loc = _loc(item)
 
         def skip(reason: str) -> None:
             journal.write({"type": "skipped", "seq": seq, "uri": uri, "reason": reason})
             result.skipped.append((uri, reason))
 
-        if uri in masters:
-            skip("a group master now: never touched")
+        why, record, master = known.vet(plan, item)
+        if why or record is None:
+            skip(why or "not in the catalog")
             continue
-        conn = factory(item["scheme"])
+        scheme, loc = _scheme(record.uri), _location(record)  # every location comes from the catalog
+        conn = factory(scheme)
         need = _NEEDS.get(action)
         if action == "quarantine" and not ({"move"} <= conn.capabilities.writes
                                            or {"copy", "delete"} <= conn.capabilities.writes):
@@ -344,24 +573,9 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
         if need and need not in conn.capabilities.writes:
             skip(f"the {conn.capabilities.name} connector cannot {action}")
             continue
-        if action == "delete":
-            group = group_of.get(uri)
-            if group is None or group.kind != "exact":
-                skip("no longer a redundant copy in an exact group")
-                continue
-            master = records.get(group.master)
-            master_uri = group.master
-            mstate = None
-            if master is not None:
-                mconn = factory(_scheme(master_uri))
-                mstate = await mconn.stat(Location(master_uri, master.bucket, master.key))
-            if master is None or mstate is None or mstate.size != master.size or (
-                    master.etag and mstate.etag and master.etag != mstate.etag):
-                skip(f"its master {master_uri} is missing or changed: the copy may be the last one")
-                continue
         try:
             now = await conn.stat(loc)
-        except ObjectError as exc:
+        except (ObjectError, OSError) as exc:
             skip(f"cannot check it: {exc}")
             continue
         if now is None:
@@ -370,15 +584,23 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
         if not _same(item, now):
             skip("changed since the plan (ETag, version, size or modified time differ): not touched")
             continue
-        entry: dict[str, Any] = {"type": "intent", "seq": seq, "op": action, "uri": uri, "scheme": item["scheme"],
-                                 "bucket": item["bucket"], "key": item["key"], "before": _state_dict(now)}
+        proof: dict[str, Any] = {}
+        if master is not None:
+            why, proof = await _check_master(conn, loc, now, factory(_scheme(master.uri)), master)
+            if why:
+                skip(why)
+                continue
+        entry: dict[str, Any] = {"type": "intent", "seq": seq, "op": action, "uri": uri, "scheme": scheme,
+                                 "bucket": record.bucket, "key": record.key, "before": _state_dict(now)}
+        if master is not None:
+            entry["master"] = {"uri": master.uri, **proof}
         try:
-            entry["versioned"] = await conn.versioned(item["bucket"])
+            entry["versioned"] = await conn.versioned(record.bucket)
             if action == "tag":
                 entry["tags_before"] = await conn.get_tags(loc)
                 entry["tags"] = {**entry["tags_before"], **item["tags"]}
             elif action == "quarantine":
-                entry["dest"] = item["dest"]
+                entry["dest"] = item["dest"]  # equal to the one the catalog's record gives (`_differs`)
             elif action == "transition":
                 entry["storage_class"] = plan["to"]
         except (ObjectError, UsageError) as exc:
@@ -390,7 +612,7 @@ async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, fac
             if action == "tag":
                 await conn.set_tags(loc, entry["tags"], expect=now)
             elif action == "quarantine":
-                dest = item["dest"]
+                dest = entry["dest"]
                 outcome = await _quarantine(conn, loc, Location(dest["uri"], dest["bucket"], dest["key"]), now)
             elif action == "transition":
                 await conn.set_tier(loc, plan["to"], expect=now)

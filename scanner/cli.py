@@ -662,7 +662,8 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
                   journal_path: Path | None) -> None:
     """Act on findings, in three steps: write a plan (--plan), review it (--execute PLAN), then run the
     reviewed plan (--execute PLAN --approve DIGEST --journal J.jsonl). Before each change the object's
-    ETag/generation is checked against the plan and a journal entry is fsynced; masters are never touched.
+    ETag/generation is checked against the plan and a journal entry is fsynced; masters are never touched,
+    and a copy is deleted or moved away only once its master is proven to hold the same bytes now.
     """
     from . import apply as remediation
 
@@ -672,7 +673,13 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
             raise UsageError("--execute runs an existing plan: leave out --plan and --action")
         plan = remediation.load_plan(execute_path)
         if approve is None:
-            for line in remediation.describe_plan(plan):
+            catalog_path = Path(db or plan["db"])
+            if catalog_path.exists():  # the review marks what execution would skip against it
+                with _open_catalog(catalog_path, must_exist=True) as catalog:
+                    lines = remediation.describe_plan(plan, remediation.review_problems(plan, catalog))
+            else:
+                lines = [*remediation.describe_plan(plan), f"(catalog {str(catalog_path)!r} not found: items not checked)"]
+            for line in lines:
                 click.echo(terminal_safe(line))
             digest = remediation.plan_digest(plan)
             click.echo(f"nothing changed. To apply: tierscan apply --execute {execute_path} --approve {digest[:16]} "

@@ -210,9 +210,252 @@ def test_crash_between_journal_and_change_then_undo(scanned: tuple[Path, Config,
         remediation.execute_plan(plan, plan["digest"], journal, catalog, config, factory=lambda s: Dies(config))
     kinds = [json.loads(line)["type"] for line in journal.read_text().splitlines()]
     assert kinds == ["header", "intent"]  # the intent was on disk before the change began
-    first = Path(remediation._loc(plan["items"][0]).uri.replace("file://", ""))
+    first = root / "copies" / "photo-1.jpg"
     assert first.exists() and (q / "copies" / "photo-1.jpg").exists()
     undo = remediation.undo_journal(journal, config)
     assert len(undo.undone) == 1 and not undo.not_undone
     assert (root / "copies" / "photo-1.jpg").read_bytes() == PHOTO
     assert not (q / "copies" / "photo-1.jpg").exists()
+
+
+# ---- proof that the master holds the copy's bytes now ------------------------------------------------
+
+def _run(plan: dict, catalog: Catalog, config: Config, journal: Path) -> remediation.ApplyResult:
+    return remediation.execute_plan(plan, plan["digest"], journal, catalog, config)
+
+
+def _same_size_other(data: bytes) -> bytes:
+    """Other bytes of the same length: one byte in the middle flipped."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+
+
+def test_edited_bucket_and_key_are_refused(scanned: tuple[Path, Config, Catalog, Path], tmp_path: Path) -> None:
+    """A plan whose bucket/key were edited (and its digest re-approved) still shows the reviewed URI:
+    execution uses the catalog's record for that URI and skips the item, naming the difference."""
+    root, config, catalog, db = scanned
+    plan = remediation.build_plan(catalog, db, "delete")
+    first = plan["items"][0]
+    first["bucket"], first["key"] = "golden", "photo.jpg"  # the master's bucket and key
+    plan["digest"] = remediation.plan_digest(plan)
+    result = _run(plan, catalog, config, tmp_path / "j.jsonl")
+    assert (root / "golden" / "photo.jpg").read_bytes() == PHOTO
+    assert (root / "copies" / "photo-1.jpg").read_bytes() == PHOTO
+    assert [u for u, _ in result.skipped] == [first["uri"]]
+    assert "not the catalog's" in result.skipped[0][1]
+    journal = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()]
+    assert any(e["type"] == "skipped" and e["uri"] == first["uri"] for e in journal)
+
+
+def test_master_overwritten_with_same_size_bytes_keeps_the_copy(scanned: tuple[Path, Config, Catalog, Path],
+                                                                 tmp_path: Path) -> None:
+    root, config, catalog, db = scanned
+    plan = remediation.build_plan(catalog, db, "delete")
+    master = root / "golden" / "photo.jpg"
+    st = master.stat()
+    master.write_bytes(_same_size_other(PHOTO))
+    os.utime(master, ns=(st.st_atime_ns, st.st_mtime_ns))  # size and modified time as the scan saw them
+    result = _run(plan, catalog, config, tmp_path / "j.jsonl")
+    assert result.done == [] and len(result.skipped) == 2
+    assert all("master differs" in why for _, why in result.skipped)
+    assert (root / "copies" / "photo-1.jpg").read_bytes() == PHOTO
+    assert (root / "copies" / "sub" / ODD_KEY).read_bytes() == PHOTO
+
+
+def test_master_that_is_a_symlink_to_the_copy_is_refused(scanned: tuple[Path, Config, Catalog, Path],
+                                                          tmp_path: Path) -> None:
+    root, config, catalog, db = scanned
+    plan = remediation.build_plan(catalog, db, "quarantine", to=str(tmp_path / "q"))
+    master, copy = root / "golden" / "photo.jpg", root / "copies" / "photo-1.jpg"
+    master.unlink()
+    master.symlink_to(copy)
+    result = _run(plan, catalog, config, tmp_path / "j.jsonl")
+    assert copy.read_bytes() == PHOTO and (root / "copies" / "sub" / ODD_KEY).read_bytes() == PHOTO
+    assert result.done == [] and all("symbolic link" in why for _, why in result.skipped), (result.skipped, result.failed)
+
+
+def test_master_and_copy_that_are_one_file_are_refused(scanned: tuple[Path, Config, Catalog, Path],
+                                                        tmp_path: Path) -> None:
+    """Two names of one inode (a hard link): the copy's data is the master's data, so it is no copy."""
+    root, config, catalog, db = scanned
+    plan = remediation.build_plan(catalog, db, "delete")
+    master, copy = root / "golden" / "photo.jpg", root / "copies" / "photo-1.jpg"
+    st = copy.stat()
+    copy.unlink()
+    os.link(master, copy)
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))  # the copy's name looks as it did at the scan
+    os.utime(master, ns=(master.stat().st_atime_ns, st.st_mtime_ns))
+    result = _run(plan, catalog, config, tmp_path / "j.jsonl")
+    assert copy.exists() and master.read_bytes() == PHOTO
+    assert dict(result.skipped)[copy.as_uri()].startswith("refused: the copy and its master are one object")
+
+
+def test_forged_sha256_in_the_catalog_does_not_delete(tmp_path: Path) -> None:
+    """A catalog (restored from a results store) whose sha256 makes two different files of one size an
+    exact group: the files are compared, not the catalog's digests, and the copy stays."""
+    from scanner.models import Finding, Group, Severity
+
+    root, config = _estate(tmp_path)
+    forged = root / "copies" / "forged.jpg"
+    forged.write_bytes(_same_size_other(PHOTO))
+    catalog = _scan(root, config, tmp_path / "t.db")
+    try:
+        master_uri, forged_uri = (root / "golden" / "photo.jpg").as_uri(), forged.as_uri()
+        exact = next(g for g in catalog.groups() if g.kind == "exact" and g.master == master_uri)
+        member = next(m for m in exact.members if m.uri != master_uri).model_copy(update={"uri": forged_uri})
+        group = Group.model_validate({**exact.model_dump(), "id": "forged", "members": [
+            next(m for m in exact.members if m.uri == master_uri).model_dump(), member.model_dump()]})
+        real = catalog.db.execute("SELECT sha256 FROM objects WHERE uri=?", (master_uri,)).fetchone()[0]
+        catalog.db.execute("UPDATE objects SET sha256=? WHERE uri=?", (real, forged_uri))
+        finding = Finding(policy="redundant-copies", severity=Severity.medium, action="delete-redundant",
+                          uris=[forged_uri], group="forged", reason="forged")
+        catalog.replace_results([group], [finding])
+        plan = remediation.build_plan(catalog, tmp_path / "t.db", "delete")
+        assert [i["uri"] for i in plan["items"]] == [forged_uri]
+        result = _run(plan, catalog, config, tmp_path / "j.jsonl")
+    finally:
+        catalog.close()
+    assert forged.read_bytes() == _same_size_other(PHOTO)
+    assert result.done == [] and "master differs" in result.skipped[0][1]
+
+
+def test_delete_proves_the_master_then_deletes(scanned: tuple[Path, Config, Catalog, Path], tmp_path: Path) -> None:
+    import hashlib
+
+    root, config, catalog, db = scanned
+    plan = remediation.build_plan(catalog, db, "delete")
+    journal = tmp_path / "j.jsonl"
+    result = _run(plan, catalog, config, journal)
+    assert len(result.done) == 2 and not result.skipped and not result.failed
+    assert not (root / "copies" / "photo-1.jpg").exists() and not (root / "copies" / "sub" / ODD_KEY).exists()
+    assert (root / "golden" / "photo.jpg").read_bytes() == PHOTO
+    intents = [e for e in map(json.loads, journal.read_text().splitlines()) if e["type"] == "intent"]
+    for intent in intents:  # how each master was proven is journalled before the change
+        assert intent["master"] == {"uri": (root / "golden" / "photo.jpg").as_uri(), "by": "read",
+                                    "sha256": hashlib.sha256(PHOTO).hexdigest()}
+
+
+def test_local_delete_rechecks_the_very_file(scanned: tuple[Path, Config, Catalog, Path]) -> None:
+    """The unlink happens only while the path is still the file that was checked: not a file swapped in
+    since (another inode), and never a symlink."""
+    from connectors.base import Location
+    from connectors.local import LocalConnector
+    from scanner.errors import ObjectGone
+
+    root, config, _, _ = scanned
+    copy = root / "copies" / "photo-1.jpg"
+    loc = Location(copy.as_uri(), "copies", "photo-1.jpg")
+    conn = LocalConnector(config)
+    state = asyncio.run(conn.stat(loc))
+    assert state is not None
+    st = copy.stat()
+    swapped = copy.with_name("swap.tmp")
+    swapped.write_bytes(PHOTO)
+    os.utime(swapped, ns=(st.st_atime_ns, st.st_mtime_ns))
+    swapped.replace(copy)  # same size and modified time, another file
+    with pytest.raises(ObjectGone):
+        asyncio.run(conn.delete(loc, expect=state))
+    assert copy.exists()
+    target = root / "golden" / "photo.jpg"
+    copy.unlink()
+    copy.symlink_to(target)
+    link_state = asyncio.run(conn.stat(loc))
+    assert link_state is not None and link_state.link
+    with pytest.raises(UsageError, match="symbolic link"):
+        asyncio.run(conn.delete(loc, expect=link_state))
+    assert copy.is_symlink() and target.read_bytes() == PHOTO
+
+
+def test_review_shows_bucket_key_master_and_proof(scanned: tuple[Path, Config, Catalog, Path]) -> None:
+    _, _, catalog, db = scanned
+    plan = remediation.build_plan(catalog, db, "delete")
+    lines = remediation.describe_plan(plan)
+    text = "\n".join(lines)
+    assert all("\n" not in line for line in lines)  # a newline in a key cannot start a line of its own
+    assert f"file bucket 'copies' key {'sub/' + ODD_KEY!r}" in text
+    assert "master file bucket 'golden' key 'photo.jpg'" in text
+    assert text.count("proof: both files re-read now and compared byte by byte") == 2
+
+
+def test_edited_quarantine_destination_is_refused(scanned: tuple[Path, Config, Catalog, Path], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The destination also comes from the catalog's record (and the quarantine folder as the plan resolved
+    it, so a relative --to still means the folder reviewed, run from anywhere)."""
+    root, config, catalog, db = scanned
+    monkeypatch.chdir(tmp_path)
+    plan = remediation.build_plan(catalog, db, "quarantine", to="q")
+    edited = plan["items"][0]
+    elsewhere = tmp_path / "elsewhere" / "photo-1.jpg"
+    edited["dest"] = {**edited["dest"], "uri": elsewhere.as_uri()}
+    plan["digest"] = remediation.plan_digest(plan)
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    result = _run(plan, catalog, config, tmp_path / "j.jsonl")
+    assert not elsewhere.exists() and (root / "copies" / "photo-1.jpg").read_bytes() == PHOTO
+    assert dict(result.skipped)[edited["uri"]].startswith("the plan's destination is not the one")
+    assert (tmp_path / "q" / "copies" / "sub" / ODD_KEY).read_bytes() == PHOTO  # the unedited item, as reviewed
+
+
+def test_plan_cannot_drop_the_master_proof(scanned: tuple[Path, Config, Catalog, Path], tmp_path: Path) -> None:
+    """Whether a quarantine must prove its master follows the catalog's group, not the plan's word: an item
+    re-labelled as outside any group (digest re-approved) is skipped, not moved unproven."""
+    root, config, catalog, db = scanned
+    plan = remediation.build_plan(catalog, db, "quarantine", to=str(tmp_path / "q"))
+    for item in plan["items"]:
+        item["group_kind"] = None
+    plan["digest"] = remediation.plan_digest(plan)
+    assert "master: none" in "\n".join(remediation.describe_plan(plan))  # what such a plan would claim
+    result = _run(plan, catalog, config, tmp_path / "j.jsonl")
+    assert result.done == [] and all(why.startswith("its group is not the one reviewed") for _, why in result.skipped)
+    assert (root / "copies" / "photo-1.jpg").read_bytes() == PHOTO
+
+
+def test_malformed_plan_is_a_usage_error(scanned: tuple[Path, Config, Catalog, Path], tmp_path: Path) -> None:
+    """An edited plan whose item lacks a field or holds another type is refused with a clear error when it
+    is loaded (for review or execution), not with a traceback halfway through."""
+    _, _, catalog, db = scanned
+    plan = remediation.build_plan(catalog, db, "delete")
+    path = tmp_path / "plan.json"
+    for edit in ({"key": None}, {"size": "12"}, {"master_at": "golden/photo.jpg"}):
+        remediation.write_plan({**plan, "items": [{**plan["items"][0], **edit}]}, path)
+        with pytest.raises(UsageError, match="item 0 is malformed"):
+            remediation.load_plan(path)
+    remediation.write_plan(plan, path)
+    assert remediation.load_plan(path)["items"] == plan["items"]
+
+
+def test_s3_vouched_digests_are_only_those_nobody_can_match_with_other_bytes() -> None:
+    """Which of a HeadObject's digests count as proof: a plain-MD5 ETag unless the object is SSE-KMS or SSE-C
+    (then the ETag is no MD5), full-object SHA checksums as hex, never a CRC; multipart ETags and COMPOSITE
+    checksums only under a kind that names the part layout (HeadObject of part 1)."""
+    import base64
+    import hashlib
+
+    from connectors.base import Location, ObjectState
+    from connectors.s3 import S3Connector
+
+    md5, sha = hashlib.md5(PHOTO).hexdigest(), hashlib.sha256(PHOTO).digest()
+
+    class Heads(S3Connector):
+        answer: dict = {}
+
+        async def _write(self, kind, loc, op, **params):  # type: ignore[no-untyped-def]
+            if params.get("PartNumber") == 1:
+                return {"PartsCount": 3, "ContentLength": 5 << 20, "ETag": '"part"'}
+            return {"ContentLength": len(PHOTO), **self.answer}
+
+    loc, state = Location("s3://b/k", "b", "k"), ObjectState(size=len(PHOTO), etag=md5)
+
+    def vouched(**answer: object) -> dict[str, str]:
+        conn = Heads(Config())
+        conn.answer = answer
+        return asyncio.run(conn.vouched(loc, state))
+
+    crc = base64.b64encode(b"\x01\x02\x03\x04").decode()
+    assert vouched(ETag=f'"{md5}"', ChecksumCRC32=crc, ChecksumCRC64NVME=crc, ChecksumType="FULL_OBJECT") == {"md5": md5}
+    assert vouched(ETag=f'"{md5}"', ServerSideEncryption="aws:kms") == {}
+    assert vouched(ETag=f'"{md5}"', SSECustomerAlgorithm="AES256") == {}
+    assert vouched(ETag='"x"', ChecksumSHA256=base64.b64encode(sha).decode(), ChecksumType="FULL_OBJECT") == {
+        "sha256": sha.hex()}
+    assert vouched(ETag=f'"{md5}-3"', ChecksumSHA256="abc=-3", ChecksumType="COMPOSITE") == {
+        f"s3mpu@3:{5 << 20}": f"{md5}-3", f"sha256@3:{5 << 20}": "abc=-3"}

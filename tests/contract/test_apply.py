@@ -7,7 +7,10 @@ plan and execution to see the ETag re-check refuse it.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from emulators import AZURITE_ACCOUNT, Emulator, azurite_connection_string
 
+from scanner.apply import plan_digest
 from scanner.cli import cli
 
 from .conftest import gcs_client
@@ -228,11 +232,21 @@ def test_apply_and_undo_end_to_end(store: Store, tmp_path: Path) -> None:
     assert store.storage_class(MASTER) != store.cold_class
 
     # delete, with one copy replaced between plan and execution: that one is refused by the ETag check
-    _, out = runner.apply("delete", change=lambda: store.put(COPIES[0], OTHER))
+    journal, out = runner.apply("delete", change=lambda: store.put(COPIES[0], OTHER))
     assert "changed since the plan" in out
     assert store.get(COPIES[0]) == OTHER
     assert store.get(COPIES[1]) is None
     assert store.get(MASTER) == PHOTO
+    # the master was proven to hold the copy's bytes before the delete: by the MD5 that S3 and GCS compute
+    # themselves, by reading both on Azure (whose Content-MD5 any writer can set)
+    [intent] = [e for e in map(json.loads, journal.read_text().splitlines()) if e["type"] == "intent"]
+    assert intent["key"] == COPIES[1] and intent["master"]["uri"] == f"{store.root}/{MASTER}"
+    if store.scheme == "az":
+        assert intent["master"] == {"uri": f"{store.root}/{MASTER}", "by": "read",
+                                    "sha256": hashlib.sha256(PHOTO).hexdigest()}
+    else:
+        assert intent["master"] == {"uri": f"{store.root}/{MASTER}", "by": "md5",
+                                    "value": hashlib.md5(PHOTO).hexdigest()}
 
 
 def test_s3_versioned_bucket_keeps_versions(emulators: dict[str, Emulator], tmp_path: Path,
@@ -263,3 +277,139 @@ def test_s3_versioned_bucket_keeps_versions(emulators: dict[str, Emulator], tmp_
     runner.run("undo", str(journal))
     assert {key: s3.head_object(Bucket=store.bucket, Key=key)["VersionId"] for key in COPIES} == versions
     assert store.get(MASTER) == PHOTO
+
+
+def _same_size_other(data: bytes) -> bytes:
+    """Other bytes of the same length: one byte in the middle flipped."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+
+
+def test_edited_bucket_and_key_are_refused(store: Store, tmp_path: Path) -> None:
+    """The plan's copy item gets the master's key and a re-approved digest: the review still shows the
+    reviewed URI, so execution takes every location from the catalog and skips the edited item."""
+    _seed(store)
+    runner = Cli(store, tmp_path)
+    runner.scan()
+    plan_path, journal = tmp_path / "plan.json", tmp_path / "journal.jsonl"
+    runner.run("apply", "--db", str(runner.db), "--action", "delete", "--plan", str(plan_path))
+    plan = json.loads(plan_path.read_text())
+    edited = next(i for i in plan["items"] if i["key"] == COPIES[0])
+    edited["key"] = MASTER
+    plan["digest"] = plan_digest(plan)
+    plan_path.write_text(json.dumps(plan))
+    review = runner.run("apply", "--execute", str(plan_path))
+    assert f"key {MASTER!r}" in review  # the review names the key the plan holds, not only its URI
+    assert f"WILL BE SKIPPED: the plan's key {MASTER!r} is not the catalog's" in review
+    out = runner.run("apply", "--execute", str(plan_path), "--approve", plan["digest"][:16], "--journal", str(journal))
+    assert store.get(MASTER) == PHOTO and store.get(COPIES[0]) == PHOTO
+    assert f"skipped {edited['uri']!r}: the plan's key {MASTER!r} is not the catalog's" in out
+    assert store.get(COPIES[1]) is None  # the item nobody edited was deleted as reviewed
+
+
+def _moto(emulators: dict[str, Emulator], monkeypatch: pytest.MonkeyPatch) -> tuple[Store, Any]:
+    import boto3
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    store = _s3(emulators)
+    for key, value in store.env.items():
+        monkeypatch.setenv(key, value)
+    return store, boto3.client("s3", endpoint_url=emulators["moto"].endpoint, region_name="us-east-1",
+                               aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def test_s3_master_overwritten_with_same_size_bytes_keeps_the_copies(
+        emulators: dict[str, Emulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The master is overwritten with other bytes of its size after the scan, and the catalog's record of
+    it carries the new ETag (a catalog restored from a results store says whatever it was given) while
+    still grouping it with the copies: the ETags S3 computes now differ, so no copy is deleted."""
+    store, s3 = _moto(emulators, monkeypatch)
+    _seed(store)
+    runner = Cli(store, tmp_path)
+    runner.scan()
+    plan_path = tmp_path / "plan.json"
+    runner.run("apply", "--db", str(runner.db), "--action", "delete", "--plan", str(plan_path))
+    plan = json.loads(plan_path.read_text())
+    store.put(MASTER, _same_size_other(PHOTO))
+    etag = s3.head_object(Bucket=store.bucket, Key=MASTER)["ETag"].strip('"')
+    with sqlite3.connect(runner.db) as db:
+        db.execute("UPDATE objects SET etag=?, checksums=json_set(checksums, '$.md5', ?) WHERE uri=?",
+                   (etag, etag, f"{store.root}/{MASTER}"))
+    out = runner.run("apply", "--execute", str(plan_path), "--approve", plan["digest"][:16],
+                     "--journal", str(tmp_path / "journal.jsonl"))
+    assert all(store.get(key) == PHOTO for key in COPIES)
+    assert out.count("master differs: its md5 is another") == len(COPIES)
+
+
+def test_s3_delete_is_conditional_on_the_checked_etag(emulators: dict[str, Emulator],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """DeleteObject carries If-Match with the ETag that was checked: an object replaced in between stays."""
+    from connectors.base import Location
+    from connectors.s3 import S3Connector
+    from scanner.config import Config
+    from scanner.errors import ObjectGone
+
+    store, _ = _moto(emulators, monkeypatch)
+    store.put("photo.jpg", PHOTO)
+    loc = Location(f"{store.root}/photo.jpg", store.bucket, "photo.jpg")
+
+    async def run() -> None:
+        async with S3Connector(Config()) as conn:
+            state = await conn.stat(loc)
+            assert state is not None
+            store.put("photo.jpg", OTHER)
+            with pytest.raises(ObjectGone):
+                await conn.delete(loc, expect=state)
+
+    asyncio.run(run())
+    assert store.get("photo.jpg") == OTHER
+
+
+def test_s3_multipart_master_is_proven_by_etag_of_the_same_layout_else_read(
+        emulators: dict[str, Emulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy uploaded with the master's part layout is proven by the equal multipart ETag (no read); one
+    with another part size has another ETag, which proves nothing: both are read and compared."""
+    store, s3 = _moto(emulators, monkeypatch)
+    mib = 1024 * 1024
+    body = PHOTO + hashlib.shake_256(b"trailer").digest(11 * mib)
+
+    def upload(key: str, part: int) -> None:
+        upload = s3.create_multipart_upload(Bucket=store.bucket, Key=key)
+        parts = []
+        for n, start in enumerate(range(0, len(body), part), start=1):
+            answer = s3.upload_part(Bucket=store.bucket, Key=key, UploadId=upload["UploadId"], PartNumber=n,
+                                    Body=body[start:start + part])
+            parts.append({"ETag": answer["ETag"], "PartNumber": n})
+        s3.complete_multipart_upload(Bucket=store.bucket, Key=key, UploadId=upload["UploadId"],
+                                     MultipartUpload={"Parts": parts})
+
+    upload(MASTER, 5 * mib)
+    upload(COPIES[0], 5 * mib)
+    upload(COPIES[1], 8 * mib)
+    runner = Cli(store, tmp_path)
+    journal, _ = runner.apply("delete")
+    assert store.get(MASTER) == body and all(store.get(key) is None for key in COPIES)
+    proofs = {e["key"]: e["master"] for e in map(json.loads, journal.read_text().splitlines())
+              if e["type"] == "intent"}
+    master_etag = s3.head_object(Bucket=store.bucket, Key=MASTER)["ETag"].strip('"')
+    assert proofs[COPIES[0]]["by"] == f"s3mpu@3:{5 * mib}" and proofs[COPIES[0]]["value"] == master_etag
+    assert proofs[COPIES[1]]["by"] == "read" and proofs[COPIES[1]]["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_quarantine_never_trusts_an_existing_destination_by_its_size(store: Store, tmp_path: Path) -> None:
+    """A quarantine destination that already exists (as after an interrupted run) is taken as the copy only
+    when it holds the source's bytes; another object of the same size there keeps the source in place."""
+    _seed(store)
+    squatter = _same_size_other(PHOTO)
+    store.put(f"quarantine/{COPIES[0]}", squatter)
+    runner = Cli(store, tmp_path)
+    runner.scan()
+    plan_path = tmp_path / "plan.json"
+    runner.run("apply", "--db", str(runner.db), "--action", "quarantine", "--to", "quarantine/", "--plan", str(plan_path))
+    plan = json.loads(plan_path.read_text())
+    out = runner.run("apply", "--execute", str(plan_path), "--approve", plan["digest"][:16],
+                     "--journal", str(tmp_path / "journal.jsonl"), code=1)
+    assert "is not proven to be this object" in out
+    assert store.get(COPIES[0]) == PHOTO and store.get(f"quarantine/{COPIES[0]}") == squatter
+    assert store.get(COPIES[1]) is None and store.get(f"quarantine/{COPIES[1]}") == PHOTO
