@@ -122,14 +122,16 @@ def test_near_ignored_and_errors_quoting_keys_are_escaped(tmp_path: Path) -> Non
 
 def test_apply_review_escapes_the_plans_names(tmp_path: Path) -> None:
     """A plan names S3 keys as they are (no percent-encoding): its review must not replay them raw."""
-    item = {"uri": f"s3://b/copy{OSC8}.jpg", "size": 3, "master": f"s3://b/[/x]{OSC8}\u202e.jpg",
-            "tags": {"tierscan-policy": "p"}}
-    plan = {"format": PLAN_FORMAT, "version": 1, "db": str(tmp_path / "t.db"), "action": "tag", "to": None,
+    master_key = f"[/x]{OSC8}\u202e.jpg"
+    item = {"uri": f"s3://b/copy{OSC8}.jpg", "scheme": "s3", "bucket": "b", "key": f"copy{OSC8}.jpg", "size": 3,
+            "group_kind": "exact", "master": f"s3://b/{master_key}",
+            "master_at": {"scheme": "s3", "bucket": "b", "key": master_key}}
+    plan = {"format": PLAN_FORMAT, "version": 1, "db": str(tmp_path / "t.db"), "action": "delete", "to": None,
             "items": [item], "excluded": [{"uri": f"s3://b/{OSC8}", "reason": f"master {OSC8}"}]}
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan), encoding="utf-8")
     out, _ = run("apply", "--execute", str(path))
-    assert "master s3://b/[/x]\\x1b]8;;http:evil.example\\x07click" in out
+    assert "master s3 bucket 'b' key '[/x]\\x1b]8;;http:evil.example\\x07click" in out
     assert_no_raw_controls(out)
 
 
