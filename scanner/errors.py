@@ -2,6 +2,7 @@
 
     TierscanError
     ├── UsageError                 bad config or policy file (CLI exit 2); names file, line and field
+    │   └── CatalogBusy            another command holds the catalog (scan, plan, merge, apply --execute)
     └── ObjectError                one object could not be used; the scan records it in `skipped`
         ├── ObjectGone             (also FileNotFoundError) vanished between listing and reading
         ├── ObjectDenied           (also PermissionError) the credentials may not read it
@@ -14,6 +15,7 @@ Connectors translate their SDK's errors into these at the edge, so the core neve
 from __future__ import annotations
 
 __all__ = [
+    "CatalogBusy",
     "ObjectDenied",
     "ObjectError",
     "ObjectGone",
@@ -30,6 +32,10 @@ class TierscanError(Exception):
 
 class UsageError(TierscanError):
     """A bad argument, config file or policy file. The message names the file, line and field."""
+
+
+class CatalogBusy(UsageError):
+    """Another process holds the catalog's write lock (`scanner.catalog.CatalogLock`); the message names it."""
 
 
 class ObjectError(TierscanError):

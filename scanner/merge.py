@@ -6,6 +6,8 @@ disagree about an object (stale parts of another shard count, overlapping unshar
 with the newest identity wins (the later modified time, then the part whose scan started later, then the
 more complete status) and the disagreement is reported, never silently dropped.
 
+A part that a shard scan still holds (its `CatalogLock`) is refused, never merged half written.
+
 Pairs recorded as "not duplicates" in any part (or earlier in the merged catalog) are kept.
 
 The parts are streamed in URI order and merged like sorted runs, so memory stays bounded by the number
@@ -25,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog
+from .catalog import Catalog, CatalogLock
 from .config import Config
 from .errors import UsageError
 from .models import ScanStats
@@ -104,6 +106,7 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
     with ExitStack() as stack:
         opened = []
         for path in parts:
+            stack.enter_context(CatalogLock(path))
             catalog = stack.enter_context(Catalog(path))
             opened.append(_Part(str(path), catalog.last_scan().started or _EPOCH, catalog))
         stats = _combined_stats([p.catalog.last_scan() for p in opened])
