@@ -7,6 +7,8 @@
         ├── ObjectGone             (also FileNotFoundError) vanished between listing and reading
         ├── ObjectDenied           (also PermissionError) the credentials may not read it
         ├── ObjectUnreadable       its tier needs a restore or rehydration first
+        ├── ObjectRefused          not a regular file, or its real path leaves the scanned folder: not read
+        ├── ObjectReadError        the read itself failed (EIO and other I/O errors)
         └── TransientError         throttling, timeouts, dropped connections: retried, then skipped
 
 Connectors translate their SDK's errors into these at the edge, so the core never sees a provider's types.
@@ -19,6 +21,8 @@ __all__ = [
     "ObjectDenied",
     "ObjectError",
     "ObjectGone",
+    "ObjectReadError",
+    "ObjectRefused",
     "ObjectUnreadable",
     "TierscanError",
     "TransientError",
@@ -54,6 +58,14 @@ class ObjectDenied(ObjectError, PermissionError):
 
 class ObjectUnreadable(ObjectError):
     reason = "unreadable tier"
+
+
+class ObjectRefused(ObjectError):
+    reason = "not read"
+
+
+class ObjectReadError(ObjectError):
+    reason = "read error"
 
 
 class TransientError(ObjectError):
