@@ -348,52 +348,72 @@ def _walk(root: Path, follow_out: bool) -> Iterator[_Entry]:
     """Everything below `root` in a stable order: regular files, and what is skipped with its reason.
 
     Folders are walked; symlinked folders only when they lead outside `root` and `follow_out` allows it.
-    An OS error skips that entry (a folder: its whole content, reported once); only `root` itself must be
-    listable.
+    Each folder is opened without following a link and must still be the folder its parent listed (a
+    folder swapped for a link meanwhile is not walked); its entries are examined relative to it. An OS
+    error skips that entry (a folder: its whole content, reported once); only `root` must be listable.
     """
     try:
         top = os.stat(root)
     except OSError as exc:
         raise UsageError(f"{root}: cannot list the folder: {_strerror(exc)}") from None
-    stack: list[tuple[Path, _Chain]] = [(root, ((top.st_dev, top.st_ino), None))]
+    # (folder, its chain, whether it is a symlink to follow)
+    stack: list[tuple[Path, _Chain, bool]] = [(root, ((top.st_dev, top.st_ino), None), False)]
     while stack:
-        folder, chain = stack.pop()
+        folder, chain, follow = stack.pop()
         try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
+            fd = os.open(folder, _OPEN_FOLDER & ~os.O_NOFOLLOW if follow else _OPEN_FOLDER)
         except OSError as exc:
-            if folder == root:
-                raise UsageError(f"{root}: cannot list the folder: {_strerror(exc)}") from None
-            if not isinstance(exc, FileNotFoundError):  # vanished while listing: nothing is there
-                yield _Entry(folder, _lstat(folder), f"folder cannot be listed: {_strerror(exc)}; its files "
-                             "were not scanned", folder=True)
+            yield from _unlisted(root, folder, exc)
             continue
-        subdirs: list[tuple[Path, _Chain]] = []
-        for entry in entries:
-            path = Path(entry.path)
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != chain[0]:
+                yield _Entry(folder, st, "folder changed while it was listed: not walked", folder=True)
+                continue
             try:
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    key = (st.st_dev, st.st_ino)
-                    if _in_chain(key, chain):
-                        yield _Entry(path, st, "folder loop (a mount of a folder above it): not walked")
-                    else:
-                        subdirs.append((path, (key, chain)))
-                elif stat.S_ISREG(st.st_mode):
-                    yield _Entry(path, st)
-                elif stat.S_ISLNK(st.st_mode):
-                    found = _link(root, path, st, chain, follow_out)
-                    if isinstance(found, _Entry):
-                        yield found
-                    elif found is not None:
-                        subdirs.append((path, found))
-                else:
-                    yield _Entry(path, st, f"{_kind(st.st_mode)}, not a regular file: not read")
-            except FileNotFoundError:
-                continue  # vanished while listing
+                with os.scandir(fd) as it:
+                    entries = sorted(it, key=lambda e: e.name)
             except OSError as exc:
-                yield _Entry(path, _lstat(path), f"cannot be listed: {_strerror(exc)}")
-        stack.extend(reversed(subdirs))
+                yield from _unlisted(root, folder, exc)
+                continue
+            subdirs: list[tuple[Path, _Chain, bool]] = []
+            for entry in entries:
+                path = folder / entry.name
+                try:
+                    st = entry.stat(follow_symlinks=False)  # relative to `fd`
+                    if stat.S_ISDIR(st.st_mode):
+                        key = (st.st_dev, st.st_ino)
+                        if _in_chain(key, chain):
+                            yield _Entry(path, st, "folder loop (a mount of a folder above it): not walked")
+                        else:
+                            subdirs.append((path, (key, chain), False))
+                    elif stat.S_ISREG(st.st_mode):
+                        yield _Entry(path, st)
+                    elif stat.S_ISLNK(st.st_mode):
+                        found = _link(root, path, st, chain, follow_out)
+                        if isinstance(found, _Entry):
+                            yield found
+                        elif found is not None:
+                            subdirs.append((path, found, True))
+                    else:
+                        yield _Entry(path, st, f"{_kind(st.st_mode)}, not a regular file: not read")
+                except FileNotFoundError:
+                    continue  # vanished while listing
+                except OSError as exc:
+                    yield _Entry(path, _lstat(path), f"cannot be listed: {_strerror(exc)}")
+            stack.extend(reversed(subdirs))
+        finally:
+            os.close(fd)
+
+
+def _unlisted(root: Path, folder: Path, exc: OSError) -> Iterator[_Entry]:
+    """A folder that could not be opened or listed: an error for `root`, nothing when it has vanished,
+    else one skipped entry for it."""
+    if folder == root:
+        raise UsageError(f"{root}: cannot list the folder: {_strerror(exc)}") from None
+    if not isinstance(exc, FileNotFoundError):
+        yield _Entry(folder, _lstat(folder), f"folder cannot be listed: {_strerror(exc)}; its files were not "
+                     "scanned", folder=True)
 
 
 def _link(root: Path, path: Path, st: os.stat_result, chain: _Chain,

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from connectors import Connector, connector_class, known_connectors, parse_target, register_connector
-from connectors.local import LocalConnector
+from connectors.local import LocalConnector, _walk
 from scanner.config import Config
 from scanner.errors import ObjectGone, ObjectReadError, ObjectRefused, ObjectUnreadable, UsageError
 from scanner.models import Tier
+
+from failing_os import deny
 
 
 def listing(root: Path, config: Config | None = None):
@@ -207,6 +209,24 @@ def test_a_link_turned_to_point_outside_after_listing_is_not_read(tmp_path):
     asyncio.run(go())
 
 
+def test_a_folder_swapped_for_a_link_out_while_listing_is_not_walked(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"secret")
+    root = tmp_path / "estate"
+    (root / "b" / "sub").mkdir(parents=True)
+    (root / "b" / "z.jpg").write_bytes(b"z")  # listed after sub/ is seen, before it is walked
+    (root / "b" / "sub" / "mine.jpg").write_bytes(b"mine")
+    walk = _walk(root.resolve(), follow_out=False)
+    first = next(walk)  # b/ is being listed; sub/ waits its turn
+    (root / "b" / "sub").rename(tmp_path / "moved")
+    (root / "b" / "sub").symlink_to(outside)
+    rest = list(walk)
+    assert first.path.name == "z.jpg"
+    assert [(e.path.name, e.folder) for e in rest] == [("sub", True)]
+    assert rest[0].reason is not None and rest[0].reason.startswith("folder cannot be listed")
+
+
 def test_an_io_error_mid_read_is_a_read_error(estate, monkeypatch):
     ref = next(r for r in listing(estate) if r.key == "a/one.jpg")
     inode = (estate / "hk-hot" / "a" / "one.jpg").stat().st_ino
@@ -224,15 +244,8 @@ def test_an_io_error_mid_read_is_a_read_error(estate, monkeypatch):
 
 
 def test_a_folder_that_cannot_be_listed_is_a_skipped_entry_and_the_root_an_error(estate, monkeypatch):
-    real_scandir = os.scandir
     blocked = {str(estate / "hk-hot" / "a")}
-
-    def scandir(path):  # type: ignore[no-untyped-def]
-        if str(path) in blocked:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    deny(monkeypatch, blocked, errno.EACCES)
     refs = listing(estate)
     [folder] = [r for r in refs if r.skipped]
     assert (folder.bucket, folder.key, folder.uri) == ("hk-hot", "a/", (estate / "hk-hot" / "a").as_uri() + "/")

@@ -20,6 +20,8 @@ from scanner.config import Config
 from scanner.models import InventoryRecord
 from scanner.pipeline import run_scan
 
+from failing_os import deny
+
 DATA = Path(__file__).parent / "data" / "exif"
 PHOTO = (DATA / "exifpy__Canon_40D.jpg").read_bytes()
 GPS_PHOTO = (DATA / "exifpy__DSCN0010.jpg").read_bytes()  # GPS, camera and capture time in its EXIF
@@ -120,14 +122,7 @@ def test_a_folder_that_cannot_be_listed_is_reported_and_its_files_kept(tmp_path:
     db = tmp_path / "t.db"
     with Catalog(db) as catalog:
         asyncio.run(run_scan(Config(), catalog, [str(root)]))
-    real_scandir = os.scandir
-
-    def scandir(path):  # type: ignore[no-untyped-def]
-        if Path(path) == root / "b" / "sub":
-            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    deny(monkeypatch, {str(root / "b" / "sub")}, errno.EIO)
     with Catalog(db) as catalog:
         stats = asyncio.run(run_scan(Config(), catalog, [str(root)]))
     records = _records(db)
