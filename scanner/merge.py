@@ -105,8 +105,11 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
     result = MergeResult(parts=len(parts))
     with ExitStack() as stack:
         opened = []
+        locked: set[Path] = set()
         for path in parts:
-            stack.enter_context(CatalogLock(path))
+            if path.resolve() not in locked:  # a part named twice is one file to lock
+                locked.add(path.resolve())
+                stack.enter_context(CatalogLock(path))
             catalog = stack.enter_context(Catalog(path))
             opened.append(_Part(str(path), catalog.last_scan().started or _EPOCH, catalog))
         stats = _combined_stats([p.catalog.last_scan() for p in opened])

@@ -142,3 +142,10 @@ def test_merge_refuses_a_part_a_shard_scan_still_holds(tmp_path: Path) -> None:
     with Catalog(tmp_path / "merged.db") as into, CatalogLock(part):
         with pytest.raises(CatalogBusy, match="part-0-of-2.db"):
             merge_catalogs([part], into, Config())
+
+
+def test_merge_takes_a_part_named_twice_once(tmp_path: Path) -> None:
+    part = tmp_path / "part.db"
+    Catalog(part).close()
+    with Catalog(tmp_path / "merged.db") as into:
+        assert merge_catalogs([part, tmp_path / "." / "part.db"], into, Config()).parts == 2
