@@ -76,12 +76,12 @@ class LocalConnector(Connector):
                 rel = entry.path.relative_to(root)
                 bucket, key = (rel.parts[0], "/".join(rel.parts[1:])) if len(rel.parts) > 1 else (root.name, rel.name)
                 bucket, key = _text(bucket), _text(key)
-                suffix = "/" if entry.folder else ""  # a folder that could not be listed: see `ObjectRef.skipped`
+                suffix = "/" if entry.folder else ""  # a folder not listed: see `ObjectRef.skipped`
                 ref = self.make_ref(
                     uri=entry.path.as_uri() + suffix,
                     bucket=bucket,
                     key=key + suffix,
-                    size=entry.st.st_size if entry.reason is None and entry.st else 0,  # skipped: nothing to read
+                    size=entry.st.st_size if entry.reason is None and entry.st else 0,  # skipped: unread
                     modified=_mtime(entry.st) if entry.st else _EPOCH,
                     storage_class=None,
                     region=None,

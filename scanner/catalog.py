@@ -307,7 +307,8 @@ class Catalog:
                 elif ref.readable:
                     status, reason = "listed", None
                 else:
-                    status, reason = "unreadable", f"unreadable tier ({ref.storage_class}): matched on metadata only"
+                    status = "unreadable"
+                    reason = f"unreadable tier ({ref.storage_class}): matched on metadata only"
                 self.db.execute(
                     "INSERT OR REPLACE INTO objects (uri, target, provider, bucket, key, version, size, etag,"
                     " checksums, tier, storage_class, readable, region, jurisdiction, modified, identity,"
@@ -321,7 +322,8 @@ class Catalog:
         """Objects under a folder that could not be listed count as seen: kept as they were."""
         # Every URI that starts with `folder` (which ends in "/") sorts between it and `folder` with its
         # last "/" raised to "0", the next character: one range of the primary key.
-        self.db.execute("UPDATE objects SET last_seen=? WHERE uri>? AND uri<?", (scan_id, folder, folder[:-1] + "0"))
+        self.db.execute("UPDATE objects SET last_seen=? WHERE uri>? AND uri<?",
+                        (scan_id, folder, folder[:-1] + "0"))
 
     def mark_gone(self, target: str, scan_id: int) -> int:
         """Objects of a fully listed target that this scan did not see."""

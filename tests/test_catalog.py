@@ -208,8 +208,9 @@ def test_not_duplicates_are_kept_as_pairs_across_rescans(catalog):
 
 
 def local(key: str, size: int = 10, skipped: str | None = None) -> ObjectRef:
-    return ObjectRef(uri=f"file:///r/b/{key}", provider="local", bucket="b", key=key, size=size, tier=Tier.hot,
-                     storage_class="hot", region="local", jurisdiction="local", modified=T0, skipped=skipped)
+    return ObjectRef(uri=f"file:///r/b/{key}", provider="local", bucket="b", key=key, size=size,
+                     tier=Tier.hot, storage_class="hot", region="local", jurisdiction="local", modified=T0,
+                     skipped=skipped)
 
 
 def test_objects_the_listing_skips_are_recorded_with_their_reason_and_never_read(catalog):

@@ -248,7 +248,8 @@ def test_a_folder_that_cannot_be_listed_is_a_skipped_entry_and_the_root_an_error
     deny(monkeypatch, blocked, errno.EACCES)
     refs = listing(estate)
     [folder] = [r for r in refs if r.skipped]
-    assert (folder.bucket, folder.key, folder.uri) == ("hk-hot", "a/", (estate / "hk-hot" / "a").as_uri() + "/")
+    uri = (estate / "hk-hot" / "a").as_uri() + "/"
+    assert (folder.bucket, folder.key, folder.uri) == ("hk-hot", "a/", uri)
     assert folder.skipped == "folder cannot be listed: Permission denied (EACCES); its files were not scanned"
     assert {r.key for r in refs if not r.skipped} == {"two.jpg", "loose.txt"}
     blocked.add(str(estate))

@@ -113,8 +113,8 @@ def test_an_io_error_mid_read_skips_that_object_and_the_scan_goes_on(hostile: Pa
     assert records["copy.jpg"].reason is not None and "(EIO)" in records["copy.jpg"].reason
 
 
-def test_a_folder_that_cannot_be_listed_is_reported_and_its_files_kept(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_folder_that_cannot_be_listed_is_reported_and_its_files_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "estate"
     (root / "b" / "sub").mkdir(parents=True)
     (root / "b" / "photo.jpg").write_bytes(PHOTO)
