@@ -314,7 +314,7 @@ def _kind(mode: int) -> str:
         return "a device"
     if stat.S_ISDIR(mode):
         return "a folder"
-    return "not a file"
+    return "an unknown kind of file"
 
 
 def _mtime(st: os.stat_result) -> datetime:

@@ -190,10 +190,14 @@ def test_a_link_turned_to_point_outside_after_listing_is_not_read(tmp_path):
     (root / "b" / "link.jpg").symlink_to(mine)
     plain = root / "b" / "plain.jpg"
     plain.write_bytes(b"pain")
+    (root / "b" / "sub").mkdir()
+    (root / "b" / "sub" / "deep.jpg").write_bytes(b"deep")
+    (tmp_path / "elsewhere").mkdir()
     secret = tmp_path / "secret"
     secret.write_bytes(b"SECR")  # same size and modified time as the listed files: only the path differs
-    os.utime(secret, ns=(mine.stat().st_mtime_ns, mine.stat().st_mtime_ns))
-    os.utime(plain, ns=(mine.stat().st_mtime_ns, mine.stat().st_mtime_ns))
+    for path in (secret, plain, root / "b" / "sub" / "deep.jpg"):
+        os.utime(path, ns=(mine.stat().st_mtime_ns, mine.stat().st_mtime_ns))
+    os.link(secret, tmp_path / "elsewhere" / "deep.jpg")
     conn = LocalConnector(Config())
 
     async def go():
@@ -202,7 +206,9 @@ def test_a_link_turned_to_point_outside_after_listing_is_not_read(tmp_path):
         (root / "b" / "link.jpg").symlink_to(secret)
         plain.unlink()
         plain.symlink_to(secret)  # a listed file swapped for a link out
-        for key in ("link.jpg", "plain.jpg"):
+        (root / "b" / "sub").rename(tmp_path / "moved")
+        (root / "b" / "sub").symlink_to(tmp_path / "elsewhere")  # a folder on the way swapped for one
+        for key in ("link.jpg", "plain.jpg", "sub/deep.jpg"):
             with pytest.raises(ObjectRefused, match="outside the scanned folder"):
                 await conn.read_range(refs[key])
 
