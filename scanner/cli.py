@@ -1,7 +1,7 @@
 """The `tierscan` command. Thin: it parses arguments and calls the pipeline, report and policy modules.
 
 Exit status: 0 success; 2 bad usage, config or policy file (the message names file, line and field), or
-the catalog is in use by another writing command (the message names it: `scanner.catalog.CatalogLock`);
+the catalog is in use by another writing command (the message names it: `scanner.catalog_lock`);
 1 a finding at or above `--fail-on SEVERITY`.
 """
 
@@ -25,7 +25,8 @@ from rich.table import Table
 
 from policies import describe_packs, describe_policies, load_policies, policy_schema, validate_files
 
-from .catalog import Catalog, CatalogLock
+from .catalog import Catalog
+from .catalog_lock import CatalogLock
 from .config import Config, load_config, load_config_text
 from .errors import UsageError
 from .exposure import Exposure, exposure as personal_data_exposure

@@ -39,7 +39,7 @@ class UsageError(TierscanError):
 
 
 class CatalogBusy(UsageError):
-    """Another process holds the catalog's lock (`scanner.catalog.CatalogLock`); the message names it."""
+    """Another process holds the catalog's lock (`scanner.catalog_lock`); the message names it."""
 
 
 class ObjectError(TierscanError):

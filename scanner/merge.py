@@ -27,7 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog, CatalogLock
+from .catalog import Catalog
+from .catalog_lock import CatalogLock
 from .config import Config
 from .errors import UsageError
 from .models import ScanStats

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scanner.catalog import Catalog, CatalogLock
+from scanner.catalog import Catalog
+from scanner.catalog_lock import CatalogLock
 from scanner.config import Config
 from scanner.errors import CatalogBusy, UsageError
 from scanner.merge import merge_catalogs
@@ -25,7 +26,7 @@ PHOTO = (Path(__file__).parent / "data" / "exif" / "exifpy__Canon_40D.jpg").read
 _HOLDER = """
 import os, sys, time
 from pathlib import Path
-from scanner.catalog import CatalogLock
+from scanner.catalog_lock import CatalogLock
 with CatalogLock(Path(sys.argv[1])):
     child = os.fork() if sys.argv[2] == "fork" else 0
     if child == 0 and sys.argv[2] == "fork":
