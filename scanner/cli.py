@@ -358,8 +358,8 @@ def _shard_scan(config: Config, path: Path, targets: list[str], shard: Shard, re
 
         store = open_store(results)
     with CatalogLock(path):  # from fetching the last part to putting this one back
-        if store is not None and not path.exists() \
-                and (previous := store.get(f"shards/{shard.part_name}")) is not None:
+        previous = store.get(f"shards/{shard.part_name}") if store is not None and not path.exists() else None
+        if previous is not None:
             path.write_bytes(previous)  # the last run's part: this run reads only what changed
         with _open_catalog(path, must_exist=False) as catalog:
             with RichProgress() as progress:
