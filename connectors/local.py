@@ -1,8 +1,18 @@
 """Local folders, the embedded default: `tierscan scan PATH` treats each top-level sub-folder as a bucket.
 
 Files directly inside PATH form a bucket named after PATH itself. Tier and region come from the config
-file (`buckets:` by folder name, else `defaults:` hot / "local"). Symlinked folders are not followed, so a
-symlink loop cannot trap the walk; symlinked files are read like files. Scans never write; only
+file (`buckets:` by folder name, else `defaults:` hot / "local").
+
+Only regular files are read, and never from outside PATH. Everything else is listed as skipped with its
+reason (visible in the report's skipped list and the inventory) and never opened: FIFOs, sockets and
+devices, broken symlinks and symlink loops, symlinks whose fully resolved target is outside PATH (unless
+the config's `local.follow_symlinks_out` allows them), and folders that cannot be listed (what an earlier
+scan found in them is kept as it was). Symlinked folders inside PATH are not walked: their files are
+listed where they are. A read opens each path component relative to its parent without following links
+(a path through a symlink inside PATH is resolved first and must stay inside), non-blocking, and refuses
+what is not a regular file by then, so a file swapped for a FIFO or a link out after the listing is not
+read. Any OS error while listing or reading (EIO, ELOOP, EACCES, ...) skips that entry with its reason;
+only a PATH that cannot be listed at all stops the scan. Scans never write; only
 `tierscan apply` does: quarantine moves a file (a hard link to the destination, then an unlink of the
 source, so no file is ever overwritten), tags are user extended attributes (`user.tierscan.*`; the file
 system must support them), delete unlinks. Local files have no ETag: size and modified time stand in.
@@ -11,15 +21,19 @@ system must support them), delete unlinks. Local files have no ETag: size and mo
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
+import stat
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
-from typing import AsyncGenerator, AsyncIterator, Iterator
+from typing import Any, AsyncGenerator, AsyncIterator, Iterator
 from urllib.parse import unquote, urlsplit
 
-from scanner.errors import ObjectDenied, ObjectGone, UsageError
+from scanner.config import Config
+from scanner.errors import ObjectDenied, ObjectError, ObjectGone, ObjectReadError, ObjectRefused, UsageError
 from scanner.models import ObjectRef
 
 from .base import Capabilities, Connector, Location, ObjectState, Target
@@ -44,31 +58,53 @@ class LocalConnector(Connector):
         writes=frozenset({"tag", "move", "delete"}),
     )
 
+    def __init__(self, config: Config, **kwargs: Any):
+        super().__init__(config, **kwargs)
+        self._roots: set[Path] = set()  # the folders listed: reads must stay inside them
+
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         root = Path(target.location).expanduser()
         if not root.is_dir():
             raise UsageError(f"{target.raw}: not a folder")
         root = root.resolve()
-        walker = _walk(root)
+        self._roots.add(root)
+        walker = _walk(root, follow_out=self.config.local.follow_symlinks_out)
         while True:
             batch = await asyncio.to_thread(_take, walker, _BATCH)
             if not batch:
                 return
-            for path, st in batch:
-                rel = path.relative_to(root)
+            for entry in batch:
+                rel = entry.path.relative_to(root)
                 bucket, key = (rel.parts[0], "/".join(rel.parts[1:])) if len(rel.parts) > 1 else (root.name, rel.name)
-                yield self.make_ref(
-                    uri=path.as_uri(),
+                bucket, key = _text(bucket), _text(key)
+                suffix = "/" if entry.folder else ""  # a folder not listed: see `ObjectRef.skipped`
+                ref = self.make_ref(
+                    uri=entry.path.as_uri() + suffix,
                     bucket=bucket,
-                    key=key,
-                    size=st.st_size,
-                    modified=_mtime(st),
+                    key=key + suffix,
+                    size=entry.st.st_size if entry.reason is None and entry.st else 0,  # skipped: unread
+                    modified=_mtime(entry.st) if entry.st else _EPOCH,
                     storage_class=None,
                     region=None,
                 )
+                yield ref if entry.reason is None else ref.model_copy(update={"skipped": entry.reason})
 
     async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
-        return await asyncio.to_thread(_read, _path_of(ref), start, end, ref)
+        path = _path_of(ref)
+        return await asyncio.to_thread(_read, path, start, end, ref, self._root_of(path, ref))
+
+    def _root_of(self, path: Path, ref: ObjectRef) -> Path | None:
+        """The folder a read of `path` must stay inside (None: anywhere, `local.follow_symlinks_out`): the
+        innermost folder this connector listed that holds it, else the one its bucket and key tell."""
+        if self.config.local.follow_symlinks_out:
+            return None
+        holding = [root for root in self._roots if path.is_relative_to(root)]
+        if holding:
+            return max(holding, key=lambda root: len(root.parts))
+        depth = min(ref.key.count("/") + 1, len(path.parents))
+        base = path.parents[depth - 1]
+        # Keys of several parts are always in a bucket's folder; a one-part key may be a loose file.
+        return base.parent if depth > 1 and base.name == ref.bucket else base
 
 
     # ---- writes (`tierscan apply` only) --------------------------------------------------------
@@ -235,53 +271,264 @@ def _equal_files(source: Path, expect: os.stat_result, copy: Path, chunk: int = 
 
 
 def _path_of(ref: ObjectRef | Location) -> Path:
-    return Path(unquote(urlsplit(ref.uri).path))
+    # surrogateescape: a name that is not UTF-8 comes back as the very bytes `Path.as_uri` quoted.
+    return Path(unquote(urlsplit(ref.uri).path, errors="surrogateescape"))
 
 
-def _read(path: Path, start: int, end: int, ref: ObjectRef) -> bytes:
+def _text(name: str) -> str:
+    """A file name as text the catalog can store: bytes that are not UTF-8 shown as \\xNN."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+_OPEN_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC
+_OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_THROUGH_LINK = (errno.ELOOP, errno.ENOTDIR)  # what O_NOFOLLOW gives on a symlink
+_EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
+
+
+def _read(path: Path, start: int, end: int, ref: ObjectRef, root: Path | None) -> bytes:
+    """Bytes [start, end) of the regular file the listing saw at `path`, never from outside `root`."""
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
+        fd = _open_regular(path, root)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # swapped after the check before opening
+                raise ObjectRefused(f"{path}: {_kind(st.st_mode)}, not a regular file: not read")
             if st.st_size != ref.size or _mtime(st) != ref.modified:
                 # Replaced since it was listed: never hand out bytes of a version the listing did not see.
                 raise ObjectGone(f"{path}: changed since it was listed")
-            f.seek(start)
-            return f.read(end - start)
-    except FileNotFoundError as exc:
-        raise ObjectGone(f"{path}: vanished since it was listed") from exc
-    except PermissionError as exc:
-        raise ObjectDenied(f"{path}: permission denied") from exc
-    except IsADirectoryError as exc:
-        raise ObjectGone(f"{path}: is now a folder") from exc
+            return _pread(fd, start, end - start)
+        finally:
+            os.close(fd)
+    except ObjectError:
+        raise
+    except OSError as exc:
+        raise _object_error(path, exc) from exc
+
+
+def _open_regular(path: Path, root: Path | None) -> int:
+    """A descriptor of the regular file at `path`, opened non-blocking; with a `root`, reached from it
+    without following any link (a path through a symlink is resolved first and must stay inside)."""
+    if root is None:
+        return _open_in(os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), path.name, path,
+                        follow=True)
+    try:
+        return _open_beneath(root, path.relative_to(root).parts, path)
+    except OSError as exc:
+        if exc.errno not in _THROUGH_LINK:
+            raise
+    real = Path(os.path.realpath(path))  # a symlink on the way: allowed when it stays inside
+    if not real.is_relative_to(root):
+        raise ObjectRefused(f"{path}: symlink points outside the scanned folder: not followed")
+    try:
+        return _open_beneath(root, real.relative_to(root).parts, path)
+    except OSError as exc:
+        if exc.errno in _THROUGH_LINK:
+            raise ObjectGone(f"{path}: changed since it was listed (a link on its way moved)") from exc
+        raise
+
+
+def _open_beneath(root: Path, parts: tuple[str, ...], path: Path) -> int:
+    """Open root/parts one component at a time, each relative to its parent's descriptor with O_NOFOLLOW:
+    no component swapped for a symlink after a check can lead out of `root`."""
+    if not parts:
+        raise ObjectRefused(f"{path}: a folder, not a regular file: not read")
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    for part in parts[:-1]:
+        try:
+            inner = os.open(part, _OPEN_FOLDER, dir_fd=folder)
+        finally:
+            os.close(folder)
+        folder = inner
+    return _open_in(folder, parts[-1], path)
+
+
+def _open_in(folder: int, name: str, path: Path, follow: bool = False) -> int:
+    """Open `name` in the folder descriptor (closed here), if it is a regular file: a FIFO or device is
+    refused before it is opened (opening either may block or act on hardware). A symlink is followed only
+    when `follow`; else it raises ELOOP, as O_NOFOLLOW would."""
+    try:
+        st = os.stat(name, dir_fd=folder, follow_symlinks=follow)
+        if stat.S_ISLNK(st.st_mode):
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise ObjectRefused(f"{path}: {_kind(st.st_mode)}, not a regular file: not read")
+        return os.open(name, _OPEN_FILE & ~os.O_NOFOLLOW if follow else _OPEN_FILE, dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def _pread(fd: int, start: int, size: int) -> bytes:
+    data = os.pread(fd, size, start)
+    if len(data) == size or not data:
+        return data
+    chunks = [data]  # a short read: gather the rest
+    got = len(data)
+    while got < size and (more := os.pread(fd, size - got, start + got)):
+        chunks.append(more)
+        got += len(more)
+    return b"".join(chunks)
+
+
+def _object_error(path: Path, exc: OSError) -> ObjectError:
+    if exc.errno == errno.ENOENT:
+        return ObjectGone(f"{path}: vanished since it was listed")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return ObjectDenied(f"{path}: permission denied")
+    return ObjectReadError(f"{path}: {_strerror(exc)}")
+
+
+def _strerror(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"{exc.strerror or exc} ({name})" if name else str(exc.strerror or exc)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "an unknown kind of file"
 
 
 def _mtime(st: os.stat_result) -> datetime:
     return datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=timezone.utc)
 
 
-def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    """Regular files below `root` in a stable order, without following symlinked folders."""
-    stack = [root]
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """What the walk found: a regular file to read (`reason` None), or something listed as skipped."""
+
+    path: Path
+    st: os.stat_result | None  # the file's (a symlink's target's); None when not even that could be had
+    reason: str | None = None
+    folder: bool = False  # a folder that could not be listed
+
+
+# The folders from the root down to one being walked, as (st_dev, st_ino) links: a folder met again
+# among its own ancestors (a followed symlink, a bind mount) is a loop.
+_Chain = tuple[tuple[int, int], "_Chain | None"]
+
+
+def _in_chain(key: tuple[int, int], chain: _Chain | None) -> bool:
+    while chain is not None:
+        if chain[0] == key:
+            return True
+        chain = chain[1]
+    return False
+
+
+def _walk(root: Path, follow_out: bool) -> Iterator[_Entry]:
+    """Everything below `root` in a stable order: regular files, and what is skipped with its reason.
+
+    Folders are walked; symlinked folders only when they lead outside `root` and `follow_out` allows it.
+    Each folder is opened without following a link and must still be the folder its parent listed (a
+    folder swapped for a link meanwhile is not walked); its entries are examined relative to it. An OS
+    error skips that entry (a folder: its whole content, reported once); only `root` must be listable.
+    """
+    try:
+        top = os.stat(root)
+    except OSError as exc:
+        raise UsageError(f"{root}: cannot list the folder: {_strerror(exc)}") from None
+    # (folder, its chain, whether it is a symlink to follow)
+    stack: list[tuple[Path, _Chain, bool]] = [(root, ((top.st_dev, top.st_ino), None), False)]
     while stack:
-        folder = stack.pop()
+        folder, chain, follow = stack.pop()
         try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            continue  # an unreadable or vanished folder holds nothing we can list
-        subdirs = []
-        for entry in entries:
+            fd = os.open(folder, _OPEN_FOLDER & ~os.O_NOFOLLOW if follow else _OPEN_FOLDER)
+        except OSError as exc:
+            yield from _unlisted(root, folder, exc)
+            continue
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != chain[0]:
+                yield _Entry(folder, st, "folder changed while it was listed: not walked", folder=True)
+                continue
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    subdirs.append(Path(entry.path))
-                elif entry.is_file(follow_symlinks=True):
-                    yield Path(entry.path), entry.stat(follow_symlinks=True)
-            except OSError:
-                continue  # a broken symlink or a file that vanished while listing
-        stack.extend(reversed(subdirs))
+                with os.scandir(fd) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                yield from _unlisted(root, folder, exc)
+                continue
+            subdirs: list[tuple[Path, _Chain, bool]] = []
+            for entry in entries:
+                path = folder / entry.name
+                try:
+                    st = entry.stat(follow_symlinks=False)  # relative to `fd`
+                    if stat.S_ISDIR(st.st_mode):
+                        key = (st.st_dev, st.st_ino)
+                        if _in_chain(key, chain):
+                            yield _Entry(path, st, "folder loop (a mount of a folder above it): not walked")
+                        else:
+                            subdirs.append((path, (key, chain), False))
+                    elif stat.S_ISREG(st.st_mode):
+                        yield _Entry(path, st)
+                    elif stat.S_ISLNK(st.st_mode):
+                        found = _link(root, path, st, chain, follow_out)
+                        if isinstance(found, _Entry):
+                            yield found
+                        elif found is not None:
+                            subdirs.append((path, found, True))
+                    else:
+                        yield _Entry(path, st, f"{_kind(st.st_mode)}, not a regular file: not read")
+                except FileNotFoundError:
+                    continue  # vanished while listing
+                except OSError as exc:
+                    yield _Entry(path, _lstat(path), f"cannot be listed: {_strerror(exc)}")
+            stack.extend(reversed(subdirs))
+        finally:
+            os.close(fd)
 
 
-def _take(it: Iterator[tuple[Path, os.stat_result]], n: int) -> list[tuple[Path, os.stat_result]]:
+def _unlisted(root: Path, folder: Path, exc: OSError) -> Iterator[_Entry]:
+    """A folder that could not be opened or listed: an error for `root`, nothing when it has vanished,
+    else one skipped entry for it."""
+    if folder == root:
+        raise UsageError(f"{root}: cannot list the folder: {_strerror(exc)}") from None
+    if not isinstance(exc, FileNotFoundError):
+        yield _Entry(folder, _lstat(folder), f"folder cannot be listed: {_strerror(exc)}; its files were not "
+                     "scanned", folder=True)
+
+
+def _link(root: Path, path: Path, st: os.stat_result, chain: _Chain,
+          follow_out: bool) -> _Entry | _Chain | None:
+    """A symlink: the file it leads to (listed under the link's path), a skipped entry, a folder to walk
+    (its chain), or None (a folder inside `root`, walked where it is)."""
+    inside = Path(os.path.realpath(path)).is_relative_to(root)
+    if not inside and not follow_out:
+        return _Entry(path, st, "symlink points outside the scanned folder: not followed")
+    try:
+        target = os.stat(path)
+    except FileNotFoundError:
+        return _Entry(path, st, "broken symlink: its target does not exist")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return _Entry(path, st, "symlink loop: not followed")
+        return _Entry(path, st, f"symlink cannot be followed: {_strerror(exc)}")
+    if stat.S_ISREG(target.st_mode):
+        return _Entry(path, target)
+    if not stat.S_ISDIR(target.st_mode):
+        return _Entry(path, st, f"symlink to {_kind(target.st_mode)}, not a regular file: not read")
+    if inside:
+        return None
+    key = (target.st_dev, target.st_ino)
+    if _in_chain(key, chain):
+        return _Entry(path, st, "symlink loop: not followed")
+    return (key, chain)
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _take(it: Iterator[_Entry], n: int) -> list[_Entry]:
     out = []
     for item in it:
         out.append(item)

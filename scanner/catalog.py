@@ -8,7 +8,15 @@ than a silent migration.
 Object status: `listed` (new or changed, not read yet), `fingerprinted`, `skipped` (its content is not a
 usable image: zero bytes, not an image, corrupt; kept until the object changes), `failed` (the read failed:
 vanished, denied, throttled; tried again by the next scan), `unreadable` (tier needs a restore; matched on
-metadata only), `gone` (no longer listed). `reason` says why for the last four.
+metadata only), `gone` (no longer listed). `reason` says why for the last four. A listing may give an
+object up unread (`ObjectRef.skipped`: a FIFO, a symlink out of the scanned folder): it is recorded
+`skipped` with that reason and never read. A folder that could not be listed is one such entry (its URI
+ends in "/"); what the catalog holds under it is kept as it was, not marked gone, since nobody looked.
+
+One command writes a catalog at a time: scan, plan, merge, apply --execute and near ignore hold its
+lock (`scanner.catalog_lock`) from start to end, and a second one is refused at once with the holder's pid, host, command
+and start time. Readers (report, inventory, near ignored, apply --plan) take no lock: WAL mode lets them
+read the last committed state while a writer runs.
 """
 
 from __future__ import annotations
@@ -98,7 +106,11 @@ _REF_COLUMNS = (
 
 
 def _identity(ref: ObjectRef) -> str:
-    """What must stay equal for a stored fingerprint to still describe the object."""
+    """What must stay equal for a stored fingerprint to still describe the object. An object the listing
+    skipped has its reason in it: when it becomes a readable object, or is skipped for another reason,
+    it has changed."""
+    if ref.skipped is not None:
+        return f"skipped|{ref.skipped}|{ref.modified.isoformat()}"
     return f"{ref.size}|{ref.modified.isoformat()}|{ref.etag or ''}|{ref.version or ''}"
 
 
@@ -177,6 +189,8 @@ class Catalog:
         changed = unchanged = 0
         with self.db:
             for ref in refs:
+                if ref.skipped is not None and ref.uri.endswith("/"):
+                    self._keep_under(ref.uri, scan_id)
                 ident = _identity(ref)
                 row = self.db.execute("SELECT identity, status FROM objects WHERE uri=?", (ref.uri,)).fetchone()
                 values = (
@@ -194,8 +208,13 @@ class Catalog:
                     )
                     unchanged += 1
                     continue
-                status = "listed" if ref.readable else "unreadable"
-                reason = None if ref.readable else f"unreadable tier ({ref.storage_class}): matched on metadata only"
+                if ref.skipped is not None:
+                    status, reason = "skipped", ref.skipped
+                elif ref.readable:
+                    status, reason = "listed", None
+                else:
+                    status = "unreadable"
+                    reason = f"unreadable tier ({ref.storage_class}): matched on metadata only"
                 self.db.execute(
                     "INSERT OR REPLACE INTO objects (uri, target, provider, bucket, key, version, size, etag,"
                     " checksums, tier, storage_class, readable, region, jurisdiction, modified, identity,"
@@ -204,6 +223,13 @@ class Catalog:
                 )
                 changed += 1
         return changed, unchanged
+
+    def _keep_under(self, folder: str, scan_id: int) -> None:
+        """Objects under a folder that could not be listed count as seen: kept as they were."""
+        # Every URI that starts with `folder` (which ends in "/") sorts between it and `folder` with its
+        # last "/" raised to "0", the next character: one range of the primary key.
+        self.db.execute("UPDATE objects SET last_seen=? WHERE uri>? AND uri<?",
+                        (scan_id, folder, folder[:-1] + "0"))
 
     def mark_gone(self, target: str, scan_id: int) -> int:
         """Objects of a fully listed target that this scan did not see."""

@@ -1,6 +1,7 @@
 """The `tierscan` command. Thin: it parses arguments and calls the pipeline, report and policy modules.
 
-Exit status: 0 success; 2 bad usage, config or policy file (the message names file, line and field);
+Exit status: 0 success; 2 bad usage, config or policy file (the message names file, line and field), or
+the catalog is in use by another writing command (the message names it: `scanner.catalog_lock`);
 1 a finding at or above `--fail-on SEVERITY`.
 """
 
@@ -15,6 +16,8 @@ import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +31,7 @@ from policies import describe_packs, describe_policies, load_policies, policy_sc
 
 from .atomic import atomic_write
 from .catalog import Catalog
+from .catalog_lock import CatalogLock
 from .config import Config, load_config, load_config_text
 from .errors import UsageError
 from .exposure import Exposure, exposure as personal_data_exposure
@@ -73,10 +77,16 @@ def _db_path(db: Path | None, config: Config) -> Path:
     return db or config.db or DEFAULT_DB
 
 
-def _open_catalog(path: Path, must_exist: bool) -> Catalog:
+@contextmanager
+def _open_catalog(path: Path, must_exist: bool, write: bool = False) -> Iterator[Catalog]:
+    """The catalog at `path`; `write`: held exclusively (`CatalogLock`) until it is closed. Commands that
+    write it (scan, plan, merge, apply --execute, near ignore) say so; readers share it."""
     if must_exist and not path.exists():
         raise UsageError(f"{path}: no catalog here; run `tierscan scan ... --db {path}` first")
-    return Catalog(path)
+    with ExitStack() as stack:
+        if write:
+            stack.enter_context(CatalogLock(path))
+        yield stack.enter_context(Catalog(path))
 
 
 def _build_report(config: Config, catalog: Catalog, evaluation: Evaluation | None = None) -> Report:
@@ -293,7 +303,7 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
     if shard is not None:
         _shard_scan(config, path, list(targets) or config.targets, shard, results)
         return
-    with _open_catalog(path, must_exist=False) as catalog:
+    with _open_catalog(path, must_exist=False, write=True) as catalog:
         evaluated: list[Evaluation] = []
         with RichProgress() as progress:
             asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress,
@@ -347,7 +357,7 @@ def plan_command(targets: tuple[str, ...], config_path: str | None, db: Path | N
     from .pipeline import plan_scan
 
     config = _scan_config(config_path, no_perceptual=no_perceptual)
-    with _open_catalog(_db_path(db, config), must_exist=False) as catalog:
+    with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog:
         costs = asyncio.run(plan_scan(config, catalog, list(targets) or config.targets))
     rows = [dataclasses.asdict(c) for c in costs.values()]
     if fmt == "json":
@@ -371,15 +381,17 @@ def _shard_scan(config: Config, path: Path, targets: list[str], shard: Shard, re
         from .results import open_store
 
         store = open_store(results)
-        if not path.exists() and (previous := store.get(f"shards/{shard.part_name}")) is not None:
+    with CatalogLock(path):  # from fetching the last part to putting this one back
+        previous = store.get(f"shards/{shard.part_name}") if store is not None and not path.exists() else None
+        if previous is not None:
             with atomic_write(path, "wb") as fh:  # the last run's part: this run reads only what changed
                 fh.write(previous)
-    with _open_catalog(path, must_exist=False) as catalog:
-        with RichProgress() as progress:
-            stats = asyncio.run(run_scan(config, catalog, targets, progress, shard=shard))
-    # Closed: SQLite has checkpointed its WAL into the file, which is now complete on its own.
-    if store is not None:
-        store.put(f"shards/{shard.part_name}", path.read_bytes())
+        with _open_catalog(path, must_exist=False) as catalog:
+            with RichProgress() as progress:
+                stats = asyncio.run(run_scan(config, catalog, targets, progress, shard=shard))
+        # Closed: SQLite has checkpointed its WAL into the file, which is now complete on its own.
+        if store is not None:
+            store.put(f"shards/{shard.part_name}", path.read_bytes())
     click.echo(f"shard {shard}: listed {stats.listed}, fingerprinted {stats.fingerprinted}, read "
                f"{stats.bytes_read} bytes into {path}; combine the parts with `tierscan merge`", err=True)
 
@@ -413,7 +425,7 @@ def merge(parts: tuple[str, ...], config_path: str | None, db: Path | None, outp
                 paths.append(local)
             else:
                 paths.append(Path(part))
-        with _open_catalog(_db_path(db, config), must_exist=False) as catalog:
+        with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog:
             result = merge_catalogs(paths, catalog, config)
             report = _build_report(config, catalog)
             if output_dir:
@@ -512,7 +524,7 @@ def near_ignore(uris: tuple[str, ...], config_path: str | None, db: Path | None)
     config = _config(config_path)
     from .pipeline import evaluate_results
 
-    with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
+    with _open_catalog(_db_path(db, config), must_exist=True, write=True) as catalog:
         unknown = sorted(set(wanted) - catalog.known(wanted))
         if unknown:
             raise UsageError(f"near ignore: not in the catalog: {', '.join(unknown)}")
@@ -687,7 +699,8 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
             return
         if journal_path is None:
             raise UsageError("--execute with --approve needs --journal FILE (a new file)")
-        with _open_catalog(Path(db or plan["db"]), must_exist=True) as catalog:
+        # Held while objects change: a scan meanwhile would list them half moved.
+        with _open_catalog(Path(db or plan["db"]), must_exist=True, write=True) as catalog:
             result = remediation.execute_plan(plan, approve, journal_path, catalog, config)
         for uri, why in result.skipped:
             click.echo(terminal_safe(f"skipped {uri!r}: {why}"), err=True)

@@ -104,6 +104,15 @@ class ScanSettings(_Strict):
     max_object_bytes: int = Field(default=256 * 1024 * 1024, ge=1)  # larger objects are not decoded
 
 
+class LocalSettings(_Strict):
+    """Local folders (`connectors.local`). `follow_symlinks_out`: read files and folders that symlinks in
+    the scanned folder point to outside it. Off by default: such a link is listed as skipped, never read,
+    so a link to /etc/shadow or to someone else's photos cannot bring their bytes or metadata into the
+    inventory."""
+
+    follow_symlinks_out: bool = False
+
+
 class PolicySettings(_Strict):
     packs: list[str] = Field(default_factory=lambda: ["builtin"])  # built-in pack names
     files: list[Path] = Field(default_factory=list)  # extra policy files, relative to the config file
@@ -121,6 +130,7 @@ class Config(_Strict):
     near: NearSettings = Field(default_factory=NearSettings)
     scan: ScanSettings = Field(default_factory=ScanSettings)
     policies: PolicySettings = Field(default_factory=PolicySettings)
+    local: LocalSettings = Field(default_factory=LocalSettings)
 
     def bucket_settings(self, bucket: str, uri: str) -> BucketSettings:
         """Every `buckets:` entry matching the bucket name or the object URI (glob), merged in file order.

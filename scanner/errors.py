@@ -2,10 +2,13 @@
 
     TierscanError
     ├── UsageError                 bad config or policy file (CLI exit 2); names file, line and field
+    │   └── CatalogBusy            another command holds the catalog (scan, plan, merge, apply --execute)
     └── ObjectError                one object could not be used; the scan records it in `skipped`
         ├── ObjectGone             (also FileNotFoundError) vanished between listing and reading
         ├── ObjectDenied           (also PermissionError) the credentials may not read it
         ├── ObjectUnreadable       its tier needs a restore or rehydration first
+        ├── ObjectRefused          not a regular file, or its real path leaves the scanned folder: not read
+        ├── ObjectReadError        the read itself failed (EIO and other I/O errors)
         └── TransientError         throttling, timeouts, dropped connections: retried, then skipped
 
 Connectors translate their SDK's errors into these at the edge, so the core never sees a provider's types.
@@ -14,9 +17,12 @@ Connectors translate their SDK's errors into these at the edge, so the core neve
 from __future__ import annotations
 
 __all__ = [
+    "CatalogBusy",
     "ObjectDenied",
     "ObjectError",
     "ObjectGone",
+    "ObjectReadError",
+    "ObjectRefused",
     "ObjectUnreadable",
     "TierscanError",
     "TransientError",
@@ -30,6 +36,10 @@ class TierscanError(Exception):
 
 class UsageError(TierscanError):
     """A bad argument, config file or policy file. The message names the file, line and field."""
+
+
+class CatalogBusy(UsageError):
+    """Another process holds the catalog's lock (`scanner.catalog_lock`); the message names it."""
 
 
 class ObjectError(TierscanError):
@@ -48,6 +58,14 @@ class ObjectDenied(ObjectError, PermissionError):
 
 class ObjectUnreadable(ObjectError):
     reason = "unreadable tier"
+
+
+class ObjectRefused(ObjectError):
+    reason = "not read"
+
+
+class ObjectReadError(ObjectError):
+    reason = "read error"
 
 
 class TransientError(ObjectError):

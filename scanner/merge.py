@@ -6,6 +6,8 @@ disagree about an object (stale parts of another shard count, overlapping unshar
 with the newest identity wins (the later modified time, then the part whose scan started later, then the
 more complete status) and the disagreement is reported, never silently dropped.
 
+A part that a shard scan still holds (its `CatalogLock`) is refused, never merged half written.
+
 Pairs recorded as "not duplicates" in any part (or earlier in the merged catalog) are kept.
 
 The parts are streamed in URI order and merged like sorted runs, so memory stays bounded by the number
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog
+from .catalog_lock import CatalogLock
 from .config import Config
 from .errors import UsageError
 from .models import ScanStats
@@ -103,7 +106,11 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
     result = MergeResult(parts=len(parts))
     with ExitStack() as stack:
         opened = []
+        locked: set[Path] = set()
         for path in parts:
+            if path.resolve() not in locked:  # a part named twice is one file to lock
+                locked.add(path.resolve())
+                stack.enter_context(CatalogLock(path))
             catalog = stack.enter_context(Catalog(path))
             opened.append(_Part(str(path), catalog.last_scan().started or _EPOCH, catalog))
         stats = _combined_stats([p.catalog.last_scan() for p in opened])

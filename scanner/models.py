@@ -91,6 +91,10 @@ class ObjectRef(_Frozen):
     region: str
     jurisdiction: str
     modified: datetime
+    # Why the listing gives the object up without a read (a FIFO, a symlink out of the scanned folder, a
+    # folder that cannot be listed): the catalog records it `skipped` with this reason and never reads it.
+    # A URI ending in "/" stands for a folder that could not be listed (local folders only).
+    skipped: str | None = None
 
     @property
     def content_id(self) -> str | None:

@@ -205,3 +205,40 @@ def test_not_duplicates_are_kept_as_pairs_across_rescans(catalog):
     assert catalog.add_not_duplicates(["s3://b/b", "s3://b/a"]) == 0
     catalog.record_listing([ref("a", 1)], "s3://b", 2)
     assert catalog.not_duplicates() == [("s3://b/a", "s3://b/b"), ("s3://b/a", "s3://b/c"), ("s3://b/b", "s3://b/c")]
+
+
+def local(key: str, size: int = 10, skipped: str | None = None) -> ObjectRef:
+    return ObjectRef(uri=f"file:///r/b/{key}", provider="local", bucket="b", key=key, size=size,
+                     tier=Tier.hot, storage_class="hot", region="local", jurisdiction="local", modified=T0,
+                     skipped=skipped)
+
+
+def test_objects_the_listing_skips_are_recorded_with_their_reason_and_never_read(catalog):
+    fifo = "a FIFO (named pipe), not a regular file: not read"
+    scan = catalog.begin_scan(["/r"], T0)
+    assert catalog.record_listing([local("p.jpg", 0, skipped=fifo), local("x.jpg")], "/r", scan) == (2, 0)
+    catalog.skip_empty()
+    assert work(catalog) == {"x.jpg": (False, True)}
+    assert {r.key: (r.status, r.reason) for r in catalog.records()}["p.jpg"] == ("skipped", fifo)
+    # Listed as before: unchanged. Skipped once read, or become a regular file: changed.
+    scan2 = catalog.begin_scan(["/r"], T1)
+    assert catalog.record_listing([local("p.jpg", 0, skipped=fifo)], "/r", scan2) == (0, 1)
+    catalog.record_fingerprints([("file:///r/b/x.jpg", {"status": "fingerprinted", "phash": "00"})])
+    out = "symlink points outside the scanned folder: not followed"
+    assert catalog.record_listing([local("x.jpg", 0, skipped=out), local("p.jpg", 0)], "/r", scan2) == (2, 0)
+    statuses = {r.key: (r.status, r.reason, r.phash) for r in catalog.records()}
+    assert statuses == {"x.jpg": ("skipped", out, None), "p.jpg": ("listed", None, None)}
+
+
+def test_what_is_under_a_folder_that_could_not_be_listed_is_kept_not_gone(catalog):
+    scan = catalog.begin_scan(["/r"], T0)
+    catalog.record_listing([local("a/1.jpg"), local("a/d/2.jpg"), local("a2/3.jpg"), local("a-b/4.jpg"),
+                            local("z.jpg")], "/r", scan)
+    fingerprint_all(catalog)
+    scan2 = catalog.begin_scan(["/r"], T1)
+    catalog.record_listing([local("a/", 0, skipped="folder cannot be listed: Permission denied (EACCES)")],
+                           "/r", scan2)
+    assert catalog.mark_gone("/r", scan2) == 3  # a2/, a-b/ and z.jpg: listed, and not there
+    statuses = {r.key: r.status for r in catalog.records(include_gone=True)}
+    assert statuses == {"a/": "skipped", "a/1.jpg": "fingerprinted", "a/d/2.jpg": "fingerprinted",
+                        "a2/3.jpg": "gone", "a-b/4.jpg": "gone", "z.jpg": "gone"}

@@ -1,14 +1,19 @@
 import asyncio
+import errno
 import os
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
 from connectors import Connector, connector_class, known_connectors, parse_target, register_connector
-from connectors.local import LocalConnector
+from connectors.local import LocalConnector, _walk
 from scanner.config import Config
-from scanner.errors import ObjectGone, ObjectUnreadable, UsageError
+from scanner.errors import ObjectGone, ObjectReadError, ObjectRefused, ObjectUnreadable, UsageError
 from scanner.models import Tier
+
+from failing_os import deny
 
 
 def listing(root: Path, config: Config | None = None):
@@ -88,6 +93,184 @@ def test_symlink_loops_are_not_followed(estate):
     (estate / "hk-hot" / "a" / "loop").symlink_to(estate / "hk-hot")
     keys = sorted(r.key for r in listing(estate))
     assert keys == ["a/one.jpg", "loose.txt", "two.jpg"]
+
+
+def read(ref, start=0, end=None, conn: LocalConnector | None = None, config: Config | None = None) -> bytes:
+    return asyncio.run((conn or LocalConnector(config or Config())).read_range(ref, start, end))
+
+
+def skipped(refs) -> dict[str, str | None]:
+    return {r.key: r.skipped for r in refs if r.skipped is not None}
+
+
+def test_fifos_sockets_loops_and_broken_links_are_listed_as_skipped_with_their_reason(estate):
+    a = estate / "hk-hot" / "a"
+    os.mkfifo(a / "pipe.jpg")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(a / "s.jpg"))
+    (a / "self.jpg").symlink_to(a / "self.jpg")
+    (a / "gone.jpg").symlink_to(a / "missing.jpg")
+    (a / "to-pipe.jpg").symlink_to(a / "pipe.jpg")
+    refs = listing(estate)
+    assert skipped(refs) == {
+        "a/pipe.jpg": "a FIFO (named pipe), not a regular file: not read",
+        "a/s.jpg": "a socket, not a regular file: not read",
+        "a/self.jpg": "symlink loop: not followed",
+        "a/gone.jpg": "broken symlink: its target does not exist",
+        "a/to-pipe.jpg": "symlink to a FIFO (named pipe), not a regular file: not read",
+    }
+    assert all(r.size == 0 for r in refs if r.skipped)
+    assert {r.key for r in refs if not r.skipped} == {"a/one.jpg", "two.jpg", "loose.txt"}
+
+
+def test_symlinks_out_of_the_scanned_folder_are_skipped_unless_the_config_allows_them(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "album").mkdir(parents=True)
+    (outside / "secret.jpg").write_bytes(b"secret bytes")
+    (outside / "album" / "p.jpg").write_bytes(b"album photo")
+    root = tmp_path / "estate"
+    (root / "b").mkdir(parents=True)
+    (root / "b" / "mine.jpg").write_bytes(b"mine")
+    (root / "b" / "secret.jpg").symlink_to(outside / "secret.jpg")
+    (root / "b" / "album").symlink_to(outside / "album")
+    (root / "b" / "relative.jpg").symlink_to("../../outside/secret.jpg")
+    (root / "b" / "inside.jpg").symlink_to(root / "b" / "mine.jpg")  # inside: read as before
+    refs = {r.key: r for r in listing(root)}
+    out = "symlink points outside the scanned folder: not followed"
+    assert skipped(refs.values()) == {"secret.jpg": out, "album": out, "relative.jpg": out}
+    assert (refs["inside.jpg"].size, read(refs["inside.jpg"])) == (4, b"mine")
+
+    allow = Config.model_validate({"local": {"follow_symlinks_out": True}})
+    refs = {r.key: r for r in listing(root, allow)}
+    assert skipped(refs.values()) == {}
+    assert set(refs) == {"mine.jpg", "inside.jpg", "secret.jpg", "relative.jpg", "album/p.jpg"}
+    assert read(refs["secret.jpg"], config=allow) == b"secret bytes"
+    assert read(refs["album/p.jpg"], config=allow) == b"album photo"
+
+
+def test_followed_folders_out_of_the_root_cannot_loop(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "p.jpg").write_bytes(b"p")
+    (outside / "again").symlink_to(outside)
+    root = tmp_path / "estate"
+    root.mkdir()
+    (root / "out").symlink_to(outside)
+    allow = Config.model_validate({"local": {"follow_symlinks_out": True}})
+    refs = {f"{r.bucket}/{r.key}": r.skipped for r in listing(root, allow)}
+    assert refs == {"out/p.jpg": None, "out/again": "symlink loop: not followed"}
+
+
+def test_a_file_replaced_by_a_fifo_after_listing_is_refused_without_blocking(estate):
+    path = estate / "cn-cold" / "two.jpg"
+    ref = next(r for r in listing(estate) if r.key == "two.jpg")
+    path.unlink()
+    os.mkfifo(path)
+
+    def release() -> None:  # a guard only: a read blocked in open() returns once a writer comes and goes
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+    guard = threading.Timer(60, release)
+    guard.start()
+    try:
+        with pytest.raises(ObjectRefused, match="FIFO"):
+            read(ref)
+    finally:
+        guard.cancel()
+
+
+def test_a_link_turned_to_point_outside_after_listing_is_not_read(tmp_path):
+    root = tmp_path / "estate"
+    (root / "b").mkdir(parents=True)
+    mine = root / "b" / "mine.jpg"
+    mine.write_bytes(b"mine")
+    (root / "b" / "link.jpg").symlink_to(mine)
+    plain = root / "b" / "plain.jpg"
+    plain.write_bytes(b"pain")
+    (root / "b" / "sub").mkdir()
+    (root / "b" / "sub" / "deep.jpg").write_bytes(b"deep")
+    (tmp_path / "elsewhere").mkdir()
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"SECR")  # same size and modified time as the listed files: only the path differs
+    for path in (secret, plain, root / "b" / "sub" / "deep.jpg"):
+        os.utime(path, ns=(mine.stat().st_mtime_ns, mine.stat().st_mtime_ns))
+    os.link(secret, tmp_path / "elsewhere" / "deep.jpg")
+    conn = LocalConnector(Config())
+
+    async def go():
+        refs = {r.key: r async for r in conn.list_objects(parse_target(str(root)))}
+        (root / "b" / "link.jpg").unlink()
+        (root / "b" / "link.jpg").symlink_to(secret)
+        plain.unlink()
+        plain.symlink_to(secret)  # a listed file swapped for a link out
+        (root / "b" / "sub").rename(tmp_path / "moved")
+        (root / "b" / "sub").symlink_to(tmp_path / "elsewhere")  # a folder on the way swapped for one
+        for key in ("link.jpg", "plain.jpg", "sub/deep.jpg"):
+            with pytest.raises(ObjectRefused, match="outside the scanned folder"):
+                await conn.read_range(refs[key])
+
+    asyncio.run(go())
+
+
+def test_a_folder_swapped_for_a_link_out_while_listing_is_not_walked(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"secret")
+    root = tmp_path / "estate"
+    (root / "b" / "sub").mkdir(parents=True)
+    (root / "b" / "z.jpg").write_bytes(b"z")  # listed after sub/ is seen, before it is walked
+    (root / "b" / "sub" / "mine.jpg").write_bytes(b"mine")
+    walk = _walk(root.resolve(), follow_out=False)
+    first = next(walk)  # b/ is being listed; sub/ waits its turn
+    (root / "b" / "sub").rename(tmp_path / "moved")
+    (root / "b" / "sub").symlink_to(outside)
+    rest = list(walk)
+    assert first.path.name == "z.jpg"
+    assert [(e.path.name, e.folder) for e in rest] == [("sub", True)]
+    assert rest[0].reason is not None and rest[0].reason.startswith("folder cannot be listed")
+
+
+def test_an_io_error_mid_read_is_a_read_error(estate, monkeypatch):
+    ref = next(r for r in listing(estate) if r.key == "a/one.jpg")
+    inode = (estate / "hk-hot" / "a" / "one.jpg").stat().st_ino
+    real_pread = os.pread
+
+    def failing(fd: int, n: int, offset: int) -> bytes:
+        if os.fstat(fd).st_ino == inode:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", failing)
+    with pytest.raises(ObjectReadError, match=r"Input/output error \(EIO\)"):
+        read(ref)
+    assert read(next(r for r in listing(estate) if r.key == "two.jpg")) == b"abc"
+
+
+def test_a_folder_that_cannot_be_listed_is_a_skipped_entry_and_the_root_an_error(estate, monkeypatch):
+    blocked = {str(estate / "hk-hot" / "a")}
+    deny(monkeypatch, blocked, errno.EACCES)
+    refs = listing(estate)
+    [folder] = [r for r in refs if r.skipped]
+    uri = (estate / "hk-hot" / "a").as_uri() + "/"
+    assert (folder.bucket, folder.key, folder.uri) == ("hk-hot", "a/", uri)
+    assert folder.skipped == "folder cannot be listed: Permission denied (EACCES); its files were not scanned"
+    assert {r.key for r in refs if not r.skipped} == {"two.jpg", "loose.txt"}
+    blocked.add(str(estate))
+    with pytest.raises(UsageError, match="cannot list the folder: Permission denied"):
+        listing(estate)
+
+
+def test_names_that_are_not_utf8_are_listed_and_read(tmp_path):
+    (tmp_path / "b").mkdir()
+    with open(os.fsencode(tmp_path / "b") + b"/\xff\xfe.jpg", "wb") as fh:
+        fh.write(b"latin-1 name")
+    [ref] = listing(tmp_path)
+    assert ref.key == "\\xff\\xfe.jpg"
+    ref.key.encode("utf-8")  # storable
+    assert read(ref) == b"latin-1 name"
 
 
 def test_not_a_folder_is_a_usage_error(tmp_path):
