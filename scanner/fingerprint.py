@@ -32,6 +32,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from numba.core.compiler_lock import global_compiler_lock
 from PIL import Image
 
 from .exif import ExifInfo, ImageMeta, detect_format, read_metadata
@@ -311,12 +312,18 @@ class FingerprintPool:
         self._closing = False
 
     def _start(self) -> _Worker:
-        """Fork a worker; it closes the pipe ends of the parent that the fork copied."""
+        """Fork a worker; it closes the pipe ends of the parent that the fork copied.
+
+        A worker that replaces another forks while the scan's threads run. The one lock a worker needs
+        that they take is numba's compiler lock (its first perceptual hash compiles or loads `area_resize`;
+        the index kernels load in a thread): it is held across the fork, so the child starts with it held
+        by its own thread, free to take again, rather than held by a thread that does not exist there."""
         conn, child = self._context.Pipe()
         inherited = [w.conn for w in self._workers] + [conn] if self._context.get_start_method() == "fork" else []
         process = self._context.Process(target=_serve, args=(child, self._arena, os.getpid(), inherited),
                                         daemon=True, name="tierscan-fingerprint")
-        process.start()
+        with global_compiler_lock:
+            process.start()
         child.close()
         return _Worker(process, conn)
 

@@ -212,3 +212,38 @@ def test_the_workers_bound_is_four_per_core_and_at_most_256(monkeypatch: pytest.
         ScanSettings(workers=9)
     monkeypatch.setattr(os, "cpu_count", lambda: 128)
     assert workers_bound() == 256
+
+
+def test_a_worker_forked_while_a_thread_holds_numbas_compiler_lock_still_hashes() -> None:
+    """A replacement forks mid-scan, when the index kernels may be loading in a thread: a child that
+    inherited the compiler lock held by that thread would wait for it forever at its first hash."""
+    import threading
+
+    from numba.core.compiler_lock import global_compiler_lock
+
+    data = _jpeg(300, 200)
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with global_compiler_lock:
+            held.set()
+            done.wait(30)
+
+    with FingerprintPool(workers=1, timeout=20) as pool:
+        async def run() -> tuple[fp.FingerprintResult, fp.FingerprintResult]:
+            thread = threading.Thread(target=hold)
+            thread.start()
+            held.wait()
+            victim = pool._workers[0].process
+            first = pool.submit(data, want_sha256=False, want_perceptual=True)
+            victim.kill()  # its replacement forks while the thread holds the lock (a second more)
+            threading.Timer(1, done.set).start()
+            died = await first
+            again = await pool.submit(data, want_sha256=False, want_perceptual=True)
+            thread.join()
+            return died, again
+
+        died, again = asyncio.run(asyncio.wait_for(run(), 120))
+    assert died.error is not None and "died" in died.error
+    assert again.error is None and again.phash == _REAL_FINGERPRINT(data, want_sha256=False,
+                                                                    want_perceptual=True).phash
