@@ -95,6 +95,10 @@ def _init_worker() -> None:
 
     pillow_heif.register_heif_opener()
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    # Compile (or load from numba's cache) the hashing kernels now, not in the first object's time limit.
+    sample = io.BytesIO()
+    Image.linear_gradient("L").resize((64, 64)).save(sample, "PNG")
+    _perceptual(sample.getvalue(), None, True)
 
 
 def _deep_grey_to_l(img: Image.Image) -> Image.Image:
