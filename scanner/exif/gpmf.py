@@ -1,6 +1,7 @@
 """GoPro's GPMF metadata (JPEG APP6 "GoPro\\0"): key-length-value records, nested when the type is 0.
 
-Only the camera serial (key ``CASN``) is read. Nesting depth and the number of records are bounded.
+Only the camera serial (key ``CASN``) is read, up to ``MAX_TEXT`` bytes. Nesting depth and the number of
+records are bounded.
 """
 
 from __future__ import annotations

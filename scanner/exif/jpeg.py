@@ -3,6 +3,9 @@
 Metadata lives in APPn segments before the scan data, so the walk never reads past SOS. Each segment is
 stepped over by its length, so a prefix of the file suffices until a segment runs past its end; then the
 walk reports the range it needs.
+
+Hostile files: EXIF split over several APP1 segments is joined up to ``MAX_JOINED`` (1 MiB), in one copy
+however many segments it takes; XMP and GPMF segments are at most 64 KiB each by the format.
 """
 
 from __future__ import annotations

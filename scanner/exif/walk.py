@@ -2,7 +2,8 @@
 
 Every IFD is visited at most once (offsets are tracked, so loops between IFDs end), the number of IFDs is
 bounded, and pointers of the wrong type are refused the way exiftool refuses them. Maker notes are parsed
-after the walk, once the Make is known wherever it was stored.
+after the walk, once the Make is known wherever it was stored. An XMP tag is copied up to the XMP reader's
+``MAX_PACKET`` only.
 """
 
 from __future__ import annotations
