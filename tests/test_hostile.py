@@ -315,3 +315,36 @@ meta = read_metadata(data)
 print(meta.format, meta.error)
 """)
     assert out.startswith("JPEG")
+
+
+def _box(btype: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + btype + body
+
+
+def test_heif_items_sharing_one_large_extent_are_located_only_while_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.exif import bmff
+    from scanner.exif.blocks import MAX_BLOCKS
+
+    located: list[int] = []
+    real = bmff._Meta.item_bytes
+    monkeypatch.setattr(bmff._Meta, "item_bytes", lambda self, data, item, blocks: located.append(item) or real(
+        self, data, item, blocks))
+    items, extent = 200, 256 << 10
+    ftyp = _box(b"ftyp", b"heic\x00\x00\x00\x00mif1heic")
+    infe = b"".join(_box(b"infe", b"\x02\x00\x00\x00" + struct.pack(">HH", i, 0) + b"Exif\x00") for i in range(items))
+    iinf = _box(b"iinf", b"\x00\x00\x00\x00" + struct.pack(">H", items) + infe)
+
+    def iloc(payload_at: int) -> bytes:
+        # version 1, 4-byte offsets and lengths; each item two extents over the same payload: joined per item
+        entries = b"".join(struct.pack(">HHHH", i, 0, 0, 2) + struct.pack(">IIII", payload_at, extent,
+                                                                         payload_at, extent)
+                           for i in range(items))
+        return _box(b"iloc", b"\x01\x00\x00\x00\x44\x00" + struct.pack(">H", items) + entries)
+
+    def meta(payload_at: int) -> bytes:
+        return _box(b"meta", b"\x00\x00\x00\x00" + iinf + iloc(payload_at))
+
+    payload_at = len(ftyp) + len(meta(0)) + 8
+    data = ftyp + meta(payload_at) + _box(b"mdat", b"\x00\x00\x00\x06" + b"\x00" * extent)
+    read_metadata(data)
+    assert 0 < len(located) <= MAX_BLOCKS
