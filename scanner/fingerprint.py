@@ -223,6 +223,9 @@ def _serve(conn: Connection, arena: SharedArena | None, parent: int, inherited: 
             conn.send(WorkerFailed(f"fingerprinting failed: {type(exc).__name__}: {exc}"))
 
 
+# Seconds a new worker may take to set up (imports, the hashing kernels) before its first task's time runs.
+SETUP_TIME = 60.0
+
 # Memory a worker may need at its peak: a decode at the pixel limit in grey, its reduced copies, the
 # libraries. A pool starts no more workers than the available memory holds at this much each.
 WORKER_MEMORY = 256 << 20
@@ -232,11 +235,10 @@ def available_memory() -> int | None:
     """Bytes this process can still allocate: MemAvailable, or free pages where there is no
     /proc/meminfo, and no more than its cgroup (v2) limit leaves. None when nothing says."""
     found: list[int] = []
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
     if not found:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
@@ -335,7 +337,8 @@ class FingerprintPool:
                want_signature: bool = True) -> asyncio.Future[FingerprintResult]:
         """`fingerprint_bytes(data, ...)` in a worker; call it in the event loop that awaits the answer.
         Once it returns, the pool holds what it needs of `data`: the caller may drop it before waiting."""
-        wants = {"want_sha256": want_sha256, "want_perceptual": want_perceptual, "want_signature": want_signature}
+        wants: dict[str, object] = {"want_sha256": want_sha256, "want_perceptual": want_perceptual,
+                                    "want_signature": want_signature}
         return self._submit(data, fingerprint_bytes, wants, lambda reason: FingerprintResult(error=reason))
 
     def read_prefix(self, data: bytes) -> asyncio.Future[tuple[ImageMeta, list[tuple[int, int]]]]:
@@ -402,12 +405,13 @@ class FingerprintPool:
             self._settle(task, f"not fingerprinted: {sent.exception()!r}")
 
     def _arm(self, worker: _Worker) -> None:
-        """Start the deadline of the task `worker` works on, unless one runs (in the loop's thread)."""
-        if (self.timeout is None or not worker.ready or worker.deadline is not None or worker.died is not None
-                or not worker.waiting):
+        """Start the deadline of the task `worker` works on, unless one runs (in the loop's thread). Until
+        the worker has set up, the deadline also allows `SETUP_TIME`, and starts again once it has."""
+        if self.timeout is None or worker.deadline is not None or worker.died is not None or not worker.waiting:
             return
         if self._loop is not None:
-            worker.deadline = self._loop.call_later(self.timeout, self._overdue, worker, worker.waiting[0])
+            limit = self.timeout if worker.ready else self.timeout + SETUP_TIME
+            worker.deadline = self._loop.call_later(limit, self._overdue, worker, worker.waiting[0])
 
     def _disarm(self, worker: _Worker) -> None:
         if worker.deadline is not None:
@@ -439,6 +443,7 @@ class FingerprintPool:
                 answer = worker.conn.recv()
                 if isinstance(answer, _Ready):
                     worker.ready = True
+                    self._disarm(worker)  # armed again below, from now
                     continue
                 self._disarm(worker)
                 task = worker.waiting.popleft()
@@ -455,6 +460,7 @@ class FingerprintPool:
 
     def _overdue(self, worker: _Worker, task: _Task) -> None:
         """The deadline of `task`, which `worker` works on: kill the worker, answer the task, go on."""
+        assert self.timeout is not None  # armed only with one
         worker.deadline = None
         if worker.died is not None or not worker.waiting or worker.waiting[0] is not task:
             return
@@ -463,8 +469,12 @@ class FingerprintPool:
             return
         worker.process.kill()
         self._reap(worker)
-        self._replace(worker, f"parse timeout: no answer within {self.timeout:g} s (scan.object_timeout); "
-                              "its worker was stopped")
+        if worker.ready:
+            self._replace(worker, f"parse timeout: no answer within {self.timeout:g} s (scan.object_timeout); "
+                                  "its worker was stopped")
+        else:  # never set up: this object pays for it, so that a scan whose workers cannot start still ends
+            limit = self.timeout + SETUP_TIME
+            self._replace(worker, f"parse timeout: its worker did not start within {limit:g} s")
 
     @staticmethod
     def _reap(worker: _Worker) -> int | None:

@@ -247,3 +247,20 @@ def test_a_worker_forked_while_a_thread_holds_numbas_compiler_lock_still_hashes(
     assert died.error is not None and "died" in died.error
     assert again.error is None and again.phash == _REAL_FINGERPRINT(data, want_sha256=False,
                                                                     want_perceptual=True).phash
+
+
+def _never_set_up() -> None:
+    time.sleep(3600)
+
+
+def test_workers_that_never_set_up_cannot_hang_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fp, "_init_worker", _never_set_up)  # every worker, replacements too
+    monkeypatch.setattr(fp, "SETUP_TIME", 1.0)
+    with FingerprintPool(workers=1, timeout=1) as pool:
+        async def run() -> list[fp.FingerprintResult]:
+            return await asyncio.gather(*[pool.submit(_jpeg(64, 48), want_sha256=True, want_perceptual=True)
+                                          for _ in range(2)])
+
+        answers = asyncio.run(asyncio.wait_for(run(), 120))
+    assert [(a.error or "").startswith("parse timeout: its worker did not start within 2 s") for a in answers] == [
+        True, True]
