@@ -321,9 +321,10 @@ class FingerprintPool:
         """Fork a worker; it closes the pipe ends of the parent that the fork copied.
 
         A worker that replaces another forks while the scan's threads run. The one lock a worker needs
-        that they take is numba's compiler lock (its first perceptual hash compiles or loads `area_resize`;
-        the index kernels load in a thread): it is held across the fork, so the child starts with it held
-        by its own thread, free to take again, rather than held by a thread that does not exist there."""
+        that they take is numba's compiler lock (its set-up compiles or loads the hashing kernels; the
+        index kernels load in a thread): it is held across the fork, waiting for that thread if need be,
+        so the child starts with it held by its own thread, free to take again, rather than held by a
+        thread that does not exist there."""
         conn, child = self._context.Pipe()
         inherited = [w.conn for w in self._workers] + [conn] if self._context.get_start_method() == "fork" else []
         process = self._context.Process(target=_serve, args=(child, self._arena, os.getpid(), inherited),
