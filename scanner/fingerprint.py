@@ -95,7 +95,11 @@ def _init_worker() -> None:
 
     pillow_heif.register_heif_opener()
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-    # Compile (or load from numba's cache) the hashing kernels now, not in the first object's time limit.
+
+
+def _warm_up() -> None:
+    """Compile (or load from numba's cache) the hashing kernels, so that the first object's time limit
+    does not pay for it: a worker that will hash does this as it sets up."""
     sample = io.BytesIO()
     Image.linear_gradient("L").resize((64, 64)).save(sample, "PNG")
     _perceptual(sample.getvalue(), None, True)
@@ -195,18 +199,22 @@ def _die_with_parent(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _serve(conn: Connection, arena: SharedArena | None, parent: int, inherited: list[Connection]) -> None:
+def _serve(conn: Connection, arena: SharedArena | None, parent: int, inherited: list[Connection],
+           perceptual: bool) -> None:
     """A worker: run each task its pipe brings, in order, and answer each on the same pipe. A task is
     (offset, length, job, kwargs) for bytes the parent placed in `arena`, or (None, data, job, kwargs);
     the answer is `job(data, **kwargs)`, or a `WorkerFailed`. None ends.
 
     `inherited`: the parent's ends of every worker's pipe, this one's too, which a fork copied here. They
-    are closed first: while any is open, the pipe never reaches EOF when the parent dies."""
+    are closed first: while any is open, the pipe never reaches EOF when the parent dies. `perceptual`:
+    tasks will hash pixels, so the kernels are loaded before the worker says it is ready."""
     _die_with_parent(parent)
     for end in inherited:
         end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     _init_worker()
+    if perceptual:
+        _warm_up()
     conn.send(_Ready())
     while True:
         try:
@@ -303,9 +311,10 @@ class FingerprintPool:
     its place. Workers end with the scanning process, even when it is killed (`_die_with_parent`)."""
 
     def __init__(self, workers: int | None = None, arena_bytes: int = ARENA_BYTES, *,
-                 timeout: float | None = None, tasks: int | None = None):
+                 timeout: float | None = None, tasks: int | None = None, perceptual: bool = True):
         self.workers = worker_count(workers, tasks)
         self.timeout = timeout
+        self._perceptual = perceptual  # tasks hash pixels: workers load the kernels as they set up
         forks = "fork" in multiprocessing.get_all_start_methods()
         self._arena = SharedArena(arena_bytes) if forks and arena_bytes else None
         # The arena is inherited, not pickled: the workers must fork (Python 3.14 defaults to forkserver).
@@ -327,8 +336,8 @@ class FingerprintPool:
         thread that does not exist there."""
         conn, child = self._context.Pipe()
         inherited = [w.conn for w in self._workers] + [conn] if self._context.get_start_method() == "fork" else []
-        process = self._context.Process(target=_serve, args=(child, self._arena, os.getpid(), inherited),
-                                        daemon=True, name="tierscan-fingerprint")
+        process = self._context.Process(target=_serve, daemon=True, name="tierscan-fingerprint",
+                                        args=(child, self._arena, os.getpid(), inherited, self._perceptual))
         with global_compiler_lock:
             process.start()
         child.close()

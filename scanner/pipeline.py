@@ -567,7 +567,8 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     # A shard reads no early objects: its representatives are chosen over the whole listing.
     early = _EarlyReads(lambda ref: acct.retrieval(ref, 1 << 30) == 0) if shard is None else None
     try:
-        with FingerprintPool(config.scan.workers, timeout=config.scan.object_timeout) as pool:
+        with FingerprintPool(config.scan.workers, timeout=config.scan.object_timeout,
+                             perceptual=config.scan.perceptual) as pool:
             # Near grouping needs the index kernels: loaded while the scan reads, after the workers have
             # forked, and joined before the reads end. A fork while the load holds numba's compiler lock
             # hands the child that lock held, forever: verification forks after the reads, and a later
