@@ -448,6 +448,8 @@ class FingerprintPool:
 
     def _answered(self, worker: _Worker) -> None:
         """The loop's callback when a worker's pipe is readable: every answer waiting there, or its death."""
+        if worker.died is not None:  # replaced by a callback that ran first in the same loop iteration
+            return
         try:
             while worker.conn.poll():
                 answer = worker.conn.recv()

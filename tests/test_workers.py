@@ -264,3 +264,23 @@ def test_workers_that_never_set_up_cannot_hang_the_pool(monkeypatch: pytest.Monk
         answers = asyncio.run(asyncio.wait_for(run(), 120))
     assert [(a.error or "").startswith("parse timeout: its worker did not start within 2 s") for a in answers] == [
         True, True]
+
+
+def test_a_readable_callback_queued_behind_the_deadline_finds_its_worker_replaced(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deadline and the worker's pipe turning readable (its death) can fall in one loop iteration:
+    the second callback must see the worker is already replaced, not replace it again."""
+    monkeypatch.setattr(fp, "fingerprint_bytes", _stalling_fingerprint)
+    with FingerprintPool(workers=1, timeout=600) as pool:
+        async def run() -> fp.FingerprintResult:
+            answer = pool.submit(_jpeg(64, 48, STALL), want_sha256=True, want_perceptual=True)
+            worker = pool._workers[0]
+            while not worker.ready:
+                await asyncio.sleep(0.05)
+            pool._overdue(worker, worker.waiting[0])  # as if the deadline had come
+            pool._answered(worker)  # and then its pipe's callback, queued in the same iteration
+            return await answer
+
+        stalled = asyncio.run(asyncio.wait_for(run(), 120))
+        assert len(pool._workers) == 1 and pool._workers[0].died is None
+    assert (stalled.error or "").startswith("parse timeout")
