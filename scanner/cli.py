@@ -32,7 +32,7 @@ from policies import describe_packs, describe_policies, load_policies, policy_sc
 from .atomic import atomic_write
 from .catalog import Catalog
 from .catalog_lock import CatalogLock
-from .config import Config, load_config, load_config_text
+from .config import Config, check_workers, load_config, load_config_text
 from .errors import UsageError
 from .exposure import Exposure, exposure as personal_data_exposure
 from .models import Report, Severity, Skipped
@@ -255,6 +255,14 @@ def cli() -> None:
     """
 
 
+def _workers_option(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """--workers within `scanner.config.workers_bound`: a usage error (exit 2) past it."""
+    try:
+        return value if value is None else check_workers(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+
+
 @cli.command()
 @click.argument("targets", nargs=-1)
 @config_option
@@ -263,7 +271,11 @@ def cli() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "none"]), default="table",
               show_default=True, help="Print the report when the scan ends (none: print nothing).")
 @output_option
-@click.option("--workers", type=click.IntRange(min=1), help="Fingerprint processes (default: one per core).")
+@click.option("--workers", type=click.IntRange(min=1), callback=_workers_option,
+              help="Fingerprint processes (default: one per core; at most 4 per core and 256).")
+@click.option("--object-timeout", "object_timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds one object may take to fingerprint or parse before it is skipped as a parse "
+                   "timeout and its worker replaced (default 30: scan.object_timeout).")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Object reads in flight (default 16).")
 @click.option("--no-perceptual", "no_perceptual", is_flag=True,
               help="Exact + EXIF audit alone: no pixels decoded, so images are read by ranges (head, tail, "
@@ -283,8 +295,8 @@ def cli() -> None:
                    "more than one task runs.")
 @_guard
 def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fail_on: str | None,
-         fmt: str, output: Path | None, workers: int | None, concurrency: int | None,
-         no_perceptual: bool, no_signatures: bool, max_retrieval: float | None,
+         fmt: str, output: Path | None, workers: int | None, object_timeout: float | None,
+         concurrency: int | None, no_perceptual: bool, no_signatures: bool, max_retrieval: float | None,
          output_dir: Path | None, results: str | None, shard_text: str | None) -> None:
     """List, read, fingerprint, group and evaluate policies; then print the report.
 
@@ -295,7 +307,7 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
     RESULTS/shards/ when --db does not exist yet, and puts it back there when done.
     """
     config = _scan_config(config_path, workers=workers, concurrency=concurrency, no_perceptual=no_perceptual,
-                          no_signatures=no_signatures, max_retrieval=max_retrieval)
+                          no_signatures=no_signatures, max_retrieval=max_retrieval, object_timeout=object_timeout)
     from .pipeline import run_scan
 
     shard = _shard(shard_text)
@@ -326,9 +338,10 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
 
 def _scan_config(config_path: str | None, *, workers: int | None = None, concurrency: int | None = None,
                  no_perceptual: bool = False, no_signatures: bool = False,
-                 max_retrieval: float | None = None) -> Config:
+                 max_retrieval: float | None = None, object_timeout: float | None = None) -> Config:
     config = _config(config_path)
-    updates: dict[str, object] = {k: v for k, v in {"workers": workers, "concurrency": concurrency}.items() if v}
+    updates: dict[str, object] = {k: v for k, v in {"workers": workers, "concurrency": concurrency,
+                                                    "object_timeout": object_timeout}.items() if v}
     if no_perceptual:
         updates["perceptual"] = False
     if no_signatures:

@@ -7,11 +7,12 @@ line and the field, and the CLI turns them into exit status 2.
 from __future__ import annotations
 
 import fnmatch
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import UsageError
 from .models import Tier
@@ -92,9 +93,27 @@ class MasterSettings(_Strict):
     near: _Rules = Field(default_factory=lambda: list(_NEAR_DEFAULT))
 
 
+MAX_WORKERS = 256  # fingerprint processes a scan may ask for, and no more than 4 a core
+
+
+def workers_bound() -> int:
+    """The most fingerprint processes `scan.workers` and `--workers` accept on this machine."""
+    return min(MAX_WORKERS, 4 * (os.cpu_count() or 1))
+
+
+def check_workers(workers: int) -> int:
+    """`workers`, or a ValueError that says the bound: each is a process, and past a few per core they
+    only compete for the cores and the memory."""
+    if workers > workers_bound():
+        raise ValueError(f"{workers} fingerprint processes is too many: at most {workers_bound()} here "
+                         f"(4 per CPU core, never more than {MAX_WORKERS})")
+    return workers
+
+
 class ScanSettings(_Strict):
     concurrency: int = Field(default=16, ge=1, le=1024)  # object reads in flight
-    workers: int | None = Field(default=None, ge=1)  # fingerprint processes; default: one per core
+    # Fingerprint processes; default: one per core. Fewer start when memory or the work is short.
+    workers: int | None = Field(default=None, ge=1)
     perceptual: bool = True
     # Near-duplicate signatures (`scanner.signatures`): crops, flips and verified groups. Off: pHash and
     # dHash alone, about half the CPU an image, near groups by the global-hash rule.
@@ -102,6 +121,14 @@ class ScanSettings(_Strict):
     # Retrieval fees (USD) the scan may incur reading cool/cold data; reads beyond it are left for later.
     max_retrieval_usd: float | None = Field(default=None, ge=0)
     max_object_bytes: int = Field(default=256 * 1024 * 1024, ge=1)  # larger objects are not decoded
+    # Seconds one object may take in a fingerprint worker (decode, hashes, metadata): past it the worker
+    # is replaced and the object skipped with reason "parse timeout".
+    object_timeout: float = Field(default=30.0, gt=0)
+
+    @field_validator("workers")
+    @classmethod
+    def _bounded(cls, workers: int | None) -> int | None:
+        return None if workers is None else check_workers(workers)
 
 
 class LocalSettings(_Strict):

@@ -12,28 +12,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import hashlib
 import io
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import warnings
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+from numba.core.compiler_lock import global_compiler_lock
 from PIL import Image
 
-from .exif import ExifInfo, detect_format, read_metadata
+from .exif import ExifInfo, ImageMeta, detect_format, read_metadata
+from .exif.reader import read_prefix
 from .shared_arena import SharedArena
 from .signatures import compute_signature, grey_of, hash_copy, whole_hashes
 
-__all__ = ["PERCEPTUAL_MODE", "FingerprintPool", "FingerprintResult", "fingerprint_bytes"]
+__all__ = ["PERCEPTUAL_MODE", "FingerprintPool", "FingerprintResult", "WorkerFailed", "available_memory",
+           "fingerprint_bytes", "worker_count"]
 
 log = logging.getLogger("tierscan")
 
@@ -87,6 +95,14 @@ def _init_worker() -> None:
 
     pillow_heif.register_heif_opener()
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def _warm_up() -> None:
+    """Compile (or load from numba's cache) the hashing kernels, so that the first object's time limit
+    does not pay for it: a worker that will hash does this as it sets up."""
+    sample = io.BytesIO()
+    Image.linear_gradient("L").resize((64, 64)).save(sample, "PNG")
+    _perceptual(sample.getvalue(), None, True)
 
 
 def _deep_grey_to_l(img: Image.Image) -> Image.Image:
@@ -161,11 +177,45 @@ def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool,
     return result
 
 
-def _serve(conn: Connection, arena: SharedArena | None) -> None:
-    """A worker: fingerprint each task its pipe brings, in order, and answer each on the same pipe. A task
-    is (offset, length, wants) for bytes the parent placed in `arena`, or (None, data, wants); None ends."""
+class WorkerFailed(Exception):
+    """A task the pool could not answer: it ran past the deadline, or its worker died on it."""
+
+
+class _Ready:
+    """A worker's first message: it has started and set up, so deadlines run from now on."""
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker when the scanning process ends, however it ends (SIGKILL too):
+    on Linux, PR_SET_PDEATHSIG. It fires when the thread that forked this worker ends, so the pool forks
+    from the thread that runs it. A parent that died before the request took effect is seen by getppid."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _serve(conn: Connection, arena: SharedArena | None, parent: int, inherited: list[Connection],
+           perceptual: bool) -> None:
+    """A worker: run each task its pipe brings, in order, and answer each on the same pipe. A task is
+    (offset, length, job, kwargs) for bytes the parent placed in `arena`, or (None, data, job, kwargs);
+    the answer is `job(data, **kwargs)`, or a `WorkerFailed`. None ends.
+
+    `inherited`: the parent's ends of every worker's pipe, this one's too, which a fork copied here. They
+    are closed first: while any is open, the pipe never reaches EOF when the parent dies. `perceptual`:
+    tasks will hash pixels, so the kernels are loaded before the worker says it is ready."""
+    _die_with_parent(parent)
+    for end in inherited:
+        end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     _init_worker()
+    if perceptual:
+        _warm_up()
+    conn.send(_Ready())
     while True:
         try:
             task = conn.recv()
@@ -173,27 +223,76 @@ def _serve(conn: Connection, arena: SharedArena | None) -> None:
             return
         if task is None:
             return
-        offset, payload, wants = task
+        offset, payload, job, kwargs = task
         try:
             data = payload if offset is None else arena.take(offset, payload)  # type: ignore[union-attr]
-            conn.send(fingerprint_bytes(data, **wants))
-        except Exception as exc:  # fingerprint_bytes reports bad input itself: this is a bug, reported
-            conn.send(FingerprintResult(error=f"fingerprinting failed: {type(exc).__name__}: {exc}"))
+            conn.send(job(data, **kwargs))
+        except Exception as exc:  # the jobs report bad input themselves: this is a bug, reported
+            conn.send(WorkerFailed(f"fingerprinting failed: {type(exc).__name__}: {exc}"))
 
 
-# A task's place in a worker's queue: the future its answer goes to, and its arena run (offset, length).
-_Entry = tuple[asyncio.Future[FingerprintResult], int | None, int]
+# Seconds a new worker may take to set up (imports, the hashing kernels) before its first task's time runs.
+SETUP_TIME = 60.0
+
+# Memory a worker may need at its peak: a decode at the pixel limit in grey, its reduced copies, the
+# libraries. A pool starts no more workers than the available memory holds at this much each.
+WORKER_MEMORY = 256 << 20
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: MemAvailable, or free pages where there is no
+    /proc/meminfo, and no more than its cgroup (v2) limit leaves. None when nothing says."""
+    found: list[int] = []
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    if not found:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    with contextlib.suppress(OSError, ValueError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    return max(0, min(found)) if found else None
+
+
+def worker_count(asked: int | None, tasks: int | None = None) -> int:
+    """How many workers to start: `asked` (default one per core), but no more than there are `tasks`
+    (when known) or than the available memory holds at `WORKER_MEMORY` each; always at least one."""
+    count = asked or os.cpu_count() or 1
+    if tasks is not None:
+        count = min(count, tasks)
+    memory = available_memory()
+    if memory is not None:
+        count = min(count, memory // WORKER_MEMORY)
+    return max(1, count)
+
+
+@dataclass(slots=True, eq=False)
+class _Task:
+    """A task on its way through the pool: the future its answer goes to, what the worker is sent, its
+    arena run (offset, length) if any, and how a reason becomes its answer (None: the future fails
+    with `WorkerFailed`)."""
+
+    future: asyncio.Future[Any]
+    message: tuple[object, ...]
+    offset: int | None
+    length: int
+    failed: Callable[[str], object] | None
 
 
 @dataclass(slots=True)
 class _Worker:
     process: BaseProcess
     conn: Connection
-    # Tasks sent and not yet answered, oldest first (a worker answers in order); each arena run is given
-    # back once the worker no longer reads it.
-    waiting: deque[_Entry] = field(default_factory=deque)
+    # Tasks sent and not yet answered, oldest first (a worker answers in order): the first is the one it
+    # works on. Each arena run is given back once the worker no longer reads it.
+    waiting: deque[_Task] = field(default_factory=deque)
     sending: threading.Lock = field(default_factory=threading.Lock)  # one sender at a time on `conn`
     died: str | None = None
+    ready: bool = False  # set up and taking tasks: its first task's deadline runs from then
+    deadline: asyncio.TimerHandle | None = None  # for the first waiting task
 
 
 class FingerprintPool:
@@ -205,128 +304,234 @@ class FingerprintPool:
     Where processes fork, objects reach the workers through a `SharedArena`; what does not fit goes by
     the pipe, sent from a thread so that the loop does not wait for the worker to take it.
 
-    A worker that dies (a decoder crash on a hostile file, the OOM killer) answers its unanswered tasks
-    with an error; the pool goes on with the others."""
+    No object holds a worker past `timeout` seconds (a loop timer on the task a worker works on): the
+    worker is killed, that object answered "parse timeout", and the tasks queued behind it go to the
+    other workers. A worker that dies (a decoder crash on a hostile file, the OOM killer) answers the
+    object it worked on with an error, and its queue goes on elsewhere too. Either way a new worker takes
+    its place. Workers end with the scanning process, even when it is killed (`_die_with_parent`)."""
 
-    def __init__(self, workers: int | None = None, arena_bytes: int = ARENA_BYTES):
-        self.workers = workers or os.cpu_count() or 1
+    def __init__(self, workers: int | None = None, arena_bytes: int = ARENA_BYTES, *,
+                 timeout: float | None = None, tasks: int | None = None, perceptual: bool = True):
+        self.workers = worker_count(workers, tasks)
+        self.timeout = timeout
+        self._perceptual = perceptual  # tasks hash pixels: workers load the kernels as they set up
         forks = "fork" in multiprocessing.get_all_start_methods()
         self._arena = SharedArena(arena_bytes) if forks and arena_bytes else None
         # The arena is inherited, not pickled: the workers must fork (Python 3.14 defaults to forkserver).
         # They start now, before the scan starts any thread of its own that a fork could catch holding a lock.
-        context = multiprocessing.get_context("fork") if self._arena is not None else multiprocessing.get_context()
+        self._context = multiprocessing.get_context("fork") if forks else multiprocessing.get_context()
         self._workers: list[_Worker] = []
         for _ in range(self.workers):
-            conn, child = context.Pipe()
-            process = context.Process(target=_serve, args=(child, self._arena), daemon=True,
-                                      name="tierscan-fingerprint")
-            process.start()
-            child.close()
-            self._workers.append(_Worker(process, conn))
+            self._workers.append(self._start())
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop that reads the answers
+        self._closing = False
+
+    def _start(self) -> _Worker:
+        """Fork a worker; it closes the pipe ends of the parent that the fork copied.
+
+        A worker that replaces another forks while the scan's threads run. The one lock a worker needs
+        that they take is numba's compiler lock (its set-up compiles or loads the hashing kernels; the
+        index kernels load in a thread): it is held across the fork, waiting for that thread if need be,
+        so the child starts with it held by its own thread, free to take again, rather than held by a
+        thread that does not exist there."""
+        conn, child = self._context.Pipe()
+        inherited = [w.conn for w in self._workers] + [conn] if self._context.get_start_method() == "fork" else []
+        process = self._context.Process(target=_serve, daemon=True, name="tierscan-fingerprint",
+                                        args=(child, self._arena, os.getpid(), inherited, self._perceptual))
+        with global_compiler_lock:
+            process.start()
+        child.close()
+        return _Worker(process, conn)
 
     def submit(self, data: bytes, *, want_sha256: bool, want_perceptual: bool,
                want_signature: bool = True) -> asyncio.Future[FingerprintResult]:
         """`fingerprint_bytes(data, ...)` in a worker; call it in the event loop that awaits the answer.
         Once it returns, the pool holds what it needs of `data`: the caller may drop it before waiting."""
-        wants = {"want_sha256": want_sha256, "want_perceptual": want_perceptual, "want_signature": want_signature}
+        wants: dict[str, object] = {"want_sha256": want_sha256, "want_perceptual": want_perceptual,
+                                    "want_signature": want_signature}
+        return self._submit(data, fingerprint_bytes, wants, lambda reason: FingerprintResult(error=reason))
+
+    def read_prefix(self, data: bytes) -> asyncio.Future[tuple[ImageMeta, list[tuple[int, int]]]]:
+        """`scanner.exif.reader.read_prefix(data)` in a worker, under the same deadline; the future fails
+        with `WorkerFailed` when it gives no answer."""
+        return self._submit(data, read_prefix, {}, None)
+
+    def _submit(self, data: bytes, job: Callable[..., Any], kwargs: dict[str, object],
+                failed: Callable[[str], object] | None) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         self._attach(loop)
-        future: asyncio.Future[FingerprintResult] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
+        offset = self._arena.place(data) if self._arena is not None else None
+        message = (None, data, job, kwargs) if offset is None else (offset, len(data), job, kwargs)
+        self._dispatch(_Task(future, message, offset, len(data), failed))
+        return future
+
+    def _dispatch(self, task: _Task) -> None:
+        """Send `task` to the least loaded worker (in the loop's thread)."""
         alive = [w for w in self._workers if w.died is None]
         if not alive:
-            future.set_result(FingerprintResult(error="not fingerprinted: every fingerprint worker has died"))
-            return future
-        offset = self._arena.place(data) if self._arena is not None else None
-        entry = (future, offset, len(data))
-        if offset is not None:  # a few dozen bytes to send: the pipe takes them at once
+            self._settle(task, "not fingerprinted: every fingerprint worker has died")
+            return
+        if task.offset is not None:  # a few dozen bytes to send: the pipe takes them at once
             # Least loaded first; a worker whose pipe a thread is writing to is passed over (its lock is held).
             for worker in sorted(alive, key=lambda w: len(w.waiting)):
                 if worker.sending.acquire(blocking=False):
                     try:
-                        self._send_locked(worker, (offset, len(data), wants), entry)
+                        self._send_locked(worker, task)
                     finally:
                         worker.sending.release()
-                    return future
+                    self._arm(worker)
+                    return
         worker = min(alive, key=lambda w: len(w.waiting))
-        task = (None, data, wants) if offset is None else (offset, len(data), wants)
-        loop.run_in_executor(None, self._send, worker, task, entry).add_done_callback(
-            lambda sent: self._unsent(sent, entry))
-        return future
+        assert self._loop is not None
+        self._loop.run_in_executor(None, self._send, worker, task).add_done_callback(
+            lambda sent: self._unsent(sent, task))
 
-    def _send(self, worker: _Worker, task: tuple[object, ...], entry: _Entry) -> None:
+    def _send(self, worker: _Worker, task: _Task) -> None:
         """Send `task` (in a thread: the worker takes a large one only when it has finished the last)."""
+        loop = task.future.get_loop()
         with worker.sending:
             if worker.died is None:
-                self._send_locked(worker, task, entry)
+                self._send_locked(worker, task)
+                loop.call_soon_threadsafe(self._arm, worker)
                 return
-        entry[0].get_loop().call_soon_threadsafe(self._settle, *entry, FingerprintResult(error=worker.died))
+        loop.call_soon_threadsafe(self._dispatch, task)  # the worker died meanwhile: another one takes it
 
     @staticmethod
-    def _send_locked(worker: _Worker, task: tuple[object, ...], entry: _Entry) -> None:
-        """Send `task` to `worker`, whose `sending` lock the caller holds, its answer to go to `entry`."""
-        worker.waiting.append(entry)
+    def _send_locked(worker: _Worker, task: _Task) -> None:
+        """Send `task` to `worker`, whose `sending` lock the caller holds."""
+        worker.waiting.append(task)
         try:
-            worker.conn.send(task)
+            worker.conn.send(task.message)
         except OSError:
-            pass  # the worker has died: the loop reads its end and answers what it had, this too
+            pass  # the worker has died: the loop reads its end and deals with what it had, this too
         except BaseException:
-            worker.waiting.remove(entry)  # never sent (it did not pickle): no answer will come
+            worker.waiting.remove(task)  # never sent (it did not pickle): no answer will come
             raise
 
-    def _unsent(self, sent: asyncio.Future[None], entry: _Entry) -> None:
+    def _unsent(self, sent: asyncio.Future[None], task: _Task) -> None:
         """After a thread's `_send`: if it raised, nothing was sent and no answer comes."""
         if not sent.cancelled() and sent.exception() is not None:
-            self._settle(*entry, FingerprintResult(error=f"not fingerprinted: {sent.exception()!r}"))
+            self._settle(task, f"not fingerprinted: {sent.exception()!r}")
+
+    def _arm(self, worker: _Worker) -> None:
+        """Start the deadline of the task `worker` works on, unless one runs (in the loop's thread). Until
+        the worker has set up, the deadline also allows `SETUP_TIME`, and starts again once it has."""
+        if self.timeout is None or worker.deadline is not None or worker.died is not None or not worker.waiting:
+            return
+        if self._loop is not None:
+            limit = self.timeout if worker.ready else self.timeout + SETUP_TIME
+            worker.deadline = self._loop.call_later(limit, self._overdue, worker, worker.waiting[0])
+
+    def _disarm(self, worker: _Worker) -> None:
+        if worker.deadline is not None:
+            worker.deadline.cancel()
+            worker.deadline = None
 
     def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is loop:
             return
         self._detach()
+        self._loop = loop
         for worker in self._workers:
             if worker.died is None:
                 loop.add_reader(worker.conn.fileno(), self._answered, worker)
-        self._loop = loop
+                self._arm(worker)
 
     def _detach(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
             for worker in self._workers:
+                self._disarm(worker)
                 if worker.died is None:
                     self._loop.remove_reader(worker.conn.fileno())
         self._loop = None
 
     def _answered(self, worker: _Worker) -> None:
         """The loop's callback when a worker's pipe is readable: every answer waiting there, or its death."""
+        if worker.died is not None:  # replaced by a callback that ran first in the same loop iteration
+            return
         try:
             while worker.conn.poll():
-                result = worker.conn.recv()
-                future, offset, length = worker.waiting.popleft()
-                self._settle(future, offset, length, result)
+                answer = worker.conn.recv()
+                if isinstance(answer, _Ready):
+                    worker.ready = True
+                    self._disarm(worker)  # armed again below, from now
+                    continue
+                self._disarm(worker)
+                task = worker.waiting.popleft()
+                if isinstance(answer, WorkerFailed):
+                    self._settle(task, str(answer))
+                else:
+                    self._settle(task, None, answer)
         except (EOFError, OSError):
-            self._buried(worker)
+            code = self._reap(worker)
+            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            self._replace(worker, f"the fingerprint worker died ({how}) while it had this object")
+            return
+        self._arm(worker)
 
-    def _settle(self, future: asyncio.Future[FingerprintResult], offset: int | None, length: int,
-                result: FingerprintResult) -> None:
-        if offset is not None and self._arena is not None:
-            self._arena.free(offset, length)
-        if not future.done():  # a cancelled caller's answer is dropped
-            future.set_result(result)
+    def _overdue(self, worker: _Worker, task: _Task) -> None:
+        """The deadline of `task`, which `worker` works on: kill the worker, answer the task, go on."""
+        assert self.timeout is not None  # armed only with one
+        worker.deadline = None
+        if worker.died is not None or not worker.waiting or worker.waiting[0] is not task:
+            return
+        if worker.conn.poll():  # its answer came in time; the loop had not read it yet
+            self._answered(worker)
+            return
+        worker.process.kill()
+        self._reap(worker)
+        if worker.ready:
+            self._replace(worker, f"parse timeout: no answer within {self.timeout:g} s (scan.object_timeout); "
+                                  "its worker was stopped")
+        else:  # never set up: this object pays for it, so that a scan whose workers cannot start still ends
+            limit = self.timeout + SETUP_TIME
+            self._replace(worker, f"parse timeout: its worker did not start within {limit:g} s")
 
-    def _buried(self, worker: _Worker) -> None:
-        assert self._loop is not None
-        self._loop.remove_reader(worker.conn.fileno())
+    @staticmethod
+    def _reap(worker: _Worker) -> int | None:
         worker.process.join(timeout=5)
-        code = worker.process.exitcode
-        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return worker.process.exitcode
+
+    def _replace(self, worker: _Worker, reason: str) -> None:
+        """Retire `worker`, gone or killed: the task it worked on is answered with `reason`, the tasks
+        queued behind it go to the other workers, and a new worker takes its place."""
+        assert self._loop is not None
+        self._disarm(worker)
+        self._loop.remove_reader(worker.conn.fileno())
         with worker.sending:  # a thread sending to it fails at once, and later ones see it died
-            worker.died = f"the fingerprint worker died ({how}) while it had this object"
-            log.warning("a fingerprint worker died (%s); the %d objects it had are reported, the scan goes on "
-                        "with %d workers", how, len(worker.waiting), sum(w.died is None for w in self._workers))
-            while worker.waiting:
-                self._settle(*worker.waiting.popleft(), FingerprintResult(error=worker.died))
+            worker.died = reason
+            tasks = list(worker.waiting)
+            worker.waiting.clear()
+        worker.conn.close()
+        self._workers.remove(worker)
+        if not self._closing:
+            new = self._start()
+            self._workers.append(new)
+            self._loop.add_reader(new.conn.fileno(), self._answered, new)
+        log.warning("a fingerprint worker was replaced (%s); the objects queued behind that one (%d) went to "
+                    "the other workers", reason, max(0, len(tasks) - 1))
+        if tasks:
+            self._settle(tasks[0], reason)
+        for task in tasks[1:]:
+            self._dispatch(task)
+
+    def _settle(self, task: _Task, reason: str | None, answer: object = None) -> None:
+        """Give back `task`'s arena run and answer its future: `answer`, or what `reason` makes of it."""
+        if task.offset is not None and self._arena is not None:
+            self._arena.free(task.offset, task.length)
+        if task.future.done():  # a cancelled caller's answer is dropped
+            return
+        if reason is None:
+            task.future.set_result(answer)
+        elif task.failed is not None:
+            task.future.set_result(task.failed(reason))
+        else:
+            task.future.set_exception(WorkerFailed(reason))
 
     def close(self) -> None:
         """Stop the workers (after the tasks they have) and release the arena."""
+        self._closing = True
         self._detach()
         for worker in self._workers:
             if worker.died is None:
@@ -338,9 +543,9 @@ class FingerprintPool:
                 worker.process.terminate()
                 worker.process.join()
             worker.conn.close()
-            for future, _, _ in worker.waiting:
+            for task in worker.waiting:
                 with contextlib.suppress(RuntimeError):  # its loop may have closed
-                    future.cancel()
+                    task.future.cancel()
             worker.waiting.clear()
         if self._arena is not None:
             self._arena.close()

@@ -34,7 +34,7 @@ from .catalog import Catalog, WorkItem
 from .cluster import exact_groups, near_groups
 from .config import Config
 from .errors import ObjectError, UsageError
-from .fingerprint import PERCEPTUAL_MODE, FingerprintPool, FingerprintResult
+from .fingerprint import PERCEPTUAL_MODE, FingerprintPool, FingerprintResult, WorkerFailed
 from .hamming_index import load_kernels
 from .models import Finding, Fingerprint, Group, InventoryRecord, ObjectRef, ScanStats
 from .jpeg_extent import primary_end
@@ -271,7 +271,11 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
 
     async def meta(p: PlannedRead) -> Fingerprint:
         ref = p.ref
-        found = await ranged_metadata(lambda s, e: fetch(ref, s, e), ref.size, want_tail=p.item.want_sha256)
+        try:  # walked in the pool: a hostile file must not hold the event loop, nor anything past the deadline
+            found = await ranged_metadata(lambda s, e: fetch(ref, s, e), ref.size, want_tail=p.item.want_sha256,
+                                          parse=pool.read_prefix)
+        except WorkerFailed as exc:
+            return Fingerprint(error=str(exc))
         key = headtail_key(ref.size, found.head, found.tail) if p.item.want_sha256 else None
         return Fingerprint(
             headtail=key, format=found.format, width=found.width, height=found.height,
@@ -563,7 +567,8 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     # A shard reads no early objects: its representatives are chosen over the whole listing.
     early = _EarlyReads(lambda ref: acct.retrieval(ref, 1 << 30) == 0) if shard is None else None
     try:
-        with FingerprintPool(config.scan.workers) as pool:
+        with FingerprintPool(config.scan.workers, timeout=config.scan.object_timeout,
+                             perceptual=config.scan.perceptual) as pool:
             # Near grouping needs the index kernels: loaded while the scan reads, after the workers have
             # forked, and joined before the reads end. A fork while the load holds numba's compiler lock
             # hands the child that lock held, forever: verification forks after the reads, and a later

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
 from .catalog import WorkItem
+from .exif.model import ImageMeta
 from .exif.reader import read_prefix
 from .models import ExifRecord, ObjectRef
 from .pricing import Price, PriceTable
@@ -51,6 +52,7 @@ HEAD = 16 * 1024
 TAIL = 4 * 1024  # as fclones: with the head, tells apart nearly every same-size pair of distinct photos
 # The first chunk of an `image` read: a web-sized JPEG whole, a camera JPEG's first quarter.
 IMAGE_FIRST = 256 * 1024
+Prefix = tuple[ImageMeta, list[tuple[int, int]]]  # what `read_prefix` says: the metadata, the ranges needed
 MAX_ROUNDS = 12  # follow-up requests per object before the rest of the object is read in one go
 GIB = float(1 << 30)
 
@@ -271,11 +273,15 @@ def _covered(pieces: dict[int, bytes], offset: int, length: int) -> bool:
 
 
 async def ranged_metadata(fetch: Callable[[int, int], Awaitable[bytes]], size: int, *,
-                          want_tail: bool) -> RangedMeta:
+                          want_tail: bool, parse: Callable[[bytes], Awaitable[Prefix]] | None = None) -> RangedMeta:
     """Read format, size and EXIF with ranged reads: the head, then only the ranges the format walker
     asks for. `fetch(start, end)` reads bytes [start, end). The tail chunk is read when `want_tail`
-    (for narrowing) and reused by walkers whose metadata follows the pixels."""
+    (for narrowing) and reused by walkers whose metadata follows the pixels. `parse` walks what is
+    known (`read_prefix` in a worker process, off the event loop); without it, it is walked here."""
     requests = nbytes = 0
+
+    async def walk(view: bytes) -> Prefix:
+        return read_prefix(view) if parse is None else await parse(view)
 
     async def get(start: int, end: int) -> bytes:
         nonlocal requests, nbytes
@@ -302,7 +308,7 @@ async def ranged_metadata(fetch: Callable[[int, int], Awaitable[bytes]], size: i
     meta = None
     for _ in range(MAX_ROUNDS):
         view = _view(size, pieces, contiguous)
-        meta, needed = read_prefix(view)
+        meta, needed = await walk(view)
         needed = [(o, n) for o, n in needed
                   if 0 <= o < size and not _covered(pieces, o, max(1, min(n, size - o)))]
         if not needed and webp_meta and len(view) < size:
@@ -331,7 +337,7 @@ async def ranged_metadata(fetch: Callable[[int, int], Awaitable[bytes]], size: i
         view = _view(size, pieces, contiguous)
         if len(view) < size:  # give up on ranges: the rest in one read
             pieces[len(view)] = await get(len(view), size)
-        meta, _ = read_prefix(_view(size, pieces, contiguous))
+        meta, _ = await walk(_view(size, pieces, contiguous))
     assert meta is not None
     error = "not an image" if fmt is None else None
     return RangedMeta(fmt, meta.width, meta.height, meta.exif, error, head, tail,

@@ -196,3 +196,162 @@ def test_symlink_loops_in_local_folders(tmp_path: Path) -> None:
         "dangling": ("skipped", "symlink points outside the scanned folder: not followed"),
     }
     assert records["photo.jpg"].status == "fingerprinted"
+
+
+# Metadata packets that make a parser slow rather than crash it: each must be read up to its documented cap
+# only, and in time linear in what is read.
+_XMP_HEAD = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description '
+             b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:exif="http://ns.adobe.com/exif/1.0/"')
+# Repeated property names whose value never ends: a regex that looks for the end from each name rescans
+# the rest of the packet every time.
+_XMP_FLOODS = [b" tiff:Make", b' tiff:Make="', b" tiff:Model>", b" exif:GPSLatitude = "]
+
+
+def _xmp_flood(unit: bytes, size: int) -> bytes:
+    return _XMP_HEAD + unit * ((size - len(_XMP_HEAD)) // len(unit))
+
+
+def _png_chunk(ctype: bytes, body: bytes) -> bytes:
+    import zlib
+
+    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
+
+
+def _png_with_text(*chunks: bytes) -> bytes:
+    """A 1x1 PNG with `chunks` (whole chunks) after its IHDR."""
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, "PNG")
+    png = buf.getvalue()
+    ihdr_end = 8 + 25
+    return png[:ihdr_end] + b"".join(chunks) + png[ihdr_end:]
+
+
+def _xmp_text_chunk(ctype: str, packet: bytes) -> bytes:
+    import zlib
+
+    deflated = zlib.compress(packet, 9)
+    if ctype == "zTXt":
+        return _png_chunk(b"zTXt", b"XML:com.adobe.xmp\x00\x00" + deflated)
+    return _png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x01\x00\x00\x00" + deflated)
+
+
+@pytest.mark.parametrize("ctype", ["zTXt", "iTXt"])
+def test_png_text_xmp_reaches_the_xmp_reader_only_up_to_its_cap(ctype: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.exif import reader
+    from scanner.exif.xmp import MAX_PACKET
+
+    seen: list[int] = []
+    monkeypatch.setattr(reader, "read_xmp", lambda packet, sink: seen.append(len(packet)))
+    packet = _xmp_flood(b" tiff:Make", 4 << 20)
+    png = _png_with_text(_xmp_text_chunk(ctype, packet))
+    assert len(png) < 64 << 10  # a few KB on disk, MiBs once inflated
+    read_metadata(png)
+    assert seen and max(seen) <= MAX_PACKET < len(packet)
+
+
+def test_a_tiff_xmp_tag_reaches_the_xmp_reader_only_up_to_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.exif import reader
+    from scanner.exif.xmp import MAX_PACKET
+
+    seen: list[int] = []
+    monkeypatch.setattr(reader, "read_xmp", lambda packet, sink: seen.append(len(packet)))
+    packet = _xmp_flood(b" tiff:Make", 3 << 20)
+    tiff = _tiff([(0x02BC, 1, len(packet), 8 + 18)], next_ifd=0)[:8 + 18] + packet  # XMLPacket (700), BYTE
+    read_metadata(tiff)
+    assert seen and max(seen) <= MAX_PACKET < len(packet)
+
+
+def test_png_text_chunks_that_fail_to_inflate_still_count_against_the_chunk_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import zlib
+
+    import scanner.exif.png as png_walker
+
+    inflated: list[int] = []
+    real = png_walker._inflate
+    monkeypatch.setattr(png_walker, "_inflate", lambda raw: inflated.append(1) or real(raw))
+    broken = zlib.compress(b" tiff:Make" * 50_000, 9)[:-4] + b"\x00" * 4  # inflates whole, then fails its check
+    chunk = _png_chunk(b"zTXt", b"XML:com.adobe.xmp\x00\x00" + broken)
+    read_metadata(_png_with_text(*[chunk] * 200))
+    assert 0 < len(inflated) <= png_walker.MAX_TEXT_CHUNKS
+
+
+_GUARD = 240  # seconds: generous; the quadratic code this guards against takes hours on these inputs
+
+
+def _in_subprocess(code: str) -> str:
+    """Run `code` in a fresh interpreter (so that a hang is killed, not the test run) and return its output."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=_GUARD,
+                          cwd=Path(__file__).parent.parent, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_4_mib_hostile_xmp_packet_is_parsed_to_an_answer() -> None:
+    out = _in_subprocess(f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_hostile import _XMP_FLOODS, _png_with_text, _xmp_flood, _xmp_text_chunk
+from scanner.exif.xmp import _properties
+from scanner.fingerprint import fingerprint_bytes
+for unit in _XMP_FLOODS:
+    print(len(_properties(_xmp_flood(unit, 4 << 20))))  # the whole packet, past the cap
+    result = fingerprint_bytes(_png_with_text(_xmp_text_chunk("zTXt", _xmp_flood(unit, 4 << 20))),
+                               want_sha256=True, want_perceptual=True)
+    print(result.format, result.error)
+""")
+    lines = out.splitlines()
+    assert len(lines) == 2 * len(_XMP_FLOODS)
+    assert all(line.startswith("PNG") for line in lines[1::2])  # a result (or a reason), never a hang
+
+
+def test_a_jpeg_of_a_million_exif_continuation_segments_is_walked_to_an_answer() -> None:
+    out = _in_subprocess("""
+import struct
+from scanner.exif import read_metadata
+from scanner.exif.jpeg import MAX_JOINED
+tiff = b"II*\\x00\\x08\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00"
+first = b"Exif\\x00\\x00" + tiff
+more = b"Exif\\x00\\x00" + b"\\x00"  # no TIFF header of its own: joined onto the one before
+segment = lambda body: b"\\xff\\xe1" + struct.pack(">H", len(body) + 2) + body
+data = b"\\xff\\xd8" + segment(first) + segment(more) * (MAX_JOINED - len(tiff)) + b"\\xff\\xd9"
+meta = read_metadata(data)
+print(meta.format, meta.error)
+""")
+    assert out.startswith("JPEG")
+
+
+def _box(btype: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + btype + body
+
+
+def test_heif_items_sharing_one_large_extent_are_located_only_while_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.exif import bmff
+    from scanner.exif.blocks import MAX_BLOCKS
+
+    located: list[int] = []
+    real = bmff._Meta.item_bytes
+    monkeypatch.setattr(bmff._Meta, "item_bytes", lambda self, data, item, blocks: located.append(item) or real(
+        self, data, item, blocks))
+    items, extent = 200, 256 << 10
+    ftyp = _box(b"ftyp", b"heic\x00\x00\x00\x00mif1heic")
+    infe = b"".join(_box(b"infe", b"\x02\x00\x00\x00" + struct.pack(">HH", i, 0) + b"Exif\x00") for i in range(items))
+    iinf = _box(b"iinf", b"\x00\x00\x00\x00" + struct.pack(">H", items) + infe)
+
+    def iloc(payload_at: int) -> bytes:
+        # version 1, 4-byte offsets and lengths; each item two extents over the same payload: joined per item
+        entries = b"".join(struct.pack(">HHHH", i, 0, 0, 2) + struct.pack(">IIII", payload_at, extent,
+                                                                         payload_at, extent)
+                           for i in range(items))
+        return _box(b"iloc", b"\x01\x00\x00\x00\x44\x00" + struct.pack(">H", items) + entries)
+
+    def meta(payload_at: int) -> bytes:
+        return _box(b"meta", b"\x00\x00\x00\x00" + iinf + iloc(payload_at))
+
+    payload_at = len(ftyp) + len(meta(0)) + 8
+    data = ftyp + meta(payload_at) + _box(b"mdat", b"\x00\x00\x00\x06" + b"\x00" * extent)
+    read_metadata(data)
+    assert 0 < len(located) <= MAX_BLOCKS

@@ -3,6 +3,10 @@
 HEIF keeps metadata as items: ``iinf`` names them (type "Exif", or "mime" with an XMP content type) and
 ``iloc`` says where their bytes are, usually in ``mdat`` far from the header, so a prefix-only walk
 reports that range as needed. The Exif item starts with a 4-byte offset to its TIFF header.
+
+Hostile files: an item's bytes are read up to ``MAX_ITEM`` (4 MiB) only, and items are located only while
+fewer than ``MAX_BLOCKS`` blocks of their kind are kept, so thousands of items sharing one large extent
+cannot each be copied.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from scanner.exif.blocks import Blocks, ExifBlock
+from scanner.exif.blocks import MAX_BLOCKS, Blocks, ExifBlock
 
 __all__ = ["scan_bmff"]
 
@@ -188,6 +192,8 @@ def _heif(data: bytes, body: int, end: int, blocks: Blocks) -> None:
     for item, item_type in meta.types.items():
         if item_type not in (b"Exif", b"xmp"):
             continue
+        if len(blocks.xmp if item_type == b"xmp" else blocks.exif) >= MAX_BLOCKS:
+            continue  # it would not be kept: its bytes are not worth locating or joining
         located = meta.item_bytes(data, item, blocks)
         if located is None:
             continue

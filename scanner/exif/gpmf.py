@@ -1,6 +1,7 @@
 """GoPro's GPMF metadata (JPEG APP6 "GoPro\\0"): key-length-value records, nested when the type is 0.
 
-Only the camera serial (key ``CASN``) is read. Nesting depth and the number of records are bounded.
+Only the camera serial (key ``CASN``) is read, up to ``MAX_TEXT`` bytes. Nesting depth and the number of
+records are bounded.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import struct
 
 from scanner.exif.model import Collector
 from scanner.exif.text import decode_text
+from scanner.exif.tiff import MAX_TEXT
 
 __all__ = ["read_gpmf"]
 
@@ -34,5 +36,5 @@ def read_gpmf(buf: bytes, sink: Collector) -> None:
             if typ == 0 and depth < MAX_DEPTH:
                 stack.append((body, body + length, depth + 1))
             elif key in _KEYS and typ == ord("c"):
-                sink.serial(_KEYS[key], decode_text(buf[body : body + length]))
+                sink.serial(_KEYS[key], decode_text(buf[body : body + min(length, MAX_TEXT)]))
             pos = body + ((length + 3) & ~3)

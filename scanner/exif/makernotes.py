@@ -4,6 +4,9 @@ Maker notes are undocumented and vary by vendor; the layouts below follow exifto
 vendor is recognised by the note's signature, else by the Make tag. Vendors whose offsets count from the
 parent TIFF header break when an editor moves the note, so their base is checked and repaired (Canon's
 footer, then a search for the shift that puts the values right after the IFD, as exiftool's FixBase does).
+
+Hostile notes: a note is walked in place, never copied, so its size costs nothing; the walk visits at most
+``MAX_NOTE_IFDS`` IFDs of at most ``MAX_ENTRIES`` entries, and values are decoded within the TIFF limits.
 """
 
 from __future__ import annotations

@@ -2,6 +2,11 @@
 
 Each chunk is stepped over by its length, so with a prefix the walk reports the next chunk header it
 needs. Compressed text is inflated with a hard output limit so a zip bomb cannot allocate much.
+
+Hostile files: a text chunk gives at most ``MAX_TEXT`` bytes (1 MiB, the XMP reader's own cap): that much of
+a tEXt/iTXt text, or of a zTXt/iTXt text once inflated. Only the first ``MAX_TEXT_CHUNKS`` text chunks with
+a keyword we read are looked at, whether or not they inflate, so many small chunks that each inflate to the
+cap and then fail cannot add up.
 """
 
 from __future__ import annotations
@@ -10,12 +15,13 @@ import struct
 import zlib
 
 from scanner.exif.blocks import Blocks, ExifBlock
+from scanner.exif.xmp import MAX_PACKET
 
 __all__ = ["PNG_SIGNATURE", "scan_png"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_CHUNKS = 100_000
-MAX_TEXT = 4 << 20  # inflated text chunks larger than this are not metadata we want
+MAX_TEXT = MAX_PACKET  # text (inflated) read of a chunk; the rest is not metadata we want
 MAX_TEXT_CHUNKS = 8
 _XMP_KEY = b"XML:com.adobe.xmp"
 _EXIF_KEYS = (b"Raw profile type exif", b"Raw profile type APP1")
@@ -71,7 +77,7 @@ def _raw_profile(text: bytes) -> bytes | None:
 def scan_png(data: bytes, blocks: Blocks) -> None:
     """Walk the PNG chunks of ``data`` and record its metadata blocks into ``blocks``."""
     pos, n = 8, len(data)
-    texts = 0  # metadata text chunks read: each may inflate up to MAX_TEXT, so their number is bounded
+    texts = 0  # metadata text chunks looked at: each may inflate up to MAX_TEXT, so their number is bounded
     for _ in range(MAX_CHUNKS):
         if pos + 8 > n:
             blocks.need(pos, 8)
@@ -90,7 +96,7 @@ def scan_png(data: bytes, blocks: Blocks) -> None:
             blocks.add_exif(ExifBlock(data, start, end))
         elif ctype in (b"tEXt", b"zTXt", b"iTXt") and texts < MAX_TEXT_CHUNKS:
             keyword, text = _text(ctype, data, body, end)
-            texts += text is not None
+            texts += keyword == _XMP_KEY or keyword in _EXIF_KEYS
             if text is not None and keyword == _XMP_KEY:
                 blocks.add_xmp(text)
             elif text is not None and keyword in _EXIF_KEYS and (raw := _raw_profile(text)) is not None:

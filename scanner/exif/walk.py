@@ -2,7 +2,8 @@
 
 Every IFD is visited at most once (offsets are tracked, so loops between IFDs end), the number of IFDs is
 bounded, and pointers of the wrong type are refused the way exiftool refuses them. Maker notes are parsed
-after the walk, once the Make is known wherever it was stored.
+after the walk, once the Make is known wherever it was stored. An XMP tag is copied up to the XMP reader's
+``MAX_PACKET`` only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from scanner.exif.gps import gps_position
 from scanner.exif.makernotes import parse_makernote, walk_note
 from scanner.exif.model import Collector, Rank
 from scanner.exif.tiff import MAX_ENTRIES, Entry, Tiff, offer_entries, parse_header
+from scanner.exif.xmp import MAX_PACKET
 
 __all__ = ["TiffSummary", "walk_exif", "walk_tiff_ifd"]
 
@@ -116,7 +118,7 @@ class _Walker:
             elif tag == T.DNG_PRIVATE:
                 self._dng_private(tiff, e)
             elif tag == T.XMP_PACKET and e.type in (1, 7) and len(summary.xmp) < MAX_BLOCKS:
-                raw = tiff.raw(e)
+                raw = tiff.raw(e, MAX_PACKET)  # as much as the XMP reader reads, however large the tag
                 if raw:
                     summary.xmp.append(raw)
             elif tag == T.DNG_VERSION:

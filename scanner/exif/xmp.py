@@ -3,6 +3,11 @@
 A full XML parse is slow and, on hostile input, exposed to entity expansion; the properties we read are
 simple values written as attributes or as element text, so a linear scan suffices. Prefixes are resolved
 through the packet's own ``xmlns`` declarations, so non-standard prefixes still match.
+
+Hostile packets: only the first ``MAX_PACKET`` bytes (1 MiB) of a packet are read, and the scan is linear
+in them: property names are found by a bounded pattern (at most ``MAX_BINDINGS`` prefixes of at most
+``MAX_PREFIX`` bytes), and each value's closing quote or bracket by a forward search that resumes where the
+last one stopped, so a packet of repeated unterminated attributes cannot make it quadratic.
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ XMP_TAGS: dict[tuple[str, str], Tag] = {
 }
 _GPS = {("exif", "GPSLatitude"): ("S", 90.0), ("exif", "GPSLongitude"): ("W", 180.0)}
 
-MAX_PACKET = 4 << 20
+MAX_PACKET = 1 << 20  # bytes of a packet read; the properties wanted sit in its first kilobytes
+MAX_PREFIX = 64  # a namespace prefix longer than this is not one a writer chose
+MAX_BINDINGS = 16  # prefixes bound to the wanted namespaces, first declared first
 _XMLNS = re.compile(rb"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*["']([^"']*)["']""")
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(:\d{2})?(\S*)$")
 
@@ -62,17 +69,63 @@ def xmp_date(value: str) -> str:
 
 @lru_cache(maxsize=32)
 def _pattern(prefixes: tuple[bytes, ...]) -> re.Pattern[bytes]:
-    """One regex finding every wanted property, as an attribute or as simple element text.
+    """One regex finding the name of every wanted property (``prefix:Name``), attribute or element.
 
-    Compiled per set of prefixes (nearly always the standard ones, so the cache hits) so that a packet
-    is scanned once, whatever its size.
+    Compiled per set of prefixes (nearly always the standard ones, so the cache hits). It matches a
+    bounded number of bytes at each position; values are found by `_value`, not by the regex, whose
+    backtracking over an unterminated value would rescan the rest of the packet for every name.
     """
     names = sorted({prop for _, prop in (*XMP_TAGS, *_GPS)})
     return re.compile(
-        rb"[\s<](" + b"|".join(map(re.escape, prefixes)) + rb"):("
-        + "|".join(names).encode() + rb")(?![\w.-])"
-        + rb"""(?:\s*=\s*(?:"([^"]*)"|'([^']*)')|(?:\s[^>]*)?>([^<]*)<)"""
+        rb"[\s<](" + b"|".join(map(re.escape, prefixes)) + rb"):(" + "|".join(names).encode() + rb")(?![\w.-])"
     )
+
+
+_SPACE = re.compile(rb"\s*")
+
+
+class _Ahead:
+    """``data.find(byte, pos)`` for positions that move forward: a search answers every later one up to
+    the position it found (or, having found none, every later one), so all the searches for a byte
+    together read the packet about once."""
+
+    __slots__ = ("_data", "_last")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._last: dict[bytes, tuple[int, int]] = {}  # byte -> (searched from, found at or -1)
+
+    def find(self, byte: bytes, pos: int) -> int:
+        last = self._last.get(byte)
+        if last is not None and last[0] <= pos and (last[1] < 0 or last[1] >= pos):
+            return last[1]
+        found = self._data.find(byte, pos)
+        self._last[byte] = (pos, found)
+        return found
+
+
+def _value(packet: bytes, end: int, ahead: _Ahead) -> tuple[bytes, int] | None:
+    """The value after a property name ending at ``end``, and where the scan goes on; None if none.
+
+    An attribute, ``name = "value"`` (or single quotes); else element text, ``name ...>value<``.
+    """
+    eq = _SPACE.match(packet, end).end()  # type: ignore[union-attr]
+    if packet[eq:eq + 1] == b"=":
+        quote_at = _SPACE.match(packet, eq + 1).end()  # type: ignore[union-attr]
+        quote = packet[quote_at:quote_at + 1]
+        if quote in (b'"', b"'"):
+            close = ahead.find(quote, quote_at + 1)
+            if close >= 0:
+                return packet[quote_at + 1:close], close + 1
+    after = packet[end:end + 1]
+    if after == b">":
+        gt = end
+    elif after.isspace():
+        gt = ahead.find(b">", end + 1)
+    else:
+        return None
+    lt = ahead.find(b"<", gt + 1) if gt >= 0 else -1
+    return (packet[gt + 1:lt], lt + 1) if lt >= 0 else None
 
 
 def _properties(packet: bytes) -> dict[tuple[str, str], str]:
@@ -80,14 +133,21 @@ def _properties(packet: bytes) -> dict[tuple[str, str], str]:
     bindings: dict[bytes, str] = {}
     for prefix, uri in _XMLNS.findall(packet):
         key = _NAMESPACES.get(uri.decode("latin-1"))
-        if key is not None:
+        if key is not None and len(prefix) <= MAX_PREFIX and (prefix in bindings or len(bindings) < MAX_BINDINGS):
             bindings[prefix] = key
     found: dict[tuple[str, str], str] = {}
     if not bindings:
         return found
-    for m in _pattern(tuple(sorted(bindings))).finditer(packet):
+    pattern = _pattern(tuple(sorted(bindings)))
+    ahead = _Ahead(packet)
+    pos = 0
+    while (m := pattern.search(packet, pos)) is not None:
+        located = _value(packet, m.end(), ahead)
+        if located is None:
+            pos = m.start() + 1
+            continue
+        raw, pos = located
         prop = (bindings[m[1]], m[2].decode())
-        raw = next((g for g in m.groups()[2:] if g is not None), b"")
         value = html.unescape(raw.decode("utf-8", errors="replace")).strip()
         if value and prop not in found:
             found[prop] = value
