@@ -9,7 +9,7 @@ import imagehash
 import pytest
 from PIL import Image
 
-from scanner.jpeg_extent import primary_end
+from scanner.jpeg_extent import MAX_STEPS, primary_end
 
 DATA = Path(__file__).parent / "data" / "exif"
 JPEGS = sorted(p for p in DATA.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".mpo"))
@@ -52,3 +52,15 @@ def test_a_trailer_and_an_exif_thumbnail_are_stepped_over() -> None:
 @pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0\x00\x10JFIF", b"\xff\xd8\x00\x00"])
 def test_not_a_jpeg_or_too_short_says_so(data: bytes) -> None:
     assert primary_end(data) is None
+
+
+@pytest.mark.parametrize("filler", [b"\xff\xe0\x00\x02", b"\xff"], ids=["empty-segments", "fill-bytes"])
+def test_a_walk_past_the_marker_bound_gives_up_and_decodes_what_was_read(filler: bytes) -> None:
+    """The walk runs in the scan's event loop: a file of millions of markers must not hold it."""
+    buf = io.BytesIO()
+    Image.linear_gradient("L").save(buf, "JPEG")
+    image = buf.getvalue()
+    few = image[:2] + filler * 1000 + image[2:]
+    assert primary_end(few) == len(few)
+    hostile = image[:2] + filler * (MAX_STEPS + 1) + image[2:]
+    assert primary_end(hostile) is None
