@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from .errors import UsageError
 from .models import Tier
+from .safe_yaml import line_at, parse_yaml, read_yaml_file
 
 __all__ = ["BucketSettings", "Config", "MasterRule", "MasterSettings", "format_validation_error", "load_config",
            "load_config_text"]
@@ -93,6 +94,7 @@ class MasterSettings(_Strict):
     near: _Rules = Field(default_factory=lambda: list(_NEAR_DEFAULT))
 
 
+MAX_CONFIG_BYTES = 4 << 20  # config and price override files (the built-in price table is 10 KiB)
 MAX_WORKERS = 256  # fingerprint processes a scan may ask for, and no more than 4 a core
 
 
@@ -172,57 +174,35 @@ class Config(_Strict):
         return BucketSettings(**merged) if merged else _NO_SETTINGS
 
 
-def line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
-    """Best-effort line number of a field path in a YAML document, from the composed node tree."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    line, node = key_node.start_mark.line + 1, value_node
-                    break
-            else:
-                break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 def format_validation_error(path: Path | str, text: str, err: ValidationError, prefix: str = "") -> str:
     """One line per error: `file:line: field: message`."""
     lines = []
+    node = _node_of(text)
     for e in err.errors():
         loc = tuple(e["loc"])
-        line = line_of(text, loc)
+        line = line_at(node, loc)
         where = f"{path}:{line}" if line else str(path)
         field = ".".join(str(p) for p in loc) or "(top level)"
         lines.append(f"{where}: {prefix}{field}: {e['msg']}")
     return "\n".join(lines)
 
 
-def read_yaml(path: Path) -> tuple[str, Any]:
-    """Read a YAML file, turning I/O and syntax errors into UsageError with file and line."""
+def _node_of(text: str) -> yaml.Node | None:
+    """The node tree of text that has parsed before (for error lines); None if it does not parse."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return text, _parse_yaml(text, str(path))
+        return parse_yaml(text, "").node
+    except UsageError:
+        return None
+
+
+def read_yaml(path: Path) -> tuple[str, Any]:
+    """Read a config or price file (bounded: `scanner.safe_yaml`), with UsageError naming file and line."""
+    doc = read_yaml_file(path, MAX_CONFIG_BYTES, "config and price files")
+    return doc.text, doc.data
 
 
 def _parse_yaml(text: str, name: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}" if mark else name
-        raise UsageError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    return parse_yaml(text, name, "config and price files").data
 
 
 def load_config(path: Path | None) -> Config:
@@ -237,6 +217,8 @@ def load_config_text(text: str, name: str) -> Config:
     """A config given as text (the `TIERSCAN_CONFIG` variable, or an object fetched from `--config URI`):
     containers get it without a mounted file. `name` stands for the file in messages; relative paths
     resolve against the working directory, as there is no folder to resolve them against."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise UsageError(f"{name}: config and price files are limited to {MAX_CONFIG_BYTES // 1024} KiB")
     return _validated(text, _parse_yaml(text, name), name, Path("."))
 
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.config import Config, load_config
+from scanner.config import MAX_CONFIG_BYTES, Config, load_config, load_config_text
 from scanner.errors import UsageError
 from scanner.models import Tier
 
@@ -63,3 +63,25 @@ def test_missing_file_is_a_usage_error(tmp_path):
 def test_config_must_be_a_mapping(tmp_path):
     with pytest.raises(UsageError, match=":1: the config file must be a mapping"):
         load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_aliases_in_a_config_are_refused_naming_the_line(tmp_path):
+    """A config may come from a results store or a shared folder: a billion-laughs value must not expand."""
+    path = tmp_path / "tierscan.yaml"
+    path.write_text("jurisdictions:\n  x: &a [1, 1, 1, 1, 1, 1, 1, 1]\n  y: &b [*a, *a, *a, *a, *a, *a, *a]\n"
+                    "  z: [*b, *b, *b, *b, *b, *b, *b]\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=rf"^{path}:3: not valid YAML: YAML aliases \(\*a\) are not allowed"):
+        load_config(path)
+
+
+def test_oversized_or_non_utf8_configs_are_refused(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("targets: []\n" + "#" * (MAX_CONFIG_BYTES + 1) + "\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="limited to"):
+        load_config(big)
+    with pytest.raises(UsageError, match="limited to"):
+        load_config_text(big.read_text(encoding="utf-8"), "s3://results/tierscan.yaml")
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("targets: [caf\xe9]\n".encode("latin-1"))
+    with pytest.raises(UsageError, match="not UTF-8"):
+        load_config(latin)
