@@ -32,6 +32,7 @@ from stat import S_ISLNK, S_ISREG
 from typing import Any, AsyncGenerator, AsyncIterator, Iterator
 from urllib.parse import unquote, urlsplit
 
+from scanner.atomic import fsync_dir
 from scanner.config import Config
 from scanner.errors import ObjectDenied, ObjectError, ObjectGone, ObjectReadError, ObjectRefused, UsageError
 from scanner.models import ObjectRef
@@ -179,10 +180,10 @@ class LocalConnector(Connector):
                     os.link(tmp, target)
                 finally:
                     os.unlink(tmp)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             _unchanged(source, expect)  # still the very file, right before it is removed
             os.unlink(source)
-            _fsync_dir(source.parent)
+            fsync_dir(source.parent)
             return ObjectState(size=st.st_size, modified=_mtime(os.lstat(target)))
 
         return await asyncio.to_thread(run)
@@ -192,7 +193,7 @@ class LocalConnector(Connector):
             path = _path_of(loc)
             _unchanged(path, expect)  # right before the unlink: the very file that was proven
             os.unlink(path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
 
         await asyncio.to_thread(run)
         return None
@@ -200,13 +201,6 @@ class LocalConnector(Connector):
 
 _XATTR = "user.tierscan."
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _identity(st: os.stat_result) -> tuple[str, ...]:

@@ -56,7 +56,7 @@ from urllib.parse import unquote, urlsplit
 from connectors import Connector, connector_class, parse_target
 from connectors.base import Location, ObjectState
 
-from .atomic import atomic_write
+from .atomic import atomic_write, fsync_dir
 from .catalog import Catalog
 from .config import Config
 from .errors import ObjectError, UsageError
@@ -291,7 +291,7 @@ class Journal:
         new = not path.exists()
         self._fh = open(path, "a", encoding="utf-8")
         if new:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
 
     def write(self, entry: dict[str, Any]) -> None:
         self._fh.write(json.dumps({**entry, "at": datetime.now(timezone.utc).isoformat()}, ensure_ascii=True) + "\n")
@@ -301,13 +301,6 @@ class Journal:
     def close(self) -> None:
         self._fh.close()
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path or Path("."), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:

@@ -26,3 +26,15 @@ def deny(monkeypatch: pytest.MonkeyPatch, folders: set[str], code: int) -> None:
 
     monkeypatch.setattr(os, "open", opened)
     monkeypatch.setattr(os, "scandir", scandir)
+
+
+def fail_reads(monkeypatch: pytest.MonkeyPatch, inode: int, code: int) -> None:
+    """Reading the file with this inode fails with `code` (a disk error mid-read)."""
+    real_pread = os.pread
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        if os.fstat(fd).st_ino == inode:
+            raise OSError(code, os.strerror(code))
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", pread)

@@ -13,7 +13,7 @@ from scanner.config import Config
 from scanner.errors import ObjectGone, ObjectReadError, ObjectRefused, ObjectUnreadable, UsageError
 from scanner.models import Tier
 
-from failing_os import deny
+from failing_os import deny, fail_reads
 
 
 def listing(root: Path, config: Config | None = None):
@@ -236,14 +236,7 @@ def test_a_folder_swapped_for_a_link_out_while_listing_is_not_walked(tmp_path):
 def test_an_io_error_mid_read_is_a_read_error(estate, monkeypatch):
     ref = next(r for r in listing(estate) if r.key == "a/one.jpg")
     inode = (estate / "hk-hot" / "a" / "one.jpg").stat().st_ino
-    real_pread = os.pread
-
-    def failing(fd: int, n: int, offset: int) -> bytes:
-        if os.fstat(fd).st_ino == inode:
-            raise OSError(errno.EIO, os.strerror(errno.EIO))
-        return real_pread(fd, n, offset)
-
-    monkeypatch.setattr(os, "pread", failing)
+    fail_reads(monkeypatch, inode, errno.EIO)
     with pytest.raises(ObjectReadError, match=r"Input/output error \(EIO\)"):
         read(ref)
     assert read(next(r for r in listing(estate) if r.key == "two.jpg")) == b"abc"

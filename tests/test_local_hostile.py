@@ -20,7 +20,7 @@ from scanner.config import Config
 from scanner.models import InventoryRecord
 from scanner.pipeline import run_scan
 
-from failing_os import deny
+from failing_os import deny, fail_reads
 
 DATA = Path(__file__).parent / "data" / "exif"
 PHOTO = (DATA / "exifpy__Canon_40D.jpg").read_bytes()
@@ -97,14 +97,7 @@ def test_links_out_are_read_when_the_config_allows_them(hostile: Path, tmp_path:
 def test_an_io_error_mid_read_skips_that_object_and_the_scan_goes_on(hostile: Path, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     inode = (hostile / "b" / "copy.jpg").stat().st_ino
-    real_pread = os.pread
-
-    def failing(fd: int, n: int, offset: int) -> bytes:
-        if os.fstat(fd).st_ino == inode:
-            raise OSError(errno.EIO, os.strerror(errno.EIO))
-        return real_pread(fd, n, offset)
-
-    monkeypatch.setattr(os, "pread", failing)
+    fail_reads(monkeypatch, inode, errno.EIO)
     with Catalog(tmp_path / "t.db") as catalog:
         asyncio.run(asyncio.wait_for(run_scan(Config(), catalog, [str(hostile)]), 300))
     records = _records(tmp_path / "t.db")
