@@ -1,0 +1,237 @@
+"""Listing from inventory reports instead of LIST, against the emulators: reports written with pyarrow in each
+provider's documented layout list the same objects, with the same fingerprints, as a LIST does, with no LIST
+of the data bucket (every request goes through a logging proxy). Also: an incomplete newest report is
+passed over, an old one is flagged, awkward keys round-trip, shards split the listing, and an object changed
+since the report is recorded for the next scan instead of being read as something else."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from emulators import Emulator
+from faultproxy import FaultProxy
+
+from connectors.base import Connector
+from connectors.s3 import S3Connector
+from scanner.catalog import Catalog
+from scanner.config import BucketSettings, Config, InventorySettings, ScanSettings
+from scanner.models import ObjectRef
+from scanner.pipeline import run_scan
+from scanner.shard import Shard
+
+from .conftest import FAST_RETRY
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from inventory_report import put_s3_report  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "exif"
+PHOTOS = [(DATA / name).read_bytes() for name in ("exifpy__Canon_40D.jpg", "exifpy__DSCN0010.jpg")]
+# Keys a URL-encoded CSV must give back exactly: spaces, unicode, percent signs, plus signs and an encoded-looking
+# literal (moto refuses keys with a newline).
+KEYS = {"plain.jpg": PHOTOS[0], "with space.jpg": PHOTOS[1], "ünï/cødé 写真.jpg": PHOTOS[0], "100% sure.jpg": PHOTOS[1],
+        "a+b=c&d.jpg": PHOTOS[0], "dir/%20literal%2F.jpg": PHOTOS[1],
+        "notes/readme.txt": b"not an image"}
+NOW = datetime.now(timezone.utc)
+
+
+def _s3(endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+def _rows(s3: Any, bucket: str) -> list[dict[str, Any]]:
+    """Report rows for what a LIST of `bucket` shows now (what S3 Inventory would write)."""
+    rows = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            rows.append({"Bucket": bucket, "Key": item["Key"], "IsLatest": True, "IsDeleteMarker": False,
+                         "Size": item["Size"], "LastModifiedDate": item["LastModified"],
+                         "ETag": item["ETag"].strip('"'), "StorageClass": item.get("StorageClass", "STANDARD"),
+                         "IsMultipartUploaded": False})
+    return rows
+
+
+def _estate(s3: Any, name: str) -> None:
+    s3.create_bucket(Bucket=name)
+    for key, body in KEYS.items():
+        s3.put_object(Bucket=name, Key=key, Body=body)
+
+
+def _config(bucket: str, uri: str, **inventory: Any) -> Config:
+    return Config(scan=ScanSettings(perceptual=False),
+                  buckets={bucket: BucketSettings(inventory=InventorySettings(uri=uri, **inventory))})
+
+
+async def _listing(conn: Connector, target: str) -> list[ObjectRef]:
+    from connectors.base import parse_target
+
+    async with conn:
+        return sorted([ref async for ref in conn.list_objects(parse_target(target))], key=lambda r: r.uri)
+
+
+def _bucket_lists(proxy: FaultProxy, bucket: str) -> list[str]:
+    """LIST requests the proxy saw on `bucket` (path style: GET /bucket?... with no key)."""
+    return [r.target for r in proxy.requests
+            if r.method == "GET" and r.target.split("?")[0].rstrip("/") == f"/{bucket}" and "?" in r.target
+            and "location" not in r.target.split("?")[1] and "encryption" not in r.target.split("?")[1]
+            and "versioning" not in r.target.split("?")[1]]
+
+
+@pytest.fixture
+def moto(emulators: dict[str, Emulator], aws_env: None) -> Iterator[str]:
+    yield emulators["moto"].endpoint
+
+
+@pytest.mark.parametrize("fmt", ["CSV", "ORC", "Parquet"])
+def test_s3_report_lists_what_a_list_lists_without_listing_the_bucket(moto: str, fmt: str) -> None:
+    s3 = _s3(moto)
+    bucket, dest = f"inv-src-{fmt.lower()}", f"inv-dest-{fmt.lower()}"
+    _estate(s3, bucket)
+    s3.create_bucket(Bucket=dest)
+    rows = _rows(s3, bucket)
+    put_s3_report(s3, dest=dest, prefix="reports", bucket=bucket, config_id="daily", files=[rows[:3], rows[3:]],
+                  fmt=fmt, when=NOW - timedelta(hours=3))
+    uri = f"s3://{dest}/reports/{bucket}/daily"
+
+    listed = asyncio.run(_listing(S3Connector(Config(), endpoint_url=moto, retry=FAST_RETRY), f"s3://{bucket}"))
+    proxy = FaultProxy(moto).start()
+    try:
+        conn = S3Connector(_config(bucket, uri), endpoint_url=proxy.endpoint, retry=FAST_RETRY)
+        from_report = asyncio.run(_listing(conn, f"s3://{bucket}"))
+        assert _bucket_lists(proxy, bucket) == []
+        assert _bucket_lists(proxy, dest)  # the report folders were found by a LIST of the destination
+    finally:
+        proxy.stop()
+    assert conn.requests["list"] == 0
+    assert [r.key for r in from_report] == sorted(KEYS)
+    assert from_report == listed  # uri, size, ETag, modified time, class, region, checksums: all equal
+
+
+def test_s3_scan_through_a_report_fingerprints_as_a_list_based_scan(moto: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
+    s3 = _s3(moto)
+    bucket, dest = "inv-src-scan", "inv-dest-scan"
+    _estate(s3, bucket)
+    s3.create_bucket(Bucket=dest)
+    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="cfg", files=[_rows(s3, bucket)], fmt="CSV",
+                  when=NOW - timedelta(hours=1))
+
+    def scan(config: Config, name: str) -> list[dict[str, Any]]:
+        with Catalog(tmp_path / name) as catalog:
+            asyncio.run(run_scan(config, catalog, [f"s3://{bucket}"]))
+            return [r.model_dump() for r in catalog.records()]
+
+    by_list = scan(Config(scan=ScanSettings(perceptual=False)), "list.db")
+    by_report = scan(_config(bucket, f"s3://{dest}/{bucket}/cfg"), "report.db")
+    assert by_report == by_list
+    assert {r["status"] for r in by_report} == {"fingerprinted", "skipped"}
+    assert len({r["sha256"] for r in by_report if r["key"].endswith(".jpg")}) == 2  # the two photos
+
+
+def test_s3_newest_incomplete_reports_are_passed_over(moto: str, caplog: pytest.LogCaptureFixture) -> None:
+    s3 = _s3(moto)
+    bucket, dest = "inv-src-newest", "inv-dest-newest"
+    _estate(s3, bucket)
+    s3.create_bucket(Bucket=dest)
+    rows = _rows(s3, bucket)
+    ghost = {**rows[0], "Key": "only-in-the-broken-report.jpg"}
+    common = {"dest": dest, "prefix": "p", "bucket": bucket, "config_id": "c", "fmt": "Parquet"}
+    put_s3_report(s3, **common, files=[rows], when=NOW - timedelta(days=2))
+    put_s3_report(s3, **common, files=[rows[:1]], when=NOW - timedelta(days=3))  # older, complete
+    put_s3_report(s3, **common, files=[[*rows, ghost]], when=NOW - timedelta(days=1), checksum=False)
+    put_s3_report(s3, **common, files=[[*rows, ghost]], when=NOW - timedelta(hours=1), manifest=False)
+    caplog.set_level(logging.WARNING, logger="tierscan")
+    conn = S3Connector(_config(bucket, f"s3://{dest}/p/{bucket}/c"), endpoint_url=moto, retry=FAST_RETRY)
+    listed = asyncio.run(_listing(conn, f"s3://{bucket}"))
+    assert sorted(r.key for r in listed) == sorted(KEYS)
+    passed = [m for m in caplog.messages if "incomplete inventory report" in m]
+    assert len(passed) == 2
+    day = (NOW - timedelta(days=2)).strftime("%Y-%m-%d")
+    assert any(f"listed from the inventory report of {day}" in m for m in caplog.messages)
+
+
+def test_s3_report_older_than_the_limit_is_flagged(moto: str, caplog: pytest.LogCaptureFixture) -> None:
+    s3 = _s3(moto)
+    bucket, dest = "inv-src-old", "inv-dest-old"
+    _estate(s3, bucket)
+    s3.create_bucket(Bucket=dest)
+    old = NOW - timedelta(days=30)
+    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="weekly", files=[_rows(s3, bucket)],
+                  fmt="CSV", when=old)
+    caplog.set_level(logging.WARNING, logger="tierscan")
+    conn = S3Connector(_config(bucket, f"s3://{dest}/{bucket}/weekly", max_age_days=7), endpoint_url=moto,
+                       retry=FAST_RETRY)
+    assert len(asyncio.run(_listing(conn, f"s3://{bucket}"))) == len(KEYS)
+    flagged = [m for m in caplog.messages if "days old (more than 7)" in m]
+    assert len(flagged) == 1 and old.strftime("%Y-%m-%d") in flagged[0]
+
+
+def test_s3_shards_split_a_report_without_overlap(moto: str) -> None:
+    s3 = _s3(moto)
+    bucket, dest = "inv-src-shards", "inv-dest-shards"
+    _estate(s3, bucket)
+    s3.create_bucket(Bucket=dest)
+    rows = _rows(s3, bucket)
+    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[rows[:2], rows[2:5], rows[5:]],
+                  fmt="ORC", when=NOW)
+    config = _config(bucket, f"s3://{dest}/{bucket}/c")
+    shares = []
+    for index in range(3):
+        conn = S3Connector(config, endpoint_url=moto, retry=FAST_RETRY)
+        conn.inventory_shard = Shard(index, 3)
+        share = asyncio.run(_listing(conn, f"s3://{bucket}"))
+        assert all(Shard(index, 3).owns(r.uri) for r in share)
+        shares.append({r.uri for r in share})
+    assert sum(len(s) for s in shares) == len(KEYS)
+    assert set().union(*shares) == {f"s3://{bucket}/{key}" for key in KEYS}
+
+
+def test_s3_prefix_target_takes_its_keys_from_the_report(moto: str) -> None:
+    s3 = _s3(moto)
+    bucket, dest = "inv-src-prefix", "inv-dest-prefix"
+    _estate(s3, bucket)
+    s3.create_bucket(Bucket=dest)
+    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[_rows(s3, bucket)], fmt="CSV",
+                  when=NOW)
+    conn = S3Connector(_config(bucket, f"s3://{dest}/{bucket}/c"), endpoint_url=moto, retry=FAST_RETRY)
+    listed = asyncio.run(_listing(conn, f"s3://{bucket}/ünï/"))
+    assert [r.key for r in listed] == ["ünï/cødé 写真.jpg"]
+
+
+def test_s3_object_changed_since_the_report_is_left_for_the_next_scan(moto: str, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
+    s3 = _s3(moto)
+    bucket, dest = "inv-src-changed", "inv-dest-changed"
+    _estate(s3, bucket)
+    s3.put_object(Bucket=bucket, Key="solo.jpg", Body=PHOTOS[0] + b"trailer")  # no copy to take a fingerprint from
+    s3.create_bucket(Bucket=dest)
+    common = {"dest": dest, "prefix": "", "bucket": bucket, "config_id": "c", "fmt": "CSV"}
+    put_s3_report(s3, **common, files=[_rows(s3, bucket)], when=NOW - timedelta(days=1))
+    s3.put_object(Bucket=bucket, Key="solo.jpg", Body=PHOTOS[1])  # replaced after the report
+    config = _config(bucket, f"s3://{dest}/{bucket}/c")
+    uri = f"s3://{bucket}/solo.jpg"
+
+    def status(catalog: Catalog) -> tuple[str, int, str | None]:
+        [record] = [r for r in catalog.records() if r.uri == uri]
+        return record.status, record.size, record.reason
+
+    with Catalog(tmp_path / "c.db") as catalog:
+        asyncio.run(run_scan(config, catalog, [f"s3://{bucket}"]))
+        state, size, reason = status(catalog)
+        assert (state, size) == ("failed", len(PHOTOS[0]) + 7)  # not fingerprinted as the other bytes
+        assert reason is not None and "PreconditionFailed" in reason  # the read asked for the listed ETag
+        put_s3_report(s3, **common, files=[_rows(s3, bucket)], when=NOW)  # the next report sees the change
+        asyncio.run(run_scan(config, catalog, [f"s3://{bucket}"]))
+        assert status(catalog)[:2] == ("fingerprinted", len(PHOTOS[1]))
