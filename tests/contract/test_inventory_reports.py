@@ -7,6 +7,7 @@ since the report is recorded for the next scan instead of being read as somethin
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -235,3 +236,95 @@ def test_s3_object_changed_since_the_report_is_left_for_the_next_scan(moto: str,
         put_s3_report(s3, **common, files=[_rows(s3, bucket)], when=NOW)  # the next report sees the change
         asyncio.run(run_scan(config, catalog, [f"s3://{bucket}"]))
         assert status(catalog)[:2] == ("fingerprinted", len(PHOTOS[1]))
+
+
+# ---- Azure Blob Inventory (Azurite) ---------------------------------------------------------------
+
+
+def _table_bytes(rows: list[dict[str, Any]], fmt: str) -> bytes:
+    """Rows (dicts of column -> value) as a CSV with a header row, or as Parquet."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows)
+    out = io.BytesIO()
+    if fmt == "csv":
+        pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_style="all_valid"))
+    else:
+        pq.write_table(table, out)
+    return out.getvalue()
+
+
+def _azure_rows(service: Any, container: str) -> list[dict[str, Any]]:
+    """Blob Inventory rows for what a listing of `container` shows now (Name holds the container)."""
+    import base64
+
+    rows = []
+    for blob in service.get_container_client(container).list_blobs():
+        md5 = blob.content_settings.content_md5
+        rows.append({"Name": f"{container}/{blob.name}", "Creation-Time": blob.creation_time.isoformat(),
+                     "Last-Modified": blob.last_modified.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
+                     "Etag": blob.etag.strip('"'), "Content-Length": blob.size,
+                     "Content-MD5": base64.b64encode(bytes(md5)).decode() if md5 else "",
+                     "BlobType": "BlockBlob", "AccessTier": str(blob.blob_tier)})
+    return rows
+
+
+def _put_azure_run(reports: Any, rule: str, rows: list[dict[str, Any]], fmt: str, when: datetime,
+                   status: str = "Succeeded", manifest: bool = True) -> None:
+    folder = when.strftime("%Y/%m/%d/%H-%M-%S") + f"/{rule}"
+    name = f"{folder}/{rule}_1.{fmt}"
+    reports.upload_blob(name, _table_bytes(rows, fmt), overwrite=True)
+    if manifest:
+        document = {"destinationContainer": reports.container_name, "files": [{"blob": name, "size": 1}],
+                    "inventoryCompletionTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "inventoryStartTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "ruleDefinition": {"format": fmt, "objectType": "blob", "schedule": "daily",
+                                       "schemaFields": list(rows[0])},
+                    "ruleName": rule, "status": status, "version": "1.0"}
+        reports.upload_blob(f"{folder}/{rule}-manifest.json", json.dumps(document).encode(), overwrite=True)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_azure_inventory_lists_what_a_list_lists_without_listing_the_container(emulators: dict[str, Emulator],
+                                                                               fmt: str) -> None:
+    from azure.storage.blob import BlobServiceClient
+    from emulators import AZURITE_ACCOUNT, azurite_connection_string
+
+    from connectors.azure import AzureConnector
+
+    endpoint = emulators["azurite"].endpoint
+    service = BlobServiceClient.from_connection_string(azurite_connection_string(endpoint))
+    container, dest = f"inv-az-{fmt}", f"inv-az-reports-{fmt}"
+    data = service.create_container(container)
+    for key, body in {**KEYS, "line\nbreak.jpg": PHOTOS[0]}.items():
+        data.upload_blob(key, body)
+    reports = service.create_container(dest)
+    rows = _azure_rows(service, container)
+    other = {**rows[0], "Name": f"other-{container}/plain.jpg"}  # the inventory covers the whole account
+    _put_azure_run(reports, "daily", [*rows, other], fmt, NOW - timedelta(days=1))
+    _put_azure_run(reports, "daily", [*rows, {**rows[0], "Name": f"{container}/ghost.jpg"}], fmt,
+                   NOW - timedelta(hours=2), status="Running")
+    _put_azure_run(reports, "daily", rows, fmt, NOW - timedelta(hours=1), manifest=False)
+    target = f"az://{AZURITE_ACCOUNT}/{container}"
+    config = Config(buckets={f"{AZURITE_ACCOUNT}/{container}": BucketSettings(
+        inventory=InventorySettings(uri=f"az://{AZURITE_ACCOUNT}/{dest}", rule="daily"))})
+
+    def connector(cfg: Config, at: str) -> AzureConnector:
+        return AzureConnector(cfg, connection_string=azurite_connection_string(at), region="eastasia", retry=FAST_RETRY)
+
+    listed = asyncio.run(_listing(connector(Config(), endpoint), target))
+    proxy = FaultProxy(endpoint).start()
+    try:
+        conn = connector(config, proxy.endpoint)
+        from_report = asyncio.run(_listing(conn, target))
+        lists = [r.target for r in proxy.requests if "comp=list" in r.target]
+    finally:
+        proxy.stop()
+    assert lists and all(t.startswith(f"/{AZURITE_ACCOUNT}/{dest}?") for t in lists)  # only the destination
+    assert conn.requests["list"] == 0
+    assert sorted(r.key for r in from_report) == sorted([*KEYS, "line\nbreak.jpg"])  # the newest succeeded run
+    assert from_report == listed
