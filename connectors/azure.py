@@ -33,7 +33,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import urlsplit
 
 from azure.core import MatchConditions
@@ -251,8 +251,9 @@ class AzureConnector(Connector):
         report = await self._newest_run(client, settings)
         announce(f"az://{account}/{container}", report, settings.max_age_days)
 
-        async def fetch(data_file: DataFile, sink: BinaryIO) -> None:
-            await self._download(client.get_blob_client(data_file.name), f"{settings.uri}/{data_file.name}", sink)
+        async def fetch(data_file: DataFile, start: int, end: int) -> bytes:
+            blob = client.get_blob_client(data_file.name)
+            return await self._fetch(blob, f"{settings.uri}/{data_file.name}", offset=start, length=end - start)
 
         shard, head = self.inventory_shard, f"{container}/"
         async for batch in report_rows(report, fetch, _INVENTORY_COLUMNS):
@@ -307,37 +308,23 @@ class AzureConnector(Connector):
             log.warning("%s: incomplete inventory run (no manifest, or it did not succeed): passed over", where)
         raise UsageError(f"{settings.uri}: no succeeded inventory run of rule {rule!r}")
 
-    async def _small(self, blob: Any, uri: str) -> bytes | None:
-        """A small blob's bytes (a manifest), or None when it is not there."""
+    async def _fetch(self, blob: Any, uri: str, **params: Any) -> bytes:
+        """A blob's bytes (or the range `params` ask for) from an inventory's destination, retried."""
 
         async def attempt() -> bytes:
             try:
-                return bytes(await (await blob.download_blob()).readall())
+                return bytes(await (await blob.download_blob(**params)).readall())
             except _NETWORK as exc:
                 raise _error(uri, exc) from None
 
+        return await self.call("inventory", attempt)
+
+    async def _small(self, blob: Any, uri: str) -> bytes | None:
+        """A small blob's bytes (a manifest), or None when it is not there."""
         try:
-            return await self.call("inventory", attempt)
+            return await self._fetch(blob, uri)
         except ObjectGone:
             return None
-
-    async def _download(self, blob: Any, uri: str, sink: BinaryIO) -> None:
-        """A blob's bytes into `sink`, streamed (a data file can be gigabytes)."""
-
-        async def attempt() -> None:
-            sink.seek(0)
-            sink.truncate()
-            try:
-                stream = await blob.download_blob()
-                async for chunk in stream.chunks():
-                    sink.write(chunk)
-            except _NETWORK as exc:
-                raise _error(uri, exc) from None
-
-        try:
-            await self.call("inventory", attempt)
-        except ObjectGone:
-            raise UsageError(f"{uri}: an inventory file the manifest names is missing") from None
 
     def _ref(self, account: str, container: str, blob: Any) -> ObjectRef:
         md5 = blob.content_settings.content_md5 if blob.content_settings else None

@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from scanner.errors import UsageError
 
@@ -47,6 +47,7 @@ __all__ = ["DataFile", "Report", "announce", "azure_report", "canonical", "gcs_r
 log = logging.getLogger("tierscan.connectors.inventory")
 
 _BATCH_ROWS = 65_536
+FETCH_BYTES = 32 << 20  # a data file is fetched in ranges of this many bytes
 _S3_FOLDER = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d)-(\d\d)Z$")
 
 
@@ -55,6 +56,7 @@ class DataFile:
     """One data file of a report: its name in the destination and, where the manifest gives it, its MD5."""
 
     name: str
+    size: int
     md5: str | None = None
 
 
@@ -102,6 +104,15 @@ def _json(data: bytes, where: str) -> dict[str, Any]:
     return value
 
 
+def _files(entries: Any, name: str, md5: str | None, where: str) -> tuple[DataFile, ...]:
+    """A manifest's list of data files: each with its name and size (and MD5, where the provider gives one)."""
+    try:
+        return tuple(DataFile(str(e[name]), int(e["size"]), str(e[md5]) if md5 and e.get(md5) else None)
+                     for e in entries)
+    except (KeyError, TypeError, ValueError):
+        raise UsageError(f"{where}: the manifest's file list is not valid (each needs {name} and size)") from None
+
+
 def s3_report(manifest: bytes, checksum: bytes, where: str, bucket: str, folder_time: datetime) -> Report | None:
     """An S3 Inventory report from its manifest.json and manifest.checksum, or None when the checksum does
     not verify (a report still being written, or damaged). A manifest for another bucket is a usage error."""
@@ -121,25 +132,27 @@ def s3_report(manifest: bytes, checksum: bytes, where: str, bucket: str, folder_
     stamp = data.get("creationTimestamp")
     if isinstance(stamp, str) and stamp.isdigit():
         created = datetime.fromtimestamp(int(stamp) / 1000, tz=timezone.utc)
-    files = tuple(DataFile(str(f["key"]), f.get("MD5checksum")) for f in data.get("files", []))
+    files = _files(data.get("files"), "key", "MD5checksum", where)
     return Report(manifest=where, created=created, format=fmt, files=files, columns=columns)
 
 
-def gcs_report(manifest: bytes, where: str, folder: str) -> Report:
-    """A GCS Storage Insights report from its manifest; shard names are relative to the manifest's folder."""
+def gcs_report(manifest: bytes, where: str, folder: str, sizes: dict[str, int]) -> Report | None:
+    """A GCS Storage Insights report from its manifest, or None while a shard it names is missing from the
+    manifest's folder (`sizes`: the folder's object names and sizes). Shard names are relative to it."""
     data = _json(manifest, where)
     names = data.get("report_shards_file_names")
-    if not isinstance(names, list):
+    if not isinstance(names, list) or not names:
         raise UsageError(f"{where}: the manifest names no report shards")
-    fmt = "parquet" if all(str(n).endswith(".parquet") for n in names) and names else "csv"
-    snapshot = str(data.get("snapshot_time") or "")
+    prefix = f"{folder}/" if folder else ""
+    paths = [str(n) if "/" in str(n) else prefix + str(n) for n in names]
+    if any(p not in sizes for p in paths):
+        return None
     try:
-        created = datetime.fromisoformat(snapshot)
+        created = datetime.fromisoformat(str(data.get("snapshot_time") or ""))
     except ValueError:
         raise UsageError(f"{where}: the manifest has no valid snapshot_time") from None
-    prefix = f"{folder}/" if folder else ""
-    return Report(manifest=where, created=created, format=fmt,
-                  files=tuple(DataFile(n if "/" in str(n) else prefix + str(n)) for n in names))
+    fmt = "parquet" if all(p.endswith(".parquet") for p in paths) else "csv"
+    return Report(manifest=where, created=created, format=fmt, files=tuple(DataFile(p, sizes[p]) for p in paths))
 
 
 def azure_report(manifest: bytes, where: str) -> Report | None:
@@ -154,7 +167,7 @@ def azure_report(manifest: bytes, where: str) -> Report | None:
         created = datetime.fromisoformat(stamp)
     except ValueError:
         raise UsageError(f"{where}: the manifest has no valid inventory time") from None
-    files = tuple(DataFile(str(f["blob"])) for f in data.get("files", []))
+    files = _files(data.get("files"), "blob", None, where)
     return Report(manifest=where, created=created, format=fmt, files=files)
 
 
@@ -226,33 +239,36 @@ def _dicts(batch: Any) -> list[dict[str, Any]]:
     return [dict(zip(names, values)) for values in zip(*columns)]
 
 
-async def report_rows(report: Report, fetch: Callable[[DataFile, BinaryIO], Awaitable[None]],
+async def report_rows(report: Report, fetch: Callable[[DataFile, int, int], Awaitable[bytes]],
                       wanted: frozenset[str]) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every row of `report`, a batch at a time: each data file is fetched into a temporary file (`fetch`
-    writes it, from the start on each attempt), checked against the manifest's MD5 where it gives one,
-    read in batches off the event loop, and removed before the next file is fetched."""
+    """Every row of `report`, a batch at a time. Each data file is fetched into a temporary file in ranges
+    of `FETCH_BYTES` (`fetch(file, start, end)` is one retried request: a data file of gigabytes never
+    rides on one request's timeout), checked against the manifest's size and MD5 where it gives them, read
+    in batches off the event loop, and removed before the next file is fetched."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise UsageError("reading inventory reports needs pyarrow: pip install 'tierscan[parquet]'") from None
     with tempfile.TemporaryDirectory(prefix="tierscan-inventory-") as folder:
         path = Path(folder) / "data"
         for data_file in report.files:
-            with path.open("w+b") as sink:
-                await fetch(data_file, sink)
-            if data_file.md5 is not None:
-                digest = await asyncio.to_thread(_md5_of, path)
-                if digest != data_file.md5.lower():
-                    raise UsageError(f"{report.manifest}: data file {data_file.name} does not match the "
-                                     "manifest's MD5 (damaged or replaced)")
+            digest = hashlib.md5()
+            with path.open("wb") as sink:
+                for start in range(0, data_file.size, FETCH_BYTES):
+                    end = min(data_file.size, start + FETCH_BYTES)
+                    chunk = await fetch(data_file, start, end)
+                    if len(chunk) != end - start:
+                        raise UsageError(f"{report.manifest}: data file {data_file.name} is shorter than the "
+                                         "manifest says (replaced or damaged)")
+                    digest.update(chunk)
+                    sink.write(chunk)
+            if data_file.md5 is not None and digest.hexdigest() != data_file.md5.lower():
+                raise UsageError(f"{report.manifest}: data file {data_file.name} does not match the "
+                                 "manifest's MD5 (replaced or damaged)")
             batches = rows(path, report, wanted)
             while (batch := await asyncio.to_thread(next, batches, None)) is not None:
                 yield batch
             path.unlink()
-
-
-def _md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def truthy(value: Any) -> bool:

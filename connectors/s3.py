@@ -46,7 +46,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 import aiohttp
@@ -365,8 +365,9 @@ class S3Connector(Connector):
         dest = urlsplit(settings.uri).netloc
         encoded = report.format == "csv"  # CSV keys are URL-encoded
 
-        async def fetch(data_file: DataFile, sink: BinaryIO) -> None:
-            await self._download(f"s3://{dest}/{data_file.name}", region, dest, data_file.name, sink)
+        async def fetch(data_file: DataFile, start: int, end: int) -> bytes:
+            return await self._get(f"s3://{dest}/{data_file.name}", region, dest, data_file.name,
+                                   Range=f"bytes={start}-{end - 1}")
 
         shard = self.inventory_shard
         async for batch in report_rows(report, fetch, _INVENTORY_COLUMNS):
@@ -412,42 +413,26 @@ class S3Connector(Connector):
                         f"s3://{dest}/{folder}/")
         raise UsageError(f"s3://{name}: no complete inventory report under {settings.uri}")
 
-    async def _get_small(self, uri: str, region: str, bucket: str, key: str) -> bytes | None:
-        """A small object's bytes (a manifest), or None when it is not there."""
+    async def _get(self, uri: str, region: str, bucket: str, key: str, **params: Any) -> bytes:
+        """An object's bytes (or the range `params` ask for) from a report's destination, retried."""
 
         async def attempt() -> bytes:
             client = await self._client(region)
             try:
-                answer = await client.get_object(Bucket=bucket, Key=key)
+                answer = await client.get_object(Bucket=bucket, Key=key, **params)
                 async with answer["Body"] as body:
                     return bytes(await body.read())
             except (ClientError, *_NETWORK) as exc:
                 raise _error(uri, exc) from None
 
+        return await self.call("inventory", attempt)
+
+    async def _get_small(self, uri: str, region: str, bucket: str, key: str) -> bytes | None:
+        """A small object's bytes (a manifest), or None when it is not there."""
         try:
-            return await self.call("inventory", attempt)
+            return await self._get(uri, region, bucket, key)
         except ObjectGone:
             return None
-
-    async def _download(self, uri: str, region: str, bucket: str, key: str, sink: BinaryIO) -> None:
-        """An object's bytes into `sink`, streamed (a data file can be gigabytes)."""
-
-        async def attempt() -> None:
-            sink.seek(0)
-            sink.truncate()
-            client = await self._client(region)
-            try:
-                answer = await client.get_object(Bucket=bucket, Key=key)
-                async with answer["Body"] as body:
-                    async for chunk in body.iter_chunks(1 << 20):
-                        sink.write(chunk)
-            except (ClientError, *_NETWORK) as exc:
-                raise _error(uri, exc) from None
-
-        try:
-            await self.call("inventory", attempt)
-        except ObjectGone:
-            raise UsageError(f"{uri}: an inventory data file the manifest names is missing") from None
 
     def _ref(self, bucket: _Bucket, entry: dict[str, Any], archive_status: str | None) -> ObjectRef:
         key = entry["Key"]

@@ -20,6 +20,7 @@ import pytest
 from emulators import Emulator
 from faultproxy import FaultProxy
 
+from connectors import inventory_reports
 from connectors.base import Connector
 from connectors.s3 import S3Connector
 from scanner.catalog import Catalog
@@ -94,7 +95,9 @@ def moto(emulators: dict[str, Emulator], aws_env: None) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("fmt", ["CSV", "ORC", "Parquet"])
-def test_s3_report_lists_what_a_list_lists_without_listing_the_bucket(moto: str, fmt: str) -> None:
+def test_s3_report_lists_what_a_list_lists_without_listing_the_bucket(moto: str, fmt: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inventory_reports, "FETCH_BYTES", 1000)  # data files come in several ranges
     s3 = _s3(moto)
     bucket, dest = f"inv-src-{fmt.lower()}", f"inv-dest-{fmt.lower()}"
     _estate(s3, bucket)
@@ -277,9 +280,10 @@ def _put_azure_run(reports: Any, rule: str, rows: list[dict[str, Any]], fmt: str
                    status: str = "Succeeded", manifest: bool = True) -> None:
     folder = when.strftime("%Y/%m/%d/%H-%M-%S") + f"/{rule}"
     name = f"{folder}/{rule}_1.{fmt}"
-    reports.upload_blob(name, _table_bytes(rows, fmt), overwrite=True)
+    body = _table_bytes(rows, fmt)
+    reports.upload_blob(name, body, overwrite=True)
     if manifest:
-        document = {"destinationContainer": reports.container_name, "files": [{"blob": name, "size": 1}],
+        document = {"destinationContainer": reports.container_name, "files": [{"blob": name, "size": len(body)}],
                     "inventoryCompletionTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "inventoryStartTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "ruleDefinition": {"format": fmt, "objectType": "blob", "schedule": "daily",
@@ -290,7 +294,9 @@ def _put_azure_run(reports: Any, rule: str, rows: list[dict[str, Any]], fmt: str
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_azure_inventory_lists_what_a_list_lists_without_listing_the_container(emulators: dict[str, Emulator],
-                                                                               fmt: str) -> None:
+                                                                               fmt: str,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inventory_reports, "FETCH_BYTES", 1000)  # data files come in several ranges
     from azure.storage.blob import BlobServiceClient
     from emulators import AZURITE_ACCOUNT, azurite_connection_string
 
