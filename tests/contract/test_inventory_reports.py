@@ -334,3 +334,65 @@ def test_azure_inventory_lists_what_a_list_lists_without_listing_the_container(e
     assert conn.requests["list"] == 0
     assert sorted(r.key for r in from_report) == sorted([*KEYS, "line\nbreak.jpg"])  # the newest succeeded run
     assert from_report == listed
+
+
+# ---- GCS Storage Insights inventory reports (fake-gcs-server) -------------------------------------
+
+
+def _gcs_rows(bucket: Any) -> list[dict[str, Any]]:
+    """Inventory report rows for what a listing of `bucket` shows now (values as the JSON API gives them)."""
+    rows = []
+    for blob in bucket.list_blobs():
+        item = blob._properties
+        rows.append({"project": "test", "bucket": bucket.name, "name": item["name"], "size": str(item["size"]),
+                     "updated": item["updated"], "storageClass": item.get("storageClass", "STANDARD"),
+                     "etag": item.get("etag", ""), "crc32c": item.get("crc32c", ""), "md5Hash": item.get("md5Hash", ""),
+                     "generation": str(item.get("generation", "")), "contentType": item.get("contentType", "")})
+    return rows
+
+
+def _put_gcs_report(dest: Any, folder: str, config_id: str, rows: list[dict[str, Any]], fmt: str, when: datetime,
+                    shards: int = 2, drop_shard: bool = False) -> None:
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    names = [f"{config_id}_{stamp}_{n}.{fmt}" for n in range(shards)]
+    for n, name in enumerate(names):
+        if not (drop_shard and n == shards - 1):
+            dest.blob(f"{folder}/{name}").upload_from_string(_table_bytes(rows[n::shards], fmt))
+    manifest = {"report_config": {"name": config_id}, "records_processed": len(rows), "snapshot_time": stamp,
+                "shard_count": shards, "report_shards_file_names": names}
+    dest.blob(f"{folder}/{config_id}_{stamp}_manifest.json").upload_from_string(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_gcs_inventory_lists_what_a_list_lists_without_listing_the_bucket(emulators: dict[str, Emulator],
+                                                                          fmt: str) -> None:
+    from connectors.gcs import GCSConnector
+
+    from .conftest import gcs_client
+
+    endpoint = emulators["fakegcs"].endpoint
+    gcs = gcs_client(endpoint)
+    name, dest_name = f"inv-gcs-{fmt}", f"inv-gcs-reports-{fmt}"
+    bucket = gcs.create_bucket(name)
+    for key, body in {**KEYS, "line\nbreak.jpg": PHOTOS[0]}.items():
+        bucket.blob(key).upload_from_string(body)
+    dest = gcs.create_bucket(dest_name)
+    rows = _gcs_rows(bucket)
+    day = NOW - timedelta(days=1)
+    _put_gcs_report(dest, f"cfg/{day:%Y-%m-%d}", "cfg", rows, fmt, day)
+    _put_gcs_report(dest, f"cfg/{NOW:%Y-%m-%d}", "cfg", [*rows, {**rows[0], "name": "ghost.jpg"}], fmt, NOW,
+                    drop_shard=True)  # still being written
+    config = Config(buckets={name: BucketSettings(inventory=InventorySettings(uri=f"gs://{dest_name}/cfg"))})
+
+    listed = asyncio.run(_listing(GCSConnector(Config(), api_root=endpoint, retry=FAST_RETRY), f"gs://{name}"))
+    proxy = FaultProxy(endpoint).start()
+    try:
+        conn = GCSConnector(config, api_root=proxy.endpoint, retry=FAST_RETRY)
+        from_report = asyncio.run(_listing(conn, f"gs://{name}"))
+        lists = [r.target.split("?")[0] for r in proxy.requests if r.target.split("?")[0].endswith("/o")]
+    finally:
+        proxy.stop()
+    assert lists and set(lists) == {f"/storage/v1/b/{dest_name}/o"}  # only the destination was listed
+    assert conn.requests["list"] == 0
+    assert sorted(r.key for r in from_report) == sorted([*KEYS, "line\nbreak.jpg"])
+    assert from_report == listed
