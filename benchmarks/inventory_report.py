@@ -27,8 +27,8 @@ from urllib.parse import quote_plus
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.orc as orc
 import pyarrow.parquet as pq
+from pyarrow import orc
 
 # (CSV fileSchema name, ORC/Parquet column name, Arrow type)
 FIELDS = (

@@ -32,7 +32,7 @@ from scanner.shard import Shard
 from .conftest import FAST_RETRY
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from inventory_report import put_s3_report  # noqa: E402
+from inventory_report import put_s3_report
 
 pytestmark = pytest.mark.integration
 
@@ -396,3 +396,46 @@ def test_gcs_inventory_lists_what_a_list_lists_without_listing_the_bucket(emulat
     assert conn.requests["list"] == 0
     assert sorted(r.key for r in from_report) == sorted([*KEYS, "line\nbreak.jpg"])
     assert from_report == listed
+
+
+def test_sharded_scans_through_a_report_merge_into_the_one_process_result(moto: str, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.merge import merge_catalogs
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
+    s3 = _s3(moto)
+    bucket, dest = "inv-src-merge", "inv-dest-merge"
+    _estate(s3, bucket)
+    s3.create_bucket(Bucket=dest)
+    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[_rows(s3, bucket)], fmt="Parquet",
+                  when=NOW)
+    config = _config(bucket, f"s3://{dest}/{bucket}/c")
+    parts = []
+    for index in range(2):
+        shard = Shard(index, 2)
+        parts.append(tmp_path / shard.part_name)
+        with Catalog(parts[-1]) as catalog:
+            asyncio.run(run_scan(config, catalog, [f"s3://{bucket}"], shard=shard))
+            uris = [r.uri for r in catalog.records()]
+        assert uris and all(shard.owns(u) for u in uris)  # each shard lists only its share of the report
+    with Catalog(tmp_path / "merged.db") as merged:
+        merge_catalogs(parts, merged, config)
+        by_shards = [r.model_dump() for r in merged.records()]
+        groups = [sorted(m.uri for m in g.members) for g in merged.groups()]
+    with Catalog(tmp_path / "one.db") as one:
+        asyncio.run(run_scan(config, one, [f"s3://{bucket}"]))
+        assert by_shards == [r.model_dump() for r in one.records()]
+        assert groups == [sorted(m.uri for m in g.members) for g in one.groups()]
+    assert len(groups) == 2
+
+
+@pytest.mark.parametrize("entry", ["{uri: http://example.com/x}", "{uri: s3://d/p, max_age_days: 0}",
+                                   "{uri: s3://d/p, shards: 3}"])
+def test_a_bad_inventory_setting_is_refused_with_its_line(tmp_path: Path, entry: str) -> None:
+    from scanner.config import load_config
+    from scanner.errors import UsageError
+
+    path = tmp_path / "tierscan.yaml"
+    path.write_text(f"buckets:\n  photos:\n    region: ap-east-1\n    inventory: {entry}\n")
+    with pytest.raises(UsageError, match=r"tierscan.yaml:4: buckets\.photos\.inventory"):
+        load_config(path)
