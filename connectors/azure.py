@@ -47,7 +47,7 @@ from scanner.models import ObjectRef
 
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
 from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, Throttled, merge_streams
-from .inventory_reports import DataFile, Report, announce, azure_report, report_rows, truthy
+from .inventory_reports import DataFile, Report, announce, azure_report, falsy, report_refs, truthy
 
 __all__ = ["AzureConnector", "account_of_connection_string"]
 
@@ -256,24 +256,28 @@ class AzureConnector(Connector):
             return await self._fetch(blob, f"{settings.uri}/{data_file.name}", offset=start, length=end - start)
 
         shard, head = self.inventory_shard, f"{container}/"
-        async for batch in report_rows(report, fetch, _INVENTORY_COLUMNS):
-            for row in batch:
-                name = str(row.get("name") or "")
-                if not name.startswith(head) or truthy(row.get("deleted")) or truthy(row.get("hdiisfolder")):
-                    continue
-                if row.get("snapshot") or row.get("iscurrentversion") in (False, "false", "False"):
-                    continue
-                key = name[len(head):]
-                uri = f"az://{account}/{container}/{key}"
-                if not key.startswith(prefix) or (shard is not None and not shard.owns(uri)):
-                    continue
-                md5 = row.get("contentmd5")
-                yield self.make_ref(
-                    uri=uri, bucket=f"{account}/{container}", key=key, size=int(row.get("contentlength") or 0),
-                    modified=_inventory_time(row.get("lastmodified")), storage_class=str(row.get("accesstier") or "Hot"),
-                    region=self._region, etag=str(row.get("etag") or "").strip('"') or None,
-                    checksums={"md5": base64.b64decode(md5).hex()} if md5 else None,
-                )
+
+        def convert(row: dict[str, Any]) -> ObjectRef | None:
+            name = row["name"]
+            if not name.startswith(head) or truthy(row.get("deleted")) or truthy(row.get("hdiisfolder")):
+                return None
+            if row.get("snapshot") or falsy(row.get("iscurrentversion")):
+                return None
+            key = name[len(head):]
+            uri = f"az://{account}/{container}/{key}"
+            if not key.startswith(prefix) or (shard is not None and not shard.owns(uri)):
+                return None
+            md5 = row.get("contentmd5")  # base64 text (CSV), or the digest's bytes
+            md5 = md5.hex() if isinstance(md5, bytes) else base64.b64decode(md5).hex() if md5 else None
+            return self.make_ref(
+                uri=uri, bucket=f"{account}/{container}", key=key, size=int(row.get("contentlength") or 0),
+                modified=_inventory_time(row["lastmodified"]), storage_class=str(row.get("accesstier") or "Hot"),
+                region=self._region, etag=str(row.get("etag") or "").strip('"') or None,
+                checksums={"md5": md5} if md5 else None,
+            )
+
+        async for ref in report_refs(report, fetch, _INVENTORY_COLUMNS, convert):
+            yield ref
 
     async def _newest_run(self, client: Any, settings: InventorySettings) -> Report:
         """The newest run of the rule whose manifest says it succeeded: the `YYYY/MM/DD/HH-MM-SS/` folders

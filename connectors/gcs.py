@@ -42,7 +42,7 @@ from scanner.models import ObjectRef
 
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
 from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, merge_streams
-from .inventory_reports import DataFile, Report, announce, gcs_report, report_rows
+from .inventory_reports import DataFile, Report, announce, gcs_report, report_refs
 
 __all__ = ["GCSConnector"]
 
@@ -208,19 +208,22 @@ class GCSConnector(Connector):
             return await self._fetch(dest, data_file.name, {"Range": f"bytes={start}-{end - 1}"})
 
         shard = self.inventory_shard
-        async for batch in report_rows(report, fetch, _INVENTORY_COLUMNS):
-            for row in batch:
-                name = row.get("name")
-                if not name or row.get("bucket") not in (None, "", bucket) or not name.startswith(prefix):
-                    continue
-                if shard is not None and not shard.owns(f"gs://{bucket}/{name}"):
-                    continue
-                updated = row.get("updated")
-                item = {"name": name, "size": row.get("size") or 0, "storageClass": row.get("storageclass"),
-                        "updated": updated.isoformat() if isinstance(updated, datetime) else str(updated),
-                        "etag": row.get("etag") or None, "generation": row.get("generation"),
-                        "md5Hash": row.get("md5hash"), "crc32c": row.get("crc32c")}
-                yield self._ref(bucket, region, item)
+
+        def convert(row: dict[str, Any]) -> ObjectRef | None:
+            name = row["name"]
+            if row.get("bucket") not in (None, "", bucket) or not name.startswith(prefix):
+                return None
+            if shard is not None and not shard.owns(f"gs://{bucket}/{name}"):
+                return None
+            updated = row["updated"]
+            item = {"name": name, "size": row.get("size") or 0, "storageClass": row.get("storageclass"),
+                    "updated": updated.isoformat() if isinstance(updated, datetime) else str(updated),
+                    "etag": row.get("etag") or None, "generation": row.get("generation"),
+                    "md5Hash": row.get("md5hash"), "crc32c": row.get("crc32c")}
+            return self._ref(bucket, region, item)
+
+        async for ref in report_refs(report, fetch, _INVENTORY_COLUMNS, convert):
+            yield ref
 
     async def _newest_report(self, dest: str, path: str, uri: str) -> Report:
         """The newest report whose manifest and every shard it names are there: manifests directly in

@@ -37,14 +37,28 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from scanner.errors import UsageError
 
-__all__ = ["DataFile", "Report", "announce", "azure_report", "canonical", "gcs_report", "is_gzip", "report_rows",
-           "rows", "s3_report", "s3_report_folder", "truthy"]
+__all__ = [
+    "DataFile",
+    "Report",
+    "announce",
+    "azure_report",
+    "canonical",
+    "falsy",
+    "gcs_report",
+    "is_gzip",
+    "report_refs",
+    "rows",
+    "s3_report",
+    "s3_report_folder",
+    "truthy",
+]
 
 log = logging.getLogger("tierscan.connectors.inventory")
+T = TypeVar("T")
 
 _BATCH_ROWS = 65_536
 FETCH_BYTES = 32 << 20  # a data file is fetched in ranges of this many bytes
@@ -239,38 +253,62 @@ def _dicts(batch: Any) -> list[dict[str, Any]]:
     return [dict(zip(names, values)) for values in zip(*columns)]
 
 
-async def report_rows(report: Report, fetch: Callable[[DataFile, int, int], Awaitable[bytes]],
-                      wanted: frozenset[str]) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every row of `report`, a batch at a time. Each data file is fetched into a temporary file in ranges
-    of `FETCH_BYTES` (`fetch(file, start, end)` is one retried request: a data file of gigabytes never
-    rides on one request's timeout), checked against the manifest's size and MD5 where it gives them, read
-    in batches off the event loop, and removed before the next file is fetched."""
+async def report_refs(report: Report, fetch: Callable[[DataFile, int, int], Awaitable[bytes]],
+                      wanted: frozenset[str], convert: Callable[[dict[str, Any]], T | None]) -> AsyncIterator[T]:
+    """What `convert` makes of each row of `report` (rows it returns None for are left out).
+
+    Each data file is fetched into a temporary file in ranges of `FETCH_BYTES` (`fetch(file, start, end)`
+    is one retried request: a data file of gigabytes never rides on one request's timeout), checked against
+    the manifest's size and MD5 where it gives them, read a batch at a time off the event loop, and removed
+    before the next file is fetched. A file or row that cannot be read ends the listing with an error
+    naming it: skipping it would let the scan mark its objects gone."""
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow as pa
     except ImportError:
         raise UsageError("reading inventory reports needs pyarrow: pip install 'tierscan[parquet]'") from None
     with tempfile.TemporaryDirectory(prefix="tierscan-inventory-") as folder:
         path = Path(folder) / "data"
         for data_file in report.files:
-            digest = hashlib.md5()
-            with path.open("wb") as sink:
-                for start in range(0, data_file.size, FETCH_BYTES):
-                    end = min(data_file.size, start + FETCH_BYTES)
-                    chunk = await fetch(data_file, start, end)
-                    if len(chunk) != end - start:
-                        raise UsageError(f"{report.manifest}: data file {data_file.name} is shorter than the "
-                                         "manifest says (replaced or damaged)")
-                    digest.update(chunk)
-                    sink.write(chunk)
-            if data_file.md5 is not None and digest.hexdigest() != data_file.md5.lower():
-                raise UsageError(f"{report.manifest}: data file {data_file.name} does not match the "
-                                 "manifest's MD5 (replaced or damaged)")
+            where = f"{report.manifest}: data file {data_file.name}"
+            await _fetch_file(data_file, fetch, path, where)
             batches = rows(path, report, wanted)
-            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
-                yield batch
+            while True:
+                try:
+                    batch = await asyncio.to_thread(next, batches, None)
+                except (pa.ArrowException, ValueError, OSError) as exc:
+                    raise UsageError(f"{where}: not a valid {report.format.upper()} file: {exc}") from None
+                if batch is None:
+                    break
+                for row in batch:
+                    try:
+                        item = convert(row)
+                    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                        raise UsageError(f"{where}: a row is not valid ({type(exc).__name__}: {exc})") from None
+                    if item is not None:
+                        yield item
             path.unlink()
+
+
+async def _fetch_file(data_file: DataFile, fetch: Callable[[DataFile, int, int], Awaitable[bytes]], path: Path,
+                      where: str) -> None:
+    digest = hashlib.md5()
+    with path.open("wb") as sink:
+        for start in range(0, data_file.size, FETCH_BYTES):
+            end = min(data_file.size, start + FETCH_BYTES)
+            chunk = await fetch(data_file, start, end)
+            if len(chunk) != end - start:
+                raise UsageError(f"{where}: shorter than the manifest says (replaced or damaged)")
+            digest.update(chunk)
+            sink.write(chunk)
+    if data_file.md5 is not None and digest.hexdigest() != data_file.md5.lower():
+        raise UsageError(f"{where}: does not match the manifest's MD5 (replaced or damaged)")
 
 
 def truthy(value: Any) -> bool:
     """A boolean column's value: a bool (Parquet, ORC) or its text (CSV)."""
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def falsy(value: Any) -> bool:
+    """A boolean column that is there and false (an absent or empty one is neither)."""
+    return value is False or (isinstance(value, str) and value.strip().lower() == "false")

@@ -63,7 +63,7 @@ from scanner.models import ObjectRef
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
 from ._s3_get import SignedGets, error_code
 from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, Throttled, merge_streams
-from .inventory_reports import DataFile, Report, announce, report_rows, s3_report, s3_report_folder, truthy
+from .inventory_reports import DataFile, Report, announce, falsy, report_refs, s3_report, s3_report_folder, truthy
 
 __all__ = ["S3Connector"]
 
@@ -370,17 +370,20 @@ class S3Connector(Connector):
                                    Range=f"bytes={start}-{end - 1}")
 
         shard = self.inventory_shard
-        async for batch in report_rows(report, fetch, _INVENTORY_COLUMNS):
-            for row in batch:
-                if truthy(row.get("isdeletemarker")) or row.get("islatest") in (False, "false", "FALSE"):
-                    continue
-                key = unquote_plus(row["key"]) if encoded else row["key"]
-                if not key.startswith(prefix) or (shard is not None and not shard.owns(f"s3://{name}/{key}")):
-                    continue
-                entry = {"Key": key, "Size": int(row.get("size") or 0), "ETag": row.get("etag") or "",
-                         "LastModified": _inventory_time(row["lastmodifieddate"]),
-                         "StorageClass": row.get("storageclass") or "STANDARD", "VersionId": row.get("versionid")}
-                yield self._ref(bucket, entry, _ACCESS_TIERS.get(row.get("intelligenttieringaccesstier") or ""))
+
+        def convert(row: dict[str, Any]) -> ObjectRef | None:
+            if truthy(row.get("isdeletemarker")) or falsy(row.get("islatest")):
+                return None
+            key = unquote_plus(row["key"]) if encoded else row["key"]
+            if not key.startswith(prefix) or (shard is not None and not shard.owns(f"s3://{name}/{key}")):
+                return None
+            entry = {"Key": key, "Size": int(row.get("size") or 0), "ETag": row.get("etag") or "",
+                     "LastModified": _inventory_time(row["lastmodifieddate"]),
+                     "StorageClass": row.get("storageclass") or "STANDARD", "VersionId": row.get("versionid")}
+            return self._ref(bucket, entry, _ACCESS_TIERS.get(row.get("intelligenttieringaccesstier") or ""))
+
+        async for ref in report_refs(report, fetch, _INVENTORY_COLUMNS, convert):
+            yield ref
 
     async def _newest_report(self, name: str, settings: InventorySettings) -> tuple[Report, str]:
         """The newest report whose manifest.json is there and matches its manifest.checksum, found with a

@@ -7,6 +7,7 @@ since the report is recorded for the next scan instead of being read as somethin
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import sys
@@ -25,6 +26,7 @@ from connectors.base import Connector
 from connectors.s3 import S3Connector
 from scanner.catalog import Catalog
 from scanner.config import BucketSettings, Config, InventorySettings, ScanSettings
+from scanner.errors import UsageError
 from scanner.models import ObjectRef
 from scanner.pipeline import run_scan
 from scanner.shard import Shard
@@ -433,9 +435,47 @@ def test_sharded_scans_through_a_report_merge_into_the_one_process_result(moto: 
                                    "{uri: s3://d/p, shards: 3}"])
 def test_a_bad_inventory_setting_is_refused_with_its_line(tmp_path: Path, entry: str) -> None:
     from scanner.config import load_config
-    from scanner.errors import UsageError
 
     path = tmp_path / "tierscan.yaml"
     path.write_text(f"buckets:\n  photos:\n    region: ap-east-1\n    inventory: {entry}\n")
     with pytest.raises(UsageError, match=r"tierscan.yaml:4: buckets\.photos\.inventory"):
         load_config(path)
+
+
+@pytest.mark.parametrize(("fmt", "damage", "message"), [
+    ("Parquet", lambda body: b"PAR1" + b"\0" * 64 + b"PAR1", "not a valid PARQUET file"),
+    ("ORC", lambda body: b"ORC" + b"\x01" * 40, "not a valid ORC file"),
+    ("CSV", lambda body: gzip.compress(b'"b","k","","true","false","twelve","2026-01-01T00:00:00.000Z","e","STANDARD",'
+                                       b'"false",""\n'), "a row is not valid"),
+])
+def test_s3_damaged_report_ends_the_listing_with_an_error_naming_the_file(moto: str, fmt: str, damage: Any,
+                                                                          message: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import inventory_report
+
+    s3 = _s3(moto)
+    bucket, dest = f"inv-src-bad-{fmt.lower()}", f"inv-dest-bad-{fmt.lower()}"
+    _estate(s3, bucket)
+    s3.create_bucket(Bucket=dest)
+    real = inventory_report.data_file
+    monkeypatch.setattr(inventory_report, "data_file", lambda rows, f: damage(real(rows, f)))
+    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[_rows(s3, bucket)], fmt=fmt, when=NOW)
+    conn = S3Connector(_config(bucket, f"s3://{dest}/{bucket}/c"), endpoint_url=moto, retry=FAST_RETRY)
+    with pytest.raises(UsageError, match=message) as caught:
+        asyncio.run(_listing(conn, f"s3://{bucket}"))
+    assert f"s3://{dest}/{bucket}/c/" in str(caught.value) and "/data/" in str(caught.value)
+
+
+def test_s3_data_file_replaced_after_its_manifest_is_refused(moto: str) -> None:
+    s3 = _s3(moto)
+    bucket, dest = "inv-src-replaced", "inv-dest-replaced"
+    _estate(s3, bucket)
+    s3.create_bucket(Bucket=dest)
+    rows = _rows(s3, bucket)
+    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[rows], fmt="Parquet", when=NOW)
+    [data_key] = [o["Key"] for o in s3.list_objects_v2(Bucket=dest, Prefix=f"{bucket}/c/data/")["Contents"]]
+    body = s3.get_object(Bucket=dest, Key=data_key)["Body"].read()
+    s3.put_object(Bucket=dest, Key=data_key, Body=body[:-8] + b"\0" * 8)  # same size, other bytes
+    conn = S3Connector(_config(bucket, f"s3://{dest}/{bucket}/c"), endpoint_url=moto, retry=FAST_RETRY)
+    with pytest.raises(UsageError, match="does not match the manifest's MD5"):
+        asyncio.run(_listing(conn, f"s3://{bucket}"))
