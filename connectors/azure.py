@@ -47,7 +47,7 @@ from scanner.models import ObjectRef
 
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
 from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, Throttled, merge_streams
-from .inventory_reports import DataFile, Report, announce, azure_report, falsy, report_refs, truthy
+from .inventory_reports import MAX_TRIED, DataFile, Report, announce, azure_report, falsy, report_refs, truthy
 
 __all__ = ["AzureConnector", "account_of_connection_string"]
 
@@ -303,14 +303,18 @@ class AzureConnector(Connector):
                         async for run in walk(folder, depth + 1):
                             yield run
 
+        tried = 0
         async for run in walk("", 0):
+            if tried == MAX_TRIED:
+                break
+            tried += 1
             where = f"{settings.uri}/{run}{rule}/{rule}-manifest.json"
             manifest = await self._small(client.get_blob_client(f"{run}{rule}/{rule}-manifest.json"), where)
             report = azure_report(manifest, where) if manifest is not None else None
             if report is not None:
                 return report
             log.warning("%s: incomplete inventory run (no manifest, or it did not succeed): passed over", where)
-        raise UsageError(f"{settings.uri}: no succeeded inventory run of rule {rule!r}")
+        raise UsageError(f"{settings.uri}: no succeeded inventory run of rule {rule!r} among the {MAX_TRIED} newest")
 
     async def _fetch(self, blob: Any, uri: str, **params: Any) -> bytes:
         """A blob's bytes (or the range `params` ask for) from an inventory's destination, retried."""

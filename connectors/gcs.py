@@ -42,7 +42,7 @@ from scanner.models import ObjectRef
 
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
 from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, merge_streams
-from .inventory_reports import DataFile, Report, announce, gcs_report, report_refs
+from .inventory_reports import MAX_TRIED, DataFile, Report, announce, gcs_report, report_refs
 
 __all__ = ["GCSConnector"]
 
@@ -242,9 +242,15 @@ class GCSConnector(Connector):
                     return sizes, sorted(subfolders, reverse=True)
                 params["pageToken"] = page["nextPageToken"]
 
+        tried = 0
+
         async def newest(prefix: str, sizes: dict[str, int]) -> Report | None:
+            nonlocal tried
             # Manifest names hold the snapshot time after the config id: newest first by name.
             for name in sorted((n for n in sizes if n.endswith("_manifest.json")), reverse=True):
+                if tried == MAX_TRIED:
+                    return None
+                tried += 1
                 where = f"gs://{dest}/{name}"
                 report = gcs_report(await self._fetch(dest, name, {}), where, prefix, sizes)
                 if report is not None:
@@ -254,12 +260,14 @@ class GCSConnector(Connector):
 
         sizes, subfolders = await folder(path)
         report = await newest(path, sizes)
-        for sub in subfolders if report is None else []:
+        for sub in subfolders[:MAX_TRIED] if report is None else []:
+            if tried == MAX_TRIED:
+                break
             report = await newest(sub, (await folder(sub))[0])
             if report is not None:
                 break
         if report is None:
-            raise UsageError(f"{uri}: no complete inventory report")
+            raise UsageError(f"{uri}: no complete inventory report among the {MAX_TRIED} newest")
         return report
 
     async def _fetch(self, bucket: str, name: str, headers: dict[str, str]) -> bytes:

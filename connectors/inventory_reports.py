@@ -42,6 +42,8 @@ from typing import Any, TypeVar
 from scanner.errors import UsageError
 
 __all__ = [
+    "FETCH_BYTES",
+    "MAX_TRIED",
     "DataFile",
     "Report",
     "announce",
@@ -60,7 +62,10 @@ __all__ = [
 log = logging.getLogger("tierscan.connectors.inventory")
 T = TypeVar("T")
 
-_BATCH_ROWS = 65_536
+_BATCH_ROWS = 8192  # rows turned into Python objects at a time
+# Reports tried, newest first, before giving up: a destination whose newest reports are all incomplete is
+# misconfigured, and each one tried costs requests.
+MAX_TRIED = 10
 FETCH_BYTES = 32 << 20  # a data file is fetched in ranges of this many bytes
 _S3_FOLDER = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d)-(\d\d)Z$")
 
@@ -206,6 +211,13 @@ def is_gzip(path: Path) -> bool:
 def rows(path: Path, report: Report, wanted: frozenset[str]) -> Iterator[list[dict[str, Any]]]:
     """The rows of one downloaded data file, a batch at a time, as dicts keyed by `canonical` column names
     (only the `wanted` ones). CSV values are strings; Parquet and ORC keep their types."""
+    for batch in _arrow_batches(path, report, wanted):
+        for start in range(0, batch.num_rows, _BATCH_ROWS):
+            yield _dicts(batch.slice(start, _BATCH_ROWS))
+
+
+def _arrow_batches(path: Path, report: Report, wanted: frozenset[str]) -> Iterator[Any]:
+    """Arrow record batches of the `wanted` columns: a Parquet batch, an ORC stripe, a CSV block."""
     import pyarrow as pa
 
     if report.format == "parquet":
@@ -213,8 +225,7 @@ def rows(path: Path, report: Report, wanted: frozenset[str]) -> Iterator[list[di
 
         parquet = pq.ParquetFile(path)
         names = [n for n in parquet.schema_arrow.names if canonical(n) in wanted]
-        for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=names):
-            yield _dicts(batch)
+        yield from parquet.iter_batches(batch_size=_BATCH_ROWS, columns=names)
         return
     if report.format == "orc":
         from pyarrow import orc
@@ -222,22 +233,20 @@ def rows(path: Path, report: Report, wanted: frozenset[str]) -> Iterator[list[di
         orc_file = orc.ORCFile(path)
         names = [n for n in orc_file.schema.names if canonical(n) in wanted]
         for stripe in range(orc_file.nstripes):
-            yield _dicts(orc_file.read_stripe(stripe, columns=names))
+            yield orc_file.read_stripe(stripe, columns=names)
         return
     import pyarrow.csv as pacsv
 
     gz = is_gzip(path)
     columns, skip = (list(report.columns), 0) if report.columns else (_header(path, gz), 1)
     include = [c for c in columns if canonical(c) in wanted]
-    read = pacsv.ReadOptions(column_names=columns, skip_rows=skip, block_size=1 << 22)
+    read = pacsv.ReadOptions(column_names=columns, skip_rows=skip, block_size=1 << 20)
     # Every column as text: no type inference that a later block could contradict.
     convert = pacsv.ConvertOptions(include_columns=include, column_types={c: pa.string() for c in include},
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
     stream = pa.input_stream(str(path), compression="gzip" if gz else None)
-    reader = pacsv.open_csv(stream, read_options=read, parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                            convert_options=convert)
-    for batch in reader:
-        yield _dicts(batch)
+    yield from pacsv.open_csv(stream, read_options=read, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                              convert_options=convert)
 
 
 def _header(path: Path, gz: bool) -> list[str]:

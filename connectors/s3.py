@@ -63,7 +63,7 @@ from scanner.models import ObjectRef
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
 from ._s3_get import SignedGets, error_code
 from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, Throttled, merge_streams
-from .inventory_reports import DataFile, Report, announce, falsy, report_refs, s3_report, s3_report_folder, truthy
+from .inventory_reports import MAX_TRIED, DataFile, Report, announce, falsy, report_refs, s3_report, s3_report_folder, truthy
 
 __all__ = ["S3Connector"]
 
@@ -403,7 +403,7 @@ class S3Connector(Connector):
             if not page.get("IsTruncated"):
                 break
             params["ContinuationToken"] = page["NextContinuationToken"]
-        for when, folder in sorted(folders, reverse=True):
+        for when, folder in sorted(folders, reverse=True)[:MAX_TRIED]:
             where = f"s3://{dest}/{folder}/manifest.json"
             manifest = await self._get_small(where, region, dest, f"{folder}/manifest.json")
             checksum = await self._get_small(where, region, dest, f"{folder}/manifest.checksum")
@@ -414,7 +414,7 @@ class S3Connector(Connector):
                 return report, region
             log.warning("%s: incomplete inventory report (no manifest, or its checksum does not match): passed over",
                         f"s3://{dest}/{folder}/")
-        raise UsageError(f"s3://{name}: no complete inventory report under {settings.uri}")
+        raise UsageError(f"s3://{name}: no complete inventory report among the {MAX_TRIED} newest under {settings.uri}")
 
     async def _get(self, uri: str, region: str, bucket: str, key: str, **params: Any) -> bytes:
         """An object's bytes (or the range `params` ask for) from a report's destination, retried."""

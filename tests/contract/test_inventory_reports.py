@@ -479,3 +479,23 @@ def test_s3_data_file_replaced_after_its_manifest_is_refused(moto: str) -> None:
     conn = S3Connector(_config(bucket, f"s3://{dest}/{bucket}/c"), endpoint_url=moto, retry=FAST_RETRY)
     with pytest.raises(UsageError, match="does not match the manifest's MD5"):
         asyncio.run(_listing(conn, f"s3://{bucket}"))
+
+
+def test_s3_gives_up_after_the_newest_incomplete_reports(moto: str) -> None:
+    s3 = _s3(moto)
+    bucket, dest = "inv-src-give-up", "inv-dest-give-up"
+    _estate(s3, bucket)
+    s3.create_bucket(Bucket=dest)
+    common = {"dest": dest, "prefix": "", "bucket": bucket, "config_id": "c", "fmt": "CSV"}
+    put_s3_report(s3, **common, files=[_rows(s3, bucket)], when=NOW - timedelta(days=30))  # the only complete one
+    for day in range(inventory_reports.MAX_TRIED):
+        put_s3_report(s3, **common, files=[], when=NOW - timedelta(days=day), checksum=False)
+    proxy = FaultProxy(moto).start()
+    try:
+        conn = S3Connector(_config(bucket, f"s3://{dest}/{bucket}/c"), endpoint_url=proxy.endpoint, retry=FAST_RETRY)
+        with pytest.raises(UsageError, match=f"no complete inventory report among the {inventory_reports.MAX_TRIED}"):
+            asyncio.run(_listing(conn, f"s3://{bucket}"))
+        manifests = [r for r in proxy.requests if r.target.split("?")[0].endswith("/manifest.json")]
+    finally:
+        proxy.stop()
+    assert len(manifests) == inventory_reports.MAX_TRIED
