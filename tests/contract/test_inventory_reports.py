@@ -499,3 +499,48 @@ def test_s3_gives_up_after_the_newest_incomplete_reports(moto: str) -> None:
     finally:
         proxy.stop()
     assert len(manifests) == inventory_reports.MAX_TRIED
+
+
+@pytest.mark.parametrize("provider", ["gcs", "azure"])
+def test_scan_through_a_gcs_or_azure_report_fingerprints_as_a_list_based_scan(
+        emulators: dict[str, Emulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: str) -> None:
+    from emulators import AZURITE_ACCOUNT, azurite_connection_string
+
+    if provider == "gcs":
+        from .conftest import gcs_client
+
+        gcs = gcs_client(emulators["fakegcs"].endpoint)
+        name = "inv-gcs-scan"
+        source = gcs.create_bucket(name)
+        for key, body in KEYS.items():
+            source.blob(key).upload_from_string(body)
+        _put_gcs_report(gcs.create_bucket("inv-gcs-scan-reports"), "cfg/2026-12-01", "cfg", _gcs_rows(source),
+                        "parquet", NOW - timedelta(hours=5))
+        target, bucket_key = f"gs://{name}", name
+        inventory = InventorySettings(uri="gs://inv-gcs-scan-reports/cfg")
+        env = emulators["fakegcs"].env
+    else:
+        from azure.storage.blob import BlobServiceClient
+
+        service = BlobServiceClient.from_connection_string(azurite_connection_string(emulators["azurite"].endpoint))
+        container = service.create_container("inv-az-scan")
+        for key, body in KEYS.items():
+            container.upload_blob(key, body)
+        _put_azure_run(service.create_container("inv-az-scan-reports"), "r", _azure_rows(service, "inv-az-scan"),
+                       "parquet", NOW - timedelta(hours=5))
+        target, bucket_key = f"az://{AZURITE_ACCOUNT}/inv-az-scan", f"{AZURITE_ACCOUNT}/inv-az-scan"
+        inventory = InventorySettings(uri=f"az://{AZURITE_ACCOUNT}/inv-az-scan-reports", rule="r")
+        env = {**emulators["azurite"].env, "AZURE_STORAGE_REGION": "eastasia"}
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+
+    def scan(settings: BucketSettings, db: str) -> list[dict[str, Any]]:
+        config = Config(scan=ScanSettings(perceptual=False), buckets={bucket_key: settings})
+        with Catalog(tmp_path / db) as catalog:
+            asyncio.run(run_scan(config, catalog, [target]))
+            return [r.model_dump() for r in catalog.records()]
+
+    by_list = scan(BucketSettings(), "list.db")
+    by_report = scan(BucketSettings(inventory=inventory), "report.db")
+    assert by_report == by_list
+    assert len({r["sha256"] for r in by_report if r["key"].endswith(".jpg")}) == 2
