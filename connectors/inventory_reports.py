@@ -104,12 +104,11 @@ def _format(name: str, where: str) -> str:
 
 def s3_report_folder(name: str) -> datetime | None:
     """The time an S3 report folder (`YYYY-MM-DDTHH-MMZ`) names, or None for other folders (`data`, `hive`)."""
-    found = _S3_FOLDER.match(name)
-    if found is None:
+    if _S3_FOLDER.match(name) is None:
         return None
     try:
-        return datetime(*(int(g) for g in found.groups()), tzinfo=timezone.utc)  # type: ignore[misc]
-    except ValueError:
+        return datetime.strptime(name, "%Y-%m-%dT%H-%MZ").replace(tzinfo=timezone.utc)
+    except ValueError:  # a month 13, a day 32
         return None
 
 
