@@ -26,24 +26,32 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
 import os
+import re
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import StandardBlobTier
-from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.blob.aio import BlobPrefix, BlobServiceClient
 
-from scanner.config import Config
+from scanner.config import Config, InventorySettings
 from scanner.errors import ObjectDenied, ObjectError, ObjectGone, ObjectUnreadable, TransientError, UsageError
 from scanner.models import ObjectRef
 
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
 from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, Throttled, merge_streams
+from .inventory_reports import MAX_TRIED, DataFile, Report, announce, azure_report, falsy, report_refs, truthy
 
 __all__ = ["AzureConnector", "account_of_connection_string"]
+
+log = logging.getLogger("tierscan.connectors.azure")
 
 _DEV_ACCOUNT = "devstoreaccount1"
 _PAGE = 5000
@@ -65,6 +73,26 @@ _ERRORS: ErrorTable = {
     "InternalError": TransientError,
 }
 _NETWORK = NETWORK_ERRORS + (AzureError,)
+# Inventory columns the listing takes (`inventory_reports.canonical` names), and the run folders' levels.
+_INVENTORY_COLUMNS = frozenset({"name", "contentlength", "lastmodified", "etag", "contentmd5", "accesstier",
+                                "deleted", "snapshot", "iscurrentversion", "hdiisfolder"})
+_RUN_LEVELS = (re.compile(r"\d{4}"), re.compile(r"\d\d"), re.compile(r"\d\d"), re.compile(r"\d\d-\d\d-\d\d"))
+
+
+def _inventory_time(value: Any) -> datetime:
+    """An inventory's Last-Modified as a listing gives it: to the second (ISO text with 7 decimals in CSV,
+    or a timestamp)."""
+    if isinstance(value, datetime):
+        when = value
+    else:
+        text = str(value).strip()
+        try:
+            when = datetime.fromisoformat(re.sub(r"\.(\d{6})\d*", r".\1", text))
+        except ValueError:
+            when = parsedate_to_datetime(text)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).replace(microsecond=0)
 
 
 def _error(uri: str, exc: BaseException) -> ObjectError:
@@ -193,6 +221,11 @@ class AzureConnector(Connector):
             yield ref
 
     async def _list_container(self, account: str, container: str, prefix: str) -> AsyncIterator[ObjectRef]:
+        inventory = self.config.bucket_settings(f"{account}/{container}", f"az://{account}/{container}/").inventory
+        if inventory is not None:
+            async for ref in self._list_inventory(account, container, prefix, inventory):
+                yield ref
+            return
         client = self._service(account).get_container_client(container)
         uri = f"az://{account}/{container}/{prefix}"
         pages = client.list_blobs(name_starts_with=prefix or None, results_per_page=_PAGE).by_page()
@@ -202,6 +235,104 @@ class AzureConnector(Connector):
                     yield self._ref(account, container, blob)
         except ObjectGone:
             raise UsageError(f"az://{account}/{container}: no such container") from None
+
+    # ---- listing from Azure Blob Inventory runs (`connectors.inventory_reports`) ---------------------
+
+    async def _list_inventory(self, account: str, container: str, prefix: str,
+                              settings: InventorySettings) -> AsyncIterator[ObjectRef]:
+        """The container's blobs as the newest succeeded inventory run lists them: no List Blobs of the
+        container. Rows of other containers, snapshots, old versions, deleted blobs and folders are passed."""
+        parts = urlsplit(settings.uri)
+        dest_account, dest = parts.netloc, parts.path.strip("/")
+        if not settings.rule or not dest or "/" in dest:
+            raise UsageError(f"az://{account}/{container}: an Azure inventory is "
+                             "{uri: az://ACCOUNT/DEST-CONTAINER, rule: RULE-NAME}")
+        client = self._service(dest_account).get_container_client(dest)
+        report = await self._newest_run(client, settings)
+        announce(f"az://{account}/{container}", report, settings.max_age_days)
+
+        async def fetch(data_file: DataFile, start: int, end: int) -> bytes:
+            blob = client.get_blob_client(data_file.name)
+            return await self._fetch(blob, f"{settings.uri}/{data_file.name}", offset=start, length=end - start)
+
+        shard, head = self.inventory_shard, f"{container}/"
+
+        def convert(row: dict[str, Any]) -> ObjectRef | None:
+            name = row["name"]
+            if not name.startswith(head) or truthy(row.get("deleted")) or truthy(row.get("hdiisfolder")):
+                return None
+            if row.get("snapshot") or falsy(row.get("iscurrentversion")):
+                return None
+            key = name[len(head):]
+            uri = f"az://{account}/{container}/{key}"
+            if not key.startswith(prefix) or (shard is not None and not shard.owns(uri)):
+                return None
+            md5 = row.get("contentmd5")  # base64 text (CSV), or the digest's bytes
+            md5 = md5.hex() if isinstance(md5, bytes) else base64.b64decode(md5).hex() if md5 else None
+            return self.make_ref(
+                uri=uri, bucket=f"{account}/{container}", key=key, size=int(row.get("contentlength") or 0),
+                modified=_inventory_time(row["lastmodified"]), storage_class=str(row.get("accesstier") or "Hot"),
+                region=self._region, etag=str(row.get("etag") or "").strip('"') or None,
+                checksums={"md5": md5} if md5 else None,
+            )
+
+        async for ref in report_refs(report, fetch, _INVENTORY_COLUMNS, convert):
+            yield ref
+
+    async def _newest_run(self, client: Any, settings: InventorySettings) -> Report:
+        """The newest run of the rule whose manifest says it succeeded: the `YYYY/MM/DD/HH-MM-SS/` folders
+        are walked newest first, one delimited listing a level, so older days are never listed."""
+        rule = settings.rule or ""
+
+        async def folders(prefix: str) -> list[str]:
+            async def attempt() -> list[str]:
+                try:
+                    return [item.name async for item in client.walk_blobs(name_starts_with=prefix or None, delimiter="/")
+                            if isinstance(item, BlobPrefix)]
+                except _NETWORK as exc:
+                    raise _error(f"{settings.uri}/{prefix}", exc) from None
+
+            return sorted(await self.call("inventory", attempt), reverse=True)
+
+        async def walk(prefix: str, depth: int) -> AsyncIterator[str]:
+            for folder in await folders(prefix):
+                if _RUN_LEVELS[depth].fullmatch(folder[len(prefix):].rstrip("/")):
+                    if depth == len(_RUN_LEVELS) - 1:
+                        yield folder
+                    else:
+                        async for run in walk(folder, depth + 1):
+                            yield run
+
+        tried = 0
+        async for run in walk("", 0):
+            if tried == MAX_TRIED:
+                break
+            tried += 1
+            where = f"{settings.uri}/{run}{rule}/{rule}-manifest.json"
+            manifest = await self._small(client.get_blob_client(f"{run}{rule}/{rule}-manifest.json"), where)
+            report = azure_report(manifest, where) if manifest is not None else None
+            if report is not None:
+                return report
+            log.warning("%s: incomplete inventory run (no manifest, or it did not succeed): passed over", where)
+        raise UsageError(f"{settings.uri}: no succeeded inventory run of rule {rule!r} among the {MAX_TRIED} newest")
+
+    async def _fetch(self, blob: Any, uri: str, **params: Any) -> bytes:
+        """A blob's bytes (or the range `params` ask for) from an inventory's destination, retried."""
+
+        async def attempt() -> bytes:
+            try:
+                return bytes(await (await blob.download_blob(**params)).readall())
+            except _NETWORK as exc:
+                raise _error(uri, exc) from None
+
+        return await self.call("inventory", attempt)
+
+    async def _small(self, blob: Any, uri: str) -> bytes | None:
+        """A small blob's bytes (a manifest), or None when it is not there."""
+        try:
+            return await self._fetch(blob, uri)
+        except ObjectGone:
+            return None
 
     def _ref(self, account: str, container: str, blob: Any) -> ObjectRef:
         md5 = blob.content_settings.content_md5 if blob.content_settings else None

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from scanner.config import Config
 from scanner.errors import ObjectUnreadable, TransientError, UsageError
 from scanner.models import ObjectRef
+from scanner.shard import Shard
 from scanner.tiers import JurisdictionMap, TierTable
 
 __all__ = ["Capabilities", "Connector", "Location", "ObjectState", "RetryPolicy", "Target", "Throttled", "merge_streams",
@@ -147,6 +148,10 @@ class Connector(ABC):
     scheme: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     retry: RetryPolicy = RetryPolicy()  # per instance through `retry=`
+    # A shard scan's share of the buckets listed from inventory reports (`connectors.inventory_reports`):
+    # such a listing yields only the objects the shard owns. LIST-based listings ignore it (every shard
+    # lists everything, see `scanner.shard`).
+    inventory_shard: Shard | None = None
 
     def __init__(
         self,

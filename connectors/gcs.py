@@ -25,29 +25,37 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import math
 import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from gcloud.aio.storage import Storage
 
-from scanner.config import Config
+from scanner.config import Config, InventorySettings
 from scanner.errors import ObjectError, ObjectGone, TransientError, UsageError
 from scanner.models import ObjectRef
 
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
 from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, merge_streams
+from .inventory_reports import MAX_TRIED, DataFile, Report, announce, gcs_report, report_refs
 
 __all__ = ["GCSConnector"]
+
+log = logging.getLogger("tierscan.connectors.gcs")
 
 # GCS JSON API answers carry the reason in the body; the status says enough to classify.
 _ERRORS: ErrorTable = {}
 _NETWORK = NETWORK_ERRORS + (aiohttp.ClientError,)
 _LIST_FIELDS = "nextPageToken,items(name,size,md5Hash,crc32c,updated,storageClass,generation,etag,componentCount)"
 _PAGE = 1000
+# Inventory report columns the listing takes (`inventory_reports.canonical` names).
+_INVENTORY_COLUMNS = frozenset({"name", "bucket", "size", "updated", "storageclass", "etag", "generation", "md5hash",
+                                "crc32c"})
 
 
 def _error(uri: str, exc: BaseException) -> ObjectError:
@@ -169,6 +177,11 @@ class GCSConnector(Connector):
             yield ref
 
     async def _list_bucket(self, bucket: str, prefix: str) -> AsyncIterator[ObjectRef]:
+        inventory = self.config.bucket_settings(bucket, f"gs://{bucket}/").inventory
+        if inventory is not None:
+            async for ref in self._list_inventory(bucket, prefix, inventory):
+                yield ref
+            return
         region = await self._region(bucket)
         params = {"prefix": prefix, "maxResults": str(_PAGE), "fields": _LIST_FIELDS}
         while True:
@@ -179,6 +192,95 @@ class GCSConnector(Connector):
             if not token:
                 return
             params["pageToken"] = token
+
+    # ---- listing from Storage Insights inventory reports (`connectors.inventory_reports`) -----------
+
+    async def _list_inventory(self, bucket: str, prefix: str, settings: InventorySettings) -> AsyncIterator[ObjectRef]:
+        """The bucket's objects as its newest complete inventory report lists them: no object listing of
+        the bucket."""
+        region = await self._region(bucket)
+        parts = urlsplit(settings.uri)
+        dest = parts.netloc
+        report = await self._newest_report(dest, parts.path.strip("/"), settings.uri)
+        announce(f"gs://{bucket}", report, settings.max_age_days)
+
+        async def fetch(data_file: DataFile, start: int, end: int) -> bytes:
+            return await self._fetch(dest, data_file.name, {"Range": f"bytes={start}-{end - 1}"})
+
+        shard = self.inventory_shard
+
+        def convert(row: dict[str, Any]) -> ObjectRef | None:
+            name = row["name"]
+            if row.get("bucket") not in (None, "", bucket) or not name.startswith(prefix):
+                return None
+            if shard is not None and not shard.owns(f"gs://{bucket}/{name}"):
+                return None
+            updated = row["updated"]
+            item = {"name": name, "size": row.get("size") or 0, "storageClass": row.get("storageclass"),
+                    "updated": updated.isoformat() if isinstance(updated, datetime) else str(updated),
+                    "etag": row.get("etag") or None, "generation": row.get("generation"),
+                    "md5Hash": row.get("md5hash"), "crc32c": row.get("crc32c")}
+            return self._ref(bucket, region, item)
+
+        async for ref in report_refs(report, fetch, _INVENTORY_COLUMNS, convert):
+            yield ref
+
+    async def _newest_report(self, dest: str, path: str, uri: str) -> Report:
+        """The newest report whose manifest and every shard it names are there: manifests directly in
+        `path`, or in its date folders, newest folder first (one delimited listing a folder)."""
+
+        async def folder(prefix: str) -> tuple[dict[str, int], list[str]]:
+            params = {"prefix": f"{prefix}/" if prefix else "", "delimiter": "/", "maxResults": str(_PAGE),
+                      "fields": "nextPageToken,prefixes,items(name,size)"}
+            sizes: dict[str, int] = {}
+            subfolders: list[str] = []
+            while True:
+                page = await self._request("inventory", uri, "list_objects", dest, params=dict(params))
+                sizes.update((i["name"], int(i.get("size", 0))) for i in page.get("items", []))
+                subfolders += [p.rstrip("/") for p in page.get("prefixes", [])]
+                if not page.get("nextPageToken"):
+                    return sizes, sorted(subfolders, reverse=True)
+                params["pageToken"] = page["nextPageToken"]
+
+        tried = 0
+
+        async def newest(prefix: str, sizes: dict[str, int]) -> Report | None:
+            nonlocal tried
+            # Manifest names hold the snapshot time after the config id: newest first by name.
+            for name in sorted((n for n in sizes if n.endswith("_manifest.json")), reverse=True):
+                if tried == MAX_TRIED:
+                    return None
+                tried += 1
+                where = f"gs://{dest}/{name}"
+                report = gcs_report(await self._fetch(dest, name, {}), where, prefix, sizes)
+                if report is not None:
+                    return report
+                log.warning("%s: incomplete inventory report (a shard it names is missing): passed over", where)
+            return None
+
+        sizes, subfolders = await folder(path)
+        report = await newest(path, sizes)
+        for sub in subfolders[:MAX_TRIED] if report is None else []:
+            if tried == MAX_TRIED:
+                break
+            report = await newest(sub, (await folder(sub))[0])
+            if report is not None:
+                break
+        if report is None:
+            raise UsageError(f"{uri}: no complete inventory report among the {MAX_TRIED} newest")
+        return report
+
+    async def _fetch(self, bucket: str, name: str, headers: dict[str, str]) -> bytes:
+        """An object's bytes (or the range `headers` ask for) from an inventory's destination, retried."""
+
+        async def attempt() -> bytes:
+            try:
+                return await self._client().download(bucket, name, headers=headers,
+                                                     timeout=math.ceil(self.request_timeout))
+            except _NETWORK as exc:
+                raise _error(f"gs://{bucket}/{name}", exc) from None
+
+        return await self.call("inventory", attempt)
 
     def _ref(self, bucket: str, region: str, item: dict[str, Any]) -> ObjectRef:
         name = item["name"]

@@ -44,9 +44,10 @@ import os
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import unquote_plus, urlsplit
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -55,13 +56,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 from dateutil.tz import tzutc
 
-from scanner.config import Config
+from scanner.config import Config, InventorySettings
 from scanner.errors import ObjectDenied, ObjectError, ObjectGone, ObjectUnreadable, TransientError, UsageError
 from scanner.models import ObjectRef
 
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
 from ._s3_get import SignedGets, error_code
 from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, Throttled, merge_streams
+from .inventory_reports import MAX_TRIED, DataFile, Report, announce, falsy, report_refs, s3_report, s3_report_folder, truthy
 
 __all__ = ["S3Connector"]
 
@@ -97,6 +99,11 @@ _ERRORS: ErrorTable = {
     "RequestTimeout": TransientError,
 }
 _NETWORK = NETWORK_ERRORS + (BotoCoreError, aiohttp.ClientError)
+# Inventory report columns the listing takes (`inventory_reports.canonical` names).
+_INVENTORY_COLUMNS = frozenset({"key", "size", "lastmodifieddate", "etag", "storageclass", "versionid", "islatest",
+                                "isdeletemarker", "intelligenttieringaccesstier"})
+# An inventory's IntelligentTieringAccessTier -> the `x-amz-archive-status` a HEAD would give.
+_ACCESS_TIERS = {"ARCHIVE": "ARCHIVE_ACCESS", "DEEP_ARCHIVE": "DEEP_ARCHIVE_ACCESS"}
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,13 @@ def _timestamp(value: Any) -> datetime:
         if _HTTP_DATE.match(value):
             return parsedate_to_datetime(value).replace(tzinfo=tzutc())
     return parse_timestamp(value)
+
+
+def _inventory_time(value: Any) -> datetime:
+    """An inventory's LastModifiedDate as a listing gives it: ISO text (CSV) or a timestamp (ORC, Parquet)."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).replace(tzinfo=tzutc())
+    return _timestamp(str(value))
 
 
 def _hex(value: str) -> str:
@@ -316,6 +330,11 @@ class S3Connector(Connector):
             yield ref
 
     async def _list_bucket(self, name: str, prefix: str) -> AsyncIterator[ObjectRef]:
+        inventory = self.config.bucket_settings(name, f"s3://{name}/").inventory
+        if inventory is not None:
+            async for ref in self._list_inventory(name, prefix, inventory):
+                yield ref
+            return
         bucket = await self._bucket(name)
         op = "list_object_versions" if bucket.versioned else "list_objects_v2"
         params: dict[str, Any] = {"Bucket": name, "Prefix": prefix}
@@ -334,6 +353,89 @@ class S3Connector(Connector):
                 params.update(KeyMarker=page["NextKeyMarker"], VersionIdMarker=page["NextVersionIdMarker"])
             else:
                 params["ContinuationToken"] = page["NextContinuationToken"]
+
+    # ---- listing from S3 Inventory reports (`connectors.inventory_reports`) ------------------------
+
+    async def _list_inventory(self, name: str, prefix: str, settings: InventorySettings) -> AsyncIterator[ObjectRef]:
+        """The bucket's objects as its newest complete inventory report lists them: no LIST of the bucket.
+        Versioned reports give their current versions; delete markers are no objects."""
+        bucket = await self._bucket(name)
+        report, region = await self._newest_report(name, settings)
+        announce(f"s3://{name}", report, settings.max_age_days)
+        dest = urlsplit(settings.uri).netloc
+        encoded = report.format == "csv"  # CSV keys are URL-encoded
+
+        async def fetch(data_file: DataFile, start: int, end: int) -> bytes:
+            return await self._get(f"s3://{dest}/{data_file.name}", region, dest, data_file.name,
+                                   Range=f"bytes={start}-{end - 1}")
+
+        shard = self.inventory_shard
+
+        def convert(row: dict[str, Any]) -> ObjectRef | None:
+            if truthy(row.get("isdeletemarker")) or falsy(row.get("islatest")):
+                return None
+            key = unquote_plus(row["key"]) if encoded else row["key"]
+            if not key.startswith(prefix) or (shard is not None and not shard.owns(f"s3://{name}/{key}")):
+                return None
+            entry = {"Key": key, "Size": int(row.get("size") or 0), "ETag": row.get("etag") or "",
+                     "LastModified": _inventory_time(row["lastmodifieddate"]),
+                     "StorageClass": row.get("storageclass") or "STANDARD", "VersionId": row.get("versionid")}
+            return self._ref(bucket, entry, _ACCESS_TIERS.get(row.get("intelligenttieringaccesstier") or ""))
+
+        async for ref in report_refs(report, fetch, _INVENTORY_COLUMNS, convert):
+            yield ref
+
+    async def _newest_report(self, name: str, settings: InventorySettings) -> tuple[Report, str]:
+        """The newest report whose manifest.json is there and matches its manifest.checksum, found with a
+        delimited LIST of the report folders (one request per 1,000 reports), and the destination's region."""
+        parts = urlsplit(settings.uri)
+        dest, base = parts.netloc, parts.path.strip("/")
+        region = await self._bucket_region(dest)
+        folders: list[tuple[datetime, str]] = []
+        params: dict[str, Any] = {"Bucket": dest, "Prefix": f"{base}/" if base else "", "Delimiter": "/"}
+        while True:
+            page = await self._request("inventory", settings.uri, region, "list_objects_v2", **params)
+            for common in page.get("CommonPrefixes", []):
+                folder = common["Prefix"].rstrip("/")
+                when = s3_report_folder(folder.rpartition("/")[2])
+                if when is not None:
+                    folders.append((when, folder))
+            if not page.get("IsTruncated"):
+                break
+            params["ContinuationToken"] = page["NextContinuationToken"]
+        for when, folder in sorted(folders, reverse=True)[:MAX_TRIED]:
+            where = f"s3://{dest}/{folder}/manifest.json"
+            manifest = await self._get_small(where, region, dest, f"{folder}/manifest.json")
+            checksum = await self._get_small(where, region, dest, f"{folder}/manifest.checksum")
+            report = None
+            if manifest is not None and checksum is not None:
+                report = s3_report(manifest, checksum, where, name, when)
+            if report is not None:
+                return report, region
+            log.warning("%s: incomplete inventory report (no manifest, or its checksum does not match): passed over",
+                        f"s3://{dest}/{folder}/")
+        raise UsageError(f"s3://{name}: no complete inventory report among the {MAX_TRIED} newest under {settings.uri}")
+
+    async def _get(self, uri: str, region: str, bucket: str, key: str, **params: Any) -> bytes:
+        """An object's bytes (or the range `params` ask for) from a report's destination, retried."""
+
+        async def attempt() -> bytes:
+            client = await self._client(region)
+            try:
+                answer = await client.get_object(Bucket=bucket, Key=key, **params)
+                async with answer["Body"] as body:
+                    return bytes(await body.read())
+            except (ClientError, *_NETWORK) as exc:
+                raise _error(uri, exc) from None
+
+        return await self.call("inventory", attempt)
+
+    async def _get_small(self, uri: str, region: str, bucket: str, key: str) -> bytes | None:
+        """A small object's bytes (a manifest), or None when it is not there."""
+        try:
+            return await self._get(uri, region, bucket, key)
+        except ObjectGone:
+            return None
 
     def _ref(self, bucket: _Bucket, entry: dict[str, Any], archive_status: str | None) -> ObjectRef:
         key = entry["Key"]

@@ -18,12 +18,37 @@ from .errors import UsageError
 from .models import Tier
 from .safe_yaml import line_at, parse_yaml, read_yaml_file
 
-__all__ = ["BucketSettings", "Config", "MasterRule", "MasterSettings", "format_validation_error", "load_config",
+__all__ = ["BucketSettings", "Config", "InventorySettings", "MasterRule", "MasterSettings", "format_validation_error", "load_config",
            "load_config_text"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class InventorySettings(_Strict):
+    """Where a bucket's inventory reports are published, to list the bucket from its newest complete report
+    instead of LIST requests (`connectors.inventory_reports`). `uri` is the folder one report configuration
+    writes into:
+
+    - S3 Inventory: `s3://DEST-BUCKET/DEST-PREFIX/SOURCE-BUCKET/CONFIG-ID` (holding `YYYY-MM-DDTHH-MMZ/` folders);
+    - GCS Storage Insights: `gs://DEST-BUCKET/DEST-PATH` (the reports' manifests, or date folders holding them);
+    - Azure Blob Inventory: `az://ACCOUNT/DEST-CONTAINER` (holding `YYYY/MM/DD/HH-MM-SS/RULE/` folders),
+      with `rule` naming the inventory rule.
+
+    A report older than `max_age_days` is used, with a warning: objects changed since are read as changed.
+    """
+
+    uri: str = Field(min_length=6)
+    rule: str | None = None
+    max_age_days: float = Field(default=8.0, gt=0)
+
+    @field_validator("uri")
+    @classmethod
+    def _scheme(cls, uri: str) -> str:
+        if not uri.startswith(("s3://", "gs://", "az://")):
+            raise ValueError("an inventory URI starts with s3://, gs:// or az://")
+        return uri.rstrip("/")
 
 
 class BucketSettings(_Strict):
@@ -36,6 +61,8 @@ class BucketSettings(_Strict):
     region: str | None = None
     # Which provider's price list applies: local folders standing in for a cloud bucket say so here.
     price_as: str | None = None
+    # List this bucket from its provider's inventory reports instead of LIST requests.
+    inventory: InventorySettings | None = None
 
 
 _NO_SETTINGS = BucketSettings()

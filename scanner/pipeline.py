@@ -540,6 +540,15 @@ def _forget_other_hashes(catalog: Catalog) -> None:
                     "more, so that every hash is made the same way", stale)
 
 
+def _connectors(config: Config, targets: list[str], shard: Shard | None) -> dict[str, Connector]:
+    """One connector per scheme of the targets; a shard's lists only its share of inventory reports."""
+    connectors: dict[str, Connector] = {}
+    for scheme in {parse_target(t).scheme for t in targets}:
+        connectors[scheme] = connector_class(scheme)(config)
+        connectors[scheme].inventory_shard = shard
+    return connectors
+
+
 async def run_scan(config: Config, catalog: Catalog, targets: list[str],
                    progress: Progress | None = None, now: Callable[[], datetime] | None = None,
                    shard: Shard | None = None,
@@ -562,8 +571,7 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
         _forget_other_hashes(catalog)
     counters: dict[str, int] = defaultdict(int)
     acct = _Accounts(config)
-    schemes = {parse_target(t).scheme for t in targets}
-    connectors: dict[str, Connector] = {s: connector_class(s)(config) for s in schemes}
+    connectors = _connectors(config, targets, shard)
     # A shard reads no early objects: its representatives are chosen over the whole listing.
     early = _EarlyReads(lambda ref: acct.retrieval(ref, 1 << 30) == 0) if shard is None else None
     try:
@@ -618,8 +626,7 @@ async def plan_scan(config: Config, catalog: Catalog, targets: list[str],
     if config.scan.perceptual:
         _forget_other_hashes(catalog)
     counters: dict[str, int] = defaultdict(int)
-    schemes = {parse_target(t).scheme for t in targets}
-    connectors: dict[str, Connector] = {s: connector_class(s)(config) for s in schemes}
+    connectors = _connectors(config, targets, shard)
     try:
         await _list_all(config, catalog, targets, scan_id, connectors, counters, progress)
     finally:

@@ -9,6 +9,13 @@ the merged result equal to a one-process scan without any coordination between s
 - each shard sees every object of a fully listed target, so no shard marks another shard's objects gone.
 Sharding by bucket or prefix instead would leave shards as uneven as the buckets and need a size exchange.
 
+Buckets listed from inventory reports (`connectors.inventory_reports`) are the exception: reading a report
+of hundreds of millions of rows into every shard's catalog would not scale, so there each shard keeps only
+the rows it `owns` (the connector's `inventory_shard`), and its size classes are its share's. By hash, not
+by data file: a provider splits each report into files differently, and an object must stay with its
+shard from one report to the next (parts are kept between runs, and `tierscan merge` takes from each part
+the rows it owns).
+
 The hash is the first 8 bytes of SHA-256 of the object URI, so the split is stable across runs, machines
 and Python versions (unlike `hash()`), and an object stays with its shard while N stays the same.
 """
