@@ -413,9 +413,9 @@ class Catalog:
 
     # --- grouping and reporting reads: streamed, so that memory does not grow with the objects -----------
     def exact_candidates(self) -> Iterator[tuple[str, InventoryRecord]]:
-        """Every object that may have byte-identical copies (not gone, not empty, with a SHA-256 or a trusted
-        content identity), with its content label, ordered by label then URI: equal labels are one group
-        of copies. Objects are copies when their SHA-256s are equal, or their sizes and content identities
+        """Every object that has byte-identical copies (of those not gone, not empty, with a SHA-256 or a
+        trusted content identity), with its content label, ordered by label then URI: equal labels are one
+        group of copies, and only labels of two or more objects come. Objects are copies when their SHA-256s are equal, or their sizes and content identities
         (`models.content_identity`) are, and so on transitively (as a union-find over both keys would join
         them): an object without a SHA-256 takes the least SHA-256 of its size and identity, and the few
         SHA-256s one size and identity join (identities that disagree with content) are merged here."""
@@ -450,12 +450,23 @@ class Catalog:
         self.db.executemany("INSERT INTO temp.copy_root VALUES (?, ?)", ((k, root(k)) for k in list(roots)))
         label = ("COALESCE(k.sha, (SELECT c.sha FROM temp.copy_class c WHERE c.size=k.size AND c.cid=k.cid), "
                  "'id:' || k.size || ':' || k.cid)")
+        self._script(f"""
+            DROP TABLE IF EXISTS temp.copy_label;
+            CREATE TEMP TABLE copy_label AS SELECT l.uri, COALESCE(r.root, l.label) AS root
+                FROM (SELECT k.uri, {label} AS label FROM temp.copy_keys k) l
+                LEFT JOIN temp.copy_root r ON r.label=l.label;
+            CREATE INDEX temp.copy_label_root ON copy_label (root);
+            DROP TABLE temp.copy_keys;
+            DROP TABLE temp.copy_class;
+            DROP TABLE temp.copy_root
+        """)
         rows = self._tuples(
-            f"SELECT COALESCE(r.root, l.label) AS root, o.exif, {_O_RECORD_COLUMNS} "
-            f"FROM (SELECT k.uri, {label} AS label FROM temp.copy_keys k) l "
-            "LEFT JOIN temp.copy_root r ON r.label=l.label JOIN objects o ON o.uri=l.uri ORDER BY root, o.uri")
+            f"SELECT l.root, o.exif, {_O_RECORD_COLUMNS} FROM temp.copy_label l JOIN objects o ON o.uri=l.uri "
+            "WHERE l.root IN (SELECT root FROM temp.copy_label GROUP BY root HAVING COUNT(*) > 1) "
+            "ORDER BY l.root, o.uri")
         for key, exif_text, *values in rows:
             yield key, _record(exif_text, values)
+        self.db.execute("DROP TABLE temp.copy_label")
 
     def exact_members(self) -> None:
         """`temp.exact_member` (uri, master): every member of the stored exact groups, for the queries below
@@ -514,6 +525,13 @@ class Catalog:
             "SELECT uri, COALESCE(NULLIF(reason, ''), status) FROM objects "
             "WHERE status IN ('skipped', 'failed', 'unreadable') ORDER BY uri")
 
+    def skip_reasons(self) -> list[tuple[str, int]]:
+        """Skipped, failed and unreadable objects by reason (as `skipped` gives it), each reason in the order
+        it first appears there."""
+        return [(r[0], r[1]) for r in self._tuples(
+            "SELECT COALESCE(NULLIF(reason, ''), status) AS why, COUNT(*), MIN(uri) AS first FROM objects "
+            "WHERE status IN ('skipped', 'failed', 'unreadable') GROUP BY why ORDER BY first")]
+
     def skipped_count(self) -> int:
         return int(self.db.execute(
             "SELECT COUNT(*) FROM objects WHERE status IN ('skipped', 'failed', 'unreadable')").fetchone()[0])
@@ -527,13 +545,20 @@ class Catalog:
         for (data,) in self._tuples("SELECT data FROM groups ORDER BY id"):
             yield Group.model_validate_json(data)
 
+    def group(self, group_id: str) -> Group | None:
+        row = self.db.execute("SELECT data FROM groups WHERE id=?", (group_id,)).fetchone()
+        return None if row is None else Group.model_validate_json(row[0])
+
     def each_finding(self) -> Iterator[Finding]:
         """The stored findings, streamed in order (`findings` gives the same as a list)."""
         for (data,) in self._tuples("SELECT data FROM findings ORDER BY id"):
             yield Finding.model_validate_json(data)
 
-    def finding_count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM findings").fetchone()[0])
+    def finding_counts(self) -> list[tuple[str, str, int]]:
+        """Stored findings counted by policy and severity."""
+        return [(r[0], r[1], r[2]) for r in self._tuples(
+            "SELECT json_extract(data, '$.policy'), json_extract(data, '$.severity'), COUNT(*) FROM findings "
+            "GROUP BY 1, 2 ORDER BY 1, 2")]
 
     @contextmanager
     def writing_results(self) -> Iterator[ResultWriter]:
@@ -558,23 +583,6 @@ class Catalog:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-
-    def object_rows(self) -> Iterator[dict[str, Any]]:
-        """Every stored object row, gone ones included, as column -> value (for `scanner.merge`)."""
-        for row in self.db.execute("SELECT * FROM objects ORDER BY uri"):
-            yield dict(row)
-
-    def replace_objects(self, rows: Iterable[dict[str, Any]]) -> int:
-        """Make these rows the whole object table (a merged catalog is derived from its parts)."""
-        count = 0
-        with self.db:
-            self.db.execute("DELETE FROM objects")
-            for row in rows:
-                cols = ", ".join(row)
-                marks = ", ".join("?" for _ in row)
-                self.db.execute(f"INSERT INTO objects ({cols}) VALUES ({marks})", tuple(row.values()))
-                count += 1
-        return count
 
     def signatures(self) -> dict[str, bytes]:
         """Near-duplicate signature blobs by URI, for the objects that have one."""

@@ -449,11 +449,6 @@ def _policy_record(r: InventoryRecord, jurisdictions: JurisdictionMap) -> dict[s
     return record
 
 
-def _object_records(config: Config, records: Iterable[InventoryRecord]) -> dict[str, dict[str, object]]:
-    jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
-    return {r.uri: _policy_record(r, jurisdictions) for r in records}
-
-
 def _group_record(group: Group, objects: Mapping[str, dict[str, object]]) -> dict[str, object]:
     """A group as policies see it: its members are whole object records (with their distance)."""
     record = group.model_dump(mode="json")
@@ -461,17 +456,42 @@ def _group_record(group: Group, objects: Mapping[str, dict[str, object]]) -> dic
     return record
 
 
-def _group_records(objects: Mapping[str, dict[str, object]],
-                   groups: Iterable[Group]) -> dict[str, dict[str, object]]:
-    return {g.id: _group_record(g, objects) for g in groups}
+class _PolicyRecords(Mapping[str, dict[str, object]]):
+    """Policy records of a catalog's objects (by URI) or groups (by id), each made when it is looked up."""
+
+    def __init__(self, config: Config, catalog: Catalog, groups: bool):
+        self._jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
+        self._catalog, self._groups = catalog, groups
+
+    def __getitem__(self, key: str) -> dict[str, object]:
+        if not self._groups:
+            return _object_records_of(self._catalog, [key], self._jurisdictions)[key]
+        group = self._catalog.group(key)
+        if group is None:
+            raise KeyError(key)
+        return _group_record(group, _object_records_of(self._catalog, [m.uri for m in group.members],
+                                                       self._jurisdictions))
+
+    def __iter__(self) -> Iterator[str]:
+        if self._groups:
+            return (g.id for g in self._catalog.each_group())
+        return (r.uri for r in self._catalog.records())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
-def policy_records(config: Config, records: Iterable[InventoryRecord],
-                   groups: Iterable[Group]) -> tuple[dict[str, dict[str, object]], dict[str, dict[str, object]]]:
+def _object_records_of(catalog: Catalog, uris: Iterable[str],
+                       jurisdictions: JurisdictionMap) -> dict[str, dict[str, object]]:
+    return {uri: _policy_record(r, jurisdictions) for uri, r in catalog.records_of(uris).items()}
+
+
+def policy_records(config: Config, catalog: Catalog) -> tuple[Mapping[str, dict[str, object]],
+                                                              Mapping[str, dict[str, object]]]:
     """What policies see, keyed by URI and by group id: object records, and group records whose members
-    are full object records. The scan evaluates these; `--output-dir` writes the matched ones out."""
-    objects = _object_records(config, records)
-    return objects, _group_records(objects, groups)
+    are full object records, each read from the catalog when looked up (`--output-dir` writes the
+    matched ones out). The scan evaluates the same records as it streams them."""
+    return _PolicyRecords(config, catalog, groups=False), _PolicyRecords(config, catalog, groups=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,9 +559,8 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
 
         for _, labelled in itertools.groupby(catalog.exact_candidates(), key=lambda pair: pair[0]):
             members = [record for _, record in labelled]
-            if len(members) > 1:
-                group = exact_group(members, config.master)
-                store(group, members, f"1 {group.id}")
+            group = exact_group(members, config.master)
+            store(group, members, f"1 {group.id}")
         out.flush()
         catalog.exact_members()  # near grouping leaves out their redundant copies
         listed = [*config.near.not_duplicates, *catalog.not_duplicates()]

@@ -45,6 +45,7 @@ __all__ = [
     "scan_cost",
     "scan_cost_parts",
     "tally",
+    "tally_flagged",
 ]
 
 GIB = 1 << 30
@@ -183,13 +184,24 @@ def tally(
     price_as: PriceAs | None,
     now: datetime,
 ) -> Tally:
-    """One pass over `records` (a stream: memory grows with buckets and groups, not objects).
+    """One pass over `records` (a stream: memory grows with buckets and the redundant copies' URIs).
 
     Redundant copies are attributed to their own bucket, priced at their own class and region.
     """
     redundant = redundant_copies(groups)
+    return tally_flagged(((r, r.uri in redundant) for r in records), prices, price_as, now)
+
+
+def tally_flagged(
+    records: Iterable[tuple[InventoryRecord, bool]],
+    prices: PriceTable,
+    price_as: PriceAs | None,
+    now: datetime,
+) -> Tally:
+    """`tally` over records that come with whether each is a redundant copy (`Catalog.tally_records`
+    flags them in SQL): memory grows with buckets, tiers, regions and prices, not objects."""
     result = Tally()
-    for record in records:
+    for record, is_redundant in records:
         if record.status == "gone":
             continue
         provider = (price_as(record) if price_as else None) or record.provider
@@ -215,7 +227,7 @@ def tally(
             result.regions.setdefault(record.region, (record.jurisdiction, Sums()))[1],
         )
         monthly_cost = record.size / GIB * price.storage_gb_month
-        cost = removal_cost(record, price, now) if record.uri in redundant else None
+        cost = removal_cost(record, price, now) if is_redundant else None
         for target in sums:
             target.add(record, monthly_cost)
             if cost is not None:
