@@ -193,3 +193,43 @@ def test_the_catalogs_report_never_lists_every_record(catalog: Catalog, monkeypa
     text = render_json(_report_stream(Config(), catalog))
     assert calls == [1]
     assert Report.model_validate_json(text).groups == catalog.groups()
+
+
+def test_merge_copies_rows_in_sqlite_and_keeps_each_uris_best(tmp_path: Path) -> None:
+    """Twelve parts (more than SQLite attaches at once), each shard's own rows only: the merged catalog
+    holds each URI's best row (newest modified time, then the more complete status), the disagreements
+    are listed, and no object row is inserted one by one from Python."""
+    from scanner.merge import merge_catalogs
+    from scanner.shard import Shard
+
+    parts = []
+    for i in range(12):
+        path = tmp_path / f"part-{i}.db"
+        with Catalog(path) as part:
+            rows = [_row("hot", f"k{k}.jpg", 100 + k, sha=f"{k:064x}", age=30) for k in range(40)]
+            rows.append(_row("hot", "shared.jpg", 500, sha="1" * 64, age=30 - i))  # newer in later parts
+            rows.append(_row("hot", "tie.jpg", 600, status="listed" if i else "fingerprinted", sha="2" * 64))
+            part.db.executemany(f"INSERT INTO objects ({', '.join(_COLUMNS)}) VALUES "
+                                f"({', '.join('?' * len(_COLUMNS))})", rows)
+            part.set_meta("shard", "" if i == 0 else f"{i}/12")
+        parts.append(path)
+    statements: list[str] = []
+    with Catalog(tmp_path / "all.db") as into:
+        into.db.set_trace_callback(statements.append)
+        result = merge_catalogs(parts, into, Config(), now=NOW)
+        into.db.set_trace_callback(None)
+        merged = {r.uri: r for r in into.records()}
+    shards = [Shard(i, 12) for i in range(12)]
+    owners = {uri: [0] + [i for i in range(1, 12) if shards[i].owns(uri)] for uri in merged}
+    assert len(merged) == result.objects == 42
+    # shared.jpg: the newest part that owns it wins; every older owner with another identity is listed.
+    newest = max(owners["s3://hot/shared.jpg"])
+    assert merged["s3://hot/shared.jpg"].modified == NOW - timedelta(days=30 - newest)
+    shared = [c for c in result.conflicts if c.startswith("s3://hot/shared.jpg")]
+    assert len(shared) == 1 and f"kept {parts[newest]}" in shared[0]
+    assert shared[0].count("; ") == len(owners["s3://hot/shared.jpg"]) - 1
+    # tie.jpg: the same identity everywhere, so no conflict, and the fingerprinted row of part 0 wins.
+    assert merged["s3://hot/tie.jpg"].status == "fingerprinted"
+    assert not any(c.startswith("s3://hot/tie.jpg") for c in result.conflicts)
+    inserts = [s for s in statements if "INSERT" in s.upper() and "OBJECTS" in s.upper().split("SELECT")[0]]
+    assert inserts and all("SELECT" in s.upper() for s in inserts)
