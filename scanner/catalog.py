@@ -28,16 +28,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Sequence
 
 from .errors import UsageError
-from .models import ExifRecord, Finding, Group, InventoryRecord, ObjectRef, ScanStats
+from .models import ExifRecord, Finding, Group, InventoryRecord, ObjectRef, ScanStats, Tier
 from .signatures import MAGIC
 
 if TYPE_CHECKING:
     from .shard import Shard
 
-__all__ = ["SCHEMA_VERSION", "Catalog", "ResultWriter", "WorkItem"]
+__all__ = ["SCHEMA_VERSION", "Catalog", "Holding", "ResultWriter", "WorkItem"]
 
 SCHEMA_VERSION = 1
 
@@ -125,6 +125,23 @@ def _identity(ref: ObjectRef) -> str:
     if ref.skipped is not None:
         return f"skipped|{ref.skipped}|{ref.modified.isoformat()}"
     return f"{ref.size}|{ref.modified.isoformat()}|{ref.etag or ''}|{ref.version or ''}"
+
+
+class Holding(NamedTuple):
+    """What the savings tally reads of one stored object (`Catalog.tally_records`): where it is, what it
+    weighs and costs, not its fingerprint or metadata. The fields are `InventoryRecord`'s."""
+
+    uri: str
+    provider: str
+    bucket: str
+    key: str
+    size: int
+    tier: Tier
+    storage_class: str
+    region: str
+    jurisdiction: str
+    modified: datetime
+    status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,16 +525,19 @@ class Catalog:
                 found[uri] = _record(exif_text, values)
         return found
 
-    def tally_records(self) -> Iterator[tuple[InventoryRecord, bool]]:
-        """Every object not gone, in URI order, with whether it is a redundant copy: a member of a stored
-        exact group other than its master."""
+    def tally_records(self) -> Iterator[tuple[Holding, bool]]:
+        """Every object not gone, in URI order, as what the savings tally reads of it, with whether it is a
+        redundant copy: a member of a stored exact group other than its master."""
         self.exact_members()
         rows = self._tuples(
-            f"SELECT o.exif, {_O_RECORD_COLUMNS}, e.uri IS NOT NULL "
-            "FROM objects o LEFT JOIN temp.exact_member e ON e.uri=o.uri AND e.uri<>e.master "
-            "WHERE o.status<>'gone' ORDER BY o.uri")
-        for exif_text, *values, redundant in rows:
-            yield _record(exif_text, values), bool(redundant)
+            "SELECT o.uri, o.provider, o.bucket, o.key, o.size, o.tier, o.storage_class, o.region, o.jurisdiction,"
+            " o.modified, o.status, e.uri IS NOT NULL FROM objects o LEFT JOIN temp.exact_member e"
+            " ON e.uri=o.uri AND e.uri<>e.master WHERE o.status<>'gone' ORDER BY o.uri")
+        tiers = {tier.value: tier for tier in Tier}
+        for uri, provider, bucket, key, size, tier, storage_class, region, jurisdiction, modified, status, \
+                redundant in rows:
+            yield Holding(uri, provider, bucket, key, size, tiers[tier], storage_class, region, jurisdiction,
+                          datetime.fromisoformat(modified), status), bool(redundant)
 
     def skipped(self) -> Iterator[tuple[str, str]]:
         """(uri, reason) of every object skipped, failed or unreadable, in URI order."""

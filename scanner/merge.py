@@ -73,7 +73,8 @@ def _merge_rows(into: Catalog, parts: list[_Part], conflicts: list[str]) -> int:
     db = into.db
     columns = ", ".join(f'"{r[1]}"' for r in db.execute("PRAGMA main.table_info(objects)"))
     shards = [parse_shard(spec) if (spec := p.catalog.meta("shard")) else None for p in parts]
-    db.create_function("owned", 2, lambda i, uri: shards[i] is None or shards[i].owns(uri), deterministic=True)
+    db.create_function("owned", 2, lambda i, uri: (shard := shards[i]) is None or shard.owns(uri),
+                       deterministic=True)
     db.create_function("moment", 1, lambda text: datetime.fromisoformat(text).timestamp(), deterministic=True)
     for table in ("merge_rank", "merge_win", "merge_rows"):
         db.execute(f"DROP TABLE IF EXISTS temp.{table}")
