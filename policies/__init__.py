@@ -10,7 +10,7 @@ them, and `validate_files` / `describe_packs` / `describe_policies` back the `ti
 """
 
 from .costs import Pricing
-from .engine import evaluate, in_order
+from .engine import evaluate, in_order, iter_findings, order_key
 from .model import ACTIONS, FILTERS, Action, Context, Estimate, Filter, Policy, PolicySet
 from .output import write_resources
 from .schema import policy_schema
@@ -39,7 +39,9 @@ __all__ = [
     "describe_policies",
     "evaluate",
     "in_order",
+    "iter_findings",
     "load_policies",
+    "order_key",
     "policy_schema",
     "validate_files",
     "write_resources",

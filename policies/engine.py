@@ -9,7 +9,7 @@ finding carries what its recommendation saves monthly and costs once (the sum ov
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from scanner.models import Finding
@@ -17,7 +17,7 @@ from scanner.models import Finding
 from .costs import Pricing
 from .model import ZERO, Context, Policy, PolicySet, Record, Resource
 
-__all__ = ["evaluate", "in_order"]
+__all__ = ["evaluate", "in_order", "iter_findings", "order_key"]
 
 
 def evaluate(
@@ -34,10 +34,22 @@ def evaluate(
     time); pass the scan's time so that a report can be reproduced. Without `pricing`, every finding's
     money fields are zero.
     """
+    return in_order(iter_findings(policy_set, objects=objects, groups=groups, now=now, pricing=pricing))
+
+
+def iter_findings(
+    policy_set: PolicySet,
+    *,
+    objects: Iterable[Record] = (),
+    groups: Iterable[Record] = (),
+    now: datetime | None = None,
+    pricing: Pricing | None = None,
+) -> Iterator[Finding]:
+    """The findings `evaluate` gives, unordered: as each record is evaluated, object records first, so
+    that a caller can store them as they come (`order_key` puts them in `evaluate`'s order)."""
     when = now or datetime.now(UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    findings: list[Finding] = []
     passes: tuple[tuple[Resource, Iterable[Record]], ...] = (("object", objects), ("group", groups))
     for resource, records in passes:
         policies = [p for p in policy_set if p.resource == resource]
@@ -47,14 +59,23 @@ def evaluate(
         for record in records:
             for policy in policies:
                 if all(f(record, ctx) for f in policy.filters):
-                    findings.extend(_findings(policy, record, ctx, pricing))
-    return in_order(findings)
+                    yield from _findings(policy, record, ctx, pricing)
 
 
 def in_order(findings: Iterable[Finding]) -> list[Finding]:
     """Findings in the order `evaluate` gives them: by policy name, then URIs, then action (stable, so the
     findings of separate passes, object records' first, come out as one call over both would give them)."""
     return sorted(findings, key=lambda f: (f.policy, f.uris, f.action))
+
+
+def order_key(finding: Finding) -> bytes:
+    """`in_order`'s sort key as bytes that sort the same way (so that a database can order findings):
+    each text as UTF-8 (byte order is code point order; `surrogatepass` keeps undecodable file names in
+    place) with NUL escaped as 00 FF and ended by 00 01, and the URI list ended by 00 00, below any URI."""
+    def text(value: str) -> bytes:
+        return value.encode("utf-8", "surrogatepass").replace(b"\x00", b"\x00\xff") + b"\x00\x01"
+
+    return text(finding.policy) + b"".join(map(text, finding.uris)) + b"\x00\x00" + text(finding.action)
 
 
 def _findings(policy: Policy, record: Record, ctx: Context, pricing: Pricing | None) -> list[Finding]:

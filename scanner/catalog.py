@@ -24,19 +24,20 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Sequence
 
 from .errors import UsageError
-from .models import ExifRecord, Finding, Group, InventoryRecord, ObjectRef, ScanStats
+from .models import ExifRecord, Finding, Group, InventoryRecord, ObjectRef, ScanStats, Tier
 from .signatures import MAGIC
 
 if TYPE_CHECKING:
     from .shard import Shard
 
-__all__ = ["Catalog", "SCHEMA_VERSION", "WorkItem"]
+__all__ = ["SCHEMA_VERSION", "Catalog", "Holding", "ResultWriter", "WorkItem"]
 
 SCHEMA_VERSION = 1
 
@@ -96,6 +97,18 @@ _RECORD_SOURCES = {name: name for name in (
     "uri", "provider", "bucket", "key", "version", "size", "tier", "storage_class", "region", "jurisdiction",
     "modified", "etag", "sha256", "phash", "dhash", "format", "width", "height", "status", "reason")} | {
     "md5": "json_extract(checksums, '$.md5')", "multipart_etag": "json_extract(checksums, '$.s3mpu')"}
+_RECORD_COLUMNS = ", ".join(_RECORD_SOURCES.values())
+# The same, of the objects table named `o` in a join.
+_O_RECORD_COLUMNS = ", ".join(
+    "o." + source if source.isidentifier() else source.replace("(checksums", "(o.checksums")
+    for source in _RECORD_SOURCES.values())
+# `models.content_identity` of the checksums: a trusted MD5, else an S3 multipart ETag.
+_CONTENT_ID = "COALESCE(json_extract(checksums, '$.md5'), json_extract(checksums, '$.s3mpu'))"
+# Whether an object's metadata holds personal data (`ExifRecord.personal_data` is not empty).
+_PERSONAL = ("(exif IS NOT NULL AND (json_extract(exif, '$.gps') IS NOT NULL OR "
+             "COALESCE(json_array_length(exif, '$.serials'), 0) > 0 OR "
+             "COALESCE(json_extract(exif, '$.owner'), '') <> '' OR "
+             "COALESCE(json_extract(exif, '$.datetime_original'), '') <> ''))")
 # No signature yet, or one of an older layout (`signatures.MAGIC` names the current one).
 _NEEDS_SIGNATURE = ("(status='fingerprinted' AND phash IS NOT NULL AND (near_sig IS NULL OR "
                     f"substr(near_sig, 1, {len(MAGIC)}) <> X'{MAGIC.hex()}'))")
@@ -114,6 +127,23 @@ def _identity(ref: ObjectRef) -> str:
     return f"{ref.size}|{ref.modified.isoformat()}|{ref.etag or ''}|{ref.version or ''}"
 
 
+class Holding(NamedTuple):
+    """What the savings tally reads of one stored object (`Catalog.tally_records`): where it is, what it
+    weighs and costs, not its fingerprint or metadata. The fields are `InventoryRecord`'s."""
+
+    uri: str
+    provider: str
+    bucket: str
+    key: str
+    size: int
+    tier: Tier
+    storage_class: str
+    region: str
+    jurisdiction: str
+    modified: datetime
+    status: str
+
+
 @dataclass(frozen=True, slots=True)
 class WorkItem:
     """One object to read, and what to compute from its bytes."""
@@ -121,6 +151,34 @@ class WorkItem:
     ref: ObjectRef
     want_sha256: bool
     want_metadata: bool  # False: an unchanged object read again only for its SHA-256
+
+
+class ResultWriter:
+    """Groups and findings of one evaluation, written in batches inside `Catalog.writing_results`."""
+
+    BATCH = 2_000
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+        self._groups: list[tuple[str, str, str]] = []
+        self._findings: list[tuple[bytes, str, str]] = []
+
+    def group(self, group: Group) -> None:
+        self._groups.append((group.id, group.kind, group.model_dump_json()))
+        if len(self._groups) >= self.BATCH:
+            self.flush()
+
+    def finding(self, key: bytes, tie: str, finding: Finding) -> None:
+        """`key`: its order (`policies.order_key`); `tie`: the order among equal keys, then arrival."""
+        self._findings.append((key, tie, finding.model_dump_json()))
+        if len(self._findings) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        self._db.executemany("INSERT INTO groups (id, kind, data) VALUES (?, ?, ?)", self._groups)
+        self._db.executemany("INSERT INTO temp.new_finding (key, tie, data) VALUES (?, ?, ?)", self._findings)
+        self._groups.clear()
+        self._findings.clear()
 
 
 class Catalog:
@@ -356,30 +414,195 @@ class Catalog:
     def records(self, include_gone: bool = False) -> Iterator[InventoryRecord]:
         """Every object as an inventory record, streamed in URI order."""
         where = "" if include_gone else "WHERE status<>'gone'"
+        for exif_text, *values in self._tuples(f"SELECT exif, {_RECORD_COLUMNS} FROM objects {where} ORDER BY uri"):
+            yield _record(exif_text, values)
+
+    def _script(self, script: str) -> None:
+        """Statements one by one: `executescript` would commit the transaction that is open."""
+        for statement in script.split(";"):
+            if statement.strip():
+                self.db.execute(statement)
+
+    def _tuples(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
         cursor = self.db.cursor()
         cursor.row_factory = None  # plain tuples: `sqlite3.Row` finds each column by name
-        cursor.execute(f"SELECT exif, {', '.join(_RECORD_SOURCES.values())} FROM objects {where} ORDER BY uri")
-        for exif_text, *values in cursor:
-            exif = ExifRecord.model_validate_json(exif_text) if exif_text else None
-            yield InventoryRecord(**dict(zip(_RECORD_SOURCES, values)), exif=exif,
-                                  personal_data=exif.personal_data() if exif else [])
+        return cursor.execute(sql, params)
 
-    def object_rows(self) -> Iterator[dict[str, Any]]:
-        """Every stored object row, gone ones included, as column -> value (for `scanner.merge`)."""
-        for row in self.db.execute("SELECT * FROM objects ORDER BY uri"):
-            yield dict(row)
+    # --- grouping and reporting reads: streamed, so that memory does not grow with the objects -----------
+    def exact_candidates(self) -> Iterator[tuple[str, InventoryRecord]]:
+        """Every object that has byte-identical copies (of those not gone, not empty, with a SHA-256 or a
+        trusted content identity), with its content label, ordered by label then URI: equal labels are one
+        group of copies, and only labels of two or more objects come. Objects are copies when their SHA-256s are equal, or their sizes and content identities
+        (`models.content_identity`) are, and so on transitively (as a union-find over both keys would join
+        them): an object without a SHA-256 takes the least SHA-256 of its size and identity, and the few
+        SHA-256s one size and identity join (identities that disagree with content) are merged here."""
+        self._script(f"""
+            DROP TABLE IF EXISTS temp.copy_keys;
+            DROP TABLE IF EXISTS temp.copy_class;
+            DROP TABLE IF EXISTS temp.copy_root;
+            CREATE TEMP TABLE copy_keys AS SELECT uri, size, NULLIF(sha256, '') AS sha,
+                NULLIF({_CONTENT_ID}, '') AS cid FROM objects
+                WHERE status<>'gone' AND size>0 AND (NULLIF(sha256, '') IS NOT NULL OR NULLIF({_CONTENT_ID}, '') IS NOT NULL);
+            CREATE TEMP TABLE copy_class (size INTEGER, cid TEXT, sha TEXT, shas INTEGER, PRIMARY KEY (size, cid));
+            INSERT INTO copy_class SELECT size, cid, MIN(sha), COUNT(DISTINCT sha) FROM copy_keys
+                WHERE cid IS NOT NULL AND sha IS NOT NULL GROUP BY size, cid;
+            CREATE TEMP TABLE copy_root (label TEXT PRIMARY KEY, root TEXT NOT NULL);
+        """)
+        joined = self._tuples(
+            "SELECT k.size, k.cid, k.sha FROM copy_keys k JOIN copy_class c ON c.size=k.size AND c.cid=k.cid "
+            "WHERE c.shas>1 AND k.sha IS NOT NULL GROUP BY k.size, k.cid, k.sha ORDER BY k.size, k.cid, k.sha")
+        roots: dict[str, str] = {}
 
-    def replace_objects(self, rows: Iterable[dict[str, Any]]) -> int:
-        """Make these rows the whole object table (a merged catalog is derived from its parts)."""
-        count = 0
-        with self.db:
-            self.db.execute("DELETE FROM objects")
-            for row in rows:
-                cols = ", ".join(row)
-                marks = ", ".join("?" for _ in row)
-                self.db.execute(f"INSERT INTO objects ({cols}) VALUES ({marks})", tuple(row.values()))
-                count += 1
-        return count
+        def root(label: str) -> str:
+            while roots.get(label, label) != label:
+                label = roots[label]
+            return label
+
+        for _, shas in itertools.groupby(joined, key=lambda row: (row[0], row[1])):
+            first, *rest = (root(sha) for _, _, sha in shas)
+            for other in rest:
+                low, high = sorted((first, other))
+                if low != high:
+                    roots[high] = first = low
+        self.db.executemany("INSERT INTO temp.copy_root VALUES (?, ?)", ((k, root(k)) for k in list(roots)))
+        label = ("COALESCE(k.sha, (SELECT c.sha FROM temp.copy_class c WHERE c.size=k.size AND c.cid=k.cid), "
+                 "'id:' || k.size || ':' || k.cid)")
+        self._script(f"""
+            DROP TABLE IF EXISTS temp.copy_label;
+            CREATE TEMP TABLE copy_label AS SELECT l.uri, COALESCE(r.root, l.label) AS root
+                FROM (SELECT k.uri, {label} AS label FROM temp.copy_keys k) l
+                LEFT JOIN temp.copy_root r ON r.label=l.label;
+            CREATE INDEX temp.copy_label_root ON copy_label (root);
+            DROP TABLE temp.copy_keys;
+            DROP TABLE temp.copy_class;
+            DROP TABLE temp.copy_root
+        """)
+        rows = self._tuples(
+            f"SELECT l.root, o.exif, {_O_RECORD_COLUMNS} FROM temp.copy_label l JOIN objects o ON o.uri=l.uri "
+            "WHERE l.root IN (SELECT root FROM temp.copy_label GROUP BY root HAVING COUNT(*) > 1) "
+            "ORDER BY l.root, o.uri")
+        for key, exif_text, *values in rows:
+            yield key, _record(exif_text, values)
+        self.db.execute("DROP TABLE temp.copy_label")
+
+    def exact_members(self) -> None:
+        """`temp.exact_member` (uri, master): every member of the stored exact groups, for the queries below
+        that leave out or flag redundant copies (the members other than their group's master)."""
+        self._script("""
+            DROP TABLE IF EXISTS temp.exact_member;
+            CREATE TEMP TABLE exact_member (uri TEXT PRIMARY KEY, master TEXT NOT NULL);
+            INSERT OR IGNORE INTO temp.exact_member SELECT json_extract(m.value, '$.uri'),
+                json_extract(g.data, '$.master') FROM groups g, json_each(g.data, '$.members') m
+                WHERE g.kind='exact';
+        """)
+
+    def masters_of(self, uris: Iterable[str]) -> dict[str, str]:
+        """The exact group master of each of `uris` that is a member of one (after `exact_members`)."""
+        found = {}
+        for uri in set(uris):
+            row = self.db.execute("SELECT master FROM temp.exact_member WHERE uri=?", (uri,)).fetchone()
+            if row is not None:
+                found[uri] = row[0]
+        return found
+
+    def near_rows(self) -> Iterator[tuple[Any, ...]]:
+        """What near grouping reads of each image with perceptual hashes that is not a redundant exact copy
+        (after `exact_members`), as plain tuples in URI order: uri, provider, size, tier, region,
+        jurisdiction, modified, width, height, phash, dhash, capture time, camera serials (JSON), whether
+        its metadata holds personal data (`ExifRecord.personal_data`)."""
+        return self._tuples(
+            "SELECT uri, provider, size, tier, region, jurisdiction, modified, width, height, phash, dhash, "
+            "json_extract(exif, '$.datetime_original'), json_extract(exif, '$.serials'), "
+            f"{_PERSONAL} FROM objects WHERE status='fingerprinted' AND phash IS NOT NULL AND phash<>'' "
+            "AND dhash IS NOT NULL AND dhash<>'' AND uri NOT IN "
+            "(SELECT uri FROM temp.exact_member WHERE uri<>master) ORDER BY uri")
+
+    def records_of(self, uris: Iterable[str]) -> dict[str, InventoryRecord]:
+        """The inventory records of these objects (gone ones included), by URI."""
+        found = {}
+        for uri in uris:
+            for exif_text, *values in self._tuples(f"SELECT exif, {_RECORD_COLUMNS} FROM objects WHERE uri=?", (uri,)):
+                found[uri] = _record(exif_text, values)
+        return found
+
+    def tally_records(self) -> Iterator[tuple[Holding, bool]]:
+        """Every object not gone, in URI order, as what the savings tally reads of it, with whether it is a
+        redundant copy: a member of a stored exact group other than its master."""
+        self.exact_members()
+        rows = self._tuples(
+            "SELECT o.uri, o.provider, o.bucket, o.key, o.size, o.tier, o.storage_class, o.region, o.jurisdiction,"
+            " o.modified, o.status, e.uri IS NOT NULL FROM objects o LEFT JOIN temp.exact_member e"
+            " ON e.uri=o.uri AND e.uri<>e.master WHERE o.status<>'gone' ORDER BY o.uri")
+        tiers = {tier.value: tier for tier in Tier}
+        for uri, provider, bucket, key, size, tier, storage_class, region, jurisdiction, modified, status, \
+                redundant in rows:
+            yield Holding(uri, provider, bucket, key, size, tiers[tier], storage_class, region, jurisdiction,
+                          datetime.fromisoformat(modified), status), bool(redundant)
+
+    def skipped(self) -> Iterator[tuple[str, str]]:
+        """(uri, reason) of every object skipped, failed or unreadable, in URI order."""
+        return self._tuples(
+            "SELECT uri, COALESCE(NULLIF(reason, ''), status) FROM objects "
+            "WHERE status IN ('skipped', 'failed', 'unreadable') ORDER BY uri")
+
+    def skip_reasons(self) -> list[tuple[str, int]]:
+        """Skipped, failed and unreadable objects by reason (as `skipped` gives it), each reason in the order
+        it first appears there."""
+        return [(r[0], r[1]) for r in self._tuples(
+            "SELECT COALESCE(NULLIF(reason, ''), status) AS why, COUNT(*), MIN(uri) AS first FROM objects "
+            "WHERE status IN ('skipped', 'failed', 'unreadable') GROUP BY why ORDER BY first")]
+
+    def skipped_count(self) -> int:
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM objects WHERE status IN ('skipped', 'failed', 'unreadable')").fetchone()[0])
+
+    def group_counts(self) -> dict[str, int]:
+        """Stored groups by kind."""
+        return {r[0]: r[1] for r in self.db.execute("SELECT kind, COUNT(*) FROM groups GROUP BY kind")}
+
+    def each_group(self) -> Iterator[Group]:
+        """The stored groups, streamed by id (`groups` gives the same as a list)."""
+        for (data,) in self._tuples("SELECT data FROM groups ORDER BY id"):
+            yield Group.model_validate_json(data)
+
+    def group(self, group_id: str) -> Group | None:
+        row = self.db.execute("SELECT data FROM groups WHERE id=?", (group_id,)).fetchone()
+        return None if row is None else Group.model_validate_json(row[0])
+
+    def each_finding(self) -> Iterator[Finding]:
+        """The stored findings, streamed in order (`findings` gives the same as a list)."""
+        for (data,) in self._tuples("SELECT data FROM findings ORDER BY id"):
+            yield Finding.model_validate_json(data)
+
+    def finding_counts(self) -> list[tuple[str, str, int]]:
+        """Stored findings counted by policy and severity."""
+        return [(r[0], r[1], r[2]) for r in self._tuples(
+            "SELECT json_extract(data, '$.policy'), json_extract(data, '$.severity'), COUNT(*) FROM findings "
+            "GROUP BY 1, 2 ORDER BY 1, 2")]
+
+    @contextmanager
+    def writing_results(self) -> Iterator[ResultWriter]:
+        """Replace the stored groups and findings in one transaction, written as they are produced: readers
+        see the old results until it commits. Findings come with their order key (`policies.order_key`) and
+        a tie-break, and are stored in that order."""
+        self.db.execute("BEGIN")
+        try:
+            self._script("""
+                DELETE FROM groups;
+                DELETE FROM findings;
+                DROP TABLE IF EXISTS temp.new_finding;
+                CREATE TEMP TABLE new_finding (key BLOB NOT NULL, tie TEXT NOT NULL, seq INTEGER PRIMARY KEY,
+                                               data TEXT NOT NULL);
+            """)
+            writer = ResultWriter(self.db)
+            yield writer
+            writer.flush()
+            self.db.execute("INSERT INTO findings (data) SELECT data FROM temp.new_finding ORDER BY key, tie, seq")
+            self.db.execute("DROP TABLE temp.new_finding")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def signatures(self) -> dict[str, bytes]:
         """Near-duplicate signature blobs by URI, for the objects that have one."""
@@ -405,6 +628,13 @@ class Catalog:
 
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.db.execute("SELECT status, COUNT(*) FROM objects GROUP BY status")}
+
+
+def _record(exif_text: str | None, values: Sequence[Any]) -> InventoryRecord:
+    """An inventory record from the `_RECORD_SOURCES` columns and the exif JSON."""
+    exif = ExifRecord.model_validate_json(exif_text) if exif_text else None
+    return InventoryRecord(**dict(zip(_RECORD_SOURCES, values)), exif=exif,
+                           personal_data=exif.personal_data() if exif else [])
 
 
 def _ref(row: sqlite3.Row) -> ObjectRef:

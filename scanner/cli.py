@@ -35,13 +35,13 @@ from .catalog_lock import CatalogLock
 from .config import Config, check_workers, load_config, load_config_text
 from .errors import UsageError
 from .exposure import Exposure, exposure as personal_data_exposure
-from .models import Report, Severity, Skipped
+from .models import Report, Severity
 from .progress import RichProgress
 from .safe_text import terminal_safe, terminal_text
 from .shard import Shard, parse_shard, shard_from_env
 
 if TYPE_CHECKING:
-    from .pipeline import Evaluation
+    from .report import ReportStream
 
 __all__ = ["main"]
 
@@ -89,33 +89,24 @@ def _open_catalog(path: Path, must_exist: bool, write: bool = False) -> Iterator
         yield stack.enter_context(Catalog(path))
 
 
-def _build_report(config: Config, catalog: Catalog, evaluation: Evaluation | None = None) -> Report:
-    """The catalog's report; `evaluation`: what the scan just evaluated, instead of reading it back."""
+def _report_stream(config: Config, catalog: Catalog) -> ReportStream:
+    """The catalog's report, its groups, findings and skipped objects read back as it is written out (the
+    catalog must stay open until then)."""
     from .pricing import PriceTable
-    from .report import build_report
+    from .report import catalog_report
 
-    records = evaluation.records if evaluation else list(catalog.records())
-    skipped = [
-        Skipped(uri=r.uri, reason=r.reason or r.status)
-        for r in records
-        if r.status in ("skipped", "failed", "unreadable")
-    ]
-    prices = PriceTable.load(config.prices)
-    return build_report(
-        records=records,
-        groups=evaluation.groups if evaluation else catalog.groups(),
-        findings=evaluation.findings if evaluation else catalog.findings(),
-        skipped=skipped,
-        stats=catalog.last_scan(),
-        prices=prices,
-        price_as=lambda r: config.bucket_settings(r.bucket, r.uri).price_as,
-        now=datetime.now(timezone.utc),
-    )
+    return catalog_report(catalog, PriceTable.load(config.prices),
+                          lambda r: config.bucket_settings(r.bucket, r.uri).price_as, datetime.now(timezone.utc))
 
 
-def _emit(report: Report, fmt: str, output: Path | None, csv_table: str = "buckets",
+def _build_report(config: Config, catalog: Catalog) -> Report:
+    """The catalog's whole report in memory."""
+    return _report_stream(config, catalog).whole()
+
+
+def _emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "buckets",
           exposure: Exposure | None = None) -> None:
-    from .report import render_csv, render_json, render_table
+    from .report import render_table, write_csv, write_json
 
     if fmt == "table":
         if output:
@@ -127,10 +118,26 @@ def _emit(report: Report, fmt: str, output: Path | None, csv_table: str = "bucke
     if fmt == "html":
         from .html_report import render_html
 
-        text = render_html(report, exposure or Exposure())
+        _write_text(render_html(report.whole(), exposure or Exposure()), output)
+        return
+    if fmt == "json":
+        with _text_output(output) as fh:
+            write_json(report, fh)
+            if output is None:
+                fh.write("\n")
+        return
+    with _text_output(output) as fh:
+        write_csv(report, fh, csv_table)  # type: ignore[arg-type]
+
+
+@contextmanager
+def _text_output(output: Path | None) -> Iterator[IO[str]]:
+    """`output` replaced once whole, else standard output (`_stdout`)."""
+    if output:
+        with atomic_write(output) as fh:
+            yield fh
     else:
-        text = render_json(report) if fmt == "json" else render_csv(report, csv_table)  # type: ignore[arg-type]
-    _write_text(text, output)
+        yield _stdout()
 
 
 def _console() -> Console:
@@ -164,13 +171,13 @@ def _write_text(text: str, output: Path | None) -> None:
         _stdout().write(text if text.endswith("\n") else text + "\n")
 
 
-def _exit_for(report: Report, fail_on: str | None) -> None:
+def _exit_for(report: ReportStream, fail_on: str | None) -> None:
     if fail_on is None:
         return
     threshold = Severity(fail_on).rank
-    worst = [f for f in report.findings if f.severity.rank >= threshold]
+    worst = sum(n for (_, severity), n in report.findings_by.items() if severity.rank >= threshold)
     if worst:
-        click.echo(f"{len(worst)} finding(s) at or above {fail_on}", err=True)
+        click.echo(f"{worst} finding(s) at or above {fail_on}", err=True)
         sys.exit(1)
 
 
@@ -215,20 +222,19 @@ results_option = click.option(
 )
 
 
-def _write_output_dir(out: Path, config: Config, catalog: Catalog, report: Report) -> None:
+def _write_output_dir(out: Path, config: Config, catalog: Catalog, report: ReportStream) -> None:
     """Cloud-Custodian-style dry-run output: the report, and each policy's matched records."""
     from policies import write_resources
 
     from .pipeline import policy_records
-    from .report import render_json
 
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
-    objects, groups = policy_records(config, list(catalog.records()), report.groups)
-    write_resources(out, policy_set, report.findings, objects=objects, groups=groups)
-    _write_text(render_json(report), out / "report.json")
+    objects, groups = policy_records(config, catalog)
+    write_resources(out, policy_set, report.findings(), objects=objects, groups=groups)
+    _emit(report, "json", out / "report.json")
 
 
-def _publish(results: str, config: Config, catalog: Catalog, report: Report) -> None:
+def _publish(results: str, config: Config, catalog: Catalog, report: ReportStream) -> None:
     """One run's outputs (report as JSON, HTML and text, inventory, policy folders) to `--results`."""
     from .inventory import write_jsonl
     from .results import open_store, publish_run
@@ -316,23 +322,22 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
         _shard_scan(config, path, list(targets) or config.targets, shard, results)
         return
     with _open_catalog(path, must_exist=False, write=True) as catalog:
-        evaluated: list[Evaluation] = []
         with RichProgress() as progress:
-            asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress,
-                                 evaluated=evaluated.append))
-        report = _build_report(config, catalog, *evaluated)
+            asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress))
+        report = _report_stream(config, catalog)
         if output_dir:
             _write_output_dir(output_dir, config, catalog, report)
         if results:
             _publish(results, config, catalog, report)
-    if fmt != "none":
-        _emit(report, fmt, output)
+        if fmt != "none":
+            _emit(report, fmt, output)
     from .report import summary_line
 
     click.echo(summary_line(report), err=True)
-    if report.scan.left_unread:
-        click.echo(f"retrieval budget reached: {report.scan.left_unread:,} objects "
-                   f"({report.scan.left_unread_bytes:,} bytes) left unread; the next scan reads them", err=True)
+    scanned = report.head.scan
+    if scanned.left_unread:
+        click.echo(f"retrieval budget reached: {scanned.left_unread:,} objects "
+                   f"({scanned.left_unread_bytes:,} bytes) left unread; the next scan reads them", err=True)
     _exit_for(report, fail_on)
 
 
@@ -440,7 +445,7 @@ def merge(parts: tuple[str, ...], config_path: str | None, db: Path | None, outp
                 paths.append(Path(part))
         with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog:
             result = merge_catalogs(paths, catalog, config)
-            report = _build_report(config, catalog)
+            report = _report_stream(config, catalog)
             if output_dir:
                 _write_output_dir(output_dir, config, catalog, report)
             if results:
@@ -474,11 +479,11 @@ def report(config_path: str | None, db: Path | None, fail_on: str | None, fmt: s
     """
     config = _config(config_path)
     with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
-        rep = _build_report(config, catalog)
+        rep = _report_stream(config, catalog)
         if output_dir:
             _write_output_dir(output_dir, config, catalog, rep)
         exposure = personal_data_exposure(catalog.records()) if fmt == "html" else None
-    _emit(rep, fmt, output, csv_table, exposure)
+        _emit(rep, fmt, output, csv_table, exposure)
     _exit_for(rep, fail_on)
 
 

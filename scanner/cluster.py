@@ -22,22 +22,68 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import itertools
+import json
 import multiprocessing
 import os
+import sys
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .config import MasterRule, MasterSettings, NearSettings
 from .hamming_index import HammingIndex
-from .models import Group, GroupMember, InventoryRecord
+from .models import Group, GroupMember, InventoryRecord, Tier
 from .signatures import QUERY_WINDOWS, Signature
 from .verify import evidence
 
-__all__ = ["MASTER_RULES", "choose_exact_master", "exact_groups", "near_groups"]
+__all__ = ["MASTER_RULES", "NearImage", "choose_exact_master", "exact_group", "exact_groups", "near_groups"]
+
+
+@dataclass(frozen=True, slots=True)
+class Shot:
+    """What tells two exposures apart (`_other_shots`): the capture time and the camera serials."""
+
+    datetime_original: str | None
+    serials: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NearImage:
+    """What near grouping reads of one image, in place of its whole inventory record: the fields of the
+    master ranking, of the group's members and spans, the perceptual hashes and the camera metadata
+    that keeps shots apart (`Catalog.near_rows` gives them as plain tuples)."""
+
+    uri: str
+    provider: str
+    size: int
+    tier: Tier
+    region: str
+    jurisdiction: str
+    modified: datetime
+    width: int | None
+    height: int | None
+    phash: str
+    dhash: str
+    exif: Shot | None
+    personal_data: bool
+    status: str = "fingerprinted"
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> NearImage:
+        """From a `Catalog.near_rows` tuple (repeated texts such as regions are kept once)."""
+        uri, provider, size, tier, region, jurisdiction, modified, width, height, phash, dhash, taken, serials, \
+            personal = row
+        shot = Shot(taken, tuple(json.loads(serials))) if taken or serials else None
+        return cls(uri, sys.intern(provider), size, Tier(tier), sys.intern(region), sys.intern(jurisdiction),
+                   datetime.fromisoformat(modified), width, height, phash, dhash, shot, bool(personal))
+
+
+# An image as grouping reads it: a whole inventory record, or the part near grouping needs.
+Image = InventoryRecord | NearImage
 
 
 class _UnionFind:
@@ -57,7 +103,7 @@ class _UnionFind:
 
 
 # The master criteria a config may name (`master.exact`, `master.near`): each gives a sort key, best first.
-MASTER_RULES: dict[MasterRule, Callable[[InventoryRecord], object]] = {
+MASTER_RULES: dict[MasterRule, Callable[[Image], object]] = {
     "oldest": lambda r: r.modified.timestamp(),
     "newest": lambda r: -r.modified.timestamp(),
     "hottest": lambda r: r.tier.rank,
@@ -67,7 +113,7 @@ MASTER_RULES: dict[MasterRule, Callable[[InventoryRecord], object]] = {
 }
 
 
-def _ranking(rules: Sequence[MasterRule]) -> Callable[[InventoryRecord], tuple[object, ...]]:
+def _ranking(rules: Sequence[MasterRule]) -> Callable[[Image], tuple[object, ...]]:
     """Sort key of the best master first: the rules in order, then the URI, so the choice is stable."""
     return lambda r: (*(MASTER_RULES[rule](r) for rule in rules), r.uri)
 
@@ -82,8 +128,7 @@ def choose_exact_master(members: Sequence[InventoryRecord], master: MasterSettin
     return min(members, key=rank)
 
 
-def _group(kind: str, key: str, master: InventoryRecord, members: list[InventoryRecord],
-           distances: dict[str, int]) -> Group:
+def _group(kind: str, key: str, master: Image, members: Sequence[Image], distances: dict[str, int]) -> Group:
     ordered = [master] + sorted((m for m in members if m.uri != master.uri), key=lambda m: m.uri)
     return Group(
         id=f"{kind[0]}-{hashlib.sha256(key.encode()).hexdigest()[:12]}",
@@ -115,14 +160,15 @@ def exact_groups(records: Sequence[InventoryRecord], master: MasterSettings) -> 
     clusters: dict[int, list[InventoryRecord]] = defaultdict(list)
     for i, r in enumerate(candidates):
         clusters[uf.find(i)].append(r)
-    groups = []
-    for members in clusters.values():
-        if len(members) < 2:
-            continue
-        chosen = choose_exact_master(members, master)
-        content_key = chosen.sha256 or f"{chosen.size}:{chosen.content_id}"
-        groups.append(_group("exact", content_key, chosen, members, {}))
+    groups = [exact_group(members, master) for members in clusters.values() if len(members) > 1]
     return sorted(groups, key=lambda g: g.id)
+
+
+def exact_group(members: Sequence[InventoryRecord], master: MasterSettings) -> Group:
+    """The group of these byte-identical objects (two or more), with its master chosen."""
+    chosen = choose_exact_master(members, master)
+    content_key = chosen.sha256 or f"{chosen.size}:{chosen.content_id}"
+    return _group("exact", content_key, chosen, members, {})
 
 
 @dataclass(slots=True)
@@ -130,7 +176,7 @@ class _Candidate:
     """An image of the near search. Its signature blob is decoded on first use, in the verification
     process that needs it: the index reads only the blob's hashes (`Signature.hashes_of`)."""
 
-    record: InventoryRecord
+    record: Image
     phash: int
     dhash: int
     blob: bytes | None  # a `Signature` blob of the current layout, or None
@@ -213,7 +259,7 @@ def _match(centre: _Candidate, other: _Candidate, near: NearSettings) -> tuple[f
     return 0, 1 - (phash + dhash) / 128
 
 
-def _other_shots(a: InventoryRecord, b: InventoryRecord) -> bool:
+def _other_shots(a: Image, b: Image) -> bool:
     """Whether camera metadata shows two different exposures: both carry an original capture time and the
     times differ, or both name camera serials and share none. Bracketed exposures (HDR), bursts a second
     apart and shots from two bodies align almost perfectly and differ only in tone or timing, which pixels
@@ -228,7 +274,7 @@ def _other_shots(a: InventoryRecord, b: InventoryRecord) -> bool:
     return bool(ea.serials and eb.serials and not set(ea.serials) & set(eb.serials))
 
 
-def _apart(a: InventoryRecord, b: InventoryRecord, separated: set[frozenset[str]],
+def _apart(a: Image, b: Image, separated: set[frozenset[str]],
            near: NearSettings) -> bool:
     """Whether two images must not share a near group: listed as "not a duplicate", or other shots."""
     return frozenset((a.uri, b.uri)) in separated or (near.split_shots and _other_shots(a, b))
@@ -250,13 +296,14 @@ def _current(blob: bytes | None) -> bytes | None:
     return blob if blob is not None and Signature.is_current(blob) else None
 
 
-def near_groups(records: Sequence[InventoryRecord], exact: Sequence[Group], near: NearSettings,
+def near_groups(records: Iterable[Image], exact: Sequence[Group], near: NearSettings,
                 master: MasterSettings | None = None, signatures: Mapping[str, bytes] | None = None,
                 not_duplicates: Iterable[Sequence[str]] = (), workers: int | None = None,
                 meanwhile: Callable[[], None] = lambda: None) -> list[Group]:
     """Star groups of perceptually similar images; exact copies are represented by their group's master.
     Centres, the masters, are taken best first by `master.near`; an unassigned candidate joins a centre
     only when their pair is confirmed and it is not listed as "not a duplicate" of any member.
+    `records`: whole inventory records, or `NearImage`s of the images with perceptual hashes.
     `signatures`: `Signature` blobs by URI (objects without one use the global-hash rule). `workers`:
     processes that verify candidate pairs (default: one per core). `meanwhile`: the caller's own work,
     called once, while those processes verify (they have all forked by then), or before verifying here."""

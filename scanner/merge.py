@@ -10,22 +10,22 @@ A part that a shard scan still holds (its `CatalogLock`) is refused, never merge
 
 Pairs recorded as "not duplicates" in any part (or earlier in the merged catalog) are kept.
 
-The parts are streamed in URI order and merged like sorted runs, so memory stays bounded by the number
-of parts, not by the number of objects.
+The merge runs in SQLite: each part is attached in turn and its own rows' ranking keys go to a temporary
+table, a window over it picks each URI's winner, and the winners' rows are copied part by part with
+`INSERT ... SELECT`, so no row passes through Python and memory does not grow with the objects.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from .catalog import Catalog
 from .catalog_lock import CatalogLock
@@ -61,15 +61,65 @@ class _Part:
     catalog: Catalog
 
 
-def _owned_rows(part: _Part) -> Iterator[tuple[str, tuple[Any, ...], dict[str, Any], str]]:
-    """The part's own rows in URI order, each with its ranking key."""
-    spec = part.catalog.meta("shard")
-    shard = parse_shard(spec) if spec else None
-    for row in part.catalog.object_rows():
-        if shard is None or shard.owns(row["uri"]):
-            modified = datetime.fromisoformat(row["modified"])
-            rank = (modified, part.started, _STATUS_RANK.get(row["status"], 0), row["sha256"] is not None)
-            yield row["uri"], rank, row, part.name
+# The ranking of one URI's rows, best first: the later modified time, the part whose scan started later,
+# the more complete status, a SHA-256, then the part named first.
+_BEST_FIRST = "{t}moment DESC, {t}started DESC, {t}status_rank DESC, {t}has_sha DESC, {t}part"
+_RANK_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in _STATUS_RANK.items()) + " ELSE 0 END"
+
+
+def _merge_rows(into: Catalog, parts: list[_Part], conflicts: list[str]) -> int:
+    """Replace `into`'s objects with the parts' winning rows; returns how many. Each part gives only the
+    rows of its own shard (all of them for an unsharded catalog)."""
+    db = into.db
+    columns = ", ".join(f'"{r[1]}"' for r in db.execute("PRAGMA main.table_info(objects)"))
+    shards = [parse_shard(spec) if (spec := p.catalog.meta("shard")) else None for p in parts]
+    db.create_function("owned", 2, lambda i, uri: (shard := shards[i]) is None or shard.owns(uri),
+                       deterministic=True)
+    db.create_function("moment", 1, lambda text: datetime.fromisoformat(text).timestamp(), deterministic=True)
+    for table in ("merge_rank", "merge_win", "merge_rows"):
+        db.execute(f"DROP TABLE IF EXISTS temp.{table}")
+    db.execute("CREATE TEMP TABLE merge_rank (uri TEXT NOT NULL, part INTEGER NOT NULL, moment REAL NOT NULL, "
+               "started REAL NOT NULL, status_rank INTEGER NOT NULL, has_sha INTEGER NOT NULL, "
+               "identity TEXT NOT NULL, status TEXT NOT NULL)")
+    for i, part in enumerate(parts):
+        with _attached(db, part.catalog.path):
+            db.execute(f"INSERT INTO temp.merge_rank SELECT uri, ?, moment(modified), ?, {_RANK_SQL}, "
+                       "sha256 IS NOT NULL, identity, status FROM part.objects WHERE owned(?, uri)",
+                       (i, part.started.timestamp(), i))
+    db.execute("CREATE INDEX temp.merge_rank_uri ON merge_rank (uri)")
+    db.execute(f"CREATE TEMP TABLE merge_win AS SELECT uri, part, identity, status FROM (SELECT *, ROW_NUMBER() "
+               f"OVER (PARTITION BY uri ORDER BY {_BEST_FIRST.format(t='')}) AS n FROM temp.merge_rank) WHERE n=1")
+    db.execute("CREATE INDEX temp.merge_win_part ON merge_win (part, uri)")
+    rows = db.execute(f"SELECT r.uri, r.part, r.identity, r.status, w.part, w.identity, w.status FROM "
+                      f"temp.merge_rank r JOIN temp.merge_win w ON w.uri=r.uri WHERE r.identity<>w.identity "
+                      f"ORDER BY r.uri, {_BEST_FIRST.format(t='r.')}")
+    for uri, rivals in itertools.groupby(rows, key=lambda row: row[0]):
+        first = next(rivals)
+        kept = f"{parts[first[4]].name}: {first[5]} ({first[6]})"
+        others = "; ".join(f"{parts[p].name}: {ident} ({status})" for _, p, ident, status, *_ in [first, *rivals])
+        conflicts.append(f"{uri}: kept {kept}; differs from {others}")
+    db.execute(f"CREATE TEMP TABLE merge_rows AS SELECT {columns} FROM main.objects WHERE 0")
+    for i, part in enumerate(parts):
+        with _attached(db, part.catalog.path):
+            db.execute(f"INSERT INTO temp.merge_rows SELECT {columns} FROM part.objects "
+                       "WHERE uri IN (SELECT uri FROM temp.merge_win WHERE part=?)", (i,))
+    with db:
+        db.execute("DELETE FROM main.objects")
+        count = db.execute(f"INSERT INTO main.objects ({columns}) SELECT {columns} FROM temp.merge_rows "
+                           "ORDER BY uri").rowcount
+    for table in ("merge_rank", "merge_win", "merge_rows"):
+        db.execute(f"DROP TABLE temp.{table}")
+    return count
+
+
+@contextmanager
+def _attached(db: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """`path` attached as `part`, to read from (one at a time: SQLite attaches ten databases at most)."""
+    db.execute("ATTACH DATABASE ? AS part", (str(path),))
+    try:
+        yield
+    finally:
+        db.execute("DETACH DATABASE part")
 
 
 def _combined_stats(stats: list[ScanStats]) -> ScanStats:
@@ -115,19 +165,7 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
             opened.append(_Part(str(path), catalog.last_scan().started or _EPOCH, catalog))
         stats = _combined_stats([p.catalog.last_scan() for p in opened])
 
-        def winners() -> Iterator[dict[str, Any]]:
-            streams = [_owned_rows(p) for p in opened]
-            for uri, same in itertools.groupby(heapq.merge(*streams, key=lambda c: c[0]), key=lambda c: c[0]):
-                candidates = sorted(same, key=lambda c: c[1], reverse=True)
-                best = candidates[0]
-                rivals = [c for c in candidates[1:] if c[2]["identity"] != best[2]["identity"]]
-                if rivals:
-                    others = "; ".join(f"{c[3]}: {c[2]['identity']} ({c[2]['status']})" for c in rivals)
-                    result.conflicts.append(f"{uri}: kept {best[3]}: {best[2]['identity']} ({best[2]['status']});"
-                                            f" differs from {others}")
-                yield best[2]
-
-        result.objects = into.replace_objects(winners())
+        result.objects = _merge_rows(into, opened, result.conflicts)
         into.fill_copies()  # byte-identical copies a shard left to the shard that read their twin
         for part in opened:  # user decisions ("not duplicates") recorded in any part still hold
             for pair in part.catalog.not_duplicates():

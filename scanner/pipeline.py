@@ -18,25 +18,26 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import itertools
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable
 
 from connectors import Connector, connector_class, parse_target
-from policies import PolicySet, Pricing, evaluate, in_order, load_policies
+from policies import PolicySet, Pricing, iter_findings, load_policies, order_key
 
 from .catalog import Catalog, WorkItem
-from .cluster import exact_groups, near_groups
+from .cluster import NearImage, exact_group, near_groups
 from .config import Config
 from .errors import ObjectError, UsageError
 from .fingerprint import PERCEPTUAL_MODE, FingerprintPool, FingerprintResult, WorkerFailed
 from .hamming_index import load_kernels
-from .models import Finding, Fingerprint, Group, InventoryRecord, ObjectRef, ScanStats
+from .models import Fingerprint, Group, InventoryRecord, ObjectRef, ScanStats
 from .jpeg_extent import primary_end
 from .plan import (GIB, HEAD, TAIL, Budget, PlannedRead, TierCost, estimate, exif_record, headtail_key,
                    image_first_chunk, plan_reads, price_of, ranged_metadata, spread_decodes)
@@ -448,46 +449,67 @@ def _policy_record(r: InventoryRecord, jurisdictions: JurisdictionMap) -> dict[s
     return record
 
 
-def _object_records(config: Config, records: list[InventoryRecord]) -> dict[str, dict[str, object]]:
-    jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
-    return {r.uri: _policy_record(r, jurisdictions) for r in records}
+def _group_record(group: Group, objects: Mapping[str, dict[str, object]]) -> dict[str, object]:
+    """A group as policies see it: its members are whole object records (with their distance)."""
+    record = group.model_dump(mode="json")
+    record["members"] = [{**objects[m.uri], "distance": m.distance} for m in group.members]
+    return record
 
 
-def _group_records(objects: dict[str, dict[str, object]],
-                   groups: list[Group]) -> dict[str, dict[str, object]]:
-    group_records = {}
-    for g in groups:
-        record = g.model_dump(mode="json")
-        record["members"] = [{**objects[m.uri], "distance": m.distance} for m in g.members]
-        group_records[g.id] = record
-    return group_records
+class _PolicyRecords(Mapping[str, dict[str, object]]):
+    """Policy records of a catalog's objects (by URI) or groups (by id), each made when it is looked up."""
+
+    def __init__(self, config: Config, catalog: Catalog, groups: bool):
+        self._jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
+        self._catalog, self._groups = catalog, groups
+
+    def __getitem__(self, key: str) -> dict[str, object]:
+        if not self._groups:
+            return _object_records_of(self._catalog, [key], self._jurisdictions)[key]
+        group = self._catalog.group(key)
+        if group is None:
+            raise KeyError(key)
+        return _group_record(group, _object_records_of(self._catalog, [m.uri for m in group.members],
+                                                       self._jurisdictions))
+
+    def __iter__(self) -> Iterator[str]:
+        if self._groups:
+            return (g.id for g in self._catalog.each_group())
+        return (r.uri for r in self._catalog.records())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
-def policy_records(config: Config, records: list[InventoryRecord],
-                   groups: list[Group]) -> tuple[dict[str, dict[str, object]], dict[str, dict[str, object]]]:
+def _object_records_of(catalog: Catalog, uris: Iterable[str],
+                       jurisdictions: JurisdictionMap) -> dict[str, dict[str, object]]:
+    return {uri: _policy_record(r, jurisdictions) for uri, r in catalog.records_of(uris).items()}
+
+
+def policy_records(config: Config, catalog: Catalog) -> tuple[Mapping[str, dict[str, object]],
+                                                              Mapping[str, dict[str, object]]]:
     """What policies see, keyed by URI and by group id: object records, and group records whose members
-    are full object records. The scan evaluates these; `--output-dir` writes the matched ones out."""
-    objects = _object_records(config, records)
-    return objects, _group_records(objects, groups)
+    are full object records, each read from the catalog when looked up (`--output-dir` writes the
+    matched ones out). The scan evaluates the same records as it streams them."""
+    return _PolicyRecords(config, catalog, groups=False), _PolicyRecords(config, catalog, groups=True)
 
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    """What `evaluate_results` read and stored, as `Catalog.records`, `groups` and `findings` give it back:
-    the report of the scan that made it needs no second read of the catalog (at 20,000 objects, 1.4 s)."""
+    """How many groups and findings `evaluate_results` stored (the report reads them back as a stream)."""
 
-    records: list[InventoryRecord]
-    groups: list[Group]  # by id
-    findings: list[Finding]
+    exact_groups: int
+    near_groups: int
+    findings: int
 
 
 @contextmanager
 def _no_cycle_collection() -> Iterator[None]:
-    """The cyclic garbage collector paused. Grouping and policies build hundreds of thousands of long-lived,
-    acyclic objects (records, groups, policy records), and each full collection this growth sets off walks
-    every object alive: at 20,000 objects, 1.2 s of a scan's tail in collections, one of them 0.9 s. Reference
-    counting still frees all that is not in a cycle, and the verification processes forked meanwhile do not
-    write to every inherited object's header (the copy-on-write that `gc.freeze` exists to avoid)."""
+    """The cyclic garbage collector paused. Grouping and policies build many short-lived, acyclic objects
+    (records, groups, policy records), and the near-duplicate index is long-lived: each full collection
+    that this sets off walks every object alive. Reference counting still frees all that is not in a
+    cycle, and the verification processes forked meanwhile do not write to every inherited object's
+    header (the copy-on-write that `gc.freeze` exists to avoid)."""
     if not gc.isenabled():
         yield
         return
@@ -507,30 +529,52 @@ def evaluate_results(config: Config, catalog: Catalog, now: datetime,
 
 
 def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: PolicySet | None) -> Evaluation:
+    """Streams from the catalog and writes as it goes: memory holds the group at hand and the near-duplicate
+    index (`NearImage`s and hashes of the images with perceptual hashes), not a record per object.
+
+    Exact groups come from the catalog by content label, one at a time, and their policies run as each
+    is stored. Near grouping then reads only the images that are not redundant exact copies; object
+    policies run over the streamed records while the verification processes work. Findings are stored
+    in `policies.evaluate`'s order: by `order_key`, then object findings (in URI order), exact groups'
+    and near groups' (by group id), as one pass over objects, exact and near groups sorted stably gives."""
     if policy_set is None:
         policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
-    records = list(catalog.records())
     pricing = Pricing(PriceTable.load(config.prices), price_as_from_config(config))
-    objects: dict[str, dict[str, object]] = {}
-    first: list[Finding] = []
-    exact = exact_groups(records, config.master)
+    jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
+    counts: dict[str, int] = defaultdict(int)
+    with catalog.writing_results() as out:
 
-    def beside_verification() -> None:
-        # Object policies and the exact groups' policies need no near groups: this runs while the
-        # near-duplicate verification processes work (20,000 objects: what is left after them, the near
-        # groups' records and policies, took 0.07 s, against 0.8 s with the exact groups' there too). The
-        # findings' order is that of one pass over exact + near groups.
-        objects.update(_object_records(config, records))
-        first.extend(evaluate(policy_set, objects=objects.values(), groups=_group_records(objects, exact).values(),
-                              now=now, pricing=pricing))
+        def store(group: Group | None, objects: Iterable[InventoryRecord], tie: str) -> None:
+            if group is not None:
+                out.group(group)
+                counts[group.kind] += 1
+                records = {r.uri: _policy_record(r, jurisdictions) for r in objects}
+                found = iter_findings(policy_set, groups=[_group_record(group, records)], now=now, pricing=pricing)
+            else:
+                found = iter_findings(policy_set, objects=(_policy_record(r, jurisdictions) for r in objects),
+                                      now=now, pricing=pricing)
+            for finding in found:
+                out.finding(order_key(finding), tie, finding)
+                counts["findings"] += 1
 
-    near = near_groups(records, exact, config.near, config.master, signatures=catalog.signatures(),
-                       not_duplicates=catalog.not_duplicates(), workers=config.scan.workers,
-                       meanwhile=beside_verification)
-    near_findings = evaluate(policy_set, groups=_group_records(objects, near).values(), now=now, pricing=pricing)
-    findings = in_order(first + near_findings)
-    catalog.replace_results(exact + near, findings)
-    return Evaluation(records, sorted(exact + near, key=lambda g: g.id), findings)
+        for _, labelled in itertools.groupby(catalog.exact_candidates(), key=lambda pair: pair[0]):
+            members = [record for _, record in labelled]
+            group = exact_group(members, config.master)
+            store(group, members, f"1 {group.id}")
+        out.flush()
+        catalog.exact_members()  # near grouping leaves out their redundant copies
+        listed = [*config.near.not_duplicates, *catalog.not_duplicates()]
+        masters = catalog.masters_of(uri for uris in listed for uri in uris)
+        near = near_groups(
+            [NearImage.of_row(row) for row in catalog.near_rows()], (),
+            config.near.model_copy(update={"not_duplicates": []}), config.master,
+            signatures=catalog.signatures(), workers=config.scan.workers,
+            not_duplicates=[[masters.get(uri, uri) for uri in uris] for uris in listed],
+            # Object policies need no groups: they run while the verification processes work.
+            meanwhile=lambda: store(None, catalog.records(), "0"))
+        for group in near:
+            store(group, catalog.records_of(m.uri for m in group.members).values(), f"2 {group.id}")
+    return Evaluation(counts["exact"], counts["near"], counts["findings"])
 
 
 def _forget_other_hashes(catalog: Catalog) -> None:

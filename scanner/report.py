@@ -2,6 +2,11 @@
 table for people, JSON for scripts (the `schema_version: 1` contract) or CSV for spreadsheets (the HTML
 page is `scanner.html_report`).
 
+A report of a catalog is a `ReportStream`: its totals, buckets, tiers and regions come from one pass over
+the objects (O(buckets) state), and its groups, findings and skipped objects are read back from the
+catalog as they are written out, so that no renderer holds a list as long as the estate. An in-memory
+`Report` renders through the same code (`ReportStream.of`), so both give the same bytes.
+
 Money is rounded to 6 significant digits (so a small estate's figures do not read as zero) here and only
 here (see `scanner.savings` for the arithmetic). The report carries no GPS positions at all (those live in
 the inventory, the audit record), so no renderer can print one unrounded.
@@ -9,13 +14,15 @@ the inventory, the audit record), so no renderer can print one unrounded.
 
 from __future__ import annotations
 
+import heapq
 import io
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import IO, TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit
 
 from rich.console import Console
@@ -30,16 +37,22 @@ from .models import (
     Report,
     ReportTotals,
     ScanStats,
+    Severity,
     Skipped,
     Tier,
 )
 from .pricing import PriceAs, PriceTable
 from .safe_text import CsvWriter, terminal_text
-from .savings import BucketTally, Sums, break_even_month, scan_cost_parts, tally
+from .savings import BucketTally, Sums, Tally, break_even_month, scan_cost_parts, tally
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
 
 __all__ = [
+    "ReportStream",
     "break_even_text",
     "build_report",
+    "catalog_report",
     "group_redundant_bytes",
     "group_spans",
     "human_bytes",
@@ -50,6 +63,8 @@ __all__ = [
     "render_table",
     "short_uri",
     "summary_line",
+    "write_csv",
+    "write_json",
 ]
 
 MONEY_DIGITS = 6  # significant digits of money in the report: a small estate's figures never read as zero
@@ -58,6 +73,40 @@ TOP_GROUPS = 10
 
 def _money(value: float) -> float:
     return float(f"{value:.{MONEY_DIGITS}g}")
+
+
+@dataclass(frozen=True)
+class ReportStream:
+    """A report whose long parts are read when rendered: `head` is the report with no groups, findings or
+    skipped objects, and each of `groups`, `findings` and `skipped` gives them afresh, in report order.
+    `findings_by` counts findings by (policy, severity); `skip_reasons` counts skipped objects by reason,
+    in the order each reason first appears."""
+
+    head: Report
+    groups: Callable[[], Iterable[Group]]
+    findings: Callable[[], Iterable[Finding]]
+    skipped: Callable[[], Iterable[Skipped]]
+    findings_by: dict[tuple[str, Severity], int]
+    skip_reasons: Counter[str]
+
+    @classmethod
+    def of(cls, report: Report) -> ReportStream:
+        """An in-memory report as a stream."""
+        return cls(
+            head=report.model_copy(update={"groups": [], "findings": [], "skipped": []}),
+            groups=lambda: report.groups, findings=lambda: report.findings, skipped=lambda: report.skipped,
+            findings_by=dict(Counter((f.policy, f.severity) for f in report.findings)),
+            skip_reasons=Counter(s.reason for s in report.skipped),
+        )
+
+    @property
+    def finding_count(self) -> int:
+        return sum(self.findings_by.values())
+
+    def whole(self) -> Report:
+        """Everything in memory, for renderers that lay the whole report out at once (the HTML page)."""
+        return self.head.model_copy(update={"groups": list(self.groups()), "findings": list(self.findings()),
+                                            "skipped": list(self.skipped())})
 
 
 def build_report(
@@ -73,23 +122,46 @@ def build_report(
     """The report for one catalog state. `records` is streamed once; the rest are kept whole (they are
     report content). Buckets are sorted by monthly savings, largest first."""
     groups = list(groups)
-    result = tally(records, groups, prices, price_as, now)
-    ordered = sorted(result.buckets.values(), key=lambda b: (-b.monthly_savings_usd, b.uri))
     skipped = list(skipped)
+    head = _head(tally(records, groups, prices, price_as, now), Counter(g.kind for g in groups), len(skipped),
+                 stats, prices, now)
+    return head.model_copy(update={"groups": groups, "findings": list(findings), "skipped": skipped})
+
+
+def catalog_report(catalog: Catalog, prices: PriceTable, price_as: PriceAs | None, now: datetime) -> ReportStream:
+    """The report of a catalog's stored objects, groups and findings (as `build_report` would give it),
+    with its groups, findings and skipped objects read back from the catalog when rendered: the catalog
+    must stay open until then."""
+    from .savings import tally_flagged
+
+    head = _head(tally_flagged(catalog.tally_records(), prices, price_as, now), Counter(catalog.group_counts()),
+                 catalog.skipped_count(), catalog.last_scan(), prices, now)
+    return ReportStream(
+        head=head, groups=catalog.each_group, findings=catalog.each_finding,
+        skipped=lambda: (Skipped(uri=uri, reason=reason) for uri, reason in catalog.skipped()),
+        findings_by={(policy, Severity(severity)): n for policy, severity, n in catalog.finding_counts()},
+        skip_reasons=Counter(dict(catalog.skip_reasons())),
+    )
+
+
+def _head(result: Tally, kinds: Counter[str], skipped: int, stats: ScanStats, prices: PriceTable,
+          now: datetime) -> Report:
+    """The report without its groups, findings and skipped objects."""
+    ordered = sorted(result.buckets.values(), key=lambda b: (-b.monthly_savings_usd, b.uri))
     scan = scan_cost_parts(stats, result.tier_prices)
     savings = sum(b.monthly_savings_usd for b in ordered)
     one_time = sum(b.one_time_cost_usd for b in ordered)
     totals = ReportTotals(
         objects=sum(b.objects for b in ordered),
         bytes=sum(b.bytes for b in ordered),
-        duplicate_groups=sum(1 for g in groups if g.kind == "exact"),
-        near_duplicate_groups=sum(1 for g in groups if g.kind == "near"),
+        duplicate_groups=kinds["exact"],
+        near_duplicate_groups=kinds["near"],
         redundant_objects=sum(b.redundant_objects for b in ordered),
         redundant_bytes=sum(b.redundant_bytes for b in ordered),
         monthly_savings_usd=_money(savings),
         one_time_cost_usd=_money(one_time),
         scan_cost_usd=_money(scan.total_usd),
-        skipped=len(skipped),
+        skipped=skipped,
         scan_retrieval_usd=_money(scan.retrieval_usd),
         scan_request_usd=_money(scan.request_usd),
         break_even_month=break_even_month(savings, one_time + scan.total_usd),
@@ -104,9 +176,9 @@ def build_report(
         scan=stats,
         totals=totals,
         buckets=[_summary(b) for b in ordered],
-        groups=groups,
-        findings=list(findings),
-        skipped=skipped,
+        groups=[],
+        findings=[],
+        skipped=[],
         tiers=[_breakdown(tier.value, None, sums) for tier, sums in sorted(result.tiers.items(), key=_rank)],
         regions=[
             _breakdown(region, jurisdiction, sums)
@@ -158,9 +230,36 @@ def _summary(bucket: BucketTally) -> BucketSummary:
 # --- JSON and CSV ----------------------------------------------------------------------------------------
 
 
-def render_json(report: Report) -> str:
+def render_json(report: Report | ReportStream) -> str:
     """The JSON contract (`schema_version: 1`); `Report.model_validate_json` reads it back."""
-    return report.model_dump_json(indent=2)
+    out = io.StringIO()
+    write_json(report, out)
+    return out.getvalue()
+
+
+# Where the long arrays sit in the head's JSON (a raw newline is only ever the formatter's).
+_EMPTY_ARRAYS = '\n  "groups": [],\n  "findings": [],\n  "skipped": [],\n'
+
+
+def write_json(report: Report | ReportStream, fh: IO[str]) -> None:
+    """`render_json`'s text written as it is produced: the head, then the groups, findings and skipped
+    objects item by item, each laid out as `Report.model_dump_json(indent=2)` lays it out."""
+    stream = _stream(report)
+    before, after = stream.head.model_dump_json(indent=2).split(_EMPTY_ARRAYS)
+    fh.write(before)
+    for name, items in (("groups", stream.groups()), ("findings", stream.findings()), ("skipped", stream.skipped())):
+        fh.write(f'\n  "{name}": [')
+        separator = "\n"
+        for item in items:
+            fh.write(separator)
+            fh.write("    " + item.model_dump_json(indent=2).replace("\n", "\n    "))
+            separator = ",\n"
+        fh.write("]," if separator == "\n" else "\n  ],")
+    fh.write("\n" + after)
+
+
+def _stream(report: Report | ReportStream) -> ReportStream:
+    return report if isinstance(report, ReportStream) else ReportStream.of(report)
 
 
 _GROUP_COLUMNS = [
@@ -182,20 +281,28 @@ _GROUP_COLUMNS = [
 _FINDING_COLUMNS = ["policy", "severity", "action", "group", "uris", "reason"]
 
 
-def render_csv(report: Report, what: Literal["buckets", "groups", "findings"] = "buckets") -> str:
+def render_csv(report: Report | ReportStream, what: Literal["buckets", "groups", "findings"] = "buckets") -> str:
     """One table as CSV: a row per bucket, per group member (the master flagged), or per finding (URIs
     joined with `|`). Text cells a spreadsheet would run as a formula are neutralised (`CsvWriter`)."""
     out = io.StringIO()
-    writer = CsvWriter(out)
+    write_csv(report, out, what)
+    return out.getvalue()
+
+
+def write_csv(report: Report | ReportStream, fh: IO[str],
+              what: Literal["buckets", "groups", "findings"] = "buckets") -> None:
+    """`render_csv`'s text written row by row."""
+    stream = _stream(report)
+    writer = CsvWriter(fh)
     if what == "buckets":
         columns = list(BucketSummary.model_fields)
         writer.writerow(columns)
-        for bucket in report.buckets:
+        for bucket in stream.head.buckets:
             row = bucket.model_dump(mode="json")
             writer.writerow(row[c] for c in columns)
     elif what == "groups":
         writer.writerow(_GROUP_COLUMNS)
-        for g in report.groups:
+        for g in stream.groups():
             for m in g.members:
                 cells = [g.id, g.kind, g.master, m.uri == g.master, m.uri, m.size, m.tier.value, m.region,
                          m.jurisdiction, m.distance, g.spans_tiers, g.spans_regions, g.spans_jurisdictions,
@@ -203,12 +310,11 @@ def render_csv(report: Report, what: Literal["buckets", "groups", "findings"] = 
                 writer.writerow(cells)
     elif what == "findings":
         writer.writerow(_FINDING_COLUMNS)
-        for f in report.findings:
+        for f in stream.findings():
             cells = [f.policy, f.severity.value, f.action, f.group, "|".join(f.uris), f.reason]
             writer.writerow(cells)
     else:
         raise ValueError(f"no CSV table {what!r} (choose buckets, groups or findings)")
-    return out.getvalue()
 
 
 # --- the table for people --------------------------------------------------------------------------------
@@ -243,8 +349,10 @@ def short_uri(uri: str) -> str:
         return str(path)
 
 
-def render_table(report: Report, console: Console) -> None:
+def render_table(whole: Report | ReportStream, console: Console) -> None:
     """Headline, per-bucket table, top duplicate groups, findings by policy and severity, skips by reason."""
+    stream = _stream(whole)
+    report = stream.head
     t = report.totals
     console.print(f"[bold]tierscan report[/bold]  {report.generated_at:%Y-%m-%d %H:%M %Z}".rstrip())
     console.print(
@@ -261,27 +369,28 @@ def render_table(report: Report, console: Console) -> None:
     )
     _price_caveat(report, console)
     console.print(_bucket_table(report))
-    exact = [g for g in report.groups if g.kind == "exact"]
-    if exact:
-        console.print(_group_table(exact))
-    if report.findings:
-        console.print(_findings_table(report.findings))
-    if report.skipped:
-        reasons = Counter(s.reason for s in report.skipped)
+    if t.duplicate_groups:
+        console.print(_group_table((g for g in stream.groups() if g.kind == "exact"), t.duplicate_groups))
+    if stream.findings_by:
+        console.print(_findings_table(stream.findings_by))
+    if stream.skip_reasons:
+        reasons = stream.skip_reasons
         console.print(terminal_text(
-            f"Skipped {len(report.skipped):,}: " + ", ".join(f"{r} {n:,}" for r, n in reasons.most_common())
+            f"Skipped {reasons.total():,}: " + ", ".join(f"{r} {n:,}" for r, n in reasons.most_common())
         ))
 
 
-def summary_line(report: Report) -> str:
+def summary_line(whole: Report | ReportStream) -> str:
     """The closing line of a scan: the headline figures, plain text (it goes to stderr, next to JSON)."""
+    stream = _stream(whole)
+    report = stream.head
     t = report.totals
     return (
         f"tierscan: {t.objects:,} objects ({human_bytes(t.bytes)}) in {len(report.buckets):,} buckets; "
         f"{t.redundant_objects:,} redundant copies ({human_bytes(t.redundant_bytes)}) in "
         f"{t.duplicate_groups:,} exact groups; saves {money_text(t.monthly_savings_usd)}/month, one-time "
         f"{money_text(t.one_time_cost_usd)}, scan cost {money_text(t.scan_cost_usd)}, "
-        f"{break_even_text(t.break_even_month)}; {len(report.findings):,} findings, {t.skipped:,} skipped"
+        f"{break_even_text(t.break_even_month)}; {stream.finding_count:,} findings, {t.skipped:,} skipped"
     )
 
 
@@ -358,9 +467,10 @@ def group_spans(g: Group) -> list[str]:
     return [name for name, on in flags if on]
 
 
-def _group_table(groups: list[Group]) -> Table:
-    top = sorted(groups, key=lambda g: (-group_redundant_bytes(g), g.id))[:TOP_GROUPS]
-    table = Table(title=f"Top {len(top)} of {len(groups)} exact duplicate groups", title_justify="left")
+def _group_table(groups: Iterable[Group], count: int) -> Table:
+    """The `TOP_GROUPS` exact groups with the most redundant bytes, of `count`."""
+    top = heapq.nsmallest(TOP_GROUPS, groups, key=lambda g: (-group_redundant_bytes(g), g.id))
+    table = Table(title=f"Top {len(top)} of {count} exact duplicate groups", title_justify="left")
     table.add_column("Group")
     table.add_column("Copies", justify="right")
     table.add_column("Redundant", justify="right")
@@ -379,9 +489,8 @@ def _group_table(groups: list[Group]) -> Table:
     return table
 
 
-def _findings_table(findings: list[Finding]) -> Table:
-    counts = Counter((f.policy, f.severity) for f in findings)
-    table = Table(title=f"Findings ({len(findings):,})", title_justify="left")
+def _findings_table(counts: dict[tuple[str, Severity], int]) -> Table:
+    table = Table(title=f"Findings ({sum(counts.values()):,})", title_justify="left")
     table.add_column("Policy")
     table.add_column("Severity")
     table.add_column("Count", justify="right")

@@ -25,10 +25,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Union
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .models import Group, InventoryRecord, ScanStats, Tier
 from .pricing import Price, PriceAs, PriceTable
+
+if TYPE_CHECKING:
+    from .catalog import Holding
+
+# An object as the tally reads it: its inventory record, or the part of it the tally needs.
+Stored = Union[InventoryRecord, "Holding"]
 
 __all__ = [
     "BucketTally",
@@ -45,6 +52,7 @@ __all__ = [
     "scan_cost",
     "scan_cost_parts",
     "tally",
+    "tally_flagged",
 ]
 
 GIB = 1 << 30
@@ -53,7 +61,7 @@ _SECONDS_PER_DAY = 86_400
 _EPSILON = 1e-9
 
 
-def bucket_uri(record: InventoryRecord) -> str:
+def bucket_uri(record: Stored) -> str:
     """The URI of the bucket (or local folder) holding `record`: its URI with the key and any query removed.
 
     Derived from the URI rather than rebuilt from `bucket`, because a local bucket is a folder whose full
@@ -90,7 +98,7 @@ class RemovalCost:
     one_time_usd: float
 
 
-def removal_cost(record: InventoryRecord, price: Price, now: datetime) -> RemovalCost:
+def removal_cost(record: Stored, price: Price, now: datetime) -> RemovalCost:
     """What deleting `record` saves each month and what it costs once (the early-deletion charge)."""
     monthly = record.size / GIB * price.storage_gb_month
     age_days = (_aware(now) - _aware(record.modified)).total_seconds() / _SECONDS_PER_DAY
@@ -125,12 +133,12 @@ class Sums:
     monthly_savings_usd: float = 0.0
     one_time_cost_usd: float = 0.0
 
-    def add(self, record: InventoryRecord, monthly_cost: float) -> None:
+    def add(self, record: Stored, monthly_cost: float) -> None:
         self.objects += 1
         self.bytes += record.size
         self.monthly_cost_usd += monthly_cost
 
-    def add_redundant(self, record: InventoryRecord, cost: RemovalCost) -> None:
+    def add_redundant(self, record: Stored, cost: RemovalCost) -> None:
         self.redundant_objects += 1
         self.redundant_bytes += record.size
         self.monthly_savings_usd += cost.monthly_saving_usd
@@ -152,7 +160,7 @@ class BucketTally(Sums):
     jurisdiction: str
     tier: Tier | None
 
-    def add(self, record: InventoryRecord, monthly_cost: float) -> None:
+    def add(self, record: Stored, monthly_cost: float) -> None:
         super().add(record, monthly_cost)
         if record.region != self.region:
             self.region = "mixed"
@@ -183,16 +191,29 @@ def tally(
     price_as: PriceAs | None,
     now: datetime,
 ) -> Tally:
-    """One pass over `records` (a stream: memory grows with buckets and groups, not objects).
+    """One pass over `records` (a stream: memory grows with buckets and the redundant copies' URIs).
 
     Redundant copies are attributed to their own bucket, priced at their own class and region.
     """
     redundant = redundant_copies(groups)
+    return tally_flagged(((r, r.uri in redundant) for r in records), prices, price_as, now)
+
+
+def tally_flagged(
+    records: Iterable[tuple[Stored, bool]],
+    prices: PriceTable,
+    price_as: PriceAs | None,
+    now: datetime,
+) -> Tally:
+    """`tally` over records that come with whether each is a redundant copy (`Catalog.tally_records`
+    flags them in SQL, and gives each as a `Holding`): memory grows with buckets, tiers, regions and prices,
+    not objects."""
     result = Tally()
-    for record in records:
+    for record, is_redundant in records:
         if record.status == "gone":
             continue
-        provider = (price_as(record) if price_as else None) or record.provider
+        # `price_as` reads the bucket and the URI, which a `Holding` has as an inventory record does.
+        provider = (price_as(record) if price_as else None) or record.provider  # type: ignore[arg-type]
         price = prices.price_for(provider, record.storage_class, record.region, record.tier)
         result.prices[f"{provider}/{record.storage_class}/{record.region}"] = price
         best = result.tier_prices.get(record.tier)
@@ -215,7 +236,7 @@ def tally(
             result.regions.setdefault(record.region, (record.jurisdiction, Sums()))[1],
         )
         monthly_cost = record.size / GIB * price.storage_gb_month
-        cost = removal_cost(record, price, now) if record.uri in redundant else None
+        cost = removal_cost(record, price, now) if is_redundant else None
         for target in sums:
             target.add(record, monthly_cost)
             if cost is not None:

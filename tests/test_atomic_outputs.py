@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "exif"
 PREVIOUS = "the previous output\n"
 
-# `tierscan` with the catalog's record stream hooked: once the first record is read (the catalog is open),
+# `tierscan` with the catalog's record streams hooked (the inventory's records, the report's tally of them):
+# once the first record is read (the catalog is open),
 # FILL_AT makes every file larger than that many bytes fail to grow (EFBIG, as a full disk gives ENOSPC);
 # KILL_AFTER kills the process with SIGKILL when that many records have been handed out.
 HOOK = """
@@ -33,18 +34,20 @@ import os, resource, signal, sys
 from scanner.catalog import Catalog
 from scanner.cli import main
 
-records = Catalog.records
 fill_at, kill_after = int(os.environ.get("FILL_AT", 0)), int(os.environ.get("KILL_AFTER", 0))
 
-def hooked(self, *args, **kwargs):
-    for n, record in enumerate(records(self, *args, **kwargs)):
-        if n == 0 and fill_at:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fill_at, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-        if kill_after and n == kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-        yield record
+def hooking(records):
+    def hooked(self, *args, **kwargs):
+        for n, record in enumerate(records(self, *args, **kwargs)):
+            if n == 0 and fill_at:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (fill_at, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+            if kill_after and n == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield record
+    return hooked
 
-Catalog.records = hooked
+Catalog.records = hooking(Catalog.records)
+Catalog.tally_records = hooking(Catalog.tally_records)
 sys.argv[0] = "tierscan"
 main()
 """
