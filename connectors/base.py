@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import AsyncGenerator, AsyncIterator, Awaitable, Callable, ClassVar, Iterable, Mapping, TypeVar
+from typing import AsyncGenerator, AsyncIterator, Awaitable, Callable, ClassVar, Iterable, Literal, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from scanner.config import Config
@@ -52,8 +52,10 @@ class Capabilities:
     """What a backend can do, as data (after rclone's `Features`)."""
 
     name: str
-    # Checksum kinds the listing gives for free, when trusted (see the backend's docstring for the rules).
-    free_checksums: frozenset[str] = frozenset()
+    # The checksum kinds (`scanner.models.CHECKSUM_KINDS`, which say how far each is trusted) the backend
+    # gives, and how: "listing" (free, with every listed object) or "head" (a request an object, no bytes:
+    # the listing says the object has one, `ObjectRef.checksums[kind]` None, and `head_checksums` fetches it).
+    checksums: Mapping[str, Literal["listing", "head"]] = field(default_factory=dict)
     ranged_reads: bool = True
     suffix_ranges: bool = True  # can read the last N bytes without knowing the size
     versioning: bool = False
@@ -66,6 +68,11 @@ class Capabilities:
     # The write operations the backend implements, for `tierscan apply` only (scans never write):
     # "tag", "copy", "move" (local: link, then unlink), "delete", "set_tier". Empty: read-only.
     writes: frozenset[str] = frozenset()
+
+    @property
+    def free_checksums(self) -> frozenset[str]:
+        """The kinds every listed object carries at no cost."""
+        return frozenset(k for k, how in self.checksums.items() if how == "listing")
 
 
 @dataclass(frozen=True)
@@ -224,6 +231,12 @@ class Connector(ABC):
         if start >= stop:
             return b""
         return await self.call("read", lambda: self._read_range(ref, start, stop))
+
+    async def head_checksums(self, ref: ObjectRef, kinds: Iterable[str]) -> dict[str, str]:
+        """Values of these checksum kinds (declared "head" in `capabilities.checksums`) for the listed
+        version of `ref`, by one metadata request and no bytes. Kinds the object turns out not to have are
+        left out; the base gives none."""
+        return {}
 
     # ---- writes (`tierscan apply`): each backend implements those its `capabilities.writes` names ---------
 
