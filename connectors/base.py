@@ -23,9 +23,10 @@ import asyncio
 import random
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import AsyncGenerator, AsyncIterator, Awaitable, Callable, ClassVar, Iterable, Literal, Mapping, TypeVar
+from typing import ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from scanner.config import Config
@@ -307,7 +308,7 @@ class Connector(ABC):
         region: str | None,
         etag: str | None = None,
         version: str | None = None,
-        checksums: dict[str, str] | None = None,
+        checksums: Mapping[str, str | None] | None = None,
         readable: bool | None = None,
     ) -> ObjectRef:
         """An ObjectRef with tier, readability and jurisdiction filled in from the tables and config.
@@ -334,7 +335,7 @@ class Connector(ABC):
             version=version,
             size=size,
             etag=etag,
-            checksums=checksums or {},
+            checksums=dict(checksums or {}),
             tier=tier,
             storage_class=native,
             readable=readable,

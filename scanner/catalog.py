@@ -30,7 +30,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .errors import UsageError
-from .models import CHECKSUM_KINDS, IDENTITY_KINDS, ExifRecord, Finding, Group, InventoryRecord, ObjectRef, ScanStats, Trust
+from .models import (
+    CHECKSUM_KINDS,
+    IDENTITY_KINDS,
+    ExifRecord,
+    Finding,
+    Group,
+    InventoryRecord,
+    ObjectRef,
+    ScanStats,
+    Trust,
+)
 from .signatures import MAGIC
 
 if TYPE_CHECKING:

@@ -399,7 +399,7 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
         await run(reads)
         for key, items in fill.items():  # MD5-trusted objects: the SHA-256 of the read object with their MD5
             for item in items:
-                sha = computed[key].get(item.ref.checksums["md5"])
+                sha = computed[key].get(item.ref.checksums.get("md5") or "")
                 if sha is not None:
                     record(item, Fingerprint(sha256=sha))
         flush()
@@ -420,9 +420,9 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
     need = catalog.needs_exact([p.ref.uri for p in narrowed] + [ref.uri for ref, _, _ in peers])
     narrowed = [p for p in narrowed if p.ref.uri in need]
     identities: dict[str, set[str]] = defaultdict(set)
-    for uri, (key, identity) in keys.items():
+    for uri, (narrow_key, identity) in keys.items():
         if uri in need:
-            identities[key].add(identity)
+            identities[narrow_key].add(identity)
     unknown_sizes: set[int] = set()
     settled_plain: set[str] = set()  # keys with an object without MD5 whose SHA-256 is already known
     members: dict[str, list[tuple[WorkItem, list[WorkItem]]]] = defaultdict(list)

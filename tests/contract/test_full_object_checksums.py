@@ -20,8 +20,8 @@ import boto3
 import pytest
 from emulators import Emulator
 
-from connectors.s3 import S3Connector
 from connectors.base import parse_target
+from connectors.s3 import S3Connector
 from scanner.config import Config
 
 pytestmark = pytest.mark.integration
