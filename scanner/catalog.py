@@ -151,18 +151,21 @@ def _unique_candidate() -> str:
     for kind in CHECKSUM_KINDS.values():
         if kind.trust is Trust.candidate and kind.computed and not kind.layout:
             value = _checksum(kind.name)
+            # One text key, not a row value: a row value with a NULL in it is looked up by a scan of the list.
             rules.append(
-                f"(size IN (SELECT size FROM objects WHERE status<>'gone' AND size>0 GROUP BY size "
-                f"HAVING COUNT({value}) = COUNT(*)) AND (size, {value}) IN (SELECT size, {value} FROM objects "
-                f"WHERE status<>'gone' AND size>0 GROUP BY size, {value} HAVING COUNT(*) = 1))")
+                f"({value} IS NOT NULL AND size IN (SELECT size FROM objects WHERE status<>'gone' AND size>0 "
+                f"GROUP BY size HAVING COUNT({value}) = COUNT(*)) AND size || ':' || {value} IN (SELECT size || "
+                f"':' || {value} FROM objects WHERE status<>'gone' AND size>0 AND {value} IS NOT NULL "
+                f"GROUP BY size, {value} HAVING COUNT(*) = 1))")
     return " OR ".join(rules) or "0"
 
 
 # Size classes where exact matching needs bytes: more than one object, and checksums do not settle them.
-_COLLIDING = ("SELECT size FROM objects WHERE status<>'gone' AND size>0 GROUP BY size HAVING COUNT(*)>1 "
-              f"AND NOT ({_settled_class()})")
-# An object that needs bytes read for exact matching (`Catalog.work`).
-_NEEDS_EXACT = f"(size IN ({_COLLIDING}) AND NOT ({_unique_candidate()}))"
+# Queries name it `colliding`, a table built once per query (every row's checksums are read to build it).
+_COLLIDING = ("WITH colliding(size) AS MATERIALIZED (SELECT size FROM objects WHERE status<>'gone' AND size>0 "
+              f"GROUP BY size HAVING COUNT(*)>1 AND NOT ({_settled_class()})) ")
+# An object that needs bytes read for exact matching (`Catalog.work`), in a query that starts `_COLLIDING`.
+_NEEDS_EXACT = f"(size IN colliding AND NOT ({_unique_candidate()}))"
 
 
 def _kept_checksums(listed: dict[str, str | None], stored: str) -> dict[str, str | None]:
@@ -340,7 +343,7 @@ class Catalog:
         """
         needs_signature = _NEEDS_SIGNATURE if signatures else "0"
         rows = self.db.execute(
-            f"SELECT {_REF_COLUMNS}, status, sha256, {_NEEDS_EXACT} AS collides, "
+            f"{_COLLIDING}SELECT {_REF_COLUMNS}, status, sha256, {_NEEDS_EXACT} AS collides, "
             f"{needs_signature} AS needs_signature FROM objects "
             "WHERE readable=1 AND size>0 AND (status='listed' OR (status='fingerprinted' AND sha256 IS NULL "
             f"AND headtail IS NULL AND {_NEEDS_EXACT}) OR {needs_signature}) ORDER BY uri"
@@ -394,8 +397,8 @@ class Catalog:
         for kind in kinds:
             has = f"json_type(checksums, '$.\"{kind}\"')"
             rows = self.db.execute(
-                f"SELECT {_REF_COLUMNS}, status FROM objects WHERE size>0 AND {has}='null' AND (status IN ('listed', "
-                f"'unreadable') OR (status='fingerprinted' AND sha256 IS NULL)) AND size IN ({_COLLIDING}) AND "
+                f"{_COLLIDING}SELECT {_REF_COLUMNS}, status FROM objects WHERE size>0 AND {has}='null' AND (status "
+                "IN ('listed', 'unreadable') OR (status='fingerprinted' AND sha256 IS NULL)) AND size IN colliding AND "
                 f"size IN (SELECT size FROM objects WHERE status<>'gone' AND size>0 GROUP BY size "
                 f"HAVING COUNT({has}) = COUNT(*))")
             for row in rows:
@@ -419,7 +422,7 @@ class Catalog:
             chunk = wanted[i : i + 500]
             marks = ", ".join("?" for _ in chunk)
             found.update(r[0] for r in self.db.execute(
-                f"SELECT uri FROM objects WHERE uri IN ({marks}) AND {_NEEDS_EXACT}", chunk))
+                f"{_COLLIDING}SELECT uri FROM objects WHERE uri IN ({marks}) AND {_NEEDS_EXACT}", chunk))
         return found
 
     def skip_empty(self) -> int:
