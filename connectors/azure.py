@@ -15,8 +15,10 @@ comes from configuration, first match wins: a `buckets:` entry matching `ACCOUNT
 `defaults: region` written in the config file. With none of these the region is `unknown`.
 
 Rules:
-- **Checksums:** `Content-MD5` when the blob has one. Azure computes it for single-shot uploads; for
-  blobs committed from blocks it is whatever the writer set (often nothing), and Azure does not check it.
+- **Checksums:** `Content-MD5` when the blob has one, as kind `content-md5`: a claim, not proof. Azure
+  computes it for single-shot uploads, but for blobs committed from blocks it is whatever the writer set
+  (often nothing), anyone with write access can change it (Set Blob Properties), and Azure does not check
+  it. Equal claims only make two blobs candidates: the bytes are read to group them.
 - **Tiers:** the access tier (an unset, inferred tier is the account default, Hot); Archive blobs, also
   while rehydrating, are never read. Reads send `If-Match` with the listed ETag, so a blob replaced since
   the listing reads as gone. Azure does not serve suffix ranges, so tails are read by offset.
@@ -122,7 +124,7 @@ class AzureConnector(Connector):
     scheme = "az"
     capabilities = Capabilities(
         name="azure",
-        free_checksums=frozenset({"md5"}),
+        checksums={"content-md5": "listing"},
         ranged_reads=True,
         suffix_ranges=False,
         versioning=False,
@@ -345,7 +347,7 @@ class AzureConnector(Connector):
             storage_class=str(getattr(blob.blob_tier, "value", blob.blob_tier) or "Hot"),
             region=self._region,
             etag=(blob.etag or "").strip('"') or None,
-            checksums={"md5": bytes(md5).hex()} if md5 else None,
+            checksums={"content-md5": bytes(md5).hex()} if md5 else None,
         )
 
     # ---- reads ---------------------------------------------------------------------------------

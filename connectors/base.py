@@ -23,9 +23,10 @@ import asyncio
 import random
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import AsyncGenerator, AsyncIterator, Awaitable, Callable, ClassVar, Iterable, Mapping, TypeVar
+from typing import ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from scanner.config import Config
@@ -53,8 +54,10 @@ class Capabilities:
     """What a backend can do, as data (after rclone's `Features`)."""
 
     name: str
-    # Checksum kinds the listing gives for free, when trusted (see the backend's docstring for the rules).
-    free_checksums: frozenset[str] = frozenset()
+    # The checksum kinds (`scanner.models.CHECKSUM_KINDS`, which say how far each is trusted) the backend
+    # gives, and how: "listing" (free, with every listed object) or "head" (a request an object, no bytes:
+    # the listing says the object has one, `ObjectRef.checksums[kind]` None, and `head_checksums` fetches it).
+    checksums: Mapping[str, Literal["listing", "head"]] = field(default_factory=dict)
     ranged_reads: bool = True
     suffix_ranges: bool = True  # can read the last N bytes without knowing the size
     versioning: bool = False
@@ -67,6 +70,11 @@ class Capabilities:
     # The write operations the backend implements, for `tierscan apply` only (scans never write):
     # "tag", "copy", "move" (local: link, then unlink), "delete", "set_tier". Empty: read-only.
     writes: frozenset[str] = frozenset()
+
+    @property
+    def free_checksums(self) -> frozenset[str]:
+        """The kinds every listed object carries at no cost."""
+        return frozenset(k for k, how in self.checksums.items() if how == "listing")
 
 
 @dataclass(frozen=True)
@@ -230,6 +238,12 @@ class Connector(ABC):
             return b""
         return await self.call("read", lambda: self._read_range(ref, start, stop))
 
+    async def head_checksums(self, ref: ObjectRef, kinds: Iterable[str]) -> dict[str, str]:
+        """Values of these checksum kinds (declared "head" in `capabilities.checksums`) for the listed
+        version of `ref`, by one metadata request and no bytes. Kinds the object turns out not to have are
+        left out; the base gives none."""
+        return {}
+
     # ---- writes (`tierscan apply`): each backend implements those its `capabilities.writes` names ---------
 
     def _no_write(self, op: str) -> UsageError:
@@ -299,7 +313,7 @@ class Connector(ABC):
         region: str | None,
         etag: str | None = None,
         version: str | None = None,
-        checksums: dict[str, str] | None = None,
+        checksums: Mapping[str, str | None] | None = None,
         readable: bool | None = None,
     ) -> ObjectRef:
         """An ObjectRef with tier, readability and jurisdiction filled in from the tables and config.
@@ -326,7 +340,7 @@ class Connector(ABC):
             version=version,
             size=size,
             etag=etag,
-            checksums=checksums or {},
+            checksums=dict(checksums or {}),
             tier=tier,
             storage_class=native,
             readable=readable,

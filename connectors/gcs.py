@@ -13,7 +13,8 @@ class's policy is the only one.
 Rules:
 - **Region:** the bucket's `location`, lower-cased (`ASIA-EAST2` -> `asia-east2`, multi-regions `us`,
   `eu`, `asia`).
-- **Checksums:** `crc32c` is always given and always trusted. `md5Hash` is a real MD5 of the whole object
+- **Checksums:** `crc32c` is always given, of the whole object (a candidate: a 32-bit CRC only suggests
+  equal bytes; unequal ones are different bytes). `md5Hash` is a real MD5 of the whole object
   except for composite objects, which carry only crc32c: an object with a `componentCount` gets no md5
   even if one is listed (fake-gcs-server lists an md5 for composites and no componentCount; real GCS does
   neither).
@@ -79,7 +80,7 @@ class GCSConnector(Connector):
     scheme = "gs"
     capabilities = Capabilities(
         name="gcs",
-        free_checksums=frozenset({"md5", "crc32c"}),
+        checksums={"md5": "listing", "crc32c": "listing"},
         ranged_reads=True,
         suffix_ranges=True,
         versioning=True,

@@ -48,7 +48,6 @@ class LocalConnector(Connector):
     scheme = "file"
     capabilities = Capabilities(
         name="local",
-        free_checksums=frozenset(),  # a file system gives no content hash without reading
         ranged_reads=True,
         suffix_ranges=True,
         versioning=False,

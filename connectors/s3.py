@@ -20,6 +20,13 @@ Rules this backend applies, decided once per bucket and then per object:
   objects of one size with equal multipart ETags are byte-identical (equal part MD5s mean equal parts), so
   copies uploaded by the same tool with the same part size are matched without a read. Equal content
   uploaded with other part sizes gets another ETag and is matched by reading (`models.content_identity`).
+- **CRC64NVME:** S3 gives every upload that carries no checksum a CRC64NVME, which is always of the whole
+  object, multipart uploads included, so it matches copies whatever their part sizes (kind `crc64nvme`).
+  ListObjectsV2 names the algorithm (`ChecksumAlgorithm`) but not the value: such objects are listed with
+  `checksums["crc64nvme"] = None`, and `head_checksums` fetches the value with one HeadObject
+  (`ChecksumMode=ENABLED`) when the planner asks. It does not depend on encryption; an SSE-KMS object
+  needs kms:Decrypt for it, and without that it stays unknown. CRC32, CRC32C and SHA checksums of
+  multipart uploads can be COMPOSITE (equal only for one part layout) and are not used to plan reads.
 - **Versions:** in a bucket with versioning enabled or suspended, the current version of each key is
   listed with its version id, and reads pin that version. Elsewhere reads send `If-Match` with the listed
   ETag, so an object replaced since the listing reads as gone rather than as other bytes.
@@ -42,7 +49,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -75,6 +82,9 @@ _KMS = {"aws:kms", "aws:kms:dsse"}
 _ARCHIVE_STATUS = {"ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS"}
 # Full-object checksums that prove content (cryptographic hashes; CRCs and xxHash can be matched on purpose).
 _VOUCHED_CHECKSUMS = ("sha256", "sha1", "sha512", "md5")
+# Checksum kinds a HeadObject with ChecksumMode gives, by the listing's `ChecksumAlgorithm` and the HEAD's
+# field; only kinds that are always of the whole object (never COMPOSITE).
+_HEAD_CHECKSUMS = {"crc64nvme": ("CRC64NVME", "ChecksumCRC64NVME")}
 
 # S3 error codes -> scanner.errors; HTTP statuses not named here fall back to `_http.classify`.
 _ERRORS: ErrorTable = {
@@ -166,7 +176,7 @@ class S3Connector(Connector):
     scheme = "s3"
     capabilities = Capabilities(
         name="s3",
-        free_checksums=frozenset({"md5", "s3mpu"}),
+        checksums={"md5": "listing", "s3mpu": "listing", "crc64nvme": "head"},
         ranged_reads=True,
         suffix_ranges=True,
         versioning=True,
@@ -444,12 +454,14 @@ class S3Connector(Connector):
         if storage_class == "INTELLIGENT_TIERING" and archive_status in _ARCHIVE_STATUS:
             storage_class = f"INTELLIGENT_TIERING_{archive_status}"
         version = entry.get("VersionId") if bucket.versioned else None
-        checksums = None
+        checksums: dict[str, str | None] = {}
         if bucket.trust_etags and etag is not None:
             if _MD5.fullmatch(etag):
-                checksums = {"md5": etag}
+                checksums["md5"] = etag
             elif _MULTIPART_ETAG.fullmatch(etag):
-                checksums = {"s3mpu": etag}
+                checksums["s3mpu"] = etag
+        algorithms = entry.get("ChecksumAlgorithm") or ()
+        checksums.update((kind, None) for kind, (algorithm, _) in _HEAD_CHECKSUMS.items() if algorithm in algorithms)
         return self.make_ref(
             uri=f"s3://{bucket.name}/{key}",
             bucket=bucket.name,
@@ -462,6 +474,25 @@ class S3Connector(Connector):
             version=None if version in (None, "null") else version,
             checksums=checksums,
         )
+
+    async def head_checksums(self, ref: ObjectRef, kinds: Iterable[str]) -> dict[str, str]:
+        """The listed version's full-object checksums of these kinds, by one HeadObject with ChecksumMode
+        (pinned like reads: its version, else its ETag). An object replaced meanwhile, or whose checksum
+        the credentials may not see (SSE-KMS without kms:Decrypt, SSE-C), gives none."""
+        wanted = {kind: _HEAD_CHECKSUMS[kind] for kind in kinds if kind in _HEAD_CHECKSUMS}
+        if not wanted:
+            return {}
+        bucket = await self._bucket(ref.bucket)
+        pin = {"VersionId": ref.version} if ref.version else ({"IfMatch": f'"{ref.etag}"'} if ref.etag else {})
+        try:
+            head = await self._request("head", ref.uri, bucket.region, "head_object", Bucket=ref.bucket,
+                                       Key=ref.key, ChecksumMode="ENABLED", **pin)
+        except (ObjectGone, ObjectDenied):
+            return {}
+        if int(head.get("ContentLength", -1)) != ref.size or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+            return {}
+        return {kind: _hex(str(value)) for kind, (_, field) in wanted.items()
+                if (value := head.get(field)) and "-" not in str(value)}
 
     async def _archive_statuses(self, bucket: _Bucket, entries: list[dict[str, Any]]) -> dict[str, str | None]:
         """`x-amz-archive-status` of the page's Intelligent-Tiering objects, when the bucket can archive them."""

@@ -31,7 +31,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Sequence
 
 from .errors import UsageError
-from .models import ExifRecord, Finding, Group, InventoryRecord, ObjectRef, ScanStats, Tier
+from .models import (
+    CHECKSUM_KINDS,
+    IDENTITY_KINDS,
+    ExifRecord,
+    Finding,
+    Group,
+    InventoryRecord,
+    ObjectRef,
+    ScanStats,
+    Tier,
+    Trust,
+)
 from .signatures import MAGIC
 
 if TYPE_CHECKING:
@@ -96,14 +107,13 @@ _ADDED_COLUMNS = (("near_sig", "BLOB"), ("headtail", "TEXT"))
 _RECORD_SOURCES = {name: name for name in (
     "uri", "provider", "bucket", "key", "version", "size", "tier", "storage_class", "region", "jurisdiction",
     "modified", "etag", "sha256", "phash", "dhash", "format", "width", "height", "status", "reason")} | {
-    "md5": "json_extract(checksums, '$.md5')", "multipart_etag": "json_extract(checksums, '$.s3mpu')"}
+    "md5": "json_extract(checksums, '$.md5')", "multipart_etag": "json_extract(checksums, '$.s3mpu')",
+    "crc64nvme": "json_extract(checksums, '$.crc64nvme')"}
 _RECORD_COLUMNS = ", ".join(_RECORD_SOURCES.values())
 # The same, of the objects table named `o` in a join.
 _O_RECORD_COLUMNS = ", ".join(
     "o." + source if source.isidentifier() else source.replace("(checksums", "(o.checksums")
     for source in _RECORD_SOURCES.values())
-# `models.content_identity` of the checksums: a trusted MD5, else an S3 multipart ETag.
-_CONTENT_ID = "COALESCE(json_extract(checksums, '$.md5'), json_extract(checksums, '$.s3mpu'))"
 # Whether an object's metadata holds personal data (`ExifRecord.personal_data` is not empty).
 _PERSONAL = ("(exif IS NOT NULL AND (json_extract(exif, '$.gps') IS NOT NULL OR "
              "COALESCE(json_array_length(exif, '$.serials'), 0) > 0 OR "
@@ -116,6 +126,67 @@ _REF_COLUMNS = (
     "uri, provider, bucket, key, version, size, etag, checksums, tier, storage_class, readable, region, "
     "jurisdiction, modified"
 )
+
+
+def _checksum(kind: str, table: str = "") -> str:
+    """SQL for an object's value of a checksum kind; NULL when it has none, or its value is not known yet."""
+    return f"json_extract({table}checksums, '$.\"{kind}\"')"
+
+
+def _content_identity(table: str = "") -> str:
+    """SQL for `models.content_identity`: the strongest identity token, or NULL."""
+    tokens = [_checksum(k, table) if CHECKSUM_KINDS[k].bare else f"'{k}:' || {_checksum(k, table)}"
+              for k in IDENTITY_KINDS]
+    return f"COALESCE({', '.join(tokens)})"
+
+
+def _settled_class() -> str:
+    """SQL (a HAVING clause over one size class) true when provider checksums settle exact matching in the
+    class without a read: every member has a value of one kind, and that kind tells them apart. An
+    identity kind does (equal: the same bytes; unequal: other bytes), unless its values depend on the part
+    layout, which only settles members that all share one value; a candidate the provider computed does
+    when all its values differ."""
+    rules = []
+    for kind in CHECKSUM_KINDS.values():
+        every = f"COUNT({_checksum(kind.name)}) = COUNT(*)"
+        if kind.trust is Trust.identity:
+            rules.append(f"({every} AND COUNT(DISTINCT {_checksum(kind.name)}) = 1)" if kind.layout else every)
+        elif kind.computed and not kind.layout:
+            rules.append(f"({every} AND COUNT(DISTINCT {_checksum(kind.name)}) = COUNT(*))")
+    return " OR ".join(rules)
+
+
+def _unique_candidate() -> str:
+    """SQL true for an object that a provider-computed candidate checksum tells apart from every other object
+    of its size: all of them have one of that kind, and no other has its value. It needs no read."""
+    rules = []
+    for kind in CHECKSUM_KINDS.values():
+        if kind.trust is Trust.candidate and kind.computed and not kind.layout:
+            value = _checksum(kind.name)
+            # One text key, not a row value: a row value with a NULL in it is looked up by a scan of the list.
+            rules.append(
+                f"({value} IS NOT NULL AND size IN (SELECT size FROM objects WHERE status<>'gone' AND size>0 "
+                f"GROUP BY size HAVING COUNT({value}) = COUNT(*)) AND size || ':' || {value} IN (SELECT size || "
+                f"':' || {value} FROM objects WHERE status<>'gone' AND size>0 AND {value} IS NOT NULL "
+                f"GROUP BY size, {value} HAVING COUNT(*) = 1))")
+    return " OR ".join(rules) or "0"
+
+
+# Size classes where exact matching needs bytes: more than one object, and checksums do not settle them.
+# Queries name it `colliding`, a table built once per query (every row's checksums are read to build it).
+_COLLIDING = ("WITH colliding(size) AS MATERIALIZED (SELECT size FROM objects WHERE status<>'gone' AND size>0 "
+              f"GROUP BY size HAVING COUNT(*)>1 AND NOT ({_settled_class()})) ")
+# An object that needs bytes read for exact matching (`Catalog.work`), in a query that starts `_COLLIDING`.
+_NEEDS_EXACT = f"(size IN colliding AND NOT ({_unique_candidate()}))"
+
+
+def _kept_checksums(listed: dict[str, str | None], stored: str) -> dict[str, str | None]:
+    """The checksums of an unchanged object: the listing's, with the values a HEAD fetched earlier for the
+    kinds the listing gives without one (the object is the same, so they still hold)."""
+    if None not in listed.values():
+        return listed
+    known = json.loads(stored)
+    return {kind: known.get(kind) if value is None else value for kind, value in listed.items()}
 
 
 def _identity(ref: ObjectRef) -> str:
@@ -250,7 +321,7 @@ class Catalog:
                 if ref.skipped is not None and ref.uri.endswith("/"):
                     self._keep_under(ref.uri, scan_id)
                 ident = _identity(ref)
-                row = self.db.execute("SELECT identity, status FROM objects WHERE uri=?", (ref.uri,)).fetchone()
+                row = self.db.execute("SELECT identity, status, checksums FROM objects WHERE uri=?", (ref.uri,)).fetchone()
                 values = (
                     ref.provider, ref.bucket, ref.key, ref.version, ref.size, ref.etag,
                     json.dumps(ref.checksums, sort_keys=True), ref.tier.value, ref.storage_class,
@@ -258,11 +329,12 @@ class Catalog:
                 )
                 if row is not None and row["identity"] == ident and row["status"] in ("fingerprinted", "skipped", "unreadable"):
                     # Same bytes: keep the fingerprint. Tier, region and config-derived fields may move.
+                    checksums = json.dumps(_kept_checksums(ref.checksums, row["checksums"]), sort_keys=True)
                     self.db.execute(
                         "UPDATE objects SET target=?, provider=?, bucket=?, key=?, version=?, size=?, etag=?,"
                         " checksums=?, tier=?, storage_class=?, readable=?, region=?, jurisdiction=?,"
                         " modified=?, last_seen=? WHERE uri=?",
-                        (target, *values, scan_id, ref.uri),
+                        (target, *values[:6], checksums, *values[7:], scan_id, ref.uri),
                     )
                     unchanged += 1
                     continue
@@ -317,25 +389,21 @@ class Catalog:
         head/tail read already told it apart (`headtail`; `scanner.plan` pulls it back in when a newcomer's
         head and tail match it).
 
-        A size class needs no reads for exact matching when every object has a trusted MD5 (different MD5s
-        are different bytes) or every object has the same S3 multipart ETag (`models.content_identity`;
-        different multipart ETags may be the same bytes in other part sizes).
+        Provider checksums (`models.CHECKSUM_KINDS`) spare reads: a size class needs none for exact
+        matching when every object has a value of one identity kind (a trusted MD5, a full-object CRC64NVME;
+        for a multipart ETag, whose value depends on the part layout, only one value shared by all), or of
+        one candidate kind whose values all differ; in other classes, an object whose candidate value no
+        other object of its size shares needs none either.
         Images fingerprinted before near-duplicate signatures existed (or by a scan without them) are read
         once more for them, unless `signatures` is False (a scan that makes none).
         With a `shard`, only its objects; the size classes still count every listed object.
         """
-        colliding = (
-            "SELECT size FROM objects WHERE status<>'gone' AND size>0 GROUP BY size HAVING COUNT(*)>1 "
-            "AND SUM(CASE WHEN json_extract(checksums, '$.md5') IS NULL THEN 1 ELSE 0 END) > 0 "
-            "AND NOT (COUNT(json_extract(checksums, '$.s3mpu')) = COUNT(*) "
-            "AND COUNT(DISTINCT json_extract(checksums, '$.s3mpu')) = 1)"
-        )
         needs_signature = _NEEDS_SIGNATURE if signatures else "0"
         rows = self.db.execute(
-            f"SELECT {_REF_COLUMNS}, status, sha256, size IN ({colliding}) AS collides, "
+            f"{_COLLIDING}SELECT {_REF_COLUMNS}, status, sha256, {_NEEDS_EXACT} AS collides, "
             f"{needs_signature} AS needs_signature FROM objects "
             "WHERE readable=1 AND size>0 AND (status='listed' OR (status='fingerprinted' AND sha256 IS NULL "
-            f"AND headtail IS NULL AND size IN ({colliding})) OR {needs_signature}) ORDER BY uri"
+            f"AND headtail IS NULL AND {_NEEDS_EXACT}) OR {needs_signature}) ORDER BY uri"
         )
         for row in rows:
             if shard is not None and not shard.owns(row["uri"]):
@@ -364,18 +432,55 @@ class Catalog:
     def fill_copies(self) -> int:
         """Give listed objects the fingerprint of a fingerprinted object with the same size and content
         identity (byte-identical): a shard scan reads one copy of each and leaves the others to `tierscan merge`."""
-        identity = "COALESCE(json_extract({t}checksums, '$.md5'), json_extract({t}checksums, '$.s3mpu'))"
         twin = (
             "FROM objects t WHERE t.size=objects.size AND t.status='fingerprinted' AND "
-            f"{identity.format(t='t.')}={identity.format(t='objects.')}"
+            f"{_content_identity('t.')}={_content_identity('objects.')}"
         )
         cur = self.db.execute(
             "UPDATE objects SET (status, reason, sha256, headtail, phash, dhash, near_sig, format, width, height,"
             f" exif) = (SELECT t.status, t.reason, t.sha256, t.headtail, t.phash, t.dhash, t.near_sig, t.format,"
             f" t.width, t.height, t.exif {twin} ORDER BY t.uri LIMIT 1) WHERE status='listed' AND readable=1 AND"
-            f" {identity.format(t='')} IS NOT NULL AND EXISTS (SELECT 1 {twin})"
+            f" {_content_identity()} IS NOT NULL AND EXISTS (SELECT 1 {twin})"
         )
         return cur.rowcount
+
+    def pending_checksums(self, kinds: Iterable[str]) -> Iterator[tuple[WorkItem, list[str]]]:
+        """Objects whose checksum of these kinds the provider holds but the listing did not give (None in
+        `ObjectRef.checksums`), in size classes that need reads for exact matching and where every object
+        has one of that kind (given or not yet known): once fetched, they settle the class. Each as the read
+        it would otherwise need, with its unknown kinds, by size then URI. Objects that need a restore are
+        among them: a HEAD reads no bytes."""
+        found: dict[str, tuple[WorkItem, list[str]]] = {}
+        for kind in kinds:
+            has = f"json_type(checksums, '$.\"{kind}\"')"
+            rows = self.db.execute(
+                f"{_COLLIDING}SELECT {_REF_COLUMNS}, status FROM objects WHERE size>0 AND {has}='null' AND (status "
+                "IN ('listed', 'unreadable') OR (status='fingerprinted' AND sha256 IS NULL)) AND size IN colliding AND "
+                f"size IN (SELECT size FROM objects WHERE status<>'gone' AND size>0 GROUP BY size "
+                f"HAVING COUNT({has}) = COUNT(*))")
+            for row in rows:
+                item = WorkItem(_ref(row), want_sha256=True, want_metadata=row["status"] == "listed")
+                found.setdefault(row["uri"], (item, []))[1].append(kind)
+        return iter(sorted(found.values(), key=lambda f: (f[0].ref.size, f[0].ref.uri)))
+
+    def record_checksums(self, rows: Iterable[tuple[str, dict[str, str]]]) -> None:
+        """Store checksum values fetched after the listing: (uri, kind -> value)."""
+        with self.db:
+            for uri, values in rows:
+                for kind, value in values.items():
+                    self.db.execute(f"UPDATE objects SET checksums=json_set(checksums, '$.\"{kind}\"', ?) "
+                                    "WHERE uri=?", (value, uri))
+
+    def needs_exact(self, uris: Iterable[str]) -> set[str]:
+        """Those of these objects whose exact matching still needs their bytes (see `work`)."""
+        wanted = list(uris)
+        found: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found.update(r[0] for r in self.db.execute(
+                f"{_COLLIDING}SELECT uri FROM objects WHERE uri IN ({marks}) AND {_NEEDS_EXACT}", chunk))
+        return found
 
     def skip_empty(self) -> int:
         """Zero-byte objects are recorded as skipped without a read."""
@@ -430,52 +535,44 @@ class Catalog:
 
     # --- grouping and reporting reads: streamed, so that memory does not grow with the objects -----------
     def exact_candidates(self) -> Iterator[tuple[str, InventoryRecord]]:
-        """Every object that has byte-identical copies (of those not gone, not empty, with a SHA-256 or a
-        trusted content identity), with its content label, ordered by label then URI: equal labels are one
-        group of copies, and only labels of two or more objects come. Objects are copies when their SHA-256s are equal, or their sizes and content identities
-        (`models.content_identity`) are, and so on transitively (as a union-find over both keys would join
-        them): an object without a SHA-256 takes the least SHA-256 of its size and identity, and the few
-        SHA-256s one size and identity join (identities that disagree with content) are merged here."""
+        """Every object that has byte-identical copies (of those not gone, not empty, with a SHA-256 or an
+        identity checksum), with its content label, ordered by label then URI: equal labels are one group of
+        copies, and only labels of two or more objects come. Objects are copies when they share a SHA-256, or
+        a size and an identity token (`models.content_identities`: every identity kind, so an MD5-ETag copy
+        and a multipart copy join through a shared full-object CRC64NVME), and so on transitively. Labels
+        settle in SQL: each object starts with its least token and takes the least label of any object it
+        shares a token with, until no label changes (a round or two on real estates). A SHA-256 sorts before
+        every `id:` token, so a group's label is its least SHA-256 when any copy has one."""
+        alive = "status<>'gone' AND size>0"
+        tokens = " UNION ALL ".join([
+            f"SELECT uri, sha256 AS t FROM objects WHERE {alive} AND NULLIF(sha256, '') IS NOT NULL",
+            *(f"SELECT uri, 'id:' || size || ':' || "
+              f"{_checksum(k) if CHECKSUM_KINDS[k].bare else repr(k + ':') + ' || ' + _checksum(k)} "
+              f"FROM objects WHERE {alive} AND NULLIF({_checksum(k)}, '') IS NOT NULL" for k in IDENTITY_KINDS)])
         self._script(f"""
-            DROP TABLE IF EXISTS temp.copy_keys;
-            DROP TABLE IF EXISTS temp.copy_class;
-            DROP TABLE IF EXISTS temp.copy_root;
-            CREATE TEMP TABLE copy_keys AS SELECT uri, size, NULLIF(sha256, '') AS sha,
-                NULLIF({_CONTENT_ID}, '') AS cid FROM objects
-                WHERE status<>'gone' AND size>0 AND (NULLIF(sha256, '') IS NOT NULL OR NULLIF({_CONTENT_ID}, '') IS NOT NULL);
-            CREATE TEMP TABLE copy_class (size INTEGER, cid TEXT, sha TEXT, shas INTEGER, PRIMARY KEY (size, cid));
-            INSERT INTO copy_class SELECT size, cid, MIN(sha), COUNT(DISTINCT sha) FROM copy_keys
-                WHERE cid IS NOT NULL AND sha IS NOT NULL GROUP BY size, cid;
-            CREATE TEMP TABLE copy_root (label TEXT PRIMARY KEY, root TEXT NOT NULL);
-        """)
-        joined = self._tuples(
-            "SELECT k.size, k.cid, k.sha FROM copy_keys k JOIN copy_class c ON c.size=k.size AND c.cid=k.cid "
-            "WHERE c.shas>1 AND k.sha IS NOT NULL GROUP BY k.size, k.cid, k.sha ORDER BY k.size, k.cid, k.sha")
-        roots: dict[str, str] = {}
-
-        def root(label: str) -> str:
-            while roots.get(label, label) != label:
-                label = roots[label]
-            return label
-
-        for _, shas in itertools.groupby(joined, key=lambda row: (row[0], row[1])):
-            first, *rest = (root(sha) for _, _, sha in shas)
-            for other in rest:
-                low, high = sorted((first, other))
-                if low != high:
-                    roots[high] = first = low
-        self.db.executemany("INSERT INTO temp.copy_root VALUES (?, ?)", ((k, root(k)) for k in list(roots)))
-        label = ("COALESCE(k.sha, (SELECT c.sha FROM temp.copy_class c WHERE c.size=k.size AND c.cid=k.cid), "
-                 "'id:' || k.size || ':' || k.cid)")
-        self._script(f"""
+            DROP TABLE IF EXISTS temp.copy_token;
             DROP TABLE IF EXISTS temp.copy_label;
-            CREATE TEMP TABLE copy_label AS SELECT l.uri, COALESCE(r.root, l.label) AS root
-                FROM (SELECT k.uri, {label} AS label FROM temp.copy_keys k) l
-                LEFT JOIN temp.copy_root r ON r.label=l.label;
+            CREATE TEMP TABLE copy_token AS {tokens};
+            CREATE INDEX temp.copy_token_t ON copy_token (t);
+            CREATE INDEX temp.copy_token_uri ON copy_token (uri);
+            CREATE TEMP TABLE copy_label (uri TEXT PRIMARY KEY, root TEXT NOT NULL);
+            INSERT INTO copy_label SELECT uri, MIN(t) FROM copy_token GROUP BY uri;
+        """)
+        least = ("(SELECT MIN(tl.root) FROM temp.copy_token k JOIN temp.token_label tl ON tl.t=k.t "
+                 "WHERE k.uri=copy_label.uri)")
+        while True:
+            self._script("""
+                DROP TABLE IF EXISTS temp.token_label;
+                CREATE TEMP TABLE token_label (t TEXT PRIMARY KEY, root TEXT NOT NULL);
+                INSERT INTO token_label SELECT k.t, MIN(l.root) FROM temp.copy_token k
+                    JOIN temp.copy_label l ON l.uri=k.uri GROUP BY k.t HAVING COUNT(*) > 1;
+            """)
+            if not self.db.execute(f"UPDATE temp.copy_label SET root={least} WHERE root>{least}").rowcount:
+                break
+        self._script("""
             CREATE INDEX temp.copy_label_root ON copy_label (root);
-            DROP TABLE temp.copy_keys;
-            DROP TABLE temp.copy_class;
-            DROP TABLE temp.copy_root
+            DROP TABLE temp.token_label;
+            DROP TABLE temp.copy_token
         """)
         rows = self._tuples(
             f"SELECT l.root, o.exif, {_O_RECORD_COLUMNS} FROM temp.copy_label l JOIN objects o ON o.uri=l.uri "

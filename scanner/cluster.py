@@ -152,7 +152,9 @@ def exact_groups(records: Sequence[InventoryRecord], master: MasterSettings) -> 
     uf = _UnionFind(len(candidates))
     first_by_key: dict[tuple[object, ...], int] = {}
     for i, r in enumerate(candidates):
-        for key in ((("sha256", r.sha256),) if r.sha256 else ()) + ((("id", r.size, r.content_id),) if r.content_id else ()):
+        # Every identity token joins: copies whose strongest kinds differ (an MD5 ETag, a multipart ETag)
+        # still share a full-object CRC64NVME.
+        for key in ((("sha256", r.sha256),) if r.sha256 else ()) + tuple(("id", r.size, t) for t in r.content_ids):
             if key in first_by_key:
                 uf.union(first_by_key[key], i)
             else:

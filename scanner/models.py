@@ -6,6 +6,8 @@ and `Report` are what users and scripts read (the JSON report contract, `schema_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Literal
@@ -15,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "Breakdown",
     "BucketSummary",
+    "CHECKSUM_KINDS",
+    "ChecksumKind",
+    "content_identities",
     "content_identity",
     "ExifRecord",
     "Finding",
@@ -22,6 +27,7 @@ __all__ = [
     "GPS",
     "Group",
     "GroupMember",
+    "IDENTITY_KINDS",
     "InventoryRecord",
     "ObjectRef",
     "Report",
@@ -30,6 +36,7 @@ __all__ = [
     "Severity",
     "Skipped",
     "Tier",
+    "Trust",
 ]
 
 REPORT_SCHEMA_VERSION = 1
@@ -71,6 +78,55 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Trust(str, Enum):
+    """How far an equal provider checksum goes between two objects of the same size."""
+
+    identity = "identity"  # equal values are the same bytes: no read needed to group them
+    candidate = "candidate"  # equal values only suggest the same bytes: a read confirms
+
+
+@dataclass(frozen=True, slots=True)
+class ChecksumKind:
+    """One kind of provider checksum, as data: the core asks these, never which provider gave a value.
+
+    `layout`: the value depends on how the object was uploaded (part sizes), so only equal values mean
+    something; unequal ones may be the same bytes in another layout. `computed`: the provider computed it
+    from the bytes (no writer can set it), so unequal values of a layout-free kind are different bytes.
+
+    The trust rule. `identity` kinds are whole-object digests the provider computed: MD5 (collision
+    resistant for data nobody crafted), an S3 multipart ETag (the MD5 of the parts' MD5s), and S3's
+    full-object CRC64NVME. A 64-bit CRC is no proof against someone who crafts a collision on purpose, but
+    two unrelated objects of one size share one with odds of 2^-64: for grouping *reports* it is as good
+    as an MD5. Remediation never rests on it: `tierscan apply` proves the bytes again before it deletes or
+    moves anything (`Connector.vouched` takes cryptographic digests only, else it reads both). `candidate`
+    kinds are 32-bit CRCs (too many objects share one by chance) and values a writer sets (Azure
+    Content-MD5): equal ones need a confirming read."""
+
+    name: str
+    trust: Trust
+    layout: bool = False
+    computed: bool = True
+    # Its values stand for themselves in identity tokens (kinds older than the others, whose tokens the
+    # catalogs and group ids already hold); other kinds' values are prefixed with the kind.
+    bare: bool = False
+
+    def token(self, value: str) -> str:
+        """`value` as an identity token: never equal to another kind's."""
+        return value if self.bare else f"{self.name}:{value}"
+
+
+# Every kind a connector may put in `ObjectRef.checksums`, strongest identity first: the first one an
+# object has is its `content_identity`.
+CHECKSUM_KINDS: Mapping[str, ChecksumKind] = {k.name: k for k in (
+    ChecksumKind("md5", Trust.identity, bare=True),  # 32 hex digits
+    ChecksumKind("s3mpu", Trust.identity, layout=True, bare=True),  # S3 multipart ETag, `<hex>-<parts>`
+    ChecksumKind("crc64nvme", Trust.identity),  # S3 full-object CRC64NVME (never composite)
+    ChecksumKind("crc32c", Trust.candidate),  # GCS crc32c: full-object, composite objects included
+    ChecksumKind("content-md5", Trust.candidate, computed=False),  # Azure Content-MD5: what a writer claimed
+)}
+IDENTITY_KINDS = tuple(k.name for k in CHECKSUM_KINDS.values() if k.trust is Trust.identity)
+
+
 class ObjectRef(_Frozen):
     """One object as a connector lists it: where it is, what it costs to keep, what the provider knows."""
 
@@ -81,10 +137,9 @@ class ObjectRef(_Frozen):
     version: str | None = None
     size: int = Field(ge=0)
     etag: str | None = None
-    # Provider checksums that are digests of the whole object, by kind: "md5" and "crc32c" (real digests),
-    # "s3mpu" (an S3 multipart ETag: the MD5 of the parts' MD5s, `<hex>-<parts>`). Connectors put a value
-    # here only when it is trustworthy (a multipart ETag is not an MD5, so it is never under "md5").
-    checksums: dict[str, str] = Field(default_factory=dict)
+    # Provider checksums of the whole object by kind (`CHECKSUM_KINDS`), lowercase hex. None: the provider
+    # holds one of that kind that the listing does not give, and a HEAD would (`Capabilities.checksums`).
+    checksums: dict[str, str | None] = Field(default_factory=dict)
     tier: Tier
     storage_class: str
     readable: bool = True
@@ -102,14 +157,17 @@ class ObjectRef(_Frozen):
         return content_identity(self.checksums)
 
 
-def content_identity(checksums: dict[str, str]) -> str | None:
-    """A provider token that means byte-identical between two objects of the same size, read or not.
+def content_identities(checksums: Mapping[str, str | None]) -> tuple[str, ...]:
+    """Tokens that each mean byte-identical between two objects of the same size, read or not: one per
+    `identity` kind the object has a value of, strongest first. Two objects with one token in common are
+    copies. Layout kinds (a multipart ETag) differ between copies uploaded with other part sizes, which can
+    only hide a duplicate until the bytes are read, never invent one."""
+    return tuple(CHECKSUM_KINDS[k].token(v) for k in IDENTITY_KINDS if (v := checksums.get(k)))
 
-    A real MD5 (comparable with the MD5 of bytes read, on any provider), else an S3 multipart ETag: equal
-    ones mean equal part MD5s, so equal parts and equal bytes, as surely as equal MD5s do. Multipart
-    ETags end in `-<parts>`, so the two kinds never equal each other; copies uploaded with other part
-    sizes have other ETags, which can only hide a duplicate until the bytes are read, never invent one."""
-    return checksums.get("md5") or checksums.get("s3mpu")
+
+def content_identity(checksums: Mapping[str, str | None]) -> str | None:
+    """The strongest of `content_identities`, or None."""
+    return next(iter(content_identities(checksums)), None)
 
 
 class GPS(_Frozen):
@@ -179,6 +237,8 @@ class InventoryRecord(_Frozen):
     etag: str | None = None
     md5: str | None = None  # a trusted provider MD5, when the listing gave one
     multipart_etag: str | None = None  # a trusted S3 multipart ETag (checksum kind "s3mpu")
+    # S3 full-object CRC64NVME, when a HEAD gave it: grouping uses it; the inventory does not list it.
+    crc64nvme: str | None = Field(default=None, exclude=True)
     sha256: str | None = None
     phash: str | None = None
     dhash: str | None = None
@@ -193,8 +253,16 @@ class InventoryRecord(_Frozen):
 
     @property
     def content_id(self) -> str | None:
-        """`content_identity` as the listing gave it."""
-        return content_identity({k: v for k, v in (("md5", self.md5), ("s3mpu", self.multipart_etag)) if v})
+        """`content_identity` as the provider gave it."""
+        return content_identity(self._checksums())
+
+    @property
+    def content_ids(self) -> tuple[str, ...]:
+        """`content_identities` as the provider gave them."""
+        return content_identities(self._checksums())
+
+    def _checksums(self) -> dict[str, str | None]:
+        return {"md5": self.md5, "s3mpu": self.multipart_etag, "crc64nvme": self.crc64nvme}
 
 
 class GroupMember(_Frozen):

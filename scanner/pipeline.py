@@ -37,10 +37,10 @@ from .config import Config
 from .errors import ObjectError, UsageError
 from .fingerprint import PERCEPTUAL_MODE, FingerprintPool, FingerprintResult, WorkerFailed
 from .hamming_index import load_kernels
-from .models import Fingerprint, Group, InventoryRecord, ObjectRef, ScanStats
+from .models import Fingerprint, Group, InventoryRecord, ObjectRef, ScanStats, content_identity
 from .jpeg_extent import primary_end
 from .plan import (GIB, HEAD, TAIL, Budget, PlannedRead, TierCost, estimate, exif_record, headtail_key,
-                   image_first_chunk, plan_reads, price_of, ranged_metadata, spread_decodes)
+                   image_first_chunk, plan_heads, plan_reads, price_of, ranged_metadata, spread_decodes)
 from .pricing import Price, PriceTable, price_as_from_config
 from .progress import Progress
 from .shard import Shard
@@ -346,10 +346,41 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
         await asyncio.gather(*(reader() for _ in range(config.scan.concurrency)))
         flush()
 
+    async def fetch_checksums() -> None:
+        """HEADs for the whole-object checksums listings name without a value, where `plan_heads` finds
+        them cheaper than the reads they spare; a failed HEAD leaves the object to be read."""
+        kinds = {k for conn in connectors.values() for k, how in conn.capabilities.checksums.items() if how == "head"}
+        if not kinds:
+            return
+        heads = iter(plan_heads(catalog.pending_checksums(kinds), perceptual=perceptual, price=acct.price))
+        found: list[tuple[str, dict[str, str]]] = []
+
+        async def header() -> None:
+            for item, wanted in heads:
+                ref = item.ref
+                conn = connectors.get(parse_target(ref.uri).scheme)
+                if conn is None:
+                    continue  # listed by an earlier scan of other targets
+                try:
+                    values = await conn.head_checksums(ref, wanted)
+                except ObjectError as exc:
+                    log.debug("%s: no checksum (%s)", ref.uri, exc)
+                    continue
+                finally:
+                    acct.add(ref, 0)
+                if values:
+                    found.append((ref.uri, values))
+                    if ref.uri in keys:  # read early: narrowing compares its identity
+                        keys[ref.uri] = (keys[ref.uri][0], content_identity({**ref.checksums, **values}) or ref.uri)
+
+        await asyncio.gather(*(header() for _ in range(config.scan.concurrency)))
+        catalog.record_checksums(found)
+
     if early is not None:
         await run_early(early.queue)
     await listing  # a failed listing fails the scan here
     catalog.skip_empty()
+    await fetch_checksums()
     if early is not None:
         stats["fingerprinted"] += catalog.fill_copies()  # copies of early reads, listed after them
     # A WorkItem is small; result writes must not race the cursor. A shard plans over every object, so
@@ -369,7 +400,7 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
         await run(reads)
         for key, items in fill.items():  # MD5-trusted objects: the SHA-256 of the read object with their MD5
             for item in items:
-                sha = computed[key].get(item.ref.checksums["md5"])
+                sha = computed[key].get(item.ref.checksums.get("md5") or "")
                 if sha is not None:
                     record(item, Fingerprint(sha256=sha))
         flush()
@@ -385,14 +416,19 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
     Objects with a trusted MD5 are not read when every object of their key without one is: those reads
     compute MD5 as well, and an MD5-trusted object takes the SHA-256 of the one whose MD5 equals its own
     (returned as key -> items to fill); objects that all have trusted MD5s need no read at all."""
+    peers = list(catalog.size_peers(p.ref.size for p in narrowed))
+    # Objects that provider checksums tell apart from every other object of their size (`Catalog.work`).
+    need = catalog.needs_exact([p.ref.uri for p in narrowed] + [ref.uri for ref, _, _ in peers])
+    narrowed = [p for p in narrowed if p.ref.uri in need]
     identities: dict[str, set[str]] = defaultdict(set)
-    for key, identity in keys.values():
-        identities[key].add(identity)
+    for uri, (narrow_key, identity) in keys.items():
+        if uri in need:
+            identities[narrow_key].add(identity)
     unknown_sizes: set[int] = set()
     settled_plain: set[str] = set()  # keys with an object without MD5 whose SHA-256 is already known
     members: dict[str, list[tuple[WorkItem, list[WorkItem]]]] = defaultdict(list)
-    for ref, key, sha in catalog.size_peers(p.ref.size for p in narrowed):
-        if ref.uri in keys:
+    for ref, key, sha in peers:
+        if ref.uri in keys or ref.uri not in need:
             continue
         if key is None:
             unknown_sizes.add(ref.size)

@@ -18,9 +18,13 @@ Per object, one of:
   IDAT, WebP EXIF after the pixels, TIFF/RAW IFD offsets, HEIC/AVIF boxes) and only those are read. When
   the size collides, a ``TAIL`` chunk is read too so the object can be narrowed.
 - ``narrow``: an unchanged object read again only for exact matching: head and tail chunks.
-- ``copy``: a byte-identical copy (same size and content identity: a trusted MD5 or the same S3 multipart
-  ETag, `models.content_identity`) of an object this scan reads: its fingerprint is the representative's,
-  no read.
+- ``copy``: a byte-identical copy (same size and content identity: a trusted MD5, the same S3 multipart
+  ETag or full-object CRC64NVME, `models.content_identity`) of an object this scan reads: its fingerprint
+  is the representative's, no read.
+
+Provider checksums spare reads for exact matching before any of this (`Catalog.work`). Where the provider
+holds a whole-object checksum that the listing does not give (S3 CRC64NVME), `plan_heads` weighs one HEAD
+an object (a request, no bytes) against the head, tail and whole reads its size class would need.
 
 After the head/tail pass, only objects whose (size, head, tail) key still collides are read whole for their
 SHA-256 (like fclones). Reads go hottest tier first, so a retrieval budget (`Budget`) leaves cold data
@@ -31,7 +35,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import groupby
 from typing import Awaitable, Callable, Iterable
 
 from .catalog import WorkItem
@@ -41,8 +46,8 @@ from .models import ExifRecord, ObjectRef
 from .pricing import Price, PriceTable
 
 __all__ = [
-    "Budget", "HEAD", "TAIL", "PlannedRead", "RangedMeta", "TierCost", "estimate", "headtail_key",
-    "plan_reads", "ranged_metadata", "spread_decodes", "whole_read_below",
+    "Budget", "HEAD", "TAIL", "PlannedRead", "RangedMeta", "TierCost", "estimate", "head_pays", "headtail_key",
+    "plan_heads", "plan_reads", "ranged_metadata", "spread_decodes", "whole_read_below",
 ]
 
 # The first read. Measured on the 74 EXIF samples in tests/data/exif (a walk needs up to SOS for JPEG):
@@ -142,6 +147,32 @@ def plan_reads(work: Iterable[WorkItem], *, perceptual: bool,
         plans.append(PlannedRead(item, kind, copies))
     plans.sort(key=lambda p: (p.ref.tier.rank, p.ref.uri))
     return plans
+
+
+def head_pays(item: WorkItem, *, perceptual: bool, price: Callable[[ObjectRef], Price] | None = None) -> bool:
+    """Whether one HEAD (a request, no bytes) that settles the object's exact matching beats reading for
+    it: a tail chunk beside the metadata, or head and tail chunks, then the whole object wherever those
+    still collide (every byte of a copy). It does unless the object is read whole anyway: a small one, or
+    one whose pixels perceptual hashing decodes whole. An object that needs a restore is never read."""
+    if not item.ref.readable:
+        return False
+    if not item.want_metadata:
+        return True  # a narrow read or a whole one for its SHA-256: the HEAD settles it with none
+    [settled] = plan_reads([replace(item, want_sha256=False)], perceptual=perceptual, price=price)
+    return settled.kind != "full"
+
+
+def plan_heads(pending: Iterable[tuple[WorkItem, list[str]]], *, perceptual: bool,
+               price: Callable[[ObjectRef], Price] | None = None) -> list[tuple[WorkItem, list[str]]]:
+    """The HEADs worth sending, of `Catalog.pending_checksums` (by size): a size class settles only when
+    every object in it has its checksum, so its pending objects are HEADed all together, when the HEAD
+    pays (`head_pays`) for one of them at least, or not at all."""
+    heads: list[tuple[WorkItem, list[str]]] = []
+    for _, members in groupby(pending, key=lambda p: p[0].ref.size):
+        group = list(members)
+        if any(head_pays(item, perceptual=perceptual, price=price) for item, _ in group):
+            heads += group
+    return heads
 
 
 def spread_decodes(plans: list[PlannedRead], *, perceptual: bool) -> list[PlannedRead]:

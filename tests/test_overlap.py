@@ -38,7 +38,7 @@ COLD = {
 
 class Recorded(Connector):
     scheme = "mem"
-    capabilities = Capabilities(name="mem", free_checksums=frozenset({"md5"}), tier_table="s3")
+    capabilities = Capabilities(name="mem", checksums={"md5": "listing"}, tier_table="s3")
     events: list[str] = []
 
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
