@@ -99,6 +99,10 @@ _RECORD_SOURCES = {name: name for name in (
 # No signature yet, or one of an older layout (`signatures.MAGIC` names the current one).
 _NEEDS_SIGNATURE = ("(status='fingerprinted' AND phash IS NOT NULL AND (near_sig IS NULL OR "
                     f"substr(near_sig, 1, {len(MAGIC)}) <> X'{MAGIC.hex()}'))")
+# What a listing sets on every object it sees, in `Catalog.record_listing`'s order.
+_LISTED_COLUMNS = ("target, provider, bucket, key, version, size, etag, checksums, tier, storage_class, readable, "
+                   "region, jurisdiction, modified")
+_LISTING_BATCH = 500  # URIs per lookup: under SQLite's 999 bound parameters of old builds
 _REF_COLUMNS = (
     "uri, provider, bucket, key, version, size, etag, checksums, tier, storage_class, readable, region, "
     "jurisdiction, modified"
@@ -185,44 +189,67 @@ class Catalog:
 
     # --- listing ---------------------------------------------------------------------------------
     def record_listing(self, refs: Iterable[ObjectRef], target: str, scan_id: int) -> tuple[int, int]:
-        """Upsert listed objects. Returns (new or changed, unchanged)."""
+        """Upsert listed objects. Returns (new or changed, unchanged).
+
+        Compared with the catalog a batch at a time (one lookup of the batch's URIs), written with one
+        statement per kind of change: a rescan of an unchanged estate costs a few statements per batch, not
+        two per object."""
         changed = unchanged = 0
         with self.db:
-            for ref in refs:
-                if ref.skipped is not None and ref.uri.endswith("/"):
-                    self._keep_under(ref.uri, scan_id)
-                ident = _identity(ref)
-                row = self.db.execute("SELECT identity, status FROM objects WHERE uri=?", (ref.uri,)).fetchone()
-                values = (
-                    ref.provider, ref.bucket, ref.key, ref.version, ref.size, ref.etag,
-                    json.dumps(ref.checksums, sort_keys=True), ref.tier.value, ref.storage_class,
-                    int(ref.readable), ref.region, ref.jurisdiction, ref.modified.isoformat(),
-                )
-                if row is not None and row["identity"] == ident and row["status"] in ("fingerprinted", "skipped", "unreadable"):
-                    # Same bytes: keep the fingerprint. Tier, region and config-derived fields may move.
-                    self.db.execute(
-                        "UPDATE objects SET target=?, provider=?, bucket=?, key=?, version=?, size=?, etag=?,"
-                        " checksums=?, tier=?, storage_class=?, readable=?, region=?, jurisdiction=?,"
-                        " modified=?, last_seen=? WHERE uri=?",
-                        (target, *values, scan_id, ref.uri),
-                    )
-                    unchanged += 1
-                    continue
-                if ref.skipped is not None:
-                    status, reason = "skipped", ref.skipped
-                elif ref.readable:
-                    status, reason = "listed", None
-                else:
-                    status = "unreadable"
-                    reason = f"unreadable tier ({ref.storage_class}): matched on metadata only"
-                self.db.execute(
-                    "INSERT OR REPLACE INTO objects (uri, target, provider, bucket, key, version, size, etag,"
-                    " checksums, tier, storage_class, readable, region, jurisdiction, modified, identity,"
-                    " last_seen, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (ref.uri, target, *values, ident, scan_id, status, reason),
-                )
-                changed += 1
+            for batch in _unique_batches(refs, _LISTING_BATCH):
+                c, u = self._record_batch(batch, target, scan_id)
+                changed += c
+                unchanged += u
         return changed, unchanged
+
+    def _record_batch(self, batch: list[ObjectRef], target: str, scan_id: int) -> tuple[int, int]:
+        """One batch of `record_listing` (no URI twice in it, inside its transaction)."""
+        marks = ", ".join("?" * len(batch))
+        cursor = self.db.cursor()
+        cursor.row_factory = None
+        stored = {row[0]: row[1:] for row in cursor.execute(
+            f"SELECT uri, identity, status, {_LISTED_COLUMNS} FROM objects WHERE uri IN ({marks})",
+            [ref.uri for ref in batch])}
+        seen: list[tuple[str]] = []  # unchanged, and every listed field as stored: only last_seen moves
+        moved: list[tuple[object, ...]] = []  # unchanged bytes; tier, region or config-derived fields moved
+        fresh: list[tuple[object, ...]] = []  # new or changed
+        for ref in batch:
+            if ref.skipped is not None and ref.uri.endswith("/"):
+                self._keep_under(ref.uri, scan_id)
+            ident = _identity(ref)
+            values = (
+                target, ref.provider, ref.bucket, ref.key, ref.version, ref.size, ref.etag,
+                json.dumps(ref.checksums, sort_keys=True), ref.tier.value, ref.storage_class,
+                int(ref.readable), ref.region, ref.jurisdiction, ref.modified.isoformat(),
+            )
+            row = stored.get(ref.uri)
+            if row is not None and row[0] == ident and row[1] in ("fingerprinted", "skipped", "unreadable"):
+                # Same bytes: keep the fingerprint.
+                if row[2:] == values:
+                    seen.append((ref.uri,))
+                else:
+                    moved.append((*values, scan_id, ref.uri))
+                continue
+            if ref.skipped is not None:
+                status, reason = "skipped", ref.skipped
+            elif ref.readable:
+                status, reason = "listed", None
+            else:
+                status = "unreadable"
+                reason = f"unreadable tier ({ref.storage_class}): matched on metadata only"
+            fresh.append((ref.uri, *values, ident, scan_id, status, reason))
+        if seen:
+            self.db.execute(f"UPDATE objects SET last_seen=? WHERE uri IN ({', '.join('?' * len(seen))})",
+                            (scan_id, *(uri for (uri,) in seen)))
+        if moved:
+            self.db.executemany(
+                f"UPDATE objects SET {', '.join(f'{c}=?' for c in _LISTED_COLUMNS.split(', '))}, last_seen=? "
+                "WHERE uri=?", moved)
+        if fresh:
+            self.db.executemany(
+                f"INSERT OR REPLACE INTO objects (uri, {_LISTED_COLUMNS}, identity, last_seen, status, reason) "
+                f"VALUES ({', '.join('?' * 19)})", fresh)
+        return len(fresh), len(seen) + len(moved)
 
     def _keep_under(self, folder: str, scan_id: int) -> None:
         """Objects under a folder that could not be listed count as seen: kept as they were."""
@@ -405,6 +432,21 @@ class Catalog:
 
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.db.execute("SELECT status, COUNT(*) FROM objects GROUP BY status")}
+
+
+def _unique_batches(refs: Iterable[ObjectRef], size: int) -> Iterator[list[ObjectRef]]:
+    """`refs` in order, in batches of at most `size` where no URI comes twice: a URI listed again (a
+    second target over the same objects) is compared with what its first listing wrote."""
+    batch: list[ObjectRef] = []
+    uris: set[str] = set()
+    for ref in refs:
+        if len(batch) >= size or ref.uri in uris:
+            yield batch
+            batch, uris = [], set()
+        batch.append(ref)
+        uris.add(ref.uri)
+    if batch:
+        yield batch
 
 
 def _ref(row: sqlite3.Row) -> ObjectRef:
