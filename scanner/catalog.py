@@ -355,14 +355,14 @@ class Catalog:
 
     # --- results ---------------------------------------------------------------------------------
     def record_fingerprints(self, rows: Iterable[tuple[str, dict[str, object]]]) -> None:
-        """Store results: (uri, fields) where fields are catalog columns (exif as an ExifRecord)."""
+        """Store results: (uri, fields) where fields are catalog columns (exif as an ExifRecord). A run of
+        rows that set the same columns goes in one `executemany`, in order."""
         with self.db:
-            for uri, fields in rows:
-                fields = dict(fields)
-                if isinstance(fields.get("exif"), ExifRecord):
-                    fields["exif"] = fields["exif"].model_dump_json()  # type: ignore[union-attr]
-                cols = ", ".join(f"{k}=?" for k in fields)
-                self.db.execute(f"UPDATE objects SET {cols} WHERE uri=?", (*fields.values(), uri))
+            for columns, run in itertools.groupby(rows, key=lambda row: tuple(row[1])):
+                self.db.executemany(
+                    f"UPDATE objects SET {', '.join(f'{k}=?' for k in columns)} WHERE uri=?",
+                    ((*(v.model_dump_json() if isinstance(v, ExifRecord) else v for v in fields.values()), uri)
+                     for uri, fields in run))
 
     def replace_results(self, groups: list[Group], findings: list[Finding]) -> None:
         with self.db:

@@ -307,3 +307,45 @@ def test_an_object_listed_twice_in_one_listing_is_compared_with_its_first_listin
     assert catalog.record_listing([ref("a", 10), ref("a", 11)], "s3://b", scan) == (2, 0)
     [record] = catalog.records()
     assert (record.size, record.status) == (11, "listed")
+
+
+class _CountingConnection:
+    """The catalog's connection, counting the statements sent through `execute` and `executemany` (one
+    each, however many rows an `executemany` carries)."""
+
+    def __init__(self, db):
+        self.db, self.sent = db, 0
+
+    def execute(self, *args):
+        self.sent += 1
+        return self.db.execute(*args)
+
+    def executemany(self, *args):
+        self.sent += 1
+        return self.db.executemany(*args)
+
+    def __enter__(self):
+        return self.db.__enter__()
+
+    def __exit__(self, *exc):
+        return self.db.__exit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+
+def test_fingerprints_are_written_a_batch_at_a_time_in_order(catalog):
+    n = 1000
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref(f"k{i:04d}", 10) for i in range(n)], "s3://b", scan)
+    exif = ExifRecord(make="Canon", gps=GPS(lat=22.3, lon=114.2))
+    rows = [(f"s3://b/k{i:04d}", {"status": "fingerprinted", "sha256": f"s{i}", "exif": exif}) for i in range(n)]
+    rows.append(("s3://b/k0003", {"status": "failed", "reason": "vanished"}))  # a later row for the same object wins
+    counting = catalog.db = _CountingConnection(catalog.db)
+    catalog.record_fingerprints(iter(rows))
+    catalog.db = counting.db
+    assert counting.sent < 10
+    records = {r.key: r for r in catalog.records()}
+    assert (records["k0003"].status, records["k0003"].reason, records["k0003"].sha256) == ("failed", "vanished", "s3")
+    assert all(records[f"k{i:04d}"].status == "fingerprinted" and records[f"k{i:04d}"].sha256 == f"s{i}"
+               and records[f"k{i:04d}"].exif == exif for i in range(n) if i != 3)
