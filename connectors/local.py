@@ -41,6 +41,7 @@ from .base import Capabilities, Connector, Location, ObjectState, Target
 __all__ = ["LocalConnector"]
 
 _BATCH = 512  # directory entries handed from the walker thread at a time
+_INLINE_READ = 64 << 10  # reads of at most this many bytes run on the event loop, larger ones in a thread
 
 
 class LocalConnector(Connector):
@@ -96,6 +97,11 @@ class LocalConnector(Connector):
 
     async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
         path = _path_of(ref)
+        if end - start <= _INLINE_READ:
+            # A hop to a thread and back costs more than a small read, and its GIL hand-offs slow every other
+            # thread. Nothing here can block on the file's content: it is opened non-blocking and read only
+            # if it is a regular file (a mount that hangs would hang the listing's walk as well).
+            return _read(path, start, end, ref, self._root_of(path, ref))
         return await asyncio.to_thread(_read, path, start, end, ref, self._root_of(path, ref))
 
     def _root_of(self, path: Path, ref: ObjectRef) -> Path | None:

@@ -319,3 +319,21 @@ def test_register_connector_refuses_to_clobber():
         register_connector("mem", Mem)
     register_connector("mem", Mem, clobber=True)
     assert issubclass(connector_class("mem"), Connector)
+
+
+def test_small_files_are_read_without_a_thread_hop_and_large_ones_in_a_thread(estate, monkeypatch):
+    (estate / "hk-hot" / "big.jpg").write_bytes(bytes(range(256)) * 1024)  # 256 KiB
+    refs = {r.key: r for r in listing(estate)}
+    hops: list[object] = []
+    real = asyncio.to_thread
+
+    def counted(func, *args, **kwargs):
+        hops.append(func)
+        return real(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    assert read(refs["a/one.jpg"]) == b"0123456789"
+    assert read(refs["two.jpg"]) == b"abc"
+    assert hops == []
+    assert read(refs["big.jpg"]) == bytes(range(256)) * 1024
+    assert len(hops) == 1
