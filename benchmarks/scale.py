@@ -7,8 +7,9 @@ and a camera serial number in their EXIF. Files are one of two small real JPEGs 
 EXIF) with a comment segment of varying length and content after SOI, so every original is distinct
 bytes and sizes spread over a few thousand values; a million of them are written in minutes.
 
-Each phase runs `python -m scanner` as a child process (`scan --no-perceptual`, the same scan again with
-nothing changed, `report --format json`, `inventory --format parquet`) and prints its wall seconds, peak
+Each phase runs `python -m scanner` as a child process (`scan --no-perceptual`; `plan`, which lists the
+unchanged estate into the catalog and plans, the listing part of a rescan; the same scan again with nothing
+changed; `report --format json`; `inventory --format parquet`) and prints its wall seconds, peak
 RSS (of the child and the processes it waited for, from `os.wait4`), bytes of peak RSS per object and
 objects/s. With `--keep DIR` the estate (and its catalog, DIR/catalog.db) is kept and reused by the next
 run with the same N; without it both live in a temporary folder. A figure-printing script, not a test.
@@ -35,7 +36,7 @@ BUCKETS = ("hk-photos-hot", "hk-backup-archive", "cn-marketing-cold", "hk-design
 COPY_SHARE = 0.25
 PERSONAL_SHARE = 0.10
 PER_FOLDER = 1000
-PHASES = ("scan", "rescan", "report", "inventory")
+PHASES = ("scan", "list", "rescan", "report", "inventory")
 
 
 def _templates() -> tuple[bytes, bytes]:
@@ -144,6 +145,8 @@ def _bench(base: Path, n: int, phases: list[str], workers: int | None) -> None:
             *(["--workers", str(workers)] if workers else [])]
     commands = {
         "scan": scan,
+        # The rescan's listing alone: compared with the catalog, nothing read, grouped or reported.
+        "list": ["plan", str(estate), "--db", str(db), "--no-perceptual", "--format", "json"],
         "rescan": scan,
         "report": ["report", "--db", str(db), "--format", "json", "--output", str(base / "report.json")],
         "inventory": ["inventory", "--db", str(db), "--format", "parquet", "--output", str(base / "inv.parquet")],

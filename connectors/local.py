@@ -40,7 +40,7 @@ from .base import Capabilities, Connector, Location, ObjectState, Target
 
 __all__ = ["LocalConnector"]
 
-_BATCH = 512  # directory entries handed from the walker thread at a time
+_BATCH = 512  # directory entries walked between two pauses for the event loop
 _INLINE_READ = 64 << 10  # reads of at most this many bytes run on the event loop, larger ones in a thread
 
 
@@ -71,10 +71,10 @@ class LocalConnector(Connector):
         self._roots.add(root)
         walker = _walk(root, follow_out=self.config.local.follow_symlinks_out)
         place: tuple[Path, str, str, str] | None = None  # the last folder's (path, bucket, key prefix, URI prefix)
-        while True:
-            batch = await asyncio.to_thread(_take, walker, _BATCH)
-            if not batch:
-                return
+        # Walked on the event loop, a batch at a time with a pause for other tasks between batches: in a
+        # thread, the walk's Python code holds the GIL while the loop's every system call waits for it.
+        while batch := _take(walker, _BATCH):
+            await asyncio.sleep(0)
             for entry in batch:
                 if place is None or place[0] != entry.parent:
                     place = (entry.parent, *_place(root, entry.parent))
