@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from fractions import Fraction
 from typing import Callable
 
 from connectors import Connector, connector_class, parse_target
@@ -148,8 +149,9 @@ class _Accounts:
         self.price_as = price_as_from_config(config)
         self.requests: dict[str, int] = defaultdict(int)
         self.bytes: dict[str, int] = defaultdict(int)
-        self.retrieval_usd = 0.0
-        self.request_usd = 0.0
+        # Exact sums: the fees must not depend on the order the reads happen to finish in.
+        self._retrieval_usd = Fraction(0)
+        self._request_usd = Fraction(0)
         self.left = 0
         self.left_bytes = 0
 
@@ -164,8 +166,16 @@ class _Accounts:
         tier = ref.tier.value
         self.requests[tier] += 1
         self.bytes[tier] += nbytes
-        self.retrieval_usd += nbytes / GIB * price.retrieval_gb
-        self.request_usd += price.get_per_1000 / 1000
+        self._retrieval_usd += Fraction(nbytes / GIB * price.retrieval_gb)
+        self._request_usd += Fraction(price.get_per_1000 / 1000)
+
+    @property
+    def retrieval_usd(self) -> float:
+        return float(self._retrieval_usd)
+
+    @property
+    def request_usd(self) -> float:
+        return float(self._request_usd)
 
 
 async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Connector],
