@@ -219,8 +219,8 @@ class Catalog:
             ident = _identity(ref)
             values = (
                 target, ref.provider, ref.bucket, ref.key, ref.version, ref.size, ref.etag,
-                json.dumps(ref.checksums, sort_keys=True), ref.tier.value, ref.storage_class,
-                int(ref.readable), ref.region, ref.jurisdiction, ref.modified.isoformat(),
+                json.dumps(ref.checksums, sort_keys=True) if ref.checksums else "{}", ref.tier.value,
+                ref.storage_class, int(ref.readable), ref.region, ref.jurisdiction, ref.modified.isoformat(),
             )
             row = stored.get(ref.uri)
             if row is not None and row[0] == ident and row[1] in ("fingerprinted", "skipped", "unreadable"):
