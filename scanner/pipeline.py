@@ -21,7 +21,7 @@ import hashlib
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -191,7 +191,11 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
     pending: list[tuple[str, dict[str, object]]] = []
     # Narrowing state: the headtail key of every object this scan saw, and who still needs its SHA-256.
     keys: dict[str, tuple[str, str]] = {}  # uri -> (key, identity: `ObjectRef.content_id` or the uri)
-    narrowed: list[PlannedRead] = []
+    narrowed: list[PlannedRead] = []  # head/tail reads to settle with whole reads where their keys collide
+    # Whole reads need no further read: only their sizes (to meet the catalog's objects of those sizes) and
+    # the keys they settle (an object without a trusted MD5 whose SHA-256 is known) are kept, not the read.
+    whole_sizes: set[int] = set()
+    settled_plain: set[str] = set()
     computed: dict[str, dict[str, str]] = defaultdict(dict)  # headtail key -> MD5 -> SHA-256 of whole reads
 
     def flush() -> None:
@@ -326,7 +330,12 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
         if (p.item.want_sha256 or p.kind == "full") and fp.headtail is not None and fp.error is None:
             # Settled after the first pass: a whole read, or its key tells it apart. Whole reads count even
             # unasked (early reads, before anyone knew the size collides): their SHA-256 settles a key.
-            narrowed.append(p)
+            if p.kind != "full":
+                narrowed.append(p)
+            else:
+                whole_sizes.add(ref.size)
+                if not ref.checksums.get("md5"):
+                    settled_plain.add(fp.headtail)
         for item in [p.item, *p.copies]:
             record(item, fp)
 
@@ -373,8 +382,8 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
             p.copies = [c for c in p.copies if shard.owns(c.ref.uri)]
     progress.planned(sum(1 + len(p.copies) for p in plans), sum(p.ref.size * (1 + len(p.copies)) for p in plans))
     await run(plans if budget.limit is not None else spread_decodes(plans, perceptual=perceptual))
-    if narrowed:
-        reads, fill = _still_colliding(catalog, narrowed, keys)
+    if narrowed or whole_sizes:
+        reads, fill = _still_colliding(catalog, narrowed, keys, whole_sizes, settled_plain)
         await run(reads)
         for key, items in fill.items():  # MD5-trusted objects: the SHA-256 of the read object with their MD5
             for item in items:
@@ -384,7 +393,8 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
         flush()
 
 
-def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[str, tuple[str, str]]
+def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[str, tuple[str, str]],
+                     whole_sizes: AbstractSet[int] = frozenset(), settled_plain: AbstractSet[str] = frozenset()
                      ) -> tuple[list[PlannedRead], dict[str, list[WorkItem]]]:
     """Whole reads for SHA-256, after the head/tail pass: objects whose (size, head, tail) key another
     object shares, including the catalog's objects that share it without a SHA-256. An object of the same
@@ -393,14 +403,17 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
 
     Objects with a trusted MD5 are not read when every object of their key without one is: those reads
     compute MD5 as well, and an MD5-trusted object takes the SHA-256 of the one whose MD5 equals its own
-    (returned as key -> items to fill); objects that all have trusted MD5s need no read at all."""
+    (returned as key -> items to fill); objects that all have trusted MD5s need no read at all.
+
+    `narrowed`: the head/tail reads; `whole_sizes` and `settled_plain`: the sizes of this scan's whole reads,
+    and the keys they settled (read whole, no trusted MD5)."""
     identities: dict[str, set[str]] = defaultdict(set)
     for key, identity in keys.values():
         identities[key].add(identity)
     unknown_sizes: set[int] = set()
-    settled_plain: set[str] = set()  # keys with an object without MD5 whose SHA-256 is already known
+    settled_plain = set(settled_plain)  # keys with an object without MD5 whose SHA-256 is already known
     members: dict[str, list[tuple[WorkItem, list[WorkItem]]]] = defaultdict(list)
-    for ref, key, sha in catalog.size_peers(p.ref.size for p in narrowed):
+    for ref, key, sha in catalog.size_peers(whole_sizes | {p.ref.size for p in narrowed}):
         if ref.uri in keys:
             continue
         if key is None:
@@ -413,10 +426,6 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
             settled_plain.add(key)
     for p in narrowed:
         key = keys[p.ref.uri][0]
-        if p.kind == "full":  # read whole already, SHA-256 and all
-            if not p.ref.checksums.get("md5"):
-                settled_plain.add(key)
-            continue
         members[key].append((replace(p.item, want_metadata=False), [replace(c, want_metadata=False) for c in p.copies]))
     reads: list[PlannedRead] = []
     fill: dict[str, list[WorkItem]] = {}
