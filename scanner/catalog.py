@@ -109,13 +109,13 @@ _REF_COLUMNS = (
 )
 
 
-def _identity(ref: ObjectRef) -> str:
-    """What must stay equal for a stored fingerprint to still describe the object. An object the listing
-    skipped has its reason in it: when it becomes a readable object, or is skipped for another reason,
-    it has changed."""
+def _identity(ref: ObjectRef, modified: str) -> str:
+    """What must stay equal for a stored fingerprint to still describe the object (`modified`: its
+    modified time in ISO format). An object the listing skipped has its reason in it: when it becomes a
+    readable object, or is skipped for another reason, it has changed."""
     if ref.skipped is not None:
-        return f"skipped|{ref.skipped}|{ref.modified.isoformat()}"
-    return f"{ref.size}|{ref.modified.isoformat()}|{ref.etag or ''}|{ref.version or ''}"
+        return f"skipped|{ref.skipped}|{modified}"
+    return f"{ref.size}|{modified}|{ref.etag or ''}|{ref.version or ''}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,11 +216,12 @@ class Catalog:
         for ref in batch:
             if ref.skipped is not None and ref.uri.endswith("/"):
                 self._keep_under(ref.uri, scan_id)
-            ident = _identity(ref)
+            modified = ref.modified.isoformat()
+            ident = _identity(ref, modified)
             values = (
                 target, ref.provider, ref.bucket, ref.key, ref.version, ref.size, ref.etag,
                 json.dumps(ref.checksums, sort_keys=True) if ref.checksums else "{}", ref.tier.value,
-                ref.storage_class, int(ref.readable), ref.region, ref.jurisdiction, ref.modified.isoformat(),
+                ref.storage_class, int(ref.readable), ref.region, ref.jurisdiction, modified,
             )
             row = stored.get(ref.uri)
             if row is not None and row[0] == ident and row[1] in ("fingerprinted", "skipped", "unreadable"):
