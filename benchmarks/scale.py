@@ -1,6 +1,7 @@
 """Scale benchmark: generate a local estate of N small JPEGs, then time each phase of tierscan on it.
 
-    python benchmarks/scale.py N [--keep DIR] [--workers W] [--phases scan,rescan,report,inventory]
+    python benchmarks/scale.py N [--keep DIR] [--workers W] [--phases scan,list,rescan,report,inventory]
+    python benchmarks/scale.py N --phases report,inventory --db CATALOG   # a catalog made by other means
 
 The estate: 4 buckets; 25% of the objects are byte copies of an object in another bucket; 10% carry GPS
 and a camera serial number in their EXIF. Files are one of two small real JPEGs (with and without that
@@ -12,7 +13,9 @@ unchanged estate into the catalog and plans, the listing part of a rescan; the s
 changed; `report --format json`; `inventory --format parquet`) and prints its wall seconds, peak
 RSS (of the child and the processes it waited for, from `os.wait4`), bytes of peak RSS per object and
 objects/s. With `--keep DIR` the estate (and its catalog, DIR/catalog.db) is kept and reused by the next
-run with the same N; without it both live in a temporary folder. A figure-printing script, not a test.
+run with the same N; without it both live in a temporary folder. `--db` with only the report and
+inventory phases times them on a catalog written some other way (N then only divides the figures).
+A figure-printing script, not a test.
 """
 
 from __future__ import annotations
@@ -119,22 +122,26 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the estate and catalog here, reused by the next run")
     parser.add_argument("--workers", type=int, help="fingerprint processes for the scans")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)}")
+    parser.add_argument("--db", type=Path, help="the catalog to use (default: DIR/catalog.db); with only the "
+                        "report and inventory phases, an existing catalog made by any means, and no estate")
     args = parser.parse_args()
     phases = [p for p in args.phases.split(",") if p]
     if unknown := set(phases) - set(PHASES):
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    if args.db is not None and {"scan", "list", "rescan"} & set(phases):
+        parser.error("--db is for the report and inventory phases alone (a scan starts its catalog afresh)")
     base = args.keep or Path(tempfile.mkdtemp(prefix="tierscan-scale-"))
     try:
-        _bench(base, args.n, phases, args.workers)
+        _bench(base, args.n, phases, args.workers, args.db)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
 
 
-def _bench(base: Path, n: int, phases: list[str], workers: int | None) -> None:
-    estate, db = base / "estate", base / "catalog.db"
+def _bench(base: Path, n: int, phases: list[str], workers: int | None, db: Path | None) -> None:
+    estate, db = base / "estate", db or base / "catalog.db"
     stamp = base / "estate.n"
-    if not stamp.exists() or stamp.read_text() != str(n):
+    if {"scan", "list", "rescan"} & set(phases) and (not stamp.exists() or stamp.read_text() != str(n)):
         shutil.rmtree(estate, ignore_errors=True)
         db.unlink(missing_ok=True)
         start = time.perf_counter()
