@@ -25,6 +25,7 @@ import errno
 import os
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = ["LocalConnector"]
 
 _BATCH = 512  # directory entries walked between two pauses for the event loop
 _INLINE_READ = 64 << 10  # reads of at most this many bytes run on the event loop, larger ones in a thread
+_SLOW_READ = 0.005  # seconds: a small read slower than this means storage whose reads should overlap
 
 
 class LocalConnector(Connector):
@@ -62,6 +64,7 @@ class LocalConnector(Connector):
     def __init__(self, config: Config, **kwargs: Any):
         super().__init__(config, **kwargs)
         self._roots: set[Path] = set()  # the folders listed: reads must stay inside them
+        self._inline = True  # small reads on the event loop, until one is slow
 
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         root = Path(target.location).expanduser()
@@ -97,11 +100,16 @@ class LocalConnector(Connector):
 
     async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
         path = _path_of(ref)
-        if end - start <= _INLINE_READ:
-            # A hop to a thread and back costs more than a small read, and its GIL hand-offs slow every other
-            # thread. Nothing here can block on the file's content: it is opened non-blocking and read only
-            # if it is a regular file (a mount that hangs would hang the listing's walk as well).
-            return _read(path, start, end, ref, self._root_of(path, ref))
+        if end - start <= _INLINE_READ and self._inline:
+            # A hop to a thread and back costs more than a small read from a local disk, and its GIL
+            # hand-offs slow every other thread. Nothing here can block on the file's content: it is opened
+            # non-blocking and read only if it is a regular file. Storage with latency (a network file
+            # system) is read in threads, where reads overlap: from its first slow read on.
+            began = time.perf_counter()
+            data = _read(path, start, end, ref, self._root_of(path, ref))
+            if time.perf_counter() - began > _SLOW_READ:
+                self._inline = False
+            return data
         return await asyncio.to_thread(_read, path, start, end, ref, self._root_of(path, ref))
 
     def _root_of(self, path: Path, ref: ObjectRef) -> Path | None:
