@@ -43,7 +43,7 @@ __all__ = ["LocalConnector"]
 
 _BATCH = 512  # directory entries walked between two pauses for the event loop
 _INLINE_READ = 64 << 10  # reads of at most this many bytes run on the event loop, larger ones in a thread
-_SLOW_READ = 0.005  # seconds: a small read slower than this means storage whose reads should overlap
+_SLOW_READ = 0.001  # seconds: small reads slower than this on average come from storage with latency
 
 
 class LocalConnector(Connector):
@@ -64,7 +64,8 @@ class LocalConnector(Connector):
     def __init__(self, config: Config, **kwargs: Any):
         super().__init__(config, **kwargs)
         self._roots: set[Path] = set()  # the folders listed: reads must stay inside them
-        self._inline = True  # small reads on the event loop, until one is slow
+        self._inline = True  # small reads on the event loop, until they are slow
+        self._read_seconds = 0.0  # moving average of a small read's time (over about 64 reads)
 
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         root = Path(target.location).expanduser()
@@ -104,10 +105,11 @@ class LocalConnector(Connector):
             # A hop to a thread and back costs more than a small read from a local disk, and its GIL
             # hand-offs slow every other thread. Nothing here can block on the file's content: it is opened
             # non-blocking and read only if it is a regular file. Storage with latency (a network file
-            # system) is read in threads, where reads overlap: from its first slow read on.
+            # system) is read in threads, where reads overlap, once small reads are slow on average.
             began = time.perf_counter()
             data = _read(path, start, end, ref, self._root_of(path, ref))
-            if time.perf_counter() - began > _SLOW_READ:
+            self._read_seconds += (time.perf_counter() - began - self._read_seconds) / 64
+            if self._read_seconds > _SLOW_READ:
                 self._inline = False
             return data
         return await asyncio.to_thread(_read, path, start, end, ref, self._root_of(path, ref))

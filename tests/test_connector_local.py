@@ -339,7 +339,7 @@ def test_small_files_are_read_without_a_thread_hop_and_large_ones_in_a_thread(es
     assert len(hops) == 1
 
 
-def test_after_a_slow_small_read_reads_go_to_threads_where_they_overlap(estate, monkeypatch):
+def test_once_small_reads_are_slow_reads_go_to_threads_where_they_overlap(estate, monkeypatch):
     import connectors.local as local
 
     refs = {r.key: r for r in listing(estate)}
