@@ -25,12 +25,13 @@ import errno
 import os
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
 from typing import Any, AsyncGenerator, AsyncIterator, Iterator
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote_from_bytes, unquote, urlsplit
 
 from scanner.atomic import fsync_dir
 from scanner.config import Config
@@ -41,7 +42,9 @@ from .base import Capabilities, Connector, Location, ObjectState, Target
 
 __all__ = ["LocalConnector"]
 
-_BATCH = 512  # directory entries handed from the walker thread at a time
+_BATCH = 512  # directory entries walked between two pauses for the event loop
+_INLINE_READ = 64 << 10  # reads of at most this many bytes run on the event loop, larger ones in a thread
+_SLOW_READ = 0.001  # seconds: small reads slower than this on average come from storage with latency
 
 
 class LocalConnector(Connector):
@@ -61,6 +64,8 @@ class LocalConnector(Connector):
     def __init__(self, config: Config, **kwargs: Any):
         super().__init__(config, **kwargs)
         self._roots: set[Path] = set()  # the folders listed: reads must stay inside them
+        self._inline = True  # small reads on the event loop, until they are slow
+        self._read_seconds = 0.0  # moving average of a small read's time (over about 64 reads)
 
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         root = Path(target.location).expanduser()
@@ -69,19 +74,24 @@ class LocalConnector(Connector):
         root = root.resolve()
         self._roots.add(root)
         walker = _walk(root, follow_out=self.config.local.follow_symlinks_out)
-        while True:
-            batch = await asyncio.to_thread(_take, walker, _BATCH)
-            if not batch:
-                return
+        place: tuple[Path, str, str, str] | None = None  # the last folder's (path, bucket, key prefix, URI prefix)
+        # Walked on the event loop, a batch at a time with a pause for other tasks between batches: in a
+        # thread, the walk's Python code holds the GIL while the loop's every system call waits for it.
+        while batch := _take(walker, _BATCH):
+            await asyncio.sleep(0)
             for entry in batch:
-                rel = entry.path.relative_to(root)
-                bucket, key = (rel.parts[0], "/".join(rel.parts[1:])) if len(rel.parts) > 1 else (root.name, rel.name)
-                bucket, key = _text(bucket), _text(key)
+                if place is None or place[0] != entry.parent:
+                    place = (entry.parent, *_place(root, entry.parent))
+                _, bucket, prefix, uri_prefix = place
+                if prefix is None:  # the root itself, changed while it was listed
+                    bucket, key, uri = root.name, "", entry.path.as_uri()
+                else:
+                    key, uri = prefix + entry.name, uri_prefix + quote_from_bytes(os.fsencode(entry.name))
                 suffix = "/" if entry.folder else ""  # a folder not listed: see `ObjectRef.skipped`
                 ref = self.make_ref(
-                    uri=entry.path.as_uri() + suffix,
-                    bucket=bucket,
-                    key=key + suffix,
+                    uri=uri + suffix,
+                    bucket=_text(bucket),
+                    key=_text(key) + suffix,
                     size=entry.st.st_size if entry.reason is None and entry.st else 0,  # skipped: unread
                     modified=_mtime(entry.st) if entry.st else _EPOCH,
                     storage_class=None,
@@ -91,6 +101,17 @@ class LocalConnector(Connector):
 
     async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
         path = _path_of(ref)
+        if end - start <= _INLINE_READ and self._inline:
+            # A hop to a thread and back costs more than a small read from a local disk, and its GIL
+            # hand-offs slow every other thread. Nothing here can block on the file's content: it is opened
+            # non-blocking and read only if it is a regular file. Storage with latency (a network file
+            # system) is read in threads, where reads overlap, once small reads are slow on average.
+            began = time.perf_counter()
+            data = _read(path, start, end, ref, self._root_of(path, ref))
+            self._read_seconds += (time.perf_counter() - began - self._read_seconds) / 64
+            if self._read_seconds > _SLOW_READ:
+                self._inline = False
+            return data
         return await asyncio.to_thread(_read, path, start, end, ref, self._root_of(path, ref))
 
     def _root_of(self, path: Path, ref: ObjectRef) -> Path | None:
@@ -273,6 +294,20 @@ def _text(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def _place(root: Path, folder: Path) -> tuple[str, str | None, str]:
+    """Where the files of `folder` go: (bucket, key prefix, URI prefix); the prefix is None for a folder
+    outside `root` (the root's parent: the root itself is the entry). A sub-folder of `root` is a bucket;
+    files directly inside `root` form a bucket named after it."""
+    if not folder.is_relative_to(root):
+        return root.name, None, ""
+    parts = folder.relative_to(root).parts
+    uri = folder.as_uri()
+    uri += "" if uri.endswith("/") else "/"
+    if not parts:
+        return root.name, "", uri
+    return parts[0], "".join(f"{part}/" for part in parts[1:]), uri
+
+
 _OPEN_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _THROUGH_LINK = (errno.ELOOP, errno.ENOTDIR)  # what O_NOFOLLOW gives on a symlink
@@ -394,12 +429,22 @@ def _mtime(st: os.stat_result) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    """What the walk found: a regular file to read (`reason` None), or something listed as skipped."""
+    """What the walk found: a regular file to read (`reason` None), or something listed as skipped. Kept
+    as folder and name: a million `Path`s built per file cost more than the walk itself."""
 
-    path: Path
+    parent: Path
+    name: str
     st: os.stat_result | None  # the file's (a symlink's target's); None when not even that could be had
     reason: str | None = None
     folder: bool = False  # a folder that could not be listed
+
+    @property
+    def path(self) -> Path:
+        return self.parent / self.name
+
+
+def _at(path: Path, st: os.stat_result | None, reason: str | None = None, folder: bool = False) -> _Entry:
+    return _Entry(path.parent, path.name, st, reason, folder)
 
 
 # The folders from the root down to one being walked, as (st_dev, st_ino) links: a folder met again
@@ -439,7 +484,7 @@ def _walk(root: Path, follow_out: bool) -> Iterator[_Entry]:
         try:
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) != chain[0]:
-                yield _Entry(folder, st, "folder changed while it was listed: not walked", folder=True)
+                yield _at(folder, st, "folder changed while it was listed: not walked", folder=True)
                 continue
             try:
                 with os.scandir(fd) as it:
@@ -449,29 +494,30 @@ def _walk(root: Path, follow_out: bool) -> Iterator[_Entry]:
                 continue
             subdirs: list[tuple[Path, _Chain, bool]] = []
             for entry in entries:
-                path = folder / entry.name
+                name = entry.name
                 try:
                     st = entry.stat(follow_symlinks=False)  # relative to `fd`
                     if stat.S_ISDIR(st.st_mode):
                         key = (st.st_dev, st.st_ino)
                         if _in_chain(key, chain):
-                            yield _Entry(path, st, "folder loop (a mount of a folder above it): not walked")
+                            yield _at(folder / name, st, "folder loop (a mount of a folder above it): not walked")
                         else:
-                            subdirs.append((path, (key, chain), False))
+                            subdirs.append((folder / name, (key, chain), False))
                     elif stat.S_ISREG(st.st_mode):
-                        yield _Entry(path, st)
+                        yield _Entry(folder, name, st)
                     elif stat.S_ISLNK(st.st_mode):
+                        path = folder / name
                         found = _link(root, path, st, chain, follow_out)
                         if isinstance(found, _Entry):
                             yield found
                         elif found is not None:
                             subdirs.append((path, found, True))
                     else:
-                        yield _Entry(path, st, f"{_kind(st.st_mode)}, not a regular file: not read")
+                        yield _Entry(folder, name, st, f"{_kind(st.st_mode)}, not a regular file: not read")
                 except FileNotFoundError:
                     continue  # vanished while listing
                 except OSError as exc:
-                    yield _Entry(path, _lstat(path), f"cannot be listed: {_strerror(exc)}")
+                    yield _at(folder / name, _lstat(folder / name), f"cannot be listed: {_strerror(exc)}")
             stack.extend(reversed(subdirs))
         finally:
             os.close(fd)
@@ -483,7 +529,7 @@ def _unlisted(root: Path, folder: Path, exc: OSError) -> Iterator[_Entry]:
     if folder == root:
         raise UsageError(f"{root}: cannot list the folder: {_strerror(exc)}") from None
     if not isinstance(exc, FileNotFoundError):
-        yield _Entry(folder, _lstat(folder), f"folder cannot be listed: {_strerror(exc)}; its files were not "
+        yield _at(folder, _lstat(folder), f"folder cannot be listed: {_strerror(exc)}; its files were not "
                      "scanned", folder=True)
 
 
@@ -493,24 +539,24 @@ def _link(root: Path, path: Path, st: os.stat_result, chain: _Chain,
     (its chain), or None (a folder inside `root`, walked where it is)."""
     inside = Path(os.path.realpath(path)).is_relative_to(root)
     if not inside and not follow_out:
-        return _Entry(path, st, "symlink points outside the scanned folder: not followed")
+        return _at(path, st, "symlink points outside the scanned folder: not followed")
     try:
         target = os.stat(path)
     except FileNotFoundError:
-        return _Entry(path, st, "broken symlink: its target does not exist")
+        return _at(path, st, "broken symlink: its target does not exist")
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return _Entry(path, st, "symlink loop: not followed")
-        return _Entry(path, st, f"symlink cannot be followed: {_strerror(exc)}")
+            return _at(path, st, "symlink loop: not followed")
+        return _at(path, st, f"symlink cannot be followed: {_strerror(exc)}")
     if stat.S_ISREG(target.st_mode):
-        return _Entry(path, target)
+        return _at(path, target)
     if not stat.S_ISDIR(target.st_mode):
-        return _Entry(path, st, f"symlink to {_kind(target.st_mode)}, not a regular file: not read")
+        return _at(path, st, f"symlink to {_kind(target.st_mode)}, not a regular file: not read")
     if inside:
         return None
     key = (target.st_dev, target.st_ino)
     if _in_chain(key, chain):
-        return _Entry(path, st, "symlink loop: not followed")
+        return _at(path, st, "symlink loop: not followed")
     return (key, chain)
 
 

@@ -122,10 +122,15 @@ _PERSONAL = ("(exif IS NOT NULL AND (json_extract(exif, '$.gps') IS NOT NULL OR 
 # No signature yet, or one of an older layout (`signatures.MAGIC` names the current one).
 _NEEDS_SIGNATURE = ("(status='fingerprinted' AND phash IS NOT NULL AND (near_sig IS NULL OR "
                     f"substr(near_sig, 1, {len(MAGIC)}) <> X'{MAGIC.hex()}'))")
+# What a listing sets on every object it sees, in `Catalog.record_listing`'s order.
+_LISTED_COLUMNS = ("target, provider, bucket, key, version, size, etag, checksums, tier, storage_class, readable, "
+                   "region, jurisdiction, modified")
+_LISTING_BATCH = 500  # URIs per lookup: under SQLite's 999 bound parameters of old builds
 _REF_COLUMNS = (
     "uri, provider, bucket, key, version, size, etag, checksums, tier, storage_class, readable, region, "
     "jurisdiction, modified"
 )
+_CHECKSUMS_AT = _LISTED_COLUMNS.split(", ").index("checksums")
 
 
 def _checksum(kind: str, table: str = "") -> str:
@@ -189,13 +194,13 @@ def _kept_checksums(listed: dict[str, str | None], stored: str) -> dict[str, str
     return {kind: known.get(kind) if value is None else value for kind, value in listed.items()}
 
 
-def _identity(ref: ObjectRef) -> str:
-    """What must stay equal for a stored fingerprint to still describe the object. An object the listing
-    skipped has its reason in it: when it becomes a readable object, or is skipped for another reason,
-    it has changed."""
+def _identity(ref: ObjectRef, modified: str) -> str:
+    """What must stay equal for a stored fingerprint to still describe the object (`modified`: its
+    modified time in ISO format). An object the listing skipped has its reason in it: when it becomes a
+    readable object, or is skipped for another reason, it has changed."""
     if ref.skipped is not None:
-        return f"skipped|{ref.skipped}|{ref.modified.isoformat()}"
-    return f"{ref.size}|{ref.modified.isoformat()}|{ref.etag or ''}|{ref.version or ''}"
+        return f"skipped|{ref.skipped}|{modified}"
+    return f"{ref.size}|{modified}|{ref.etag or ''}|{ref.version or ''}"
 
 
 class Holding(NamedTuple):
@@ -314,45 +319,71 @@ class Catalog:
 
     # --- listing ---------------------------------------------------------------------------------
     def record_listing(self, refs: Iterable[ObjectRef], target: str, scan_id: int) -> tuple[int, int]:
-        """Upsert listed objects. Returns (new or changed, unchanged)."""
+        """Upsert listed objects. Returns (new or changed, unchanged).
+
+        Compared with the catalog a batch at a time (one lookup of the batch's URIs), written with one
+        statement per kind of change: a rescan of an unchanged estate costs a few statements per batch, not
+        two per object."""
         changed = unchanged = 0
         with self.db:
-            for ref in refs:
-                if ref.skipped is not None and ref.uri.endswith("/"):
-                    self._keep_under(ref.uri, scan_id)
-                ident = _identity(ref)
-                row = self.db.execute("SELECT identity, status, checksums FROM objects WHERE uri=?", (ref.uri,)).fetchone()
-                values = (
-                    ref.provider, ref.bucket, ref.key, ref.version, ref.size, ref.etag,
-                    json.dumps(ref.checksums, sort_keys=True), ref.tier.value, ref.storage_class,
-                    int(ref.readable), ref.region, ref.jurisdiction, ref.modified.isoformat(),
-                )
-                if row is not None and row["identity"] == ident and row["status"] in ("fingerprinted", "skipped", "unreadable"):
-                    # Same bytes: keep the fingerprint. Tier, region and config-derived fields may move.
-                    checksums = json.dumps(_kept_checksums(ref.checksums, row["checksums"]), sort_keys=True)
-                    self.db.execute(
-                        "UPDATE objects SET target=?, provider=?, bucket=?, key=?, version=?, size=?, etag=?,"
-                        " checksums=?, tier=?, storage_class=?, readable=?, region=?, jurisdiction=?,"
-                        " modified=?, last_seen=? WHERE uri=?",
-                        (target, *values[:6], checksums, *values[7:], scan_id, ref.uri),
-                    )
-                    unchanged += 1
-                    continue
-                if ref.skipped is not None:
-                    status, reason = "skipped", ref.skipped
-                elif ref.readable:
-                    status, reason = "listed", None
-                else:
-                    status = "unreadable"
-                    reason = f"unreadable tier ({ref.storage_class}): matched on metadata only"
-                self.db.execute(
-                    "INSERT OR REPLACE INTO objects (uri, target, provider, bucket, key, version, size, etag,"
-                    " checksums, tier, storage_class, readable, region, jurisdiction, modified, identity,"
-                    " last_seen, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (ref.uri, target, *values, ident, scan_id, status, reason),
-                )
-                changed += 1
+            for batch in _unique_batches(refs, _LISTING_BATCH):
+                c, u = self._record_batch(batch, target, scan_id)
+                changed += c
+                unchanged += u
         return changed, unchanged
+
+    def _record_batch(self, batch: list[ObjectRef], target: str, scan_id: int) -> tuple[int, int]:
+        """One batch of `record_listing` (no URI twice in it, inside its transaction)."""
+        marks = ", ".join("?" * len(batch))
+        cursor = self.db.cursor()
+        cursor.row_factory = None
+        stored = {row[0]: row[1:] for row in cursor.execute(
+            f"SELECT uri, identity, status, {_LISTED_COLUMNS} FROM objects WHERE uri IN ({marks})",
+            [ref.uri for ref in batch])}
+        seen: list[tuple[str]] = []  # unchanged, and every listed field as stored: only last_seen moves
+        moved: list[tuple[object, ...]] = []  # unchanged bytes; tier, region or config-derived fields moved
+        fresh: list[tuple[object, ...]] = []  # new or changed
+        for ref in batch:
+            if ref.skipped is not None and ref.uri.endswith("/"):
+                self._keep_under(ref.uri, scan_id)
+            modified = ref.modified.isoformat()
+            ident = _identity(ref, modified)
+            values = (
+                target, ref.provider, ref.bucket, ref.key, ref.version, ref.size, ref.etag,
+                json.dumps(ref.checksums, sort_keys=True) if ref.checksums else "{}", ref.tier.value,
+                ref.storage_class, int(ref.readable), ref.region, ref.jurisdiction, modified,
+            )
+            row = stored.get(ref.uri)
+            if row is not None and row[0] == ident and row[1] in ("fingerprinted", "skipped", "unreadable"):
+                # Same bytes: keep the fingerprint, and the checksum values a HEAD fetched for it.
+                if None in ref.checksums.values():
+                    kept = json.dumps(_kept_checksums(ref.checksums, row[2 + _CHECKSUMS_AT]), sort_keys=True)
+                    values = (*values[:_CHECKSUMS_AT], kept, *values[_CHECKSUMS_AT + 1:])
+                if row[2:] == values:
+                    seen.append((ref.uri,))
+                else:
+                    moved.append((*values, scan_id, ref.uri))
+                continue
+            if ref.skipped is not None:
+                status, reason = "skipped", ref.skipped
+            elif ref.readable:
+                status, reason = "listed", None
+            else:
+                status = "unreadable"
+                reason = f"unreadable tier ({ref.storage_class}): matched on metadata only"
+            fresh.append((ref.uri, *values, ident, scan_id, status, reason))
+        if seen:
+            self.db.execute(f"UPDATE objects SET last_seen=? WHERE uri IN ({', '.join('?' * len(seen))})",
+                            (scan_id, *(uri for (uri,) in seen)))
+        if moved:
+            self.db.executemany(
+                f"UPDATE objects SET {', '.join(f'{c}=?' for c in _LISTED_COLUMNS.split(', '))}, last_seen=? "
+                "WHERE uri=?", moved)
+        if fresh:
+            self.db.executemany(
+                f"INSERT OR REPLACE INTO objects (uri, {_LISTED_COLUMNS}, identity, last_seen, status, reason) "
+                f"VALUES ({', '.join('?' * 19)})", fresh)
+        return len(fresh), len(seen) + len(moved)
 
     def _keep_under(self, folder: str, scan_id: int) -> None:
         """Objects under a folder that could not be listed count as seen: kept as they were."""
@@ -491,14 +522,14 @@ class Catalog:
 
     # --- results ---------------------------------------------------------------------------------
     def record_fingerprints(self, rows: Iterable[tuple[str, dict[str, object]]]) -> None:
-        """Store results: (uri, fields) where fields are catalog columns (exif as an ExifRecord)."""
+        """Store results: (uri, fields) where fields are catalog columns (exif as an ExifRecord). A run of
+        rows that set the same columns goes in one `executemany`, in order."""
         with self.db:
-            for uri, fields in rows:
-                fields = dict(fields)
-                if isinstance(fields.get("exif"), ExifRecord):
-                    fields["exif"] = fields["exif"].model_dump_json()  # type: ignore[union-attr]
-                cols = ", ".join(f"{k}=?" for k in fields)
-                self.db.execute(f"UPDATE objects SET {cols} WHERE uri=?", (*fields.values(), uri))
+            for columns, run in itertools.groupby(rows, key=lambda row: tuple(row[1])):
+                self.db.executemany(
+                    f"UPDATE objects SET {', '.join(f'{k}=?' for k in columns)} WHERE uri=?",
+                    ((*(v.model_dump_json() if isinstance(v, ExifRecord) else v for v in fields.values()), uri)
+                     for uri, fields in run))
 
     def replace_results(self, groups: list[Group], findings: list[Finding]) -> None:
         with self.db:
@@ -732,6 +763,21 @@ def _record(exif_text: str | None, values: Sequence[Any]) -> InventoryRecord:
     exif = ExifRecord.model_validate_json(exif_text) if exif_text else None
     return InventoryRecord(**dict(zip(_RECORD_SOURCES, values)), exif=exif,
                            personal_data=exif.personal_data() if exif else [])
+
+
+def _unique_batches(refs: Iterable[ObjectRef], size: int) -> Iterator[list[ObjectRef]]:
+    """`refs` in order, in batches of at most `size` where no URI comes twice: a URI listed again (a
+    second target over the same objects) is compared with what its first listing wrote."""
+    batch: list[ObjectRef] = []
+    uris: set[str] = set()
+    for ref in refs:
+        if len(batch) >= size or ref.uri in uris:
+            yield batch
+            batch, uris = [], set()
+        batch.append(ref)
+        uris.add(ref.uri)
+    if batch:
+        yield batch
 
 
 def _ref(row: sqlite3.Row) -> ObjectRef:

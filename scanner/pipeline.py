@@ -22,10 +22,11 @@ import itertools
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from fractions import Fraction
 from typing import Callable
 
 from connectors import Connector, connector_class, parse_target
@@ -149,8 +150,9 @@ class _Accounts:
         self.price_as = price_as_from_config(config)
         self.requests: dict[str, int] = defaultdict(int)
         self.bytes: dict[str, int] = defaultdict(int)
-        self.retrieval_usd = 0.0
-        self.request_usd = 0.0
+        # Exact sums: the fees must not depend on the order the reads happen to finish in.
+        self._retrieval_usd = Fraction(0)
+        self._request_usd = Fraction(0)
         self.left = 0
         self.left_bytes = 0
 
@@ -165,8 +167,16 @@ class _Accounts:
         tier = ref.tier.value
         self.requests[tier] += 1
         self.bytes[tier] += nbytes
-        self.retrieval_usd += nbytes / GIB * price.retrieval_gb
-        self.request_usd += price.get_per_1000 / 1000
+        self._retrieval_usd += Fraction(nbytes / GIB * price.retrieval_gb)
+        self._request_usd += Fraction(price.get_per_1000 / 1000)
+
+    @property
+    def retrieval_usd(self) -> float:
+        return float(self._retrieval_usd)
+
+    @property
+    def request_usd(self) -> float:
+        return float(self._request_usd)
 
 
 async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Connector],
@@ -182,7 +192,11 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
     pending: list[tuple[str, dict[str, object]]] = []
     # Narrowing state: the headtail key of every object this scan saw, and who still needs its SHA-256.
     keys: dict[str, tuple[str, str]] = {}  # uri -> (key, identity: `ObjectRef.content_id` or the uri)
-    narrowed: list[PlannedRead] = []
+    narrowed: list[PlannedRead] = []  # head/tail reads to settle with whole reads where their keys collide
+    # Whole reads need no further read: only their sizes (to meet the catalog's objects of those sizes) and
+    # the keys they settle (an object without a trusted MD5 whose SHA-256 is known) are kept, not the read.
+    whole_sizes: set[int] = set()
+    settled_plain: set[str] = set()
     computed: dict[str, dict[str, str]] = defaultdict(dict)  # headtail key -> MD5 -> SHA-256 of whole reads
 
     def flush() -> None:
@@ -317,7 +331,12 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
         if (p.item.want_sha256 or p.kind == "full") and fp.headtail is not None and fp.error is None:
             # Settled after the first pass: a whole read, or its key tells it apart. Whole reads count even
             # unasked (early reads, before anyone knew the size collides): their SHA-256 settles a key.
-            narrowed.append(p)
+            if p.kind != "full":
+                narrowed.append(p)
+            else:
+                whole_sizes.add(ref.size)
+                if not ref.checksums.get("md5"):
+                    settled_plain.add(fp.headtail)
         for item in [p.item, *p.copies]:
             record(item, fp)
 
@@ -395,8 +414,8 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
             p.copies = [c for c in p.copies if shard.owns(c.ref.uri)]
     progress.planned(sum(1 + len(p.copies) for p in plans), sum(p.ref.size * (1 + len(p.copies)) for p in plans))
     await run(plans if budget.limit is not None else spread_decodes(plans, perceptual=perceptual))
-    if narrowed:
-        reads, fill = _still_colliding(catalog, narrowed, keys)
+    if narrowed or whole_sizes:
+        reads, fill = _still_colliding(catalog, narrowed, keys, whole_sizes, settled_plain)
         await run(reads)
         for key, items in fill.items():  # MD5-trusted objects: the SHA-256 of the read object with their MD5
             for item in items:
@@ -406,7 +425,8 @@ async def _read_all(config: Config, catalog: Catalog, connectors: dict[str, Conn
         flush()
 
 
-def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[str, tuple[str, str]]
+def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[str, tuple[str, str]],
+                     whole_sizes: AbstractSet[int] = frozenset(), settled_plain: AbstractSet[str] = frozenset()
                      ) -> tuple[list[PlannedRead], dict[str, list[WorkItem]]]:
     """Whole reads for SHA-256, after the head/tail pass: objects whose (size, head, tail) key another
     object shares, including the catalog's objects that share it without a SHA-256. An object of the same
@@ -415,8 +435,11 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
 
     Objects with a trusted MD5 are not read when every object of their key without one is: those reads
     compute MD5 as well, and an MD5-trusted object takes the SHA-256 of the one whose MD5 equals its own
-    (returned as key -> items to fill); objects that all have trusted MD5s need no read at all."""
-    peers = list(catalog.size_peers(p.ref.size for p in narrowed))
+    (returned as key -> items to fill); objects that all have trusted MD5s need no read at all.
+
+    `narrowed`: the head/tail reads; `whole_sizes` and `settled_plain`: the sizes of this scan's whole reads,
+    and the keys they settled (read whole, no trusted MD5)."""
+    peers = list(catalog.size_peers(whole_sizes | {p.ref.size for p in narrowed}))
     # Objects that provider checksums tell apart from every other object of their size (`Catalog.work`).
     need = catalog.needs_exact([p.ref.uri for p in narrowed] + [ref.uri for ref, _, _ in peers])
     narrowed = [p for p in narrowed if p.ref.uri in need]
@@ -425,7 +448,7 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
         if uri in need:
             identities[narrow_key].add(identity)
     unknown_sizes: set[int] = set()
-    settled_plain: set[str] = set()  # keys with an object without MD5 whose SHA-256 is already known
+    settled_plain = set(settled_plain)  # keys with an object without MD5 whose SHA-256 is already known
     members: dict[str, list[tuple[WorkItem, list[WorkItem]]]] = defaultdict(list)
     for ref, key, sha in peers:
         if ref.uri in keys or ref.uri not in need:
@@ -440,10 +463,6 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
             settled_plain.add(key)
     for p in narrowed:
         key = keys[p.ref.uri][0]
-        if p.kind == "full":  # read whole already, SHA-256 and all
-            if not p.ref.checksums.get("md5"):
-                settled_plain.add(key)
-            continue
         members[key].append((replace(p.item, want_metadata=False), [replace(c, want_metadata=False) for c in p.copies]))
     reads: list[PlannedRead] = []
     fill: dict[str, list[WorkItem]] = {}

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.catalog import SCHEMA_VERSION, Catalog
+from scanner.catalog import _LISTING_BATCH, SCHEMA_VERSION, Catalog
 from scanner.errors import UsageError
 from scanner.models import ExifRecord, GPS, ObjectRef, Tier
 
@@ -242,3 +242,110 @@ def test_what_is_under_a_folder_that_could_not_be_listed_is_kept_not_gone(catalo
     statuses = {r.key: r.status for r in catalog.records(include_gone=True)}
     assert statuses == {"a/": "skipped", "a/1.jpg": "fingerprinted", "a/d/2.jpg": "fingerprinted",
                         "a2/3.jpg": "gone", "a-b/4.jpg": "gone", "z.jpg": "gone"}
+
+
+def _statements(catalog, run):
+    """The SQL statements `run()` sends to the catalog."""
+    sent: list[str] = []
+    catalog.db.set_trace_callback(sent.append)
+    try:
+        result = run()
+    finally:
+        catalog.db.set_trace_callback(None)
+    return result, sent
+
+
+def test_listing_statements_do_not_grow_per_object(catalog):
+    # A rescan of an unchanged estate compares and writes a batch at a time: the statements it sends grow
+    # with the number of batches, not of objects.
+    many = [ref(f"k{i:05d}", 10 + i % 7) for i in range(3 * _LISTING_BATCH)]
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing(many, "s3://b", scan)
+    fingerprint_all(catalog)
+    scan2 = catalog.begin_scan(["s3://b"], T1)
+    (_, unchanged), sent = _statements(catalog, lambda: catalog.record_listing(many, "s3://b", scan2))
+    assert unchanged == len(many)
+    assert len(sent) < len(many) / 10
+    assert catalog.mark_gone("s3://b", scan2) == 0
+
+
+def test_listing_across_batch_boundaries_keeps_unchanged_and_rereads_changed(catalog):
+    n = 2 * _LISTING_BATCH + 7
+    scan = catalog.begin_scan(["s3://b"], T0)
+    assert catalog.record_listing((ref(f"k{i:05d}", 10) for i in range(n)), "s3://b", scan) == (n, 0)
+    fingerprint_all(catalog, sha="s")
+    # Changed: one in the middle of the first batch, the last of a batch, the first of the next; one gone.
+    edited = {_LISTING_BATCH // 2, _LISTING_BATCH - 1, _LISTING_BATCH}
+    gone = n - 1
+    scan2 = catalog.begin_scan(["s3://b"], T1)
+    again = [ref(f"k{i:05d}", 10, etag="new" if i in edited else None) for i in range(n) if i != gone]
+    assert catalog.record_listing(iter(again), "s3://b", scan2) == (len(edited), n - 1 - len(edited))
+    assert catalog.mark_gone("s3://b", scan2) == 1
+    statuses = {r.key: r.status for r in catalog.records(include_gone=True)}
+    assert {k for k, s in statuses.items() if s == "listed"} == {f"k{i:05d}" for i in edited}
+    assert statuses[f"k{gone:05d}"] == "gone"
+    assert sum(s == "fingerprinted" for s in statuses.values()) == n - 1 - len(edited)
+    assert {w.ref.key for w in catalog.work() if w.want_metadata} == {f"k{i:05d}" for i in edited}
+
+
+def test_unchanged_object_whose_tier_moved_keeps_its_fingerprint_and_takes_the_new_tier(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10), ref("b", 12)], "s3://b", scan)
+    catalog.record_fingerprints([("s3://b/a", {"status": "fingerprinted", "phash": "ff"}),
+                                 ("s3://b/b", {"status": "fingerprinted", "phash": "ee"})])
+    scan2 = catalog.begin_scan(["s3://b"], T1)
+    cold = ref("a", 10).model_copy(update={"tier": Tier.cold, "storage_class": "GLACIER_IR", "region": "cn-north-1"})
+    assert catalog.record_listing([cold, ref("b", 12)], "s3://b", scan2) == (0, 2)
+    assert catalog.mark_gone("s3://b", scan2) == 0
+    records = {r.key: (r.tier, r.storage_class, r.region, r.phash) for r in catalog.records()}
+    assert records == {"a": (Tier.cold, "GLACIER_IR", "cn-north-1", "ff"),
+                       "b": (Tier.hot, "STANDARD", "ap-east-1", "ee")}
+
+
+def test_an_object_listed_twice_in_one_listing_is_compared_with_its_first_listing(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    assert catalog.record_listing([ref("a", 10), ref("a", 11)], "s3://b", scan) == (2, 0)
+    [record] = catalog.records()
+    assert (record.size, record.status) == (11, "listed")
+
+
+class _CountingConnection:
+    """The catalog's connection, counting the statements sent through `execute` and `executemany` (one
+    each, however many rows an `executemany` carries)."""
+
+    def __init__(self, db):
+        self.db, self.sent = db, 0
+
+    def execute(self, *args):
+        self.sent += 1
+        return self.db.execute(*args)
+
+    def executemany(self, *args):
+        self.sent += 1
+        return self.db.executemany(*args)
+
+    def __enter__(self):
+        return self.db.__enter__()
+
+    def __exit__(self, *exc):
+        return self.db.__exit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+
+def test_fingerprints_are_written_a_batch_at_a_time_in_order(catalog):
+    n = 1000
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref(f"k{i:04d}", 10) for i in range(n)], "s3://b", scan)
+    exif = ExifRecord(make="Canon", gps=GPS(lat=22.3, lon=114.2))
+    rows = [(f"s3://b/k{i:04d}", {"status": "fingerprinted", "sha256": f"s{i}", "exif": exif}) for i in range(n)]
+    rows.append(("s3://b/k0003", {"status": "failed", "reason": "vanished"}))  # a later row for the same object wins
+    counting = catalog.db = _CountingConnection(catalog.db)
+    catalog.record_fingerprints(iter(rows))
+    catalog.db = counting.db
+    assert counting.sent < 10
+    records = {r.key: r for r in catalog.records()}
+    assert (records["k0003"].status, records["k0003"].reason, records["k0003"].sha256) == ("failed", "vanished", "s3")
+    assert all(records[f"k{i:04d}"].status == "fingerprinted" and records[f"k{i:04d}"].sha256 == f"s{i}"
+               and records[f"k{i:04d}"].exif == exif for i in range(n) if i != 3)

@@ -312,3 +312,42 @@ def test_register_connector_refuses_to_clobber():
         register_connector("mem", Mem)
     register_connector("mem", Mem, clobber=True)
     assert issubclass(connector_class("mem"), Connector)
+
+
+def test_small_files_are_read_without_a_thread_hop_and_large_ones_in_a_thread(estate, monkeypatch):
+    (estate / "hk-hot" / "big.jpg").write_bytes(bytes(range(256)) * 1024)  # 256 KiB
+    refs = {r.key: r for r in listing(estate)}
+    hops: list[object] = []
+    real = asyncio.to_thread
+
+    def counted(func, *args, **kwargs):
+        hops.append(func)
+        return real(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    assert read(refs["a/one.jpg"]) == b"0123456789"
+    assert read(refs["two.jpg"]) == b"abc"
+    assert hops == []
+    assert read(refs["big.jpg"]) == bytes(range(256)) * 1024
+    assert len(hops) == 1
+
+
+def test_once_small_reads_are_slow_reads_go_to_threads_where_they_overlap(estate, monkeypatch):
+    import connectors.local as local
+
+    refs = {r.key: r for r in listing(estate)}
+    monkeypatch.setattr(local, "_SLOW_READ", -1.0)  # every read counts as slow: storage with latency
+    hops: list[object] = []
+    real = asyncio.to_thread
+
+    def counted(func, *args, **kwargs):
+        hops.append(func)
+        return real(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    conn = LocalConnector(Config())
+    assert read(refs["a/one.jpg"], conn=conn) == b"0123456789"
+    assert hops == []
+    assert read(refs["two.jpg"], conn=conn) == b"abc"
+    assert read(refs["a/one.jpg"], conn=conn) == b"0123456789"
+    assert len(hops) == 2

@@ -298,3 +298,20 @@ def test_perceptual_reads_stop_at_the_primary_image_and_exact_matching_still_hol
     for name, data in small.items():
         assert inv[uris[name]].sha256 == hashlib.sha256(data).hexdigest()
     assert exact(report) == [{uris["motion.jpg"], uris["motion-copy.jpg"]}]
+
+
+def test_the_scan_cost_does_not_depend_on_the_order_reads_finish_in():
+    from scanner.config import Config
+    from scanner.pipeline import _Accounts
+
+    config = Config.model_validate({"buckets": {"b": {"price_as": "s3", "storage_class": "GLACIER_IR"}}})
+    reads = [(ObjectRef(uri=f"s3://b/{i}", provider="s3", bucket="b", key=str(i), size=n, tier=Tier.cold,
+                        storage_class="GLACIER_IR", region="ap-east-1", jurisdiction="HK", modified=datetime.now(timezone.utc)), n)
+             for i, n in enumerate([16 << 30, 1, 2, 3, 5, 7, 11, 13])]  # one large read, then small ones
+    forward, backward = _Accounts(config), _Accounts(config)
+    for r, n in reads:
+        forward.add(r, n)
+    for r, n in reversed(reads):
+        backward.add(r, n)
+    assert forward.retrieval_usd > 0 and forward.request_usd > 0
+    assert (forward.retrieval_usd, forward.request_usd) == (backward.retrieval_usd, backward.request_usd)

@@ -1,0 +1,175 @@
+"""Scale benchmark: generate a local estate of N small JPEGs, then time each phase of tierscan on it.
+
+    python benchmarks/scale.py N [--keep DIR] [--workers W] [--phases scan,list,rescan,report,inventory]
+    python benchmarks/scale.py N --phases report,inventory --db CATALOG   # a catalog made by other means
+
+The estate: 4 buckets; 25% of the objects are byte copies of an object in another bucket; 10% carry GPS
+and a camera serial number in their EXIF. Files are one of two small real JPEGs (with and without that
+EXIF) with a comment segment of varying length and content after SOI, so every original is distinct
+bytes and sizes spread over a few thousand values; a million of them are written in minutes.
+
+Each phase runs `python -m scanner` as a child process (`scan --no-perceptual`; `plan`, which lists the
+unchanged estate into the catalog and plans, the listing part of a rescan; the same scan again with nothing
+changed; `report --format json`; `inventory --format parquet`) and prints its wall seconds, peak
+RSS (of the child and the processes it waited for, from `os.wait4`), bytes of peak RSS per object and
+objects/s. With `--keep DIR` the estate (and its catalog, DIR/catalog.db) is kept and reused by the next
+run with the same N; without it both live in a temporary folder. `--db` with only the report and
+inventory phases times them on a catalog written some other way (N then only divides the figures).
+A figure-printing script, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+BUCKETS = ("hk-photos-hot", "hk-backup-archive", "cn-marketing-cold", "hk-design-cool")
+COPY_SHARE = 0.25
+PERSONAL_SHARE = 0.10
+PER_FOLDER = 1000
+PHASES = ("scan", "list", "rescan", "report", "inventory")
+
+
+def _templates() -> tuple[bytes, bytes]:
+    """Two small JPEGs: plain, and with GPS and a body serial number in EXIF."""
+    rng = random.Random(7)
+    img = Image.new("RGB", (64, 48))
+    img.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(64 * 48)])
+    plain = io.BytesIO()
+    img.save(plain, "JPEG", quality=80)
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"  # Make
+    exif[0x0110] = "Canon EOS R5"  # Model
+    exif.get_ifd(0x8769)[0xA431] = "0123456789"  # BodySerialNumber
+    gps = exif.get_ifd(0x8825)
+    gps.update({1: "N", 2: (22.0, 17.0, 30.0), 3: "E", 4: (114.0, 10.0, 12.0)})
+    personal = io.BytesIO()
+    img.save(personal, "JPEG", quality=80, exif=exif.tobytes())
+    return plain.getvalue(), personal.getvalue()
+
+
+def _jpeg(template: bytes, n: int) -> bytes:
+    """`template` with a comment segment after SOI naming `n`, padded to vary the size."""
+    text = b"tierscan-scale %d " % n
+    body = text + b"." * ((n * 2654435761) % 4096)
+    return template[:2] + b"\xff\xfe" + (len(body) + 2).to_bytes(2, "big") + body + template[2:]
+
+
+def generate(root: Path, n: int) -> None:
+    """N files under root/BUCKET/DDDDD/ (PER_FOLDER a folder), with the shares of copies and EXIF above."""
+    plain, personal = _templates()
+    rng = random.Random(n)
+    made = array("q")  # seeds of originals (an original's seed is its index, its bucket seed % 4)
+    made_folders: set[Path] = set()
+    for i in range(n):
+        bucket = i % len(BUCKETS)
+        if made and rng.random() < COPY_SHARE:
+            seed = made[rng.randrange(len(made))]
+            bucket = (seed + 1 + rng.randrange(len(BUCKETS) - 1)) % len(BUCKETS)
+        else:
+            seed = i
+            made.append(seed)
+        template = personal if (seed * 40503) % 100 < PERSONAL_SHARE * 100 else plain
+        folder = root / BUCKETS[bucket] / f"{i // (PER_FOLDER * len(BUCKETS)):05d}"
+        if folder not in made_folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            made_folders.add(folder)
+        fd = os.open(folder / f"img-{i:08d}.jpg", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, _jpeg(template, seed))
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    wall: float
+    peak_rss: int  # bytes
+
+
+def run(name: str, args: list[str], cwd: Path) -> Phase:
+    """Run `python -m scanner ARGS` and measure it; its output is discarded, a failure stops the benchmark."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        child = subprocess.Popen([sys.executable, "-m", "scanner", *args], cwd=cwd, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        if child.returncode not in (0, 1):  # 1: findings over --fail-on; not used here
+            err.seek(0)
+            sys.exit(f"{name} failed ({child.returncode}): {err.read().decode(errors='replace')[-2000:]}")
+    return Phase(name, wall, usage.ru_maxrss * 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", type=int, help="objects to generate (10000 .. 10000000)")
+    parser.add_argument("--keep", type=Path, help="keep the estate and catalog here, reused by the next run")
+    parser.add_argument("--workers", type=int, help="fingerprint processes for the scans")
+    parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)}")
+    parser.add_argument("--db", type=Path, help="the catalog to use (default: DIR/catalog.db); with only the "
+                        "report and inventory phases, an existing catalog made by any means, and no estate")
+    args = parser.parse_args()
+    phases = [p for p in args.phases.split(",") if p]
+    if unknown := set(phases) - set(PHASES):
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    if args.db is not None and {"scan", "list", "rescan"} & set(phases):
+        parser.error("--db is for the report and inventory phases alone (a scan starts its catalog afresh)")
+    base = args.keep or Path(tempfile.mkdtemp(prefix="tierscan-scale-"))
+    try:
+        _bench(base, args.n, phases, args.workers, args.db)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def _bench(base: Path, n: int, phases: list[str], workers: int | None, db: Path | None) -> None:
+    estate, db = base / "estate", db or base / "catalog.db"
+    stamp = base / "estate.n"
+    if {"scan", "list", "rescan"} & set(phases) and (not stamp.exists() or stamp.read_text() != str(n)):
+        shutil.rmtree(estate, ignore_errors=True)
+        db.unlink(missing_ok=True)
+        start = time.perf_counter()
+        generate(estate, n)
+        stamp.write_text(str(n))
+        print(f"generated {n} objects in {time.perf_counter() - start:.1f} s", flush=True)
+    scan = ["scan", str(estate), "--db", str(db), "--no-perceptual", "--format", "none",
+            *(["--workers", str(workers)] if workers else [])]
+    commands = {
+        "scan": scan,
+        # The rescan's listing alone: compared with the catalog, nothing read, grouped or reported.
+        "list": ["plan", str(estate), "--db", str(db), "--no-perceptual", "--format", "json"],
+        "rescan": scan,
+        "report": ["report", "--db", str(db), "--format", "json", "--output", str(base / "report.json")],
+        "inventory": ["inventory", "--db", str(db), "--format", "parquet", "--output", str(base / "inv.parquet")],
+    }
+    if "scan" in phases:
+        db.unlink(missing_ok=True)  # a first scan starts from an empty catalog
+        for suffix in ("-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+    print(f"{'phase':<10} {'wall s':>9} {'peak RSS MB':>12} {'RSS B/object':>13} {'objects/s':>11}")
+    for name in phases:
+        phase = run(name, commands[name], base)
+        print(f"{name:<10} {phase.wall:>9.1f} {phase.peak_rss / 1e6:>12.0f} {phase.peak_rss / n:>13.0f} "
+              f"{n / phase.wall:>11.0f}", flush=True)
+
+
+_REPO = Path(__file__).resolve().parent.parent
+
+if __name__ == "__main__":
+    main()
