@@ -73,6 +73,8 @@ class LocalConnector(Connector):
             raise UsageError(f"{target.raw}: not a folder")
         root = root.resolve()
         self._roots.add(root)
+        if not _local_disk(root):
+            self._inline = False  # a read there may hang in the kernel: only ever in a thread, under a timeout
         walker = _walk(root, follow_out=self.config.local.follow_symlinks_out)
         place: tuple[Path, str, str, str] | None = None  # the last folder's (path, bucket, key prefix, URI prefix)
         # Walked on the event loop, a batch at a time with a pause for other tasks between batches: in a
@@ -421,6 +423,27 @@ def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a folder"
     return "an unknown kind of file"
+
+
+# File systems whose reads may wait on a network or a user-space daemon: never read on the event loop.
+_REMOTE_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "lustre", "gpfs", "afs",
+              "sshfs", "davfs", "virtiofs")
+
+
+def _local_disk(path: Path, mount_table: str = "/proc/self/mounts") -> bool:
+    """Whether `path` is on a local file system, from the kernel's mount table (Linux); False when unknown."""
+    try:
+        with open(mount_table, encoding="utf-8", errors="replace") as fh:
+            mounts = [line.split()[1:3] for line in fh if len(line.split()) >= 3]
+    except OSError:
+        return False
+    text = str(path)
+    best, kind = "", ""
+    for point, fs in mounts:
+        point = point.replace("\\040", " ")
+        if (text == point or text.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, kind = point, fs
+    return bool(kind) and kind not in _REMOTE_FS and not kind.startswith("fuse")
 
 
 def _mtime(st: os.stat_result) -> datetime:

@@ -351,3 +351,34 @@ def test_once_small_reads_are_slow_reads_go_to_threads_where_they_overlap(estate
     assert read(refs["two.jpg"], conn=conn) == b"abc"
     assert read(refs["a/one.jpg"], conn=conn) == b"0123456789"
     assert len(hops) == 2
+
+
+def test_files_on_a_network_file_system_are_read_only_in_threads(estate, tmp_path, monkeypatch):
+    """A read on an NFS or FUSE mount can hang in the kernel: on the event loop it would stall the whole
+    scan, in a thread only that object (its request times out)."""
+    import connectors.local as local
+
+    table = tmp_path / "mounts"
+    table.write_text(f"/dev/vda / ext4 rw 0 0\nserver:/photos {estate} nfs4 rw 0 0\n"
+                     f"sshfs#me@host: {tmp_path / 'fused'} fuse.sshfs rw 0 0\n", encoding="utf-8")
+    assert not local._local_disk(estate / "hk-hot", str(table))
+    assert not local._local_disk(tmp_path / "fused" / "x", str(table))
+    assert local._local_disk(Path("/var/lib/photos"), str(table))
+    assert not local._local_disk(tmp_path, str(tmp_path / "no-such-table"))  # unknown: threads
+
+    monkeypatch.setattr(local, "_local_disk", lambda path: False)
+    hops: list[object] = []
+    real = asyncio.to_thread
+
+    def counted(func, *args, **kwargs):
+        hops.append(func)
+        return real(func, *args, **kwargs)
+
+    async def go() -> bytes:
+        async with LocalConnector(Config()) as conn:
+            refs = {r.key: r async for r in conn.list_objects(parse_target(str(estate)))}
+            monkeypatch.setattr(asyncio, "to_thread", counted)
+            return await conn.read_range(refs["a/one.jpg"])
+
+    assert asyncio.run(go()) == b"0123456789"
+    assert len(hops) == 1
