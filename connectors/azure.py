@@ -275,7 +275,7 @@ class AzureConnector(Connector):
                 uri=uri, bucket=f"{account}/{container}", key=key, size=int(row.get("contentlength") or 0),
                 modified=_inventory_time(row["lastmodified"]), storage_class=str(row.get("accesstier") or "Hot"),
                 region=self._region, etag=str(row.get("etag") or "").strip('"') or None,
-                checksums={"md5": md5} if md5 else None,
+                checksums={"content-md5": md5} if md5 else None,
             )
 
         async for ref in report_refs(report, fetch, _INVENTORY_COLUMNS, convert):

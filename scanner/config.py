@@ -217,19 +217,19 @@ def format_validation_error(path: Path | str, text: str, err: ValidationError, p
 def _node_of(text: str) -> yaml.Node | None:
     """The node tree of text that has parsed before (for error lines); None if it does not parse."""
     try:
-        return parse_yaml(text, "").node
+        return parse_yaml(text, "", aliases=True).node
     except UsageError:
         return None
 
 
 def read_yaml(path: Path) -> tuple[str, Any]:
     """Read a config or price file (bounded: `scanner.safe_yaml`), with UsageError naming file and line."""
-    doc = read_yaml_file(path, MAX_CONFIG_BYTES, "config and price files")
+    doc = read_yaml_file(path, MAX_CONFIG_BYTES, "config and price files", aliases=True)
     return doc.text, doc.data
 
 
 def _parse_yaml(text: str, name: str) -> Any:
-    return parse_yaml(text, name, "config and price files").data
+    return parse_yaml(text, name, "config and price files", aliases=True).data
 
 
 def load_config(path: Path | None) -> Config:

@@ -1,9 +1,10 @@
 """YAML that anyone who can write a file or a results store may have written: the one bounded loader for
 configs, price overrides and policy files.
 
-YAML aliases are refused (an anchor referenced many times in nested lists expands to billions of nodes once
-anything walks the value, the "billion laughs"), collections nest at most MAX_DEPTH levels, files are read
-up to a size their caller sets, and the text must be UTF-8. The document is composed once; `line_at` finds
+An anchor referenced many times in nested lists expands to billions of nodes once anything walks the value
+(the "billion laughs"): policy files may not use aliases at all, and in configs (where anchors share bucket
+settings) the document expanded must stay under MAX_NODES. Collections nest at most MAX_DEPTH levels, files
+are read up to a size their caller sets, and the text must be UTF-8. The document is composed once; `line_at` finds
 error lines in that node tree, so a file with many errors is not parsed again for each one.
 """
 
@@ -21,6 +22,7 @@ from .errors import UsageError
 __all__ = ["MAX_DEPTH", "YamlDocument", "line_at", "parse_yaml", "read_yaml_file"]
 
 MAX_DEPTH = 64  # nested collections; policy filters (`and`/`or`/`not`) need a few levels each
+MAX_NODES = 1_000_000  # nodes of a document with its aliases expanded
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,14 @@ class YamlDocument:
 class _BoundedLoader(yaml.SafeLoader):
     """SafeLoader that refuses aliases and collections nested deeper than MAX_DEPTH."""
 
-    def __init__(self, stream: str, kind: str) -> None:
+    def __init__(self, stream: str, kind: str, aliases: bool) -> None:
         super().__init__(stream)
         self._depth = 0
         self._kind = kind
+        self._aliases = aliases
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
+        if self.check_event(yaml.AliasEvent) and not self._aliases:
             event = self.peek_event()
             raise ComposerError(None, None, f"YAML aliases (*{event.anchor}) are not allowed in {self._kind}; "
                                 "write the value out", event.start_mark)
@@ -54,11 +57,27 @@ class _BoundedLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def parse_yaml(text: str, name: str, kind: str = "tierscan files") -> YamlDocument:
-    """Parse `text` (named `name` in messages); UsageError `name:line: not valid YAML: ...` for anything refused."""
-    loader = _BoundedLoader(text, kind)
+def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes `node` stands for with every alias expanded (each distinct node counted once per use)."""
+    if id(node) not in sizes:
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        sizes[id(node)] = min(MAX_NODES + 1, 1 + sum(_expanded(child, sizes) for child in children))
+    return sizes[id(node)]
+
+
+def parse_yaml(text: str, name: str, kind: str = "tierscan files", *, aliases: bool = False) -> YamlDocument:
+    """Parse `text` (named `name` in messages); UsageError `name:line: not valid YAML: ...` for anything refused.
+    `aliases`: allow them, as long as the document expanded stays under MAX_NODES."""
+    loader = _BoundedLoader(text, kind, aliases)
     try:
         node = loader.get_single_node()
+        if node is not None and aliases and _expanded(node, {}) > MAX_NODES:
+            raise UsageError(f"{name}: its YAML aliases expand to more than {MAX_NODES:,} values; write it out "
+                             "without them")
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -71,7 +90,8 @@ def parse_yaml(text: str, name: str, kind: str = "tierscan files") -> YamlDocume
     return YamlDocument(text, node, data)
 
 
-def read_yaml_file(path: Path, max_bytes: int, kind: str = "tierscan files") -> YamlDocument:
+def read_yaml_file(path: Path, max_bytes: int, kind: str = "tierscan files", *, aliases: bool = False
+                   ) -> YamlDocument:
     """Read and parse one file of at most `max_bytes`; UsageError naming the file (and line) otherwise."""
     try:
         with path.open("rb") as stream:
@@ -84,7 +104,7 @@ def read_yaml_file(path: Path, max_bytes: int, kind: str = "tierscan files") -> 
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    return parse_yaml(text, str(path), kind)
+    return parse_yaml(text, str(path), kind, aliases=aliases)
 
 
 def line_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:

@@ -65,13 +65,18 @@ def test_config_must_be_a_mapping(tmp_path):
         load_config(write(tmp_path, "- a\n- b\n"))
 
 
-def test_aliases_in_a_config_are_refused_naming_the_line(tmp_path):
-    """A config may come from a results store or a shared folder: a billion-laughs value must not expand."""
-    path = tmp_path / "tierscan.yaml"
-    path.write_text("jurisdictions:\n  x: &a [1, 1, 1, 1, 1, 1, 1, 1]\n  y: &b [*a, *a, *a, *a, *a, *a, *a]\n"
-                    "  z: [*b, *b, *b, *b, *b, *b, *b]\n", encoding="utf-8")
-    with pytest.raises(UsageError, match=rf"^{path}:3: not valid YAML: YAML aliases \(\*a\) are not allowed"):
-        load_config(path)
+def test_aliases_in_a_config_may_share_settings_but_not_explode(tmp_path):
+    """Anchors that share bucket settings are ordinary YAML; a config may come from a results store or a
+    shared folder, so a billion-laughs value must not expand."""
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("buckets:\n  hk-*: &hk {region: ap-east-1, tier: hot}\n  photos-hk: *hk\n", encoding="utf-8")
+    assert load_config(shared).bucket_settings("photos-hk", "s3://photos-hk/a.jpg").region == "ap-east-1"
+    laughs = tmp_path / "laughs.yaml"
+    levels = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]" for i in range(8)]
+    laughs.write_text("jurisdictions:\n" + "".join(f"  {line}\n" for line in levels), encoding="utf-8")
+    with pytest.raises(UsageError, match=rf"^{laughs}: its YAML aliases expand to more than"):
+        load_config(laughs)
 
 
 def test_oversized_or_non_utf8_configs_are_refused(tmp_path):
