@@ -35,7 +35,7 @@ from .catalog_lock import CatalogLock
 from .config import Config, check_workers, load_config, load_config_text
 from .errors import UsageError
 from .exposure import Exposure, exposure as personal_data_exposure
-from .models import Report, Severity
+from .models import Severity
 from .progress import RichProgress
 from .safe_text import terminal_safe, terminal_text
 from .shard import Shard, parse_shard, shard_from_env
@@ -97,11 +97,6 @@ def _report_stream(config: Config, catalog: Catalog) -> ReportStream:
 
     return catalog_report(catalog, PriceTable.load(config.prices),
                           lambda r: config.bucket_settings(r.bucket, r.uri).price_as, datetime.now(timezone.utc))
-
-
-def _build_report(config: Config, catalog: Catalog) -> Report:
-    """The catalog's whole report in memory."""
-    return _report_stream(config, catalog).whole()
 
 
 def _emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "buckets",

@@ -650,10 +650,9 @@ def _connectors(config: Config, targets: list[str], shard: Shard | None) -> dict
 
 async def run_scan(config: Config, catalog: Catalog, targets: list[str],
                    progress: Progress | None = None, now: Callable[[], datetime] | None = None,
-                   shard: Shard | None = None,
-                   evaluated: Callable[[Evaluation], None] | None = None) -> ScanStats:
-    """List, read, fingerprint, group and evaluate; returns what the scan did and read, and hands the
-    evaluation to `evaluated` (for the report, which then need not read it back).
+                   shard: Shard | None = None) -> ScanStats:
+    """List, read, fingerprint, group and evaluate (results go to the catalog, which the report streams);
+    returns what the scan did and read.
 
     A `shard` scan lists everything but reads only its share (see `scanner.shard`) and stops before
     grouping: groups need every shard's fingerprints, so `tierscan merge` groups and evaluates.
@@ -696,9 +695,7 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
             await conn.aclose()
     catalog.set_meta("shard", str(shard or ""))  # which rows `tierscan merge` takes from this catalog
     if shard is None:
-        evaluation = evaluate_results(config, catalog, clock(), policy_set)
-        if evaluated is not None:
-            evaluated(evaluation)
+        evaluate_results(config, catalog, clock(), policy_set)
     progress.done()
     stats = ScanStats(
         scan_id=scan_id, started=started, finished=clock(),

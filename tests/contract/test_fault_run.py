@@ -25,7 +25,7 @@ from faultproxy import FaultProxy, Request
 import connectors.registry as registry
 from connectors.base import RetryPolicy
 from scanner.catalog import Catalog
-from scanner.cli import _build_report
+from scanner.cli import _report_stream
 from scanner.config import Config
 from scanner.pipeline import run_scan
 
@@ -75,7 +75,7 @@ def _use(monkeypatch: pytest.MonkeyPatch, backend: Backend, endpoint: str | None
 def _scan(db: Path, target: str, config: Config) -> dict[str, Any]:
     with Catalog(db) as catalog:
         asyncio.run(run_scan(config, catalog, [target]))
-        report = json.loads(_build_report(config, catalog).model_dump_json())
+        report = json.loads(_report_stream(config, catalog).whole().model_dump_json())
     report.pop("generated_at", None)
     report.pop("scan", None)
     for key in [k for k in report["totals"] if k.startswith("scan_") or k == "break_even_month"]:
@@ -139,7 +139,7 @@ def test_fault_run_loses_nothing(http_backend: Backend, emulators: dict[str, Emu
 
     with Catalog(db) as catalog:
         records = {r.key[len(prefix):]: r for r in catalog.records()}
-        report = _build_report(backend.config, catalog)
+        report = _report_stream(backend.config, catalog).whole()
     skipped = {s.uri: s.reason for s in report.skipped}
     assert set(records) == set(bodies), "every object is listed"
     lost = [k for k, r in records.items()
