@@ -99,6 +99,19 @@ def read(ref, start=0, end=None, conn: LocalConnector | None = None, config: Con
     return asyncio.run((conn or LocalConnector(config or Config())).read_range(ref, start, end))
 
 
+def count_thread_hops(monkeypatch) -> list[object]:
+    """From now on, every function handed to `asyncio.to_thread` is appended to the returned list."""
+    hops: list[object] = []
+    real = asyncio.to_thread
+
+    def counted(func, *args, **kwargs):
+        hops.append(func)
+        return real(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    return hops
+
+
 def skipped(refs) -> dict[str, str | None]:
     return {r.key: r.skipped for r in refs if r.skipped is not None}
 
@@ -317,14 +330,7 @@ def test_register_connector_refuses_to_clobber():
 def test_small_files_are_read_without_a_thread_hop_and_large_ones_in_a_thread(estate, monkeypatch):
     (estate / "hk-hot" / "big.jpg").write_bytes(bytes(range(256)) * 1024)  # 256 KiB
     refs = {r.key: r for r in listing(estate)}
-    hops: list[object] = []
-    real = asyncio.to_thread
-
-    def counted(func, *args, **kwargs):
-        hops.append(func)
-        return real(func, *args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "to_thread", counted)
+    hops = count_thread_hops(monkeypatch)
     assert read(refs["a/one.jpg"]) == b"0123456789"
     assert read(refs["two.jpg"]) == b"abc"
     assert hops == []
@@ -337,14 +343,7 @@ def test_once_small_reads_are_slow_reads_go_to_threads_where_they_overlap(estate
 
     refs = {r.key: r for r in listing(estate)}
     monkeypatch.setattr(local, "_SLOW_READ", -1.0)  # every read counts as slow: storage with latency
-    hops: list[object] = []
-    real = asyncio.to_thread
-
-    def counted(func, *args, **kwargs):
-        hops.append(func)
-        return real(func, *args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "to_thread", counted)
+    hops = count_thread_hops(monkeypatch)
     conn = LocalConnector(Config())
     assert read(refs["a/one.jpg"], conn=conn) == b"0123456789"
     assert hops == []
@@ -367,18 +366,13 @@ def test_files_on_a_network_file_system_are_read_only_in_threads(estate, tmp_pat
     assert not local._local_disk(tmp_path, str(tmp_path / "no-such-table"))  # unknown: threads
 
     monkeypatch.setattr(local, "_local_disk", lambda path: False)
-    hops: list[object] = []
-    real = asyncio.to_thread
-
-    def counted(func, *args, **kwargs):
-        hops.append(func)
-        return real(func, *args, **kwargs)
+    hops: list[list[object]] = []
 
     async def go() -> bytes:
         async with LocalConnector(Config()) as conn:
             refs = {r.key: r async for r in conn.list_objects(parse_target(str(estate)))}
-            monkeypatch.setattr(asyncio, "to_thread", counted)
+            hops.append(count_thread_hops(monkeypatch))  # the read's, not the listing's
             return await conn.read_range(refs["a/one.jpg"])
 
     assert asyncio.run(go()) == b"0123456789"
-    assert len(hops) == 1
+    assert len(hops[0]) == 1
