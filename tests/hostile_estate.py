@@ -40,11 +40,12 @@ def _png(extra: bytes = b"", width: int = 64, height: int = 64) -> bytes:
 
 
 def xmp_bomb_png(inflated: int = 4 << 20) -> bytes:
-    """A small PNG whose zTXt XMP packet inflates to `inflated` bytes of repeated attributes."""
+    """A small PNG whose zTXt XMP packet inflates to `inflated` bytes of one property name repeated with no
+    value: the input that made a backtracking XMP parser quadratic (512 KiB took minutes)."""
     head = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-            b'<rdf:Description xmlns:aux="http://ns.adobe.com/exif/1.0/aux/" ')
-    attrs = b'aux:SerialNumber="1" ' * ((inflated - len(head)) // 21)
-    text = zlib.compress(head + attrs, 9)
+            b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/"')
+    unit = b" tiff:Make"
+    text = zlib.compress(head + unit * ((inflated - len(head)) // len(unit)), 9)
     return _png(_chunk(b"zTXt", b"XML:com.adobe.xmp\x00\x00" + text))
 
 
