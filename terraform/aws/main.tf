@@ -12,6 +12,14 @@ locals {
   region      = data.aws_region.current.name
   account     = data.aws_caller_identity.current.account_id
   results_uri = "s3://${var.results_bucket}/${var.results_prefix}"
+  # The first statement of each key's policy: the account (its IAM policies) administers the key.
+  kms_account_administers = {
+    Sid       = "AccountAdministers"
+    Effect    = "Allow"
+    Principal = { AWS = "arn:${local.partition}:iam::${local.account}:root" }
+    Action    = "kms:*"
+    Resource  = "*"
+  }
   # Every shard's part catalog, in the names `tierscan scan --shard I/N --results` gives them.
   parts = [for i in range(var.shards) : "${local.results_uri}/shards/part-${i}-of-${var.shards}.db"]
   environment = concat(
@@ -35,13 +43,7 @@ resource "aws_kms_key" "this" {
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
-      {
-        Sid       = "AccountAdministers"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${local.partition}:iam::${local.account}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
+      local.kms_account_administers,
       {
         Sid       = "LogsUseForThisAccountsLogGroups"
         Effect    = "Allow"
@@ -84,13 +86,7 @@ resource "aws_kms_key" "results" {
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
-      {
-        Sid       = "AccountAdministers"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${local.partition}:iam::${local.account}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
+      local.kms_account_administers,
     ]
   })
   tags = var.tags
