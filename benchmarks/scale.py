@@ -2,6 +2,7 @@
 
     python benchmarks/scale.py N [--keep DIR] [--workers W] [--phases scan,list,rescan,report,inventory]
     python benchmarks/scale.py N --phases report,inventory --db CATALOG   # a catalog made by other means
+    python benchmarks/scale.py N --s3-inventory [--format Parquet]      # listing from an S3 Inventory on moto
 
 The estate: 4 buckets; 25% of the objects are byte copies of an object in another bucket; 10% carry GPS
 and a camera serial number in their EXIF. Files are one of two small real JPEGs (with and without that
@@ -15,6 +16,10 @@ RSS (of the child and the processes it waited for, from `os.wait4`), bytes of pe
 objects/s. With `--keep DIR` the estate (and its catalog, DIR/catalog.db) is kept and reused by the next
 run with the same N; without it both live in a temporary folder. `--db` with only the report and
 inventory phases times them on a catalog written some other way (N then only divides the figures).
+With `--s3-inventory` the N objects exist only as an S3 Inventory report (benchmarks/inventory_report.py's
+synthetic rows, in the layout S3 publishes) for an empty bucket on a moto server started for the run; the
+phases are `list` twice (`plan` of `s3://estate` from the report into an empty catalog, then again,
+unchanged), and the LIST requests of the data bucket in moto's request log (expected: 0).
 A figure-printing script, not a test.
 """
 
@@ -31,6 +36,7 @@ import tempfile
 import time
 from array import array
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from PIL import Image
@@ -100,9 +106,10 @@ class Phase:
     peak_rss: int  # bytes
 
 
-def run(name: str, args: list[str], cwd: Path) -> Phase:
+def run(name: str, args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> Phase:
     """Run `python -m scanner ARGS` and measure it; its output is discarded, a failure stops the benchmark."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, **(extra_env or {}),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
         child = subprocess.Popen([sys.executable, "-m", "scanner", *args], cwd=cwd, env=env,
@@ -122,6 +129,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the estate and catalog here, reused by the next run")
     parser.add_argument("--workers", type=int, help="fingerprint processes for the scans")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)}")
+    parser.add_argument("--s3-inventory", action="store_true", help="list N objects from an S3 Inventory "
+                        "report on a moto server (no objects, no reads), counting LIST calls on the bucket")
+    parser.add_argument("--format", default="Parquet", choices=("CSV", "ORC", "Parquet"),
+                        help="the inventory report's format, with --s3-inventory")
     parser.add_argument("--db", type=Path, help="the catalog to use (default: DIR/catalog.db); with only the "
                         "report and inventory phases, an existing catalog made by any means, and no estate")
     args = parser.parse_args()
@@ -132,7 +143,10 @@ def main() -> None:
         parser.error("--db is for the report and inventory phases alone (a scan starts its catalog afresh)")
     base = args.keep or Path(tempfile.mkdtemp(prefix="tierscan-scale-"))
     try:
-        _bench(base, args.n, phases, args.workers, args.db)
+        if args.s3_inventory:
+            _bench_inventory(base, args.n, args.format)
+        else:
+            _bench(base, args.n, phases, args.workers, args.db)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
@@ -162,14 +176,68 @@ def _bench(base: Path, n: int, phases: list[str], workers: int | None, db: Path 
         db.unlink(missing_ok=True)  # a first scan starts from an empty catalog
         for suffix in ("-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
-    print(f"{'phase':<10} {'wall s':>9} {'peak RSS MB':>12} {'RSS B/object':>13} {'objects/s':>11}")
+    _header()
     for name in phases:
-        phase = run(name, commands[name], base)
-        print(f"{name:<10} {phase.wall:>9.1f} {phase.peak_rss / 1e6:>12.0f} {phase.peak_rss / n:>13.0f} "
-              f"{n / phase.wall:>11.0f}", flush=True)
+        _row(run(name, commands[name], base), n)
+
+
+def _header(extra: str = "") -> None:
+    print(f"{'phase':<10} {'wall s':>9} {'peak RSS MB':>12} {'RSS B/object':>13} {'objects/s':>11}{extra}")
+
+
+def _row(phase: Phase, n: int, extra: str = "") -> None:
+    print(f"{phase.name:<10} {phase.wall:>9.1f} {phase.peak_rss / 1e6:>12.0f} {phase.peak_rss / n:>13.0f} "
+          f"{n / phase.wall:>11.0f}{extra}", flush=True)
+
+
+def _bucket_lists(log: Path, bucket: str) -> int:
+    """LIST requests of `bucket` in a moto server's request log (path style: a GET of the bucket itself,
+    not one of its settings)."""
+    found = 0
+    for line in log.read_text(errors="replace").splitlines():
+        if '"GET /' not in line:
+            continue
+        path, _, query = line.split('"GET ', 1)[1].split(" ", 1)[0].partition("?")
+        settings = ("location", "encryption", "versioning", "tagging", "policy", "lifecycle", "inventory")
+        found += path.strip("/") == bucket and not query.startswith(settings)
+    return found
+
+
+def _bench_inventory(base: Path, n: int, fmt: str) -> None:
+    """List N objects of bucket `estate` from an S3 Inventory report on moto, twice, counting LISTs of it."""
+    import boto3
+    from emulators import start_moto
+    from inventory_report import put_s3_report, synthetic_rows
+
+    moto = start_moto(log_dir=base)
+    try:
+        s3 = boto3.client("s3", endpoint_url=moto.endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        for bucket in ("estate", "inventory"):
+            s3.create_bucket(Bucket=bucket)
+        start = time.perf_counter()
+        put_s3_report(s3, dest="inventory", prefix="reports", bucket="estate", config_id="daily",
+                      files=synthetic_rows("estate", n, 1_000_000), fmt=fmt,
+                      when=datetime.now(UTC) - timedelta(hours=1))
+        print(f"wrote a {fmt} S3 Inventory report of {n} objects in {time.perf_counter() - start:.1f} s", flush=True)
+        config = base / "inventory.yaml"
+        config.write_text("buckets:\n  estate:\n    inventory:\n      uri: s3://inventory/reports/estate/daily\n")
+        db = base / "inventory-catalog.db"
+        db.unlink(missing_ok=True)
+        env = {**moto.env, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+        command = ["plan", "s3://estate", "--config", str(config), "--db", str(db), "--no-perceptual",
+                   "--format", "json"]
+        _header(f" {'LISTs of the bucket':>20}")
+        for name in ("list", "relist"):
+            before = _bucket_lists(moto.log, "estate")
+            phase = run(name, command, base, extra_env=env)
+            _row(phase, n, f" {_bucket_lists(moto.log, 'estate') - before:>20}")
+    finally:
+        moto.stop()
 
 
 _REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(_REPO / "tests"))  # the emulators
 
 if __name__ == "__main__":
     main()
