@@ -377,7 +377,11 @@ class FingerprintPool:
     worker is killed, that object answered "parse timeout", and the tasks queued behind it go to the
     other workers. A worker that dies (a decoder crash on a hostile file, the OOM killer) answers the
     object it worked on with an error, and its queue goes on elsewhere too. Either way a new worker takes
-    its place. Workers end with the scanning process, even when it is killed (`_die_with_parent`)."""
+    its place. Workers end with the scanning process, even when it is killed (`_die_with_parent`).
+
+    A batch (`submit_batch`) is one task of many small items, one message each way; each item keeps the
+    whole deadline, from when the worker starts it (`_Stamp`), and one that overruns it fails the batch
+    naming the item (`BatchBroken`)."""
 
     def __init__(self, workers: int | None = None, arena_bytes: int = ARENA_BYTES, *,
                  timeout: float | None = None, tasks: int | None = None, perceptual: bool = True):

@@ -8,7 +8,8 @@ be read instead, and whole reads that narrowing still needs) wait for the listin
 early reads take their fingerprints without a read. Fingerprinting runs in worker processes. Reads are
 bounded by `scan.concurrency`, and each object's bytes are released as soon as its fingerprint is back, so
 memory stays bounded by concurrency x object size, not by the number of objects (the plan itself holds one
-small record per object to read). The reads themselves are `scanner.read_session`'s; their results go to
+small record per object to read); objects the workers read themselves (local files) never reach this
+process, and at most two batches of them a worker are out at once. The reads themselves are `scanner.read_session`'s; their results go to
 the catalog in batches. Each request is counted and priced per object, so the scan reports its exact bill. A
 failing object is recorded with its reason and the scan goes on.
 """

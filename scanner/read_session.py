@@ -212,8 +212,11 @@ class _WorkerReads:
         self.changed = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self.kicked = False
+        self.failure: BaseException | None = None  # a batch's answer that could not be taken: raised by `drain`
 
     async def put(self, p: PlannedRead, estimate: float, read: tuple[Any, ...]) -> None:
+        if self.failure is not None:
+            raise self.failure
         while len(self.waiting) >= _WORKER_BATCH:
             if self.out < self.limit:
                 self._send()
@@ -236,6 +239,8 @@ class _WorkerReads:
                 continue
             self.changed.clear()
             await self.changed.wait()
+        if self.failure is not None:
+            raise self.failure
 
     def _kick(self) -> None:
         self.kicked = False
@@ -265,6 +270,9 @@ class _WorkerReads:
                 return
             for (p, estimate, _), result in zip(batch, results):
                 self.session._whole_answer(p, estimate, result)
+        except BaseException as exc:
+            self.failure = self.failure or exc
+            raise
         finally:
             self.out -= 1
             self.changed.set()
