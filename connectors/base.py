@@ -35,8 +35,8 @@ from scanner.models import ObjectRef
 from scanner.shard import Shard
 from scanner.tiers import JurisdictionMap, TierTable
 
-__all__ = ["Capabilities", "Connector", "Location", "ObjectState", "RetryPolicy", "Target", "Throttled", "WorkerRead", "merge_streams",
-           "parse_target"]
+__all__ = ["Capabilities", "Connector", "Location", "ObjectState", "RetryPolicy", "Target", "Throttled", "WorkerRead",
+           "merge_streams", "parse_target"]
 
 T = TypeVar("T")
 # A read a worker process makes by itself (`Connector.worker_read`): a function and its leading arguments.
