@@ -35,10 +35,12 @@ from scanner.models import ObjectRef
 from scanner.shard import Shard
 from scanner.tiers import JurisdictionMap, TierTable
 
-__all__ = ["Capabilities", "Connector", "Location", "ObjectState", "RetryPolicy", "Target", "Throttled", "merge_streams",
-           "parse_target"]
+__all__ = ["Capabilities", "Connector", "Location", "ObjectState", "RetryPolicy", "Target", "Throttled", "WorkerRead",
+           "merge_streams", "parse_target"]
 
 T = TypeVar("T")
+# A read a worker process makes by itself (`Connector.worker_read`): a function and its leading arguments.
+WorkerRead = tuple[Callable[..., bytes], tuple[object, ...]]
 
 
 class Throttled(TransientError):
@@ -67,6 +69,9 @@ class Capabilities:
     max_concurrency: int = 64
     # Whether some tiers must be restored before a read (S3 Glacier, Azure Archive); local disks never.
     restores: bool = False
+    # Whether a fingerprint worker process can read the objects by itself (`Connector.worker_read`): the scan
+    # then sends a worker what to read for a batch of objects, in one message, rather than their bytes.
+    worker_reads: bool = False
     # The write operations the backend implements, for `tierscan apply` only (scans never write):
     # "tag", "copy", "move" (local: link, then unlink), "delete", "set_tier". Empty: read-only.
     writes: frozenset[str] = frozenset()
@@ -237,6 +242,14 @@ class Connector(ABC):
         if start >= stop:
             return b""
         return await self.call("read", lambda: self._read_range(ref, start, stop))
+
+    def worker_read(self, ref: ObjectRef) -> WorkerRead | None:
+        """How a worker process reads `ref` itself, where `capabilities.worker_reads`: a function it can
+        import and the arguments that lead; `function(*args, start, end)` returns bytes [start, end) or
+        raises `scanner.errors` types, with every check `read_range` makes. None: this object is read
+        through `read_range` (storage where a read may hang is read only there, under its timeout). The
+        caller counts the request (`requests["read"]`)."""
+        return None
 
     async def head_checksums(self, ref: ObjectRef, kinds: Iterable[str]) -> dict[str, str]:
         """Values of these checksum kinds (declared "head" in `capabilities.checksums`) for the listed

@@ -38,7 +38,7 @@ from scanner.config import Config
 from scanner.errors import ObjectDenied, ObjectError, ObjectGone, ObjectReadError, ObjectRefused, UsageError
 from scanner.models import ObjectRef
 
-from .base import Capabilities, Connector, Location, ObjectState, Target
+from .base import Capabilities, Connector, Location, ObjectState, Target, WorkerRead
 
 __all__ = ["LocalConnector"]
 
@@ -59,6 +59,7 @@ class LocalConnector(Connector):
         max_concurrency=64,
         restores=False,
         writes=frozenset({"tag", "move", "delete"}),
+        worker_reads=True,
     )
 
     def __init__(self, config: Config, **kwargs: Any):
@@ -109,26 +110,27 @@ class LocalConnector(Connector):
             # non-blocking and read only if it is a regular file. Storage with latency (a network file
             # system) is read in threads, where reads overlap, once small reads are slow on average.
             began = time.perf_counter()
-            data = _read(path, start, end, ref, self._root_of(path, ref))
+            data = _read(path, self._root_of(path, ref), ref.size, ref.modified, start, end)
             self._read_seconds += (time.perf_counter() - began - self._read_seconds) / 64
             if self._read_seconds > _SLOW_READ:
                 self._inline = False
             return data
-        return await asyncio.to_thread(_read, path, start, end, ref, self._root_of(path, ref))
+        return await asyncio.to_thread(_read, path, self._root_of(path, ref), ref.size, ref.modified, start, end)
+
+    def worker_read(self, ref: ObjectRef) -> WorkerRead | None:
+        """`_read` in a worker process, for files on local disks whose small reads are fast: the reads the
+        event loop would make inline. Elsewhere (network and FUSE mounts, slow storage) a read may hang in
+        the kernel, where a worker could not be stopped: those stay in threads under the request timeout."""
+        if not self._inline:
+            return None
+        roots = None if self.config.local.follow_symlinks_out else tuple(self._roots)
+        return _read_listed, (ref.uri, ref.bucket, ref.key, roots, ref.size, ref.modified)
 
     def _root_of(self, path: Path, ref: ObjectRef) -> Path | None:
-        """The folder a read of `path` must stay inside (None: anywhere, `local.follow_symlinks_out`): the
-        innermost folder this connector listed that holds it, else the one its bucket and key tell."""
+        """The folder a read of `path` must stay inside (None: anywhere, `local.follow_symlinks_out`)."""
         if self.config.local.follow_symlinks_out:
             return None
-        holding = [root for root in self._roots if path.is_relative_to(root)]
-        if holding:
-            return max(holding, key=lambda root: len(root.parts))
-        depth = min(ref.key.count("/") + 1, len(path.parents))
-        base = path.parents[depth - 1]
-        # Keys of several parts are always in a bucket's folder; a one-part key may be a loose file.
-        return base.parent if depth > 1 and base.name == ref.bucket else base
-
+        return _root_within(path, tuple(self._roots), ref.bucket, ref.key)
 
     # ---- writes (`tierscan apply` only) --------------------------------------------------------
     # Never through a symbolic link: paths are inspected with lstat and opened with O_NOFOLLOW, and a path
@@ -287,8 +289,12 @@ def _equal_files(source: Path, expect: os.stat_result, copy: Path, chunk: int = 
 
 
 def _path_of(ref: ObjectRef | Location) -> Path:
+    return _path_at(ref.uri)
+
+
+def _path_at(uri: str) -> Path:
     # surrogateescape: a name that is not UTF-8 comes back as the very bytes `Path.as_uri` quoted.
-    return Path(unquote(urlsplit(ref.uri).path, errors="surrogateescape"))
+    return Path(unquote(urlsplit(uri).path, errors="surrogateescape"))
 
 
 def _text(name: str) -> str:
@@ -316,15 +322,36 @@ _THROUGH_LINK = (errno.ELOOP, errno.ENOTDIR)  # what O_NOFOLLOW gives on a symli
 _EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
 
 
-def _read(path: Path, start: int, end: int, ref: ObjectRef, root: Path | None) -> bytes:
-    """Bytes [start, end) of the regular file the listing saw at `path`, never from outside `root`."""
+def _root_within(path: Path, roots: tuple[Path, ...], bucket: str, key: str) -> Path:
+    """The folder a read of `path` must stay inside: the innermost of `roots` (the folders listed) that
+    holds it, else the one its bucket and key tell."""
+    holding = [root for root in roots if path.is_relative_to(root)]
+    if holding:
+        return max(holding, key=lambda root: len(root.parts))
+    depth = min(key.count("/") + 1, len(path.parents))
+    base = path.parents[depth - 1]
+    # Keys of several parts are always in a bucket's folder; a one-part key may be a loose file.
+    return base.parent if depth > 1 and base.name == bucket else base
+
+
+def _read_listed(uri: str, bucket: str, key: str, roots: tuple[Path, ...] | None, size: int, modified: datetime,
+                 start: int, end: int) -> bytes:
+    """`_read` of a listed object, from what its `ObjectRef` says (`LocalConnector.worker_read`: in a worker
+    process). `roots`: the folders listed, None when reads may go anywhere (`local.follow_symlinks_out`)."""
+    path = _path_at(uri)
+    return _read(path, None if roots is None else _root_within(path, roots, bucket, key), size, modified, start, end)
+
+
+def _read(path: Path, root: Path | None, size: int, modified: datetime, start: int, end: int) -> bytes:
+    """Bytes [start, end) of the regular file the listing saw at `path` (`size` bytes, modified at
+    `modified`), never from outside `root`."""
     try:
         fd = _open_regular(path, root)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):  # swapped after the check before opening
                 raise ObjectRefused(f"{path}: {_kind(st.st_mode)}, not a regular file: not read")
-            if st.st_size != ref.size or _mtime(st) != ref.modified:
+            if st.st_size != size or _mtime(st) != modified:
                 # Replaced since it was listed: never hand out bytes of a version the listing did not see.
                 raise ObjectGone(f"{path}: changed since it was listed")
             return _pread(fd, start, end - start)

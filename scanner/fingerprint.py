@@ -15,12 +15,14 @@ import contextlib
 import ctypes
 import hashlib
 import io
+import itertools
 import logging
 import multiprocessing
 import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable
@@ -40,8 +42,8 @@ from .exif.reader import read_prefix
 from .shared_arena import SharedArena
 from .signatures import compute_signature, grey_of, hash_copy, whole_hashes
 
-__all__ = ["PERCEPTUAL_MODE", "FingerprintPool", "FingerprintResult", "WorkerFailed", "available_memory",
-           "fingerprint_bytes", "worker_count"]
+__all__ = ["PERCEPTUAL_MODE", "BatchBroken", "FingerprintPool", "FingerprintResult", "WorkerFailed",
+           "available_memory", "fingerprint_bytes", "note", "worker_count"]
 
 log = logging.getLogger("tierscan")
 
@@ -181,8 +183,69 @@ class WorkerFailed(Exception):
     """A task the pool could not answer: it ran past the deadline, or its worker died on it."""
 
 
+class BatchBroken(WorkerFailed):
+    """A batch (`FingerprintPool.submit_batch`) whose worker overran the deadline or died on one item:
+    `index` is that item, `note` what its job had `note`d before (b"" if nothing). The items before it
+    were done but their answers are lost with the worker; the caller runs them again."""
+
+    def __init__(self, reason: str, index: int, note: bytes):
+        super().__init__(reason)
+        self.index = index
+        self.note = note
+
+
 class _Ready:
     """A worker's first message: it has started and set up, so deadlines run from now on."""
+
+
+# Where a worker is in a batch, in memory its parent reads (`_Stamp`): the batch's number, the item's index,
+# when the item started (`time.monotonic`, one clock for every process), and the item's note. Set in each
+# worker by `_serve`.
+_STAMP: _Stamp | None = None
+NOTE_BYTES = 120
+
+
+class _Stamp:
+    """Shared memory a worker writes as it goes through a batch and its parent reads when the deadline of
+    the batch's item fires or the worker dies: per-item deadlines, and the item to blame, with one message
+    a batch."""
+
+    def __init__(self, context: Any):
+        self.where = context.RawArray("d", 3)  # batch number (-1 while written), item index, item start
+        self.note = context.RawArray("c", NOTE_BYTES)
+
+    def mark(self, seq: int, index: int) -> None:
+        self.where[0] = -1
+        self.note.value = b""
+        self.where[1], self.where[2] = index, time.monotonic()
+        self.where[0] = seq
+
+    def item(self, seq: int) -> tuple[int, float, bytes] | None:
+        """(index, started, note) of the item of batch `seq` being worked on; None before it started."""
+        if int(self.where[0]) != seq:
+            return None
+        return int(self.where[1]), self.where[2], self.note.value
+
+
+def note(text: bytes) -> None:
+    """In a batch job: leave `text` (at most `NOTE_BYTES`) for the caller, should this item overrun the
+    deadline or kill its worker (`BatchBroken.note`); what the job knows so far, such as bytes read."""
+    if _STAMP is not None:
+        _STAMP.note.value = text[:NOTE_BYTES]
+
+
+def _run_batch(items: list[Any], *, job: Callable[[Any], Any], seq: int) -> list[Any]:
+    """A batch in a worker: `job(item)` for each, in order, each marked in the stamp as it starts. A job
+    that raises gives its item a `WorkerFailed` answer, and the batch goes on."""
+    answers: list[Any] = []
+    for index, item in enumerate(items):
+        if _STAMP is not None:
+            _STAMP.mark(seq, index)
+        try:
+            answers.append(job(item))
+        except Exception as exc:  # the jobs report bad input themselves: this is a bug, reported
+            answers.append(WorkerFailed(f"fingerprinting failed: {type(exc).__name__}: {exc}"))
+    return answers
 
 
 def _die_with_parent(parent: int) -> None:
@@ -200,14 +263,17 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _serve(conn: Connection, arena: SharedArena | None, parent: int, inherited: list[Connection],
-           perceptual: bool) -> None:
+           perceptual: bool, stamp: _Stamp) -> None:
     """A worker: run each task its pipe brings, in order, and answer each on the same pipe. A task is
     (offset, length, job, kwargs) for bytes the parent placed in `arena`, or (None, data, job, kwargs);
     the answer is `job(data, **kwargs)`, or a `WorkerFailed`. None ends.
 
     `inherited`: the parent's ends of every worker's pipe, this one's too, which a fork copied here. They
     are closed first: while any is open, the pipe never reaches EOF when the parent dies. `perceptual`:
-    tasks will hash pixels, so the kernels are loaded before the worker says it is ready."""
+    tasks will hash pixels, so the kernels are loaded before the worker says it is ready. `stamp`: where
+    it marks its progress through a batch."""
+    global _STAMP
+    _STAMP = stamp
     _die_with_parent(parent)
     for end in inherited:
         end.close()
@@ -280,12 +346,15 @@ class _Task:
     offset: int | None
     length: int
     failed: Callable[[str], object] | None
+    seq: int | None = None  # a batch's number (`submit_batch`)
+    broken: tuple[int, bytes] | None = None  # a batch's item that failed it, and its note
 
 
 @dataclass(slots=True)
 class _Worker:
     process: BaseProcess
     conn: Connection
+    stamp: _Stamp
     # Tasks sent and not yet answered, oldest first (a worker answers in order): the first is the one it
     # works on. Each arena run is given back once the worker no longer reads it.
     waiting: deque[_Task] = field(default_factory=deque)
@@ -308,7 +377,11 @@ class FingerprintPool:
     worker is killed, that object answered "parse timeout", and the tasks queued behind it go to the
     other workers. A worker that dies (a decoder crash on a hostile file, the OOM killer) answers the
     object it worked on with an error, and its queue goes on elsewhere too. Either way a new worker takes
-    its place. Workers end with the scanning process, even when it is killed (`_die_with_parent`)."""
+    its place. Workers end with the scanning process, even when it is killed (`_die_with_parent`).
+
+    A batch (`submit_batch`) is one task of many small items, one message each way; each item keeps the
+    whole deadline, from when the worker starts it (`_Stamp`), and one that overruns it fails the batch
+    naming the item (`BatchBroken`)."""
 
     def __init__(self, workers: int | None = None, arena_bytes: int = ARENA_BYTES, *,
                  timeout: float | None = None, tasks: int | None = None, perceptual: bool = True):
@@ -325,6 +398,7 @@ class FingerprintPool:
             self._workers.append(self._start())
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop that reads the answers
         self._closing = False
+        self._batches = itertools.count()
 
     def _start(self) -> _Worker:
         """Fork a worker; it closes the pipe ends of the parent that the fork copied.
@@ -335,13 +409,14 @@ class FingerprintPool:
         so the child starts with it held by its own thread, free to take again, rather than held by a
         thread that does not exist there."""
         conn, child = self._context.Pipe()
+        stamp = _Stamp(self._context)
         inherited = [w.conn for w in self._workers] + [conn] if self._context.get_start_method() == "fork" else []
         process = self._context.Process(target=_serve, daemon=True, name="tierscan-fingerprint",
-                                        args=(child, self._arena, os.getpid(), inherited, self._perceptual))
+                                        args=(child, self._arena, os.getpid(), inherited, self._perceptual, stamp))
         with global_compiler_lock:
             process.start()
         child.close()
-        return _Worker(process, conn)
+        return _Worker(process, conn, stamp)
 
     def submit(self, data: bytes, *, want_sha256: bool, want_perceptual: bool,
                want_signature: bool = True) -> asyncio.Future[FingerprintResult]:
@@ -355,6 +430,19 @@ class FingerprintPool:
         """`scanner.exif.reader.read_prefix(data)` in a worker, under the same deadline; the future fails
         with `WorkerFailed` when it gives no answer."""
         return self._submit(data, read_prefix, {}, None)
+
+    def submit_batch(self, job: Callable[[Any], Any], items: list[Any]) -> asyncio.Future[list[Any]]:
+        """`[job(item) for item in items]` in one worker, sent and answered as one message each way; `job`
+        and the items must pickle (small values: a batch goes through the pipe, not the arena). Each item
+        has the whole deadline, from when it starts; an item that overruns it, or whose worker dies, fails
+        the batch with `BatchBroken` naming it."""
+        loop = asyncio.get_running_loop()
+        self._attach(loop)
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        seq = next(self._batches)
+        message = (None, items, _run_batch, {"job": job, "seq": seq})
+        self._dispatch(_Task(future, message, None, 0, None, seq))
+        return future
 
     def _submit(self, data: bytes, job: Callable[..., Any], kwargs: dict[str, object],
                 failed: Callable[[str], object] | None) -> asyncio.Future[Any]:
@@ -479,6 +567,12 @@ class FingerprintPool:
         if worker.conn.poll():  # its answer came in time; the loop had not read it yet
             self._answered(worker)
             return
+        at = task.seq is not None and worker.ready and worker.stamp.item(task.seq)
+        if at and at[1] + self.timeout > time.monotonic():  # a later item of the batch: its own deadline
+            assert self._loop is not None
+            worker.deadline = self._loop.call_later(at[1] + self.timeout - time.monotonic(), self._overdue,
+                                                    worker, task)
+            return
         worker.process.kill()
         self._reap(worker)
         if worker.ready:
@@ -504,6 +598,9 @@ class FingerprintPool:
             tasks = list(worker.waiting)
             worker.waiting.clear()
         worker.conn.close()
+        if tasks and tasks[0].seq is not None:  # a batch: the item its worker was on takes the blame
+            at = worker.stamp.item(tasks[0].seq)
+            tasks[0].broken = (at[0], at[2]) if at else (0, b"")
         self._workers.remove(worker)
         if not self._closing:
             new = self._start()
@@ -524,6 +621,9 @@ class FingerprintPool:
             return
         if reason is None:
             task.future.set_result(answer)
+        elif task.seq is not None:
+            index, said = task.broken or (0, b"")
+            task.future.set_exception(BatchBroken(reason, index, said))
         elif task.failed is not None:
             task.future.set_result(task.failed(reason))
         else:

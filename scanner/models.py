@@ -1,7 +1,7 @@
 """The records tierscan passes between its stages and writes out: pydantic models at every boundary.
 
-`ObjectRef` is what a connector lists; `Fingerprint` is what reading an object yields; `Group`, `Finding`
-and `Report` are what users and scripts read (the JSON report contract, `schema_version: 1`).
+`ObjectRef` is what a connector lists (what reading an object yields is a plain record of the read path,
+`scanner.read_session`); `Group`, `Finding` and `Report` are what users and scripts read (the JSON report contract, `schema_version: 1`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ __all__ = [
     "content_identity",
     "ExifRecord",
     "Finding",
-    "Fingerprint",
     "GPS",
     "Group",
     "GroupMember",
@@ -199,25 +198,6 @@ class ExifRecord(_Frozen):
         if self.datetime_original:
             kinds.append("timestamp")
         return kinds
-
-
-class Fingerprint(_Frozen):
-    """What reading one object produced: the record the read path hands to the catalog. Hashes are
-    lowercase hex; perceptual hashes are 64-bit. `exif` None: no metadata was read (an unchanged object
-    read again only for its SHA-256). `error` set: the object is skipped with that reason."""
-
-    sha256: str | None = None
-    headtail: str | None = None  # `scanner.plan.headtail_key`: size + digests of the head and tail chunks
-    phash: str | None = None
-    dhash: str | None = None
-    near_sig: bytes | None = None
-    format: str | None = None
-    width: int | None = None
-    height: int | None = None
-    exif: ExifRecord | None = None
-    error: str | None = None
-    bytes_read: int = 0
-    requests: int = 0
 
 
 class InventoryRecord(_Frozen):

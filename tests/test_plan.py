@@ -250,7 +250,7 @@ def test_a_retrieval_budget_leaves_cold_data_unread(estate):
 
 def test_only_objects_without_a_trusted_md5_are_read_whole(tmp_path):
     from scanner.catalog import Catalog
-    from scanner.pipeline import _still_colliding
+    from scanner.read_session import _still_colliding
     from scanner.plan import PlannedRead
 
     size = 10**6
@@ -302,7 +302,7 @@ def test_perceptual_reads_stop_at_the_primary_image_and_exact_matching_still_hol
 
 def test_the_scan_cost_does_not_depend_on_the_order_reads_finish_in():
     from scanner.config import Config
-    from scanner.pipeline import _Accounts
+    from scanner.read_session import _Accounts
 
     config = Config.model_validate({"buckets": {"b": {"price_as": "s3", "storage_class": "GLACIER_IR"}}})
     reads = [(ObjectRef(uri=f"s3://b/{i}", provider="s3", bucket="b", key=str(i), size=n, tier=Tier.cold,
