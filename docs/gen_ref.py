@@ -21,6 +21,7 @@ import textwrap
 import tokenize
 import types
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -89,7 +90,8 @@ def field_comments(cls: type) -> dict[str, str]:
         while n >= 1 and lines[n - 1].strip().startswith("#") and n in comments:
             above.insert(0, comments[n])
             n -= 1
-        beside = [comments[n] for n in range(node.lineno, (node.end_lineno or node.lineno) + 1) if n in comments]
+        span = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+        beside = [comments[n] for n in span if n in comments]
         text = " ".join(above + beside)
         if text:
             notes[node.target.id] = text
@@ -116,7 +118,8 @@ def type_text(tp: Any, link: Callable[[type[BaseModel]], str]) -> str:
         return " \\| ".join(f"`{m.value}`" for m in tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return link(tp)
-    names = {bool: "boolean", int: "integer", float: "number", str: "text", bytes: "bytes", Path: "path"}
+    names = {bool: "boolean", int: "integer", float: "number", str: "text", bytes: "bytes", Path: "path",
+             datetime: "timestamp (ISO 8601)"}
     if tp in names:
         return names[tp]
     return "any" if tp is Any else getattr(tp, "__name__", str(tp))
@@ -132,8 +135,8 @@ def bounds_text(field: FieldInfo) -> str:
         for attr, word in _BOUNDS.items():
             value = getattr(meta, attr, None)
             if value is not None:
-                unit = (" characters" if field.annotation is str else " items") if "length" in attr else ""
-                out.append(f"{word} {value}{unit}")
+                unit = ("character" if field.annotation is str else "item") if "length" in attr else ""
+                out.append(f"{word} {value}" + (f" {unit}" + "s" * (value != 1) if unit else ""))
         pattern = getattr(meta, "pattern", None)
         if pattern:
             out.append(f"matches `{pattern}`")
@@ -143,7 +146,8 @@ def bounds_text(field: FieldInfo) -> str:
 def default_text(field: FieldInfo) -> str:
     if field.is_required():
         return "required"
-    value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+    factory = field.default_factory
+    value = factory() if factory is not None else field.default  # type: ignore[call-arg]
     if value is PydanticUndefined:
         return "required"
     if isinstance(value, BaseModel):
@@ -169,9 +173,10 @@ def _inline(value: Any) -> str:
     return str(value)
 
 
-def field_rows(cls: type[BaseModel], link: Callable[[type[BaseModel]], str], skip: set[str] = set()
-               ) -> Iterator[str]:
-    """Markdown table rows, one per field: key, type, default, description."""
+def field_rows(cls: type[BaseModel], link: Callable[[type[BaseModel]], str],
+               skip: frozenset[str] = frozenset(), defaults: bool = True) -> Iterator[str]:
+    """Markdown table rows, one per field: key, type, default (for input: config and policies),
+    description."""
     notes = field_comments(cls)
     for name, field in cls.model_fields.items():
         if name in skip or field.exclude:
@@ -182,20 +187,25 @@ def field_rows(cls: type[BaseModel], link: Callable[[type[BaseModel]], str], ski
             kind += f" ({bounds})"
         key = field.alias or name
         note = md_text(notes.get(name, "")).replace("|", "\\|")
-        yield f"| `{key}` | {kind} | {default_text(field)} | {note} |"
+        default = f" {default_text(field)} |" if defaults else ""
+        yield f"| `{key}` | {kind} |{default} {note} |"
 
 
-def field_table(cls: type[BaseModel], link: Callable[[type[BaseModel]], str], skip: set[str] = set()) -> str:
-    rows = list(field_rows(cls, link, skip))
+def field_table(cls: type[BaseModel], link: Callable[[type[BaseModel]], str],
+                skip: frozenset[str] = frozenset(), defaults: bool = True) -> str:
+    rows = list(field_rows(cls, link, skip, defaults))
     if not rows:
         return ""
-    return "\n".join(["| key | type | default | description |", "|---|---|---|---|", *rows]) + "\n"
+    head = ["| key | type | default | description |", "|---|---|---|---|"] if defaults else [
+        "| key | type | description |", "|---|---|---|"]
+    return "\n".join([*head, *rows]) + "\n"
 
 
 def nested_models(root: type[BaseModel], path: str = "") -> Iterator[tuple[str, type[BaseModel]]]:
     """(key path, model) for every place a model is reachable from `root`'s fields, depth first."""
 
-    def walk(cls: type[BaseModel], prefix: str, stack: tuple[type, ...]) -> Iterator[tuple[str, type[BaseModel]]]:
+    def walk(cls: type[BaseModel], prefix: str, stack: tuple[type, ...]
+             ) -> Iterator[tuple[str, type[BaseModel]]]:
         for name, field in cls.model_fields.items():
             if field.exclude:
                 continue
@@ -227,7 +237,7 @@ def anchor(cls: type) -> str:
     return cls.__name__.lower()
 
 
-def model_sections(root: type[BaseModel], root_title: str, level: str = "##") -> str:
+def model_sections(root: type[BaseModel], root_title: str, defaults: bool = True) -> str:
     """A section for the root model and one for each model under it, titled by key path."""
     paths: dict[type[BaseModel], list[str]] = {}
     for key, model in nested_models(root):
@@ -236,10 +246,12 @@ def model_sections(root: type[BaseModel], root_title: str, level: str = "##") ->
     def link(model: type[BaseModel]) -> str:
         return f"[{model.__name__}](#{anchor(model)})" if model in paths or model is root else model.__name__
 
-    out = [f"{level} {root_title} {{#{anchor(root)}}}\n", _para(docstring(root)), field_table(root, link)]
+    out = [f"## {root_title} {{#{anchor(root)}}}\n", _para(docstring(root)),
+           field_table(root, link, defaults=defaults)]
     for model, keys in paths.items():
         title = ", ".join(f"`{k}`" for k in keys)
-        out += [f"{level} {title} {{#{anchor(model)}}}\n", _para(docstring(model)), field_table(model, link)]
+        out += [f"## {title} {{#{anchor(model)}}}\n", _para(docstring(model)),
+                field_table(model, link, defaults=defaults)]
     return _joined(out)
 
 
@@ -259,10 +271,10 @@ def cli_page() -> str:
     from scanner.cli import cli
 
     out = [HEADER, "# CLI reference\n",
-           "Every command of `tierscan`, with the help its `--help` prints. Exit status: 0 success; 2 bad "
-           "usage, config or policy file, or a catalog in use by another writing command; 1 when "
-           "`--fail-on SEVERITY` is given and a finding has at least that severity (`apply --execute`: "
-           "when some change failed; `prices refresh`: when some region could not be fetched).\n"]
+           ("Every command of `tierscan`, with the help its `--help` prints. Exit status: 0 success; 2 bad "
+            "usage, config or policy file, or a catalog in use by another writing command; 1 when "
+            "`--fail-on SEVERITY` is given and a finding has at least that severity (`apply --execute`: "
+            "when some change failed; `prices refresh`: when some region could not be fetched).\n")]
     root = click.Context(cli, info_name="tierscan")
     out.append(_para(md_text(inspect.cleandoc(cli.help or ""))))
     for name, cmd, ctx in _commands(cli, root):
@@ -301,8 +313,8 @@ def config_page() -> str:
 
     intro = ("Every key of the config file (`--config FILE`, `--config s3://BUCKET/KEY`, or the YAML in "
              "`TIERSCAN_CONFIG`) with its type and default; unknown keys are errors that name the file, line "
-             "and field. All keys are optional. A worked example is on the [Configuration](../configuration.md) "
-             "page.\n")
+             "and field. All keys are optional. A worked example is on the "
+             "[Configuration](../configuration.md) page.\n")
     return _joined([HEADER, "# Config reference\n", intro, model_sections(Config, "Top level")])
 
 
@@ -320,28 +332,29 @@ def policies_page() -> str:
 
     bare_filters, bare_actions = set(_bare_names(FILTERS)), set(_bare_names(ACTIONS))
     out = [HEADER, "# Policy reference\n",
-           "The shape of a policy file, every filter and action registered, and the built-in packs. "
-           "`tierscan policy schema` prints the same as a JSON Schema. How policies are evaluated is on the "
-           "[Policies](../policies.md) page.\n",
+           ("The shape of a policy file, every filter and action registered, and the built-in packs. "
+            "`tierscan policy schema` prints the same as a JSON Schema. How policies are evaluated is on the "
+            "[Policies](../policies.md) page.\n"),
            "## Policy file\n", _para(docstring(PolicyFile)), field_table(PolicyFile, link),
            "## A policy\n", _para(docstring(PolicySpec)), field_table(PolicySpec, link),
            "## Filters\n",
-           "A filter may be written as a mapping with `type:`, or, when it needs no settings, as its bare "
-           "name (`- spans-tiers`). Object filters on a group hold when any member matches.\n"]
+           ("A filter may be written as a mapping with `type:`, or, when it needs no settings, as its bare "
+            "name (`- spans-tiers`). Object filters on a group hold when any member matches.\n")]
     for name, cls in FILTERS:
         out += _element(name, cls, link, name in bare_filters)
     for name, cls in BOOLEANS.items():
         out += [f"### `{name}`\n", _para(docstring(cls)),
                 "Written as `{" + name + ": [filters]}`.\n"]
     out += ["## Actions\n",
-            "Actions only recommend: none of them changes a bucket (`tierscan apply` acts on findings "
-            "separately). Actions marked *protects the master* never name a group's master.\n"]
-    for name, cls in ACTIONS:
-        extra = "Protects the master: " + ("yes" if cls.protects_master else "no") + "."
-        out += _element(name, cls, link, name in bare_actions, extra)
+            ("Actions only recommend: none of them changes a bucket (`tierscan apply` acts on findings "
+             "separately). An action that protects the master never names a group's master among its "
+             "copies, whatever the policy says.\n")]
+    for name, action in ACTIONS:
+        extra = "Protects the master: " + ("yes" if action.protects_master else "no") + "."
+        out += _element(name, action, link, name in bare_actions, extra)
     out += ["## Built-in packs\n",
-            "`policies: {packs: [...]}` in the config selects packs; `builtin`, the default, means all of "
-            "them. Each pack is one YAML file in `policies/packs/`.\n"]
+            ("`policies: {packs: [...]}` in the config selects packs; `builtin`, the default, means all of "
+             "them. Each pack is one YAML file in `policies/packs/`.\n")]
     for pack in describe_packs():
         out += [f"### `{pack['name']}`\n", _para(md_text(pack["description"])),
                 "| policy | resource | severity | filters | actions |", "|---|---|---|---|---|"]
@@ -358,7 +371,7 @@ def _element(name: str, cls: type[BaseModel], link: Callable[[type[BaseModel]], 
     resources = " and ".join(sorted(cls.resources))  # type: ignore[attr-defined]
     facts = f"Applies to: {resources} policies." + (" May be written as a bare name." if bare else "")
     return [f"### `{name}`\n", facts + (f" {extra}" if extra else "") + "\n", _para(docstring(cls)),
-            field_table(cls, link, skip={"type"})]
+            field_table(cls, link, skip=frozenset({"type"}))]
 
 
 # -------------------------------------------------------------------------------------------- report
@@ -370,8 +383,9 @@ def report_page() -> str:
     intro = ("The fields of `tierscan report --format json` (the `schema_version: 1` contract scripts rely "
              "on) and of a `tierscan inventory` record, generated from the models that write them. What the "
              "figures mean is on the [Report](../report.md) page.\n")
-    return _joined([HEADER, "# Report and inventory fields\n", intro, model_sections(Report, "The JSON report"),
-                    model_sections(InventoryRecord, "An inventory record")])
+    return _joined([HEADER, "# Report and inventory fields\n", intro,
+                    model_sections(Report, "The JSON report", defaults=False),
+                    model_sections(InventoryRecord, "An inventory record", defaults=False)])
 
 
 PAGES: dict[str, Callable[[], str]] = {
