@@ -49,6 +49,7 @@ def test_validate_refuses_aliases_naming_file_and_line():
     assert "YAML aliases (*a) are not allowed in policy files" in result.stderr
 
 
+@pytest.mark.slow
 def test_scan_and_list_refuse_a_policy_file_with_aliases(tmp_path):
     config = write(tmp_path, f"policies: {{packs: [], files: [{LAUGHS}]}}\n", "tierscan.yaml")
     result = tierscan("policy", "list", "--config", str(config))
