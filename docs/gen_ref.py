@@ -283,8 +283,9 @@ def cli_page() -> str:
         out.append(f"```\n{ctx.command_path} {usage}\n```\n")
         if cmd.help:
             out.append(_para(md_text(inspect.cleandoc(cmd.help))))
-        records = [r for p in cmd.get_params(ctx) if not isinstance(p, click.Argument)
-                   if (r := p.get_help_record(ctx)) is not None and r[0] != "--help"]
+        # --help is on every command; click adds it per context, so it is left out rather than listed.
+        options = [p for p in cmd.get_params(ctx) if isinstance(p, click.Option) and "--help" not in p.opts]
+        records = [r for p in options if (r := p.get_help_record(ctx)) is not None]
         for opt, text in records:
             out.append(f"- `{opt}`" + (f": {md_text(text)}" if text else ""))
         if records:
