@@ -41,6 +41,7 @@ def policy_with(flt: str) -> str:
 # --------------------------------------------------------------------------------------------- YAML
 
 
+@pytest.mark.slow
 def test_validate_refuses_aliases_naming_file_and_line():
     result = tierscan("policy", "validate", str(LAUGHS))
     assert result.returncode == 2, result.stdout
@@ -126,6 +127,7 @@ def test_backtracking_regex_evaluates_in_linear_time(tmp_path):
     (r"^(?=.*2024)", "invalid perl operator"),  # lookahead
     (r"(?<!raw/)\.jpg$", "invalid perl operator"),  # lookbehind
 ])
+@pytest.mark.slow
 def test_regex_re2_cannot_express_fails_validation(tmp_path, pattern, reason):
     path = write(tmp_path, policy_with(f"{{key: key, op: regex, value: '{pattern}'}}"))
     result = tierscan("policy", "validate", str(path))

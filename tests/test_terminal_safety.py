@@ -148,6 +148,7 @@ def test_policy_list_prints_descriptions_literally(tmp_path: Path) -> None:
     assert_no_raw_controls(out)
 
 
+@pytest.mark.slow
 def test_logged_warnings_and_tracebacks_quoting_a_key_are_escaped() -> None:
     code = (
         "import logging, sys\n"
