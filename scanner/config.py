@@ -113,7 +113,7 @@ class MasterSettings(_Strict):
     Exact groups: the first copy under a `prefer` URI glob (a bucket or prefix, tried in order), else the
     best by the `exact` criteria. Near groups: the best by the `near` criteria; near groups are stars
     around their master, so these criteria also decide which images become centres. Each list is tried in
-    order, ties going to the next criterion and finally to the URI; the defaults are DESIGN.md's.
+    order, ties going to the next criterion and finally to the URI.
     """
 
     prefer: list[str] = Field(default_factory=list)

@@ -16,14 +16,9 @@ So each image also gets, from the same reduced, upright grey decode (`PERCEPTUAL
   averages to within rounding; `benchmarks/neardup_eval.py` gave the same figures at the configured
   `min_agreement` either way, so blobs made either way are compared as they are, not made again.)
 
-Cost, on 100 dev-set images: 4-6 ms of CPU an image, two thirds of it the two ORB passes; the first version,
-which detected in the 256-511 px decode with eight pyramid levels and made each window hash with imagehash,
-took 12-14 ms in the same runs. On the read-plan benchmark's photos (300-600 px decodes), with cv2's own
-area resizes: 1.9-2.1 ms on one VM (ORB copy 0.5, window hashes 0.5, the two ORB passes 1.2, thumbnail 0.1),
-2.6-2.75 on another; there, `area_resize`, which gives the same arrays, made it 1.8 (ORB copy 0.13-0.19,
-window hashes 0.23, thumbnail 0.02) and the hash copy that pHash and dHash share 0.40 -> 0.10.
-Describing the mirror's features at the image's mirrored keypoints, instead of detecting them again, took
-the two ORB passes from 2.16 to 1.46 ms on 200 dev-set images (`_features_and_mirror`).
+Cost: most of an image's CPU is the two ORB passes, so the mirror's features are described at the image's
+mirrored keypoints rather than detected again (`_features_and_mirror`), and the downscales go through
+`area_resize`, which gives cv2's arrays for less work.
 `to_blob`/`from_blob` pack it for the catalog: about 9.3 KB an image (16 x 8 B of hashes, 2 x 96 x 36 B of
 features, 48 x 48 B of thumbnail), behind a `MAGIC` prefix that names the layout, so blobs of another
 layout are recognised and recomputed.

@@ -109,6 +109,7 @@ def assert_whole(command: str, fmt: str, path: Path, db: Path) -> None:
         assert "Buckets by monthly savings" in text and "exact duplicate groups" in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("command", "fmt"), OUTPUTS)
 def test_a_full_disk_mid_write_leaves_the_previous_file_and_no_temp_file(
     db: Path, tmp_path: Path, command: str, fmt: str
@@ -126,6 +127,7 @@ def test_a_full_disk_mid_write_leaves_the_previous_file_and_no_temp_file(
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
 def test_kill_9_mid_inventory_leaves_the_previous_file(db: Path, tmp_path: Path, fmt: str) -> None:
     target = tmp_path / f"inventory.{fmt}"

@@ -63,6 +63,7 @@ def _statuses(db: Path) -> dict[str, str]:
         return {r.key: r.status for r in catalog.records(include_gone=True)}
 
 
+@pytest.mark.slow
 def test_second_scan_on_a_locked_catalog_is_refused_naming_the_holder(estate: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     assert _tierscan("scan", str(estate), "--db", str(db), "--format", "none").returncode == 0
@@ -85,6 +86,7 @@ def test_second_scan_on_a_locked_catalog_is_refused_naming_the_holder(estate: Pa
     assert _statuses(db) == before  # nothing marked gone, nothing written
 
 
+@pytest.mark.slow
 def test_a_sigkilled_holder_does_not_block_the_next_scan(estate: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     holder, _ = _hold(db)

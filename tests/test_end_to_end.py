@@ -133,6 +133,7 @@ def test_near_groups(scanned, estate):
     assert len(seen) == len(set(seen))
 
 
+@pytest.mark.slow
 def test_without_signatures_near_groups_come_from_the_global_hashes_and_a_later_scan_adds_them(tmp_path):
     root = tmp_path / "estate"
     shutil.copytree(REPO / "examples" / "estate", root)
@@ -268,6 +269,7 @@ def test_report_formats_and_fail_on(scanned, estate):
     assert csv_text.splitlines()[0].startswith("uri,")
 
 
+@pytest.mark.slow
 def test_the_console_script_and_its_exit_codes(estate, tmp_path):
     """Run as users do: a separate process, with a bad config (exit 2) and a missing catalog (exit 2)."""
     bad = tmp_path / "bad.yaml"
@@ -283,6 +285,7 @@ def test_the_console_script_and_its_exit_codes(estate, tmp_path):
     assert helped.returncode == 0 and "--config" in helped.stdout
 
 
+@pytest.mark.slow
 def test_not_a_duplicate_survives_rescans(tmp_path):
     root = tmp_path / "estate"
     shutil.copytree(REPO / "examples" / "estate" / "hk-photos-hot", root / "hot")

@@ -100,6 +100,7 @@ def test_not_an_image_and_corrupt_images_give_a_reason():
     assert result.sha256 == hashlib.sha256(truncated).hexdigest()
 
 
+@pytest.mark.slow
 def test_decompression_bomb_is_a_reason_not_a_crash():
     buf = io.BytesIO()
     Image.new("L", (12000, 11000)).save(buf, "PNG")  # 132 MP of zeros: a tiny file

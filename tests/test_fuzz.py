@@ -19,6 +19,7 @@ SEEDS = ["exifpy__Canon_40D.jpg", "exiftool__GoPro.jpg", "pillow__exif.png", "pi
          "exifpy__Arbitro.tiff", "exifpy__iphone_13_pro_max.heic"]
 
 
+@pytest.mark.slow
 def test_atheris_bounded(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -136,6 +136,7 @@ def test_kernels_get_a_cache_folder_when_neither_the_package_nor_the_user_can_be
     assert not hamming_index._needs_cache_dir(open_, blocked)
 
 
+@pytest.mark.slow
 def test_load_kernels_leaves_the_compiled_kernels_ready():
     """A scan loads them in the background while it lists; a fresh process has none until then."""
     import subprocess

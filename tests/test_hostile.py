@@ -116,6 +116,7 @@ def test_absurd_dimensions_are_a_reason(name: str) -> None:
     assert result.phash is None
 
 
+@pytest.mark.slow
 def test_decompression_bomb_png_is_a_finding_reason() -> None:
     buf = io.BytesIO()
     Image.new("1", (30000, 30000)).save(buf, "PNG")  # 900 MP of zeros in about 100 KB
@@ -298,6 +299,7 @@ def _in_subprocess(code: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_a_4_mib_hostile_xmp_packet_is_parsed_to_an_answer() -> None:
     out = _in_subprocess(f"""
 import sys
@@ -316,6 +318,7 @@ for unit in _XMP_FLOODS:
     assert all(line.startswith("PNG") for line in lines[1::2])  # a result (or a reason), never a hang
 
 
+@pytest.mark.slow
 def test_a_jpeg_of_a_million_exif_continuation_segments_is_walked_to_an_answer() -> None:
     out = _in_subprocess("""
 import struct

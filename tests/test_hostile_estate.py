@@ -24,6 +24,7 @@ def _key(uri: str) -> str:
     return unquote(urlsplit(uri).path).rsplit("/bucket/", 1)[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [[], ["--no-perceptual"]], ids=["perceptual", "no-perceptual"])
 def test_a_folder_of_every_hostile_entry_is_scanned_and_contained(tmp_path: Path, mode: list[str]) -> None:
     est = build(tmp_path)
@@ -50,6 +51,7 @@ def test_a_folder_of_every_hostile_entry_is_scanned_and_contained(tmp_path: Path
     assert all(r.get("status") != "fingerprinted" or _key(r["uri"]) in est.scanned for r in records)
 
 
+@pytest.mark.slow
 def test_hostile_names_reach_neither_terminal_nor_spreadsheet_raw(tmp_path: Path) -> None:
     est = build(tmp_path)
     db = tmp_path / "h.db"

@@ -54,6 +54,7 @@ def _records(db: Path) -> dict[str, InventoryRecord]:
         return {r.key: r for r in catalog.records()}
 
 
+@pytest.mark.slow
 def test_a_hostile_folder_scans_to_the_end_and_reads_nothing_outside(hostile: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     # The guard bounds a scan that blocks on the FIFO; the assertions are about the outcome.

@@ -41,6 +41,7 @@ def policy_with(flt: str) -> str:
 # --------------------------------------------------------------------------------------------- YAML
 
 
+@pytest.mark.slow
 def test_validate_refuses_aliases_naming_file_and_line():
     result = tierscan("policy", "validate", str(LAUGHS))
     assert result.returncode == 2, result.stdout
@@ -49,6 +50,7 @@ def test_validate_refuses_aliases_naming_file_and_line():
     assert "YAML aliases (*a) are not allowed in policy files" in result.stderr
 
 
+@pytest.mark.slow
 def test_scan_and_list_refuse_a_policy_file_with_aliases(tmp_path):
     config = write(tmp_path, f"policies: {{packs: [], files: [{LAUGHS}]}}\n", "tierscan.yaml")
     result = tierscan("policy", "list", "--config", str(config))
@@ -125,6 +127,7 @@ def test_backtracking_regex_evaluates_in_linear_time(tmp_path):
     (r"^(?=.*2024)", "invalid perl operator"),  # lookahead
     (r"(?<!raw/)\.jpg$", "invalid perl operator"),  # lookbehind
 ])
+@pytest.mark.slow
 def test_regex_re2_cannot_express_fails_validation(tmp_path, pattern, reason):
     path = write(tmp_path, policy_with(f"{{key: key, op: regex, value: '{pattern}'}}"))
     result = tierscan("policy", "validate", str(path))

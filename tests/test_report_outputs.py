@@ -187,6 +187,7 @@ def _ensure_chromium() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, capture_output=True)
 
 
+@pytest.mark.slow
 def test_html_renders_in_headless_chromium(
     scanned: tuple[Path, str, Report, str], page: Path, tmp_path: Path
 ) -> None:

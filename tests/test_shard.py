@@ -117,6 +117,7 @@ def test_shard_from_the_batch_platforms() -> None:
 # ---- equivalence -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_three_shard_processes_give_the_one_process_report(estate: tuple[Path, Path], tmp_path: Path) -> None:
     folder, config = estate
     one = tmp_path / "one.db"
@@ -137,6 +138,7 @@ def test_three_shard_processes_give_the_one_process_report(estate: tuple[Path, P
     assert expected["totals"]["duplicate_groups"] > 0 and expected["findings"]
 
 
+@pytest.mark.slow
 def test_shard_rescan_reads_nothing_and_keeps_other_shards_objects(estate: tuple[Path, Path], tmp_path: Path) -> None:
     folder, config = estate
     sharded_scan(tmp_path, [str(folder)], config, 2)
@@ -147,6 +149,7 @@ def test_shard_rescan_reads_nothing_and_keeps_other_shards_objects(estate: tuple
         assert db.execute("SELECT value FROM meta WHERE key='shard'").fetchone()[0] == "0/2"
 
 
+@pytest.mark.slow
 def test_merged_catalog_keeps_the_parts_perceptual_mode(estate: tuple[Path, Path], tmp_path: Path) -> None:
     """The parts hashed their images one way: the merged catalog says so, so scanning it re-hashes nothing."""
     from scanner.fingerprint import PERCEPTUAL_MODE
@@ -161,6 +164,7 @@ def test_merged_catalog_keeps_the_parts_perceptual_mode(estate: tuple[Path, Path
     assert again["scan"]["bytes_read"] == 0 and again["scan"]["requests"] == 0
 
 
+@pytest.mark.slow
 def test_merge_reports_conflicts_and_keeps_the_newest(tmp_path: Path) -> None:
     bucket = tmp_path / "root" / "b"
     bucket.mkdir(parents=True)
@@ -176,6 +180,7 @@ def test_merge_reports_conflicts_and_keeps_the_newest(tmp_path: Path) -> None:
     assert [r["size"] for r in records] == [photo.stat().st_size - 10]
 
 
+@pytest.mark.slow
 def test_merge_refuses_a_missing_part(tmp_path: Path) -> None:
     done = run("merge", str(tmp_path / "part-0.db"), "--db", str(tmp_path / "all.db"), check=False)
     assert done.returncode == 2 and "no part catalog" in done.stderr
@@ -184,6 +189,7 @@ def test_merge_refuses_a_missing_part(tmp_path: Path) -> None:
 # ---- results location and config sources ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_results_folder_gets_the_run_and_latest(estate: tuple[Path, Path], tmp_path: Path) -> None:
     folder, config = estate
     results = tmp_path / "results"
@@ -198,6 +204,7 @@ def test_results_folder_gets_the_run_and_latest(estate: tuple[Path, Path], tmp_p
     assert report["totals"]["objects"] == 21 and set(latest["files"]) >= {"report.json", "inventory.jsonl"}
 
 
+@pytest.mark.slow
 def test_shard_part_round_trips_through_the_results_location(estate: tuple[Path, Path], tmp_path: Path) -> None:
     folder, config = estate
     results = tmp_path / "results"
@@ -214,6 +221,7 @@ def test_shard_part_round_trips_through_the_results_location(estate: tuple[Path,
     assert "read 0 bytes" in third.stderr
 
 
+@pytest.mark.slow
 def test_config_from_the_environment(estate: tuple[Path, Path], tmp_path: Path) -> None:
     folder, _ = estate
     yaml_text = f"targets: ['{folder}']\nbuckets:\n  hk-photos-hot: {{region: ap-east-1}}\n"

@@ -98,6 +98,7 @@ def on_a_terminal(cwd: Path, *args: str) -> str:
 
 @pytest.mark.parametrize(("command", "fmt"), [("inventory", "csv"), ("inventory", "jsonl"), ("report", "csv"),
                                               ("report", "json")])
+@pytest.mark.slow
 def test_machine_formats_on_a_terminal_escape_names(estate: Path, command: str, fmt: str) -> None:
     """JSON and CSV keep exact names for pipes and files; on a terminal they are shown escaped."""
     run("scan", str(estate), "--db", "t.db", "--format", "none")
@@ -147,6 +148,7 @@ def test_policy_list_prints_descriptions_literally(tmp_path: Path) -> None:
     assert_no_raw_controls(out)
 
 
+@pytest.mark.slow
 def test_logged_warnings_and_tracebacks_quoting_a_key_are_escaped() -> None:
     code = (
         "import logging, sys\n"

@@ -60,6 +60,7 @@ def _gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
+@pytest.mark.slow
 def test_an_object_that_never_finishes_is_answered_parse_timeout_and_the_others_complete(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fp, "fingerprint_bytes", _stalling_fingerprint)  # before the pool forks
@@ -87,6 +88,7 @@ def test_an_object_that_never_finishes_is_answered_parse_timeout_and_the_others_
     assert all(_gone(pid) for pid in before - after_pids)
 
 
+@pytest.mark.slow
 def test_a_metadata_parse_that_never_finishes_fails_with_parse_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fp, "read_prefix", _stalling_read_prefix)
     good = _jpeg(64, 48)
@@ -110,6 +112,7 @@ def _estate(tmp_path: Path) -> Path:
     return bucket.parent
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("perceptual", [True, False])
 def test_a_scan_skips_an_object_past_the_deadline_as_a_parse_timeout_and_goes_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, perceptual: bool) -> None:
@@ -128,6 +131,7 @@ def test_a_scan_skips_an_object_past_the_deadline_as_a_parse_timeout_and_goes_on
         f"ok{i}.jpg": "fingerprinted" for i in range(4)}
 
 
+@pytest.mark.slow
 def test_the_cli_takes_the_object_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fp, "fingerprint_bytes", _stalling_fingerprint)
     estate = _estate(tmp_path)
@@ -151,6 +155,7 @@ time.sleep(3600)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["with-pdeathsig", "without-pdeathsig"])
 def test_workers_end_when_the_scanning_process_is_killed(how: str) -> None:
     parent = subprocess.Popen([sys.executable, "-c", _POOL_THEN_WAIT, how], stdout=subprocess.PIPE, text=True,
@@ -253,6 +258,7 @@ def _never_set_up() -> None:
     time.sleep(3600)
 
 
+@pytest.mark.slow
 def test_workers_that_never_set_up_cannot_hang_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fp, "_init_worker", _never_set_up)  # every worker, replacements too
     monkeypatch.setattr(fp, "SETUP_TIME", 1.0)
