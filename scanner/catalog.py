@@ -325,7 +325,7 @@ class Catalog:
 
     # --- listing ---------------------------------------------------------------------------------
     def record_listing(self, refs: Iterable[ObjectRef], target: str, scan_id: int) -> tuple[int, int]:
-        """Upsert listed objects. Returns (new or changed, unchanged).
+        """Upsert listed objects. Returns (new, changed or still waiting for a read; unchanged).
 
         Compared with the catalog a batch at a time (one lookup of the batch's URIs), written with one
         statement per kind of change: a rescan of an unchanged estate costs a few statements per batch, not
