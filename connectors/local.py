@@ -26,11 +26,10 @@ import os
 import shutil
 import stat
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
-from typing import Any, AsyncGenerator, AsyncIterator, Iterator
+from typing import Any, AsyncGenerator, AsyncIterator, Iterator, NamedTuple
 from urllib.parse import quote_from_bytes, unquote, urlsplit
 
 from scanner.atomic import fsync_dir
@@ -77,24 +76,26 @@ class LocalConnector(Connector):
         if not _local_disk(root):
             self._inline = False  # a read there may hang in the kernel: only ever in a thread, under a timeout
         walker = _walk(root, follow_out=self.config.local.follow_symlinks_out)
-        place: tuple[Path, str, str, str] | None = None  # the last folder's (path, bucket, key prefix, URI prefix)
+        # The last folder's (path, bucket, key prefix, URI prefix), names already as catalog text (`_text`).
+        place: tuple[Path, str, str | None, str] | None = None
         # Walked on the event loop, a batch at a time with a pause for other tasks between batches: in a
         # thread, the walk's Python code holds the GIL while the loop's every system call waits for it.
         while batch := _take(walker, _BATCH):
             await asyncio.sleep(0)
             for entry in batch:
-                if place is None or place[0] != entry.parent:
-                    place = (entry.parent, *_place(root, entry.parent))
+                if place is None or (place[0] is not entry.parent and place[0] != entry.parent):
+                    bucket, prefix, uri_prefix = _place(root, entry.parent)
+                    place = (entry.parent, _text(bucket), None if prefix is None else _text(prefix), uri_prefix)
                 _, bucket, prefix, uri_prefix = place
                 if prefix is None:  # the root itself, changed while it was listed
-                    bucket, key, uri = root.name, "", entry.path.as_uri()
+                    key, uri = "", entry.path.as_uri()
                 else:
-                    key, uri = prefix + entry.name, uri_prefix + quote_from_bytes(os.fsencode(entry.name))
+                    key, uri = prefix + _text(entry.name), uri_prefix + quote_from_bytes(os.fsencode(entry.name))
                 suffix = "/" if entry.folder else ""  # a folder not listed: see `ObjectRef.skipped`
                 ref = self.make_ref(
                     uri=uri + suffix,
-                    bucket=_text(bucket),
-                    key=_text(key) + suffix,
+                    bucket=bucket,
+                    key=key + suffix,
                     size=entry.st.st_size if entry.reason is None and entry.st else 0,  # skipped: unread
                     modified=_mtime(entry.st) if entry.st else _EPOCH,
                     storage_class=None,
@@ -299,6 +300,8 @@ def _path_at(uri: str) -> Path:
 
 def _text(name: str) -> str:
     """A file name as text the catalog can store: bytes that are not UTF-8 shown as \\xNN."""
+    if name.isascii():  # most names: nothing to replace
+        return name
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
@@ -477,10 +480,10 @@ def _mtime(st: os.stat_result) -> datetime:
     return datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=timezone.utc)
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
+class _Entry(NamedTuple):
     """What the walk found: a regular file to read (`reason` None), or something listed as skipped. Kept
-    as folder and name: a million `Path`s built per file cost more than the walk itself."""
+    as folder and name: a million `Path`s built per file cost more than the walk itself; a tuple, as one is
+    made per file."""
 
     parent: Path
     name: str

@@ -131,6 +131,12 @@ _REF_COLUMNS = (
     "jurisdiction, modified"
 )
 _CHECKSUMS_AT = _LISTED_COLUMNS.split(", ").index("checksums")
+# What `Catalog._record_batch` reads of a stored object: identity, status, reason, whether it holds no
+# result of a read (`_BLANK`), then the listed columns.
+_BLANK = ("(sha256 IS NULL AND headtail IS NULL AND phash IS NULL AND dhash IS NULL AND near_sig IS NULL AND "
+          "format IS NULL AND width IS NULL AND height IS NULL AND exif IS NULL)")
+_STORED_LISTED = 4
+_STORED_CHECKSUMS = _STORED_LISTED + _CHECKSUMS_AT
 
 
 def _checksum(kind: str, table: str = "") -> str:
@@ -319,7 +325,7 @@ class Catalog:
 
     # --- listing ---------------------------------------------------------------------------------
     def record_listing(self, refs: Iterable[ObjectRef], target: str, scan_id: int) -> tuple[int, int]:
-        """Upsert listed objects. Returns (new or changed, unchanged).
+        """Upsert listed objects. Returns (new, changed or still waiting for a read; unchanged).
 
         Compared with the catalog a batch at a time (one lookup of the batch's URIs), written with one
         statement per kind of change: a rescan of an unchanged estate costs a few statements per batch, not
@@ -338,9 +344,10 @@ class Catalog:
         cursor = self.db.cursor()
         cursor.row_factory = None
         stored = {row[0]: row[1:] for row in cursor.execute(
-            f"SELECT uri, identity, status, {_LISTED_COLUMNS} FROM objects WHERE uri IN ({marks})",
-            [ref.uri for ref in batch])}
-        seen: list[tuple[str]] = []  # unchanged, and every listed field as stored: only last_seen moves
+            f"SELECT uri, identity, status, reason, {_BLANK} AS blank, {_LISTED_COLUMNS} FROM objects "
+            f"WHERE uri IN ({marks})", [ref.uri for ref in batch])}
+        seen: list[str] = []  # every listed field as stored: only last_seen moves
+        again = 0  # of `seen`, still waiting for a read (new or changed before): counted as changed
         moved: list[tuple[object, ...]] = []  # unchanged bytes; tier, region or config-derived fields moved
         fresh: list[tuple[object, ...]] = []  # new or changed
         for ref in batch:
@@ -354,13 +361,14 @@ class Catalog:
                 ref.storage_class, int(ref.readable), ref.region, ref.jurisdiction, modified,
             )
             row = stored.get(ref.uri)
-            if row is not None and row[0] == ident and row[1] in ("fingerprinted", "skipped", "unreadable"):
+            same = row is not None and row[0] == ident
+            if same and row[1] in ("fingerprinted", "skipped", "unreadable"):
                 # Same bytes: keep the fingerprint, and the checksum values a HEAD fetched for it.
                 if None in ref.checksums.values():
-                    kept = json.dumps(_kept_checksums(ref.checksums, row[2 + _CHECKSUMS_AT]), sort_keys=True)
+                    kept = json.dumps(_kept_checksums(ref.checksums, row[_STORED_CHECKSUMS]), sort_keys=True)
                     values = (*values[:_CHECKSUMS_AT], kept, *values[_CHECKSUMS_AT + 1:])
-                if row[2:] == values:
-                    seen.append((ref.uri,))
+                if row[_STORED_LISTED:] == values:
+                    seen.append(ref.uri)
                 else:
                     moved.append((*values, scan_id, ref.uri))
                 continue
@@ -371,10 +379,16 @@ class Catalog:
             else:
                 status = "unreadable"
                 reason = f"unreadable tier ({ref.storage_class}): matched on metadata only"
+            if same and row[1:4] == (status, reason, 1) and row[_STORED_LISTED:] == values:
+                # Listed again before it was read (a second `plan`): the row already is what the insert
+                # below would write.
+                seen.append(ref.uri)
+                again += 1
+                continue
             fresh.append((ref.uri, *values, ident, scan_id, status, reason))
         if seen:
             self.db.execute(f"UPDATE objects SET last_seen=? WHERE uri IN ({', '.join('?' * len(seen))})",
-                            (scan_id, *(uri for (uri,) in seen)))
+                            (scan_id, *seen))
         if moved:
             self.db.executemany(
                 f"UPDATE objects SET {', '.join(f'{c}=?' for c in _LISTED_COLUMNS.split(', '))}, last_seen=? "
@@ -383,7 +397,7 @@ class Catalog:
             self.db.executemany(
                 f"INSERT OR REPLACE INTO objects (uri, {_LISTED_COLUMNS}, identity, last_seen, status, reason) "
                 f"VALUES ({', '.join('?' * 19)})", fresh)
-        return len(fresh), len(seen) + len(moved)
+        return len(fresh) + again, len(seen) - again + len(moved)
 
     def _keep_under(self, folder: str, scan_id: int) -> None:
         """Objects under a folder that could not be listed count as seen: kept as they were."""

@@ -288,6 +288,43 @@ def test_listing_across_batch_boundaries_keeps_unchanged_and_rereads_changed(cat
     assert {w.ref.key for w in catalog.work() if w.want_metadata} == {f"k{i:05d}" for i in edited}
 
 
+def test_a_second_plan_writes_only_what_changed_and_marks_the_deleted_gone(catalog):
+    # `plan` reads nothing: listed again, its objects still wait for a read (counted as new or changed).
+    # Those the listing gives as before keep their rows, with only last_seen moved, a batch at a time; a
+    # changed one among them is written afresh, and one no longer listed is gone.
+    n = 3 * _LISTING_BATCH
+    many = [ref(f"k{i:05d}", 10 + i % 7) for i in range(n)]
+    scan = catalog.begin_scan(["s3://b"], T0)
+    assert catalog.record_listing(many, "s3://b", scan) == (n, 0)
+    changed, deleted = _LISTING_BATCH + 3, n - 2
+    again = [ref(f"k{i:05d}", 99) if i == changed else r for i, r in enumerate(many) if i != deleted]
+    scan2 = catalog.begin_scan(["s3://b"], T1)
+    counts, sent = _statements(catalog, lambda: catalog.record_listing(again, "s3://b", scan2))
+    assert counts == (n - 1, 0)
+    assert len(sent) < n / 10
+    assert catalog.mark_gone("s3://b", scan2) == 1
+    records = {r.key: (r.size, r.status) for r in catalog.records(include_gone=True)}
+    assert records[f"k{changed:05d}"] == (99, "listed")
+    assert records[f"k{deleted:05d}"][1] == "gone"
+    assert sum(status == "listed" for _, status in records.values()) == n - 1
+    assert {w.ref.key for w in catalog.work() if w.want_metadata} == {r.key for r in again}
+
+
+def test_an_object_listed_again_unread_but_holding_old_results_is_written_afresh(catalog):
+    # Fingerprinted by another perceptual mode, then back to `listed`: listed again before it is read, the
+    # row is replaced as a new listing's would be, old results cleared.
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10), ref("b", 12)], "s3://b", scan)
+    catalog.record_fingerprints([("s3://b/a", {"status": "fingerprinted", "phash": "ff", "sha256": "s"})])
+    catalog.set_meta("perceptual_mode", "old")
+    assert catalog.keep_perceptual_mode("new") == 1
+    scan2 = catalog.begin_scan(["s3://b"], T1)
+    assert catalog.record_listing([ref("a", 10), ref("b", 12)], "s3://b", scan2) == (2, 0)
+    assert catalog.mark_gone("s3://b", scan2) == 0
+    records = {r.key: (r.status, r.phash, r.sha256) for r in catalog.records()}
+    assert records == {"a": ("listed", None, None), "b": ("listed", None, None)}
+
+
 def test_unchanged_object_whose_tier_moved_keeps_its_fingerprint_and_takes_the_new_tier(catalog):
     scan = catalog.begin_scan(["s3://b"], T0)
     catalog.record_listing([ref("a", 10), ref("b", 12)], "s3://b", scan)

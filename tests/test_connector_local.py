@@ -279,6 +279,40 @@ def test_names_that_are_not_utf8_are_listed_and_read(tmp_path):
     assert read(ref) == b"latin-1 name"
 
 
+def test_settings_that_match_object_uris_apply_per_object_among_others_of_the_bucket(tmp_path):
+    # Settings are resolved once per set of matching `buckets:` entries, not per object: objects of one
+    # folder that a URI glob matches or not still get their own, and a bucket name entry merges in file order.
+    (tmp_path / "photos" / "raw").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    for name in ("photos/a.jpg", "photos/raw/b.jpg", "photos/c.jpg", "other/raw-d.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    config = Config.model_validate({"buckets": {
+        "photos": {"region": "ap-east-1"},
+        "*/raw/*": {"price_as": "s3", "storage_class": "GLACIER_IR"},
+        "file://*/photos/c.jpg": {"region": "cn-north-1"}}})
+    refs = {f"{r.bucket}/{r.key}": (r.tier, r.storage_class, r.region, r.jurisdiction)
+            for r in listing(tmp_path, config)}
+    assert refs == {
+        "photos/a.jpg": (Tier.hot, "hot", "ap-east-1", "HK"),
+        "photos/raw/b.jpg": (Tier.cold, "GLACIER_IR", "ap-east-1", "HK"),
+        "photos/c.jpg": (Tier.hot, "hot", "cn-north-1", "CN"),
+        "other/raw-d.jpg": (Tier.hot, "hot", "local", "local"),
+    }
+
+
+def test_unicode_and_odd_names_keep_their_keys_uris_and_order(tmp_path):
+    names = ["é.jpg", "日本/写真.jpg", "a b#%?.jpg", "z.jpg", "Z.jpg", "new\nline.jpg"]
+    for name in names:
+        (tmp_path / "b" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "b" / name).write_bytes(name.encode())
+    refs = listing(tmp_path)
+    assert sorted(r.key for r in refs) == sorted(names)
+    for ref in refs:
+        assert ref.uri == (tmp_path / "b" / ref.key).as_uri()
+        assert read(ref) == ref.key.encode()
+    assert [r.key for r in listing(tmp_path)] == [r.key for r in refs]  # a stable order
+
+
 def test_not_a_folder_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="not a folder"):
         listing(tmp_path / "absent")
