@@ -30,6 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Sequence
 
+from policies.prefilter import AllOf, AnyOf, Between, Condition, HasPersonalData, OneOf
+
 from .errors import UsageError
 from .models import (
     CHECKSUM_KINDS,
@@ -114,11 +116,26 @@ _RECORD_COLUMNS = ", ".join(_RECORD_SOURCES.values())
 _O_RECORD_COLUMNS = ", ".join(
     "o." + source if source.isidentifier() else source.replace("(checksums", "(o.checksums")
     for source in _RECORD_SOURCES.values())
+# Whether an object's metadata holds each kind of personal data (`ExifRecord.personal_data`), when it has any.
+_PERSONAL_KINDS = {
+    "gps": "json_extract(exif, '$.gps') IS NOT NULL",
+    "serial": "COALESCE(json_array_length(exif, '$.serials'), 0) > 0",
+    "owner": "COALESCE(json_extract(exif, '$.owner'), '') <> ''",
+    "timestamp": "COALESCE(json_extract(exif, '$.datetime_original'), '') <> ''",
+}
+
+
+def _personal(kinds: Iterable[str]) -> str:
+    """SQL true when an object's metadata holds one of these kinds of personal data."""
+    return f"(exif IS NOT NULL AND ({' OR '.join(_PERSONAL_KINDS[k] for k in sorted(kinds)) or '0'}))"
+
+
 # Whether an object's metadata holds personal data (`ExifRecord.personal_data` is not empty).
-_PERSONAL = ("(exif IS NOT NULL AND (json_extract(exif, '$.gps') IS NOT NULL OR "
-             "COALESCE(json_array_length(exif, '$.serials'), 0) > 0 OR "
-             "COALESCE(json_extract(exif, '$.owner'), '') <> '' OR "
-             "COALESCE(json_extract(exif, '$.datetime_original'), '') <> ''))")
+_PERSONAL = _personal(_PERSONAL_KINDS)
+# Policy record keys whose value is their column's (`prefilter` conditions on them become SQL): text, integer.
+_TEXT_KEYS = frozenset(name for name, source in _RECORD_SOURCES.items() if name == source) - {"size", "width",
+                                                                                                  "height"}
+_INTEGER_KEYS = frozenset({"size", "width", "height"})
 # No signature yet, or one of an older layout (`signatures.MAGIC` names the current one).
 _NEEDS_SIGNATURE = ("(status='fingerprinted' AND phash IS NOT NULL AND (near_sig IS NULL OR "
                     f"substr(near_sig, 1, {len(MAGIC)}) <> X'{MAGIC.hex()}'))")
@@ -645,6 +662,14 @@ class Catalog:
             "AND dhash IS NOT NULL AND dhash<>'' AND uri NOT IN "
             "(SELECT uri FROM temp.exact_member WHERE uri<>master) ORDER BY uri")
 
+    def records_matching(self, condition: Condition) -> Iterator[InventoryRecord]:
+        """The objects not gone that meet `condition` (and maybe others: a condition on a key with no
+        column of its own holds for every object), as inventory records in URI order."""
+        where, params = _where(condition)
+        for exif_text, *values in self._tuples(
+                f"SELECT exif, {_RECORD_COLUMNS} FROM objects WHERE status<>'gone' AND {where} ORDER BY uri", params):
+            yield _record(exif_text, values)
+
     def records_of(self, uris: Iterable[str]) -> dict[str, InventoryRecord]:
         """The inventory records of these objects (gone ones included), by URI."""
         found = {}
@@ -756,6 +781,26 @@ class Catalog:
 
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.db.execute("SELECT status, COUNT(*) FROM objects GROUP BY status")}
+
+
+def _where(condition: Condition) -> tuple[str, list[object]]:
+    """SQL over the objects table true for every object that meets `condition`, and its parameters."""
+    match condition:
+        case OneOf(key=key, values=values, negated=negated) if key in _TEXT_KEYS:
+            marks = ", ".join("?" * len(values))
+            sql = f'("{key}" IS NULL OR "{key}" NOT IN ({marks}))' if negated else f'"{key}" IN ({marks})'
+            return sql, sorted(values)
+        case Between(key=key, low=low, high=high) if key in _INTEGER_KEYS:
+            bounds = [(f'"{key}" >= ?', low), (f'"{key}" <= ?', high)]
+            kept = [(sql, value) for sql, value in bounds if value is not None]
+            return f"({' AND '.join(sql for sql, _ in kept) or '1'})", [value for _, value in kept]
+        case HasPersonalData(kinds=kinds):
+            return _personal(kinds), []
+        case AllOf(parts=parts) | AnyOf(parts=parts):
+            joined = [_where(part) for part in parts]
+            word, empty = (" AND ", "1") if isinstance(condition, AllOf) else (" OR ", "0")
+            return f"({word.join(sql for sql, _ in joined) or empty})", [p for _, params in joined for p in params]
+    return "1", []  # a key without a column of its own: no narrowing
 
 
 def _record(exif_text: str | None, values: Sequence[Any]) -> InventoryRecord:
