@@ -13,8 +13,9 @@ reverse: a filter that cannot say gives None, and a key a test cannot read lets 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal, get_origin
 
 from scanner.models import Group
 
@@ -94,21 +95,28 @@ def prefilter(policies: Iterable[Policy], resource: Resource) -> Condition:
     return AnyOf(tuple(every(f.necessary() for f in p.filters) for p in policies if p.resource == resource))
 
 
-def group_may_match(condition: Condition, group: Group) -> bool:
-    """Whether `group` may meet `condition`, judged from the group's own fields alone (its members' records
-    unread): a key the group has no text or flag of holds."""
+def group_may_match(condition: Condition) -> Callable[[Group], bool]:
+    """Whether a group may meet `condition`, judged from the group's own fields alone (its members' records
+    unread): a key the group has no text or flag of holds. Made once for the groups of an evaluation."""
     match condition:
-        case OneOf(key=key, values=values, negated=negated):
-            actual = getattr(group, key) if key in Group.model_fields else True
-            if actual is not None and not isinstance(actual, str):
-                return True
-            return (actual not in values) if negated else (actual in values)
-        case Flag(key=key):
-            return bool(getattr(group, key)) if key in Group.model_fields else True
+        case OneOf(key=key, values=values, negated=negated) if key in _GROUP_TEXTS:
+            if negated:
+                return lambda group: getattr(group, key) not in values
+            return lambda group: getattr(group, key) in values
+        case Flag(key=key) if key in _GROUP_FLAGS:
+            return lambda group: bool(getattr(group, key))
         case HasPersonalData():
-            return group.has_personal_data
+            return lambda group: group.has_personal_data
         case AllOf(parts=parts):
-            return all(group_may_match(part, group) for part in parts)
+            tests = tuple(map(group_may_match, parts))
+            return lambda group: all(test(group) for test in tests)
         case AnyOf(parts=parts):
-            return any(group_may_match(part, group) for part in parts)
-    return True
+            tests = tuple(map(group_may_match, parts))
+            return lambda group: any(test(group) for test in tests)
+    return lambda group: True
+
+
+# A group's own fields, by kind of value.
+_GROUP_TEXTS = frozenset(k for k, f in Group.model_fields.items()
+                         if f.annotation is str or get_origin(f.annotation) is Literal)
+_GROUP_FLAGS = frozenset(k for k, f in Group.model_fields.items() if f.annotation is bool)

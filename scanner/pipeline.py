@@ -31,6 +31,7 @@ from typing import Callable
 
 from connectors import Connector, connector_class, parse_target
 from policies import Evaluator, PolicySet, Pricing, load_policies, order_key
+from policies.costs import ObjectRecord
 from policies.model import Resource
 from policies.prefilter import group_may_match, prefilter
 
@@ -500,16 +501,17 @@ def _one_per_identity(group: list[tuple[WorkItem, list[WorkItem]]]) -> list[tupl
     return out
 
 
-def _policy_record(r: InventoryRecord, jurisdictions: JurisdictionMap) -> dict[str, object]:
-    record = r.model_dump(mode="json")
+def _policy_record(r: InventoryRecord, jurisdictions: JurisdictionMap) -> ObjectRecord:
+    record = ObjectRecord(r.model_dump(mode="json"), r)
     record["gba"] = jurisdictions.lookup(r.region).gba
     return record
 
 
-def _group_record(group: Group, objects: Mapping[str, dict[str, object]]) -> dict[str, object]:
+def _group_record(group: Group, objects: Mapping[str, ObjectRecord]) -> dict[str, object]:
     """A group as policies see it: its members are whole object records (with their distance)."""
     record = group.model_dump(mode="json")
-    record["members"] = [{**objects[m.uri], "distance": m.distance} for m in group.members]
+    record["members"] = [ObjectRecord({**objects[m.uri], "distance": m.distance}, objects[m.uri].inventory)
+                         for m in group.members]
     return record
 
 
@@ -600,7 +602,7 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
         policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     evaluator = Evaluator(policy_set, now=now, pricing=Pricing(PriceTable.load(config.prices),
                                                                 price_as_from_config(config)))
-    may_match = prefilter(policy_set, "group")
+    may_match = group_may_match(prefilter(policy_set, "group"))
     jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
     counts: dict[str, int] = defaultdict(int)
     with catalog.writing_results() as out:
@@ -609,9 +611,9 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
             """Store the group; whether some group policy may match it (else its records are not built)."""
             out.group(group)
             counts[group.kind] += 1
-            return group_may_match(may_match, group)
+            return may_match(group)
 
-        def judge(resource: Resource, records: Iterable[dict[str, object]], tie: str) -> None:
+        def judge(resource: Resource, records: Iterable[Mapping[str, object]], tie: str) -> None:
             for finding in evaluator.findings(resource, records):
                 out.finding(order_key(finding), tie, finding)
                 counts["findings"] += 1
