@@ -587,20 +587,24 @@ class Catalog:
         identity checksum), with its content label, ordered by label then URI: equal labels are one group of
         copies, and only labels of two or more objects come. Objects are copies when they share a SHA-256, or
         a size and an identity token (`models.content_identities`: every identity kind, so an MD5-ETag copy
-        and a multipart copy join through a shared full-object CRC64NVME), and so on transitively. Labels
-        settle in SQL: each object starts with its least token and takes the least label of any object it
-        shares a token with, until no label changes (a round or two on real estates). A SHA-256 sorts before
-        every `id:` token, so a group's label is its least SHA-256 when any copy has one."""
-        alive = "status<>'gone' AND size>0"
-        tokens = " UNION ALL ".join([
-            f"SELECT uri, sha256 AS t FROM objects WHERE {alive} AND NULLIF(sha256, '') IS NOT NULL",
-            *(f"SELECT uri, 'id:' || size || ':' || "
-              f"{_checksum(k) if CHECKSUM_KINDS[k].bare else repr(k + ':') + ' || ' + _checksum(k)} "
-              f"FROM objects WHERE {alive} AND NULLIF({_checksum(k)}, '') IS NOT NULL" for k in IDENTITY_KINDS)])
+        and a multipart copy join through a shared full-object CRC64NVME), and so on transitively. Only
+        tokens that two objects or more share can join anything, so only those are kept (one scan of the
+        objects gives every token). Labels settle in SQL: each object starts with its least shared token and
+        takes the least label of any object it shares a token with, until no label changes (a round or two
+        on real estates)."""
+        values = {k: f"NULLIF({_checksum(k)}, '')" for k in IDENTITY_KINDS}
+        kinds = ["NULLIF(sha256, '')", *("'id:' || size || ':' || " + (v if CHECKSUM_KINDS[k].bare else f"'{k}:' || {v}")
+                                         for k, v in values.items())]
+        # Each object's tokens in one scan of the objects (a NULL where it has none of a kind).
+        token = "CASE k.n " + " ".join(f"WHEN {n} THEN {sql}" for n, sql in enumerate(kinds)) + " END"
+        numbers = " UNION ALL ".join(f"SELECT {n} AS n" for n in range(len(kinds)))
         self._script(f"""
             DROP TABLE IF EXISTS temp.copy_token;
             DROP TABLE IF EXISTS temp.copy_label;
-            CREATE TEMP TABLE copy_token AS {tokens};
+            CREATE TEMP TABLE copy_token AS WITH every_token AS MATERIALIZED (
+                SELECT uri, {token} AS t FROM objects CROSS JOIN ({numbers}) k WHERE status<>'gone' AND size>0)
+                SELECT uri, t FROM every_token WHERE t IN (
+                    SELECT t FROM every_token WHERE t IS NOT NULL GROUP BY t HAVING COUNT(*) > 1);
             CREATE INDEX temp.copy_token_t ON copy_token (t);
             CREATE INDEX temp.copy_token_uri ON copy_token (uri);
             CREATE TEMP TABLE copy_label (uri TEXT PRIMARY KEY, root TEXT NOT NULL);
