@@ -112,10 +112,6 @@ _RECORD_SOURCES = {name: name for name in (
     "md5": "json_extract(checksums, '$.md5')", "multipart_etag": "json_extract(checksums, '$.s3mpu')",
     "crc64nvme": "json_extract(checksums, '$.crc64nvme')"}
 _RECORD_COLUMNS = ", ".join(_RECORD_SOURCES.values())
-# The same, of the objects table named `o` in a join.
-_O_RECORD_COLUMNS = ", ".join(
-    "o." + source if source.isidentifier() else source.replace("(checksums", "(o.checksums")
-    for source in _RECORD_SOURCES.values())
 # Whether an object's metadata holds each kind of personal data (`ExifRecord.personal_data`), when it has any.
 _PERSONAL_KINDS = {
     "gps": "json_extract(exif, '$.gps') IS NOT NULL",
@@ -582,9 +578,12 @@ class Catalog:
         return cursor.execute(sql, params)
 
     # --- grouping and reporting reads: streamed, so that memory does not grow with the objects -----------
-    def exact_candidates(self) -> Iterator[tuple[str, InventoryRecord]]:
+    def exact_candidates(self) -> Iterator[tuple[Any, ...]]:
         """Every object that has byte-identical copies (of those not gone, not empty, with a SHA-256 or an
-        identity checksum), with its content label, ordered by label then URI: equal labels are one group of
+        identity checksum) as a plain tuple: its content label, then what exact grouping reads of it (uri,
+        provider, size, tier, region, jurisdiction, modified, width, height, whether its metadata holds
+        personal data, SHA-256, and its MD5, multipart ETag and CRC64NVME checksums), ordered by label then
+        URI: equal labels are one group of
         copies, and only labels of two or more objects come. Objects are copies when they share a SHA-256, or
         a size and an identity token (`models.content_identities`: every identity kind, so an MD5-ETag copy
         and a multipart copy join through a shared full-object CRC64NVME), and so on transitively. Only
@@ -626,12 +625,12 @@ class Catalog:
             DROP TABLE temp.token_label;
             DROP TABLE temp.copy_token
         """)
-        rows = self._tuples(
-            f"SELECT l.root, o.exif, {_O_RECORD_COLUMNS} FROM temp.copy_label l JOIN objects o ON o.uri=l.uri "
+        yield from self._tuples(
+            "SELECT l.root, o.uri, o.provider, o.size, o.tier, o.region, o.jurisdiction, o.modified, o.width, o.height, "
+            f"{_PERSONAL.replace('exif', 'o.exif')}, o.sha256, {_checksum('md5', 'o.')}, {_checksum('s3mpu', 'o.')}, "
+            f"{_checksum('crc64nvme', 'o.')} FROM temp.copy_label l JOIN objects o ON o.uri=l.uri "
             "WHERE l.root IN (SELECT root FROM temp.copy_label GROUP BY root HAVING COUNT(*) > 1) "
             "ORDER BY l.root, o.uri")
-        for key, exif_text, *values in rows:
-            yield key, _record(exif_text, values)
         self.db.execute("DROP TABLE temp.copy_label")
 
     def exact_members(self) -> None:

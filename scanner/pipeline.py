@@ -36,7 +36,7 @@ from policies.model import Resource
 from policies.prefilter import group_may_match, prefilter
 
 from .catalog import Catalog, WorkItem
-from .cluster import NearImage, exact_group, near_groups
+from .cluster import ExactCopy, NearImage, exact_group, near_groups
 from .config import Config
 from .errors import ObjectError, UsageError
 from .fingerprint import PERCEPTUAL_MODE, FingerprintPool, FingerprintResult, WorkerFailed
@@ -621,10 +621,10 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
         def group_record(group: Group, members: Iterable[InventoryRecord]) -> dict[str, object]:
             return _group_record(group, {r.uri: _policy_record(r, jurisdictions) for r in members})
 
-        for _, labelled in itertools.groupby(catalog.exact_candidates(), key=lambda pair: pair[0]):
-            members = [record for _, record in labelled]
-            group = exact_group(members, config.master)
+        for _, labelled in itertools.groupby(catalog.exact_candidates(), key=lambda row: row[0]):
+            group = exact_group([ExactCopy.of_row(row[1:]) for row in labelled], config.master)
             if stored(group):
+                members = catalog.records_of(m.uri for m in group.members).values()
                 judge("group", [group_record(group, members)], f"1 {group.id}")
         out.flush()
         catalog.exact_members()  # near grouping leaves out their redundant copies
