@@ -601,9 +601,9 @@ class Catalog:
             DROP TABLE IF EXISTS temp.copy_token;
             DROP TABLE IF EXISTS temp.copy_label;
             CREATE TEMP TABLE copy_token AS WITH every_token AS MATERIALIZED (
-                SELECT uri, {token} AS t FROM objects CROSS JOIN ({numbers}) k WHERE status<>'gone' AND size>0)
-                SELECT uri, t FROM every_token WHERE t IN (
-                    SELECT t FROM every_token WHERE t IS NOT NULL GROUP BY t HAVING COUNT(*) > 1);
+                SELECT uri, t FROM (SELECT uri, {token} AS t FROM objects CROSS JOIN ({numbers}) k
+                                    WHERE status<>'gone' AND size>0) WHERE t IS NOT NULL)
+                SELECT uri, t FROM every_token WHERE t IN (SELECT t FROM every_token GROUP BY t HAVING COUNT(*) > 1);
             CREATE INDEX temp.copy_token_t ON copy_token (t);
             CREATE INDEX temp.copy_token_uri ON copy_token (uri);
             CREATE TEMP TABLE copy_label (uri TEXT PRIMARY KEY, root TEXT NOT NULL);
@@ -611,18 +611,21 @@ class Catalog:
         """)
         least = ("(SELECT MIN(tl.root) FROM temp.copy_token k JOIN temp.token_label tl ON tl.t=k.t "
                  "WHERE k.uri=copy_label.uri)")
-        while True:
-            self._script("""
-                DROP TABLE IF EXISTS temp.token_label;
-                CREATE TEMP TABLE token_label (t TEXT PRIMARY KEY, root TEXT NOT NULL);
-                INSERT INTO token_label SELECT k.t, MIN(l.root) FROM temp.copy_token k
-                    JOIN temp.copy_label l ON l.uri=k.uri GROUP BY k.t HAVING COUNT(*) > 1;
-            """)
-            if not self.db.execute(f"UPDATE temp.copy_label SET root={least} WHERE root>{least}").rowcount:
-                break
+        # Labels only change through an object with two shared tokens or more (they bridge two labels).
+        bridged = "SELECT 1 FROM temp.copy_token GROUP BY uri HAVING COUNT(*) > 1 LIMIT 1"
+        if self.db.execute(bridged).fetchone() is not None:
+            while True:
+                self._script("""
+                    DROP TABLE IF EXISTS temp.token_label;
+                    CREATE TEMP TABLE token_label (t TEXT PRIMARY KEY, root TEXT NOT NULL);
+                    INSERT INTO token_label SELECT k.t, MIN(l.root) FROM temp.copy_token k
+                        JOIN temp.copy_label l ON l.uri=k.uri GROUP BY k.t HAVING COUNT(*) > 1;
+                """)
+                if not self.db.execute(f"UPDATE temp.copy_label SET root={least} WHERE root>{least}").rowcount:
+                    break
         self._script("""
             CREATE INDEX temp.copy_label_root ON copy_label (root);
-            DROP TABLE temp.token_label;
+            DROP TABLE IF EXISTS temp.token_label;
             DROP TABLE temp.copy_token
         """)
         yield from self._tuples(
