@@ -795,7 +795,7 @@ def _where(condition: Condition) -> tuple[str, list[object]]:
         case OneOf(key=key, values=values, negated=negated) if key in _TEXT_KEYS:
             marks = ", ".join("?" * len(values))
             sql = f'("{key}" IS NULL OR "{key}" NOT IN ({marks}))' if negated else f'"{key}" IN ({marks})'
-            return sql, sorted(values)
+            return sql, [*sorted(values)]
         case Between(key=key, low=low, high=high) if key in _INTEGER_KEYS:
             bounds = [(f'"{key}" >= ?', low), (f'"{key}" <= ?', high)]
             kept = [(sql, value) for sql, value in bounds if value is not None]

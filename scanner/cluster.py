@@ -112,8 +112,10 @@ class ExactCopy:
                    content_identity({"md5": md5, "s3mpu": multipart, "crc64nvme": crc64nvme}))
 
 
-# An image as grouping reads it: a whole inventory record, or the part exact or near grouping needs.
-Image = InventoryRecord | NearImage | ExactCopy
+# An image as near grouping reads it: a whole inventory record, or the part near grouping needs.
+Image = InventoryRecord | NearImage
+# A group member as grouping reads it: an image, or the part exact grouping needs.
+Member = Image | ExactCopy
 
 
 class _UnionFind:
@@ -133,7 +135,7 @@ class _UnionFind:
 
 
 # The master criteria a config may name (`master.exact`, `master.near`): each gives a sort key, best first.
-MASTER_RULES: dict[MasterRule, Callable[[Image], object]] = {
+MASTER_RULES: dict[MasterRule, Callable[[Member], object]] = {
     "oldest": lambda r: r.modified.timestamp(),
     "newest": lambda r: -r.modified.timestamp(),
     "hottest": lambda r: r.tier.rank,
@@ -143,7 +145,7 @@ MASTER_RULES: dict[MasterRule, Callable[[Image], object]] = {
 }
 
 
-def _ranking(rules: Sequence[MasterRule]) -> Callable[[Image], tuple[object, ...]]:
+def _ranking(rules: Sequence[MasterRule]) -> Callable[[Member], tuple[object, ...]]:
     """Sort key of the best master first: the rules in order, then the URI, so the choice is stable."""
     return lambda r: (*(MASTER_RULES[rule](r) for rule in rules), r.uri)
 
@@ -159,7 +161,7 @@ def choose_exact_master(members: Sequence[InventoryRecord | ExactCopy],
     return min(members, key=rank)
 
 
-def _group(kind: str, key: str, master: Image, members: Sequence[Image], distances: dict[str, int]) -> Group:
+def _group(kind: str, key: str, master: Member, members: Sequence[Member], distances: dict[str, int]) -> Group:
     ordered = [master] + sorted((m for m in members if m.uri != master.uri), key=lambda m: m.uri)
     return Group(
         id=f"{kind[0]}-{hashlib.sha256(key.encode()).hexdigest()[:12]}",

@@ -541,7 +541,7 @@ class _PolicyRecords(Mapping[str, dict[str, object]]):
 
 
 def _object_records_of(catalog: Catalog, uris: Iterable[str],
-                       jurisdictions: JurisdictionMap) -> dict[str, dict[str, object]]:
+                       jurisdictions: JurisdictionMap) -> dict[str, ObjectRecord]:
     return {uri: _policy_record(r, jurisdictions) for uri, r in catalog.records_of(uris).items()}
 
 
