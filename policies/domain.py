@@ -419,7 +419,8 @@ class SizeFilter(_PerCopy):
         return (self.gte is None or size >= self.gte) and (self.lte is None or size <= self.lte)
 
     def necessary(self) -> Condition:
-        return Between("size", None if self.gte is None else int(self.gte), None if self.lte is None else int(self.lte))
+        return Between("size", None if self.gte is None else int(self.gte),
+                       None if self.lte is None else int(self.lte))
 
     def summary(self) -> str:
         bounds = [f"at least {self.gte.human_readable(decimal=True)}"] if self.gte is not None else []

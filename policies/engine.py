@@ -64,7 +64,8 @@ class Evaluator:
         self._pricing = pricing
         self._passes = {
             resource: (Context(now=when, resource=resource),
-                       tuple((p, tuple(f.compiled() for f in p.filters)) for p in policy_set if p.resource == resource))
+                       tuple((p, tuple(f.compiled() for f in p.filters))
+                             for p in policy_set if p.resource == resource))
             for resource in RESOURCES}
 
     def findings(self, resource: Resource, records: Iterable[Record]) -> Iterator[Finding]:

@@ -592,7 +592,8 @@ class Catalog:
         takes the least label of any object it shares a token with, until no label changes (a round or two
         on real estates)."""
         values = {k: f"NULLIF({_checksum(k)}, '')" for k in IDENTITY_KINDS}
-        kinds = ["NULLIF(sha256, '')", *("'id:' || size || ':' || " + (v if CHECKSUM_KINDS[k].bare else f"'{k}:' || {v}")
+        kinds = ["NULLIF(sha256, '')", *("'id:' || size || ':' || " + (v if CHECKSUM_KINDS[k].bare
+                                                                        else f"'{k}:' || {v}")
                                          for k, v in values.items())]
         # Each object's tokens in one scan of the objects (a NULL where it has none of a kind).
         token = "CASE k.n " + " ".join(f"WHEN {n} THEN {sql}" for n, sql in enumerate(kinds)) + " END"
@@ -603,7 +604,8 @@ class Catalog:
             CREATE TEMP TABLE copy_token AS WITH every_token AS MATERIALIZED (
                 SELECT uri, t FROM (SELECT uri, {token} AS t FROM objects CROSS JOIN ({numbers}) k
                                     WHERE status<>'gone' AND size>0) WHERE t IS NOT NULL)
-                SELECT uri, t FROM every_token WHERE t IN (SELECT t FROM every_token GROUP BY t HAVING COUNT(*) > 1);
+                SELECT uri, t FROM every_token WHERE t IN (
+                    SELECT t FROM every_token GROUP BY t HAVING COUNT(*) > 1);
             CREATE INDEX temp.copy_token_t ON copy_token (t);
             CREATE INDEX temp.copy_token_uri ON copy_token (uri);
             CREATE TEMP TABLE copy_label (uri TEXT PRIMARY KEY, root TEXT NOT NULL);
@@ -629,9 +631,10 @@ class Catalog:
             DROP TABLE temp.copy_token
         """)
         yield from self._tuples(
-            "SELECT l.root, o.uri, o.provider, o.size, o.tier, o.region, o.jurisdiction, o.modified, o.width, o.height, "
-            f"{_PERSONAL.replace('exif', 'o.exif')}, o.sha256, {_checksum('md5', 'o.')}, {_checksum('s3mpu', 'o.')}, "
-            f"{_checksum('crc64nvme', 'o.')} FROM temp.copy_label l JOIN objects o ON o.uri=l.uri "
+            "SELECT l.root, o.uri, o.provider, o.size, o.tier, o.region, o.jurisdiction, o.modified, o.width, "
+            f"o.height, {_PERSONAL.replace('exif', 'o.exif')}, o.sha256, {_checksum('md5', 'o.')}, "
+            f"{_checksum('s3mpu', 'o.')}, {_checksum('crc64nvme', 'o.')} "
+            "FROM temp.copy_label l JOIN objects o ON o.uri=l.uri "
             "WHERE l.root IN (SELECT root FROM temp.copy_label GROUP BY root HAVING COUNT(*) > 1) "
             "ORDER BY l.root, o.uri")
         self.db.execute("DROP TABLE temp.copy_label")
@@ -672,8 +675,8 @@ class Catalog:
         """The objects not gone that meet `condition` (and maybe others: a condition on a key with no
         column of its own holds for every object), as inventory records in URI order."""
         where, params = _where(condition)
-        for exif_text, *values in self._tuples(
-                f"SELECT exif, {_RECORD_COLUMNS} FROM objects WHERE status<>'gone' AND {where} ORDER BY uri", params):
+        sql = f"SELECT exif, {_RECORD_COLUMNS} FROM objects WHERE status<>'gone' AND {where} ORDER BY uri"
+        for exif_text, *values in self._tuples(sql, params):
             yield _record(exif_text, values)
 
     def records_of(self, uris: Iterable[str]) -> dict[str, InventoryRecord]:
@@ -805,7 +808,7 @@ def _where(condition: Condition) -> tuple[str, list[object]]:
         case AllOf(parts=parts) | AnyOf(parts=parts):
             joined = [_where(part) for part in parts]
             word, empty = (" AND ", "1") if isinstance(condition, AllOf) else (" OR ", "0")
-            return f"({word.join(sql for sql, _ in joined) or empty})", [p for _, params in joined for p in params]
+            return f"({word.join(sql for sql, _ in joined) or empty})", [p for _, ps in joined for p in ps]
     return "1", []  # a key without a column of its own: no narrowing
 
 

@@ -107,8 +107,8 @@ class ExactCopy:
         """From a `Catalog.exact_candidates` tuple without its label."""
         uri, provider, size, tier, region, jurisdiction, modified, width, height, personal, sha256, md5, \
             multipart, crc64nvme = row
-        return cls(uri, provider, size, Tier(tier), region, jurisdiction, datetime.fromisoformat(modified), width,
-                   height, bool(personal), sha256,
+        return cls(uri, provider, size, Tier(tier), region, jurisdiction, datetime.fromisoformat(modified),
+                   width, height, bool(personal), sha256,
                    content_identity({"md5": md5, "s3mpu": multipart, "crc64nvme": crc64nvme}))
 
 
@@ -161,7 +161,8 @@ def choose_exact_master(members: Sequence[InventoryRecord | ExactCopy],
     return min(members, key=rank)
 
 
-def _group(kind: str, key: str, master: Member, members: Sequence[Member], distances: dict[str, int]) -> Group:
+def _group(kind: str, key: str, master: Member, members: Sequence[Member],
+           distances: dict[str, int]) -> Group:
     ordered = [master] + sorted((m for m in members if m.uri != master.uri), key=lambda m: m.uri)
     return Group(
         id=f"{kind[0]}-{hashlib.sha256(key.encode()).hexdigest()[:12]}",

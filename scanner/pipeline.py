@@ -595,8 +595,8 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
     is stored. Near grouping then reads only the images that are not redundant exact copies; object
     policies run while the verification processes work. Records are built only for what some policy may
     match (`policies.prefilter`): the objects the catalog selects, and the groups whose own fields leave a
-    group policy possible; the policies' compiled filters still decide (`policies.Evaluator`). Findings are stored
-    in `policies.evaluate`'s order: by `order_key`, then object findings (in URI order), exact groups'
+    group policy possible; the policies' compiled filters still decide (`policies.Evaluator`). Findings are
+    stored in `policies.evaluate`'s order: by `order_key`, then object findings (in URI order), exact groups'
     and near groups' (by group id), as one pass over objects, exact and near groups sorted stably gives."""
     if policy_set is None:
         policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
