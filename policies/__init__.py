@@ -10,7 +10,7 @@ them, and `validate_files` / `describe_packs` / `describe_policies` back the `ti
 """
 
 from .costs import Pricing
-from .engine import evaluate, in_order, iter_findings, order_key
+from .engine import Evaluator, evaluate, in_order, iter_findings, order_key
 from .model import ACTIONS, FILTERS, Action, Context, Estimate, Filter, Policy, PolicySet
 from .output import write_resources
 from .schema import policy_schema
@@ -30,6 +30,7 @@ __all__ = [
     "Action",
     "Context",
     "Estimate",
+    "Evaluator",
     "Filter",
     "Policy",
     "PolicySet",

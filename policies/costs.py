@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from scanner.models import InventoryRecord
 from scanner.pricing import Price, PriceAs, PriceTable
@@ -17,7 +18,18 @@ from scanner.savings import GIB, RemovalCost, removal_cost
 
 from .model import Record
 
-__all__ = ["Pricing"]
+__all__ = ["ObjectRecord", "Pricing"]
+
+
+class ObjectRecord(dict[str, Any]):
+    """An object's policy record (a plain dict to every filter) that keeps the inventory record it was
+    made from, so that pricing a finding does not validate the record back (`Pricing.inventory`)."""
+
+    __slots__ = ("inventory",)
+
+    def __init__(self, record: Record, inventory: InventoryRecord):
+        super().__init__(record)
+        self.inventory = inventory
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,8 @@ class Pricing:
     @staticmethod
     def inventory(copy: Record) -> InventoryRecord:
         """The object record behind a policy record (which adds `gba`, and `distance` in a group)."""
+        if isinstance(copy, ObjectRecord):
+            return copy.inventory
         return InventoryRecord.model_validate({k: v for k, v in copy.items() if k in InventoryRecord.model_fields})
 
     def price(self, record: InventoryRecord) -> Price:

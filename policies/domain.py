@@ -19,6 +19,7 @@ from scanner.models import Tier
 
 from .filters import Size, parse_timestamp
 from .model import FILTERS, Context, Filter, Record, copies
+from .prefilter import Between, Condition, Flag, HasPersonalData, OneOf
 
 __all__ = [
     "PERSONAL_DATA_KINDS",
@@ -95,6 +96,9 @@ class SpansTiers(_GroupFilter):
     def __call__(self, record: Record, ctx: Context) -> bool:
         return bool(record.get("spans_tiers"))
 
+    def necessary(self) -> Condition:
+        return Flag("spans_tiers")
+
     def summary(self) -> str:
         return "copies in more than one tier"
 
@@ -120,6 +124,9 @@ class SpansRegions(_GroupFilter):
     def __call__(self, record: Record, ctx: Context) -> bool:
         return bool(record.get("spans_regions"))
 
+    def necessary(self) -> Condition:
+        return Flag("spans_regions")
+
     def summary(self) -> str:
         return "copies in more than one region"
 
@@ -144,6 +151,9 @@ class SpansJurisdictions(_GroupFilter):
 
     def __call__(self, record: Record, ctx: Context) -> bool:
         return bool(record.get("spans_jurisdictions"))
+
+    def necessary(self) -> Condition:
+        return Flag("spans_jurisdictions")
 
     def summary(self) -> str:
         return "copies in more than one jurisdiction"
@@ -172,6 +182,9 @@ class CrossBoundary(_GroupFilter):
 
     def __call__(self, record: Record, ctx: Context) -> bool:
         return {"HK", "CN"} <= {m["jurisdiction"] for m in copies(record, ctx)}
+
+    def necessary(self) -> Condition:
+        return Flag("spans_jurisdictions")  # two jurisdictions at least
 
     def summary(self) -> str:
         return "copies in both Hong Kong and Mainland China"
@@ -239,6 +252,9 @@ class PersonalData(_PerCopy):
     def match(self, copy: Record, ctx: Context) -> bool:
         return bool(self._found(copy))
 
+    def necessary(self) -> Condition:
+        return HasPersonalData(frozenset(self.kinds))
+
     def summary(self) -> str:
         return f"personal data ({', '.join(self.kinds)})"
 
@@ -266,6 +282,9 @@ class TierFilter(_PerCopy):
 
     def match(self, copy: Record, ctx: Context) -> bool:
         return copy.get("tier") in {t.value for t in self.tiers}
+
+    def necessary(self) -> Condition:
+        return OneOf("tier", frozenset(t.value for t in self.tiers))
 
     def summary(self) -> str:
         return f"in tier {', '.join(t.value for t in self.tiers)}"
@@ -301,6 +320,9 @@ class RedundantInHotterTier(_GroupFilter):
 
     def __call__(self, record: Record, ctx: Context) -> bool:
         return bool(self._hotter(record, ctx))
+
+    def necessary(self) -> Condition:
+        return Flag("spans_tiers")  # a hotter and a colder tier
 
     def selects(self, record: Record, ctx: Context) -> frozenset[str]:
         return frozenset(m["uri"] for m in self._hotter(record, ctx))
@@ -396,6 +418,10 @@ class SizeFilter(_PerCopy):
             return False
         return (self.gte is None or size >= self.gte) and (self.lte is None or size <= self.lte)
 
+    def necessary(self) -> Condition:
+        return Between("size", None if self.gte is None else int(self.gte),
+                       None if self.lte is None else int(self.lte))
+
     def summary(self) -> str:
         bounds = [f"at least {self.gte.human_readable(decimal=True)}"] if self.gte is not None else []
         bounds += [f"at most {self.lte.human_readable(decimal=True)}"] if self.lte is not None else []
@@ -422,6 +448,9 @@ class GroupKind(_GroupFilter):
 
     def __call__(self, record: Record, ctx: Context) -> bool:
         return record.get("kind") == self.kind
+
+    def necessary(self) -> Condition:
+        return OneOf("kind", frozenset({self.kind}))
 
     def summary(self) -> str:
         return f"{self.kind} duplicates"

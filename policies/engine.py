@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from scanner.models import Finding
 
 from .costs import Pricing
-from .model import ZERO, Context, Policy, PolicySet, Record, Resource
+from .model import RESOURCES, ZERO, Context, Policy, PolicySet, Record, Resource
 
-__all__ = ["evaluate", "in_order", "iter_findings", "order_key"]
+__all__ = ["Evaluator", "evaluate", "in_order", "iter_findings", "order_key"]
 
 
 def evaluate(
@@ -47,18 +47,39 @@ def iter_findings(
 ) -> Iterator[Finding]:
     """The findings `evaluate` gives, unordered: as each record is evaluated, object records first, so
     that a caller can store them as they come (`order_key` puts them in `evaluate`'s order)."""
-    when = now or datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    passes: tuple[tuple[Resource, Iterable[Record]], ...] = (("object", objects), ("group", groups))
-    for resource, records in passes:
-        policies = [p for p in policy_set if p.resource == resource]
+    evaluator = Evaluator(policy_set, now=now, pricing=pricing)
+    yield from evaluator.findings("object", objects)
+    yield from evaluator.findings("group", groups)
+
+
+class Evaluator:
+    """A policy set made ready for many records at one evaluation time and price table: each policy's
+    filters compiled once (`Filter.compiled`). `iter_findings` is one evaluator's pass over objects, then
+    groups; a caller that evaluates record by record keeps one evaluator for them all."""
+
+    def __init__(self, policy_set: PolicySet, *, now: datetime | None = None, pricing: Pricing | None = None):
+        when = now or datetime.now(UTC)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        self._pricing = pricing
+        self._passes = {
+            resource: (Context(now=when, resource=resource),
+                       tuple((p, tuple(f.compiled() for f in p.filters))
+                             for p in policy_set if p.resource == resource))
+            for resource in RESOURCES}
+
+    def findings(self, resource: Resource, records: Iterable[Record]) -> Iterator[Finding]:
+        """The findings of every policy on `resource` for each record it matches, as each is evaluated."""
+        ctx, policies = self._passes[resource]
         if not policies:
-            continue
-        ctx = Context(now=when, resource=resource)
+            return
+        pricing = self._pricing
         for record in records:
-            for policy in policies:
-                if all(f(record, ctx) for f in policy.filters):
+            for policy, tests in policies:
+                for test in tests:
+                    if not test(record, ctx):
+                        break
+                else:
                     yield from _findings(policy, record, ctx, pricing)
 
 

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from .model import FILTERS, RECORD_KEYS, Context, Filter, Issue, Record, Resource, resolve
+from .prefilter import Condition, OneOf, every, some
 
 __all__ = [
     "BOOLEANS",
@@ -217,13 +218,31 @@ class ValueFilter(Filter):
         return issues
 
     def __call__(self, record: Record, ctx: Context) -> bool:
-        actual = resolve(record, self.key)
-        try:
-            if self.value_type is not None:
-                actual = VALUE_TYPES[self.value_type].actual(actual, ctx)
-            return OPERATORS[self.op](actual, self._expected)
-        except (TypeError, ValueError):
-            return False
+        return self.compiled()(record, ctx)
+
+    def compiled(self) -> Callable[[Record, Context], bool]:
+        key, compare, expected = self.key, OPERATORS[self.op], self._expected
+        convert = VALUE_TYPES[self.value_type].actual if self.value_type is not None else None
+
+        def test(record: Record, ctx: Context) -> bool:
+            actual = resolve(record, key)
+            try:
+                if convert is not None:
+                    actual = convert(actual, ctx)
+                return compare(actual, expected)
+            except (TypeError, ValueError):
+                return False
+
+        return test
+
+    def necessary(self) -> Condition | None:
+        """Equality and membership of text at a top-level key (the stored field's own value)."""
+        if self.value_type is not None or "." in self.key:
+            return None
+        values = self.value if self.op in _LIST_VALUE else [self.value]
+        if self.op not in ("eq", "ne", *_LIST_VALUE) or not all(isinstance(v, str) for v in values):
+            return None
+        return OneOf(self.key, frozenset(values), negated=self.op in ("ne", "not-in"))
 
     def summary(self) -> str:
         if self.op in _NO_VALUE:
@@ -267,6 +286,13 @@ class And(_Boolean):
     def __call__(self, record: Record, ctx: Context) -> bool:
         return all(f(record, ctx) for f in self.filters)
 
+    def compiled(self) -> Callable[[Record, Context], bool]:
+        tests = tuple(f.compiled() for f in self.filters)
+        return lambda record, ctx: all(t(record, ctx) for t in tests)
+
+    def necessary(self) -> Condition | None:
+        return every(f.necessary() for f in self.filters)
+
     def summary(self) -> str:
         return self._joined("and")
 
@@ -291,6 +317,13 @@ class Or(_Boolean):
     def __call__(self, record: Record, ctx: Context) -> bool:
         return any(f(record, ctx) for f in self.filters)
 
+    def compiled(self) -> Callable[[Record, Context], bool]:
+        tests = tuple(f.compiled() for f in self.filters)
+        return lambda record, ctx: any(t(record, ctx) for t in tests)
+
+    def necessary(self) -> Condition | None:
+        return some(f.necessary() for f in self.filters)
+
     def summary(self) -> str:
         return self._joined("or")
 
@@ -314,6 +347,10 @@ class Not(_Boolean):
 
     def __call__(self, record: Record, ctx: Context) -> bool:
         return not all(f(record, ctx) for f in self.filters)
+
+    def compiled(self) -> Callable[[Record, Context], bool]:
+        tests = tuple(f.compiled() for f in self.filters)
+        return lambda record, ctx: not all(t(record, ctx) for t in tests)
 
     def summary(self) -> str:
         return "not " + self._joined("and")

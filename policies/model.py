@@ -10,7 +10,7 @@ holding full object records (each with `distance`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -23,6 +23,7 @@ from .registry import Registry
 
 if TYPE_CHECKING:
     from .costs import Pricing
+    from .prefilter import Condition
 
 __all__ = [
     "ACTIONS",
@@ -143,6 +144,15 @@ class Filter(Element, ABC):
         with `delete-redundant` names only the hotter copies, never the colder one that keeps the bytes.
         Filters nested under `and`/`or`/`not` select nothing: narrowing is for top-level filters only."""
         return None
+
+    def necessary(self) -> Condition | None:
+        """A condition (`prefilter`) that every record this filter matches meets, so that records that
+        cannot match are never built; None when there is no such cheap condition."""
+        return None
+
+    def compiled(self) -> Callable[[Record, Context], bool]:
+        """The filter as a plain function, for the engine's loop over many records (the same answers)."""
+        return self.__call__
 
 
 class Action(Element, ABC):

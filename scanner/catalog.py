@@ -30,6 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Sequence
 
+from policies.prefilter import AllOf, AnyOf, Between, Condition, HasPersonalData, OneOf
+
 from .errors import UsageError
 from .models import (
     CHECKSUM_KINDS,
@@ -110,15 +112,26 @@ _RECORD_SOURCES = {name: name for name in (
     "md5": "json_extract(checksums, '$.md5')", "multipart_etag": "json_extract(checksums, '$.s3mpu')",
     "crc64nvme": "json_extract(checksums, '$.crc64nvme')"}
 _RECORD_COLUMNS = ", ".join(_RECORD_SOURCES.values())
-# The same, of the objects table named `o` in a join.
-_O_RECORD_COLUMNS = ", ".join(
-    "o." + source if source.isidentifier() else source.replace("(checksums", "(o.checksums")
-    for source in _RECORD_SOURCES.values())
+# Whether an object's metadata holds each kind of personal data (`ExifRecord.personal_data`), when it has any.
+_PERSONAL_KINDS = {
+    "gps": "json_extract(exif, '$.gps') IS NOT NULL",
+    "serial": "COALESCE(json_array_length(exif, '$.serials'), 0) > 0",
+    "owner": "COALESCE(json_extract(exif, '$.owner'), '') <> ''",
+    "timestamp": "COALESCE(json_extract(exif, '$.datetime_original'), '') <> ''",
+}
+
+
+def _personal(kinds: Iterable[str]) -> str:
+    """SQL true when an object's metadata holds one of these kinds of personal data."""
+    return f"(exif IS NOT NULL AND ({' OR '.join(_PERSONAL_KINDS[k] for k in sorted(kinds)) or '0'}))"
+
+
 # Whether an object's metadata holds personal data (`ExifRecord.personal_data` is not empty).
-_PERSONAL = ("(exif IS NOT NULL AND (json_extract(exif, '$.gps') IS NOT NULL OR "
-             "COALESCE(json_array_length(exif, '$.serials'), 0) > 0 OR "
-             "COALESCE(json_extract(exif, '$.owner'), '') <> '' OR "
-             "COALESCE(json_extract(exif, '$.datetime_original'), '') <> ''))")
+_PERSONAL = _personal(_PERSONAL_KINDS)
+# Policy record keys whose value is their column's (`prefilter` conditions on them become SQL): text, integer.
+_TEXT_KEYS = frozenset(name for name, source in _RECORD_SOURCES.items() if name == source) - {"size", "width",
+                                                                                                  "height"}
+_INTEGER_KEYS = frozenset({"size", "width", "height"})
 # No signature yet, or one of an older layout (`signatures.MAGIC` names the current one).
 _NEEDS_SIGNATURE = ("(status='fingerprinted' AND phash IS NOT NULL AND (near_sig IS NULL OR "
                     f"substr(near_sig, 1, {len(MAGIC)}) <> X'{MAGIC.hex()}'))")
@@ -584,25 +597,34 @@ class Catalog:
         return cursor.execute(sql, params)
 
     # --- grouping and reporting reads: streamed, so that memory does not grow with the objects -----------
-    def exact_candidates(self) -> Iterator[tuple[str, InventoryRecord]]:
+    def exact_candidates(self) -> Iterator[tuple[Any, ...]]:
         """Every object that has byte-identical copies (of those not gone, not empty, with a SHA-256 or an
-        identity checksum), with its content label, ordered by label then URI: equal labels are one group of
+        identity checksum) as a plain tuple: its content label, then what exact grouping reads of it (uri,
+        provider, size, tier, region, jurisdiction, modified, width, height, whether its metadata holds
+        personal data, SHA-256, and its MD5, multipart ETag and CRC64NVME checksums), ordered by label then
+        URI: equal labels are one group of
         copies, and only labels of two or more objects come. Objects are copies when they share a SHA-256, or
         a size and an identity token (`models.content_identities`: every identity kind, so an MD5-ETag copy
-        and a multipart copy join through a shared full-object CRC64NVME), and so on transitively. Labels
-        settle in SQL: each object starts with its least token and takes the least label of any object it
-        shares a token with, until no label changes (a round or two on real estates). A SHA-256 sorts before
-        every `id:` token, so a group's label is its least SHA-256 when any copy has one."""
-        alive = "status<>'gone' AND size>0"
-        tokens = " UNION ALL ".join([
-            f"SELECT uri, sha256 AS t FROM objects WHERE {alive} AND NULLIF(sha256, '') IS NOT NULL",
-            *(f"SELECT uri, 'id:' || size || ':' || "
-              f"{_checksum(k) if CHECKSUM_KINDS[k].bare else repr(k + ':') + ' || ' + _checksum(k)} "
-              f"FROM objects WHERE {alive} AND NULLIF({_checksum(k)}, '') IS NOT NULL" for k in IDENTITY_KINDS)])
+        and a multipart copy join through a shared full-object CRC64NVME), and so on transitively. Only
+        tokens that two objects or more share can join anything, so only those are kept (one scan of the
+        objects gives every token). Labels settle in SQL: each object starts with its least shared token and
+        takes the least label of any object it shares a token with, until no label changes (a round or two
+        on real estates)."""
+        values = {k: f"NULLIF({_checksum(k)}, '')" for k in IDENTITY_KINDS}
+        kinds = ["NULLIF(sha256, '')", *("'id:' || size || ':' || " + (v if CHECKSUM_KINDS[k].bare
+                                                                        else f"'{k}:' || {v}")
+                                         for k, v in values.items())]
+        # Each object's tokens in one scan of the objects (a NULL where it has none of a kind).
+        token = "CASE k.n " + " ".join(f"WHEN {n} THEN {sql}" for n, sql in enumerate(kinds)) + " END"
+        numbers = " UNION ALL ".join(f"SELECT {n} AS n" for n in range(len(kinds)))
         self._script(f"""
             DROP TABLE IF EXISTS temp.copy_token;
             DROP TABLE IF EXISTS temp.copy_label;
-            CREATE TEMP TABLE copy_token AS {tokens};
+            CREATE TEMP TABLE copy_token AS WITH every_token AS MATERIALIZED (
+                SELECT uri, t FROM (SELECT uri, {token} AS t FROM objects CROSS JOIN ({numbers}) k
+                                    WHERE status<>'gone' AND size>0) WHERE t IS NOT NULL)
+                SELECT uri, t FROM every_token WHERE t IN (
+                    SELECT t FROM every_token GROUP BY t HAVING COUNT(*) > 1);
             CREATE INDEX temp.copy_token_t ON copy_token (t);
             CREATE INDEX temp.copy_token_uri ON copy_token (uri);
             CREATE TEMP TABLE copy_label (uri TEXT PRIMARY KEY, root TEXT NOT NULL);
@@ -610,26 +632,30 @@ class Catalog:
         """)
         least = ("(SELECT MIN(tl.root) FROM temp.copy_token k JOIN temp.token_label tl ON tl.t=k.t "
                  "WHERE k.uri=copy_label.uri)")
-        while True:
-            self._script("""
-                DROP TABLE IF EXISTS temp.token_label;
-                CREATE TEMP TABLE token_label (t TEXT PRIMARY KEY, root TEXT NOT NULL);
-                INSERT INTO token_label SELECT k.t, MIN(l.root) FROM temp.copy_token k
-                    JOIN temp.copy_label l ON l.uri=k.uri GROUP BY k.t HAVING COUNT(*) > 1;
-            """)
-            if not self.db.execute(f"UPDATE temp.copy_label SET root={least} WHERE root>{least}").rowcount:
-                break
+        # Labels only change through an object with two shared tokens or more (they bridge two labels).
+        bridged = "SELECT 1 FROM temp.copy_token GROUP BY uri HAVING COUNT(*) > 1 LIMIT 1"
+        if self.db.execute(bridged).fetchone() is not None:
+            while True:
+                self._script("""
+                    DROP TABLE IF EXISTS temp.token_label;
+                    CREATE TEMP TABLE token_label (t TEXT PRIMARY KEY, root TEXT NOT NULL);
+                    INSERT INTO token_label SELECT k.t, MIN(l.root) FROM temp.copy_token k
+                        JOIN temp.copy_label l ON l.uri=k.uri GROUP BY k.t HAVING COUNT(*) > 1;
+                """)
+                if not self.db.execute(f"UPDATE temp.copy_label SET root={least} WHERE root>{least}").rowcount:
+                    break
         self._script("""
             CREATE INDEX temp.copy_label_root ON copy_label (root);
-            DROP TABLE temp.token_label;
+            DROP TABLE IF EXISTS temp.token_label;
             DROP TABLE temp.copy_token
         """)
-        rows = self._tuples(
-            f"SELECT l.root, o.exif, {_O_RECORD_COLUMNS} FROM temp.copy_label l JOIN objects o ON o.uri=l.uri "
+        yield from self._tuples(
+            "SELECT l.root, o.uri, o.provider, o.size, o.tier, o.region, o.jurisdiction, o.modified, o.width, "
+            f"o.height, {_PERSONAL.replace('exif', 'o.exif')}, o.sha256, {_checksum('md5', 'o.')}, "
+            f"{_checksum('s3mpu', 'o.')}, {_checksum('crc64nvme', 'o.')} "
+            "FROM temp.copy_label l JOIN objects o ON o.uri=l.uri "
             "WHERE l.root IN (SELECT root FROM temp.copy_label GROUP BY root HAVING COUNT(*) > 1) "
             "ORDER BY l.root, o.uri")
-        for key, exif_text, *values in rows:
-            yield key, _record(exif_text, values)
         self.db.execute("DROP TABLE temp.copy_label")
 
     def exact_members(self) -> None:
@@ -663,6 +689,14 @@ class Catalog:
             f"{_PERSONAL} FROM objects WHERE status='fingerprinted' AND phash IS NOT NULL AND phash<>'' "
             "AND dhash IS NOT NULL AND dhash<>'' AND uri NOT IN "
             "(SELECT uri FROM temp.exact_member WHERE uri<>master) ORDER BY uri")
+
+    def records_matching(self, condition: Condition) -> Iterator[InventoryRecord]:
+        """The objects not gone that meet `condition` (and maybe others: a condition on a key with no
+        column of its own holds for every object), as inventory records in URI order."""
+        where, params = _where(condition)
+        sql = f"SELECT exif, {_RECORD_COLUMNS} FROM objects WHERE status<>'gone' AND {where} ORDER BY uri"
+        for exif_text, *values in self._tuples(sql, params):
+            yield _record(exif_text, values)
 
     def records_of(self, uris: Iterable[str]) -> dict[str, InventoryRecord]:
         """The inventory records of these objects (gone ones included), by URI."""
@@ -775,6 +809,26 @@ class Catalog:
 
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.db.execute("SELECT status, COUNT(*) FROM objects GROUP BY status")}
+
+
+def _where(condition: Condition) -> tuple[str, list[object]]:
+    """SQL over the objects table true for every object that meets `condition`, and its parameters."""
+    match condition:
+        case OneOf(key=key, values=values, negated=negated) if key in _TEXT_KEYS:
+            marks = ", ".join("?" * len(values))
+            sql = f'("{key}" IS NULL OR "{key}" NOT IN ({marks}))' if negated else f'"{key}" IN ({marks})'
+            return sql, [*sorted(values)]
+        case Between(key=key, low=low, high=high) if key in _INTEGER_KEYS:
+            bounds = [(f'"{key}" >= ?', low), (f'"{key}" <= ?', high)]
+            kept = [(sql, value) for sql, value in bounds if value is not None]
+            return f"({' AND '.join(sql for sql, _ in kept) or '1'})", [value for _, value in kept]
+        case HasPersonalData(kinds=kinds):
+            return _personal(kinds), []
+        case AllOf(parts=parts) | AnyOf(parts=parts):
+            joined = [_where(part) for part in parts]
+            word, empty = (" AND ", "1") if isinstance(condition, AllOf) else (" OR ", "0")
+            return f"({word.join(sql for sql, _ in joined) or empty})", [p for _, ps in joined for p in ps]
+    return "1", []  # a key without a column of its own: no narrowing
 
 
 def _record(exif_text: str | None, values: Sequence[Any]) -> InventoryRecord:

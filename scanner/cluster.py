@@ -36,11 +36,12 @@ import numpy as np
 
 from .config import MasterRule, MasterSettings, NearSettings
 from .hamming_index import HammingIndex
-from .models import Group, GroupMember, InventoryRecord, Tier
+from .models import Group, GroupMember, InventoryRecord, Tier, content_identity
 from .signatures import QUERY_WINDOWS, Signature
 from .verify import evidence
 
-__all__ = ["MASTER_RULES", "NearImage", "choose_exact_master", "exact_group", "exact_groups", "near_groups"]
+__all__ = ["MASTER_RULES", "ExactCopy", "NearImage", "choose_exact_master", "exact_group", "exact_groups",
+           "near_groups"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +83,39 @@ class NearImage:
                    datetime.fromisoformat(modified), width, height, phash, dhash, shot, bool(personal))
 
 
-# An image as grouping reads it: a whole inventory record, or the part near grouping needs.
+@dataclass(frozen=True, slots=True)
+class ExactCopy:
+    """What exact grouping reads of one object, in place of its whole inventory record: the fields of the
+    master ranking, of the group's members and spans, and of its content key (`Catalog.exact_candidates`
+    gives them as plain tuples)."""
+
+    uri: str
+    provider: str
+    size: int
+    tier: Tier
+    region: str
+    jurisdiction: str
+    modified: datetime
+    width: int | None
+    height: int | None
+    personal_data: bool
+    sha256: str | None
+    content_id: str | None
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> ExactCopy:
+        """From a `Catalog.exact_candidates` tuple without its label."""
+        uri, provider, size, tier, region, jurisdiction, modified, width, height, personal, sha256, md5, \
+            multipart, crc64nvme = row
+        return cls(uri, provider, size, Tier(tier), region, jurisdiction, datetime.fromisoformat(modified),
+                   width, height, bool(personal), sha256,
+                   content_identity({"md5": md5, "s3mpu": multipart, "crc64nvme": crc64nvme}))
+
+
+# An image as near grouping reads it: a whole inventory record, or the part near grouping needs.
 Image = InventoryRecord | NearImage
+# A group member as grouping reads it: an image, or the part exact grouping needs.
+Member = Image | ExactCopy
 
 
 class _UnionFind:
@@ -103,7 +135,7 @@ class _UnionFind:
 
 
 # The master criteria a config may name (`master.exact`, `master.near`): each gives a sort key, best first.
-MASTER_RULES: dict[MasterRule, Callable[[Image], object]] = {
+MASTER_RULES: dict[MasterRule, Callable[[Member], object]] = {
     "oldest": lambda r: r.modified.timestamp(),
     "newest": lambda r: -r.modified.timestamp(),
     "hottest": lambda r: r.tier.rank,
@@ -113,12 +145,13 @@ MASTER_RULES: dict[MasterRule, Callable[[Image], object]] = {
 }
 
 
-def _ranking(rules: Sequence[MasterRule]) -> Callable[[Image], tuple[object, ...]]:
+def _ranking(rules: Sequence[MasterRule]) -> Callable[[Member], tuple[object, ...]]:
     """Sort key of the best master first: the rules in order, then the URI, so the choice is stable."""
     return lambda r: (*(MASTER_RULES[rule](r) for rule in rules), r.uri)
 
 
-def choose_exact_master(members: Sequence[InventoryRecord], master: MasterSettings) -> InventoryRecord:
+def choose_exact_master(members: Sequence[InventoryRecord | ExactCopy],
+                        master: MasterSettings) -> InventoryRecord | ExactCopy:
     """A configured master location first (in the order of `prefer`), else the best by `master.exact`."""
     rank = _ranking(master.exact)
     for pattern in master.prefer:
@@ -128,7 +161,8 @@ def choose_exact_master(members: Sequence[InventoryRecord], master: MasterSettin
     return min(members, key=rank)
 
 
-def _group(kind: str, key: str, master: Image, members: Sequence[Image], distances: dict[str, int]) -> Group:
+def _group(kind: str, key: str, master: Member, members: Sequence[Member],
+           distances: dict[str, int]) -> Group:
     ordered = [master] + sorted((m for m in members if m.uri != master.uri), key=lambda m: m.uri)
     return Group(
         id=f"{kind[0]}-{hashlib.sha256(key.encode()).hexdigest()[:12]}",
@@ -166,7 +200,7 @@ def exact_groups(records: Sequence[InventoryRecord], master: MasterSettings) -> 
     return sorted(groups, key=lambda g: g.id)
 
 
-def exact_group(members: Sequence[InventoryRecord], master: MasterSettings) -> Group:
+def exact_group(members: Sequence[InventoryRecord | ExactCopy], master: MasterSettings) -> Group:
     """The group of these byte-identical objects (two or more), with its master chosen."""
     chosen = choose_exact_master(members, master)
     content_key = chosen.sha256 or f"{chosen.size}:{chosen.content_id}"

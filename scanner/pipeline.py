@@ -29,10 +29,13 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from connectors import Connector, connector_class, parse_target
-from policies import PolicySet, Pricing, iter_findings, load_policies, order_key
+from policies import Evaluator, PolicySet, Pricing, load_policies, order_key
+from policies.costs import ObjectRecord
+from policies.model import Resource
+from policies.prefilter import group_may_match, prefilter
 
 from .catalog import Catalog
-from .cluster import NearImage, exact_group, near_groups
+from .cluster import ExactCopy, NearImage, exact_group, near_groups
 from .config import Config
 from .errors import UsageError
 from .fingerprint import PERCEPTUAL_MODE, FingerprintPool
@@ -107,16 +110,17 @@ async def _list_all(config: Config, catalog: Catalog, targets: list[str], scan_i
             await early.queue.put(None)
 
 
-def _policy_record(r: InventoryRecord, jurisdictions: JurisdictionMap) -> dict[str, object]:
-    record = r.model_dump(mode="json")
+def _policy_record(r: InventoryRecord, jurisdictions: JurisdictionMap) -> ObjectRecord:
+    record = ObjectRecord(r.model_dump(mode="json"), r)
     record["gba"] = jurisdictions.lookup(r.region).gba
     return record
 
 
-def _group_record(group: Group, objects: Mapping[str, dict[str, object]]) -> dict[str, object]:
+def _group_record(group: Group, objects: Mapping[str, ObjectRecord]) -> dict[str, object]:
     """A group as policies see it: its members are whole object records (with their distance)."""
     record = group.model_dump(mode="json")
-    record["members"] = [{**objects[m.uri], "distance": m.distance} for m in group.members]
+    record["members"] = [ObjectRecord({**objects[m.uri], "distance": m.distance}, objects[m.uri].inventory)
+                         for m in group.members]
     return record
 
 
@@ -146,7 +150,7 @@ class _PolicyRecords(Mapping[str, dict[str, object]]):
 
 
 def _object_records_of(catalog: Catalog, uris: Iterable[str],
-                       jurisdictions: JurisdictionMap) -> dict[str, dict[str, object]]:
+                       jurisdictions: JurisdictionMap) -> dict[str, ObjectRecord]:
     return {uri: _policy_record(r, jurisdictions) for uri, r in catalog.records_of(uris).items()}
 
 
@@ -198,46 +202,56 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
 
     Exact groups come from the catalog by content label, one at a time, and their policies run as each
     is stored. Near grouping then reads only the images that are not redundant exact copies; object
-    policies run over the streamed records while the verification processes work. Findings are stored
-    in `policies.evaluate`'s order: by `order_key`, then object findings (in URI order), exact groups'
+    policies run while the verification processes work. Records are built only for what some policy may
+    match (`policies.prefilter`): the objects the catalog selects, and the groups whose own fields leave a
+    group policy possible; the policies' compiled filters still decide (`policies.Evaluator`). Findings are
+    stored in `policies.evaluate`'s order: by `order_key`, then object findings (in URI order), exact groups'
     and near groups' (by group id), as one pass over objects, exact and near groups sorted stably gives."""
     if policy_set is None:
         policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
-    pricing = Pricing(PriceTable.load(config.prices), price_as_from_config(config))
+    evaluator = Evaluator(policy_set, now=now, pricing=Pricing(PriceTable.load(config.prices),
+                                                                price_as_from_config(config)))
+    may_match = group_may_match(prefilter(policy_set, "group"))
     jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
     counts: dict[str, int] = defaultdict(int)
     with catalog.writing_results() as out:
 
-        def store(group: Group | None, objects: Iterable[InventoryRecord], tie: str) -> None:
-            if group is not None:
-                out.group(group)
-                counts[group.kind] += 1
-                records = {r.uri: _policy_record(r, jurisdictions) for r in objects}
-                found = iter_findings(policy_set, groups=[_group_record(group, records)], now=now, pricing=pricing)
-            else:
-                found = iter_findings(policy_set, objects=(_policy_record(r, jurisdictions) for r in objects),
-                                      now=now, pricing=pricing)
-            for finding in found:
+        def stored(group: Group) -> bool:
+            """Store the group; whether some group policy may match it (else its records are not built)."""
+            out.group(group)
+            counts[group.kind] += 1
+            return may_match(group)
+
+        def judge(resource: Resource, records: Iterable[Mapping[str, object]], tie: str) -> None:
+            for finding in evaluator.findings(resource, records):
                 out.finding(order_key(finding), tie, finding)
                 counts["findings"] += 1
 
-        for _, labelled in itertools.groupby(catalog.exact_candidates(), key=lambda pair: pair[0]):
-            members = [record for _, record in labelled]
-            group = exact_group(members, config.master)
-            store(group, members, f"1 {group.id}")
+        def group_record(group: Group, members: Iterable[InventoryRecord]) -> dict[str, object]:
+            return _group_record(group, {r.uri: _policy_record(r, jurisdictions) for r in members})
+
+        for _, labelled in itertools.groupby(catalog.exact_candidates(), key=lambda row: row[0]):
+            group = exact_group([ExactCopy.of_row(row[1:]) for row in labelled], config.master)
+            if stored(group):
+                members = catalog.records_of(m.uri for m in group.members).values()
+                judge("group", [group_record(group, members)], f"1 {group.id}")
         out.flush()
         catalog.exact_members()  # near grouping leaves out their redundant copies
         listed = [*config.near.not_duplicates, *catalog.not_duplicates()]
         masters = catalog.masters_of(uri for uris in listed for uri in uris)
+        objects = catalog.records_matching(prefilter(policy_set, "object"))
         near = near_groups(
             [NearImage.of_row(row) for row in catalog.near_rows()], (),
             config.near.model_copy(update={"not_duplicates": []}), config.master,
             signatures=catalog.signatures(), workers=config.scan.workers,
             not_duplicates=[[masters.get(uri, uri) for uri in uris] for uris in listed],
-            # Object policies need no groups: they run while the verification processes work.
-            meanwhile=lambda: store(None, catalog.records(), "0"))
+            # Object policies need no groups: they run while the verification processes work, over the
+            # objects that some object policy may match.
+            meanwhile=lambda: judge("object", (_policy_record(r, jurisdictions) for r in objects), "0"))
         for group in near:
-            store(group, catalog.records_of(m.uri for m in group.members).values(), f"2 {group.id}")
+            if stored(group):
+                members = catalog.records_of(m.uri for m in group.members).values()
+                judge("group", [group_record(group, members)], f"2 {group.id}")
     return Evaluation(counts["exact"], counts["near"], counts["findings"])
 
 
