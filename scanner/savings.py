@@ -79,6 +79,25 @@ def bucket_uri(record: Stored) -> str:
     return urlunsplit((parts.scheme, parts.netloc, quote(path), "", ""))
 
 
+class _BucketUris:
+    """`bucket_uri` once per bucket: a URI that ends in "/" + its key as written (no query, no escape in
+    the key) has a bucket URI that depends only on what comes before the key, so that prefix is the memo's
+    key; any other URI is derived afresh."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, str] = {}
+
+    def __call__(self, record: Stored) -> str:
+        key, uri = record.key, record.uri
+        if not key or "%" in key or "?" in uri or not uri.endswith("/" + key):
+            return bucket_uri(record)
+        head = uri[: -len(key) - 1]
+        found = self._known.get(head)
+        if found is None:
+            found = self._known[head] = bucket_uri(record)
+        return found
+
+
 def redundant_copies(groups: Iterable[Group]) -> set[str]:
     """URIs of every redundant copy: exact-group members other than the group's master."""
     return {
@@ -209,6 +228,7 @@ def tally_flagged(
     flags them in SQL, and gives each as a `Holding`): memory grows with buckets, tiers, regions and prices,
     not objects."""
     result = Tally()
+    bucket_of = _BucketUris()
     for record, is_redundant in records:
         if record.status == "gone":
             continue
@@ -219,7 +239,7 @@ def tally_flagged(
         best = result.tier_prices.get(record.tier)
         if best is None or (price.retrieval_gb, price.get_per_1000) > (best.retrieval_gb, best.get_per_1000):
             result.tier_prices[record.tier] = price
-        uri = bucket_uri(record)
+        uri = bucket_of(record)
         bucket = result.buckets.get(uri)
         if bucket is None:
             bucket = result.buckets[uri] = BucketTally(

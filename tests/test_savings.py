@@ -23,6 +23,7 @@ from scanner.savings import (
     scan_cost,
     scan_cost_parts,
     tally,
+    tally_flagged,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -219,6 +220,30 @@ def test_local_folder_priced_as_s3(prices: PriceTable) -> None:
 def test_bucket_uri(provider: str, uri: str, key: str, bucket: str, expected: str) -> None:
     r = MASTER.model_copy(update={"provider": provider, "uri": uri, "key": key, "bucket": bucket})
     assert bucket_uri(r) == expected
+
+
+def test_tally_names_each_bucket_as_bucket_uri_does_for_every_record(prices: PriceTable) -> None:
+    """The tally derives a bucket's URI once per bucket: records of one bucket that differ in how their keys
+    are written (escapes, a query, a key the URI does not end in) still land where `bucket_uri` puts them."""
+    cases = [
+        ("local", "file:///data/trip/a.jpg", "a.jpg", "trip"),
+        ("local", "file:///other/trip/a.jpg", "a.jpg", "trip"),  # a bucket of the same name elsewhere
+        ("local", "file:///data/trip/sub/b.jpg", "sub/b.jpg", "trip"),
+        ("local", "file:///data/trip/a%20b.jpg", "a b.jpg", "trip"),
+        ("local", "file:///data/trip/100%25.jpg", "100%.jpg", "trip"),
+        ("local", "file:///data/trip%2Fx/c.jpg", "c.jpg", "trip/x"),
+        ("local", "file:///data/trip/%25/d.jpg", "%/d.jpg", "trip"),
+        ("s3", "s3://b/x.jpg?versionId=3", "x.jpg", "b"),
+        ("s3", "s3://b/x.jpg", "x.jpg", "b"),
+        ("s3", "s3://b/elsewhere.jpg", "x.jpg", "b"),
+        ("s3", "s3://c/x.jpg", "x.jpg", "c"),
+    ]
+    records = [MASTER.model_copy(update={"provider": p, "uri": u, "key": k, "bucket": b}) for p, u, k, b in cases]
+    tallied = tally_flagged(((r, False) for r in records), prices, None, NOW)
+    assert sorted(tallied.buckets) == sorted({bucket_uri(r) for r in records})
+    assert len(tallied.buckets) == 5
+    assert {u: t.objects for u, t in tallied.buckets.items()} == {
+        u: sum(1 for r in records if bucket_uri(r) == u) for u in tallied.buckets}
 
 
 def test_scan_cost_charges_retrieval_per_tier_and_requests_at_the_priciest_get() -> None:
