@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from .errors import UsageError
 from .models import (
@@ -48,7 +48,7 @@ from .signatures import MAGIC
 if TYPE_CHECKING:
     from .shard import Shard
 
-__all__ = ["SCHEMA_VERSION", "Catalog", "Holding", "ResultWriter", "WorkItem"]
+__all__ = ["SCHEMA_VERSION", "Catalog", "Holding", "ResultWriter", "Signatures", "WorkItem"]
 
 SCHEMA_VERSION = 1
 
@@ -227,6 +227,30 @@ class WorkItem:
     ref: ObjectRef
     want_sha256: bool
     want_metadata: bool  # False: an unchanged object read again only for its SHA-256
+
+
+class Signatures(Mapping[str, bytes]):
+    """The catalog's near-duplicate signature blobs by URI, each read when asked for (one primary-key
+    lookup): near grouping asks once per image, and a dict of every blob would grow with the estate."""
+
+    _WHERE = "near_sig IS NOT NULL AND status<>'gone'"
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __getitem__(self, uri: str) -> bytes:
+        row = self._db.execute(f"SELECT near_sig FROM objects WHERE uri=? AND {self._WHERE}", (uri,)).fetchone()
+        if row is None:
+            raise KeyError(uri)
+        return bytes(row[0])
+
+    def __iter__(self) -> Iterator[str]:
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        return (uri for (uri,) in cursor.execute(f"SELECT uri FROM objects WHERE {self._WHERE} ORDER BY uri"))
+
+    def __len__(self) -> int:
+        return int(self._db.execute(f"SELECT COUNT(*) FROM objects WHERE {self._WHERE}").fetchone()[0])
 
 
 class ResultWriter:
@@ -732,10 +756,10 @@ class Catalog:
             self.db.execute("ROLLBACK")
             raise
 
-    def signatures(self) -> dict[str, bytes]:
-        """Near-duplicate signature blobs by URI, for the objects that have one."""
-        rows = self.db.execute("SELECT uri, near_sig FROM objects WHERE near_sig IS NOT NULL AND status<>'gone'")
-        return {r[0]: r[1] for r in rows}
+    def signatures(self) -> Signatures:
+        """Near-duplicate signature blobs by URI, for the objects not gone that have one: read when asked
+        for, not held (`Signatures`)."""
+        return Signatures(self.db)
 
     # --- user decisions ----------------------------------------------------------------------------
     def add_not_duplicates(self, uris: Iterable[str]) -> int:
