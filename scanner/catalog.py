@@ -648,6 +648,30 @@ class Catalog:
                 WHERE g.kind='exact';
         """)
 
+    def group_members(self) -> None:
+        """`temp.group_member` (uri, id, kind, master): every member of every stored group, for `group_of` and
+        `is_master`, which look a URI up there rather than hold the groups."""
+        self._script("""
+            DROP TABLE IF EXISTS temp.group_member;
+            CREATE TEMP TABLE group_member (uri TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
+                                            master TEXT NOT NULL);
+            INSERT INTO temp.group_member SELECT json_extract(m.value, '$.uri'), g.id, g.kind,
+                json_extract(g.data, '$.master') FROM groups g, json_each(g.data, '$.members') m;
+            CREATE INDEX temp.group_member_uri ON group_member (uri);
+            CREATE INDEX temp.group_member_master ON group_member (master);
+        """)
+
+    def group_of(self, uri: str) -> Group | None:
+        """The stored group `uri` is a member of: an exact group before a near one, then the least id
+        (after `group_members`)."""
+        row = self.db.execute("SELECT id FROM temp.group_member WHERE uri=? ORDER BY kind<>'exact', id LIMIT 1",
+                              (uri,)).fetchone()
+        return None if row is None else self.group(row[0])
+
+    def is_master(self, uri: str) -> bool:
+        """Whether `uri` is the master of a stored group (after `group_members`)."""
+        return self.db.execute("SELECT 1 FROM temp.group_member WHERE master=? LIMIT 1", (uri,)).fetchone() is not None
+
     def masters_of(self, uris: Iterable[str]) -> dict[str, str]:
         """The exact group master of each of `uris` that is a member of one (after `exact_members`)."""
         found = {}
