@@ -33,7 +33,7 @@ from connectors import Connector, connector_class, parse_target
 from policies import PolicySet, Pricing, iter_findings, load_policies, order_key
 
 from .catalog import Catalog, WorkItem
-from .cluster import NearImage, exact_group, near_groups
+from .cluster import NearImage, exact_group, iter_near_groups
 from .config import Config
 from .errors import ObjectError, UsageError
 from .fingerprint import PERCEPTUAL_MODE, FingerprintPool, FingerprintResult, WorkerFailed
@@ -620,7 +620,7 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
         catalog.exact_members()  # near grouping leaves out their redundant copies
         listed = [*config.near.not_duplicates, *catalog.not_duplicates()]
         masters = catalog.masters_of(uri for uris in listed for uri in uris)
-        near = near_groups(
+        near = iter_near_groups(
             [NearImage.of_row(row) for row in catalog.near_rows()], (),
             config.near.model_copy(update={"not_duplicates": []}), config.master,
             signatures=catalog.signatures(), workers=config.scan.workers,
