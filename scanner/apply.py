@@ -79,19 +79,6 @@ def _scheme(uri: str) -> str:
     return uri.split("://", 1)[0] if "://" in uri else "file"
 
 
-def _masters(groups: Iterable[Group]) -> set[str]:
-    return {g.master for g in groups}
-
-
-def _group_of(groups: Iterable[Group]) -> dict[str, Group]:
-    """Member URI -> its group; an exact group wins over a near one."""
-    found: dict[str, Group] = {}
-    for g in sorted(groups, key=lambda g: g.kind != "exact"):
-        for m in g.members:
-            found.setdefault(m.uri, g)
-    return found
-
-
 def _destination(record: InventoryRecord, to: str) -> dict[str, str]:
     """Where quarantine puts an object: `--to PREFIX` (same bucket), `--to SCHEME://BUCKET/PREFIX` (another
     bucket, source bucket name kept in the key), or, for local files, a folder (bucket/key kept below it)."""
@@ -142,23 +129,21 @@ def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None =
     if action in ("quarantine", "transition") and not to:
         raise UsageError(f"--action {action} needs --to ({'a prefix, bucket URI or folder' if action == 'quarantine' else 'a storage class'})")
     wanted = set(policies)
-    groups = catalog.groups()
-    masters, group_of = _masters(groups), _group_of(groups)
-    records = {r.uri: r for r in catalog.records()}
+    known = _Catalog(catalog)
     items: list[dict[str, Any]] = []
     excluded: list[dict[str, str]] = []
     seen: set[str] = set()
-    for finding in findings if findings is not None else catalog.findings():
+    for finding in findings if findings is not None else catalog.each_finding():
         if wanted and finding.policy not in wanted:
             continue
         for uri in finding.uris:
             if uri in seen:
                 continue
             seen.add(uri)
-            record = records.get(uri)
-            group = group_of.get(uri)
+            record = known.record(uri)
+            group = known.group_of(uri)
             why = None
-            if uri in masters:
+            if known.is_master(uri):
                 why = "a group master: never touched"
             elif record is None:
                 why = "not in the catalog (or gone)"
@@ -170,7 +155,7 @@ def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None =
                 excluded.append({"uri": uri, "policy": finding.policy, "reason": why})
                 continue
             assert record is not None
-            master = records.get(group.master) if group else None
+            master = known.record(group.master) if group else None
             item: dict[str, Any] = {
                 "uri": uri, "scheme": _scheme(uri), "bucket": record.bucket, "key": record.key,
                 "size": record.size, "etag": record.etag, "version": record.version,
@@ -497,20 +482,37 @@ async def _quarantine(conn: Connector, src: Location, dst: Location, expect: Obj
 
 
 class _Catalog:
-    """The catalog as execution sees it: records by URI, group masters, each member's group."""
+    """The catalog as planning and execution see it: records, group masters and each member's group, looked
+    up by URI as items come (nothing held per object)."""
 
     def __init__(self, catalog: Catalog):
-        groups = catalog.groups()
-        self.masters, self.group_of = _masters(groups), _group_of(groups)
-        self.records = {r.uri: r for r in catalog.records()}
+        self._catalog = catalog
+        self._last: Group | None = None  # a group's members come one after another: read it once
+        catalog.group_members()
+
+    def record(self, uri: str) -> InventoryRecord | None:
+        """Its record, unless it is not in the catalog or gone."""
+        record = self._catalog.records_of([uri]).get(uri)
+        return record if record is not None and record.status != "gone" else None
+
+    def is_master(self, uri: str) -> bool:
+        return self._catalog.is_master(uri)
+
+    def group_of(self, uri: str) -> Group | None:
+        """Its group: an exact one before a near one."""
+        last = self._last  # an object is in one exact group at most
+        if last is not None and last.kind == "exact" and any(m.uri == uri for m in last.members):
+            return last
+        self._last = self._catalog.group_of(uri)
+        return self._last
 
     def vet(self, plan: dict[str, Any], item: dict[str, Any]) -> tuple[str | None, InventoryRecord | None,
                                                                         InventoryRecord | None]:
         """(why the item is skipped, or None; its record; the master to prove, when the action needs one)."""
         uri = item["uri"]
-        if uri in self.masters:
+        if self.is_master(uri):
             return "a group master now: never touched", None, None
-        record = self.records.get(uri)
+        record = self.record(uri)
         if record is None:
             return "not in the catalog (or gone)", None, None
         why = _differs(item, record, plan)
@@ -518,7 +520,7 @@ class _Catalog:
             return f"{why}: not touched", None, None
         if plan["action"] not in _REMOVES:
             return None, record, None
-        group = self.group_of.get(uri)
+        group = self.group_of(uri)
         if plan["action"] == "delete" and (group is None or group.kind != "exact"):
             return "no longer a redundant copy in an exact group", None, None
         if item.get("group_kind") != (group.kind if group else None):
@@ -529,7 +531,7 @@ class _Catalog:
         assert group is not None
         if group.master != item.get("master"):
             return f"its master is now {group.master!r}, not the reviewed {item.get('master')!r}", None, None
-        master = self.records.get(group.master)
+        master = self.record(group.master)
         if master is None or not _names_itself(master) or item.get("master_at") != _where(master):
             return f"its master {group.master!r} is not in the catalog as reviewed: the copy may be the last one", \
                 None, None

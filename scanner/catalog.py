@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from policies.prefilter import AllOf, AnyOf, Between, Condition, HasPersonalData, OneOf
 
@@ -50,7 +50,7 @@ from .signatures import MAGIC
 if TYPE_CHECKING:
     from .shard import Shard
 
-__all__ = ["SCHEMA_VERSION", "Catalog", "Holding", "ResultWriter", "WorkItem"]
+__all__ = ["SCHEMA_VERSION", "Catalog", "Holding", "ResultWriter", "Signatures", "WorkItem"]
 
 SCHEMA_VERSION = 1
 
@@ -246,6 +246,30 @@ class WorkItem:
     ref: ObjectRef
     want_sha256: bool
     want_metadata: bool  # False: an unchanged object read again only for its SHA-256
+
+
+class Signatures(Mapping[str, bytes]):
+    """The catalog's near-duplicate signature blobs by URI, each read when asked for (one primary-key
+    lookup): near grouping asks once per image, and a dict of every blob would grow with the estate."""
+
+    _WHERE = "near_sig IS NOT NULL AND status<>'gone'"
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __getitem__(self, uri: str) -> bytes:
+        row = self._db.execute(f"SELECT near_sig FROM objects WHERE uri=? AND {self._WHERE}", (uri,)).fetchone()
+        if row is None:
+            raise KeyError(uri)
+        return bytes(row[0])
+
+    def __iter__(self) -> Iterator[str]:
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        return (uri for (uri,) in cursor.execute(f"SELECT uri FROM objects WHERE {self._WHERE} ORDER BY uri"))
+
+    def __len__(self) -> int:
+        return int(self._db.execute(f"SELECT COUNT(*) FROM objects WHERE {self._WHERE}").fetchone()[0])
 
 
 class ResultWriter:
@@ -669,6 +693,30 @@ class Catalog:
                 WHERE g.kind='exact';
         """)
 
+    def group_members(self) -> None:
+        """`temp.group_member` (uri, id, kind, master): every member of every stored group, for `group_of` and
+        `is_master`, which look a URI up there rather than hold the groups."""
+        self._script("""
+            DROP TABLE IF EXISTS temp.group_member;
+            CREATE TEMP TABLE group_member (uri TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
+                                            master TEXT NOT NULL);
+            INSERT INTO temp.group_member SELECT json_extract(m.value, '$.uri'), g.id, g.kind,
+                json_extract(g.data, '$.master') FROM groups g, json_each(g.data, '$.members') m;
+            CREATE INDEX temp.group_member_uri ON group_member (uri);
+            CREATE INDEX temp.group_member_master ON group_member (master);
+        """)
+
+    def group_of(self, uri: str) -> Group | None:
+        """The stored group `uri` is a member of: an exact group before a near one, then the least id
+        (after `group_members`)."""
+        row = self.db.execute("SELECT id FROM temp.group_member WHERE uri=? ORDER BY kind<>'exact', id LIMIT 1",
+                              (uri,)).fetchone()
+        return None if row is None else self.group(row[0])
+
+    def is_master(self, uri: str) -> bool:
+        """Whether `uri` is the master of a stored group (after `group_members`)."""
+        return self.db.execute("SELECT 1 FROM temp.group_member WHERE master=? LIMIT 1", (uri,)).fetchone() is not None
+
     def masters_of(self, uris: Iterable[str]) -> dict[str, str]:
         """The exact group master of each of `uris` that is a member of one (after `exact_members`)."""
         found = {}
@@ -785,10 +833,10 @@ class Catalog:
             self.db.execute("ROLLBACK")
             raise
 
-    def signatures(self) -> dict[str, bytes]:
-        """Near-duplicate signature blobs by URI, for the objects that have one."""
-        rows = self.db.execute("SELECT uri, near_sig FROM objects WHERE near_sig IS NOT NULL AND status<>'gone'")
-        return {r[0]: r[1] for r in rows}
+    def signatures(self) -> Signatures:
+        """Near-duplicate signature blobs by URI, for the objects not gone that have one: read when asked
+        for, not held (`Signatures`)."""
+        return Signatures(self.db)
 
     # --- user decisions ----------------------------------------------------------------------------
     def add_not_duplicates(self, uris: Iterable[str]) -> int:

@@ -111,9 +111,12 @@ def _emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = 
             render_table(report, _console())
         return
     if fmt == "html":
-        from .html_report import render_html
+        from .html_report import write_html
 
-        _write_text(render_html(report.whole(), exposure or Exposure()), output)
+        with _text_output(output) as fh:
+            write_html(report, exposure or Exposure(), fh)
+            if output is None:
+                fh.write("\n")
         return
     if fmt == "json":
         with _text_output(output) as fh:
@@ -156,14 +159,6 @@ def _stdout() -> IO[str]:
     """Standard output for JSON, JSONL and CSV: exact for a pipe or a file; on a terminal, names are shown
     escaped like in the table (a key's escape sequence would otherwise reach the terminal raw)."""
     return cast(IO[str], _TerminalSafe(sys.stdout)) if sys.stdout.isatty() else sys.stdout
-
-
-def _write_text(text: str, output: Path | None) -> None:
-    if output:
-        with atomic_write(output) as fh:
-            fh.write(text)
-    else:
-        _stdout().write(text if text.endswith("\n") else text + "\n")
 
 
 def _exit_for(report: ReportStream, fail_on: str | None) -> None:

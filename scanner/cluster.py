@@ -30,7 +30,7 @@ from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from .signatures import QUERY_WINDOWS, Signature
 from .verify import evidence
 
 __all__ = ["MASTER_RULES", "ExactCopy", "NearImage", "choose_exact_master", "exact_group", "exact_groups",
-           "near_groups"]
+           "iter_near_groups", "near_groups"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,11 +161,15 @@ def choose_exact_master(members: Sequence[InventoryRecord | ExactCopy],
     return min(members, key=rank)
 
 
+def _group_id(kind: str, key: str) -> str:
+    return f"{kind[0]}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
 def _group(kind: str, key: str, master: Member, members: Sequence[Member],
            distances: dict[str, int]) -> Group:
     ordered = [master] + sorted((m for m in members if m.uri != master.uri), key=lambda m: m.uri)
     return Group(
-        id=f"{kind[0]}-{hashlib.sha256(key.encode()).hexdigest()[:12]}",
+        id=_group_id(kind, key),
         kind=kind,  # type: ignore[arg-type]
         master=master.uri,
         members=[
@@ -336,7 +340,16 @@ def near_groups(records: Iterable[Image], exact: Sequence[Group], near: NearSett
                 master: MasterSettings | None = None, signatures: Mapping[str, bytes] | None = None,
                 not_duplicates: Iterable[Sequence[str]] = (), workers: int | None = None,
                 meanwhile: Callable[[], None] = lambda: None) -> list[Group]:
-    """Star groups of perceptually similar images; exact copies are represented by their group's master.
+    """`iter_near_groups` as a list."""
+    return list(iter_near_groups(records, exact, near, master, signatures, not_duplicates, workers, meanwhile))
+
+
+def iter_near_groups(records: Iterable[Image], exact: Sequence[Group], near: NearSettings,
+                     master: MasterSettings | None = None, signatures: Mapping[str, bytes] | None = None,
+                     not_duplicates: Iterable[Sequence[str]] = (), workers: int | None = None,
+                     meanwhile: Callable[[], None] = lambda: None) -> Iterator[Group]:
+    """Star groups of perceptually similar images, by id, each made as it is taken (the groups of a large
+    estate, all made at once, would grow with it); exact copies are represented by their group's master.
     Centres, the masters, are taken best first by `master.near`; an unassigned candidate joins a centre
     only when their pair is confirmed and it is not listed as "not a duplicate" of any member.
     `records`: whole inventory records, or `NearImage`s of the images with perceptual hashes.
@@ -356,16 +369,16 @@ def near_groups(records: Iterable[Image], exact: Sequence[Group], near: NearSett
     )
     if len(cands) < 2:
         meanwhile()
-        return []
+        return
     radius = max(near.candidate_radius, near.phash_max_distance)
     pairs = _hash_pairs(cands, radius)
     search = _Search(cands, _Mates.of(pairs, len(cands)), _separated(near, not_duplicates, exact), near)
     components = _components(pairs, len(cands))
     stars = _in_parallel(search, components, workers or os.cpu_count() or 1, meanwhile)
-    groups = [_group("near", cands[i].record.uri, cands[i].record,
+    for k in sorted(range(len(stars)), key=lambda k: _group_id("near", cands[stars[k][0]].record.uri)):
+        i, members, distances = stars[k]
+        yield _group("near", cands[i].record.uri, cands[i].record,
                      [cands[i].record, *(cands[j].record for j in members)], distances)
-              for i, members, distances in stars]
-    return sorted(groups, key=lambda g: g.id)
 
 
 class _Mates:

@@ -6,19 +6,26 @@ only makes tables sortable and marks the page rendered (`<body data-ok="1">`, or
 message), which the headless-browser test checks. Headline figures carry their JSON value in `data-value`
 next to the text people read, so a test can hold both against the JSON report.
 
+The page is written part by part as it is produced, from a `ReportStream`: the groups pass by once (the
+table keeps the top `TOP_ROWS`), findings and skipped objects are shown as counts, so memory does not grow
+with the estate.
+
 GPS positions appear only rounded to about 1 km (`scanner.exposure`).
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from html import escape
+from typing import IO
 
 from .exposure import GPS_DECIMALS, KINDS, Exposure
-from .models import Report
+from .models import Group, Report, Severity
 from .report import (
+    ReportStream,
     break_even_text,
     group_redundant_bytes,
     group_spans,
@@ -29,7 +36,7 @@ from .report import (
 )
 from .svg_charts import Bar, Series, Step, bar_chart, grouped_bar_chart, waterfall_chart
 
-__all__ = ["HEADLINE", "WATERFALL_MONTHS", "render_html"]
+__all__ = ["HEADLINE", "WATERFALL_MONTHS", "write_html"]
 
 WATERFALL_MONTHS = 12
 TOP_ROWS = 25  # rows of the groups and places tables
@@ -101,10 +108,21 @@ window.addEventListener("error", function (e) { document.body.dataset.error = St
 """
 
 
-def render_html(report: Report, exposure: Exposure) -> str:
-    """The whole page. `exposure` comes from the inventory records (see `scanner.exposure.exposure`)."""
+def write_html(stream: ReportStream, exposure: Exposure, fh: IO[str]) -> None:
+    """The whole page, written to `fh` part by part. `exposure` comes from the inventory records (see
+    `scanner.exposure.exposure`)."""
+    separator = ""
+    for part in _parts(stream, exposure):
+        if part:
+            fh.write(separator + part)
+            separator = "\n"
+
+
+def _parts(stream: ReportStream, exposure: Exposure) -> Iterator[str]:
+    """The page's parts in order (an empty one is left out), each made when it is reached."""
+    report = stream.head
     caveat = price_caveat(report)
-    parts = [
+    yield from [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -143,13 +161,12 @@ def render_html(report: Report, exposure: Exposure) -> str:
         ),
         _places_figure(exposure),
         "</div>",
-        _groups_table(report),
-        _findings_table(report),
-        _skipped_table(report),
-        _prices_list(report),
-        f"</main><script>{_SCRIPT}</script></body></html>",
     ]
-    return "\n".join(p for p in parts if p)
+    yield _groups_table(stream.groups())
+    yield _findings_table(stream.findings_by)
+    yield _skipped_table(stream.skip_reasons)
+    yield _prices_list(report)
+    yield f"</main><script>{_SCRIPT}</script></body></html>"
 
 
 def _cards(report: Report) -> str:
@@ -328,10 +345,18 @@ def _places_figure(exposure: Exposure) -> str:
     return _figure("Where GPS-tagged images were taken", table, note)
 
 
-def _groups_table(report: Report) -> str:
-    exact = sorted(
-        (g for g in report.groups if g.kind == "exact"), key=lambda g: (-group_redundant_bytes(g), g.id)
-    )
+def _groups_table(groups: Iterable[Group]) -> str:
+    """The `TOP_ROWS` exact groups with the most redundant bytes, of all exact groups (read once)."""
+    exact = 0
+
+    def counted() -> Iterator[Group]:
+        nonlocal exact
+        for g in groups:
+            if g.kind == "exact":
+                exact += 1
+                yield g
+
+    top = heapq.nsmallest(TOP_ROWS, counted(), key=lambda g: (-group_redundant_bytes(g), g.id))
     rows = [
         "<tr>"
         + _td(g.id)
@@ -341,9 +366,9 @@ def _groups_table(report: Report) -> str:
         + _td(", ".join(group_spans(g)) or "-")
         + _td("yes" if g.has_personal_data else "no")
         + "</tr>"
-        for g in exact[:TOP_ROWS]
+        for g in top
     ]
-    note = f"Top {len(rows)} of {len(exact)} exact groups by redundant bytes; near groups are in the JSON."
+    note = f"Top {len(rows)} of {exact} exact groups by redundant bytes; near groups are in the JSON."
     return _table(
         "Exact duplicate groups",
         ["Group", "Copies", "Redundant", "Master", "Spans", "Personal data"],
@@ -354,8 +379,7 @@ def _groups_table(report: Report) -> str:
     )
 
 
-def _findings_table(report: Report) -> str:
-    counts = Counter((f.policy, f.severity) for f in report.findings)
+def _findings_table(counts: dict[tuple[str, Severity], int]) -> str:
     ordered = sorted(counts.items(), key=lambda kv: (-kv[0][1].rank, kv[0][0]))
     rows = [
         "<tr>"
@@ -366,7 +390,7 @@ def _findings_table(report: Report) -> str:
         for (policy, severity), n in ordered
     ]
     return _table(
-        f"Findings ({len(report.findings):,})",
+        f"Findings ({sum(counts.values()):,})",
         ["Policy", "Severity", "Count"],
         rows,
         "findings",
@@ -374,10 +398,9 @@ def _findings_table(report: Report) -> str:
     )
 
 
-def _skipped_table(report: Report) -> str:
-    reasons = Counter(s.reason for s in report.skipped)
+def _skipped_table(reasons: Counter[str]) -> str:
     rows = ["<tr>" + _td(reason) + _num(n, f"{n:,}") + "</tr>" for reason, n in reasons.most_common()]
-    return _table(f"Skipped ({len(report.skipped):,})", ["Reason", "Objects"], rows, "skipped", numeric=(1,))
+    return _table(f"Skipped ({reasons.total():,})", ["Reason", "Objects"], rows, "skipped", numeric=(1,))
 
 
 def _prices_list(report: Report) -> str:

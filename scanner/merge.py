@@ -58,6 +58,7 @@ class MergeResult:
 class _Part:
     name: str
     started: datetime
+    scan_id: int  # its last scan: the rows it saw then are what it listed
     catalog: Catalog
 
 
@@ -67,9 +68,10 @@ _BEST_FIRST = "{t}moment DESC, {t}started DESC, {t}status_rank DESC, {t}has_sha 
 _RANK_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in _STATUS_RANK.items()) + " ELSE 0 END"
 
 
-def _merge_rows(into: Catalog, parts: list[_Part], conflicts: list[str]) -> int:
-    """Replace `into`'s objects with the parts' winning rows; returns how many. Each part gives only the
-    rows of its own shard (all of them for an unsharded catalog)."""
+def _merge_rows(into: Catalog, parts: list[_Part], conflicts: list[str]) -> tuple[int, int]:
+    """Replace `into`'s objects with the parts' winning rows; returns how many, and how many objects the
+    parts' last scans listed (each once, however many parts listed it). Each part gives only the rows of
+    its own shard (all of them for an unsharded catalog)."""
     db = into.db
     columns = ", ".join(f'"{r[1]}"' for r in db.execute("PRAGMA main.table_info(objects)"))
     shards = [parse_shard(spec) if (spec := p.catalog.meta("shard")) else None for p in parts]
@@ -80,13 +82,14 @@ def _merge_rows(into: Catalog, parts: list[_Part], conflicts: list[str]) -> int:
         db.execute(f"DROP TABLE IF EXISTS temp.{table}")
     db.execute("CREATE TEMP TABLE merge_rank (uri TEXT NOT NULL, part INTEGER NOT NULL, moment REAL NOT NULL, "
                "started REAL NOT NULL, status_rank INTEGER NOT NULL, has_sha INTEGER NOT NULL, "
-               "identity TEXT NOT NULL, status TEXT NOT NULL)")
+               "identity TEXT NOT NULL, status TEXT NOT NULL, listed INTEGER NOT NULL)")
     for i, part in enumerate(parts):
         with _attached(db, part.catalog.path):
             db.execute(f"INSERT INTO temp.merge_rank SELECT uri, ?, moment(modified), ?, {_RANK_SQL}, "
-                       "sha256 IS NOT NULL, identity, status FROM part.objects WHERE owned(?, uri)",
-                       (i, part.started.timestamp(), i))
+                       "sha256 IS NOT NULL, identity, status, last_seen=? FROM part.objects WHERE owned(?, uri)",
+                       (i, part.started.timestamp(), part.scan_id, i))
     db.execute("CREATE INDEX temp.merge_rank_uri ON merge_rank (uri)")
+    listed = db.execute("SELECT COUNT(DISTINCT uri) FROM temp.merge_rank WHERE listed").fetchone()[0]
     db.execute(f"CREATE TEMP TABLE merge_win AS SELECT uri, part, identity, status FROM (SELECT *, ROW_NUMBER() "
                f"OVER (PARTITION BY uri ORDER BY {_BEST_FIRST.format(t='')}) AS n FROM temp.merge_rank) WHERE n=1")
     db.execute("CREATE INDEX temp.merge_win_part ON merge_win (part, uri)")
@@ -109,7 +112,7 @@ def _merge_rows(into: Catalog, parts: list[_Part], conflicts: list[str]) -> int:
                            "ORDER BY uri").rowcount
     for table in ("merge_rank", "merge_win", "merge_rows"):
         db.execute(f"DROP TABLE temp.{table}")
-    return count
+    return count, listed
 
 
 @contextmanager
@@ -123,8 +126,8 @@ def _attached(db: sqlite3.Connection, path: Path) -> Iterator[None]:
 
 
 def _combined_stats(stats: list[ScanStats]) -> ScanStats:
-    """Reads add up across shards; listings do not (every shard lists everything), so those are the
-    largest part's."""
+    """Reads add up across shards; listings do not (every shard lists everything), so unchanged and gone
+    are the largest part's; `listed` is counted from the rows (`_merge_rows`)."""
     by_tier: Counter[str] = Counter()
     for s in stats:
         by_tier.update(s.bytes_read_by_tier)
@@ -132,7 +135,7 @@ def _combined_stats(stats: list[ScanStats]) -> ScanStats:
     finished = [s.finished for s in stats if s.finished]
     return ScanStats(
         started=min(started) if started else None, finished=max(finished) if finished else None,
-        listed=max((s.listed for s in stats), default=0), unchanged=max((s.unchanged for s in stats), default=0),
+        unchanged=max((s.unchanged for s in stats), default=0),
         gone=max((s.gone for s in stats), default=0), fingerprinted=sum(s.fingerprinted for s in stats),
         requests=sum(s.requests for s in stats), bytes_read=sum(s.bytes_read for s in stats),
         bytes_read_by_tier=dict(by_tier), cost_usd=sum(s.cost_usd for s in stats),
@@ -162,10 +165,12 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
                 locked.add(path.resolve())
                 stack.enter_context(CatalogLock(path))
             catalog = stack.enter_context(Catalog(path))
-            opened.append(_Part(str(path), catalog.last_scan().started or _EPOCH, catalog))
+            last = catalog.last_scan()
+            opened.append(_Part(str(path), last.started or _EPOCH, -1 if last.scan_id is None else last.scan_id,
+                                catalog))
         stats = _combined_stats([p.catalog.last_scan() for p in opened])
 
-        result.objects = _merge_rows(into, opened, result.conflicts)
+        result.objects, listed = _merge_rows(into, opened, result.conflicts)
         into.fill_copies()  # byte-identical copies a shard left to the shard that read their twin
         for part in opened:  # user decisions ("not duplicates") recorded in any part still hold
             for pair in part.catalog.not_duplicates():
@@ -179,6 +184,6 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
         log.warning("merge: the parts' images were hashed by different tierscan versions: near groups may "
                     "miss pairs until the next scan of %s", into.path)
     evaluate_results(config, into, now or datetime.now(timezone.utc))
-    result.stats = stats.model_copy(update={"scan_id": scan_id})
+    result.stats = stats.model_copy(update={"scan_id": scan_id, "listed": listed})
     into.finish_scan(result.stats)
     return result

@@ -35,7 +35,7 @@ from policies.model import Resource
 from policies.prefilter import group_may_match, prefilter
 
 from .catalog import Catalog
-from .cluster import ExactCopy, NearImage, exact_group, near_groups
+from .cluster import ExactCopy, NearImage, exact_group, iter_near_groups
 from .config import Config
 from .errors import UsageError
 from .fingerprint import PERCEPTUAL_MODE, FingerprintPool
@@ -240,7 +240,7 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
         listed = [*config.near.not_duplicates, *catalog.not_duplicates()]
         masters = catalog.masters_of(uri for uris in listed for uri in uris)
         objects = catalog.records_matching(prefilter(policy_set, "object"))
-        near = near_groups(
+        near = iter_near_groups(
             [NearImage.of_row(row) for row in catalog.near_rows()], (),
             config.near.model_copy(update={"not_duplicates": []}), config.master,
             signatures=catalog.signatures(), workers=config.scan.workers,

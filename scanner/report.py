@@ -104,7 +104,7 @@ class ReportStream:
         return sum(self.findings_by.values())
 
     def whole(self) -> Report:
-        """Everything in memory, for renderers that lay the whole report out at once (the HTML page)."""
+        """Everything in memory: to compare whole reports (every renderer streams)."""
         return self.head.model_copy(update={"groups": list(self.groups()), "findings": list(self.findings()),
                                             "skipped": list(self.skipped())})
 

@@ -128,6 +128,7 @@ def test_three_shard_processes_give_the_one_process_report(estate: tuple[Path, P
     expected = json.loads(run("report", "--db", str(one), "--config", str(config), "--format", "json").stdout)
     got = json.loads(run("report", "--db", str(merged), "--config", str(config), "--format", "json").stdout)
     assert_same(comparable(got), comparable(expected))
+    assert got["scan"]["listed"] == expected["scan"]["listed"] > 0  # every shard listed it all: counted once
     # The inventory (SHA-256 included, computed only where sizes collide) is the same record for record.
     assert run("inventory", "--db", str(merged)).stdout == run("inventory", "--db", str(one)).stdout
     # The test means something: some exact group has members read by different shards, so the size
@@ -178,6 +179,23 @@ def test_merge_reports_conflicts_and_keeps_the_newest(tmp_path: Path) -> None:
     assert "1 conflict(s)" in done.stderr and f"kept {tmp_path / 'new.db'}" in done.stderr
     records = [json.loads(line) for line in run("inventory", "--db", str(tmp_path / "all.db")).stdout.splitlines()]
     assert [r["size"] for r in records] == [photo.stat().st_size - 10]
+
+
+@pytest.mark.slow
+def test_merge_counts_each_listed_object_once(tmp_path: Path) -> None:
+    """Parts that listed different objects (scans of other folders) add up; an object two parts listed
+    counts once."""
+    photo = REPO / "examples" / "estate" / "hk-photos-hot" / "events" / "harbour-walk-001.jpg"
+    for root, names in (("one", ["a.jpg", "b.jpg"]), ("two", ["c.jpg", "d.jpg", "e.jpg"])):
+        (tmp_path / root / "b").mkdir(parents=True)
+        for name in names:
+            shutil.copy(photo, tmp_path / root / "b" / name)
+        run("scan", str(tmp_path / root), "--db", str(tmp_path / f"{root}.db"), "--format", "none")
+    shutil.copy(tmp_path / "two.db", tmp_path / "again.db")
+    run("merge", *(str(tmp_path / f"{name}.db") for name in ("one", "two", "again")), "--db",
+        str(tmp_path / "all.db"))
+    report = json.loads(run("report", "--db", str(tmp_path / "all.db"), "--format", "json").stdout)
+    assert report["scan"]["listed"] == 5 and report["totals"]["objects"] == 5
 
 
 @pytest.mark.slow
