@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Container, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from policies.prefilter import AllOf, AnyOf, Between, Condition, HasPersonalData, OneOf
 
@@ -198,8 +198,14 @@ def _unique_candidate() -> str:
 
 # Size classes where exact matching needs bytes: more than one object, and checksums do not settle them.
 # Queries name it `colliding`, a table built once per query (every row's checksums are read to build it).
-_COLLIDING = ("WITH colliding(size) AS MATERIALIZED (SELECT size FROM objects WHERE status<>'gone' AND size>0 "
-              f"GROUP BY size HAVING COUNT(*)>1 AND NOT ({_settled_class()})) ")
+def _colliding(among: str = "1") -> str:
+    """The `colliding` size classes (more than one object, not settled by identity checksums), of the sizes
+    `among` (an SQL condition on `size`) keeps."""
+    return ("WITH colliding(size) AS MATERIALIZED (SELECT size FROM objects WHERE status<>'gone' AND size>0 "
+            f"AND {among} GROUP BY size HAVING COUNT(*)>1 AND NOT ({_settled_class()})) ")
+
+
+_COLLIDING = _colliding()
 # An object that needs bytes read for exact matching (`Catalog.work`), in a query that starts `_COLLIDING`.
 _NEEDS_EXACT = f"(size IN colliding AND NOT ({_unique_candidate()}))"
 
@@ -493,8 +499,31 @@ class Catalog:
             yield WorkItem(_ref(row), want_sha256=bool(row["collides"]),
                            want_metadata=row["status"] == "listed" or bool(row["needs_signature"]))
 
-    def size_peers(self, sizes: Iterable[int]) -> Iterator[tuple[ObjectRef, str | None, str | None]]:
-        """Every readable, listed object of these sizes, with its headtail key and SHA-256 (for narrowing)."""
+    def size_rounds(self, sizes: Iterable[int], peers: int) -> Iterator[list[int]]:
+        """These sizes in ascending runs holding about `peers` listed objects each (a size class with more
+        is a run of its own)."""
+        wanted = sorted(set(sizes))
+        run: list[int] = []
+        held = 0
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            counts = dict(self.db.execute(
+                f"SELECT size, COUNT(*) FROM objects WHERE status<>'gone' AND readable=1 "
+                f"AND size IN ({', '.join('?' * len(chunk))}) GROUP BY size", chunk).fetchall())
+            for size in chunk:
+                count = counts.get(size, 0)
+                if run and held + count > peers:
+                    yield run
+                    run, held = [], 0
+                run.append(size)
+                held += count
+        if run:
+            yield run
+
+    def size_peers(self, sizes: Iterable[int], known: Container[str] = frozenset()
+                   ) -> Iterator[tuple[str, ObjectRef | None, str | None, str | None]]:
+        """Every readable, listed object of these sizes: (uri, ref, headtail key, SHA-256), for narrowing.
+        The ref is None for URIs in `known` (the caller has what it needs of them: no record is built)."""
         wanted = sorted(set(sizes))
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
@@ -503,7 +532,8 @@ class Catalog:
                 f"SELECT {_REF_COLUMNS}, headtail, sha256 FROM objects WHERE status<>'gone' AND readable=1 "
                 f"AND size IN ({marks})", chunk,
             ):
-                yield _ref(row), row["headtail"], row["sha256"]
+                uri = row["uri"]
+                yield uri, None if uri in known else _ref(row), row["headtail"], row["sha256"]
 
     def listed_among(self, uris: list[str]) -> set[str]:
         """Which of these objects are waiting for a read (new or changed since the last scan)."""
@@ -564,7 +594,8 @@ class Catalog:
             self.db.executemany("INSERT OR IGNORE INTO temp.exact_asked VALUES (?)", ((uri,) for uri in uris))
         try:
             return {row[0] for row in self._tuples(
-                f"{_COLLIDING}SELECT uri FROM objects WHERE uri IN temp.exact_asked AND {_NEEDS_EXACT}")}
+                f"{_colliding('size IN (SELECT o.size FROM objects o JOIN temp.exact_asked a ON a.uri=o.uri)')}"
+                f"SELECT uri FROM objects WHERE uri IN temp.exact_asked AND {_NEEDS_EXACT}")}
         finally:
             with self.db:
                 self.db.execute("DROP TABLE temp.exact_asked")

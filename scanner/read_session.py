@@ -43,6 +43,7 @@ log = logging.getLogger("tierscan")
 _WRITE_BATCH = 256  # catalog rows per transaction
 _WORKER_BATCH = 64  # objects per message to a worker that reads them itself
 _BATCHES_A_WORKER = 2  # such messages in flight per worker: one worked on, one waiting
+_PEERS_A_ROUND = 20_000  # objects of the size classes narrowing settles together
 
 
 class _Accounts:
@@ -589,20 +590,39 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
     (returned as key -> items to fill); objects that all have trusted MD5s need no read at all.
 
     `narrowed`: the head/tail reads; `whole_sizes` and `settled_plain`: the sizes of this scan's whole reads,
-    and the keys they settled (read whole, no trusted MD5)."""
-    peers = list(catalog.size_peers(whole_sizes | {p.ref.size for p in narrowed}))
+    and the keys they settled (read whole, no trusted MD5). A key names its size, so size classes are
+    settled a round of them at a time: memory holds one round's peers, not every object of every size."""
+    by_size: dict[int, list[PlannedRead]] = defaultdict(list)
+    for p in narrowed:
+        by_size[p.ref.size].append(p)
+    reads: list[PlannedRead] = []
+    fill: dict[str, list[WorkItem]] = {}
+    for sizes in catalog.size_rounds(set(whole_sizes) | set(by_size), _PEERS_A_ROUND):
+        more, more_fill = _colliding_among(catalog, [p for size in sizes for p in by_size.get(size, ())],
+                                           sizes, keys, settled_plain)
+        reads += more
+        fill.update(more_fill)
+    return reads, fill
+
+
+def _colliding_among(catalog: Catalog, narrowed: list[PlannedRead], sizes: list[int],
+                     keys: dict[str, tuple[str, str]], settled_plain: AbstractSet[str]
+                     ) -> tuple[list[PlannedRead], dict[str, list[WorkItem]]]:
+    """`_still_colliding` for the objects of these sizes (`narrowed` holds only those)."""
+    peers = list(catalog.size_peers(sizes, known=keys))
     # Objects that provider checksums tell apart from every other object of their size (`Catalog.work`).
-    need = catalog.needs_exact([p.ref.uri for p in narrowed] + [ref.uri for ref, _, _ in peers])
+    need = catalog.needs_exact([p.ref.uri for p in narrowed] + [uri for uri, _, _, _ in peers])
     narrowed = [p for p in narrowed if p.ref.uri in need]
     identities: dict[str, set[str]] = defaultdict(set)
-    for uri, (narrow_key, identity) in keys.items():
-        if uri in need:
+    for uri in [p.ref.uri for p in narrowed] + [uri for uri, _, _, _ in peers]:
+        if uri in need and uri in keys:
+            narrow_key, identity = keys[uri]
             identities[narrow_key].add(identity)
     unknown_sizes: set[int] = set()
     settled_plain = set(settled_plain)  # keys with an object without MD5 whose SHA-256 is already known
     members: dict[str, list[tuple[WorkItem, list[WorkItem]]]] = defaultdict(list)
-    for ref, key, sha in peers:
-        if ref.uri in keys or ref.uri not in need:
+    for uri, ref, key, sha in peers:
+        if ref is None or uri not in need:  # None: read by this scan (in `keys`)
             continue
         if key is None:
             unknown_sizes.add(ref.size)

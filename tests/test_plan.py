@@ -315,3 +315,34 @@ def test_the_scan_cost_does_not_depend_on_the_order_reads_finish_in():
         backward.add(r, n)
     assert forward.retrieval_usd > 0 and forward.request_usd > 0
     assert (forward.retrieval_usd, forward.request_usd) == (backward.retrieval_usd, backward.request_usd)
+
+
+def test_narrowing_settles_size_classes_in_rounds_as_it_would_in_one(tmp_path, monkeypatch):
+    """Rounds of size classes (memory holds one round's peers) find the same whole reads and fills as one
+    round over every size, whichever sizes share a round."""
+    from scanner import read_session
+    from scanner.catalog import Catalog
+    from scanner.plan import PlannedRead
+
+    refs, keys, narrowed = [], {}, []
+    for size in (5000, 6000, 7000, 8000):
+        group = [ref(f"s3://b/{size}-{n}", size, md5=("a" * 32 if n == 0 else None), key=f"{size}-{n}")
+                 for n in range(3)]
+        refs += group
+        for n, r in enumerate(group):
+            # Two of each size share a head/tail key, one with a trusted MD5 and one without.
+            keys[r.uri] = (f"{size}:{'h' if n < 2 else 'x'}", r.checksums.get("md5") or r.uri)
+        narrowed += [PlannedRead(WorkItem(r, True, True), "meta") for r in group]
+    with Catalog(tmp_path / "c.db") as catalog:
+        catalog.record_listing(refs, "s3://b", 1)
+        assert list(catalog.size_rounds([8000, 5000, 6000, 7000], 3)) == [[5000], [6000], [7000], [8000]]
+        assert list(catalog.size_rounds([8000, 5000, 6000, 7000], 7)) == [[5000, 6000], [7000, 8000]]
+        results = []
+        for peers in (1, 6, 10**6):
+            monkeypatch.setattr(read_session, "_PEERS_A_ROUND", peers)
+            reads, fill = read_session._still_colliding(catalog, narrowed, keys)
+            results.append((sorted(p.ref.uri for p in reads),
+                            {k: sorted(i.ref.uri for i in v) for k, v in fill.items()}))
+    assert results[0] == results[1] == results[2]
+    assert results[0][0] == [f"s3://b/{size}-1" for size in (5000, 6000, 7000, 8000)]
+    assert results[0][1] == {f"{size}:h": [f"s3://b/{size}-0"] for size in (5000, 6000, 7000, 8000)}
