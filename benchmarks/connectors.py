@@ -3,7 +3,7 @@ second at several concurrencies, for S3 (moto), GCS (fake-gcs-server) and Azure 
 the connectors; and, for comparison, each provider's blocking SDK run in threads (boto3,
 google-cloud-storage, azure.storage.blob), which is how each connector's client was chosen.
 
-    /work/venv/bin/python benchmarks/connectors.py [--objects 2000] [--reads 400] [--only s3,gcs,azure]
+    python benchmarks/connectors.py [--objects 2000] [--reads 400] [--only s3,gcs,azure]
 
 Starts and stops the emulators itself. The emulators and the client share the machine's cores, so the
 figures compare clients and concurrencies on one machine; they are not what a cloud would do.
