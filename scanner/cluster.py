@@ -53,10 +53,8 @@ class Shot:
 
 
 @dataclass(frozen=True, slots=True)
-class NearImage:
-    """What near grouping reads of one image, in place of its whole inventory record: the fields of the
-    master ranking, of the group's members and spans, the perceptual hashes and the camera metadata
-    that keeps shots apart (`Catalog.near_rows` gives them as plain tuples)."""
+class _Ranked:
+    """The fields of one object that the master ranking and a group's members and spans read."""
 
     uri: str
     provider: str
@@ -67,6 +65,14 @@ class NearImage:
     modified: datetime
     width: int | None
     height: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NearImage(_Ranked):
+    """What near grouping reads of one image, in place of its whole inventory record: the ranked fields,
+    the perceptual hashes and the camera metadata that keeps shots apart (`Catalog.near_rows` gives them
+    as plain tuples)."""
+
     phash: str
     dhash: str
     exif: Shot | None
@@ -84,20 +90,10 @@ class NearImage:
 
 
 @dataclass(frozen=True, slots=True)
-class ExactCopy:
-    """What exact grouping reads of one object, in place of its whole inventory record: the fields of the
-    master ranking, of the group's members and spans, and of its content key (`Catalog.exact_candidates`
-    gives them as plain tuples)."""
+class ExactCopy(_Ranked):
+    """What exact grouping reads of one object, in place of its whole inventory record: the ranked fields
+    and its content key (`Catalog.exact_candidates` gives them as plain tuples)."""
 
-    uri: str
-    provider: str
-    size: int
-    tier: Tier
-    region: str
-    jurisdiction: str
-    modified: datetime
-    width: int | None
-    height: int | None
     personal_data: bool
     sha256: str | None
     content_id: str | None
