@@ -37,7 +37,7 @@ import shutil
 import tempfile
 import zlib
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import imagehash
@@ -74,7 +74,7 @@ def _fingerprint(folder: Path, rows: list[dict[str, str]], workers: int | None
             records.append(InventoryRecord(
                 uri=name, provider="local", bucket="eval", key=name, size=(folder / name).stat().st_size,
                 tier=Tier.hot, storage_class="local", region="local", jurisdiction="local",
-                modified=datetime(2020, 1, 1, tzinfo=timezone.utc), sha256=fp.sha256, phash=fp.phash,
+                modified=datetime(2020, 1, 1, tzinfo=UTC), sha256=fp.sha256, phash=fp.phash,
                 dhash=fp.dhash, format=fp.format, width=fp.width, height=fp.height, exif=exif_record(fp.exif),
                 status="skipped" if fp.error else "fingerprinted", reason=fp.error,
             ))

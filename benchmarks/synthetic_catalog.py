@@ -21,7 +21,7 @@ import argparse
 import hashlib
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -147,7 +147,7 @@ def write(n: int, path: Path, seed: int = 1) -> None:
         for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='objects' "
                                   "AND sql IS NOT NULL").fetchall():
             db.execute(f'DROP INDEX "{name}"')
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         scan_id = catalog.begin_scan([f"s3://{b[0]}" for b in BUCKETS], started)
         marks = ", ".join("?" for _ in _COLUMNS.split(", "))
         for rows in _rows(n, seed, scan_id):
@@ -156,7 +156,7 @@ def write(n: int, path: Path, seed: int = 1) -> None:
             db.execute("COMMIT")
         for sql in indexes:
             db.execute(sql)
-        catalog.finish_scan(ScanStats(scan_id=scan_id, started=started, finished=datetime.now(timezone.utc),
+        catalog.finish_scan(ScanStats(scan_id=scan_id, started=started, finished=datetime.now(UTC),
                                       listed=n, fingerprinted=n))
         db.execute("PRAGMA locking_mode=NORMAL")
         db.execute("PRAGMA journal_mode=WAL")

@@ -33,7 +33,7 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,8 +93,8 @@ def _inventory_time(value: Any) -> datetime:
         except ValueError:
             when = parsedate_to_datetime(text)
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).replace(microsecond=0)
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).replace(microsecond=0)
 
 
 def _error(uri: str, exc: BaseException) -> ObjectError:

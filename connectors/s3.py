@@ -51,7 +51,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
@@ -70,7 +70,17 @@ from scanner.models import ObjectRef
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
 from ._s3_get import SignedGets, error_code
 from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, Throttled, merge_streams
-from .inventory_reports import MAX_TRIED, DataFile, Report, announce, falsy, report_refs, s3_report, s3_report_folder, truthy
+from .inventory_reports import (
+    MAX_TRIED,
+    DataFile,
+    Report,
+    announce,
+    falsy,
+    report_refs,
+    s3_report,
+    s3_report_folder,
+    truthy,
+)
 
 __all__ = ["S3Connector"]
 
@@ -154,7 +164,7 @@ def _timestamp(value: Any) -> datetime:
 def _inventory_time(value: Any) -> datetime:
     """An inventory's LastModifiedDate as a listing gives it: ISO text (CSV) or a timestamp (ORC, Parquet)."""
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).replace(tzinfo=tzutc())
+        return value.astimezone(UTC).replace(tzinfo=tzutc())
     return _timestamp(str(value))
 
 

@@ -47,10 +47,11 @@ import asyncio
 import hashlib
 import json
 import os
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, AsyncGenerator, Awaitable, Callable, Iterable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from connectors import Connector, connector_class, parse_target
@@ -176,7 +177,7 @@ def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None =
             items.append(item)
     plan = {
         "format": PLAN_FORMAT, "version": 1,
-        "created": (now or datetime.now(timezone.utc)).isoformat(),
+        "created": (now or datetime.now(UTC)).isoformat(),
         "db": str(db_path), "action": action, "to": to, "items": items, "excluded": excluded,
     }
     plan["digest"] = plan_digest(plan)
@@ -279,7 +280,7 @@ class Journal:
             fsync_dir(path.parent)
 
     def write(self, entry: dict[str, Any]) -> None:
-        self._fh.write(json.dumps({**entry, "at": datetime.now(timezone.utc).isoformat()}, ensure_ascii=True) + "\n")
+        self._fh.write(json.dumps({**entry, "at": datetime.now(UTC).isoformat()}, ensure_ascii=True) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

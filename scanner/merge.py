@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .catalog import Catalog
@@ -39,7 +39,7 @@ __all__ = ["MergeResult", "merge_catalogs"]
 
 log = logging.getLogger("tierscan")
 
-_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 # Ties between rows of equal identity go to the one that knows more.
 _STATUS_RANK = {"fingerprinted": 4, "skipped": 3, "unreadable": 3, "failed": 2, "gone": 1, "listed": 0}
 
@@ -176,14 +176,14 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
             for pair in part.catalog.not_duplicates():
                 into.add_not_duplicates(pair)
         modes = {mode for p in opened if (mode := p.catalog.meta("perceptual_mode")) is not None}
-    scan_id = into.begin_scan([str(p) for p in parts], stats.started or now or datetime.now(timezone.utc))
+    scan_id = into.begin_scan([str(p) for p in parts], stats.started or now or datetime.now(UTC))
     into.set_meta("shard", "")
     if len(modes) == 1:
         into.set_meta("perceptual_mode", modes.pop())
     elif modes:  # unrecorded, so the next scan of the merged catalog hashes them all again, one way
         log.warning("merge: the parts' images were hashed by different tierscan versions: near groups may "
                     "miss pairs until the next scan of %s", into.path)
-    evaluate_results(config, into, now or datetime.now(timezone.utc))
+    evaluate_results(config, into, now or datetime.now(UTC))
     result.stats = stats.model_copy(update={"scan_id": scan_id, "listed": listed})
     into.finish_scan(result.stats)
     return result

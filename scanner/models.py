@@ -15,18 +15,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "CHECKSUM_KINDS",
+    "GPS",
+    "IDENTITY_KINDS",
     "Breakdown",
     "BucketSummary",
-    "CHECKSUM_KINDS",
     "ChecksumKind",
-    "content_identities",
-    "content_identity",
     "ExifRecord",
     "Finding",
-    "GPS",
     "Group",
     "GroupMember",
-    "IDENTITY_KINDS",
     "InventoryRecord",
     "ObjectRef",
     "Report",
@@ -36,6 +34,8 @@ __all__ = [
     "Skipped",
     "Tier",
     "Trust",
+    "content_identities",
+    "content_identity",
 ]
 
 REPORT_SCHEMA_VERSION = 1

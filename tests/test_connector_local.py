@@ -6,14 +6,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from failing_os import deny, fail_reads
 
 from connectors import Connector, connector_class, known_connectors, parse_target, register_connector
 from connectors.local import LocalConnector, _walk
 from scanner.config import Config
 from scanner.errors import ObjectGone, ObjectReadError, ObjectRefused, ObjectUnreadable, UsageError
 from scanner.models import Tier
-
-from failing_os import deny, fail_reads
 
 
 def listing(root: Path, config: Config | None = None):

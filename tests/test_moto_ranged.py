@@ -15,7 +15,6 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
-
 from emulators import Emulator, start_moto
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import io
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from PIL import Image
@@ -20,7 +20,7 @@ from scanner.config import Config
 from scanner.models import ObjectRef
 from scanner.pipeline import run_scan
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def _jpeg(i: int) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -26,7 +26,7 @@ def record(**overrides: object) -> InventoryRecord:
         storage_class="DEEP_ARCHIVE",
         region="ap-east-1",
         jurisdiction="HK",
-        modified=datetime(2025, 1, 1, tzinfo=timezone.utc),
+        modified=datetime(2025, 1, 1, tzinfo=UTC),
         status="listed",
     )
     fields.update(overrides)
