@@ -48,7 +48,7 @@ _SCHEMA_TEXT = {
     "CSV": ", ".join(f[0] for f in FIELDS),
     "ORC": "struct<" + ",".join(f"{f[1]}:{_t}" for f, _t in zip(FIELDS, (
         "string", "string", "string", "boolean", "boolean", "bigint", "timestamp", "string", "string", "boolean",
-        "string"))) + ">",
+        "string"), strict=True)) + ">",
     "Parquet": "message s3.inventory { " + " ".join(f"optional {f[1]};" for f in FIELDS) + " }",
 }
 

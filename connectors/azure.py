@@ -74,7 +74,7 @@ _ERRORS: ErrorTable = {
     "OperationTimedOut": TransientError,
     "InternalError": TransientError,
 }
-_NETWORK = NETWORK_ERRORS + (AzureError,)
+_NETWORK = (*NETWORK_ERRORS, AzureError)
 # Inventory columns the listing takes (`inventory_reports.canonical` names), and the run folders' levels.
 _INVENTORY_COLUMNS = frozenset({"name", "contentlength", "lastmodified", "etag", "contentmd5", "accesstier",
                                 "deleted", "snapshot", "iscurrentversion", "hdiisfolder"})
@@ -289,7 +289,8 @@ class AzureConnector(Connector):
         async def folders(prefix: str) -> list[str]:
             async def attempt() -> list[str]:
                 try:
-                    return [item.name async for item in client.walk_blobs(name_starts_with=prefix or None, delimiter="/")
+                    return [item.name
+                            async for item in client.walk_blobs(name_starts_with=prefix or None, delimiter="/")
                             if isinstance(item, BlobPrefix)]
                 except _NETWORK as exc:
                     raise _error(f"{settings.uri}/{prefix}", exc) from None

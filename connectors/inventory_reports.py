@@ -258,7 +258,7 @@ def _header(path: Path, gz: bool) -> list[str]:
 def _dicts(batch: Any) -> list[dict[str, Any]]:
     names = [canonical(n) for n in batch.schema.names]
     columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-    return [dict(zip(names, values)) for values in zip(*columns)]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 async def report_refs(report: Report, fetch: Callable[[DataFile, int, int], Awaitable[bytes]],

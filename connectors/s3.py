@@ -118,7 +118,7 @@ _ERRORS: ErrorTable = {
     "InternalError": TransientError,
     "RequestTimeout": TransientError,
 }
-_NETWORK = NETWORK_ERRORS + (BotoCoreError, aiohttp.ClientError)
+_NETWORK = (*NETWORK_ERRORS, BotoCoreError, aiohttp.ClientError)
 # Inventory report columns the listing takes (`inventory_reports.canonical` names).
 _INVENTORY_COLUMNS = frozenset({"key", "size", "lastmodifieddate", "etag", "storageclass", "versionid", "islatest",
                                 "isdeletemarker", "intelligenttieringaccesstier"})
@@ -217,7 +217,8 @@ class S3Connector(Connector):
         # A fixed User-Agent: botocore otherwise rebuilds it from ~50 parts twice a request (10% of a scan's
         # client CPU on moto).
         self._user_agent = self._session.user_agent()
-        self._default_region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self._default_region = (region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                                or "us-east-1")
         self._endpoint_url = endpoint_url  # None: botocore reads AWS_ENDPOINT_URL itself
         self._list_regions = tuple(list_regions)
         self._bucket_concurrency = bucket_concurrency
@@ -250,7 +251,8 @@ class S3Connector(Connector):
                     parameter_validation=False,
                 )
                 self._clients[region] = await self._stack.enter_async_context(
-                    self._session.create_client("s3", region_name=region, endpoint_url=self._endpoint_url, config=config)
+                    self._session.create_client("s3", region_name=region, endpoint_url=self._endpoint_url,
+                                                config=config)
                 )
             return self._clients[region]
 
@@ -518,7 +520,7 @@ class S3Connector(Connector):
                 return None  # deleted since the page was listed; the read will say so
             return head.get("ArchiveStatus")
 
-        return dict(zip(keys, await asyncio.gather(*(status(k) for k in keys))))
+        return dict(zip(keys, await asyncio.gather(*(status(k) for k in keys)), strict=True))
 
     async def _may_archive(self, bucket: _Bucket) -> bool:
         if bucket.name not in self._it_archive:
@@ -635,7 +637,8 @@ class S3Connector(Connector):
             await self._write("write", loc, "put_object_tagging", Bucket=loc.bucket, Key=loc.key,
                               Tagging={"TagSet": tag_set}, **self._pin(expect))
         else:
-            await self._write("write", loc, "delete_object_tagging", Bucket=loc.bucket, Key=loc.key, **self._pin(expect))
+            await self._write("write", loc, "delete_object_tagging", Bucket=loc.bucket, Key=loc.key,
+                              **self._pin(expect))
 
     async def _copy(self, src: Location, dst: Location, expect: ObjectState, **extra: Any) -> None:
         source = {"Bucket": src.bucket, "Key": src.key, **self._pin(expect)}

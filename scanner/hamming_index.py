@@ -188,7 +188,7 @@ def _bands(m: int) -> list[tuple[int, int]]:
     """(shift, width) of m bands covering 64 bits, widest first."""
     widths = [64 // m + (1 if i < 64 % m else 0) for i in range(m)]
     shifts = np.cumsum([0, *widths[:-1]]).tolist()
-    return list(zip(shifts, widths))
+    return list(zip(shifts, widths, strict=True))
 
 
 def _masks(width: int, radius: int, block_bits: int) -> np.ndarray:
@@ -302,7 +302,7 @@ class HammingIndex:
         else:
             with ThreadPoolExecutor(workers) as pool:
                 parts = list(pool.map(lambda job: _join(*job), jobs))
-        return tuple(np.concatenate(p) for p in zip(*parts))  # type: ignore[return-value]
+        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
 
 
 def _pairwise(queries: np.ndarray, codes: np.ndarray, radius: int,

@@ -149,7 +149,7 @@ def test_a_worker_that_dies_answers_what_it_had_with_an_error_and_the_others_go_
     died = [r for r in answered if r.error]
     assert died and all("fingerprint worker died (killed by signal 9)" in r.error for r in died)
     assert all(r.error is None and r.sha256 == hashlib.sha256(d).hexdigest()
-               for r, d in zip(answered, images) if r not in died)
+               for r, d in zip(answered, images, strict=True) if r not in died)
     assert [r.error for r in after] == [None] * len(images)  # the other worker took everything after
 
 

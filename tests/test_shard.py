@@ -51,7 +51,7 @@ def assert_same(got: Any, expected: Any, where: str = "report") -> None:
             assert_same(got[key], expected[key], f"{where}.{key}")
     elif isinstance(expected, list) and isinstance(got, list):
         assert len(got) == len(expected), where
-        for i, (g, e) in enumerate(zip(got, expected)):
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
             assert_same(g, e, f"{where}[{i}]")
     else:
         assert got == expected, f"{where}: {got!r} != {expected!r}"
