@@ -697,7 +697,8 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
                 with _open_catalog(catalog_path, must_exist=True) as catalog:
                     lines = remediation.describe_plan(plan, remediation.review_problems(plan, catalog))
             else:
-                lines = [*remediation.describe_plan(plan), f"(catalog {str(catalog_path)!r} not found: items not checked)"]
+                lines = [*remediation.describe_plan(plan),
+                         f"(catalog {str(catalog_path)!r} not found: items not checked)"]
             for line in lines:
                 click.echo(terminal_safe(line))
             digest = remediation.plan_digest(plan)

@@ -1,7 +1,8 @@
 """The records tierscan passes between its stages and writes out: pydantic models at every boundary.
 
 `ObjectRef` is what a connector lists (what reading an object yields is a plain record of the read path,
-`scanner.read_session`); `Group`, `Finding` and `Report` are what users and scripts read (the JSON report contract, `schema_version: 1`).
+`scanner.read_session`); `Group`, `Finding` and `Report` are what users and scripts read (the JSON report
+contract, `schema_version: 1`).
 """
 
 from __future__ import annotations

@@ -177,8 +177,8 @@ def test_through_the_arena_through_the_pipe_and_in_process_a_fingerprint_is_the_
                 place = pool._arena.place
 
                 def recording(data: bytes) -> int | None:
-                    placed.append(place(data))
-                    return placed[-1]
+                    placed.append(place(data))  # noqa: B023 (called within this iteration only)
+                    return placed[-1]  # noqa: B023
 
                 pool._arena.place = recording  # type: ignore[method-assign]
             results = _all(pool, images * 3, **wants)

@@ -92,7 +92,7 @@ def test_webp_exif_after_the_pixels_comes_from_the_tail():
     src = (DATA / "pillow__flower.webp").read_bytes() if (DATA / "pillow__flower.webp").exists() else None
     if src is None:
         pytest.skip("no WebP sample")
-    found, calls = ranged(src, want_tail=True)
+    found, _ = ranged(src, want_tail=True)
     assert found.exif == read_metadata(src).exif
 
 
@@ -263,7 +263,8 @@ def test_only_objects_without_a_trusted_md5_are_read_whole(tmp_path):
     from scanner.read_session import _still_colliding
 
     size = 10**6
-    refs = [ref("s3://b/orig", size, md5="a" * 32), ref("s3://b/multipart", size), ref("s3://b/other", size, md5="b" * 32)]
+    refs = [ref("s3://b/orig", size, md5="a" * 32), ref("s3://b/multipart", size),
+            ref("s3://b/other", size, md5="b" * 32)]
     with Catalog(tmp_path / "c.db") as catalog:
         catalog.record_listing(refs, "s3://b", 1)
         narrowed = [PlannedRead(WorkItem(r, True, True), "meta") for r in refs]
@@ -315,7 +316,8 @@ def test_the_scan_cost_does_not_depend_on_the_order_reads_finish_in():
 
     config = Config.model_validate({"buckets": {"b": {"price_as": "s3", "storage_class": "GLACIER_IR"}}})
     reads = [(ObjectRef(uri=f"s3://b/{i}", provider="s3", bucket="b", key=str(i), size=n, tier=Tier.cold,
-                        storage_class="GLACIER_IR", region="ap-east-1", jurisdiction="HK", modified=datetime.now(UTC)), n)
+                        storage_class="GLACIER_IR", region="ap-east-1", jurisdiction="HK",
+                        modified=datetime.now(UTC)), n)
              for i, n in enumerate([16 << 30, 1, 2, 3, 5, 7, 11, 13])]  # one large read, then small ones
     forward, backward = _Accounts(config), _Accounts(config)
     for r, n in reads:

@@ -50,8 +50,8 @@ def test_every_builtin_region_names_its_source_and_date() -> None:
         "cn-northwest-1",
         "us-east-1",
     ]
-    assert list(raw["providers"]["gcs"]["regions"])[0] == "asia-east2"
-    assert list(raw["providers"]["azure"]["regions"])[0] == "eastasia"
+    assert next(iter(raw["providers"]["gcs"]["regions"])) == "asia-east2"
+    assert next(iter(raw["providers"]["azure"]["regions"])) == "eastasia"
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,8 @@ def _s3(emulators: dict[str, Emulator], versioned: bool = False) -> Store:
             return None
 
     return Store(
-        "s3", bucket, {**emulators["moto"].env, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"},
+        "s3", bucket,
+        {**emulators["moto"].env, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"},
         put=lambda key, data: s3.put_object(Bucket=bucket, Key=key, Body=data),
         get=get,
         tags=lambda key: {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]},
@@ -132,7 +133,8 @@ def _azure(emulators: dict[str, Emulator]) -> Store:
             return None
 
     return Store(
-        "az", f"{AZURITE_ACCOUNT}/{name}", {"AZURE_STORAGE_CONNECTION_STRING": conn, "AZURE_STORAGE_REGION": "eastasia"},
+        "az", f"{AZURITE_ACCOUNT}/{name}",
+        {"AZURE_STORAGE_CONNECTION_STRING": conn, "AZURE_STORAGE_REGION": "eastasia"},
         put=lambda key, data: container.upload_blob(key, data, overwrite=True),
         get=get,
         tags=lambda key: dict(container.get_blob_client(key).get_blob_tags()),
@@ -406,7 +408,8 @@ def test_quarantine_never_trusts_an_existing_destination_by_its_size(store: Stor
     runner = Cli(store, tmp_path)
     runner.scan()
     plan_path = tmp_path / "plan.json"
-    runner.run("apply", "--db", str(runner.db), "--action", "quarantine", "--to", "quarantine/", "--plan", str(plan_path))
+    runner.run("apply", "--db", str(runner.db), "--action", "quarantine", "--to", "quarantine/",
+               "--plan", str(plan_path))
     plan = json.loads(plan_path.read_text())
     out = runner.run("apply", "--execute", str(plan_path), "--approve", plan["digest"][:16],
                      "--journal", str(tmp_path / "journal.jsonl"), code=1)

@@ -1,8 +1,9 @@
-"""A whole scan through the fault proxy, against each emulator (moto, fake-gcs-server, Azurite): bursts of SlowDown (503) and 500s, connection
-resets, a response slower than the request timeout, truncated bodies, 403 on some keys, and an object
-replaced between listing and reading. Every object must end fingerprinted or in the report's `skipped`
-list with a reason (objects lost: 0), the replaced object must never carry the old version's fingerprint,
-and a clean rescan of the same catalog must give the same report as a clean scan from scratch.
+"""A whole scan through the fault proxy, against each emulator (moto, fake-gcs-server, Azurite): bursts of
+SlowDown (503) and 500s, connection resets, a response slower than the request timeout, truncated bodies,
+403 on some keys, and an object replaced between listing and reading. Every object must end fingerprinted or
+in the report's `skipped` list with a reason (objects lost: 0), the replaced object must never carry the old
+version's fingerprint, and a clean rescan of the same catalog must give the same report as a clean scan from
+scratch.
 
 Run with `-s` to see the figures: faults injected, objects scanned, objects lost, report diff.
 """
