@@ -74,7 +74,7 @@ _ERRORS: ErrorTable = {
     "OperationTimedOut": TransientError,
     "InternalError": TransientError,
 }
-_NETWORK = (*NETWORK_ERRORS, AzureError)
+_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, AzureError)
 # Inventory columns the listing takes (`inventory_reports.canonical` names), and the run folders' levels.
 _INVENTORY_COLUMNS = frozenset({"name", "contentlength", "lastmodified", "etag", "contentmd5", "accesstier",
                                 "deleted", "snapshot", "iscurrentversion", "hdiisfolder"})
@@ -361,7 +361,8 @@ class AzureConnector(Connector):
             condition = {"etag": f'"{ref.etag}"', "match_condition": MatchConditions.IfNotModified}
         try:
             stream = await blob.download_blob(offset=start, length=end - start, max_concurrency=1, **condition)
-            return await stream.readall()
+            data: bytes = await stream.readall()
+            return data
         except HttpResponseError as exc:
             if exc.status_code == 416:
                 if ref.size == 0:

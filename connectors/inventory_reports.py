@@ -251,7 +251,7 @@ def _arrow_batches(path: Path, report: Report, wanted: frozenset[str]) -> Iterat
 def _header(path: Path, gz: bool) -> list[str]:
     """A CSV's header row (its column names)."""
     opener = gzip.open if gz else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
         return next(csv.reader(f), [])
 
 

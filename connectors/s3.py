@@ -118,7 +118,7 @@ _ERRORS: ErrorTable = {
     "InternalError": TransientError,
     "RequestTimeout": TransientError,
 }
-_NETWORK = (*NETWORK_ERRORS, BotoCoreError, aiohttp.ClientError)
+_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, BotoCoreError, aiohttp.ClientError)
 # Inventory report columns the listing takes (`inventory_reports.canonical` names).
 _INVENTORY_COLUMNS = frozenset({"key", "size", "lastmodifieddate", "etag", "storageclass", "versionid", "islatest",
                                 "isdeletemarker", "intelligenttieringaccesstier"})
@@ -158,7 +158,8 @@ def _timestamp(value: Any) -> datetime:
             return datetime.fromisoformat(value[:-1]).replace(tzinfo=tzutc())
         if _HTTP_DATE.match(value):
             return parsedate_to_datetime(value).replace(tzinfo=tzutc())
-    return parse_timestamp(value)
+    parsed: datetime = parse_timestamp(value)
+    return parsed
 
 
 def _inventory_time(value: Any) -> datetime:
@@ -262,7 +263,8 @@ class S3Connector(Connector):
         async def attempt() -> dict[str, Any]:
             client = await self._client(region)
             try:
-                return await getattr(client, op)(**params)
+                answer: dict[str, Any] = await getattr(client, op)(**params)
+                return answer
             except (ClientError, *_NETWORK) as exc:
                 raise _error(uri, exc) from None
 

@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .catalog import Catalog
 from .catalog_lock import CatalogLock
@@ -133,16 +134,19 @@ def _combined_stats(stats: list[ScanStats]) -> ScanStats:
         by_tier.update(s.bytes_read_by_tier)
     started = [s.started for s in stats if s.started]
     finished = [s.finished for s in stats if s.finished]
+    # Exact per-object fees add up too, when every part that read anything recorded them.
+    fees: dict[str, Any] = {}
+    if all(s.requests_by_tier or not s.requests for s in stats):
+        fees = {"requests_by_tier": dict(sum((Counter(s.requests_by_tier) for s in stats), Counter())),
+                "retrieval_usd": sum(s.retrieval_usd for s in stats),
+                "request_usd": sum(s.request_usd for s in stats)}
     return ScanStats(
         started=min(started) if started else None, finished=max(finished) if finished else None,
         unchanged=max((s.unchanged for s in stats), default=0),
         gone=max((s.gone for s in stats), default=0), fingerprinted=sum(s.fingerprinted for s in stats),
         requests=sum(s.requests for s in stats), bytes_read=sum(s.bytes_read for s in stats),
         bytes_read_by_tier=dict(by_tier), cost_usd=sum(s.cost_usd for s in stats),
-        # Exact per-object fees add up too, when every part that read anything recorded them.
-        **({"requests_by_tier": dict(sum((Counter(s.requests_by_tier) for s in stats), Counter())),
-            "retrieval_usd": sum(s.retrieval_usd for s in stats), "request_usd": sum(s.request_usd for s in stats)}
-           if all(s.requests_by_tier or not s.requests for s in stats) else {}),
+        **fees,
         left_unread=sum(s.left_unread for s in stats), left_unread_bytes=sum(s.left_unread_bytes for s in stats),
     )
 

@@ -102,12 +102,14 @@ class Tiff:
 
     def u16(self, pos: int) -> int | None:
         if pos >= 0 and pos + 2 <= self.end:
-            return struct.unpack_from(self._bo + "H", self.buf, pos)[0]
+            value: int = struct.unpack_from(self._bo + "H", self.buf, pos)[0]
+            return value
         return None
 
     def u32(self, pos: int) -> int | None:
         if pos >= 0 and pos + 4 <= self.end:
-            return struct.unpack_from(self._bo + "I", self.buf, pos)[0]
+            value: int = struct.unpack_from(self._bo + "I", self.buf, pos)[0]
+            return value
         return None
 
     def has(self, pos: int, size: int) -> bool:
