@@ -23,8 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # first: this tree's packages, then the test helpers
 
 from emulators import Emulator, azurite_connection_string, start_azurite, start_fakegcs, start_moto
 
@@ -63,7 +63,8 @@ def gcs_client(endpoint: str) -> Any:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    return storage.Client(project="bench", credentials=AnonymousCredentials(), client_options={"api_endpoint": endpoint})
+    return storage.Client(project="bench", credentials=AnonymousCredentials(),
+                          client_options={"api_endpoint": endpoint})
 
 
 def seed_gcs(emu: Emulator, objects: int) -> Callable[..., Connector]:
@@ -202,9 +203,10 @@ def main() -> None:
     args = parser.parse_args()
     plans = {
         "s3": (start_moto, seed_s3, "s3://", "moto", "aiobotocore + signed GETs", threads_s3, "boto3"),
-        "gcs": (start_fakegcs, seed_gcs, "gs://", "fake-gcs", "gcloud-aio-storage", threads_gcs, "google-cloud-storage"),
-        "azure": (start_azurite, seed_azure, "az://devstoreaccount1/", "Azurite", "azure.storage.blob.aio", threads_azure,
-                  "azure.storage.blob"),
+        "gcs": (start_fakegcs, seed_gcs, "gs://", "fake-gcs", "gcloud-aio-storage", threads_gcs,
+                "google-cloud-storage"),
+        "azure": (start_azurite, seed_azure, "az://devstoreaccount1/", "Azurite", "azure.storage.blob.aio",
+                  threads_azure, "azure.storage.blob"),
     }
     rows: list[tuple[str, dict[str, float]]] = []
     for name in args.only.split(","):
@@ -216,8 +218,8 @@ def main() -> None:
             rows.append((f"{blocking} in threads ({server})", asyncio.run(bench_threads(*threads(emu), args.reads))))
         finally:
             emu.stop()
-    header = (f"{'client (server)':48} {'listed/s':>9}" + "".join(f" {'64KiB@' + str(c) + '/s':>12}" for c in CONCURRENCY)
-              + f" {'CPU ms/read@32':>15}")
+    levels = "".join(f" {'64KiB@' + str(c) + '/s':>12}" for c in CONCURRENCY)
+    header = f"{'client (server)':48} {'listed/s':>9}{levels} {'CPU ms/read@32':>15}"
     print(f"\n{args.objects} objects listed into ObjectRefs; {args.reads} ranged reads of 64 KiB per level "
           f"({os.cpu_count()} cores, client and server on the same machine; load average {os.getloadavg()[0]:.1f})")
     print(header)

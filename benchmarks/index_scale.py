@@ -15,7 +15,7 @@ uniform (imagehash's top bit is always 1, others lean to 0.26..0.66), and copies
 same buckets: the candidate count shows what that costs.
 
 For comparison, brute-force numpy (XOR + popcount) is timed on a sample of query rows against all N
-codes and extrapolated to N²/2 pairs; the sample shrinks above 1M codes (--brute-queries × 1M / N rows)
+codes and extrapolated to N²/2 pairs; the sample shrinks above 1M codes (--brute-queries * 1M / N rows)
 so that it stays about a minute. A figure-printing script.
 """
 
@@ -73,7 +73,7 @@ def candidates(index: HammingIndex, radius: int) -> int:
     layout, bands = index._bands_for(len(index), radius)
     band_radius = radius // len(layout)
     total = 0
-    for band, (_, width) in zip(bands, layout):
+    for band, (_, width) in zip(bands, layout, strict=True):
         size = np.diff(band.offsets)
         values = np.arange(len(size))
         total += int((size * (size - 1) // 2).sum())

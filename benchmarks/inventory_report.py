@@ -21,7 +21,7 @@ import io
 import json
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -48,7 +48,7 @@ _SCHEMA_TEXT = {
     "CSV": ", ".join(f[0] for f in FIELDS),
     "ORC": "struct<" + ",".join(f"{f[1]}:{_t}" for f, _t in zip(FIELDS, (
         "string", "string", "string", "boolean", "boolean", "bigint", "timestamp", "string", "string", "boolean",
-        "string"))) + ">",
+        "string"), strict=True)) + ">",
     "Parquet": "message s3.inventory { " + " ".join(f"optional {f[1]};" for f in FIELDS) + " }",
 }
 
@@ -78,7 +78,7 @@ def _csv_text(name: str, value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
     return str(value)
 
 
@@ -110,7 +110,7 @@ def put_s3_report(s3: Any, *, dest: str, prefix: str, bucket: str, config_id: st
 
 def synthetic_rows(bucket: str, count: int, per_file: int) -> Iterator[list[dict[str, Any]]]:
     """`count` rows of made-up objects, `per_file` a list."""
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     for first in range(0, count, per_file):
         yield [{"Bucket": bucket, "Key": f"photos/{i % 1000:03d}/{i:010d}.jpg", "IsLatest": True,
                 "IsDeleteMarker": False, "Size": 20_000 + i % 50_000,
@@ -139,7 +139,7 @@ def main() -> None:
         s3.create_bucket(Bucket=args.dest)
     folder = put_s3_report(s3, dest=args.dest, prefix=args.prefix, bucket=args.bucket, config_id=args.config_id,
                            files=synthetic_rows(args.bucket, args.objects, args.rows_per_file), fmt=args.format,
-                           when=datetime.now(timezone.utc))
+                           when=datetime.now(UTC))
     print(f"s3://{args.dest}/{folder.rpartition('/')[0]}")
 
 

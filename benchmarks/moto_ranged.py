@@ -37,8 +37,8 @@ import types
 from typing import Any
 
 import werkzeug.serving
-from moto.s3.models import FakeKey
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.s3.models import FakeKey
 from moto.s3.responses import S3Response
 from moto.server import main
 from werkzeug.serving import WSGIRequestHandler

@@ -37,7 +37,7 @@ import shutil
 import tempfile
 import zlib
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import imagehash
@@ -70,11 +70,11 @@ def _fingerprint(folder: Path, rows: list[dict[str, str]], workers: int | None
                                                        want_perceptual=True) for r in rows]))
 
     with FingerprintPool(workers) as pool:
-        for name, fp in zip([r["file"] for r in rows], asyncio.run(fingerprints(pool))):
+        for name, fp in zip([r["file"] for r in rows], asyncio.run(fingerprints(pool)), strict=True):
             records.append(InventoryRecord(
                 uri=name, provider="local", bucket="eval", key=name, size=(folder / name).stat().st_size,
                 tier=Tier.hot, storage_class="local", region="local", jurisdiction="local",
-                modified=datetime(2020, 1, 1, tzinfo=timezone.utc), sha256=fp.sha256, phash=fp.phash,
+                modified=datetime(2020, 1, 1, tzinfo=UTC), sha256=fp.sha256, phash=fp.phash,
                 dhash=fp.dhash, format=fp.format, width=fp.width, height=fp.height, exif=exif_record(fp.exif),
                 status="skipped" if fp.error else "fingerprinted", reason=fp.error,
             ))
@@ -122,7 +122,7 @@ def _threshold_pairs(codes: dict[str, dict[str, np.ndarray]], kind: str) -> tupl
     bits = np.array([codes[n][kind] for n in names])
     dist = (bits[:, None, :] != bits[None, :, :]).sum(axis=2)
     i, j = np.triu_indices(len(names), 1)
-    return [(names[a], names[b]) for a, b in zip(i, j)], dist[i, j]
+    return [(names[a], names[b]) for a, b in zip(i, j, strict=True)], dist[i, j]
 
 
 class Scorer:
@@ -142,16 +142,20 @@ class Scorer:
         }
 
     def _keep(self, pairs: set[Pair], groups: set[str] | None) -> set[Pair]:
-        return pairs if groups is None else {p for p in pairs if self.group[p[0]] in groups and self.group[p[1]] in groups}
+        if groups is None:
+            return pairs
+        return {p for p in pairs if self.group[p[0]] in groups and self.group[p[1]] in groups}
+
+    def _of_transform(self, pairs: set[Pair], transform: str) -> set[Pair]:
+        return {p for p in pairs if transform in (self.transform[p[0]], self.transform[p[1]])}
 
     def scores(self, predicted: set[Pair], groups: set[str] | None = None) -> dict[str, tuple[float, ...]]:
         """name -> (precision, recall, F1, positives) for 'overall' and each transform; and 'hard
         negatives' -> (false-positive rate, false pairs, hard pairs, different photos joined)."""
-        pos, pred, hard = self._keep(self.positives, groups), self._keep(predicted, groups), self._keep(self.hard, groups)
+        pos, pred, hard = (self._keep(pairs, groups) for pairs in (self.positives, predicted, self.hard))
         out = {"overall": _prf(pred, pos)}
         for t in sorted(set(self.transform.values()) - {"original"}):
-            mine = lambda ps: {p for p in ps if t in (self.transform[p[0]], self.transform[p[1]])}  # noqa: E731
-            out[t] = _prf(mine(pred), mine(pos))
+            out[t] = _prf(self._of_transform(pred, t), self._of_transform(pos, t))
         false_hard = pred & hard
         joined = {frozenset((self.group[a], self.group[b])) for a, b in false_hard}
         out["hard negatives"] = (len(false_hard) / max(1, len(hard)), len(false_hard), len(hard), len(joined))
@@ -168,10 +172,10 @@ def _prf(pred: set[Pair], pos: set[Pair]) -> tuple[float, float, float, float]:
 def _best_threshold(pairs: list[Pair], dist: np.ndarray, scorer: Scorer, top: int) -> tuple[int, set[Pair]]:
     best = (-1.0, 0)
     for t in range(top + 1):
-        f1 = _prf({p for p, d in zip(pairs, dist) if d <= t}, scorer.positives)[2]
+        f1 = _prf({p for p, d in zip(pairs, dist, strict=True) if d <= t}, scorer.positives)[2]
         best = max(best, (f1, t))
     t = best[1]
-    return t, {p for p, d in zip(pairs, dist) if d <= t}
+    return t, {p for p, d in zip(pairs, dist, strict=True) if d <= t}
 
 
 def _table(columns: dict[str, dict[str, tuple[float, ...]]]) -> None:
@@ -184,7 +188,8 @@ def _table(columns: dict[str, dict[str, tuple[float, ...]]]) -> None:
         n = int(columns[names[0]][key][3])
         cells = "".join(f"   {v[0]:6.3f} {v[1]:6.3f} {v[2]:6.3f}" for v in (columns[c][key] for c in names))
         print(f"{key + f' ({n})':24s}{cells}")
-    cells = "".join(f"   {v[0]:6.3f} {v[1]:4d}/{v[2]:<4d} {v[3]:2d}j" for v in (columns[c]["hard negatives"] for c in names))
+    hard = (columns[c]["hard negatives"] for c in names)
+    cells = "".join(f"   {v[0]:6.3f} {v[1]:4d}/{v[2]:<4d} {v[3]:2d}j" for v in hard)
     print(f"{'hard-neg FP rate':24s}{cells}")
     print("(hard-neg: false-positive rate, false pairs/hard pairs, pairs of different photos joined)")
 

@@ -29,11 +29,11 @@ on a 2-core VM (the tenth this benchmark ran on; the estate took 436 s to build)
 rounds with the code here (light reads spread among decodes, the exact groups' policies beside
 verification, the tail without cyclic garbage collections):
 
-    row                       bytes read  % stored    GETs   wall s, run 1 rounds | run 2 | run 3
-    tierscan --no-perceptual     417 MB     1.62%    26,125   80.6 / 80.5 / 80.3 | 81.7 / 80.6 / 81.7 | 83.6 / 82.5 / 81.9
-    tierscan (perceptual)      5,870 MB    22.87%    14,318   50.1 / 49.4 / 49.9 | 52.4 / 52.1 / 53.4 | 54.4 / 51.8 / 55.2
-    tierscan --no-signatures   5,870 MB    22.87%    14,318   33.4 / 33.7 / 34.1 | 34.2 / 35.5 / 36.6 | 37.1 / 36.1 / 36.7
-    naive                     25,669 MB    99.99%    20,005  169.0 / 167.0 / 171.5 | 170.5 / 178.0 / 176.6 | 180.4 / 178.5 / 174.5
+    row                       bytes read  % stored    GETs  wall s, run 1 rounds | run 2 | run 3
+    tierscan --no-perceptual     417 MB     1.62%    26,125  80.6/80.5/80.3 | 81.7/80.6/81.7 | 83.6/82.5/81.9
+    tierscan (perceptual)      5,870 MB    22.87%    14,318  50.1/49.4/49.9 | 52.4/52.1/53.4 | 54.4/51.8/55.2
+    tierscan --no-signatures   5,870 MB    22.87%    14,318  33.4/33.7/34.1 | 34.2/35.5/36.6 | 37.1/36.1/36.7
+    naive                     25,669 MB    99.99%    20,005  169.0/167.0/171.5 | 170.5/178.0/176.6 | 180.4/178.5/174.5
 
     objects/s / naive, with signatures: 3.37x / 3.38x / 3.44x (median 3.39x) | 3.25x / 3.42x / 3.31x (3.37x)
                                         | 3.32x / 3.44x / 3.16x (3.28x)
@@ -59,11 +59,11 @@ which the naive scanner does not make, are the difference from the --no-signatur
 On the ninth VM, one round a run, before these changes: with signatures 2.75-3.21x in six runs (3x or
 more in four), without 3.85-4.51x; perceptual walls 51.2-57.2 s, naive 157.4-166.6 s.
 Earlier code on nine VMs gave 1.68-3.01x with signatures and 2.37-4.46x without; the ORB change took the
-perceptual row's client CPU from 80.1 s (the previous code's last run here) to 65.7-72.6 s. Two defects of this benchmark's own moto
-inflated the oldest figures: its selectors shim lacked `EVENT_READ`, so every request failed after its
-answer and werkzeug logged a traceback (moto's CPU a GET 4.57 -> 2.77 ms on a 1,005-object estate), and
-it looked up each request's backend by listing moto's package directory and trying every service's URL
-patterns under one lock (1.94 -> 1.61 ms a GET in the perceptual row); both fixed.
+perceptual row's client CPU from 80.1 s (the previous code's last run here) to 65.7-72.6 s. Two defects of
+this benchmark's own moto inflated the oldest figures: its selectors shim lacked `EVENT_READ`, so every
+request failed after its answer and werkzeug logged a traceback (moto's CPU a GET 4.57 -> 2.77 ms on a
+1,005-object estate), and it looked up each request's backend by listing moto's package directory and trying
+every service's URL patterns under one lock (1.94 -> 1.61 ms a GET in the perceptual row); both fixed.
 
 Estate: a few hundred synthetic photos (smooth gradients and shapes, EXIF with make, model, GPS on a
 third) re-encoded and resized; object sizes (lognormal, median 800 KB, 50 KB to max-mb) vary with random
@@ -150,7 +150,10 @@ class Spec:
 def build_specs(n: int, max_bytes: int, seed: int = 7) -> list[Spec]:
     """Unique photos (60%), near variants (10%), exact copies in other tiers (30%)."""
     rnd = random.Random(seed)
-    sizes = lambda: int(min(max_bytes, max(50_000, rnd.lognormvariate(13.6, 1.0))))
+
+    def sizes() -> int:
+        return int(min(max_bytes, max(50_000, rnd.lognormvariate(13.6, 1.0))))
+
     specs = [Spec("bench-hot", f"photos/{i:06d}.jpg", i, "unique", sizes(), False) for i in range(int(n * 0.6))]
     specs += [Spec("bench-cool", f"web/{i:06d}.jpg", i, "near", sizes(), False) for i in range(int(n * 0.1))]
     originals = len(specs)
@@ -158,7 +161,8 @@ def build_specs(n: int, max_bytes: int, seed: int = 7) -> list[Spec]:
         src = rnd.randrange(originals)
         # Copies are made with the tool that uploaded the originals (same multipart threshold and part
         # size, so the same ETag), except one in ten that another tool uploaded in one PUT.
-        specs.append(Spec(rnd.choice(["bench-cool", "bench-cold"]), f"copies/{i:06d}-{specs[src].key.rsplit('/', 1)[1]}",
+        name = specs[src].key.rsplit("/", 1)[1]
+        specs.append(Spec(rnd.choice(["bench-cool", "bench-cold"]), f"copies/{i:06d}-{name}",
                           specs[src].seed, "copy", specs[src].size, i % 10 == 0, src))
     return specs
 
@@ -410,15 +414,17 @@ def report_table(runs: dict[str, list[Row]], stored: int, floor: int) -> None:
         print(f"(server: the moto process, on the same {cores} cores; CPU floor: (client + server CPU) / "
               "cores, the least wall time this much work takes here)")
     naive_row = median[NAIVE]
-    print(f"\n--no-perceptual bytes read / naive: {100 * median[TIERSCAN_ROWS[0][0]].bytes_read / naive_row.bytes_read:.2f}% "
+    share = 100 * median[TIERSCAN_ROWS[0][0]].bytes_read / naive_row.bytes_read
+    print(f"\n--no-perceptual bytes read / naive: {share:.2f}% "
           f"(target <= 5%); floor (contents whose copies do not share one identity, read whole once): "
           f"{100 * floor / naive_row.bytes_read:.2f}%")
     for name, _ in TIERSCAN_ROWS[1:]:
         row = median[name]
-        each = " / ".join(f"{r.rate / n.rate:.2f}x" for r, n in zip(runs[name], runs[NAIVE]))
+        each = " / ".join(f"{r.rate / n.rate:.2f}x" for r, n in zip(runs[name], runs[NAIVE], strict=True))
         print(f"{name}: objects/s / naive: {row.rate / naive_row.rate:.2f}x (target >= 3x)"
               + (f"; round by round {each}" if rounds > 1 else "")
-              + f"; client CPU per object, naive / tierscan: {naive_row.cpu / naive_row.objects / (row.cpu / row.objects):.2f}x "
+              + "; client CPU per object, naive / tierscan: "
+              + f"{naive_row.cpu / naive_row.objects / (row.cpu / row.objects):.2f}x "
               "(the ceiling when the store is not the bottleneck)")
         if row.server and row.gets:
             cpu_floor = (row.cpu + row.server) / cores

@@ -21,7 +21,7 @@ import argparse
 import hashlib
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -83,23 +83,24 @@ def _chunk(base: int, n: int, seed: int, kept: _Originals | None, last_phash: li
     variant = (rng.random(len(hashed)) < 1 / 3).tolist()
     fresh = rng.integers(0, 2**64, (len(hashed), 2), dtype=np.uint64).tolist()
     pairs = []
-    for near, (p, d), fp, fd in zip(variant, fresh, _flips(rng, len(hashed), 3), _flips(rng, len(hashed), 3)):
+    p_flips, d_flips = _flips(rng, len(hashed), 3), _flips(rng, len(hashed), 3)
+    for near, (p, d), fp, fd in zip(variant, fresh, p_flips, d_flips, strict=True):
         if near and last_phash is not None:  # a near variant of the last one
             p, d = last_phash[0] ^ fp, last_phash[1] ^ fd
         last_phash = [p, d]
         pairs.append((f"{p:016x}", f"{d:016x}"))
     if pairs:
-        phash[hashed], dhash[hashed] = zip(*pairs)
+        phash[hashed], dhash[hashed] = zip(*pairs, strict=True)
     gps = np.flatnonzero(rng.random(len(index)) < 0.1)
     lat, lon = (22.3 + rng.random(len(gps)) / 10).tolist(), (114.1 + rng.random(len(gps)) / 10).tolist()
     exif[gps] = [f'{{"gps": {{"lat": {a!r}, "lon": {o!r}}}, "serials": ["SN{s:04d}"], "make": "Canon", '
                  '"model": "EOS R5", "datetime_original": "2024:01:01 10:00:00"}'
-                 for a, o, s in zip(lat, lon, rng.integers(0, 1000, len(gps)).tolist())]
+                 for a, o, s in zip(lat, lon, rng.integers(0, 1000, len(gps)).tolist(), strict=True)]
     pool = _Originals(size, sha, phash, dhash, exif)
     earlier = 0
     if kept is not None:
         earlier = len(kept.size)
-        pool = _Originals(*(np.concatenate([old, new]) for old, new in zip(kept, pool)))
+        pool = _Originals(*(np.concatenate([old, new]) for old, new in zip(kept, pool, strict=True)))
     # Each row's content: its own when an original, else that of one of the _KEPT originals before it.
     before = earlier + np.cumsum(original) - original
     low = np.maximum(before - _KEPT, 0)
@@ -118,8 +119,9 @@ def _rows(n: int, seed: int, scan_id: int):  # type: ignore[no-untyped-def]
         kept, last_phash, content, seconds, skipped = _chunk(base, count, seed, kept, last_phash)
         modified = (_EPOCH + seconds).astype("U19").tolist()
         rows = []
+        columns = (column.tolist() for column in content)
         for i, size, sha, phash, dhash, exif, when, skip in zip(
-                range(base, base + count), *(column.tolist() for column in content), modified, skipped.tolist()):
+                range(base, base + count), *columns, modified, skipped.tolist(), strict=True):
             bucket, storage_class, tier, region, jurisdiction = BUCKETS[i % 4]
             key = f"photos/{i // 1000:05d}/img-{i:08d}.jpg"
             when += "+00:00"
@@ -147,7 +149,7 @@ def write(n: int, path: Path, seed: int = 1) -> None:
         for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='objects' "
                                   "AND sql IS NOT NULL").fetchall():
             db.execute(f'DROP INDEX "{name}"')
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         scan_id = catalog.begin_scan([f"s3://{b[0]}" for b in BUCKETS], started)
         marks = ", ".join("?" for _ in _COLUMNS.split(", "))
         for rows in _rows(n, seed, scan_id):
@@ -156,7 +158,7 @@ def write(n: int, path: Path, seed: int = 1) -> None:
             db.execute("COMMIT")
         for sql in indexes:
             db.execute(sql)
-        catalog.finish_scan(ScanStats(scan_id=scan_id, started=started, finished=datetime.now(timezone.utc),
+        catalog.finish_scan(ScanStats(scan_id=scan_id, started=started, finished=datetime.now(UTC),
                                       listed=n, fingerprinted=n))
         db.execute("PRAGMA locking_mode=NORMAL")
         db.execute("PRAGMA journal_mode=WAL")

@@ -175,7 +175,8 @@ class SignedGets:
             self._have_credentials = True
         if self._credentials is None:
             return None
-        return await self._credentials.get_frozen_credentials()  # type: ignore[attr-defined]
+        frozen: object = await self._credentials.get_frozen_credentials()  # type: ignore[attr-defined]
+        return frozen
 
     def _open(self) -> aiohttp.ClientSession:
         if self._http is None:

@@ -33,7 +33,7 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,7 +74,7 @@ _ERRORS: ErrorTable = {
     "OperationTimedOut": TransientError,
     "InternalError": TransientError,
 }
-_NETWORK = NETWORK_ERRORS + (AzureError,)
+_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, AzureError)
 # Inventory columns the listing takes (`inventory_reports.canonical` names), and the run folders' levels.
 _INVENTORY_COLUMNS = frozenset({"name", "contentlength", "lastmodified", "etag", "contentmd5", "accesstier",
                                 "deleted", "snapshot", "iscurrentversion", "hdiisfolder"})
@@ -93,8 +93,8 @@ def _inventory_time(value: Any) -> datetime:
         except ValueError:
             when = parsedate_to_datetime(text)
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).replace(microsecond=0)
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).replace(microsecond=0)
 
 
 def _error(uri: str, exc: BaseException) -> ObjectError:
@@ -289,7 +289,8 @@ class AzureConnector(Connector):
         async def folders(prefix: str) -> list[str]:
             async def attempt() -> list[str]:
                 try:
-                    return [item.name async for item in client.walk_blobs(name_starts_with=prefix or None, delimiter="/")
+                    return [item.name
+                            async for item in client.walk_blobs(name_starts_with=prefix or None, delimiter="/")
                             if isinstance(item, BlobPrefix)]
                 except _NETWORK as exc:
                     raise _error(f"{settings.uri}/{prefix}", exc) from None
@@ -360,7 +361,8 @@ class AzureConnector(Connector):
             condition = {"etag": f'"{ref.etag}"', "match_condition": MatchConditions.IfNotModified}
         try:
             stream = await blob.download_blob(offset=start, length=end - start, max_concurrency=1, **condition)
-            return await stream.readall()
+            data: bytes = await stream.readall()
+            return data
         except HttpResponseError as exc:
             if exc.status_code == 416:
                 if ref.size == 0:

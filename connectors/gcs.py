@@ -51,7 +51,7 @@ log = logging.getLogger("tierscan.connectors.gcs")
 
 # GCS JSON API answers carry the reason in the body; the status says enough to classify.
 _ERRORS: ErrorTable = {}
-_NETWORK = NETWORK_ERRORS + (aiohttp.ClientError,)
+_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, aiohttp.ClientError)
 _LIST_FIELDS = "nextPageToken,items(name,size,md5Hash,crc32c,updated,storageClass,generation,etag,componentCount)"
 _PAGE = 1000
 # Inventory report columns the listing takes (`inventory_reports.canonical` names).

@@ -35,7 +35,7 @@ import re
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -107,7 +107,7 @@ def s3_report_folder(name: str) -> datetime | None:
     if _S3_FOLDER.match(name) is None:
         return None
     try:
-        return datetime.strptime(name, "%Y-%m-%dT%H-%MZ").replace(tzinfo=timezone.utc)
+        return datetime.strptime(name, "%Y-%m-%dT%H-%MZ").replace(tzinfo=UTC)
     except ValueError:  # a month 13, a day 32
         return None
 
@@ -149,7 +149,7 @@ def s3_report(manifest: bytes, checksum: bytes, where: str, bucket: str, folder_
     created = folder_time
     stamp = data.get("creationTimestamp")
     if isinstance(stamp, str) and stamp.isdigit():
-        created = datetime.fromtimestamp(int(stamp) / 1000, tz=timezone.utc)
+        created = datetime.fromtimestamp(int(stamp) / 1000, tz=UTC)
     files = _files(data.get("files"), "key", "MD5checksum", where)
     return Report(manifest=where, created=created, format=fmt, files=files, columns=columns)
 
@@ -192,7 +192,7 @@ def azure_report(manifest: bytes, where: str) -> Report | None:
 def announce(target: str, report: Report, max_age_days: float, now: datetime | None = None) -> None:
     """One line saying which report lists `target` and how old it is; a warning of its own when it is
     older than `max_age_days` (objects changed since are read as changed and taken up by the next scan)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     age = (now - report.created).total_seconds() / 86400
     stamp = report.created.strftime("%Y-%m-%d %H:%M UTC")
     if age > max_age_days:
@@ -251,14 +251,14 @@ def _arrow_batches(path: Path, report: Report, wanted: frozenset[str]) -> Iterat
 def _header(path: Path, gz: bool) -> list[str]:
     """A CSV's header row (its column names)."""
     opener = gzip.open if gz else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
         return next(csv.reader(f), [])
 
 
 def _dicts(batch: Any) -> list[dict[str, Any]]:
     names = [canonical(n) for n in batch.schema.names]
     columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-    return [dict(zip(names, values)) for values in zip(*columns)]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 async def report_refs(report: Report, fetch: Callable[[DataFile, int, int], Awaitable[bytes]],

@@ -53,6 +53,6 @@ def connector_class(scheme: str) -> type[Connector]:
             raise UsageError(f"no connector module for {scheme}://: {exc}") from exc
         raise UsageError(f"the {scheme}:// connector needs a package that is not installed ({exc.name})"
                          + (f": {hint}" if hint else "")) from exc
-    cls = getattr(module, class_name)
+    cls: type[Connector] = getattr(module, class_name)
     _registered[scheme] = cls
     return cls

@@ -51,7 +51,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
@@ -70,7 +70,17 @@ from scanner.models import ObjectRef
 from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
 from ._s3_get import SignedGets, error_code
 from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, Throttled, merge_streams
-from .inventory_reports import MAX_TRIED, DataFile, Report, announce, falsy, report_refs, s3_report, s3_report_folder, truthy
+from .inventory_reports import (
+    MAX_TRIED,
+    DataFile,
+    Report,
+    announce,
+    falsy,
+    report_refs,
+    s3_report,
+    s3_report_folder,
+    truthy,
+)
 
 __all__ = ["S3Connector"]
 
@@ -108,7 +118,7 @@ _ERRORS: ErrorTable = {
     "InternalError": TransientError,
     "RequestTimeout": TransientError,
 }
-_NETWORK = NETWORK_ERRORS + (BotoCoreError, aiohttp.ClientError)
+_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, BotoCoreError, aiohttp.ClientError)
 # Inventory report columns the listing takes (`inventory_reports.canonical` names).
 _INVENTORY_COLUMNS = frozenset({"key", "size", "lastmodifieddate", "etag", "storageclass", "versionid", "islatest",
                                 "isdeletemarker", "intelligenttieringaccesstier"})
@@ -148,13 +158,14 @@ def _timestamp(value: Any) -> datetime:
             return datetime.fromisoformat(value[:-1]).replace(tzinfo=tzutc())
         if _HTTP_DATE.match(value):
             return parsedate_to_datetime(value).replace(tzinfo=tzutc())
-    return parse_timestamp(value)
+    parsed: datetime = parse_timestamp(value)
+    return parsed
 
 
 def _inventory_time(value: Any) -> datetime:
     """An inventory's LastModifiedDate as a listing gives it: ISO text (CSV) or a timestamp (ORC, Parquet)."""
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).replace(tzinfo=tzutc())
+        return value.astimezone(UTC).replace(tzinfo=tzutc())
     return _timestamp(str(value))
 
 
@@ -207,7 +218,8 @@ class S3Connector(Connector):
         # A fixed User-Agent: botocore otherwise rebuilds it from ~50 parts twice a request (10% of a scan's
         # client CPU on moto).
         self._user_agent = self._session.user_agent()
-        self._default_region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self._default_region = (region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                                or "us-east-1")
         self._endpoint_url = endpoint_url  # None: botocore reads AWS_ENDPOINT_URL itself
         self._list_regions = tuple(list_regions)
         self._bucket_concurrency = bucket_concurrency
@@ -240,7 +252,8 @@ class S3Connector(Connector):
                     parameter_validation=False,
                 )
                 self._clients[region] = await self._stack.enter_async_context(
-                    self._session.create_client("s3", region_name=region, endpoint_url=self._endpoint_url, config=config)
+                    self._session.create_client("s3", region_name=region, endpoint_url=self._endpoint_url,
+                                                config=config)
                 )
             return self._clients[region]
 
@@ -250,7 +263,8 @@ class S3Connector(Connector):
         async def attempt() -> dict[str, Any]:
             client = await self._client(region)
             try:
-                return await getattr(client, op)(**params)
+                answer: dict[str, Any] = await getattr(client, op)(**params)
+                return answer
             except (ClientError, *_NETWORK) as exc:
                 raise _error(uri, exc) from None
 
@@ -508,7 +522,7 @@ class S3Connector(Connector):
                 return None  # deleted since the page was listed; the read will say so
             return head.get("ArchiveStatus")
 
-        return dict(zip(keys, await asyncio.gather(*(status(k) for k in keys))))
+        return dict(zip(keys, await asyncio.gather(*(status(k) for k in keys)), strict=True))
 
     async def _may_archive(self, bucket: _Bucket) -> bool:
         if bucket.name not in self._it_archive:
@@ -625,7 +639,8 @@ class S3Connector(Connector):
             await self._write("write", loc, "put_object_tagging", Bucket=loc.bucket, Key=loc.key,
                               Tagging={"TagSet": tag_set}, **self._pin(expect))
         else:
-            await self._write("write", loc, "delete_object_tagging", Bucket=loc.bucket, Key=loc.key, **self._pin(expect))
+            await self._write("write", loc, "delete_object_tagging", Bucket=loc.bucket, Key=loc.key,
+                              **self._pin(expect))
 
     async def _copy(self, src: Location, dst: Location, expect: ObjectState, **extra: Any) -> None:
         source = {"Bucket": src.bucket, "Key": src.key, **self._pin(expect)}

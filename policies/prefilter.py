@@ -86,7 +86,7 @@ def some(conditions: Iterable[Condition | None]) -> Condition | None:
     parts = tuple(conditions)
     if any(c is None for c in parts):
         return None
-    return parts[0] if len(parts) == 1 else AnyOf(parts)  # type: ignore[arg-type,return-value]
+    return parts[0] if len(parts) == 1 else AnyOf(parts)  # type: ignore[arg-type]
 
 
 def prefilter(policies: Iterable[Policy], resource: Resource) -> Condition:

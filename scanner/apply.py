@@ -47,10 +47,11 @@ import asyncio
 import hashlib
 import json
 import os
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, AsyncGenerator, Awaitable, Callable, Iterable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from connectors import Connector, connector_class, parse_target
@@ -127,7 +128,8 @@ def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None =
     if action not in ACTIONS:
         raise UsageError(f"--action {action}: one of {', '.join(ACTIONS)}")
     if action in ("quarantine", "transition") and not to:
-        raise UsageError(f"--action {action} needs --to ({'a prefix, bucket URI or folder' if action == 'quarantine' else 'a storage class'})")
+        kind = "a prefix, bucket URI or folder" if action == "quarantine" else "a storage class"
+        raise UsageError(f"--action {action} needs --to ({kind})")
     wanted = set(policies)
     known = _Catalog(catalog)
     items: list[dict[str, Any]] = []
@@ -176,7 +178,7 @@ def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None =
             items.append(item)
     plan = {
         "format": PLAN_FORMAT, "version": 1,
-        "created": (now or datetime.now(timezone.utc)).isoformat(),
+        "created": (now or datetime.now(UTC)).isoformat(),
         "db": str(db_path), "action": action, "to": to, "items": items, "excluded": excluded,
     }
     plan["digest"] = plan_digest(plan)
@@ -274,12 +276,12 @@ class Journal:
     def __init__(self, path: Path):
         self.path = path
         new = not path.exists()
-        self._fh = open(path, "a", encoding="utf-8")
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (open until close(), entry by entry)
         if new:
             fsync_dir(path.parent)
 
     def write(self, entry: dict[str, Any]) -> None:
-        self._fh.write(json.dumps({**entry, "at": datetime.now(timezone.utc).isoformat()}, ensure_ascii=True) + "\n")
+        self._fh.write(json.dumps({**entry, "at": datetime.now(UTC).isoformat()}, ensure_ascii=True) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
@@ -546,79 +548,117 @@ def review_problems(plan: dict[str, Any], catalog: Catalog) -> dict[int, str]:
 
 async def _execute(plan: dict[str, Any], journal: Journal, catalog: Catalog, factory: ConnectorFactory,
                    result: ApplyResult) -> None:
-    action = plan["action"]
     known = _Catalog(catalog)
     for seq, item in enumerate(plan["items"]):
         uri = item["uri"]
-
-        def skip(reason: str) -> None:
-            journal.write({"type": "skipped", "seq": seq, "uri": uri, "reason": reason})
-            result.skipped.append((uri, reason))
-
-        why, record, master = known.vet(plan, item)
-        if why or record is None:
-            skip(why or "not in the catalog")
+        ready = await _prepare(plan, seq, item, known, factory)
+        if isinstance(ready, str):
+            journal.write({"type": "skipped", "seq": seq, "uri": uri, "reason": ready})
+            result.skipped.append((uri, ready))
             continue
-        scheme, loc = _scheme(record.uri), _location(record)  # every location comes from the catalog
-        conn = factory(scheme)
-        need = _NEEDS.get(action)
-        if action == "quarantine" and not ({"move"} <= conn.capabilities.writes
-                                           or {"copy", "delete"} <= conn.capabilities.writes):
-            need = "copy"
-        if need and need not in conn.capabilities.writes:
-            skip(f"the {conn.capabilities.name} connector cannot {action}")
-            continue
+        journal.write(ready.entry)  # fsynced before the change
         try:
-            now = await conn.stat(loc)
-        except (ObjectError, OSError) as exc:
-            skip(f"cannot check it: {exc}")
-            continue
-        if now is None:
-            skip("gone since the plan")
-            continue
-        if not _same(item, now):
-            skip("changed since the plan (ETag, version, size or modified time differ): not touched")
-            continue
-        proof: dict[str, Any] = {}
-        if master is not None:
-            why, proof = await _check_master(conn, loc, now, factory(_scheme(master.uri)), master)
-            if why:
-                skip(why)
-                continue
-        entry: dict[str, Any] = {"type": "intent", "seq": seq, "op": action, "uri": uri, "scheme": scheme,
-                                 "bucket": record.bucket, "key": record.key, "before": _state_dict(now)}
-        if master is not None:
-            entry["master"] = {"uri": master.uri, **proof}
-        try:
-            entry["versioned"] = await conn.versioned(record.bucket)
-            if action == "tag":
-                entry["tags_before"] = await conn.get_tags(loc)
-                entry["tags"] = {**entry["tags_before"], **item["tags"]}
-            elif action == "quarantine":
-                entry["dest"] = item["dest"]  # equal to the one the catalog's record gives (`_differs`)
-            elif action == "transition":
-                entry["storage_class"] = plan["to"]
-        except (ObjectError, UsageError) as exc:
-            skip(f"cannot prepare: {exc}")
-            continue
-        journal.write(entry)  # fsynced before the change
-        try:
-            outcome: dict[str, Any] = {}
-            if action == "tag":
-                await conn.set_tags(loc, entry["tags"], expect=now)
-            elif action == "quarantine":
-                dest = entry["dest"]
-                outcome = await _quarantine(conn, loc, Location(dest["uri"], dest["bucket"], dest["key"]), now)
-            elif action == "transition":
-                await conn.set_tier(loc, plan["to"], expect=now)
-            elif action == "delete":
-                outcome = {"delete_marker": await conn.delete(loc, expect=now)}
+            outcome = await _change(plan["action"], ready)
         except (ObjectError, UsageError, OSError) as exc:
             journal.write({"type": "failed", "seq": seq, "uri": uri, "error": str(exc)})
             result.failed.append((uri, str(exc)))
             continue
         journal.write({"type": "done", "seq": seq, "uri": uri, **outcome})
         result.done.append(uri)
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """An item that passed every check: its connector and location, its state now and the intent entry."""
+
+    conn: Connector
+    loc: Location
+    now: ObjectState
+    entry: dict[str, Any]
+
+
+async def _prepare(plan: dict[str, Any], seq: int, item: dict[str, Any], known: _Catalog,
+                   factory: ConnectorFactory) -> _Ready | str:
+    """The item checked against the catalog, the connector and the object now, with its intent entry; or
+    why it is skipped."""
+    action = plan["action"]
+    why, record, master = known.vet(plan, item)
+    if why or record is None:
+        return why or "not in the catalog"
+    scheme, loc = _scheme(record.uri), _location(record)  # every location comes from the catalog
+    conn = factory(scheme)
+    if why := _cannot(action, conn):
+        return why
+    now = await _unchanged(conn, loc, item)
+    if isinstance(now, str):
+        return now
+    entry: dict[str, Any] = {"type": "intent", "seq": seq, "op": action, "uri": item["uri"], "scheme": scheme,
+                             "bucket": record.bucket, "key": record.key, "before": _state_dict(now)}
+    if master is not None:
+        why, proof = await _check_master(conn, loc, now, factory(_scheme(master.uri)), master)
+        if why:
+            return why
+        entry["master"] = {"uri": master.uri, **proof}
+    try:
+        entry.update(await _undo_details(plan, item, conn, loc, record.bucket))
+    except (ObjectError, UsageError) as exc:
+        return f"cannot prepare: {exc}"
+    return _Ready(conn, loc, now, entry)
+
+
+def _cannot(action: str, conn: Connector) -> str | None:
+    """Why `conn` cannot carry out `action` (None: it can)."""
+    need = _NEEDS.get(action)
+    if action == "quarantine" and not ({"move"} <= conn.capabilities.writes
+                                       or {"copy", "delete"} <= conn.capabilities.writes):
+        need = "copy"
+    if need and need not in conn.capabilities.writes:
+        return f"the {conn.capabilities.name} connector cannot {action}"
+    return None
+
+
+async def _unchanged(conn: Connector, loc: Location, item: dict[str, Any]) -> ObjectState | str:
+    """The object's state now, or why it is not the object the plan was made for."""
+    try:
+        now = await conn.stat(loc)
+    except (ObjectError, OSError) as exc:
+        return f"cannot check it: {exc}"
+    if now is None:
+        return "gone since the plan"
+    if not _same(item, now):
+        return "changed since the plan (ETag, version, size or modified time differ): not touched"
+    return now
+
+
+async def _undo_details(plan: dict[str, Any], item: dict[str, Any], conn: Connector, loc: Location,
+                        bucket: str) -> dict[str, Any]:
+    """What undo needs besides the state before: the bucket's versioning and the tags before, the
+    destination or the storage class."""
+    details: dict[str, Any] = {"versioned": await conn.versioned(bucket)}
+    action = plan["action"]
+    if action == "tag":
+        details["tags_before"] = await conn.get_tags(loc)
+        details["tags"] = {**details["tags_before"], **item["tags"]}
+    elif action == "quarantine":
+        details["dest"] = item["dest"]  # equal to the one the catalog's record gives (`_differs`)
+    elif action == "transition":
+        details["storage_class"] = plan["to"]
+    return details
+
+
+async def _change(action: str, ready: _Ready) -> dict[str, Any]:
+    """Make the journalled change; what its `done` entry records besides the item."""
+    conn, loc, now, entry = ready.conn, ready.loc, ready.now, ready.entry
+    if action == "tag":
+        await conn.set_tags(loc, entry["tags"], expect=now)
+    elif action == "quarantine":
+        dest = entry["dest"]
+        return await _quarantine(conn, loc, Location(dest["uri"], dest["bucket"], dest["key"]), now)
+    elif action == "transition":
+        await conn.set_tier(loc, entry["storage_class"], expect=now)
+    elif action == "delete":
+        return {"delete_marker": await conn.delete(loc, expect=now)}
+    return {}
 
 
 def execute_plan(plan: dict[str, Any], approve: str | None, journal_path: Path, catalog: Catalog, config: Config,

@@ -15,7 +15,7 @@ import shlex
 import socket
 import stat
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import CatalogBusy, UsageError
@@ -105,7 +105,7 @@ def _describe(fd: int, details: bytes) -> None:
 def _this_process() -> dict[str, object]:
     return {"pid": os.getpid(), "host": socket.gethostname(),
             "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "since": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def _holder(fd: int) -> str:

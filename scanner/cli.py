@@ -16,12 +16,12 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Callable, cast
+from typing import IO, TYPE_CHECKING, cast
 
 import click
 from rich.console import Console
@@ -96,7 +96,7 @@ def _report_stream(config: Config, catalog: Catalog) -> ReportStream:
     from .report import catalog_report
 
     return catalog_report(catalog, PriceTable.load(config.prices),
-                          lambda r: config.bucket_settings(r.bucket, r.uri).price_as, datetime.now(timezone.utc))
+                          lambda r: config.bucket_settings(r.bucket, r.uri).price_as, datetime.now(UTC))
 
 
 def _emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "buckets",
@@ -237,7 +237,7 @@ def _publish(results: str, config: Config, catalog: Catalog, report: ReportStrea
         _emit(report, "table", out / "report.txt")
         with atomic_write(out / "inventory.jsonl") as fh:
             write_jsonl(catalog.records(), fh)
-        run = publish_run(store, out, datetime.now(timezone.utc))
+        run = publish_run(store, out, datetime.now(UTC))
     click.echo(terminal_safe(f"results: {store.uri}/{run} (latest)"), err=True)
 
 
@@ -394,9 +394,8 @@ def _shard_scan(config: Config, path: Path, targets: list[str], shard: Shard, re
         if previous is not None:
             with atomic_write(path, "wb") as fh:  # the last run's part: this run reads only what changed
                 fh.write(previous)
-        with _open_catalog(path, must_exist=False) as catalog:
-            with RichProgress() as progress:
-                stats = asyncio.run(run_scan(config, catalog, targets, progress, shard=shard))
+        with _open_catalog(path, must_exist=False) as catalog, RichProgress() as progress:
+            stats = asyncio.run(run_scan(config, catalog, targets, progress, shard=shard))
         # Closed: SQLite has checkpointed its WAL into the file, which is now complete on its own.
         if store is not None:
             store.put(f"shards/{shard.part_name}", path.read_bytes())
@@ -537,7 +536,7 @@ def near_ignore(uris: tuple[str, ...], config_path: str | None, db: Path | None)
         if unknown:
             raise UsageError(f"near ignore: not in the catalog: {', '.join(unknown)}")
         added = catalog.add_not_duplicates(wanted)
-        evaluate_results(config, catalog, datetime.now(timezone.utc))
+        evaluate_results(config, catalog, datetime.now(UTC))
     click.echo(f"recorded {added} new not-a-duplicate pair(s); groups updated", err=True)
 
 
@@ -698,7 +697,8 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
                 with _open_catalog(catalog_path, must_exist=True) as catalog:
                     lines = remediation.describe_plan(plan, remediation.review_problems(plan, catalog))
             else:
-                lines = [*remediation.describe_plan(plan), f"(catalog {str(catalog_path)!r} not found: items not checked)"]
+                lines = [*remediation.describe_plan(plan),
+                         f"(catalog {str(catalog_path)!r} not found: items not checked)"]
             for line in lines:
                 click.echo(terminal_safe(line))
             digest = remediation.plan_digest(plan)

@@ -18,8 +18,8 @@ from .errors import UsageError
 from .models import Tier
 from .safe_yaml import line_at, parse_yaml, read_yaml_file
 
-__all__ = ["BucketSettings", "Config", "InventorySettings", "MasterRule", "MasterSettings", "format_validation_error", "load_config",
-           "load_config_text"]
+__all__ = ["BucketSettings", "Config", "InventorySettings", "MasterRule", "MasterSettings", "format_validation_error",
+           "load_config", "load_config_text"]
 
 
 class _Strict(BaseModel):

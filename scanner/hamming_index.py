@@ -43,6 +43,7 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations, pairwise
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
@@ -70,13 +71,13 @@ def _needs_cache_dir(package_cache: str, user_cache: str) -> bool:
     return not _writable(package_cache) and not _writable(user_cache)
 
 
-if not numba.config.CACHE_DIR and _needs_cache_dir(
+if not numba.config.CACHE_DIR and _needs_cache_dir(  # type: ignore[attr-defined]
         os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
         AppDirs(appname="numba", appauthor=False).user_cache_dir):
     # A private folder for this process (a shared, predictable name in /tmp could be planted by another
     # user); the kernels compile once per run there, 10-20 s.
-    numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="tierscan-numba-")
-    atexit.register(shutil.rmtree, numba.config.CACHE_DIR, ignore_errors=True)
+    numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="tierscan-numba-")  # type: ignore[attr-defined]
+    atexit.register(shutil.rmtree, numba.config.CACHE_DIR, ignore_errors=True)  # type: ignore[attr-defined]
 
 _BLOCK_CODES = 8192  # codes per block of bucket values: a block and its partner fit a core's L2
 # Up to this many (query, code) pairs, numpy compares them all (under a second): a scan of a few thousand
@@ -85,16 +86,20 @@ _PAIRWISE_MAX = 1 << 26
 _ITEMS_PER_WORKER = 16  # work items per band and worker: evens out uneven (clustered) blocks
 
 
-@intrinsic
-def _popcount(typingctx, x):  # type: ignore[no-untyped-def]
-    """The CPU's popcount instruction on a uint64 (numba has no popcount of its own), as a signed int
-    so that comparing it with the radius stays in integers."""
-    sig = types.int64(types.uint64)
+if TYPE_CHECKING:
+    def _popcount(x: int) -> int:
+        """As kernels call it: numba passes the typing context itself."""
+else:
+    @intrinsic
+    def _popcount(typingctx, x):
+        """The CPU's popcount instruction on a uint64 (numba has no popcount of its own), as a signed int
+        so that comparing it with the radius stays in integers."""
+        sig = types.int64(types.uint64)
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.ctpop(args[0])
+        def codegen(context, builder, signature, args):
+            return builder.ctpop(args[0])
 
-    return sig, codegen
+        return sig, codegen
 
 
 @numba.njit(cache=True, nogil=True)
@@ -112,6 +117,16 @@ def _counting_sort(values: np.ndarray, buckets: int) -> tuple[np.ndarray, np.nda
         order[fill[v]] = i
         fill[v] += 1
     return order, offsets
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _found_in_earlier_band(x: int, earlier: np.ndarray, band_radius: int) -> bool:
+    """Whether codes that differ by `x` are within `band_radius` in one of the earlier bands (`earlier`:
+    their bit masks), so that the pair was found there already."""
+    for e in earlier:  # noqa: SIM110 (a loop: numba compiles no any() over a generator)
+        if _popcount(x & e) <= band_radius:
+            return True
+    return False
 
 
 @numba.njit(cache=True, nogil=True)
@@ -156,14 +171,7 @@ def _join(q_sorted: np.ndarray, q_order: np.ndarray, q_off: np.ndarray, q_used: 
                     for j in range(start, cb):
                         x = code ^ c_sorted[j]
                         d = _popcount(x)
-                        if d > radius:
-                            continue
-                        seen = False
-                        for e in earlier:
-                            if _popcount(x & e) <= band_radius:
-                                seen = True
-                                break
-                        if seen:
+                        if d > radius or _found_in_earlier_band(x, earlier, band_radius):
                             continue
                         if n == cap:
                             cap *= 2
@@ -188,7 +196,7 @@ def _bands(m: int) -> list[tuple[int, int]]:
     """(shift, width) of m bands covering 64 bits, widest first."""
     widths = [64 // m + (1 if i < 64 % m else 0) for i in range(m)]
     shifts = np.cumsum([0, *widths[:-1]]).tolist()
-    return list(zip(shifts, widths))
+    return list(zip(shifts, widths, strict=True))
 
 
 def _masks(width: int, radius: int, block_bits: int) -> np.ndarray:
@@ -302,7 +310,7 @@ class HammingIndex:
         else:
             with ThreadPoolExecutor(workers) as pool:
                 parts = list(pool.map(lambda job: _join(*job), jobs))
-        return tuple(np.concatenate(p) for p in zip(*parts))  # type: ignore[return-value]
+        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
 
 
 def _pairwise(queries: np.ndarray, codes: np.ndarray, radius: int,

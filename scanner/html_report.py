@@ -18,9 +18,9 @@ from __future__ import annotations
 import heapq
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from html import escape
-from typing import IO
+from typing import IO, Any
 
 from .exposure import GPS_DECIMALS, KINDS, Exposure
 from .models import Group, Report, Severity
@@ -47,7 +47,7 @@ JURISDICTION_COLOURS = {"HK": "#c92a2a", "CN": "#f08c00"}
 KIND_COLOURS = {"gps": "#c92a2a", "serial": "#5f3dc4", "owner": "#2f9e44", "timestamp": "#1c7ed6"}
 
 # (totals field, label, formatter): the headline cards, in order. Each card's id is `total-<field>`.
-HEADLINE = [
+HEADLINE: list[tuple[str, str, Callable[[Any], str]]] = [
     ("objects", "Objects", lambda v: f"{v:,}"),
     ("bytes", "Stored", human_bytes),
     ("duplicate_groups", "Exact duplicate groups", lambda v: f"{v:,}"),

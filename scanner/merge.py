@@ -24,8 +24,9 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .catalog import Catalog
 from .catalog_lock import CatalogLock
@@ -39,7 +40,7 @@ __all__ = ["MergeResult", "merge_catalogs"]
 
 log = logging.getLogger("tierscan")
 
-_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 # Ties between rows of equal identity go to the one that knows more.
 _STATUS_RANK = {"fingerprinted": 4, "skipped": 3, "unreadable": 3, "failed": 2, "gone": 1, "listed": 0}
 
@@ -133,16 +134,19 @@ def _combined_stats(stats: list[ScanStats]) -> ScanStats:
         by_tier.update(s.bytes_read_by_tier)
     started = [s.started for s in stats if s.started]
     finished = [s.finished for s in stats if s.finished]
+    # Exact per-object fees add up too, when every part that read anything recorded them.
+    fees: dict[str, Any] = {}
+    if all(s.requests_by_tier or not s.requests for s in stats):
+        fees = {"requests_by_tier": dict(sum((Counter(s.requests_by_tier) for s in stats), Counter())),
+                "retrieval_usd": sum(s.retrieval_usd for s in stats),
+                "request_usd": sum(s.request_usd for s in stats)}
     return ScanStats(
         started=min(started) if started else None, finished=max(finished) if finished else None,
         unchanged=max((s.unchanged for s in stats), default=0),
         gone=max((s.gone for s in stats), default=0), fingerprinted=sum(s.fingerprinted for s in stats),
         requests=sum(s.requests for s in stats), bytes_read=sum(s.bytes_read for s in stats),
         bytes_read_by_tier=dict(by_tier), cost_usd=sum(s.cost_usd for s in stats),
-        # Exact per-object fees add up too, when every part that read anything recorded them.
-        **({"requests_by_tier": dict(sum((Counter(s.requests_by_tier) for s in stats), Counter())),
-            "retrieval_usd": sum(s.retrieval_usd for s in stats), "request_usd": sum(s.request_usd for s in stats)}
-           if all(s.requests_by_tier or not s.requests for s in stats) else {}),
+        **fees,
         left_unread=sum(s.left_unread for s in stats), left_unread_bytes=sum(s.left_unread_bytes for s in stats),
     )
 
@@ -176,14 +180,14 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
             for pair in part.catalog.not_duplicates():
                 into.add_not_duplicates(pair)
         modes = {mode for p in opened if (mode := p.catalog.meta("perceptual_mode")) is not None}
-    scan_id = into.begin_scan([str(p) for p in parts], stats.started or now or datetime.now(timezone.utc))
+    scan_id = into.begin_scan([str(p) for p in parts], stats.started or now or datetime.now(UTC))
     into.set_meta("shard", "")
     if len(modes) == 1:
         into.set_meta("perceptual_mode", modes.pop())
     elif modes:  # unrecorded, so the next scan of the merged catalog hashes them all again, one way
         log.warning("merge: the parts' images were hashed by different tierscan versions: near groups may "
                     "miss pairs until the next scan of %s", into.path)
-    evaluate_results(config, into, now or datetime.now(timezone.utc))
+    evaluate_results(config, into, now or datetime.now(UTC))
     result.stats = stats.model_copy(update={"scan_id": scan_id, "listed": listed})
     into.finish_scan(result.stats)
     return result

@@ -1,7 +1,8 @@
 """The records tierscan passes between its stages and writes out: pydantic models at every boundary.
 
 `ObjectRef` is what a connector lists (what reading an object yields is a plain record of the read path,
-`scanner.read_session`); `Group`, `Finding` and `Report` are what users and scripts read (the JSON report contract, `schema_version: 1`).
+`scanner.read_session`); `Group`, `Finding` and `Report` are what users and scripts read (the JSON report
+contract, `schema_version: 1`).
 """
 
 from __future__ import annotations
@@ -10,23 +11,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "CHECKSUM_KINDS",
+    "GPS",
+    "IDENTITY_KINDS",
     "Breakdown",
     "BucketSummary",
-    "CHECKSUM_KINDS",
     "ChecksumKind",
-    "content_identities",
-    "content_identity",
     "ExifRecord",
     "Finding",
-    "GPS",
     "Group",
     "GroupMember",
-    "IDENTITY_KINDS",
     "InventoryRecord",
     "ObjectRef",
     "Report",
@@ -36,9 +35,11 @@ __all__ = [
     "Skipped",
     "Tier",
     "Trust",
+    "content_identities",
+    "content_identity",
 ]
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION: Final = 1
 
 
 class Tier(str, Enum):

@@ -42,10 +42,10 @@ __all__ = [
     "AWS_ENDPOINT",
     "AZURE_ENDPOINT",
     "DEFAULT_REGIONS",
-    "Endpoints",
-    "Fetched",
     "GCP_ENDPOINT",
     "GCS_SERVICE_ID",
+    "Endpoints",
+    "Fetched",
     "RefreshResult",
     "parse_aws_offer",
     "parse_azure_items",
@@ -234,9 +234,9 @@ def parse_azure_items(items: Iterable[Mapping[str, Any]], region: str) -> Classe
         rates.setdefault(target, []).append((float(item.get("tierMinimumUnits", 0.0)), price))
     classes: Classes = {}
     for (cls, name), found in rates.items():
-        price = _first_paid(found)
-        if price is not None:
-            classes.setdefault(cls, {})[name] = price
+        paid = _first_paid(found)
+        if paid is not None:
+            classes.setdefault(cls, {})[name] = paid
     return _complete(classes)
 
 
@@ -376,7 +376,8 @@ def render_override(fetched: Iterable[Fetched], today: date) -> str:
         "# Name this file under `prices:` in the config; it is merged over the built-in table, so a fee the\n"
         "# API did not return keeps its built-in figure. Units as in scanner/data/prices.yaml.\n"
     )
-    return header + yaml.safe_dump({"version": 1, "providers": providers}, sort_keys=False)
+    table: str = yaml.safe_dump({"version": 1, "providers": providers}, sort_keys=False)
+    return header + table
 
 
 def write_override(fetched: Iterable[Fetched], path: Path, today: date) -> None:

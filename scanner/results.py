@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +188,7 @@ def publish_run(store: ResultsStore, files: Path, now: datetime) -> str:
 
     Returns the run's key prefix. The pointer goes last, so `latest` always names a complete run.
     """
-    run = f"runs/{now.astimezone(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+    run = f"runs/{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     names = sorted(p for p in files.rglob("*") if p.is_file())
     for path in names:
         store.put(f"{run}/{path.relative_to(files).as_posix()}", path.read_bytes())

@@ -34,7 +34,7 @@ class YamlDocument:
     data: Any
 
 
-class _BoundedLoader(yaml.SafeLoader):
+class _BoundedLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no type information here
     """SafeLoader that refuses aliases and collections nested deeper than MAX_DEPTH."""
 
     def __init__(self, stream: str, kind: str, aliases: bool) -> None:

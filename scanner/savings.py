@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Union
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -38,9 +38,9 @@ if TYPE_CHECKING:
 Stored = Union[InventoryRecord, "Holding"]
 
 __all__ = [
-    "BucketTally",
     "GIB",
     "MONTH_DAYS",
+    "BucketTally",
     "RemovalCost",
     "ScanCost",
     "Sums",
@@ -127,7 +127,7 @@ def removal_cost(record: Stored, price: Price, now: datetime) -> RemovalCost:
 
 def _aware(moment: datetime) -> datetime:
     """Naive timestamps are taken as UTC, so that any two can be subtracted."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def break_even_month(monthly_savings: float, one_time: float) -> int | None:

@@ -54,7 +54,7 @@ QUERY_WINDOWS = tuple(i for i, (_, fx, fy) in enumerate(WINDOWS) if (fx, fy) == 
 _HEADER = struct.Struct("<3sHHBB")  # magic; work width, height; ORB count of the image, of its mirror
 # All images are scaled to WORK_SIDE, so copies differ in scale only by a crop (at most 1/0.6 in area,
 # 1.3 in side) or an aspect change: five levels 1.3 apart cover that at about half the cost of eight.
-_ORB = cv2.ORB_create(nfeatures=ORB_FEATURES, scaleFactor=1.3, nlevels=5, edgeThreshold=15, patchSize=15,
+_ORB = cv2.ORB.create(nfeatures=ORB_FEATURES, scaleFactor=1.3, nlevels=5, edgeThreshold=15, patchSize=15,
                       fastThreshold=10)
 _LEVEL_SCALES = tuple(_ORB.getScaleFactor() ** level for level in range(_ORB.getNLevels()))
 # The first eight rows of the unnormalised DCT-II on 32 samples (scipy's `dct`, as imagehash uses): the
@@ -81,7 +81,7 @@ class Features:
     def of(cls, keypoints: Sequence[cv2.KeyPoint], descriptors: np.ndarray | None) -> Features:
         if descriptors is None:
             return cls(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
-        return cls(cv2.KeyPoint_convert(keypoints), descriptors)
+        return cls(np.asarray(cv2.KeyPoint.convert(keypoints)), descriptors)
 
 
 def _mirrored(keypoints: Sequence[cv2.KeyPoint], width: int) -> list[cv2.KeyPoint]:

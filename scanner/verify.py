@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypedDict
 
 import cv2
 import numpy as np
@@ -52,6 +53,15 @@ class Evidence:
     mirrored: bool
 
 
+class _Ransac(TypedDict):
+    """The RANSAC settings both fits take."""
+
+    method: int
+    ransacReprojThreshold: float
+    maxIters: int
+    confidence: float
+
+
 def _transforms(a: Features, b: Features) -> Iterator[tuple[np.ndarray, int]]:
     """Maps from b's feature frame to a's with their RANSAC inlier counts: a similarity transform, then
     an axis-aligned stretch (a resize to another aspect ratio) when one fits more matches than it. Lazy:
@@ -65,7 +75,7 @@ def _transforms(a: Features, b: Features) -> Iterator[tuple[np.ndarray, int]]:
     src = b.points[[m.queryIdx for m in good]]
     dst = a.points[[m.trainIdx for m in good]]
     similar = 0
-    ransac = {"method": cv2.RANSAC, "ransacReprojThreshold": _RANSAC_PX, "maxIters": 500, "confidence": 0.99}
+    ransac: _Ransac = {"method": cv2.RANSAC, "ransacReprojThreshold": _RANSAC_PX, "maxIters": 500, "confidence": 0.99}
     matrix, inliers = cv2.estimateAffinePartial2D(src, dst, **ransac)
     # Every image's features are found at one work scale, so copies differ in scale by a crop, a
     # screenshot's margins or an aspect change: far less than _MAX_SCALE. More (or a degenerate fit) is

@@ -118,7 +118,8 @@ def _launch(name: str, argv: list[str], endpoint: str, probe: str, log_dir: Path
         except OSError:
             if time.monotonic() > deadline:
                 emulator.stop()
-                raise RuntimeError(f"{name} did not answer on {endpoint} within {_START_TIMEOUT:g} s; see {log}")
+                raise RuntimeError(
+                    f"{name} did not answer on {endpoint} within {_START_TIMEOUT:g} s; see {log}") from None
             time.sleep(0.1)
 
 

@@ -178,7 +178,8 @@ class FaultProxy:
         answer = await up_reader.read()
         up_writer.close()
         head, sep, rest = answer.partition(b"\r\n\r\n")
-        kept_head = [line for line in head.split(b"\r\n") if not line.lower().startswith((b"connection:", b"keep-alive:"))]
+        kept_head = [line for line in head.split(b"\r\n")
+                     if not line.lower().startswith((b"connection:", b"keep-alive:"))]
         return b"\r\n".join([*kept_head, b"Connection: close"]) + sep + rest
 
 

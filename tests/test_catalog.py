@@ -1,14 +1,14 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from scanner.catalog import _LISTING_BATCH, SCHEMA_VERSION, Catalog
 from scanner.errors import UsageError
-from scanner.models import ExifRecord, GPS, ObjectRef, Tier
+from scanner.models import GPS, ExifRecord, ObjectRef, Tier
 
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-T1 = datetime(2024, 6, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+T1 = datetime(2024, 6, 1, tzinfo=UTC)
 
 
 def ref(key: str, size: int, modified=T0, md5: str | None = None, readable=True, etag=None,

@@ -113,10 +113,9 @@ def test_a_forked_child_of_a_killed_holder_does_not_keep_the_lock(tmp_path: Path
 
 def test_a_second_holder_in_one_process_is_refused_and_a_released_lock_is_free(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    with CatalogLock(db):
-        with pytest.raises(CatalogBusy, match=rf"in use by pid {os.getpid()} "):
-            with CatalogLock(tmp_path / "." / "t.db"):
-                pass
+    with (CatalogLock(db), pytest.raises(CatalogBusy, match=rf"in use by pid {os.getpid()} "),
+          CatalogLock(tmp_path / "." / "t.db")):
+        pass
     with CatalogLock(db):
         pass
 
@@ -124,28 +123,25 @@ def test_a_second_holder_in_one_process_is_refused_and_a_released_lock_is_free(t
 def test_a_symlinked_db_locks_the_same_catalog(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "alias").symlink_to(tmp_path / "real")
-    with CatalogLock(tmp_path / "real" / "t.db"):
-        with pytest.raises(CatalogBusy):
-            with CatalogLock(tmp_path / "alias" / "t.db"):
-                pass
+    with CatalogLock(tmp_path / "real" / "t.db"), pytest.raises(CatalogBusy), CatalogLock(tmp_path / "alias" / "t.db"):
+        pass
 
 
 def test_a_lock_file_planted_as_a_symlink_is_refused_not_written_through(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("keep")
     (tmp_path / "t.db.lock").symlink_to(victim)
-    with pytest.raises(UsageError, match="lock file"):
-        with CatalogLock(tmp_path / "t.db"):
-            pass
+    with pytest.raises(UsageError, match="lock file"), CatalogLock(tmp_path / "t.db"):
+        pass
     assert victim.read_text() == "keep"
 
 
 def test_merge_refuses_a_part_a_shard_scan_still_holds(tmp_path: Path) -> None:
     part = tmp_path / "part-0-of-2.db"
     Catalog(part).close()
-    with Catalog(tmp_path / "merged.db") as into, CatalogLock(part):
-        with pytest.raises(CatalogBusy, match="part-0-of-2.db"):
-            merge_catalogs([part], into, Config())
+    with (Catalog(tmp_path / "merged.db") as into, CatalogLock(part),
+          pytest.raises(CatalogBusy, match=r"part-0-of-2\.db")):
+        merge_catalogs([part], into, Config())
 
 
 def test_merge_takes_a_part_named_twice_once(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ it, and the HEADs that fetch a checksum a listing names without its value."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from scanner.config import MasterSettings
 from scanner.models import CHECKSUM_KINDS, InventoryRecord, ObjectRef, Tier, Trust, content_identities
 from scanner.plan import head_pays, plan_heads
 
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 MIB = 1024 * 1024
 
 

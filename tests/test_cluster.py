@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import get_args
 
 import numpy as np
@@ -8,9 +8,9 @@ from pydantic import ValidationError
 
 from scanner.cluster import MASTER_RULES, exact_groups, near_groups
 from scanner.config import MasterRule, MasterSettings, NearSettings
-from scanner.models import ExifRecord, GPS, InventoryRecord, Tier
+from scanner.models import GPS, ExifRecord, InventoryRecord, Tier
 
-T0 = datetime(2020, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 def rec(uri, size=100, sha=None, md5=None, tier=Tier.hot, region="ap-east-1", jurisdiction="HK", age=0,
@@ -57,7 +57,8 @@ def test_no_group_for_unique_content_or_empty_objects():
 
 def test_group_ids_are_stable():
     records = [rec("s3://a/1", sha="x"), rec("s3://b/1", sha="x")]
-    assert exact_groups(records, MasterSettings())[0].id == exact_groups(list(reversed(records)), MasterSettings())[0].id
+    forward, backward = exact_groups(records, MasterSettings()), exact_groups(list(reversed(records)), MasterSettings())
+    assert forward[0].id == backward[0].id
 
 
 H = 0x0F0F0F0F0F0F0F0F

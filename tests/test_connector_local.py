@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import errno
 import os
 import socket
@@ -6,14 +7,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from failing_os import deny, fail_reads
 
 from connectors import Connector, connector_class, known_connectors, parse_target, register_connector
 from connectors.local import LocalConnector, _walk
 from scanner.config import Config
 from scanner.errors import ObjectGone, ObjectReadError, ObjectRefused, ObjectUnreadable, UsageError
 from scanner.models import Tier
-
-from failing_os import deny, fail_reads
 
 
 def listing(root: Path, config: Config | None = None):
@@ -181,10 +181,8 @@ def test_a_file_replaced_by_a_fifo_after_listing_is_refused_without_blocking(est
     os.mkfifo(path)
 
     def release() -> None:  # a guard only: a read blocked in open() returns once a writer comes and goes
-        try:
+        with contextlib.suppress(OSError):
             os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            pass
 
     guard = threading.Timer(60, release)
     guard.start()

@@ -8,8 +8,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from scanner.exif import ExifInfo, ImageMeta, read_metadata
 from scanner.exif.gpmf import read_gpmf

@@ -149,7 +149,7 @@ def test_a_worker_that_dies_answers_what_it_had_with_an_error_and_the_others_go_
     died = [r for r in answered if r.error]
     assert died and all("fingerprint worker died (killed by signal 9)" in r.error for r in died)
     assert all(r.error is None and r.sha256 == hashlib.sha256(d).hexdigest()
-               for r, d in zip(answered, images) if r not in died)
+               for r, d in zip(answered, images, strict=True) if r not in died)
     assert [r.error for r in after] == [None] * len(images)  # the other worker took everything after
 
 
@@ -177,8 +177,8 @@ def test_through_the_arena_through_the_pipe_and_in_process_a_fingerprint_is_the_
                 place = pool._arena.place
 
                 def recording(data: bytes) -> int | None:
-                    placed.append(place(data))
-                    return placed[-1]
+                    placed.append(place(data))  # noqa: B023 (called within this iteration only)
+                    return placed[-1]  # noqa: B023
 
                 pool._arena.place = recording  # type: ignore[method-assign]
             results = _all(pool, images * 3, **wants)

@@ -29,17 +29,17 @@ def brute_pairs(codes, radius):
     """{(i, j): distance} for i < j within radius."""
     full = np.bitwise_count(codes[:, None] ^ codes[None, :])
     i, j = np.nonzero(np.triu(full <= radius, 1))
-    return dict(zip(zip(i.tolist(), j.tolist()), full[i, j].tolist()))
+    return dict(zip(zip(i.tolist(), j.tolist(), strict=True), full[i, j].tolist(), strict=True))
 
 
 def brute_search(codes, queries, radius):
     full = np.bitwise_count(queries[:, None] ^ codes[None, :])
     q, c = np.nonzero(full <= radius)
-    return dict(zip(zip(q.tolist(), c.tolist()), full[q, c].tolist()))
+    return dict(zip(zip(q.tolist(), c.tolist(), strict=True), full[q, c].tolist(), strict=True))
 
 
 def as_dict(q, c, d):
-    found = dict(zip(zip(q.tolist(), c.tolist()), d.tolist()))
+    found = dict(zip(zip(q.tolist(), c.tolist(), strict=True), d.tolist(), strict=True))
     assert len(found) == len(q), "a pair reported twice"
     return found
 

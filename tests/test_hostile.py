@@ -14,8 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from scanner.catalog import Catalog
@@ -147,7 +146,8 @@ def test_polyglots(name: str) -> None:
     assert (result.format or "").lower() in (fmt, "") or result.error  # by its first magic, never a trailer
 
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @FUZZ
@@ -195,7 +195,7 @@ def test_symlink_loops_in_local_folders(tmp_path: Path) -> None:
     os.symlink(b / "a", b / "b-link")
     os.symlink(b / "b-link", b / "a")  # two links pointing at each other
     os.symlink(tmp_path / "nowhere", b / "dangling")
-    stats, records = _scan(root, tmp_path / "t.db")
+    _, records = _scan(root, tmp_path / "t.db")
     # Loops and links that cannot be followed are listed as skipped with their reason, never read; symlinked
     # folders inside the scanned folder are not walked (their files are listed where they are).
     assert {key: (r.status, r.reason) for key, r in records.items() if key != "photo.jpg"} == {

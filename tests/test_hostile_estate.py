@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-
 from hostile_estate import build
 
 CLI = [sys.executable, "-m", "scanner"]

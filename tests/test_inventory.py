@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -23,7 +23,7 @@ WITH_EXIF = InventoryRecord(
     storage_class="STANDARD",
     region="ap-east-1",
     jurisdiction="HK",
-    modified=datetime(2024, 5, 1, 8, 30, tzinfo=timezone.utc),
+    modified=datetime(2024, 5, 1, 8, 30, tzinfo=UTC),
     etag="0" * 32,
     md5="0" * 32,
     sha256="a" * 64,
@@ -54,7 +54,7 @@ WITHOUT_EXIF = InventoryRecord(
     storage_class="DEEP_ARCHIVE",
     region="ap-east-1",
     jurisdiction="HK",
-    modified=datetime(2025, 1, 2, tzinfo=timezone.utc),
+    modified=datetime(2025, 1, 2, tzinfo=UTC),
     status="unreadable",
     reason="unreadable tier",
 )

@@ -14,13 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from failing_os import deny, fail_reads
 
 from scanner.catalog import Catalog
 from scanner.config import Config
 from scanner.models import InventoryRecord
 from scanner.pipeline import run_scan
-
-from failing_os import deny, fail_reads
 
 DATA = Path(__file__).parent / "data" / "exif"
 PHOTO = (DATA / "exifpy__Canon_40D.jpg").read_bytes()

@@ -15,7 +15,6 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
-
 from emulators import Emulator, start_moto
 
 pytestmark = pytest.mark.integration
@@ -162,7 +161,8 @@ app = DomainDispatcherApplication(create_backend_app)
 environ = {"PATH_INFO": "/ranged/small", "HTTP_HOST": "127.0.0.1",
            "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, x"}
 apps = [app.get_application(dict(environ)) for _ in range(3)]
-print(len(calls), len({id(a) for a in apps}), sorted(filter(None, getattr(sys.modules.get("moto_ranged"), "_BACKENDS", {}).values())))
+backends = getattr(sys.modules.get("moto_ranged"), "_BACKENDS", {})
+print(len(calls), len({id(a) for a in apps}), sorted(filter(None, backends.values())))
 """
 
 

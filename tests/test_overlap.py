@@ -8,8 +8,9 @@ import asyncio
 import hashlib
 import io
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 from PIL import Image
 
@@ -20,7 +21,7 @@ from scanner.config import Config
 from scanner.models import ObjectRef
 from scanner.pipeline import run_scan
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def _jpeg(i: int) -> bytes:
@@ -39,7 +40,7 @@ COLD = {
 class Recorded(Connector):
     scheme = "mem"
     capabilities = Capabilities(name="mem", checksums={"md5": "listing"}, tier_table="s3")
-    events: list[str] = []
+    events: ClassVar[list[str]] = []  # one log for every instance, read by the test
 
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         for n, (key, (data, cls)) in enumerate({**HOT, **COLD}.items()):

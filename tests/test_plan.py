@@ -9,7 +9,7 @@ import json
 import shutil
 import struct
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,8 +19,17 @@ from scanner.catalog import WorkItem
 from scanner.cli import cli
 from scanner.exif import read_metadata
 from scanner.models import InventoryRecord, ObjectRef, Report, Tier
-from scanner.plan import (GIB, HEAD, TAIL, Budget, plan_reads, price_of, ranged_metadata, spread_decodes,
-                          whole_read_below)
+from scanner.plan import (
+    GIB,
+    HEAD,
+    TAIL,
+    Budget,
+    plan_reads,
+    price_of,
+    ranged_metadata,
+    spread_decodes,
+    whole_read_below,
+)
 from scanner.pricing import PriceTable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +92,7 @@ def test_webp_exif_after_the_pixels_comes_from_the_tail():
     src = (DATA / "pillow__flower.webp").read_bytes() if (DATA / "pillow__flower.webp").exists() else None
     if src is None:
         pytest.skip("no WebP sample")
-    found, calls = ranged(src, want_tail=True)
+    found, _ = ranged(src, want_tail=True)
     assert found.exif == read_metadata(src).exif
 
 
@@ -92,7 +101,7 @@ def ref(uri: str, size: int, tier: Tier = Tier.hot, md5: str | None = None, key:
     checksums = {"md5": md5} if md5 else {"s3mpu": multipart} if multipart else {}
     return ObjectRef(uri=uri, provider="s3", bucket="b", key=key, size=size, tier=tier,
                      storage_class=storage_class, region="us-east-1", jurisdiction="US",
-                     modified=datetime.now(timezone.utc), checksums=checksums)
+                     modified=datetime.now(UTC), checksums=checksums)
 
 
 def test_plans_read_one_copy_of_identical_objects_hottest_first():
@@ -250,11 +259,12 @@ def test_a_retrieval_budget_leaves_cold_data_unread(estate):
 
 def test_only_objects_without_a_trusted_md5_are_read_whole(tmp_path):
     from scanner.catalog import Catalog
-    from scanner.read_session import _still_colliding
     from scanner.plan import PlannedRead
+    from scanner.read_session import _still_colliding
 
     size = 10**6
-    refs = [ref("s3://b/orig", size, md5="a" * 32), ref("s3://b/multipart", size), ref("s3://b/other", size, md5="b" * 32)]
+    refs = [ref("s3://b/orig", size, md5="a" * 32), ref("s3://b/multipart", size),
+            ref("s3://b/other", size, md5="b" * 32)]
     with Catalog(tmp_path / "c.db") as catalog:
         catalog.record_listing(refs, "s3://b", 1)
         narrowed = [PlannedRead(WorkItem(r, True, True), "meta") for r in refs]
@@ -306,7 +316,8 @@ def test_the_scan_cost_does_not_depend_on_the_order_reads_finish_in():
 
     config = Config.model_validate({"buckets": {"b": {"price_as": "s3", "storage_class": "GLACIER_IR"}}})
     reads = [(ObjectRef(uri=f"s3://b/{i}", provider="s3", bucket="b", key=str(i), size=n, tier=Tier.cold,
-                        storage_class="GLACIER_IR", region="ap-east-1", jurisdiction="HK", modified=datetime.now(timezone.utc)), n)
+                        storage_class="GLACIER_IR", region="ap-east-1", jurisdiction="HK",
+                        modified=datetime.now(UTC)), n)
              for i, n in enumerate([16 << 30, 1, 2, 3, 5, 7, 11, 13])]  # one large read, then small ones
     forward, backward = _Accounts(config), _Accounts(config)
     for r, n in reads:

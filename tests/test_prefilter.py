@@ -178,7 +178,7 @@ def test_a_groups_own_fields_never_rule_out_a_group_policy_that_matches_it(tmp_p
         images = [_image(name, tier, region, personal) for name, tier, region, personal in spec]
         group = _group(kind, images[0].uri, images[0], images, {})
         record = {**group.model_dump(mode="json"),
-                  "members": [{**_member(i, p), "distance": 0} for i, (*_, p) in zip(images, spec)]}
+                  "members": [{**_member(i, p), "distance": 0} for i, (*_, p) in zip(images, spec, strict=True)]}
         if _matched(policy_set, [record], "group"):
             assert may_match(group), (kind, spec)
 

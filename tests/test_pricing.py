@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -26,7 +26,7 @@ def record(**overrides: object) -> InventoryRecord:
         storage_class="DEEP_ARCHIVE",
         region="ap-east-1",
         jurisdiction="HK",
-        modified=datetime(2025, 1, 1, tzinfo=timezone.utc),
+        modified=datetime(2025, 1, 1, tzinfo=UTC),
         status="listed",
     )
     fields.update(overrides)
@@ -50,8 +50,8 @@ def test_every_builtin_region_names_its_source_and_date() -> None:
         "cn-northwest-1",
         "us-east-1",
     ]
-    assert list(raw["providers"]["gcs"]["regions"])[0] == "asia-east2"
-    assert list(raw["providers"]["azure"]["regions"])[0] == "eastasia"
+    assert next(iter(raw["providers"]["gcs"]["regions"])) == "asia-east2"
+    assert next(iter(raw["providers"]["azure"]["regions"])) == "eastasia"
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ from scanner.pricing import PriceTable
 from scanner.report import build_report, human_bytes, render_csv, render_json, render_table, summary_line
 
 GIB = 1 << 30
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 OVERRIDE = """\
 providers:

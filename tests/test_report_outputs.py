@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ def run(*args: str, expect: int = 0) -> tuple[str, str]:
     return result.stdout, result.stderr
 
 
-NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
 MODIFIED = NOW - timedelta(days=31)  # young enough for early-deletion charges in cold and archive tiers
 
 

@@ -7,7 +7,7 @@ NEARLINE 30 days). GB = 2^30 bytes, month = 30 days.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from scanner.savings import (
     tally_flagged,
 )
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 OVERRIDE = """\
 providers:

@@ -51,7 +51,7 @@ def assert_same(got: Any, expected: Any, where: str = "report") -> None:
             assert_same(got[key], expected[key], f"{where}.{key}")
     elif isinstance(expected, list) and isinstance(got, list):
         assert len(got) == len(expected), where
-        for i, (g, e) in enumerate(zip(got, expected)):
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
             assert_same(g, e, f"{where}[{i}]")
     else:
         assert got == expected, f"{where}: {got!r} != {expected!r}"
@@ -211,7 +211,7 @@ def test_merge_refuses_a_missing_part(tmp_path: Path) -> None:
 def test_results_folder_gets_the_run_and_latest(estate: tuple[Path, Path], tmp_path: Path) -> None:
     folder, config = estate
     results = tmp_path / "results"
-    merged, _ = sharded_scan(tmp_path, [str(folder)], config, 2, results=str(results))
+    sharded_scan(tmp_path, [str(folder)], config, 2, results=str(results))
     latest = json.loads((results / "latest").read_text())
     run_dir = results / latest["run"]
     assert latest["run"].startswith("runs/") and latest["report"] == f"{latest['run']}/report.json"

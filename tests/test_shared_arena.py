@@ -7,7 +7,7 @@ def test_placed_bytes_come_back_as_they_went_in():
     arena = SharedArena(1 << 20)
     offsets = [arena.place(bytes([i]) * (1000 * i + 1)) for i in range(1, 6)]
     assert all(o is not None for o in offsets)
-    for i, offset in zip(range(1, 6), offsets):
+    for i, offset in zip(range(1, 6), offsets, strict=True):
         assert arena.take(offset, 1000 * i + 1) == bytes([i]) * (1000 * i + 1)
 
 

@@ -9,8 +9,20 @@ from PIL import Image, ImageEnhance
 
 from scanner.config import NearSettings
 from scanner.fingerprint import _init_worker, fingerprint_bytes
-from scanner.signatures import (_ORB, MAGIC, ORB_FEATURES, WINDOWS, WORK_SIDE, Signature, _scaled,
-                                compute_signature, grey_of, hash_copy, phash_bits, whole_hashes)
+from scanner.signatures import (
+    _ORB,
+    MAGIC,
+    ORB_FEATURES,
+    WINDOWS,
+    WORK_SIDE,
+    Signature,
+    _scaled,
+    compute_signature,
+    grey_of,
+    hash_copy,
+    phash_bits,
+    whole_hashes,
+)
 from scanner.verify import evidence
 
 DATA = Path(__file__).parent / "data" / "exif"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from scanner.models import Group, Report, Skipped
 from scanner.pricing import PriceTable, price_as_from_config
 from scanner.report import ReportStream, build_report, catalog_report, render_json, write_json
 
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 _COLUMNS = ("uri", "target", "provider", "bucket", "key", "size", "etag", "checksums", "tier", "storage_class",
             "readable", "region", "jurisdiction", "modified", "identity", "last_seen", "status", "reason", "sha256",
             "phash", "dhash", "format", "width", "height", "exif")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Set as AbstractSet
 from typing import NamedTuple
 
 from scanner.exif.model import Collector
@@ -102,18 +101,20 @@ class Tiff:
             sink.needed.append((self.origin + pos, min(size, MAX_NEED)))
 
     def u16(self, pos: int) -> int | None:
-        if 0 <= pos and pos + 2 <= self.end:
-            return struct.unpack_from(self._bo + "H", self.buf, pos)[0]
+        if pos >= 0 and pos + 2 <= self.end:
+            value: int = struct.unpack_from(self._bo + "H", self.buf, pos)[0]
+            return value
         return None
 
     def u32(self, pos: int) -> int | None:
-        if 0 <= pos and pos + 4 <= self.end:
-            return struct.unpack_from(self._bo + "I", self.buf, pos)[0]
+        if pos >= 0 and pos + 4 <= self.end:
+            value: int = struct.unpack_from(self._bo + "I", self.buf, pos)[0]
+            return value
         return None
 
     def has(self, pos: int, size: int) -> bool:
         """Whether ``size`` bytes at absolute ``pos`` are inside this structure (and the buffer)."""
-        return 0 <= pos and size >= 0 and pos + size <= self.end
+        return pos >= 0 and size >= 0 and pos + size <= self.end
 
     def entries(self, pos: int, wanted: AbstractSet[int] | None = None) -> tuple[list[Entry], int] | None:
         """The entries of the IFD at absolute ``pos`` (only ``wanted`` tags, if given) and its table end.

@@ -153,7 +153,8 @@ def s3_seeded(emulators: dict[str, Emulator]) -> str:
     upload = s3.create_multipart_upload(Bucket="ts-data", Key="multipart.bin")
     parts = []
     for n, chunk in enumerate((b"a" * 5 * 1024 * 1024, b"b" * 1000), start=1):
-        answer = s3.upload_part(Bucket="ts-data", Key="multipart.bin", UploadId=upload["UploadId"], PartNumber=n, Body=chunk)
+        answer = s3.upload_part(Bucket="ts-data", Key="multipart.bin", UploadId=upload["UploadId"], PartNumber=n,
+                                Body=chunk)
         parts.append({"ETag": answer["ETag"], "PartNumber": n})
     s3.complete_multipart_upload(Bucket="ts-data", Key="multipart.bin", UploadId=upload["UploadId"],
                                  MultipartUpload={"Parts": parts})
@@ -339,7 +340,8 @@ def _azure(request: pytest.FixtureRequest) -> Backend:
         config=config,
         tiers=_tiers(AZ_CLASSES, {"archive.bin"}),
         regions={"data": ("chinanorth3", "CN"), "hk": ("eastasia", "HK"), "cn": ("chinanorth3", "CN")},
-        put=lambda logical, key, data: service.get_container_client(BUCKETS[logical]).upload_blob(key, data, overwrite=True),
+        put=lambda logical, key, data: service.get_container_client(BUCKETS[logical]).upload_blob(key, data,
+                                                                                                  overwrite=True),
         delete=lambda logical, key: service.get_container_client(BUCKETS[logical]).delete_blob(key),
         throttle={"status": 503, "body": busy,
                   "headers": {"Content-Type": "application/xml", "x-ms-error-code": "ServerBusy"}},

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from click.testing import CliRunner
 from emulators import AZURITE_ACCOUNT, Emulator, azurite_connection_string
+from faultproxy import FaultProxy, Request
 
 from scanner.apply import plan_digest
 from scanner.cli import cli
@@ -78,7 +80,8 @@ def _s3(emulators: dict[str, Emulator], versioned: bool = False) -> Store:
             return None
 
     return Store(
-        "s3", bucket, {**emulators["moto"].env, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"},
+        "s3", bucket,
+        {**emulators["moto"].env, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"},
         put=lambda key, data: s3.put_object(Bucket=bucket, Key=key, Body=data),
         get=get,
         tags=lambda key: {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]},
@@ -132,7 +135,8 @@ def _azure(emulators: dict[str, Emulator]) -> Store:
             return None
 
     return Store(
-        "az", f"{AZURITE_ACCOUNT}/{name}", {"AZURE_STORAGE_CONNECTION_STRING": conn, "AZURE_STORAGE_REGION": "eastasia"},
+        "az", f"{AZURITE_ACCOUNT}/{name}",
+        {"AZURE_STORAGE_CONNECTION_STRING": conn, "AZURE_STORAGE_REGION": "eastasia"},
         put=lambda key, data: container.upload_blob(key, data, overwrite=True),
         get=get,
         tags=lambda key: dict(container.get_blob_client(key).get_blob_tags()),
@@ -406,10 +410,48 @@ def test_quarantine_never_trusts_an_existing_destination_by_its_size(store: Stor
     runner = Cli(store, tmp_path)
     runner.scan()
     plan_path = tmp_path / "plan.json"
-    runner.run("apply", "--db", str(runner.db), "--action", "quarantine", "--to", "quarantine/", "--plan", str(plan_path))
+    runner.run("apply", "--db", str(runner.db), "--action", "quarantine", "--to", "quarantine/",
+               "--plan", str(plan_path))
     plan = json.loads(plan_path.read_text())
     out = runner.run("apply", "--execute", str(plan_path), "--approve", plan["digest"][:16],
                      "--journal", str(tmp_path / "journal.jsonl"), code=1)
     assert "is not proven to be this object" in out
     assert store.get(COPIES[0]) == PHOTO and store.get(f"quarantine/{COPIES[0]}") == squatter
     assert store.get(COPIES[1]) is None and store.get(f"quarantine/{COPIES[1]}") == PHOTO
+
+
+def test_gcs_quarantine_keeps_the_source_when_the_copy_is_not_there_after_copying(
+        emulators: dict[str, Emulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GCS answers the copy, but the destination is not found right after it (a proxy answers 404 to its
+    metadata once a copy was requested): each item fails with a transient error, the sources are not
+    deleted, and the run ends with an error instead of a traceback."""
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    store = _gcs(emulators)
+    _seed(store)
+    proxy = FaultProxy(emulators["fakegcs"].endpoint).start()
+    try:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.endpoint)
+
+        def destination_after_a_copy(r: Request) -> bool:
+            target = unquote(r.target)
+            return (r.method == "GET" and "/quarantine/" in target and "alt=media" not in target
+                    and any(p.method == "POST" and "/rewriteTo/" in p.target for p in proxy.requests))
+
+        proxy.fail(times=1000, match=destination_after_a_copy, status=404,
+                   body=b'{"error": {"code": 404, "message": "No such object"}}',
+                   headers={"Content-Type": "application/json"})
+        runner = Cli(store, tmp_path)
+        runner.scan()
+        plan_path, journal = tmp_path / "plan.json", tmp_path / "journal.jsonl"
+        runner.run("apply", "--db", str(runner.db), "--action", "quarantine", "--to", "quarantine/",
+                   "--plan", str(plan_path))
+        plan = json.loads(plan_path.read_text())
+        out = runner.run("apply", "--execute", str(plan_path), "--approve", plan["digest"][:16],
+                         "--journal", str(journal), code=1)
+    finally:
+        proxy.stop()
+    assert out.count("the copy is not there after copying") == len(COPIES)
+    assert all(store.get(key) == PHOTO for key in COPIES)  # the sources stay
+    assert store.get(MASTER) == PHOTO
+    entries = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [e["type"] for e in entries] == ["header", "intent", "failed", "intent", "failed"]

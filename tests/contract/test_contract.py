@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote
 
 import pytest
-from faultproxy import FaultProxy
+from faultproxy import FaultProxy, Request
 
 from connectors.base import Connector, parse_target
 from scanner.errors import ObjectDenied, ObjectGone, ObjectUnreadable, TransientError
@@ -61,6 +61,11 @@ def proxy(http_backend: Backend) -> Iterator[FaultProxy]:
 @pytest.fixture
 def s3_proxy(s3_backend: Backend) -> Iterator[FaultProxy]:
     yield from _proxy_in_front_of(s3_backend)
+
+
+def is_page_list(r: Request) -> bool:
+    """A listing request of the page bucket, in any provider's form."""
+    return "ts-page" in r.target and any(m in r.target for m in ("list-type=2", "/o?", "comp=list"))
 
 
 def reads_of(proxy: FaultProxy, key: str) -> list[str]:
@@ -147,8 +152,7 @@ def test_list_all_buckets(http_backend: Backend) -> None:
 def test_list_all_skips_a_bucket_it_may_not_list(http_backend: Backend, proxy: FaultProxy,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     scheme = {"s3": "s3://*", "gcs": "gs://*", "azure": "az://devstoreaccount1/*"}[http_backend.name]
-    is_page = lambda r: "ts-page" in r.target and any(m in r.target for m in ("list-type=2", "/o?", "comp=list"))
-    proxy.fail(times=1000, match=is_page, status=403)
+    proxy.fail(times=1000, match=is_page_list, status=403)
     refs = run(listing_all(http_backend.connector(endpoint=proxy.endpoint), scheme))
     buckets = {r.bucket.split("/")[-1] for r in refs}
     assert "ts-data" in buckets and "ts-page" not in buckets
@@ -246,7 +250,10 @@ def test_object_replaced_after_listing(backend: Backend) -> None:
 
 def test_throttling_and_resets_are_retried(http_backend: Backend, proxy: FaultProxy) -> None:
     refs = run(listing(http_backend.connector(), http_backend.target("data", "")))
-    is_read = lambda r: r.method == "GET" and "big.bin" in r.target
+
+    def is_read(r: Request) -> bool:
+        return r.method == "GET" and "big.bin" in r.target
+
     proxy.fail(times=2, match=is_read, **http_backend.throttle)
     proxy.fail(times=1, match=is_read, reset=True)
     conn = http_backend.connector(endpoint=proxy.endpoint)
@@ -277,8 +284,7 @@ def test_persistent_faults_exhaust_the_retry_budget(http_backend: Backend, proxy
 
 def test_listing_retries_a_failed_page(http_backend: Backend, proxy: FaultProxy) -> None:
     conn = http_backend.connector(endpoint=proxy.endpoint)
-    is_page = lambda r: "ts-page" in r.target and any(m in r.target for m in ("list-type=2", "/o?", "comp=list"))
-    proxy.fail(times=1, match=is_page, **http_backend.throttle)
+    proxy.fail(times=1, match=is_page_list, **http_backend.throttle)
     refs = run(listing(conn, http_backend.target("page", "")))
     assert len(refs) == PAGE_COUNT
     assert conn.requests["throttled"] == 1 and conn.requests["retried"] == 1
@@ -314,7 +320,8 @@ def test_no_secret_in_errors_or_logs(http_backend: Backend, proxy: FaultProxy, c
 
         from connectors.azure import AzureConnector
 
-        sas = generate_account_sas(AZURITE_ACCOUNT, secrets[0], ResourceTypes(service=True, container=True, object=True),
+        sas = generate_account_sas(AZURITE_ACCOUNT, secrets[0],
+                                   ResourceTypes(service=True, container=True, object=True),
                                    AccountSasPermissions(read=True, list=True),
                                    expiry=datetime.now(UTC) + timedelta(hours=1))
         secrets += [sas, unquote(parse_qs(sas)["sig"][0])]

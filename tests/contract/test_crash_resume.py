@@ -92,7 +92,7 @@ def report_diff(a: Any, b: Any, path: str = "") -> list[str]:
         return [line for k in sorted(a.keys() | b.keys(), key=str)
                 for line in report_diff(a.get(k), b.get(k), f"{path}.{k}")]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [line for i, (x, y) in enumerate(zip(a, b)) for line in report_diff(x, y, f"{path}[{i}]")]
+        return [line for i, (x, y) in enumerate(zip(a, b, strict=True)) for line in report_diff(x, y, f"{path}[{i}]")]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"[:300]]
 
 

@@ -76,7 +76,8 @@ def test_scan_three_clouds_in_one_call(emulators: dict[str, Emulator], tmp_path:
     report = json.loads(answer.stdout)
 
     assert report["totals"]["objects"] == 7
-    photo_groups = [g for g in report["groups"] if g["kind"] == "exact" and any("canon" in m["uri"] for m in g["members"])]
+    photo_groups = [g for g in report["groups"]
+                    if g["kind"] == "exact" and any("canon" in m["uri"] for m in g["members"])]
     assert len(photo_groups) == 1
     group = photo_groups[0]
     members = {m["uri"]: m for m in group["members"]}

@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ PHOTOS = [(DATA / name).read_bytes() for name in ("exifpy__Canon_40D.jpg", "exif
 KEYS = {"plain.jpg": PHOTOS[0], "with space.jpg": PHOTOS[1], "ünï/cødé 写真.jpg": PHOTOS[0], "100% sure.jpg": PHOTOS[1],
         "a+b=c&d.jpg": PHOTOS[0], "dir/%20literal%2F.jpg": PHOTOS[1],
         "notes/readme.txt": b"not an image"}
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def _s3(endpoint: str) -> Any:
