@@ -14,8 +14,9 @@ unchanged estate into the catalog and plans, the listing part of a rescan; the s
 changed; `report --format json`; `inventory --format parquet`) and prints its wall seconds, peak
 RSS (of the child and the processes it waited for, from `os.wait4`), bytes of peak RSS per object and
 objects/s. With `--keep DIR` the estate (and its catalog, DIR/catalog.db) is kept and reused by the next
-run with the same N; without it both live in a temporary folder. `--db` with only the report and
-inventory phases times them on a catalog written some other way (N then only divides the figures).
+run with the same N; without it both live in a temporary folder. `--db` names another catalog: a copy
+of DIR/catalog.db to time `list` and `rescan` on without changing the kept one, or, with only the report
+and inventory phases, a catalog written some other way (N then only divides the figures).
 With `--s3-inventory` the N objects exist only as an S3 Inventory report (benchmarks/inventory_report.py's
 synthetic rows, in the layout S3 publishes) for an empty bucket on a moto server started for the run; the
 phases are `list` twice (`plan` of `s3://estate` from the report into an empty catalog, then again,
@@ -133,14 +134,13 @@ def main() -> None:
                         "report on a moto server (no objects, no reads), counting LIST calls on the bucket")
     parser.add_argument("--format", default="Parquet", choices=("CSV", "ORC", "Parquet"),
                         help="the inventory report's format, with --s3-inventory")
-    parser.add_argument("--db", type=Path, help="the catalog to use (default: DIR/catalog.db); with only the "
-                        "report and inventory phases, an existing catalog made by any means, and no estate")
+    parser.add_argument("--db", type=Path, help="the catalog to use (default: DIR/catalog.db): a copy to time "
+                        "the list and rescan phases on; with only the report and inventory phases, an existing "
+                        "catalog made by any means, and no estate")
     args = parser.parse_args()
     phases = [p for p in args.phases.split(",") if p]
     if unknown := set(phases) - set(PHASES):
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
-    if args.db is not None and {"scan", "list", "rescan"} & set(phases):
-        parser.error("--db is for the report and inventory phases alone (a scan starts its catalog afresh)")
     base = args.keep or Path(tempfile.mkdtemp(prefix="tierscan-scale-"))
     try:
         if args.s3_inventory:

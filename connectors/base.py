@@ -232,6 +232,12 @@ class Connector(ABC):
     def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         """Every object under the target, as it is listed (no reads)."""
 
+    def lists_in_order(self, target: Target) -> bool:
+        """Whether `list_objects(target)` yields URIs in ascending order (of their UTF-8 bytes), mostly: the
+        catalog then merges the listing with its stored rows instead of looking each batch up
+        (`Catalog.listing`; an object out of order costs a lookup, never a wrong answer)."""
+        return False
+
     @abstractmethod
     async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
         """Bytes [start, end) of the object, 0 <= start <= end <= size. Raise `scanner.errors` types."""
@@ -337,11 +343,14 @@ class Connector(ABC):
         version: str | None = None,
         checksums: Mapping[str, str | None] | None = None,
         readable: bool | None = None,
+        checked: bool = True,
     ) -> ObjectRef:
         """An ObjectRef with tier, readability and jurisdiction filled in from the tables and config.
 
         `readable` overrides the tier table when the backend knows better (for example an S3
-        Intelligent-Tiering object in an archive access tier).
+        Intelligent-Tiering object in an archive access tier). `checked=False`: the values are of the
+        field types already (ints, an aware datetime, strings), so pydantic's validation, most of the cost
+        of a ref, is left out.
         """
         matching = self._matching(bucket, uri) if self._globs else ()
         placed = self._placed.get((matching, storage_class, region, readable))
@@ -349,7 +358,7 @@ class Connector(ABC):
             placed = self._place(bucket, uri, storage_class, region, readable)
             self._placed[(matching, storage_class, region, readable)] = placed
         tier, native, readable, region, jurisdiction = placed
-        return ObjectRef(
+        return (ObjectRef if checked else ObjectRef.model_construct)(
             uri=uri,
             provider=self.scheme if self.scheme != "file" else "local",
             bucket=bucket,

@@ -100,8 +100,14 @@ class LocalConnector(Connector):
                     modified=_mtime(entry.st) if entry.st else _EPOCH,
                     storage_class=None,
                     region=None,
+                    checked=False,
                 )
                 yield ref if entry.reason is None else ref.model_copy(update={"skipped": entry.reason})
+
+    def lists_in_order(self, target: Target) -> bool:
+        """Each folder's entries come sorted by name, files before sub-folders: URI order, except where a
+        folder holds both files and sub-folders, or names that URI quoting sorts otherwise."""
+        return True
 
     async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
         path = _path_of(ref)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import itertools
 import logging
 import threading
@@ -25,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import Callable
 
 from connectors import Connector, connector_class, parse_target
@@ -34,7 +35,8 @@ from policies.costs import ObjectRecord
 from policies.model import Resource
 from policies.prefilter import group_may_match, prefilter
 
-from .catalog import Catalog
+from . import __version__
+from .catalog import Catalog, Listing
 from .cluster import ExactCopy, NearImage, exact_group, iter_near_groups
 from .config import Config
 from .errors import UsageError
@@ -81,29 +83,35 @@ class _EarlyReads:
 async def _list_all(config: Config, catalog: Catalog, targets: list[str], scan_id: int,
                     connectors: dict[str, Connector], stats: dict[str, int], progress: Progress,
                     early: _EarlyReads | None = None) -> None:
+    """List every target into the catalog; `stats` counts listed, unchanged and gone objects."""
     async def one(target_text: str) -> None:
         target = parse_target(target_text)
         conn = connectors[target.scheme]
-        batch: list[ObjectRef] = []
-        async for ref in conn.list_objects(target):
-            batch.append(ref)
-            if len(batch) >= _WRITE_BATCH:
-                await _store_listing(batch, target_text)
-        await _store_listing(batch, target_text)
-        # Only a listing that completed may declare objects gone.
-        stats["gone"] += catalog.mark_gone(target_text, scan_id)
+        listing = catalog.listing(target_text, scan_id, ordered=conn.lists_in_order(target))
+        try:
+            batch: list[ObjectRef] = []
+            async for ref in conn.list_objects(target):
+                batch.append(ref)
+                if len(batch) >= _WRITE_BATCH:
+                    await store(listing, batch)
+            await store(listing, batch)
+            # Only a listing that completed may declare objects gone.
+            stats["gone"] += listing.finish()
+        finally:
+            listing.close()
 
-    async def _store_listing(batch: list[ObjectRef], target_text: str) -> None:
-        changed, unchanged = catalog.record_listing(batch, target_text, scan_id)
-        stats["listed"] += changed + unchanged
-        stats["unchanged"] += unchanged
-        progress.listed(changed + unchanged)
-        if early is not None and changed:
-            await early.offer(batch, catalog.listed_among([r.uri for r in batch]))
+    async def store(listing: Listing, batch: list[ObjectRef]) -> None:
+        found = listing.add(batch)
+        stats["listed"] += found.changed + found.unchanged
+        stats["unchanged"] += found.unchanged
+        progress.listed(found.changed + found.unchanged)
+        if early is not None and found.waiting:
+            await early.offer(batch, found.waiting)
         batch.clear()
 
     try:
-        await asyncio.gather(*(one(t) for t in targets))
+        with catalog.bulk_writes():
+            await asyncio.gather(*(one(t) for t in targets))
     finally:
         progress.listing_done()
         if early is not None:
@@ -191,9 +199,31 @@ def _no_cycle_collection() -> Iterator[None]:
 def evaluate_results(config: Config, catalog: Catalog, now: datetime,
                      policy_set: PolicySet | None = None) -> Evaluation:
     """Group the catalog's objects, evaluate the configured policies (findings priced like the report),
-    and store both. `policy_set`: the configured policies, when the caller has loaded them already."""
+    and store both, with `results_digest` of what they depend on besides the objects. `policy_set`: the
+    configured policies, when the caller has loaded them already."""
+    if policy_set is None:
+        policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
+    catalog.set_meta(_RESULTS_DIGEST, "")  # until the new results are stored
     with _no_cycle_collection():
-        return _evaluate(config, catalog, now, policy_set)
+        evaluation = _evaluate(config, catalog, now, policy_set)
+    catalog.set_meta(_RESULTS_DIGEST, results_digest(config, catalog, now, policy_set))
+    return evaluation
+
+
+_RESULTS_DIGEST = "results_digest"  # the `meta` key
+
+
+def results_digest(config: Config, catalog: Catalog, now: datetime, policy_set: PolicySet) -> str:
+    """A digest of what the stored groups and findings depend on besides the objects: this tierscan, the
+    config (thresholds, master rules, buckets' tiers and regions, jurisdictions), the policies, the price
+    override file, the user's "not duplicates", and the evaluation day (UTC): ages and early-deletion
+    charges move with time, so results are evaluated afresh at least once a day."""
+    digest = hashlib.sha256()
+    prices = config.prices.read_bytes() if config.prices is not None and config.prices.is_file() else b""
+    for part in (__version__, config.model_dump_json(), repr(policy_set), prices.hex(),
+                 now.astimezone(UTC).date().isoformat(), *itertools.chain(*catalog.not_duplicates())):
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
 
 
 def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: PolicySet | None) -> Evaluation:
@@ -298,6 +328,11 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     started = clock()
     scan_id, counters, acct, connectors = _begin(config, catalog, targets, started, shard)
+    # The stored results hold while nothing is written until they would be evaluated again; a scan that
+    # stops halfway leaves none claimed valid.
+    stored_digest = catalog.meta(_RESULTS_DIGEST)
+    catalog.set_meta(_RESULTS_DIGEST, "")
+    writes = catalog.db.total_changes
     # A shard reads no early objects: its representatives are chosen over the whole listing.
     early = _EarlyReads(lambda ref: acct.retrieval(ref, 1 << 30) == 0) if shard is None else None
     try:
@@ -322,9 +357,14 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     finally:
         for conn in connectors.values():
             await conn.aclose()
+    unchanged = catalog.db.total_changes == writes  # no object listed, changed, read or gone
     catalog.set_meta("shard", str(shard or ""))  # which rows `tierscan merge` takes from this catalog
     if shard is None:
-        evaluate_results(config, catalog, clock(), policy_set)
+        evaluated = clock()
+        if unchanged and stored_digest == results_digest(config, catalog, evaluated, policy_set):
+            catalog.set_meta(_RESULTS_DIGEST, stored_digest)  # the stored groups and findings still hold
+        else:
+            evaluate_results(config, catalog, evaluated, policy_set)
     progress.done()
     stats = ScanStats(
         scan_id=scan_id, started=started, finished=clock(),
