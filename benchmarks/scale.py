@@ -11,9 +11,9 @@ bytes and sizes spread over a few thousand values; a million of them are written
 
 Each phase runs `python -m scanner` as a child process (`scan --no-perceptual`; `plan`, which lists the
 unchanged estate into the catalog and plans, the listing part of a rescan; the same scan again with nothing
-changed; `report --format json`; `inventory --format parquet`) and prints its wall seconds, peak
-RSS (of the child and the processes it waited for, from `os.wait4`), bytes of peak RSS per object and
-objects/s. With `--keep DIR` the estate (and its catalog, DIR/catalog.db) is kept and reused by the next
+changed; `report --format json`; `inventory --format parquet`) and prints its wall seconds, CPU
+seconds (user + system) and peak RSS (of the child and the processes it waited for, from `os.wait4`),
+bytes of peak RSS per object and objects/s. With `--keep DIR` the estate (and its catalog, DIR/catalog.db) is kept and reused by the next
 run with the same N; without it both live in a temporary folder. `--db` names another catalog: a copy
 of DIR/catalog.db to time `list` and `rescan` on without changing the kept one, or, with only the report
 and inventory phases, a catalog written some other way (N then only divides the figures).
@@ -105,6 +105,7 @@ class Phase:
     name: str
     wall: float
     peak_rss: int  # bytes
+    cpu: float  # user + system seconds of the child and the processes it waited for
 
 
 def run(name: str, args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> Phase:
@@ -121,7 +122,7 @@ def run(name: str, args: list[str], cwd: Path, extra_env: dict[str, str] | None 
         if child.returncode not in (0, 1):  # 1: findings over --fail-on; not used here
             err.seek(0)
             sys.exit(f"{name} failed ({child.returncode}): {err.read().decode(errors='replace')[-2000:]}")
-    return Phase(name, wall, usage.ru_maxrss * 1024)
+    return Phase(name, wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime)
 
 
 def main() -> None:
@@ -182,11 +183,11 @@ def _bench(base: Path, n: int, phases: list[str], workers: int | None, db: Path 
 
 
 def _header(extra: str = "") -> None:
-    print(f"{'phase':<10} {'wall s':>9} {'peak RSS MB':>12} {'RSS B/object':>13} {'objects/s':>11}{extra}")
+    print(f"{'phase':<10} {'wall s':>9} {'CPU s':>7} {'peak RSS MB':>12} {'RSS B/object':>13} {'objects/s':>11}{extra}")
 
 
 def _row(phase: Phase, n: int, extra: str = "") -> None:
-    print(f"{phase.name:<10} {phase.wall:>9.1f} {phase.peak_rss / 1e6:>12.0f} {phase.peak_rss / n:>13.0f} "
+    print(f"{phase.name:<10} {phase.wall:>9.1f} {phase.cpu:>7.1f} {phase.peak_rss / 1e6:>12.0f} {phase.peak_rss / n:>13.0f} "
           f"{n / phase.wall:>11.0f}{extra}", flush=True)
 
 
