@@ -343,14 +343,11 @@ class Connector(ABC):
         version: str | None = None,
         checksums: Mapping[str, str | None] | None = None,
         readable: bool | None = None,
-        checked: bool = True,
     ) -> ObjectRef:
         """An ObjectRef with tier, readability and jurisdiction filled in from the tables and config.
 
         `readable` overrides the tier table when the backend knows better (for example an S3
-        Intelligent-Tiering object in an archive access tier). `checked=False`: the values are of the
-        field types already (ints, an aware datetime, strings), so pydantic's validation, most of the cost
-        of a ref, is left out.
+        Intelligent-Tiering object in an archive access tier).
         """
         matching = self._matching(bucket, uri) if self._globs else ()
         placed = self._placed.get((matching, storage_class, region, readable))
@@ -358,7 +355,7 @@ class Connector(ABC):
             placed = self._place(bucket, uri, storage_class, region, readable)
             self._placed[(matching, storage_class, region, readable)] = placed
         tier, native, readable, region, jurisdiction = placed
-        return (ObjectRef if checked else ObjectRef.model_construct)(
+        return ObjectRef(
             uri=uri,
             provider=self.scheme if self.scheme != "file" else "local",
             bucket=bucket,

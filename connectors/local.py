@@ -100,7 +100,6 @@ class LocalConnector(Connector):
                     modified=_mtime(entry.st) if entry.st else _EPOCH,
                     storage_class=None,
                     region=None,
-                    checked=False,
                 )
                 yield ref if entry.reason is None else ref.model_copy(update={"skipped": entry.reason})
 

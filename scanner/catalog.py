@@ -2,6 +2,9 @@
 
 It is what makes scans incremental: an object whose size, modified time, ETag and version are unchanged
 keeps its fingerprint and is not read again. Objects no longer listed under a target are marked `gone`.
+An object's `last_seen` is the scan that last wrote its listed fields (new, changed or moved), or, for a
+listing compared by lookups (`LookedUpListing`), the last scan that saw it; `Catalog.scan_listed` says
+which objects a scan listed.
 The schema is versioned (`meta.schema_version`); opening a catalog of another version is an error rather
 than a silent migration.
 

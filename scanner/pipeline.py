@@ -54,7 +54,9 @@ __all__ = ["Evaluation", "evaluate_results", "plan_scan", "policy_records", "run
 
 log = logging.getLogger("tierscan")
 
-_WRITE_BATCH = 256  # catalog rows per transaction
+# Listed objects per catalog transaction: each commit writes every page it touched once more (the index
+# on size is touched all over), so larger ones write less.
+_LIST_BATCH = 2_048
 
 
 class _EarlyReads:
@@ -92,7 +94,7 @@ async def _list_all(config: Config, catalog: Catalog, targets: list[str], scan_i
             batch: list[ObjectRef] = []
             async for ref in conn.list_objects(target):
                 batch.append(ref)
-                if len(batch) >= _WRITE_BATCH:
+                if len(batch) >= _LIST_BATCH:
                     await store(listing, batch)
             await store(listing, batch)
             # Only a listing that completed may declare objects gone.
