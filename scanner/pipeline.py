@@ -54,9 +54,7 @@ __all__ = ["Evaluation", "evaluate_results", "plan_scan", "policy_records", "run
 
 log = logging.getLogger("tierscan")
 
-# Listed objects per catalog transaction: each commit writes every page it touched once more (the index
-# on size is touched all over), so larger ones write less.
-_LIST_BATCH = 2_048
+_WRITE_BATCH = 256  # catalog rows per transaction
 
 
 class _EarlyReads:
@@ -94,7 +92,7 @@ async def _list_all(config: Config, catalog: Catalog, targets: list[str], scan_i
             batch: list[ObjectRef] = []
             async for ref in conn.list_objects(target):
                 batch.append(ref)
-                if len(batch) >= _LIST_BATCH:
+                if len(batch) >= _WRITE_BATCH:
                     await store(listing, batch)
             await store(listing, batch)
             # Only a listing that completed may declare objects gone.
@@ -303,14 +301,32 @@ def _connectors(config: Config, targets: list[str], shard: Shard | None) -> dict
     return connectors
 
 
+@dataclass(frozen=True, slots=True)
+class _StoredResults:
+    """The results digest a scan or plan found (`results_digest`), and the catalog's change count once it
+    was cleared: a run clears it when it starts, so one that stops halfway leaves no results claimed valid,
+    and puts it back when it wrote nothing."""
+
+    digest: str | None
+    writes: int
+
+    def unwritten(self, catalog: Catalog) -> str | None:
+        """The digest found, if nothing was written to the catalog since (no object new, changed, moved,
+        read or gone)."""
+        return self.digest if self.digest and catalog.db.total_changes == self.writes else None
+
+
 def _begin(config: Config, catalog: Catalog, targets: list[str], started: datetime, shard: Shard | None
-           ) -> tuple[int, dict[str, int], _Accounts, dict[str, Connector]]:
-    """What a scan and a plan set up alike: the scan's row, the catalog's perceptual mode, the counters,
-    the accounts and one connector per scheme."""
+           ) -> tuple[int, dict[str, int], _Accounts, dict[str, Connector], _StoredResults]:
+    """What a scan and a plan set up alike: the scan's row, the stored results' digest (cleared), the
+    catalog's perceptual mode, the counters, the accounts and one connector per scheme."""
     scan_id = catalog.begin_scan(targets, started)
+    digest = catalog.meta(_RESULTS_DIGEST)
+    catalog.set_meta(_RESULTS_DIGEST, "")
+    stored = _StoredResults(digest, catalog.db.total_changes)
     if config.scan.perceptual:
         _forget_other_hashes(catalog)
-    return scan_id, defaultdict(int), _Accounts(config), _connectors(config, targets, shard)
+    return scan_id, defaultdict(int), _Accounts(config), _connectors(config, targets, shard), stored
 
 
 async def run_scan(config: Config, catalog: Catalog, targets: list[str],
@@ -329,12 +345,7 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     # Validate policies before any listing, so a bad policy file costs nothing.
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     started = clock()
-    scan_id, counters, acct, connectors = _begin(config, catalog, targets, started, shard)
-    # The stored results hold while nothing is written until they would be evaluated again; a scan that
-    # stops halfway leaves none claimed valid.
-    stored_digest = catalog.meta(_RESULTS_DIGEST)
-    catalog.set_meta(_RESULTS_DIGEST, "")
-    writes = catalog.db.total_changes
+    scan_id, counters, acct, connectors, stored = _begin(config, catalog, targets, started, shard)
     # A shard reads no early objects: its representatives are chosen over the whole listing.
     early = _EarlyReads(lambda ref: acct.retrieval(ref, 1 << 30) == 0) if shard is None else None
     try:
@@ -359,12 +370,12 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     finally:
         for conn in connectors.values():
             await conn.aclose()
-    unchanged = catalog.db.total_changes == writes  # no object listed, changed, read or gone
+    unwritten = stored.unwritten(catalog)
     catalog.set_meta("shard", str(shard or ""))  # which rows `tierscan merge` takes from this catalog
     if shard is None:
         evaluated = clock()
-        if unchanged and stored_digest == results_digest(config, catalog, evaluated, policy_set):
-            catalog.set_meta(_RESULTS_DIGEST, stored_digest)  # the stored groups and findings still hold
+        if unwritten is not None and unwritten == results_digest(config, catalog, evaluated, policy_set):
+            catalog.set_meta(_RESULTS_DIGEST, unwritten)  # the stored groups and findings still hold
         else:
             evaluate_results(config, catalog, evaluated, policy_set)
     progress.done()
@@ -389,13 +400,15 @@ async def plan_scan(config: Config, catalog: Catalog, targets: list[str],
     progress = progress or Progress()
     if not targets:
         raise UsageError("nothing to plan: name a path or URI, or set `targets:` in the config file")
-    scan_id, counters, acct, connectors = _begin(config, catalog, targets, clock(), shard)
+    scan_id, counters, acct, connectors, stored = _begin(config, catalog, targets, clock(), shard)
     try:
         await _list_all(config, catalog, targets, scan_id, connectors, counters, progress)
     finally:
         for conn in connectors.values():
             await conn.aclose()
     catalog.skip_empty()
+    if (unwritten := stored.unwritten(catalog)) is not None:
+        catalog.set_meta(_RESULTS_DIGEST, unwritten)  # the listing changed nothing: the results still hold
     plans = plan_reads(catalog.work(shard, signatures=config.scan.perceptual and config.scan.signatures),
                        perceptual=config.scan.perceptual, price=acct.price)
     return estimate(plans, acct.prices, acct.price_as)  # type: ignore[arg-type]

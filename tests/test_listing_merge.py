@@ -229,3 +229,26 @@ def test_results_are_evaluated_again_on_another_day_and_after_a_change(sample, m
         policies = load_policies(packs=loaded.policies.packs, files=loaded.policies.files)
         assert pipeline.results_digest(loaded, catalog, now, policies) != pipeline.results_digest(
             loaded, catalog, now + timedelta(days=1), policies)
+
+
+def test_a_plan_that_finds_an_object_gone_leaves_the_next_scan_to_evaluate(sample, monkeypatch):
+    evaluations: list[datetime] = []
+    evaluate = pipeline._evaluate
+    monkeypatch.setattr(pipeline, "_evaluate", lambda config, catalog, now, policies: (
+        evaluations.append(now), evaluate(config, catalog, now, policies))[1])
+    config, db = sample / "tierscan.yaml", sample / "t.db"
+    first = _scan(config, db)
+
+    def plan() -> None:
+        result = CliRunner().invoke(cli, ["plan", "--config", str(config), "--db", str(db), "--format", "json"],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+
+    plan()  # nothing changed: the results still hold
+    _scan(config, db)
+    assert len(evaluations) == 1
+    (sample / "estate" / "hk-backup-archive" / "2023" / "scan.tiff").unlink()
+    plan()  # marks it gone: the scan after it lists, reads and writes nothing, and still evaluates
+    after = _scan(config, db)
+    assert len(evaluations) == 2 and after["scan"]["gone"] == 0
+    assert after["totals"]["objects"] == first["totals"]["objects"] - 1
