@@ -6,6 +6,7 @@ them afresh."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -252,3 +253,13 @@ def test_a_plan_that_finds_an_object_gone_leaves_the_next_scan_to_evaluate(sampl
     after = _scan(config, db)
     assert len(evaluations) == 2 and after["scan"]["gone"] == 0
     assert after["totals"]["objects"] == first["totals"]["objects"] - 1
+
+
+def test_local_uris_quote_names_as_paths_do() -> None:
+    from urllib.parse import quote_from_bytes
+
+    from connectors.local import _quoted
+
+    names = ["img-0001.jpg", "x~y_z-1.JPG", "", "é.jpg", "\udcff.jpg", *(f"a{chr(c)}b" for c in range(1, 128))]
+    assert [_quoted(n) for n in names if n != "a/b"] == [quote_from_bytes(os.fsencode(n)) for n in names
+                                                          if n != "a/b"]
