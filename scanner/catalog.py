@@ -364,7 +364,7 @@ class LookedUpListing:
     def __init__(self, catalog: Catalog, target: str, scan_id: int):
         self._catalog, self._target, self._scan = catalog, target, scan_id
 
-    def add(self, refs: list[ObjectRef]) -> Listed:
+    def add(self, refs: Iterable[ObjectRef]) -> Listed:
         changed = unchanged = 0
         waiting: set[str] = set()
         for batch in _unique_batches(refs, _LISTING_BATCH):
@@ -590,16 +590,11 @@ class Catalog:
         (new, changed or still waiting for a read; unchanged).
 
         A rescan of an unchanged estate costs a few statements per batch, not two per object."""
-        changed = unchanged = 0
-        with self._transaction():
-            for batch in _unique_batches(refs, _LISTING_BATCH):
-                found = self._look_up(batch, target, scan_id)
-                changed += found.changed
-                unchanged += found.unchanged
-        return changed, unchanged
+        found = LookedUpListing(self, target, scan_id).add(refs)
+        return found.changed, found.unchanged
 
     def _look_up(self, batch: list[ObjectRef], target: str, scan_id: int) -> _Changes:
-        """One batch of `record_listing` (no URI twice in it)."""
+        """One batch of a `LookedUpListing` (no URI twice in it)."""
         for ref in batch:
             if ref.skipped is not None and ref.uri.endswith("/"):
                 self._keep_under(ref.uri, scan_id)
