@@ -11,11 +11,12 @@ bytes and sizes spread over a few thousand values; a million of them are written
 
 Each phase runs `python -m scanner` as a child process (`scan --no-perceptual`; `plan`, which lists the
 unchanged estate into the catalog and plans, the listing part of a rescan; the same scan again with nothing
-changed; `report --format json`; `inventory --format parquet`) and prints its wall seconds, peak
-RSS (of the child and the processes it waited for, from `os.wait4`), bytes of peak RSS per object and
-objects/s. With `--keep DIR` the estate (and its catalog, DIR/catalog.db) is kept and reused by the next
-run with the same N; without it both live in a temporary folder. `--db` with only the report and
-inventory phases times them on a catalog written some other way (N then only divides the figures).
+changed; `report --format json`; `inventory --format parquet`) and prints its wall seconds, CPU
+seconds (user + system) and peak RSS (of the child and the processes it waited for, from `os.wait4`),
+bytes of peak RSS per object and objects/s. With `--keep DIR` the estate (and its catalog, DIR/catalog.db) is kept and reused by the next
+run with the same N; without it both live in a temporary folder. `--db` names another catalog: a copy
+of DIR/catalog.db to time `list` and `rescan` on without changing the kept one, or, with only the report
+and inventory phases, a catalog written some other way (N then only divides the figures).
 With `--s3-inventory` the N objects exist only as an S3 Inventory report (benchmarks/inventory_report.py's
 synthetic rows, in the layout S3 publishes) for an empty bucket on a moto server started for the run; the
 phases are `list` twice (`plan` of `s3://estate` from the report into an empty catalog, then again,
@@ -104,6 +105,7 @@ class Phase:
     name: str
     wall: float
     peak_rss: int  # bytes
+    cpu: float  # user + system seconds of the child and the processes it waited for
 
 
 def run(name: str, args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> Phase:
@@ -120,7 +122,7 @@ def run(name: str, args: list[str], cwd: Path, extra_env: dict[str, str] | None 
         if child.returncode not in (0, 1):  # 1: findings over --fail-on; not used here
             err.seek(0)
             sys.exit(f"{name} failed ({child.returncode}): {err.read().decode(errors='replace')[-2000:]}")
-    return Phase(name, wall, usage.ru_maxrss * 1024)
+    return Phase(name, wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime)
 
 
 def main() -> None:
@@ -133,14 +135,13 @@ def main() -> None:
                         "report on a moto server (no objects, no reads), counting LIST calls on the bucket")
     parser.add_argument("--format", default="Parquet", choices=("CSV", "ORC", "Parquet"),
                         help="the inventory report's format, with --s3-inventory")
-    parser.add_argument("--db", type=Path, help="the catalog to use (default: DIR/catalog.db); with only the "
-                        "report and inventory phases, an existing catalog made by any means, and no estate")
+    parser.add_argument("--db", type=Path, help="the catalog to use (default: DIR/catalog.db): a copy to time "
+                        "the list and rescan phases on; with only the report and inventory phases, an existing "
+                        "catalog made by any means, and no estate")
     args = parser.parse_args()
     phases = [p for p in args.phases.split(",") if p]
     if unknown := set(phases) - set(PHASES):
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
-    if args.db is not None and {"scan", "list", "rescan"} & set(phases):
-        parser.error("--db is for the report and inventory phases alone (a scan starts its catalog afresh)")
     base = args.keep or Path(tempfile.mkdtemp(prefix="tierscan-scale-"))
     try:
         if args.s3_inventory:
@@ -182,11 +183,11 @@ def _bench(base: Path, n: int, phases: list[str], workers: int | None, db: Path 
 
 
 def _header(extra: str = "") -> None:
-    print(f"{'phase':<10} {'wall s':>9} {'peak RSS MB':>12} {'RSS B/object':>13} {'objects/s':>11}{extra}")
+    print(f"{'phase':<10} {'wall s':>9} {'CPU s':>7} {'peak RSS MB':>12} {'RSS B/object':>13} {'objects/s':>11}{extra}")
 
 
 def _row(phase: Phase, n: int, extra: str = "") -> None:
-    print(f"{phase.name:<10} {phase.wall:>9.1f} {phase.peak_rss / 1e6:>12.0f} {phase.peak_rss / n:>13.0f} "
+    print(f"{phase.name:<10} {phase.wall:>9.1f} {phase.cpu:>7.1f} {phase.peak_rss / 1e6:>12.0f} {phase.peak_rss / n:>13.0f} "
           f"{n / phase.wall:>11.0f}{extra}", flush=True)
 
 

@@ -232,6 +232,12 @@ class Connector(ABC):
     def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         """Every object under the target, as it is listed (no reads)."""
 
+    def lists_in_order(self, target: Target) -> bool:
+        """Whether `list_objects(target)` yields URIs in ascending order (of their UTF-8 bytes), mostly: the
+        catalog then merges the listing with its stored rows instead of looking each batch up
+        (`Catalog.listing`; an object out of order costs a lookup, never a wrong answer)."""
+        return False
+
     @abstractmethod
     async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
         """Bytes [start, end) of the object, 0 <= start <= end <= size. Raise `scanner.errors` types."""

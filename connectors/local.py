@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import re
 import shutil
 import stat
 import time
@@ -90,7 +91,7 @@ class LocalConnector(Connector):
                 if prefix is None:  # the root itself, changed while it was listed
                     key, uri = "", entry.path.as_uri()
                 else:
-                    key, uri = prefix + _text(entry.name), uri_prefix + quote_from_bytes(os.fsencode(entry.name))
+                    key, uri = prefix + _text(entry.name), uri_prefix + _quoted(entry.name)
                 suffix = "/" if entry.folder else ""  # a folder not listed: see `ObjectRef.skipped`
                 ref = self.make_ref(
                     uri=uri + suffix,
@@ -102,6 +103,11 @@ class LocalConnector(Connector):
                     region=None,
                 )
                 yield ref if entry.reason is None else ref.model_copy(update={"skipped": entry.reason})
+
+    def lists_in_order(self, target: Target) -> bool:
+        """Each folder's entries come sorted by name, files before sub-folders: URI order, except where a
+        folder holds both files and sub-folders, or names that URI quoting sorts otherwise."""
+        return True
 
     async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
         path = _path_of(ref)
@@ -303,6 +309,15 @@ def _text(name: str) -> str:
     if name.isascii():  # most names: nothing to replace
         return name
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+# Names that URI quoting leaves as they are (its always-safe characters): most names, quoted for nothing.
+_AS_QUOTED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+
+
+def _quoted(name: str) -> str:
+    """A file name as its URI writes it (as `Path.as_uri` quotes the bytes of a path)."""
+    return name if _AS_QUOTED(name) else quote_from_bytes(os.fsencode(name))
 
 
 def _place(root: Path, folder: Path) -> tuple[str, str | None, str]:

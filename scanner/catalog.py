@@ -2,6 +2,9 @@
 
 It is what makes scans incremental: an object whose size, modified time, ETag and version are unchanged
 keeps its fingerprint and is not read again. Objects no longer listed under a target are marked `gone`.
+An object's `last_seen` is the scan that last wrote its listed fields (new, changed or moved), or, for a
+listing compared by lookups (`LookedUpListing`), the last scan that saw it; `Catalog.scan_listed` says
+which objects a scan listed.
 The schema is versioned (`meta.schema_version`); opening a catalog of another version is an error rather
 than a silent migration.
 
@@ -25,10 +28,10 @@ import itertools
 import json
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Container, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Container, Iterable, Iterator, Mapping, NamedTuple, Protocol, Sequence
 
 from policies.prefilter import AllOf, AnyOf, Between, Condition, HasPersonalData, OneOf
 
@@ -50,7 +53,8 @@ from .signatures import MAGIC
 if TYPE_CHECKING:
     from .shard import Shard
 
-__all__ = ["SCHEMA_VERSION", "Catalog", "Holding", "ResultWriter", "Signatures", "WorkItem"]
+__all__ = ["SCHEMA_VERSION", "Catalog", "Holding", "Listed", "Listing", "LookedUpListing", "MergedListing",
+           "ResultWriter", "Signatures", "WorkItem"]
 
 SCHEMA_VERSION = 1
 
@@ -94,7 +98,7 @@ CREATE TABLE IF NOT EXISTS objects (
     exif TEXT
 );
 CREATE INDEX IF NOT EXISTS objects_size ON objects (size);
-CREATE INDEX IF NOT EXISTS objects_target ON objects (target, last_seen);
+CREATE INDEX IF NOT EXISTS objects_target_uri ON objects (target, uri);
 CREATE INDEX IF NOT EXISTS objects_status ON objects (status);
 CREATE TABLE IF NOT EXISTS groups (id TEXT PRIMARY KEY, kind TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
@@ -144,12 +148,15 @@ _REF_COLUMNS = (
     "jurisdiction, modified"
 )
 _CHECKSUMS_AT = _LISTED_COLUMNS.split(", ").index("checksums")
-# What `Catalog._record_batch` reads of a stored object: identity, status, reason, whether it holds no
-# result of a read (`_BLANK`), then the listed columns.
+# What `Catalog._compare` reads of a stored object: URI, identity, status, reason, whether it holds no
+# result of a read (`_BLANK`), then the listed columns (the offsets are of the row without its URI).
 _BLANK = ("(sha256 IS NULL AND headtail IS NULL AND phash IS NULL AND dhash IS NULL AND near_sig IS NULL AND "
           "format IS NULL AND width IS NULL AND height IS NULL AND exif IS NULL)")
+_STORED_COLUMNS = f"uri, identity, status, reason, {_BLANK} AS blank, {_LISTED_COLUMNS}"
 _STORED_LISTED = 4
 _STORED_CHECKSUMS = _STORED_LISTED + _CHECKSUMS_AT
+# WAL pages between automatic checkpoints while listings write (SQLite's default is 1,000: 4 MB).
+_BULK_CHECKPOINT = 16_384
 
 
 def _checksum(kind: str, table: str = "") -> str:
@@ -306,6 +313,195 @@ class ResultWriter:
         self._findings.clear()
 
 
+@dataclass(slots=True)
+class _Changes:
+    """What comparing listed objects with their stored rows found (`Catalog._compare`)."""
+
+    seen: list[str] = field(default_factory=list)  # unchanged: every listed field as stored
+    again: list[str] = field(default_factory=list)  # as stored, still waiting for a read (new or changed before)
+    moved: list[tuple[object, ...]] = field(default_factory=list)  # same bytes; tier, region... moved
+    fresh: list[tuple[object, ...]] = field(default_factory=list)  # new or changed: (uri, ..., status, reason)
+
+    @property
+    def changed(self) -> int:
+        return len(self.fresh) + len(self.again)
+
+    @property
+    def unchanged(self) -> int:
+        return len(self.seen) + len(self.moved)
+
+    def waiting(self) -> set[str]:
+        """The URIs among these that wait for a read (status `listed`)."""
+        return {*(str(row[0]) for row in self.fresh if row[-2] == "listed"), *self.again}
+
+
+class Listed(NamedTuple):
+    """What one batch of a listing found: new, changed or still waiting for a read; unchanged; the URIs
+    waiting for a read."""
+
+    changed: int
+    unchanged: int
+    waiting: set[str]
+
+
+class Listing(Protocol):
+    """One target's listing into the catalog (`Catalog.listing`)."""
+
+    def add(self, refs: list[ObjectRef]) -> Listed:
+        """Compare a batch of listed objects with the catalog and write what changed."""
+
+    def finish(self) -> int:
+        """The listing is complete: mark what it did not find gone; returns how many."""
+
+    def close(self) -> None:
+        """Let go of what the listing holds (after `finish`, or instead of it when the listing failed)."""
+
+
+class LookedUpListing:
+    """A listing in no known order: each batch looked up by URI (`Catalog.record_listing`), every object
+    seen gets this scan as its last-seen one, and `Catalog.mark_gone` takes the rest."""
+
+    def __init__(self, catalog: Catalog, target: str, scan_id: int):
+        self._catalog, self._target, self._scan = catalog, target, scan_id
+
+    def add(self, refs: Iterable[ObjectRef]) -> Listed:
+        changed = unchanged = 0
+        waiting: set[str] = set()
+        for batch in _unique_batches(refs, _LISTING_BATCH):
+            with self._catalog._transaction():
+                found = self._catalog._look_up(batch, self._target, self._scan)
+            changed += found.changed
+            unchanged += found.unchanged
+            waiting |= found.waiting()
+        return Listed(changed, unchanged, waiting)
+
+    def finish(self) -> int:
+        return self._catalog.mark_gone(self._target, self._scan)
+
+    def close(self) -> None:
+        pass
+
+
+_listings = itertools.count(1)
+
+
+class MergedListing:
+    """A listing in URI order merged with the catalog's rows of its target, read in URI order a chunk at a
+    time (`objects_target_uri`): a listed object meets its stored row without a lookup, an unchanged one
+    is not written (its last-seen scan stays that of the scan that last wrote it), and a stored row the
+    walk passes without a listed twin is no longer there. Memory holds a chunk of rows and a batch.
+
+    Passed rows wait in a temporary table until the listing ends (then they are gone), so a listing
+    that is not quite in order stays right: an object that comes after the walk passed its URI, or stored
+    under another target (overlapping targets), is looked up by URI and taken off that table. What lies
+    under a folder that could not be listed (a skipped entry whose URI ends in "/") is kept as it was."""
+
+    _CHUNK = 2_048  # stored rows read a query
+
+    def __init__(self, catalog: Catalog, target: str, scan_id: int):
+        self._catalog, self._db = catalog, catalog.db
+        self._target, self._scan = target, scan_id
+        self._id = next(_listings)
+        self._rows: list[tuple[Any, ...]] = []  # the chunk of stored rows at hand, and the next one's index
+        self._next = 0
+        self._after = ""  # the last URI read: the next chunk starts after it
+        self._read_all = False
+        self._last: str | None = None  # the last URI listed
+        self._passed = 0  # rows passed without a listed twin, waiting in temp.listing_passed
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS listing_passed (listing INTEGER NOT NULL, "
+                         "uri TEXT NOT NULL, PRIMARY KEY (listing, uri))")
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS listing_kept (listing INTEGER NOT NULL, "
+                         "low TEXT NOT NULL, high TEXT NOT NULL)")
+
+    def _head(self) -> tuple[Any, ...] | None:
+        """The next stored row of the target not passed yet, or None at the end."""
+        if self._next < len(self._rows):
+            return self._rows[self._next]
+        if self._read_all:
+            return None
+        self._rows = self._catalog._tuples(
+            f"SELECT {_STORED_COLUMNS} FROM objects WHERE target=? AND uri>? ORDER BY uri LIMIT {self._CHUNK}",
+            (self._target, self._after)).fetchall()
+        self._next = 0
+        self._read_all = len(self._rows) < self._CHUNK
+        if not self._rows:
+            return None
+        self._after = self._rows[-1][0]
+        return self._rows[0]
+
+    def add(self, refs: list[ObjectRef]) -> Listed:
+        changed = unchanged = 0
+        waiting: set[str] = set()
+        for batch in _unique_batches(refs, len(refs) or 1):  # a URI listed twice: after its first is written
+            found = self._add(batch)
+            changed += found.changed
+            unchanged += found.unchanged
+            waiting |= found.waiting()
+        return Listed(changed, unchanged, waiting)
+
+    def _add(self, batch: list[ObjectRef]) -> _Changes:
+        stored: dict[str, tuple[Any, ...]] = {}
+        missed: list[str] = []  # not met by the walk: new, behind it, or stored under another target
+        passed: list[tuple[int, str]] = []
+        kept: list[tuple[int, str, str]] = []
+        for ref in batch:
+            uri = ref.uri
+            if ref.skipped is not None and uri.endswith("/"):
+                kept.append((self._id, *_under(uri)))
+            if self._last is not None and uri <= self._last:
+                missed.append(uri)
+                continue
+            self._last = uri
+            head = self._head()
+            while head is not None and head[0] < uri:
+                if head[2] != "gone":
+                    passed.append((self._id, head[0]))
+                self._next += 1
+                head = self._head()
+            if head is not None and head[0] == uri:
+                stored[uri] = head[1:]
+                self._next += 1
+            else:
+                missed.append(uri)
+        db = self._db
+        with self._catalog._transaction():
+            if passed:
+                db.executemany("INSERT OR IGNORE INTO temp.listing_passed VALUES (?, ?)", passed)
+                self._passed += len(passed)
+            if kept:
+                db.executemany("INSERT INTO temp.listing_kept VALUES (?, ?, ?)", kept)
+            for i in range(0, len(missed), _LISTING_BATCH):
+                looked_up = self._catalog._stored(missed[i : i + _LISTING_BATCH])
+                stored.update(looked_up)
+                if looked_up and self._passed:
+                    db.execute(f"DELETE FROM temp.listing_passed WHERE listing=? AND uri IN "
+                               f"({', '.join('?' * len(looked_up))})", (self._id, *looked_up))
+            found = self._catalog._compare(batch, stored, self._target, self._scan)
+            self._catalog._write(found, self._scan, touch=False)
+        return found
+
+    def finish(self) -> int:
+        db = self._db
+        with self._catalog._transaction():
+            if self._next < len(self._rows):  # the rest of the chunk at hand, then the rows not read yet
+                db.executemany("INSERT OR IGNORE INTO temp.listing_passed VALUES (?, ?)",
+                               [(self._id, row[0]) for row in self._rows[self._next:] if row[2] != "gone"])
+            if not self._read_all:
+                db.execute("INSERT OR IGNORE INTO temp.listing_passed SELECT ?, uri FROM objects WHERE target=? "
+                           "AND uri>? AND status<>'gone'", (self._id, self._target, self._after))
+            self._rows, self._next, self._read_all = [], 0, True
+            return db.execute(
+                "UPDATE objects SET status='gone', reason='no longer listed' WHERE uri IN (SELECT p.uri FROM "
+                "temp.listing_passed p WHERE p.listing=? AND NOT EXISTS (SELECT 1 FROM temp.listing_kept k "
+                "WHERE k.listing=p.listing AND p.uri>k.low AND p.uri<k.high)) AND target=? AND status<>'gone'",
+                (self._id, self._target)).rowcount
+
+    def close(self) -> None:
+        with self._catalog._transaction():
+            self._db.execute("DELETE FROM temp.listing_passed WHERE listing=?", (self._id,))
+            self._db.execute("DELETE FROM temp.listing_kept WHERE listing=?", (self._id,))
+
+
 class Catalog:
     def __init__(self, path: Path):
         self.path = path
@@ -318,6 +514,9 @@ class Catalog:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            # Listings walk a target's rows in URI order (`MergedListing`); older catalogs indexed them by
+            # target and last-seen scan instead.
+            self.db.execute("DROP INDEX IF EXISTS objects_target")
             present = {r["name"] for r in self.db.execute("PRAGMA table_info(objects)")}
             for name, kind in _ADDED_COLUMNS:
                 if name not in present:
@@ -367,43 +566,74 @@ class Catalog:
         return ScanStats.model_validate_json(row[0]) if row else ScanStats()
 
     # --- listing ---------------------------------------------------------------------------------
+    def listing(self, target: str, scan_id: int, ordered: bool) -> Listing:
+        """A listing of `target` into the catalog, fed a batch at a time (`Listing.add`) and ended by
+        `Listing.finish` once the target was listed completely. `ordered`: the listing comes in URI order
+        (mostly: what does not is still compared right, at the cost of a lookup each), so it is merged with
+        the catalog's rows of the target (`MergedListing`); else each batch is looked up (`record_listing`).
+        """
+        return MergedListing(self, target, scan_id) if ordered else LookedUpListing(self, target, scan_id)
+
+    @contextmanager
+    def bulk_writes(self) -> Iterator[None]:
+        """Fewer, larger WAL checkpoints while listings write many rows: each checkpoint syncs the disk."""
+        before = self.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        self.db.execute(f"PRAGMA wal_autocheckpoint={_BULK_CHECKPOINT}")
+        try:
+            yield
+        finally:
+            self.db.execute(f"PRAGMA wal_autocheckpoint={int(before)}")
+
     def record_listing(self, refs: Iterable[ObjectRef], target: str, scan_id: int) -> tuple[int, int]:
-        """Upsert listed objects. Returns (new, changed or still waiting for a read; unchanged).
+        """Upsert listed objects, each batch compared with the catalog by one lookup of its URIs, and move
+        the last-seen scan of every one of them (`mark_gone` then finds what the scan did not see). Returns
+        (new, changed or still waiting for a read; unchanged).
 
-        Compared with the catalog a batch at a time (one lookup of the batch's URIs), written with one
-        statement per kind of change: a rescan of an unchanged estate costs a few statements per batch, not
-        two per object."""
-        changed = unchanged = 0
-        with self.db:
-            for batch in _unique_batches(refs, _LISTING_BATCH):
-                c, u = self._record_batch(batch, target, scan_id)
-                changed += c
-                unchanged += u
-        return changed, unchanged
+        A rescan of an unchanged estate costs a few statements per batch, not two per object."""
+        found = LookedUpListing(self, target, scan_id).add(refs)
+        return found.changed, found.unchanged
 
-    def _record_batch(self, batch: list[ObjectRef], target: str, scan_id: int) -> tuple[int, int]:
-        """One batch of `record_listing` (no URI twice in it, inside its transaction)."""
-        marks = ", ".join("?" * len(batch))
-        cursor = self.db.cursor()
-        cursor.row_factory = None
-        stored = {row[0]: row[1:] for row in cursor.execute(
-            f"SELECT uri, identity, status, reason, {_BLANK} AS blank, {_LISTED_COLUMNS} FROM objects "
-            f"WHERE uri IN ({marks})", [ref.uri for ref in batch])}
-        seen: list[str] = []  # every listed field as stored: only last_seen moves
-        again = 0  # of `seen`, still waiting for a read (new or changed before): counted as changed
-        moved: list[tuple[object, ...]] = []  # unchanged bytes; tier, region or config-derived fields moved
-        fresh: list[tuple[object, ...]] = []  # new or changed
+    def _look_up(self, batch: list[ObjectRef], target: str, scan_id: int) -> _Changes:
+        """One batch of a `LookedUpListing` (no URI twice in it)."""
         for ref in batch:
             if ref.skipped is not None and ref.uri.endswith("/"):
                 self._keep_under(ref.uri, scan_id)
+        found = self._compare(batch, self._stored([ref.uri for ref in batch]), target, scan_id)
+        self._write(found, scan_id, touch=True)
+        return found
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction around the block (the one already open, if any)."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _stored(self, uris: list[str]) -> dict[str, tuple[Any, ...]]:
+        """The stored rows of these objects (`_STORED_COLUMNS`) by URI."""
+        return {row[0]: row[1:] for row in self._tuples(
+            f"SELECT {_STORED_COLUMNS} FROM objects WHERE uri IN ({', '.join('?' * len(uris))})", uris)}
+
+    def _compare(self, batch: Iterable[ObjectRef], stored: Mapping[str, Any], target: str,
+                 scan_id: int) -> _Changes:
+        """Sort listed objects (no URI twice) by what their stored rows (`stored`, by URI) say of them."""
+        found = _Changes()
+        for ref in batch:
             modified = ref.modified.isoformat()
             ident = _identity(ref, modified)
-            values = (
+            values: tuple[object, ...] = (
                 target, ref.provider, ref.bucket, ref.key, ref.version, ref.size, ref.etag,
                 json.dumps(ref.checksums, sort_keys=True) if ref.checksums else "{}", ref.tier.value,
                 ref.storage_class, int(ref.readable), ref.region, ref.jurisdiction, modified,
             )
-            row = stored.get(ref.uri)
+            row: Any = stored.get(ref.uri)
             same = row is not None and row[0] == ident
             if same and row[1] in ("fingerprinted", "skipped", "unreadable"):
                 # Same bytes: keep the fingerprint, and the checksum values a HEAD fetched for it.
@@ -411,9 +641,9 @@ class Catalog:
                     kept = json.dumps(_kept_checksums(ref.checksums, row[_STORED_CHECKSUMS]), sort_keys=True)
                     values = (*values[:_CHECKSUMS_AT], kept, *values[_CHECKSUMS_AT + 1:])
                 if row[_STORED_LISTED:] == values:
-                    seen.append(ref.uri)
+                    found.seen.append(ref.uri)
                 else:
-                    moved.append((*values, scan_id, ref.uri))
+                    found.moved.append((*values, scan_id, ref.uri))
                 continue
             if ref.skipped is not None:
                 status, reason = "skipped", ref.skipped
@@ -425,38 +655,47 @@ class Catalog:
             if same and row[1:4] == (status, reason, 1) and row[_STORED_LISTED:] == values:
                 # Listed again before it was read (a second `plan`): the row already is what the insert
                 # below would write.
-                seen.append(ref.uri)
-                again += 1
+                found.again.append(ref.uri)
                 continue
-            fresh.append((ref.uri, *values, ident, scan_id, status, reason))
+            found.fresh.append((ref.uri, *values, ident, scan_id, status, reason))
+        return found
+
+    def _write(self, found: _Changes, scan_id: int, touch: bool) -> None:
+        """Write what `_compare` found: new and changed rows, listed fields that moved; with `touch`, the
+        last-seen scan of the unchanged ones too."""
+        seen = [*found.seen, *found.again] if touch else []
         if seen:
             self.db.execute(f"UPDATE objects SET last_seen=? WHERE uri IN ({', '.join('?' * len(seen))})",
                             (scan_id, *seen))
-        if moved:
+        if found.moved:
             self.db.executemany(
                 f"UPDATE objects SET {', '.join(f'{c}=?' for c in _LISTED_COLUMNS.split(', '))}, last_seen=? "
-                "WHERE uri=?", moved)
-        if fresh:
+                "WHERE uri=?", found.moved)
+        if found.fresh:
             self.db.executemany(
                 f"INSERT OR REPLACE INTO objects (uri, {_LISTED_COLUMNS}, identity, last_seen, status, reason) "
-                f"VALUES ({', '.join('?' * 19)})", fresh)
-        return len(fresh) + again, len(seen) - again + len(moved)
+                f"VALUES ({', '.join('?' * 19)})", found.fresh)
 
     def _keep_under(self, folder: str, scan_id: int) -> None:
         """Objects under a folder that could not be listed count as seen: kept as they were."""
-        # Every URI that starts with `folder` (which ends in "/") sorts between it and `folder` with its
-        # last "/" raised to "0", the next character: one range of the primary key.
-        self.db.execute("UPDATE objects SET last_seen=? WHERE uri>? AND uri<?",
-                        (scan_id, folder, folder[:-1] + "0"))
+        self.db.execute("UPDATE objects SET last_seen=? WHERE uri>? AND uri<?", (scan_id, *_under(folder)))
 
     def mark_gone(self, target: str, scan_id: int) -> int:
-        """Objects of a fully listed target that this scan did not see."""
+        """Objects of a fully listed target that this scan did not see (after `record_listing`)."""
         cur = self.db.execute(
             "UPDATE objects SET status='gone', reason='no longer listed' "
             "WHERE target=? AND last_seen<>? AND status<>'gone'",
             (target, scan_id),
         )
         return cur.rowcount
+
+    def scan_listed(self, scan_id: int) -> str:
+        """SQL true for an object that scan `scan_id` listed (or kept, under a folder it could not list):
+        one whose row it wrote, or, not gone, of a target it listed. Unchanged rows keep an older last-seen
+        scan (`MergedListing`); the scan's targets were listed completely, else it would have failed."""
+        row = self.db.execute("SELECT targets FROM scans WHERE id=?", (scan_id,)).fetchone()
+        targets = ", ".join(_quoted(t) for t in (json.loads(row[0]) if row else []))
+        return f"(last_seen={int(scan_id)} OR (status<>'gone' AND target IN ({targets})))"
 
     def keep_perceptual_mode(self, mode: str) -> int:
         """Hashes made in another `fingerprint.PERCEPTUAL_MODE` cannot be compared with this one's: their
@@ -534,12 +773,6 @@ class Catalog:
             ):
                 uri = row["uri"]
                 yield uri, None if uri in known else _ref(row), row["headtail"], row["sha256"]
-
-    def listed_among(self, uris: list[str]) -> set[str]:
-        """Which of these objects are waiting for a read (new or changed since the last scan)."""
-        marks = ", ".join("?" for _ in uris)
-        rows = self.db.execute(f"SELECT uri FROM objects WHERE status='listed' AND uri IN ({marks})", uris)
-        return {row[0] for row in rows}
 
     def fill_copies(self) -> int:
         """Give listed objects the fingerprint of a fingerprinted object with the same size and content
@@ -915,6 +1148,17 @@ def _record(exif_text: str | None, values: Sequence[Any]) -> InventoryRecord:
     exif = ExifRecord.model_validate_json(exif_text) if exif_text else None
     return InventoryRecord(**dict(zip(_RECORD_SOURCES, values)), exif=exif,
                            personal_data=exif.personal_data() if exif else [])
+
+
+def _under(folder: str) -> tuple[str, str]:
+    """Bounds (both excluded) of the URIs under `folder` (which ends in "/"): every URI that starts with it
+    sorts between it and `folder` with its last "/" raised to "0", the next character."""
+    return folder, folder[:-1] + "0"
+
+
+def _quoted(text: str) -> str:
+    """`text` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _unique_batches(refs: Iterable[ObjectRef], size: int) -> Iterator[list[ObjectRef]]:

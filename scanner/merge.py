@@ -87,8 +87,8 @@ def _merge_rows(into: Catalog, parts: list[_Part], conflicts: list[str]) -> tupl
     for i, part in enumerate(parts):
         with _attached(db, part.catalog.path):
             db.execute(f"INSERT INTO temp.merge_rank SELECT uri, ?, moment(modified), ?, {_RANK_SQL}, "
-                       "sha256 IS NOT NULL, identity, status, last_seen=? FROM part.objects WHERE owned(?, uri)",
-                       (i, part.started.timestamp(), part.scan_id, i))
+                       f"sha256 IS NOT NULL, identity, status, {part.catalog.scan_listed(part.scan_id)} "
+                       "FROM part.objects WHERE owned(?, uri)", (i, part.started.timestamp(), i))
     db.execute("CREATE INDEX temp.merge_rank_uri ON merge_rank (uri)")
     listed = db.execute("SELECT COUNT(DISTINCT uri) FROM temp.merge_rank WHERE listed").fetchone()[0]
     db.execute(f"CREATE TEMP TABLE merge_win AS SELECT uri, part, identity, status FROM (SELECT *, ROW_NUMBER() "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import itertools
 import logging
 import threading
@@ -25,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import Callable
 
 from connectors import Connector, connector_class, parse_target
@@ -34,7 +35,8 @@ from policies.costs import ObjectRecord
 from policies.model import Resource
 from policies.prefilter import group_may_match, prefilter
 
-from .catalog import Catalog
+from . import __version__
+from .catalog import Catalog, Listing
 from .cluster import ExactCopy, NearImage, exact_group, iter_near_groups
 from .config import Config
 from .errors import UsageError
@@ -81,29 +83,35 @@ class _EarlyReads:
 async def _list_all(config: Config, catalog: Catalog, targets: list[str], scan_id: int,
                     connectors: dict[str, Connector], stats: dict[str, int], progress: Progress,
                     early: _EarlyReads | None = None) -> None:
+    """List every target into the catalog; `stats` counts listed, unchanged and gone objects."""
     async def one(target_text: str) -> None:
         target = parse_target(target_text)
         conn = connectors[target.scheme]
-        batch: list[ObjectRef] = []
-        async for ref in conn.list_objects(target):
-            batch.append(ref)
-            if len(batch) >= _WRITE_BATCH:
-                await _store_listing(batch, target_text)
-        await _store_listing(batch, target_text)
-        # Only a listing that completed may declare objects gone.
-        stats["gone"] += catalog.mark_gone(target_text, scan_id)
+        listing = catalog.listing(target_text, scan_id, ordered=conn.lists_in_order(target))
+        try:
+            batch: list[ObjectRef] = []
+            async for ref in conn.list_objects(target):
+                batch.append(ref)
+                if len(batch) >= _WRITE_BATCH:
+                    await store(listing, batch)
+            await store(listing, batch)
+            # Only a listing that completed may declare objects gone.
+            stats["gone"] += listing.finish()
+        finally:
+            listing.close()
 
-    async def _store_listing(batch: list[ObjectRef], target_text: str) -> None:
-        changed, unchanged = catalog.record_listing(batch, target_text, scan_id)
-        stats["listed"] += changed + unchanged
-        stats["unchanged"] += unchanged
-        progress.listed(changed + unchanged)
-        if early is not None and changed:
-            await early.offer(batch, catalog.listed_among([r.uri for r in batch]))
+    async def store(listing: Listing, batch: list[ObjectRef]) -> None:
+        found = listing.add(batch)
+        stats["listed"] += found.changed + found.unchanged
+        stats["unchanged"] += found.unchanged
+        progress.listed(found.changed + found.unchanged)
+        if early is not None and found.waiting:
+            await early.offer(batch, found.waiting)
         batch.clear()
 
     try:
-        await asyncio.gather(*(one(t) for t in targets))
+        with catalog.bulk_writes():
+            await asyncio.gather(*(one(t) for t in targets))
     finally:
         progress.listing_done()
         if early is not None:
@@ -191,9 +199,31 @@ def _no_cycle_collection() -> Iterator[None]:
 def evaluate_results(config: Config, catalog: Catalog, now: datetime,
                      policy_set: PolicySet | None = None) -> Evaluation:
     """Group the catalog's objects, evaluate the configured policies (findings priced like the report),
-    and store both. `policy_set`: the configured policies, when the caller has loaded them already."""
+    and store both, with `results_digest` of what they depend on besides the objects. `policy_set`: the
+    configured policies, when the caller has loaded them already."""
+    if policy_set is None:
+        policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
+    catalog.set_meta(_RESULTS_DIGEST, "")  # until the new results are stored
     with _no_cycle_collection():
-        return _evaluate(config, catalog, now, policy_set)
+        evaluation = _evaluate(config, catalog, now, policy_set)
+    catalog.set_meta(_RESULTS_DIGEST, results_digest(config, catalog, now, policy_set))
+    return evaluation
+
+
+_RESULTS_DIGEST = "results_digest"  # the `meta` key
+
+
+def results_digest(config: Config, catalog: Catalog, now: datetime, policy_set: PolicySet) -> str:
+    """A digest of what the stored groups and findings depend on besides the objects: this tierscan, the
+    config (thresholds, master rules, buckets' tiers and regions, jurisdictions), the policies, the price
+    override file, the user's "not duplicates", and the evaluation day (UTC): ages and early-deletion
+    charges move with time, so results are evaluated afresh at least once a day."""
+    digest = hashlib.sha256()
+    prices = config.prices.read_bytes() if config.prices is not None and config.prices.is_file() else b""
+    for part in (__version__, config.model_dump_json(), repr(policy_set), prices.hex(),
+                 now.astimezone(UTC).date().isoformat(), *itertools.chain(*catalog.not_duplicates())):
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
 
 
 def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: PolicySet | None) -> Evaluation:
@@ -271,14 +301,32 @@ def _connectors(config: Config, targets: list[str], shard: Shard | None) -> dict
     return connectors
 
 
+@dataclass(frozen=True, slots=True)
+class _StoredResults:
+    """The results digest a scan or plan found (`results_digest`), and the catalog's change count once it
+    was cleared: a run clears it when it starts, so one that stops halfway leaves no results claimed valid,
+    and puts it back when it wrote nothing."""
+
+    digest: str | None
+    writes: int
+
+    def unwritten(self, catalog: Catalog) -> str | None:
+        """The digest found, if nothing was written to the catalog since (no object new, changed, moved,
+        read or gone)."""
+        return self.digest if self.digest and catalog.db.total_changes == self.writes else None
+
+
 def _begin(config: Config, catalog: Catalog, targets: list[str], started: datetime, shard: Shard | None
-           ) -> tuple[int, dict[str, int], _Accounts, dict[str, Connector]]:
-    """What a scan and a plan set up alike: the scan's row, the catalog's perceptual mode, the counters,
-    the accounts and one connector per scheme."""
+           ) -> tuple[int, dict[str, int], _Accounts, dict[str, Connector], _StoredResults]:
+    """What a scan and a plan set up alike: the scan's row, the stored results' digest (cleared), the
+    catalog's perceptual mode, the counters, the accounts and one connector per scheme."""
     scan_id = catalog.begin_scan(targets, started)
+    digest = catalog.meta(_RESULTS_DIGEST)
+    catalog.set_meta(_RESULTS_DIGEST, "")
+    stored = _StoredResults(digest, catalog.db.total_changes)
     if config.scan.perceptual:
         _forget_other_hashes(catalog)
-    return scan_id, defaultdict(int), _Accounts(config), _connectors(config, targets, shard)
+    return scan_id, defaultdict(int), _Accounts(config), _connectors(config, targets, shard), stored
 
 
 async def run_scan(config: Config, catalog: Catalog, targets: list[str],
@@ -297,7 +345,7 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     # Validate policies before any listing, so a bad policy file costs nothing.
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     started = clock()
-    scan_id, counters, acct, connectors = _begin(config, catalog, targets, started, shard)
+    scan_id, counters, acct, connectors, stored = _begin(config, catalog, targets, started, shard)
     # A shard reads no early objects: its representatives are chosen over the whole listing.
     early = _EarlyReads(lambda ref: acct.retrieval(ref, 1 << 30) == 0) if shard is None else None
     try:
@@ -322,9 +370,14 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     finally:
         for conn in connectors.values():
             await conn.aclose()
+    unwritten = stored.unwritten(catalog)
     catalog.set_meta("shard", str(shard or ""))  # which rows `tierscan merge` takes from this catalog
     if shard is None:
-        evaluate_results(config, catalog, clock(), policy_set)
+        evaluated = clock()
+        if unwritten is not None and unwritten == results_digest(config, catalog, evaluated, policy_set):
+            catalog.set_meta(_RESULTS_DIGEST, unwritten)  # the stored groups and findings still hold
+        else:
+            evaluate_results(config, catalog, evaluated, policy_set)
     progress.done()
     stats = ScanStats(
         scan_id=scan_id, started=started, finished=clock(),
@@ -347,13 +400,15 @@ async def plan_scan(config: Config, catalog: Catalog, targets: list[str],
     progress = progress or Progress()
     if not targets:
         raise UsageError("nothing to plan: name a path or URI, or set `targets:` in the config file")
-    scan_id, counters, acct, connectors = _begin(config, catalog, targets, clock(), shard)
+    scan_id, counters, acct, connectors, stored = _begin(config, catalog, targets, clock(), shard)
     try:
         await _list_all(config, catalog, targets, scan_id, connectors, counters, progress)
     finally:
         for conn in connectors.values():
             await conn.aclose()
     catalog.skip_empty()
+    if (unwritten := stored.unwritten(catalog)) is not None:
+        catalog.set_meta(_RESULTS_DIGEST, unwritten)  # the listing changed nothing: the results still hold
     plans = plan_reads(catalog.work(shard, signatures=config.scan.perceptual and config.scan.signatures),
                        perceptual=config.scan.perceptual, price=acct.price)
     return estimate(plans, acct.prices, acct.price_as)  # type: ignore[arg-type]
