@@ -349,14 +349,14 @@ def test_registry_finds_by_scheme_and_refuses_unknown():
 
 def test_register_connector_refuses_to_clobber():
     class Mem(LocalConnector):
-        scheme = "mem"
+        scheme = "mem-clobber"  # a scheme no other test registers: the registry is process-wide
 
-    register_connector("mem", Mem)
-    assert connector_class("mem") is Mem
+    register_connector("mem-clobber", Mem)
+    assert connector_class("mem-clobber") is Mem
     with pytest.raises(ValueError):
-        register_connector("mem", Mem)
-    register_connector("mem", Mem, clobber=True)
-    assert issubclass(connector_class("mem"), Connector)
+        register_connector("mem-clobber", Mem)
+    register_connector("mem-clobber", Mem, clobber=True)
+    assert issubclass(connector_class("mem-clobber"), Connector)
 
 
 def test_small_files_are_read_without_a_thread_hop_and_large_ones_in_a_thread(estate, monkeypatch):
