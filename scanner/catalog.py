@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Container, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Container, Iterable, Iterator, Mapping, NamedTuple, Self, Sequence
 
 from policies.prefilter import AllOf, AnyOf, Between, Condition, HasPersonalData, OneOf
 
@@ -306,11 +306,35 @@ class ResultWriter:
         self._findings.clear()
 
 
+class _Connection(sqlite3.Connection):
+    """A catalog connection: statements outside a transaction commit at once (`isolation_level=None`), and
+    `with connection:` is one transaction, BEGIN to COMMIT (ROLLBACK on an exception). The stock context
+    manager begins none in that mode, so each row of an `executemany` inside it committed on its own: a
+    write of the WAL per row, and a checkpoint every few hundred rows. Inside a transaction already open,
+    `with` joins it and leaves the end to its opener."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._opened: list[bool] = []  # per `with` entered: whether it began the transaction
+
+    def __enter__(self) -> Self:
+        opens = not self.in_transaction
+        if opens:
+            self.execute("BEGIN")
+        self._opened.append(opens)
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> bool:
+        if self._opened.pop() and self.in_transaction:
+            self.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
+
+
 class Catalog:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db = sqlite3.connect(path, isolation_level=None, factory=_Connection)
         except sqlite3.Error as exc:
             raise UsageError(f"{path}: cannot open the catalog: {exc}") from exc
         self.db.row_factory = sqlite3.Row
@@ -519,6 +543,18 @@ class Catalog:
                 held += count
         if run:
             yield run
+
+    def sizes_unhashed(self, sizes: Iterable[int]) -> set[int]:
+        """Those of these sizes that hold a readable object not gone without a SHA-256: only there can a
+        listed object still need a whole read for exact matching."""
+        wanted = sorted(set(sizes))
+        found: set[int] = set()
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            found.update(size for (size,) in self.db.execute(
+                "SELECT DISTINCT size FROM objects WHERE status<>'gone' AND readable=1 AND sha256 IS NULL "
+                f"AND size IN ({', '.join('?' * len(chunk))})", chunk))
+        return found
 
     def size_peers(self, sizes: Iterable[int], known: Container[str] = frozenset()
                    ) -> Iterator[tuple[str, ObjectRef | None, str | None, str | None]]:

@@ -597,7 +597,10 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
         by_size[p.ref.size].append(p)
     reads: list[PlannedRead] = []
     fill: dict[str, list[WorkItem]] = {}
-    for sizes in catalog.size_rounds(set(whole_sizes) | set(by_size), _PEERS_A_ROUND):
+    # A size class of whole reads alone needs a read only where some object still lacks its SHA-256 (an
+    # object of an earlier scan, one this scan failed); the size classes of head/tail reads all count.
+    for sizes in catalog.size_rounds(catalog.sizes_unhashed(set(whole_sizes) - by_size.keys()) | set(by_size),
+                                     _PEERS_A_ROUND):
         more, more_fill = _colliding_among(catalog, [p for size in sizes for p in by_size.get(size, ())],
                                            sizes, keys, settled_plain)
         reads += more
