@@ -28,7 +28,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Container, Iterable, Iterator, Mapping, NamedTuple, Self, Sequence
+from types import TracebackType
+from typing import (TYPE_CHECKING, Any, Container, Iterable, Iterator, Literal, Mapping, NamedTuple, Self,
+                    Sequence)
 
 from policies.prefilter import AllOf, AnyOf, Between, Condition, HasPersonalData, OneOf
 
@@ -324,7 +326,8 @@ class _Connection(sqlite3.Connection):
         self._opened.append(opens)
         return self
 
-    def __exit__(self, kind: object, *exc: object) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 trace: TracebackType | None, /) -> Literal[False]:
         if self._opened.pop() and self.in_transaction:
             self.execute("COMMIT" if kind is None else "ROLLBACK")
         return False
