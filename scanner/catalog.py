@@ -29,8 +29,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import (TYPE_CHECKING, Any, Container, Iterable, Iterator, Literal, Mapping, NamedTuple, Self,
-                    Sequence)
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Container,
+    Iterable,
+    Iterator,
+    Literal,
+    Mapping,
+    NamedTuple,
+    Self,
+    Sequence,
+)
 
 from policies.prefilter import AllOf, AnyOf, Between, Condition, HasPersonalData, OneOf
 
