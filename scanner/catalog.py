@@ -661,14 +661,18 @@ class Catalog:
 
     # --- results ---------------------------------------------------------------------------------
     def record_fingerprints(self, rows: Iterable[tuple[str, dict[str, object]]]) -> None:
-        """Store results: (uri, fields) where fields are catalog columns (exif as an ExifRecord). A run of
-        rows that set the same columns goes in one `executemany`, in order."""
+        """Store results: (uri, fields) where fields are catalog columns (exif as an ExifRecord)."""
+        self.record_rows(
+            (tuple(fields), (*(v.model_dump_json() if isinstance(v, ExifRecord) else v for v in fields.values()), uri))
+            for uri, fields in rows)
+
+    def record_rows(self, rows: Iterable[tuple[tuple[str, ...], tuple[object, ...]]]) -> None:
+        """Store results in one transaction: (columns, their values then the URI). A run of rows that set
+        the same columns goes in one `executemany`, in order."""
         with self.db:
-            for columns, run in itertools.groupby(rows, key=lambda row: tuple(row[1])):
-                self.db.executemany(
-                    f"UPDATE objects SET {', '.join(f'{k}=?' for k in columns)} WHERE uri=?",
-                    ((*(v.model_dump_json() if isinstance(v, ExifRecord) else v for v in fields.values()), uri)
-                     for uri, fields in run))
+            for columns, run in itertools.groupby(rows, key=lambda row: row[0]):
+                self.db.executemany(f"UPDATE objects SET {', '.join(f'{k}=?' for k in columns)} WHERE uri=?",
+                                    (values for _, values in run))
 
     def replace_results(self, groups: list[Group], findings: list[Finding]) -> None:
         with self.db:
@@ -721,7 +725,8 @@ class Catalog:
         kinds = ["NULLIF(sha256, '')", *("'id:' || size || ':' || " + (v if CHECKSUM_KINDS[k].bare
                                                                         else f"'{k}:' || {v}")
                                          for k, v in values.items())]
-        # Each object's tokens in one scan of the objects (a NULL where it has none of a kind).
+        # Each object's tokens in one scan of the objects (a NULL where it has none of a kind; an object
+        # without checksums has its SHA-256 alone, and the other kinds are not looked up).
         token = "CASE k.n " + " ".join(f"WHEN {n} THEN {sql}" for n, sql in enumerate(kinds)) + " END"
         numbers = " UNION ALL ".join(f"SELECT {n} AS n" for n in range(len(kinds)))
         self._script(f"""
@@ -729,7 +734,8 @@ class Catalog:
             DROP TABLE IF EXISTS temp.copy_label;
             CREATE TEMP TABLE copy_token AS WITH every_token AS MATERIALIZED (
                 SELECT uri, t FROM (SELECT uri, {token} AS t FROM objects CROSS JOIN ({numbers}) k
-                                    WHERE status<>'gone' AND size>0) WHERE t IS NOT NULL)
+                                    WHERE status<>'gone' AND size>0 AND (k.n=0 OR checksums<>'{{}}'))
+                                    WHERE t IS NOT NULL)
                 SELECT uri, t FROM every_token WHERE t IN (
                     SELECT t FROM every_token GROUP BY t HAVING COUNT(*) > 1);
             CREATE INDEX temp.copy_token_t ON copy_token (t);
