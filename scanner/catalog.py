@@ -31,7 +31,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Container, Iterable, Iterator, Mapping, NamedTuple, Protocol, Sequence
+from types import TracebackType
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Container,
+    Iterable,
+    Iterator,
+    Literal,
+    Mapping,
+    NamedTuple,
+    Protocol,
+    Self,
+    Sequence,
+)
 
 from policies.prefilter import AllOf, AnyOf, Between, Condition, HasPersonalData, OneOf
 
@@ -368,7 +381,7 @@ class LookedUpListing:
         changed = unchanged = 0
         waiting: set[str] = set()
         for batch in _unique_batches(refs, _LISTING_BATCH):
-            with self._catalog._transaction():
+            with self._catalog.db:
                 found = self._catalog._look_up(batch, self._target, self._scan)
             changed += found.changed
             unchanged += found.unchanged
@@ -464,7 +477,7 @@ class MergedListing:
             else:
                 missed.append(uri)
         db = self._db
-        with self._catalog._transaction():
+        with self._catalog.db:
             if passed:
                 db.executemany("INSERT OR IGNORE INTO temp.listing_passed VALUES (?, ?)", passed)
                 self._passed += len(passed)
@@ -482,7 +495,7 @@ class MergedListing:
 
     def finish(self) -> int:
         db = self._db
-        with self._catalog._transaction():
+        with self._catalog.db:
             if self._next < len(self._rows):  # the rest of the chunk at hand, then the rows not read yet
                 db.executemany("INSERT OR IGNORE INTO temp.listing_passed VALUES (?, ?)",
                                [(self._id, row[0]) for row in self._rows[self._next:] if row[2] != "gone"])
@@ -497,22 +510,50 @@ class MergedListing:
                 (self._id, self._target)).rowcount
 
     def close(self) -> None:
-        with self._catalog._transaction():
+        with self._catalog.db:
             self._db.execute("DELETE FROM temp.listing_passed WHERE listing=?", (self._id,))
             self._db.execute("DELETE FROM temp.listing_kept WHERE listing=?", (self._id,))
+
+
+class _Connection(sqlite3.Connection):
+    """A catalog connection: statements outside a transaction commit at once (`isolation_level=None`), and
+    `with connection:` is one transaction, BEGIN to COMMIT (ROLLBACK on an exception). The stock context
+    manager begins none in that mode, so each row of an `executemany` inside it committed on its own: a
+    write of the WAL per row, and a checkpoint every few hundred rows. Inside a transaction already open,
+    `with` joins it and leaves the end to its opener."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._opened: list[bool] = []  # per `with` entered: whether it began the transaction
+
+    def __enter__(self) -> Self:
+        opens = not self.in_transaction
+        if opens:
+            self.execute("BEGIN")
+        self._opened.append(opens)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 trace: TracebackType | None, /) -> Literal[False]:
+        if self._opened.pop() and self.in_transaction:
+            self.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
 
 
 class Catalog:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db = sqlite3.connect(path, isolation_level=None, factory=_Connection)
         except sqlite3.Error as exc:
             raise UsageError(f"{path}: cannot open the catalog: {exc}") from exc
         self.db.row_factory = sqlite3.Row
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            # A checkpoint (two fsyncs) every 10,000 pages of WAL, not every 1,000: a scan's bulk writes
+            # rewrite the same pages many times over, and each checkpoint blocks the writer on the disk.
+            self.db.execute("PRAGMA wal_autocheckpoint=10000")
             self.db.executescript(_SCHEMA)
             # Listings walk a target's rows in URI order (`MergedListing`); older catalogs indexed them by
             # target and last-seen scan instead.
@@ -601,20 +642,6 @@ class Catalog:
         found = self._compare(batch, self._stored([ref.uri for ref in batch]), target, scan_id)
         self._write(found, scan_id, touch=True)
         return found
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """One transaction around the block (the one already open, if any)."""
-        if self.db.in_transaction:
-            yield
-            return
-        self.db.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
     def _stored(self, uris: list[str]) -> dict[str, tuple[Any, ...]]:
         """The stored rows of these objects (`_STORED_COLUMNS`) by URI."""
@@ -759,6 +786,18 @@ class Catalog:
         if run:
             yield run
 
+    def sizes_unhashed(self, sizes: Iterable[int]) -> set[int]:
+        """Those of these sizes that hold a readable object not gone without a SHA-256: only there can a
+        listed object still need a whole read for exact matching."""
+        wanted = sorted(set(sizes))
+        found: set[int] = set()
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            found.update(size for (size,) in self.db.execute(
+                "SELECT DISTINCT size FROM objects WHERE status<>'gone' AND readable=1 AND sha256 IS NULL "
+                f"AND size IN ({', '.join('?' * len(chunk))})", chunk))
+        return found
+
     def size_peers(self, sizes: Iterable[int], known: Container[str] = frozenset()
                    ) -> Iterator[tuple[str, ObjectRef | None, str | None, str | None]]:
         """Every readable, listed object of these sizes: (uri, ref, headtail key, SHA-256), for narrowing.
@@ -842,14 +881,18 @@ class Catalog:
 
     # --- results ---------------------------------------------------------------------------------
     def record_fingerprints(self, rows: Iterable[tuple[str, dict[str, object]]]) -> None:
-        """Store results: (uri, fields) where fields are catalog columns (exif as an ExifRecord). A run of
-        rows that set the same columns goes in one `executemany`, in order."""
+        """Store results: (uri, fields) where fields are catalog columns (exif as an ExifRecord)."""
+        self.record_rows(
+            (tuple(fields), (*(v.model_dump_json() if isinstance(v, ExifRecord) else v for v in fields.values()), uri))
+            for uri, fields in rows)
+
+    def record_rows(self, rows: Iterable[tuple[tuple[str, ...], tuple[object, ...]]]) -> None:
+        """Store results in one transaction: (columns, their values then the URI). A run of rows that set
+        the same columns goes in one `executemany`, in order."""
         with self.db:
-            for columns, run in itertools.groupby(rows, key=lambda row: tuple(row[1])):
-                self.db.executemany(
-                    f"UPDATE objects SET {', '.join(f'{k}=?' for k in columns)} WHERE uri=?",
-                    ((*(v.model_dump_json() if isinstance(v, ExifRecord) else v for v in fields.values()), uri)
-                     for uri, fields in run))
+            for columns, run in itertools.groupby(rows, key=lambda row: row[0]):
+                self.db.executemany(f"UPDATE objects SET {', '.join(f'{k}=?' for k in columns)} WHERE uri=?",
+                                    (values for _, values in run))
 
     def replace_results(self, groups: list[Group], findings: list[Finding]) -> None:
         with self.db:
@@ -902,7 +945,8 @@ class Catalog:
         kinds = ["NULLIF(sha256, '')", *("'id:' || size || ':' || " + (v if CHECKSUM_KINDS[k].bare
                                                                         else f"'{k}:' || {v}")
                                          for k, v in values.items())]
-        # Each object's tokens in one scan of the objects (a NULL where it has none of a kind).
+        # Each object's tokens in one scan of the objects (a NULL where it has none of a kind; an object
+        # without checksums has its SHA-256 alone, and the other kinds are not looked up).
         token = "CASE k.n " + " ".join(f"WHEN {n} THEN {sql}" for n, sql in enumerate(kinds)) + " END"
         numbers = " UNION ALL ".join(f"SELECT {n} AS n" for n in range(len(kinds)))
         self._script(f"""
@@ -910,7 +954,8 @@ class Catalog:
             DROP TABLE IF EXISTS temp.copy_label;
             CREATE TEMP TABLE copy_token AS WITH every_token AS MATERIALIZED (
                 SELECT uri, t FROM (SELECT uri, {token} AS t FROM objects CROSS JOIN ({numbers}) k
-                                    WHERE status<>'gone' AND size>0) WHERE t IS NOT NULL)
+                                    WHERE status<>'gone' AND size>0 AND (k.n=0 OR checksums<>'{{}}'))
+                                    WHERE t IS NOT NULL)
                 SELECT uri, t FROM every_token WHERE t IN (
                     SELECT t FROM every_token GROUP BY t HAVING COUNT(*) > 1);
             CREATE INDEX temp.copy_token_t ON copy_token (t);

@@ -47,7 +47,7 @@ from .pricing import Price, PriceTable
 
 __all__ = [
     "Budget", "HEAD", "TAIL", "PlannedRead", "RangedMeta", "TierCost", "estimate", "head_pays", "headtail_key",
-    "plan_heads", "plan_reads", "ranged_metadata", "spread_decodes", "whole_read_below",
+    "plan_heads", "plan_kind", "plan_reads", "ranged_metadata", "spread_decodes", "whole_read_below",
 ]
 
 # The first read. Measured on the 74 EXIF samples in tests/data/exif (a walk needs up to SOS for JPEG):
@@ -132,21 +132,23 @@ def plan_reads(work: Iterable[WorkItem], *, perceptual: bool,
     for items in by_identity.values():
         items.sort(key=lambda i: (i.ref.tier.rank, i.ref.uri))  # read the hottest (cheapest) copy
         leaders.append((items[0], items[1:]))
-    plans = []
-    for item, copies in leaders:
-        ref = item.ref
-        headtail = item.want_sha256 or not item.want_metadata  # a head and a tail would be read
-        if ref.size <= (whole_read_below(price(ref)) if headtail and price else HEAD + TAIL):
-            kind = "full"
-        elif not item.want_metadata:
-            kind = "narrow"
-        elif perceptual and decodable_hint(ref.key):
-            kind = "image" if not item.want_sha256 and _extension(ref.key) in _JPEG_EXT else "full"
-        else:
-            kind = "meta"
-        plans.append(PlannedRead(item, kind, copies))
+    plans = [PlannedRead(item, plan_kind(item, perceptual=perceptual, price=price), copies)
+             for item, copies in leaders]
     plans.sort(key=lambda p: (p.ref.tier.rank, p.ref.uri))
     return plans
+
+
+def plan_kind(item: WorkItem, *, perceptual: bool, price: Callable[[ObjectRef], Price] | None = None) -> str:
+    """How `plan_reads` reads one object: full, image, meta or narrow."""
+    ref = item.ref
+    headtail = item.want_sha256 or not item.want_metadata  # a head and a tail would be read
+    if ref.size <= (whole_read_below(price(ref)) if headtail and price else HEAD + TAIL):
+        return "full"
+    if not item.want_metadata:
+        return "narrow"
+    if perceptual and decodable_hint(ref.key):
+        return "image" if not item.want_sha256 and _extension(ref.key) in _JPEG_EXT else "full"
+    return "meta"
 
 
 def head_pays(item: WorkItem, *, perceptual: bool, price: Callable[[ObjectRef], Price] | None = None) -> bool:

@@ -31,7 +31,7 @@ from .fingerprint import BatchBroken, FingerprintPool, FingerprintResult, Worker
 from .jpeg_extent import primary_end
 from .models import ObjectRef, content_identity
 from .plan import (GIB, HEAD, TAIL, Budget, PlannedRead, exif_record, headtail_key, image_first_chunk, plan_heads,
-                   plan_reads, price_of, ranged_metadata, spread_decodes)
+                   plan_kind, plan_reads, price_of, ranged_metadata, spread_decodes)
 from .pricing import Price, PriceTable, price_as_from_config
 from .progress import Progress
 from .shard import Shard
@@ -126,20 +126,22 @@ def _sha256_and_md5(data: bytes) -> tuple[str, str]:
     return hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
 
 
-def _fields(want_metadata: bool, r: _Read) -> dict[str, object]:
-    """Catalog columns to update from a read (metadata only when the item wanted it)."""
-    fields: dict[str, object] = {}
+# The columns a read with metadata sets, after its SHA-256 and headtail key when it has them.
+_METADATA_COLUMNS = ("format", "width", "height", "phash", "dhash", "near_sig", "exif", "status", "reason")
+
+
+def _row(want_metadata: bool, r: _Read) -> tuple[tuple[str, ...], tuple[object, ...]]:
+    """Catalog columns to update from a read (metadata only when the item wanted it), and their values."""
+    columns: tuple[str, ...] = ()
+    values: tuple[object, ...] = ()
     if r.sha256:
-        fields["sha256"] = r.sha256
+        columns, values = ("sha256",), (r.sha256,)
     if r.headtail:
-        fields["headtail"] = r.headtail
+        columns, values = (*columns, "headtail"), (*values, r.headtail)
     if not want_metadata or (r.exif is None and r.format is None and r.error is None):
-        return fields
-    fields.update(
-        format=r.format, width=r.width, height=r.height, phash=r.phash, dhash=r.dhash, near_sig=r.near_sig,
-        exif=r.exif, status="skipped" if r.error else "fingerprinted", reason=r.error,
-    )
-    return fields
+        return columns, values
+    return (*columns, *_METADATA_COLUMNS), (*values, r.format, r.width, r.height, r.phash, r.dhash, r.near_sig,
+                                            r.exif, "skipped" if r.error else "fingerprinted", r.error)
 
 
 # What a worker answers for a whole read (`_read_whole`): a tag, then the tag's values.
@@ -171,26 +173,33 @@ def _read_whole(item: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 class _Results:
-    """The rows a session writes to the catalog, sent in batches of `_WRITE_BATCH`."""
+    """The rows a session writes to the catalog, sent in batches of `_WRITE_BATCH`: each its columns and
+    their values then the URI (`Catalog.record_rows`), made once a read, not a dict an object."""
 
     def __init__(self, catalog: Catalog, stats: dict[str, int]):
         self.catalog, self.stats = catalog, stats
-        self.pending: list[tuple[str, dict[str, object]]] = []
+        self.pending: list[tuple[tuple[str, ...], tuple[object, ...]]] = []
 
     def flush(self) -> None:
-        self.catalog.record_fingerprints(self.pending)
+        self.catalog.record_rows(self.pending)
         self.pending.clear()
 
     def add(self, uri: str, fields: dict[str, object]) -> None:
-        self.pending.append((uri, fields))
+        self._put(tuple(fields), (*fields.values(), uri))
+
+    def _put(self, columns: tuple[str, ...], values: tuple[object, ...]) -> None:
+        self.pending.append((columns, values))
         if len(self.pending) >= _WRITE_BATCH:
             self.flush()
 
     def record(self, items: Iterable[WorkItem], r: _Read) -> None:
+        rows: dict[bool, tuple[tuple[str, ...], tuple[object, ...]]] = {}
         for item in items:
-            if item.want_metadata:
+            want = item.want_metadata
+            if want:
                 self.stats["fingerprinted"] += 1
-            self.add(item.ref.uri, _fields(item.want_metadata, r))
+            columns, values = rows.get(want) or rows.setdefault(want, _row(want, r))
+            self._put(columns, (*values, item.ref.uri))
 
     def fail(self, items: Iterable[WorkItem], reason: str) -> None:
         for item in items:
@@ -356,9 +365,8 @@ class ReadSession:
                 # read the tail as if it did; with it, read the image (the pixels of a JPEG only; whole
                 # otherwise, SHA-256 and all): a collision found later is narrowed then (`Catalog.work`).
                 item = WorkItem(ref, want_sha256=not self.perceptual, want_metadata=True)
-                [p] = plan_reads([item], perceptual=self.perceptual, price=self.acct.price)
                 self.progress.planned(1, ref.size)
-                await self._one(p)
+                await self._one(PlannedRead(item, plan_kind(item, perceptual=self.perceptual, price=self.acct.price)))
             await queue.put(None)  # for the next reader; the listing has ended, so there is room
 
         await asyncio.gather(*(reader() for _ in range(self.config.scan.concurrency)))
@@ -597,7 +605,10 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
         by_size[p.ref.size].append(p)
     reads: list[PlannedRead] = []
     fill: dict[str, list[WorkItem]] = {}
-    for sizes in catalog.size_rounds(set(whole_sizes) | set(by_size), _PEERS_A_ROUND):
+    # A size class of whole reads alone needs a read only where some object still lacks its SHA-256 (an
+    # object of an earlier scan, one this scan failed); the size classes of head/tail reads all count.
+    for sizes in catalog.size_rounds(catalog.sizes_unhashed(set(whole_sizes) - by_size.keys()) | set(by_size),
+                                     _PEERS_A_ROUND):
         more, more_fill = _colliding_among(catalog, [p for size in sizes for p in by_size.get(size, ())],
                                            sizes, keys, settled_plain)
         reads += more

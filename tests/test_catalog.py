@@ -45,6 +45,32 @@ def test_wal_and_schema_version(tmp_path):
         assert c.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
 
 
+def test_a_batch_of_results_is_one_transaction(tmp_path):
+    """Rows of one `record_fingerprints` commit together: another connection sees none of them before the
+    batch ends, and a batch that fails midway leaves none stored."""
+    import sqlite3
+
+    with Catalog(tmp_path / "c.db") as c:
+        c.record_listing([ref("a", 10), ref("b", 20)], "s3://b", 1)
+        other = sqlite3.connect(tmp_path / "c.db")
+
+        def rows():
+            yield "s3://b/a", {"status": "fingerprinted"}
+            assert other.execute("SELECT COUNT(*) FROM objects WHERE status='fingerprinted'").fetchone()[0] == 0
+            yield "s3://b/b", {"status": "fingerprinted"}
+            raise RuntimeError("the read session broke")
+
+        with pytest.raises(RuntimeError):
+            c.record_fingerprints(rows())
+        assert c.counts() == {"listed": 2}
+        assert not c.db.in_transaction
+        with c.db:
+            with c.db:  # a `with` inside an open transaction joins it
+                c.set_meta("k", "v")
+            assert c.db.in_transaction
+        assert other.execute("SELECT value FROM meta WHERE key='k'").fetchone() == ("v",)
+
+
 def test_other_schema_version_is_refused(tmp_path):
     with Catalog(tmp_path / "c.db") as c:
         c.db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")

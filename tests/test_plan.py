@@ -357,3 +357,26 @@ def test_narrowing_settles_size_classes_in_rounds_as_it_would_in_one(tmp_path, m
     assert results[0] == results[1] == results[2]
     assert results[0][0] == [f"s3://b/{size}-1" for size in (5000, 6000, 7000, 8000)]
     assert results[0][1] == {f"{size}:h": [f"s3://b/{size}-0"] for size in (5000, 6000, 7000, 8000)}
+
+
+def test_size_classes_read_whole_are_looked_at_only_where_an_object_lacks_its_sha256(tmp_path):
+    """Whole reads of this scan settle their size class, unless an object of it has no SHA-256 yet (here one
+    of an earlier scan, with a head/tail key like theirs): only such classes meet their peers again."""
+    from scanner.catalog import Catalog
+    from scanner.read_session import _still_colliding
+
+    read = [ref(f"s3://b/{size}-{n}", size, key=f"{size}-{n}") for size in (5000, 6000) for n in range(2)]
+    earlier = ref("s3://b/6000-old", 6000, key="6000-old")
+    with Catalog(tmp_path / "c.db") as catalog:
+        catalog.record_listing([*read, earlier], "s3://b", 1)
+        catalog.record_fingerprints([(r.uri, {"status": "fingerprinted", "sha256": r.uri, "headtail": f"{r.size}:h"})
+                                     for r in read])
+        catalog.record_fingerprints([(earlier.uri, {"status": "fingerprinted", "headtail": "6000:h"})])
+        asked: list[int] = []
+        peers = catalog.size_peers
+        catalog.size_peers = lambda sizes, known: asked.extend(sizes) or peers(sizes, known)  # type: ignore
+        keys = {r.uri: (f"{r.size}:h", r.uri) for r in read}
+        reads, fill = _still_colliding(catalog, [], keys, whole_sizes={5000, 6000})
+    assert asked == [6000]
+    assert [p.ref.uri for p in reads] == [earlier.uri] and not reads[0].item.want_metadata
+    assert fill == {"6000:h": []}  # no object of the key has a trusted MD5 to fill
