@@ -13,10 +13,11 @@ Each phase runs `python -m scanner` as a child process (`scan --no-perceptual`; 
 unchanged estate into the catalog and plans, the listing part of a rescan; the same scan again with nothing
 changed; `report --format json`; `inventory --format parquet`) and prints its wall seconds, CPU
 seconds (user + system) and peak RSS (of the child and the processes it waited for, from `os.wait4`),
-bytes of peak RSS per object and objects/s. With `--keep DIR` the estate (and its catalog, DIR/catalog.db) is kept and reused by the next
-run with the same N; without it both live in a temporary folder. `--db` names another catalog: a copy
-of DIR/catalog.db to time `list` and `rescan` on without changing the kept one, or, with only the report
-and inventory phases, a catalog written some other way (N then only divides the figures).
+bytes of peak RSS per object and objects/s. With `--keep DIR` the estate (and its catalog, DIR/catalog.db)
+is kept and reused by the next run with the same N; without it both live in a temporary folder. `--db`
+names another catalog: a copy of DIR/catalog.db to time `list` and `rescan` on without changing the kept
+one, or, with only the report and inventory phases, a catalog written some other way (N then only divides
+the figures).
 With `--s3-inventory` the N objects exist only as an S3 Inventory report (benchmarks/inventory_report.py's
 synthetic rows, in the layout S3 publishes) for an empty bucket on a moto server started for the run; the
 phases are `list` twice (`plan` of `s3://estate` from the report into an empty catalog, then again,
@@ -187,8 +188,8 @@ def _header(extra: str = "") -> None:
 
 
 def _row(phase: Phase, n: int, extra: str = "") -> None:
-    print(f"{phase.name:<10} {phase.wall:>9.1f} {phase.cpu:>7.1f} {phase.peak_rss / 1e6:>12.0f} {phase.peak_rss / n:>13.0f} "
-          f"{n / phase.wall:>11.0f}{extra}", flush=True)
+    print(f"{phase.name:<10} {phase.wall:>9.1f} {phase.cpu:>7.1f} {phase.peak_rss / 1e6:>12.0f} "
+          f"{phase.peak_rss / n:>13.0f} {n / phase.wall:>11.0f}{extra}", flush=True)
 
 
 def _bucket_lists(log: Path, bucket: str) -> int:

@@ -225,7 +225,7 @@ class Connector(ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - a hook: a backend without clients has nothing to release
         """Release clients and sessions."""
 
     @abstractmethod

@@ -27,10 +27,11 @@ import re
 import shutil
 import stat
 import time
-from datetime import datetime, timezone
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
-from typing import Any, AsyncGenerator, AsyncIterator, Iterator, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import quote_from_bytes, unquote, urlsplit
 
 from scanner.atomic import fsync_dir
@@ -337,7 +338,7 @@ def _place(root: Path, folder: Path) -> tuple[str, str | None, str]:
 _OPEN_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _THROUGH_LINK = (errno.ELOOP, errno.ENOTDIR)  # what O_NOFOLLOW gives on a symlink
-_EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
+_EPOCH = datetime.fromtimestamp(0, tz=UTC)
 
 
 def _root_within(path: Path, roots: tuple[Path, ...], bucket: str, key: str) -> Path:
@@ -492,7 +493,7 @@ def _local_disk(path: Path, mount_table: str = "/proc/self/mounts") -> bool:
 
 
 def _mtime(st: os.stat_result) -> datetime:
-    return datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=timezone.utc)
+    return datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC)
 
 
 class _Entry(NamedTuple):

@@ -17,8 +17,8 @@ object up unread (`ObjectRef.skipped`: a FIFO, a symlink out of the scanned fold
 ends in "/"); what the catalog holds under it is kept as it was, not marked gone, since nobody looked.
 
 One command writes a catalog at a time: scan, plan, merge, apply --execute and near ignore hold its
-lock (`scanner.catalog_lock`) from start to end, and a second one is refused at once with the holder's pid, host, command
-and start time. Readers (report, inventory, near ignored, apply --plan) take no lock: WAL mode lets them
+lock (`scanner.catalog_lock`) from start to end, and a second one is refused at once with the holder's pid,
+host, command and start time. Readers (report, inventory, near ignored, apply --plan) take no lock: WAL mode lets them
 read the last committed state while a writer runs.
 """
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,15 +36,10 @@ from types import TracebackType
 from typing import (
     TYPE_CHECKING,
     Any,
-    Container,
-    Iterable,
-    Iterator,
     Literal,
-    Mapping,
     NamedTuple,
     Protocol,
     Self,
-    Sequence,
 )
 
 from policies.prefilter import AllOf, AnyOf, Between, Condition, HasPersonalData, OneOf
@@ -1191,7 +1187,7 @@ def _where(condition: Condition) -> tuple[str, list[object]]:
 def _record(exif_text: str | None, values: Sequence[Any]) -> InventoryRecord:
     """An inventory record from the `_RECORD_SOURCES` columns and the exif JSON."""
     exif = ExifRecord.model_validate_json(exif_text) if exif_text else None
-    return InventoryRecord(**dict(zip(_RECORD_SOURCES, values)), exif=exif,
+    return InventoryRecord(**dict(zip(_RECORD_SOURCES, values, strict=True)), exif=exif,
                            personal_data=exif.personal_data() if exif else [])
 
 

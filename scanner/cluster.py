@@ -27,10 +27,11 @@ import multiprocessing
 import os
 import sys
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -163,7 +164,7 @@ def _group_id(kind: str, key: str) -> str:
 
 def _group(kind: str, key: str, master: Member, members: Sequence[Member],
            distances: dict[str, int]) -> Group:
-    ordered = [master] + sorted((m for m in members if m.uri != master.uri), key=lambda m: m.uri)
+    ordered = [master, *sorted((m for m in members if m.uri != master.uri), key=lambda m: m.uri)]
     return Group(
         id=_group_id(kind, key),
         kind=kind,  # type: ignore[arg-type]
@@ -235,7 +236,7 @@ def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> np.ndarray:
     or the reverse."""
     n = len(cands)
     signed = np.array([k for k, c in enumerate(cands) if c.blob is not None], np.int64)
-    table = Signature.hash_table([cands[k].blob for k in signed.tolist()])  # type: ignore[misc]
+    table = Signature.hash_table([cands[k].blob for k in signed.tolist()])
     whole = np.array([c.phash for c in cands], np.uint64)
     windows = table[:, 1:]
     query_windows = np.column_stack([table[:, :1], windows[:, list(QUERY_WINDOWS)]])
@@ -275,7 +276,8 @@ _DIST_BITS = 7  # a distance (at most 64) in the low bits of a pair key
 def _pair_keys(low: np.ndarray, high: np.ndarray, dist: np.ndarray, n: int) -> np.ndarray:
     """(low, high, distance) of candidate pairs among `n` images as one sortable int64 each: by pair,
     then by distance (exact for n up to 2^28)."""
-    return ((low.astype(np.int64) * n + high) << _DIST_BITS) | dist.astype(np.int64)
+    keys: np.ndarray = ((low.astype(np.int64) * n + high) << _DIST_BITS) | dist.astype(np.int64)
+    return keys
 
 
 def _match(centre: _Candidate, other: _Candidate, near: NearSettings) -> tuple[float, float] | None:
@@ -319,7 +321,7 @@ def _apart(a: Image, b: Image, separated: set[frozenset[str]],
 def _separated(near: NearSettings, extra: Iterable[Sequence[str]], exact: Sequence[Group]) -> set[frozenset[str]]:
     """URI pairs that must not share a near group, exact copies mapped to their group's master."""
     master_of = {m.uri: g.master for g in exact for m in g.members}
-    pairs = set()
+    pairs: set[frozenset[str]] = set()
     for listed in (*near.not_duplicates, *extra):
         uris = sorted({master_of.get(u, u) for u in listed})
         pairs.update(frozenset(p) for p in itertools.combinations(uris, 2))
@@ -396,7 +398,7 @@ class _Mates:
 
     def __getitem__(self, i: int) -> list[tuple[int, int]]:
         start, end = self._starts[i], self._starts[i + 1]
-        return list(zip(self._others[start:end].tolist(), self._distances[start:end].tolist()))
+        return list(zip(self._others[start:end].tolist(), self._distances[start:end].tolist(), strict=True))
 
     def count(self, images: list[int]) -> int:
         """How many mates `images` have in all."""
@@ -493,7 +495,7 @@ def _components(pairs: np.ndarray, n: int) -> list[list[int]]:
             root = jumped
     linked = np.unique(pairs[:, :2])  # the images with a candidate pair, ascending
     members: dict[int, list[int]] = defaultdict(list)
-    for i, r in zip(linked.tolist(), root[linked].tolist()):
+    for i, r in zip(linked.tolist(), root[linked].tolist(), strict=True):
         members[r].append(i)
     return sorted(members.values(), key=len, reverse=True)
 
@@ -523,7 +525,7 @@ def _in_parallel(search: _Search, components: list[list[int]], workers: int,
         return [star for c in components for star in search.stars(c)]
     batches: list[list[list[int]]] = [[] for _ in range(4 * workers)]
     loads = [0] * len(batches)
-    for c, w in zip(components, work):  # largest first, each to the least loaded batch
+    for c, w in zip(components, work, strict=True):  # largest first, each to the least loaded batch
         k = loads.index(min(loads))
         batches[k].append(c)
         loads[k] += w

@@ -132,10 +132,8 @@ def _perceptual(data: bytes, orientation: int | None,
         if img.format in ("JPEG", "MPO"):
             img.draft("L", (256, 256))
         img.load()
-        if img.mode in _DEEP_GREY:
-            pixels = _deep_grey_to_l(img)
-        else:  # every draft JPEG decodes to L already: no copy
-            pixels = img if img.mode == "L" else img.convert("L")
+        # Every draft JPEG decodes to L already: no copy.
+        pixels = _deep_grey_to_l(img) if img.mode in _DEEP_GREY else img if img.mode == "L" else img.convert("L")
         transpose = _ORIENTATION.get(orientation or 1)
         if transpose is not None:
             # The orientation we parsed, not Pillow's reading of it, so the inventory and the hash agree.

@@ -9,9 +9,10 @@ early reads take their fingerprints without a read. Fingerprinting runs in worke
 bounded by `scan.concurrency`, and each object's bytes are released as soon as its fingerprint is back, so
 memory stays bounded by concurrency x object size, not by the number of objects (the plan itself holds one
 small record per object to read); objects the workers read themselves (local files) never reach this
-process, and at most two batches of them a worker are out at once. The reads themselves are `scanner.read_session`'s; their results go to
-the catalog in batches. Each request is counted and priced per object, so the scan reports its exact bill. A
-failing object is recorded with its reason and the scan goes on.
+process, and at most two batches of them a worker are out at once. The reads themselves are
+`scanner.read_session`'s; their results go to the catalog in batches. Each request is counted and priced
+per object, so the scan reports its exact bill. A failing object is recorded with its reason and the scan
+goes on.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ import itertools
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from connectors import Connector, connector_class, parse_target
 from policies import Evaluator, PolicySet, Pricing, load_policies, order_key
@@ -338,7 +338,7 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     A `shard` scan lists everything but reads only its share (see `scanner.shard`) and stops before
     grouping: groups need every shard's fingerprints, so `tierscan merge` groups and evaluates.
     """
-    clock = now or (lambda: datetime.now(timezone.utc))
+    clock = now or (lambda: datetime.now(UTC))
     progress = progress or Progress()
     if not targets:
         raise UsageError("nothing to scan: name a path or URI, or set `targets:` in the config file")
@@ -396,7 +396,7 @@ async def plan_scan(config: Config, catalog: Catalog, targets: list[str],
                     shard: Shard | None = None) -> dict[str, TierCost]:
     """List the targets into the catalog (listing requests only, no object is read) and return what a
     scan would read, per tier: requests, bytes and fees (`scanner.plan.estimate`)."""
-    clock = now or (lambda: datetime.now(timezone.utc))
+    clock = now or (lambda: datetime.now(UTC))
     progress = progress or Progress()
     if not targets:
         raise UsageError("nothing to plan: name a path or URI, or set `targets:` in the config file")

@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from itertools import groupby
-from typing import Awaitable, Callable, Iterable
 
 from .catalog import WorkItem
 from .exif.model import ImageMeta
@@ -46,8 +46,21 @@ from .models import ExifRecord, ObjectRef
 from .pricing import Price, PriceTable
 
 __all__ = [
-    "Budget", "HEAD", "TAIL", "PlannedRead", "RangedMeta", "TierCost", "estimate", "head_pays", "headtail_key",
-    "plan_heads", "plan_kind", "plan_reads", "ranged_metadata", "spread_decodes", "whole_read_below",
+    "HEAD",
+    "TAIL",
+    "Budget",
+    "PlannedRead",
+    "RangedMeta",
+    "TierCost",
+    "estimate",
+    "head_pays",
+    "headtail_key",
+    "plan_heads",
+    "plan_kind",
+    "plan_reads",
+    "ranged_metadata",
+    "spread_decodes",
+    "whole_read_below",
 ]
 
 # The first read. Measured on the 74 EXIF samples in tests/data/exif (a walk needs up to SOS for JPEG):
@@ -184,8 +197,8 @@ def spread_decodes(plans: list[PlannedRead], *, perceptual: bool) -> list[Planne
     reads that keep the fingerprint workers idle for half a second before the cooler tiers' images
     arrive. The order matters for fees only under a retrieval budget, which reads hottest first."""
     decodes = [perceptual and p.item.want_metadata and p.kind in ("full", "image") for p in plans]
-    decoding = [p for p, d in zip(plans, decodes) if d]
-    light = [p for p, d in zip(plans, decodes) if not d]
+    decoding = [p for p, d in zip(plans, decodes, strict=True) if d]
+    light = [p for p, d in zip(plans, decodes, strict=True) if not d]
     if not decoding or not light:
         return plans
     # Each read's place is its fraction of the way through its own kind; sorting by it merges the two.

@@ -30,8 +30,22 @@ from .errors import ObjectError
 from .fingerprint import BatchBroken, FingerprintPool, FingerprintResult, WorkerFailed
 from .jpeg_extent import primary_end
 from .models import ObjectRef, content_identity
-from .plan import (GIB, HEAD, TAIL, Budget, PlannedRead, exif_record, headtail_key, image_first_chunk, plan_heads,
-                   plan_kind, plan_reads, price_of, ranged_metadata, spread_decodes)
+from .plan import (
+    GIB,
+    HEAD,
+    TAIL,
+    Budget,
+    PlannedRead,
+    exif_record,
+    headtail_key,
+    image_first_chunk,
+    plan_heads,
+    plan_kind,
+    plan_reads,
+    price_of,
+    ranged_metadata,
+    spread_decodes,
+)
 from .pricing import Price, PriceTable, price_as_from_config
 from .progress import Progress
 from .shard import Shard
@@ -278,7 +292,7 @@ class _WorkerReads:
                 if rest:
                     self._send(rest)
                 return
-            for (p, estimate, _), result in zip(batch, results):
+            for (p, estimate, _), result in zip(batch, results, strict=True):
                 self.session._whole_answer(p, estimate, result)
         except BaseException as exc:
             self.failure = self.failure or exc
