@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # first: this tree
 
 from emulators import Emulator, azurite_connection_string, start_azurite, start_fakegcs, start_moto
 
-from connectors.base import Connector, parse_target
-from scanner.config import Config
-from scanner.models import ObjectRef
+from tierscan.connectors.base import Connector, parse_target
+from tierscan.scanner.core.config import Config
+from tierscan.scanner.core.models import ObjectRef
 
 CONCURRENCY = (1, 8, 32, 64)
 READ_BYTES = 64 * 1024
@@ -46,7 +46,7 @@ def _parallel(fn: Callable[[int], Any], n: int) -> None:
 def seed_s3(emu: Emulator, objects: int) -> Callable[..., Connector]:
     import boto3
 
-    from connectors.s3 import S3Connector
+    from tierscan.connectors.s3 import S3Connector
 
     s3 = boto3.client("s3", endpoint_url=emu.endpoint, region_name="us-east-1", aws_access_key_id="testing",
                       aws_secret_access_key="testing")
@@ -68,7 +68,7 @@ def gcs_client(endpoint: str) -> Any:
 
 
 def seed_gcs(emu: Emulator, objects: int) -> Callable[..., Connector]:
-    from connectors.gcs import GCSConnector
+    from tierscan.connectors.gcs import GCSConnector
 
     gcs = gcs_client(emu.endpoint)
     listed, read = gcs.create_bucket("bench-list"), gcs.create_bucket("bench-read")
@@ -80,7 +80,7 @@ def seed_gcs(emu: Emulator, objects: int) -> Callable[..., Connector]:
 def seed_azure(emu: Emulator, objects: int) -> Callable[..., Connector]:
     from azure.storage.blob import BlobServiceClient
 
-    from connectors.azure import AzureConnector
+    from tierscan.connectors.azure import AzureConnector
 
     cs = azurite_connection_string(emu.endpoint)
     service = BlobServiceClient.from_connection_string(cs)
@@ -146,7 +146,7 @@ def threads_s3(emu: Emulator) -> tuple[Callable[[], int], Callable[[int], bytes]
     import boto3
     from botocore.config import Config as BotoConfig
 
-    from connectors.s3 import S3Connector, _Bucket
+    from tierscan.connectors.s3 import S3Connector, _Bucket
 
     s3 = boto3.client("s3", endpoint_url=emu.endpoint, region_name="us-east-1",
                       config=BotoConfig(max_pool_connections=64, retries={"total_max_attempts": 1}))
@@ -164,7 +164,7 @@ def threads_s3(emu: Emulator) -> tuple[Callable[[], int], Callable[[int], bytes]
 
 
 def threads_gcs(emu: Emulator) -> tuple[Callable[[], int], Callable[[int], bytes]]:
-    from connectors.gcs import GCSConnector
+    from tierscan.connectors.gcs import GCSConnector
 
     gcs = gcs_client(emu.endpoint)
     to_ref = GCSConnector(Config())._ref
@@ -179,7 +179,7 @@ def threads_gcs(emu: Emulator) -> tuple[Callable[[], int], Callable[[int], bytes
 def threads_azure(emu: Emulator) -> tuple[Callable[[], int], Callable[[int], bytes]]:
     from azure.storage.blob import BlobServiceClient
 
-    from connectors.azure import AzureConnector
+    from tierscan.connectors.azure import AzureConnector
 
     service = BlobServiceClient.from_connection_string(azurite_connection_string(emu.endpoint), retry_total=0)
     to_ref = AzureConnector(Config())._ref

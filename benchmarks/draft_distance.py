@@ -1,5 +1,7 @@
-"""pHash/dHash distance between a reduced JPEG decode (Pillow `draft`, as `scanner.fingerprint` does) and a
-full decode, hashed the way tierscan hashes (`scanner.signatures.whole_hashes`), over every JPEG under the
+"""pHash/dHash distance between a reduced JPEG decode (Pillow `draft`, as `tierscan.scanner.fingerprint.image` does) and
+a
+full decode, hashed the way tierscan hashes (`tierscan.scanner.fingerprint.signatures.whole_hashes`), over every JPEG
+under the
 given folders (default: tests/data and examples); and, for reference, between tierscan's hashes of the
 reduced decode and imagehash's (Lanczos) of the full decode. Prints the distributions; not a test.
 
@@ -19,7 +21,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scanner.signatures import grey_of, hash_copy, whole_hashes  # noqa: E402
+from tierscan.scanner.fingerprint.signatures import grey_of, hash_copy, whole_hashes  # noqa: E402
 
 
 def decode(data: bytes, draft: bool) -> Image.Image | None:

@@ -1,4 +1,4 @@
-"""Agreement of scanner.exif with exiftool on a directory of files described by a MANIFEST.csv.
+"""Agreement of tierscan.scanner.fingerprint.exif with exiftool on a directory of files described by a MANIFEST.csv.
 
 Usage: python benchmarks/exif_agreement.py [DIR]   (default: tests/data/exif)
 
@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from scanner.exif import ImageMeta, read_metadata
-from scanner.exif.reader import read_prefix
+from tierscan.scanner.fingerprint.exif import ImageMeta, read_metadata
+from tierscan.scanner.fingerprint.exif.reader import read_prefix
 
 __all__ = ["CHECKS", "main"]
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scanner.hamming_index import HammingIndex, _masks
+from tierscan.scanner.group.hamming_index import HammingIndex, _masks
 
 
 def plant(codes: np.ndarray, pairs: int, radius: int,

@@ -71,7 +71,7 @@ def build(s3, objects: int, copies: float, min_mb: int, max_mb: int, seed: int) 
 
 def scan(env: dict[str, str], bucket: str, db: Path) -> dict[str, object]:
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "scanner", "scan", f"s3://{bucket}", "--db", str(db),
+    out = subprocess.run([sys.executable, "-m", "tierscan.scanner", "scan", f"s3://{bucket}", "--db", str(db),
                           "--no-perceptual", "--format", "json"], capture_output=True, text=True, env=env,
                          cwd=REPO, check=True)
     wall = time.perf_counter() - started

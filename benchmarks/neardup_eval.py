@@ -44,11 +44,11 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from scanner.cluster import exact_groups, near_groups
-from scanner.config import Config, NearSettings
-from scanner.fingerprint import FingerprintPool, FingerprintResult
-from scanner.models import InventoryRecord, Tier
-from scanner.plan import exif_record
+from tierscan.scanner.core.config import Config, NearSettings
+from tierscan.scanner.core.models import InventoryRecord, Tier
+from tierscan.scanner.fingerprint.image import FingerprintPool, FingerprintResult
+from tierscan.scanner.group.cluster import exact_groups, near_groups
+from tierscan.scanner.scan.plan import exif_record
 
 Pair = tuple[str, str]
 _AGREEMENT_GRID = (0.80, 0.84, 0.88, 0.90, 0.92, 0.94, 0.96)

@@ -100,9 +100,9 @@ sys.path.insert(0, str(REPO / "tests"))
 BUCKETS = {"bench-hot": "STANDARD", "bench-cool": "STANDARD_IA", "bench-cold": "GLACIER_IR"}
 PART = 5 * 1024 * 1024
 # A search of 16,384 codes against themselves: past the all-pairs cut-off, so the compiled kernels run;
-# and the area-resize kernels, which every image's hashes use (`scanner.area_resize`).
-WARM_KERNELS = ("import numpy as np; from scanner.hamming_index import HammingIndex; "
-                "from scanner.area_resize import area_resize; "
+# and the area-resize kernels, which every image's hashes use (`tierscan.scanner.fingerprint.area_resize`).
+WARM_KERNELS = ("import numpy as np; from tierscan.scanner.group.hamming_index import HammingIndex; "
+                "from tierscan.scanner.fingerprint.area_resize import area_resize; "
                 "c = np.arange(1 << 14, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15); "
                 "HammingIndex(c).search(c, 8); "
                 "[area_resize(np.zeros((300, 400), t), (256, 191)) for t in (np.uint8, np.float32)]")
@@ -234,7 +234,7 @@ def _naive_cpu(data: bytes):
     import imagehash
     from PIL import Image
 
-    from scanner.exif import read_metadata
+    from tierscan.scanner.fingerprint.exif import read_metadata
 
     sha = hashlib.sha256(data).hexdigest()
     try:

@@ -9,7 +9,7 @@ and a camera serial number in their EXIF. Files are one of two small real JPEGs 
 EXIF) with a comment segment of varying length and content after SOI, so every original is distinct
 bytes and sizes spread over a few thousand values; a million of them are written in minutes.
 
-Each phase runs `python -m scanner` as a child process (`scan --no-perceptual`; `plan`, which lists the
+Each phase runs `python -m tierscan.scanner` as a child process (`scan --no-perceptual`; `plan`, which lists the
 unchanged estate into the catalog and plans, the listing part of a rescan; the same scan again with nothing
 changed; `report --format json`; `inventory --format parquet`) and prints its wall seconds, CPU
 seconds (user + system) and peak RSS (of the child and the processes it waited for, from `os.wait4`),
@@ -110,12 +110,12 @@ class Phase:
 
 
 def run(name: str, args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> Phase:
-    """Run `python -m scanner ARGS` and measure it; its output is discarded, a failure stops the benchmark."""
+    """Run `python -m tierscan.scanner ARGS` and measure it; its output is discarded, a failure stops the benchmark."""
     env = {**os.environ, **(extra_env or {}),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
-        child = subprocess.Popen([sys.executable, "-m", "scanner", *args], cwd=cwd, env=env,
+        child = subprocess.Popen([sys.executable, "-m", "tierscan.scanner", *args], cwd=cwd, env=env,
                                  stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)

@@ -21,9 +21,9 @@ from pathlib import Path
 # `connectors` package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from scanner.catalog import Catalog  # noqa: E402
-from scanner.config import Config  # noqa: E402
-from scanner.pipeline import run_scan  # noqa: E402
+from tierscan.scanner.core.config import Config  # noqa: E402
+from tierscan.scanner.scan.catalog import Catalog  # noqa: E402
+from tierscan.scanner.scan.pipeline import run_scan  # noqa: E402
 
 
 def main() -> None:

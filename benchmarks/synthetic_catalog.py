@@ -31,8 +31,8 @@ import numpy as np
 # `connectors` package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from scanner.catalog import Catalog  # noqa: E402
-from scanner.models import ScanStats  # noqa: E402
+from tierscan.scanner.core.models import ScanStats  # noqa: E402
+from tierscan.scanner.scan.catalog import Catalog  # noqa: E402
 
 CHUNK = 50_000
 _KEPT = 100_000  # originals a copy may be taken from (bounds this script's own memory)

@@ -1,7 +1,7 @@
-"""Storage connectors: one module per backend behind the `Connector` contract in `connectors.base`."""
+"""Storage connectors: one module per backend behind the `Connector` contract in `tierscan.connectors.base`."""
 
-from .base import Capabilities, Connector, RetryPolicy, Target, parse_target
-from .registry import connector_class, known_connectors, register_connector
+from tierscan.connectors.base import Capabilities, Connector, RetryPolicy, Target, parse_target
+from tierscan.connectors.registry import connector_class, known_connectors, register_connector
 
 __all__ = [
     "Capabilities",

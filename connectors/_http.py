@@ -1,5 +1,5 @@
 """Helpers the cloud backends share: turning an HTTP status and a provider error code into a
-`scanner.errors` type, and recognising network faults.
+`tierscan.scanner.core.errors` type, and recognising network faults.
 
 Each backend keeps its own table of error codes; the status fallback here covers what the tables leave
 out, so an unknown code still lands in the right family (a 5xx is always worth retrying, a 404 never).
@@ -14,9 +14,8 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TypeVar
 
-from scanner.errors import ObjectDenied, ObjectError, ObjectGone, TransientError, UsageError
-
-from .base import Throttled
+from tierscan.connectors.base import Throttled
+from tierscan.scanner.core.errors import ObjectDenied, ObjectError, ObjectGone, TransientError, UsageError
 
 __all__ = ["NETWORK_ERRORS", "ErrorTable", "classify", "skip_forbidden"]
 

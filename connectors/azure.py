@@ -43,13 +43,37 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import StandardBlobTier
 from azure.storage.blob.aio import BlobPrefix, BlobServiceClient
 
-from scanner.config import Config, InventorySettings
-from scanner.errors import ObjectDenied, ObjectError, ObjectGone, ObjectUnreadable, TransientError, UsageError
-from scanner.models import ObjectRef
-
-from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
-from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, Throttled, merge_streams
-from .inventory_reports import MAX_TRIED, DataFile, Report, announce, azure_report, falsy, report_refs, truthy
+from tierscan.connectors._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
+from tierscan.connectors.base import (
+    Capabilities,
+    Connector,
+    Location,
+    ObjectState,
+    RetryPolicy,
+    Target,
+    Throttled,
+    merge_streams,
+)
+from tierscan.connectors.inventory_reports import (
+    MAX_TRIED,
+    DataFile,
+    Report,
+    announce,
+    azure_report,
+    falsy,
+    report_refs,
+    truthy,
+)
+from tierscan.scanner.core.config import Config, InventorySettings
+from tierscan.scanner.core.errors import (
+    ObjectDenied,
+    ObjectError,
+    ObjectGone,
+    ObjectUnreadable,
+    TransientError,
+    UsageError,
+)
+from tierscan.scanner.core.models import ObjectRef
 
 __all__ = ["AzureConnector", "account_of_connection_string"]
 
@@ -58,7 +82,7 @@ log = logging.getLogger("tierscan.connectors.azure")
 _DEV_ACCOUNT = "devstoreaccount1"
 _PAGE = 5000
 
-# Azure error codes (x-ms-error-code) -> scanner.errors; other statuses fall back to `_http.classify`.
+# Azure error codes (x-ms-error-code) -> tierscan.scanner.core.errors; other statuses fall back to `_http.classify`.
 _ERRORS: ErrorTable = {
     "BlobNotFound": ObjectGone,
     "ContainerNotFound": ObjectGone,
@@ -238,7 +262,7 @@ class AzureConnector(Connector):
         except ObjectGone:
             raise UsageError(f"az://{account}/{container}: no such container") from None
 
-    # ---- listing from Azure Blob Inventory runs (`connectors.inventory_reports`) ---------------------
+    # ---- listing from Azure Blob Inventory runs (`tierscan.connectors.inventory_reports`) ---------------------
 
     async def _list_inventory(self, account: str, container: str, prefix: str,
                               settings: InventorySettings) -> AsyncIterator[ObjectRef]:

@@ -9,7 +9,7 @@ jurisdiction. The core asks `capabilities`; it never checks which backend it hol
 Cloud backends send every request through `Connector.call`, so the SDKs' own retry loops stay off and
 throttling is retried (and counted) in one place.
 
-Writes exist for `tierscan apply` only (scanner/apply.py); scans never call them. A backend declares the
+Writes exist for `tierscan apply` only (scanner/remediate/apply.py); scans never call them. A backend declares the
 ones it implements in `capabilities.writes` ("tag", "copy", "move", "delete", "set_tier") and overrides
 `stat`, `get_tags`/`set_tags`, `copy`/`move`, `delete`, `remove_delete_marker` and `set_tier`; the base
 versions refuse with a usage error. Before an object is deleted or moved away, apply proves that another
@@ -31,11 +31,11 @@ from datetime import datetime
 from typing import ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from scanner.config import Config
-from scanner.errors import ObjectUnreadable, TransientError, UsageError
-from scanner.models import ObjectRef, Tier
-from scanner.shard import Shard
-from scanner.tiers import JurisdictionMap, TierTable
+from tierscan.scanner.core.config import Config
+from tierscan.scanner.core.errors import ObjectUnreadable, TransientError, UsageError
+from tierscan.scanner.core.models import ObjectRef, Tier
+from tierscan.scanner.core.shard import Shard
+from tierscan.scanner.core.tiers import JurisdictionMap, TierTable
 
 __all__ = ["Capabilities", "Connector", "Location", "ObjectState", "RetryPolicy", "Target", "Throttled", "WorkerRead",
            "merge_streams", "parse_target"]
@@ -58,7 +58,7 @@ class Capabilities:
     """What a backend can do, as data (after rclone's `Features`)."""
 
     name: str
-    # The checksum kinds (`scanner.models.CHECKSUM_KINDS`, which say how far each is trusted) the backend
+    # The checksum kinds (`tierscan.scanner.core.models.CHECKSUM_KINDS`, which say how far each is trusted) the backend
     # gives, and how: "listing" (free, with every listed object) or "head" (a request an object, no bytes:
     # the listing says the object has one, `ObjectRef.checksums[kind]` None, and `head_checksums` fetches it).
     checksums: Mapping[str, Literal["listing", "head"]] = field(default_factory=dict)
@@ -163,9 +163,9 @@ class Connector(ABC):
     scheme: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     retry: RetryPolicy = RetryPolicy()  # per instance through `retry=`
-    # A shard scan's share of the buckets listed from inventory reports (`connectors.inventory_reports`):
+    # A shard scan's share of the buckets listed from inventory reports (`tierscan.connectors.inventory_reports`):
     # such a listing yields only the objects the shard owns. LIST-based listings ignore it (every shard
-    # lists everything, see `scanner.shard`).
+    # lists everything, see `tierscan.scanner.core.shard`).
     inventory_shard: Shard | None = None
 
     def __init__(
@@ -199,7 +199,7 @@ class Connector(ABC):
         retrying `TransientError` (a timeout counts as one) with jittered backoff; the last one is raised.
 
         `request` is called afresh for each attempt. It must translate its SDK's errors into
-        `scanner.errors` types; anything else propagates at once.
+        `tierscan.scanner.core.errors` types; anything else propagates at once.
         """
         for attempt in range(self.retry.attempts):
             self.requests[kind] += 1
@@ -240,7 +240,7 @@ class Connector(ABC):
 
     @abstractmethod
     async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
-        """Bytes [start, end) of the object, 0 <= start <= end <= size. Raise `scanner.errors` types."""
+        """Bytes [start, end) of the object, 0 <= start <= end <= size. Raise `tierscan.scanner.core.errors` types."""
 
     async def read_range(self, ref: ObjectRef, start: int = 0, end: int | None = None) -> bytes:
         """Bytes of `ref` by slice rules: `end` None is the end, a negative `start` counts from the end.
@@ -261,7 +261,7 @@ class Connector(ABC):
     def worker_read(self, ref: ObjectRef) -> WorkerRead | None:
         """How a worker process reads `ref` itself, where `capabilities.worker_reads`: a function it can
         import and the arguments that lead; `function(*args, start, end)` returns bytes [start, end) or
-        raises `scanner.errors` types, with every check `read_range` makes. None: this object is read
+        raises `tierscan.scanner.core.errors` types, with every check `read_range` makes. None: this object is read
         through `read_range` (storage where a read may hang is read only there, under its timeout). The
         caller counts the request (`requests["read"]`)."""
         return None

@@ -37,13 +37,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from gcloud.aio.storage import Storage
 
-from scanner.config import Config, InventorySettings
-from scanner.errors import ObjectError, ObjectGone, TransientError, UsageError
-from scanner.models import ObjectRef
-
-from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
-from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, merge_streams
-from .inventory_reports import MAX_TRIED, DataFile, Report, announce, gcs_report, report_refs
+from tierscan.connectors._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
+from tierscan.connectors.base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, merge_streams
+from tierscan.connectors.inventory_reports import MAX_TRIED, DataFile, Report, announce, gcs_report, report_refs
+from tierscan.scanner.core.config import Config, InventorySettings
+from tierscan.scanner.core.errors import ObjectError, ObjectGone, TransientError, UsageError
+from tierscan.scanner.core.models import ObjectRef
 
 __all__ = ["GCSConnector"]
 
@@ -194,7 +193,7 @@ class GCSConnector(Connector):
                 return
             params["pageToken"] = token
 
-    # ---- listing from Storage Insights inventory reports (`connectors.inventory_reports`) -----------
+    # ---- listing from Storage Insights inventory reports (`tierscan.connectors.inventory_reports`) -----------
 
     async def _list_inventory(self, bucket: str, prefix: str, settings: InventorySettings) -> AsyncIterator[ObjectRef]:
         """The bucket's objects as its newest complete inventory report lists them: no object listing of

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from scanner.errors import UsageError
+from tierscan.scanner.core.errors import UsageError
 
 __all__ = [
     "FETCH_BYTES",

@@ -34,12 +34,18 @@ from stat import S_ISLNK, S_ISREG
 from typing import Any, NamedTuple
 from urllib.parse import quote_from_bytes, unquote, urlsplit
 
-from scanner.atomic import fsync_dir
-from scanner.config import Config
-from scanner.errors import ObjectDenied, ObjectError, ObjectGone, ObjectReadError, ObjectRefused, UsageError
-from scanner.models import ObjectRef
-
-from .base import Capabilities, Connector, Location, ObjectState, Target, WorkerRead
+from tierscan.connectors.base import Capabilities, Connector, Location, ObjectState, Target, WorkerRead
+from tierscan.scanner.core.atomic import fsync_dir
+from tierscan.scanner.core.config import Config
+from tierscan.scanner.core.errors import (
+    ObjectDenied,
+    ObjectError,
+    ObjectGone,
+    ObjectReadError,
+    ObjectRefused,
+    UsageError,
+)
+from tierscan.scanner.core.models import ObjectRef
 
 __all__ = ["LocalConnector"]
 

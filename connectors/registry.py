@@ -6,18 +6,17 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
-from scanner.errors import UsageError
-
-from .base import Connector
+from tierscan.connectors.base import Connector
+from tierscan.scanner.core.errors import UsageError
 
 __all__ = ["connector_class", "known_connectors", "register_connector"]
 
 # scheme -> ("module:Class", install hint when its SDK is missing)
 _KNOWN: dict[str, tuple[str, str]] = {
-    "file": ("connectors.local:LocalConnector", ""),
-    "s3": ("connectors.s3:S3Connector", "pip install 'tierscan[s3]'"),
-    "gs": ("connectors.gcs:GCSConnector", "pip install 'tierscan[gcs]'"),
-    "az": ("connectors.azure:AzureConnector", "pip install 'tierscan[azure]'"),
+    "file": ("tierscan.connectors.local:LocalConnector", ""),
+    "s3": ("tierscan.connectors.s3:S3Connector", "pip install 'tierscan[s3]'"),
+    "gs": ("tierscan.connectors.gcs:GCSConnector", "pip install 'tierscan[gcs]'"),
+    "az": ("tierscan.connectors.azure:AzureConnector", "pip install 'tierscan[azure]'"),
 }
 _registered: dict[str, type[Connector]] = {}
 

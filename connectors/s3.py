@@ -63,14 +63,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 from dateutil.tz import tzutc
 
-from scanner.config import Config, InventorySettings
-from scanner.errors import ObjectDenied, ObjectError, ObjectGone, ObjectUnreadable, TransientError, UsageError
-from scanner.models import ObjectRef
-
-from ._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
-from ._s3_get import SignedGets, error_code
-from .base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, Throttled, merge_streams
-from .inventory_reports import (
+from tierscan.connectors._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
+from tierscan.connectors._s3_get import SignedGets, error_code
+from tierscan.connectors.base import (
+    Capabilities,
+    Connector,
+    Location,
+    ObjectState,
+    RetryPolicy,
+    Target,
+    Throttled,
+    merge_streams,
+)
+from tierscan.connectors.inventory_reports import (
     MAX_TRIED,
     DataFile,
     Report,
@@ -81,6 +86,16 @@ from .inventory_reports import (
     s3_report_folder,
     truthy,
 )
+from tierscan.scanner.core.config import Config, InventorySettings
+from tierscan.scanner.core.errors import (
+    ObjectDenied,
+    ObjectError,
+    ObjectGone,
+    ObjectUnreadable,
+    TransientError,
+    UsageError,
+)
+from tierscan.scanner.core.models import ObjectRef
 
 __all__ = ["S3Connector"]
 
@@ -96,7 +111,7 @@ _VOUCHED_CHECKSUMS = ("sha256", "sha1", "sha512", "md5")
 # field; only kinds that are always of the whole object (never COMPOSITE).
 _HEAD_CHECKSUMS = {"crc64nvme": ("CRC64NVME", "ChecksumCRC64NVME")}
 
-# S3 error codes -> scanner.errors; HTTP statuses not named here fall back to `_http.classify`.
+# S3 error codes -> tierscan.scanner.core.errors; HTTP statuses not named here fall back to `_http.classify`.
 _ERRORS: ErrorTable = {
     "NoSuchKey": ObjectGone,
     "NoSuchVersion": ObjectGone,
@@ -378,7 +393,7 @@ class S3Connector(Connector):
             else:
                 params["ContinuationToken"] = page["NextContinuationToken"]
 
-    # ---- listing from S3 Inventory reports (`connectors.inventory_reports`) ------------------------
+    # ---- listing from S3 Inventory reports (`tierscan.connectors.inventory_reports`) ------------------------
 
     async def _list_inventory(self, name: str, prefix: str, settings: InventorySettings) -> AsyncIterator[ObjectRef]:
         """The bucket's objects as its newest complete inventory report lists them: no LIST of the bucket.

@@ -268,7 +268,7 @@ def _joined(blocks: list[str]) -> str:
 
 
 def cli_page() -> str:
-    from scanner.cli import cli
+    from tierscan.scanner.cli import cli
 
     out = [HEADER, "# CLI reference\n",
            ("Every command of `tierscan`, with the help its `--help` prints. Exit status: 0 success; 2 bad "
@@ -310,7 +310,7 @@ def _commands(group: click.Group, parent: click.Context, prefix: str = ""
 
 
 def config_page() -> str:
-    from scanner.config import Config
+    from tierscan.scanner.core.config import Config
 
     intro = ("Every key of the config file (`--config FILE`, `--config s3://BUCKET/KEY`, or the YAML in "
              "`TIERSCAN_CONFIG`) with its type and default; unknown keys are errors that name the file, line "
@@ -323,10 +323,10 @@ def config_page() -> str:
 
 
 def policies_page() -> str:
-    from policies import ACTIONS, FILTERS, describe_packs, describe_policies, load_policies
-    from policies.filters import BOOLEANS
-    from policies.model import PolicyFile, PolicySpec
-    from policies.schema import _bare_names
+    from tierscan.policies import ACTIONS, FILTERS, describe_packs, describe_policies, load_policies
+    from tierscan.policies.filters import BOOLEANS
+    from tierscan.policies.model import PolicyFile, PolicySpec
+    from tierscan.policies.schema import _bare_names
 
     def link(model: type[BaseModel]) -> str:
         return model.__name__
@@ -379,7 +379,7 @@ def _element(name: str, cls: type[BaseModel], link: Callable[[type[BaseModel]], 
 
 
 def report_page() -> str:
-    from scanner.models import InventoryRecord, Report
+    from tierscan.scanner.core.models import InventoryRecord, Report
 
     intro = ("The fields of `tierscan report --format json` (the `schema_version: 1` contract scripts rely "
              "on) and of a `tierscan inventory` record, generated from the models that write them. What the "

@@ -9,12 +9,12 @@ Filters and actions are registered classes (`FILTERS`, `ACTIONS`); `policy_schem
 them, and `validate_files` / `describe_packs` / `describe_policies` back the `tierscan policy` commands.
 """
 
-from .costs import Pricing
-from .engine import Evaluator, evaluate, in_order, iter_findings, order_key
-from .model import ACTIONS, FILTERS, Action, Context, Estimate, Filter, Policy, PolicySet
-from .output import write_resources
-from .schema import policy_schema
-from .validate import (
+from tierscan.policies.costs import Pricing
+from tierscan.policies.engine import Evaluator, evaluate, in_order, iter_findings, order_key
+from tierscan.policies.model import ACTIONS, FILTERS, Action, Context, Estimate, Filter, Policy, PolicySet
+from tierscan.policies.output import write_resources
+from tierscan.policies.schema import policy_schema
+from tierscan.policies.validate import (
     BUILTIN,
     builtin_pack_names,
     describe_packs,

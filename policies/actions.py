@@ -15,11 +15,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from scanner.models import Tier
-
-from .costs import Pricing
-from .domain import PERSONAL_DATA_KINDS, PersonalDataKind
-from .model import ACTIONS, Action, Context, Estimate, Record, copies
+from tierscan.policies.costs import Pricing
+from tierscan.policies.domain import PERSONAL_DATA_KINDS, PersonalDataKind
+from tierscan.policies.model import ACTIONS, Action, Context, Estimate, Record, copies
+from tierscan.scanner.core.models import Tier
 
 __all__ = ["DeleteRedundant", "Relocate", "Report", "StripMetadata", "Transition"]
 

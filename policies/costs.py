@@ -1,7 +1,7 @@
 """What a finding's recommendation saves each month and costs once, priced from the scan's price table.
 
-The figures reuse `scanner.pricing` (which price applies to a copy, under the config's `price_as`) and
-`scanner.savings.removal_cost` (what deleting a copy saves, and its early-deletion charge), so that a
+The figures reuse `tierscan.scanner.pricing.table` (which price applies to a copy, under the config's `price_as`) and
+`tierscan.scanner.pricing.savings.removal_cost` (what deleting a copy saves, and its early-deletion charge), so that a
 finding and the savings report never disagree about one copy. Each action prices one copy
 (`Action.estimate`); the engine adds them up over the finding's URIs.
 """
@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from scanner.models import InventoryRecord
-from scanner.pricing import Price, PriceAs, PriceTable
-from scanner.savings import GIB, RemovalCost, removal_cost
-
-from .model import Record
+from tierscan.policies.model import Record
+from tierscan.scanner.core.models import InventoryRecord
+from tierscan.scanner.pricing.savings import RemovalCost, removal_cost
+from tierscan.scanner.pricing.table import GIB, Price, PriceAs, PriceTable
 
 __all__ = ["ObjectRecord", "Pricing"]
 

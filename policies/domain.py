@@ -15,11 +15,10 @@ from typing import Literal, Self
 
 from pydantic import ByteSize, Field, model_validator
 
-from scanner.models import Tier
-
-from .filters import Size, parse_timestamp
-from .model import FILTERS, Context, Filter, Record, copies
-from .prefilter import Between, Condition, Flag, HasPersonalData, OneOf
+from tierscan.policies.filters import Size, parse_timestamp
+from tierscan.policies.model import FILTERS, Context, Filter, Record, copies
+from tierscan.policies.prefilter import Between, Condition, Flag, HasPersonalData, OneOf
+from tierscan.scanner.core.models import Tier
 
 __all__ = [
     "PERSONAL_DATA_KINDS",

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
-from scanner.models import Finding
-
-from .costs import Pricing
-from .model import RESOURCES, ZERO, Context, Policy, PolicySet, Record, Resource
+from tierscan.policies.costs import Pricing
+from tierscan.policies.model import RESOURCES, ZERO, Context, Policy, PolicySet, Record, Resource
+from tierscan.scanner.core.models import Finding
 
 __all__ = ["Evaluator", "evaluate", "in_order", "iter_findings", "order_key"]
 

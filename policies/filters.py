@@ -27,8 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from .model import FILTERS, RECORD_KEYS, Context, Filter, Issue, Record, Resource, resolve
-from .prefilter import Condition, OneOf, every, some
+from tierscan.policies.model import FILTERS, RECORD_KEYS, Context, Filter, Issue, Record, Resource, resolve
+from tierscan.policies.prefilter import Condition, OneOf, every, some
 
 __all__ = [
     "BOOLEANS",

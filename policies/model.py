@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from scanner.models import Group, InventoryRecord, Severity
-
-from .registry import Registry
+from tierscan.policies.registry import Registry
+from tierscan.scanner.core.models import Group, InventoryRecord, Severity
 
 if TYPE_CHECKING:
-    from .costs import Pricing
-    from .prefilter import Condition
+    from tierscan.policies.costs import Pricing
+    from tierscan.policies.prefilter import Condition
 
 __all__ = [
     "ACTIONS",

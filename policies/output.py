@@ -16,10 +16,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from scanner.atomic import atomic_write
-from scanner.models import Finding
-
-from .model import Policy, PolicySet, Record
+from tierscan.policies.model import Policy, PolicySet, Record
+from tierscan.scanner.core.atomic import atomic_write
+from tierscan.scanner.core.models import Finding
 
 __all__ = ["write_resources"]
 

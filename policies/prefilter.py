@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, get_origin
 
-from scanner.models import Group
-
-from .model import Policy, Resource
+from tierscan.policies.model import Policy, Resource
+from tierscan.scanner.core.models import Group
 
 __all__ = ["AllOf", "AnyOf", "Between", "Condition", "Flag", "HasPersonalData", "OneOf", "every",
            "group_may_match", "prefilter", "some"]

@@ -11,9 +11,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from . import actions, domain  # noqa: F401  (importing registers the actions and domain filters)
-from .filters import BOOLEANS
-from .model import ACTIONS, FILTERS, PolicyFile, PolicySpec
+from tierscan.policies import actions, domain  # noqa: F401  (importing registers the actions and domain filters)
+from tierscan.policies.filters import BOOLEANS
+from tierscan.policies.model import ACTIONS, FILTERS, PolicyFile, PolicySpec
 
 __all__ = ["policy_schema"]
 

@@ -1,12 +1,13 @@
 """Reading policy YAML safely: policy files and the shipped packs go through the one bounded loader
-(`scanner.safe_yaml`: no aliases, nesting and size capped), since a policy file may come from anyone who can
+(`tierscan.scanner.core.safe_yaml`: no aliases, nesting and size capped), since a policy file may come from anyone who
+can
 put a file where a scan reads its config."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from scanner.safe_yaml import MAX_DEPTH, YamlDocument, line_at, read_yaml_file
+from tierscan.scanner.core.safe_yaml import MAX_DEPTH, YamlDocument, line_at, read_yaml_file
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "PolicyYaml", "line_at", "read_policy_yaml"]
 

@@ -16,12 +16,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from scanner.errors import UsageError
-
-from . import domain  # noqa: F401  (importing registers the domain filters)
-from .actions import Report
-from .filters import BOOLEANS
-from .model import (
+from tierscan.policies import domain  # noqa: F401  (importing registers the domain filters)
+from tierscan.policies.actions import Report
+from tierscan.policies.filters import BOOLEANS
+from tierscan.policies.model import (
     ACTIONS,
     FILTERS,
     RESOURCES,
@@ -34,8 +32,9 @@ from .model import (
     PolicySpec,
     Resource,
 )
-from .registry import Registry
-from .source import PolicyYaml, line_at, read_policy_yaml
+from tierscan.policies.registry import Registry
+from tierscan.policies.source import PolicyYaml, line_at, read_policy_yaml
+from tierscan.scanner.core.errors import UsageError
 
 __all__ = [
     "BUILTIN",
@@ -87,7 +86,7 @@ def validate_files(paths: Iterable[Path | str]) -> list[str]:
 
 def describe_packs(selected: Iterable[str] = (BUILTIN,)) -> list[dict[str, Any]]:
     """One row per shipped pack for `tierscan policy list`: name, description, its policies, and whether
-    the `selected` pack names (the config's `policies.packs`) include it."""
+    the `selected` pack names (the config's `tierscan.policies.packs`) include it."""
     chosen = set(selected)
     rows = []
     for path in sorted(PACKS_DIR.glob("*.yaml")):

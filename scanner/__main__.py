@@ -1,5 +1,5 @@
-"""`python -m scanner` is the `tierscan` command."""
+"""`python -m tierscan.scanner` is the `tierscan` command."""
 
-from .cli import main
+from tierscan.scanner.cli import main
 
 main()

@@ -1,7 +1,7 @@
 """The `tierscan` command. Thin: it parses arguments and calls the pipeline, report and policy modules.
 
 Exit status: 0 success; 2 bad usage, config or policy file (the message names file, line and field), or
-the catalog is in use by another writing command (the message names it: `scanner.catalog_lock`);
+the catalog is in use by another writing command (the message names it: `tierscan.scanner.scan.catalog_lock`);
 1 a finding at or above `--fail-on SEVERITY`.
 """
 
@@ -27,21 +27,20 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from policies import describe_packs, describe_policies, load_policies, policy_schema, validate_files
-
-from .atomic import atomic_write
-from .catalog import Catalog
-from .catalog_lock import CatalogLock
-from .config import Config, check_workers, load_config, load_config_text
-from .errors import UsageError
-from .exposure import Exposure, exposure as personal_data_exposure
-from .models import Severity
-from .progress import RichProgress
-from .safe_text import terminal_safe, terminal_text
-from .shard import Shard, parse_shard, shard_from_env
+from tierscan.policies import describe_packs, describe_policies, load_policies, policy_schema, validate_files
+from tierscan.scanner.core.atomic import atomic_write
+from tierscan.scanner.core.config import Config, check_workers, load_config, load_config_text
+from tierscan.scanner.core.errors import UsageError
+from tierscan.scanner.core.models import Severity
+from tierscan.scanner.core.safe_text import terminal_safe, terminal_text
+from tierscan.scanner.core.shard import Shard, parse_shard, shard_from_env
+from tierscan.scanner.report.exposure import Exposure, exposure as personal_data_exposure
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.scan.catalog_lock import CatalogLock
+from tierscan.scanner.scan.progress import RichProgress
 
 if TYPE_CHECKING:
-    from .report import ReportStream
+    from tierscan.scanner.report.build import ReportStream
 
 __all__ = ["main"]
 
@@ -53,7 +52,7 @@ def _config(value: str | None) -> Config:
     """`--config FILE|URI`, else the YAML in `TIERSCAN_CONFIG`, else the defaults: a container gets its
     config from a mounted file, an environment variable or a bucket."""
     if value and "://" in value:
-        from .results import read_uri
+        from tierscan.scanner.report.publish import read_uri
 
         return load_config_text(read_uri(value).decode("utf-8"), value)
     if value is None and os.environ.get("TIERSCAN_CONFIG"):
@@ -92,8 +91,8 @@ def _open_catalog(path: Path, must_exist: bool, write: bool = False) -> Iterator
 def _report_stream(config: Config, catalog: Catalog) -> ReportStream:
     """The catalog's report, its groups, findings and skipped objects read back as it is written out (the
     catalog must stay open until then)."""
-    from .pricing import PriceTable
-    from .report import catalog_report
+    from tierscan.scanner.pricing.table import PriceTable
+    from tierscan.scanner.report.build import catalog_report
 
     return catalog_report(catalog, PriceTable.load(config.prices),
                           lambda r: config.bucket_settings(r.bucket, r.uri).price_as, datetime.now(UTC))
@@ -101,7 +100,7 @@ def _report_stream(config: Config, catalog: Catalog) -> ReportStream:
 
 def _emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "buckets",
           exposure: Exposure | None = None) -> None:
-    from .report import render_table, write_csv, write_json
+    from tierscan.scanner.report.build import render_table, write_csv, write_json
 
     if fmt == "table":
         if output:
@@ -111,7 +110,7 @@ def _emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = 
             render_table(report, _console())
         return
     if fmt == "html":
-        from .html_report import write_html
+        from tierscan.scanner.report.html import write_html
 
         with _text_output(output) as fh:
             write_html(report, exposure or Exposure(), fh)
@@ -214,9 +213,8 @@ results_option = click.option(
 
 def _write_output_dir(out: Path, config: Config, catalog: Catalog, report: ReportStream) -> None:
     """Cloud-Custodian-style dry-run output: the report, and each policy's matched records."""
-    from policies import write_resources
-
-    from .pipeline import policy_records
+    from tierscan.policies import write_resources
+    from tierscan.scanner.scan.pipeline import policy_records
 
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     objects, groups = policy_records(config, catalog)
@@ -226,8 +224,8 @@ def _write_output_dir(out: Path, config: Config, catalog: Catalog, report: Repor
 
 def _publish(results: str, config: Config, catalog: Catalog, report: ReportStream) -> None:
     """One run's outputs (report as JSON, HTML and text, inventory, policy folders) to `--results`."""
-    from .inventory import write_jsonl
-    from .results import open_store, publish_run
+    from tierscan.scanner.report.inventory import write_jsonl
+    from tierscan.scanner.report.publish import open_store, publish_run
 
     store = open_store(results)
     with tempfile.TemporaryDirectory(prefix="tierscan-run-") as tmp:
@@ -252,7 +250,7 @@ def cli() -> None:
 
 
 def _workers_option(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
-    """--workers within `scanner.config.workers_bound`: a usage error (exit 2) past it."""
+    """--workers within `tierscan.scanner.core.config.workers_bound`: a usage error (exit 2) past it."""
     try:
         return value if value is None else check_workers(value)
     except ValueError as exc:
@@ -304,7 +302,7 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
     """
     config = _scan_config(config_path, workers=workers, concurrency=concurrency, no_perceptual=no_perceptual,
                           no_signatures=no_signatures, max_retrieval=max_retrieval, object_timeout=object_timeout)
-    from .pipeline import run_scan
+    from tierscan.scanner.scan.pipeline import run_scan
 
     shard = _shard(shard_text)
     path = _db_path(db, config)
@@ -321,7 +319,7 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
             _publish(results, config, catalog, report)
         if fmt != "none":
             _emit(report, fmt, output)
-    from .report import summary_line
+    from tierscan.scanner.report.build import summary_line
 
     click.echo(summary_line(report), err=True)
     scanned = report.head.scan
@@ -362,7 +360,7 @@ def plan_command(targets: tuple[str, ...], config_path: str | None, db: Path | N
     Lists the targets into the catalog (listing requests only); objects unchanged since the last scan
     cost nothing. Whole reads that head/tail narrowing may still need are shown as "at most".
     """
-    from .pipeline import plan_scan
+    from tierscan.scanner.scan.pipeline import plan_scan
 
     config = _scan_config(config_path, no_perceptual=no_perceptual)
     with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog:
@@ -382,11 +380,11 @@ def plan_command(targets: tuple[str, ...], config_path: str | None, db: Path | N
 
 def _shard_scan(config: Config, path: Path, targets: list[str], shard: Shard, results: str | None) -> None:
     """One shard's scan into its part catalog, kept in RESULTS/shards/ between runs when given."""
-    from .pipeline import run_scan
+    from tierscan.scanner.scan.pipeline import run_scan
 
     store = None
     if results:
-        from .results import open_store
+        from tierscan.scanner.report.publish import open_store
 
         store = open_store(results)
     with CatalogLock(path):  # from fetching the last part to putting this one back
@@ -418,14 +416,14 @@ def merge(parts: tuple[str, ...], config_path: str | None, db: Path | None, outp
     PARTS are files or object URIs (e.g. s3://BUCKET/PREFIX/shards/part-0-of-4.db). Each part gives only
     its shard's objects; where parts disagree the newest identity wins and the conflict is listed on stderr.
     """
-    from .merge import merge_catalogs
+    from tierscan.scanner.scan.merge import merge_catalogs
 
     config = _config(config_path)
     with tempfile.TemporaryDirectory(prefix="tierscan-parts-") as tmp:
         paths = []
         for i, part in enumerate(parts):
             if "://" in part:
-                from .results import read_uri
+                from tierscan.scanner.report.publish import read_uri
 
                 local = Path(tmp) / f"{i}-{part.rsplit('/', 1)[-1]}"
                 local.write_bytes(read_uri(part))
@@ -441,7 +439,7 @@ def merge(parts: tuple[str, ...], config_path: str | None, db: Path | None, outp
                 _publish(results, config, catalog, report)
     for line in result.conflicts:
         click.echo(terminal_safe(f"conflict: {line}"), err=True)
-    from .report import summary_line
+    from tierscan.scanner.report.build import summary_line
 
     click.echo(f"merged {result.parts} part(s): {result.objects} objects, {len(result.conflicts)} conflict(s)",
                err=True)
@@ -488,13 +486,13 @@ def inventory(config_path: str | None, db: Path | None, fmt: str, output: Path |
 
     `--format parquet` (needs `--output` and the `parquet` extra) writes the CSV's flattened columns, typed.
     """
-    from .inventory import write_csv, write_jsonl
+    from tierscan.scanner.report.inventory import write_csv, write_jsonl
 
     config = _config(config_path)
     if fmt == "parquet":
         if output is None:
             raise UsageError("--format parquet writes a binary file: give --output FILE")
-        from .inventory_parquet import write_parquet
+        from tierscan.scanner.report.inventory_parquet import write_parquet
 
         with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
             write_parquet(catalog.records(), output)
@@ -529,7 +527,7 @@ def near_ignore(uris: tuple[str, ...], config_path: str | None, db: Path | None)
     if len(wanted) < 2:
         raise UsageError("near ignore: name at least two different URIs")
     config = _config(config_path)
-    from .pipeline import evaluate_results
+    from tierscan.scanner.scan.pipeline import evaluate_results
 
     with _open_catalog(_db_path(db, config), must_exist=True, write=True) as catalog:
         unknown = sorted(set(wanted) - catalog.known(wanted))
@@ -574,7 +572,7 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 @config_option
 @_guard
 def policy_list(config_path: str | None) -> None:
-    """Show the built-in packs (`policies.packs` in the config selects them; `builtin` means all), then
+    """Show the built-in packs (`tierscan.policies.packs` in the config selects them; `builtin` means all), then
     the policies a scan would evaluate: the selected packs' and the config's files'."""
     config = _config(config_path)
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
@@ -630,7 +628,7 @@ def prices_refresh(output: Path, regions: tuple[str, ...], gcp_api_key: str | No
     """
     from datetime import date
 
-    from .price_refresh import DEFAULT_REGIONS, Endpoints, refresh, write_override
+    from tierscan.scanner.pricing.refresh import DEFAULT_REGIONS, Endpoints, refresh, write_override
 
     try:
         import aiohttp  # noqa: F401
@@ -684,7 +682,7 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
     ETag/generation is checked against the plan and a journal entry is fsynced; masters are never touched,
     and a copy is deleted or moved away only once its master is proven to hold the same bytes now.
     """
-    from . import apply as remediation
+    from tierscan.scanner.remediate import apply as remediation
 
     config = _config(config_path)
     if execute_path is not None:
@@ -738,7 +736,7 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
 @_guard
 def undo_command(journal: Path, config_path: str | None) -> None:
     """Reverse the tag and quarantine changes recorded in JOURNAL (newest first; safe to run again)."""
-    from .apply import undo_journal
+    from tierscan.scanner.remediate.apply import undo_journal
 
     result = undo_journal(journal, _config(config_path))
     for uri, why in result.not_undone:

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from scanner import apply as remediation
-from scanner.catalog import Catalog
-from scanner.cli import cli
-from scanner.config import Config, MasterSettings, PolicySettings
-from scanner.errors import UsageError
-from scanner.pipeline import run_scan
+from tierscan.scanner.cli import cli
+from tierscan.scanner.core.config import Config, MasterSettings, PolicySettings
+from tierscan.scanner.core.errors import UsageError
+from tierscan.scanner.remediate import apply as remediation
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.scan.pipeline import run_scan
 
 DATA = Path(__file__).parent / "data" / "exif"
 PHOTO = (DATA / "exifpy__Canon_40D.jpg").read_bytes()
@@ -77,7 +77,7 @@ def test_plan_excludes_masters_and_changes_nothing(scanned: tuple[Path, Config, 
     assert all(i["master"] == master for i in plan["items"])
     assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == before
     # A master named by a finding is listed as excluded, never planned.
-    from scanner.models import Finding, Severity
+    from tierscan.scanner.core.models import Finding, Severity
 
     forced = [Finding(policy="x", severity=Severity.low, action="delete-redundant", uris=[master], reason="r")]
     plan2 = remediation.build_plan(catalog, db, "delete", findings=forced)
@@ -194,7 +194,7 @@ def test_crash_between_journal_and_change_then_undo(scanned: tuple[Path, Config,
                                                     tmp_path: Path) -> None:
     """The process dies after quarantine's copy (a hard link) but before the source is removed: the journal
     holds the intent without its outcome, and undo puts things back as they were."""
-    from connectors.local import LocalConnector
+    from tierscan.connectors.local import LocalConnector
 
     root, config, catalog, db = scanned
     q = tmp_path / "q"
@@ -202,7 +202,7 @@ def test_crash_between_journal_and_change_then_undo(scanned: tuple[Path, Config,
 
     class Dies(LocalConnector):
         async def move(self, src, dst, *, expect):  # type: ignore[no-untyped-def]
-            from connectors.local import _path_of
+            from tierscan.connectors.local import _path_of
 
             _path_of(dst).parent.mkdir(parents=True, exist_ok=True)
             os.link(_path_of(src), _path_of(dst))
@@ -297,7 +297,7 @@ def test_master_and_copy_that_are_one_file_are_refused(scanned: tuple[Path, Conf
 def test_forged_sha256_in_the_catalog_does_not_delete(tmp_path: Path) -> None:
     """A catalog (restored from a results store) whose sha256 makes two different files of one size an
     exact group: the files are compared, not the catalog's digests, and the copy stays."""
-    from scanner.models import Finding, Group, Severity
+    from tierscan.scanner.core.models import Finding, Group, Severity
 
     root, config = _estate(tmp_path)
     forged = root / "copies" / "forged.jpg"
@@ -342,9 +342,9 @@ def test_delete_proves_the_master_then_deletes(scanned: tuple[Path, Config, Cata
 def test_local_delete_rechecks_the_very_file(scanned: tuple[Path, Config, Catalog, Path]) -> None:
     """The unlink happens only while the path is still the file that was checked: not a file swapped in
     since (another inode), and never a symlink."""
-    from connectors.base import Location
-    from connectors.local import LocalConnector
-    from scanner.errors import ObjectGone
+    from tierscan.connectors.base import Location
+    from tierscan.connectors.local import LocalConnector
+    from tierscan.scanner.core.errors import ObjectGone
 
     root, config, _, _ = scanned
     copy = root / "copies" / "photo-1.jpg"
@@ -435,8 +435,8 @@ def test_s3_vouched_digests_are_only_those_nobody_can_match_with_other_bytes() -
     import base64
     import hashlib
 
-    from connectors.base import Location, ObjectState
-    from connectors.s3 import S3Connector
+    from tierscan.connectors.base import Location, ObjectState
+    from tierscan.connectors.s3 import S3Connector
 
     md5, sha = hashlib.md5(PHOTO).hexdigest(), hashlib.sha256(PHOTO).digest()
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from scanner.area_resize import _ours, area_resize
+from tierscan.scanner.fingerprint.area_resize import _ours, area_resize
 
 
 def _image(rng: np.random.Generator, shape: tuple[int, int], dtype: type) -> np.ndarray:

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from scanner.atomic import atomic_write
-from scanner.cli import cli
-from scanner.models import InventoryRecord, Report
+from tierscan.scanner.cli import cli
+from tierscan.scanner.core.atomic import atomic_write
+from tierscan.scanner.core.models import InventoryRecord, Report
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "exif"
@@ -31,8 +31,8 @@ PREVIOUS = "the previous output\n"
 # KILL_AFTER kills the process with SIGKILL when that many records have been handed out.
 HOOK = """
 import os, resource, signal, sys
-from scanner.catalog import Catalog
-from scanner.cli import main
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.cli import main
 
 fill_at, kill_after = int(os.environ.get("FILL_AT", 0)), int(os.environ.get("KILL_AFTER", 0))
 

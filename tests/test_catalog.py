@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from scanner.catalog import _LISTING_BATCH, SCHEMA_VERSION, Catalog
-from scanner.errors import UsageError
-from scanner.models import GPS, ExifRecord, ObjectRef, Tier
+from tierscan.scanner.core.errors import UsageError
+from tierscan.scanner.core.models import GPS, ExifRecord, ObjectRef, Tier
+from tierscan.scanner.scan.catalog import _LISTING_BATCH, SCHEMA_VERSION, Catalog
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T1 = datetime(2024, 6, 1, tzinfo=UTC)
@@ -187,7 +187,7 @@ def test_records_carry_exif_and_personal_data(catalog):
 def test_catalog_without_signature_column_gets_it_and_old_images_are_read_once_more(tmp_path):
     import sqlite3
 
-    from scanner.signatures import MAGIC
+    from tierscan.scanner.fingerprint.signatures import MAGIC
 
     path = tmp_path / "old.db"
     with Catalog(path) as c:
@@ -210,7 +210,7 @@ def test_catalog_without_signature_column_gets_it_and_old_images_are_read_once_m
 
 
 def test_hashes_of_another_perceptual_mode_are_made_again(tmp_path):
-    from scanner.signatures import MAGIC
+    from tierscan.scanner.fingerprint.signatures import MAGIC
 
     path = tmp_path / "c.db"
     with Catalog(path) as c:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from scanner.catalog import Catalog
-from scanner.catalog_lock import CatalogLock
-from scanner.config import Config
-from scanner.errors import CatalogBusy, UsageError
-from scanner.merge import merge_catalogs
+from tierscan.scanner.core.config import Config
+from tierscan.scanner.core.errors import CatalogBusy, UsageError
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.scan.catalog_lock import CatalogLock
+from tierscan.scanner.scan.merge import merge_catalogs
 
 PHOTO = (Path(__file__).parent / "data" / "exif" / "exifpy__Canon_40D.jpg").read_bytes()
 
@@ -26,7 +26,7 @@ PHOTO = (Path(__file__).parent / "data" / "exif" / "exifpy__Canon_40D.jpg").read
 _HOLDER = """
 import os, sys, time
 from pathlib import Path
-from scanner.catalog_lock import CatalogLock
+from tierscan.scanner.scan.catalog_lock import CatalogLock
 with CatalogLock(Path(sys.argv[1])):
     child = os.fork() if sys.argv[2] == "fork" else 0
     if child == 0 and sys.argv[2] == "fork":
@@ -47,7 +47,7 @@ def estate(tmp_path: Path) -> Path:
 
 
 def _tierscan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scanner", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tierscan.scanner", *args], capture_output=True, text=True,
                           timeout=300, check=False)
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors.registry import connector_class
-from scanner.catalog import Catalog, WorkItem
-from scanner.cluster import exact_groups
-from scanner.config import MasterSettings
-from scanner.models import CHECKSUM_KINDS, InventoryRecord, ObjectRef, Tier, Trust, content_identities
-from scanner.plan import head_pays, plan_heads
+from tierscan.connectors.registry import connector_class
+from tierscan.scanner.core.config import MasterSettings
+from tierscan.scanner.core.models import CHECKSUM_KINDS, InventoryRecord, ObjectRef, Tier, Trust, content_identities
+from tierscan.scanner.group.cluster import exact_groups
+from tierscan.scanner.scan.catalog import Catalog, WorkItem
+from tierscan.scanner.scan.plan import head_pays, plan_heads
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 MIB = 1024 * 1024

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, strategies as st
 from pydantic import ValidationError
 
-from scanner.cluster import MASTER_RULES, exact_groups, near_groups
-from scanner.config import MasterRule, MasterSettings, NearSettings
-from scanner.models import GPS, ExifRecord, InventoryRecord, Tier
+from tierscan.scanner.core.config import MasterRule, MasterSettings, NearSettings
+from tierscan.scanner.core.models import GPS, ExifRecord, InventoryRecord, Tier
+from tierscan.scanner.group.cluster import MASTER_RULES, exact_groups, near_groups
 
 T0 = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -231,7 +231,7 @@ def _fingerprinted(variants):
     """Records and signature blobs of JPEG-encoded images, by URI."""
     import io
 
-    from scanner.fingerprint import _init_worker, fingerprint_bytes
+    from tierscan.scanner.fingerprint.image import _init_worker, fingerprint_bytes
 
     _init_worker()
     records, blobs = [], {}
@@ -261,7 +261,7 @@ def _photos():
 def test_candidates_of_members_join_when_confirmed_against_the_centre_and_never_through_a_member(monkeypatch):
     """The hash index may pair a crop with a copy and not with the centre: it still joins, once verified
     against the centre itself; an unrelated image that is a member's candidate does not."""
-    import scanner.cluster as cluster
+    import tierscan.scanner.group.cluster as cluster
 
     photo, other = _photos()
     w, h = photo.size
@@ -293,7 +293,7 @@ def test_signature_of_an_older_layout_falls_back_to_the_global_hash_rule():
 
 
 def test_candidate_pairs_are_the_same_whatever_the_query_chunk(monkeypatch):
-    import scanner.cluster as cluster
+    import tierscan.scanner.group.cluster as cluster
 
     photo, other = _photos()
     records, blobs = _fingerprinted({
@@ -314,7 +314,7 @@ def test_verification_spread_over_processes_gives_the_groups_of_one_process(monk
     masters and distances are those of one process, kept-apart shots included."""
     from PIL import Image
 
-    from scanner import cluster
+    from tierscan.scanner.group import cluster
 
     _, other = _photos()
     first, second = _bracket()
@@ -350,7 +350,7 @@ def test_the_callers_work_runs_once_while_the_verification_processes_work(monkey
     verify, before verifying when this process does, and even when there is nothing to group."""
     import multiprocessing
 
-    from scanner import cluster
+    from tierscan.scanner.group import cluster
 
     photo, other = _photos()
     records, blobs = _fingerprinted({"s3://a/photo": photo, "s3://a/photo-small": photo.resize((320, 240)),
@@ -393,14 +393,14 @@ def _components_by_search(edges: list[tuple[int, int]]) -> list[list[int]]:
 
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)).filter(lambda e: e[0] < e[1]), max_size=80))
 def test_components_of_the_candidate_graph_are_those_a_search_finds(edges):
-    import scanner.cluster as cluster
+    import tierscan.scanner.group.cluster as cluster
 
     pairs = np.array([(a, b, 1) for a, b in sorted(set(edges))], np.int64).reshape(-1, 3)
     assert cluster._components(pairs, 41) == _components_by_search(edges)
 
 
 def test_components_of_a_long_chain_in_random_order():
-    import scanner.cluster as cluster
+    import tierscan.scanner.group.cluster as cluster
 
     order = np.random.default_rng(3).permutation(5000)
     pairs = np.column_stack([np.minimum(order[:-1], order[1:]), np.maximum(order[:-1], order[1:]),

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from scanner.config import MAX_CONFIG_BYTES, Config, load_config, load_config_text
-from scanner.errors import UsageError
-from scanner.models import Tier
+from tierscan.scanner.core.config import MAX_CONFIG_BYTES, Config, load_config, load_config_text
+from tierscan.scanner.core.errors import UsageError
+from tierscan.scanner.core.models import Tier
 
 
 def write(tmp_path: Path, text: str) -> Path:

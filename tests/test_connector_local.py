@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from failing_os import deny, fail_reads
 
-from connectors import Connector, connector_class, known_connectors, parse_target, register_connector
-from connectors.local import LocalConnector, _walk
-from scanner.config import Config
-from scanner.errors import ObjectGone, ObjectReadError, ObjectRefused, ObjectUnreadable, UsageError
-from scanner.models import Tier
+from tierscan.connectors import Connector, connector_class, known_connectors, parse_target, register_connector
+from tierscan.connectors.local import LocalConnector, _walk
+from tierscan.scanner.core.config import Config
+from tierscan.scanner.core.errors import ObjectGone, ObjectReadError, ObjectRefused, ObjectUnreadable, UsageError
+from tierscan.scanner.core.models import Tier
 
 
 def listing(root: Path, config: Config | None = None):
@@ -371,7 +371,7 @@ def test_small_files_are_read_without_a_thread_hop_and_large_ones_in_a_thread(es
 
 
 def test_once_small_reads_are_slow_reads_go_to_threads_where_they_overlap(estate, monkeypatch):
-    import connectors.local as local
+    import tierscan.connectors.local as local
 
     refs = {r.key: r for r in listing(estate)}
     monkeypatch.setattr(local, "_SLOW_READ", -1.0)  # every read counts as slow: storage with latency
@@ -387,7 +387,7 @@ def test_once_small_reads_are_slow_reads_go_to_threads_where_they_overlap(estate
 def test_files_on_a_network_file_system_are_read_only_in_threads(estate, tmp_path, monkeypatch):
     """A read on an NFS or FUSE mount can hang in the kernel: on the event loop it would stall the whole
     scan, in a thread only that object (its request times out)."""
-    import connectors.local as local
+    import tierscan.connectors.local as local
 
     table = tmp_path / "mounts"
     table.write_text(f"/dev/vda / ext4 rw 0 0\nserver:/photos {estate} nfs4 rw 0 0\n"

@@ -27,8 +27,8 @@ def test_reference_pages_are_current() -> None:
 
 
 def test_reference_pages_name_every_command_key_and_element() -> None:
-    from policies import ACTIONS, FILTERS
-    from scanner.config import ScanSettings
+    from tierscan.policies import ACTIONS, FILTERS
+    from tierscan.scanner.core.config import ScanSettings
 
     gen = _gen_ref()
     cli, config, policies = gen.cli_page(), gen.config_page(), gen.policies_page()

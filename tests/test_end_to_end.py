@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from scanner.catalog import Catalog
-from scanner.cli import cli
-from scanner.models import InventoryRecord, Report
-from scanner.pricing import PriceTable
+from tierscan.scanner.cli import cli
+from tierscan.scanner.core.models import InventoryRecord, Report
+from tierscan.scanner.pricing.table import PriceTable
+from tierscan.scanner.scan.catalog import Catalog
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = Path(__file__).parent / "data" / "exif" / "MANIFEST.csv"
@@ -273,14 +273,15 @@ def test_the_console_script_and_its_exit_codes(estate, tmp_path):
     """Run as users do: a separate process, with a bad config (exit 2) and a missing catalog (exit 2)."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("buckets:\n  hk: {tier: lukewarm}\n")
-    done = subprocess.run([sys.executable, "-m", "scanner", "scan", str(estate / "estate"), "--config", str(bad),
-                           "--db", str(tmp_path / "x.db")], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "tierscan.scanner", "scan", str(estate / "estate"),
+                           "--config", str(bad), "--db", str(tmp_path / "x.db")], capture_output=True, text=True)
     assert done.returncode == 2
     assert f"{bad}:2: buckets.hk.tier" in done.stderr
-    missing = subprocess.run([sys.executable, "-m", "scanner", "report", "--db", str(tmp_path / "none.db")],
+    missing = subprocess.run([sys.executable, "-m", "tierscan.scanner", "report", "--db", str(tmp_path / "none.db")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "no catalog here" in missing.stderr
-    helped = subprocess.run([sys.executable, "-m", "scanner", "scan", "--help"], capture_output=True, text=True)
+    helped = subprocess.run([sys.executable, "-m", "tierscan.scanner", "scan", "--help"],
+                            capture_output=True, text=True)
     assert helped.returncode == 0 and "--config" in helped.stdout
 
 

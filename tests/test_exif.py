@@ -1,4 +1,5 @@
-"""scanner.exif: agreement with exiftool on real files, and the walkers on small synthetic inputs."""
+"""tierscan.scanner.fingerprint.exif: agreement with exiftool on real files, and the walkers on small synthetic
+inputs."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from scanner.exif import ExifInfo, ImageMeta, read_metadata
-from scanner.exif.gpmf import read_gpmf
-from scanner.exif.model import Collector
-from scanner.exif.reader import read_prefix
-from scanner.exif.text import decode_text
-from scanner.exif.xmp import read_xmp, xmp_date
+from tierscan.scanner.fingerprint.exif import ExifInfo, ImageMeta, read_metadata
+from tierscan.scanner.fingerprint.exif.gpmf import read_gpmf
+from tierscan.scanner.fingerprint.exif.model import Collector
+from tierscan.scanner.fingerprint.exif.reader import read_prefix
+from tierscan.scanner.fingerprint.exif.text import decode_text
+from tierscan.scanner.fingerprint.exif.xmp import read_xmp, xmp_date
 
 DATA = Path(__file__).parent / "data" / "exif"
 with open(DATA / "MANIFEST.csv", newline="", encoding="utf-8") as _fh:

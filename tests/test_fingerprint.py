@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scanner.fingerprint import FingerprintPool, _init_worker, fingerprint_bytes
+from tierscan.scanner.fingerprint.image import FingerprintPool, _init_worker, fingerprint_bytes
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -196,9 +196,9 @@ def test_tiny_images_get_no_perceptual_hash():
 
 @pytest.mark.parametrize("orientation", [3, 5, 6, 8])
 def test_near_signature_is_made_upright_so_exif_rotations_verify_unmirrored(orientation):
-    from scanner.config import NearSettings
-    from scanner.signatures import MAGIC, Signature
-    from scanner.verify import evidence
+    from tierscan.scanner.core.config import NearSettings
+    from tierscan.scanner.fingerprint.signatures import MAGIC, Signature
+    from tierscan.scanner.group.verify import evidence
 
     img = gradient(640, 480)
     upright = fingerprint_bytes(jpeg(img), want_sha256=False, want_perceptual=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.exif import detect_format, read_metadata
+from tierscan.scanner.fingerprint.exif import detect_format, read_metadata
 
 DATA = Path(__file__).parent / "data" / "exif"
 with open(DATA / "MANIFEST.csv", newline="", encoding="utf-8") as _fh:

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from scanner import hamming_index
-from scanner.hamming_index import HammingIndex, pairs_within
+from tierscan.scanner.group import hamming_index
+from tierscan.scanner.group.hamming_index import HammingIndex, pairs_within
 
 
 def codes_with_planted_pairs(n=3000, seed=3):
@@ -142,7 +142,7 @@ def test_load_kernels_leaves_the_compiled_kernels_ready():
     import subprocess
     import sys
 
-    code = ("from scanner import hamming_index as h; before = len(h._join.signatures); h.load_kernels(); "
-            "print(before, len(h._join.signatures) > 0, len(h._counting_sort.signatures) > 0)")
+    code = ("from tierscan.scanner.group import hamming_index as h; before = len(h._join.signatures); "
+            "h.load_kernels(); print(before, len(h._join.signatures) > 0, len(h._counting_sort.signatures) > 0)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.split() == ["0", "True", "True"]

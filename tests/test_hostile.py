@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from scanner.catalog import Catalog
-from scanner.config import Config
-from scanner.exif import read_metadata
-from scanner.fingerprint import fingerprint_bytes
-from scanner.pipeline import run_scan
+from tierscan.scanner.core.config import Config
+from tierscan.scanner.fingerprint.exif import read_metadata
+from tierscan.scanner.fingerprint.image import fingerprint_bytes
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.scan.pipeline import run_scan
 
 DATA = Path(__file__).parent / "data" / "exif"
 PHOTO = (DATA / "exifpy__Canon_40D.jpg").read_bytes()
@@ -246,8 +246,8 @@ def _xmp_text_chunk(ctype: str, packet: bytes) -> bytes:
 
 @pytest.mark.parametrize("ctype", ["zTXt", "iTXt"])
 def test_png_text_xmp_reaches_the_xmp_reader_only_up_to_its_cap(ctype: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from scanner.exif import reader
-    from scanner.exif.xmp import MAX_PACKET
+    from tierscan.scanner.fingerprint.exif import reader
+    from tierscan.scanner.fingerprint.exif.xmp import MAX_PACKET
 
     seen: list[int] = []
     monkeypatch.setattr(reader, "read_xmp", lambda packet, sink: seen.append(len(packet)))
@@ -259,8 +259,8 @@ def test_png_text_xmp_reaches_the_xmp_reader_only_up_to_its_cap(ctype: str, monk
 
 
 def test_a_tiff_xmp_tag_reaches_the_xmp_reader_only_up_to_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    from scanner.exif import reader
-    from scanner.exif.xmp import MAX_PACKET
+    from tierscan.scanner.fingerprint.exif import reader
+    from tierscan.scanner.fingerprint.exif.xmp import MAX_PACKET
 
     seen: list[int] = []
     monkeypatch.setattr(reader, "read_xmp", lambda packet, sink: seen.append(len(packet)))
@@ -274,7 +274,7 @@ def test_png_text_chunks_that_fail_to_inflate_still_count_against_the_chunk_limi
         monkeypatch: pytest.MonkeyPatch) -> None:
     import zlib
 
-    import scanner.exif.png as png_walker
+    import tierscan.scanner.fingerprint.exif.png as png_walker
 
     inflated: list[int] = []
     real = png_walker._inflate
@@ -305,8 +305,8 @@ def test_a_4_mib_hostile_xmp_packet_is_parsed_to_an_answer() -> None:
 import sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_hostile import _XMP_FLOODS, _png_with_text, _xmp_flood, _xmp_text_chunk
-from scanner.exif.xmp import _properties
-from scanner.fingerprint import fingerprint_bytes
+from tierscan.scanner.fingerprint.exif.xmp import _properties
+from tierscan.scanner.fingerprint.image import fingerprint_bytes
 for unit in _XMP_FLOODS:
     print(len(_properties(_xmp_flood(unit, 4 << 20))))  # the whole packet, past the cap
     result = fingerprint_bytes(_png_with_text(_xmp_text_chunk("zTXt", _xmp_flood(unit, 4 << 20))),
@@ -322,8 +322,8 @@ for unit in _XMP_FLOODS:
 def test_a_jpeg_of_a_million_exif_continuation_segments_is_walked_to_an_answer() -> None:
     out = _in_subprocess("""
 import struct
-from scanner.exif import read_metadata
-from scanner.exif.jpeg import MAX_JOINED
+from tierscan.scanner.fingerprint.exif import read_metadata
+from tierscan.scanner.fingerprint.exif.jpeg import MAX_JOINED
 tiff = b"II*\\x00\\x08\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00"
 first = b"Exif\\x00\\x00" + tiff
 more = b"Exif\\x00\\x00" + b"\\x00"  # no TIFF header of its own: joined onto the one before
@@ -340,8 +340,8 @@ def _box(btype: bytes, body: bytes) -> bytes:
 
 
 def test_heif_items_sharing_one_large_extent_are_located_only_while_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    from scanner.exif import bmff
-    from scanner.exif.blocks import MAX_BLOCKS
+    from tierscan.scanner.fingerprint.exif import bmff
+    from tierscan.scanner.fingerprint.exif.blocks import MAX_BLOCKS
 
     located: list[int] = []
     real = bmff._Meta.item_bytes

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from hostile_estate import build
 
-CLI = [sys.executable, "-m", "scanner"]
+CLI = [sys.executable, "-m", "tierscan.scanner"]
 # Metadata of the photo outside the root (exiftool's values): none may appear in any output.
 OUTSIDE_SERIAL = "C3221324657219"
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scanner.inventory import CSV_COLUMNS, write_csv, write_jsonl
-from scanner.models import GPS, ExifRecord, InventoryRecord, Tier
+from tierscan.scanner.core.models import GPS, ExifRecord, InventoryRecord, Tier
+from tierscan.scanner.report.inventory import CSV_COLUMNS, write_csv, write_jsonl
 
 WITH_EXIF = InventoryRecord(
     uri="s3://hk-photos/2024/a.jpg",

@@ -9,7 +9,7 @@ import imagehash
 import pytest
 from PIL import Image
 
-from scanner.jpeg_extent import MAX_STEPS, primary_end
+from tierscan.scanner.fingerprint.jpeg_extent import MAX_STEPS, primary_end
 
 DATA = Path(__file__).parent / "data" / "exif"
 JPEGS = sorted(p for p in DATA.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".mpo"))

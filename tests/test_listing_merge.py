@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from policies import load_policies
-from scanner import pipeline
-from scanner.catalog import Catalog, MergedListing
-from scanner.cli import cli
-from scanner.config import load_config
-from scanner.models import ObjectRef, Tier
+from tierscan.policies import load_policies
+from tierscan.scanner.cli import cli
+from tierscan.scanner.core.config import load_config
+from tierscan.scanner.core.models import ObjectRef, Tier
+from tierscan.scanner.scan import pipeline
+from tierscan.scanner.scan.catalog import Catalog, MergedListing
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T1 = datetime(2024, 6, 1, tzinfo=UTC)
@@ -263,7 +263,7 @@ def test_a_plan_that_finds_an_object_gone_leaves_the_next_scan_to_evaluate(sampl
 def test_local_uris_quote_names_as_paths_do() -> None:
     from urllib.parse import quote_from_bytes
 
-    from connectors.local import _quoted
+    from tierscan.connectors.local import _quoted
 
     names = ["img-0001.jpg", "x~y_z-1.JPG", "", "é.jpg", "\udcff.jpg", *(f"a{chr(c)}b" for c in range(1, 128))]
     assert [_quoted(n) for n in names if n != "a/b"] == [quote_from_bytes(os.fsencode(n)) for n in names

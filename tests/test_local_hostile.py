@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from failing_os import deny, fail_reads
 
-from scanner.catalog import Catalog
-from scanner.config import Config
-from scanner.models import InventoryRecord
-from scanner.pipeline import run_scan
+from tierscan.scanner.core.config import Config
+from tierscan.scanner.core.models import InventoryRecord
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.scan.pipeline import run_scan
 
 DATA = Path(__file__).parent / "data" / "exif"
 PHOTO = (DATA / "exifpy__Canon_40D.jpg").read_bytes()
@@ -57,7 +57,7 @@ def _records(db: Path) -> dict[str, InventoryRecord]:
 def test_a_hostile_folder_scans_to_the_end_and_reads_nothing_outside(hostile: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     # The guard bounds a scan that blocks on the FIFO; the assertions are about the outcome.
-    done = subprocess.run([sys.executable, "-m", "scanner", "scan", str(hostile), "--db", str(db), "--format",
+    done = subprocess.run([sys.executable, "-m", "tierscan.scanner", "scan", str(hostile), "--db", str(db), "--format",
                            "json"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     skipped = {item["uri"].rsplit("/", 1)[-1]: item["reason"] for item in json.loads(done.stdout)["skipped"]}
@@ -74,7 +74,7 @@ def test_a_hostile_folder_scans_to_the_end_and_reads_nothing_outside(hostile: Pa
         "photo.jpg": "fingerprinted", "copy.jpg": "fingerprinted"}
     # The outside photo's GPS, camera and capture time never reach the inventory.
     assert all(r.exif is None and r.sha256 is None for r in records.values() if r.status == "skipped")
-    inventory = subprocess.run([sys.executable, "-m", "scanner", "inventory", "--db", str(db)],
+    inventory = subprocess.run([sys.executable, "-m", "tierscan.scanner", "inventory", "--db", str(db)],
                                capture_output=True, text=True, timeout=300)
     lines = [json.loads(line) for line in inventory.stdout.splitlines()]
     assert not [line for line in lines if "gps" in line["personal_data"]]

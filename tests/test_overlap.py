@@ -14,12 +14,12 @@ from typing import ClassVar
 
 from PIL import Image
 
-from connectors import register_connector
-from connectors.base import Capabilities, Connector, Target
-from scanner.catalog import Catalog
-from scanner.config import Config
-from scanner.models import ObjectRef
-from scanner.pipeline import run_scan
+from tierscan.connectors import register_connector
+from tierscan.connectors.base import Capabilities, Connector, Target
+from tierscan.scanner.core.config import Config
+from tierscan.scanner.core.models import ObjectRef
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.scan.pipeline import run_scan
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -84,7 +84,7 @@ def test_the_index_kernels_load_while_reading_and_are_done_when_the_scan_returns
     import threading
     import time
 
-    import scanner.pipeline as pipeline
+    import tierscan.scanner.scan.pipeline as pipeline
     loaded: list[str] = []
 
     def slow_load() -> None:
@@ -111,7 +111,7 @@ def test_grouping_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, mon
 
     import pytest
 
-    import scanner.pipeline as pipeline
+    import tierscan.scanner.scan.pipeline as pipeline
     during: list[bool] = []
     real = pipeline.iter_near_groups
 

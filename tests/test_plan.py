@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from scanner.catalog import WorkItem
-from scanner.cli import cli
-from scanner.exif import read_metadata
-from scanner.models import InventoryRecord, ObjectRef, Report, Tier
-from scanner.plan import (
-    GIB,
+from tierscan.scanner.cli import cli
+from tierscan.scanner.core.models import InventoryRecord, ObjectRef, Report, Tier
+from tierscan.scanner.fingerprint.exif import read_metadata
+from tierscan.scanner.pricing.table import GIB, PriceTable
+from tierscan.scanner.scan.catalog import WorkItem
+from tierscan.scanner.scan.plan import (
     HEAD,
     TAIL,
     Budget,
@@ -30,7 +30,6 @@ from scanner.plan import (
     spread_decodes,
     whole_read_below,
 )
-from scanner.pricing import PriceTable
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "exif"
@@ -258,9 +257,9 @@ def test_a_retrieval_budget_leaves_cold_data_unread(estate):
 
 
 def test_only_objects_without_a_trusted_md5_are_read_whole(tmp_path):
-    from scanner.catalog import Catalog
-    from scanner.plan import PlannedRead
-    from scanner.read_session import _still_colliding
+    from tierscan.scanner.scan.catalog import Catalog
+    from tierscan.scanner.scan.plan import PlannedRead
+    from tierscan.scanner.scan.read_session import _still_colliding
 
     size = 10**6
     refs = [ref("s3://b/orig", size, md5="a" * 32), ref("s3://b/multipart", size),
@@ -311,8 +310,8 @@ def test_perceptual_reads_stop_at_the_primary_image_and_exact_matching_still_hol
 
 
 def test_the_scan_cost_does_not_depend_on_the_order_reads_finish_in():
-    from scanner.config import Config
-    from scanner.read_session import _Accounts
+    from tierscan.scanner.core.config import Config
+    from tierscan.scanner.scan.read_session import _Accounts
 
     config = Config.model_validate({"buckets": {"b": {"price_as": "s3", "storage_class": "GLACIER_IR"}}})
     reads = [(ObjectRef(uri=f"s3://b/{i}", provider="s3", bucket="b", key=str(i), size=n, tier=Tier.cold,
@@ -331,9 +330,9 @@ def test_the_scan_cost_does_not_depend_on_the_order_reads_finish_in():
 def test_narrowing_settles_size_classes_in_rounds_as_it_would_in_one(tmp_path, monkeypatch):
     """Rounds of size classes (memory holds one round's peers) find the same whole reads and fills as one
     round over every size, whichever sizes share a round."""
-    from scanner import read_session
-    from scanner.catalog import Catalog
-    from scanner.plan import PlannedRead
+    from tierscan.scanner.scan import read_session
+    from tierscan.scanner.scan.catalog import Catalog
+    from tierscan.scanner.scan.plan import PlannedRead
 
     refs, keys, narrowed = [], {}, []
     for size in (5000, 6000, 7000, 8000):
@@ -362,8 +361,8 @@ def test_narrowing_settles_size_classes_in_rounds_as_it_would_in_one(tmp_path, m
 def test_size_classes_read_whole_are_looked_at_only_where_an_object_lacks_its_sha256(tmp_path):
     """Whole reads of this scan settle their size class, unless an object of it has no SHA-256 yet (here one
     of an earlier scan, with a head/tail key like theirs): only such classes meet their peers again."""
-    from scanner.catalog import Catalog
-    from scanner.read_session import _still_colliding
+    from tierscan.scanner.scan.catalog import Catalog
+    from tierscan.scanner.scan.read_session import _still_colliding
 
     read = [ref(f"s3://b/{size}-{n}", size, key=f"{size}-{n}") for size in (5000, 6000) for n in range(2)]
     earlier = ref("s3://b/6000-old", 6000, key="6000-old")

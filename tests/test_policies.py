@@ -11,10 +11,10 @@ from typing import Any, Literal
 import pytest
 import yaml
 
-from policies import Action, Context, Policy, PolicySet, Pricing, evaluate, load_policies
-from scanner.models import ExifRecord, Finding, Group, GroupMember, InventoryRecord, Severity
-from scanner.pricing import PriceTable
-from scanner.tiers import JurisdictionMap
+from tierscan.policies import Action, Context, Policy, PolicySet, Pricing, evaluate, load_policies
+from tierscan.scanner.core.models import ExifRecord, Finding, Group, GroupMember, InventoryRecord, Severity
+from tierscan.scanner.core.tiers import JurisdictionMap
+from tierscan.scanner.pricing.table import PriceTable
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 REGIONS = JurisdictionMap.builtin()

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from policies import load_policies, validate_files
-from policies.source import MAX_BYTES, MAX_DEPTH
-from scanner.errors import UsageError
+from tierscan.policies import load_policies, validate_files
+from tierscan.policies.source import MAX_BYTES, MAX_DEPTH
+from tierscan.scanner.core.errors import UsageError
 
 DATA = Path(__file__).parent / "data" / "policies"
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ GUARD = 120  # seconds: only a guard against a hang, far above the time any of t
 
 
 def tierscan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scanner", *args], check=False, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tierscan.scanner", *args], check=False, capture_output=True,
                           text=True, timeout=GUARD, cwd=REPO, env={**os.environ, "NO_COLOR": "1"})
 
 
@@ -112,7 +112,7 @@ def test_backtracking_regex_evaluates_in_linear_time(tmp_path):
     """`^(a+)+$` makes a backtracking engine try 2^100 splits of a key of 100 `a`s and a `!`; RE2 answers
     at once, and still matches the key without the `!`."""
     path = write(tmp_path, policy_with("{key: key, op: regex, value: '^(a+)+$'}"))
-    program = ("import sys; from policies import load_policies;"
+    program = ("import sys; from tierscan.policies import load_policies;"
                "[p] = load_policies(packs=[], files=[sys.argv[1]]);"
                "print(*(p.filters[0]({'key': key}, None) for key in sys.argv[2:]))")
     keys = ["a" * 100 + "!", "a" * 100]

@@ -11,8 +11,8 @@ from typing import Any, Literal
 import pytest
 import yaml
 
-import policies
-from policies import (
+from tierscan import policies
+from tierscan.policies import (
     ACTIONS,
     FILTERS,
     builtin_pack_names,
@@ -21,10 +21,10 @@ from policies import (
     policy_schema,
     validate_files,
 )
-from policies.filters import BOOLEANS
-from policies.model import Element, Filter, Policy
-from policies.registry import Registry
-from scanner.errors import UsageError
+from tierscan.policies.filters import BOOLEANS
+from tierscan.policies.model import Element, Filter, Policy
+from tierscan.policies.registry import Registry
+from tierscan.scanner.core.errors import UsageError
 
 DATA = Path(__file__).parent / "data" / "policies"
 
@@ -260,13 +260,12 @@ def test_registry_checks_names():
         registry.register("other")(Good)
 
 
-@pytest.mark.parametrize("module", ["policies", "policies.model", "policies.filters", "policies.actions",
-                                    "policies.engine", "policies.validate", "policies.schema",
-                                    "policies.registry", "policies.costs", "policies.output"])
+@pytest.mark.parametrize("module", [f"tierscan.policies{sub}" for sub in (
+    "", ".model", ".filters", ".actions", ".engine", ".validate", ".schema", ".registry", ".costs", ".output")])
 def test_exported_names(module):
     mod: Any = __import__(module, fromlist=["__all__"])
     assert all(hasattr(mod, name) for name in mod.__all__)
     assert len(set(mod.__all__)) == len(mod.__all__)
-    if module == "policies":  # what the pipeline and the CLI call
+    if module == "tierscan.policies":  # what the pipeline and the CLI call
         assert {"PolicySet", "builtin_pack_names", "describe_policies", "evaluate", "load_policies",
                 "policy_schema", "validate_files"} <= set(mod.__all__)

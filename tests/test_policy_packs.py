@@ -25,12 +25,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from connectors.local import LocalConnector
-from policies import describe_packs, load_policies
-from scanner.cli import cli
-from scanner.models import Finding, InventoryRecord, Report
-from scanner.pricing import PriceTable
-from scanner.savings import GIB, MONTH_DAYS
+from tierscan.connectors.local import LocalConnector
+from tierscan.policies import describe_packs, load_policies
+from tierscan.scanner.cli import cli
+from tierscan.scanner.core.models import Finding, InventoryRecord, Report
+from tierscan.scanner.pricing.savings import GIB, MONTH_DAYS
+from tierscan.scanner.pricing.table import PriceTable
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = 86400

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from policies import Context, Evaluator, load_policies
-from policies.prefilter import AllOf, AnyOf, group_may_match, prefilter
-from scanner.catalog import Catalog
-from scanner.cluster import NearImage, _group
-from scanner.models import Tier
-from scanner.pipeline import _policy_record
-from scanner.tiers import JurisdictionMap
+from tierscan.policies import Context, Evaluator, load_policies
+from tierscan.policies.prefilter import AllOf, AnyOf, group_may_match, prefilter
+from tierscan.scanner.core.models import Tier
+from tierscan.scanner.core.tiers import JurisdictionMap
+from tierscan.scanner.group.cluster import NearImage, _group
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.scan.pipeline import _policy_record
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 REGIONS = JurisdictionMap.builtin()

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from scanner.cli import cli
-from scanner.price_refresh import (
+from tierscan.scanner.cli import cli
+from tierscan.scanner.pricing.refresh import (
     Endpoints,
     parse_aws_offer,
     parse_azure_items,
@@ -24,7 +24,7 @@ from scanner.price_refresh import (
     refresh,
     render_override,
 )
-from scanner.pricing import PriceTable
+from tierscan.scanner.pricing.table import PriceTable
 
 aiohttp = pytest.importorskip("aiohttp")
 from aiohttp import web  # noqa: E402

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scanner.config import BucketSettings, Config
-from scanner.errors import UsageError
-from scanner.models import InventoryRecord, Tier
-from scanner.pricing import PriceTable, price_as_from_config
+from tierscan.scanner.core.config import BucketSettings, Config
+from tierscan.scanner.core.errors import UsageError
+from tierscan.scanner.core.models import InventoryRecord, Tier
+from tierscan.scanner.pricing.table import PriceTable, price_as_from_config
 
 
 def record(**overrides: object) -> InventoryRecord:
@@ -39,7 +39,7 @@ def table() -> PriceTable:
 
 
 def test_every_builtin_region_names_its_source_and_date() -> None:
-    raw = yaml.safe_load(resources.files("scanner.data").joinpath("prices.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(resources.files("tierscan.scanner.data").joinpath("prices.yaml").read_text(encoding="utf-8"))
     for provider in raw["providers"].values():
         for region in provider["regions"].values():
             assert region["source"] and region["as_of"]
@@ -84,7 +84,7 @@ def test_region_lookup_hong_kong(table: PriceTable) -> None:
 
 
 def test_cny_prices_are_converted_at_the_fixed_rate(table: PriceTable) -> None:
-    raw = yaml.safe_load(resources.files("scanner.data").joinpath("prices.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(resources.files("tierscan.scanner.data").joinpath("prices.yaml").read_text(encoding="utf-8"))
     cny = raw["providers"]["s3"]["regions"]["cn-north-1"]["classes"]["STANDARD"]["storage_gb_month"]
     rate = raw["currencies"]["CNY"]["usd"]
     price = table.price_for("s3", "STANDARD", "cn-north-1")

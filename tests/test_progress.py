@@ -8,7 +8,7 @@ import sys
 import pytest
 from rich.console import Console
 
-from scanner.progress import RichProgress
+from tierscan.scanner.scan.progress import RichProgress
 
 
 def drive(progress: RichProgress) -> None:

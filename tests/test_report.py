@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from scanner.models import (
+from tierscan.scanner.core.models import (
     GPS,
     BucketSummary,
     ExifRecord,
@@ -25,8 +25,8 @@ from scanner.models import (
     Skipped,
     Tier,
 )
-from scanner.pricing import PriceTable
-from scanner.report import build_report, human_bytes, render_csv, render_json, render_table, summary_line
+from tierscan.scanner.pricing.table import PriceTable
+from tierscan.scanner.report.build import build_report, human_bytes, render_csv, render_json, render_table, summary_line
 
 GIB = 1 << 30
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from scanner.cli import cli
-from scanner.html_report import HEADLINE
-from scanner.models import InventoryRecord, Report
+from tierscan.scanner.cli import cli
+from tierscan.scanner.core.models import InventoryRecord, Report
+from tierscan.scanner.report.html import HEADLINE
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,7 +49,7 @@ class _Frozen(datetime):
 
 def report_at_a_fixed_time(*args: str) -> str:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("scanner.cli.datetime", _Frozen)
+        patch.setattr("tierscan.scanner.cli.datetime", _Frozen)
         return run("report", *args)[0]
 
 
@@ -148,7 +148,7 @@ def test_html_rounds_gps_to_about_a_kilometre(scanned: tuple[Path, str, Report, 
 def test_parquet_round_trip_in_batches(scanned: tuple[Path, str, Report, str], tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from scanner.inventory_parquet import write_parquet
+    from tierscan.scanner.report.inventory_parquet import write_parquet
 
     db = scanned[0]
     expected = records(db)
@@ -230,7 +230,7 @@ def test_parquet_without_pyarrow_names_the_extra(
     import sys
 
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # makes `import pyarrow` fail
-    monkeypatch.delitem(sys.modules, "scanner.inventory_parquet", raising=False)
+    monkeypatch.delitem(sys.modules, "tierscan.scanner.report.inventory_parquet", raising=False)
     _, err = run(
         "inventory", "--db", str(scanned[0]), "--format", "parquet", "-o", str(tmp_path / "x"), expect=2
     )

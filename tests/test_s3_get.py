@@ -1,4 +1,4 @@
-"""The S3 read path outside the SDK (`connectors._s3_get`): the URL it takes from the SDK, the signature
+"""The S3 read path outside the SDK (`tierscan.connectors._s3_get`): the URL it takes from the SDK, the signature
 it sends, the proxy it picks, the error codes it reads. Reads themselves are tested against moto in the
 contract suite."""
 
@@ -16,7 +16,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from connectors._s3_get import SignedGets, _GetSigner, error_code
+from tierscan.connectors._s3_get import SignedGets, _GetSigner, error_code
 
 
 def bucket_url(bucket: str, region: str, endpoint: str | None = None, style: str = "auto") -> str:

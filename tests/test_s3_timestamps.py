@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.utils import parse_timestamp
 
-from connectors.s3 import _timestamp
+from tierscan.connectors.s3 import _timestamp
 
 
 @pytest.mark.parametrize("value", [

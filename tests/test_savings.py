@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from scanner.models import Group, GroupMember, InventoryRecord, ScanStats, Tier
-from scanner.pricing import Price, PriceTable
-from scanner.savings import (
-    GIB,
+from tierscan.scanner.core.models import Group, GroupMember, InventoryRecord, ScanStats, Tier
+from tierscan.scanner.pricing.savings import (
     break_even_month,
     bucket_uri,
     redundant_copies,
@@ -25,6 +23,7 @@ from scanner.savings import (
     tally,
     tally_flagged,
 )
+from tierscan.scanner.pricing.table import GIB, Price, PriceTable
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

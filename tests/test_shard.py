@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from scanner.errors import UsageError
-from scanner.shard import Shard, parse_shard, shard_from_env
+from tierscan.scanner.core.errors import UsageError
+from tierscan.scanner.core.shard import Shard, parse_shard, shard_from_env
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "scanner"]
+CLI = [sys.executable, "-m", "tierscan.scanner"]
 
 
 def run(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -153,7 +153,7 @@ def test_shard_rescan_reads_nothing_and_keeps_other_shards_objects(estate: tuple
 @pytest.mark.slow
 def test_merged_catalog_keeps_the_parts_perceptual_mode(estate: tuple[Path, Path], tmp_path: Path) -> None:
     """The parts hashed their images one way: the merged catalog says so, so scanning it re-hashes nothing."""
-    from scanner.fingerprint import PERCEPTUAL_MODE
+    from tierscan.scanner.fingerprint.image import PERCEPTUAL_MODE
 
     folder, config = estate
     merged, _ = sharded_scan(tmp_path, [str(folder)], config, 2)

@@ -1,6 +1,6 @@
 import multiprocessing
 
-from scanner.shared_arena import SharedArena
+from tierscan.scanner.fingerprint.shared_arena import SharedArena
 
 
 def test_placed_bytes_come_back_as_they_went_in():

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from scanner.config import NearSettings
-from scanner.fingerprint import _init_worker, fingerprint_bytes
-from scanner.signatures import (
+from tierscan.scanner.core.config import NearSettings
+from tierscan.scanner.fingerprint.image import _init_worker, fingerprint_bytes
+from tierscan.scanner.fingerprint.signatures import (
     _ORB,
     MAGIC,
     ORB_FEATURES,
@@ -23,7 +23,7 @@ from scanner.signatures import (
     phash_bits,
     whole_hashes,
 )
-from scanner.verify import evidence
+from tierscan.scanner.group.verify import evidence
 
 DATA = Path(__file__).parent / "data" / "exif"
 PHOTO = DATA / "exifpy__DSCN0010.jpg"  # a real 640x480 camera photo
@@ -196,7 +196,7 @@ def test_a_resize_to_another_aspect_ratio_is_confirmed(size):
 
 
 def test_a_sheared_or_skewed_copy_is_no_resize():
-    from scanner.verify import _resized
+    from tierscan.scanner.group.verify import _resized
 
     assert _resized(np.array([[1.0, 0.0, 3.0], [0.0, 0.75, -2.0]]))
     assert not _resized(np.array([[1.0, 0.3, 0.0], [0.0, 0.75, 0.0]]))  # sheared

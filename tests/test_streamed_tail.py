@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-import scanner.pipeline as pipeline
-from policies import evaluate, load_policies
-from policies.costs import Pricing
-from scanner.catalog import Catalog
-from scanner.cli import _report_stream
-from scanner.cluster import NearImage, exact_groups, near_groups
-from scanner.config import Config, NearSettings
-from scanner.models import Group, Report, Skipped
-from scanner.pricing import PriceTable, price_as_from_config
-from scanner.report import ReportStream, build_report, catalog_report, render_json, write_json
+import tierscan.scanner.scan.pipeline as pipeline
+from tierscan.policies import evaluate, load_policies
+from tierscan.policies.costs import Pricing
+from tierscan.scanner.cli import _report_stream
+from tierscan.scanner.core.config import Config, NearSettings
+from tierscan.scanner.core.models import Group, Report, Skipped
+from tierscan.scanner.group.cluster import NearImage, exact_groups, near_groups
+from tierscan.scanner.pricing.table import PriceTable, price_as_from_config
+from tierscan.scanner.report.build import ReportStream, build_report, catalog_report, render_json, write_json
+from tierscan.scanner.scan.catalog import Catalog
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 _COLUMNS = ("uri", "target", "provider", "bucket", "key", "size", "etag", "checksums", "tier", "storage_class",
@@ -199,8 +199,8 @@ def test_merge_copies_rows_in_sqlite_and_keeps_each_uris_best(tmp_path: Path) ->
     """Twelve parts (more than SQLite attaches at once), each shard's own rows only: the merged catalog
     holds each URI's best row (newest modified time, then the more complete status), the disagreements
     are listed, and no object row is inserted one by one from Python."""
-    from scanner.merge import merge_catalogs
-    from scanner.shard import Shard
+    from tierscan.scanner.core.shard import Shard
+    from tierscan.scanner.scan.merge import merge_catalogs
 
     parts = []
     for i in range(12):

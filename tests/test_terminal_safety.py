@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from scanner.apply import PLAN_FORMAT
-from scanner.catalog import Catalog
-from scanner.cli import cli
-from scanner.safe_text import terminal_safe
+from tierscan.scanner.cli import cli
+from tierscan.scanner.core.safe_text import terminal_safe
+from tierscan.scanner.remediate.apply import PLAN_FORMAT
+from tierscan.scanner.scan.catalog import Catalog
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "exif"
@@ -76,7 +76,7 @@ def test_markup_and_escapes_in_keys_through_scan_report_and_results(estate: Path
 def on_a_terminal(cwd: Path, *args: str) -> str:
     """`tierscan ARGS` with its stdout on a pseudo-terminal: what the terminal received."""
     main, secondary = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "scanner", *args], cwd=cwd, stdout=secondary,
+    proc = subprocess.Popen([sys.executable, "-m", "tierscan.scanner", *args], cwd=cwd, stdout=secondary,
                             stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
     os.close(secondary)
     received = b""
@@ -152,7 +152,7 @@ def test_policy_list_prints_descriptions_literally(tmp_path: Path) -> None:
 def test_logged_warnings_and_tracebacks_quoting_a_key_are_escaped() -> None:
     code = (
         "import logging, sys\n"
-        "from scanner import cli\n"
+        "from tierscan.scanner import cli\n"
         "sys.argv = ['tierscan', '--version']\n"
         "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
         "logging.getLogger('tierscan.connectors').warning('%s: skipped: %s', 's3://b\\x1b]8;;x\\x07', 'denied')\n"

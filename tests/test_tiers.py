@@ -1,7 +1,7 @@
 import pytest
 
-from scanner.models import Tier
-from scanner.tiers import JurisdictionMap, TierTable
+from tierscan.scanner.core.models import Tier
+from tierscan.scanner.core.tiers import JurisdictionMap, TierTable
 
 
 @pytest.mark.parametrize(

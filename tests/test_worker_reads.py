@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-import scanner.fingerprint as fp
-from connectors import parse_target
-from connectors.local import LocalConnector
-from scanner.catalog import Catalog
-from scanner.config import Config, ScanSettings
-from scanner.fingerprint import BatchBroken, FingerprintPool
-from scanner.pipeline import run_scan
-from scanner.read_session import _DONE, _FAILED, _read_whole
+import tierscan.scanner.fingerprint.image as fp
+from tierscan.connectors import parse_target
+from tierscan.connectors.local import LocalConnector
+from tierscan.scanner.core.config import Config, ScanSettings
+from tierscan.scanner.fingerprint.image import BatchBroken, FingerprintPool
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.scan.pipeline import run_scan
+from tierscan.scanner.scan.read_session import _DONE, _FAILED, _read_whole
 
 REPO = Path(__file__).resolve().parents[1]
 STALL = "stall"  # an item the job below never finishes
@@ -88,7 +88,7 @@ def test_a_worker_read_refuses_a_file_swapped_for_a_link_out_after_listing(tmp_p
 
 def test_storage_where_reads_may_hang_is_never_read_by_a_worker(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import connectors.local as local
+    import tierscan.connectors.local as local
 
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "x.jpg").write_bytes(b"x")

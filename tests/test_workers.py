@@ -17,13 +17,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import scanner.fingerprint as fp
-from scanner.catalog import Catalog
-from scanner.cli import cli
-from scanner.config import Config, ScanSettings, workers_bound
-from scanner.exif.reader import read_prefix
-from scanner.fingerprint import FingerprintPool, WorkerFailed, fingerprint_bytes, worker_count
-from scanner.pipeline import run_scan
+import tierscan.scanner.fingerprint.image as fp
+from tierscan.scanner.cli import cli
+from tierscan.scanner.core.config import Config, ScanSettings, workers_bound
+from tierscan.scanner.fingerprint.exif.reader import read_prefix
+from tierscan.scanner.fingerprint.image import FingerprintPool, WorkerFailed, fingerprint_bytes, worker_count
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.scan.pipeline import run_scan
 
 STALL = b"tierscan-test-stall"  # an object holding this never gets an answer from the patched jobs below
 _REAL_FINGERPRINT = fingerprint_bytes
@@ -117,7 +117,7 @@ def _estate(tmp_path: Path) -> Path:
 def test_a_scan_skips_an_object_past_the_deadline_as_a_parse_timeout_and_goes_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, perceptual: bool) -> None:
     # With perceptual hashes objects are fingerprinted whole; without, their metadata is walked by
-    # ranges (`scanner.plan.ranged_metadata`), in the pool too.
+    # ranges (`tierscan.scanner.scan.plan.ranged_metadata`), in the pool too.
     monkeypatch.setattr(fp, "fingerprint_bytes", _stalling_fingerprint)
     monkeypatch.setattr(fp, "read_prefix", _stalling_read_prefix)
     config = Config(scan=ScanSettings(workers=2, object_timeout=3, perceptual=perceptual))
@@ -146,7 +146,7 @@ def test_the_cli_takes_the_object_timeout(tmp_path: Path, monkeypatch: pytest.Mo
 
 _POOL_THEN_WAIT = """
 import sys, time
-import scanner.fingerprint as fp
+import tierscan.scanner.fingerprint.image as fp
 if sys.argv[1] == "without-pdeathsig":  # only the pipes' EOF can tell the workers their parent is gone
     fp._die_with_parent = lambda parent: None
 pool = fp.FingerprintPool(workers=3)

@@ -38,9 +38,9 @@ from emulators import (
     start_moto,
 )
 
-from connectors.base import Connector, RetryPolicy
-from scanner.config import BucketSettings, Config
-from scanner.models import Tier
+from tierscan.connectors.base import Connector, RetryPolicy
+from tierscan.scanner.core.config import BucketSettings, Config
+from tierscan.scanner.core.models import Tier
 
 PAGE_COUNT = 1100
 BIG = random.Random(7).randbytes(200_000)
@@ -249,7 +249,7 @@ def _tiers(classes: dict[str, str], unreadable: set[str]) -> dict[str, tuple[Tie
 
 
 def _local(request: pytest.FixtureRequest) -> Backend:
-    from connectors.local import LocalConnector
+    from tierscan.connectors.local import LocalConnector
 
     root = request.getfixturevalue("local_root")
     config = Config(buckets={
@@ -273,7 +273,7 @@ def _local(request: pytest.FixtureRequest) -> Backend:
 def _s3(request: pytest.FixtureRequest) -> Backend:
     import boto3
 
-    from connectors.s3 import S3Connector
+    from tierscan.connectors.s3 import S3Connector
 
     request.getfixturevalue("aws_env")
     endpoint = request.getfixturevalue("s3_seeded")
@@ -297,7 +297,7 @@ def _s3(request: pytest.FixtureRequest) -> Backend:
 
 
 def _gcs(request: pytest.FixtureRequest) -> Backend:
-    from connectors.gcs import GCSConnector
+    from tierscan.connectors.gcs import GCSConnector
 
     endpoint = request.getfixturevalue("gcs_seeded")
     hk_endpoint = request.getfixturevalue("emulators")["fakegcs_hk"].endpoint
@@ -324,7 +324,7 @@ def _gcs(request: pytest.FixtureRequest) -> Backend:
 def _azure(request: pytest.FixtureRequest) -> Backend:
     from azure.storage.blob import BlobServiceClient
 
-    from connectors.azure import AzureConnector
+    from tierscan.connectors.azure import AzureConnector
 
     endpoint = request.getfixturevalue("azure_seeded")
     service = BlobServiceClient.from_connection_string(azurite_connection_string(endpoint))

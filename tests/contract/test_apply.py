@@ -23,8 +23,8 @@ from click.testing import CliRunner
 from emulators import AZURITE_ACCOUNT, Emulator, azurite_connection_string
 from faultproxy import FaultProxy, Request
 
-from scanner.apply import plan_digest
-from scanner.cli import cli
+from tierscan.scanner.cli import cli
+from tierscan.scanner.remediate.apply import plan_digest
 
 from .conftest import gcs_client
 
@@ -349,10 +349,10 @@ def test_s3_master_overwritten_with_same_size_bytes_keeps_the_copies(
 def test_s3_delete_is_conditional_on_the_checked_etag(emulators: dict[str, Emulator],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """DeleteObject carries If-Match with the ETag that was checked: an object replaced in between stays."""
-    from connectors.base import Location
-    from connectors.s3 import S3Connector
-    from scanner.config import Config
-    from scanner.errors import ObjectGone
+    from tierscan.connectors.base import Location
+    from tierscan.connectors.s3 import S3Connector
+    from tierscan.scanner.core.config import Config
+    from tierscan.scanner.core.errors import ObjectGone
 
     store, _ = _moto(emulators, monkeypatch)
     store.put("photo.jpg", PHOTO)

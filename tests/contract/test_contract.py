@@ -20,9 +20,9 @@ from urllib.parse import parse_qs, unquote
 import pytest
 from faultproxy import FaultProxy, Request
 
-from connectors.base import Connector, parse_target
-from scanner.errors import ObjectDenied, ObjectGone, ObjectUnreadable, TransientError
-from scanner.models import ObjectRef, Tier
+from tierscan.connectors.base import Connector, parse_target
+from tierscan.scanner.core.errors import ObjectDenied, ObjectGone, ObjectUnreadable, TransientError
+from tierscan.scanner.core.models import ObjectRef, Tier
 
 from .conftest import BIG, PAGE_COUNT, SAME, Backend, md5
 
@@ -318,7 +318,7 @@ def test_no_secret_in_errors_or_logs(http_backend: Backend, proxy: FaultProxy, c
         from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
         from emulators import AZURITE_ACCOUNT
 
-        from connectors.azure import AzureConnector
+        from tierscan.connectors.azure import AzureConnector
 
         sas = generate_account_sas(AZURITE_ACCOUNT, secrets[0],
                                    ResourceTypes(service=True, container=True, object=True),
@@ -345,7 +345,7 @@ def test_standard_credential_chain(http_backend: Backend, monkeypatch: pytest.Mo
     """With only the SDK environment (no endpoint options), the registry's connector finds the store."""
     from emulators import azurite_connection_string
 
-    from connectors import connector_class
+    from tierscan.connectors import connector_class
 
     variable, value = {
         "s3": ("AWS_ENDPOINT_URL", http_backend.endpoint),

@@ -1,4 +1,4 @@
-"""Crash-safe and resumable: `python -m scanner scan` is killed with SIGKILL at several points, run again, and
+"""Crash-safe and resumable: `python -m tierscan.scanner scan` is killed with SIGKILL at several points, run again, and
 must (a) not re-read any object whose result the killed run had committed, and (b) end with the same
 report as an uninterrupted scan (timestamps and the scan's own cost figures aside).
 
@@ -70,12 +70,12 @@ def _env(endpoint: str) -> dict[str, str]:
 
 
 def _scan_argv(bucket: str, db: Path) -> list[str]:
-    return [sys.executable, "-m", "scanner", "scan", f"s3://{bucket}", "--db", str(db), "--format", "none",
+    return [sys.executable, "-m", "tierscan.scanner", "scan", f"s3://{bucket}", "--db", str(db), "--format", "none",
             "--workers", "1", "--concurrency", "8"]
 
 
 def _report(db: Path, env: dict[str, str]) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "scanner", "report", "--db", str(db), "--format", "json"],
+    out = subprocess.run([sys.executable, "-m", "tierscan.scanner", "report", "--db", str(db), "--format", "json"],
                          check=True, env=env, capture_output=True, text=True, timeout=120)
     report = json.loads(out.stdout)
     for volatile in ("generated_at", "scan"):

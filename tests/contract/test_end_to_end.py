@@ -66,7 +66,7 @@ def test_scan_three_clouds_in_one_call(emulators: dict[str, Emulator], tmp_path:
     env.update(emulators["fakegcs_hk"].env)
     env.update(emulators["azurite"].env)
     db = tmp_path / "catalog.db"
-    cli = [sys.executable, "-m", "scanner"]
+    cli = [sys.executable, "-m", "tierscan.scanner"]
     scan = subprocess.run([*cli, "scan", *targets, "--config", str(config), "--db", str(db), "--format", "none",
                            "--workers", "1"], check=False, env=env, capture_output=True, text=True, timeout=300)
     assert scan.returncode == 0, scan.stderr[-3000:]

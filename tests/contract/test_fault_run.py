@@ -23,12 +23,12 @@ import pytest
 from emulators import Emulator
 from faultproxy import FaultProxy, Request
 
-import connectors.registry as registry
-from connectors.base import RetryPolicy
-from scanner.catalog import Catalog
-from scanner.cli import _report_stream
-from scanner.config import Config
-from scanner.pipeline import run_scan
+import tierscan.connectors.registry as registry
+from tierscan.connectors.base import RetryPolicy
+from tierscan.scanner.cli import _report_stream
+from tierscan.scanner.core.config import Config
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.scan.pipeline import run_scan
 
 from .conftest import Backend
 from .test_crash_resume import report_diff

@@ -20,9 +20,9 @@ import boto3
 import pytest
 from emulators import Emulator
 
-from connectors.base import parse_target
-from connectors.s3 import S3Connector
-from scanner.config import Config
+from tierscan.connectors.base import parse_target
+from tierscan.connectors.s3 import S3Connector
+from tierscan.scanner.core.config import Config
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ def test_the_listing_names_the_crc64nvme_and_a_head_gives_it(emulators: dict[str
 def _scan(emulators: dict[str, Emulator], tmp_path: Path, targets: list[str]) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(emulators["moto"].env, AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-    out = subprocess.run([sys.executable, "-m", "scanner", "scan", *targets, "--db", str(tmp_path / "c.db"),
+    out = subprocess.run([sys.executable, "-m", "tierscan.scanner", "scan", *targets, "--db", str(tmp_path / "c.db"),
                           "--no-perceptual", "--format", "json"], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)

@@ -21,15 +21,15 @@ import pytest
 from emulators import Emulator
 from faultproxy import FaultProxy
 
-from connectors import inventory_reports
-from connectors.base import Connector
-from connectors.s3 import S3Connector
-from scanner.catalog import Catalog
-from scanner.config import BucketSettings, Config, InventorySettings, ScanSettings
-from scanner.errors import UsageError
-from scanner.models import ObjectRef
-from scanner.pipeline import run_scan
-from scanner.shard import Shard
+from tierscan.connectors import inventory_reports
+from tierscan.connectors.base import Connector
+from tierscan.connectors.s3 import S3Connector
+from tierscan.scanner.core.config import BucketSettings, Config, InventorySettings, ScanSettings
+from tierscan.scanner.core.errors import UsageError
+from tierscan.scanner.core.models import ObjectRef
+from tierscan.scanner.core.shard import Shard
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.scan.pipeline import run_scan
 
 from .conftest import FAST_RETRY
 
@@ -77,7 +77,7 @@ def _config(bucket: str, uri: str, **inventory: Any) -> Config:
 
 
 async def _listing(conn: Connector, target: str) -> list[ObjectRef]:
-    from connectors.base import parse_target
+    from tierscan.connectors.base import parse_target
 
     async with conn:
         return sorted([ref async for ref in conn.list_objects(parse_target(target))], key=lambda r: r.uri)
@@ -302,7 +302,7 @@ def test_azure_inventory_lists_what_a_list_lists_without_listing_the_container(e
     from azure.storage.blob import BlobServiceClient
     from emulators import AZURITE_ACCOUNT, azurite_connection_string
 
-    from connectors.azure import AzureConnector
+    from tierscan.connectors.azure import AzureConnector
 
     endpoint = emulators["azurite"].endpoint
     service = BlobServiceClient.from_connection_string(azurite_connection_string(endpoint))
@@ -368,7 +368,7 @@ def _put_gcs_report(dest: Any, folder: str, config_id: str, rows: list[dict[str,
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_gcs_inventory_lists_what_a_list_lists_without_listing_the_bucket(emulators: dict[str, Emulator],
                                                                           fmt: str) -> None:
-    from connectors.gcs import GCSConnector
+    from tierscan.connectors.gcs import GCSConnector
 
     from .conftest import gcs_client
 
@@ -402,7 +402,7 @@ def test_gcs_inventory_lists_what_a_list_lists_without_listing_the_bucket(emulat
 
 def test_sharded_scans_through_a_report_merge_into_the_one_process_result(moto: str, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from scanner.merge import merge_catalogs
+    from tierscan.scanner.scan.merge import merge_catalogs
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
     s3 = _s3(moto)
@@ -434,7 +434,7 @@ def test_sharded_scans_through_a_report_merge_into_the_one_process_result(moto: 
 @pytest.mark.parametrize("entry", ["{uri: http://example.com/x}", "{uri: s3://d/p, max_age_days: 0}",
                                    "{uri: s3://d/p, shards: 3}"])
 def test_a_bad_inventory_setting_is_refused_with_its_line(tmp_path: Path, entry: str) -> None:
-    from scanner.config import load_config
+    from tierscan.scanner.core.config import load_config
 
     path = tmp_path / "tierscan.yaml"
     path.write_text(f"buckets:\n  photos:\n    region: ap-east-1\n    inventory: {entry}\n")

@@ -37,8 +37,9 @@ def _upload(s3, bucket: str, key: str, part: int | None) -> None:
 def _scan(emulators: dict[str, Emulator], tmp_path: Path, name: str, targets: list[str]) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(emulators["moto"].env, AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-    out = subprocess.run([sys.executable, "-m", "scanner", "scan", *targets, "--db", str(tmp_path / f"{name}.db"),
-                          "--no-perceptual", "--format", "json"], capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "tierscan.scanner", "scan", *targets,
+                          "--db", str(tmp_path / f"{name}.db"), "--no-perceptual", "--format", "json"],
+                         capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "exif"
 PHOTOS = [(DATA / name).read_bytes() for name in ("exifpy__Canon_40D.jpg", "exifpy__DSCN0010.jpg")]
-CLI = [sys.executable, "-m", "scanner"]
+CLI = [sys.executable, "-m", "tierscan.scanner"]
 
 
 def _seed(emulators: dict[str, Emulator]) -> list[str]:

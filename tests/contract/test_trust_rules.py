@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from connectors.gcs import checksums_of
+from tierscan.connectors.gcs import checksums_of
 
 
 def test_gcs_md5_is_trusted_for_plain_objects() -> None:

@@ -14,8 +14,8 @@ import warnings
 import atheris
 
 with atheris.instrument_imports():
-    from scanner.exif import detect_format, read_metadata
-    from scanner.fingerprint import fingerprint_bytes
+    from tierscan.scanner.fingerprint.exif import detect_format, read_metadata
+    from tierscan.scanner.fingerprint.image import fingerprint_bytes
 
 warnings.simplefilter("ignore")  # Pillow's warnings about corrupt tags are expected here
 

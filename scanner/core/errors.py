@@ -1,0 +1,72 @@
+"""Exceptions raised by tierscan.
+
+    TierscanError
+    ├── UsageError                 bad config or policy file (CLI exit 2); names file, line and field
+    │   └── CatalogBusy            another command holds the catalog (scan, plan, merge, apply --execute)
+    └── ObjectError                one object could not be used; the scan records it in `skipped`
+        ├── ObjectGone             (also FileNotFoundError) vanished between listing and reading
+        ├── ObjectDenied           (also PermissionError) the credentials may not read it
+        ├── ObjectUnreadable       its tier needs a restore or rehydration first
+        ├── ObjectRefused          not a regular file, or its real path leaves the scanned folder: not read
+        ├── ObjectReadError        the read itself failed (EIO and other I/O errors)
+        └── TransientError         throttling, timeouts, dropped connections: retried, then skipped
+
+Connectors translate their SDK's errors into these at the edge, so the core never sees a provider's types.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CatalogBusy",
+    "ObjectDenied",
+    "ObjectError",
+    "ObjectGone",
+    "ObjectReadError",
+    "ObjectRefused",
+    "ObjectUnreadable",
+    "TierscanError",
+    "TransientError",
+    "UsageError",
+]
+
+
+class TierscanError(Exception):
+    """Root of every error tierscan raises on purpose."""
+
+
+class UsageError(TierscanError):
+    """A bad argument, config file or policy file. The message names the file, line and field."""
+
+
+class CatalogBusy(UsageError):
+    """Another process holds the catalog's lock (`tierscan.scanner.scan.catalog_lock`); the message names it."""
+
+
+class ObjectError(TierscanError):
+    """One object could not be read or used. `reason` is the short text shown in `skipped`."""
+
+    reason = "error"
+
+
+class ObjectGone(ObjectError, FileNotFoundError):
+    reason = "vanished"
+
+
+class ObjectDenied(ObjectError, PermissionError):
+    reason = "denied"
+
+
+class ObjectUnreadable(ObjectError):
+    reason = "unreadable tier"
+
+
+class ObjectRefused(ObjectError):
+    reason = "not read"
+
+
+class ObjectReadError(ObjectError):
+    reason = "read error"
+
+
+class TransientError(ObjectError):
+    reason = "transient"

@@ -1,0 +1,389 @@
+"""The records tierscan passes between its stages and writes out: pydantic models at every boundary.
+
+`ObjectRef` is what a connector lists (what reading an object yields is a plain record of the read path,
+`tierscan.scanner.scan.read_session`); `Group`, `Finding` and `Report` are what users and scripts read (the JSON report
+contract, `schema_version: 1`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Final, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CHECKSUM_KINDS",
+    "GPS",
+    "IDENTITY_KINDS",
+    "Breakdown",
+    "BucketSummary",
+    "ChecksumKind",
+    "ExifRecord",
+    "Finding",
+    "Group",
+    "GroupMember",
+    "Holding",
+    "InventoryRecord",
+    "ObjectRef",
+    "Report",
+    "ReportTotals",
+    "ScanStats",
+    "Severity",
+    "Skipped",
+    "Tier",
+    "Trust",
+    "content_identities",
+    "content_identity",
+]
+
+REPORT_SCHEMA_VERSION: Final = 1
+
+
+class Tier(str, Enum):
+    """Normalised storage tier, hottest first (the order is meaningful: see `Tier.rank`)."""
+
+    hot = "hot"
+    cool = "cool"
+    cold = "cold"
+    archive = "archive"
+
+    @property
+    def rank(self) -> int:
+        """0 for hot up to 3 for archive."""
+        return _TIER_RANKS[self]
+
+
+class Severity(str, Enum):
+    info = "info"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANKS[self]
+
+
+# Ranks by declaration order, looked up rather than found by a scan of the members: policies and master
+# choice ask for them hundreds of thousands of times a grouping.
+_TIER_RANKS = {tier: i for i, tier in enumerate(Tier)}
+_SEVERITY_RANKS = {severity: i for i, severity in enumerate(Severity)}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Trust(str, Enum):
+    """How far an equal provider checksum goes between two objects of the same size."""
+
+    identity = "identity"  # equal values are the same bytes: no read needed to group them
+    candidate = "candidate"  # equal values only suggest the same bytes: a read confirms
+
+
+@dataclass(frozen=True, slots=True)
+class ChecksumKind:
+    """One kind of provider checksum, as data: the core asks these, never which provider gave a value.
+
+    `layout`: the value depends on how the object was uploaded (part sizes), so only equal values mean
+    something; unequal ones may be the same bytes in another layout. `computed`: the provider computed it
+    from the bytes (no writer can set it), so unequal values of a layout-free kind are different bytes.
+
+    The trust rule. `identity` kinds are whole-object digests the provider computed: MD5 (collision
+    resistant for data nobody crafted), an S3 multipart ETag (the MD5 of the parts' MD5s), and S3's
+    full-object CRC64NVME. A 64-bit CRC is no proof against someone who crafts a collision on purpose, but
+    two unrelated objects of one size share one with odds of 2^-64: for grouping *reports* it is as good
+    as an MD5. Remediation never rests on it: `tierscan apply` proves the bytes again before it deletes or
+    moves anything (`Connector.vouched` takes cryptographic digests only, else it reads both). `candidate`
+    kinds are 32-bit CRCs (too many objects share one by chance) and values a writer sets (Azure
+    Content-MD5): equal ones need a confirming read."""
+
+    name: str
+    trust: Trust
+    layout: bool = False
+    computed: bool = True
+    # Its values stand for themselves in identity tokens (kinds older than the others, whose tokens the
+    # catalogs and group ids already hold); other kinds' values are prefixed with the kind.
+    bare: bool = False
+
+    def token(self, value: str) -> str:
+        """`value` as an identity token: never equal to another kind's."""
+        return value if self.bare else f"{self.name}:{value}"
+
+
+# Every kind a connector may put in `ObjectRef.checksums`, strongest identity first: the first one an
+# object has is its `content_identity`.
+CHECKSUM_KINDS: Mapping[str, ChecksumKind] = {k.name: k for k in (
+    ChecksumKind("md5", Trust.identity, bare=True),  # 32 hex digits
+    ChecksumKind("s3mpu", Trust.identity, layout=True, bare=True),  # S3 multipart ETag, `<hex>-<parts>`
+    ChecksumKind("crc64nvme", Trust.identity),  # S3 full-object CRC64NVME (never composite)
+    ChecksumKind("crc32c", Trust.candidate),  # GCS crc32c: full-object, composite objects included
+    ChecksumKind("content-md5", Trust.candidate, computed=False),  # Azure Content-MD5: what a writer claimed
+)}
+IDENTITY_KINDS = tuple(k.name for k in CHECKSUM_KINDS.values() if k.trust is Trust.identity)
+
+
+class ObjectRef(_Frozen):
+    """One object as a connector lists it: where it is, what it costs to keep, what the provider knows."""
+
+    uri: str
+    provider: str
+    bucket: str
+    key: str
+    version: str | None = None
+    size: int = Field(ge=0)
+    etag: str | None = None
+    # Provider checksums of the whole object by kind (`CHECKSUM_KINDS`), lowercase hex. None: the provider
+    # holds one of that kind that the listing does not give, and a HEAD would (`Capabilities.checksums`).
+    checksums: dict[str, str | None] = Field(default_factory=dict)
+    tier: Tier
+    storage_class: str
+    readable: bool = True
+    region: str
+    jurisdiction: str
+    modified: datetime
+    # Why the listing gives the object up without a read (a FIFO, a symlink out of the scanned folder, a
+    # folder that cannot be listed): the catalog records it `skipped` with this reason and never reads it.
+    # A URI ending in "/" stands for a folder that could not be listed (local folders only).
+    skipped: str | None = None
+
+    @property
+    def content_id(self) -> str | None:
+        """`content_identity` of this object's checksums."""
+        return content_identity(self.checksums)
+
+
+def content_identities(checksums: Mapping[str, str | None]) -> tuple[str, ...]:
+    """Tokens that each mean byte-identical between two objects of the same size, read or not: one per
+    `identity` kind the object has a value of, strongest first. Two objects with one token in common are
+    copies. Layout kinds (a multipart ETag) differ between copies uploaded with other part sizes, which can
+    only hide a duplicate until the bytes are read, never invent one."""
+    return tuple(CHECKSUM_KINDS[k].token(v) for k in IDENTITY_KINDS if (v := checksums.get(k)))
+
+
+def content_identity(checksums: Mapping[str, str | None]) -> str | None:
+    """The strongest of `content_identities`, or None."""
+    return next(iter(content_identities(checksums)), None)
+
+
+class GPS(_Frozen):
+    lat: float
+    lon: float
+
+
+class ExifRecord(_Frozen):
+    """The metadata fields that matter for an audit: where, which device, when, with what."""
+
+    gps: GPS | None = None
+    serials: list[str] = Field(default_factory=list)
+    make: str | None = None
+    model: str | None = None
+    datetime_original: str | None = None
+    software: str | None = None
+    owner: str | None = None
+    orientation: int | None = None
+
+    def personal_data(self) -> list[str]:
+        """Kinds of personal data present, in a stable order (the `personal_data[]` inventory field)."""
+        kinds = []
+        if self.gps is not None:
+            kinds.append("gps")
+        if self.serials:
+            kinds.append("serial")
+        if self.owner:
+            kinds.append("owner")
+        if self.datetime_original:
+            kinds.append("timestamp")
+        return kinds
+
+
+class InventoryRecord(_Frozen):
+    """One object in the audit inventory: exact values (GPS is not rounded here)."""
+
+    uri: str
+    provider: str
+    bucket: str
+    key: str
+    version: str | None = None
+    size: int
+    tier: Tier
+    storage_class: str
+    region: str
+    jurisdiction: str
+    modified: datetime
+    etag: str | None = None
+    md5: str | None = None  # a trusted provider MD5, when the listing gave one
+    multipart_etag: str | None = None  # a trusted S3 multipart ETag (checksum kind "s3mpu")
+    # S3 full-object CRC64NVME, when a HEAD gave it: grouping uses it; the inventory does not list it.
+    crc64nvme: str | None = Field(default=None, exclude=True)
+    sha256: str | None = None
+    phash: str | None = None
+    dhash: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    exif: ExifRecord | None = None
+    personal_data: list[str] = Field(default_factory=list)
+    # fingerprinted | listed (not read: no read was needed) | skipped | unreadable | gone
+    status: str
+    reason: str | None = None  # why it was skipped, when it was
+
+    @property
+    def content_id(self) -> str | None:
+        """`content_identity` as the provider gave it."""
+        return content_identity(self._checksums())
+
+    @property
+    def content_ids(self) -> tuple[str, ...]:
+        """`content_identities` as the provider gave them."""
+        return content_identities(self._checksums())
+
+    def _checksums(self) -> dict[str, str | None]:
+        return {"md5": self.md5, "s3mpu": self.multipart_etag, "crc64nvme": self.crc64nvme}
+
+
+class Holding(NamedTuple):
+    """What the savings tally reads of one stored object (`Catalog.tally_records`): where it is, what it
+    weighs and costs, not its fingerprint or metadata. The fields are `InventoryRecord`'s."""
+
+    uri: str
+    provider: str
+    bucket: str
+    key: str
+    size: int
+    tier: Tier
+    storage_class: str
+    region: str
+    jurisdiction: str
+    modified: datetime
+    status: str
+
+
+class GroupMember(_Frozen):
+    uri: str
+    size: int
+    tier: Tier
+    region: str
+    jurisdiction: str
+    distance: int = 0  # perceptual (pHash) Hamming distance to the master; 0 for exact groups
+
+
+class Group(_Frozen):
+    id: str
+    kind: Literal["exact", "near"]
+    master: str
+    members: list[GroupMember]
+    spans_tiers: bool
+    spans_regions: bool
+    spans_jurisdictions: bool
+    has_personal_data: bool
+
+
+class Finding(_Frozen):
+    policy: str
+    severity: Severity
+    action: str
+    uris: list[str]
+    group: str | None = None
+    reason: str
+    # What following the recommendation for these URIs saves each month and costs once (early deletion,
+    # retrieval), priced like the report's savings; 0 for actions that move no bytes, such as `report`.
+    monthly_savings_usd: float = 0.0
+    one_time_cost_usd: float = 0.0
+
+
+class Skipped(_Frozen):
+    uri: str
+    reason: str
+
+
+class BucketSummary(_Frozen):
+    uri: str
+    name: str  # the bucket's own name (Azure: account/container)
+    provider: str
+    region: str
+    jurisdiction: str
+    tier: Tier | None = None  # the bucket's tier when all its objects share one
+    objects: int
+    bytes: int
+    redundant_objects: int
+    redundant_bytes: int
+    monthly_cost_usd: float
+    monthly_savings_usd: float
+    one_time_cost_usd: float
+    # First month whose cumulative savings exceed the one-time cost; None when nothing is saved.
+    break_even_month: int | None = None
+
+
+class Breakdown(_Frozen):
+    """Objects, bytes and savings of one tier or one region (the report's `tiers[]` and `regions[]`)."""
+
+    key: str  # the tier (hot, cool, cold, archive) or the region
+    jurisdiction: str | None = None  # for a region: its jurisdiction
+    objects: int
+    bytes: int
+    redundant_objects: int
+    redundant_bytes: int
+    monthly_cost_usd: float
+    monthly_savings_usd: float
+    one_time_cost_usd: float
+
+
+class ReportTotals(_Frozen):
+    objects: int
+    bytes: int
+    duplicate_groups: int
+    near_duplicate_groups: int
+    redundant_objects: int
+    redundant_bytes: int
+    monthly_savings_usd: float
+    one_time_cost_usd: float
+    scan_cost_usd: float
+    skipped: int
+    scan_retrieval_usd: float = 0.0  # the part of scan_cost_usd that is retrieval fees
+    scan_request_usd: float = 0.0  # the part of scan_cost_usd that is request (GET) fees
+    # First month whose cumulative savings exceed one_time_cost_usd + scan_cost_usd; None: never.
+    break_even_month: int | None = None
+
+
+class ScanStats(_Frozen):
+    """What the last scan did and what it cost: the scan reports its own bill."""
+
+    scan_id: int | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+    listed: int = 0
+    fingerprinted: int = 0
+    unchanged: int = 0
+    gone: int = 0
+    requests: int = 0
+    bytes_read: int = 0
+    bytes_read_by_tier: dict[str, int] = Field(default_factory=dict)
+    cost_usd: float = 0.0
+    # Exact per-object accounting (`tierscan.scanner.scan.pipeline`): requests per tier and the fees they incurred,
+    # each object priced by its own class and region. Empty in catalogs written before it existed.
+    requests_by_tier: dict[str, int] = Field(default_factory=dict)
+    retrieval_usd: float = 0.0
+    request_usd: float = 0.0
+    # Objects a `--max-retrieval-usd` budget left unread (retried by the next scan), and their bytes.
+    left_unread: int = 0
+    left_unread_bytes: int = 0
+
+
+class Report(_Frozen):
+    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
+    generated_at: datetime
+    scan: ScanStats
+    totals: ReportTotals
+    buckets: list[BucketSummary]
+    groups: list[Group]
+    findings: list[Finding]
+    skipped: list[Skipped]
+    tiers: list[Breakdown] = Field(default_factory=list)  # hottest first
+    regions: list[Breakdown] = Field(default_factory=list)  # by bytes, largest first
+    prices: dict[str, str] = Field(default_factory=dict)  # price table provenance: source and date

@@ -1,0 +1,231 @@
+"""Near-duplicate signatures: what the fingerprint worker keeps of an image's pixels beyond pHash/dHash.
+
+Global hashes miss mirrored copies and crops, and cannot tell a re-encode from the next frame of a burst.
+So each image also gets, from the same reduced, upright grey decode (`PERCEPTUAL_MODE`):
+
+- the pHash of its mirror image, so horizontal flips are found through the index;
+- pHashes of fifteen windows (the centre and the four corners, at 85%, 72% and 60% of the area: steps of
+  0.85 down to the smallest crop we promise to find), so a crop of this image, hashed whole, lands within
+  the index radius of one of them;
+- ORB keypoints (sub-pixel positions) and descriptors of the image and of its mirror (at most
+  `ORB_FEATURES` each), found in a copy scaled to `WORK_SIDE` on its long side, to verify candidate pairs
+  geometrically (RANSAC), never to search;
+- a `THUMB` x `THUMB` grey thumbnail, squeezed from the ORB copy, to compare the aligned pixels of a
+  verified pair: burst shots and stereo pairs align well on their static parts but differ where something
+  moved. (Earlier versions squeezed it from the decode itself: four times the resampling for the same area
+  averages to within rounding; `benchmarks/neardup_eval.py` gave the same figures at the configured
+  `min_agreement` either way, so blobs made either way are compared as they are, not made again.)
+
+Cost: most of an image's CPU is the two ORB passes, so the mirror's features are described at the image's
+mirrored keypoints rather than detected again (`_features_and_mirror`), and the downscales go through
+`area_resize`, which gives cv2's arrays for less work.
+`to_blob`/`from_blob` pack it for the catalog: about 9.3 KB an image (16 x 8 B of hashes, 2 x 96 x 36 B of
+features, 48 x 48 B of thumbnail), behind a `MAGIC` prefix that names the layout, so blobs of another
+layout are recognised and recomputed.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from tierscan.scanner.fingerprint.area_resize import area_resize
+
+__all__ = ["MAGIC", "ORB_FEATURES", "THUMB", "WINDOWS", "WORK_SIDE", "Features", "Signature",
+           "compute_signature", "grey_of", "hash_copy", "phash_bits", "whole_hashes"]
+
+MAGIC = b"TS\x02"  # layout 2; layout 1 had no prefix (it began with a width below 1024: never b"TS")
+ORB_FEATURES = 96
+THUMB = 48
+WORK_SIDE = 256  # long side, in pixels, of the copy ORB runs on: every image at one scale
+_HASH_SIDE = 128  # window and mirror hashes are made from a copy of this long side
+_POINT_UNIT = 64  # keypoint positions are stored in 1/64 pixel (u16: up to 1023 px)
+# (area fraction, x anchor, y anchor): the anchor 0 / 0.5 / 1 puts the window at the left/centre/right.
+WINDOWS: tuple[tuple[float, float, float], ...] = tuple(
+    (area, fx, fy) for area in (0.85, 0.72, 0.6) for fx, fy in ((0.5, 0.5), (0, 0), (1, 0), (0, 1), (1, 1))
+)
+# Windows that also serve as queries: the centred ones, which survive rotation (black corners) and crops.
+QUERY_WINDOWS = tuple(i for i, (_, fx, fy) in enumerate(WINDOWS) if (fx, fy) == (0.5, 0.5))
+_HEADER = struct.Struct("<3sHHBB")  # magic; work width, height; ORB count of the image, of its mirror
+# All images are scaled to WORK_SIDE, so copies differ in scale only by a crop (at most 1/0.6 in area,
+# 1.3 in side) or an aspect change: five levels 1.3 apart cover that at about half the cost of eight.
+_ORB = cv2.ORB.create(nfeatures=ORB_FEATURES, scaleFactor=1.3, nlevels=5, edgeThreshold=15, patchSize=15,
+                      fastThreshold=10)
+_LEVEL_SCALES = tuple(_ORB.getScaleFactor() ** level for level in range(_ORB.getNLevels()))
+# The first eight rows of the unnormalised DCT-II on 32 samples (scipy's `dct`, as imagehash uses): the
+# 8 x 8 low frequencies of a 32 x 32 block X are _DCT @ X @ _DCT.T.
+_DCT = 2 * np.cos(np.pi * np.arange(8)[:, None] * (2 * np.arange(32)[None, :] + 1) / 64)
+
+
+def phash_bits(blocks: np.ndarray) -> list[int]:
+    """pHashes (64-bit integers, imagehash's bit order) of a stack of 32 x 32 grey blocks (N x 32 x 32)."""
+    low = (_DCT @ blocks.astype(np.float64) @ _DCT.T).reshape(len(blocks), 64)
+    ranked = np.sort(low, axis=1)  # the median as np.median gives it, at a sixth of its overhead
+    bits = low > (ranked[:, 31:32] + ranked[:, 32:33]) / 2
+    return [int.from_bytes(row.tobytes(), "big") for row in np.packbits(bits, axis=1)]
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """ORB keypoints (x, y in work-image pixels, float32 N x 2) and their descriptors (uint8 N x 32)."""
+
+    points: np.ndarray
+    descriptors: np.ndarray
+
+    @classmethod
+    def of(cls, keypoints: Sequence[cv2.KeyPoint], descriptors: np.ndarray | None) -> Features:
+        if descriptors is None:
+            return cls(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+        return cls(np.asarray(cv2.KeyPoint.convert(keypoints)), descriptors)
+
+
+def _mirrored(keypoints: Sequence[cv2.KeyPoint], width: int) -> list[cv2.KeyPoint]:
+    """Where ORB would find `keypoints` of an image `width` px wide in its mirror image. Each is mirrored in
+    its own pyramid level, whose pixel grid ORB samples (level widths are rounded, so mirroring at full
+    scale would put a point up to 2 px off at the top level); the intensity-centroid angle turns to
+    180 - angle. (One comprehension over plain values: this runs for every keypoint of every image.)"""
+    edges = [(round(width / scale) - 1) * scale for scale in _LEVEL_SCALES]  # level x' = edge - x
+    return [cv2.KeyPoint(edges[k.octave] - x, y, k.size, (180 - k.angle) % 360, k.response, k.octave)
+            for k in keypoints for x, y in (k.pt,)]
+
+
+def _features_and_mirror(work: np.ndarray) -> tuple[Features, Features]:
+    """ORB features of the work image and of its mirror image. The mirror's keypoints are the image's,
+    mirrored, and only described in the mirror: FAST, the Harris score, the centroid angle, the Gaussian
+    blur and ORB's pyramid (bilinear, scaled by each level's exact size ratio) are all symmetric under a
+    horizontal flip, so detecting again would find the same corners. On 200 dev-set images, of the
+    mirror's 19,200 keypoints 99.2% are where a detection in the mirror puts one, with the same descriptor
+    but for 20, and the rest within half a pixel of one; both sets cost 1.46 ms of CPU an image against
+    two detections' 2.16."""
+    keypoints, descriptors = _ORB.detectAndCompute(work, None)
+    mirror = np.ascontiguousarray(work[:, ::-1])
+    mirror_keypoints, mirror_descriptors = _ORB.compute(mirror, _mirrored(keypoints, work.shape[1]))
+    return Features.of(keypoints, descriptors), Features.of(mirror_keypoints, mirror_descriptors)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """Everything near-duplicate search and verification need of one image."""
+
+    width: int  # of the work image the features were found in
+    height: int
+    mirror: int  # pHash of the mirror image
+    windows: tuple[int, ...]  # pHashes of `WINDOWS`
+    features: Features
+    mirror_features: Features
+    thumb: np.ndarray  # uint8 THUMB x THUMB, the whole image squeezed
+
+    def to_blob(self) -> bytes:
+        """Little-endian: header, mirror + window hashes (u64), then per feature set x/y (u16, in
+        1/`_POINT_UNIT` px) and descriptors, then the thumbnail."""
+        parts = [
+            _HEADER.pack(MAGIC, self.width, self.height, len(self.features.points),
+                         len(self.mirror_features.points)),
+            np.array((self.mirror, *self.windows), "<u8").tobytes(),
+        ]
+        for f in (self.features, self.mirror_features):
+            parts += [np.round(f.points * _POINT_UNIT).astype("<u2").tobytes(), f.descriptors.tobytes()]
+        parts.append(self.thumb.tobytes())
+        return b"".join(parts)
+
+    @staticmethod
+    def is_current(blob: bytes) -> bool:
+        """Whether a blob has this layout (else it was made by an older tierscan)."""
+        return blob[:len(MAGIC)] == MAGIC
+
+    @staticmethod
+    def hash_table(blobs: Sequence[bytes]) -> np.ndarray:
+        """The mirror and window pHashes of blobs of this layout, without decoding the rest: one row each,
+        the mirror's first, then `WINDOWS` in order (uint64, len(blobs) x (1 + len(WINDOWS)))."""
+        width = 8 * (1 + len(WINDOWS))
+        rows = b"".join(blob[_HEADER.size:_HEADER.size + width] for blob in blobs)
+        return np.frombuffer(rows, "<u8").reshape(len(blobs), 1 + len(WINDOWS)).astype(np.uint64)
+
+    @classmethod
+    def from_blob(cls, blob: bytes) -> Signature:
+        """Raises ValueError for a blob of another layout (made by an older tierscan)."""
+        if not cls.is_current(blob):
+            raise ValueError("near-duplicate signature of another layout")
+        _, width, height, n, m = _HEADER.unpack_from(blob)
+        pos = _HEADER.size
+        hashes = np.frombuffer(blob, "<u8", 1 + len(WINDOWS), pos)
+        pos += hashes.nbytes
+        sets = []
+        for count in (n, m):
+            points = np.frombuffer(blob, "<u2", 2 * count, pos).reshape(count, 2) / np.float32(_POINT_UNIT)
+            pos += 4 * count
+            descriptors = np.frombuffer(blob, np.uint8, 32 * count, pos).reshape(count, 32)
+            pos += 32 * count
+            sets.append(Features(points, descriptors))
+        thumb = np.frombuffer(blob, np.uint8, THUMB * THUMB, pos).reshape(THUMB, THUMB)
+        return cls(width, height, int(hashes[0]), tuple(int(h) for h in hashes[1:]), sets[0], sets[1], thumb)
+
+
+def _scaled(grey: np.ndarray, side: int, *, as_float: bool = False) -> np.ndarray:
+    """`grey` with its long side `side` (area averaging down, bilinear up); `as_float`: in float32."""
+    h, w = grey.shape
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if scale < 1:
+        return area_resize(grey, size, as_float=as_float)
+    return cv2.resize(grey.astype(np.float32) if as_float else grey, size, interpolation=cv2.INTER_LINEAR)
+
+
+def _window_blocks(small: np.ndarray) -> np.ndarray:
+    """The mirror image and each of `WINDOWS`, squeezed to 32 x 32 (area averaging), as pHash sees them."""
+    h, w = small.shape
+    blocks = [area_resize(small[:, ::-1], (32, 32))]
+    for area, fx, fy in WINDOWS:
+        side = area ** 0.5
+        ww, hh = round(w * side), round(h * side)
+        x, y = round((w - ww) * fx), round((h - hh) * fy)
+        blocks.append(area_resize(small[y:y + hh, x:x + ww], (32, 32)))
+    return np.stack(blocks)
+
+
+def grey_of(pixels: Image.Image) -> np.ndarray:
+    """The 8-bit grey pixels every hash and signature is made from."""
+    return np.asarray(pixels if pixels.mode == "L" else pixels.convert("L"))
+
+
+def hash_copy(grey: np.ndarray) -> np.ndarray:
+    """The copy pHashes and dHashes are made from: `_HASH_SIDE` px on its long side, area-averaged, float.
+    pHash looks at 32 x 32 pixels, so a 128 px copy keeps what it needs for a fraction of the resampling
+    cost (windows: dev-set crop-to-window distance mean 3.7 bits; whole images against a full decode:
+    `benchmarks/draft_distance.py`)."""
+    return _scaled(grey, _HASH_SIDE, as_float=True)
+
+
+def whole_hashes(small: np.ndarray) -> tuple[int, int]:
+    """pHash and dHash (64-bit integers, imagehash's algorithms and bit order) of a whole image, from its
+    `hash_copy` squeezed by area averaging: the same way the window hashes are made, so a crop's hash and
+    its original's window hashes compare like with like. (imagehash's own Lanczos resizes from the decode
+    cost 1.5 ms an image; these cost 0.6 ms, the 128 px copy included: 100 dev-set photos.)"""
+    block = area_resize(small, (32, 32))
+    columns = area_resize(small, (9, 8))
+    gradient = np.packbits(columns[:, 1:] > columns[:, :-1])
+    return phash_bits(block[None])[0], int.from_bytes(gradient.tobytes(), "big")
+
+
+def compute_signature(grey: np.ndarray, small: np.ndarray | None = None) -> Signature:
+    """The signature of an upright, reduced grey image (`grey_of`), as `fingerprint` decodes it; `small`
+    is its `hash_copy` when the caller has made it already."""
+    # ORB at one scale for every image: a 25% resize of a web photo has too few, unstable features at its
+    # own size, and a 12 MP decode has needlessly many pixels. Coordinates are in this frame.
+    work = _scaled(grey, WORK_SIDE)
+    hashes = phash_bits(_window_blocks(hash_copy(grey) if small is None else small))
+    features, mirror_features = _features_and_mirror(work)
+    return Signature(
+        width=work.shape[1],
+        height=work.shape[0],
+        mirror=hashes[0],
+        windows=tuple(hashes[1:]),
+        features=features,
+        mirror_features=mirror_features,
+        thumb=area_resize(work, (THUMB, THUMB)),
+    )

@@ -1,0 +1,1 @@
+"""Exact and near-duplicate groups: clustering, the Hamming index and geometric verification."""

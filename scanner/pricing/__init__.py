@@ -1,0 +1,1 @@
+"""Prices: the price table and its refresh from the providers, and what removing copies saves."""

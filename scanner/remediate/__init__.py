@@ -1,0 +1,1 @@
+"""Acting on findings: plans, review, execution with a journal, and undo."""
