@@ -67,7 +67,7 @@ def run(*args: str) -> str:
 def hooked(cwd: Path, *args: str, **env: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", HOOK, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "PYTHONPATH": str(REPO), **{k: str(v) for k, v in env.items()}},
+        env={**os.environ, **{k: str(v) for k, v in env.items()}},
     )
 
 

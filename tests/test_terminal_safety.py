@@ -77,7 +77,7 @@ def on_a_terminal(cwd: Path, *args: str) -> str:
     """`tierscan ARGS` with its stdout on a pseudo-terminal: what the terminal received."""
     main, secondary = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "tierscan.scanner", *args], cwd=cwd, stdout=secondary,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+                            stderr=subprocess.DEVNULL)
     os.close(secondary)
     received = b""
     try:
@@ -159,7 +159,7 @@ def test_logged_warnings_and_tracebacks_quoting_a_key_are_escaped() -> None:
         "raise RuntimeError('s3://b/k\\x1b[2J\\u202e: unexpected')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+                          check=False)
     assert done.returncode == 1
     assert "s3://b\\x1b]8;;x\\x07: skipped: denied" in done.stderr
     assert "RuntimeError: s3://b/k\\x1b[2J\\u202e: unexpected" in done.stderr
