@@ -187,11 +187,17 @@ def sample(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_an_unchanged_rescan_keeps_the_results_and_a_config_change_evaluates_again(sample, monkeypatch):
-    evaluations: list[datetime] = []
+@pytest.fixture
+def evaluations(monkeypatch) -> list[datetime]:
+    """The times `pipeline._evaluate` ran at, one entry per evaluation (it still runs)."""
+    times: list[datetime] = []
     evaluate = pipeline._evaluate
     monkeypatch.setattr(pipeline, "_evaluate", lambda config, catalog, now, policies: (
-        evaluations.append(now), evaluate(config, catalog, now, policies))[1])
+        times.append(now), evaluate(config, catalog, now, policies))[1])
+    return times
+
+
+def test_an_unchanged_rescan_keeps_the_results_and_a_config_change_evaluates_again(sample, evaluations):
     config, db = sample / "tierscan.yaml", sample / "t.db"
     _scan(config, db)
     with Catalog(db) as catalog:
@@ -212,11 +218,7 @@ def test_an_unchanged_rescan_keeps_the_results_and_a_config_change_evaluates_aga
     assert _results(_scan(config, db)) == _results(narrowed) and len(evaluations) == 3
 
 
-def test_results_are_evaluated_again_on_another_day_and_after_a_change(sample, monkeypatch):
-    evaluations: list[datetime] = []
-    evaluate = pipeline._evaluate
-    monkeypatch.setattr(pipeline, "_evaluate", lambda config, catalog, now, policies: (
-        evaluations.append(now), evaluate(config, catalog, now, policies))[1])
+def test_results_are_evaluated_again_on_another_day_and_after_a_change(sample, evaluations):
     config, db = sample / "tierscan.yaml", sample / "t.db"
     _scan(config, db)
     with Catalog(db) as catalog:
@@ -237,11 +239,7 @@ def test_results_are_evaluated_again_on_another_day_and_after_a_change(sample, m
             loaded, catalog, now + timedelta(days=1), policies)
 
 
-def test_a_plan_that_finds_an_object_gone_leaves_the_next_scan_to_evaluate(sample, monkeypatch):
-    evaluations: list[datetime] = []
-    evaluate = pipeline._evaluate
-    monkeypatch.setattr(pipeline, "_evaluate", lambda config, catalog, now, policies: (
-        evaluations.append(now), evaluate(config, catalog, now, policies))[1])
+def test_a_plan_that_finds_an_object_gone_leaves_the_next_scan_to_evaluate(sample, evaluations):
     config, db = sample / "tierscan.yaml", sample / "t.db"
     first = _scan(config, db)
 
