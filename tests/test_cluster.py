@@ -231,9 +231,9 @@ def _fingerprinted(variants):
     """Records and signature blobs of JPEG-encoded images, by URI."""
     import io
 
-    from tierscan.scanner.fingerprint.image import _init_worker, fingerprint_bytes
+    from tierscan.scanner.fingerprint.image import fingerprint_bytes, init_worker
 
-    _init_worker()
+    init_worker()
     records, blobs = [], {}
     for uri, img in variants.items():
         buf = io.BytesIO()

@@ -40,7 +40,8 @@ from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import Group, InventoryRecord, ObjectRef, ScanStats
 from tierscan.scanner.core.shard import Shard
 from tierscan.scanner.core.tiers import JurisdictionMap
-from tierscan.scanner.fingerprint.image import PERCEPTUAL_MODE, FingerprintPool
+from tierscan.scanner.fingerprint.image import PERCEPTUAL_MODE
+from tierscan.scanner.fingerprint.pool import FingerprintPool
 from tierscan.scanner.group.cluster import ExactCopy, NearImage, exact_group, iter_near_groups
 from tierscan.scanner.group.hamming_index import load_kernels
 from tierscan.scanner.pricing.table import PriceTable, price_as_from_config
