@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from numba.core.compiler_lock import global_compiler_lock
 
 from tierscan.scanner.core.config import MasterRule, MasterSettings, NearSettings
 from tierscan.scanner.core.models import Group, GroupMember, InventoryRecord, Tier, content_identity
@@ -533,7 +534,10 @@ def _in_parallel(search: _Search, components: list[list[int]], workers: int,
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             # A fork pool starts all its processes at the first submission: none forks during `meanwhile`.
-            parts = pool.map(_stars_of, [b for b in batches if b])
+            # They fork holding numba's compiler lock (waiting for a thread that compiles or loads kernels):
+            # a child forked while another thread held it would wait on it forever.
+            with global_compiler_lock:
+                parts = pool.map(_stars_of, [b for b in batches if b])
             meanwhile()
             return [star for part in parts for star in part]
     finally:

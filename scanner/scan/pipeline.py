@@ -43,7 +43,7 @@ from tierscan.scanner.core.tiers import JurisdictionMap
 from tierscan.scanner.fingerprint.image import PERCEPTUAL_MODE
 from tierscan.scanner.fingerprint.pool import FingerprintPool
 from tierscan.scanner.group.cluster import ExactCopy, NearImage, exact_group, iter_near_groups
-from tierscan.scanner.group.hamming_index import load_kernels
+from tierscan.scanner.group.hamming_index import ensure_loaded
 from tierscan.scanner.pricing.table import PriceTable, price_as_from_config
 from tierscan.scanner.scan.catalog import Catalog, Listing
 from tierscan.scanner.scan.plan import TierCost, estimate, plan_reads
@@ -351,11 +351,9 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     try:
         with FingerprintPool(config.scan.workers, timeout=config.scan.object_timeout,
                              perceptual=config.scan.perceptual) as pool:
-            # Near grouping needs the index kernels: loaded while the scan reads, after the workers have
-            # forked, and joined before the reads end. A fork while the load holds numba's compiler lock
-            # hands the child that lock held, forever: verification forks after the reads, and a later
-            # scan in this process forks workers of its own.
-            kernels = threading.Thread(target=load_kernels, name="load-kernels", daemon=True)
+            # Near grouping needs the index kernels: loaded while the scan reads, and joined when the reads
+            # end, so that no load outlives the scan.
+            kernels = threading.Thread(target=ensure_loaded, name="load-kernels", daemon=True)
             if config.scan.perceptual and shard is None:
                 kernels.start()
             listing = asyncio.create_task(
