@@ -169,10 +169,9 @@ shutil.rmtree(folder)
 @pytest.mark.slow
 def test_importing_the_index_changes_no_numba_setting_until_the_kernels_are_loaded():
     """No cache folder, exit hook or kernel cache at import; `ensure_loaded` makes them, once."""
+    import os
     import subprocess
     import sys
-
-    import os
 
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     out = subprocess.run([sys.executable, "-c", _IMPORT_THEN_LOAD], check=True, capture_output=True, text=True,
