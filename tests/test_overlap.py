@@ -112,13 +112,13 @@ def test_grouping_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, mon
 
     import tierscan.scanner.scan.pipeline as pipeline
     during: list[bool] = []
-    real = pipeline.iter_near_groups
+    real = pipeline.start_near_groups
 
     def recording(*args, **kwargs):
         during.append(gc.isenabled())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "iter_near_groups", recording)
+    monkeypatch.setattr(pipeline, "start_near_groups", recording)
     with Catalog(tmp_path / "c.db") as catalog:
         pipeline.evaluate_results(Config(), catalog, T0)
         assert during == [False] and gc.isenabled()
@@ -126,13 +126,13 @@ def test_grouping_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, mon
         def failing(*args, **kwargs):
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(pipeline, "iter_near_groups", failing)
+        monkeypatch.setattr(pipeline, "start_near_groups", failing)
         with pytest.raises(RuntimeError):
             pipeline.evaluate_results(Config(), catalog, T0)
         assert gc.isenabled()  # back on after a failure too
         gc.disable()
         try:
-            monkeypatch.setattr(pipeline, "iter_near_groups", recording)
+            monkeypatch.setattr(pipeline, "start_near_groups", recording)
             pipeline.evaluate_results(Config(), catalog, T0)
             assert not gc.isenabled()  # a caller's own choice is left as it was
         finally:
