@@ -46,7 +46,8 @@ from PIL import Image, ImageDraw, ImageOps
 
 from tierscan.scanner.core.config import Config, NearSettings
 from tierscan.scanner.core.models import InventoryRecord, Tier
-from tierscan.scanner.fingerprint.image import FingerprintPool, FingerprintResult
+from tierscan.scanner.fingerprint.image import FingerprintResult
+from tierscan.scanner.fingerprint.pool import FingerprintPool
 from tierscan.scanner.group.cluster import exact_groups, near_groups
 from tierscan.scanner.scan.plan import exif_record
 

@@ -29,7 +29,7 @@ import resource
 import time
 from collections import deque
 
-from tierscan.scanner.fingerprint.image import ARENA_BYTES, FingerprintPool
+from tierscan.scanner.fingerprint.pool import ARENA_BYTES, FingerprintPool
 
 
 def _children_cpu() -> float:

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from tierscan.scanner.core.config import MasterRule, MasterSettings, NearSettings
 from tierscan.scanner.core.models import GPS, ExifRecord, InventoryRecord, Tier
-from tierscan.scanner.group.cluster import MASTER_RULES, exact_groups, near_groups
+from tierscan.scanner.group.cluster import MASTER_RULES, exact_groups, near_groups, start_near_groups
 
 T0 = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -231,9 +231,9 @@ def _fingerprinted(variants):
     """Records and signature blobs of JPEG-encoded images, by URI."""
     import io
 
-    from tierscan.scanner.fingerprint.image import _init_worker, fingerprint_bytes
+    from tierscan.scanner.fingerprint.image import fingerprint_bytes, init_worker
 
-    _init_worker()
+    init_worker()
     records, blobs = [], {}
     for uri, img in variants.items():
         buf = io.BytesIO()
@@ -342,12 +342,12 @@ def test_verification_spread_over_processes_gives_the_groups_of_one_process(monk
     monkeypatch.setattr(cluster, "ProcessPoolExecutor", spy)
     assert near_groups(records, [], NearSettings(), signatures=blobs, workers=2) == serial
     assert forked == ["fork"]
-    assert cluster._FORKED is None  # the search is not kept past the pool
+    assert cluster._VERIFYING is None  # only the verification processes hold the search
 
 
-def test_the_callers_work_runs_once_while_the_verification_processes_work(monkeypatch):
-    """`meanwhile` is called exactly once: while the forked verification processes are alive when they
-    verify, before verifying when this process does, and even when there is nothing to group."""
+def test_the_callers_work_runs_while_the_verification_processes_work(monkeypatch):
+    """Between `start_near_groups` and taking its groups, the forked verification processes are alive when
+    they verify; none is when this process verifies, or when there is nothing to group; none is left after."""
     import multiprocessing
 
     from tierscan.scanner.group import cluster
@@ -355,20 +355,21 @@ def test_the_callers_work_runs_once_while_the_verification_processes_work(monkey
     photo, other = _photos()
     records, blobs = _fingerprinted({"s3://a/photo": photo, "s3://a/photo-small": photo.resize((320, 240)),
                                      "s3://b/other": other, "s3://b/other-small": other.resize((320, 240))})
-    seen: list[int] = []
     before = len(multiprocessing.active_children())
 
-    def meanwhile() -> None:
-        seen.append(len(multiprocessing.active_children()) - before)
+    def grouped(images: list, workers: int | None = None) -> tuple[int, list]:
+        with start_near_groups(images, [], NearSettings(), signatures=blobs, workers=workers) as grouping:
+            alive = len(multiprocessing.active_children()) - before
+            return alive, list(grouping.groups())
 
-    serial = near_groups(records, [], NearSettings(), signatures=blobs, workers=1, meanwhile=meanwhile)
-    assert len(serial) == 2 and seen == [0]
-    assert near_groups(records[:1], [], NearSettings(), signatures=blobs, meanwhile=meanwhile) == []
-    assert seen == [0, 0]
+    alive, serial = grouped(records, workers=1)
+    assert len(serial) == 2 and alive == 0
+    assert grouped(records[:1]) == (0, [])
     monkeypatch.setattr(cluster, "_PARALLEL_PAIRS", 0)
-    forked = near_groups(records, [], NearSettings(), signatures=blobs, workers=2, meanwhile=meanwhile)
+    alive, forked = grouped(records, workers=2)
     assert forked == serial
-    assert seen == [0, 0, 2]  # both verification processes were up while it ran
+    assert alive == 2  # both verification processes were up while the caller's work ran
+    assert len(multiprocessing.active_children()) == before
 
 
 def _components_by_search(edges: list[tuple[int, int]]) -> list[list[int]]:

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tierscan.scanner.fingerprint.image import FingerprintPool, _init_worker, fingerprint_bytes
+from tierscan.scanner.fingerprint.image import fingerprint_bytes, init_worker
+from tierscan.scanner.fingerprint.pool import FingerprintPool
 
 
 @pytest.fixture(autouse=True, scope="module")
 def worker_setup():
-    _init_worker()  # what each pool process does: HEIF opener, bomb limit
+    init_worker()  # what each pool process does: HEIF opener, bomb limit
 
 
 def jpeg(img: Image.Image, **kw) -> bytes:

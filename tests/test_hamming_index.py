@@ -137,12 +137,43 @@ def test_kernels_get_a_cache_folder_when_neither_the_package_nor_the_user_can_be
 
 
 @pytest.mark.slow
-def test_load_kernels_leaves_the_compiled_kernels_ready():
+def test_ensure_loaded_leaves_the_compiled_kernels_ready():
     """A scan loads them in the background while it lists; a fresh process has none until then."""
     import subprocess
     import sys
 
     code = ("from tierscan.scanner.group import hamming_index as h; before = len(h._join.signatures); "
-            "h.load_kernels(); print(before, len(h._join.signatures) > 0, len(h._counting_sort.signatures) > 0)")
+            "h.ensure_loaded(); print(before, len(h._join.signatures) > 0, len(h._counting_sort.signatures) > 0)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.split() == ["0", "True", "True"]
+
+
+_IMPORT_THEN_LOAD = """
+import atexit, shutil
+import numba
+calls = []
+atexit.register = lambda *args, **kwargs: calls.append(args)
+from numba.core.caching import NullCache
+from tierscan.scanner.group import hamming_index as h
+h._needs_cache_dir = lambda package_cache, user_cache: True
+print(numba.config.CACHE_DIR == "", len(calls), isinstance(h._join._cache, NullCache))
+h.ensure_loaded()
+h.ensure_loaded()
+folder = numba.config.CACHE_DIR
+print("tierscan-numba-" in folder, [c[:2] for c in calls] == [(shutil.rmtree, folder)],
+      isinstance(h._join._cache, NullCache))
+shutil.rmtree(folder)
+"""
+
+
+@pytest.mark.slow
+def test_importing_the_index_changes_no_numba_setting_until_the_kernels_are_loaded():
+    """No cache folder, exit hook or kernel cache at import; `ensure_loaded` makes them, once."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    out = subprocess.run([sys.executable, "-c", _IMPORT_THEN_LOAD], check=True, capture_output=True, text=True,
+                         env=env).stdout
+    assert out.split() == ["True", "0", "True", "True", "True", "False"]

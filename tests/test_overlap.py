@@ -79,8 +79,7 @@ def test_free_objects_are_read_while_listing_and_fee_tiers_after(tmp_path: Path)
 
 def test_the_index_kernels_load_while_reading_and_are_done_when_the_scan_returns(tmp_path: Path,
                                                                                  monkeypatch) -> None:
-    # A load still running after the scan would hold numba's compiler lock through the next fork (a later
-    # scan's workers, or verification), and the forked child would wait on it forever.
+    # The kernels load in a thread of their own while the scan reads, and that thread does not outlive it.
     import threading
     import time
 
@@ -91,7 +90,7 @@ def test_the_index_kernels_load_while_reading_and_are_done_when_the_scan_returns
         time.sleep(1.0)
         loaded.append(threading.current_thread().name)
 
-    monkeypatch.setattr(pipeline, "load_kernels", slow_load)
+    monkeypatch.setattr(pipeline, "ensure_loaded", slow_load)
     images = tmp_path / "images"
     images.mkdir()
     for i in range(3):
@@ -113,13 +112,13 @@ def test_grouping_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, mon
 
     import tierscan.scanner.scan.pipeline as pipeline
     during: list[bool] = []
-    real = pipeline.iter_near_groups
+    real = pipeline.start_near_groups
 
     def recording(*args, **kwargs):
         during.append(gc.isenabled())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "iter_near_groups", recording)
+    monkeypatch.setattr(pipeline, "start_near_groups", recording)
     with Catalog(tmp_path / "c.db") as catalog:
         pipeline.evaluate_results(Config(), catalog, T0)
         assert during == [False] and gc.isenabled()
@@ -127,13 +126,13 @@ def test_grouping_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, mon
         def failing(*args, **kwargs):
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(pipeline, "iter_near_groups", failing)
+        monkeypatch.setattr(pipeline, "start_near_groups", failing)
         with pytest.raises(RuntimeError):
             pipeline.evaluate_results(Config(), catalog, T0)
         assert gc.isenabled()  # back on after a failure too
         gc.disable()
         try:
-            monkeypatch.setattr(pipeline, "iter_near_groups", recording)
+            monkeypatch.setattr(pipeline, "start_near_groups", recording)
             pipeline.evaluate_results(Config(), catalog, T0)
             assert not gc.isenabled()  # a caller's own choice is left as it was
         finally:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from tierscan.scanner.core.config import NearSettings
-from tierscan.scanner.fingerprint.image import _init_worker, fingerprint_bytes
+from tierscan.scanner.fingerprint.image import fingerprint_bytes, init_worker
 from tierscan.scanner.fingerprint.signatures import (
     _ORB,
     MAGIC,
@@ -32,7 +32,7 @@ OTHER = DATA / "imagededup__ukbench00120.jpg"
 
 @pytest.fixture(autouse=True, scope="module")
 def worker_setup():
-    _init_worker()
+    init_worker()
 
 
 def photo(path=PHOTO) -> Image.Image:

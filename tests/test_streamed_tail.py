@@ -114,14 +114,14 @@ def test_near_grouping_reads_light_images_of_non_copies_only(catalog: Catalog, m
     """Near grouping gets a `NearImage` (not a whole record) of each image with perceptual hashes, and none
     of a redundant exact copy."""
     seen: list[list[Any]] = []
-    real = pipeline.iter_near_groups
+    real = pipeline.start_near_groups
 
     def recording(records, *args, **kwargs):
         records = list(records)
         seen.append(records)
         return real(records, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "iter_near_groups", recording)
+    monkeypatch.setattr(pipeline, "start_near_groups", recording)
     pipeline.evaluate_results(Config(), catalog, NOW)
     [images] = seen
     assert all(isinstance(i, NearImage) for i in images)

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-import tierscan.scanner.fingerprint.image as fp
+import tierscan.scanner.fingerprint.pool as fp
 from tierscan.connectors import parse_target
 from tierscan.connectors.local import LocalConnector
 from tierscan.scanner.core.config import Config, ScanSettings
-from tierscan.scanner.fingerprint.image import BatchBroken, FingerprintPool
+from tierscan.scanner.fingerprint.pool import BatchBroken, FingerprintPool
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.pipeline import run_scan
 from tierscan.scanner.scan.read_session import _DONE, _FAILED, _read_whole

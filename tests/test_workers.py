@@ -17,11 +17,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import tierscan.scanner.fingerprint.image as fp
+import tierscan.scanner.fingerprint.image as image
+import tierscan.scanner.fingerprint.pool as fp
 from tierscan.scanner.cli import cli
 from tierscan.scanner.core.config import Config, ScanSettings, workers_bound
 from tierscan.scanner.fingerprint.exif.reader import read_prefix
-from tierscan.scanner.fingerprint.image import FingerprintPool, WorkerFailed, fingerprint_bytes, worker_count
+from tierscan.scanner.fingerprint.image import FingerprintResult, fingerprint_bytes
+from tierscan.scanner.fingerprint.pool import FingerprintPool, WorkerFailed, worker_count
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.pipeline import run_scan
 
@@ -30,7 +32,7 @@ _REAL_FINGERPRINT = fingerprint_bytes
 _REAL_READ_PREFIX = read_prefix
 
 
-def _stalling_fingerprint(data: bytes, **wants: bool) -> fp.FingerprintResult:
+def _stalling_fingerprint(data: bytes, **wants: bool) -> FingerprintResult:
     if STALL in data:
         time.sleep(3600)
     return _REAL_FINGERPRINT(data, **wants)
@@ -63,14 +65,14 @@ def _gone(pid: int) -> bool:
 @pytest.mark.slow
 def test_an_object_that_never_finishes_is_answered_parse_timeout_and_the_others_complete(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fp, "fingerprint_bytes", _stalling_fingerprint)  # before the pool forks
+    monkeypatch.setattr(image, "fingerprint_bytes", _stalling_fingerprint)  # before the pool forks
     images = [_jpeg(200 + 16 * i, 150) for i in range(8)]
     images[1] = _jpeg(240, 180, STALL)
     wants = {"want_sha256": True, "want_perceptual": True}
     with FingerprintPool(workers=2, timeout=3) as pool:
         before = {w.process.pid for w in pool._workers}
 
-        async def run() -> tuple[list[fp.FingerprintResult], list[fp.FingerprintResult]]:
+        async def run() -> tuple[list[FingerprintResult], list[FingerprintResult]]:
             first = await asyncio.gather(*[pool.submit(d, **wants) for d in images])
             return first, await asyncio.gather(*[pool.submit(d, **wants) for d in images if STALL not in d])
 
@@ -118,7 +120,7 @@ def test_a_scan_skips_an_object_past_the_deadline_as_a_parse_timeout_and_goes_on
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, perceptual: bool) -> None:
     # With perceptual hashes objects are fingerprinted whole; without, their metadata is walked by
     # ranges (`tierscan.scanner.scan.plan.ranged_metadata`), in the pool too.
-    monkeypatch.setattr(fp, "fingerprint_bytes", _stalling_fingerprint)
+    monkeypatch.setattr(image, "fingerprint_bytes", _stalling_fingerprint)
     monkeypatch.setattr(fp, "read_prefix", _stalling_read_prefix)
     config = Config(scan=ScanSettings(workers=2, object_timeout=3, perceptual=perceptual))
     with Catalog(tmp_path / "t.db") as catalog:
@@ -133,7 +135,7 @@ def test_a_scan_skips_an_object_past_the_deadline_as_a_parse_timeout_and_goes_on
 
 @pytest.mark.slow
 def test_the_cli_takes_the_object_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fp, "fingerprint_bytes", _stalling_fingerprint)
+    monkeypatch.setattr(image, "fingerprint_bytes", _stalling_fingerprint)
     estate = _estate(tmp_path)
     result = CliRunner().invoke(cli, ["scan", str(estate), "--db", str(tmp_path / "t.db"), "--workers", "1",
                                       "--object-timeout", "3", "--format", "json"], catch_exceptions=False)
@@ -146,7 +148,7 @@ def test_the_cli_takes_the_object_timeout(tmp_path: Path, monkeypatch: pytest.Mo
 
 _POOL_THEN_WAIT = """
 import sys, time
-import tierscan.scanner.fingerprint.image as fp
+import tierscan.scanner.fingerprint.pool as fp
 if sys.argv[1] == "without-pdeathsig":  # only the pipes' EOF can tell the workers their parent is gone
     fp._die_with_parent = lambda parent: None
 pool = fp.FingerprintPool(workers=3)
@@ -235,7 +237,7 @@ def test_a_worker_forked_while_a_thread_holds_numbas_compiler_lock_still_hashes(
             done.wait(30)
 
     with FingerprintPool(workers=1, timeout=20) as pool:
-        async def run() -> tuple[fp.FingerprintResult, fp.FingerprintResult]:
+        async def run() -> tuple[FingerprintResult, FingerprintResult]:
             thread = threading.Thread(target=hold)
             thread.start()
             held.wait()
@@ -260,10 +262,10 @@ def _never_set_up() -> None:
 
 @pytest.mark.slow
 def test_workers_that_never_set_up_cannot_hang_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fp, "_init_worker", _never_set_up)  # every worker, replacements too
+    monkeypatch.setattr(image, "init_worker", _never_set_up)  # every worker, replacements too
     monkeypatch.setattr(fp, "SETUP_TIME", 1.0)
     with FingerprintPool(workers=1, timeout=1) as pool:
-        async def run() -> list[fp.FingerprintResult]:
+        async def run() -> list[FingerprintResult]:
             return await asyncio.gather(*[pool.submit(_jpeg(64, 48), want_sha256=True, want_perceptual=True)
                                           for _ in range(2)])
 
@@ -276,9 +278,9 @@ def test_a_readable_callback_queued_behind_the_deadline_finds_its_worker_replace
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The deadline and the worker's pipe turning readable (its death) can fall in one loop iteration:
     the second callback must see the worker is already replaced, not replace it again."""
-    monkeypatch.setattr(fp, "fingerprint_bytes", _stalling_fingerprint)
+    monkeypatch.setattr(image, "fingerprint_bytes", _stalling_fingerprint)
     with FingerprintPool(workers=1, timeout=600) as pool:
-        async def run() -> fp.FingerprintResult:
+        async def run() -> FingerprintResult:
             answer = pool.submit(_jpeg(64, 48, STALL), want_sha256=True, want_perceptual=True)
             worker = pool._workers[0]
             while not worker.ready:

@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from numba.core.compiler_lock import global_compiler_lock
 
 from tierscan.scanner.core.config import MasterRule, MasterSettings, NearSettings
 from tierscan.scanner.core.models import Group, GroupMember, InventoryRecord, Tier, content_identity
@@ -41,8 +42,8 @@ from tierscan.scanner.fingerprint.signatures import QUERY_WINDOWS, Signature
 from tierscan.scanner.group.hamming_index import HammingIndex
 from tierscan.scanner.group.verify import evidence
 
-__all__ = ["MASTER_RULES", "ExactCopy", "NearImage", "choose_exact_master", "exact_group", "exact_groups",
-           "iter_near_groups", "near_groups"]
+__all__ = ["MASTER_RULES", "ExactCopy", "NearGrouping", "NearImage", "choose_exact_master", "exact_group",
+           "exact_groups", "iter_near_groups", "near_groups", "start_near_groups"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,24 +337,30 @@ def _current(blob: bytes | None) -> bytes | None:
 
 def near_groups(records: Iterable[Image], exact: Sequence[Group], near: NearSettings,
                 master: MasterSettings | None = None, signatures: Mapping[str, bytes] | None = None,
-                not_duplicates: Iterable[Sequence[str]] = (), workers: int | None = None,
-                meanwhile: Callable[[], None] = lambda: None) -> list[Group]:
-    """`iter_near_groups` as a list."""
-    return list(iter_near_groups(records, exact, near, master, signatures, not_duplicates, workers, meanwhile))
+                not_duplicates: Iterable[Sequence[str]] = (), workers: int | None = None) -> list[Group]:
+    """`start_near_groups`'s groups as a list."""
+    return list(iter_near_groups(records, exact, near, master, signatures, not_duplicates, workers))
 
 
 def iter_near_groups(records: Iterable[Image], exact: Sequence[Group], near: NearSettings,
                      master: MasterSettings | None = None, signatures: Mapping[str, bytes] | None = None,
-                     not_duplicates: Iterable[Sequence[str]] = (), workers: int | None = None,
-                     meanwhile: Callable[[], None] = lambda: None) -> Iterator[Group]:
-    """Star groups of perceptually similar images, by id, each made as it is taken (the groups of a large
-    estate, all made at once, would grow with it); exact copies are represented by their group's master.
-    Centres, the masters, are taken best first by `master.near`; an unassigned candidate joins a centre
-    only when their pair is confirmed and it is not listed as "not a duplicate" of any member.
-    `records`: whole inventory records, or `NearImage`s of the images with perceptual hashes.
+                     not_duplicates: Iterable[Sequence[str]] = (), workers: int | None = None) -> Iterator[Group]:
+    """`start_near_groups`'s groups, each made as it is taken, its processes ended when they are."""
+    with start_near_groups(records, exact, near, master, signatures, not_duplicates, workers) as grouping:
+        yield from grouping.groups()
+
+
+def start_near_groups(records: Iterable[Image], exact: Sequence[Group], near: NearSettings,
+                      master: MasterSettings | None = None, signatures: Mapping[str, bytes] | None = None,
+                      not_duplicates: Iterable[Sequence[str]] = (), workers: int | None = None) -> NearGrouping:
+    """Start grouping perceptually similar images into stars, by id: candidate pairs are found now and
+    their verification starts in forked processes when the work is worth it, so that the caller does work
+    of its own before it takes the groups (`NearGrouping.groups`). Exact copies are represented by their
+    group's master. Centres, the masters, are taken best first by `master.near`; an unassigned candidate
+    joins a centre only when their pair is confirmed and it is not listed as "not a duplicate" of any
+    member. `records`: whole inventory records, or `NearImage`s of the images with perceptual hashes.
     `signatures`: `Signature` blobs by URI (objects without one use the global-hash rule). `workers`:
-    processes that verify candidate pairs (default: one per core). `meanwhile`: the caller's own work,
-    called once, while those processes verify (they have all forked by then), or before verifying here."""
+    processes that verify candidate pairs (default: one per core)."""
     rank = _ranking((master or MasterSettings()).near)
     non_masters = {m.uri for g in exact for m in g.members if m.uri != g.master}
     blobs = signatures or {}
@@ -366,17 +373,12 @@ def iter_near_groups(records: Iterable[Image], exact: Sequence[Group], near: Nea
         key=lambda c: rank(c.record),
     )
     if len(cands) < 2:
-        meanwhile()
-        return
+        return NearGrouping(cands, None, [], 1)
     radius = max(near.candidate_radius, near.phash_max_distance)
     pairs = _hash_pairs(cands, radius)
     search = _Search(cands, _Mates.of(pairs, len(cands)), _separated(near, not_duplicates, exact), near)
-    components = _components(pairs, len(cands))
-    stars = _in_parallel(search, components, workers or os.cpu_count() or 1, meanwhile)
-    for k in sorted(range(len(stars)), key=lambda k: _group_id("near", cands[stars[k][0]].record.uri)):
-        i, members, distances = stars[k]
-        yield _group("near", cands[i].record.uri, cands[i].record,
-                     [cands[i].record, *(cands[j].record for j in members)], distances)
+    return NearGrouping(cands, search, _components(pairs, len(cands)), workers or os.cpu_count() or 1)
+
 
 
 class _Mates:
@@ -502,39 +504,75 @@ def _components(pairs: np.ndarray, n: int) -> list[list[int]]:
 
 # Candidate pairs from which verification is spread over processes: below this, forking costs more.
 _PARALLEL_PAIRS = 20_000
-_FORKED: _Search | None = None  # what verification processes read: set before they fork, never pickled
+_VERIFYING: _Search | None = None  # in a verification process: the search it inherited (never pickled)
+
+
+def _adopt(search: _Search) -> None:
+    """A verification process's set-up: the search it reads, inherited from its parent by the fork."""
+    global _VERIFYING
+    _VERIFYING = search
 
 
 def _stars_of(components: list[list[int]]) -> list[_Star]:
-    assert _FORKED is not None, "a verification process forked without its search"
-    return [star for c in components for star in _FORKED.stars(c)]
+    assert _VERIFYING is not None, "a verification process forked without its search"
+    return [star for c in components for star in _VERIFYING.stars(c)]
 
 
-def _in_parallel(search: _Search, components: list[list[int]], workers: int,
-                 meanwhile: Callable[[], None]) -> list[_Star]:
-    """The stars of every component: in this process when the work is small or fork is unavailable (the
-    search is read by forked processes, not copied to them), else spread over `workers` processes,
-    largest components first so that no process is left with the biggest at the end. Verification is
-    CPU-bound Python and OpenCV on small arrays, so threads would share one core. `meanwhile` runs here
-    while the processes verify, else first."""
-    global _FORKED
-    work = [search.mates.count(c) for c in components]  # twice each component's pairs
-    small = sum(work) < 2 * _PARALLEL_PAIRS
-    if workers < 2 or small or "fork" not in multiprocessing.get_all_start_methods():
-        meanwhile()
-        return [star for c in components for star in search.stars(c)]
-    batches: list[list[list[int]]] = [[] for _ in range(4 * workers)]
-    loads = [0] * len(batches)
-    for c, w in zip(components, work, strict=True):  # largest first, each to the least loaded batch
-        k = loads.index(min(loads))
-        batches[k].append(c)
-        loads[k] += w
-    _FORKED = search
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            # A fork pool starts all its processes at the first submission: none forks during `meanwhile`.
-            parts = pool.map(_stars_of, [b for b in batches if b])
-            meanwhile()
-            return [star for part in parts for star in part]
-    finally:
-        _FORKED = None
+class NearGrouping:
+    """Near grouping under way (`start_near_groups`): it owns the processes that verify candidate pairs.
+    When the work is large and fork is available, `workers` processes fork as this is made and verify
+    while the caller goes on, largest components first so that no process is left with the biggest at the
+    end (verification is CPU-bound Python and OpenCV on small arrays: threads would share one core);
+    otherwise this process verifies when `groups` is taken. `close` (or leaving the `with`) ends them."""
+
+    def __init__(self, cands: list[_Candidate], search: _Search | None, components: list[list[int]],
+                 workers: int):
+        self._cands, self._search, self._components = cands, search, components
+        self._pool: ProcessPoolExecutor | None = None
+        self._parts: Iterator[list[_Star]] | None = None
+        if search is None:
+            return
+        work = [search.mates.count(c) for c in components]  # twice each component's pairs
+        if workers < 2 or sum(work) < 2 * _PARALLEL_PAIRS or "fork" not in multiprocessing.get_all_start_methods():
+            return
+        batches: list[list[list[int]]] = [[] for _ in range(4 * workers)]
+        loads = [0] * len(batches)
+        for c, w in zip(components, work, strict=True):  # largest first, each to the least loaded batch
+            k = loads.index(min(loads))
+            batches[k].append(c)
+            loads[k] += w
+        # The search is handed to the processes by the fork, not copied to them.
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                         initializer=_adopt, initargs=(search,))
+        # A fork pool starts all its processes at the first submission, here. They fork holding numba's
+        # compiler lock (waiting for a thread that compiles or loads kernels): a child forked while another
+        # thread held it would wait on it forever.
+        with global_compiler_lock:
+            self._parts = self._pool.map(_stars_of, [b for b in batches if b])
+
+    def groups(self) -> Iterator[Group]:
+        """The groups, each made as it is taken, once the verification is done."""
+        if self._search is None:
+            return
+        if self._parts is not None:
+            stars = [star for part in self._parts for star in part]
+            self.close()  # done: the processes end before the groups are made
+        else:
+            stars = [star for c in self._components for star in self._search.stars(c)]
+        cands = self._cands
+        for k in sorted(range(len(stars)), key=lambda k: _group_id("near", cands[stars[k][0]].record.uri)):
+            i, members, distances = stars[k]
+            yield _group("near", cands[i].record.uri, cands[i].record,
+                         [cands[i].record, *(cands[j].record for j in members)], distances)
+
+    def close(self) -> None:
+        """End the verification processes (after the batch each has at hand)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> NearGrouping:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -30,8 +30,10 @@ candidates grow with the sum of squared bucket sizes, so more tightly clustered 
 Brute force at 1M: about 40 min of a core.
 
 The first call compiles the kernels, about 10 s (20 s under load), and caches them next to this module
-(`cache=True`) or in the user's cache folder; later processes load them in about 1 s. Where neither can be
-written (the container image runs as an unprivileged user), each run compiles into a temporary folder.
+or in the user's cache folder; later processes load them in about 1 s. Where neither can be written (the
+container image runs as an unprivileged user), each run compiles into a temporary folder. All of this
+happens in `ensure_loaded`, which every search through the kernels calls first: importing the module
+changes no numba setting.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations, pairwise
 from typing import TYPE_CHECKING
@@ -51,7 +54,7 @@ from numba import types
 from numba.extending import intrinsic
 from numba.misc.appdirs import AppDirs
 
-__all__ = ["HammingIndex", "best_band_count", "load_kernels", "pairs_within"]
+__all__ = ["HammingIndex", "best_band_count", "ensure_loaded", "pairs_within"]
 
 
 def _writable(folder: str) -> bool:
@@ -67,17 +70,19 @@ def _writable(folder: str) -> bool:
 def _needs_cache_dir(package_cache: str, user_cache: str) -> bool:
     """Whether numba has nowhere to cache the kernels: neither the package's __pycache__ nor the user's
     cache folder can be written (an image installed by root, run by an unprivileged user without a home).
-    `cache=True` then raises at import, and every command that groups images would fail."""
+    Caching the kernels would then raise, and every command that groups images would fail."""
     return not _writable(package_cache) and not _writable(user_cache)
 
 
-if not numba.config.CACHE_DIR and _needs_cache_dir(  # type: ignore[attr-defined]
-        os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
-        AppDirs(appname="numba", appauthor=False).user_cache_dir):
-    # A private folder for this process (a shared, predictable name in /tmp could be planted by another
-    # user); the kernels compile once per run there, 10-20 s.
-    numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="tierscan-numba-")  # type: ignore[attr-defined]
-    atexit.register(shutil.rmtree, numba.config.CACHE_DIR, ignore_errors=True)  # type: ignore[attr-defined]
+def _give_numba_a_cache_dir() -> None:
+    """Where numba has nowhere to cache, a private folder for this process (a shared, predictable name in
+    /tmp could be planted by another user), removed when it ends; the kernels compile once per run there."""
+    if not numba.config.CACHE_DIR and _needs_cache_dir(  # type: ignore[attr-defined]
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
+            AppDirs(appname="numba", appauthor=False).user_cache_dir):
+        numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="tierscan-numba-")  # type: ignore[attr-defined]
+        atexit.register(shutil.rmtree, numba.config.CACHE_DIR, ignore_errors=True)  # type: ignore[attr-defined]
+
 
 _BLOCK_CODES = 8192  # codes per block of bucket values: a block and its partner fit a core's L2
 # Up to this many (query, code) pairs, numpy compares them all (under a second): a scan of a few thousand
@@ -102,7 +107,7 @@ else:
         return sig, codegen
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
 def _counting_sort(values: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
     """Stable order of `values` (ints in [0, buckets)) and bucket offsets: O(N), unlike argsort."""
     offsets = np.zeros(buckets + 1, np.int64)
@@ -119,7 +124,7 @@ def _counting_sort(values: np.ndarray, buckets: int) -> tuple[np.ndarray, np.nda
     return order, offsets
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(nogil=True, inline="always")
 def _found_in_earlier_band(x: int, earlier: np.ndarray, band_radius: int) -> bool:
     """Whether codes that differ by `x` are within `band_radius` in one of the earlier bands (`earlier`:
     their bit masks), so that the pair was found there already."""
@@ -129,7 +134,7 @@ def _found_in_earlier_band(x: int, earlier: np.ndarray, band_radius: int) -> boo
     return False
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
 def _join(q_sorted: np.ndarray, q_order: np.ndarray, q_off: np.ndarray, q_used: np.ndarray,
           c_sorted: np.ndarray, c_order: np.ndarray, c_off: np.ndarray,
           masks: np.ndarray, block_bits: int, first_block: int, last_block: int,
@@ -287,6 +292,7 @@ class HammingIndex:
     def _banded(self, queries: np.ndarray, radius: int, workers: int,
                 self_join: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`search` by multi-index hashing, through the compiled kernels."""
+        ensure_loaded()
         layout, bands = self._bands_for(len(queries), radius)
         band_radius = radius // len(layout)
         jobs = []
@@ -333,12 +339,28 @@ def _pairwise(queries: np.ndarray, codes: np.ndarray, radius: int,
             np.concatenate(found_d).astype(np.uint8))
 
 
-def load_kernels() -> None:
-    """Load the compiled kernels from numba's cache (compile them if it has none) now rather than in the
-    first search that needs them: a scan does it in a background thread while it lists, so that its
-    grouping does not spend the 0.5 s on one core after the reads."""
-    codes = np.arange(2, dtype=np.uint64)
-    HammingIndex(codes, bands=4)._banded(codes, 4, 1, True)
+_KERNELS = (_counting_sort, _found_in_earlier_band, _join)
+_loading = threading.RLock()
+_loaded = False
+
+
+def ensure_loaded() -> None:
+    """Make the kernels ready, once per process: give numba a cache folder if it has none it can write,
+    have the kernels use numba's cache (as `cache=True` would, which needs that folder when the module is
+    imported), and load them from it (compile them if it has none). Every search through the kernels calls
+    this first; a scan calls it in a background thread while it reads, so that its grouping does not
+    spend the 0.5 s on one core after the reads."""
+    global _loaded
+    with _loading:
+        if _loaded:
+            return
+        _give_numba_a_cache_dir()
+        if not numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
+            for kernel in _KERNELS:
+                kernel.enable_caching()
+        _loaded = True  # the search below calls this again
+        codes = np.arange(2, dtype=np.uint64)
+        HammingIndex(codes, bands=4)._banded(codes, 4, 1, True)
 
 
 def pairs_within(codes: np.ndarray, radius: int, *, bands: int | None = None,

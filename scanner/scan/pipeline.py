@@ -40,9 +40,10 @@ from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import Group, InventoryRecord, ObjectRef, ScanStats
 from tierscan.scanner.core.shard import Shard
 from tierscan.scanner.core.tiers import JurisdictionMap
-from tierscan.scanner.fingerprint.image import PERCEPTUAL_MODE, FingerprintPool
-from tierscan.scanner.group.cluster import ExactCopy, NearImage, exact_group, iter_near_groups
-from tierscan.scanner.group.hamming_index import load_kernels
+from tierscan.scanner.fingerprint.image import PERCEPTUAL_MODE
+from tierscan.scanner.fingerprint.pool import FingerprintPool
+from tierscan.scanner.group.cluster import ExactCopy, NearImage, exact_group, start_near_groups
+from tierscan.scanner.group.hamming_index import ensure_loaded
 from tierscan.scanner.pricing.table import PriceTable, price_as_from_config
 from tierscan.scanner.scan.catalog import Catalog, Listing
 from tierscan.scanner.scan.plan import TierCost, estimate, plan_reads
@@ -269,18 +270,18 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
         listed = [*config.near.not_duplicates, *catalog.not_duplicates()]
         masters = catalog.masters_of(uri for uris in listed for uri in uris)
         objects = catalog.records_matching(prefilter(policy_set, "object"))
-        near = iter_near_groups(
-            [NearImage.of_row(row) for row in catalog.near_rows()], (),
-            config.near.model_copy(update={"not_duplicates": []}), config.master,
-            signatures=catalog.signatures(), workers=config.scan.workers,
-            not_duplicates=[[masters.get(uri, uri) for uri in uris] for uris in listed],
+        with start_near_groups(
+                [NearImage.of_row(row) for row in catalog.near_rows()], (),
+                config.near.model_copy(update={"not_duplicates": []}), config.master,
+                signatures=catalog.signatures(), workers=config.scan.workers,
+                not_duplicates=[[masters.get(uri, uri) for uri in uris] for uris in listed]) as near:
             # Object policies need no groups: they run while the verification processes work, over the
             # objects that some object policy may match.
-            meanwhile=lambda: judge("object", (_policy_record(r, jurisdictions) for r in objects), "0"))
-        for group in near:
-            if stored(group):
-                members = catalog.records_of(m.uri for m in group.members).values()
-                judge("group", [group_record(group, members)], f"2 {group.id}")
+            judge("object", (_policy_record(r, jurisdictions) for r in objects), "0")
+            for group in near.groups():
+                if stored(group):
+                    members = catalog.records_of(m.uri for m in group.members).values()
+                    judge("group", [group_record(group, members)], f"2 {group.id}")
     return Evaluation(counts["exact"], counts["near"], counts["findings"])
 
 
@@ -350,11 +351,9 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     try:
         with FingerprintPool(config.scan.workers, timeout=config.scan.object_timeout,
                              perceptual=config.scan.perceptual) as pool:
-            # Near grouping needs the index kernels: loaded while the scan reads, after the workers have
-            # forked, and joined before the reads end. A fork while the load holds numba's compiler lock
-            # hands the child that lock held, forever: verification forks after the reads, and a later
-            # scan in this process forks workers of its own.
-            kernels = threading.Thread(target=load_kernels, name="load-kernels", daemon=True)
+            # Near grouping needs the index kernels: loaded while the scan reads, and joined when the reads
+            # end, so that no load outlives the scan.
+            kernels = threading.Thread(target=ensure_loaded, name="load-kernels", daemon=True)
             if config.scan.perceptual and shard is None:
                 kernels.start()
             listing = asyncio.create_task(

@@ -27,9 +27,10 @@ from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import ObjectError
 from tierscan.scanner.core.models import ObjectRef, content_identity
 from tierscan.scanner.core.shard import Shard
-from tierscan.scanner.fingerprint import image as fingerprint
-from tierscan.scanner.fingerprint.image import BatchBroken, FingerprintPool, FingerprintResult, WorkerFailed
+from tierscan.scanner.fingerprint import image as fingerprint, pool as fingerprint_pool
+from tierscan.scanner.fingerprint.image import FingerprintResult
 from tierscan.scanner.fingerprint.jpeg_extent import primary_end
+from tierscan.scanner.fingerprint.pool import BatchBroken, FingerprintPool, WorkerFailed
 from tierscan.scanner.pricing.table import GIB, Price, PriceTable, price_as_from_config
 from tierscan.scanner.scan.catalog import Catalog, WorkItem
 from tierscan.scanner.scan.plan import (
@@ -177,7 +178,7 @@ def _read_whole(item: tuple[Any, ...]) -> tuple[Any, ...]:
     if len(data) != size:
         return (_SHORT, len(data))
     key = headtail_key(size, data[:HEAD], data[-TAIL:])
-    fingerprint.note(f"{size} {key}".encode())
+    fingerprint_pool.note(f"{size} {key}".encode())
     if not want_metadata:
         return (_HASHED, size, key, *_sha256_and_md5(data))
     r = fingerprint.fingerprint_bytes(data, want_sha256=True, want_perceptual=perceptual, want_signature=signatures)
