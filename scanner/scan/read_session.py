@@ -25,7 +25,7 @@ from typing import Any
 from tierscan.connectors import Connector, parse_target
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import ObjectError
-from tierscan.scanner.core.models import ObjectRef, content_identity
+from tierscan.scanner.core.models import ObjectRef, ObjectStatus, content_identity
 from tierscan.scanner.core.shard import Shard
 from tierscan.scanner.fingerprint import image as fingerprint
 from tierscan.scanner.fingerprint.image import BatchBroken, FingerprintPool, FingerprintResult, WorkerFailed
@@ -153,8 +153,9 @@ def _row(want_metadata: bool, r: _Read) -> tuple[tuple[str, ...], tuple[object, 
         columns, values = (*columns, "headtail"), (*values, r.headtail)
     if not want_metadata or (r.exif is None and r.format is None and r.error is None):
         return columns, values
+    status = ObjectStatus.skipped if r.error else ObjectStatus.fingerprinted
     return (*columns, *_METADATA_COLUMNS), (*values, r.format, r.width, r.height, r.phash, r.dhash, r.near_sig,
-                                            r.exif, "skipped" if r.error else "fingerprinted", r.error)
+                                            r.exif, status.value, r.error)
 
 
 # What a worker answers for a whole read (`_read_whole`): a tag, then the tag's values.
@@ -216,7 +217,7 @@ class _Results:
 
     def fail(self, items: Iterable[WorkItem], reason: str) -> None:
         for item in items:
-            self.add(item.ref.uri, {"status": "failed", "reason": reason, "headtail": None})
+            self.add(item.ref.uri, {"status": ObjectStatus.failed.value, "reason": reason, "headtail": None})
 
 
 class _WorkerReads:
@@ -390,7 +391,7 @@ class ReadSession:
         ref, config = p.ref, self.config
         if p.kind in ("full", "image") and ref.size > config.scan.max_object_bytes:
             for item in [p.item, *p.copies]:
-                self.results.add(item.ref.uri, {"status": "skipped",
+                self.results.add(item.ref.uri, {"status": ObjectStatus.skipped.value,
                                                 "reason": f"larger than {config.scan.max_object_bytes} bytes"})
             return
         _, nbytes = p.estimate()
@@ -437,7 +438,8 @@ class ReadSession:
             self.acct.left += 1
             self.acct.left_bytes += item.ref.size
             if item.want_metadata:
-                self.results.add(item.ref.uri, {"status": "failed", "headtail": None, "reason": "left unread: over "
+                self.results.add(item.ref.uri, {"status": ObjectStatus.failed.value, "headtail": None,
+                                                "reason": "left unread: over "
                                                 f"the retrieval budget ({self.config.scan.max_retrieval_usd} USD)"})
             else:
                 self.results.add(item.ref.uri, {"headtail": None})  # read again for its SHA-256 next scan
