@@ -243,8 +243,7 @@ class InventoryRecord(_Frozen):
     height: int | None = None
     exif: ExifRecord | None = None
     personal_data: list[str] = Field(default_factory=list)
-    # an `ObjectStatus` value: fingerprinted | listed (not read: no read was needed) | skipped | failed |
-    # unreadable | gone
+    # fingerprinted | listed (not read: no read was needed) | skipped | failed | unreadable | gone
     status: str
     reason: str | None = None  # why it was skipped, when it was
 

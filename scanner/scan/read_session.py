@@ -37,6 +37,7 @@ from tierscan.scanner.scan.plan import (
     TAIL,
     Budget,
     PlannedRead,
+    ReadKind,
     exif_record,
     headtail_key,
     image_first_chunk,
@@ -389,7 +390,7 @@ class ReadSession:
 
     async def _one(self, p: PlannedRead) -> None:
         ref, config = p.ref, self.config
-        if p.kind in ("full", "image") and ref.size > config.scan.max_object_bytes:
+        if p.kind in (ReadKind.full, ReadKind.image) and ref.size > config.scan.max_object_bytes:
             for item in [p.item, *p.copies]:
                 self.results.add(item.ref.uri, {"status": ObjectStatus.skipped.value,
                                                 "reason": f"larger than {config.scan.max_object_bytes} bytes"})
@@ -399,7 +400,7 @@ class ReadSession:
         if not self.budget.admit(estimate):
             self._leave(p)
             return
-        if p.kind == "full" and ref.readable:
+        if p.kind == ReadKind.full and ref.readable:
             conn = self._connector(ref)
             read = conn.worker_read(ref) if conn.capabilities.worker_reads else None
             if read is not None:
@@ -407,7 +408,8 @@ class ReadSession:
                 return
         before = self.acct.retrieval_usd
         try:
-            reader = {"full": self._full, "image": self._image, "meta": self._meta, "narrow": self._narrow}[p.kind]
+            reader = {ReadKind.full: self._full, ReadKind.image: self._image, ReadKind.meta: self._meta,
+                      ReadKind.narrow: self._narrow}[p.kind]
             r = await reader(p)
         except ObjectError as exc:
             self.results.fail([p.item, *p.copies], f"{exc.reason}: {exc}")
@@ -422,10 +424,10 @@ class ReadSession:
         if r.headtail is not None:
             for item in [p.item, *p.copies]:
                 self.keys[item.ref.uri] = (r.headtail, item.ref.content_id or item.ref.uri)
-            if (p.item.want_sha256 or p.kind == "full") and r.error is None:
+            if (p.item.want_sha256 or p.kind == ReadKind.full) and r.error is None:
                 # Settled after the first pass: a whole read, or its key tells it apart. Whole reads count even
                 # unasked (early reads, before anyone knew the size collides): their SHA-256 settles a key.
-                if p.kind != "full":
+                if p.kind != ReadKind.full:
                     self.narrowed.append(p)
                 else:
                     self.whole_sizes.add(p.ref.size)
@@ -675,7 +677,7 @@ def _colliding_among(catalog: Catalog, narrowed: list[PlannedRead], sizes: list[
                 continue  # only trusted MD5s, and different MD5s are different bytes
             fill[key] = [i for item, copies in trusted for i in (item, *copies)]
             trusted = []
-        reads += [PlannedRead(item, "full", copies) for item, copies in _one_per_identity(plain + trusted)]
+        reads += [PlannedRead(item, ReadKind.full, copies) for item, copies in _one_per_identity(plain + trusted)]
     return reads, fill
 
 
