@@ -324,16 +324,9 @@ def merge(parts: tuple[str, ...], config_path: str | None, db: Path | None, outp
 
     config = _config(config_path)
     with tempfile.TemporaryDirectory(prefix="tierscan-parts-") as tmp:
-        paths = []
-        for i, part in enumerate(parts):
-            if "://" in part:
-                from tierscan.scanner.report.publish import read_uri
+        from tierscan.scanner.report.publish import local_parts
 
-                local = Path(tmp) / f"{i}-{part.rsplit('/', 1)[-1]}"
-                local.write_bytes(read_uri(part))
-                paths.append(local)
-            else:
-                paths.append(Path(part))
+        paths = local_parts(parts, Path(tmp))
         with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog:
             result = merge_catalogs(paths, catalog, config)
             report = outputs.report_stream(config, catalog)

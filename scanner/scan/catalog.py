@@ -8,11 +8,11 @@ which objects a scan listed.
 The schema is versioned (`meta.schema_version`); opening a catalog of another version is an error rather
 than a silent migration.
 
-Object status: `listed` (new or changed, not read yet), `fingerprinted`, `skipped` (its content is not a
-usable image: zero bytes, not an image, corrupt; kept until the object changes), `failed` (the read failed:
-vanished, denied, throttled; tried again by the next scan), `unreadable` (tier needs a restore; matched on
-metadata only), `gone` (no longer listed). `reason` says why for the last four. A listing may give an
-object up unread (`ObjectRef.skipped`: a FIFO, a symlink out of the scanned folder): it is recorded
+Object status (`ObjectStatus`): `listed` (new or changed, not read yet), `fingerprinted`, `skipped` (its
+content is not a usable image: zero bytes, not an image, corrupt; kept until the object changes), `failed`
+(the read failed: vanished, denied, throttled; tried again by the next scan), `unreadable` (tier needs a
+restore; matched on metadata only), `gone` (no longer listed). `reason` says why for the last four. A
+listing may give an object up unread (`ObjectRef.skipped`: a FIFO, a symlink out of the scanned folder): it is recorded
 `skipped` with that reason and never read. A folder that could not be listed is one such entry (its URI
 ends in "/"); what the catalog holds under it is kept as it was, not marked gone, since nobody looked.
 
