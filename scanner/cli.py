@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import json
 import logging
 import os
@@ -21,10 +20,9 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from tierscan.policies import describe_packs, describe_policies, load_policies, policy_schema, validate_files
@@ -34,7 +32,7 @@ from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import Severity
 from tierscan.scanner.core.safe_text import terminal_safe, terminal_text
 from tierscan.scanner.core.shard import Shard, parse_shard, shard_from_env
-from tierscan.scanner.report.exposure import Exposure, exposure as personal_data_exposure
+from tierscan.scanner.report.exposure import exposure as personal_data_exposure
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.catalog_lock import CatalogLock
 from tierscan.scanner.scan.progress import RichProgress
@@ -88,76 +86,8 @@ def _open_catalog(path: Path, must_exist: bool, write: bool = False) -> Iterator
         yield stack.enter_context(Catalog(path))
 
 
-def _report_stream(config: Config, catalog: Catalog) -> ReportStream:
-    """The catalog's report, its groups, findings and skipped objects read back as it is written out (the
-    catalog must stay open until then)."""
-    from tierscan.scanner.pricing.table import PriceTable
-    from tierscan.scanner.report.build import catalog_report
-
-    return catalog_report(catalog, PriceTable.load(config.prices),
-                          lambda r: config.bucket_settings(r.bucket, r.uri).price_as, datetime.now(UTC))
-
-
-def _emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "buckets",
-          exposure: Exposure | None = None) -> None:
-    from tierscan.scanner.report.build import render_table, write_csv, write_json
-
-    if fmt == "table":
-        if output:
-            with atomic_write(output) as fh:
-                render_table(report, Console(file=fh, width=140, no_color=True))
-        else:
-            render_table(report, _console())
-        return
-    if fmt == "html":
-        from tierscan.scanner.report.html import write_html
-
-        with _text_output(output) as fh:
-            write_html(report, exposure or Exposure(), fh)
-            if output is None:
-                fh.write("\n")
-        return
-    if fmt == "json":
-        with _text_output(output) as fh:
-            write_json(report, fh)
-            if output is None:
-                fh.write("\n")
-        return
-    with _text_output(output) as fh:
-        write_csv(report, fh, csv_table)  # type: ignore[arg-type]
-
-
-@contextmanager
-def _text_output(output: Path | None) -> Iterator[IO[str]]:
-    """`output` replaced once whole, else standard output (`_stdout`)."""
-    if output:
-        with atomic_write(output) as fh:
-            yield fh
-    else:
-        yield _stdout()
-
-
-def _console() -> Console:
-    """The terminal's console; piped output gets a width that fits the tables, not rich's 80 columns."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
-
-
-class _TerminalSafe(io.TextIOBase):
-    """A terminal as a text stream that escapes what it is given (`terminal_safe`, line by line)."""
-
-    def __init__(self, out: IO[str]):
-        self._out = out
-
-    def write(self, text: str) -> int:
-        self._out.write(terminal_safe(text, keep_newlines=True))
-        return len(text)
-
-
-def _stdout() -> IO[str]:
-    """Standard output for JSON, JSONL and CSV: exact for a pipe or a file; on a terminal, names are shown
-    escaped like in the table (a key's escape sequence would otherwise reach the terminal raw)."""
-    return cast(IO[str], _TerminalSafe(sys.stdout)) if sys.stdout.isatty() else sys.stdout
+def _published(run: str) -> None:
+    click.echo(terminal_safe(f"results: {run} (latest)"), err=True)
 
 
 def _exit_for(report: ReportStream, fail_on: str | None) -> None:
@@ -209,34 +139,6 @@ results_option = click.option(
     help="Results location (s3://BUCKET/PREFIX, gs://..., az://ACCOUNT/CONTAINER/PREFIX or a folder): write "
          "the report, inventory and policy outputs under PREFIX/runs/<UTC time>/ and point PREFIX/latest at it.",
 )
-
-
-def _write_output_dir(out: Path, config: Config, catalog: Catalog, report: ReportStream) -> None:
-    """Cloud-Custodian-style dry-run output: the report, and each policy's matched records."""
-    from tierscan.policies import write_resources
-    from tierscan.scanner.scan.pipeline import policy_records
-
-    policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
-    objects, groups = policy_records(config, catalog)
-    write_resources(out, policy_set, report.findings(), objects=objects, groups=groups)
-    _emit(report, "json", out / "report.json")
-
-
-def _publish(results: str, config: Config, catalog: Catalog, report: ReportStream) -> None:
-    """One run's outputs (report as JSON, HTML and text, inventory, policy folders) to `--results`."""
-    from tierscan.scanner.report.inventory import write_jsonl
-    from tierscan.scanner.report.publish import open_store, publish_run
-
-    store = open_store(results)
-    with tempfile.TemporaryDirectory(prefix="tierscan-run-") as tmp:
-        out = Path(tmp)
-        _write_output_dir(out, config, catalog, report)
-        _emit(report, "html", out / "report.html", exposure=personal_data_exposure(catalog.records()))
-        _emit(report, "table", out / "report.txt")
-        with atomic_write(out / "inventory.jsonl") as fh:
-            write_jsonl(catalog.records(), fh)
-        run = publish_run(store, out, datetime.now(UTC))
-    click.echo(terminal_safe(f"results: {store.uri}/{run} (latest)"), err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -302,6 +204,7 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
     """
     config = _scan_config(config_path, workers=workers, concurrency=concurrency, no_perceptual=no_perceptual,
                           no_signatures=no_signatures, max_retrieval=max_retrieval, object_timeout=object_timeout)
+    from tierscan.scanner.report import outputs
     from tierscan.scanner.scan.pipeline import run_scan
 
     shard = _shard(shard_text)
@@ -312,13 +215,13 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
     with _open_catalog(path, must_exist=False, write=True) as catalog:
         with RichProgress() as progress:
             asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress))
-        report = _report_stream(config, catalog)
+        report = outputs.report_stream(config, catalog)
         if output_dir:
-            _write_output_dir(output_dir, config, catalog, report)
+            outputs.write_output_dir(output_dir, config, catalog, report)
         if results:
-            _publish(results, config, catalog, report)
+            _published(outputs.publish(results, config, catalog, report))
         if fmt != "none":
-            _emit(report, fmt, output)
+            outputs.emit(report, fmt, output)
     from tierscan.scanner.report.build import summary_line
 
     click.echo(summary_line(report), err=True)
@@ -416,27 +319,21 @@ def merge(parts: tuple[str, ...], config_path: str | None, db: Path | None, outp
     PARTS are files or object URIs (e.g. s3://BUCKET/PREFIX/shards/part-0-of-4.db). Each part gives only
     its shard's objects; where parts disagree the newest identity wins and the conflict is listed on stderr.
     """
+    from tierscan.scanner.report import outputs
     from tierscan.scanner.scan.merge import merge_catalogs
 
     config = _config(config_path)
     with tempfile.TemporaryDirectory(prefix="tierscan-parts-") as tmp:
-        paths = []
-        for i, part in enumerate(parts):
-            if "://" in part:
-                from tierscan.scanner.report.publish import read_uri
+        from tierscan.scanner.report.publish import local_parts
 
-                local = Path(tmp) / f"{i}-{part.rsplit('/', 1)[-1]}"
-                local.write_bytes(read_uri(part))
-                paths.append(local)
-            else:
-                paths.append(Path(part))
+        paths = local_parts(parts, Path(tmp))
         with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog:
             result = merge_catalogs(paths, catalog, config)
-            report = _report_stream(config, catalog)
+            report = outputs.report_stream(config, catalog)
             if output_dir:
-                _write_output_dir(output_dir, config, catalog, report)
+                outputs.write_output_dir(output_dir, config, catalog, report)
             if results:
-                _publish(results, config, catalog, report)
+                _published(outputs.publish(results, config, catalog, report))
     for line in result.conflicts:
         click.echo(terminal_safe(f"conflict: {line}"), err=True)
     from tierscan.scanner.report.build import summary_line
@@ -464,13 +361,15 @@ def report(config_path: str | None, db: Path | None, fail_on: str | None, fmt: s
     `--format csv` writes one table (`--csv-table`); `--format html` writes one self-contained page with
     charts that works offline (GPS rounded to about 1 km), best with `--output report.html`.
     """
+    from tierscan.scanner.report import outputs
+
     config = _config(config_path)
     with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
-        rep = _report_stream(config, catalog)
+        rep = outputs.report_stream(config, catalog)
         if output_dir:
-            _write_output_dir(output_dir, config, catalog, rep)
+            outputs.write_output_dir(output_dir, config, catalog, rep)
         exposure = personal_data_exposure(catalog.records()) if fmt == "html" else None
-        _emit(rep, fmt, output, csv_table, exposure)
+        outputs.emit(rep, fmt, output, csv_table, exposure)
     _exit_for(rep, fail_on)
 
 
@@ -486,7 +385,7 @@ def inventory(config_path: str | None, db: Path | None, fmt: str, output: Path |
 
     `--format parquet` (needs `--output` and the `parquet` extra) writes the CSV's flattened columns, typed.
     """
-    from tierscan.scanner.report.inventory import write_csv, write_jsonl
+    from tierscan.scanner.report import outputs
 
     config = _config(config_path)
     if fmt == "parquet":
@@ -497,13 +396,8 @@ def inventory(config_path: str | None, db: Path | None, fmt: str, output: Path |
         with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
             write_parquet(catalog.records(), output)
         return
-    writer = write_jsonl if fmt == "jsonl" else write_csv
     with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
-        if output:
-            with atomic_write(output, newline="") as fh:
-                writer(catalog.records(), fh)
-        else:
-            writer(catalog.records(), _stdout())
+        outputs.write_inventory(catalog, "jsonl" if fmt == "jsonl" else "csv", output)
 
 
 @cli.group()
@@ -574,6 +468,8 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 def policy_list(config_path: str | None) -> None:
     """Show the built-in packs (`tierscan.policies.packs` in the config selects them; `builtin` means all), then
     the policies a scan would evaluate: the selected packs' and the config's files'."""
+    from tierscan.scanner.report import outputs
+
     config = _config(config_path)
     policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     packs = Table(title="Packs")
@@ -582,14 +478,14 @@ def policy_list(config_path: str | None) -> None:
     for pack in describe_packs(config.policies.packs):
         packs.add_row(terminal_text(pack["name"]), "yes" if pack["selected"] else "no",
                       terminal_text(", ".join(pack["policies"])), terminal_text(pack["description"]))
-    _console().print(packs)
+    outputs.console().print(packs)
     table = Table(title="Policies")
     for column in ("pack", "name", "resource", "severity", "filters", "actions", "description"):
         table.add_column(column)
     for p in describe_policies(policy_set):
         table.add_row(*(terminal_text(cell) for cell in (p["pack"], p["name"], p["resource"], p["severity"],
                                                          p["filters"], ", ".join(p["actions"]), p["description"])))
-    _console().print(table)
+    outputs.console().print(table)
 
 
 @policy.command("schema")

@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 
 from tierscan.scanner.core.errors import UsageError
-from tierscan.scanner.core.models import GPS, ExifRecord, ObjectRef, Tier
+from tierscan.scanner.core.models import GPS, ExifRecord, ObjectRef, ObjectStatus, Tier
 from tierscan.scanner.scan.catalog import _LISTING_BATCH, SCHEMA_VERSION, Catalog
+from tierscan.scanner.scan.merge import _STATUS_RANK
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T1 = datetime(2024, 6, 1, tzinfo=UTC)
@@ -412,3 +413,21 @@ def test_fingerprints_are_written_a_batch_at_a_time_in_order(catalog):
     assert (records["k0003"].status, records["k0003"].reason, records["k0003"].sha256) == ("failed", "vanished", "s3")
     assert all(records[f"k{i:04d}"].status == "fingerprinted" and records[f"k{i:04d}"].sha256 == f"s{i}"
                and records[f"k{i:04d}"].exif == exif for i in range(n) if i != 3)
+
+
+def test_the_statuses_the_catalog_stores_are_object_statuses_that_compare_and_hash_as_their_text(catalog):
+    scan = catalog.begin_scan(["s3://b"], T0)
+    catalog.record_listing([ref("a", 10), ref("b", 20), ref("e", 0), ref("x", 30, readable=False), ref("g", 40)],
+                           "s3://b", scan)
+    catalog.skip_empty()
+    catalog.record_fingerprints([("s3://b/a", {"status": ObjectStatus.fingerprinted.value}),
+                                 ("s3://b/b", {"status": ObjectStatus.failed.value, "reason": "denied"})])
+    stored = {row[0] for row in catalog.db.execute("SELECT status FROM objects")}
+    scan2 = catalog.begin_scan(["s3://b"], T1)
+    catalog.record_listing([ref("a", 10), ref("b", 20), ref("e", 0), ref("x", 30, readable=False)], "s3://b", scan2)
+    assert catalog.mark_gone("s3://b", scan2) == 1
+    stored |= {row[0] for row in catalog.db.execute("SELECT status FROM objects")}
+    assert stored == {s.value for s in ObjectStatus}
+    assert set(_STATUS_RANK) == set(ObjectStatus)  # the merge ranks every status
+    for status in ObjectStatus:
+        assert status == status.value and status.value in {status} and {status: 1}[status.value] == 1

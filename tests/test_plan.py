@@ -24,6 +24,7 @@ from tierscan.scanner.scan.plan import (
     HEAD,
     TAIL,
     Budget,
+    ReadKind,
     plan_reads,
     price_of,
     ranged_metadata,
@@ -266,7 +267,7 @@ def test_only_objects_without_a_trusted_md5_are_read_whole(tmp_path):
             ref("s3://b/other", size, md5="b" * 32)]
     with Catalog(tmp_path / "c.db") as catalog:
         catalog.record_listing(refs, "s3://b", 1)
-        narrowed = [PlannedRead(WorkItem(r, True, True), "meta") for r in refs]
+        narrowed = [PlannedRead(WorkItem(r, True, True), ReadKind.meta) for r in refs]
         keys = {r.uri: (f"{size}:h", r.checksums.get("md5") or r.uri) for r in refs}
         reads, fill = _still_colliding(catalog, narrowed, keys)
         assert [p.ref.uri for p in reads] == ["s3://b/multipart"] and not reads[0].item.want_metadata
@@ -342,7 +343,7 @@ def test_narrowing_settles_size_classes_in_rounds_as_it_would_in_one(tmp_path, m
         for n, r in enumerate(group):
             # Two of each size share a head/tail key, one with a trusted MD5 and one without.
             keys[r.uri] = (f"{size}:{'h' if n < 2 else 'x'}", r.checksums.get("md5") or r.uri)
-        narrowed += [PlannedRead(WorkItem(r, True, True), "meta") for r in group]
+        narrowed += [PlannedRead(WorkItem(r, True, True), ReadKind.meta) for r in group]
     with Catalog(tmp_path / "c.db") as catalog:
         catalog.record_listing(refs, "s3://b", 1)
         assert list(catalog.size_rounds([8000, 5000, 6000, 7000], 3)) == [[5000], [6000], [7000], [8000]]

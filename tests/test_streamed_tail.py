@@ -14,12 +14,12 @@ import pytest
 import tierscan.scanner.scan.pipeline as pipeline
 from tierscan.policies import evaluate, load_policies
 from tierscan.policies.costs import Pricing
-from tierscan.scanner.cli import _report_stream
 from tierscan.scanner.core.config import Config, NearSettings
 from tierscan.scanner.core.models import Group, Report, Skipped
 from tierscan.scanner.group.cluster import NearImage, exact_groups, near_groups
 from tierscan.scanner.pricing.table import PriceTable, price_as_from_config
 from tierscan.scanner.report.build import ReportStream, build_report, catalog_report, render_json, write_json
+from tierscan.scanner.report.outputs import report_stream
 from tierscan.scanner.scan.catalog import Catalog
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -190,7 +190,7 @@ def test_the_catalogs_report_never_lists_every_record(catalog: Catalog, monkeypa
 
     monkeypatch.setattr(Catalog, "records", forbidden)
     monkeypatch.setattr(Catalog, "tally_records", counted)
-    text = render_json(_report_stream(Config(), catalog))
+    text = render_json(report_stream(Config(), catalog))
     assert calls == [1]
     assert Report.model_validate_json(text).groups == catalog.groups()
 

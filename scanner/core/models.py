@@ -79,6 +79,20 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class ObjectStatus(str, Enum):
+    """An object's state in the catalog (its `status` column; scanner/scan/catalog.py says what each means).
+
+    The catalog stores and returns the values as text; the members' names equal their values, so a member
+    compares and hashes equal to the text a row holds."""
+
+    listed = "listed"
+    fingerprinted = "fingerprinted"
+    skipped = "skipped"
+    failed = "failed"
+    unreadable = "unreadable"
+    gone = "gone"
+
+
 class Trust(str, Enum):
     """How far an equal provider checksum goes between two objects of the same size."""
 
@@ -229,7 +243,7 @@ class InventoryRecord(_Frozen):
     height: int | None = None
     exif: ExifRecord | None = None
     personal_data: list[str] = Field(default_factory=list)
-    # fingerprinted | listed (not read: no read was needed) | skipped | unreadable | gone
+    # fingerprinted | listed (not read: no read was needed) | skipped | failed | unreadable | gone
     status: str
     reason: str | None = None  # why it was skipped, when it was
 

@@ -37,7 +37,7 @@ import numpy as np
 from numba.core.compiler_lock import global_compiler_lock
 
 from tierscan.scanner.core.config import MasterRule, MasterSettings, NearSettings
-from tierscan.scanner.core.models import Group, GroupMember, InventoryRecord, Tier, content_identity
+from tierscan.scanner.core.models import Group, GroupMember, InventoryRecord, ObjectStatus, Tier, content_identity
 from tierscan.scanner.fingerprint.signatures import QUERY_WINDOWS, Signature
 from tierscan.scanner.group.hamming_index import HammingIndex
 from tierscan.scanner.group.verify import evidence
@@ -79,7 +79,7 @@ class NearImage(_Ranked):
     dhash: str
     exif: Shot | None
     personal_data: bool
-    status: str = "fingerprinted"
+    status: str = ObjectStatus.fingerprinted.value
 
     @classmethod
     def of_row(cls, row: Sequence[Any]) -> NearImage:
@@ -184,7 +184,7 @@ def _group(kind: str, key: str, master: Member, members: Sequence[Member],
 
 def exact_groups(records: Sequence[InventoryRecord], master: MasterSettings) -> list[Group]:
     """Groups of two or more byte-identical objects."""
-    candidates = [r for r in records if r.status != "gone" and r.size > 0 and (r.sha256 or r.content_id)]
+    candidates = [r for r in records if r.status != ObjectStatus.gone and r.size > 0 and (r.sha256 or r.content_id)]
     uf = _UnionFind(len(candidates))
     first_by_key: dict[tuple[object, ...], int] = {}
     for i, r in enumerate(candidates):
@@ -368,7 +368,7 @@ def start_near_groups(records: Iterable[Image], exact: Sequence[Group], near: Ne
         (
             _Candidate(r, int(r.phash, 16), int(r.dhash, 16), _current(blobs.get(r.uri)))
             for r in records
-            if r.phash and r.dhash and r.status == "fingerprinted" and r.uri not in non_masters
+            if r.phash and r.dhash and r.status == ObjectStatus.fingerprinted and r.uri not in non_masters
         ),
         key=lambda c: rank(c.record),
     )

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from tierscan.scanner.core.models import Group, Holding, InventoryRecord, ScanStats, Tier
+from tierscan.scanner.core.models import Group, Holding, InventoryRecord, ObjectStatus, ScanStats, Tier
 from tierscan.scanner.pricing.table import GIB, Price, PriceAs, PriceTable
 
 # An object as the tally reads it: its inventory record, or the part of it the tally needs.
@@ -224,7 +224,7 @@ def tally_flagged(
     result = Tally()
     bucket_of = _BucketUris()
     for record, is_redundant in records:
-        if record.status == "gone":
+        if record.status == ObjectStatus.gone:
             continue
         # `price_as` reads the bucket and the URI, which a `Holding` has as an inventory record does.
         provider = (price_as(record) if price_as else None) or record.provider  # type: ignore[arg-type]

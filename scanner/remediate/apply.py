@@ -59,7 +59,7 @@ from tierscan.connectors.base import Location, ObjectState
 from tierscan.scanner.core.atomic import atomic_write, fsync_dir
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import ObjectError, UsageError
-from tierscan.scanner.core.models import Finding, Group, InventoryRecord
+from tierscan.scanner.core.models import Finding, Group, InventoryRecord, ObjectStatus
 from tierscan.scanner.scan.catalog import Catalog
 
 __all__ = ["ACTIONS", "ApplyResult", "build_plan", "describe_plan", "execute_plan", "load_plan", "plan_digest",
@@ -150,7 +150,7 @@ def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None =
                 why = "not in the catalog (or gone)"
             elif action == "delete" and (group is None or group.kind != "exact"):
                 why = "delete takes only redundant copies in exact groups"
-            elif record.status in ("failed", "gone"):
+            elif record.status in (ObjectStatus.failed, ObjectStatus.gone):
                 why = f"status {record.status}"
             if why:
                 excluded.append({"uri": uri, "policy": finding.policy, "reason": why})
@@ -494,7 +494,7 @@ class _Catalog:
     def record(self, uri: str) -> InventoryRecord | None:
         """Its record, unless it is not in the catalog or gone."""
         record = self._catalog.records_of([uri]).get(uri)
-        return record if record is not None and record.status != "gone" else None
+        return record if record is not None and record.status != ObjectStatus.gone else None
 
     def is_master(self, uri: str) -> bool:
         return self._catalog.is_master(uri)

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tierscan.scanner.core.models import InventoryRecord
+from tierscan.scanner.core.models import InventoryRecord, ObjectStatus
 
 __all__ = ["GPS_DECIMALS", "KINDS", "Exposure", "JurisdictionExposure", "exposure"]
 
@@ -47,7 +47,7 @@ def exposure(records: Iterable[InventoryRecord]) -> Exposure:
     Objects that are gone are not counted, as in the savings figures."""
     result = Exposure()
     for record in records:
-        if record.status == "gone":
+        if record.status == ObjectStatus.gone:
             continue
         entry = result.jurisdictions.setdefault(record.jurisdiction, JurisdictionExposure())
         entry.objects += 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from tierscan.connectors import parse_target
 from tierscan.scanner.core.atomic import atomic_write
 from tierscan.scanner.core.errors import UsageError
 
-__all__ = ["ResultsStore", "open_store", "publish_run", "read_uri"]
+__all__ = ["ResultsStore", "local_parts", "open_store", "publish_run", "read_uri"]
 
 _TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8", ".txt": "text/plain; charset=utf-8",
           ".jsonl": "application/x-ndjson", ".db": "application/vnd.sqlite3"}
@@ -197,3 +198,16 @@ def publish_run(store: ResultsStore, files: Path, now: datetime) -> str:
                                "files": [p.relative_to(files).as_posix() for p in names]}
     store.put("latest", (json.dumps(pointer, indent=2) + "\n").encode("utf-8"))
     return run
+
+
+def local_parts(parts: Iterable[str], folder: Path) -> list[Path]:
+    """Shard catalogs as local files: paths as given, object URIs fetched into `folder`."""
+    paths = []
+    for i, part in enumerate(parts):
+        if "://" in part:
+            local = folder / f"{i}-{part.rsplit('/', 1)[-1]}"
+            local.write_bytes(read_uri(part))
+            paths.append(local)
+        else:
+            paths.append(Path(part))
+    return paths

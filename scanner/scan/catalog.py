@@ -8,11 +8,11 @@ which objects a scan listed.
 The schema is versioned (`meta.schema_version`); opening a catalog of another version is an error rather
 than a silent migration.
 
-Object status: `listed` (new or changed, not read yet), `fingerprinted`, `skipped` (its content is not a
-usable image: zero bytes, not an image, corrupt; kept until the object changes), `failed` (the read failed:
-vanished, denied, throttled; tried again by the next scan), `unreadable` (tier needs a restore; matched on
-metadata only), `gone` (no longer listed). `reason` says why for the last four. A listing may give an
-object up unread (`ObjectRef.skipped`: a FIFO, a symlink out of the scanned folder): it is recorded
+Object status (`ObjectStatus`): `listed` (new or changed, not read yet), `fingerprinted`, `skipped` (its
+content is not a usable image: zero bytes, not an image, corrupt; kept until the object changes), `failed`
+(the read failed: vanished, denied, throttled; tried again by the next scan), `unreadable` (tier needs a
+restore; matched on metadata only), `gone` (no longer listed). `reason` says why for the last four. A
+listing may give an object up unread (`ObjectRef.skipped`: a FIFO, a symlink out of the scanned folder): it is recorded
 `skipped` with that reason and never read. A folder that could not be listed is one such entry (its URI
 ends in "/"); what the catalog holds under it is kept as it was, not marked gone, since nobody looked.
 
@@ -54,6 +54,7 @@ from tierscan.scanner.core.models import (
     Holding,
     InventoryRecord,
     ObjectRef,
+    ObjectStatus,
     ScanStats,
     Tier,
     Trust,
@@ -146,6 +147,8 @@ _PERSONAL = _personal(_PERSONAL_KINDS)
 _TEXT_KEYS = frozenset(name for name, source in _RECORD_SOURCES.items() if name == source) - {"size", "width",
                                                                                                   "height"}
 _INTEGER_KEYS = frozenset({"size", "width", "height"})
+# Statuses whose row keeps its fingerprint while the object is unchanged.
+_KEEPS_FINGERPRINT = (ObjectStatus.fingerprinted, ObjectStatus.skipped, ObjectStatus.unreadable)
 # No signature yet, or one of an older layout (`signatures.MAGIC` names the current one).
 _NEEDS_SIGNATURE = ("(status='fingerprinted' AND phash IS NOT NULL AND (near_sig IS NULL OR "
                     f"substr(near_sig, 1, {len(MAGIC)}) <> X'{MAGIC.hex()}'))")
@@ -325,7 +328,7 @@ class _Changes:
 
     def waiting(self) -> set[str]:
         """The URIs among these that wait for a read (status `listed`)."""
-        return {*(str(row[0]) for row in self.fresh if row[-2] == "listed"), *self.again}
+        return {*(str(row[0]) for row in self.fresh if row[-2] == ObjectStatus.listed), *self.again}
 
 
 class Listed(NamedTuple):
@@ -437,6 +440,7 @@ class MergedListing:
         missed: list[str] = []  # not met by the walk: new, behind it, or stored under another target
         passed: list[tuple[int, str]] = []
         kept: list[tuple[int, str, str]] = []
+        gone = ObjectStatus.gone  # looked up once: a member's lookup costs more than the comparison
         for ref in batch:
             uri = ref.uri
             if ref.skipped is not None and uri.endswith("/"):
@@ -447,7 +451,7 @@ class MergedListing:
             self._last = uri
             head = self._head()
             while head is not None and head[0] < uri:
-                if head[2] != "gone":
+                if head[2] != gone:
                     passed.append((self._id, head[0]))
                 self._next += 1
                 head = self._head()
@@ -478,7 +482,7 @@ class MergedListing:
         with self._catalog.db:
             if self._next < len(self._rows):  # the rest of the chunk at hand, then the rows not read yet
                 db.executemany("INSERT OR IGNORE INTO temp.listing_passed VALUES (?, ?)",
-                               [(self._id, row[0]) for row in self._rows[self._next:] if row[2] != "gone"])
+                               [(self._id, row[0]) for row in self._rows[self._next:] if row[2] != ObjectStatus.gone])
             if not self._read_all:
                 db.execute("INSERT OR IGNORE INTO temp.listing_passed SELECT ?, uri FROM objects WHERE target=? "
                            "AND uri>? AND status<>'gone'", (self._id, self._target, self._after))
@@ -642,7 +646,7 @@ class Catalog:
             )
             row: Any = stored.get(ref.uri)
             same = row is not None and row[0] == ident
-            if same and row[1] in ("fingerprinted", "skipped", "unreadable"):
+            if same and row[1] in _KEEPS_FINGERPRINT:
                 # Same bytes: keep the fingerprint, and the checksum values a HEAD fetched for it.
                 if None in ref.checksums.values():
                     kept = json.dumps(_kept_checksums(ref.checksums, row[_STORED_CHECKSUMS]), sort_keys=True)
@@ -653,11 +657,11 @@ class Catalog:
                     found.moved.append((*values, scan_id, ref.uri))
                 continue
             if ref.skipped is not None:
-                status, reason = "skipped", ref.skipped
+                status, reason = ObjectStatus.skipped.value, ref.skipped
             elif ref.readable:
-                status, reason = "listed", None
+                status, reason = ObjectStatus.listed.value, None
             else:
-                status = "unreadable"
+                status = ObjectStatus.unreadable.value
                 reason = f"unreadable tier ({ref.storage_class}): matched on metadata only"
             if same and row[1:4] == (status, reason, 1) and row[_STORED_LISTED:] == values:
                 # Listed again before it was read (a second `plan`): the row already is what the insert
@@ -744,7 +748,7 @@ class Catalog:
             if shard is not None and not shard.owns(row["uri"]):
                 continue
             yield WorkItem(_ref(row), want_sha256=bool(row["collides"]),
-                           want_metadata=row["status"] == "listed" or bool(row["needs_signature"]))
+                           want_metadata=row["status"] == ObjectStatus.listed or bool(row["needs_signature"]))
 
     def size_rounds(self, sizes: Iterable[int], peers: int) -> Iterator[list[int]]:
         """These sizes in ascending runs holding about `peers` listed objects each (a size class with more
@@ -824,7 +828,7 @@ class Catalog:
                 f"size IN (SELECT size FROM objects WHERE status<>'gone' AND size>0 GROUP BY size "
                 f"HAVING COUNT({has}) = COUNT(*))")
             for row in rows:
-                item = WorkItem(_ref(row), want_sha256=True, want_metadata=row["status"] == "listed")
+                item = WorkItem(_ref(row), want_sha256=True, want_metadata=row["status"] == ObjectStatus.listed)
                 found.setdefault(row["uri"], (item, []))[1].append(kind)
         return iter(sorted(found.values(), key=lambda f: (f[0].ref.size, f[0].ref.uri)))
 

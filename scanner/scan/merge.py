@@ -30,7 +30,7 @@ from typing import Any
 
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import UsageError
-from tierscan.scanner.core.models import ScanStats
+from tierscan.scanner.core.models import ObjectStatus, ScanStats
 from tierscan.scanner.core.shard import parse_shard
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.catalog_lock import CatalogLock
@@ -42,7 +42,8 @@ log = logging.getLogger("tierscan")
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 # Ties between rows of equal identity go to the one that knows more.
-_STATUS_RANK = {"fingerprinted": 4, "skipped": 3, "unreadable": 3, "failed": 2, "gone": 1, "listed": 0}
+_STATUS_RANK = {ObjectStatus.fingerprinted: 4, ObjectStatus.skipped: 3, ObjectStatus.unreadable: 3,
+                ObjectStatus.failed: 2, ObjectStatus.gone: 1, ObjectStatus.listed: 0}
 
 
 @dataclass
@@ -66,7 +67,7 @@ class _Part:
 # The ranking of one URI's rows, best first: the later modified time, the part whose scan started later,
 # the more complete status, a SHA-256, then the part named first.
 _BEST_FIRST = "{t}moment DESC, {t}started DESC, {t}status_rank DESC, {t}has_sha DESC, {t}part"
-_RANK_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in _STATUS_RANK.items()) + " ELSE 0 END"
+_RANK_SQL = "CASE status " + " ".join(f"WHEN '{s.value}' THEN {r}" for s, r in _STATUS_RANK.items()) + " ELSE 0 END"
 
 
 def _merge_rows(into: Catalog, parts: list[_Part], conflicts: list[str]) -> tuple[int, int]:

@@ -28,16 +28,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from tierscan.connectors import Connector, connector_class, parse_target
-from tierscan.policies import Evaluator, PolicySet, Pricing, load_policies, order_key
+from tierscan.policies import Evaluator, PolicySet, Pricing, load_policies, order_key, write_resources
 from tierscan.policies.costs import ObjectRecord
 from tierscan.policies.model import Resource
 from tierscan.policies.prefilter import group_may_match, prefilter
 from tierscan.scanner import __version__
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import UsageError
-from tierscan.scanner.core.models import Group, InventoryRecord, ObjectRef, ScanStats
+from tierscan.scanner.core.models import Finding, Group, InventoryRecord, ObjectRef, ScanStats
 from tierscan.scanner.core.shard import Shard
 from tierscan.scanner.core.tiers import JurisdictionMap
 from tierscan.scanner.fingerprint.image import PERCEPTUAL_MODE
@@ -50,7 +51,7 @@ from tierscan.scanner.scan.plan import TierCost, estimate, plan_reads
 from tierscan.scanner.scan.progress import Progress
 from tierscan.scanner.scan.read_session import ReadSession, _Accounts
 
-__all__ = ["Evaluation", "evaluate_results", "plan_scan", "policy_records", "run_scan"]
+__all__ = ["Evaluation", "evaluate_results", "plan_scan", "policy_records", "run_scan", "write_policy_resources"]
 
 log = logging.getLogger("tierscan")
 
@@ -168,6 +169,14 @@ def policy_records(config: Config, catalog: Catalog) -> tuple[Mapping[str, dict[
     are full object records, each read from the catalog when looked up (`--output-dir` writes the
     matched ones out). The scan evaluates the same records as it streams them."""
     return _PolicyRecords(config, catalog, groups=False), _PolicyRecords(config, catalog, groups=True)
+
+
+def write_policy_resources(out: Path, config: Config, catalog: Catalog, findings: Iterable[Finding]) -> None:
+    """Cloud-Custodian-style dry-run output: each configured policy's folder under `out` with the records
+    its findings matched."""
+    policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
+    objects, groups = policy_records(config, catalog)
+    write_resources(out, policy_set, findings, objects=objects, groups=groups)
 
 
 @dataclass(frozen=True, slots=True)

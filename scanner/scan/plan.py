@@ -39,6 +39,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from itertools import groupby
 
 from tierscan.scanner.core.models import ExifRecord, ObjectRef
@@ -53,6 +54,7 @@ __all__ = [
     "Budget",
     "PlannedRead",
     "RangedMeta",
+    "ReadKind",
     "TierCost",
     "estimate",
     "head_pays",
@@ -97,10 +99,19 @@ def image_first_chunk(size: int) -> int:
     return min(size, max(IMAGE_FIRST, size // 4))
 
 
+class ReadKind(str, Enum):
+    """How one object is read: the kinds the module's docstring describes."""
+
+    full = "full"
+    image = "image"
+    meta = "meta"
+    narrow = "narrow"
+
+
 @dataclass(slots=True)
 class PlannedRead:
     item: WorkItem
-    kind: str  # full | image | meta | narrow
+    kind: ReadKind
     copies: list[WorkItem] = field(default_factory=list)  # byte-identical objects that take this result
 
     @property
@@ -110,11 +121,11 @@ class PlannedRead:
     def estimate(self) -> tuple[int, int]:
         """(requests, bytes) this read costs before any narrowing or follow-up read."""
         size = self.ref.size
-        if self.kind == "full" or size <= HEAD + TAIL:
+        if self.kind == ReadKind.full or size <= HEAD + TAIL:
             return 1, size
-        if self.kind == "image":
+        if self.kind == ReadKind.image:
             return 1, image_first_chunk(size)
-        if self.kind == "narrow" or (self.kind == "meta" and self.item.want_sha256):
+        if self.kind == ReadKind.narrow or (self.kind == ReadKind.meta and self.item.want_sha256):
             return 2, HEAD + TAIL
         return 1, HEAD
 
@@ -152,17 +163,18 @@ def plan_reads(work: Iterable[WorkItem], *, perceptual: bool,
     return plans
 
 
-def plan_kind(item: WorkItem, *, perceptual: bool, price: Callable[[ObjectRef], Price] | None = None) -> str:
+def plan_kind(item: WorkItem, *, perceptual: bool,
+              price: Callable[[ObjectRef], Price] | None = None) -> ReadKind:
     """How `plan_reads` reads one object: full, image, meta or narrow."""
     ref = item.ref
     headtail = item.want_sha256 or not item.want_metadata  # a head and a tail would be read
     if ref.size <= (whole_read_below(price(ref)) if headtail and price else HEAD + TAIL):
-        return "full"
+        return ReadKind.full
     if not item.want_metadata:
-        return "narrow"
+        return ReadKind.narrow
     if perceptual and decodable_hint(ref.key):
-        return "image" if not item.want_sha256 and _extension(ref.key) in _JPEG_EXT else "full"
-    return "meta"
+        return ReadKind.image if not item.want_sha256 and _extension(ref.key) in _JPEG_EXT else ReadKind.full
+    return ReadKind.meta
 
 
 def head_pays(item: WorkItem, *, perceptual: bool, price: Callable[[ObjectRef], Price] | None = None) -> bool:
@@ -175,7 +187,7 @@ def head_pays(item: WorkItem, *, perceptual: bool, price: Callable[[ObjectRef], 
     if not item.want_metadata:
         return True  # a narrow read or a whole one for its SHA-256: the HEAD settles it with none
     [settled] = plan_reads([replace(item, want_sha256=False)], perceptual=perceptual, price=price)
-    return settled.kind != "full"
+    return settled.kind != ReadKind.full
 
 
 def plan_heads(pending: Iterable[tuple[WorkItem, list[str]]], *, perceptual: bool,
@@ -197,7 +209,7 @@ def spread_decodes(plans: list[PlannedRead], *, perceptual: bool) -> list[Planne
     bunch them: after a 20,000-object listing the hot tier's head/tail narrowing comes first, hundreds of
     reads that keep the fingerprint workers idle for half a second before the cooler tiers' images
     arrive. The order matters for fees only under a retrieval budget, which reads hottest first."""
-    decodes = [perceptual and p.item.want_metadata and p.kind in ("full", "image") for p in plans]
+    decodes = [perceptual and p.item.want_metadata and p.kind in (ReadKind.full, ReadKind.image) for p in plans]
     decoding = [p for p, d in zip(plans, decodes, strict=True) if d]
     light = [p for p, d in zip(plans, decodes, strict=True) if not d]
     if not decoding or not light:
@@ -245,9 +257,9 @@ def estimate(plans: Iterable[PlannedRead], prices: PriceTable,
         a["bytes"] += nbytes
         a["retrieval_usd"] += nbytes / GIB * price.retrieval_gb
         a["request_usd"] += requests / 1000 * price.get_per_1000
-        if p.kind == "image":
+        if p.kind == ReadKind.image:
             a["full_bytes_at_most"] += p.ref.size - nbytes  # further chunks, up to the whole object
-        elif p.kind != "full" and p.item.want_sha256:
+        elif p.kind != ReadKind.full and p.item.want_sha256:
             a["full_bytes_at_most"] += p.ref.size
     return {
         tier: TierCost(tier, int(a["objects"]), int(a["requests"]), int(a["bytes"]), a["retrieval_usd"],

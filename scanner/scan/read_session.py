@@ -25,7 +25,7 @@ from typing import Any
 from tierscan.connectors import Connector, parse_target
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import ObjectError
-from tierscan.scanner.core.models import ObjectRef, content_identity
+from tierscan.scanner.core.models import ObjectRef, ObjectStatus, content_identity
 from tierscan.scanner.core.shard import Shard
 from tierscan.scanner.fingerprint import image as fingerprint, pool as fingerprint_pool
 from tierscan.scanner.fingerprint.image import FingerprintResult
@@ -38,6 +38,7 @@ from tierscan.scanner.scan.plan import (
     TAIL,
     Budget,
     PlannedRead,
+    ReadKind,
     exif_record,
     headtail_key,
     image_first_chunk,
@@ -154,8 +155,9 @@ def _row(want_metadata: bool, r: _Read) -> tuple[tuple[str, ...], tuple[object, 
         columns, values = (*columns, "headtail"), (*values, r.headtail)
     if not want_metadata or (r.exif is None and r.format is None and r.error is None):
         return columns, values
+    status = ObjectStatus.skipped if r.error else ObjectStatus.fingerprinted
     return (*columns, *_METADATA_COLUMNS), (*values, r.format, r.width, r.height, r.phash, r.dhash, r.near_sig,
-                                            r.exif, "skipped" if r.error else "fingerprinted", r.error)
+                                            r.exif, status.value, r.error)
 
 
 # What a worker answers for a whole read (`_read_whole`): a tag, then the tag's values.
@@ -217,7 +219,7 @@ class _Results:
 
     def fail(self, items: Iterable[WorkItem], reason: str) -> None:
         for item in items:
-            self.add(item.ref.uri, {"status": "failed", "reason": reason, "headtail": None})
+            self.add(item.ref.uri, {"status": ObjectStatus.failed.value, "reason": reason, "headtail": None})
 
 
 class _WorkerReads:
@@ -389,9 +391,9 @@ class ReadSession:
 
     async def _one(self, p: PlannedRead) -> None:
         ref, config = p.ref, self.config
-        if p.kind in ("full", "image") and ref.size > config.scan.max_object_bytes:
+        if p.kind in (ReadKind.full, ReadKind.image) and ref.size > config.scan.max_object_bytes:
             for item in [p.item, *p.copies]:
-                self.results.add(item.ref.uri, {"status": "skipped",
+                self.results.add(item.ref.uri, {"status": ObjectStatus.skipped.value,
                                                 "reason": f"larger than {config.scan.max_object_bytes} bytes"})
             return
         _, nbytes = p.estimate()
@@ -399,7 +401,7 @@ class ReadSession:
         if not self.budget.admit(estimate):
             self._leave(p)
             return
-        if p.kind == "full" and ref.readable:
+        if p.kind == ReadKind.full and ref.readable:
             conn = self._connector(ref)
             read = conn.worker_read(ref) if conn.capabilities.worker_reads else None
             if read is not None:
@@ -407,7 +409,8 @@ class ReadSession:
                 return
         before = self.acct.retrieval_usd
         try:
-            reader = {"full": self._full, "image": self._image, "meta": self._meta, "narrow": self._narrow}[p.kind]
+            reader = {ReadKind.full: self._full, ReadKind.image: self._image, ReadKind.meta: self._meta,
+                      ReadKind.narrow: self._narrow}[p.kind]
             r = await reader(p)
         except ObjectError as exc:
             self.results.fail([p.item, *p.copies], f"{exc.reason}: {exc}")
@@ -422,10 +425,10 @@ class ReadSession:
         if r.headtail is not None:
             for item in [p.item, *p.copies]:
                 self.keys[item.ref.uri] = (r.headtail, item.ref.content_id or item.ref.uri)
-            if (p.item.want_sha256 or p.kind == "full") and r.error is None:
+            if (p.item.want_sha256 or p.kind == ReadKind.full) and r.error is None:
                 # Settled after the first pass: a whole read, or its key tells it apart. Whole reads count even
                 # unasked (early reads, before anyone knew the size collides): their SHA-256 settles a key.
-                if p.kind != "full":
+                if p.kind != ReadKind.full:
                     self.narrowed.append(p)
                 else:
                     self.whole_sizes.add(p.ref.size)
@@ -438,7 +441,8 @@ class ReadSession:
             self.acct.left += 1
             self.acct.left_bytes += item.ref.size
             if item.want_metadata:
-                self.results.add(item.ref.uri, {"status": "failed", "headtail": None, "reason": "left unread: over "
+                self.results.add(item.ref.uri, {"status": ObjectStatus.failed.value, "headtail": None,
+                                                "reason": "left unread: over "
                                                 f"the retrieval budget ({self.config.scan.max_retrieval_usd} USD)"})
             else:
                 self.results.add(item.ref.uri, {"headtail": None})  # read again for its SHA-256 next scan
@@ -674,7 +678,7 @@ def _colliding_among(catalog: Catalog, narrowed: list[PlannedRead], sizes: list[
                 continue  # only trusted MD5s, and different MD5s are different bytes
             fill[key] = [i for item, copies in trusted for i in (item, *copies)]
             trusted = []
-        reads += [PlannedRead(item, "full", copies) for item, copies in _one_per_identity(plain + trusted)]
+        reads += [PlannedRead(item, ReadKind.full, copies) for item, copies in _one_per_identity(plain + trusted)]
     return reads, fill
 
 

@@ -25,8 +25,8 @@ from faultproxy import FaultProxy, Request
 
 import tierscan.connectors.registry as registry
 from tierscan.connectors.base import RetryPolicy
-from tierscan.scanner.cli import _report_stream
 from tierscan.scanner.core.config import Config
+from tierscan.scanner.report.outputs import report_stream
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.pipeline import run_scan
 
@@ -76,7 +76,7 @@ def _use(monkeypatch: pytest.MonkeyPatch, backend: Backend, endpoint: str | None
 def _scan(db: Path, target: str, config: Config) -> dict[str, Any]:
     with Catalog(db) as catalog:
         asyncio.run(run_scan(config, catalog, [target]))
-        report = json.loads(_report_stream(config, catalog).whole().model_dump_json())
+        report = json.loads(report_stream(config, catalog).whole().model_dump_json())
     report.pop("generated_at", None)
     report.pop("scan", None)
     for key in [k for k in report["totals"] if k.startswith("scan_") or k == "break_even_month"]:
@@ -140,7 +140,7 @@ def test_fault_run_loses_nothing(http_backend: Backend, emulators: dict[str, Emu
 
     with Catalog(db) as catalog:
         records = {r.key[len(prefix):]: r for r in catalog.records()}
-        report = _report_stream(backend.config, catalog).whole()
+        report = report_stream(backend.config, catalog).whole()
     skipped = {s.uri: s.reason for s in report.skipped}
     assert set(records) == set(bodies), "every object is listed"
     lost = [k for k, r in records.items()
