@@ -291,9 +291,8 @@ class FingerprintPool:
         return self._submit(data, image.fingerprint_bytes, wants, lambda reason: FingerprintResult(error=reason))
 
     def read_prefix(self, data: bytes) -> asyncio.Future[tuple[ImageMeta, list[tuple[int, int]]]]:
-        """`tierscan.scanner.fingerprint.exif.reader.read_prefix(data)` in a worker, under the same deadline; the future
-        fails
-        with `WorkerFailed` when it gives no answer."""
+        """`tierscan.scanner.fingerprint.exif.reader.read_prefix(data)` in a worker, under the same deadline; the
+        future fails with `WorkerFailed` when it gives no answer."""
         return self._submit(data, read_prefix, {}, None)
 
     def submit_batch(self, job: Callable[[Any], Any], items: list[Any]) -> asyncio.Future[list[Any]]:

@@ -7,9 +7,8 @@ the objects (O(buckets) state), and its groups, findings and skipped objects are
 catalog as they are written out, so that no renderer holds a list as long as the estate. An in-memory
 `Report` renders through the same code (`ReportStream.of`), so both give the same bytes.
 
-Money is rounded to 6 significant digits (so a small estate's figures do not read as zero) here and only
-here (see `tierscan.scanner.pricing.savings` for the arithmetic). The report carries no GPS positions at all (those live
-in
+Money is rounded to 6 significant digits (so a small estate's figures do not read as zero) here and only here (see
+`tierscan.scanner.pricing.savings` for the arithmetic). The report carries no GPS positions at all (those live in
 the inventory, the audit record), so no renderer can print one unrounded.
 """
 

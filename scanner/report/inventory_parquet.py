@@ -10,8 +10,8 @@ the nested `exif` struct of the JSONL export stays available for tools that pref
 Records are written in row groups of `BATCH_ROWS` as they stream from the catalog, so memory stays
 bounded by one batch however large the inventory is. GPS is exact, as in every inventory export.
 
-pyarrow is an optional extra (`pip install 'tierscan[parquet]'`); importing this module without it raises
-UsageError naming the extra.
+pyarrow is an optional extra (`pip install 'tierscan[parquet]'`); importing this module without it raises UsageError
+naming the extra.
 """
 
 from __future__ import annotations

@@ -10,12 +10,11 @@ A location is a local folder or a bucket prefix (`s3://BUCKET/PREFIX`, `gs://BUC
     shards/part-I-of-N.db      each shard's catalog: the merge step's input and the next run's
                                incremental state
 
-This is the only place a scan writes to a bucket, and only to the results location it is given. (The
-connectors' write methods serve `tierscan apply` alone: see scanner/remediate/apply.py.) The cloud SDKs are used
-directly
-(synchronously; a run writes a handful of objects) with the connectors' conventions for endpoints and
-credentials (`AWS_ENDPOINT_URL`, `STORAGE_EMULATOR_HOST`, `AZURE_STORAGE_CONNECTION_STRING`,
-`TIERSCAN_AZURE_ENDPOINT_SUFFIX` for Azure China) and the connectors' URI grammar (`parse_target`).
+This is the only place a scan writes to a bucket, and only to the results location it is given. (The connectors'
+write methods serve `tierscan apply` alone: see scanner/remediate/apply.py.) The cloud SDKs are used directly
+(synchronously; a run writes a handful of objects) with the connectors' conventions for endpoints and credentials
+(`AWS_ENDPOINT_URL`, `STORAGE_EMULATOR_HOST`, `AZURE_STORAGE_CONNECTION_STRING`, `TIERSCAN_AZURE_ENDPOINT_SUFFIX`
+for Azure China) and the connectors' URI grammar (`parse_target`).
 """
 
 from __future__ import annotations

@@ -16,11 +16,10 @@ listing may give an object up unread (`ObjectRef.skipped`: a FIFO, a symlink out
 `skipped` with that reason and never read. A folder that could not be listed is one such entry (its URI
 ends in "/"); what the catalog holds under it is kept as it was, not marked gone, since nobody looked.
 
-One command writes a catalog at a time: scan, plan, merge, apply --execute and near ignore hold its
-lock (`tierscan.scanner.scan.catalog_lock`) from start to end, and a second one is refused at once with the holder's
-pid,
-host, command and start time. Readers (report, inventory, near ignored, apply --plan) take no lock: WAL mode lets them
-read the last committed state while a writer runs.
+One command writes a catalog at a time: scan, plan, merge, apply --execute and near ignore hold its lock
+(`tierscan.scanner.scan.catalog_lock`) from start to end, and a second one is refused at once with the holder's pid,
+host, command and start time. Readers (report, inventory, near ignored, apply --plan) take no lock: WAL mode lets
+them read the last committed state while a writer runs.
 """
 
 from __future__ import annotations

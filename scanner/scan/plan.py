@@ -9,11 +9,10 @@ Per object, one of:
   (a head and a tail, two requests, would be read) where one whole GET costs less in fees than those two:
   in tiers that charge by the byte read, up to `whole_read_below` of its price.
 - ``image``: the pixels of a JPEG whose size does not collide (or is not known to yet), up to the end of
-  its primary image (`tierscan.scanner.fingerprint.jpeg_extent`): a first chunk of ``IMAGE_FIRST`` or a quarter of the
-  object,
-  then chunks four times longer until its EOI; MPF previews, gain maps and motion-photo videos after it
-  are not read. No SHA-256 unless the chunks reached the end; a collision found later is narrowed with
-  head and tail like any other.
+  its primary image (`tierscan.scanner.fingerprint.jpeg_extent`): a first chunk of ``IMAGE_FIRST`` or a quarter of
+  the object, then chunks four times longer until its EOI; MPF previews, gain maps and motion-photo videos after it
+  are not read. No SHA-256 unless the chunks reached the end; a collision found later is narrowed with head and tail
+  like any other.
 - ``meta``: the EXIF audit alone. A ``HEAD`` chunk, walked by ``tierscan.scanner.fingerprint.exif.read_prefix``; the
 walker
   reports the further ranges its format needs (a JPEG APP segment longer than the head, PNG chunks after

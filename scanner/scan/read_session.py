@@ -1,7 +1,6 @@
 """A scan's reads (`pipeline.run_scan`): read the early objects while the listing runs, then plan
 (`tierscan.scanner.scan.plan`) the rest and read in two passes: every planned read (whole objects, ranged EXIF,
-head/tail
-chunks), then whole reads only for objects whose (size, head, tail) still collides.
+head/tail chunks), then whole reads only for objects whose (size, head, tail) still collides.
 
 `ReadSession` holds what the passes share: the narrowing state, the accounts, the retrieval budget and a
 result writer (`_Results`) that sends the catalog its rows in batches. Each plan kind has its reader. Whole
