@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from catalog_results import record_fingerprints
 
 from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import GPS, ExifRecord, ObjectRef, ObjectStatus, Tier
@@ -34,10 +35,10 @@ def work(catalog):
 
 
 def fingerprint_all(catalog, sha=None):
-    catalog.record_fingerprints(
+    record_fingerprints(catalog, [
         (w.ref.uri, {"status": "fingerprinted", **({"sha256": sha or w.ref.key} if w.want_sha256 else {})})
         for w in list(catalog.work())
-    )
+    ])
 
 
 def test_wal_and_schema_version(tmp_path):
@@ -47,7 +48,7 @@ def test_wal_and_schema_version(tmp_path):
 
 
 def test_a_batch_of_results_is_one_transaction(tmp_path):
-    """Rows of one `record_fingerprints` commit together: another connection sees none of them before the
+    """Rows of one `record_rows` commit together: another connection sees none of them before the
     batch ends, and a batch that fails midway leaves none stored."""
     import sqlite3
 
@@ -62,7 +63,7 @@ def test_a_batch_of_results_is_one_transaction(tmp_path):
             raise RuntimeError("the read session broke")
 
         with pytest.raises(RuntimeError):
-            c.record_fingerprints(rows())
+            record_fingerprints(c, rows())
         assert c.counts() == {"listed": 2}
         assert not c.db.in_transaction
         with c.db:
@@ -130,7 +131,7 @@ def test_rescan_of_unchanged_objects_reads_nothing(catalog):
 def test_changed_object_is_read_again_and_loses_its_old_fingerprint(catalog):
     scan = catalog.begin_scan(["s3://b"], T0)
     catalog.record_listing([ref("a", 10, etag="e1")], "s3://b", scan)
-    catalog.record_fingerprints([("s3://b/a", {"status": "fingerprinted", "phash": "ff"})])
+    record_fingerprints(catalog, [("s3://b/a", {"status": "fingerprinted", "phash": "ff"})])
     scan2 = catalog.begin_scan(["s3://b"], T1)
     catalog.record_listing([ref("a", 10, etag="e2")], "s3://b", scan2)
     assert work(catalog) == {"a": (False, True)}
@@ -160,7 +161,7 @@ def test_vanished_objects_are_marked_gone_per_target(catalog):
 def test_failed_reads_are_retried_on_the_next_scan(catalog):
     scan = catalog.begin_scan(["s3://b"], T0)
     catalog.record_listing([ref("a", 10)], "s3://b", scan)
-    catalog.record_fingerprints([("s3://b/a", {"status": "failed", "reason": "transient: 503"})])
+    record_fingerprints(catalog, [("s3://b/a", {"status": "failed", "reason": "transient: 503"})])
     scan2 = catalog.begin_scan(["s3://b"], T1)
     catalog.record_listing([ref("a", 10)], "s3://b", scan2)
     assert work(catalog) == {"a": (False, True)}
@@ -178,7 +179,7 @@ def test_records_carry_exif_and_personal_data(catalog):
     scan = catalog.begin_scan(["s3://b"], T0)
     catalog.record_listing([ref("a", 10, md5="abc")], "s3://b", scan)
     exif = ExifRecord(gps=GPS(lat=22.3, lon=114.2), serials=["S1"], datetime_original="2024:01:01 00:00:00")
-    catalog.record_fingerprints([("s3://b/a", {"status": "fingerprinted", "exif": exif, "format": "JPEG"})])
+    record_fingerprints(catalog, [("s3://b/a", {"status": "fingerprinted", "exif": exif, "format": "JPEG"})])
     record = next(catalog.records())
     assert record.exif == exif
     assert record.personal_data == ["gps", "serial", "timestamp"]
@@ -193,7 +194,7 @@ def test_catalog_without_signature_column_gets_it_and_old_images_are_read_once_m
     path = tmp_path / "old.db"
     with Catalog(path) as c:
         c.record_listing([ref("a.jpg", 10), ref("b.jpg", 20)], "s3://b", 1)
-        c.record_fingerprints([("s3://b/a.jpg", {"status": "fingerprinted", "phash": "0" * 16}),
+        record_fingerprints(c, [("s3://b/a.jpg", {"status": "fingerprinted", "phash": "0" * 16}),
                                ("s3://b/b.jpg", {"status": "fingerprinted"})])
     db = sqlite3.connect(path)  # as a catalog written before signatures existed
     db.execute("ALTER TABLE objects DROP COLUMN near_sig")
@@ -203,10 +204,10 @@ def test_catalog_without_signature_column_gets_it_and_old_images_are_read_once_m
         assert c.signatures() == {}
         # Only the image with a perceptual hash lacks a signature: it is read again, for its metadata.
         assert work(c) == {"a.jpg": (False, True)}
-        c.record_fingerprints([("s3://b/a.jpg", {"near_sig": b"sig"})])  # a signature of an older layout
+        record_fingerprints(c, [("s3://b/a.jpg", {"near_sig": b"sig"})])  # a signature of an older layout
         assert work(c) == {"a.jpg": (False, True)}
         assert list(c.work(signatures=False)) == []  # a scan that makes no signatures reads nothing for them
-        c.record_fingerprints([("s3://b/a.jpg", {"near_sig": MAGIC + b"sig"})])
+        record_fingerprints(c, [("s3://b/a.jpg", {"near_sig": MAGIC + b"sig"})])
         assert c.signatures() == {"s3://b/a.jpg": MAGIC + b"sig"} and work(c) == {}
 
 
@@ -217,7 +218,7 @@ def test_hashes_of_another_perceptual_mode_are_made_again(tmp_path):
     with Catalog(path) as c:
         assert c.keep_perceptual_mode("old") == 0  # a new catalog: nothing to forget
         c.record_listing([ref("a.jpg", 10), ref("b.bin", 20)], "s3://b", 1)
-        c.record_fingerprints([("s3://b/a.jpg", {"status": "fingerprinted", "phash": "0" * 16,
+        record_fingerprints(c, [("s3://b/a.jpg", {"status": "fingerprinted", "phash": "0" * 16,
                                                  "near_sig": MAGIC + b"sig"}),
                                ("s3://b/b.bin", {"status": "fingerprinted"})])
         assert work(c) == {} and c.keep_perceptual_mode("old") == 0
@@ -250,7 +251,7 @@ def test_objects_the_listing_skips_are_recorded_with_their_reason_and_never_read
     # Listed as before: unchanged. Skipped once read, or become a regular file: changed.
     scan2 = catalog.begin_scan(["/r"], T1)
     assert catalog.record_listing([local("p.jpg", 0, skipped=fifo)], "/r", scan2) == (0, 1)
-    catalog.record_fingerprints([("file:///r/b/x.jpg", {"status": "fingerprinted", "phash": "00"})])
+    record_fingerprints(catalog, [("file:///r/b/x.jpg", {"status": "fingerprinted", "phash": "00"})])
     out = "symlink points outside the scanned folder: not followed"
     assert catalog.record_listing([local("x.jpg", 0, skipped=out), local("p.jpg", 0)], "/r", scan2) == (2, 0)
     statuses = {r.key: (r.status, r.reason, r.phash) for r in catalog.records()}
@@ -342,7 +343,7 @@ def test_an_object_listed_again_unread_but_holding_old_results_is_written_afresh
     # row is replaced as a new listing's would be, old results cleared.
     scan = catalog.begin_scan(["s3://b"], T0)
     catalog.record_listing([ref("a", 10), ref("b", 12)], "s3://b", scan)
-    catalog.record_fingerprints([("s3://b/a", {"status": "fingerprinted", "phash": "ff", "sha256": "s"})])
+    record_fingerprints(catalog, [("s3://b/a", {"status": "fingerprinted", "phash": "ff", "sha256": "s"})])
     catalog.set_meta("perceptual_mode", "old")
     assert catalog.keep_perceptual_mode("new") == 1
     scan2 = catalog.begin_scan(["s3://b"], T1)
@@ -355,7 +356,7 @@ def test_an_object_listed_again_unread_but_holding_old_results_is_written_afresh
 def test_unchanged_object_whose_tier_moved_keeps_its_fingerprint_and_takes_the_new_tier(catalog):
     scan = catalog.begin_scan(["s3://b"], T0)
     catalog.record_listing([ref("a", 10), ref("b", 12)], "s3://b", scan)
-    catalog.record_fingerprints([("s3://b/a", {"status": "fingerprinted", "phash": "ff"}),
+    record_fingerprints(catalog, [("s3://b/a", {"status": "fingerprinted", "phash": "ff"}),
                                  ("s3://b/b", {"status": "fingerprinted", "phash": "ee"})])
     scan2 = catalog.begin_scan(["s3://b"], T1)
     cold = ref("a", 10).model_copy(update={"tier": Tier.cold, "storage_class": "GLACIER_IR", "region": "cn-north-1"})
@@ -406,7 +407,7 @@ def test_fingerprints_are_written_a_batch_at_a_time_in_order(catalog):
     rows = [(f"s3://b/k{i:04d}", {"status": "fingerprinted", "sha256": f"s{i}", "exif": exif}) for i in range(n)]
     rows.append(("s3://b/k0003", {"status": "failed", "reason": "vanished"}))  # a later row for the same object wins
     counting = catalog.db = _CountingConnection(catalog.db)
-    catalog.record_fingerprints(iter(rows))
+    record_fingerprints(catalog, iter(rows))
     catalog.db = counting.db
     assert counting.sent < 10
     records = {r.key: r for r in catalog.records()}
@@ -420,7 +421,7 @@ def test_the_statuses_the_catalog_stores_are_object_statuses_that_compare_and_ha
     catalog.record_listing([ref("a", 10), ref("b", 20), ref("e", 0), ref("x", 30, readable=False), ref("g", 40)],
                            "s3://b", scan)
     catalog.skip_empty()
-    catalog.record_fingerprints([("s3://b/a", {"status": ObjectStatus.fingerprinted.value}),
+    record_fingerprints(catalog, [("s3://b/a", {"status": ObjectStatus.fingerprinted.value}),
                                  ("s3://b/b", {"status": ObjectStatus.failed.value, "reason": "denied"})])
     stored = {row[0] for row in catalog.db.execute("SELECT status FROM objects")}
     scan2 = catalog.begin_scan(["s3://b"], T1)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from catalog_results import record_fingerprints
 
 from tierscan.connectors.registry import connector_class
 from tierscan.scanner.core.config import MasterSettings
@@ -96,7 +97,7 @@ def test_unfetched_checksums_are_pending_only_where_fetching_them_settles_the_si
 def test_a_rescan_keeps_fetched_values_that_the_listing_names_without_them(catalog):
     listed(catalog, ref("a", 10, crc64nvme=None), ref("b", 10, crc64nvme=None))
     catalog.record_checksums([("s3://b/a", {"crc64nvme": "c"}), ("s3://b/b", {"crc64nvme": "c"})])
-    catalog.record_fingerprints((w.ref.uri, {"status": "fingerprinted"}) for w in list(catalog.work()))
+    record_fingerprints(catalog, [(w.ref.uri, {"status": "fingerprinted"}) for w in list(catalog.work())])
     listed(catalog, ref("a", 10, crc64nvme=None), ref("b", 10, crc64nvme=None))  # unchanged objects
     assert list(catalog.pending_checksums(["crc64nvme"])) == []
     assert work(catalog) == {}

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from catalog_results import record_fingerprints
 from click.testing import CliRunner
 
 from tierscan.policies import load_policies
@@ -58,8 +59,8 @@ def listed(catalog: Catalog, refs: list[ObjectRef], target: str = "s3://b", orde
 
 
 def fingerprint_all(catalog: Catalog) -> None:
-    catalog.record_fingerprints((w.ref.uri, {"status": "fingerprinted", "phash": w.ref.key})
-                                for w in list(catalog.work()))
+    record_fingerprints(catalog, [(w.ref.uri, {"status": "fingerprinted", "phash": w.ref.key})
+                                 for w in list(catalog.work())])
 
 
 def rows(catalog: Catalog) -> dict[str, tuple[str, str, int, str | None]]:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from catalog_results import record_fingerprints
 from click.testing import CliRunner
 
 from tierscan.scanner.cli import cli
@@ -369,9 +370,9 @@ def test_size_classes_read_whole_are_looked_at_only_where_an_object_lacks_its_sh
     earlier = ref("s3://b/6000-old", 6000, key="6000-old")
     with Catalog(tmp_path / "c.db") as catalog:
         catalog.record_listing([*read, earlier], "s3://b", 1)
-        catalog.record_fingerprints([(r.uri, {"status": "fingerprinted", "sha256": r.uri, "headtail": f"{r.size}:h"})
+        record_fingerprints(catalog, [(r.uri, {"status": "fingerprinted", "sha256": r.uri, "headtail": f"{r.size}:h"})
                                      for r in read])
-        catalog.record_fingerprints([(earlier.uri, {"status": "fingerprinted", "headtail": "6000:h"})])
+        record_fingerprints(catalog, [(earlier.uri, {"status": "fingerprinted", "headtail": "6000:h"})])
         asked: list[int] = []
         peers = catalog.size_peers
         catalog.size_peers = lambda sizes, known: asked.extend(sizes) or peers(sizes, known)  # type: ignore

@@ -864,12 +864,6 @@ class Catalog:
         return cur.rowcount
 
     # --- results ---------------------------------------------------------------------------------
-    def record_fingerprints(self, rows: Iterable[tuple[str, dict[str, object]]]) -> None:
-        """Store results: (uri, fields) where fields are catalog columns (exif as an ExifRecord)."""
-        self.record_rows(
-            (tuple(fields), (*(v.model_dump_json() if isinstance(v, ExifRecord) else v for v in fields.values()), uri))
-            for uri, fields in rows)
-
     def record_rows(self, rows: Iterable[tuple[tuple[str, ...], tuple[object, ...]]]) -> None:
         """Store results in one transaction: (columns, their values then the URI). A run of rows that set
         the same columns goes in one `executemany`, in order."""
