@@ -361,8 +361,11 @@ class ReportTotals(_Frozen):
     skipped: int
     scan_retrieval_usd: float = 0.0  # the part of scan_cost_usd that is retrieval fees
     scan_request_usd: float = 0.0  # the part of scan_cost_usd that is request (GET) fees
-    # First month whose cumulative savings exceed one_time_cost_usd + scan_cost_usd; None: never.
+    # First month whose cumulative savings exceed one_time_cost_usd (the buckets' rule, over their sums);
+    # None: nothing is saved.
     break_even_month: int | None = None
+    # The same, counting this scan's own cost as well: one_time_cost_usd + scan_cost_usd.
+    break_even_month_with_scan: int | None = None
 
 
 class ScanStats(_Frozen):
