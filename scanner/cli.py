@@ -12,11 +12,12 @@ import dataclasses
 import json
 import logging
 import os
+import sqlite3
 import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -80,10 +81,36 @@ def _open_catalog(path: Path, must_exist: bool, write: bool = False) -> Iterator
     write it (scan, plan, merge, apply --execute, near ignore) say so; readers share it."""
     if must_exist and not path.exists():
         raise UsageError(f"{path}: no catalog here; run `tierscan scan ... --db {path}` first")
+    created = not path.exists()
+    lock = CatalogLock(path) if write else None
+    lock_file = lock.path if lock is not None and not lock.path.exists() else None
+
+    def clean_up(kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            _remove_if_unused(path, lock_file)
+
     with ExitStack() as stack:
-        if write:
-            stack.enter_context(CatalogLock(path))
+        if lock is not None:
+            stack.enter_context(lock)
+        if created:
+            stack.push(clean_up)  # runs after the catalog closes, before the lock is released
         yield stack.enter_context(Catalog(path))
+
+
+def _remove_if_unused(path: Path, lock_file: Path | None) -> None:
+    """A command that failed (a bad target, no credentials, Ctrl-C before anything was committed) leaves
+    no catalog behind when it created one and wrote nothing into it. The lock file goes too when this
+    command created it: it still holds the lock, so another command that opened the file meanwhile was
+    refused, and one that comes later makes a new one."""
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            used = db.execute("SELECT EXISTS (SELECT 1 FROM objects) OR EXISTS (SELECT 1 FROM not_duplicates) "
+                              "OR EXISTS (SELECT 1 FROM findings)").fetchone()[0]
+    except sqlite3.Error:
+        return  # not readable as a catalog of ours: leave it
+    if not used:
+        for created in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), *([lock_file] if lock_file else [])):
+            created.unlink(missing_ok=True)
 
 
 def _published(run: str) -> None:
@@ -347,8 +374,8 @@ def merge(parts: tuple[str, ...], config_path: str | None, db: Path | None, outp
 @config_option
 @db_option
 @fail_on_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html", "none"]), default="table",
+              show_default=True, help="none: print nothing (with --output-dir or --fail-on).")
 @click.option("--csv-table", type=click.Choice(["buckets", "groups", "findings"]), default="buckets",
               show_default=True, help="With --format csv: a row per bucket, per group member or per finding.")
 @output_option
@@ -369,7 +396,8 @@ def report(config_path: str | None, db: Path | None, fail_on: str | None, fmt: s
         if output_dir:
             outputs.write_output_dir(output_dir, config, catalog, rep)
         exposure = personal_data_exposure(catalog.records()) if fmt == "html" else None
-        outputs.emit(rep, fmt, output, csv_table, exposure)
+        if fmt != "none":
+            outputs.emit(rep, fmt, output, csv_table, exposure)
     _exit_for(rep, fail_on)
 
 

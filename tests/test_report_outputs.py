@@ -91,6 +91,16 @@ def cards(dom: str) -> dict[str, tuple[str, str]]:
     return {m[1]: (html.unescape(m[2]), html.unescape(m[3])) for m in CARD.finditer(dom)}
 
 
+def test_report_format_none_prints_nothing_and_still_fails_on_findings(
+    scanned: tuple[Path, str, Report, str], tmp_path: Path
+) -> None:
+    db, config, _, _ = scanned
+    stdout, _ = run("report", "--db", str(db), "--config", config, "--format", "none", "--fail-on", "high",
+                    "--output-dir", str(tmp_path / "out"), expect=1)
+    assert stdout == ""
+    assert any((tmp_path / "out").iterdir())
+
+
 def test_scan_closes_with_a_summary_on_stderr(scanned: tuple[Path, str, Report, str]) -> None:
     _, _, report, stderr = scanned
     last = stderr.strip().splitlines()[-1]

@@ -363,7 +363,7 @@ def render_table(whole: Report | ReportStream, console: Console) -> None:
     console.print(
         f"Monthly savings [bold green]{money_text(t.monthly_savings_usd)}[/bold green], one-time cost "
         f"{money_text(t.one_time_cost_usd)}, {break_even_text(t.break_even_month)}; this scan cost "
-        f"{money_text(t.scan_cost_usd)}, {_with_scan(t)}; "
+        f"{money_text(t.scan_cost_usd)}{_with_scan(t)}; "
         f"{t.near_duplicate_groups:,} near-duplicate groups to review (not counted in savings); "
         f"{t.skipped:,} skipped"
     )
@@ -390,7 +390,7 @@ def summary_line(whole: Report | ReportStream) -> str:
         f"{t.redundant_objects:,} redundant copies ({human_bytes(t.redundant_bytes)}) in "
         f"{t.duplicate_groups:,} exact groups; saves {money_text(t.monthly_savings_usd)}/month, one-time "
         f"{money_text(t.one_time_cost_usd)}, {break_even_text(t.break_even_month)}; scan cost "
-        f"{money_text(t.scan_cost_usd)}, {_with_scan(t)}; {stream.finding_count:,} findings, {t.skipped:,} skipped"
+        f"{money_text(t.scan_cost_usd)}{_with_scan(t)}; {stream.finding_count:,} findings, {t.skipped:,} skipped"
     )
 
 
@@ -400,10 +400,10 @@ def break_even_text(month: int | None) -> str:
 
 
 def _with_scan(t: ReportTotals) -> str:
-    """The break-even counting the scan's own cost, in words."""
-    if t.break_even_month_with_scan is None:
-        return "nothing to pay it back"
-    return f"month {t.break_even_month_with_scan} counting it"
+    """The break-even counting the scan's own cost, in words, when it differs from the one without."""
+    if t.break_even_month_with_scan in (None, t.break_even_month):
+        return ""
+    return f", month {t.break_even_month_with_scan} counting it"
 
 
 def price_caveat(report: Report) -> str | None:
