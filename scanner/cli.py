@@ -301,7 +301,8 @@ def plan_command(targets: tuple[str, ...], config_path: str | None, db: Path | N
         return
     click.echo(f"{'tier':<8} {'objects':>9} {'requests':>9} {'bytes':>15} {'retrieval USD':>14} "
                f"{'request USD':>12} {'+ whole reads at most (bytes)':>30}")
-    for r in rows + [{"tier": "total", **{k: sum(x[k] for x in rows) for k in rows[0] if k != "tier"}}] * bool(rows):
+    total = [{"tier": "total", **{k: sum(x[k] for x in rows) for k in rows[0] if k != "tier"}}] if rows else []
+    for r in rows + total:
         click.echo(f"{r['tier']:<8} {r['objects']:>9,} {r['requests']:>9,} {r['bytes']:>15,} "
                    f"{r['retrieval_usd']:>14.6f} {r['request_usd']:>12.6f} {r['full_bytes_at_most']:>30,}")
     if not rows:
