@@ -33,6 +33,8 @@ from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import Severity
 from tierscan.scanner.core.safe_text import terminal_safe, terminal_text
 from tierscan.scanner.core.shard import Shard, parse_shard, shard_from_env
+from tierscan.scanner.pricing.check import check_bucket_settings
+from tierscan.scanner.pricing.table import PriceTable
 from tierscan.scanner.report.exposure import exposure as personal_data_exposure
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.catalog_lock import CatalogLock
@@ -53,10 +55,13 @@ def _config(value: str | None) -> Config:
     if value and "://" in value:
         from tierscan.scanner.report.publish import read_uri
 
-        return load_config_text(read_uri(value).decode("utf-8"), value)
-    if value is None and os.environ.get("TIERSCAN_CONFIG"):
-        return load_config_text(os.environ["TIERSCAN_CONFIG"], "$TIERSCAN_CONFIG")
-    return load_config(Path(value) if value else None)
+        config, name = load_config_text(read_uri(value).decode("utf-8"), value), value
+    elif value is None and os.environ.get("TIERSCAN_CONFIG"):
+        config, name = load_config_text(os.environ["TIERSCAN_CONFIG"], "$TIERSCAN_CONFIG"), "$TIERSCAN_CONFIG"
+    else:
+        config, name = load_config(Path(value) if value else None), value or "defaults"
+    check_bucket_settings(config, PriceTable.load(config.prices), name)
+    return config
 
 
 def _shard(value: str | None) -> Shard | None:
