@@ -118,6 +118,12 @@ def _remove_if_unused(path: Path, lock_file: Path | None) -> None:
             created.unlink(missing_ok=True)
 
 
+def _warn_unmatched(patterns: list[str]) -> None:
+    for pattern in patterns:
+        click.echo(terminal_safe(f"warning: config `buckets: {pattern}` matches no scanned bucket or object; "
+                                 "its settings apply to nothing"), err=True)
+
+
 def _published(run: str) -> None:
     click.echo(terminal_safe(f"results: {run} (latest)"), err=True)
 
@@ -247,6 +253,7 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
     with _open_catalog(path, must_exist=False, write=True) as catalog:
         with RichProgress() as progress:
             asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress))
+        _warn_unmatched(outputs.unmatched_bucket_settings(config, catalog))
         report = outputs.report_stream(config, catalog)
         if output_dir:
             outputs.write_output_dir(output_dir, config, catalog, report)
@@ -398,6 +405,7 @@ def report(config_path: str | None, db: Path | None, fail_on: str | None, fmt: s
 
     config = _config(config_path)
     with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
+        _warn_unmatched(outputs.unmatched_bucket_settings(config, catalog))
         rep = outputs.report_stream(config, catalog)
         if output_dir:
             outputs.write_output_dir(output_dir, config, catalog, rep)
