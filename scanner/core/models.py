@@ -300,6 +300,8 @@ class Group(_Frozen):
 
 class Finding(_Frozen):
     policy: str
+    # Other policies that recommend the same action for the same object or group: one finding for them all.
+    also: list[str] = Field(default_factory=list)
     severity: Severity
     action: str
     uris: list[str]
