@@ -43,7 +43,15 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import StandardBlobTier
 from azure.storage.blob.aio import BlobPrefix, BlobServiceClient
 
-from tierscan.connectors._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
+from tierscan.connectors._http import (
+    NETWORK_ERRORS,
+    ErrorTable,
+    Fixes,
+    classify,
+    connection_failure,
+    named_target,
+    skip_forbidden,
+)
 from tierscan.connectors.base import (
     Capabilities,
     Connector,
@@ -66,10 +74,12 @@ from tierscan.connectors.inventory_reports import (
 )
 from tierscan.scanner.core.config import Config, InventorySettings
 from tierscan.scanner.core.errors import (
+    Cause,
     ObjectDenied,
     ObjectError,
     ObjectGone,
     ObjectUnreadable,
+    TargetError,
     TransientError,
     UsageError,
 )
@@ -99,6 +109,14 @@ _ERRORS: ErrorTable = {
     "InternalError": TransientError,
 }
 _NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, AzureError)
+_FIXES: Fixes = {
+    Cause.credentials: "set AZURE_STORAGE_CONNECTION_STRING, or sign in (az login) for DefaultAzureCredential",
+    Cause.denied: "grant these credentials Storage Blob Data Reader on the container, or scan with ones that have it",
+    Cause.not_found: "check the account and container names",
+    Cause.network: "check the account's endpoint (AZURE_STORAGE_CONNECTION_STRING), the network and any proxy",
+    Cause.tls: "check the endpoint's certificate and the CA bundle (SSL_CERT_FILE)",
+    Cause.not_storage: "check the account's endpoint: it must be the Blob service",
+}
 # Inventory columns the listing takes (`inventory_reports.canonical` names), and the run folders' levels.
 _INVENTORY_COLUMNS = frozenset({"name", "contentlength", "lastmodified", "etag", "contentmd5", "accesstier",
                                 "deleted", "snapshot", "iscurrentversion", "hdiisfolder"})
@@ -121,8 +139,11 @@ def _inventory_time(value: Any) -> datetime:
     return when.astimezone(UTC).replace(microsecond=0)
 
 
-def _error(uri: str, exc: BaseException) -> ObjectError:
-    """The scanner error for a failed request; the message names no URL, header, key or SAS token."""
+def _error(uri: str, exc: BaseException) -> ObjectError | TargetError:
+    """The scanner error for a failed request; the message names no URL, header, key or SAS token. Failures
+    no retry mends (an endpoint that is not there, a TLS failure) are `TargetError`s."""
+    if (failure := connection_failure(uri, exc, _FIXES)) is not None:
+        return failure
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:
         code = getattr(exc, "error_code", None)  # set by the storage SDK from x-ms-error-code
         return classify(exc.status_code, code, _ERRORS)(f"{uri}: {code or 'error'} (HTTP {exc.status_code})")
@@ -233,7 +254,8 @@ class AzureConnector(Connector):
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         account, _, container = target.location.partition("/")
         if container != "*":
-            async for ref in self._list_container(account, container, target.prefix):
+            async for ref in named_target(self._list_container(account, container, target.prefix),
+                                          f"az://{account}/{container}", _FIXES):
                 yield ref
             return
         service = self._service(account)

@@ -37,11 +37,19 @@ from urllib.parse import urlsplit
 import aiohttp
 from gcloud.aio.storage import Storage
 
-from tierscan.connectors._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
+from tierscan.connectors._http import (
+    NETWORK_ERRORS,
+    ErrorTable,
+    Fixes,
+    classify,
+    connection_failure,
+    named_target,
+    skip_forbidden,
+)
 from tierscan.connectors.base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, merge_streams
 from tierscan.connectors.inventory_reports import MAX_TRIED, DataFile, Report, announce, gcs_report, report_refs
 from tierscan.scanner.core.config import Config, InventorySettings
-from tierscan.scanner.core.errors import ObjectError, ObjectGone, TransientError, UsageError
+from tierscan.scanner.core.errors import Cause, ObjectError, ObjectGone, TargetError, TransientError, UsageError
 from tierscan.scanner.core.models import ObjectRef
 
 __all__ = ["GCSConnector"]
@@ -51,6 +59,14 @@ log = logging.getLogger("tierscan.connectors.gcs")
 # GCS JSON API answers carry the reason in the body; the status says enough to classify.
 _ERRORS: ErrorTable = {}
 _NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, aiohttp.ClientError)
+_FIXES: Fixes = {
+    Cause.credentials: "set GOOGLE_APPLICATION_CREDENTIALS, or run `gcloud auth application-default login`",
+    Cause.denied: "grant these credentials storage.objects.list on the bucket, or scan with credentials that have it",
+    Cause.not_found: "check the bucket's name (and STORAGE_EMULATOR_HOST, if it is set)",
+    Cause.network: "check the endpoint (STORAGE_EMULATOR_HOST, if it is set), the network and any proxy settings",
+    Cause.tls: "check the endpoint's certificate and the CA bundle (SSL_CERT_FILE)",
+    Cause.not_storage: "check the endpoint (STORAGE_EMULATOR_HOST): it must be the GCS JSON API",
+}
 _LIST_FIELDS = "nextPageToken,items(name,size,md5Hash,crc32c,updated,storageClass,generation,etag,componentCount)"
 _PAGE = 1000
 # Inventory report columns the listing takes (`inventory_reports.canonical` names).
@@ -58,8 +74,11 @@ _INVENTORY_COLUMNS = frozenset({"name", "bucket", "size", "updated", "storagecla
                                 "crc32c"})
 
 
-def _error(uri: str, exc: BaseException) -> ObjectError:
-    """The scanner error for a failed request; the message names no URL, header or token."""
+def _error(uri: str, exc: BaseException) -> ObjectError | TargetError:
+    """The scanner error for a failed request; the message names no URL, header or token. Failures no retry
+    mends (an endpoint that is not there, a TLS failure) are `TargetError`s."""
+    if (failure := connection_failure(uri, exc, _FIXES)) is not None:
+        return failure
     if isinstance(exc, aiohttp.ClientResponseError):
         return classify(exc.status, None, _ERRORS)(f"{uri}: HTTP {exc.status}")
     return classify(None, None, _ERRORS)(f"{uri}: {type(exc).__name__} talking to GCS")
@@ -151,7 +170,7 @@ class GCSConnector(Connector):
         try:
             meta = await self._request("head", f"gs://{bucket}", "get_bucket_metadata", bucket)
         except ObjectGone:
-            raise UsageError(f"gs://{bucket}: no such bucket") from None
+            raise TargetError(f"gs://{bucket}", Cause.not_found, "no such bucket", _FIXES[Cause.not_found]) from None
         return str(meta.get("location") or "unknown").lower()
 
     async def _bucket_names(self) -> list[str]:
@@ -168,7 +187,8 @@ class GCSConnector(Connector):
 
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         if not target.all_buckets:
-            async for ref in self._list_bucket(target.location, target.prefix):
+            async for ref in named_target(self._list_bucket(target.location, target.prefix),
+                                          f"gs://{target.location}", _FIXES):
                 yield ref
             return
         streams = [skip_forbidden(self._list_bucket(name, target.prefix), what=f"gs://{name}")

@@ -1,0 +1,206 @@
+"""A target that cannot be scanned fails at once, in one line that names it, the cause and the fix, with exit
+status 3: no credentials, an endpoint that refuses connections, a host name that does not resolve, a TLS
+certificate that does not verify, an answer that is a web page, denied access, no such bucket. Each is
+raised on its first attempt (the connector's request counts say so), never retried as a transient fault."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import http.server
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tierscan.connectors.base import Connector, RetryPolicy, parse_target
+from tierscan.connectors.s3 import S3Connector
+from tierscan.scanner.cli import EXIT_INCOMPLETE, cli
+from tierscan.scanner.core.config import Config
+from tierscan.scanner.core.errors import Cause, TargetError
+
+HTML = b"<html><body>Welcome to the hotel network</body></html>"
+DENIED = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied'
+          b"</Message></Error>")
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    """Every request gets the server's one answer."""
+
+    server: _Server
+
+    def _answer(self) -> None:
+        status, content_type, body = self.server.answer
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_HEAD = do_PUT = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    answer: tuple[int, str, bytes]
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[object]:
+    """`serve(status, content_type, body, tls=False)` -> the URL of a local server giving that answer."""
+    servers: list[_Server] = []
+
+    def start(status: int, content_type: str, body: bytes, tls: bool = False) -> str:
+        server = _Server(("127.0.0.1", 0), _Answer)
+        server.answer = (status, content_type, body)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*_self_signed(tmp_path))
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def _refused_port() -> int:
+    """A port nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Credentials from the environment only: no profile files, no instance metadata."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _list(conn: Connector, target: str) -> TargetError:
+    """The error listing `target` raises (it must raise one)."""
+
+    async def run() -> None:
+        async with conn:
+            async for _ in conn.list_objects(parse_target(target)):
+                pass
+
+    with pytest.raises(TargetError) as raised:
+        asyncio.run(run())
+    return raised.value
+
+
+def _s3(endpoint: str) -> S3Connector:
+    return S3Connector(Config(), endpoint_url=endpoint, retry=RetryPolicy(attempts=5, base_delay=0.01))
+
+
+def _sent(conn: Connector) -> int:
+    return sum(n for kind, n in conn.requests.items() if kind not in ("retried", "throttled"))
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_refused_connection_fails_on_the_first_attempt() -> None:
+    port = _refused_port()
+    conn = _s3(f"http://127.0.0.1:{port}")
+    error = _list(conn, "s3://photos")
+    assert error.cause is Cause.network
+    assert str(error) == (f"s3://photos: connection refused at 127.0.0.1:{port} (network): check the endpoint "
+                          "(AWS_ENDPOINT_URL), the network and any proxy settings")
+    assert _sent(conn) == 1 and conn.requests["retried"] == 0
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_host_name_that_does_not_resolve_fails_on_the_first_attempt() -> None:
+    conn = _s3("http://nonexistent.invalid")
+    error = _list(conn, "s3://photos")
+    assert error.cause is Cause.network
+    assert "the host name nonexistent.invalid does not resolve" in str(error)
+    assert _sent(conn) == 1 and conn.requests["retried"] == 0
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_self_signed_certificate_fails_on_the_first_attempt(serve) -> None:  # type: ignore[no-untyped-def]
+    conn = _s3(serve(200, "application/xml", b"", tls=True))
+    error = _list(conn, "s3://photos")
+    assert error.cause is Cause.tls
+    assert "does not verify (self-signed certificate)" in str(error) and "AWS_CA_BUNDLE" in str(error)
+    assert _sent(conn) == 1 and conn.requests["retried"] == 0
+
+
+@pytest.mark.usefixtures("aws")
+@pytest.mark.parametrize("status", [200, 404, 500])
+def test_an_html_page_is_no_storage_service_whatever_its_status(serve, status: int) -> None:  # type: ignore[no-untyped-def]
+    conn = _s3(serve(status, "text/html; charset=utf-8", HTML))
+    error = _list(conn, "s3://photos")
+    assert error.cause is Cause.not_storage
+    assert str(error).startswith("s3://photos: the endpoint")
+    assert conn.requests["retried"] == 0  # a 500 page too: it is not S3 failing
+
+
+@pytest.mark.usefixtures("aws")
+def test_denied_listing_of_a_named_bucket_fails_the_target(serve) -> None:  # type: ignore[no-untyped-def]
+    conn = _s3(serve(403, "application/xml", DENIED))
+    error = _list(conn, "s3://photos")
+    assert error.cause is Cause.denied
+    assert "s3:ListBucket" in str(error)
+    assert conn.requests["retried"] == 0
+
+
+def test_missing_credentials_fail_before_any_request(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    conn = _s3(f"http://127.0.0.1:{_refused_port()}")
+    error = _list(conn, "s3://photos")
+    assert error.cause is Cause.credentials
+    assert str(error).startswith("s3://photos: no AWS credentials found (credentials): set AWS_PROFILE")
+    assert conn.requests["retried"] == 0
+
+
+@pytest.mark.usefixtures("aws")
+def test_the_cli_prints_one_line_and_exits_3_and_debug_adds_the_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_refused_port()}")
+    args = ["scan", "s3://photos", "--db", str(tmp_path / "c.db"), "--format", "none"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == EXIT_INCOMPLETE == 3
+    assert result.stderr.splitlines() == [result.stderr.splitlines()[0]]
+    assert result.stderr.startswith("tierscan: s3://photos: connection refused at 127.0.0.1:")
+    debug = CliRunner().invoke(cli, ["--debug", *args])
+    assert debug.exit_code == 3
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert debug.stderr.splitlines()[-1] == result.stderr.splitlines()[0]
