@@ -282,7 +282,8 @@ class AzureConnector(Connector):
                 for blob in page:
                     yield self._ref(account, container, blob)
         except ObjectGone:
-            raise UsageError(f"az://{account}/{container}: no such container") from None
+            raise TargetError(f"az://{account}/{container}", Cause.not_found, "no such container",
+                              _FIXES[Cause.not_found]) from None
 
     # ---- listing from Azure Blob Inventory runs (`tierscan.connectors.inventory_reports`) ---------------------
 

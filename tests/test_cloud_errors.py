@@ -8,10 +8,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import http.server
+import signal
 import socket
+import sqlite3
 import ssl
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -204,3 +210,46 @@ def test_the_cli_prints_one_line_and_exits_3_and_debug_adds_the_traceback(
     assert debug.exit_code == 3
     assert "Traceback (most recent call last)" in debug.stderr
     assert debug.stderr.splitlines()[-1] == result.stderr.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_what_is_committed_exits_130_and_the_same_command_resumes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    bucket = tmp_path / "estate" / "photos"
+    bucket.mkdir(parents=True)
+    for i in range(3000):  # enough that results are committed well before the scan could end
+        Image.new("RGB", (32, 32), (i % 256, i // 256 % 256, 7)).save(bucket / f"{i:04}.png")
+    db = tmp_path / "c.db"
+    command = [sys.executable, "-m", "tierscan.scanner", "scan", str(tmp_path / "estate"), "--db", str(db),
+               "--format", "none", "--workers", "1"]
+    scan = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while scan.poll() is None and not _committed(db):
+            time.sleep(0.05)
+        assert scan.poll() is None, "the scan ended before it could be interrupted"
+        scan.send_signal(signal.SIGINT)
+        _, stderr = scan.communicate(timeout=120)
+    finally:
+        if scan.poll() is None:
+            scan.kill()
+    assert scan.returncode == 130
+    done = _committed(db)
+    assert 0 < done < 3000
+    assert stderr.splitlines()[-1] == (f"tierscan: interrupted: {db} holds the results of {done:,} objects "
+                                       f"({3000 - done:,} listed objects not read yet); the same command "
+                                       "resumes from there")
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stderr
+    assert _committed(db) == 3000
+
+
+def _committed(db: Path) -> int:
+    """Objects whose results a fresh reader of the catalog sees."""
+    if not db.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(db)) as con:
+            return int(con.execute("SELECT COUNT(*) FROM objects WHERE status='fingerprinted'").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet
+        return 0
