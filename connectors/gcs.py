@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import math
 import os
@@ -35,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from gcloud.aio.auth.token import Type as TokenType
 from gcloud.aio.storage import Storage
 
 from tierscan.connectors._http import (
@@ -58,7 +60,8 @@ log = logging.getLogger("tierscan.connectors.gcs")
 
 # GCS JSON API answers carry the reason in the body; the status says enough to classify.
 _ERRORS: ErrorTable = {}
-_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, aiohttp.ClientError)
+# An answer that does not parse as JSON comes from something other than the GCS JSON API (`_error`).
+_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, aiohttp.ClientError, json.JSONDecodeError)
 _FIXES: Fixes = {
     Cause.credentials: "set GOOGLE_APPLICATION_CREDENTIALS, or run `gcloud auth application-default login`",
     Cause.denied: "grant these credentials storage.objects.list on the bucket, or scan with credentials that have it",
@@ -79,6 +82,12 @@ def _error(uri: str, exc: BaseException) -> ObjectError | TargetError:
     mends (an endpoint that is not there, a TLS failure) are `TargetError`s."""
     if (failure := connection_failure(uri, exc, _FIXES)) is not None:
         return failure
+    if isinstance(exc, aiohttp.ContentTypeError | json.JSONDecodeError):  # a 2xx answer that is no JSON: a web page
+        return TargetError(uri, Cause.not_storage, "the endpoint's answer is not from the GCS JSON API",
+                           _FIXES[Cause.not_storage])
+    if isinstance(exc, aiohttp.ClientResponseError) and exc.status == 401:
+        return TargetError(uri, Cause.credentials, "the credentials are not accepted (HTTP 401)",
+                           _FIXES[Cause.credentials])
     if isinstance(exc, aiohttp.ClientResponseError):
         return classify(exc.status, None, _ERRORS)(f"{uri}: HTTP {exc.status}")
     return classify(None, None, _ERRORS)(f"{uri}: {type(exc).__name__} talking to GCS")
@@ -127,6 +136,7 @@ class GCSConnector(Connector):
         self._storage: Storage | None = None
         self._session: aiohttp.ClientSession | None = None  # ours to close: Storage leaves a given session open
         self._regions: dict[str, asyncio.Task[str]] = {}
+        self._have_credentials = False
 
     async def aclose(self) -> None:
         for task in self._regions.values():
@@ -147,8 +157,30 @@ class GCSConnector(Connector):
             self._storage = Storage(session=self._session, api_root=self._api_root)  # type: ignore[arg-type]
         return self._storage
 
+    async def _credentials(self, uri: str) -> None:
+        """Fail at once without credentials. With none configured the client library asks the metadata
+        server for a token, retrying for seconds even off Google Cloud, where its host name does not
+        resolve: that is no credentials, not a network fault."""
+        if self._have_credentials:
+            return
+        try:
+            token = self._client().token
+        except (OSError, ValueError) as exc:  # GOOGLE_APPLICATION_CREDENTIALS names no usable key file
+            raise TargetError(uri, Cause.credentials, f"the credentials file cannot be used ({type(exc).__name__})",
+                              _FIXES[Cause.credentials]) from exc
+        emulated = bool(self._api_root or os.environ.get("STORAGE_EMULATOR_HOST"))
+        if not emulated and token.token_type is TokenType.GCE_METADATA:
+            host = urlsplit(token.token_uri).hostname or ""
+            try:
+                await asyncio.get_running_loop().getaddrinfo(host, 80)
+            except OSError:
+                raise TargetError(uri, Cause.credentials, "no Google credentials found (and no metadata server: "
+                                  "not on Google Cloud)", _FIXES[Cause.credentials]) from None
+        self._have_credentials = True
+
     async def _request(self, kind: str, uri: str, method: str, *args: Any, **params: Any) -> Any:
         """One gcloud-aio-storage call, retried by the base, errors translated."""
+        await self._credentials(uri)
 
         async def attempt() -> Any:
             try:

@@ -160,6 +160,8 @@ _FIXES: Fixes = {
     Cause.tls: "check the endpoint's certificate, or give its CA bundle in AWS_CA_BUNDLE",
     Cause.not_storage: "check the endpoint (AWS_ENDPOINT_URL): it must be an S3 API, not a web page or a proxy",
 }
+# Codes that reject the credentials themselves, whatever the request: no object or bucket is readable.
+_REJECTED = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"})
 # Operations whose answer is an S3 document: an HTML one is from something else (a portal, a web server).
 _DOCUMENT_OPS = frozenset({"get_bucket_location", "get_bucket_encryption", "get_bucket_versioning", "list_buckets",
                            "list_objects_v2", "list_object_versions"})
@@ -193,6 +195,9 @@ def _error(uri: str, exc: BaseException) -> ObjectError | TargetError:
         err = exc.response.get("Error", {})
         code = err.get("Code")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _REJECTED:
+            return TargetError(uri, Cause.credentials, f"the credentials are not accepted, {code} (HTTP {status})",
+                               _FIXES[Cause.credentials])
         return classify(status, code, _ERRORS)(f"{uri}: {code or 'error'} (HTTP {status})")
     return TransientError(f"{uri}: {type(exc).__name__} talking to S3")
 

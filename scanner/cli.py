@@ -137,7 +137,11 @@ def _fail(exc: BaseException, status: int, cause: BaseException | None = None) -
     """One line on stderr, after the traceback with `--debug`; then exit with `status`."""
     context = click.get_current_context(silent=True)
     if context is not None and context.find_root().params.get("debug"):
-        _safe_excepthook(type(cause or exc), cause or exc, (cause or exc).__traceback__)
+        shown = cause or exc
+        replaced = shown.__context__ if shown.__suppress_context__ else None
+        if replaced is not None:  # the SDK's error a connector translated (`raise ... from None`)
+            _safe_excepthook(type(replaced), replaced, replaced.__traceback__)
+        _safe_excepthook(type(shown), shown, shown.__traceback__)
     click.echo(terminal_safe(f"tierscan: {exc}", keep_newlines=True), err=True)
     sys.exit(status)
 
@@ -170,7 +174,8 @@ results_option = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tierscan")
-@click.option("--debug", is_flag=True, help="Print the traceback of an error before its one-line message.")
+@click.option("--debug", is_flag=True, help="Print the traceback of an error before its one-line message (it may "
+              "quote request URLs, signed ones included).")
 def cli(debug: bool) -> None:
     """Audit image assets in object stores: exact and near duplicates across tiers, regions and
     jurisdictions, personal data in metadata, and what removing redundant copies saves.

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -42,6 +42,8 @@ class _Answer(http.server.BaseHTTPRequestHandler):
     def _answer(self) -> None:
         status, content_type, body = self.server.answer
         self.send_response(status)
+        for name, value in self.server.headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -56,16 +58,20 @@ class _Answer(http.server.BaseHTTPRequestHandler):
 
 class _Server(http.server.ThreadingHTTPServer):
     answer: tuple[int, str, bytes]
+    headers: dict[str, str]
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[object]:
-    """`serve(status, content_type, body, tls=False)` -> the URL of a local server giving that answer."""
+def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """`serve(status, content_type, body, tls=False, headers={})` -> the URL of a local server giving that
+    answer."""
     servers: list[_Server] = []
 
-    def start(status: int, content_type: str, body: bytes, tls: bool = False) -> str:
+    def start(status: int, content_type: str, body: bytes, tls: bool = False,
+              headers: dict[str, str] | None = None) -> str:
         server = _Server(("127.0.0.1", 0), _Answer)
         server.answer = (status, content_type, body)
+        server.headers = headers or {}
         if tls:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*_self_signed(tmp_path))
@@ -160,7 +166,7 @@ def test_a_host_name_that_does_not_resolve_fails_on_the_first_attempt() -> None:
 
 
 @pytest.mark.usefixtures("aws")
-def test_a_self_signed_certificate_fails_on_the_first_attempt(serve) -> None:  # type: ignore[no-untyped-def]
+def test_a_self_signed_certificate_fails_on_the_first_attempt(serve: Callable[..., str]) -> None:
     conn = _s3(serve(200, "application/xml", b"", tls=True))
     error = _list(conn, "s3://photos")
     assert error.cause is Cause.tls
@@ -170,7 +176,7 @@ def test_a_self_signed_certificate_fails_on_the_first_attempt(serve) -> None:  #
 
 @pytest.mark.usefixtures("aws")
 @pytest.mark.parametrize("status", [200, 404, 500])
-def test_an_html_page_is_no_storage_service_whatever_its_status(serve, status: int) -> None:  # type: ignore[no-untyped-def]
+def test_an_html_page_is_no_storage_service_whatever_its_status(serve: Callable[..., str], status: int) -> None:
     conn = _s3(serve(status, "text/html; charset=utf-8", HTML))
     error = _list(conn, "s3://photos")
     assert error.cause is Cause.not_storage
@@ -179,7 +185,7 @@ def test_an_html_page_is_no_storage_service_whatever_its_status(serve, status: i
 
 
 @pytest.mark.usefixtures("aws")
-def test_denied_listing_of_a_named_bucket_fails_the_target(serve) -> None:  # type: ignore[no-untyped-def]
+def test_denied_listing_of_a_named_bucket_fails_the_target(serve: Callable[..., str]) -> None:
     conn = _s3(serve(403, "application/xml", DENIED))
     error = _list(conn, "s3://photos")
     assert error.cause is Cause.denied
@@ -253,3 +259,96 @@ def _committed(db: Path) -> int:
             return int(con.execute("SELECT COUNT(*) FROM objects WHERE status='fingerprinted'").fetchone()[0])
     except sqlite3.OperationalError:  # not created yet
         return 0
+
+
+def _gcs(api_root: str | None = None) -> Connector:
+    from tierscan.connectors.gcs import GCSConnector
+
+    return GCSConnector(Config(), api_root=api_root, retry=RetryPolicy(attempts=5, base_delay=0.01))
+
+
+def test_gcs_without_credentials_off_google_cloud_fails_before_any_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gcloud.aio.auth import token
+
+    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", "/nonexistent")  # no gcloud login either
+    # The metadata server's host, as off Google Cloud: a name that never resolves.
+    monkeypatch.setattr(token, "GCE_ENDPOINT_TOKEN", "http://nonexistent.invalid/computeMetadata/v1/token")
+    conn = _gcs()
+    error = _list(conn, "gs://photos")
+    assert error.cause is Cause.credentials
+    assert str(error).startswith("gs://photos: no Google credentials found")
+    assert _sent(conn) == 0
+
+
+def test_gcs_with_a_missing_credentials_file_fails_before_any_request(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "key.json"))
+    conn = _gcs()
+    error = _list(conn, "gs://photos")
+    assert error.cause is Cause.credentials and "the credentials file cannot be used" in str(error)
+    assert _sent(conn) == 0
+
+
+def test_gcs_answered_by_a_web_page_is_no_storage_service(serve: Callable[..., str]) -> None:
+    conn = _gcs(serve(200, "text/html", HTML))
+    error = _list(conn, "gs://photos")
+    assert error.cause is Cause.not_storage
+    assert conn.requests["retried"] == 0
+
+
+def _azure(endpoint: str) -> Connector:
+    from tierscan.connectors.azure import AzureConnector
+
+    # Azurite's well-known development key (public, documented by Microsoft), not a secret.
+    key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    connection = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};"
+                  f"BlobEndpoint={endpoint}/devstoreaccount1;")
+    return AzureConnector(Config(), connection_string=connection, retry=RetryPolicy(attempts=5, base_delay=0.01))
+
+
+def test_azure_answered_by_a_web_page_is_no_storage_service(serve: Callable[..., str]) -> None:
+    conn = _azure(serve(200, "text/html", HTML))
+    error = _list(conn, "az://devstoreaccount1/photos")
+    assert error.cause is Cause.not_storage
+    assert conn.requests["retried"] == 0
+
+
+def test_azure_without_credentials_fails_on_the_first_attempt() -> None:
+    from azure.core.credentials import AccessToken
+    from azure.identity import CredentialUnavailableError
+
+    from tierscan.connectors.azure import AzureConnector
+
+    class Nothing:
+        """A credential chain that finds nothing, as DefaultAzureCredential on a machine without any."""
+
+        async def get_token(self, *scopes: str, **options: object) -> AccessToken:
+            raise CredentialUnavailableError("no credential in the chain")
+
+        async def close(self) -> None:
+            pass
+
+        async def __aenter__(self) -> Nothing:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            pass
+
+    conn = AzureConnector(Config(), credential=Nothing(), retry=RetryPolicy(attempts=5, base_delay=0.01))
+    error = _list(conn, "az://someaccount/photos")
+    assert error.cause is Cause.credentials
+    assert str(error).startswith("az://someaccount/photos/: no Azure credentials found (credentials): set ")
+    assert conn.requests["retried"] == 0
+
+
+def test_azure_rejecting_the_account_key_is_a_credentials_error(serve: Callable[..., str]) -> None:
+    body = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code><Message>Server '
+            b"failed to authenticate the request.</Message></Error>")
+    conn = _azure(serve(403, "application/xml", body, headers={"x-ms-error-code": "AuthenticationFailed"}))
+    error = _list(conn, "az://devstoreaccount1/photos")
+    assert error.cause is Cause.credentials
+    assert "the credentials are not accepted, AuthenticationFailed (HTTP 403)" in str(error)
+    assert _sent(conn) == 1 and conn.requests["retried"] == 0

@@ -4,14 +4,17 @@ listens on, fail the target on the first attempt with a `TargetError` that names
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 
 import pytest
+from emulators import AZURITE_ACCOUNT, AZURITE_KEY, Emulator, azurite_connection_string
 
 from tierscan.connectors.base import Connector, parse_target
+from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import Cause, TargetError
 
-from .conftest import Backend
+from .conftest import FAST_RETRY, Backend
 
 pytestmark = pytest.mark.integration
 
@@ -55,4 +58,19 @@ def test_an_endpoint_nothing_listens_on_fails_the_target_at_once(http_backend: B
     error = _listing_error(conn, target)
     assert error.cause is Cause.network
     assert f"connection refused at 127.0.0.1:{port} (network)" in str(error)
+    assert conn.requests["retried"] == 0
+
+
+def test_azurite_refusing_a_wrong_account_key_fails_the_target_at_once(emulators: dict[str, Emulator]) -> None:
+    """Azurite answers a wrong key with AuthorizationFailure, the code Azure gives what the credentials may
+    not do (Azure's own answer to a wrong key, AuthenticationFailed, is tested in tests/test_cloud_errors.py)."""
+    from tierscan.connectors.azure import AzureConnector
+
+    endpoint = emulators["azurite"].endpoint
+    wrong = base64.b64encode(b"not the account key" * 3).decode()
+    connection = azurite_connection_string(endpoint).replace(AZURITE_KEY, wrong)
+    conn = AzureConnector(Config(), connection_string=connection, retry=FAST_RETRY)
+    error = _listing_error(conn, f"az://{AZURITE_ACCOUNT}/ts-data")
+    assert error.cause is Cause.denied
+    assert str(error).startswith(f"az://{AZURITE_ACCOUNT}/ts-data: listing denied, AuthorizationFailure (HTTP 403)")
     assert conn.requests["retried"] == 0
