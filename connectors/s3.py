@@ -162,7 +162,8 @@ _FIXES: Fixes = {
 }
 # Codes that reject the credentials themselves, whatever the request: no object or bucket is readable.
 _REJECTED = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"})
-# Operations whose answer is an S3 document: an HTML one is from something else (a portal, a web server).
+# Operations whose answer is an S3 document, errors included: an HTML one is from something else (a portal, a
+# web server). Other answers may be HTML: an object's own type, or an emulator's bodiless HEAD error.
 _DOCUMENT_OPS = frozenset({"get_bucket_location", "get_bucket_encryption", "get_bucket_versioning", "list_buckets",
                            "list_objects_v2", "list_object_versions"})
 # Inventory report columns the listing takes (`inventory_reports.canonical` names).
@@ -186,7 +187,7 @@ def _error(uri: str, exc: BaseException) -> ObjectError | TargetError:
     Failures no retry mends (no credentials, an endpoint that is not there or not S3) are `TargetError`s."""
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return TargetError(uri, Cause.credentials, "no AWS credentials found", _FIXES[Cause.credentials])
-    if isinstance(exc, ResponseParserError) or (isinstance(exc, ClientError) and _html(exc.response)):
+    if isinstance(exc, ResponseParserError):
         return TargetError(uri, Cause.not_storage, "the endpoint's answer is not from S3",
                            _FIXES[Cause.not_storage])
     if (failure := connection_failure(uri, exc, _FIXES)) is not None:
@@ -200,6 +201,11 @@ def _error(uri: str, exc: BaseException) -> ObjectError | TargetError:
                                _FIXES[Cause.credentials])
         return classify(status, code, _ERRORS)(f"{uri}: {code or 'error'} (HTTP {status})")
     return TransientError(f"{uri}: {type(exc).__name__} talking to S3")
+
+
+def _web_page(uri: str) -> TargetError:
+    return TargetError(uri, Cause.not_storage, "the endpoint answered with a web page, not S3",
+                       _FIXES[Cause.not_storage])
 
 
 def _html(answer: dict[str, Any]) -> bool:
@@ -327,11 +333,12 @@ class S3Connector(Connector):
             client = await self._client(region)
             try:
                 answer: dict[str, Any] = await getattr(client, op)(**params)
-            except (ClientError, *_NETWORK) as exc:
+            except ClientError as exc:
+                raise (_web_page(uri) if op in _DOCUMENT_OPS and _html(exc.response) else _error(uri, exc)) from None
+            except _NETWORK as exc:
                 raise _error(uri, exc) from None
             if op in _DOCUMENT_OPS and _html(answer):
-                raise TargetError(uri, Cause.not_storage, "the endpoint answered with a web page, not S3",
-                                  _FIXES[Cause.not_storage])
+                raise _web_page(uri)
             return answer
 
         return await self.call(kind, attempt)
