@@ -385,8 +385,10 @@ class S3Connector(Connector):
             return _region_of(answer.get("LocationConstraint"))
         except ObjectGone:
             raise TargetError(uri, Cause.not_found, "no such bucket", _FIXES[Cause.not_found]) from None
+        except TransientError:
+            raise  # retried and still failing: the store is down, not the location hidden from us
         except ObjectError:
-            pass
+            pass  # GetBucketLocation denied (owners only): HeadBucket names the region even when denied
         client = await self._client(self._default_region)
         try:
             answer = await client.head_bucket(Bucket=name)

@@ -27,7 +27,7 @@ from tierscan.connectors.base import Connector, RetryPolicy, parse_target
 from tierscan.connectors.s3 import S3Connector
 from tierscan.scanner.cli import EXIT_INCOMPLETE, cli
 from tierscan.scanner.core.config import Config
-from tierscan.scanner.core.errors import Cause, TargetError
+from tierscan.scanner.core.errors import Cause, TargetError, TransientError
 
 HTML = b"<html><body>Welcome to the hotel network</body></html>"
 DENIED = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied'
@@ -124,16 +124,16 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+async def _drain(conn: Connector, target: str) -> None:
+    async with conn:
+        async for _ in conn.list_objects(parse_target(target)):
+            pass
+
+
 def _list(conn: Connector, target: str) -> TargetError:
     """The error listing `target` raises (it must raise one)."""
-
-    async def run() -> None:
-        async with conn:
-            async for _ in conn.list_objects(parse_target(target)):
-                pass
-
     with pytest.raises(TargetError) as raised:
-        asyncio.run(run())
+        asyncio.run(_drain(conn, target))
     return raised.value
 
 
@@ -352,3 +352,19 @@ def test_azure_rejecting_the_account_key_is_a_credentials_error(serve: Callable[
     assert error.cause is Cause.credentials
     assert "the credentials are not accepted, AuthenticationFailed (HTTP 403)" in str(error)
     assert _sent(conn) == 1 and conn.requests["retried"] == 0
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_listing_that_keeps_failing_ends_the_scan_in_one_line_after_its_retries(serve: Callable[..., str],
+                                                                                 tmp_path: Path) -> None:
+    body = b"<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>"
+    conn = _s3(serve(500, "application/xml", body))
+    with pytest.raises(TransientError, match=r"^s3://photos: InternalError \(HTTP 500\)$"):
+        asyncio.run(_drain(conn, "s3://photos"))
+    assert _sent(conn) == conn.retry.attempts == 5  # transient: retried, then given up
+    endpoint = serve(500, "application/xml", body)
+    result = CliRunner().invoke(cli, ["scan", "s3://photos", "--db", str(tmp_path / "c.db"), "--format", "none"],
+                                env={"AWS_ENDPOINT_URL": endpoint})
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == ["tierscan: s3://photos: InternalError (HTTP 500)"]
+
