@@ -368,3 +368,14 @@ def test_a_listing_that_keeps_failing_ends_the_scan_in_one_line_after_its_retrie
     assert result.exit_code == 3
     assert result.stderr.splitlines() == ["tierscan: s3://photos: InternalError (HTTP 500)"]
 
+
+
+@pytest.mark.usefixtures("aws")
+def test_s3_rejecting_the_access_key_is_a_credentials_error(serve: Callable[..., str]) -> None:
+    body = (b"<Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in "
+            b"our records.</Message></Error>")
+    conn = _s3(serve(403, "application/xml", body))
+    error = _list(conn, "s3://photos")
+    assert error.cause is Cause.credentials
+    assert "the credentials are not accepted, InvalidAccessKeyId (HTTP 403)" in str(error)
+    assert _sent(conn) == 1 and conn.requests["retried"] == 0
