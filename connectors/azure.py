@@ -39,11 +39,25 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    DecodeError,
+    DeserializationError,
+    HttpResponseError,
+)
 from azure.storage.blob import StandardBlobTier
 from azure.storage.blob.aio import BlobPrefix, BlobServiceClient
 
-from tierscan.connectors._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
+from tierscan.connectors._http import (
+    NETWORK_ERRORS,
+    ErrorTable,
+    Fixes,
+    classify,
+    connection_failure,
+    named_target,
+    skip_forbidden,
+)
 from tierscan.connectors.base import (
     Capabilities,
     Connector,
@@ -66,10 +80,12 @@ from tierscan.connectors.inventory_reports import (
 )
 from tierscan.scanner.core.config import Config, InventorySettings
 from tierscan.scanner.core.errors import (
+    Cause,
     ObjectDenied,
     ObjectError,
     ObjectGone,
     ObjectUnreadable,
+    TargetError,
     TransientError,
     UsageError,
 )
@@ -78,6 +94,9 @@ from tierscan.scanner.core.models import ObjectRef
 __all__ = ["AzureConnector", "account_of_connection_string"]
 
 log = logging.getLogger("tierscan.connectors.azure")
+# The credential chain logs every credential it tried, as warnings, before it fails: the one-line credentials
+# error says what matters, and `--debug` shows the chain (it is in the exception's text).
+logging.getLogger("azure.identity").addHandler(logging.NullHandler())
 
 _DEV_ACCOUNT = "devstoreaccount1"
 _PAGE = 5000
@@ -87,7 +106,6 @@ _ERRORS: ErrorTable = {
     "BlobNotFound": ObjectGone,
     "ContainerNotFound": ObjectGone,
     "ConditionNotMet": ObjectGone,
-    "AuthenticationFailed": ObjectDenied,
     "AuthorizationFailure": ObjectDenied,
     "AuthorizationPermissionMismatch": ObjectDenied,
     "AuthorizationSourceIPMismatch": ObjectDenied,
@@ -98,7 +116,18 @@ _ERRORS: ErrorTable = {
     "OperationTimedOut": TransientError,
     "InternalError": TransientError,
 }
-_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, AzureError)
+# An answer that does not parse comes from something other than the Blob service (`_error`).
+_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, AzureError, DeserializationError)
+# Codes that reject the credentials themselves (a wrong key, an expired SAS), whatever the request.
+_REJECTED = frozenset({"AuthenticationFailed"})
+_FIXES: Fixes = {
+    Cause.credentials: "set AZURE_STORAGE_CONNECTION_STRING, or sign in (az login) for DefaultAzureCredential",
+    Cause.denied: "grant these credentials Storage Blob Data Reader on the container, or scan with ones that have it",
+    Cause.not_found: "check the account and container names",
+    Cause.network: "check the account's endpoint (AZURE_STORAGE_CONNECTION_STRING), the network and any proxy",
+    Cause.tls: "check the endpoint's certificate and the CA bundle (SSL_CERT_FILE)",
+    Cause.not_storage: "check the account's endpoint: it must be the Blob service",
+}
 # Inventory columns the listing takes (`inventory_reports.canonical` names), and the run folders' levels.
 _INVENTORY_COLUMNS = frozenset({"name", "contentlength", "lastmodified", "etag", "contentmd5", "accesstier",
                                 "deleted", "snapshot", "iscurrentversion", "hdiisfolder"})
@@ -121,10 +150,22 @@ def _inventory_time(value: Any) -> datetime:
     return when.astimezone(UTC).replace(microsecond=0)
 
 
-def _error(uri: str, exc: BaseException) -> ObjectError:
-    """The scanner error for a failed request; the message names no URL, header, key or SAS token."""
+def _error(uri: str, exc: BaseException) -> ObjectError | TargetError:
+    """The scanner error for a failed request; the message names no URL, header, key or SAS token. Failures
+    no retry mends (an endpoint that is not there, a TLS failure) are `TargetError`s."""
+    if (failure := connection_failure(uri, exc, _FIXES)) is not None:
+        return failure
+    if isinstance(exc, DeserializationError | DecodeError):  # a web page, a proxy's answer
+        return TargetError(uri, Cause.not_storage, "the endpoint's answer is not from the Blob service",
+                           _FIXES[Cause.not_storage])
+    if isinstance(exc, ClientAuthenticationError) and exc.status_code is None:  # the credential chain found none
+        return TargetError(uri, Cause.credentials, "no Azure credentials found", _FIXES[Cause.credentials])
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:
         code = getattr(exc, "error_code", None)  # set by the storage SDK from x-ms-error-code
+        code = getattr(code, "value", code)  # the SDK's enum of the codes it knows, as the code
+        if code in _REJECTED:
+            why = f"the credentials are not accepted, {code} (HTTP {exc.status_code})"
+            return TargetError(uri, Cause.credentials, why, _FIXES[Cause.credentials])
         return classify(exc.status_code, code, _ERRORS)(f"{uri}: {code or 'error'} (HTTP {exc.status_code})")
     return TransientError(f"{uri}: {type(exc).__name__} talking to Azure")
 
@@ -233,7 +274,8 @@ class AzureConnector(Connector):
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         account, _, container = target.location.partition("/")
         if container != "*":
-            async for ref in self._list_container(account, container, target.prefix):
+            async for ref in named_target(self._list_container(account, container, target.prefix),
+                                          f"az://{account}/{container}", _FIXES):
                 yield ref
             return
         service = self._service(account)
@@ -260,7 +302,8 @@ class AzureConnector(Connector):
                 for blob in page:
                     yield self._ref(account, container, blob)
         except ObjectGone:
-            raise UsageError(f"az://{account}/{container}: no such container") from None
+            raise TargetError(f"az://{account}/{container}", Cause.not_found, "no such container",
+                              _FIXES[Cause.not_found]) from None
 
     # ---- listing from Azure Blob Inventory runs (`tierscan.connectors.inventory_reports`) ---------------------
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import math
 import os
@@ -35,13 +36,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from gcloud.aio.auth.token import Type as TokenType
 from gcloud.aio.storage import Storage
 
-from tierscan.connectors._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
+from tierscan.connectors._http import (
+    NETWORK_ERRORS,
+    ErrorTable,
+    Fixes,
+    classify,
+    connection_failure,
+    named_target,
+    skip_forbidden,
+)
 from tierscan.connectors.base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, merge_streams
 from tierscan.connectors.inventory_reports import MAX_TRIED, DataFile, Report, announce, gcs_report, report_refs
 from tierscan.scanner.core.config import Config, InventorySettings
-from tierscan.scanner.core.errors import ObjectError, ObjectGone, TransientError, UsageError
+from tierscan.scanner.core.errors import Cause, ObjectError, ObjectGone, TargetError, TransientError, UsageError
 from tierscan.scanner.core.models import ObjectRef
 
 __all__ = ["GCSConnector"]
@@ -50,7 +60,16 @@ log = logging.getLogger("tierscan.connectors.gcs")
 
 # GCS JSON API answers carry the reason in the body; the status says enough to classify.
 _ERRORS: ErrorTable = {}
-_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, aiohttp.ClientError)
+# An answer that does not parse as JSON comes from something other than the GCS JSON API (`_error`).
+_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, aiohttp.ClientError, json.JSONDecodeError)
+_FIXES: Fixes = {
+    Cause.credentials: "set GOOGLE_APPLICATION_CREDENTIALS, or run `gcloud auth application-default login`",
+    Cause.denied: "grant these credentials storage.objects.list on the bucket, or scan with credentials that have it",
+    Cause.not_found: "check the bucket's name (and STORAGE_EMULATOR_HOST, if it is set)",
+    Cause.network: "check the endpoint (STORAGE_EMULATOR_HOST, if it is set), the network and any proxy settings",
+    Cause.tls: "check the endpoint's certificate and the CA bundle (SSL_CERT_FILE)",
+    Cause.not_storage: "check the endpoint (STORAGE_EMULATOR_HOST): it must be the GCS JSON API",
+}
 _LIST_FIELDS = "nextPageToken,items(name,size,md5Hash,crc32c,updated,storageClass,generation,etag,componentCount)"
 _PAGE = 1000
 # Inventory report columns the listing takes (`inventory_reports.canonical` names).
@@ -58,8 +77,17 @@ _INVENTORY_COLUMNS = frozenset({"name", "bucket", "size", "updated", "storagecla
                                 "crc32c"})
 
 
-def _error(uri: str, exc: BaseException) -> ObjectError:
-    """The scanner error for a failed request; the message names no URL, header or token."""
+def _error(uri: str, exc: BaseException) -> ObjectError | TargetError:
+    """The scanner error for a failed request; the message names no URL, header or token. Failures no retry
+    mends (an endpoint that is not there, a TLS failure) are `TargetError`s."""
+    if (failure := connection_failure(uri, exc, _FIXES)) is not None:
+        return failure
+    if isinstance(exc, aiohttp.ContentTypeError | json.JSONDecodeError):  # a 2xx answer that is no JSON: a web page
+        return TargetError(uri, Cause.not_storage, "the endpoint's answer is not from the GCS JSON API",
+                           _FIXES[Cause.not_storage])
+    if isinstance(exc, aiohttp.ClientResponseError) and exc.status == 401:
+        return TargetError(uri, Cause.credentials, "the credentials are not accepted (HTTP 401)",
+                           _FIXES[Cause.credentials])
     if isinstance(exc, aiohttp.ClientResponseError):
         return classify(exc.status, None, _ERRORS)(f"{uri}: HTTP {exc.status}")
     return classify(None, None, _ERRORS)(f"{uri}: {type(exc).__name__} talking to GCS")
@@ -108,6 +136,7 @@ class GCSConnector(Connector):
         self._storage: Storage | None = None
         self._session: aiohttp.ClientSession | None = None  # ours to close: Storage leaves a given session open
         self._regions: dict[str, asyncio.Task[str]] = {}
+        self._have_credentials = False
 
     async def aclose(self) -> None:
         for task in self._regions.values():
@@ -128,8 +157,30 @@ class GCSConnector(Connector):
             self._storage = Storage(session=self._session, api_root=self._api_root)  # type: ignore[arg-type]
         return self._storage
 
+    async def _credentials(self, uri: str) -> None:
+        """Fail at once without credentials. With none configured the client library asks the metadata
+        server for a token, retrying for seconds even off Google Cloud, where its host name does not
+        resolve: that is no credentials, not a network fault."""
+        if self._have_credentials:
+            return
+        try:
+            token = self._client().token
+        except (OSError, ValueError) as exc:  # GOOGLE_APPLICATION_CREDENTIALS names no usable key file
+            raise TargetError(uri, Cause.credentials, f"the credentials file cannot be used ({type(exc).__name__})",
+                              _FIXES[Cause.credentials]) from exc
+        emulated = bool(self._api_root or os.environ.get("STORAGE_EMULATOR_HOST"))
+        if not emulated and token.token_type is TokenType.GCE_METADATA:
+            host = urlsplit(token.token_uri).hostname or ""
+            try:
+                await asyncio.get_running_loop().getaddrinfo(host, 80)
+            except OSError:
+                raise TargetError(uri, Cause.credentials, "no Google credentials found (and no metadata server: "
+                                  "not on Google Cloud)", _FIXES[Cause.credentials]) from None
+        self._have_credentials = True
+
     async def _request(self, kind: str, uri: str, method: str, *args: Any, **params: Any) -> Any:
         """One gcloud-aio-storage call, retried by the base, errors translated."""
+        await self._credentials(uri)
 
         async def attempt() -> Any:
             try:
@@ -151,7 +202,7 @@ class GCSConnector(Connector):
         try:
             meta = await self._request("head", f"gs://{bucket}", "get_bucket_metadata", bucket)
         except ObjectGone:
-            raise UsageError(f"gs://{bucket}: no such bucket") from None
+            raise TargetError(f"gs://{bucket}", Cause.not_found, "no such bucket", _FIXES[Cause.not_found]) from None
         return str(meta.get("location") or "unknown").lower()
 
     async def _bucket_names(self) -> list[str]:
@@ -168,7 +219,8 @@ class GCSConnector(Connector):
 
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         if not target.all_buckets:
-            async for ref in self._list_bucket(target.location, target.prefix):
+            async for ref in named_target(self._list_bucket(target.location, target.prefix),
+                                          f"gs://{target.location}", _FIXES):
                 yield ref
             return
         streams = [skip_forbidden(self._list_bucket(name, target.prefix), what=f"gs://{name}")

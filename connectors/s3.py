@@ -59,11 +59,25 @@ from urllib.parse import unquote_plus, urlsplit
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+from botocore.parsers import ResponseParserError
 from botocore.utils import parse_timestamp
 from dateutil.tz import tzutc
 
-from tierscan.connectors._http import NETWORK_ERRORS, ErrorTable, classify, skip_forbidden
+from tierscan.connectors._http import (
+    NETWORK_ERRORS,
+    ErrorTable,
+    Fixes,
+    classify,
+    connection_failure,
+    named_target,
+    skip_forbidden,
+)
 from tierscan.connectors._s3_get import SignedGets, error_code
 from tierscan.connectors.base import (
     Capabilities,
@@ -88,10 +102,12 @@ from tierscan.connectors.inventory_reports import (
 )
 from tierscan.scanner.core.config import Config, InventorySettings
 from tierscan.scanner.core.errors import (
+    Cause,
     ObjectDenied,
     ObjectError,
     ObjectGone,
     ObjectUnreadable,
+    TargetError,
     TransientError,
     UsageError,
 )
@@ -133,7 +149,23 @@ _ERRORS: ErrorTable = {
     "InternalError": TransientError,
     "RequestTimeout": TransientError,
 }
-_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, BotoCoreError, aiohttp.ClientError)
+# An answer that does not parse comes from something other than S3 (`_error`).
+_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, BotoCoreError, aiohttp.ClientError, ResponseParserError)
+_FIXES: Fixes = {
+    Cause.credentials: "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an IAM role "
+                       "gives them",
+    Cause.denied: "grant these credentials s3:ListBucket on the bucket, or scan with credentials that have it",
+    Cause.not_found: "check the bucket's name (and the endpoint, AWS_ENDPOINT_URL, if you use one)",
+    Cause.network: "check the endpoint (AWS_ENDPOINT_URL), the network and any proxy settings",
+    Cause.tls: "check the endpoint's certificate, or give its CA bundle in AWS_CA_BUNDLE",
+    Cause.not_storage: "check the endpoint (AWS_ENDPOINT_URL): it must be an S3 API, not a web page or a proxy",
+}
+# Codes that reject the credentials themselves, whatever the request: no object or bucket is readable.
+_REJECTED = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"})
+# Operations whose answer is an S3 document, errors included: an HTML one is from something else (a portal, a
+# web server). Other answers may be HTML: an object's own type, or an emulator's bodiless HEAD error.
+_DOCUMENT_OPS = frozenset({"get_bucket_location", "get_bucket_encryption", "get_bucket_versioning", "list_buckets",
+                           "list_objects_v2", "list_object_versions"})
 # Inventory report columns the listing takes (`inventory_reports.canonical` names).
 _INVENTORY_COLUMNS = frozenset({"key", "size", "lastmodifieddate", "etag", "storageclass", "versionid", "islatest",
                                 "isdeletemarker", "intelligenttieringaccesstier"})
@@ -150,14 +182,36 @@ class _Bucket:
     url: str  # the SDK's URL for the bucket's objects (`_s3_get.SignedGets.bucket_url`)
 
 
-def _error(uri: str, exc: BaseException) -> ObjectError:
-    """The scanner error for an SDK or network failure; the message names no URL, header or credential."""
+def _error(uri: str, exc: BaseException) -> ObjectError | TargetError:
+    """The scanner error for an SDK or network failure; the message names no URL, header or credential.
+    Failures no retry mends (no credentials, an endpoint that is not there or not S3) are `TargetError`s."""
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return TargetError(uri, Cause.credentials, "no AWS credentials found", _FIXES[Cause.credentials])
+    if isinstance(exc, ResponseParserError):
+        return TargetError(uri, Cause.not_storage, "the endpoint's answer is not from S3",
+                           _FIXES[Cause.not_storage])
+    if (failure := connection_failure(uri, exc, _FIXES)) is not None:
+        return failure
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code = err.get("Code")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _REJECTED:
+            return TargetError(uri, Cause.credentials, f"the credentials are not accepted, {code} (HTTP {status})",
+                               _FIXES[Cause.credentials])
         return classify(status, code, _ERRORS)(f"{uri}: {code or 'error'} (HTTP {status})")
     return TransientError(f"{uri}: {type(exc).__name__} talking to S3")
+
+
+def _web_page(uri: str) -> TargetError:
+    return TargetError(uri, Cause.not_storage, "the endpoint answered with a web page, not S3",
+                       _FIXES[Cause.not_storage])
+
+
+def _html(answer: dict[str, Any]) -> bool:
+    """Whether an answer is a web page (S3 answers XML, or an object's own bytes)."""
+    headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return str(headers.get("content-type", "")).lower().startswith("text/html")
 
 
 _ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
@@ -279,9 +333,13 @@ class S3Connector(Connector):
             client = await self._client(region)
             try:
                 answer: dict[str, Any] = await getattr(client, op)(**params)
-                return answer
-            except (ClientError, *_NETWORK) as exc:
+            except ClientError as exc:
+                raise (_web_page(uri) if op in _DOCUMENT_OPS and _html(exc.response) else _error(uri, exc)) from None
+            except _NETWORK as exc:
                 raise _error(uri, exc) from None
+            if op in _DOCUMENT_OPS and _html(answer):
+                raise _web_page(uri)
+            return answer
 
         return await self.call(kind, attempt)
 
@@ -326,9 +384,11 @@ class S3Connector(Connector):
             answer = await self._request("head", uri, self._default_region, "get_bucket_location", Bucket=name)
             return _region_of(answer.get("LocationConstraint"))
         except ObjectGone:
-            raise UsageError(f"{uri}: no such bucket") from None
+            raise TargetError(uri, Cause.not_found, "no such bucket", _FIXES[Cause.not_found]) from None
+        except TransientError:
+            raise  # retried and still failing: the store is down, not the location hidden from us
         except ObjectError:
-            pass
+            pass  # GetBucketLocation denied (owners only): HeadBucket names the region even when denied
         client = await self._client(self._default_region)
         try:
             answer = await client.head_bucket(Bucket=name)
@@ -340,7 +400,8 @@ class S3Connector(Connector):
         finally:
             self.requests["head"] += 1
         if "x-amz-bucket-region" not in headers:
-            raise ObjectDenied(f"{uri}: the bucket's region cannot be found with these credentials")
+            raise TargetError(uri, Cause.denied, "the bucket's region cannot be found with these credentials",
+                              _FIXES[Cause.denied])
         return str(headers["x-amz-bucket-region"])
 
     async def _bucket_names(self) -> list[str]:
@@ -360,7 +421,8 @@ class S3Connector(Connector):
 
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         if not target.all_buckets:
-            async for ref in self._list_bucket(target.location, target.prefix):
+            async for ref in named_target(self._list_bucket(target.location, target.prefix),
+                                          f"s3://{target.location}", _FIXES):
                 yield ref
             return
         streams = [skip_forbidden(self._list_bucket(name, target.prefix), what=f"s3://{name}")

@@ -274,7 +274,12 @@ def cli_page() -> str:
            ("Every command of `tierscan`, with the help its `--help` prints. Exit status: 0 success; 2 bad "
             "usage, config or policy file, or a catalog in use by another writing command; 1 when "
             "`--fail-on SEVERITY` is given and a finding has at least that severity (`apply --execute`: "
-            "when some change failed; `prices refresh`: when some region could not be fetched).\n")]
+            "when some change failed; `prices refresh`: when some region could not be fetched); 3 could not "
+            "complete: a target cannot be reached or used (missing credentials, denied, no such bucket, "
+            "network, TLS, not a storage service), or a request kept failing, in one line that names the "
+            "target, the cause and the fix ([Errors](../scanning.md#errors)); 130 interrupted (Ctrl-C): "
+            "what was committed stays, and the same command resumes. `tierscan --debug COMMAND ...` prints an "
+            "error's traceback before its one line.\n")]
     root = click.Context(cli, info_name="tierscan")
     out.append(_para(md_text(inspect.cleandoc(cli.help or ""))))
     for name, cmd, ctx in _commands(cli, root):

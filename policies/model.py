@@ -55,7 +55,7 @@ Issue = tuple[Loc, str]  # a problem found in a policy file: where (relative to 
 
 # Top-level keys a value filter may name, per resource: a typo in `key:` is caught before any scan.
 RECORD_KEYS: dict[Resource, frozenset[str]] = {
-    "object": frozenset(InventoryRecord.model_fields) | {"gba"},
+    "object": frozenset(n for n, f in InventoryRecord.model_fields.items() if not f.exclude) | {"gba"},
     "group": frozenset(Group.model_fields),
 }
 

@@ -2,7 +2,10 @@
 
 Exit status: 0 success; 2 bad usage, config or policy file (the message names file, line and field), or
 the catalog is in use by another writing command (the message names it: `tierscan.scanner.scan.catalog_lock`);
-1 a finding at or above `--fail-on SEVERITY`.
+1 a finding at or above `--fail-on SEVERITY`; 3 could not complete: a target cannot be reached or used
+(missing credentials, denied, no such bucket, network, TLS, not a storage service) or a request kept
+failing, in one line that names the target, the cause and the fix (`--debug` adds the traceback);
+130 interrupted (Ctrl-C): what is committed stays, and the same command resumes.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from rich.table import Table
 from tierscan.policies import describe_packs, describe_policies, load_policies, policy_schema, validate_files
 from tierscan.scanner.core.atomic import atomic_write
 from tierscan.scanner.core.config import Config, check_workers, load_config, load_config_text
-from tierscan.scanner.core.errors import UsageError
+from tierscan.scanner.core.errors import ObjectError, TargetError, UsageError
 from tierscan.scanner.core.models import Severity
 from tierscan.scanner.core.safe_text import terminal_safe, terminal_text
 from tierscan.scanner.core.shard import Shard, parse_shard, shard_from_env
@@ -138,19 +141,47 @@ def _exit_for(report: ReportStream, fail_on: str | None) -> None:
         sys.exit(1)
 
 
+EXIT_INCOMPLETE = 3  # a target could not be reached or used, or a request kept failing
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a process SIGINT ended
+
+
+class Interrupted(Exception):
+    """Ctrl-C, with what the command had committed when it came."""
+
+
 def _guard(fn: Callable[..., None]) -> Callable[..., None]:
-    """Turn UsageError into exit status 2 with its message, as the CLI contract says."""
+    """Turn the errors a user can act on into one line and the CLI contract's exit status: UsageError 2;
+    TargetError, or an ObjectError that ended a command (retries spent), 3; Ctrl-C 130. `--debug` prints
+    the traceback first."""
 
     def wrapper(*args: object, **kwargs: object) -> None:
         try:
             fn(*args, **kwargs)
         except UsageError as exc:
-            click.echo(terminal_safe(f"tierscan: {exc}", keep_newlines=True), err=True)
-            sys.exit(2)
+            _fail(exc, 2)
+        except (TargetError, ObjectError) as exc:
+            _fail(exc, EXIT_INCOMPLETE)
+        except Interrupted as exc:
+            _fail(exc, EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            _fail(Interrupted("interrupted"), EXIT_INTERRUPTED, exc)
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper
+
+
+def _fail(exc: BaseException, status: int, cause: BaseException | None = None) -> None:
+    """One line on stderr, after the traceback with `--debug`; then exit with `status`."""
+    context = click.get_current_context(silent=True)
+    if context is not None and context.find_root().params.get("debug"):
+        shown = cause or exc
+        replaced = shown.__context__ if shown.__suppress_context__ else None
+        if replaced is not None:  # the SDK's error a connector translated (`raise ... from None`)
+            _safe_excepthook(type(replaced), replaced, replaced.__traceback__)
+        _safe_excepthook(type(shown), shown, shown.__traceback__)
+    click.echo(terminal_safe(f"tierscan: {exc}", keep_newlines=True), err=True)
+    sys.exit(status)
 
 
 config_option = click.option(
@@ -181,7 +212,9 @@ results_option = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tierscan")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Print the traceback of an error before its one-line message (it may "
+              "quote request URLs, signed ones included).")
+def cli(debug: bool) -> None:
     """Audit image assets in object stores: exact and near duplicates across tiers, regions and
     jurisdictions, personal data in metadata, and what removing redundant copies saves.
 
@@ -251,7 +284,7 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
         _shard_scan(config, path, list(targets) or config.targets, shard, results)
         return
     with _open_catalog(path, must_exist=False, write=True) as catalog:
-        with RichProgress() as progress:
+        with RichProgress() as progress, _resumable(path):
             asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress))
         _warn_unmatched(outputs.unmatched_bucket_settings(config, catalog))
         report = outputs.report_stream(config, catalog)
@@ -269,6 +302,19 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
         click.echo(f"retrieval budget reached: {scanned.left_unread:,} objects "
                    f"({scanned.left_unread_bytes:,} bytes) left unread; the next scan reads them", err=True)
     _exit_for(report, fail_on)
+
+
+@contextmanager
+def _resumable(path: Path) -> Iterator[None]:
+    """Ctrl-C during a scan: `Interrupted`, saying how many objects' results the catalog holds."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        with Catalog(path) as catalog:
+            counts = catalog.counts()
+        done = sum(n for status, n in counts.items() if status not in ("listed", "gone"))
+        raise Interrupted(f"interrupted: {path} holds the results of {done:,} objects ({counts.get('listed', 0):,} "
+                          "listed objects not read yet); the same command resumes from there") from None
 
 
 def _scan_config(config_path: str | None, *, workers: int | None = None, concurrency: int | None = None,
@@ -335,7 +381,7 @@ def _shard_scan(config: Config, path: Path, targets: list[str], shard: Shard, re
         if previous is not None:
             with atomic_write(path, "wb") as fh:  # the last run's part: this run reads only what changed
                 fh.write(previous)
-        with _open_catalog(path, must_exist=False) as catalog, RichProgress() as progress:
+        with _open_catalog(path, must_exist=False) as catalog, RichProgress() as progress, _resumable(path):
             stats = asyncio.run(run_scan(config, catalog, targets, progress, shard=shard))
         # Closed: SQLite has checkpointed its WAL into the file, which is now complete on its own.
         if store is not None:

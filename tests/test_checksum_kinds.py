@@ -3,6 +3,9 @@ it, and the HEADs that fetch a checksum a listing names without its value."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,12 +108,12 @@ def test_a_rescan_keeps_fetched_values_that_the_listing_names_without_them(catal
 
 
 def test_copies_with_one_identity_kind_in_common_group_whatever_their_strongest_kind():
-    def record(key: str, **checksums: str) -> InventoryRecord:
+    def record(key: str, **published: str) -> InventoryRecord:
         return InventoryRecord(uri=f"s3://b/{key}", provider="s3", bucket="b", key=key, size=10, tier=Tier.hot,
                                storage_class="STANDARD", region="ap-east-1", jurisdiction="HK", modified=T0,
-                               status="listed", **checksums)
-    plain = record("plain", md5="m" * 32, crc64nvme="c")  # one PUT: an MD5 ETag
-    multipart = record("multipart", multipart_etag="x-3", crc64nvme="c")
+                               status="listed", checksums={"crc64nvme": "c"}, **published)
+    plain = record("plain", md5="m" * 32)  # one PUT: an MD5 ETag
+    multipart = record("multipart", multipart_etag="x-3")
     [group] = exact_groups([plain, multipart], MasterSettings())
     assert {m.uri for m in group.members} == {plain.uri, multipart.uri}
 
@@ -134,3 +137,49 @@ def test_heads_go_to_whole_size_classes_or_not_at_all():
     useless = [(item(3000, key="u1.jpg"), ["crc64nvme"]), (item(3000, key="u2.jpg"), ["crc64nvme"])]
     heads = plan_heads(small + cold + useless, perceptual=False)
     assert [i.ref.key for i, _ in heads] == ["s1.jpg", "s2.jpg"]
+
+
+# A process that declares one more identity kind, as one line of `CHECKSUM_KINDS` would, before the scanner
+# modules that build SQL and records from the declaration are imported; it prints what the core made of it.
+_DECLARED_KIND = """
+import json, sys
+from datetime import UTC, datetime
+from tierscan.scanner.core import models
+kind = models.ChecksumKind("testhash", models.Trust.identity)
+models.CHECKSUM_KINDS = {**models.CHECKSUM_KINDS, kind.name: kind}
+models.IDENTITY_KINDS = (*models.IDENTITY_KINDS, kind.name)
+models.UNPUBLISHED_KINDS = (*models.UNPUBLISHED_KINDS, kind.name)
+from tierscan.scanner.core.config import MasterSettings
+from tierscan.scanner.group.cluster import ExactCopy, exact_group, exact_groups
+from tierscan.scanner.scan.catalog import Catalog
+
+t0 = datetime(2024, 1, 1, tzinfo=UTC)
+values = {"a": (10, "v1"), "b": (10, "v1"), "c": (10, "v2"), "d": (20, "v3"), "e": (20, None)}
+refs = [models.ObjectRef(uri=f"s3://b/{k}", provider="s3", bucket="b", key=k, size=size, etag=f"e-{k}",
+                         checksums={"testhash": v} if v else {}, tier=models.Tier.hot, storage_class="STANDARD",
+                         region="ap-east-1", jurisdiction="HK", modified=t0) for k, (size, v) in values.items()]
+with Catalog(sys.argv[1]) as catalog:
+    catalog.record_listing(refs, "s3://b", catalog.begin_scan(["s3://b"], t0))
+    records = list(catalog.records())
+    rows = [[row[1:] for row in catalog.exact_candidates()]]
+    print(json.dumps({
+        "sha256_read": {w.ref.key: w.want_sha256 for w in catalog.work()},
+        "checksums": {r.key: r.checksums for r in records},
+        "dumped": sorted({k for r in records for k in json.loads(r.model_dump_json())} & {"testhash", "checksums"}),
+        "in_memory": [sorted(m.uri for m in g.members) for g in exact_groups(records, MasterSettings())],
+        "from_catalog": [sorted(m.uri for m in exact_group([ExactCopy.of_row(r) for r in group],
+                                                             MasterSettings()).members) for group in rows],
+    }))
+"""
+
+
+def test_an_identity_kind_declared_in_one_line_settles_reads_and_groups_copies(tmp_path: Path):
+    run = subprocess.run([sys.executable, "-c", _DECLARED_KIND, str(tmp_path / "c.db")], capture_output=True,
+                         text=True, check=True)
+    seen = json.loads(run.stdout)
+    # Size 10: every object has a value, so equal ones are copies and others are not, without a read.
+    assert seen["sha256_read"] == {"a": False, "b": False, "c": False, "d": True, "e": True}
+    assert seen["checksums"] == {"a": {"testhash": "v1"}, "b": {"testhash": "v1"}, "c": {"testhash": "v2"},
+                                 "d": {"testhash": "v3"}, "e": {}}
+    assert seen["dumped"] == []  # unpublished: the inventory's fields stay as documented
+    assert seen["in_memory"] == seen["from_catalog"] == [["s3://b/a", "s3://b/b"]]

@@ -19,6 +19,7 @@ __all__ = [
     "CHECKSUM_KINDS",
     "GPS",
     "IDENTITY_KINDS",
+    "UNPUBLISHED_KINDS",
     "Breakdown",
     "BucketSummary",
     "ChecksumKind",
@@ -124,6 +125,9 @@ class ChecksumKind:
     # Its values stand for themselves in identity tokens (kinds older than the others, whose tokens the
     # catalogs and group ids already hold); other kinds' values are prefixed with the kind.
     bare: bool = False
+    # The `InventoryRecord` field that publishes its values (a documented inventory field), if any; the
+    # values of identity kinds without one travel in `InventoryRecord.checksums`, unpublished.
+    field: str | None = None
 
     def token(self, value: str) -> str:
         """`value` as an identity token: never equal to another kind's."""
@@ -133,13 +137,16 @@ class ChecksumKind:
 # Every kind a connector may put in `ObjectRef.checksums`, strongest identity first: the first one an
 # object has is its `content_identity`.
 CHECKSUM_KINDS: Mapping[str, ChecksumKind] = {k.name: k for k in (
-    ChecksumKind("md5", Trust.identity, bare=True),  # 32 hex digits
-    ChecksumKind("s3mpu", Trust.identity, layout=True, bare=True),  # S3 multipart ETag, `<hex>-<parts>`
+    ChecksumKind("md5", Trust.identity, bare=True, field="md5"),  # 32 hex digits
+    # S3 multipart ETag, `<hex>-<parts>`
+    ChecksumKind("s3mpu", Trust.identity, layout=True, bare=True, field="multipart_etag"),
     ChecksumKind("crc64nvme", Trust.identity),  # S3 full-object CRC64NVME (never composite)
     ChecksumKind("crc32c", Trust.candidate),  # GCS crc32c: full-object, composite objects included
     ChecksumKind("content-md5", Trust.candidate, computed=False),  # Azure Content-MD5: what a writer claimed
 )}
 IDENTITY_KINDS = tuple(k.name for k in CHECKSUM_KINDS.values() if k.trust is Trust.identity)
+# The identity kinds no inventory field publishes, in declared order: `InventoryRecord.checksums` holds them.
+UNPUBLISHED_KINDS = tuple(k for k in IDENTITY_KINDS if CHECKSUM_KINDS[k].field is None)
 
 
 class ObjectRef(_Frozen):
@@ -233,8 +240,9 @@ class InventoryRecord(_Frozen):
     etag: str | None = None
     md5: str | None = None  # a trusted provider MD5, when the listing gave one
     multipart_etag: str | None = None  # a trusted S3 multipart ETag (checksum kind "s3mpu")
-    # S3 full-object CRC64NVME, when a HEAD gave it: grouping uses it; the inventory does not list it.
-    crc64nvme: str | None = Field(default=None, exclude=True)
+    # Values of the identity kinds no field publishes (`UNPUBLISHED_KINDS`: S3's full-object CRC64NVME, once
+    # a HEAD gave it), by kind: grouping uses them; the inventory does not list them.
+    checksums: dict[str, str] = Field(default_factory=dict, exclude=True)
     sha256: str | None = None
     phash: str | None = None
     dhash: str | None = None
@@ -258,7 +266,9 @@ class InventoryRecord(_Frozen):
         return content_identities(self._checksums())
 
     def _checksums(self) -> dict[str, str | None]:
-        return {"md5": self.md5, "s3mpu": self.multipart_etag, "crc64nvme": self.crc64nvme}
+        """The identity kinds' values by kind, from their published fields or `checksums`."""
+        return {k: getattr(self, field) if (field := CHECKSUM_KINDS[k].field) else self.checksums.get(k)
+                for k in IDENTITY_KINDS}
 
 
 class Holding(NamedTuple):

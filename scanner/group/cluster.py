@@ -37,7 +37,15 @@ import numpy as np
 from numba.core.compiler_lock import global_compiler_lock
 
 from tierscan.scanner.core.config import MasterRule, MasterSettings, NearSettings
-from tierscan.scanner.core.models import Group, GroupMember, InventoryRecord, ObjectStatus, Tier, content_identity
+from tierscan.scanner.core.models import (
+    IDENTITY_KINDS,
+    Group,
+    GroupMember,
+    InventoryRecord,
+    ObjectStatus,
+    Tier,
+    content_identity,
+)
 from tierscan.scanner.fingerprint.signatures import QUERY_WINDOWS, Signature
 from tierscan.scanner.group.hamming_index import HammingIndex
 from tierscan.scanner.group.verify import evidence
@@ -103,11 +111,11 @@ class ExactCopy(_Ranked):
     @classmethod
     def of_row(cls, row: Sequence[Any]) -> ExactCopy:
         """From a `Catalog.exact_candidates` tuple without its label."""
-        uri, provider, size, tier, region, jurisdiction, modified, width, height, personal, sha256, md5, \
-            multipart, crc64nvme = row
+        uri, provider, size, tier, region, jurisdiction, modified, width, height, personal, sha256, \
+            *identities = row
         return cls(uri, provider, size, Tier(tier), region, jurisdiction, datetime.fromisoformat(modified),
                    width, height, bool(personal), sha256,
-                   content_identity({"md5": md5, "s3mpu": multipart, "crc64nvme": crc64nvme}))
+                   content_identity(dict(zip(IDENTITY_KINDS, identities, strict=True))))
 
 
 # An image as near grouping reads it: a whole inventory record, or the part near grouping needs.
@@ -189,7 +197,7 @@ def exact_groups(records: Sequence[InventoryRecord], master: MasterSettings) -> 
     first_by_key: dict[tuple[object, ...], int] = {}
     for i, r in enumerate(candidates):
         # Every identity token joins: copies whose strongest kinds differ (an MD5 ETag, a multipart ETag)
-        # still share a full-object CRC64NVME.
+        # may share a weaker one (a full-object CRC64NVME).
         for key in ((("sha256", r.sha256),) if r.sha256 else ()) + tuple(("id", r.size, t) for t in r.content_ids):
             if key in first_by_key:
                 uf.union(first_by_key[key], i)

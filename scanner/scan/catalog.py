@@ -47,6 +47,7 @@ from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import (
     CHECKSUM_KINDS,
     IDENTITY_KINDS,
+    UNPUBLISHED_KINDS,
     ExifRecord,
     Finding,
     Group,
@@ -117,15 +118,22 @@ CREATE TABLE IF NOT EXISTS not_duplicates (a TEXT NOT NULL, b TEXT NOT NULL, PRI
 # Columns added after catalogs were first written: (name, type). Opening an older catalog adds them.
 _ADDED_COLUMNS = (("near_sig", "BLOB"), ("headtail", "TEXT"))
 
-# Where each `InventoryRecord` field comes from: its column, or for the trusted checksums their entry in the
-# checksums JSON, which SQLite takes out (`json.loads` of every row was a quarter of the time reading 20,000
-# records took).
+
+
+def _checksum(kind: str, table: str = "") -> str:
+    """SQL for an object's value of a checksum kind; NULL when it has none, or its value is not known yet."""
+    return f"json_extract({table}checksums, '$.\"{kind}\"')"
+
+
+# Where each `InventoryRecord` field comes from: its column, or for a published checksum kind
+# (`ChecksumKind.field`) its entry in the checksums JSON, which SQLite takes out (`json.loads` of every row
+# was a quarter of the time reading 20,000 records took).
 _RECORD_SOURCES = {name: name for name in (
     "uri", "provider", "bucket", "key", "version", "size", "tier", "storage_class", "region", "jurisdiction",
     "modified", "etag", "sha256", "phash", "dhash", "format", "width", "height", "status", "reason")} | {
-    "md5": "json_extract(checksums, '$.md5')", "multipart_etag": "json_extract(checksums, '$.s3mpu')",
-    "crc64nvme": "json_extract(checksums, '$.crc64nvme')"}
-_RECORD_COLUMNS = ", ".join(_RECORD_SOURCES.values())
+    kind.field: _checksum(kind.name) for kind in CHECKSUM_KINDS.values() if kind.field}
+# Then the unpublished identity kinds' values, for `InventoryRecord.checksums`.
+_RECORD_COLUMNS = ", ".join([*_RECORD_SOURCES.values(), *map(_checksum, UNPUBLISHED_KINDS)])
 # Whether an object's metadata holds each kind of personal data (`ExifRecord.personal_data`), when it has any.
 _PERSONAL_KINDS = {
     "gps": "json_extract(exif, '$.gps') IS NOT NULL",
@@ -169,11 +177,6 @@ _STORED_LISTED = 4
 _STORED_CHECKSUMS = _STORED_LISTED + _CHECKSUMS_AT
 # WAL pages between automatic checkpoints while listings write (SQLite's default is 1,000: 4 MB).
 _BULK_CHECKPOINT = 16_384
-
-
-def _checksum(kind: str, table: str = "") -> str:
-    """SQL for an object's value of a checksum kind; NULL when it has none, or its value is not known yet."""
-    return f"json_extract({table}checksums, '$.\"{kind}\"')"
 
 
 def _content_identity(table: str = "") -> str:
@@ -917,8 +920,8 @@ class Catalog:
         """Every object that has byte-identical copies (of those not gone, not empty, with a SHA-256 or an
         identity checksum) as a plain tuple: its content label, then what exact grouping reads of it (uri,
         provider, size, tier, region, jurisdiction, modified, width, height, whether its metadata holds
-        personal data, SHA-256, and its MD5, multipart ETag and CRC64NVME checksums), ordered by label then
-        URI: equal labels are one group of
+        personal data, SHA-256, then its value of each of `IDENTITY_KINDS`), ordered by label then URI: equal
+        labels are one group of
         copies, and only labels of two or more objects come. Objects are copies when they share a SHA-256, or
         a size and an identity token (`models.content_identities`: every identity kind, so an MD5-ETag copy
         and a multipart copy join through a shared full-object CRC64NVME), and so on transitively. Only
@@ -969,8 +972,8 @@ class Catalog:
         """)
         yield from self._tuples(
             "SELECT l.root, o.uri, o.provider, o.size, o.tier, o.region, o.jurisdiction, o.modified, o.width, "
-            f"o.height, {_PERSONAL.replace('exif', 'o.exif')}, o.sha256, {_checksum('md5', 'o.')}, "
-            f"{_checksum('s3mpu', 'o.')}, {_checksum('crc64nvme', 'o.')} "
+            f"o.height, {_PERSONAL.replace('exif', 'o.exif')}, o.sha256, "
+            f"{', '.join(_checksum(k, 'o.') for k in IDENTITY_KINDS)} "
             "FROM temp.copy_label l JOIN objects o ON o.uri=l.uri "
             "WHERE l.root IN (SELECT root FROM temp.copy_label GROUP BY root HAVING COUNT(*) > 1) "
             "ORDER BY l.root, o.uri")
@@ -1174,10 +1177,12 @@ def _where(condition: Condition) -> tuple[str, list[object]]:
 
 
 def _record(exif_text: str | None, values: Sequence[Any]) -> InventoryRecord:
-    """An inventory record from the `_RECORD_SOURCES` columns and the exif JSON."""
+    """An inventory record from the `_RECORD_COLUMNS` values and the exif JSON."""
     exif = ExifRecord.model_validate_json(exif_text) if exif_text else None
-    return InventoryRecord(**dict(zip(_RECORD_SOURCES, values, strict=True)), exif=exif,
-                           personal_data=exif.personal_data() if exif else [])
+    published = len(_RECORD_SOURCES)
+    checksums = {k: v for k, v in zip(UNPUBLISHED_KINDS, values[published:], strict=True) if v}
+    return InventoryRecord(**dict(zip(_RECORD_SOURCES, values[:published], strict=True)), checksums=checksums,
+                           exif=exif, personal_data=exif.personal_data() if exif else [])
 
 
 def _under(folder: str) -> tuple[str, str]:

@@ -21,7 +21,14 @@ import pytest
 from faultproxy import FaultProxy, Request
 
 from tierscan.connectors.base import Connector, parse_target
-from tierscan.scanner.core.errors import ObjectDenied, ObjectGone, ObjectUnreadable, TransientError
+from tierscan.scanner.core.errors import (
+    Cause,
+    ObjectDenied,
+    ObjectGone,
+    ObjectUnreadable,
+    TargetError,
+    TransientError,
+)
 from tierscan.scanner.core.models import ObjectRef, Tier
 
 from .conftest import BIG, PAGE_COUNT, SAME, Backend, md5
@@ -157,8 +164,9 @@ def test_list_all_skips_a_bucket_it_may_not_list(http_backend: Backend, proxy: F
     buckets = {r.bucket.split("/")[-1] for r in refs}
     assert "ts-data" in buckets and "ts-page" not in buckets
     assert "ts-page: skipped" in caplog.text
-    with pytest.raises(ObjectDenied):  # a named bucket gets no such grace
+    with pytest.raises(TargetError) as denied:  # a named bucket gets no such grace: the target fails
         run(listing(http_backend.connector(endpoint=proxy.endpoint), http_backend.target("page", "")))
+    assert denied.value.cause is Cause.denied
 
 
 async def listing_all(conn: Connector, target: str) -> list[ObjectRef]:
