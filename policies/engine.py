@@ -1,10 +1,13 @@
 """Evaluate a policy set over object and group records and produce findings.
 
 Records are read once, in a single pass per resource, so the inputs may be generators over a large
-catalog. Rules that belong to the engine rather than to any policy: an action applies only to the copies
-the policy's filters single out (`Filter.selects`), a group's master never appears in a finding whose
-action removes, moves or re-tiers copies, a finding left with no URIs is dropped, and, given prices, each
-finding carries what its recommendation saves monthly and costs once (the sum over its URIs).
+catalog. Rules that belong to the engine rather than to any policy: a policy recommends its first action
+that names any copy of a record (`report` only when no other does), and policies that recommend the same
+action for the same copies make one finding (the most severe names it, the others are its `also`); an action
+applies only to the copies the policy's filters single out (`Filter.selects`), a group's master never
+appears in a finding whose action removes, moves or re-tiers copies, a finding left with no URIs is
+dropped, and, given prices, each finding carries what its recommendation saves monthly and costs once
+(the sum over its URIs).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from tierscan.policies.costs import Pricing
-from tierscan.policies.model import RESOURCES, ZERO, Context, Policy, PolicySet, Record, Resource
+from tierscan.policies.model import RESOURCES, ZERO, Action, Context, Policy, PolicySet, Record, Resource
 from tierscan.scanner.core.models import Finding
 
 __all__ = ["Evaluator", "evaluate", "in_order", "iter_findings", "order_key"]
@@ -74,12 +77,9 @@ class Evaluator:
             return
         pricing = self._pricing
         for record in records:
-            for policy, tests in policies:
-                for test in tests:
-                    if not test(record, ctx):
-                        break
-                else:
-                    yield from _findings(policy, record, ctx, pricing)
+            matched = [policy for policy, tests in policies if all(test(record, ctx) for test in tests)]
+            if matched:
+                yield from _findings(matched, record, ctx, pricing)
 
 
 def in_order(findings: Iterable[Finding]) -> list[Finding]:
@@ -98,27 +98,44 @@ def order_key(finding: Finding) -> bytes:
     return text(finding.policy) + b"".join(map(text, finding.uris)) + b"\x00\x00" + text(finding.action)
 
 
-def _findings(policy: Policy, record: Record, ctx: Context, pricing: Pricing | None) -> list[Finding]:
-    reason = _reason(policy, record, ctx)
+def _findings(matched: list[Policy], record: Record, ctx: Context, pricing: Pricing | None) -> list[Finding]:
+    """The record's findings: one per recommendation, so policies that recommend the same action for the
+    same copies make one finding (the most severe policy names it, the others are `also`; every reason).
+    A policy that names fewer copies keeps its own finding: scoping `apply` to it must not widen."""
     group = record["id"] if ctx.resource == "group" else None
-    selected = _selected(policy, record, ctx)
-    by_uri = {c["uri"]: c for c in (record["members"] if group is not None else [record])}
+    merged: dict[tuple[str, tuple[str, ...]], tuple[Action, list[Policy], list[str]]] = {}
+    for policy in sorted(matched, key=lambda p: -p.severity.rank):  # stable: declared order among equals
+        chosen = _recommendation(policy, record, ctx)
+        if chosen is not None:
+            action, uris = chosen
+            merged.setdefault((action.model_dump_json(), tuple(uris)), (action, [], uris))[1].append(policy)
     found = []
-    for action in policy.actions:
-        uris = [u for u in action.targets(record, ctx) if selected is None or u in selected]
-        if group is not None and action.protects_master:
-            uris = [u for u in uris if u != record["master"]]
-        if not uris:
-            continue
+    for action, policies, uris in merged.values():
         money = ZERO
         if pricing is not None:
+            by_uri = {c["uri"]: c for c in (record["members"] if group is not None else [record])}
             for uri in uris:
                 money += action.estimate(by_uri[uri], pricing, ctx.now)
+        reasons = [part for p in policies for part in _reason(p, record, ctx).split("; ")]
         note = f"; {action.cost_note}" if pricing is not None and action.cost_note else ""
-        found.append(Finding(policy=policy.name, severity=policy.severity, action=action.type, uris=uris,
-                             group=group, reason=reason + note, monthly_savings_usd=money.monthly_savings_usd,
-                             one_time_cost_usd=money.one_time_cost_usd))
+        found.append(Finding(
+            policy=policies[0].name, also=[p.name for p in policies[1:]], severity=policies[0].severity,
+            action=action.type, uris=uris, group=group, reason="; ".join(dict.fromkeys(reasons)) + note,
+            monthly_savings_usd=money.monthly_savings_usd, one_time_cost_usd=money.one_time_cost_usd))
     return found
+
+
+def _recommendation(policy: Policy, record: Record, ctx: Context) -> tuple[Action, list[str]] | None:
+    """The policy's first action that names any copy of the record, and those copies; `report` only when
+    no other action does (a group flagged for relocation is one finding, not a report and a relocation)."""
+    selected = _selected(policy, record, ctx)
+    for action in sorted(policy.actions, key=lambda a: a.type == "report"):  # stable: declared order
+        uris = [u for u in action.targets(record, ctx) if selected is None or u in selected]
+        if ctx.resource == "group" and action.protects_master:
+            uris = [u for u in uris if u != record["master"]]
+        if uris:
+            return action, uris
+    return None
 
 
 def _selected(policy: Policy, record: Record, ctx: Context) -> frozenset[str] | None:
@@ -128,7 +145,8 @@ def _selected(policy: Policy, record: Record, ctx: Context) -> frozenset[str] | 
 
 
 def _reason(policy: Policy, record: Record, ctx: Context) -> str:
-    """The matched filters' own words, joined; a policy without filters says what it matched."""
+    """The matched filters' own words, joined; a policy without filters says what it matched. Filters
+    that only exclude (a negation) say nothing: what a record is not is no reason to flag it."""
     parts = list(dict.fromkeys(f.reason(record, ctx) for f in policy.filters))
     return "; ".join(p for p in parts if p) or _everything(record, ctx.resource)
 

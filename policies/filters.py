@@ -138,6 +138,9 @@ _ORDERED = ("eq", "ne", "gt", "gte", "lt", "lte")  # the operators a value_type 
 _NO_VALUE = ("present", "absent")
 _LIST_VALUE = ("in", "not-in")
 _TEXT_VALUE = ("glob", "regex")
+_NEGATIVE = ("ne", "not-in", "absent")  # they only exclude: no part of a finding's reason
+_OPERATOR_WORDS = {"eq": "is", "ne": "is not", "gt": "is over", "gte": "is at least", "lt": "is under",
+                   "lte": "is at most", "contains": "contains", "glob": "matches", "regex": "matches the pattern"}
 
 
 @dataclass(frozen=True)
@@ -245,10 +248,22 @@ class ValueFilter(Filter):
         return OneOf(self.key, frozenset(values), negated=self.op in ("ne", "not-in"))
 
     def summary(self) -> str:
-        if self.op in _NO_VALUE:
-            return f"{self.key} {self.op}"
         subject = f"age of {self.key}" if self.value_type == "age" else self.key
-        return f"{subject} {self.op} {self.value}"
+        if self.op in _NO_VALUE:
+            return f"{subject} is {'set' if self.op == 'present' else 'not set'}"
+        if self.op in _LIST_VALUE:
+            values = [str(v) for v in self.value]
+            listed = " or ".join(values) if len(values) < 3 else ", ".join(values[:-1]) + " or " + values[-1]
+            return f"{subject} is {'' if self.op == 'in' else 'not '}{listed}"
+        return f"{subject} {_OPERATOR_WORDS[self.op]} {self.value}"
+
+    def reason(self, record: Record, ctx: Context) -> str:
+        """The summary; for a pattern or a list, the value that matched it (a skip reason, not a regex)."""
+        if self.op in _NEGATIVE:
+            return ""
+        if self.op in ("in", "contains", *_TEXT_VALUE) and self.value_type is None:
+            return f"{self.key} is {resolve(record, self.key)}"
+        return self.summary()
 
 
 # ------------------------------------------------------------------------------------------ boolean
@@ -354,6 +369,9 @@ class Not(_Boolean):
 
     def summary(self) -> str:
         return "not " + self._joined("and")
+
+    def reason(self, record: Record, ctx: Context) -> str:
+        return ""  # it only excludes
 
 
 BOOLEANS: dict[str, type[_Boolean]] = {"and": And, "or": Or, "not": Not}

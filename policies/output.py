@@ -41,7 +41,8 @@ def write_resources(
     """
     by_policy: dict[str, list[Finding]] = {}
     for finding in findings:
-        by_policy.setdefault(finding.policy, []).append(finding)
+        for name in (finding.policy, *finding.also):
+            by_policy.setdefault(name, []).append(finding)
     written = []
     for policy in policy_set:
         folder = out_dir / policy.name

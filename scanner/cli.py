@@ -15,11 +15,12 @@ import dataclasses
 import json
 import logging
 import os
+import sqlite3
 import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +36,8 @@ from tierscan.scanner.core.errors import ObjectError, TargetError, UsageError
 from tierscan.scanner.core.models import Severity
 from tierscan.scanner.core.safe_text import terminal_safe, terminal_text
 from tierscan.scanner.core.shard import Shard, parse_shard, shard_from_env
+from tierscan.scanner.pricing.check import check_bucket_settings
+from tierscan.scanner.pricing.table import PriceTable
 from tierscan.scanner.report.exposure import exposure as personal_data_exposure
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.catalog_lock import CatalogLock
@@ -55,10 +58,13 @@ def _config(value: str | None) -> Config:
     if value and "://" in value:
         from tierscan.scanner.report.publish import read_uri
 
-        return load_config_text(read_uri(value).decode("utf-8"), value)
-    if value is None and os.environ.get("TIERSCAN_CONFIG"):
-        return load_config_text(os.environ["TIERSCAN_CONFIG"], "$TIERSCAN_CONFIG")
-    return load_config(Path(value) if value else None)
+        config, name = load_config_text(read_uri(value).decode("utf-8"), value), value
+    elif value is None and os.environ.get("TIERSCAN_CONFIG"):
+        config, name = load_config_text(os.environ["TIERSCAN_CONFIG"], "$TIERSCAN_CONFIG"), "$TIERSCAN_CONFIG"
+    else:
+        config, name = load_config(Path(value) if value else None), value or "defaults"
+    check_bucket_settings(config, PriceTable.load(config.prices), name)
+    return config
 
 
 def _shard(value: str | None) -> Shard | None:
@@ -83,10 +89,42 @@ def _open_catalog(path: Path, must_exist: bool, write: bool = False) -> Iterator
     write it (scan, plan, merge, apply --execute, near ignore) say so; readers share it."""
     if must_exist and not path.exists():
         raise UsageError(f"{path}: no catalog here; run `tierscan scan ... --db {path}` first")
+    created = not path.exists()
+    lock = CatalogLock(path) if write else None
+    lock_file = lock.path if lock is not None and not lock.path.exists() else None
+
+    def clean_up(kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            _remove_if_unused(path, lock_file)
+
     with ExitStack() as stack:
-        if write:
-            stack.enter_context(CatalogLock(path))
+        if lock is not None:
+            stack.enter_context(lock)
+        if created:
+            stack.push(clean_up)  # runs after the catalog closes, before the lock is released
         yield stack.enter_context(Catalog(path))
+
+
+def _remove_if_unused(path: Path, lock_file: Path | None) -> None:
+    """A command that failed (a bad target, no credentials, Ctrl-C before anything was committed) leaves
+    no catalog behind when it created one and wrote nothing into it. The lock file goes too when this
+    command created it: it still holds the lock, so another command that opened the file meanwhile was
+    refused, and one that comes later makes a new one."""
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            used = db.execute("SELECT EXISTS (SELECT 1 FROM objects) OR EXISTS (SELECT 1 FROM not_duplicates) "
+                              "OR EXISTS (SELECT 1 FROM findings)").fetchone()[0]
+    except sqlite3.Error:
+        return  # not readable as a catalog of ours: leave it
+    if not used:
+        for created in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), *([lock_file] if lock_file else [])):
+            created.unlink(missing_ok=True)
+
+
+def _warn_unmatched(patterns: list[str]) -> None:
+    for pattern in patterns:
+        click.echo(terminal_safe(f"warning: config `buckets: {pattern}` matches no scanned bucket or object; "
+                                 "its settings apply to nothing"), err=True)
 
 
 def _published(run: str) -> None:
@@ -248,6 +286,7 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
     with _open_catalog(path, must_exist=False, write=True) as catalog:
         with RichProgress() as progress, _resumable(path):
             asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress))
+        _warn_unmatched(outputs.unmatched_bucket_settings(config, catalog))
         report = outputs.report_stream(config, catalog)
         if output_dir:
             outputs.write_output_dir(output_dir, config, catalog, report)
@@ -320,7 +359,8 @@ def plan_command(targets: tuple[str, ...], config_path: str | None, db: Path | N
         return
     click.echo(f"{'tier':<8} {'objects':>9} {'requests':>9} {'bytes':>15} {'retrieval USD':>14} "
                f"{'request USD':>12} {'+ whole reads at most (bytes)':>30}")
-    for r in rows + [{"tier": "total", **{k: sum(x[k] for x in rows) for k in rows[0] if k != "tier"}}] * bool(rows):
+    total = [{"tier": "total", **{k: sum(x[k] for x in rows) for k in rows[0] if k != "tier"}}] if rows else []
+    for r in rows + total:
         click.echo(f"{r['tier']:<8} {r['objects']:>9,} {r['requests']:>9,} {r['bytes']:>15,} "
                    f"{r['retrieval_usd']:>14.6f} {r['request_usd']:>12.6f} {r['full_bytes_at_most']:>30,}")
     if not rows:
@@ -393,8 +433,8 @@ def merge(parts: tuple[str, ...], config_path: str | None, db: Path | None, outp
 @config_option
 @db_option
 @fail_on_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html", "none"]), default="table",
+              show_default=True, help="none: print nothing (with --output-dir or --fail-on).")
 @click.option("--csv-table", type=click.Choice(["buckets", "groups", "findings"]), default="buckets",
               show_default=True, help="With --format csv: a row per bucket, per group member or per finding.")
 @output_option
@@ -411,11 +451,13 @@ def report(config_path: str | None, db: Path | None, fail_on: str | None, fmt: s
 
     config = _config(config_path)
     with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
+        _warn_unmatched(outputs.unmatched_bucket_settings(config, catalog))
         rep = outputs.report_stream(config, catalog)
         if output_dir:
             outputs.write_output_dir(output_dir, config, catalog, rep)
         exposure = personal_data_exposure(catalog.records()) if fmt == "html" else None
-        outputs.emit(rep, fmt, output, csv_table, exposure)
+        if fmt != "none":
+            outputs.emit(rep, fmt, output, csv_table, exposure)
     _exit_for(rep, fail_on)
 
 

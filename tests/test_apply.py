@@ -84,6 +84,19 @@ def test_plan_excludes_masters_and_changes_nothing(scanned: tuple[Path, Config, 
     assert plan2["items"] == [] and plan2["excluded"][0]["reason"].startswith("a group master")
 
 
+def test_a_policy_scope_takes_the_findings_it_shares(scanned: tuple[Path, Config, Catalog, Path]) -> None:
+    """A finding named by one policy and recommended by others too (`also`) is in each one's scope."""
+    from tierscan.scanner.core.models import Finding, Severity
+
+    root, _, catalog, db = scanned
+    copy = (root / "copies" / "photo-1.jpg").as_uri()
+    shared = [Finding(policy="a", also=["b"], severity=Severity.low, action="delete-redundant", uris=[copy],
+                      reason="r")]
+    for scope, planned in ((["b"], [copy]), (["a"], [copy]), (["c"], [])):
+        plan = remediation.build_plan(catalog, db, "delete", policies=scope, findings=shared)
+        assert [i["uri"] for i in plan["items"]] == planned
+
+
 def test_unapproved_or_edited_plan_is_refused(scanned: tuple[Path, Config, Catalog, Path], tmp_path: Path) -> None:
     root, config, catalog, db = scanned
     plan = remediation.build_plan(catalog, db, "delete")

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from tierscan.scanner.cli import _remove_if_unused, cli
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import CatalogBusy, UsageError
 from tierscan.scanner.scan.catalog import Catalog
@@ -149,3 +151,28 @@ def test_merge_takes_a_part_named_twice_once(tmp_path: Path) -> None:
     Catalog(part).close()
     with Catalog(tmp_path / "merged.db") as into:
         assert merge_catalogs([part, tmp_path / "." / "part.db"], into, Config()).parts == 2
+
+
+@pytest.mark.parametrize("target", ["s3://", "az://account", "no-such-folder"])
+def test_a_failed_command_leaves_no_new_empty_catalog(tmp_path: Path, target: str) -> None:
+    db = tmp_path / "fresh.db"
+    result = CliRunner().invoke(cli, ["scan", str(tmp_path / target) if "://" not in target else target,
+                                      "--db", str(db)])
+    assert result.exit_code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_failed_command_keeps_a_catalog_that_holds_anything(tmp_path: Path) -> None:
+    (tmp_path / "estate" / "b").mkdir(parents=True)
+    (tmp_path / "estate" / "b" / "x.jpg").write_bytes(b"\xff\xd8\xff\xd9")
+    db = tmp_path / "t.db"
+    scanned = CliRunner().invoke(cli, ["scan", str(tmp_path / "estate"), "--db", str(db), "--format", "none"])
+    assert scanned.exit_code == 0
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert CliRunner().invoke(cli, ["scan", "s3://", "--db", str(db)]).exit_code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    # A catalog this command created and then wrote into is kept, whatever ended the command.
+    with Catalog(tmp_path / "n.db") as catalog, catalog.db:
+        catalog.db.execute("INSERT INTO not_duplicates VALUES ('a', 'b')")
+    _remove_if_unused(tmp_path / "n.db", None)
+    assert (tmp_path / "n.db").exists()

@@ -194,7 +194,7 @@ def test_personal_data_findings(scanned, estate):
     assert {"hk-photos-hot/events/harbour-walk-001.jpg", "hk-design-cool/canon-sample.jpg",
             "hk-backup-archive/2023/panasonic.jpg", "cn-marketing-cold/campaign/action-cam.jpg"} <= flagged
     assert "hk-design-cool/chelsea.png" not in flagged  # no GPS, no serial
-    across = set().union(*by_policy["personal-data-across-jurisdictions"])
+    across = set().union(*by_policy["personal-data-across-boundary"])  # Hong Kong and Mainland copies
     assert "cn-marketing-cold/campaign/hero-shot.jpg" in across
     assert "hk-backup-archive/2023/harbour-walk-002.jpg" not in across  # both copies in Hong Kong
     spanning = set().union(*by_policy["duplicates-spanning-tiers"])

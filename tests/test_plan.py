@@ -246,6 +246,9 @@ def test_plan_prints_fees_per_tier_before_reading(estate):
     report, _ = scan(estate, "p.db")  # the plan read nothing: the scan still reads every object
     assert report.scan.bytes_read == sum(t["bytes"] for t in tiers.values())
     assert "total" in run("plan", "--config", cfg, "--db", str(estate / "q.db"), "--no-perceptual")
+    # After the scan, the plan of the same estate reads nothing, and says so.
+    assert "nothing to read" in run("plan", "--config", cfg, "--db", str(estate / "p.db"))
+    assert json.loads(run("plan", "--config", cfg, "--db", str(estate / "p.db"), "--format", "json")) == {"tiers": []}
 
 
 def test_a_retrieval_budget_leaves_cold_data_unread(estate):

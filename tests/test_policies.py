@@ -274,16 +274,31 @@ COPIES = [obj("s3://cn/a.jpg", region="cn-north-1", exif=GPS), obj("s3://sg/a.jp
 
 def test_actions_name_their_uris(run):
     g = group(MASTER, *COPIES)
-    found = run([], resource="group", groups=[g], actions=[
-        "report", "delete-redundant", {"type": "transition", "to": "cool"}, {"type": "relocate", "to": "SG"},
-        {"type": "strip-metadata", "kinds": ["gps"]},
-    ])
-    by_action = {f.action: f.uris for f in found}
+    by_action = {}
+    for action in ["report", "delete-redundant", {"type": "transition", "to": "cool"},
+                   {"type": "relocate", "to": "SG"}, {"type": "strip-metadata", "kinds": ["gps"]}]:
+        [found] = run([], resource="group", groups=[g], actions=[action])
+        by_action[found.action] = found.uris
     assert by_action["report"] == ["s3://hk-main/a.jpg", "s3://cn/a.jpg", "s3://sg/a.jpg"]
     assert by_action["delete-redundant"] == ["s3://cn/a.jpg", "s3://sg/a.jpg"]
     assert by_action["transition"] == ["s3://cn/a.jpg", "s3://sg/a.jpg"]
     assert by_action["relocate"] == ["s3://cn/a.jpg"]  # the master is protected, SG is already there
     assert by_action["strip-metadata"] == ["s3://hk-main/a.jpg", "s3://cn/a.jpg"]  # stripping keeps copies
+
+
+def test_one_finding_per_record_recommends_the_first_action_that_names_a_copy(run):
+    """Not a finding per action: `report` is what is left when no other action applies."""
+    g = group(MASTER, *COPIES)
+    found = run([], resource="group", groups=[g], actions=[
+        "report", {"type": "relocate", "to": "SG"}, "delete-redundant"])
+    assert [(f.action, f.uris) for f in found] == [("relocate", ["s3://cn/a.jpg"])]
+    # Relocating to Hong Kong names no copy (the master is there and protected): delete-redundant is next.
+    found = run([], resource="group", groups=[group(MASTER, obj("s3://hk-copy/a.jpg", region="ap-east-1"))],
+                actions=[{"type": "relocate", "to": "HK"}, "report", "delete-redundant"])
+    assert [(f.action, f.uris) for f in found] == [("delete-redundant", ["s3://hk-copy/a.jpg"])]
+    found = run([], resource="group", groups=[group(MASTER, obj("s3://hk-copy/a.jpg", region="ap-east-1"))],
+                actions=["report", {"type": "relocate", "to": "HK"}])
+    assert [(f.action, f.uris) for f in found] == [("report", [MASTER["uri"], "s3://hk-copy/a.jpg"])]
 
 
 def test_master_is_never_listed_for_delete_transition_or_relocate(run):
@@ -323,7 +338,7 @@ def test_findings_are_ordered_by_policy_then_uris(tmp_path):
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump({"policies": [
         {"name": "z-last", "resource": "object", "filters": []},
-        {"name": "a-first", "resource": "object", "filters": []},
+        {"name": "a-first", "resource": "object", "filters": [], "actions": [{"type": "transition", "to": "cool"}]},
     ]}))
     records = [obj("s3://b/2.jpg"), obj("s3://a/1.jpg")]
     found = evaluate(load_policies(packs=[], files=[path]), objects=iter(records), now=NOW)
@@ -346,8 +361,13 @@ BUILTIN_CASES: dict[str, tuple[dict[str, list[Any]], dict[str, list[Any]]]] = {
         {"groups": [group(HK_A, HK_ARCHIVE), group(HK_A, SG_A, kind="near")]},
     ),
     "personal-data-across-jurisdictions": (
+        {"groups": [group(SG_A, HK_A)]},
+        # Hong Kong and the Mainland: personal-data-across-boundary's, one finding for the group.
+        {"groups": [group(CN_A, SG_A), group(HK_A, HK_ARCHIVE), group(CN_A, HK_A)]},
+    ),
+    "personal-data-across-boundary": (
         {"groups": [group(CN_A, HK_A)]},
-        {"groups": [group(CN_A, SG_A), group(HK_A, HK_ARCHIVE)]},
+        {"groups": [group(SG_A, HK_A), group(CN_A, obj("s3://hk/b.jpg", region="ap-east-1"))]},
     ),
     "images-with-gps-or-serials": (
         {"objects": [obj(exif=SERIAL)]},
@@ -374,24 +394,30 @@ def test_builtin_pack_loads_with_the_documented_policies():
 def test_builtin_policy_positive_and_negative(name):
     builtin = load_policies(packs=["builtin"])
     positive, negative = BUILTIN_CASES[name]
-    hits = [f for f in evaluate(builtin, now=NOW, **positive) if f.policy == name]
+    hits = [f for f in evaluate(builtin, now=NOW, **positive) if name in (f.policy, *f.also)]
     assert hits, f"{name} should flag {positive}"
     assert all(f.reason for f in hits)
-    assert not [f for f in evaluate(builtin, now=NOW, **negative) if f.policy == name]
+    assert not [f for f in evaluate(builtin, now=NOW, **negative) if name in (f.policy, *f.also)]
 
 
 def test_builtin_findings_are_what_the_pack_promises():
     builtin = load_policies()
     found = evaluate(builtin, groups=[group(HK_ARCHIVE, HK_A, CN_A)], objects=[HK_A], now=NOW)
     by_policy = {(f.policy, f.action): f for f in found}
+    # Three policies recommend deleting the same copies of the group (both hot copies, the master being
+    # archived): one finding, every reason.
     tiers = by_policy[("duplicates-spanning-tiers", "delete-redundant")]
     assert tiers.uris == [HK_A["uri"], CN_A["uri"]] and tiers.severity == Severity.medium
-    pdpo = by_policy[("personal-data-across-jurisdictions", "report")]
-    assert pdpo.severity == Severity.high
-    assert pdpo.reason == "GPS in metadata of 1 of 3 copies; 3 copies across jurisdictions CN, HK"
+    assert tiers.also == ["redundant-hot-copy", "personal-data-duplicated"]
+    assert tiers.reason == ("exact duplicates; 3 copies across hot, archive tiers; 2 copies in hot tier while a "
+                            "copy is in archive; GPS in metadata of 1 of 3 copies")
+    # Copies on both sides of the boundary: one high finding, relocating the Mainland copy.
+    boundary = [f for f in found if f.severity == Severity.high]
+    assert [(f.policy, f.action, f.uris) for f in boundary] == [
+        ("personal-data-across-boundary", "relocate", [CN_A["uri"]])]
+    assert boundary[0].reason.startswith("GPS in metadata of 1 of 3 copies; copies in both Hong Kong (2) and "
+                                         "Mainland China (1)")
     assert by_policy[("images-with-gps-or-serials", "strip-metadata")].uris == [HK_A["uri"]]
-    assert by_policy[("redundant-hot-copy", "delete-redundant")].reason == (
-        "exact duplicates; 2 copies in hot tier while a copy is in archive")
 
 
 # ------------------------------------------------------------------------------------------- money
@@ -402,15 +428,17 @@ def test_findings_carry_what_their_recommendation_saves_and_costs(tmp_path):
     difference (+ retrieval when warming), relocate = retrieval + early deletion, the rest nothing."""
     prices = PriceTable.builtin()
     path = tmp_path / "money.yaml"
-    path.write_text(yaml.safe_dump({"policies": [{"name": "m", "resource": "group", "actions": [
-        "report", "delete-redundant", {"type": "transition", "to": "archive"}, {"type": "relocate", "to": "SG"},
-        "strip-metadata"]}, {"name": "warm", "resource": "object", "actions": [{"type": "transition", "to": "hot"}]}]}))
+    actions = ["report", "delete-redundant", {"type": "transition", "to": "archive"},
+               {"type": "relocate", "to": "SG"}, "strip-metadata"]
+    path.write_text(yaml.safe_dump({"policies": [
+        *({"name": f"m-{i}", "resource": "group", "actions": [action]} for i, action in enumerate(actions)),
+        {"name": "warm", "resource": "object", "actions": [{"type": "transition", "to": "hot"}]}]}))
     policy_set = load_policies(packs=[], files=[path])
     gib = 2**30
     young = obj("s3://hk-ia/a.jpg", tier="cool", storage_class="STANDARD_IA", size=gib, age_days=10, exif=GPS)
     master = obj("s3://hk/a.jpg", size=gib, age_days=400)
     found = evaluate(policy_set, groups=[group(master, young)], objects=[young], now=NOW, pricing=Pricing(prices))
-    by_action = {(f.policy, f.action): f for f in found}
+    by_action = {(f.policy.partition("-")[0], f.action): f for f in found}
 
     ia = prices.price_for("s3", "STANDARD_IA", "ap-east-1")
     glacier = prices.price_for("s3", "GLACIER", "ap-east-1")  # S3's first class of the archive tier

@@ -12,6 +12,7 @@ import yaml
 from tierscan.scanner.core.config import BucketSettings, Config
 from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import InventoryRecord, Tier
+from tierscan.scanner.pricing.check import check_bucket_settings
 from tierscan.scanner.pricing.table import PriceTable, price_as_from_config
 
 
@@ -277,3 +278,41 @@ def test_override_must_use_provider_names_not_aliases(tmp_path: Path) -> None:
     )
     with pytest.raises(UsageError, match=rf"{path}:2: providers\.gs: .*alias of gcs"):
         PriceTable.load(path)
+
+
+def _settings_problems(buckets: dict[str, dict[str, str]], **extra: object) -> str:
+    config = Config.model_validate({"buckets": buckets, **extra})
+    try:
+        check_bucket_settings(config, PriceTable.builtin(), "t.yaml")
+    except UsageError as exc:
+        return str(exc)
+    return ""
+
+
+def test_bucket_settings_that_the_price_table_knows_pass() -> None:
+    assert _settings_problems({
+        "hk": {"price_as": "s3", "storage_class": "deep_archive", "region": "ap-east-1"},
+        "az": {"price_as": "az", "storage_class": "Cool", "region": "eastasia"},
+        "local": {"storage_class": "archive"},
+        "eu": {"storage_class": "NEARLINE", "region": "europe-west3"},
+    }) == ""
+
+
+def test_misspelt_bucket_settings_are_refused_with_what_was_meant() -> None:
+    text = _settings_problems({"a": {"price_as": "s4", "storage_class": "STANDARD_AI", "region": "ap-east1"}})
+    lines = text.splitlines()
+    assert len(lines) == 3 and all(line.startswith("t.yaml: buckets.a.") for line in lines)
+    assert "'s4' is not a provider of the price table; did you mean 's3'?" in lines[0]
+    assert "did you mean 'STANDARD_IA'?" in lines[1]
+    assert "did you mean 'ap-east-1'?" in lines[2] and "jurisdictions:" in lines[2]
+
+
+def test_a_class_is_checked_against_the_provider_it_is_priced_as() -> None:
+    text = _settings_problems({"a": {"price_as": "azure", "storage_class": "GLACIER"}})
+    assert "'GLACIER' is not a storage class of azure" in text
+
+
+def test_a_region_mapped_in_the_config_is_known() -> None:
+    assert "region" in _settings_problems({"a": {"region": "hk-private-dc"}})
+    assert _settings_problems({"a": {"region": "hk-private-dc"}},
+                              jurisdictions={"hk-private-dc": {"jurisdiction": "HK", "gba": True}}) == ""

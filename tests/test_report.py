@@ -25,8 +25,17 @@ from tierscan.scanner.core.models import (
     Skipped,
     Tier,
 )
+from tierscan.scanner.pricing.savings import break_even_month
 from tierscan.scanner.pricing.table import PriceTable
-from tierscan.scanner.report.build import build_report, human_bytes, render_csv, render_json, render_table, summary_line
+from tierscan.scanner.report.build import (
+    build_report,
+    human_bytes,
+    money_text,
+    render_csv,
+    render_json,
+    render_table,
+    summary_line,
+)
 
 GIB = 1 << 30
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -252,11 +261,40 @@ def test_break_even_and_scan_cost_split(report: Report) -> None:
     # 0.056 a month against 0.034 once plus the scan's 0.002 (all GET fees): month 1 already exceeds it.
     assert (t.scan_retrieval_usd, t.scan_request_usd) == (0, 0.002)
     assert t.break_even_month == 1
+    assert t.break_even_month_with_scan == 1
     by_uri = {b.uri: b for b in report.buckets}
     assert by_uri["s3://hk-archive"].break_even_month == 6  # 0.006 a month against 0.034 once
     assert by_uri["s3://cn-photos"].break_even_month == 1  # nothing to pay back
     assert by_uri["s3://hk-photos"].break_even_month is None  # nothing saved
     assert "break_even_month" in next(csv.reader(io.StringIO(render_csv(report, "buckets"))))
+
+
+def test_total_break_even_agrees_with_the_rows_and_the_scan_cost_is_counted_apart() -> None:
+    """Sub-cent savings, where the scan's own cost dominates: the total's break-even is the buckets' rule
+    over their sums (between the rows' months), and counting the scan is a figure of its own."""
+    rows = [(0.00000069, 0.0000021), (0.00000060, 0.0000036)]  # savings a month, one-time, per bucket
+    months = [break_even_month(saved, once) for saved, once in rows]
+    saved, once, scan = sum(r[0] for r in rows), sum(r[1] for r in rows), 0.00052
+    total = break_even_month(saved, once)
+    assert total is not None and min(m for m in months if m) <= total <= max(m for m in months if m)
+    assert (break_even_month(saved, once + scan) or 0) > 50 * total
+
+
+def test_report_totals_keep_both_break_evens(report: Report) -> None:
+    heavy = report.model_copy(update={"totals": report.totals.model_copy(
+        update={"break_even_month": 5, "break_even_month_with_scan": 405})})
+    line = summary_line(heavy)
+    assert "pays back in month 5" in line and "month 405 counting it" in line
+    console = Console(record=True, width=200)
+    render_table(heavy, console)
+    text = console.export_text()
+    assert "(with scan)" not in text and "month 405 counting it" in text
+
+
+@pytest.mark.parametrize(("value", "text"), [(0, "$0.00"), (0.0000013, "<$0.01"), (-0.0000013, "-<$0.01"),
+                                             (0.004999, "<$0.01"), (0.005, "$0.01"), (1234.5, "$1,234.50")])
+def test_money_below_a_cent_reads_plainly(value: float, text: str) -> None:
+    assert money_text(value) == text
 
 
 def test_tiers_and_regions_add_up_to_the_totals(report: Report) -> None:

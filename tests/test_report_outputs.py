@@ -91,6 +91,31 @@ def cards(dom: str) -> dict[str, tuple[str, str]]:
     return {m[1]: (html.unescape(m[2]), html.unescape(m[3])) for m in CARD.finditer(dom)}
 
 
+def test_report_format_none_prints_nothing_and_still_fails_on_findings(
+    scanned: tuple[Path, str, Report, str], tmp_path: Path
+) -> None:
+    db, config, _, _ = scanned
+    stdout, _ = run("report", "--db", str(db), "--config", config, "--format", "none", "--fail-on", "high",
+                    "--output-dir", str(tmp_path / "out"), expect=1)
+    assert stdout == ""
+    assert any((tmp_path / "out").iterdir())
+
+
+def test_config_buckets_that_match_nothing_scanned_are_named(
+    scanned: tuple[Path, str, Report, str], tmp_path: Path
+) -> None:
+    db, config, _, scan_stderr = scanned
+    assert "matches no scanned" not in scan_stderr  # every bucket of the sample config is in the estate
+    text = Path(config).read_text()
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(text.replace("buckets:\n", "buckets:\n  hk-photo-hot: {region: ap-east-1}\n"
+                                 "  '*/hk-photos-hot/events/*': {region: ap-east-1}\n"
+                                 "  'file://*/[!h]*/*': {region: ap-east-1}\n", 1))
+    _, stderr = run("report", "--db", str(db), "--config", str(typo), "--format", "none")
+    assert [line.split("`")[1] for line in stderr.splitlines() if "matches no scanned" in line] == \
+        ["buckets: hk-photo-hot"]
+
+
 def test_scan_closes_with_a_summary_on_stderr(scanned: tuple[Path, str, Report, str]) -> None:
     _, _, report, stderr = scanned
     last = stderr.strip().splitlines()[-1]

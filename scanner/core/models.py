@@ -289,32 +289,35 @@ class Holding(NamedTuple):
 
 
 class GroupMember(_Frozen):
-    uri: str
-    size: int
-    tier: Tier
-    region: str
-    jurisdiction: str
+    uri: str  # the copy's object URI
+    size: int  # bytes
+    tier: Tier  # hot, cool, cold or archive, from its storage class
+    region: str  # where it is stored (`local` for a folder, `unknown` when unmapped)
+    jurisdiction: str  # the region's jurisdiction: HK, CN, ... (scanner/data/jurisdictions.yaml)
     distance: int = 0  # perceptual (pHash) Hamming distance to the master; 0 for exact groups
 
 
 class Group(_Frozen):
+    # Stable across scans: `e-` and a digest of the content (exact), `n-` and one of the centre's URI (near).
     id: str
-    kind: Literal["exact", "near"]
-    master: str
-    members: list[GroupMember]
-    spans_tiers: bool
-    spans_regions: bool
-    spans_jurisdictions: bool
-    has_personal_data: bool
+    kind: Literal["exact", "near"]  # exact: byte-identical; near: the same picture (crop, resize, re-encode...)
+    master: str  # the copy to keep, chosen by the `master:` rules; never named for removal
+    members: list[GroupMember]  # every copy: the master first, then by URI
+    spans_tiers: bool  # copies in more than one tier
+    spans_regions: bool  # copies in more than one region
+    spans_jurisdictions: bool  # copies under more than one jurisdiction
+    has_personal_data: bool  # some copy's metadata holds GPS, a serial, an owner or a capture time
 
 
 class Finding(_Frozen):
-    policy: str
-    severity: Severity
-    action: str
-    uris: list[str]
-    group: str | None = None
-    reason: str
+    policy: str  # the policy that made it (the most severe, when several recommend the same)
+    # Other policies that recommend the same action for the same object or group: one finding for them all.
+    also: list[str] = Field(default_factory=list)
+    severity: Severity  # the policy's: info, low, medium, high, critical
+    action: str  # what it recommends: report, delete-redundant, transition, strip-metadata, relocate
+    uris: list[str]  # the copies the recommendation is for (never a group's master for removals)
+    group: str | None = None  # the group's id, for a group policy
+    reason: str  # what matched, in plain words
     # What following the recommendation for these URIs saves each month and costs once (early deletion,
     # retrieval), priced like the report's savings; 0 for actions that move no bytes, such as `report`.
     monthly_savings_usd: float = 0.0
@@ -322,24 +325,24 @@ class Finding(_Frozen):
 
 
 class Skipped(_Frozen):
-    uri: str
-    reason: str
+    uri: str  # the object tierscan could not read or judge
+    reason: str  # why: not an image, corrupt, too large, unreadable tier, denied, timed out, ...
 
 
 class BucketSummary(_Frozen):
-    uri: str
+    uri: str  # the bucket's URI (a local bucket: its folder)
     name: str  # the bucket's own name (Azure: account/container)
-    provider: str
-    region: str
-    jurisdiction: str
+    provider: str  # s3, gs, az or local
+    region: str  # where it is stored (`local` for a folder, `unknown` when unmapped)
+    jurisdiction: str  # the region's jurisdiction: HK, CN, ... (scanner/data/jurisdictions.yaml)
     tier: Tier | None = None  # the bucket's tier when all its objects share one
-    objects: int
-    bytes: int
-    redundant_objects: int
-    redundant_bytes: int
-    monthly_cost_usd: float
-    monthly_savings_usd: float
-    one_time_cost_usd: float
+    objects: int  # objects listed (gone ones excluded)
+    bytes: int  # their bytes
+    redundant_objects: int  # exact copies here whose group's master is elsewhere or another copy
+    redundant_bytes: int  # their bytes
+    monthly_cost_usd: float  # keeping every object here for a month, at its class and region
+    monthly_savings_usd: float  # what removing the redundant copies saves a month
+    one_time_cost_usd: float  # early-deletion charges of those copies younger than their class's minimum
     # First month whose cumulative savings exceed the one-time cost; None when nothing is saved.
     break_even_month: int | None = None
 
@@ -349,65 +352,68 @@ class Breakdown(_Frozen):
 
     key: str  # the tier (hot, cool, cold, archive) or the region
     jurisdiction: str | None = None  # for a region: its jurisdiction
-    objects: int
-    bytes: int
-    redundant_objects: int
-    redundant_bytes: int
-    monthly_cost_usd: float
-    monthly_savings_usd: float
-    one_time_cost_usd: float
+    objects: int  # objects listed
+    bytes: int  # their bytes
+    redundant_objects: int  # redundant exact copies among them
+    redundant_bytes: int  # their bytes
+    monthly_cost_usd: float  # keeping them for a month
+    monthly_savings_usd: float  # what removing the redundant copies saves a month
+    one_time_cost_usd: float  # early-deletion charges of those copies
 
 
 class ReportTotals(_Frozen):
-    objects: int
-    bytes: int
-    duplicate_groups: int
-    near_duplicate_groups: int
-    redundant_objects: int
-    redundant_bytes: int
-    monthly_savings_usd: float
-    one_time_cost_usd: float
-    scan_cost_usd: float
-    skipped: int
+    objects: int  # objects listed in every bucket
+    bytes: int  # their bytes
+    duplicate_groups: int  # exact groups (two or more byte-identical copies)
+    near_duplicate_groups: int  # near groups, for review; never counted in savings
+    redundant_objects: int  # exact copies other than their group's master
+    redundant_bytes: int  # their bytes
+    monthly_savings_usd: float  # what removing them saves a month: the buckets' sum
+    one_time_cost_usd: float  # their early-deletion charges: the buckets' sum
+    scan_cost_usd: float  # the last scan's own retrieval and request fees
+    skipped: int  # objects in `skipped[]`
     scan_retrieval_usd: float = 0.0  # the part of scan_cost_usd that is retrieval fees
     scan_request_usd: float = 0.0  # the part of scan_cost_usd that is request (GET) fees
-    # First month whose cumulative savings exceed one_time_cost_usd + scan_cost_usd; None: never.
+    # First month whose cumulative savings exceed one_time_cost_usd (the buckets' rule, over their sums);
+    # None: nothing is saved.
     break_even_month: int | None = None
+    # The same, counting this scan's own cost as well: one_time_cost_usd + scan_cost_usd.
+    break_even_month_with_scan: int | None = None
 
 
 class ScanStats(_Frozen):
     """What the last scan did and what it cost: the scan reports its own bill."""
 
-    scan_id: int | None = None
+    scan_id: int | None = None  # the scan's number in the catalog
     started: datetime | None = None
     finished: datetime | None = None
-    listed: int = 0
-    fingerprinted: int = 0
-    unchanged: int = 0
-    gone: int = 0
-    requests: int = 0
-    bytes_read: int = 0
-    bytes_read_by_tier: dict[str, int] = Field(default_factory=dict)
-    cost_usd: float = 0.0
+    listed: int = 0  # objects the listing returned
+    fingerprinted: int = 0  # objects read and fingerprinted in this scan
+    unchanged: int = 0  # objects unchanged since an earlier scan, not read again
+    gone: int = 0  # objects of earlier scans no longer listed
+    requests: int = 0  # read requests made (GETs, ranged or whole)
+    bytes_read: int = 0  # bytes those requests returned
+    bytes_read_by_tier: dict[str, int] = Field(default_factory=dict)  # the same, per tier
+    cost_usd: float = 0.0  # the scan's own fees: retrieval_usd + request_usd
     # Exact per-object accounting (`tierscan.scanner.scan.pipeline`): requests per tier and the fees they incurred,
     # each object priced by its own class and region. Empty in catalogs written before it existed.
     requests_by_tier: dict[str, int] = Field(default_factory=dict)
-    retrieval_usd: float = 0.0
-    request_usd: float = 0.0
+    retrieval_usd: float = 0.0  # retrieval fees of the bytes read (cool, cold and archive classes)
+    request_usd: float = 0.0  # request fees of the reads
     # Objects a `--max-retrieval-usd` budget left unread (retried by the next scan), and their bytes.
     left_unread: int = 0
     left_unread_bytes: int = 0
 
 
 class Report(_Frozen):
-    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
-    generated_at: datetime
+    schema_version: Literal[1] = REPORT_SCHEMA_VERSION  # changes only when a field changes meaning or goes
+    generated_at: datetime  # when this report was built (prices and early-deletion charges are as of then)
     scan: ScanStats
     totals: ReportTotals
-    buckets: list[BucketSummary]
-    groups: list[Group]
-    findings: list[Finding]
-    skipped: list[Skipped]
+    buckets: list[BucketSummary]  # by monthly savings, largest first
+    groups: list[Group]  # exact and near duplicate groups
+    findings: list[Finding]  # by policy, then URIs
+    skipped: list[Skipped]  # objects not read or not judged, with the reason
     tiers: list[Breakdown] = Field(default_factory=list)  # hottest first
     regions: list[Breakdown] = Field(default_factory=list)  # by bytes, largest first
     prices: dict[str, str] = Field(default_factory=dict)  # price table provenance: source and date

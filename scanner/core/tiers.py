@@ -51,6 +51,9 @@ class TierTable:
         is to try, and the error is then recorded per object)."""
         return self._classes.get(provider, {}).get(storage_class.upper(), TierClass(Tier.hot, True))
 
+    def providers(self) -> set[str]:
+        return set(self._classes)
+
     def classes(self, provider: str) -> dict[str, TierClass]:
         return dict(self._classes.get(provider, {}))
 

@@ -267,6 +267,19 @@ class PriceTable:
             raise UsageError(format_validation_error(override_path, text, exc)) from exc
         return cls(file, f"builtin + {override_path}")
 
+    def provider_names(self) -> set[str]:
+        """Every name a provider goes by (table names and aliases), lower-cased."""
+        return set(self._aliases)
+
+    def class_names(self, provider: str) -> set[str]:
+        """The storage classes the table prices for `provider` (a name or alias); none when unknown."""
+        name = self._aliases.get(provider.lower())
+        return self._classes[name] - {WILDCARD} if name is not None else set()
+
+    def region_names(self) -> set[str]:
+        """Every region the table prices, for any provider, lower-cased."""
+        return {r.lower() for p in self._file.providers.values() for r in p.regions} - {WILDCARD}
+
     def price_for(self, provider: str, storage_class: str, region: str, tier: Tier | None = None) -> Price:
         """The price of keeping `storage_class` in `region`.
 

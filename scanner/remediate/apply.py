@@ -135,7 +135,7 @@ def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None =
     excluded: list[dict[str, str]] = []
     seen: set[str] = set()
     for finding in findings if findings is not None else catalog.each_finding():
-        if wanted and finding.policy not in wanted:
+        if wanted and wanted.isdisjoint((finding.policy, *finding.also)):
             continue
         for uri in finding.uris:
             if uri in seen:

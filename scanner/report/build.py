@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import heapq
 import io
-import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -164,7 +163,8 @@ def _head(result: Tally, kinds: Counter[str], skipped: int, stats: ScanStats, pr
         skipped=skipped,
         scan_retrieval_usd=_money(scan.retrieval_usd),
         scan_request_usd=_money(scan.request_usd),
-        break_even_month=break_even_month(savings, one_time + scan.total_usd),
+        break_even_month=break_even_month(savings, one_time),
+        break_even_month_with_scan=break_even_month(savings, one_time + scan.total_usd),
     )
     provenance = {
         "table": prices.origin,
@@ -331,11 +331,11 @@ def human_bytes(n: int) -> str:
 
 
 def money_text(value: float) -> str:
-    """Cents for people; sub-cent amounts keep two significant digits so they do not read as zero."""
-    if value == 0 or abs(value) >= 0.01:
-        return f"${value:,.2f}"
-    decimals = 1 - math.floor(math.log10(abs(value)))
-    return f"${value:.{decimals}f}"
+    """Cents for people; an amount that rounds to no cent but is not zero reads `<$0.01`, never `$0.00`
+    (the JSON keeps every amount exactly)."""
+    if value != 0 and abs(value) < 0.005:
+        return "-<$0.01" if value < 0 else "<$0.01"
+    return f"${value:,.2f}"
 
 
 def short_uri(uri: str) -> str:
@@ -362,8 +362,8 @@ def render_table(whole: Report | ReportStream, console: Console) -> None:
     )
     console.print(
         f"Monthly savings [bold green]{money_text(t.monthly_savings_usd)}[/bold green], one-time cost "
-        f"{money_text(t.one_time_cost_usd)}, this scan cost {money_text(t.scan_cost_usd)}; "
-        f"{break_even_text(t.break_even_month)}; "
+        f"{money_text(t.one_time_cost_usd)}, {break_even_text(t.break_even_month)}; this scan cost "
+        f"{money_text(t.scan_cost_usd)}{_with_scan(t)}; "
         f"{t.near_duplicate_groups:,} near-duplicate groups to review (not counted in savings); "
         f"{t.skipped:,} skipped"
     )
@@ -389,14 +389,21 @@ def summary_line(whole: Report | ReportStream) -> str:
         f"tierscan: {t.objects:,} objects ({human_bytes(t.bytes)}) in {len(report.buckets):,} buckets; "
         f"{t.redundant_objects:,} redundant copies ({human_bytes(t.redundant_bytes)}) in "
         f"{t.duplicate_groups:,} exact groups; saves {money_text(t.monthly_savings_usd)}/month, one-time "
-        f"{money_text(t.one_time_cost_usd)}, scan cost {money_text(t.scan_cost_usd)}, "
-        f"{break_even_text(t.break_even_month)}; {stream.finding_count:,} findings, {t.skipped:,} skipped"
+        f"{money_text(t.one_time_cost_usd)}, {break_even_text(t.break_even_month)}; scan cost "
+        f"{money_text(t.scan_cost_usd)}{_with_scan(t)}; {stream.finding_count:,} findings, {t.skipped:,} skipped"
     )
 
 
 def break_even_text(month: int | None) -> str:
     """The break-even month in words, shared by every renderer for people."""
     return "never pays back (nothing to save)" if month is None else f"pays back in month {month}"
+
+
+def _with_scan(t: ReportTotals) -> str:
+    """The break-even counting the scan's own cost, in words, when it differs from the one without."""
+    if t.break_even_month_with_scan in (None, t.break_even_month):
+        return ""
+    return f", month {t.break_even_month_with_scan} counting it"
 
 
 def price_caveat(report: Report) -> str | None:
@@ -451,7 +458,7 @@ def _bucket_table(report: Report) -> Table:
         money_text(sum(b.monthly_cost_usd for b in report.buckets)),
         money_text(t.monthly_savings_usd),
         money_text(t.one_time_cost_usd),
-        "-" if t.break_even_month is None else f"month {t.break_even_month} (with scan)",
+        "-" if t.break_even_month is None else f"month {t.break_even_month}",
     )
     return table
 

@@ -55,8 +55,9 @@ HEADLINE: list[tuple[str, str, Callable[[Any], str]]] = [
     ("redundant_bytes", "Redundant bytes", human_bytes),
     ("monthly_savings_usd", "Savings per month", money_text),
     ("one_time_cost_usd", "One-time cost (early deletion)", money_text),
+    ("break_even_month", "Break-even", break_even_text),
     ("scan_cost_usd", "This scan cost", money_text),
-    ("break_even_month", "Break-even (with scan cost)", break_even_text),
+    ("break_even_month_with_scan", "Break-even counting this scan", break_even_text),
     ("near_duplicate_groups", "Near-duplicate groups to review", lambda v: f"{v:,}"),
     ("skipped", "Skipped objects", lambda v: f"{v:,}"),
 ]

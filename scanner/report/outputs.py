@@ -22,7 +22,16 @@ from tierscan.scanner.report.build import ReportStream, catalog_report, render_t
 from tierscan.scanner.report.exposure import Exposure, exposure as personal_data_exposure
 from tierscan.scanner.scan.catalog import Catalog
 
-__all__ = ["console", "emit", "publish", "report_stream", "stdout", "write_inventory", "write_output_dir"]
+__all__ = [
+    "console",
+    "emit",
+    "publish",
+    "report_stream",
+    "stdout",
+    "unmatched_bucket_settings",
+    "write_inventory",
+    "write_output_dir",
+]
 
 
 def report_stream(config: Config, catalog: Catalog) -> ReportStream:
@@ -30,6 +39,12 @@ def report_stream(config: Config, catalog: Catalog) -> ReportStream:
     catalog must stay open until then)."""
     return catalog_report(catalog, PriceTable.load(config.prices),
                           lambda r: config.bucket_settings(r.bucket, r.uri).price_as, datetime.now(UTC))
+
+
+def unmatched_bucket_settings(config: Config, catalog: Catalog) -> list[str]:
+    """The config's `buckets:` patterns that match no object in the catalog: a misspelt name whose
+    tier, region or prices silently apply to nothing."""
+    return [pattern for pattern in config.buckets if not catalog.holds_match(pattern)]
 
 
 def console() -> Console:

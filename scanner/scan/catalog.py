@@ -569,6 +569,13 @@ class Catalog:
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def holds_match(self, pattern: str) -> bool:
+        """Whether a listed object's bucket name or URI matches a `buckets:` glob of the config (fnmatch's
+        `*`, `?` and `[...]`, case-sensitive, as `Config.bucket_settings` matches)."""
+        glob = pattern.replace("[!", "[^")
+        return bool(self.db.execute("SELECT EXISTS (SELECT 1 FROM objects WHERE status<>'gone' AND "
+                                    "(uri GLOB ? OR bucket GLOB ?))", (glob, glob)).fetchone()[0])
+
     def __enter__(self) -> Catalog:
         return self
 

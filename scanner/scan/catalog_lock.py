@@ -47,8 +47,10 @@ class CatalogLock:
     path (a symlinked --db locks the same file).
 
     The kernel drops the lock when its holder exits, however it exits: a SIGKILLed scan leaves the file
-    but not the lock, so the next run takes it. The lock file is never deleted (deleting it would let two
-    processes lock two different files); it holds the holder's pid, host, command line and start time for
+    but not the lock, so the next run takes it. The lock file is not deleted (deleting it could let two
+    processes lock two different files), except by the command that created it, while it holds the lock,
+    when it leaves no catalog behind (`tierscan.scanner.cli`): locking never waits, so a process that
+    opened the old file meanwhile was refused. It holds the holder's pid, host, command line and start time for
     the message a refused process prints. Independent of SQLite's own locks, so WAL readers are unaffected.
     A file system without `flock` is refused rather than scanned unlocked.
     """

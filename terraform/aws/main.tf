@@ -202,8 +202,20 @@ data "aws_iam_policy_document" "job" {
     resources = concat(local.scanned_bucket_arns, [local.results_bucket_arn])
   }
   statement {
+    # Read-only bucket settings the scan decides by: default encryption (whether an ETag is an MD5, so a
+    # copy is matched without reading it), versioning (versioned buckets are listed by version and reads
+    # pin it) and Intelligent-Tiering archive configurations (whether an object may need a restore).
+    # Without the encryption setting every ETag is distrusted and every candidate copy is read.
+    sid = "ReadScannedBucketSettings"
+    actions = [
+      "s3:GetEncryptionConfiguration", "s3:GetBucketVersioning", "s3:ListBucketVersions",
+      "s3:GetIntelligentTieringConfiguration",
+    ]
+    resources = local.scanned_bucket_arns
+  }
+  statement {
     sid       = "ReadScannedObjects"
-    actions   = ["s3:GetObject"]
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
     resources = concat([for arn in local.scanned_bucket_arns : "${arn}/*"], ["${local.results_bucket_arn}/${var.results_prefix}/*"])
   }
   statement {

@@ -81,7 +81,7 @@ def _report(db: Path, env: dict[str, str]) -> dict[str, Any]:
     for volatile in ("generated_at", "scan"):
         report.pop(volatile, None)
     # The last scan's own bill (and the break-even month it feeds) describes that run, not the estate.
-    for key in [k for k in report["totals"] if k.startswith("scan_") or k == "break_even_month"]:
+    for key in [k for k in report["totals"] if k.startswith("scan_") or k == "break_even_month_with_scan"]:
         report["totals"].pop(key)
     return report
 

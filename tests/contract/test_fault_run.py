@@ -79,7 +79,7 @@ def _scan(db: Path, target: str, config: Config) -> dict[str, Any]:
         report = json.loads(report_stream(config, catalog).whole().model_dump_json())
     report.pop("generated_at", None)
     report.pop("scan", None)
-    for key in [k for k in report["totals"] if k.startswith("scan_") or k == "break_even_month"]:
+    for key in [k for k in report["totals"] if k.startswith("scan_") or k == "break_even_month_with_scan"]:
         report["totals"].pop(key)
     return report
 
