@@ -74,8 +74,9 @@ class Capabilities:
     # Whether a fingerprint worker process can read the objects by itself (`Connector.worker_read`): the scan
     # then sends a worker what to read for a batch of objects, in one message, rather than their bytes.
     worker_reads: bool = False
-    # The write operations the backend implements, for `tierscan apply` only (scans never write):
-    # "tag", "copy", "move" (local: link, then unlink), "delete", "set_tier". Empty: read-only.
+    # The write operations the backend implements: "tag", "copy", "move" (local: link, then unlink),
+    # "delete", "set_tier" for `tierscan apply` only, and "put" (`put_object`) for a results location.
+    # Scans never write to what they scan. Empty: read-only.
     writes: frozenset[str] = frozenset()
 
     @property
@@ -312,6 +313,26 @@ class Connector(ABC):
 
     async def set_tier(self, loc: Location, storage_class: str, *, expect: ObjectState) -> None:
         raise self._no_write("transition")
+
+    # ---- whole objects: a results location's files (`tierscan.scanner.report.publish`) ----------------
+
+    @classmethod
+    def location(cls, base: Target, key: str) -> Location:
+        """The object `key` (a `/`-separated path) below `base`, a bucket and prefix (its prefix and `key`
+        joined): the URI, bucket and key that a write addresses. Raises ValueError where `key` cannot be
+        placed below `base`."""
+        key = "/".join(part for part in (base.prefix.strip("/"), key) if part)
+        return Location(f"{cls.scheme}://{base.location}/{key}", base.location, key)
+
+    async def get_object(self, loc: Location) -> bytes | None:
+        """The whole object's bytes, or None when there is no such object (a config file, a shard catalog, a
+        results pointer: objects small enough to hold)."""
+        raise UsageError(f"{self.scheme}: the {self.capabilities.name} connector cannot fetch whole objects")
+
+    async def put_object(self, loc: Location, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Create or replace the object with `data`, where `capabilities.writes` has "put"; a reader sees
+        the old object or the new one, never a part."""
+        raise self._no_write("put")
 
     async def vouched(self, loc: Location, state: ObjectState) -> dict[str, str]:
         """Digests of the object's whole content that the provider computed itself and that no writer can
