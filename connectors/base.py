@@ -324,6 +324,14 @@ class Connector(ABC):
         key = "/".join(part for part in (base.prefix.strip("/"), key) if part)
         return Location(f"{cls.scheme}://{base.location}/{key}", base.location, key)
 
+    @classmethod
+    def names(cls, uri: str, bucket: str, key: str) -> bool:
+        """Whether `uri` is the URI of `key` in `bucket` (a catalog's rows are checked before a write)."""
+        try:
+            return cls.location(Target(cls.scheme, bucket), key).uri == uri
+        except ValueError:
+            return False
+
     async def get_object(self, loc: Location) -> bytes | None:
         """The whole object's bytes, or None when there is no such object (a config file, a shard catalog, a
         results pointer: objects small enough to hold)."""

@@ -255,6 +255,14 @@ class LocalConnector(Connector):
             return Location(path.as_uri(), _text(root.name), _text(parts[0]))
         return Location(path.as_uri(), _text(parts[0]), _text("/".join(parts[1:])))
 
+    @classmethod
+    def names(cls, uri: str, bucket: str, key: str) -> bool:
+        """Whether the path of `uri` ends in the bucket's folder and the key (the folder above is the one
+        that was scanned, which a row does not name)."""
+        parts = _path_at(uri).parts
+        own = (bucket, *key.split("/"))
+        return len(parts) > len(own) and parts[-len(own):] == own
+
     async def get_object(self, loc: Location) -> bytes | None:
         path = _path_of(loc)
 

@@ -52,10 +52,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from tierscan.connectors import Connector, connector_class, parse_target
-from tierscan.connectors.base import Location, ObjectState
+from tierscan.connectors.base import Location, ObjectState, Target
 from tierscan.scanner.core.atomic import atomic_write, fsync_dir
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import ObjectError, UsageError
@@ -81,34 +80,26 @@ def _scheme(uri: str) -> str:
 
 def _destination(record: InventoryRecord, to: str) -> dict[str, str]:
     """Where quarantine puts an object: `--to PREFIX` (same bucket), `--to SCHEME://BUCKET/PREFIX` (another
-    bucket, source bucket name kept in the key), or, for local files, a folder (bucket/key kept below it)."""
+    bucket, source bucket name kept in the key), or, for local files, a folder (bucket/key kept below it).
+    The object's connector names the place (`Connector.location`); a folder is resolved now, and kept as
+    `root`, so that the plan names the same place from any working directory."""
     scheme = _scheme(record.uri)
-    if scheme == "file":
-        if "://" in to and not to.startswith("file://"):
-            raise UsageError(f"--to {to}: local files are quarantined into a local folder")
-        root = Path(parse_target(to).location).expanduser().resolve()
-        parts = [record.bucket, *record.key.split("/")]
-        if any(p in ("", ".", "..") for p in parts):
-            raise ValueError("the key has empty, '.' or '..' parts")
-        path = root.joinpath(*parts)
-        if root not in path.parents:
-            raise ValueError("the destination would leave the quarantine folder")
-        return {"uri": path.as_uri(), "bucket": record.bucket, "key": "/".join(parts[1:]), "root": str(root)}
-    if "://" in to:
-        target = parse_target(to)
-        if target.scheme != scheme:
-            raise UsageError(f"--to {to}: a {scheme}:// object is quarantined within {scheme}://")
-        prefix = target.prefix.strip("/")
-        key = "/".join(p for p in (prefix, record.bucket.split("/")[-1], record.key) if p)
-        bucket = target.location
-    else:
-        prefix = to.strip("/")
-        if not prefix:
+    target = parse_target(to)
+    if target.scheme == scheme:  # a place of the object's own kind: its bucket's name kept in the key
+        relative = f"{record.bucket.split('/')[-1]}/{record.key}"
+    elif "://" not in to:  # a prefix in the object's own bucket
+        if not to.strip("/"):
             raise UsageError("--to: name a quarantine prefix or bucket URI")
-        key, bucket = f"{prefix}/{record.key}", record.bucket
-    if key == record.key and bucket == record.bucket:
+        target, relative = Target(scheme, record.bucket, to.strip("/")), record.key
+    else:
+        raise UsageError(f"--to {to}: a {scheme}:// object is quarantined within {scheme}://")
+    loc = connector_class(scheme).location(target, relative)
+    if loc.uri == record.uri:
         raise ValueError("the destination is the object itself")
-    return {"uri": f"{scheme}://{bucket}/{key}", "bucket": bucket, "key": key}
+    dest = {"uri": loc.uri, "bucket": loc.bucket, "key": loc.key}
+    if target.scheme == "file":
+        dest["root"] = str(Path(target.location).expanduser().resolve())
+    return dest
 
 
 def _findings_from(path: Path) -> list[Finding]:
@@ -357,12 +348,7 @@ def _location(record: InventoryRecord) -> Location:
 
 def _names_itself(record: InventoryRecord) -> bool:
     """Whether the record's URI names its own bucket and key (a restored catalog is input, not truth)."""
-    scheme = _scheme(record.uri)
-    if scheme == "file":
-        parts = Path(unquote(urlsplit(record.uri).path)).parts
-        own = (record.bucket, *record.key.split("/"))
-        return len(parts) > len(own) and parts[-len(own):] == own
-    return record.uri == f"{scheme}://{record.bucket}/{record.key}"
+    return connector_class(_scheme(record.uri)).names(record.uri, record.bucket, record.key)
 
 
 def _needs_master(action: str, item: dict[str, Any]) -> bool:
@@ -381,8 +367,7 @@ def _differs(item: dict[str, Any], record: InventoryRecord, plan: dict[str, Any]
         # A local quarantine folder as resolved when the plan was written (a relative --to names it from
         # the planning directory); the review shows the resulting path.
         given = item.get("dest")
-        to = given["root"] if isinstance(given, dict) and _scheme(record.uri) == "file" and given.get("root") \
-            else plan.get("to") or ""
+        to = given["root"] if isinstance(given, dict) and isinstance(given.get("root"), str) else plan.get("to") or ""
         try:
             dest = _destination(record, to)
         except (ValueError, UsageError) as exc:
