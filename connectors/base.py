@@ -247,7 +247,8 @@ class Connector(ABC):
         """Bytes of `ref` by slice rules: `end` None is the end, a negative `start` counts from the end.
 
         Objects in a tier that needs a restore are refused before any request is sent. Transient faults
-        are retried with backoff; the last one is raised.
+        are retried with backoff; the last one is raised. A backend without ranged reads
+        (`capabilities.ranged_reads` off) is asked for the whole object, and the slice cut from it.
         """
         if not ref.readable:
             raise ObjectUnreadable(f"{ref.uri}: {ref.storage_class} must be restored before it can be read")
@@ -257,6 +258,9 @@ class Connector(ABC):
         stop = size if end is None else min(max(end, 0), size)
         if start >= stop:
             return b""
+        if not self.capabilities.ranged_reads and (start, stop) != (0, size):
+            whole = await self.call("read", lambda: self._read_range(ref, 0, size))
+            return whole[start:stop]
         return await self.call("read", lambda: self._read_range(ref, start, stop))
 
     def worker_read(self, ref: ObjectRef) -> WorkerRead | None:
@@ -350,11 +354,14 @@ class Connector(ABC):
         return dict(state.checksums)
 
     async def read_chunks(self, loc: Location, state: ObjectState, chunk: int) -> AsyncGenerator[bytes, None]:
-        """The bytes of the version `state` names, in order, `chunk` bytes a request (memory stays bounded);
-        an object replaced meanwhile raises `ObjectGone`, one that needs a restore `ObjectUnreadable`."""
+        """The bytes of the version `state` names, in order, `chunk` bytes a request (memory stays bounded;
+        without ranged reads, the whole object in one); an object replaced meanwhile raises `ObjectGone`,
+        one that needs a restore `ObjectUnreadable`."""
         ref = self.make_ref(uri=loc.uri, bucket=loc.bucket, key=loc.key, size=state.size,
                             modified=state.modified or datetime.min, storage_class=state.storage_class,
                             region=None, etag=state.etag, version=state.version)
+        if not self.capabilities.ranged_reads:
+            chunk = max(chunk, state.size)
         for start in range(0, state.size, chunk):
             yield await self.read_range(ref, start, min(start + chunk, state.size))
 

@@ -58,6 +58,21 @@ def _config(value: str | None) -> Config:
     return load_config(Path(value) if value else None)
 
 
+def _check_targets(targets: list[str]) -> list[str]:
+    """`targets` as given, once every `SCHEME://*` among them is one its connector can list
+    (`Capabilities.lists_all_buckets`); else a usage error that says what to name instead."""
+    from tierscan.connectors import connector_class, parse_target
+
+    for text in targets:
+        target = parse_target(text)
+        if target.all_buckets:
+            capabilities = connector_class(target.scheme).capabilities
+            if not capabilities.lists_all_buckets:
+                raise UsageError(f"{text}: the {capabilities.name} connector cannot list every bucket; name each "
+                                 f"one instead ({text.rstrip('*')}BUCKET)")
+    return targets
+
+
 def _shard(value: str | None) -> Shard | None:
     """`--shard I/N`; `--shard auto`: the batch platform's task index, else 0/1 (the deployment passes
     `auto` so that one task still writes a part for the merge step); no flag: the platform's index only
@@ -209,12 +224,13 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
 
     shard = _shard(shard_text)
     path = _db_path(db, config)
+    checked = _check_targets(list(targets) or config.targets)
     if shard is not None:
-        _shard_scan(config, path, list(targets) or config.targets, shard, results)
+        _shard_scan(config, path, checked, shard, results)
         return
     with _open_catalog(path, must_exist=False, write=True) as catalog:
         with RichProgress() as progress:
-            asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress))
+            asyncio.run(run_scan(config, catalog, checked, progress))
         report = outputs.report_stream(config, catalog)
         if output_dir:
             outputs.write_output_dir(output_dir, config, catalog, report)
@@ -267,7 +283,7 @@ def plan_command(targets: tuple[str, ...], config_path: str | None, db: Path | N
 
     config = _scan_config(config_path, no_perceptual=no_perceptual)
     with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog:
-        costs = asyncio.run(plan_scan(config, catalog, list(targets) or config.targets))
+        costs = asyncio.run(plan_scan(config, catalog, _check_targets(list(targets) or config.targets)))
     rows = [dataclasses.asdict(c) for c in costs.values()]
     if fmt == "json":
         click.echo(json.dumps({"tiers": rows}, indent=2))

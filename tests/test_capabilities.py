@@ -11,8 +11,9 @@ from typing import ClassVar
 
 import pytest
 
-from tierscan.connectors import register_connector
-from tierscan.connectors.base import Capabilities, Connector, Location, Target
+from tierscan.connectors import connector_class, register_connector
+from tierscan.connectors.base import Capabilities, Connector, Location, ObjectState, Target
+from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import ObjectRef
 from tierscan.scanner.report.publish import local_parts, open_store, publish_run, read_uri
@@ -79,3 +80,190 @@ def test_a_connector_that_cannot_put_holds_no_results() -> None:
 def test_a_missing_object_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="no such object"):
         read_uri("memory-test://results/config.yaml")
+
+
+# ---- the planner and the reads: ranged reads, declared checksums --------------------------------------
+
+
+class Counted(Memory):
+    """Objects listed with an MD5 each (`md5s`: what the listing says, true or not), every read logged."""
+
+    scheme = "counted-test"
+    capabilities = Capabilities(name="counted", checksums={"md5": "listing"})
+    reads: ClassVar[list[tuple[str, int, int]]] = []
+    md5s: ClassVar[dict[str, str]] = {}
+
+    async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
+        async for ref in super().list_objects(target):
+            md5 = self.md5s.get(ref.key)
+            yield ref.model_copy(update={"checksums": {"md5": md5}}) if md5 else ref
+
+    async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
+        self.reads.append((ref.key, start, end))
+        return await super()._read_range(ref, start, end)
+
+
+class Whole(Counted):
+    scheme = "whole-test"
+    capabilities = Capabilities(name="whole", checksums={"md5": "listing"}, ranged_reads=False)
+
+
+class Undeclared(Counted):
+    scheme = "undeclared-test"
+    capabilities = Capabilities(name="undeclared")  # lists MD5s it does not declare
+
+
+def _jpeg(seed: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (seed, 7, 9)).save(buf, "JPEG")
+    return buf.getvalue() + seed.to_bytes(4, "big") * 10_000  # 40 KB: past a head and a tail
+
+
+def _scan(scheme: str, tmp_path: Path, objects: dict[str, bytes]) -> dict[str, object]:
+    import asyncio
+
+    from tierscan.scanner.scan.catalog import Catalog
+    from tierscan.scanner.scan.pipeline import run_scan
+
+    register_connector(scheme, {c.scheme: c for c in (Counted, Whole, Undeclared)}[scheme], clobber=True)
+    Counted.reads.clear()
+    for key, data in objects.items():
+        Memory.objects[("estate", key)] = (data, "")
+    config = Config.model_validate({"scan": {"perceptual": False, "workers": 1}})
+    with Catalog(tmp_path / f"{scheme}.db") as catalog:
+        asyncio.run(run_scan(config, catalog, [f"{scheme}://estate"]))
+        return {r.key: r for r in catalog.records()}
+
+
+@pytest.mark.parametrize("scheme", ["counted-test", "whole-test"])
+def test_a_backend_without_ranged_reads_is_read_whole(scheme: str, tmp_path: Path) -> None:
+    records = _scan(scheme, tmp_path, {"a.jpg": _jpeg(1), "b.jpg": _jpeg(2)})
+    sizes = {key: len(data) for (_, key), (data, _) in Memory.objects.items()}
+    partial = [(key, start, end) for key, start, end in Counted.reads if (start, end) != (0, sizes[key])]
+    if scheme == "whole-test":
+        assert Counted.reads and not partial
+        assert all(r.sha256 for r in records.values())  # type: ignore[attr-defined]
+    else:
+        assert partial  # the EXIF audit alone reads heads only where the backend can
+
+
+def test_a_slice_from_a_backend_without_ranged_reads_is_cut_from_the_whole_object() -> None:
+    import asyncio
+
+    register_connector(Whole.scheme, Whole, clobber=True)
+    Memory.objects[("b", "k")] = (bytes(range(100)), "")
+    Counted.reads.clear()
+
+    async def go() -> tuple[bytes, bytes, list[bytes]]:
+        async with Whole(Config()) as conn:
+            ref = conn.make_ref(uri="whole-test://b/k", bucket="b", key="k", size=100, modified=T0,
+                                storage_class=None, region=None)
+            state = ObjectState(size=100, modified=T0)
+            chunks = [c async for c in conn.read_chunks(Location(ref.uri, "b", "k"), state, 30)]
+            return await conn.read_range(ref, 10, 20), await conn.read_range(ref, -5), chunks
+
+    middle, tail, chunks = asyncio.run(go())
+    assert (middle, tail, chunks) == (bytes(range(10, 20)), bytes(range(95, 100)), [bytes(range(100))])
+    assert Counted.reads == [("k", 0, 100)] * 3
+
+
+def test_checksums_a_connector_does_not_declare_make_no_copies() -> None:
+    # Two objects the listing claims are one (the same MD5): the planner reads one for both only if the
+    # connector declares the kind.
+    from tierscan.scanner.scan.catalog import WorkItem
+    from tierscan.scanner.scan.plan import plan_reads
+
+    for scheme, copies in (("counted-test", 1), ("undeclared-test", 0)):
+        register_connector(scheme, {c.scheme: c for c in (Counted, Undeclared)}[scheme], clobber=True)
+        conn = connector_class(scheme)(Config())
+        refs = [conn.make_ref(uri=f"{scheme}://b/{key}", bucket="b", key=key, size=50_000, modified=T0,
+                              storage_class=None, region=None, checksums={"md5": "0" * 32}) for key in ("x", "y")]
+        plans = plan_reads([WorkItem(ref, want_sha256=True, want_metadata=True) for ref in refs], perceptual=False)
+        assert [len(p.copies) for p in plans] == [copies] * (2 - copies)
+
+
+# ---- apply: versioning ---------------------------------------------------------------------------------
+
+
+class Tagged(Memory):
+    """Objects that take tags; the bucket says it keeps versions, which only a backend that declares
+    versioning may be asked."""
+
+    scheme = "tagged-test"
+    capabilities = Capabilities(name="tagged", writes=frozenset({"tag"}))
+    tags: ClassVar[dict[str, dict[str, str]]] = {}
+
+    async def stat(self, loc: Location) -> ObjectState | None:
+        found = self.objects.get((loc.bucket, loc.key))
+        return None if found is None else ObjectState(size=len(found[0]), modified=T0)
+
+    async def versioned(self, bucket: str) -> bool:
+        if not self.capabilities.versioning:
+            raise AssertionError("asked whether a bucket keeps versions on a backend without versioning")
+        return True
+
+    async def get_tags(self, loc: Location) -> dict[str, str]:
+        return dict(self.tags.get(loc.key, {}))
+
+    async def set_tags(self, loc: Location, tags: dict[str, str], *, expect: ObjectState) -> None:
+        self.tags[loc.key] = dict(tags)
+
+
+class TaggedVersions(Tagged):
+    scheme = "tagged-versions-test"
+    capabilities = Capabilities(name="tagged-versions", writes=frozenset({"tag"}), versioning=True)
+
+
+@pytest.mark.parametrize("cls", [Tagged, TaggedVersions])
+def test_apply_asks_about_versions_only_where_the_backend_has_them(cls: type[Tagged], tmp_path: Path) -> None:
+    import asyncio
+
+    from tierscan.scanner.core.models import Finding, Severity
+    from tierscan.scanner.remediate import apply as remediation
+    from tierscan.scanner.scan.catalog import Catalog
+    from tierscan.scanner.scan.pipeline import run_scan
+
+    register_connector(cls.scheme, cls, clobber=True)
+    Memory.objects[("b", "photo.bin")] = (b"x" * 100, "")
+    uri = f"{cls.scheme}://b/photo.bin"
+    config = Config.model_validate({"scan": {"perceptual": False, "workers": 1}})
+    with Catalog(tmp_path / "c.db") as catalog:
+        asyncio.run(run_scan(config, catalog, [f"{cls.scheme}://b"]))
+        finding = Finding(policy="p", severity=Severity.low, action="tag", uris=[uri], reason="test")
+        plan = remediation.build_plan(catalog, tmp_path / "c.db", "tag", findings=[finding])
+        result = remediation.execute_plan(plan, plan["digest"], tmp_path / "j.jsonl", catalog, config)
+    assert result.done == [uri] and cls.tags["photo.bin"]["tierscan-policy"] == "p"
+    [intent] = [e for e in remediation.read_journal(tmp_path / "j.jsonl") if e["type"] == "intent"]
+    assert intent["versioned"] is cls.capabilities.versioning
+
+
+# ---- targets: every bucket ------------------------------------------------------------------------------
+
+
+def test_every_bucket_of_a_backend_that_cannot_list_them_is_a_usage_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tierscan.scanner.cli import cli
+
+    done = CliRunner().invoke(cli, ["scan", "readonly-test://*", "--db", str(tmp_path / "c.db"), "--format", "none"])
+    assert done.exit_code == 2
+    assert "cannot list every bucket; name each one instead (readonly-test://BUCKET)" in done.output
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_every_bucket_of_a_backend_that_lists_them_is_scanned(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tierscan.scanner.cli import cli
+
+    class Listing(Memory):
+        scheme = "listing-test"
+        capabilities = Capabilities(name="listing", lists_all_buckets=True)
+
+    register_connector(Listing.scheme, Listing, clobber=True)
+    done = CliRunner().invoke(cli, ["scan", "listing-test://*", "--db", str(tmp_path / "c.db"), "--format", "none"])
+    assert done.exit_code == 0, done.output

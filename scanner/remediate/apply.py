@@ -616,9 +616,9 @@ async def _unchanged(conn: Connector, loc: Location, item: dict[str, Any]) -> Ob
 
 async def _undo_details(plan: dict[str, Any], item: dict[str, Any], conn: Connector, loc: Location,
                         bucket: str) -> dict[str, Any]:
-    """What undo needs besides the state before: the bucket's versioning and the tags before, the
-    destination or the storage class."""
-    details: dict[str, Any] = {"versioned": await conn.versioned(bucket)}
+    """What undo needs besides the state before: the bucket's versioning (asked only of a backend that
+    declares `capabilities.versioning`), and the tags before, the destination or the storage class."""
+    details: dict[str, Any] = {"versioned": conn.capabilities.versioning and await conn.versioned(bucket)}
     action = plan["action"]
     if action == "tag":
         details["tags_before"] = await conn.get_tags(loc)

@@ -41,7 +41,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from itertools import groupby
 
-from tierscan.scanner.core.models import ExifRecord, ObjectRef
+from tierscan.connectors import Capabilities, connector_class
+from tierscan.scanner.core.models import ExifRecord, ObjectRef, content_identity
 from tierscan.scanner.fingerprint.exif.model import ImageMeta
 from tierscan.scanner.fingerprint.exif.reader import read_prefix
 from tierscan.scanner.pricing.table import GIB, Price, PriceTable
@@ -55,6 +56,7 @@ __all__ = [
     "RangedMeta",
     "ReadKind",
     "TierCost",
+    "capabilities_of",
     "estimate",
     "head_pays",
     "headtail_key",
@@ -63,6 +65,7 @@ __all__ = [
     "plan_reads",
     "ranged_metadata",
     "spread_decodes",
+    "trusted_identity",
     "whole_read_below",
 ]
 
@@ -139,6 +142,22 @@ def whole_read_below(price: Price) -> int:
     return HEAD + TAIL + int(price.get_per_1000 / 1000 * GIB / price.retrieval_gb)
 
 
+def capabilities_of(ref: ObjectRef) -> Capabilities:
+    """What the connector of `ref`'s scheme can do (its class's declaration: nothing is opened)."""
+    scheme, found, _ = ref.uri.partition("://")
+    return connector_class(scheme.lower() if found else "file").capabilities
+
+
+def trusted_identity(ref: ObjectRef) -> str | None:
+    """`ref.content_id` from the checksum kinds its connector declares: those every listing gives free
+    (`Capabilities.free_checksums`) and those a HEAD fetches. A kind a listing carries undeclared is not
+    trusted to make two objects copies."""
+    declared = capabilities_of(ref).checksums
+    if ref.checksums.keys() <= declared.keys():
+        return ref.content_id
+    return content_identity({kind: value for kind, value in ref.checksums.items() if kind in declared})
+
+
 def plan_reads(work: Iterable[WorkItem], *, perceptual: bool,
                price: Callable[[ObjectRef], Price] | None = None) -> list[PlannedRead]:
     """One `PlannedRead` per object to read, hottest tier first; byte-identical copies ride along.
@@ -147,7 +166,7 @@ def plan_reads(work: Iterable[WorkItem], *, perceptual: bool,
     by_identity: dict[tuple[int, str], list[WorkItem]] = defaultdict(list)
     singles: list[WorkItem] = []
     for item in work:
-        identity = item.ref.content_id
+        identity = trusted_identity(item.ref)
         if identity and item.want_metadata:
             by_identity[(item.ref.size, identity)].append(item)
         else:
@@ -164,8 +183,11 @@ def plan_reads(work: Iterable[WorkItem], *, perceptual: bool,
 
 def plan_kind(item: WorkItem, *, perceptual: bool,
               price: Callable[[ObjectRef], Price] | None = None) -> ReadKind:
-    """How `plan_reads` reads one object: full, image, meta or narrow."""
+    """How `plan_reads` reads one object: full, image, meta or narrow; always full from a backend that
+    cannot read byte ranges (`Capabilities.ranged_reads`)."""
     ref = item.ref
+    if not capabilities_of(ref).ranged_reads:
+        return ReadKind.full
     headtail = item.want_sha256 or not item.want_metadata  # a head and a tail would be read
     if ref.size <= (whole_read_below(price(ref)) if headtail and price else HEAD + TAIL):
         return ReadKind.full
