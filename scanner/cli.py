@@ -32,6 +32,7 @@ from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import Severity
 from tierscan.scanner.core.safe_text import terminal_safe, terminal_text
 from tierscan.scanner.core.shard import Shard, parse_shard, shard_from_env
+from tierscan.scanner.remediate.apply import Action
 from tierscan.scanner.report.exposure import exposure as personal_data_exposure
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.catalog_lock import CatalogLock
@@ -567,7 +568,7 @@ def prices_refresh(output: Path, regions: tuple[str, ...], gcp_api_key: str | No
 @cli.command("apply")
 @config_option
 @db_option
-@click.option("--action", type=click.Choice(["tag", "quarantine", "transition", "delete"]),
+@click.option("--action", type=click.Choice([a.value for a in Action]),
               help="What to do to the objects the findings name (never to a group master).")
 @click.option("--to", metavar="PREFIX|URI|FOLDER|CLASS",
               help="quarantine: a prefix in the same bucket, a bucket URI (s3://QUARANTINE/PREFIX), or a folder "
