@@ -9,12 +9,15 @@ jurisdiction. The core asks `capabilities`; it never checks which backend it hol
 Cloud backends send every request through `Connector.call`, so the SDKs' own retry loops stay off and
 throttling is retried (and counted) in one place.
 
-Writes exist for `tierscan apply` only (scanner/remediate/apply.py); scans never call them. A backend declares the
-ones it implements in `capabilities.writes` ("tag", "copy", "move", "delete", "set_tier") and overrides
-`stat`, `get_tags`/`set_tags`, `copy`/`move`, `delete`, `remove_delete_marker` and `set_tier`; the base
-versions refuse with a usage error. Before an object is deleted or moved away, apply proves that another
-object holds the same bytes: with `vouched` (digests the provider computed itself) where both have a
-comparable one, else by reading both through `read_chunks`.
+Writes to scanned objects exist for `tierscan apply` only (scanner/remediate/apply.py); scans never call them.
+A backend declares the ones it implements in `capabilities.writes` ("tag", "copy", "move", "delete",
+"set_tier") and overrides `stat`, `get_tags`/`set_tags`, `copy`/`move`, `delete`, `remove_delete_marker` and
+`set_tier`; the base versions refuse with a usage error. Before an object is deleted or moved away, apply
+proves that another object holds the same bytes: with `vouched` (digests the provider computed itself)
+where both have a comparable one, else by reading both through `read_chunks`.
+
+A results location (scanner/report/publish.py) is any target whose backend declares "put": `location` names
+an object below it, `get_object` and `put_object` read and write whole objects.
 """
 
 from __future__ import annotations

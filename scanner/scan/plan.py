@@ -20,8 +20,10 @@ walker
   the size collides, a ``TAIL`` chunk is read too so the object can be narrowed.
 - ``narrow``: an unchanged object read again only for exact matching: head and tail chunks.
 - ``copy``: a byte-identical copy (same size and content identity: a trusted MD5, the same S3 multipart
-  ETag or full-object CRC64NVME, `models.content_identity`) of an object this scan reads: its fingerprint
-  is the representative's, no read.
+  ETag or full-object CRC64NVME, `models.content_identity`, of a kind its connector declares) of an object
+  this scan reads: its fingerprint is the representative's, no read.
+
+A backend that cannot read byte ranges (`Capabilities.ranged_reads` off) gets ``full`` reads only.
 
 Provider checksums spare reads for exact matching before any of this (`Catalog.work`). Where the provider
 holds a whole-object checksum that the listing does not give (S3 CRC64NVME), `plan_heads` weighs one HEAD
