@@ -154,10 +154,13 @@ def trusted_identity(ref: ObjectRef) -> str | None:
     """`ref.content_id` from the checksum kinds its connector declares: those every listing gives free
     (`Capabilities.free_checksums`) and those a HEAD fetches. A kind a listing carries undeclared is not
     trusted to make two objects copies."""
+    checksums = ref.checksums
+    if not checksums:
+        return None
     declared = capabilities_of(ref).checksums
-    if ref.checksums.keys() <= declared.keys():
-        return ref.content_id
-    return content_identity({kind: value for kind, value in ref.checksums.items() if kind in declared})
+    if checksums.keys() <= declared.keys():
+        return content_identity(checksums)
+    return content_identity({kind: value for kind, value in checksums.items() if kind in declared})
 
 
 def plan_reads(work: Iterable[WorkItem], *, perceptual: bool,
