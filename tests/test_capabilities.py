@@ -267,3 +267,27 @@ def test_every_bucket_of_a_backend_that_lists_them_is_scanned(tmp_path: Path) ->
     register_connector(Listing.scheme, Listing, clobber=True)
     done = CliRunner().invoke(cli, ["scan", "listing-test://*", "--db", str(tmp_path / "c.db"), "--format", "none"])
     assert done.exit_code == 0, done.output
+
+
+@pytest.mark.parametrize("cls", [Tagged, TaggedVersions])
+def test_what_undo_promises_for_a_delete_depends_on_versioning(cls: type[Tagged], tmp_path: Path) -> None:
+    from tierscan.scanner.remediate import apply as remediation
+
+    class Marked(cls):  # type: ignore[valid-type,misc]
+        removed: ClassVar[list[str]] = []
+
+        async def remove_delete_marker(self, loc: Location, marker: str) -> None:
+            self.removed.append(marker)
+
+    uri = f"{cls.scheme}://b/photo.bin"
+    intent = {"type": "intent", "seq": 0, "op": "delete", "uri": uri, "scheme": cls.scheme, "bucket": "b",
+              "key": "photo.bin", "before": {"size": 100}}
+    journal = tmp_path / "j.jsonl"
+    journal.write_text("".join(json.dumps(e) + "\n" for e in (intent, {"type": "done", "seq": 0, "uri": uri,
+                                                                         "delete_marker": "m1"})))
+    result = remediation.undo_journal(journal, Config(), factory=lambda scheme: Marked(Config()))
+    if cls.capabilities.versioning:
+        assert result.undone == [uri] and Marked.removed == ["m1"]
+    else:
+        assert result.not_undone == [(uri, "deleted for good: the tagged connector keeps no versions")]
+        assert Marked.removed == []

@@ -740,6 +740,8 @@ async def _undo_one(intent: dict[str, Any], done: dict[str, Any] | None, factory
         return None
     if op == Action.delete:
         marker = (done or {}).get("delete_marker")
+        if not conn.capabilities.versioning:
+            return f"deleted for good: the {conn.capabilities.name} connector keeps no versions"
         if not marker:
             return "a delete without a delete marker cannot be undone (restore a noncurrent version by hand)"
         await conn.remove_delete_marker(loc, marker)
