@@ -46,7 +46,7 @@ from azure.core.exceptions import (
     DeserializationError,
     HttpResponseError,
 )
-from azure.storage.blob import StandardBlobTier
+from azure.storage.blob import ContentSettings, StandardBlobTier
 from azure.storage.blob.aio import BlobPrefix, BlobServiceClient
 
 from tierscan.connectors._http import (
@@ -197,7 +197,7 @@ class AzureConnector(Connector):
         tier_table="azure",
         max_concurrency=64,
         restores=True,
-        writes=frozenset({"tag", "copy", "delete", "set_tier"}),
+        writes=frozenset({"tag", "copy", "delete", "set_tier", "put"}),
     )
 
     def __init__(
@@ -505,3 +505,20 @@ class AzureConnector(Connector):
 
     async def set_tier(self, loc: Location, storage_class: str, *, expect: ObjectState) -> None:
         await self._az("write", loc, lambda: self._blob(loc).set_standard_blob_tier(StandardBlobTier(storage_class)))
+
+    # ---- whole objects (a results location) ----------------------------------------------------
+
+    async def get_object(self, loc: Location) -> bytes | None:
+        async def download() -> bytes:
+            return bytes(await (await self._blob(loc).download_blob()).readall())
+
+        try:
+            data: bytes = await self._az("read", loc, download)
+        except ObjectGone:
+            return None
+        return data
+
+    async def put_object(self, loc: Location, data: bytes, content_type: str = "application/octet-stream") -> None:
+        settings = ContentSettings(content_type=content_type)
+        await self._az("write", loc, lambda: self._blob(loc).upload_blob(data, overwrite=True,
+                                                                         content_settings=settings))

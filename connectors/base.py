@@ -9,12 +9,15 @@ jurisdiction. The core asks `capabilities`; it never checks which backend it hol
 Cloud backends send every request through `Connector.call`, so the SDKs' own retry loops stay off and
 throttling is retried (and counted) in one place.
 
-Writes exist for `tierscan apply` only (scanner/remediate/apply.py); scans never call them. A backend declares the
-ones it implements in `capabilities.writes` ("tag", "copy", "move", "delete", "set_tier") and overrides
-`stat`, `get_tags`/`set_tags`, `copy`/`move`, `delete`, `remove_delete_marker` and `set_tier`; the base
-versions refuse with a usage error. Before an object is deleted or moved away, apply proves that another
-object holds the same bytes: with `vouched` (digests the provider computed itself) where both have a
-comparable one, else by reading both through `read_chunks`.
+Writes to scanned objects exist for `tierscan apply` only (scanner/remediate/apply.py); scans never call them.
+A backend declares the ones it implements in `capabilities.writes` ("tag", "copy", "move", "delete",
+"set_tier") and overrides `stat`, `get_tags`/`set_tags`, `copy`/`move`, `delete`, `remove_delete_marker` and
+`set_tier`; the base versions refuse with a usage error. Before an object is deleted or moved away, apply
+proves that another object holds the same bytes: with `vouched` (digests the provider computed itself)
+where both have a comparable one, else by reading both through `read_chunks`.
+
+A results location (scanner/report/publish.py) is any target whose backend declares "put": `location` names
+an object below it, `get_object` and `put_object` read and write whole objects.
 """
 
 from __future__ import annotations
@@ -74,8 +77,9 @@ class Capabilities:
     # Whether a fingerprint worker process can read the objects by itself (`Connector.worker_read`): the scan
     # then sends a worker what to read for a batch of objects, in one message, rather than their bytes.
     worker_reads: bool = False
-    # The write operations the backend implements, for `tierscan apply` only (scans never write):
-    # "tag", "copy", "move" (local: link, then unlink), "delete", "set_tier". Empty: read-only.
+    # The write operations the backend implements: "tag", "copy", "move" (local: link, then unlink),
+    # "delete", "set_tier" for `tierscan apply` only, and "put" (`put_object`) for a results location.
+    # Scans never write to what they scan. Empty: read-only.
     writes: frozenset[str] = frozenset()
 
     @property
@@ -246,7 +250,8 @@ class Connector(ABC):
         """Bytes of `ref` by slice rules: `end` None is the end, a negative `start` counts from the end.
 
         Objects in a tier that needs a restore are refused before any request is sent. Transient faults
-        are retried with backoff; the last one is raised.
+        are retried with backoff; the last one is raised. A backend without ranged reads
+        (`capabilities.ranged_reads` off) is asked for the whole object, and the slice cut from it.
         """
         if not ref.readable:
             raise ObjectUnreadable(f"{ref.uri}: {ref.storage_class} must be restored before it can be read")
@@ -256,6 +261,9 @@ class Connector(ABC):
         stop = size if end is None else min(max(end, 0), size)
         if start >= stop:
             return b""
+        if not self.capabilities.ranged_reads and (start, stop) != (0, size):
+            whole = await self.call("read", lambda: self._read_range(ref, 0, size))
+            return whole[start:stop]
         return await self.call("read", lambda: self._read_range(ref, start, stop))
 
     def worker_read(self, ref: ObjectRef) -> WorkerRead | None:
@@ -313,6 +321,34 @@ class Connector(ABC):
     async def set_tier(self, loc: Location, storage_class: str, *, expect: ObjectState) -> None:
         raise self._no_write("transition")
 
+    # ---- whole objects: a results location's files (`tierscan.scanner.report.publish`) ----------------
+
+    @classmethod
+    def location(cls, base: Target, key: str) -> Location:
+        """The object `key` (a `/`-separated path) below `base`, a bucket and prefix (its prefix and `key`
+        joined): the URI, bucket and key that a write addresses. Raises ValueError where `key` cannot be
+        placed below `base`."""
+        key = "/".join(part for part in (base.prefix.strip("/"), key) if part)
+        return Location(f"{cls.scheme}://{base.location}/{key}", base.location, key)
+
+    @classmethod
+    def names(cls, uri: str, bucket: str, key: str) -> bool:
+        """Whether `uri` is the URI of `key` in `bucket` (a catalog's rows are checked before a write)."""
+        try:
+            return cls.location(Target(cls.scheme, bucket), key).uri == uri
+        except ValueError:
+            return False
+
+    async def get_object(self, loc: Location) -> bytes | None:
+        """The whole object's bytes, or None when there is no such object (a config file, a shard catalog, a
+        results pointer: objects small enough to hold)."""
+        raise UsageError(f"{self.scheme}: the {self.capabilities.name} connector cannot fetch whole objects")
+
+    async def put_object(self, loc: Location, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Create or replace the object with `data`, where `capabilities.writes` has "put"; a reader sees
+        the old object or the new one, never a part."""
+        raise self._no_write("put")
+
     async def vouched(self, loc: Location, state: ObjectState) -> dict[str, str]:
         """Digests of the object's whole content that the provider computed itself and that no writer can
         set, of the version `state` names. Digests that depend on how the object was uploaded carry the
@@ -321,11 +357,14 @@ class Connector(ABC):
         return dict(state.checksums)
 
     async def read_chunks(self, loc: Location, state: ObjectState, chunk: int) -> AsyncGenerator[bytes, None]:
-        """The bytes of the version `state` names, in order, `chunk` bytes a request (memory stays bounded);
-        an object replaced meanwhile raises `ObjectGone`, one that needs a restore `ObjectUnreadable`."""
+        """The bytes of the version `state` names, in order, `chunk` bytes a request (memory stays bounded;
+        without ranged reads, the whole object in one); an object replaced meanwhile raises `ObjectGone`,
+        one that needs a restore `ObjectUnreadable`."""
         ref = self.make_ref(uri=loc.uri, bucket=loc.bucket, key=loc.key, size=state.size,
                             modified=state.modified or datetime.min, storage_class=state.storage_class,
                             region=None, etag=state.etag, version=state.version)
+        if not self.capabilities.ranged_reads:
+            chunk = max(chunk, state.size)
         for start in range(0, state.size, chunk):
             yield await self.read_range(ref, start, min(start + chunk, state.size))
 

@@ -115,7 +115,7 @@ class GCSConnector(Connector):
         tier_table="gcs",
         max_concurrency=64,
         restores=False,
-        writes=frozenset({"tag", "copy", "delete", "set_tier"}),
+        writes=frozenset({"tag", "copy", "delete", "set_tier", "put"}),
     )
 
     def __init__(
@@ -435,3 +435,20 @@ class GCSConnector(Connector):
         await self._request("write", loc.uri, "copy", loc.bucket, loc.key, loc.bucket, new_name=loc.key,
                             metadata={"storage-class": storage_class},  # the client camel-cases "a-b" keys
                             params=self._if(expect, "ifSourceGenerationMatch"))
+
+    # ---- whole objects (a results location) ----------------------------------------------------
+
+    async def get_object(self, loc: Location) -> bytes | None:
+        async def attempt() -> bytes:
+            try:
+                return await self._client().download(loc.bucket, loc.key, timeout=math.ceil(self.request_timeout))
+            except _NETWORK as exc:
+                raise _error(loc.uri, exc) from None
+
+        try:
+            return await self.call("read", attempt)
+        except ObjectGone:
+            return None
+
+    async def put_object(self, loc: Location, data: bytes, content_type: str = "application/octet-stream") -> None:
+        await self._request("write", loc.uri, "upload", loc.bucket, loc.key, data, content_type=content_type)

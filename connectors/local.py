@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 from urllib.parse import quote_from_bytes, unquote, urlsplit
 
 from tierscan.connectors.base import Capabilities, Connector, Location, ObjectState, Target, WorkerRead
-from tierscan.scanner.core.atomic import fsync_dir
+from tierscan.scanner.core.atomic import atomic_write, fsync_dir
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import (
     ObjectDenied,
@@ -65,7 +65,7 @@ class LocalConnector(Connector):
         tier_table="local",
         max_concurrency=64,
         restores=False,
-        writes=frozenset({"tag", "move", "delete"}),
+        writes=frozenset({"tag", "move", "delete", "put"}),
         worker_reads=True,
     )
 
@@ -235,6 +235,56 @@ class LocalConnector(Connector):
 
         await asyncio.to_thread(run)
         return None
+
+
+    # ---- whole objects (a results folder) -----------------------------------------------------
+
+    @classmethod
+    def location(cls, base: Target, key: str) -> Location:
+        """The file `key` below the folder `base`, named as a scan of that folder lists it: its first
+        folder is the bucket (a file directly inside is in a bucket named after the folder). A key with an
+        empty, `.` or `..` part, or one that leads out of the folder, is refused."""
+        root = Path(base.location).expanduser().resolve()
+        parts = key.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise ValueError("the key has empty, '.' or '..' parts")
+        path = root.joinpath(*parts)
+        if root not in path.parents:
+            raise ValueError(f"{key!r} would leave the folder {root}")
+        if len(parts) == 1:
+            return Location(path.as_uri(), _text(root.name), _text(parts[0]))
+        return Location(path.as_uri(), _text(parts[0]), _text("/".join(parts[1:])))
+
+    @classmethod
+    def names(cls, uri: str, bucket: str, key: str) -> bool:
+        """Whether the path of `uri` ends in the bucket's folder and the key (the folder above is the one
+        that was scanned, which a row does not name)."""
+        parts = _path_at(uri).parts
+        own = (bucket, *key.split("/"))
+        return len(parts) > len(own) and parts[-len(own):] == own
+
+    async def get_object(self, loc: Location) -> bytes | None:
+        path = _path_of(loc)
+
+        def run() -> bytes | None:
+            try:
+                return path.read_bytes()
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                return None
+            except OSError as exc:
+                raise _object_error(path, exc) from exc
+
+        return await asyncio.to_thread(run)
+
+    async def put_object(self, loc: Location, data: bytes, content_type: str = "application/octet-stream") -> None:
+        path = _path_of(loc)
+
+        def run() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path, "wb") as fh:  # a reader never sees half a file
+                fh.write(data)
+
+        await asyncio.to_thread(run)
 
 
 _XATTR = "user.tierscan."

@@ -264,7 +264,7 @@ class S3Connector(Connector):
         tier_table="s3",
         max_concurrency=64,
         restores=True,
-        writes=frozenset({"tag", "copy", "delete", "set_tier"}),
+        writes=frozenset({"tag", "copy", "delete", "set_tier", "put"}),
     )
 
     def __init__(
@@ -297,12 +297,13 @@ class S3Connector(Connector):
         self._stack = contextlib.AsyncExitStack()
         self._buckets: dict[str, asyncio.Task[_Bucket]] = {}
         self._it_archive: dict[str, asyncio.Task[bool]] = {}
+        self._regions: dict[str, asyncio.Task[str]] = {}  # buckets only fetched from or put to
         self._gets = SignedGets(self._session, max_connections=self.max_concurrency,
                                 connect_timeout=min(10.0, request_timeout), read_timeout=request_timeout,
                                 user_agent=self._user_agent)
 
     async def aclose(self) -> None:
-        for task in [*self._buckets.values(), *self._it_archive.values()]:
+        for task in [*self._buckets.values(), *self._it_archive.values(), *self._regions.values()]:
             task.cancel()
         await self._gets.aclose()
         await self._stack.aclose()
@@ -748,3 +749,38 @@ class S3Connector(Connector):
     async def set_tier(self, loc: Location, storage_class: str, *, expect: ObjectState) -> None:
         # An in-place copy with a new StorageClass; in a versioned bucket the old version stays too.
         await self._copy(loc, loc, expect, StorageClass=storage_class, TaggingDirective="COPY")
+
+    # ---- whole objects (a results location) ----------------------------------------------------
+    # Only the bucket's region is looked up: a results bucket's other settings do not matter here, and
+    # the job may not be allowed to read them.
+
+    async def _located(self, bucket: str) -> str:
+        described = self._buckets.get(bucket)
+        if described is not None and described.done() and not described.cancelled() and not described.exception():
+            return described.result().region
+        task = self._regions.get(bucket)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._regions[bucket] = asyncio.ensure_future(self._bucket_region(bucket))
+        return await task
+
+    async def get_object(self, loc: Location) -> bytes | None:
+        region = await self._located(loc.bucket)
+
+        async def attempt() -> bytes:
+            client = await self._client(region)
+            try:
+                answer = await client.get_object(Bucket=loc.bucket, Key=loc.key)
+                async with answer["Body"] as body:
+                    return bytes(await body.read())
+            except (ClientError, *_NETWORK) as exc:
+                raise _error(loc.uri, exc) from None
+
+        try:
+            return await self.call("read", attempt)
+        except ObjectGone:
+            return None
+
+    async def put_object(self, loc: Location, data: bytes, content_type: str = "application/octet-stream") -> None:
+        region = await self._located(loc.bucket)
+        await self._request("write", loc.uri, region, "put_object", Bucket=loc.bucket, Key=loc.key, Body=data,
+                            ContentType=content_type)

@@ -11,6 +11,7 @@ they cost and save nothing.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -20,10 +21,21 @@ from tierscan.policies.domain import PERSONAL_DATA_KINDS, PersonalDataKind
 from tierscan.policies.model import ACTIONS, Action, Context, Estimate, Record, copies
 from tierscan.scanner.core.models import Tier
 
-__all__ = ["DeleteRedundant", "Relocate", "Report", "StripMetadata", "Transition"]
+__all__ = ["ActionType", "DeleteRedundant", "Relocate", "Report", "StripMetadata", "Transition"]
 
 
-@ACTIONS.register("report")
+class ActionType(StrEnum):
+    """The actions' names, as policy files write them (each class's `type`). Members compare and hash
+    as their text, so a finding's stored text meets its member."""
+
+    report = "report"
+    delete_redundant = "delete-redundant"
+    transition = "transition"
+    strip_metadata = "strip-metadata"
+    relocate = "relocate"
+
+
+@ACTIONS.register(ActionType.report)
 class Report(Action):
     """Record the finding for every copy that matched; the default when a policy lists no actions.
 
@@ -42,7 +54,7 @@ class Report(Action):
         return [c["uri"] for c in copies(record, ctx)]
 
 
-@ACTIONS.register("delete-redundant")
+@ACTIONS.register(ActionType.delete_redundant)
 class DeleteRedundant(Action):
     """Recommend deleting the group's redundant copies: every member but the master (which the engine
     removes from the list).
@@ -68,7 +80,7 @@ class DeleteRedundant(Action):
         return Estimate(cost.monthly_saving_usd, cost.one_time_usd)
 
 
-@ACTIONS.register("transition")
+@ACTIONS.register(ActionType.transition)
 class Transition(Action):
     """Recommend moving copies to another storage tier; copies already there are left out.
 
@@ -102,7 +114,7 @@ class Transition(Action):
         return f"transition to {self.to.value}"
 
 
-@ACTIONS.register("strip-metadata")
+@ACTIONS.register(ActionType.strip_metadata)
 class StripMetadata(Action):
     """Recommend removing personal data from image metadata, on the copies that carry one of `kinds`
     (any kind by default). Stripping leaves every copy in place, so it applies to the master too.
@@ -128,7 +140,7 @@ class StripMetadata(Action):
         return f"strip-metadata ({', '.join(self.kinds)})"
 
 
-@ACTIONS.register("relocate")
+@ACTIONS.register(ActionType.relocate)
 class Relocate(Action):
     """Recommend moving copies under another jurisdiction (a code from the region map, e.g. HK); copies
     already there are left out.

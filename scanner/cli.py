@@ -38,6 +38,7 @@ from tierscan.scanner.core.safe_text import terminal_safe, terminal_text
 from tierscan.scanner.core.shard import Shard, parse_shard, shard_from_env
 from tierscan.scanner.pricing.check import check_bucket_settings
 from tierscan.scanner.pricing.table import PriceTable
+from tierscan.scanner.remediate.apply import Action
 from tierscan.scanner.report.exposure import exposure as personal_data_exposure
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.catalog_lock import CatalogLock
@@ -65,6 +66,21 @@ def _config(value: str | None) -> Config:
         config, name = load_config(Path(value) if value else None), value or "defaults"
     check_bucket_settings(config, PriceTable.load(config.prices), name)
     return config
+
+
+def _check_targets(targets: list[str]) -> list[str]:
+    """`targets` as given, once every `SCHEME://*` among them is one its connector can list
+    (`Capabilities.lists_all_buckets`); else a usage error that says what to name instead."""
+    from tierscan.connectors import connector_class, parse_target
+
+    for text in targets:
+        target = parse_target(text)
+        if target.all_buckets:
+            capabilities = connector_class(target.scheme).capabilities
+            if not capabilities.lists_all_buckets:
+                raise UsageError(f"{text}: the {capabilities.name} connector cannot list every bucket; name each "
+                                 f"one instead ({text.rstrip('*')}BUCKET)")
+    return targets
 
 
 def _shard(value: str | None) -> Shard | None:
@@ -280,12 +296,13 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
 
     shard = _shard(shard_text)
     path = _db_path(db, config)
+    checked = _check_targets(list(targets) or config.targets)
     if shard is not None:
-        _shard_scan(config, path, list(targets) or config.targets, shard, results)
+        _shard_scan(config, path, checked, shard, results)
         return
     with _open_catalog(path, must_exist=False, write=True) as catalog:
         with RichProgress() as progress, _resumable(path):
-            asyncio.run(run_scan(config, catalog, list(targets) or config.targets, progress))
+            asyncio.run(run_scan(config, catalog, checked, progress))
         _warn_unmatched(outputs.unmatched_bucket_settings(config, catalog))
         report = outputs.report_stream(config, catalog)
         if output_dir:
@@ -352,7 +369,7 @@ def plan_command(targets: tuple[str, ...], config_path: str | None, db: Path | N
 
     config = _scan_config(config_path, no_perceptual=no_perceptual)
     with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog:
-        costs = asyncio.run(plan_scan(config, catalog, list(targets) or config.targets))
+        costs = asyncio.run(plan_scan(config, catalog, _check_targets(list(targets) or config.targets)))
     rows = [dataclasses.asdict(c) for c in costs.values()]
     if fmt == "json":
         click.echo(json.dumps({"tiers": rows}, indent=2))
@@ -639,7 +656,7 @@ def prices_refresh(output: Path, regions: tuple[str, ...], gcp_api_key: str | No
 @cli.command("apply")
 @config_option
 @db_option
-@click.option("--action", type=click.Choice(["tag", "quarantine", "transition", "delete"]),
+@click.option("--action", type=click.Choice([a.value for a in Action]),
               help="What to do to the objects the findings name (never to a group master).")
 @click.option("--to", metavar="PREFIX|URI|FOLDER|CLASS",
               help="quarantine: a prefix in the same bucket, a bucket URI (s3://QUARANTINE/PREFIX), or a folder "

@@ -477,3 +477,21 @@ def test_s3_vouched_digests_are_only_those_nobody_can_match_with_other_bytes() -
         "sha256": sha.hex()}
     assert vouched(ETag=f'"{md5}-3"', ChecksumSHA256="abc=-3", ChecksumType="COMPOSITE") == {
         f"s3mpu@3:{5 << 20}": f"{md5}-3", f"sha256@3:{5 << 20}": "abc=-3"}
+
+
+def test_actions_are_members_that_stay_text_in_the_plan_and_journal(scanned: tuple[Path, Config, Catalog, Path],
+                                                                     tmp_path: Path) -> None:
+    _, config, catalog, db = scanned
+    assert remediation.Action("quarantine") is remediation.Action.quarantine
+    assert {remediation.Action.tag: 1}["tag"] == 1 and f"{remediation.Action.delete}" == "delete"
+    plan = remediation.build_plan(catalog, db, "tag")
+    assert plan["action"] is remediation.Action.tag
+    remediation.write_plan(plan, tmp_path / "plan.json")
+    assert json.loads((tmp_path / "plan.json").read_text())["action"] == "tag"
+    loaded = remediation.load_plan(tmp_path / "plan.json")
+    assert loaded["action"] is remediation.Action.tag and remediation.plan_digest(loaded) == plan["digest"]
+    remediation.execute_plan(loaded, plan["digest"], tmp_path / "j.jsonl", catalog, config)
+    header = remediation.read_journal(tmp_path / "j.jsonl")[0]
+    assert header["action"] == "tag" and type(header["action"]) is str
+    with pytest.raises(UsageError, match="one of tag, quarantine, transition, delete"):
+        remediation.build_plan(catalog, db, "erase")

@@ -408,3 +408,14 @@ def test_files_on_a_network_file_system_are_read_only_in_threads(estate, tmp_pat
 
     assert asyncio.run(go()) == b"0123456789"
     assert len(hops[0]) == 1
+
+
+def test_location_names_files_as_a_scan_lists_them_and_stays_inside(tmp_path: Path) -> None:
+    root = parse_target(str(tmp_path))
+    loc = LocalConnector.location(root, "bucket/a b/c.jpg")
+    assert (loc.bucket, loc.key) == ("bucket", "a b/c.jpg")
+    assert loc.uri == (tmp_path / "bucket" / "a b" / "c.jpg").as_uri()
+    assert LocalConnector.location(root, "latest").bucket == tmp_path.name  # a file directly inside
+    for bad in ("../x", "a//b", "a/./b", ""):
+        with pytest.raises(ValueError):
+            LocalConnector.location(root, bad)

@@ -465,3 +465,14 @@ def test_findings_carry_what_their_recommendation_saves_and_costs(tmp_path):
     unpriced = evaluate(policy_set, groups=[group(master, young)], now=NOW)
     assert all(f.monthly_savings_usd == f.one_time_cost_usd == 0 for f in unpriced)
     assert not any(f.reason.endswith("(not in the price table)") for f in unpriced)
+
+
+def test_action_names_are_an_enum_whose_members_are_the_registered_text():
+    from tierscan.policies import ACTIONS
+    from tierscan.policies.actions import ActionType
+
+    assert ACTIONS.names() == sorted(a.value for a in ActionType)
+    for member in ActionType:
+        assert ACTIONS.get(member) is ACTIONS.get(member.value) is not None
+        assert hash(member) == hash(member.value) and str(member) == member.value
+    assert ActionType("delete-redundant") is ActionType.delete_redundant

@@ -28,6 +28,8 @@ S3_SCAN_OPERATIONS = {
     "head_object": {"s3:GetObject", "s3:GetObjectVersion"},
     "get_object": {"s3:GetObject", "s3:GetObjectVersion"},
 }
+# Writing a run's results (the results location, under its prefix only).
+S3_RESULTS_OPERATIONS = {"put_object": {"s3:PutObject"}}
 # `tierscan apply` only (opt-in, run with credentials of the user's choosing): not the scheduled job's.
 S3_APPLY_OPERATIONS = {"copy_object", "delete_object", "get_object_tagging", "put_object_tagging",
                        "delete_object_tagging"}
@@ -93,11 +95,11 @@ def test_aws_job_role_grants_every_operation_the_s3_connector_scans_with() -> No
     operations = {xform_name(op) for op in botocore.get_session().get_service_model("s3").operation_names}
     source = "\n".join((TF.parent / "connectors" / name).read_text() for name in ("s3.py", "_s3_get.py"))
     named = {op for op in operations if f'"{op}"' in source or f".{op}(" in source}
-    assert named - S3_SCAN_OPERATIONS.keys() - S3_APPLY_OPERATIONS == set()
+    assert named - S3_SCAN_OPERATIONS.keys() - S3_RESULTS_OPERATIONS.keys() - S3_APPLY_OPERATIONS == set()
     assert {"list_objects_v2", "get_bucket_encryption", "list_object_versions"} <= named  # the scan is seen
     policy = blocks(load("aws"), "data", "aws_iam_policy_document")["job"]
     granted = {a for s in policy["statement"] for a in s["actions"]}
-    assert granted >= AWS_READ
+    assert granted >= AWS_READ | set().union(*S3_RESULTS_OPERATIONS.values())
 
 
 def test_aws_schedule_runs_the_shards_then_the_merge() -> None:

@@ -50,25 +50,37 @@ import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from tierscan.connectors import Connector, connector_class, parse_target
-from tierscan.connectors.base import Location, ObjectState
+from tierscan.connectors.base import Location, ObjectState, Target
 from tierscan.scanner.core.atomic import atomic_write, fsync_dir
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import ObjectError, UsageError
 from tierscan.scanner.core.models import Finding, Group, InventoryRecord, ObjectStatus
 from tierscan.scanner.scan.catalog import Catalog
 
-__all__ = ["ACTIONS", "ApplyResult", "build_plan", "describe_plan", "execute_plan", "load_plan", "plan_digest",
-           "review_problems", "undo_journal", "write_plan"]
+__all__ = ["ACTIONS", "Action", "ApplyResult", "build_plan", "describe_plan", "execute_plan", "load_plan",
+           "plan_digest", "review_problems", "undo_journal", "write_plan"]
 
-ACTIONS = ("tag", "quarantine", "transition", "delete")
+
+class Action(StrEnum):
+    """What `tierscan apply` does to each object of a plan (a plan and its journal hold the text; members
+    compare and hash as their text)."""
+
+    tag = "tag"
+    quarantine = "quarantine"
+    transition = "transition"
+    delete = "delete"
+
+
+ACTIONS = tuple(Action)
 PLAN_FORMAT = "tierscan-plan"
-_NEEDS = {"tag": "tag", "transition": "set_tier", "delete": "delete"}
-_REMOVES = ("delete", "quarantine")  # the actions that take an object away from its location
+# The write each action needs (`Capabilities.writes`); quarantine needs "move", or "copy" and "delete".
+_NEEDS = {Action.tag: "tag", Action.transition: "set_tier", Action.delete: "delete"}
+_REMOVES = (Action.delete, Action.quarantine)  # the actions that take an object away from its location
 
 ConnectorFactory = Callable[[str], Connector]
 
@@ -81,34 +93,26 @@ def _scheme(uri: str) -> str:
 
 def _destination(record: InventoryRecord, to: str) -> dict[str, str]:
     """Where quarantine puts an object: `--to PREFIX` (same bucket), `--to SCHEME://BUCKET/PREFIX` (another
-    bucket, source bucket name kept in the key), or, for local files, a folder (bucket/key kept below it)."""
+    bucket, source bucket name kept in the key), or, for local files, a folder (bucket/key kept below it).
+    The object's connector names the place (`Connector.location`); a folder is resolved now, and kept as
+    `root`, so that the plan names the same place from any working directory."""
     scheme = _scheme(record.uri)
-    if scheme == "file":
-        if "://" in to and not to.startswith("file://"):
-            raise UsageError(f"--to {to}: local files are quarantined into a local folder")
-        root = Path(parse_target(to).location).expanduser().resolve()
-        parts = [record.bucket, *record.key.split("/")]
-        if any(p in ("", ".", "..") for p in parts):
-            raise ValueError("the key has empty, '.' or '..' parts")
-        path = root.joinpath(*parts)
-        if root not in path.parents:
-            raise ValueError("the destination would leave the quarantine folder")
-        return {"uri": path.as_uri(), "bucket": record.bucket, "key": "/".join(parts[1:]), "root": str(root)}
-    if "://" in to:
-        target = parse_target(to)
-        if target.scheme != scheme:
-            raise UsageError(f"--to {to}: a {scheme}:// object is quarantined within {scheme}://")
-        prefix = target.prefix.strip("/")
-        key = "/".join(p for p in (prefix, record.bucket.split("/")[-1], record.key) if p)
-        bucket = target.location
-    else:
-        prefix = to.strip("/")
-        if not prefix:
+    target = parse_target(to)
+    if target.scheme == scheme:  # a place of the object's own kind: its bucket's name kept in the key
+        relative = f"{record.bucket.split('/')[-1]}/{record.key}"
+    elif "://" not in to:  # a prefix in the object's own bucket
+        if not to.strip("/"):
             raise UsageError("--to: name a quarantine prefix or bucket URI")
-        key, bucket = f"{prefix}/{record.key}", record.bucket
-    if key == record.key and bucket == record.bucket:
+        target, relative = Target(scheme, record.bucket, to.strip("/")), record.key
+    else:
+        raise UsageError(f"--to {to}: a {scheme}:// object is quarantined within {scheme}://")
+    loc = connector_class(scheme).location(target, relative)
+    if loc.uri == record.uri:
         raise ValueError("the destination is the object itself")
-    return {"uri": f"{scheme}://{bucket}/{key}", "bucket": bucket, "key": key}
+    dest = {"uri": loc.uri, "bucket": loc.bucket, "key": loc.key}
+    if target.scheme == "file":
+        dest["root"] = str(Path(target.location).expanduser().resolve())
+    return dest
 
 
 def _findings_from(path: Path) -> list[Finding]:
@@ -119,15 +123,16 @@ def _findings_from(path: Path) -> list[Finding]:
     return [Finding.model_validate(f) for f in data.get("findings", [])]
 
 
-def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None = None,
+def build_plan(catalog: Catalog, db_path: Path, action: Action | str, *, to: str | None = None,
                tags: dict[str, str] | None = None, policies: Iterable[str] = (),
                findings: list[Finding] | None = None, now: datetime | None = None) -> dict[str, Any]:
     """A plan for `action` over the objects the findings name; masters and unsafe items are listed under
     `excluded` with the reason. Changes nothing."""
     if action not in ACTIONS:
         raise UsageError(f"--action {action}: one of {', '.join(ACTIONS)}")
-    if action in ("quarantine", "transition") and not to:
-        kind = "a prefix, bucket URI or folder" if action == "quarantine" else "a storage class"
+    action = Action(action)
+    if action in (Action.quarantine, Action.transition) and not to:
+        kind = "a prefix, bucket URI or folder" if action == Action.quarantine else "a storage class"
         raise UsageError(f"--action {action} needs --to ({kind})")
     wanted = set(policies)
     known = _Catalog(catalog)
@@ -148,7 +153,7 @@ def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None =
                 why = "a group master: never touched"
             elif record is None:
                 why = "not in the catalog (or gone)"
-            elif action == "delete" and (group is None or group.kind != "exact"):
+            elif action == Action.delete and (group is None or group.kind != "exact"):
                 why = "delete takes only redundant copies in exact groups"
             elif record.status in (ObjectStatus.failed, ObjectStatus.gone):
                 why = f"status {record.status}"
@@ -166,12 +171,12 @@ def build_plan(catalog: Catalog, db_path: Path, action: str, *, to: str | None =
                 "master_at": _where(master) if master else None,
             }
             try:
-                if action == "quarantine":
+                if action == Action.quarantine:
                     item["dest"] = _destination(record, to or "")
             except ValueError as exc:
                 excluded.append({"uri": uri, "policy": finding.policy, "reason": f"unsafe destination: {exc}"})
                 continue
-            if action == "tag":
+            if action == Action.tag:
                 item["tags"] = tags or {"tierscan-policy": finding.policy[:256],
                                         **({"tierscan-group": group.id} if group else {})}
             items.append(item)
@@ -202,6 +207,7 @@ def load_plan(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: not a plan file: {exc}") from None
     if not isinstance(plan, dict) or plan.get("format") != PLAN_FORMAT or plan.get("action") not in ACTIONS:
         raise UsageError(f"{path}: not a tierscan plan (format {PLAN_FORMAT!r})")
+    plan["action"] = Action(plan["action"])
     items = plan.get("items")
     if not isinstance(items, list) or not isinstance(plan.get("db"), str):
         raise UsageError(f"{path}: a plan needs `db` and a list of `items`")
@@ -212,13 +218,13 @@ def load_plan(path: Path) -> dict[str, Any]:
     return plan
 
 
-def _well_formed(item: Any, action: str) -> bool:
+def _well_formed(item: Any, action: Action) -> bool:
     def place(value: Any, *names: str) -> bool:
         return isinstance(value, dict) and all(isinstance(value.get(n), str) for n in names)
 
     return (place(item, "uri", "scheme", "bucket", "key") and type(item.get("size")) is int
-            and (action != "quarantine" or place(item.get("dest"), "uri", "bucket", "key"))
-            and (action != "tag" or isinstance(item.get("tags"), dict))
+            and (action != Action.quarantine or place(item.get("dest"), "uri", "bucket", "key"))
+            and (action != Action.tag or isinstance(item.get("tags"), dict))
             and (item.get("master_at") is None or place(item["master_at"], "scheme", "bucket", "key")))
 
 
@@ -357,17 +363,12 @@ def _location(record: InventoryRecord) -> Location:
 
 def _names_itself(record: InventoryRecord) -> bool:
     """Whether the record's URI names its own bucket and key (a restored catalog is input, not truth)."""
-    scheme = _scheme(record.uri)
-    if scheme == "file":
-        parts = Path(unquote(urlsplit(record.uri).path)).parts
-        own = (record.bucket, *record.key.split("/"))
-        return len(parts) > len(own) and parts[-len(own):] == own
-    return record.uri == f"{scheme}://{record.bucket}/{record.key}"
+    return connector_class(_scheme(record.uri)).names(record.uri, record.bucket, record.key)
 
 
-def _needs_master(action: str, item: dict[str, Any]) -> bool:
+def _needs_master(action: Action, item: dict[str, Any]) -> bool:
     """Delete always proves its master; quarantine does when the object is a copy in an exact group."""
-    return action == "delete" or item.get("group_kind") == "exact"
+    return action == Action.delete or item.get("group_kind") == "exact"
 
 
 def _differs(item: dict[str, Any], record: InventoryRecord, plan: dict[str, Any]) -> str | None:
@@ -377,12 +378,11 @@ def _differs(item: dict[str, Any], record: InventoryRecord, plan: dict[str, Any]
     for name, value in _where(record).items():
         if item.get(name) != value:
             return f"the plan's {name} {item.get(name)!r} is not the catalog's {value!r} for this URI"
-    if plan["action"] == "quarantine":
+    if plan["action"] == Action.quarantine:
         # A local quarantine folder as resolved when the plan was written (a relative --to names it from
         # the planning directory); the review shows the resulting path.
         given = item.get("dest")
-        to = given["root"] if isinstance(given, dict) and _scheme(record.uri) == "file" and given.get("root") \
-            else plan.get("to") or ""
+        to = given["root"] if isinstance(given, dict) and isinstance(given.get("root"), str) else plan.get("to") or ""
         try:
             dest = _destination(record, to)
         except (ValueError, UsageError) as exc:
@@ -522,7 +522,7 @@ class _Catalog:
         if plan["action"] not in _REMOVES:
             return None, record, None
         group = self.group_of(uri)
-        if plan["action"] == "delete" and (group is None or group.kind != "exact"):
+        if plan["action"] == Action.delete and (group is None or group.kind != "exact"):
             return "no longer a redundant copy in an exact group", None, None
         if item.get("group_kind") != (group.kind if group else None):
             # The catalog, not the plan, says whether a master must be proven (and the review said which).
@@ -605,10 +605,10 @@ async def _prepare(plan: dict[str, Any], seq: int, item: dict[str, Any], known: 
     return _Ready(conn, loc, now, entry)
 
 
-def _cannot(action: str, conn: Connector) -> str | None:
+def _cannot(action: Action, conn: Connector) -> str | None:
     """Why `conn` cannot carry out `action` (None: it can)."""
     need = _NEEDS.get(action)
-    if action == "quarantine" and not ({"move"} <= conn.capabilities.writes
+    if action == Action.quarantine and not ({"move"} <= conn.capabilities.writes
                                        or {"copy", "delete"} <= conn.capabilities.writes):
         need = "copy"
     if need and need not in conn.capabilities.writes:
@@ -631,31 +631,31 @@ async def _unchanged(conn: Connector, loc: Location, item: dict[str, Any]) -> Ob
 
 async def _undo_details(plan: dict[str, Any], item: dict[str, Any], conn: Connector, loc: Location,
                         bucket: str) -> dict[str, Any]:
-    """What undo needs besides the state before: the bucket's versioning and the tags before, the
-    destination or the storage class."""
-    details: dict[str, Any] = {"versioned": await conn.versioned(bucket)}
+    """What undo needs besides the state before: the bucket's versioning (asked only of a backend that
+    declares `capabilities.versioning`), and the tags before, the destination or the storage class."""
+    details: dict[str, Any] = {"versioned": conn.capabilities.versioning and await conn.versioned(bucket)}
     action = plan["action"]
-    if action == "tag":
+    if action == Action.tag:
         details["tags_before"] = await conn.get_tags(loc)
         details["tags"] = {**details["tags_before"], **item["tags"]}
-    elif action == "quarantine":
+    elif action == Action.quarantine:
         details["dest"] = item["dest"]  # equal to the one the catalog's record gives (`_differs`)
-    elif action == "transition":
+    elif action == Action.transition:
         details["storage_class"] = plan["to"]
     return details
 
 
-async def _change(action: str, ready: _Ready) -> dict[str, Any]:
+async def _change(action: Action, ready: _Ready) -> dict[str, Any]:
     """Make the journalled change; what its `done` entry records besides the item."""
     conn, loc, now, entry = ready.conn, ready.loc, ready.now, ready.entry
-    if action == "tag":
+    if action == Action.tag:
         await conn.set_tags(loc, entry["tags"], expect=now)
-    elif action == "quarantine":
+    elif action == Action.quarantine:
         dest = entry["dest"]
         return await _quarantine(conn, loc, Location(dest["uri"], dest["bucket"], dest["key"]), now)
-    elif action == "transition":
+    elif action == Action.transition:
         await conn.set_tier(loc, entry["storage_class"], expect=now)
-    elif action == "delete":
+    elif action == Action.delete:
         return {"delete_marker": await conn.delete(loc, expect=now)}
     return {}
 
@@ -710,13 +710,13 @@ async def _undo_one(intent: dict[str, Any], done: dict[str, Any] | None, factory
     conn = factory(intent["scheme"])
     loc = Location(intent["uri"], intent["bucket"], intent["key"])
     op = intent["op"]
-    if op == "tag":
+    if op == Action.tag:
         now = await conn.stat(loc)
         if now is None:
             return "the object is gone"
         await conn.set_tags(loc, intent["tags_before"], expect=now)
         return None
-    if op == "quarantine":
+    if op == Action.quarantine:
         d = intent["dest"]
         dst = Location(d["uri"], d["bucket"], d["key"])
         before = intent["before"]
@@ -738,8 +738,10 @@ async def _undo_one(intent: dict[str, Any], done: dict[str, Any] | None, factory
                 return "the original location holds another object now; the quarantine copy is kept"
             await conn.delete(dst, expect=dst_now)
         return None
-    if op == "delete":
+    if op == Action.delete:
         marker = (done or {}).get("delete_marker")
+        if not conn.capabilities.versioning:
+            return f"deleted for good: the {conn.capabilities.name} connector keeps no versions"
         if not marker:
             return "a delete without a delete marker cannot be undone (restore a noncurrent version by hand)"
         await conn.remove_delete_marker(loc, marker)

@@ -1,7 +1,7 @@
 """Results locations: where a deployed scan reads its config and shard parts, and writes its outputs.
 
 A location is a local folder or a bucket prefix (`s3://BUCKET/PREFIX`, `gs://BUCKET/PREFIX`,
-`az://ACCOUNT/CONTAINER/PREFIX`). Layout under it:
+`az://ACCOUNT/CONTAINER/PREFIX`, or any scheme with a connector that can put objects). Layout under it:
 
     runs/<UTC timestamp>/...   one run's report.json, report.html, report.txt, inventory.jsonl and the
                                policy dry-run folders (`--output-dir`'s layout)
@@ -10,174 +10,98 @@ A location is a local folder or a bucket prefix (`s3://BUCKET/PREFIX`, `gs://BUC
     shards/part-I-of-N.db      each shard's catalog: the merge step's input and the next run's
                                incremental state
 
-This is the only place a scan writes to a bucket, and only to the results location it is given. (The connectors'
-write methods serve `tierscan apply` alone: see scanner/remediate/apply.py.) The cloud SDKs are used directly
-(synchronously; a run writes a handful of objects) with the connectors' conventions for endpoints and credentials
-(`AWS_ENDPOINT_URL`, `STORAGE_EMULATOR_HOST`, `AZURE_STORAGE_CONNECTION_STRING`, `TIERSCAN_AZURE_ENDPOINT_SUFFIX`
-for Azure China) and the connectors' URI grammar (`parse_target`).
+This is the only place a scan writes to a bucket, and only to the results location it is given. Objects
+go through the connector of the location's scheme (`Connector.location`, `get_object`, `put_object`, and
+"put" in its `capabilities.writes`), with its endpoints and credentials. A run writes a handful of objects:
+each call here opens the connector, does its work and closes it again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
-from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from tierscan.connectors import parse_target
-from tierscan.scanner.core.atomic import atomic_write
-from tierscan.scanner.core.errors import UsageError
+from tierscan.connectors import Connector, connector_class, parse_target
+from tierscan.connectors.base import Location, Target
+from tierscan.scanner.core.config import Config
+from tierscan.scanner.core.errors import ObjectError, UsageError
 
 __all__ = ["ResultsStore", "local_parts", "open_store", "publish_run", "read_uri"]
+
+T = TypeVar("T")
 
 _TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8", ".txt": "text/plain; charset=utf-8",
           ".jsonl": "application/x-ndjson", ".db": "application/vnd.sqlite3"}
 
 
-class ResultsStore(ABC):
-    """Objects under one prefix, addressed by keys relative to it."""
+class ResultsStore:
+    """Objects under one location (a bucket and prefix, or a folder), addressed by keys relative to it."""
 
-    def __init__(self, uri: str, prefix: str):
+    def __init__(self, uri: str, target: Target, connector: type[Connector]):
         self.uri = uri.rstrip("/")
-        self.prefix = prefix.strip("/")
+        self.target = target
+        self._connector = connector
 
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
+    def put(self, key: str, data: bytes) -> None:
+        self.put_all([(key, data)])
 
-    @abstractmethod
-    def put(self, key: str, data: bytes) -> None: ...
+    def put_all(self, items: Iterable[tuple[str, bytes | Path]]) -> None:
+        """Put each item in turn (a file's bytes are read when its turn comes), through one connector."""
 
-    @abstractmethod
+        async def work(conn: Connector) -> None:
+            for key, data in items:
+                body = data.read_bytes() if isinstance(data, Path) else data
+                await conn.put_object(self._where(key), body, _TYPES.get(Path(key).suffix, "application/octet-stream"))
+
+        self._run("write", work)
+
     def get(self, key: str) -> bytes | None:
         """The object's bytes, or None when there is no such object."""
+        return self._run("read", lambda conn: conn.get_object(self._where(key)))
 
-
-class _LocalStore(ResultsStore):
-    def put(self, key: str, data: bytes) -> None:
-        path = Path(self.uri) / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, "wb") as fh:  # readers of `latest` never see half a file
-            fh.write(data)
-
-    def get(self, key: str) -> bytes | None:
-        path = Path(self.uri) / key
-        return path.read_bytes() if path.is_file() else None
-
-
-class _S3Store(ResultsStore):
-    def __init__(self, uri: str, bucket: str, prefix: str):
-        import boto3
-
-        super().__init__(uri, prefix)
-        self.bucket = bucket
-        self.client = boto3.client("s3")
-
-    def put(self, key: str, data: bytes) -> None:
-        content_type = _TYPES.get(Path(key).suffix, "application/octet-stream")
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
-
-    def get(self, key: str) -> bytes | None:
+    def _where(self, key: str) -> Location:
         try:
-            return bytes(self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read())
-        except self.client.exceptions.NoSuchKey:
-            return None
+            return self._connector.location(self.target, key)
+        except ValueError as exc:
+            raise UsageError(f"{self.uri}: cannot hold {key!r}: {exc}") from None
 
-
-class _GCSStore(ResultsStore):
-    def __init__(self, uri: str, bucket: str, prefix: str):
-        from google.cloud import storage
-
-        super().__init__(uri, prefix)
-        if os.environ.get("STORAGE_EMULATOR_HOST"):
-            from google.auth.credentials import AnonymousCredentials
-
-            client = storage.Client(project="emulator", credentials=AnonymousCredentials())
-        else:
-            client = storage.Client()
-        self.bucket = client.bucket(bucket)
-
-    def put(self, key: str, data: bytes) -> None:
-        content_type = _TYPES.get(Path(key).suffix, "application/octet-stream")
-        self.bucket.blob(self._key(key)).upload_from_string(data, content_type=content_type)
-
-    def get(self, key: str) -> bytes | None:
-        from google.api_core.exceptions import NotFound
+    def _run(self, verb: str, work: Callable[[Connector], Awaitable[T]]) -> T:
+        async def run() -> T:
+            async with self._connector(Config()) as conn:
+                return await work(conn)
 
         try:
-            return bytes(self.bucket.blob(self._key(key)).download_as_bytes())
-        except NotFound:
-            return None
-
-
-class _AzureStore(ResultsStore):
-    def __init__(self, uri: str, account: str, container: str, prefix: str):
-        from azure.storage.blob import BlobServiceClient
-
-        from tierscan.connectors.azure import account_of_connection_string
-
-        super().__init__(uri, prefix)
-        conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
-        if conn and account_of_connection_string(conn) == account:
-            service = BlobServiceClient.from_connection_string(conn)
-        else:
-            from azure.identity import DefaultAzureCredential
-
-            suffix = os.environ.get("TIERSCAN_AZURE_ENDPOINT_SUFFIX") or "blob.core.windows.net"
-            service = BlobServiceClient(f"https://{account}.{suffix}", credential=DefaultAzureCredential())
-        self.container = service.get_container_client(container)
-
-    def put(self, key: str, data: bytes) -> None:
-        from azure.storage.blob import ContentSettings
-
-        content_type = _TYPES.get(Path(key).suffix, "application/octet-stream")
-        self.container.upload_blob(self._key(key), data, overwrite=True,
-                                   content_settings=ContentSettings(content_type=content_type))
-
-    def get(self, key: str) -> bytes | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            return bytes(self.container.download_blob(self._key(key)).readall())
-        except ResourceNotFoundError:
-            return None
+            return asyncio.run(run())
+        except ObjectError as exc:
+            raise UsageError(f"{self.uri}: cannot {verb} the results there: {exc}") from None
 
 
 def open_store(uri: str) -> ResultsStore:
     """The results location at `uri`: a local folder or a bucket prefix."""
     target = parse_target(uri)
-    try:
-        if target.scheme == "file":
-            return _LocalStore(target.location, "")
-        if target.all_buckets:
-            raise UsageError(f"{uri}: a results location names one bucket")
-        if target.scheme == "s3":
-            return _S3Store(uri, target.location, target.prefix)
-        if target.scheme == "gs":
-            return _GCSStore(uri, target.location, target.prefix)
-        if target.scheme == "az":
-            account, _, container = target.location.partition("/")
-            return _AzureStore(uri, account, container, target.prefix)
-    except ImportError as exc:
-        raise UsageError(f"{uri}: writing results there needs the {target.scheme} SDK: "
-                         f"pip install 'tierscan[all]' ({exc.name} is missing)") from exc
-    raise UsageError(f"{uri}: results go to a local folder, s3://, gs:// or az://")
+    if target.all_buckets:
+        raise UsageError(f"{uri}: a results location names one bucket")
+    connector = connector_class(target.scheme)
+    if "put" not in connector.capabilities.writes:
+        raise UsageError(f"{uri}: the {connector.capabilities.name} connector cannot write objects, so it "
+                         "cannot hold results")
+    return ResultsStore(uri, target, connector)
 
 
 def read_uri(uri: str) -> bytes:
     """One object's bytes (a config file or a shard part named by URI); a missing one is a usage error."""
-    target = parse_target(uri)
-    if target.scheme == "file":
-        path = Path(target.location)
-        if not path.is_file():
-            raise UsageError(f"{uri}: no such file")
-        return path.read_bytes()
     head, _, name = uri.rstrip("/").rpartition("/")
+    if head.endswith("://"):  # file:///NAME: a file in the root folder
+        head += "/"
     if not name or head.endswith(":/"):
         raise UsageError(f"{uri}: name an object, e.g. s3://BUCKET/config.yaml")
-    data = open_store(head).get(name)
+    target = parse_target(head)
+    connector = connector_class(target.scheme)
+    data = ResultsStore(head, target, connector).get(name)
     if data is None:
         raise UsageError(f"{uri}: no such object")
     return data
@@ -190,12 +114,11 @@ def publish_run(store: ResultsStore, files: Path, now: datetime) -> str:
     """
     run = f"runs/{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     names = sorted(p for p in files.rglob("*") if p.is_file())
-    for path in names:
-        store.put(f"{run}/{path.relative_to(files).as_posix()}", path.read_bytes())
     pointer: dict[str, Any] = {"run": run, "uri": f"{store.uri}/{run}", "generated_at": now.isoformat(),
                                "report": f"{run}/report.json",
                                "files": [p.relative_to(files).as_posix() for p in names]}
-    store.put("latest", (json.dumps(pointer, indent=2) + "\n").encode("utf-8"))
+    uploads: list[tuple[str, bytes | Path]] = [(f"{run}/{p.relative_to(files).as_posix()}", p) for p in names]
+    store.put_all([*uploads, ("latest", (json.dumps(pointer, indent=2) + "\n").encode("utf-8"))])
     return run
 
 

@@ -20,8 +20,10 @@ walker
   the size collides, a ``TAIL`` chunk is read too so the object can be narrowed.
 - ``narrow``: an unchanged object read again only for exact matching: head and tail chunks.
 - ``copy``: a byte-identical copy (same size and content identity: a trusted MD5, the same S3 multipart
-  ETag or full-object CRC64NVME, `models.content_identity`) of an object this scan reads: its fingerprint
-  is the representative's, no read.
+  ETag or full-object CRC64NVME, `models.content_identity`, of a kind its connector declares) of an object
+  this scan reads: its fingerprint is the representative's, no read.
+
+A backend that cannot read byte ranges (`Capabilities.ranged_reads` off) gets ``full`` reads only.
 
 Provider checksums spare reads for exact matching before any of this (`Catalog.work`). Where the provider
 holds a whole-object checksum that the listing does not give (S3 CRC64NVME), `plan_heads` weighs one HEAD
@@ -41,7 +43,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from itertools import groupby
 
-from tierscan.scanner.core.models import ExifRecord, ObjectRef
+from tierscan.connectors import Capabilities, connector_class
+from tierscan.scanner.core.models import ExifRecord, ObjectRef, content_identity
 from tierscan.scanner.fingerprint.exif.model import ImageMeta
 from tierscan.scanner.fingerprint.exif.reader import read_prefix
 from tierscan.scanner.pricing.table import GIB, Price, PriceTable
@@ -55,6 +58,7 @@ __all__ = [
     "RangedMeta",
     "ReadKind",
     "TierCost",
+    "capabilities_of",
     "estimate",
     "head_pays",
     "headtail_key",
@@ -63,6 +67,7 @@ __all__ = [
     "plan_reads",
     "ranged_metadata",
     "spread_decodes",
+    "trusted_identity",
     "whole_read_below",
 ]
 
@@ -139,6 +144,25 @@ def whole_read_below(price: Price) -> int:
     return HEAD + TAIL + int(price.get_per_1000 / 1000 * GIB / price.retrieval_gb)
 
 
+def capabilities_of(ref: ObjectRef) -> Capabilities:
+    """What the connector of `ref`'s scheme can do (its class's declaration: nothing is opened)."""
+    scheme, found, _ = ref.uri.partition("://")
+    return connector_class(scheme.lower() if found else "file").capabilities
+
+
+def trusted_identity(ref: ObjectRef) -> str | None:
+    """`ref.content_id` from the checksum kinds its connector declares: those every listing gives free
+    (`Capabilities.free_checksums`) and those a HEAD fetches. A kind a listing carries undeclared is not
+    trusted to make two objects copies."""
+    checksums = ref.checksums
+    if not checksums:
+        return None
+    declared = capabilities_of(ref).checksums
+    if checksums.keys() <= declared.keys():
+        return content_identity(checksums)
+    return content_identity({kind: value for kind, value in checksums.items() if kind in declared})
+
+
 def plan_reads(work: Iterable[WorkItem], *, perceptual: bool,
                price: Callable[[ObjectRef], Price] | None = None) -> list[PlannedRead]:
     """One `PlannedRead` per object to read, hottest tier first; byte-identical copies ride along.
@@ -147,7 +171,7 @@ def plan_reads(work: Iterable[WorkItem], *, perceptual: bool,
     by_identity: dict[tuple[int, str], list[WorkItem]] = defaultdict(list)
     singles: list[WorkItem] = []
     for item in work:
-        identity = item.ref.content_id
+        identity = trusted_identity(item.ref)
         if identity and item.want_metadata:
             by_identity[(item.ref.size, identity)].append(item)
         else:
@@ -164,8 +188,11 @@ def plan_reads(work: Iterable[WorkItem], *, perceptual: bool,
 
 def plan_kind(item: WorkItem, *, perceptual: bool,
               price: Callable[[ObjectRef], Price] | None = None) -> ReadKind:
-    """How `plan_reads` reads one object: full, image, meta or narrow."""
+    """How `plan_reads` reads one object: full, image, meta or narrow; always full from a backend that
+    cannot read byte ranges (`Capabilities.ranged_reads`)."""
     ref = item.ref
+    if not capabilities_of(ref).ranged_reads:
+        return ReadKind.full
     headtail = item.want_sha256 or not item.want_metadata  # a head and a tail would be read
     if ref.size <= (whole_read_below(price(ref)) if headtail and price else HEAD + TAIL):
         return ReadKind.full

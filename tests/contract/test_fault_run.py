@@ -66,11 +66,16 @@ def _use(monkeypatch: pytest.MonkeyPatch, backend: Backend, endpoint: str | None
     timeout and a quick retry policy."""
     scheme = backend.target("data", "").split("://")[0]
 
-    def make(config: Config, **kw: Any) -> Any:
-        return backend.make(config, endpoint, request_timeout=timeout,
-                            retry=RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.1), **kw)
+    base = registry.connector_class(scheme)
 
-    monkeypatch.setitem(registry._registered, scheme, make)
+    class Faulty(base):  # type: ignore[valid-type,misc]
+        """The backend's class (the core reads its capabilities), built the backend's way."""
+
+        def __new__(cls, config: Config, **kw: Any) -> Any:
+            return backend.make(config, endpoint, request_timeout=timeout,
+                                retry=RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.1), **kw)
+
+    monkeypatch.setitem(registry._registered, scheme, Faulty)
 
 
 def _scan(db: Path, target: str, config: Config) -> dict[str, Any]:
