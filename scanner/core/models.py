@@ -19,6 +19,7 @@ __all__ = [
     "CHECKSUM_KINDS",
     "GPS",
     "IDENTITY_KINDS",
+    "NOT_AN_IMAGE",
     "UNPUBLISHED_KINDS",
     "Breakdown",
     "BucketSummary",
@@ -92,6 +93,11 @@ class ObjectStatus(str, Enum):
     failed = "failed"
     unreadable = "unreadable"
     gone = "gone"
+
+
+# The skip reason of an object whose bytes are not an image (a text file, a video): never a member of a
+# duplicate group, whatever its copies, since tierscan audits images.
+NOT_AN_IMAGE = "not an image"
 
 
 class Trust(str, Enum):

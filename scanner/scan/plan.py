@@ -44,7 +44,7 @@ from enum import Enum
 from itertools import groupby
 
 from tierscan.connectors import Capabilities, connector_class
-from tierscan.scanner.core.models import ExifRecord, ObjectRef, content_identity
+from tierscan.scanner.core.models import NOT_AN_IMAGE, ExifRecord, ObjectRef, content_identity
 from tierscan.scanner.fingerprint.exif.model import ImageMeta
 from tierscan.scanner.fingerprint.exif.reader import read_prefix
 from tierscan.scanner.pricing.table import GIB, Price, PriceTable
@@ -424,7 +424,7 @@ async def ranged_metadata(fetch: Callable[[int, int], Awaitable[bytes]], size: i
             pieces[len(view)] = await get(len(view), size)
         meta, _ = await walk(_view(size, pieces, contiguous))
     assert meta is not None
-    error = "not an image" if fmt is None else None
+    error = NOT_AN_IMAGE if fmt is None else None
     return RangedMeta(fmt, meta.width, meta.height, meta.exif, error, head, tail,
                       requests, nbytes)
 
