@@ -369,19 +369,22 @@ def plan_command(targets: tuple[str, ...], config_path: str | None, db: Path | N
 
     config = _scan_config(config_path, no_perceptual=no_perceptual)
     with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog:
-        costs = asyncio.run(plan_scan(config, catalog, _check_targets(list(targets) or config.targets)))
-    rows = [dataclasses.asdict(c) for c in costs.values()]
+        planned = asyncio.run(plan_scan(config, catalog, _check_targets(list(targets) or config.targets)))
+    rows = [dataclasses.asdict(c) for c in planned.tiers.values()]
+    why = None if rows else planned.why_nothing()
     if fmt == "json":
-        click.echo(json.dumps({"tiers": rows}, indent=2))
+        click.echo(json.dumps({"tiers": rows, "listed": planned.listed, "unchanged": planned.unchanged,
+                               **({"nothing_to_read": why} if why else {})}, indent=2))
+        return
+    if why:
+        click.echo(f"nothing to read: {why}")
         return
     click.echo(f"{'tier':<8} {'objects':>9} {'requests':>9} {'bytes':>15} {'retrieval USD':>14} "
                f"{'request USD':>12} {'+ whole reads at most (bytes)':>30}")
-    total = [{"tier": "total", **{k: sum(x[k] for x in rows) for k in rows[0] if k != "tier"}}] if rows else []
-    for r in rows + total:
+    total = {"tier": "total", **{k: sum(x[k] for x in rows) for k in rows[0] if k != "tier"}}
+    for r in [*rows, total]:
         click.echo(f"{r['tier']:<8} {r['objects']:>9,} {r['requests']:>9,} {r['bytes']:>15,} "
                    f"{r['retrieval_usd']:>14.6f} {r['request_usd']:>12.6f} {r['full_bytes_at_most']:>30,}")
-    if not rows:
-        click.echo("nothing to read: every object is unchanged since the last scan")
 
 
 def _shard_scan(config: Config, path: Path, targets: list[str], shard: Shard, results: str | None) -> None:

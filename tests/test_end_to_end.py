@@ -302,3 +302,17 @@ def test_not_a_duplicate_survives_rescans(tmp_path):
     assert "ixus-web.jpg" in run("near", "ignored", "--db", db)
     assert not any({"ixus-original.jpg", "ixus-web.jpg"} <= s for s in near_sets())
     run("near", "ignore", str(root / "nope.jpg"), str(root / "cool" / "ixus-web.jpg"), "--db", db, expect=2)
+
+
+def test_files_that_are_no_image_form_no_group_whatever_their_copies(tmp_path):
+    """Two identical text files are not an exact duplicate group of images; the photo's copies still are."""
+    estate = tmp_path / "estate"
+    photo = (REPO / "examples" / "estate" / "hk-photos-hot" / "events" / "action-cam.jpg").read_bytes()
+    for bucket in ("a", "b"):
+        (estate / bucket).mkdir(parents=True)
+        (estate / bucket / "notes.txt").write_text("meeting notes, not a picture\n")
+        (estate / bucket / "photo.jpg").write_bytes(photo)
+    report = Report.model_validate_json(run("scan", str(estate), "--db", str(tmp_path / "t.db"), "--format", "json"))
+    assert [sorted(rel(m.uri, estate) for m in g.members) for g in report.groups] == [["a/photo.jpg", "b/photo.jpg"]]
+    assert report.totals.redundant_objects == 1
+    assert sorted(rel(s.uri, estate) for s in report.skipped) == ["a/notes.txt", "b/notes.txt"]

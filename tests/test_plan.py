@@ -247,8 +247,11 @@ def test_plan_prints_fees_per_tier_before_reading(estate):
     assert report.scan.bytes_read == sum(t["bytes"] for t in tiers.values())
     assert "total" in run("plan", "--config", cfg, "--db", str(estate / "q.db"), "--no-perceptual")
     # After the scan, the plan of the same estate reads nothing, and says so.
-    assert "nothing to read" in run("plan", "--config", cfg, "--db", str(estate / "p.db"))
-    assert json.loads(run("plan", "--config", cfg, "--db", str(estate / "p.db"), "--format", "json")) == {"tiers": []}
+    again = run("plan", "--config", cfg, "--db", str(estate / "p.db"))
+    assert again.startswith("nothing to read: all ") and "listed objects are unchanged since the last scan" in again
+    planned = json.loads(run("plan", "--config", cfg, "--db", str(estate / "p.db"), "--format", "json"))
+    assert planned["tiers"] == [] and planned["listed"] == planned["unchanged"] == report.scan.listed > 0
+    assert planned["nothing_to_read"].startswith(f"all {report.scan.listed:,} listed objects are unchanged")
 
 
 def test_a_retrieval_budget_leaves_cold_data_unread(estate):

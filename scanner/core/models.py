@@ -19,6 +19,7 @@ __all__ = [
     "CHECKSUM_KINDS",
     "GPS",
     "IDENTITY_KINDS",
+    "NOT_AN_IMAGE",
     "UNPUBLISHED_KINDS",
     "Breakdown",
     "BucketSummary",
@@ -92,6 +93,11 @@ class ObjectStatus(str, Enum):
     failed = "failed"
     unreadable = "unreadable"
     gone = "gone"
+
+
+# The skip reason of an object whose bytes are not an image (a text file, a video): never a member of a
+# duplicate group, whatever its copies, since tierscan audits images.
+NOT_AN_IMAGE = "not an image"
 
 
 class Trust(str, Enum):
@@ -193,21 +199,21 @@ def content_identity(checksums: Mapping[str, str | None]) -> str | None:
 
 
 class GPS(_Frozen):
-    lat: float
-    lon: float
+    lat: float  # degrees north (negative: south)
+    lon: float  # degrees east (negative: west)
 
 
 class ExifRecord(_Frozen):
     """The metadata fields that matter for an audit: where, which device, when, with what."""
 
-    gps: GPS | None = None
-    serials: list[str] = Field(default_factory=list)
-    make: str | None = None
-    model: str | None = None
-    datetime_original: str | None = None
-    software: str | None = None
-    owner: str | None = None
-    orientation: int | None = None
+    gps: GPS | None = None  # where the photo was taken (decimal degrees, WGS 84)
+    serials: list[str] = Field(default_factory=list)  # camera body, lens and other device serial numbers
+    make: str | None = None  # the camera's maker
+    model: str | None = None  # the camera's model
+    datetime_original: str | None = None  # when it was taken, as the camera wrote it (EXIF DateTimeOriginal)
+    software: str | None = None  # the software that last wrote it
+    owner: str | None = None  # the camera owner's or artist's name
+    orientation: int | None = None  # EXIF orientation, 1-8
 
     def personal_data(self) -> list[str]:
         """Kinds of personal data present, in a stable order (the `personal_data[]` inventory field)."""
@@ -226,31 +232,31 @@ class ExifRecord(_Frozen):
 class InventoryRecord(_Frozen):
     """One object in the audit inventory: exact values (GPS is not rounded here)."""
 
-    uri: str
-    provider: str
-    bucket: str
-    key: str
-    version: str | None = None
-    size: int
-    tier: Tier
-    storage_class: str
-    region: str
-    jurisdiction: str
-    modified: datetime
-    etag: str | None = None
+    uri: str  # the object's URI
+    provider: str  # s3, gs, az or local
+    bucket: str  # its bucket (Azure: account/container; local: the top folder)
+    key: str  # its key in the bucket
+    version: str | None = None  # S3 version id or GCS generation, where the listing gives one
+    size: int  # bytes
+    tier: Tier  # hot, cool, cold or archive, from its storage class
+    storage_class: str  # the provider's own class or access tier (STANDARD, GLACIER_IR, Cool, ...)
+    region: str  # where it is stored (`local` for a folder, `unknown` when unmapped)
+    jurisdiction: str  # the region's jurisdiction: HK, CN, ... (scanner/data/jurisdictions.yaml)
+    modified: datetime  # last modified, UTC
+    etag: str | None = None  # the provider's ETag, as listed
     md5: str | None = None  # a trusted provider MD5, when the listing gave one
     multipart_etag: str | None = None  # a trusted S3 multipart ETag (checksum kind "s3mpu")
     # Values of the identity kinds no field publishes (`UNPUBLISHED_KINDS`: S3's full-object CRC64NVME, once
     # a HEAD gave it), by kind: grouping uses them; the inventory does not list them.
     checksums: dict[str, str] = Field(default_factory=dict, exclude=True)
-    sha256: str | None = None
-    phash: str | None = None
-    dhash: str | None = None
-    format: str | None = None
-    width: int | None = None
-    height: int | None = None
-    exif: ExifRecord | None = None
-    personal_data: list[str] = Field(default_factory=list)
+    sha256: str | None = None  # of the whole object, when it was read whole
+    phash: str | None = None  # perceptual hash (64-bit, hex), when the pixels were decoded
+    dhash: str | None = None  # difference hash (64-bit, hex)
+    format: str | None = None  # the image format its bytes show (JPEG, PNG, HEIC, ...), not its name's
+    width: int | None = None  # pixels
+    height: int | None = None  # pixels
+    exif: ExifRecord | None = None  # the metadata that matters for an audit
+    personal_data: list[str] = Field(default_factory=list)  # gps, serial, owner, timestamp: what the metadata holds
     # fingerprinted | listed (not read: no read was needed) | skipped | failed | unreadable | gone
     status: str
     reason: str | None = None  # why it was skipped, when it was

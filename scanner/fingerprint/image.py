@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from tierscan.scanner.core.models import NOT_AN_IMAGE
 from tierscan.scanner.fingerprint.exif import ExifInfo, detect_format, read_metadata
 from tierscan.scanner.fingerprint.signatures import compute_signature, grey_of, hash_copy, whole_hashes
 
@@ -130,7 +131,7 @@ def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool,
     fmt = detect_format(data[:64])
     result.format = fmt
     if fmt is None:
-        result.error = "not an image"
+        result.error = NOT_AN_IMAGE
         return result
     meta = read_metadata(data)
     result.exif = meta.exif

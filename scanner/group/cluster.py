@@ -39,6 +39,7 @@ from numba.core.compiler_lock import global_compiler_lock
 from tierscan.scanner.core.config import MasterRule, MasterSettings, NearSettings
 from tierscan.scanner.core.models import (
     IDENTITY_KINDS,
+    NOT_AN_IMAGE,
     Group,
     GroupMember,
     InventoryRecord,
@@ -192,7 +193,8 @@ def _group(kind: str, key: str, master: Member, members: Sequence[Member],
 
 def exact_groups(records: Sequence[InventoryRecord], master: MasterSettings) -> list[Group]:
     """Groups of two or more byte-identical objects."""
-    candidates = [r for r in records if r.status != ObjectStatus.gone and r.size > 0 and (r.sha256 or r.content_id)]
+    candidates = [r for r in records if r.status != ObjectStatus.gone and r.size > 0 and (r.sha256 or r.content_id)
+                  and not (r.status == ObjectStatus.skipped and r.reason == NOT_AN_IMAGE)]
     uf = _UnionFind(len(candidates))
     first_by_key: dict[tuple[object, ...], int] = {}
     for i, r in enumerate(candidates):

@@ -47,6 +47,7 @@ from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import (
     CHECKSUM_KINDS,
     IDENTITY_KINDS,
+    NOT_AN_IMAGE,
     UNPUBLISHED_KINDS,
     ExifRecord,
     Finding,
@@ -942,7 +943,8 @@ class Catalog:
             DROP TABLE IF EXISTS temp.copy_label;
             CREATE TEMP TABLE copy_token AS WITH every_token AS MATERIALIZED (
                 SELECT uri, t FROM (SELECT uri, {token} AS t FROM objects CROSS JOIN ({numbers}) k
-                                    WHERE status<>'gone' AND size>0 AND (k.n=0 OR checksums<>'{{}}'))
+                                    WHERE status<>'gone' AND size>0 AND (k.n=0 OR checksums<>'{{}}')
+                                      AND NOT (status='skipped' AND reason IS '{NOT_AN_IMAGE}'))
                                     WHERE t IS NOT NULL)
                 SELECT uri, t FROM every_token WHERE t IN (
                     SELECT t FROM every_token GROUP BY t HAVING COUNT(*) > 1);

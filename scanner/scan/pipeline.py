@@ -47,7 +47,7 @@ from tierscan.scanner.group.cluster import ExactCopy, NearImage, exact_group, st
 from tierscan.scanner.group.hamming_index import ensure_loaded
 from tierscan.scanner.pricing.table import PriceTable, price_as_from_config
 from tierscan.scanner.scan.catalog import Catalog, Listing
-from tierscan.scanner.scan.plan import TierCost, estimate, plan_reads
+from tierscan.scanner.scan.plan import ScanPlan, estimate, plan_reads
 from tierscan.scanner.scan.progress import Progress
 from tierscan.scanner.scan.read_session import ReadSession, _Accounts
 
@@ -400,7 +400,7 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
 
 async def plan_scan(config: Config, catalog: Catalog, targets: list[str],
                     progress: Progress | None = None, now: Callable[[], datetime] | None = None,
-                    shard: Shard | None = None) -> dict[str, TierCost]:
+                    shard: Shard | None = None) -> ScanPlan:
     """List the targets into the catalog (listing requests only, no object is read) and return what a
     scan would read, per tier: requests, bytes and fees (`tierscan.scanner.scan.plan.estimate`)."""
     clock = now or (lambda: datetime.now(UTC))
@@ -418,4 +418,5 @@ async def plan_scan(config: Config, catalog: Catalog, targets: list[str],
         catalog.set_meta(_RESULTS_DIGEST, unwritten)  # the listing changed nothing: the results still hold
     plans = plan_reads(catalog.work(shard, signatures=config.scan.perceptual and config.scan.signatures),
                        perceptual=config.scan.perceptual, price=acct.price)
-    return estimate(plans, acct.prices, acct.price_as)  # type: ignore[arg-type]
+    tiers = estimate(plans, acct.prices, acct.price_as)  # type: ignore[arg-type]
+    return ScanPlan(tiers, listed=counters["listed"], unchanged=counters["unchanged"])

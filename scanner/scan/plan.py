@@ -44,7 +44,7 @@ from enum import Enum
 from itertools import groupby
 
 from tierscan.connectors import Capabilities, connector_class
-from tierscan.scanner.core.models import ExifRecord, ObjectRef, content_identity
+from tierscan.scanner.core.models import NOT_AN_IMAGE, ExifRecord, ObjectRef, content_identity
 from tierscan.scanner.fingerprint.exif.model import ImageMeta
 from tierscan.scanner.fingerprint.exif.reader import read_prefix
 from tierscan.scanner.pricing.table import GIB, Price, PriceTable
@@ -266,6 +266,25 @@ class TierCost:
     full_bytes_at_most: int = 0  # extra bytes if head/tail narrowing settles nothing and images run to the end
 
 
+@dataclass(frozen=True, slots=True)
+class ScanPlan:
+    """What a scan would read, per tier, and the listing it was planned from."""
+
+    tiers: dict[str, TierCost]
+    listed: int
+    unchanged: int
+
+    def why_nothing(self) -> str:
+        """Why a plan with no reads reads nothing, in words."""
+        if self.listed == 0:
+            return "nothing is listed under the targets"
+        if self.unchanged == self.listed:
+            return (f"all {self.listed:,} listed objects are unchanged since the last scan (size, modified time "
+                    "and ETag or version), and their results are kept")
+        return (f"the {self.listed - self.unchanged:,} new or changed objects need no read (empty, or in a tier "
+                "that must be restored first)")
+
+
 def price_of(prices: PriceTable, price_as: Callable[[ObjectRef], str | None], ref: ObjectRef) -> Price:
     return prices.price_for(price_as(ref) or ref.provider, ref.storage_class, ref.region, ref.tier)
 
@@ -424,7 +443,7 @@ async def ranged_metadata(fetch: Callable[[int, int], Awaitable[bytes]], size: i
             pieces[len(view)] = await get(len(view), size)
         meta, _ = await walk(_view(size, pieces, contiguous))
     assert meta is not None
-    error = "not an image" if fmt is None else None
+    error = NOT_AN_IMAGE if fmt is None else None
     return RangedMeta(fmt, meta.width, meta.height, meta.exif, error, head, tail,
                       requests, nbytes)
 
