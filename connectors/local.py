@@ -21,13 +21,15 @@ system must support them), delete unlinks. Local files have no ETag: size and mo
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
 import os
 import re
 import shutil
 import stat
+import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
@@ -137,7 +139,7 @@ class LocalConnector(Connector):
         the kernel, where a worker could not be stopped: those stay in threads under the request timeout."""
         if not self._inline:
             return None
-        roots = None if self.config.local.follow_symlinks_out else tuple(self._roots)
+        roots = None if self.config.local.follow_symlinks_out else tuple(str(root) for root in self._roots)
         return _read_listed, (ref.uri, ref.bucket, ref.key, roots, ref.size, ref.modified)
 
     def _root_of(self, path: Path, ref: ObjectRef) -> Path | None:
@@ -359,12 +361,99 @@ def _root_within(path: Path, roots: tuple[Path, ...], bucket: str, key: str) -> 
     return base.parent if depth > 1 and base.name == bucket else base
 
 
-def _read_listed(uri: str, bucket: str, key: str, roots: tuple[Path, ...] | None, size: int, modified: datetime,
+def _read_listed(uri: str, bucket: str, key: str, roots: tuple[str, ...] | None, size: int, modified: datetime,
                  start: int, end: int) -> bytes:
     """`_read` of a listed object, from what its `ObjectRef` says (`LocalConnector.worker_read`: in a worker
-    process). `roots`: the folders listed, None when reads may go anywhere (`local.follow_symlinks_out`)."""
-    path = _path_at(uri)
-    return _read(path, None if roots is None else _root_within(path, roots, bucket, key), size, modified, start, end)
+    process, many a second). `roots`: the folders listed, None when reads may go anywhere
+    (`local.follow_symlinks_out`). A file directly below its root with no link on its way is opened in one
+    step (`_open_fast`); anything else takes `_read`'s path, with its every check."""
+    text = _fs_path(uri)
+    if roots is not None:
+        root = max((r for r in roots if text.startswith(r) and text[len(r):len(r) + 1] == "/"), key=len, default=None)
+        if root is not None:
+            try:
+                fd = _open_fast(root, text[len(root) + 1:])
+            except OSError as exc:
+                raise _object_error(text, exc) from exc
+            if fd is not None:
+                return _read_open(fd, text, size, modified, start, end)
+    path = Path(text)
+    return _read(path, None if roots is None else _root_within(path, tuple(map(Path, roots)), bucket, key),
+                 size, modified, start, end)
+
+
+def _fs_path(uri: str) -> str:
+    """The file system path of a local object's URI (as `_path_at`, without a URL parser for the usual
+    `file:///...` form)."""
+    if uri.startswith("file:///") and "?" not in uri and "#" not in uri:
+        path = uri[7:]
+        return unquote(path, errors="surrogateescape") if "%" in path else path
+    return str(_path_at(uri))
+
+
+class _OpenHow(ctypes.Structure):
+    """`struct open_how` of Linux's openat2(2)."""
+
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_SYS_OPENAT2 = 437  # the same number on every Linux architecture
+_RESOLVE = 0x02 | 0x04 | 0x08  # RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH
+# openat2 through libc's syscall(), per process: None until first tried, False where the kernel (or a
+# sandbox) refuses it.
+_openat2: Callable[..., int] | bool | None = None
+_root_fds: dict[str, int] = {}  # listed folder -> a descriptor of it, per process (a scan lists a few)
+
+
+def _open_fast(root: str, relative: str) -> int | None:
+    """A descriptor of the regular file `relative` below `root`, opened non-blocking in one openat2 call
+    that the kernel resolves beneath `root` refusing every symbolic link on the way; None where that does
+    not apply (no openat2; a link, or something not a regular file, on the way) and `_read`'s path decides.
+    As there, what is not a regular file is refused before it is opened."""
+    global _openat2
+    if _openat2 is None:
+        _openat2 = _load_openat2()
+    if _openat2 is False or not relative:
+        return None
+    folder = _root_fds.get(root)
+    if folder is None:
+        folder = _root_fds[root] = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        st = os.stat(relative, dir_fd=folder, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in _THROUGH_LINK:
+            return None
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    how = _OpenHow(_OPEN_FILE, 0, _RESOLVE)
+    fd = _openat2(folder, os.fsencode(relative), ctypes.byref(how), ctypes.sizeof(how))  # type: ignore[operator]
+    if fd >= 0:
+        return int(fd)
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EPERM, errno.E2BIG):
+        _openat2 = False
+        return None
+    if code in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR, errno.EAGAIN):
+        return None  # a link on the way, or the kernel wants a retry: the slow path decides
+    raise OSError(code, os.strerror(code), relative)
+
+
+def _load_openat2() -> Callable[..., int] | bool:
+    """libc's syscall() bound to openat2, or False where there is none (not Linux, no libc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+    except (OSError, AttributeError):
+        return False
+    syscall.restype = ctypes.c_long
+
+    def openat2(folder: int, path: bytes, how: Any, size: int) -> int:
+        return int(syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(folder), ctypes.c_char_p(path), how,
+                           ctypes.c_size_t(size)))
+
+    return openat2
 
 
 def _read(path: Path, root: Path | None, size: int, modified: datetime, start: int, end: int) -> bytes:
@@ -372,6 +461,17 @@ def _read(path: Path, root: Path | None, size: int, modified: datetime, start: i
     `modified`), never from outside `root`."""
     try:
         fd = _open_regular(path, root)
+    except ObjectError:
+        raise
+    except OSError as exc:
+        raise _object_error(path, exc) from exc
+    return _read_open(fd, path, size, modified, start, end)
+
+
+def _read_open(fd: int, path: Path | str, size: int, modified: datetime, start: int, end: int) -> bytes:
+    """`_read` once the file is open: bytes [start, end) if it is still the regular file the listing saw.
+    Closes `fd`."""
+    try:
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):  # swapped after the check before opening
@@ -452,7 +552,7 @@ def _pread(fd: int, start: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _object_error(path: Path, exc: OSError) -> ObjectError:
+def _object_error(path: Path | str, exc: OSError) -> ObjectError:
     if exc.errno == errno.ENOENT:
         return ObjectGone(f"{path}: vanished since it was listed")
     if exc.errno in (errno.EACCES, errno.EPERM):

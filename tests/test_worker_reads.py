@@ -86,6 +86,37 @@ def test_a_worker_read_refuses_a_file_swapped_for_a_link_out_after_listing(tmp_p
     assert read[0] == _DONE and read[1] == 4  # the other file of the batch is read
 
 
+def test_a_worker_read_refuses_a_folder_swapped_for_a_link_out_and_reads_through_links_inside(
+        tmp_path: Path) -> None:
+    root = tmp_path / "estate"
+    (root / "b" / "sub").mkdir(parents=True)
+    (root / "b" / "real").mkdir()
+    listed, inside = root / "b" / "sub" / "a.jpg", root / "b" / "real" / "c.jpg"
+    listed.write_bytes(b"list")
+    inside.write_bytes(b"real")
+    outside = tmp_path / "out"
+    outside.mkdir()
+    (outside / "a.jpg").write_bytes(b"SECR")
+    stamp = listed.stat().st_mtime_ns
+    os.utime(outside / "a.jpg", ns=(stamp, stamp))
+    conn = LocalConnector(Config())
+
+    async def go() -> list[Any]:
+        refs = {r.key: r async for r in conn.list_objects(parse_target(str(root)))}
+        (root / "b" / "sub").rename(tmp_path / "moved")
+        (root / "b" / "sub").symlink_to(outside)  # the folder on the way now leads out
+        (root / "b" / "real").rename(root / "b" / "real2")
+        (root / "b" / "real").symlink_to(root / "b" / "real2")  # a link that stays inside: still read
+        reads = [conn.worker_read(refs[key]) for key in ("sub/a.jpg", "real/c.jpg")]
+        with FingerprintPool(workers=1, timeout=30) as pool:
+            return await pool.submit_batch(_read_whole, [(*read, 4, True, False, False) for read in reads
+                                                         if read is not None])
+
+    refused, read = asyncio.run(asyncio.wait_for(go(), 120))
+    assert refused[0] == _FAILED and "outside the scanned folder" in refused[1]
+    assert read[0] == _DONE and read[1] == 4
+
+
 def test_storage_where_reads_may_hang_is_never_read_by_a_worker(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import tierscan.connectors.local as local
