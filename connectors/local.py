@@ -74,6 +74,7 @@ class LocalConnector(Connector):
     def __init__(self, config: Config, **kwargs: Any):
         super().__init__(config, **kwargs)
         self._roots: set[Path] = set()  # the folders listed: reads must stay inside them
+        self._root_texts: tuple[str, ...] = ()  # the same as text, for worker reads
         self._inline = True  # small reads on the event loop, until they are slow
         self._read_seconds = 0.0  # moving average of a small read's time (over about 64 reads)
 
@@ -83,6 +84,7 @@ class LocalConnector(Connector):
             raise UsageError(f"{target.raw}: not a folder")
         root = root.resolve()
         self._roots.add(root)
+        self._root_texts = tuple(str(folder) for folder in self._roots)
         if not _local_disk(root):
             self._inline = False  # a read there may hang in the kernel: only ever in a thread, under a timeout
         walker = _walk(root, follow_out=self.config.local.follow_symlinks_out)
@@ -139,7 +141,7 @@ class LocalConnector(Connector):
         the kernel, where a worker could not be stopped: those stay in threads under the request timeout."""
         if not self._inline:
             return None
-        roots = None if self.config.local.follow_symlinks_out else tuple(str(root) for root in self._roots)
+        roots = None if self.config.local.follow_symlinks_out else self._root_texts
         return _read_listed, (ref.uri, ref.bucket, ref.key, roots, ref.size, ref.modified)
 
     def _root_of(self, path: Path, ref: ObjectRef) -> Path | None:
