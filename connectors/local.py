@@ -8,12 +8,13 @@ reason (visible in the report's skipped list and the inventory) and never opened
 devices, broken symlinks and symlink loops, symlinks whose fully resolved target is outside PATH (unless
 the config's `local.follow_symlinks_out` allows them), and folders that cannot be listed (what an earlier
 scan found in them is kept as it was). Symlinked folders inside PATH are not walked: their files are
-listed where they are. A read opens each path component relative to its parent without following links
-(a path through a symlink inside PATH is resolved first and must stay inside), non-blocking, and refuses
-what is not a regular file by then, so a file swapped for a FIFO or a link out after the listing is not
-read. Any OS error while listing or reading (EIO, ELOOP, EACCES, ...) skips that entry with its reason;
-only a PATH that cannot be listed at all stops the scan. Scans never write; only
-`tierscan apply` does: quarantine moves a file (a hard link to the destination, then an unlink of the
+listed where they are. A read reaches the file from PATH without following links: in one openat2 call
+that the kernel resolves beneath PATH refusing every symlink, else opening each path component relative
+to its parent (a path through a symlink inside PATH is resolved first and must stay inside). It opens
+non-blocking and refuses what is not a regular file by then, so a file swapped for a FIFO or a link out
+after the listing is not read. Any OS error while listing or reading (EIO, ELOOP, EACCES, ...) skips
+that entry with its reason; only a PATH that cannot be listed at all stops the scan. Scans never write;
+only `tierscan apply` does: quarantine moves a file (a hard link to the destination, then an unlink of the
 source, so no file is ever overwritten), tags are user extended attributes (`user.tierscan.*`; the file
 system must support them), delete unlinks. Local files have no ETag: size and modified time stand in.
 """
@@ -367,8 +368,8 @@ def _read_listed(uri: str, bucket: str, key: str, roots: tuple[str, ...] | None,
                  start: int, end: int) -> bytes:
     """`_read` of a listed object, from what its `ObjectRef` says (`LocalConnector.worker_read`: in a worker
     process, many a second). `roots`: the folders listed, None when reads may go anywhere
-    (`local.follow_symlinks_out`). A file directly below its root with no link on its way is opened in one
-    step (`_open_fast`); anything else takes `_read`'s path, with its every check."""
+    (`local.follow_symlinks_out`). A regular file below its root with no link on its way is opened in one
+    call (`_open_fast`); anything else takes `_read`'s path, with its every check."""
     text = _fs_path(uri)
     if roots is not None:
         root = max((r for r in roots if text.startswith(r) and text[len(r):len(r) + 1] == "/"), key=len, default=None)
@@ -400,10 +401,12 @@ class _OpenHow(ctypes.Structure):
 
 
 _SYS_OPENAT2 = 437  # the same number on every Linux architecture
-_RESOLVE = 0x02 | 0x04 | 0x08  # RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH
-# openat2 through libc's syscall(), per process: None until first tried, False where the kernel (or a
-# sandbox) refuses it.
-_openat2: Callable[..., int] | bool | None = None
+# A regular file's open flags; resolved beneath the folder, refusing every symlink (magic links too).
+_HOW = _OpenHow(_OPEN_FILE, 0, 0x08 | 0x04 | 0x02)  # RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
+# openat2 through libc's syscall(), per process: bound at first use; None once known to be missing (not
+# Linux, an older kernel, a sandbox that refuses it), when reads take the slow path alone.
+_openat2: Callable[[int, bytes], int] | None = None
+_openat2_missing = False
 _root_fds: dict[str, int] = {}  # listed folder -> a descriptor of it, per process (a scan lists a few)
 
 
@@ -412,10 +415,13 @@ def _open_fast(root: str, relative: str) -> int | None:
     that the kernel resolves beneath `root` refusing every symbolic link on the way; None where that does
     not apply (no openat2; a link, or something not a regular file, on the way) and `_read`'s path decides.
     As there, what is not a regular file is refused before it is opened."""
-    global _openat2
+    global _openat2, _openat2_missing
     if _openat2 is None:
-        _openat2 = _load_openat2()
-    if _openat2 is False or not relative:
+        if _openat2_missing or (loaded := _load_openat2()) is None:
+            _openat2_missing = True
+            return None
+        _openat2 = loaded
+    if not relative:
         return None
     folder = _root_fds.get(root)
     if folder is None:
@@ -428,32 +434,31 @@ def _open_fast(root: str, relative: str) -> int | None:
         raise
     if not stat.S_ISREG(st.st_mode):
         return None
-    how = _OpenHow(_OPEN_FILE, 0, _RESOLVE)
-    fd = _openat2(folder, os.fsencode(relative), ctypes.byref(how), ctypes.sizeof(how))  # type: ignore[operator]
+    fd = _openat2(folder, os.fsencode(relative))
     if fd >= 0:
-        return int(fd)
+        return fd
     code = ctypes.get_errno()
     if code in (errno.ENOSYS, errno.EPERM, errno.E2BIG):
-        _openat2 = False
+        _openat2, _openat2_missing = None, True
         return None
     if code in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR, errno.EAGAIN):
-        return None  # a link on the way, or the kernel wants a retry: the slow path decides
+        return None  # a link on the way, or the kernel asks for a retry: the slow path decides
     raise OSError(code, os.strerror(code), relative)
 
 
-def _load_openat2() -> Callable[..., int] | bool:
-    """libc's syscall() bound to openat2, or False where there is none (not Linux, no libc)."""
+def _load_openat2() -> Callable[[int, bytes], int] | None:
+    """openat2(folder, path) with `_HOW` through libc's syscall(); None where there is none."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
         syscall = ctypes.CDLL(None, use_errno=True).syscall
     except (OSError, AttributeError):
-        return False
+        return None
     syscall.restype = ctypes.c_long
+    number, how, size = ctypes.c_long(_SYS_OPENAT2), ctypes.byref(_HOW), ctypes.c_size_t(ctypes.sizeof(_HOW))
 
-    def openat2(folder: int, path: bytes, how: Any, size: int) -> int:
-        return int(syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(folder), ctypes.c_char_p(path), how,
-                           ctypes.c_size_t(size)))
+    def openat2(folder: int, path: bytes) -> int:
+        return int(syscall(number, ctypes.c_int(folder), ctypes.c_char_p(path), how, size))
 
     return openat2
 

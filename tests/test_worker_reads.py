@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import tierscan.scanner.fingerprint.pool as fp
-from tierscan.connectors import parse_target
+from tierscan.connectors import local, parse_target
 from tierscan.connectors.local import LocalConnector
 from tierscan.scanner.core.config import Config, ScanSettings
 from tierscan.scanner.fingerprint.pool import BatchBroken, FingerprintPool
@@ -25,6 +25,16 @@ from tierscan.scanner.scan.read_session import _DONE, _FAILED, _read_whole
 
 REPO = Path(__file__).resolve().parents[1]
 STALL = "stall"  # an item the job below never finishes
+
+
+@pytest.fixture(params=["openat2", "by component"])
+def opens(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Worker reads with the one-call open where the kernel has it, and as where it has not (the workers
+    fork after this, so they inherit it)."""
+    if request.param == "by component":
+        monkeypatch.setattr(local, "_openat2", None)
+        monkeypatch.setattr(local, "_openat2_missing", True)
+    return str(request.param)
 
 
 def _slow_echo(item: tuple[str, float]) -> str:
@@ -60,7 +70,7 @@ def test_each_item_of_a_batch_has_the_whole_deadline() -> None:
         assert asyncio.run(asyncio.wait_for(run(), 120)) == ["a", "b", "c", "d"]
 
 
-def test_a_worker_read_refuses_a_file_swapped_for_a_link_out_after_listing(tmp_path: Path) -> None:
+def test_a_worker_read_refuses_a_file_swapped_for_a_link_out_after_listing(tmp_path: Path, opens: str) -> None:
     root = tmp_path / "estate"
     (root / "b").mkdir(parents=True)
     plain, kept = root / "b" / "plain.jpg", root / "b" / "kept.jpg"
@@ -87,7 +97,7 @@ def test_a_worker_read_refuses_a_file_swapped_for_a_link_out_after_listing(tmp_p
 
 
 def test_a_worker_read_refuses_a_folder_swapped_for_a_link_out_and_reads_through_links_inside(
-        tmp_path: Path) -> None:
+        tmp_path: Path, opens: str) -> None:
     root = tmp_path / "estate"
     (root / "b" / "sub").mkdir(parents=True)
     (root / "b" / "real").mkdir()
