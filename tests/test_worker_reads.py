@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import tierscan.scanner.fingerprint.pool as fp
-from tierscan.connectors import parse_target
+from tierscan.connectors import local, parse_target
 from tierscan.connectors.local import LocalConnector
 from tierscan.scanner.core.config import Config, ScanSettings
 from tierscan.scanner.fingerprint.pool import BatchBroken, FingerprintPool
@@ -25,6 +25,16 @@ from tierscan.scanner.scan.read_session import _DONE, _FAILED, _read_whole
 
 REPO = Path(__file__).resolve().parents[1]
 STALL = "stall"  # an item the job below never finishes
+
+
+@pytest.fixture(params=["openat2", "by component"])
+def opens(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Worker reads with the one-call open where the kernel has it, and as where it has not (the workers
+    fork after this, so they inherit it)."""
+    if request.param == "by component":
+        monkeypatch.setattr(local, "_openat2", None)
+        monkeypatch.setattr(local, "_openat2_missing", True)
+    return str(request.param)
 
 
 def _slow_echo(item: tuple[str, float]) -> str:
@@ -60,7 +70,7 @@ def test_each_item_of_a_batch_has_the_whole_deadline() -> None:
         assert asyncio.run(asyncio.wait_for(run(), 120)) == ["a", "b", "c", "d"]
 
 
-def test_a_worker_read_refuses_a_file_swapped_for_a_link_out_after_listing(tmp_path: Path) -> None:
+def test_a_worker_read_refuses_a_file_swapped_for_a_link_out_after_listing(tmp_path: Path, opens: str) -> None:
     root = tmp_path / "estate"
     (root / "b").mkdir(parents=True)
     plain, kept = root / "b" / "plain.jpg", root / "b" / "kept.jpg"
@@ -84,6 +94,37 @@ def test_a_worker_read_refuses_a_file_swapped_for_a_link_out_after_listing(tmp_p
     refused, read = asyncio.run(asyncio.wait_for(go(), 120))
     assert refused[0] == _FAILED and "outside the scanned folder" in refused[1]
     assert read[0] == _DONE and read[1] == 4  # the other file of the batch is read
+
+
+def test_a_worker_read_refuses_a_folder_swapped_for_a_link_out_and_reads_through_links_inside(
+        tmp_path: Path, opens: str) -> None:
+    root = tmp_path / "estate"
+    (root / "b" / "sub").mkdir(parents=True)
+    (root / "b" / "real").mkdir()
+    listed, inside = root / "b" / "sub" / "a.jpg", root / "b" / "real" / "c.jpg"
+    listed.write_bytes(b"list")
+    inside.write_bytes(b"real")
+    outside = tmp_path / "out"
+    outside.mkdir()
+    (outside / "a.jpg").write_bytes(b"SECR")
+    stamp = listed.stat().st_mtime_ns
+    os.utime(outside / "a.jpg", ns=(stamp, stamp))
+    conn = LocalConnector(Config())
+
+    async def go() -> list[Any]:
+        refs = {r.key: r async for r in conn.list_objects(parse_target(str(root)))}
+        (root / "b" / "sub").rename(tmp_path / "moved")
+        (root / "b" / "sub").symlink_to(outside)  # the folder on the way now leads out
+        (root / "b" / "real").rename(root / "b" / "real2")
+        (root / "b" / "real").symlink_to(root / "b" / "real2")  # a link that stays inside: still read
+        reads = [conn.worker_read(refs[key]) for key in ("sub/a.jpg", "real/c.jpg")]
+        with FingerprintPool(workers=1, timeout=30) as pool:
+            return await pool.submit_batch(_read_whole, [(*read, 4, True, False, False) for read in reads
+                                                         if read is not None])
+
+    refused, read = asyncio.run(asyncio.wait_for(go(), 120))
+    assert refused[0] == _FAILED and "outside the scanned folder" in refused[1]
+    assert read[0] == _DONE and read[1] == 4
 
 
 def test_storage_where_reads_may_hang_is_never_read_by_a_worker(tmp_path: Path,

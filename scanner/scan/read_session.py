@@ -24,9 +24,10 @@ from typing import Any
 from tierscan.connectors import Connector, parse_target
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import ObjectError
-from tierscan.scanner.core.models import ObjectRef, ObjectStatus, content_identity
+from tierscan.scanner.core.models import ExifRecord, ObjectRef, ObjectStatus, content_identity
 from tierscan.scanner.core.shard import Shard
 from tierscan.scanner.fingerprint import image as fingerprint, pool as fingerprint_pool
+from tierscan.scanner.fingerprint.exif import ExifInfo
 from tierscan.scanner.fingerprint.image import FingerprintResult
 from tierscan.scanner.fingerprint.jpeg_extent import primary_end
 from tierscan.scanner.fingerprint.pool import BatchBroken, FingerprintPool, WorkerFailed
@@ -125,7 +126,17 @@ class _Read:
     error: str | None = None
 
 
+# The catalog's JSON of metadata without one field set: most images of many estates.
+_BLANK_EXIF = ExifRecord().model_dump_json()
+
+
 def _exif_json(info: object) -> str | None:
+    """The catalog's JSON of a walker's `ExifInfo` (None: no metadata read)."""
+    if isinstance(info, ExifInfo) and (
+            info.make is None and info.model is None and info.datetime_original is None and info.software is None
+            and info.owner is None and info.orientation is None and not info.serials
+            and (info.gps_lat is None or info.gps_lon is None)):
+        return _BLANK_EXIF  # the same JSON, without a record made and dumped
     record = exif_record(info)
     return None if record is None else record.model_dump_json()
 

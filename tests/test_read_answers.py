@@ -1,0 +1,34 @@
+"""What the read path stores of an object's metadata: the catalog's EXIF JSON is the same whether it is
+made in full or taken as the constant for metadata without a field set."""
+
+from __future__ import annotations
+
+import pytest
+
+from tierscan.scanner.fingerprint.exif import ExifInfo
+from tierscan.scanner.scan.plan import exif_record
+from tierscan.scanner.scan.read_session import _exif_json
+
+
+@pytest.mark.parametrize("fields", [
+    {},
+    {"image_unique_id": "abc"},  # not an audited field: the record has no place for it
+    {"gps_lat": 22.3},  # half a position is no position
+    {"gps_lat": 22.3, "gps_lon": 114.2},
+    {"serials": [("BodySerialNumber", "123"), ("LensSerialNumber", "123")]},
+    {"make": ""},
+    {"model": "X100"},
+    {"datetime_original": "2024:01:01 10:00:00"},
+    {"software": "GIMP"},
+    {"owner": "Ann"},
+    {"orientation": 6},
+])
+def test_the_exif_json_of_a_read_is_the_full_records(fields: dict[str, object]) -> None:
+    info = ExifInfo(**fields)
+    record = exif_record(info)
+    assert record is not None
+    assert _exif_json(info) == record.model_dump_json()
+
+
+def test_no_metadata_has_no_exif_json() -> None:
+    assert _exif_json(None) is None
