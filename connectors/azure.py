@@ -21,7 +21,7 @@ Rules:
   it. Equal claims only make two blobs candidates: the bytes are read to group them.
 - **Tiers:** the access tier (an unset, inferred tier is the account default, Hot); Archive blobs, also
   while rehydrating, are never read. Reads send `If-Match` with the listed ETag, so a blob replaced since
-  the listing reads as gone. Azure does not serve suffix ranges, so tails are read by offset.
+  the listing reads as gone.
 - **Versions:** not listed (current blobs only).
 """
 
@@ -191,7 +191,6 @@ class AzureConnector(Connector):
         name="azure",
         checksums={"content-md5": "listing"},
         ranged_reads=True,
-        suffix_ranges=False,
         versioning=False,
         lists_all_buckets=True,
         tier_table="azure",

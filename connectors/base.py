@@ -66,7 +66,6 @@ class Capabilities:
     # the listing says the object has one, `ObjectRef.checksums[kind]` None, and `head_checksums` fetches it).
     checksums: Mapping[str, Literal["listing", "head"]] = field(default_factory=dict)
     ranged_reads: bool = True
-    suffix_ranges: bool = True  # can read the last N bytes without knowing the size
     versioning: bool = False
     lists_all_buckets: bool = False  # `scheme://*` is meaningful
     # The provider key in the tier table (`scanner/data/tiers.yaml`).

@@ -109,7 +109,6 @@ class GCSConnector(Connector):
         name="gcs",
         checksums={"md5": "listing", "crc32c": "listing"},
         ranged_reads=True,
-        suffix_ranges=True,
         versioning=True,
         lists_all_buckets=True,
         tier_table="gcs",

@@ -62,7 +62,6 @@ class LocalConnector(Connector):
     capabilities = Capabilities(
         name="local",
         ranged_reads=True,
-        suffix_ranges=True,
         versioning=False,
         lists_all_buckets=False,
         tier_table="local",

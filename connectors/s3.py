@@ -258,7 +258,6 @@ class S3Connector(Connector):
         name="s3",
         checksums={"md5": "listing", "s3mpu": "listing", "crc64nvme": "head"},
         ranged_reads=True,
-        suffix_ranges=True,
         versioning=True,
         lists_all_buckets=True,
         tier_table="s3",
