@@ -657,7 +657,8 @@ def prices_refresh(output: Path, regions: tuple[str, ...], gcp_api_key: str | No
 @config_option
 @db_option
 @click.option("--action", type=click.Choice([a.value for a in Action]),
-              help="What to do to the objects the findings name (never to a group master).")
+              help="What to do to the objects in scope (see --policy; never to a group master). One that the "
+                   "backend of an object in scope cannot do is an error.")
 @click.option("--to", metavar="PREFIX|URI|FOLDER|CLASS",
               help="quarantine: a prefix in the same bucket, a bucket URI (s3://QUARANTINE/PREFIX), or a folder "
                    "for local files; transition: the provider's storage class (e.g. GLACIER_IR, COLDLINE, Cool).")

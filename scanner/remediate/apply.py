@@ -258,8 +258,8 @@ class _Unable:
             return
         lines = [f"--action {self._action}: {self._why[scheme]}: {n} object(s) in scope on {scheme}:// "
                  f"(first {first!r})" for scheme, (n, first) in sorted(self._found.items())]
-        lines.append("no plan written; a plan runs on every object in scope, so plan from a catalog (or a "
-                     "--findings report) of the buckets whose backend supports it")
+        lines.append("no plan written: a plan acts on every object in scope. Plan from a catalog of only the buckets "
+                     "whose backend can (scan them with a --db of their own), or with --findings naming only them")
         raise UsageError("\n".join(lines))
 
 
