@@ -462,6 +462,8 @@ def test_malformed_plan_is_a_usage_error(scanned: tuple[Path, Config, Catalog, P
             remediation.load_plan(path)
     remediation.write_plan(plan, path)
     assert remediation.load_plan(path)["items"] == plan["items"]
+    remediation.write_plan({**plan, "scope": {"policies": "x", "left_out": ["y"]}}, path)  # scope is words only
+    assert remediation.describe_plan(remediation.load_plan(path))[1].startswith("scope: redundant copies")
 
 
 def test_s3_vouched_digests_are_only_those_nobody_can_match_with_other_bytes() -> None:

@@ -218,9 +218,9 @@ def _item(known: _Catalog, uri: str, group: Group | None, policy: str, action: A
 
 
 # Why the scope left objects (or findings) out: the keys of a plan's `scope.left_out`, counted.
-_NOT_COPIES = "objects in no exact group (flagged for what they are or hold, not as copies)"
-_NEAR_MEMBERS = "near-duplicate group members (similar, not equal: for human review)"
-_OTHER_POLICIES = "findings of other policies"
+_NOT_COPIES = "object(s) in no exact group (flagged for what they are or hold, not as copies)"
+_NEAR_MEMBERS = "near-duplicate group member(s) (similar, not equal: for human review)"
+_OTHER_POLICIES = "finding(s) of other policies"
 
 
 def _check_policies(wanted: set[str], named: set[str], configured: set[str]) -> None:
@@ -339,15 +339,15 @@ def _describe_scope(plan: dict[str, Any]) -> list[str]:
     scope = plan.get("scope")
     if not isinstance(scope, dict):
         return []
-    chosen = scope.get("policies") or []
-    if chosen:
+    chosen, left_out = scope.get("policies"), scope.get("left_out")
+    if isinstance(chosen, list) and chosen:
         rule = (f"scope: the objects that findings of {', '.join(map(repr, chosen))} name (--policy), "
                 "near-duplicate group members included")
     else:
         rule = ("scope: redundant copies in exact groups only (no --policy); name a policy with --policy to "
                 "act on what its findings name")
     lines = [rule]
-    for reason, n in (scope.get("left_out") or {}).items():
+    for reason, n in (left_out.items() if isinstance(left_out, dict) else ()):
         lines.append(f"  left out: {n} {reason}")
     return lines
 

@@ -482,7 +482,7 @@ def test_mixed_estate_scope_and_backends(emulators: dict[str, Emulator], tmp_pat
     tagged, out = plan("--action", "tag")
     assert tagged is not None and {i["uri"] for i in tagged["items"]} == copies
     assert {i["scheme"] for i in tagged["items"]} == {"s3", "file"}
-    assert "left out: 1 objects in no exact group" in out  # other.jpg, flagged by every-object only
+    assert "left out: 1 object(s) in no exact group" in out  # other.jpg, flagged by every-object only
     everything, _ = plan("--action", "tag", "--policy", "every-object")
     assert everything is not None
     assert {i["uri"] for i in everything["items"]} == copies | {f"{store.root}/other.jpg"}
