@@ -38,7 +38,7 @@ from tierscan.scanner.core.safe_text import terminal_safe, terminal_text
 from tierscan.scanner.core.shard import Shard, parse_shard, shard_from_env
 from tierscan.scanner.pricing.check import check_bucket_settings
 from tierscan.scanner.pricing.table import PriceTable
-from tierscan.scanner.remediate.apply import Action
+from tierscan.scanner.remediate.apply import APPROVE_MIN, Action
 from tierscan.scanner.report.exposure import exposure as personal_data_exposure
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.catalog_lock import CatalogLock
@@ -660,20 +660,24 @@ def prices_refresh(output: Path, regions: tuple[str, ...], gcp_api_key: str | No
 @config_option
 @db_option
 @click.option("--action", type=click.Choice([a.value for a in Action]),
-              help="What to do to the objects the findings name (never to a group master).")
+              help="What to do to the objects in scope (see --policy; never to a group master). One that the "
+                   "backend of an object in scope cannot do is an error.")
 @click.option("--to", metavar="PREFIX|URI|FOLDER|CLASS",
               help="quarantine: a prefix in the same bucket, a bucket URI (s3://QUARANTINE/PREFIX), or a folder "
                    "for local files; transition: the provider's storage class (e.g. GLACIER_IR, COLDLINE, Cool).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
               help="tag: the tags to add (default tierscan-policy and tierscan-group).")
-@click.option("--policy", "policies", multiple=True, metavar="NAME", help="Only findings of these policies.")
+@click.option("--policy", "policies", multiple=True, metavar="NAME",
+              help="Act on what these policies' findings name, near-duplicate members too (default: only the "
+                   "redundant copies in exact groups that findings name).")
 @click.option("--findings", "findings_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Take findings from this report JSON instead of the catalog's.")
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the plan here (nothing changes).")
 @click.option("--execute", "execute_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A plan to review (without --approve) or to run (with --approve DIGEST and --journal).")
-@click.option("--approve", metavar="DIGEST", help="The digest printed when the plan was reviewed (16+ hex).")
+@click.option("--approve", metavar="DIGEST",
+              help=f"The digest printed when the plan was reviewed (its first {APPROVE_MIN} or more hex digits).")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
               help="The journal to write (a new file); `tierscan undo JOURNAL` reverses tag and quarantine.")
 @_guard
@@ -704,14 +708,14 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
             for line in lines:
                 click.echo(terminal_safe(line))
             digest = remediation.plan_digest(plan)
-            click.echo(f"nothing changed. To apply: tierscan apply --execute {execute_path} --approve {digest[:16]} "
-                       "--journal JOURNAL.jsonl", err=True)
+            click.echo(f"nothing changed. To apply: tierscan apply --execute {execute_path} --approve "
+                       f"{digest[:APPROVE_MIN]} --journal JOURNAL.jsonl", err=True)
             return
         if journal_path is None:
             raise UsageError("--execute with --approve needs --journal FILE (a new file)")
         # Held while objects change: a scan meanwhile would list them half moved.
         with _open_catalog(Path(db or plan["db"]), must_exist=True, write=True) as catalog:
-            result = remediation.execute_plan(plan, approve, journal_path, catalog, config)
+            result = remediation.execute_plan(plan, approve, journal_path, catalog, config, plan_path=execute_path)
         for uri, why in result.skipped:
             click.echo(terminal_safe(f"skipped {uri!r}: {why}"), err=True)
         for uri, why in result.failed:
@@ -724,14 +728,18 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
     if action is None or plan_path is None:
         raise UsageError("apply: give --action and --plan to write a plan, or --execute PLAN to review or run one")
     path = _db_path(db, config)
+    # The config's policies are known names too (one without findings gives an empty plan, not an error).
+    configured = [p.name for p in load_policies(packs=config.policies.packs, files=config.policies.files)] \
+        if policies else []
     with _open_catalog(path, must_exist=True) as catalog:
         plan = remediation.build_plan(catalog, path.resolve(), action, to=to, tags=remediation.parse_tags(tags),
-                                      policies=policies, findings=remediation.findings_file(findings_path))
+                                      policies=policies, known_policies=configured,
+                                      findings=remediation.findings_file(findings_path))
     remediation.write_plan(plan, plan_path)
     for line in remediation.describe_plan(plan):
         click.echo(terminal_safe(line))
     click.echo(f"plan written to {plan_path}; nothing changed. Review it, then: tierscan apply --execute "
-               f"{plan_path} --approve {plan['digest'][:16]} --journal JOURNAL.jsonl", err=True)
+               f"{plan_path} --approve {plan['digest'][:APPROVE_MIN]} --journal JOURNAL.jsonl", err=True)
 
 
 @cli.command("undo")

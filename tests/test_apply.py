@@ -93,7 +93,7 @@ def test_a_policy_scope_takes_the_findings_it_shares(scanned: tuple[Path, Config
     shared = [Finding(policy="a", also=["b"], severity=Severity.low, action="delete-redundant", uris=[copy],
                       reason="r")]
     for scope, planned in ((["b"], [copy]), (["a"], [copy]), (["c"], [])):
-        plan = remediation.build_plan(catalog, db, "delete", policies=scope, findings=shared)
+        plan = remediation.build_plan(catalog, db, "delete", policies=scope, known_policies=["c"], findings=shared)
         assert [i["uri"] for i in plan["items"]] == planned
 
 
@@ -104,10 +104,33 @@ def test_unapproved_or_edited_plan_is_refused(scanned: tuple[Path, Config, Catal
         remediation.execute_plan(plan, None, tmp_path / "j.jsonl", catalog, config)
     approved = plan["digest"][:16]
     plan["items"].append(dict(plan["items"][0], uri=(root / "golden" / "photo.jpg").as_uri()))  # edited after review
-    with pytest.raises(UsageError, match="not approved"):
-        remediation.execute_plan(plan, approved, tmp_path / "j.jsonl", catalog, config)
+    with pytest.raises(UsageError, match="digest does not start with what --approve gives") as refused:
+        remediation.execute_plan(plan, approved, tmp_path / "j.jsonl", catalog, config, plan_path=Path("p.json"))
+    assert "tierscan apply --execute p.json" in str(refused.value)
+    assert remediation.plan_digest(plan)[:8] not in str(refused.value)  # approving stays reviewing
     assert (root / "copies" / "photo-1.jpg").exists()
     assert not (tmp_path / "j.jsonl").exists()
+
+
+def test_approve_needs_the_documented_number_of_hex_digits(scanned: tuple[Path, Config, Catalog, Path],
+                                                           tmp_path: Path) -> None:
+    """One length rule for the code and `--approve`'s help; a refusal never shows the right digest."""
+    _, config, catalog, db = scanned
+    plan = remediation.build_plan(catalog, db, "delete")
+    digest = plan["digest"]
+    for given in (digest[:remediation.APPROVE_MIN - 1], "f" * 64 if digest[0] != "f" else "0" * 64):
+        with pytest.raises(UsageError) as refused:
+            remediation.execute_plan(plan, given, tmp_path / "j.jsonl", catalog, config)
+        message = str(refused.value)
+        assert digest[:8] not in message
+    with pytest.raises(UsageError, match=f"at least {remediation.APPROVE_MIN} hex digits"):
+        remediation.execute_plan(plan, digest[:remediation.APPROVE_MIN - 1], tmp_path / "j.jsonl", catalog, config)
+    assert not (tmp_path / "j.jsonl").exists()
+    result = remediation.execute_plan(plan, digest[:remediation.APPROVE_MIN].upper(), tmp_path / "j.jsonl", catalog,
+                                      config)
+    assert len(result.done) == 2
+    helped = CliRunner().invoke(cli, ["apply", "--help"], terminal_width=200).output
+    assert f"its first {remediation.APPROVE_MIN} or more hex digits" in helped
 
 
 def test_quarantine_then_undo(scanned: tuple[Path, Config, Catalog, Path], tmp_path: Path) -> None:
@@ -439,6 +462,8 @@ def test_malformed_plan_is_a_usage_error(scanned: tuple[Path, Config, Catalog, P
             remediation.load_plan(path)
     remediation.write_plan(plan, path)
     assert remediation.load_plan(path)["items"] == plan["items"]
+    remediation.write_plan({**plan, "scope": {"policies": "x", "left_out": ["y"]}}, path)  # scope is words only
+    assert remediation.describe_plan(remediation.load_plan(path))[1].startswith("scope: redundant copies")
 
 
 def test_s3_vouched_digests_are_only_those_nobody_can_match_with_other_bytes() -> None:
@@ -495,3 +520,111 @@ def test_actions_are_members_that_stay_text_in_the_plan_and_journal(scanned: tup
     assert header["action"] == "tag" and type(header["action"]) is str
     with pytest.raises(UsageError, match="one of tag, quarantine, transition, delete"):
         remediation.build_plan(catalog, db, "erase")
+
+
+# ---- scope: what a plan takes without and with --policy ----------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_sample_estate_default_scope_is_the_redundant_exact_copies(tmp_path: Path) -> None:
+    """The sample estate: without --policy only the redundant copies of exact groups are planned (not unique
+    images flagged for their metadata, not near-duplicate members), and the review says what was left out;
+    naming the near-duplicate policy takes its members, never a master."""
+    import shutil
+
+    root = tmp_path / "estate"
+    shutil.copytree(REPO / "examples" / "estate", root)
+    config, db = str(REPO / "examples" / "tierscan.yaml"), tmp_path / "t.db"
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(cli, [*args, "--config", config], catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    run("scan", str(root), "--db", str(db), "--format", "none", "--workers", "1")
+    with Catalog(db) as catalog:
+        exact = [g for g in catalog.groups() if g.kind == "exact"]
+        copies = {m.uri for g in exact for m in g.members if m.uri != g.master}
+    out = run("apply", "--db", str(db), "--action", "quarantine", "--to", str(tmp_path / "q"),
+              "--plan", str(tmp_path / "p.json"))
+    plan = json.loads((tmp_path / "p.json").read_text())
+    assert {i["uri"] for i in plan["items"]} == copies and len(copies) == 4
+    assert all(i["group_kind"] == "exact" for i in plan["items"])
+    assert plan["scope"] == {"policies": [], "left_out": {remediation._NOT_COPIES: 6, remediation._NEAR_MEMBERS: 3}}
+    assert "scope: redundant copies in exact groups only (no --policy)" in out
+    assert f"left out: 3 {remediation._NEAR_MEMBERS}" in out
+    review = run("apply", "--execute", str(tmp_path / "p.json"))
+    assert f"left out: 6 {remediation._NOT_COPIES}" in review
+
+    run("apply", "--db", str(db), "--action", "tag", "--policy", "near-duplicate-review",
+        "--plan", str(tmp_path / "near.json"))
+    near = json.loads((tmp_path / "near.json").read_text())
+    with Catalog(db) as catalog:
+        members = {m.uri for g in catalog.groups() if g.kind == "near" for m in g.members if m.uri != g.master}
+        masters = {g.master for g in catalog.groups()}
+    assert {i["uri"] for i in near["items"]} == members and members
+    assert {e["uri"] for e in near["excluded"]} <= masters and near["excluded"]
+    assert near["scope"]["policies"] == ["near-duplicate-review"]
+    assert set(near["scope"]["left_out"]) == {remediation._OTHER_POLICIES}
+
+
+def test_default_scope_leaves_out_objects_in_no_exact_group(scanned: tuple[Path, Config, Catalog, Path]) -> None:
+    """A unique object flagged by an object policy stays out of the default scope, and is in that policy's."""
+    from tierscan.scanner.core.models import Finding, Severity
+
+    root, _, catalog, db = scanned
+    copy, unique = (root / "copies" / "photo-1.jpg").as_uri(), (root / "copies" / "other.jpg").as_uri()
+    found = [Finding(policy="gps", severity=Severity.high, action="strip-metadata", uris=[unique, copy], reason="r"),
+             Finding(policy="dup", severity=Severity.low, action="delete-redundant", uris=[copy], reason="r")]
+    plan = remediation.build_plan(catalog, db, "tag", findings=found)
+    assert [i["uri"] for i in plan["items"]] == [copy]
+    assert plan["scope"]["left_out"] == {remediation._NOT_COPIES: 1}
+    plan = remediation.build_plan(catalog, db, "tag", policies=["gps"], findings=found)
+    assert [i["uri"] for i in plan["items"]] == [unique, copy]
+    assert plan["scope"]["left_out"] == {remediation._OTHER_POLICIES: 1}
+    assert "scope: the objects that findings of 'gps' name (--policy)" in "\n".join(remediation.describe_plan(plan))
+
+
+def test_unknown_policy_is_a_usage_error_with_the_closest_name(scanned: tuple[Path, Config, Catalog, Path],
+                                                               tmp_path: Path) -> None:
+    """Names come from the findings and from the config's policy set; one known only to the config is no
+    error (its plan is empty). Through the CLI: exit 2, no plan written."""
+    _, _, catalog, db = scanned
+    with pytest.raises(UsageError, match=r"--policy redundant-copy: .*did you mean 'redundant-copies'"):
+        remediation.build_plan(catalog, db, "tag", policies=["redundant-copy"])
+    with pytest.raises(UsageError, match="did you mean 'cost-hot-copies'"):
+        remediation.build_plan(catalog, db, "tag", policies=["cost-hot-copy"], known_policies=["cost-hot-copies"])
+    empty = remediation.build_plan(catalog, db, "tag", policies=["cost-hot-copies"], known_policies=["cost-hot-copies"])
+    assert empty["items"] == [] and empty["scope"]["left_out"] == {remediation._OTHER_POLICIES: 1}
+
+    cfg = tmp_path / "tierscan.yaml"
+    cfg.write_text(f"policies: {{packs: [], files: [{tmp_path / 'policy.yaml'}]}}\n")
+    result = CliRunner().invoke(cli, ["apply", "--config", str(cfg), "--db", str(db), "--action", "tag",
+                                      "--policy", "redundant-copiez", "--plan", str(tmp_path / "p.json")])
+    assert result.exit_code == 2 and "did you mean 'redundant-copies'" in result.output
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_an_action_the_backend_cannot_do_is_refused_at_plan_time(scanned: tuple[Path, Config, Catalog, Path],
+                                                                tmp_path: Path) -> None:
+    """transition on local folders: an error naming the backend and the action, no plan; and a plan edited
+    into one (re-approved) is still skipped at execute time."""
+    _, config, catalog, db = scanned
+    with pytest.raises(UsageError, match=r"--action transition: the local connector cannot transition objects: "
+                                         r"2 object\(s\) in scope on file://"):
+        remediation.build_plan(catalog, db, "transition", to="COLD")
+    cfg = tmp_path / "tierscan.yaml"
+    cfg.write_text(f"policies: {{packs: [], files: [{tmp_path / 'policy.yaml'}]}}\n")
+    result = CliRunner().invoke(cli, ["apply", "--config", str(cfg), "--db", str(db), "--action", "transition",
+                                      "--to", "COLD", "--plan", str(tmp_path / "p.json")])
+    assert result.exit_code == 2 and "local connector cannot transition" in result.output
+    assert not (tmp_path / "p.json").exists()
+
+    edited = remediation.build_plan(catalog, db, "delete")
+    edited.update(action=remediation.Action.transition, to="COLD")
+    edited["digest"] = remediation.plan_digest(edited)
+    outcome = _run(edited, catalog, config, tmp_path / "j.jsonl")
+    assert outcome.done == [] and all("cannot transition" in why for _, why in outcome.skipped)
+    assert len(outcome.skipped) == 2

@@ -234,7 +234,7 @@ def test_apply_asks_about_versions_only_where_the_backend_has_them(cls: type[Tag
     with Catalog(tmp_path / "c.db") as catalog:
         asyncio.run(run_scan(config, catalog, [f"{cls.scheme}://b"]))
         finding = Finding(policy="p", severity=Severity.low, action="tag", uris=[uri], reason="test")
-        plan = remediation.build_plan(catalog, tmp_path / "c.db", "tag", findings=[finding])
+        plan = remediation.build_plan(catalog, tmp_path / "c.db", "tag", policies=["p"], findings=[finding])
         result = remediation.execute_plan(plan, plan["digest"], tmp_path / "j.jsonl", catalog, config)
     assert result.done == [uri] and cls.tags["photo.bin"]["tierscan-policy"] == "p"
     [intent] = [e for e in remediation.read_journal(tmp_path / "j.jsonl") if e["type"] == "intent"]

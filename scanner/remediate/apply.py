@@ -2,14 +2,17 @@
 
 Three steps, each a separate command, so that nothing changes by accident:
 
-1. **Plan** (`tierscan apply --db DB --action ACTION [--to ...] --plan PLAN.json`): the objects that the
-   catalog's findings name, minus every group master, each with the identity the scan saw (size, ETag,
-   version, modified time). Writing a plan changes nothing. The plan carries a SHA-256 digest of what it
-   will do.
+1. **Plan** (`tierscan apply --db DB --action ACTION [--to ...] --plan PLAN.json`): the objects in scope,
+   minus every group master, each with the identity the scan saw (size, ETag, version, modified time).
+   The scope: without `--policy`, only redundant copies in exact groups that findings name; with it, what
+   those policies' findings name (near-duplicate members too: naming the policy is the human review they
+   need). An unknown policy, or an action the backend of an object in scope cannot do, is an error here,
+   not a skip later. Writing a plan changes nothing. The plan carries a SHA-256 digest of what it will do.
 2. **Review** (`tierscan apply --execute PLAN.json`): prints what the plan would do and its digest; still
    changes nothing.
 3. **Execute** (`tierscan apply --execute PLAN.json --approve DIGEST --journal J.jsonl`): runs only the plan
-   whose digest was approved (an edited plan has another digest and must be reviewed again). For each
+   whose digest was approved (an edited plan has another digest and must be reviewed again; a refused
+   approval never shows the digest, so the review cannot be skipped). For each
    object, in order: it is refused if it is a master in the catalog's groups *now*; its bucket, key and
    destination are taken from the catalog's record for its URI, and skipped if the plan says otherwise
    (the review shows the URI, so an edited bucket/key must not act elsewhere); a `delete` needs the
@@ -44,6 +47,7 @@ or noncurrent version keeps the data).
 from __future__ import annotations
 
 import asyncio
+import difflib
 import hashlib
 import json
 import os
@@ -55,15 +59,15 @@ from pathlib import Path
 from typing import Any
 
 from tierscan.connectors import Connector, connector_class, parse_target
-from tierscan.connectors.base import Location, ObjectState, Target
+from tierscan.connectors.base import Capabilities, Location, ObjectState, Target
 from tierscan.scanner.core.atomic import atomic_write, fsync_dir
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import ObjectError, UsageError
 from tierscan.scanner.core.models import Finding, Group, InventoryRecord, ObjectStatus
 from tierscan.scanner.scan.catalog import Catalog
 
-__all__ = ["ACTIONS", "Action", "ApplyResult", "build_plan", "describe_plan", "execute_plan", "load_plan",
-           "plan_digest", "review_problems", "undo_journal", "write_plan"]
+__all__ = ["ACTIONS", "APPROVE_MIN", "Action", "ApplyResult", "build_plan", "describe_plan", "execute_plan",
+           "load_plan", "plan_digest", "review_problems", "undo_journal", "write_plan"]
 
 
 class Action(StrEnum):
@@ -78,6 +82,7 @@ class Action(StrEnum):
 
 ACTIONS = tuple(Action)
 PLAN_FORMAT = "tierscan-plan"
+APPROVE_MIN = 16  # hex digits of a plan's digest that `--approve` must give (the review prints this many)
 # The write each action needs (`Capabilities.writes`); quarantine needs "move", or "copy" and "delete".
 _NEEDS = {Action.tag: "tag", Action.transition: "set_tier", Action.delete: "delete"}
 _REMOVES = (Action.delete, Action.quarantine)  # the actions that take an object away from its location
@@ -125,9 +130,15 @@ def _findings_from(path: Path) -> list[Finding]:
 
 def build_plan(catalog: Catalog, db_path: Path, action: Action | str, *, to: str | None = None,
                tags: dict[str, str] | None = None, policies: Iterable[str] = (),
-               findings: list[Finding] | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """A plan for `action` over the objects the findings name; masters and unsafe items are listed under
-    `excluded` with the reason. Changes nothing."""
+               known_policies: Iterable[str] = (), findings: list[Finding] | None = None,
+               now: datetime | None = None) -> dict[str, Any]:
+    """A plan for `action` over the objects in scope: without `policies`, the redundant copies in exact groups
+    that findings name; with them, every object their findings name (a finding counts for each policy in
+    its `policy` and `also`), near-group members too. Masters and unsafe items are listed under `excluded`
+    with the reason; what the scope left out is counted under `scope`. Changes nothing.
+
+    UsageError: a policy that neither the findings nor `known_policies` (the config's policy set) has, or
+    an action that the backend of some object in scope does not implement (`Capabilities.writes`)."""
     if action not in ACTIONS:
         raise UsageError(f"--action {action}: one of {', '.join(ACTIONS)}")
     action = Action(action)
@@ -138,55 +149,118 @@ def build_plan(catalog: Catalog, db_path: Path, action: Action | str, *, to: str
     known = _Catalog(catalog)
     items: list[dict[str, Any]] = []
     excluded: list[dict[str, str]] = []
+    left_out: dict[str, int] = {}
+    named: set[str] = set()  # the findings' policy names (a few per policy set), for the unknown ones
+    unable = _Unable(action)
     seen: set[str] = set()
     for finding in findings if findings is not None else catalog.each_finding():
-        if wanted and wanted.isdisjoint((finding.policy, *finding.also)):
+        names = (finding.policy, *finding.also)
+        named.update(names)
+        if wanted and wanted.isdisjoint(names):
+            left_out[_OTHER_POLICIES] = left_out.get(_OTHER_POLICIES, 0) + 1
             continue
         for uri in finding.uris:
             if uri in seen:
                 continue
             seen.add(uri)
-            record = known.record(uri)
             group = known.group_of(uri)
-            why = None
-            if known.is_master(uri):
-                why = "a group master: never touched"
-            elif record is None:
-                why = "not in the catalog (or gone)"
-            elif action == Action.delete and (group is None or group.kind != "exact"):
-                why = "delete takes only redundant copies in exact groups"
-            elif record.status in (ObjectStatus.failed, ObjectStatus.gone):
-                why = f"status {record.status}"
-            if why:
-                excluded.append({"uri": uri, "policy": finding.policy, "reason": why})
+            master = known.is_master(uri)
+            if not wanted and not master and (group is None or group.kind != "exact"):
+                reason = _NEAR_MEMBERS if group is not None else _NOT_COPIES
+                left_out[reason] = left_out.get(reason, 0) + 1
                 continue
-            assert record is not None
-            master = known.record(group.master) if group else None
-            item: dict[str, Any] = {
-                "uri": uri, "scheme": _scheme(uri), "bucket": record.bucket, "key": record.key,
-                "size": record.size, "etag": record.etag, "version": record.version,
-                "modified": record.modified.isoformat(), "storage_class": record.storage_class,
-                "policy": finding.policy, "group": group.id if group else None,
-                "group_kind": group.kind if group else None, "master": group.master if group else None,
-                "master_at": _where(master) if master else None,
-            }
-            try:
-                if action == Action.quarantine:
-                    item["dest"] = _destination(record, to or "")
-            except ValueError as exc:
-                excluded.append({"uri": uri, "policy": finding.policy, "reason": f"unsafe destination: {exc}"})
+            item = _item(known, uri, group, finding.policy, action, to, tags) if not master \
+                else "a group master: never touched"
+            if isinstance(item, str):
+                excluded.append({"uri": uri, "policy": finding.policy, "reason": item})
                 continue
-            if action == Action.tag:
-                item["tags"] = tags or {"tierscan-policy": finding.policy[:256],
-                                        **({"tierscan-group": group.id} if group else {})}
+            unable.count(item)
             items.append(item)
+    _check_policies(wanted, named, set(known_policies))
+    unable.check()
     plan = {
         "format": PLAN_FORMAT, "version": 1,
         "created": (now or datetime.now(UTC)).isoformat(),
         "db": str(db_path), "action": action, "to": to, "items": items, "excluded": excluded,
+        "scope": {"policies": sorted(wanted), "left_out": left_out},
     }
     plan["digest"] = plan_digest(plan)
     return plan
+
+
+def _item(known: _Catalog, uri: str, group: Group | None, policy: str, action: Action, to: str | None,
+          tags: dict[str, str] | None) -> dict[str, Any] | str:
+    """The plan's item for an object in scope that is no master, or why it is excluded."""
+    record = known.record(uri)
+    if record is None:
+        return "not in the catalog (or gone)"
+    if action == Action.delete and (group is None or group.kind != "exact"):
+        return "delete takes only redundant copies in exact groups"
+    if record.status in (ObjectStatus.failed, ObjectStatus.gone):
+        return f"status {record.status}"
+    master = known.record(group.master) if group else None
+    item: dict[str, Any] = {
+        "uri": uri, "scheme": _scheme(uri), "bucket": record.bucket, "key": record.key,
+        "size": record.size, "etag": record.etag, "version": record.version,
+        "modified": record.modified.isoformat(), "storage_class": record.storage_class,
+        "policy": policy, "group": group.id if group else None,
+        "group_kind": group.kind if group else None, "master": group.master if group else None,
+        "master_at": _where(master) if master else None,
+    }
+    if action == Action.quarantine:
+        try:
+            item["dest"] = _destination(record, to or "")
+        except ValueError as exc:
+            return f"unsafe destination: {exc}"
+    if action == Action.tag:
+        item["tags"] = tags or {"tierscan-policy": policy[:256], **({"tierscan-group": group.id} if group else {})}
+    return item
+
+
+# Why the scope left objects (or findings) out: the keys of a plan's `scope.left_out`, counted.
+_NOT_COPIES = "object(s) in no exact group (flagged for what they are or hold, not as copies)"
+_NEAR_MEMBERS = "near-duplicate group member(s) (similar, not equal: for human review)"
+_OTHER_POLICIES = "finding(s) of other policies"
+
+
+def _check_policies(wanted: set[str], named: set[str], configured: set[str]) -> None:
+    """UsageError naming each `--policy` that neither the findings nor the config's policy set has, with the
+    closest known name."""
+    known = sorted(named | configured)
+    problems = []
+    for name in sorted(wanted - set(known)):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known) or 'none'})"
+        problems.append(f"--policy {name}: not a policy of the findings or of the config's policy set{hint}")
+    if problems:
+        raise UsageError("\n".join(problems))
+
+
+class _Unable:
+    """The planned objects whose backend cannot carry out the action, counted by scheme with one example each,
+    so that the plan is refused as a whole rather than skipped item by item at execute time."""
+
+    def __init__(self, action: Action):
+        self._action = action
+        self._why: dict[str, str | None] = {}  # scheme -> why it cannot (None: it can)
+        self._found: dict[str, tuple[int, str]] = {}  # scheme -> (objects, first URI)
+
+    def count(self, item: dict[str, Any]) -> None:
+        scheme = item["scheme"]
+        if scheme not in self._why:
+            self._why[scheme] = _cannot(self._action, connector_class(scheme).capabilities)
+        if self._why[scheme] is not None:
+            n, first = self._found.get(scheme, (0, item["uri"]))
+            self._found[scheme] = (n + 1, first)
+
+    def check(self) -> None:
+        if not self._found:
+            return
+        lines = [f"--action {self._action}: {self._why[scheme]}: {n} object(s) in scope on {scheme}:// "
+                 f"(first {first!r})" for scheme, (n, first) in sorted(self._found.items())]
+        lines.append("no plan written: a plan acts on every object in scope. Plan from a catalog of only the buckets "
+                     "whose backend can (scan them with a --db of their own), or with --findings naming only them")
+        raise UsageError("\n".join(lines))
 
 
 def plan_digest(plan: dict[str, Any]) -> str:
@@ -236,7 +310,7 @@ def describe_plan(plan: dict[str, Any], problems: dict[int, str] | None = None) 
     problems = problems or {}
     action, to = plan["action"], plan.get("to")
     lines = [(f"plan: {action}{f' to {to!r}' if to else ''}, {len(plan['items'])} object(s), "
-              f"{len(plan.get('excluded', []))} excluded; catalog {plan['db']!r}")]
+              f"{len(plan.get('excluded', []))} excluded; catalog {plan['db']!r}"), *_describe_scope(plan)]
     for n, item in enumerate(plan["items"]):
         lines.append(f"  [{n}] {action} {_show(item)} ({item['size']} bytes, uri {item['uri']!r})")
         if "dest" in item:
@@ -256,6 +330,25 @@ def describe_plan(plan: dict[str, Any], problems: dict[int, str] | None = None) 
     for ex in plan.get("excluded", []):
         lines.append(f"  excluded {ex['uri']!r}: {ex['reason']}")
     lines.append(f"digest: {plan_digest(plan)}")
+    return lines
+
+
+def _describe_scope(plan: dict[str, Any]) -> list[str]:
+    """How the plan's objects were chosen, and what that left out and why (a plan without `scope` says
+    nothing)."""
+    scope = plan.get("scope")
+    if not isinstance(scope, dict):
+        return []
+    chosen, left_out = scope.get("policies"), scope.get("left_out")
+    if isinstance(chosen, list) and chosen:
+        rule = (f"scope: the objects that findings of {', '.join(map(repr, chosen))} name (--policy), "
+                "near-duplicate group members included")
+    else:
+        rule = ("scope: redundant copies in exact groups only (no --policy); name a policy with --policy to "
+                "act on what its findings name")
+    lines = [rule]
+    for reason, n in (left_out.items() if isinstance(left_out, dict) else ()):
+        lines.append(f"  left out: {n} {reason}")
     return lines
 
 
@@ -586,7 +679,7 @@ async def _prepare(plan: dict[str, Any], seq: int, item: dict[str, Any], known: 
         return why or "not in the catalog"
     scheme, loc = _scheme(record.uri), _location(record)  # every location comes from the catalog
     conn = factory(scheme)
-    if why := _cannot(action, conn):
+    if why := _cannot(action, conn.capabilities):
         return why
     now = await _unchanged(conn, loc, item)
     if isinstance(now, str):
@@ -605,14 +698,14 @@ async def _prepare(plan: dict[str, Any], seq: int, item: dict[str, Any], known: 
     return _Ready(conn, loc, now, entry)
 
 
-def _cannot(action: Action, conn: Connector) -> str | None:
-    """Why `conn` cannot carry out `action` (None: it can)."""
+def _cannot(action: Action, capabilities: Capabilities) -> str | None:
+    """Why a backend with these capabilities cannot carry out `action` (None: it can)."""
     need = _NEEDS.get(action)
-    if action == Action.quarantine and not ({"move"} <= conn.capabilities.writes
-                                       or {"copy", "delete"} <= conn.capabilities.writes):
+    if action == Action.quarantine and not ({"move"} <= capabilities.writes
+                                       or {"copy", "delete"} <= capabilities.writes):
         need = "copy"
-    if need and need not in conn.capabilities.writes:
-        return f"the {conn.capabilities.name} connector cannot {action}"
+    if need and need not in capabilities.writes:
+        return f"the {capabilities.name} connector cannot {action} objects"
     return None
 
 
@@ -661,12 +754,20 @@ async def _change(action: Action, ready: _Ready) -> dict[str, Any]:
 
 
 def execute_plan(plan: dict[str, Any], approve: str | None, journal_path: Path, catalog: Catalog, config: Config,
-                 factory: ConnectorFactory | None = None) -> ApplyResult:
-    """Run an approved plan; see the module docstring for the checks made before each change."""
+                 factory: ConnectorFactory | None = None, plan_path: Path | None = None) -> ApplyResult:
+    """Run an approved plan; see the module docstring for the checks made before each change. `approve`: at
+    least `APPROVE_MIN` leading hex digits of the plan's digest; a refusal never shows the digest (a review
+    does), so approving is reviewing. `plan_path` names the plan in that message."""
     digest = plan_digest(plan)
-    if not approve or len(approve) < 12 or not digest.startswith(approve.lower()):
-        raise UsageError(f"the plan is not approved: review it, then pass --approve {digest[:16]} "
-                         "(an edited plan has a new digest)")
+    review = f"`tierscan apply --execute {plan_path or 'PLAN'}`"
+    if not approve:
+        raise UsageError(f"the plan is not approved: review it with {review}, then pass --approve with the "
+                         "digest the review prints")
+    if len(approve) < APPROVE_MIN:
+        raise UsageError(f"--approve: give at least {APPROVE_MIN} hex digits of the digest the review prints")
+    if not digest.startswith(approve.lower()):  # the right digest is not shown: only a review shows it
+        raise UsageError(f"this plan's digest does not start with what --approve gives; review the plan again "
+                         f"with {review}")
     if journal_path.exists():
         raise UsageError(f"{journal_path}: exists; name a new journal file (each run keeps its own)")
     result = ApplyResult()

@@ -455,3 +455,43 @@ def test_gcs_quarantine_keeps_the_source_when_the_copy_is_not_there_after_copyin
     assert store.get(MASTER) == PHOTO
     entries = [json.loads(line) for line in journal.read_text().splitlines()]
     assert [e["type"] for e in entries] == ["header", "intent", "failed", "intent", "failed"]
+
+
+def test_mixed_estate_scope_and_backends(emulators: dict[str, Emulator], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """One catalog over an S3 bucket and a local folder. Without --policy only the redundant copies are
+    planned (not an object an object policy flags); naming that policy takes it. A transition, which
+    local folders cannot do, is refused at plan time for the whole plan, naming the backend; a tag,
+    which both can, is planned on both."""
+    store, _ = _moto(emulators, monkeypatch)
+    _seed(store)
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "photo-2.jpg").write_bytes(PHOTO)
+    runner = Cli(store, tmp_path)
+    (tmp_path / "policy.yaml").write_text(POLICY + "  - name: every-object\n    resource: object\n"
+                                          "    severity: low\n    actions: [report]\n")
+    runner.run("scan", store.root, str(local), "--db", str(runner.db), "--format", "none", "--workers", "1")
+    copies = {f"{store.root}/{key}" for key in COPIES} | {(local / "photo-2.jpg").as_uri()}
+
+    def plan(*args: str, code: int = 0) -> tuple[dict[str, Any] | None, str]:
+        path = tmp_path / f"plan-{uuid.uuid4().hex[:6]}.json"
+        out = runner.run("apply", "--db", str(runner.db), *args, "--plan", str(path), code=code)
+        return (json.loads(path.read_text()) if path.exists() else None), out
+
+    tagged, out = plan("--action", "tag")
+    assert tagged is not None and {i["uri"] for i in tagged["items"]} == copies
+    assert {i["scheme"] for i in tagged["items"]} == {"s3", "file"}
+    assert "left out: 1 object(s) in no exact group" in out  # other.jpg, flagged by every-object only
+    everything, _ = plan("--action", "tag", "--policy", "every-object")
+    assert everything is not None
+    assert {i["uri"] for i in everything["items"]} == copies | {f"{store.root}/other.jpg"}
+    assert f"{store.root}/{MASTER}" in {e["uri"] for e in everything["excluded"]}
+
+    refused, out = plan("--action", "transition", "--to", store.cold_class, code=2)
+    assert refused is None
+    assert "--action transition: the local connector cannot transition objects: 1 object(s) in scope on file://" \
+        in out
+    assert "s3://" not in out.split("first", 1)[0]  # S3 can transition: only the local backend is named
+    _, out = plan("--action", "tag", "--policy", "every-objects", code=2)
+    assert "did you mean 'every-object'" in out
