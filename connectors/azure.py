@@ -556,7 +556,8 @@ class AzureConnector(Connector):
             checks.append(Check("region", "ok", f"{region} (from the configuration)"))
         else:
             checks.append(Check("region", "warn", "unknown: the Blob service does not tell an account's region",
-                                f'set AZURE_STORAGE_REGION, or a region in the config\'s buckets: ("{bucket}")'))
+                                f'set AZURE_STORAGE_REGION, or the region in the config: buckets: {{"{bucket}": '
+                                '{region: ...}}'))
         return checks
 
     async def _token_source(self, account: str, claims: dict[str, Any]) -> str:

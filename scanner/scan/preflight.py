@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,14 +94,19 @@ async def _checks(conn: Connector, target: Target, config: Config) -> list[Check
 async def _first_page(conn: Connector, target: Target, first: list[ObjectRef]) -> str:
     """List until `FIRST_PAGE` objects have come; keep the first readable, non-empty one in `first`."""
     listed = 0
-    async with aclosing(conn.list_objects(target)) as stream:  # type: ignore[type-var]
+    stream = conn.list_objects(target)
+    try:
         async for ref in stream:
             listed += 1
             if not first and ref.readable and ref.skipped is None and ref.size > 0:
                 first.append(ref)
             if listed == FIRST_PAGE:
                 return f"works: {FIRST_PAGE:,} objects listed, not further"
-    return f"works: {listed:,} objects" if listed else "works: no objects here"
+    finally:
+        close = getattr(stream, "aclose", None)  # an async generator: end its listing (and its tasks) now
+        if close is not None:
+            await close()
+    return f"works: {listed:,} object{'s' if listed != 1 else ''}" if listed else "works: no objects here"
 
 
 async def _read(conn: Connector, ref: ObjectRef) -> str | Check:

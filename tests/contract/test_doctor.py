@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -173,3 +174,34 @@ def test_fake_gcs_anonymous_and_a_missing_bucket(emulators: dict[str, Emulator],
     assert status == 3
     assert lines[-1].startswith("fail  gs://no-such-bucket-tierscan  region: no such bucket (not-found) -- fix: "
                                 "check the bucket's name")
+
+
+def test_s3_listing_stops_at_the_first_page(moto_env: dict[str, str]) -> None:
+    status, lines = _doctor(moto_env, "s3://ts-page")
+    assert status == 0
+    assert _checks(lines)["list"] == ("ok", "works: 1,000 objects listed, not further")
+
+
+def test_s3_inventory_report_found_and_its_age(moto_env: dict[str, str], s3_seeded: str, tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from inventory_report import put_s3_report
+
+    s3 = _s3(s3_seeded)
+    s3.create_bucket(Bucket="doc-inv-dest")
+    rows = [{"Bucket": "ts-data", "Key": "big.bin", "IsLatest": True, "IsDeleteMarker": False, "Size": 1,
+             "LastModifiedDate": datetime.now(UTC), "ETag": "0" * 32, "StorageClass": "STANDARD",
+             "IsMultipartUploaded": False}]
+    now = datetime.now(UTC)
+    put_s3_report(s3, dest="doc-inv-dest", prefix="", bucket="ts-data", config_id="daily", files=[rows], fmt="CSV",
+                  when=now - timedelta(days=1))
+    put_s3_report(s3, dest="doc-inv-dest", prefix="", bucket="ts-data", config_id="weekly", files=[rows], fmt="CSV",
+                  when=now - timedelta(days=30))
+    config = tmp_path / "tierscan.yaml"
+    for config_id, status_wanted in (("daily", "ok"), ("weekly", "warn")):
+        config.write_text(f"buckets:\n  ts-data:\n    inventory: {{uri: s3://doc-inv-dest/ts-data/{config_id}}}\n")
+        status, lines = _doctor(moto_env, "s3://ts-data", "--config", str(config))
+        assert status == 0, lines
+        found, detail = _checks(lines)["inventory"]
+        assert found == status_wanted
+        assert detail.startswith(f"s3://doc-inv-dest/ts-data/{config_id}: ")
+    assert "30.0 days old (more than 8)" in detail and "-- fix: check that the inventory configuration" in detail
