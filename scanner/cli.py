@@ -750,7 +750,8 @@ def undo_command(journal: Path, config_path: str | None) -> None:
 @cli.command("doctor")
 @click.argument("targets", nargs=-1)
 @config_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="One line a check, or the checks as JSON (for scripts).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds each check may take, its requests and retries included.")
 @_guard
