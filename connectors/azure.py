@@ -568,7 +568,7 @@ class AzureConnector(Connector):
         self.requests["identity"] += 1
         try:
             token = await credential.get_token(_STORAGE_SCOPE)
-        except ClientAuthenticationError as exc:
+        except _NETWORK as exc:  # the chain found none (ClientAuthenticationError), or its endpoint failed
             raise _error(f"az://{account}", exc) from None
         claims.update(_claims(token.token))
         used = getattr(credential, "_successful_credential", None)  # DefaultAzureCredential's pick
