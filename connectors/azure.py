@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 import re
@@ -60,6 +61,7 @@ from tierscan.connectors._http import (
 )
 from tierscan.connectors.base import (
     Capabilities,
+    Check,
     Connector,
     Location,
     ObjectState,
@@ -521,3 +523,95 @@ class AzureConnector(Connector):
         settings = ContentSettings(content_type=content_type)
         await self._az("write", loc, lambda: self._blob(loc).upload_blob(data, overwrite=True,
                                                                          content_settings=settings))
+
+    # ---- preflight (`tierscan doctor`) ---------------------------------------------------------
+
+    async def preflight(self, target: Target) -> list[Check]:
+        """Credentials (a connection string for the account, else DefaultAzureCredential and the credential
+        that answered), identity (the connection string's account, or the token's principal), endpoint and
+        region (configuration: the data plane does not tell)."""
+        account, _, container = target.location.partition("/")
+        cs = self._connection_string
+        if cs and account_of_connection_string(cs) == account:
+            source = "AZURE_STORAGE_CONNECTION_STRING" if cs == os.environ.get("AZURE_STORAGE_CONNECTION_STRING") \
+                else "a connection string"
+            checks = [Check("credentials", "ok", f"{source} for account {account}"),
+                      Check("identity", "ok", _connection_identity(cs, account))]
+        else:
+            claims: dict[str, Any] = {}
+            checks = [await self.checked("credentials", self._token_source(account, claims))]
+            if checks[-1].status == "fail":
+                return checks
+            checks.append(_principal(claims))
+        try:
+            url = urlsplit(self._service(account).url)  # never the query: it may hold a SAS token
+        except UsageError as exc:
+            return [*checks, Check.failed("endpoint", exc)]
+        checks.append(Check("endpoint", "ok", f"{url.scheme}://{url.netloc}{url.path.rstrip('/')}"))
+        bucket = f"{account}/{container}"
+        region = (self.config.bucket_settings(bucket, f"az://{bucket}/").region or self._region
+                  or self.config.defaults.region)
+        if region and region != "unknown":
+            checks.append(Check("region", "ok", f"{region} (from the configuration)"))
+        else:
+            checks.append(Check("region", "warn", "unknown: the Blob service does not tell an account's region",
+                                f'set AZURE_STORAGE_REGION, or the region in the config: buckets: {{"{bucket}": '
+                                '{region: ...}}'))
+        return checks
+
+    async def _token_source(self, account: str, claims: dict[str, Any]) -> str:
+        """Which of DefaultAzureCredential's credentials gives a storage token; the token's claims go to
+        `claims`."""
+        self._service(account)  # makes the credential
+        credential = self._credential
+        self.requests["identity"] += 1
+        try:
+            token = await credential.get_token(_STORAGE_SCOPE)
+        except _NETWORK as exc:  # the chain found none (ClientAuthenticationError), or its endpoint failed
+            raise _error(f"az://{account}", exc) from None
+        claims.update(_claims(token.token))
+        used = getattr(credential, "_successful_credential", None)  # DefaultAzureCredential's pick
+        name = type(used or credential).__name__
+        return f"DefaultAzureCredential: {name}" if used is not None else name
+
+    async def inventory_report(self, bucket: str, settings: InventorySettings) -> Report:
+        parts = urlsplit(settings.uri)
+        dest_account, dest = parts.netloc, parts.path.strip("/")
+        if not settings.rule or not dest or "/" in dest:
+            raise UsageError(f"az://{bucket}: an Azure inventory is "
+                             "{uri: az://ACCOUNT/DEST-CONTAINER, rule: RULE-NAME}")
+        return await self._newest_run(self._service(dest_account).get_container_client(dest), settings)
+
+
+_STORAGE_SCOPE = "https://storage.azure.com/.default"
+
+
+def _connection_identity(text: str, account: str) -> str:
+    """What a connection string signs requests with, named without its secrets."""
+    fields = dict(part.split("=", 1) for part in text.split(";") if "=" in part)
+    if fields.get("UseDevelopmentStorage", "").lower() == "true" or account == _DEV_ACCOUNT:
+        return f"the development account key of {account} (Azurite)"
+    if fields.get("AccountKey"):
+        return f"the account key of {account} (Shared Key)"
+    if fields.get("SharedAccessSignature"):
+        return f"a SAS token for {account}"
+    return f"account {account}, anonymous (no key or SAS in the connection string)"
+
+
+def _principal(claims: dict[str, Any]) -> Check:
+    """Whom a token is for: its user, application or object id."""
+    for claim, what in (("upn", "user"), ("unique_name", "user"), ("appid", "application"), ("oid", "principal")):
+        if claims.get(claim):
+            tenant = f" (tenant {claims['tid']})" if claims.get("tid") else ""
+            return Check("identity", "ok", f"{what} {claims[claim]}{tenant}")
+    return Check("identity", "warn", "unknown: the token names no principal")
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """A JWT's claims, unverified (only to name whom the token is for)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}

@@ -31,17 +31,29 @@ from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from tierscan.scanner.core.config import Config
-from tierscan.scanner.core.errors import ObjectUnreadable, TransientError, UsageError
+from tierscan.scanner.core.errors import (
+    ObjectDenied,
+    ObjectError,
+    ObjectUnreadable,
+    TargetError,
+    TierscanError,
+    TransientError,
+    UsageError,
+)
 from tierscan.scanner.core.models import ObjectRef, Tier
 from tierscan.scanner.core.shard import Shard
 from tierscan.scanner.core.tiers import JurisdictionMap, TierTable
 
-__all__ = ["Capabilities", "Connector", "Location", "ObjectState", "RetryPolicy", "Target", "Throttled", "WorkerRead",
-           "merge_streams", "parse_target"]
+if TYPE_CHECKING:
+    from tierscan.connectors.inventory_reports import Report
+    from tierscan.scanner.core.config import InventorySettings
+
+__all__ = ["Capabilities", "Check", "Connector", "Location", "ObjectState", "RetryPolicy", "Target", "Throttled",
+           "WorkerRead", "merge_streams", "parse_target"]
 
 T = TypeVar("T")
 # A read a worker process makes by itself (`Connector.worker_read`): a function and its leading arguments.
@@ -436,6 +448,34 @@ class Connector(ABC):
         region = explicit.region or region or defaults.region or "unknown"
         return tier, native, readable, region, self.jurisdictions.lookup(region).code
 
+    # ---- preflight (`tierscan doctor`): what can be known about a target before a scan --------------------
+
+    # Seconds one preflight check may take, its requests and retries included (`checked`).
+    check_timeout: float = 30.0
+
+    async def preflight(self, target: Target) -> list[Check]:
+        """The backend's own checks of `target`, in order, up to the first that fails: where its credentials
+        come from ("credentials"), whom they resolve to ("identity"), the endpoint and the region. The core
+        then lists, reads and asks `versioned` and `inventory_report` itself. The base has none."""
+        return []
+
+    async def inventory_report(self, bucket: str, settings: InventorySettings) -> Report:
+        """The newest complete inventory report that `settings` point at for `bucket` (as a listing from
+        reports would use it), without reading its data files; a `UsageError` when there is none."""
+        raise UsageError(f"{self.scheme}: the {self.capabilities.name} connector cannot list from inventory reports")
+
+    async def checked(self, name: str, work: Awaitable[str | Check]) -> Check:
+        """Run one preflight check within `check_timeout`: `work` gives the detail of a check that passes,
+        or a `Check` of its own (a warning); the error that ends it is a failed `Check` with the fix."""
+        try:
+            async with asyncio.timeout(self.check_timeout):
+                result = await work
+        except TimeoutError:
+            return Check(name, "fail", f"no answer within {self.check_timeout:g} s", _NO_ANSWER)
+        except TierscanError as exc:
+            return Check.failed(name, exc)
+        return result if isinstance(result, Check) else Check(name, "ok", result)
+
 
 def _literal_head(pattern: str) -> str:
     """What every string a glob matches starts with: the pattern up to its first wildcard."""
@@ -476,3 +516,29 @@ async def merge_streams(streams: Iterable[AsyncIterator[T]], *, limit: int) -> A
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+_NO_ANSWER = "check the endpoint, the network and any proxy settings"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of `tierscan doctor`: what was checked, how it went and, for a failure, what to do."""
+
+    name: str  # "credentials", "identity", "endpoint", "region", "list", "read", "versioning", "inventory", ...
+    status: Literal["ok", "warn", "fail"]
+    detail: str
+    fix: str = ""
+
+    @classmethod
+    def failed(cls, name: str, exc: TierscanError) -> Check:
+        """The failed check for the error that ended it, with the fix its message gives, or a general one."""
+        if isinstance(exc, TargetError):
+            return cls(name, "fail", f"{exc.why} ({exc.cause.value})", exc.fix)
+        if isinstance(exc, TransientError):
+            return cls(name, "fail", f"{exc}, retries spent", _NO_ANSWER)
+        if isinstance(exc, ObjectDenied):
+            return cls(name, "fail", f"{exc}, denied", "grant these credentials read access to the objects")
+        if isinstance(exc, ObjectError):
+            return cls(name, "fail", f"{exc}, {exc.reason}", "")
+        return cls(name, "fail", str(exc), "fix the target or the config")

@@ -48,7 +48,16 @@ from tierscan.connectors._http import (
     named_target,
     skip_forbidden,
 )
-from tierscan.connectors.base import Capabilities, Connector, Location, ObjectState, RetryPolicy, Target, merge_streams
+from tierscan.connectors.base import (
+    Capabilities,
+    Check,
+    Connector,
+    Location,
+    ObjectState,
+    RetryPolicy,
+    Target,
+    merge_streams,
+)
 from tierscan.connectors.inventory_reports import MAX_TRIED, DataFile, Report, announce, gcs_report, report_refs
 from tierscan.scanner.core.config import Config, InventorySettings
 from tierscan.scanner.core.errors import Cause, ObjectError, ObjectGone, TargetError, TransientError, UsageError
@@ -451,3 +460,71 @@ class GCSConnector(Connector):
 
     async def put_object(self, loc: Location, data: bytes, content_type: str = "application/octet-stream") -> None:
         await self._request("write", loc.uri, "upload", loc.bucket, loc.key, data, content_type=content_type)
+
+    # ---- preflight (`tierscan doctor`) ---------------------------------------------------------
+
+    async def preflight(self, target: Target) -> list[Check]:
+        """Credentials (Application Default Credentials: which kind, or anonymous on an emulator), identity
+        (the service account), endpoint, and the bucket's region (the first request to GCS)."""
+        emulator = self._api_root or os.environ.get("STORAGE_EMULATOR_HOST")
+        if emulator:
+            checks = [Check("credentials", "ok", "none: requests to an emulator are anonymous (STORAGE_EMULATOR_HOST)"
+                            if not self._api_root else "none: requests to an emulator are anonymous"),
+                      Check("identity", "ok", "anonymous")]
+        else:
+            checks = [await self.checked("credentials", self._credential_source())]
+            if checks[-1].status == "fail":
+                return checks
+            checks.append(await self.checked("identity", self._identity()))
+        checks.append(Check("endpoint", "ok", emulator or "https://storage.googleapis.com"))
+        if target.all_buckets:
+            checks.append(Check("region", "ok", "each bucket's own location is looked up"))
+        else:
+            checks.append(await self.checked("region", self._region_detail(target.location)))
+        return checks
+
+    async def _credential_source(self) -> str:
+        await self._credentials("gs")
+        token = self._client().token
+        if token.token_type is TokenType.GCE_METADATA:
+            return "the metadata server (Google Cloud service account or workload identity)"
+        where = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+        source = f"GOOGLE_APPLICATION_CREDENTIALS ({where})" if where else "the gcloud application-default login"
+        return f"{source}: {_TOKEN_KINDS.get(token.token_type.value, token.token_type.value)}"
+
+    async def _identity(self) -> str | Check:
+        token = self._client().token
+        data = token.service_data or {}
+        if token.token_type is TokenType.SERVICE_ACCOUNT:
+            return str(data.get("client_email", "a service account (no client_email in its key file)"))
+        if token.token_type is TokenType.IMPERSONATED_SERVICE_ACCOUNT:
+            url = str(data.get("service_account_impersonation_url", ""))
+            return url.rpartition("/serviceAccounts/")[2].partition(":")[0] or "an impersonated service account"
+        if token.token_type is TokenType.GCE_METADATA:
+            return await self._metadata_account()
+        return Check("identity", "warn", "not named in the credentials file (a user login or a federated identity)")
+
+    async def _metadata_account(self) -> str:
+        """The e-mail of the service account the metadata server gives tokens for."""
+        self.requests["identity"] += 1
+        try:
+            async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.request_timeout)) as session,
+                        session.get(_METADATA_EMAIL, headers={"Metadata-Flavor": "Google"}) as answer):
+                answer.raise_for_status()
+                return await answer.text()
+        except _NETWORK as exc:
+            raise _error("gs", exc) from None
+
+    async def _region_detail(self, bucket: str) -> str:
+        return f"{await self._region(bucket)} (the bucket's location)"
+
+    async def inventory_report(self, bucket: str, settings: InventorySettings) -> Report:
+        parts = urlsplit(settings.uri)
+        return await self._newest_report(parts.netloc, parts.path.strip("/"), settings.uri)
+
+
+# Application Default Credentials' kinds (the key file's `type`), as `tierscan doctor` names them.
+_TOKEN_KINDS = {"service_account": "a service account key", "authorized_user": "a user login",
+                "impersonated_service_account": "service account impersonation",
+                "external_account": "workload identity federation"}
+_METADATA_EMAIL = "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/email"

@@ -37,7 +37,7 @@ from stat import S_ISLNK, S_ISREG
 from typing import Any, NamedTuple
 from urllib.parse import quote_from_bytes, unquote, urlsplit
 
-from tierscan.connectors.base import Capabilities, Connector, Location, ObjectState, Target, WorkerRead
+from tierscan.connectors.base import Capabilities, Check, Connector, Location, ObjectState, Target, WorkerRead
 from tierscan.scanner.core.atomic import atomic_write, fsync_dir
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import (
@@ -289,6 +289,20 @@ class LocalConnector(Connector):
                 fh.write(data)
 
         await asyncio.to_thread(run)
+
+    # ---- preflight (`tierscan doctor`) ---------------------------------------------------------
+
+    async def preflight(self, target: Target) -> list[Check]:
+        """The folder: there, a folder, and one this user may list; on a local disk or not (reads elsewhere
+        run in threads, under a timeout)."""
+        root = Path(target.location).expanduser()
+        if not root.is_dir():
+            why = "no such folder" if not root.exists() else "not a folder"
+            return [Check("folder", "fail", why, "check the path (each top-level sub-folder of it is a bucket)")]
+        if not os.access(root, os.R_OK | os.X_OK):
+            return [Check("folder", "fail", "this user may not list it", "scan as a user who may read it")]
+        disk = "a local disk" if _local_disk(root.resolve()) else "not a local disk (network or FUSE)"
+        return [Check("folder", "ok", f"{root.resolve()} on {disk}")]
 
 
 _XATTR = "user.tierscan."

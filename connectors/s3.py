@@ -81,6 +81,7 @@ from tierscan.connectors._http import (
 from tierscan.connectors._s3_get import SignedGets, error_code
 from tierscan.connectors.base import (
     Capabilities,
+    Check,
     Connector,
     Location,
     ObjectState,
@@ -783,3 +784,85 @@ class S3Connector(Connector):
         region = await self._located(loc.bucket)
         await self._request("write", loc.uri, region, "put_object", Bucket=loc.bucket, Key=loc.key, Body=data,
                             ContentType=content_type)
+
+    # ---- preflight (`tierscan doctor`) ---------------------------------------------------------
+
+    async def preflight(self, target: Target) -> list[Check]:
+        """Credentials (botocore's chain: which provider found them), identity (STS GetCallerIdentity),
+        endpoint, and the bucket's region (the first request to S3)."""
+        found = await self.checked("credentials", self._credential_source())
+        checks = [found]
+        if found.status == "fail":
+            return checks
+        checks.append(await self.checked("identity", self._caller()))
+        if checks[-1].status == "fail":
+            return checks
+        client = await self._client(self._default_region)
+        custom = self._endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        where = " (AWS_ENDPOINT_URL)" if custom and not self._endpoint_url else ""
+        checks.append(Check("endpoint", "ok", f"{client.meta.endpoint_url}{where}"))
+        if target.all_buckets:
+            checks.append(Check("region", "ok", f"{self._default_region} lists the buckets; each bucket's own region "
+                                "is looked up"))
+        else:
+            checks.append(await self.checked("region", self._region_detail(target.location)))
+        return checks
+
+    async def _credential_source(self) -> str:
+        try:
+            credentials = await self._session.get_credentials()
+        except BotoCoreError as exc:  # a profile that is not there, an SSO login that expired, ...
+            raise TargetError("s3", Cause.credentials, f"the credentials cannot be loaded ({type(exc).__name__})",
+                              _FIXES[Cause.credentials]) from None
+        if credentials is None:
+            raise TargetError("s3", Cause.credentials, "no AWS credentials found", _FIXES[Cause.credentials])
+        profile = self._session.get_config_variable("profile") or "default"
+        return _SOURCES.get(credentials.method, "{method}").format(method=credentials.method, profile=profile)
+
+    async def _caller(self) -> str | Check:
+        """Whom the credentials are: STS GetCallerIdentity, at the endpoint S3 is reached at when one is set
+        (an S3-compatible store may have no STS: then a warning, not a failure)."""
+        config = AioConfig(retries={"total_max_attempts": 1, "mode": "standard"},
+                           connect_timeout=min(10.0, self.request_timeout), read_timeout=self.request_timeout,
+                           user_agent=self._user_agent)
+        try:
+            async with self._session.create_client("sts", region_name=self._default_region,
+                                                   endpoint_url=self._endpoint_url, config=config) as sts:
+                self.requests["identity"] += 1
+                answer = await sts.get_caller_identity()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in _REJECTED or code == "InvalidClientTokenId":
+                raise TargetError("s3", Cause.credentials, f"the credentials are not accepted, {code} (HTTP {status})",
+                                  _FIXES[Cause.credentials]) from None
+            why = f"{code or 'error'} (HTTP {status})"
+            return Check("identity", "warn", f"unknown: STS GetCallerIdentity answered {why}")
+        except _NETWORK as exc:
+            failure = connection_failure("s3", exc, _FIXES)
+            why = failure.why if failure is not None else type(exc).__name__
+            return Check("identity", "warn", f"unknown: STS GetCallerIdentity failed ({why})")
+        return f"{answer.get('Arn')} (account {answer.get('Account')})"
+
+    async def _region_detail(self, bucket: str) -> str:
+        region = await self._bucket_region(bucket)
+        return f"{region} (the bucket's location)"
+
+    async def inventory_report(self, bucket: str, settings: InventorySettings) -> Report:
+        return (await self._newest_report(bucket, settings))[0]
+
+
+# botocore's credential providers (`Credentials.method`), as `tierscan doctor` names them.
+_SOURCES = {
+    "env": "environment variables (AWS_ACCESS_KEY_ID)",
+    "shared-credentials-file": "shared credentials file (~/.aws/credentials or AWS_SHARED_CREDENTIALS_FILE), "
+                               "profile {profile}",
+    "config-file": "config file (~/.aws/config or AWS_CONFIG_FILE), profile {profile}",
+    "assume-role": "a role assumed by profile {profile} (role_arn)",
+    "assume-role-with-web-identity": "a web identity token (AWS_WEB_IDENTITY_TOKEN_FILE: EKS service account role)",
+    "sso": "IAM Identity Center (SSO) login, profile {profile}",
+    "login": "an AWS console login session, profile {profile}",
+    "custom-process": "credential_process of profile {profile}",
+    "container-role": "the container's role (ECS task role or EKS Pod Identity)",
+    "iam-role": "the instance's role (EC2 instance metadata)",
+}

@@ -758,6 +758,37 @@ def undo_command(journal: Path, config_path: str | None) -> None:
         sys.exit(1)
 
 
+@cli.command("doctor")
+@click.argument("targets", nargs=-1)
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="One line a check, or the checks as JSON (for scripts).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds each check may take, its requests and retries included.")
+@_guard
+def doctor_command(targets: tuple[str, ...], config_path: str | None, fmt: str, timeout: float) -> None:
+    """Check each target before a scan, one line a check: credentials and where they come from, the
+    identity they resolve to, endpoint, region, listing (the first page only), a read of one object (64
+    bytes at most), versioning and inventory reports; a failure says how to fix it.
+
+    TARGETS as for `scan` (default: the config's `targets`). Nothing is written. Exit 0 when no check
+    fails (warnings included), 3 when one does, 2 for a bad target or config.
+    """
+    from tierscan.scanner.scan import preflight
+
+    config = _config(config_path)
+    checked = _check_targets(list(targets) or config.targets)
+    if not checked:
+        raise UsageError("doctor: no targets: name them, or list them in the config's `targets`")
+    results = asyncio.run(preflight.preflight(config, checked, timeout=timeout))
+    if fmt == "json":
+        click.echo(json.dumps(preflight.as_json(results), indent=2))
+    else:
+        for line in preflight.lines(results):
+            click.echo(terminal_safe(line))
+    click.echo(preflight.summary(results), err=True)
+    if preflight.failed(results):
+        sys.exit(EXIT_INCOMPLETE)
 class _SafeFormatter(logging.Formatter):
     """Warnings quote bucket names and keys: escaped for the terminal like every other line."""
 

@@ -66,6 +66,8 @@ class TargetError(TierscanError):
         super().__init__(f"{target}: {why} ({cause.value}): {fix}")
         self.target = target
         self.cause = cause
+        self.why = why
+        self.fix = fix
 
 
 class ObjectError(TierscanError):
