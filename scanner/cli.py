@@ -368,8 +368,9 @@ def plan_command(targets: tuple[str, ...], config_path: str | None, db: Path | N
     from tierscan.scanner.scan.pipeline import plan_scan
 
     config = _scan_config(config_path, no_perceptual=no_perceptual)
-    with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog:
-        planned = asyncio.run(plan_scan(config, catalog, _check_targets(list(targets) or config.targets)))
+    with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog, RichProgress() as progress:
+        planned = asyncio.run(plan_scan(config, catalog, _check_targets(list(targets) or config.targets),
+                                        progress))
     rows = [dataclasses.asdict(c) for c in planned.tiers.values()]
     why = None if rows else planned.why_nothing()
     if fmt == "json":
@@ -434,7 +435,8 @@ def merge(parts: tuple[str, ...], config_path: str | None, db: Path | None, outp
 
         paths = local_parts(parts, Path(tmp))
         with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog:
-            result = merge_catalogs(paths, catalog, config)
+            with RichProgress() as progress:
+                result = merge_catalogs(paths, catalog, config, progress=progress)
             report = outputs.report_stream(config, catalog)
             if output_dir:
                 outputs.write_output_dir(output_dir, config, catalog, report)
@@ -536,7 +538,8 @@ def near_ignore(uris: tuple[str, ...], config_path: str | None, db: Path | None)
         if unknown:
             raise UsageError(f"near ignore: not in the catalog: {', '.join(unknown)}")
         added = catalog.add_not_duplicates(wanted)
-        evaluate_results(config, catalog, datetime.now(UTC))
+        with RichProgress() as progress:
+            evaluate_results(config, catalog, datetime.now(UTC), progress=progress)
     click.echo(f"recorded {added} new not-a-duplicate pair(s); groups updated", err=True)
 
 

@@ -194,8 +194,8 @@ def evaluations(monkeypatch) -> list[datetime]:
     """The times `pipeline._evaluate` ran at, one entry per evaluation (it still runs)."""
     times: list[datetime] = []
     evaluate = pipeline._evaluate
-    monkeypatch.setattr(pipeline, "_evaluate", lambda config, catalog, now, policies: (
-        times.append(now), evaluate(config, catalog, now, policies))[1])
+    monkeypatch.setattr(pipeline, "_evaluate", lambda config, catalog, now, policies, progress: (
+        times.append(now), evaluate(config, catalog, now, policies, progress))[1])
     return times
 
 

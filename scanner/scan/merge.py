@@ -35,6 +35,7 @@ from tierscan.scanner.core.shard import parse_shard
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.catalog_lock import CatalogLock
 from tierscan.scanner.scan.pipeline import evaluate_results
+from tierscan.scanner.scan.progress import Progress
 
 __all__ = ["MergeResult", "merge_catalogs"]
 
@@ -152,8 +153,10 @@ def _combined_stats(stats: list[ScanStats]) -> ScanStats:
     )
 
 
-def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: datetime | None = None) -> MergeResult:
-    """Replace `into`'s objects with the parts' merged rows, then group and evaluate policies."""
+def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: datetime | None = None,
+                   progress: Progress | None = None) -> MergeResult:
+    """Replace `into`'s objects with the parts' merged rows, then group and evaluate policies (`progress`
+    is told each step)."""
     if not parts:
         raise UsageError("merge: name at least one part catalog")
     missing = [str(p) for p in parts if not p.is_file()]
@@ -188,7 +191,7 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
     elif modes:  # unrecorded, so the next scan of the merged catalog hashes them all again, one way
         log.warning("merge: the parts' images were hashed by different tierscan versions: near groups may "
                     "miss pairs until the next scan of %s", into.path)
-    evaluate_results(config, into, now or datetime.now(UTC))
+    evaluate_results(config, into, now or datetime.now(UTC), progress=progress)
     result.stats = stats.model_copy(update={"scan_id": scan_id, "listed": listed})
     into.finish_scan(result.stats)
     return result

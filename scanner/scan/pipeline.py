@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from tierscan.connectors import Connector, connector_class, parse_target
 from tierscan.policies import Evaluator, PolicySet, Pricing, load_policies, order_key, write_resources
@@ -54,6 +55,7 @@ from tierscan.scanner.scan.read_session import ReadSession, _Accounts
 __all__ = ["Evaluation", "evaluate_results", "plan_scan", "policy_records", "run_scan", "write_policy_resources"]
 
 log = logging.getLogger("tierscan")
+_T = TypeVar("_T")
 
 _WRITE_BATCH = 256  # catalog rows per transaction
 
@@ -206,15 +208,15 @@ def _no_cycle_collection() -> Iterator[None]:
 
 
 def evaluate_results(config: Config, catalog: Catalog, now: datetime,
-                     policy_set: PolicySet | None = None) -> Evaluation:
+                     policy_set: PolicySet | None = None, progress: Progress | None = None) -> Evaluation:
     """Group the catalog's objects, evaluate the configured policies (findings priced like the report),
     and store both, with `results_digest` of what they depend on besides the objects. `policy_set`: the
-    configured policies, when the caller has loaded them already."""
+    configured policies, when the caller has loaded them already; `progress` is told each step."""
     if policy_set is None:
         policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
     catalog.set_meta(_RESULTS_DIGEST, "")  # until the new results are stored
     with _no_cycle_collection():
-        evaluation = _evaluate(config, catalog, now, policy_set)
+        evaluation = _evaluate(config, catalog, now, policy_set, progress or Progress())
     catalog.set_meta(_RESULTS_DIGEST, results_digest(config, catalog, now, policy_set))
     return evaluation
 
@@ -235,7 +237,8 @@ def results_digest(config: Config, catalog: Catalog, now: datetime, policy_set: 
     return digest.hexdigest()
 
 
-def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: PolicySet | None) -> Evaluation:
+def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: PolicySet | None,
+              progress: Progress) -> Evaluation:
     """Streams from the catalog and writes as it goes: memory holds the group at hand and the near-duplicate
     index (`NearImage`s and hashes of the images with perceptual hashes), not a record per object.
 
@@ -259,6 +262,7 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
             """Store the group; whether some group policy may match it (else its records are not built)."""
             out.group(group)
             counts[group.kind] += 1
+            progress.advance()
             return may_match(group)
 
         def judge(resource: Resource, records: Iterable[Mapping[str, object]], tie: str) -> None:
@@ -269,6 +273,7 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
         def group_record(group: Group, members: Iterable[InventoryRecord]) -> dict[str, object]:
             return _group_record(group, {r.uri: _policy_record(r, jurisdictions) for r in members})
 
+        progress.step("exact groups")
         for _, labelled in itertools.groupby(catalog.exact_candidates(), key=lambda row: row[0]):
             group = exact_group([ExactCopy.of_row(row[1:]) for row in labelled], config.master)
             if stored(group):
@@ -279,6 +284,7 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
         listed = [*config.near.not_duplicates, *catalog.not_duplicates()]
         masters = catalog.masters_of(uri for uris in listed for uri in uris)
         objects = catalog.records_matching(prefilter(policy_set, "object"))
+        progress.step("near index")
         with start_near_groups(
                 [NearImage.of_row(row) for row in catalog.near_rows()], (),
                 config.near.model_copy(update={"not_duplicates": []}), config.master,
@@ -286,12 +292,27 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
                 not_duplicates=[[masters.get(uri, uri) for uri in uris] for uris in listed]) as near:
             # Object policies need no groups: they run while the verification processes work, over the
             # objects that some object policy may match.
-            judge("object", (_policy_record(r, jurisdictions) for r in objects), "0")
+            progress.step("object policies")
+            judge("object", _counted((_policy_record(r, jurisdictions) for r in objects), progress), "0")
+            progress.step("near groups")
             for group in near.groups():
                 if stored(group):
                     members = catalog.records_of(m.uri for m in group.members).values()
                     judge("group", [group_record(group, members)], f"2 {group.id}")
     return Evaluation(counts["exact"], counts["near"], counts["findings"])
+
+
+def _counted(items: Iterable[_T], progress: Progress, every: int = 1024) -> Iterator[_T]:
+    """`items`, telling `progress` every `every` of them (not each one: a bar update costs more than a
+    record)."""
+    n = 0
+    for item in items:
+        yield item
+        n += 1
+        if n == every:
+            progress.advance(n)
+            n = 0
+    progress.advance(n)
 
 
 def _forget_other_hashes(catalog: Catalog) -> None:
@@ -384,7 +405,7 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
         if unwritten is not None and unwritten == results_digest(config, catalog, evaluated, policy_set):
             catalog.set_meta(_RESULTS_DIGEST, unwritten)  # the stored groups and findings still hold
         else:
-            evaluate_results(config, catalog, evaluated, policy_set)
+            evaluate_results(config, catalog, evaluated, policy_set, progress)
     progress.done()
     stats = ScanStats(
         scan_id=scan_id, started=started, finished=clock(),

@@ -202,8 +202,8 @@ class _Results:
     """The rows a session writes to the catalog, sent in batches of `_WRITE_BATCH`: each its columns and
     their values then the URI (`Catalog.record_rows`), made once a read, not a dict an object."""
 
-    def __init__(self, catalog: Catalog, stats: dict[str, int]):
-        self.catalog, self.stats = catalog, stats
+    def __init__(self, catalog: Catalog, stats: dict[str, int], progress: Progress):
+        self.catalog, self.stats, self.progress = catalog, stats, progress
         self.pending: list[tuple[tuple[str, ...], tuple[object, ...]]] = []
 
     def flush(self) -> None:
@@ -218,18 +218,26 @@ class _Results:
         if len(self.pending) >= _WRITE_BATCH:
             self.flush()
 
-    def record(self, items: Iterable[WorkItem], r: _Read) -> None:
+    def record(self, items: Iterable[WorkItem], r: _Read, *, planned: bool = True) -> None:
+        """`planned`: the items were planned reads (or their copies), which progress counts."""
         rows: dict[bool, tuple[tuple[str, ...], tuple[object, ...]]] = {}
+        n = 0
         for item in items:
             want = item.want_metadata
             if want:
                 self.stats["fingerprinted"] += 1
             columns, values = rows.get(want) or rows.setdefault(want, _row(want, r))
             self._put(columns, (*values, item.ref.uri))
+            n += 1
+        if planned:
+            self.progress.settled(n)
 
     def fail(self, items: Iterable[WorkItem], reason: str) -> None:
+        n = 0
         for item in items:
             self.add(item.ref.uri, {"status": ObjectStatus.failed.value, "reason": reason, "headtail": None})
+            n += 1
+        self.progress.settled(n)
 
 
 class _WorkerReads:
@@ -327,7 +335,7 @@ class ReadSession:
         self.perceptual = config.scan.perceptual
         self.signatures = self.perceptual and config.scan.signatures
         self.budget = Budget(config.scan.max_retrieval_usd)
-        self.results = _Results(catalog, stats)
+        self.results = _Results(catalog, stats, progress)
         self.worker_reads = _WorkerReads(self)
         # Narrowing state: the headtail key of every object this scan saw, and who still needs its SHA-256.
         self.keys: dict[str, tuple[str, str]] = {}  # uri -> (key, identity: `ObjectRef.content_id` or the uri)
@@ -359,18 +367,18 @@ class ReadSession:
             self.stats["fingerprinted"] += unowned  # counted where their twin is read, as one process counts them
             for p in plans:
                 p.copies = [c for c in p.copies if shard.owns(c.ref.uri)]
-        self.progress.planned(sum(1 + len(p.copies) for p in plans),
-                              sum(p.ref.size * (1 + len(p.copies)) for p in plans))
+        self.progress.planned(sum(1 + len(p.copies) for p in plans))
         await self._run(plans if self.budget.limit is not None else spread_decodes(plans, perceptual=self.perceptual))
         if self.narrowed or self.whole_sizes:
             reads, fill = _still_colliding(self.catalog, self.narrowed, self.keys, self.whole_sizes,
                                            self.settled_plain)
+            self.progress.planned(sum(1 + len(p.copies) for p in reads))
             await self._run(reads)
             for key, items in fill.items():  # MD5-trusted objects: the SHA-256 of the read object with their MD5
                 for item in items:
                     sha = self.computed[key].get(item.ref.checksums.get("md5") or "")
                     if sha is not None:
-                        self.results.record([item], _Read(sha256=sha))
+                        self.results.record([item], _Read(sha256=sha), planned=False)
             self.results.flush()
 
     async def _run(self, reads: list[PlannedRead]) -> None:
@@ -391,7 +399,7 @@ class ReadSession:
                 # read the tail as if it did; with it, read the image (the pixels of a JPEG only; whole
                 # otherwise, SHA-256 and all): a collision found later is narrowed then (`Catalog.work`).
                 item = WorkItem(ref, want_sha256=not self.perceptual, want_metadata=True)
-                self.progress.planned(1, ref.size)
+                self.progress.planned(1)
                 await self._one(PlannedRead(item, plan_kind(item, perceptual=self.perceptual, price=self.acct.price)))
             await queue.put(None)  # for the next reader; the listing has ended, so there is room
 
@@ -405,6 +413,7 @@ class ReadSession:
             for item in [p.item, *p.copies]:
                 self.results.add(item.ref.uri, {"status": ObjectStatus.skipped.value,
                                                 "reason": f"larger than {config.scan.max_object_bytes} bytes"})
+            self.progress.settled(1 + len(p.copies))
             return
         _, nbytes = p.estimate()
         estimate = self.acct.retrieval(ref, nbytes)
@@ -456,6 +465,7 @@ class ReadSession:
                                                 f"the retrieval budget ({self.config.scan.max_retrieval_usd} USD)"})
             else:
                 self.results.add(item.ref.uri, {"headtail": None})  # read again for its SHA-256 next scan
+        self.progress.settled(1 + len(p.copies))
 
     def _connector(self, ref: ObjectRef) -> Connector:
         """The connector of `ref`'s scheme (`parse_target`'s, without parsing the rest of the URI)."""
