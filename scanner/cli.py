@@ -206,7 +206,8 @@ def _fail(exc: BaseException, status: int, cause: BaseException | None = None) -
 config_option = click.option(
     "--config", "config_path", metavar="FILE|URI",
     help="Config (YAML): buckets' tiers and regions, thresholds, policies, prices. A file or an object URI "
-         "(s3://, gs://, az://); default: the YAML in $TIERSCAN_CONFIG when set.",
+         "(s3://, gs://, az://); default: the YAML in $TIERSCAN_CONFIG when set, else for commands that read "
+         "a catalog the settings its scan stored.",
 )
 db_option = click.option(
     "--db", type=click.Path(dir_okay=False, path_type=Path),

@@ -98,11 +98,12 @@ def _stored_config(config: Config) -> dict[str, Any]:
 def _digests(config: dict[str, Any], prices: dict[str, Any], policies: list[Any]) -> dict[str, str]:
     """A digest per aspect, and `settings` over the whole."""
     entries = {"defaults": config["defaults"], **config["buckets"]}
-    where = {name: {k: v for k, v in entry.items() if k not in ("price_as", "inventory")}
-             for name, entry in entries.items()}
+    # An entry that sets only price_as changes no tier, class or region, and the reverse.
+    where = {name: fields for name, entry in entries.items()
+             if any((fields := {k: v for k, v in entry.items() if k not in ("price_as", "inventory")}).values())}
     parts = {
         "prices": prices,
-        "price_as": {name: entry["price_as"] for name, entry in entries.items()},
+        "price_as": {name: entry["price_as"] for name, entry in entries.items() if entry["price_as"] is not None},
         "buckets": where,
         "jurisdictions": config["jurisdictions"],
         "master": config["master"],
@@ -183,11 +184,17 @@ def command_settings(catalog: Catalog, given: Config | None, given_name: str, ap
 
     Without a config given: the catalog's stored settings (the defaults for a catalog that holds none).
     With one: that config, and, when it differs from the stored settings, one line naming what differs,
-    what of it this command applies (`applies`: aspect names) and that without it the scan's are used.
+    what of it this command applies (`applies`: aspect names) and that without it the scan's are used;
+    stored settings that cannot be used are then only warned about.
     """
-    stored = stored_settings(catalog)
     if given is None:
+        stored = stored_settings(catalog)
         return (stored.config if stored is not None else Config()), None
+    try:
+        stored = stored_settings(catalog)
+    except SettingsError as exc:
+        return given, (f"warning: {catalog.path}: the scan settings stored in this catalog {exc.problem}; "
+                       f"using {given_name}")
     if stored is None:
         return given, None
     differs = differing(settings_digests(given), stored.digests)
@@ -195,12 +202,12 @@ def command_settings(catalog: Catalog, given: Config | None, given_name: str, ap
         return given, None
     used = "; ".join(ASPECTS[name] for name in differs if name in applies)
     later = "; ".join(ASPECTS[name] for name in differs if name not in applies)
-    omit = "unset TIERSCAN_CONFIG" if given_name.startswith("$") else "omit --config"
+    omit = "Unset TIERSCAN_CONFIG" if given_name.startswith("$") else "Omit --config"
     warning = (f"warning: {given_name} differs from the settings {catalog.path} was scanned with in "
                f"{'; '.join(ASPECTS[name] for name in differs)}."
                + (f" Used here: {used}." if used else "")
                + (f" Applied at the next scan: {later}." if later else "")
-               + f" {omit.capitalize()} to use the scan's settings.")
+               + f" {omit} to use the scan's settings.")
     return given, warning
 
 
@@ -226,7 +233,7 @@ def merge_settings(parts: list[tuple[str, StoredSettings | None]], given: Config
         differs = [a for a in EVALUATED if any(a in differing(digests, s.digests) for _, s in known)]
         if differs:
             warnings.append(f"warning: {given_name} differs from the settings the parts were scanned with in "
-                            f"{', '.join(ASPECTS[a] for a in differs)}; the merge groups and evaluates with "
+                            f"{'; '.join(ASPECTS[a] for a in differs)}; the merge groups and evaluates with "
                             f"{given_name}")
         return given, warnings
     if not known:
@@ -236,6 +243,6 @@ def merge_settings(parts: list[tuple[str, StoredSettings | None]], given: Config
         differs = [ASPECTS[a] for a in differing(s.digests, first.digests) if a in EVALUATED]
         if differs:
             raise UsageError(f"merge: parts {first_name} and {name} were scanned with different "
-                             f"{', '.join(differs)}; give --config FILE to choose the settings the merged "
+                             f"{'; '.join(differs)}; give --config FILE to choose the settings the merged "
                              "catalog is grouped and evaluated with")
     return first.config, warnings
