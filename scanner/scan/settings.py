@@ -141,15 +141,16 @@ def store_settings(config: Config, catalog: Catalog) -> None:
 def stored_settings(catalog: Catalog) -> StoredSettings | None:
     """The settings stored in `catalog`, checked; None for a catalog written before settings were stored.
     UsageError naming the catalog when they are corrupt or do not match their digests."""
-    text = catalog.meta(_KEY)
-    if text is None:
-        return None
-
     def refused(problem: str) -> SettingsError:
         return SettingsError(catalog, problem)
 
-    if len(text) > _MAX_BYTES:
+    # Measured before it is read: a catalog may come from anyone who can write to a results location.
+    row = catalog.db.execute("SELECT length(CAST(value AS BLOB)) FROM meta WHERE key=?", (_KEY,)).fetchone()
+    if row is None:
+        return None
+    if row[0] > _MAX_BYTES:
         raise refused(f"are larger than {_MAX_BYTES >> 20} MiB")
+    text = catalog.meta(_KEY) or ""
     try:
         record = _Stored.model_validate_json(text)
     except ValidationError as exc:
