@@ -221,6 +221,22 @@ def test_stored_settings_round_trip_and_leave_this_machines_workers_out(tmp_path
     assert again is not None and again.digests == stored.digests
 
 
+def test_settings_stored_before_the_models_grew_a_field_still_check(tmp_path):
+    """An older tierscan stored a config without a field this one has: the digests hold over what was
+    stored, and the missing field takes its default."""
+    from tierscan.scanner.scan import settings
+
+    with Catalog(tmp_path / "c.db") as catalog:
+        store_settings(load_config(REPO / "examples" / "tierscan.yaml"), catalog)
+        record = json.loads(catalog.meta("settings") or "")
+        del record["config"]["local"], record["config"]["near"]["split_shots"]
+        record["digests"] = settings._digests(record["config"], record["prices"], record["policies"])
+        catalog.set_meta("settings", json.dumps(record))
+        stored = stored_settings(catalog)
+    assert stored is not None and stored.config.near.split_shots is True
+    assert stored.digests == settings_digests(load_config(REPO / "examples" / "tierscan.yaml"))
+
+
 def test_buckets_order_is_part_of_the_settings():
     first = Config.model_validate({"buckets": {"a*": {"region": "ap-east-1"}, "ab": {"region": "cn-north-1"}}})
     second = Config.model_validate({"buckets": {"ab": {"region": "cn-north-1"}, "a*": {"region": "ap-east-1"}}})

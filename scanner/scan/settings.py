@@ -58,7 +58,7 @@ class _Stored(BaseModel):
 
     format: Literal[1]
     tierscan: str  # the version that stored them, for the reader
-    config: Config
+    config: dict[str, Any]  # a `Config` dump, as stored (its digests are checked on it)
     prices: dict[str, Any]  # `PriceTable.dump`
     prices_origin: str
     policies: list[tuple[str, str | None, str]]  # `tierscan.policies.PolicySource`
@@ -95,19 +95,20 @@ def _stored_config(config: Config) -> dict[str, Any]:
     return dumped
 
 
-def _digests(config: dict[str, Any], prices: dict[str, Any], policies: list[Any]) -> dict[str, str]:
-    """A digest per aspect, and `settings` over the whole."""
-    entries = {"defaults": config["defaults"], **config["buckets"]}
+def _digests(config: Mapping[str, Any], prices: Any, policies: Any) -> dict[str, str]:
+    """A digest per aspect, and `settings` over the whole, of a config as dumped (or as stored: keys that
+    a later tierscan added to the models are missing there, and so do not change the digests)."""
+    entries = {"defaults": config.get("defaults") or {}, **(config.get("buckets") or {})}
     # An entry that sets only price_as changes no tier, class or region, and the reverse.
     where = {name: fields for name, entry in entries.items()
              if any((fields := {k: v for k, v in entry.items() if k not in ("price_as", "inventory")}).values())}
     parts = {
         "prices": prices,
-        "price_as": {name: entry["price_as"] for name, entry in entries.items() if entry["price_as"] is not None},
+        "price_as": {name: entry["price_as"] for name, entry in entries.items() if entry.get("price_as") is not None},
         "buckets": where,
-        "jurisdictions": config["jurisdictions"],
-        "master": config["master"],
-        "near": config["near"],
+        "jurisdictions": config.get("jurisdictions"),
+        "master": config.get("master"),
+        "near": config.get("near"),
         "policies": policies,
     }
     return {**{name: _digest(part) for name, part in parts.items()},
@@ -154,16 +155,19 @@ def stored_settings(catalog: Catalog) -> StoredSettings | None:
     try:
         record = _Stored.model_validate_json(text)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise refused(f"are not valid ({where}: {first['msg']})") from None
-    stored = record.config.model_dump(mode="json")
-    digests = _digests(stored, record.prices, [list(s) for s in record.policies])
-    wrong = sorted(name for name, value in digests.items() if record.digests.get(name) != value)
-    if wrong or set(record.digests) != set(digests):
-        raise refused(f"do not match their digests ({', '.join(wrong) or 'names'}): the catalog was altered")
+        raise refused(f"are not valid ({_first_error(exc)})") from None
+    try:
+        scanned_with = Config.model_validate(record.config)
+    except ValidationError as exc:
+        raise refused(f"are not valid ({_first_error(exc, 'config')})") from None
+    # Checked as stored, so that settings a tierscan stored before its models grew a field still check.
+    policies = [list(s) for s in record.policies]
+    found = _digests(record.config, record.prices, policies)
+    wrong = sorted(name for name, value in record.digests.items() if found.get(name, value) != value)
+    if wrong or "settings" not in record.digests:
+        raise refused(f"do not match their digests ({', '.join(wrong) or 'none'}): the catalog was altered")
     embedded = Embedded(record.prices, record.prices_origin, tuple(record.policies))
-    config = record.config.with_embedded(embedded)
+    config = scanned_with.with_embedded(embedded)
     try:
         PriceTable.from_dump(record.prices, record.prices_origin)
         load_policy_sources(embedded.policies)
@@ -171,7 +175,14 @@ def stored_settings(catalog: Catalog) -> StoredSettings | None:
         raise refused(f"hold a price table this tierscan refuses ({exc.error_count()} error(s))") from None
     except UsageError as exc:
         raise refused(f"hold policies this tierscan refuses ({str(exc).splitlines()[0]})") from None
+    # Compared with a given config as this tierscan dumps both.
+    digests = _digests(_stored_config(config), record.prices, policies)
     return StoredSettings(config, digests)
+
+
+def _first_error(exc: ValidationError, *within: str) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in (*within, *first['loc'])) or '(top level)'}: {first['msg']}"
 
 
 def differing(given: Mapping[str, str], stored: Mapping[str, str]) -> list[str]:
