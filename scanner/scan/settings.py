@@ -141,7 +141,8 @@ def store_settings(config: Config, catalog: Catalog) -> None:
 
 def stored_settings(catalog: Catalog) -> StoredSettings | None:
     """The settings stored in `catalog`, checked; None for a catalog written before settings were stored.
-    UsageError naming the catalog when they are corrupt or do not match their digests."""
+    SettingsError naming the catalog when they are corrupt, do not match their digests, or hold a price
+    table or policies this tierscan refuses."""
     def refused(problem: str) -> SettingsError:
         return SettingsError(catalog, problem)
 
@@ -242,7 +243,7 @@ def merge_settings(parts: list[tuple[str, StoredSettings | None]], given: Config
             break
     if given is not None:
         digests = settings_digests(given)
-        differs = [a for a in EVALUATED if any(a in differing(digests, s.digests) for _, s in known)]
+        differs = [a for a in ASPECTS if a in EVALUATED and any(a in differing(digests, s.digests) for _, s in known)]
         if differs:
             warnings.append(f"warning: {given_name} differs from the settings the parts were scanned with in "
                             f"{'; '.join(ASPECTS[a] for a in differs)}; the merge groups and evaluates with "
