@@ -98,6 +98,13 @@ def test_a_plain_report_gives_the_scans_figures(scanned):
     assert "override" in report["prices"]["s3/STANDARD/ap-east-1"]
 
 
+def test_the_dry_run_folders_come_from_the_stored_policies(scanned, tmp_path):
+    db, _, _, _ = scanned
+    run("report", "--db", str(db), "--format", "none", "--output-dir", str(tmp_path / "out"))
+    matched = json.loads((tmp_path / "out" / "every-archived-image" / "resources.json").read_text())
+    assert matched and all("hk-backup-archive" in r["uri"] for r in matched)
+
+
 def test_a_given_config_is_used_and_what_differs_is_named(scanned):
     db, tmp, _, _ = scanned
     other = tmp / "other.yaml"
