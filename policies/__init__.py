@@ -16,10 +16,14 @@ from tierscan.policies.output import write_resources
 from tierscan.policies.schema import policy_schema
 from tierscan.policies.validate import (
     BUILTIN,
+    PolicySource,
     builtin_pack_names,
+    configured_policies,
     describe_packs,
     describe_policies,
     load_policies,
+    load_policy_sources,
+    policy_sources,
     validate_files,
 )
 
@@ -34,16 +38,20 @@ __all__ = [
     "Filter",
     "Policy",
     "PolicySet",
+    "PolicySource",
     "Pricing",
     "builtin_pack_names",
+    "configured_policies",
     "describe_packs",
     "describe_policies",
     "evaluate",
     "in_order",
     "iter_findings",
     "load_policies",
+    "load_policy_sources",
     "order_key",
     "policy_schema",
+    "policy_sources",
     "validate_files",
     "write_resources",
 ]

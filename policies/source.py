@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tierscan.scanner.core.safe_yaml import MAX_DEPTH, YamlDocument, line_at, read_yaml_file
+from tierscan.scanner.core.errors import UsageError
+from tierscan.scanner.core.safe_yaml import MAX_DEPTH, YamlDocument, line_at, parse_yaml, read_yaml_file
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "PolicyYaml", "line_at", "read_policy_yaml"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "PolicyYaml", "line_at", "parse_policy_yaml", "read_policy_yaml"]
 
 MAX_BYTES = 1024 * 1024  # the shipped packs are a few KiB each
 PolicyYaml = YamlDocument
@@ -18,3 +19,10 @@ PolicyYaml = YamlDocument
 def read_policy_yaml(path: Path) -> PolicyYaml:
     """Read and parse one policy file; UsageError naming the file (and line) for anything it refuses."""
     return read_yaml_file(path, MAX_BYTES, "policy files")
+
+
+def parse_policy_yaml(text: str, path: Path) -> PolicyYaml:
+    """Parse a policy file's text read earlier (stored with a scan) as `read_policy_yaml` parses the file."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise UsageError(f"{path}: policy files are limited to {MAX_BYTES // 1024} KiB")
+    return parse_yaml(text, str(path), "policy files")

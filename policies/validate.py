@@ -33,16 +33,21 @@ from tierscan.policies.model import (
     Resource,
 )
 from tierscan.policies.registry import Registry
-from tierscan.policies.source import PolicyYaml, line_at, read_policy_yaml
+from tierscan.policies.source import PolicyYaml, line_at, parse_policy_yaml, read_policy_yaml
+from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import UsageError
 
 __all__ = [
     "BUILTIN",
     "PACKS_DIR",
+    "PolicySource",
     "builtin_pack_names",
+    "configured_policies",
     "describe_packs",
     "describe_policies",
     "load_policies",
+    "load_policy_sources",
+    "policy_sources",
     "validate_files",
 ]
 
@@ -51,6 +56,10 @@ PACKS_DIR = Path(__file__).parent / "packs"
 BUILTIN = "builtin"
 
 E = TypeVar("E", bound=Element)
+
+# A policy file as a scan stores it, to evaluate the same policies later: (pack, file, text), where file is
+# None for a built-in pack (found by its pack name wherever tierscan is installed).
+PolicySource = tuple[str, str | None, str]
 
 
 def builtin_pack_names() -> list[str]:
@@ -63,6 +72,15 @@ def load_policies(*, packs: Iterable[str] = (BUILTIN,), files: Iterable[Path | s
 
     Raises UsageError listing every problem, one per line, each naming file, line, policy and field.
     """
+    sources, errors = _resolve(packs, files)
+    policies, problems = _load(sources)
+    if errors or problems:
+        raise UsageError("\n".join(errors + problems))
+    return PolicySet(tuple(policies))
+
+
+def _resolve(packs: Iterable[str], files: Iterable[Path | str]) -> tuple[list[tuple[Path, str]], list[str]]:
+    """The (path, pack) pairs the named packs and files stand for, each once, and an error per unknown pack."""
     sources: list[tuple[Path, str]] = []
     errors: list[str] = []
     for name in packs:
@@ -73,10 +91,36 @@ def load_policies(*, packs: Iterable[str] = (BUILTIN,), files: Iterable[Path | s
         else:
             errors.append(f"unknown policy pack {name!r}; valid choices: {', '.join(builtin_pack_names())}")
     sources += [(Path(f), str(f)) for f in files]
-    policies, problems = _load(list(dict.fromkeys(sources)))
-    if errors or problems:
-        raise UsageError("\n".join(errors + problems))
+    return list(dict.fromkeys(sources)), errors
+
+
+def policy_sources(*, packs: Iterable[str] = (BUILTIN,), files: Iterable[Path | str] = ()) -> list[PolicySource]:
+    """The texts `load_policies` would read, built-in packs' included, for a scan to store: a later command
+    evaluates the same policies even when the files have moved or changed (`load_policy_sources`)."""
+    sources, errors = _resolve(packs, files)
+    if errors:
+        raise UsageError("\n".join(errors))
+    return [(pack, None if path == PACKS_DIR / f"{pack}.yaml" else str(path), read_policy_yaml(path).text)
+            for path, pack in sources]
+
+
+def load_policy_sources(sources: Iterable[PolicySource]) -> PolicySet:
+    """The policies of stored sources (`policy_sources`), validated like files; a built-in pack is named by
+    its path in this installation."""
+    texts = {(PACKS_DIR / f"{pack}.yaml" if file is None else Path(file), pack): text
+             for pack, file, text in sources}
+    policies, problems = _load(list(texts), texts)
+    if problems:
+        raise UsageError("\n".join(problems))
     return PolicySet(tuple(policies))
+
+
+def configured_policies(config: Config) -> PolicySet:
+    """The policies `config` selects: those its scan stored, for a config read back from a catalog
+    (`Config.embedded`); else its packs and files."""
+    if config.embedded is not None:
+        return load_policy_sources(config.embedded.policies)
+    return load_policies(packs=config.policies.packs, files=config.policies.files)
 
 
 def validate_files(paths: Iterable[Path | str]) -> list[str]:
@@ -117,13 +161,15 @@ def describe_policies(policy_set: PolicySet) -> list[dict[str, Any]]:
     ]
 
 
-def _load(sources: list[tuple[Path, str]]) -> tuple[list[Policy], list[str]]:
-    """Policies from (path, pack) pairs, and the error lines, including names defined twice."""
+def _load(sources: list[tuple[Path, str]], texts: Mapping[tuple[Path, str], str] | None = None
+          ) -> tuple[list[Policy], list[str]]:
+    """Policies from (path, pack) pairs, and the error lines, including names defined twice. `texts`: the
+    sources' texts, instead of reading the files."""
     policies: list[Policy] = []
     errors: list[str] = []
     first: dict[str, Policy] = {}
     for path, pack in sources:
-        loaded, problems = _load_file(path, pack)
+        loaded, problems = _load_file(path, pack, None if texts is None else texts[path, pack])
         errors += problems
         for policy in loaded:
             if policy.name in first:
@@ -135,9 +181,9 @@ def _load(sources: list[tuple[Path, str]]) -> tuple[list[Policy], list[str]]:
     return policies, errors
 
 
-def _load_file(path: Path, pack: str) -> tuple[list[Policy], list[str]]:
+def _load_file(path: Path, pack: str, text: str | None = None) -> tuple[list[Policy], list[str]]:
     try:
-        source = read_policy_yaml(path)
+        source = read_policy_yaml(path) if text is None else parse_policy_yaml(text, path)
     except UsageError as exc:
         return [], str(exc).splitlines()
     problems = _Problems(path, source)

@@ -19,7 +19,7 @@ import sqlite3
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,15 +56,34 @@ DEFAULT_DB = Path("tierscan.db")
 def _config(value: str | None) -> Config:
     """`--config FILE|URI`, else the YAML in `TIERSCAN_CONFIG`, else the defaults: a container gets its
     config from a mounted file, an environment variable or a bucket."""
+    return _given_config(value)[0] or Config()
+
+
+def _given_config(value: str | None) -> tuple[Config | None, str]:
+    """The config `--config` or `TIERSCAN_CONFIG` gives, checked against the price table, and its name for
+    messages; None when neither gives one."""
     if value and "://" in value:
         from tierscan.scanner.report.publish import read_uri
 
         config, name = load_config_text(read_uri(value).decode("utf-8"), value), value
     elif value is None and os.environ.get("TIERSCAN_CONFIG"):
         config, name = load_config_text(os.environ["TIERSCAN_CONFIG"], "$TIERSCAN_CONFIG"), "$TIERSCAN_CONFIG"
+    elif value:
+        config, name = load_config(Path(value)), value
     else:
-        config, name = load_config(Path(value) if value else None), value or "defaults"
+        return None, "--config"
     check_bucket_settings(config, PriceTable.load(config.prices), name)
+    return config, name
+
+
+def _catalog_config(catalog: Catalog, given: tuple[Config | None, str], applies: Collection[str]) -> Config:
+    """The settings a command reading `catalog` uses: the given config, else the ones its scan stored
+    (`tierscan.scanner.scan.settings`); a given config that differs from them is named on stderr."""
+    from tierscan.scanner.scan.settings import command_settings
+
+    config, warning = command_settings(catalog, *given, applies)
+    if warning:
+        click.echo(terminal_safe(warning), err=True)
     return config
 
 
@@ -95,8 +114,8 @@ def _shard(value: str | None) -> Shard | None:
     return found if found is not None and found.count > 1 else None
 
 
-def _db_path(db: Path | None, config: Config) -> Path:
-    return db or config.db or DEFAULT_DB
+def _db_path(db: Path | None, config: Config | None) -> Path:
+    return db or (config.db if config is not None else None) or DEFAULT_DB
 
 
 @contextmanager
@@ -203,7 +222,8 @@ def _fail(exc: BaseException, status: int, cause: BaseException | None = None) -
 config_option = click.option(
     "--config", "config_path", metavar="FILE|URI",
     help="Config (YAML): buckets' tiers and regions, thresholds, policies, prices. A file or an object URI "
-         "(s3://, gs://, az://); default: the YAML in $TIERSCAN_CONFIG when set.",
+         "(s3://, gs://, az://); default: the YAML in $TIERSCAN_CONFIG when set, else for commands that read "
+         "a catalog the settings its scan stored.",
 )
 db_option = click.option(
     "--db", type=click.Path(dir_okay=False, path_type=Path),
@@ -425,18 +445,22 @@ def merge(parts: tuple[str, ...], config_path: str | None, db: Path | None, outp
 
     PARTS are files or object URIs (e.g. s3://BUCKET/PREFIX/shards/part-0-of-4.db). Each part gives only
     its shard's objects; where parts disagree the newest identity wins and the conflict is listed on stderr.
+    Without --config the merge uses the settings the parts were scanned with (they must agree).
     """
     from tierscan.scanner.report import outputs
     from tierscan.scanner.scan.merge import merge_catalogs
 
-    config = _config(config_path)
+    given, name = _given_config(config_path)
     with tempfile.TemporaryDirectory(prefix="tierscan-parts-") as tmp:
         from tierscan.scanner.report.publish import local_parts
 
         paths = local_parts(parts, Path(tmp))
-        with _open_catalog(_db_path(db, config), must_exist=False, write=True) as catalog:
+        with _open_catalog(_db_path(db, given), must_exist=False, write=True) as catalog:
             with RichProgress() as progress:
-                result = merge_catalogs(paths, catalog, config, progress=progress)
+                result = merge_catalogs(paths, catalog, given, config_name=name, progress=progress)
+            for line in result.warnings:
+                click.echo(terminal_safe(line), err=True)
+            config = result.config
             report = outputs.report_stream(config, catalog)
             if output_dir:
                 outputs.write_output_dir(output_dir, config, catalog, report)
@@ -467,12 +491,15 @@ def report(config_path: str | None, db: Path | None, fail_on: str | None, fmt: s
     """Print the report of the last scan: per-bucket savings, duplicate groups, findings, skipped objects.
 
     `--format csv` writes one table (`--csv-table`); `--format html` writes one self-contained page with
-    charts that works offline (GPS rounded to about 1 km), best with `--output report.html`.
+    charts that works offline (GPS rounded to about 1 km), best with `--output report.html`. Prices are the
+    ones the scan stored in the catalog, unless --config is given.
     """
     from tierscan.scanner.report import outputs
+    from tierscan.scanner.scan.settings import PRICED
 
-    config = _config(config_path)
-    with _open_catalog(_db_path(db, config), must_exist=True) as catalog:
+    given = _given_config(config_path)
+    with _open_catalog(_db_path(db, given[0]), must_exist=True) as catalog:
+        config = _catalog_config(catalog, given, PRICED)
         _warn_unmatched(outputs.unmatched_bucket_settings(config, catalog))
         rep = outputs.report_stream(config, catalog)
         if output_dir:
@@ -524,22 +551,26 @@ def near_ignore(uris: tuple[str, ...], config_path: str | None, db: Path | None)
     """Mark URIS (two or more objects in the catalog) as not duplicates of each other, then regroup.
 
     Stored in the catalog, so every later scan keeps them apart: no near group ever holds two of them.
-    `near.not_duplicates` in the config file does the same from a file.
+    `near.not_duplicates` in the config file does the same from a file. Regroups with the settings the
+    scan stored in the catalog, unless --config is given.
     """
     # Local files are stored as file:// URIs of their resolved path: accept the path as typed.
     wanted = sorted({u if "://" in u else Path(u).resolve().as_uri() for u in uris})
     if len(wanted) < 2:
         raise UsageError("near ignore: name at least two different URIs")
-    config = _config(config_path)
+    given = _given_config(config_path)
     from tierscan.scanner.scan.pipeline import evaluate_results
+    from tierscan.scanner.scan.settings import EVALUATED, store_settings
 
-    with _open_catalog(_db_path(db, config), must_exist=True, write=True) as catalog:
+    with _open_catalog(_db_path(db, given[0]), must_exist=True, write=True) as catalog:
+        config = _catalog_config(catalog, given, EVALUATED)
         unknown = sorted(set(wanted) - catalog.known(wanted))
         if unknown:
             raise UsageError(f"near ignore: not in the catalog: {', '.join(unknown)}")
         added = catalog.add_not_duplicates(wanted)
         with RichProgress() as progress:
             evaluate_results(config, catalog, datetime.now(UTC), progress=progress)
+        store_settings(config, catalog)  # the groups and findings now follow these settings
     click.echo(f"recorded {added} new not-a-duplicate pair(s); groups updated", err=True)
 
 
@@ -695,7 +726,7 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
     """
     from tierscan.scanner.remediate import apply as remediation
 
-    config = _config(config_path)
+    given = _given_config(config_path)
     if execute_path is not None:
         if plan_path or action:
             raise UsageError("--execute runs an existing plan: leave out --plan and --action")
@@ -718,6 +749,7 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
             raise UsageError("--execute with --approve needs --journal FILE (a new file)")
         # Held while objects change: a scan meanwhile would list them half moved.
         with _open_catalog(Path(db or plan["db"]), must_exist=True, write=True) as catalog:
+            config = _catalog_config(catalog, given, ())  # the connectors' settings: the scan's by default
             result = remediation.execute_plan(plan, approve, journal_path, catalog, config, plan_path=execute_path)
         for uri, why in result.skipped:
             click.echo(terminal_safe(f"skipped {uri!r}: {why}"), err=True)
@@ -730,11 +762,13 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
         return
     if action is None or plan_path is None:
         raise UsageError("apply: give --action and --plan to write a plan, or --execute PLAN to review or run one")
-    path = _db_path(db, config)
-    # The config's policies are known names too (one without findings gives an empty plan, not an error).
-    configured = [p.name for p in load_policies(packs=config.policies.packs, files=config.policies.files)] \
-        if policies else []
+    path = _db_path(db, given[0])
     with _open_catalog(path, must_exist=True) as catalog:
+        # Names what of a given config the catalog's findings do not follow.
+        config = _catalog_config(catalog, given, ())
+        # The config's policies are known names too (one without findings gives an empty plan, not an error).
+        configured = [p.name for p in load_policies(packs=config.policies.packs, files=config.policies.files)] \
+            if policies else []
         plan = remediation.build_plan(catalog, path.resolve(), action, to=to, tags=remediation.parse_tags(tags),
                                       policies=policies, known_policies=configured,
                                       findings=remediation.findings_file(findings_path))

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import Tier
 from tierscan.scanner.core.safe_yaml import line_at, parse_yaml, read_yaml_file
 
-__all__ = ["BucketSettings", "Config", "InventorySettings", "MasterRule", "MasterSettings", "format_validation_error",
-           "load_config", "load_config_text"]
+__all__ = ["BucketSettings", "Config", "Embedded", "InventorySettings", "MasterRule", "MasterSettings",
+           "format_validation_error", "load_config", "load_config_text"]
 
 
 class _Strict(BaseModel):
@@ -176,6 +178,18 @@ class PolicySettings(_Strict):
     files: list[Path] = Field(default_factory=list)  # extra policy files, relative to the config file
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """What a config read back from a catalog (`tierscan.scanner.scan.settings`) carries in place of the files
+    it names, which may have moved or changed since the scan: the price table the scan priced with (the
+    built-in table merged with the override file, as `PriceTable.dump` gives it, and its `origin`), and
+    its policy sources as (pack, file or None for a built-in pack, text)."""
+
+    prices: Mapping[str, Any]
+    prices_origin: str
+    policies: tuple[tuple[str, str | None, str], ...]
+
+
 class Config(_Strict):
     version: int = 1
     targets: list[str] = Field(default_factory=list)  # used when the command line names none
@@ -189,6 +203,18 @@ class Config(_Strict):
     scan: ScanSettings = Field(default_factory=ScanSettings)
     policies: PolicySettings = Field(default_factory=PolicySettings)
     local: LocalSettings = Field(default_factory=LocalSettings)
+    _embedded: Embedded | None = PrivateAttr(default=None)
+
+    @property
+    def embedded(self) -> Embedded | None:
+        """The scan's price table and policies, when this config was read back from a catalog; None: read
+        the files it names."""
+        return self._embedded
+
+    def with_embedded(self, embedded: Embedded) -> Config:
+        copy = self.model_copy()
+        copy._embedded = embedded
+        return copy
 
     def bucket_settings(self, bucket: str, uri: str) -> BucketSettings:
         """Every `buckets:` entry matching the bucket name or the object URI (glob), merged in file order.

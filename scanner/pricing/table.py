@@ -267,6 +267,23 @@ class PriceTable:
             raise UsageError(format_validation_error(override_path, text, exc)) from exc
         return cls(file, f"builtin + {override_path}")
 
+    @classmethod
+    def of_config(cls, config: Config) -> PriceTable:
+        """The table `config` prices with: the one its scan stored, for a config read back from a catalog
+        (`Config.embedded`); else the built-in table with the config's override file."""
+        if config.embedded is not None:
+            return cls.from_dump(config.embedded.prices, config.embedded.prices_origin)
+        return cls.load(config.prices)
+
+    @classmethod
+    def from_dump(cls, data: Any, origin: str) -> PriceTable:
+        """A table from `dump`'s data, validated like a price file (ValidationError when it does not fit)."""
+        return cls(_validate(data), origin)
+
+    def dump(self) -> dict[str, Any]:
+        """The whole table as JSON data (the built-in figures with any override merged), in file order."""
+        return self._file.model_dump(mode="json")
+
     def provider_names(self) -> set[str]:
         """Every name a provider goes by (table names and aliases), lower-cased."""
         return set(self._aliases)

@@ -37,7 +37,7 @@ __all__ = [
 def report_stream(config: Config, catalog: Catalog) -> ReportStream:
     """The catalog's report, its groups, findings and skipped objects read back as it is written out (the
     catalog must stay open until then)."""
-    return catalog_report(catalog, PriceTable.load(config.prices),
+    return catalog_report(catalog, PriceTable.of_config(config),
                           lambda r: config.bucket_settings(r.bucket, r.uri).price_as, datetime.now(UTC))
 
 

@@ -10,6 +10,9 @@ A part that a shard scan still holds (its `CatalogLock`) is refused, never merge
 
 Pairs recorded as "not duplicates" in any part (or earlier in the merged catalog) are kept.
 
+The parts are grouped and evaluated with the settings their scans stored, which must agree, or with a
+config given instead (`tierscan.scanner.scan.settings.merge_settings`); the merged catalog stores them.
+
 The merge runs in SQLite: each part is attached in turn and its own rows' ranking keys go to a temporary
 table, a window over it picks each URI's winner, and the winners' rows are copied part by part with
 `INSERT ... SELECT`, so no row passes through Python and memory does not grow with the objects.
@@ -36,6 +39,13 @@ from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.catalog_lock import CatalogLock
 from tierscan.scanner.scan.pipeline import evaluate_results
 from tierscan.scanner.scan.progress import Progress
+from tierscan.scanner.scan.settings import (
+    SettingsError,
+    StoredSettings,
+    merge_settings,
+    store_settings,
+    stored_settings,
+)
 
 __all__ = ["MergeResult", "merge_catalogs"]
 
@@ -49,12 +59,14 @@ _STATUS_RANK = {ObjectStatus.fingerprinted: 4, ObjectStatus.skipped: 3, ObjectSt
 
 @dataclass
 class MergeResult:
-    """What the merge combined, and where parts disagreed."""
+    """What the merge combined, where parts disagreed, and the settings it grouped and evaluated with."""
 
     objects: int = 0
     parts: int = 0
     conflicts: list[str] = field(default_factory=list)
     stats: ScanStats = field(default_factory=ScanStats)
+    config: Config = field(default_factory=Config)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -153,10 +165,27 @@ def _combined_stats(stats: list[ScanStats]) -> ScanStats:
     )
 
 
-def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: datetime | None = None,
-                   progress: Progress | None = None) -> MergeResult:
-    """Replace `into`'s objects with the parts' merged rows, then group and evaluate policies (`progress`
-    is told each step)."""
+def _parts_settings(parts: list[_Part], config_given: bool, warnings: list[str]
+                    ) -> list[tuple[str, StoredSettings | None]]:
+    """Each part's stored settings; with a config given, a part whose settings cannot be used is merged
+    with a warning instead of refused."""
+    found: list[tuple[str, StoredSettings | None]] = []
+    for part in parts:
+        try:
+            found.append((part.name, stored_settings(part.catalog)))
+        except SettingsError as exc:
+            if not config_given:
+                raise
+            warnings.append(f"warning: {part.name}: the scan settings stored in this part {exc.problem}")
+            found.append((part.name, None))
+    return found
+
+
+def merge_catalogs(parts: list[Path], into: Catalog, config: Config | None, now: datetime | None = None,
+                   config_name: str = "--config", progress: Progress | None = None) -> MergeResult:
+    """Replace `into`'s objects with the parts' merged rows, then group and evaluate policies with `config`
+    (named `config_name` in warnings), or with the parts' stored settings when it is None; `progress` is
+    told each step."""
     if not parts:
         raise UsageError("merge: name at least one part catalog")
     missing = [str(p) for p in parts if not p.is_file()]
@@ -176,6 +205,9 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
             last = catalog.last_scan()
             opened.append(_Part(str(path), last.started or _EPOCH, -1 if last.scan_id is None else last.scan_id,
                                 catalog))
+        named = _parts_settings(opened, config is not None, result.warnings)
+        result.config, warnings = merge_settings(named, config, config_name)
+        result.warnings += warnings
         stats = _combined_stats([p.catalog.last_scan() for p in opened])
 
         result.objects, listed = _merge_rows(into, opened, result.conflicts)
@@ -191,7 +223,8 @@ def merge_catalogs(parts: list[Path], into: Catalog, config: Config, now: dateti
     elif modes:  # unrecorded, so the next scan of the merged catalog hashes them all again, one way
         log.warning("merge: the parts' images were hashed by different tierscan versions: near groups may "
                     "miss pairs until the next scan of %s", into.path)
-    evaluate_results(config, into, now or datetime.now(UTC), progress=progress)
+    evaluate_results(result.config, into, now or datetime.now(UTC), progress=progress)
+    store_settings(result.config, into)
     result.stats = stats.model_copy(update={"scan_id": scan_id, "listed": listed})
     into.finish_scan(result.stats)
     return result

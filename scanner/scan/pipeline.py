@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from tierscan.connectors import Connector, connector_class, parse_target
-from tierscan.policies import Evaluator, PolicySet, Pricing, load_policies, order_key, write_resources
+from tierscan.policies import Evaluator, PolicySet, Pricing, configured_policies, order_key, write_resources
 from tierscan.policies.costs import ObjectRecord
 from tierscan.policies.model import Resource
 from tierscan.policies.prefilter import group_may_match, prefilter
@@ -51,6 +51,7 @@ from tierscan.scanner.scan.catalog import Catalog, Listing
 from tierscan.scanner.scan.plan import ScanPlan, estimate, plan_reads
 from tierscan.scanner.scan.progress import Progress
 from tierscan.scanner.scan.read_session import ReadSession, _Accounts
+from tierscan.scanner.scan.settings import store_settings
 
 __all__ = ["Evaluation", "evaluate_results", "plan_scan", "policy_records", "run_scan", "write_policy_resources"]
 
@@ -176,7 +177,7 @@ def policy_records(config: Config, catalog: Catalog) -> tuple[Mapping[str, dict[
 def write_policy_resources(out: Path, config: Config, catalog: Catalog, findings: Iterable[Finding]) -> None:
     """Cloud-Custodian-style dry-run output: each configured policy's folder under `out` with the records
     its findings matched."""
-    policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
+    policy_set = configured_policies(config)
     objects, groups = policy_records(config, catalog)
     write_resources(out, policy_set, findings, objects=objects, groups=groups)
 
@@ -213,7 +214,7 @@ def evaluate_results(config: Config, catalog: Catalog, now: datetime,
     and store both, with `results_digest` of what they depend on besides the objects. `policy_set`: the
     configured policies, when the caller has loaded them already; `progress` is told each step."""
     if policy_set is None:
-        policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
+        policy_set = configured_policies(config)
     catalog.set_meta(_RESULTS_DIGEST, "")  # until the new results are stored
     with _no_cycle_collection():
         evaluation = _evaluate(config, catalog, now, policy_set, progress or Progress())
@@ -250,8 +251,8 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
     stored in `policies.evaluate`'s order: by `order_key`, then object findings (in URI order), exact groups'
     and near groups' (by group id), as one pass over objects, exact and near groups sorted stably gives."""
     if policy_set is None:
-        policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
-    evaluator = Evaluator(policy_set, now=now, pricing=Pricing(PriceTable.load(config.prices),
+        policy_set = configured_policies(config)
+    evaluator = Evaluator(policy_set, now=now, pricing=Pricing(PriceTable.of_config(config),
                                                                 price_as_from_config(config)))
     may_match = group_may_match(prefilter(policy_set, "group"))
     jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
@@ -351,6 +352,7 @@ def _begin(config: Config, catalog: Catalog, targets: list[str], started: dateti
     """What a scan and a plan set up alike: the scan's row, the stored results' digest (cleared), the
     catalog's perceptual mode, the counters, the accounts and one connector per scheme."""
     scan_id = catalog.begin_scan(targets, started)
+    store_settings(config, catalog)  # what the report and the merge price and evaluate with
     digest = catalog.meta(_RESULTS_DIGEST)
     catalog.set_meta(_RESULTS_DIGEST, "")
     stored = _StoredResults(digest, catalog.db.total_changes)
@@ -373,7 +375,7 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     if not targets:
         raise UsageError("nothing to scan: name a path or URI, or set `targets:` in the config file")
     # Validate policies before any listing, so a bad policy file costs nothing.
-    policy_set = load_policies(packs=config.policies.packs, files=config.policies.files)
+    policy_set = configured_policies(config)
     started = clock()
     scan_id, counters, acct, connectors, stored = _begin(config, catalog, targets, started, shard)
     # A shard reads no early objects: its representatives are chosen over the whole listing.
