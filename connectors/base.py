@@ -23,9 +23,7 @@ an object below it, `get_object` and `put_object` read and write whole objects.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import random
-import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -34,6 +32,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from tierscan.scanner.core.classify import Classifier
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import (
     ObjectDenied,
@@ -44,9 +43,8 @@ from tierscan.scanner.core.errors import (
     TransientError,
     UsageError,
 )
-from tierscan.scanner.core.models import ObjectRef, Tier
+from tierscan.scanner.core.models import ObjectRef
 from tierscan.scanner.core.shard import Shard
-from tierscan.scanner.core.tiers import JurisdictionMap, TierTable
 
 if TYPE_CHECKING:
     from tierscan.connectors.inventory_reports import Report
@@ -192,8 +190,7 @@ class Connector(ABC):
         retry: RetryPolicy | None = None,
     ):
         self.config = config
-        self.tiers = TierTable.builtin()
-        self.jurisdictions = JurisdictionMap.builtin(config.jurisdictions)
+        self.classifier = Classifier(config, self.capabilities.tier_table, self.capabilities.restores)
         self.max_concurrency = max_concurrency or self.capabilities.max_concurrency
         self.request_timeout = request_timeout
         if retry is not None:
@@ -201,13 +198,6 @@ class Connector(ABC):
         # Requests sent, by kind ("list", "head", "read", ...), plus "retried" and "throttled".
         self.requests: Counter[str] = Counter()
         self._slots = asyncio.Semaphore(self.max_concurrency)
-        # `make_ref`'s lookups, made once: the `buckets:` globs compiled (as `Config.bucket_settings` matches
-        # them: against the bucket name or the object URI), those that match each bucket name, and what each
-        # set of matching entries with a native class and region resolves to.
-        self._globs = [(i, re.compile(fnmatch.translate(pattern)).match, _literal_head(pattern))
-                       for i, pattern in enumerate(config.buckets)]
-        self._bucket_globs: dict[str, frozenset[int]] = {}
-        self._placed: dict[tuple[object, ...], tuple[Tier, str, bool, str, str]] = {}
 
     async def call(self, kind: str, request: Callable[[], Awaitable[T]]) -> T:
         """Run one request under the connector's bound on requests in flight and its per-request timeout,
@@ -394,17 +384,11 @@ class Connector(ABC):
         checksums: Mapping[str, str | None] | None = None,
         readable: bool | None = None,
     ) -> ObjectRef:
-        """An ObjectRef with tier, readability and jurisdiction filled in from the tables and config.
-
-        `readable` overrides the tier table when the backend knows better (for example an S3
-        Intelligent-Tiering object in an archive access tier).
-        """
-        matching = self._matching(bucket, uri) if self._globs else ()
-        placed = self._placed.get((matching, storage_class, region, readable))
-        if placed is None:
-            placed = self._place(bucket, uri, storage_class, region, readable)
-            self._placed[(matching, storage_class, region, readable)] = placed
-        tier, native, readable, region, jurisdiction = placed
+        """An ObjectRef of the listing's raw facts, placed (tier, native class, readability, region and
+        jurisdiction) by the one classification step, `tierscan.scanner.core.classify`. `readable` overrides
+        the tier table when the backend knows better (an S3 Intelligent-Tiering object in an archive access
+        tier)."""
+        placed = self.classifier.place(bucket, uri, storage_class, region, readable)
         return ObjectRef(
             uri=uri,
             provider=self.scheme if self.scheme != "file" else "local",
@@ -414,39 +398,13 @@ class Connector(ABC):
             size=size,
             etag=etag,
             checksums=dict(checksums or {}),
-            tier=tier,
-            storage_class=native,
-            readable=readable,
-            region=region,
-            jurisdiction=jurisdiction,
+            tier=placed.tier,
+            storage_class=placed.storage_class,
+            readable=placed.readable,
+            region=placed.region,
+            jurisdiction=placed.jurisdiction,
             modified=modified,
         )
-
-    def _matching(self, bucket: str, uri: str) -> tuple[int, ...]:
-        """The `buckets:` entries (by position) that match the bucket name or the object URI."""
-        by_bucket = self._bucket_globs.get(bucket)
-        if by_bucket is None:
-            by_bucket = self._bucket_globs[bucket] = frozenset(i for i, match, _ in self._globs if match(bucket))
-        return tuple(i for i, match, head in self._globs
-                     if i in by_bucket or (uri.startswith(head) and match(uri) is not None))
-
-    def _place(self, bucket: str, uri: str, storage_class: str | None, region: str | None,
-               readable: bool | None) -> tuple[Tier, str, bool, str, str]:
-        """(tier, native class, readable, region, jurisdiction code) of an object of this bucket and URI
-        that the listing gives this class and region: the same for every object that the same `buckets:`
-        entries match (`make_ref` keeps them)."""
-        explicit = self.config.bucket_settings(bucket, uri)
-        defaults = self.config.defaults
-        table = explicit.price_as or self.capabilities.tier_table
-        native = explicit.storage_class or storage_class or (explicit.tier or defaults.tier or "hot")
-        native = getattr(native, "value", native)
-        cls = self.tiers.lookup(table, native)
-        # An explicit tier in the config wins; else the table's tier for the native class.
-        tier = explicit.tier or cls.tier
-        if readable is None:
-            readable = cls.readable or not self.capabilities.restores
-        region = explicit.region or region or defaults.region or "unknown"
-        return tier, native, readable, region, self.jurisdictions.lookup(region).code
 
     # ---- preflight (`tierscan doctor`): what can be known about a target before a scan --------------------
 
@@ -475,11 +433,6 @@ class Connector(ABC):
         except TierscanError as exc:
             return Check.failed(name, exc)
         return result if isinstance(result, Check) else Check(name, "ok", result)
-
-
-def _literal_head(pattern: str) -> str:
-    """What every string a glob matches starts with: the pattern up to its first wildcard."""
-    return re.split(r"[*?[]", pattern, maxsplit=1)[0]
 
 
 async def merge_streams(streams: Iterable[AsyncIterator[T]], *, limit: int) -> AsyncIterator[T]:
