@@ -45,11 +45,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from tierscan.scanner.core.config import Config, NearSettings
-from tierscan.scanner.core.models import InventoryRecord, Tier
-from tierscan.scanner.fingerprint.image import FingerprintResult
+from tierscan.scanner.core.models import ExifRecord, InventoryRecord, Tier
+from tierscan.scanner.fingerprint.image import Fingerprint
 from tierscan.scanner.fingerprint.pool import FingerprintPool
 from tierscan.scanner.group.cluster import exact_groups, near_groups
-from tierscan.scanner.scan.plan import exif_record
 
 Pair = tuple[str, str]
 _AGREEMENT_GRID = (0.80, 0.84, 0.88, 0.90, 0.92, 0.94, 0.96)
@@ -66,7 +65,7 @@ def _fingerprint(folder: Path, rows: list[dict[str, str]], workers: int | None
     size; with their EXIF, which keeps different shots apart), and the signature blobs."""
     records, blobs = [], {}
 
-    async def fingerprints(pool: FingerprintPool) -> list[FingerprintResult]:
+    async def fingerprints(pool: FingerprintPool) -> list[Fingerprint]:
         return list(await asyncio.gather(*[pool.submit((folder / r["file"]).read_bytes(), want_sha256=True,
                                                        want_perceptual=True) for r in rows]))
 
@@ -76,7 +75,8 @@ def _fingerprint(folder: Path, rows: list[dict[str, str]], workers: int | None
                 uri=name, provider="local", bucket="eval", key=name, size=(folder / name).stat().st_size,
                 tier=Tier.hot, storage_class="local", region="local", jurisdiction="local",
                 modified=datetime(2020, 1, 1, tzinfo=UTC), sha256=fp.sha256, phash=fp.phash,
-                dhash=fp.dhash, format=fp.format, width=fp.width, height=fp.height, exif=exif_record(fp.exif),
+                dhash=fp.dhash, format=fp.format, width=fp.width, height=fp.height,
+                exif=ExifRecord.model_validate_json(fp.exif) if fp.exif else None,
                 status="skipped" if fp.error else "fingerprinted", reason=fp.error,
             ))
             if fp.near_sig:

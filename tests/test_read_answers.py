@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tierscan.scanner.fingerprint.exif import ExifInfo
-from tierscan.scanner.scan.plan import exif_record
-from tierscan.scanner.scan.read_session import _exif_json
+from tierscan.scanner.fingerprint.image import exif_json, exif_record
 
 
 @pytest.mark.parametrize("fields", [
@@ -27,8 +26,8 @@ def test_the_exif_json_of_a_read_is_the_full_records(fields: dict[str, object]) 
     info = ExifInfo(**fields)
     record = exif_record(info)
     assert record is not None
-    assert _exif_json(info) == record.model_dump_json()
+    assert exif_json(info) == record.model_dump_json()
 
 
-def test_no_metadata_has_no_exif_json() -> None:
-    assert _exif_json(None) is None
+def test_no_metadata_has_noexif_json() -> None:
+    assert exif_json(None) is None

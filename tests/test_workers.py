@@ -22,7 +22,7 @@ import tierscan.scanner.fingerprint.pool as fp
 from tierscan.scanner.cli import cli
 from tierscan.scanner.core.config import Config, ScanSettings, workers_bound
 from tierscan.scanner.fingerprint.exif.reader import read_prefix
-from tierscan.scanner.fingerprint.image import FingerprintResult, fingerprint_bytes
+from tierscan.scanner.fingerprint.image import Fingerprint, fingerprint_bytes
 from tierscan.scanner.fingerprint.pool import FingerprintPool, WorkerFailed, worker_count
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.pipeline import run_scan
@@ -32,7 +32,7 @@ _REAL_FINGERPRINT = fingerprint_bytes
 _REAL_READ_PREFIX = read_prefix
 
 
-def _stalling_fingerprint(data: bytes, **wants: bool) -> FingerprintResult:
+def _stalling_fingerprint(data: bytes, **wants: bool) -> Fingerprint:
     if STALL in data:
         time.sleep(3600)
     return _REAL_FINGERPRINT(data, **wants)
@@ -72,7 +72,7 @@ def test_an_object_that_never_finishes_is_answered_parse_timeout_and_the_others_
     with FingerprintPool(workers=2, timeout=3) as pool:
         before = {w.process.pid for w in pool._workers}
 
-        async def run() -> tuple[list[FingerprintResult], list[FingerprintResult]]:
+        async def run() -> tuple[list[Fingerprint], list[Fingerprint]]:
             first = await asyncio.gather(*[pool.submit(d, **wants) for d in images])
             return first, await asyncio.gather(*[pool.submit(d, **wants) for d in images if STALL not in d])
 
@@ -237,7 +237,7 @@ def test_a_worker_forked_while_a_thread_holds_numbas_compiler_lock_still_hashes(
             done.wait(30)
 
     with FingerprintPool(workers=1, timeout=20) as pool:
-        async def run() -> tuple[FingerprintResult, FingerprintResult]:
+        async def run() -> tuple[Fingerprint, Fingerprint]:
             thread = threading.Thread(target=hold)
             thread.start()
             held.wait()
@@ -265,7 +265,7 @@ def test_workers_that_never_set_up_cannot_hang_the_pool(monkeypatch: pytest.Monk
     monkeypatch.setattr(image, "init_worker", _never_set_up)  # every worker, replacements too
     monkeypatch.setattr(fp, "SETUP_TIME", 1.0)
     with FingerprintPool(workers=1, timeout=1) as pool:
-        async def run() -> list[FingerprintResult]:
+        async def run() -> list[Fingerprint]:
             return await asyncio.gather(*[pool.submit(_jpeg(64, 48), want_sha256=True, want_perceptual=True)
                                           for _ in range(2)])
 
@@ -280,7 +280,7 @@ def test_a_readable_callback_queued_behind_the_deadline_finds_its_worker_replace
     the second callback must see the worker is already replaced, not replace it again."""
     monkeypatch.setattr(image, "fingerprint_bytes", _stalling_fingerprint)
     with FingerprintPool(workers=1, timeout=600) as pool:
-        async def run() -> FingerprintResult:
+        async def run() -> Fingerprint:
             answer = pool.submit(_jpeg(64, 48, STALL), want_sha256=True, want_perceptual=True)
             worker = pool._workers[0]
             while not worker.ready:

@@ -29,7 +29,7 @@ from numba.core.compiler_lock import global_compiler_lock
 from tierscan.scanner.fingerprint import image
 from tierscan.scanner.fingerprint.exif import ImageMeta
 from tierscan.scanner.fingerprint.exif.reader import read_prefix
-from tierscan.scanner.fingerprint.image import FingerprintResult
+from tierscan.scanner.fingerprint.image import Fingerprint
 from tierscan.scanner.fingerprint.shared_arena import SharedArena
 
 __all__ = ["ARENA_BYTES", "BatchBroken", "FingerprintPool", "WorkerFailed", "available_memory", "note",
@@ -283,12 +283,12 @@ class FingerprintPool:
         return _Worker(process, conn, stamp)
 
     def submit(self, data: bytes, *, want_sha256: bool, want_perceptual: bool,
-               want_signature: bool = True) -> asyncio.Future[FingerprintResult]:
+               want_signature: bool = True) -> asyncio.Future[Fingerprint]:
         """`fingerprint_bytes(data, ...)` in a worker; call it in the event loop that awaits the answer.
         Once it returns, the pool holds what it needs of `data`: the caller may drop it before waiting."""
         wants: dict[str, object] = {"want_sha256": want_sha256, "want_perceptual": want_perceptual,
                                     "want_signature": want_signature}
-        return self._submit(data, image.fingerprint_bytes, wants, lambda reason: FingerprintResult(error=reason))
+        return self._submit(data, image.fingerprint_bytes, wants, lambda reason: Fingerprint(error=reason))
 
     def read_prefix(self, data: bytes) -> asyncio.Future[tuple[ImageMeta, list[tuple[int, int]]]]:
         """`tierscan.scanner.fingerprint.exif.reader.read_prefix(data)` in a worker, under the same deadline; the

@@ -44,8 +44,8 @@ from enum import Enum
 from itertools import groupby
 
 from tierscan.connectors import Capabilities, connector_class
-from tierscan.scanner.core.models import NOT_AN_IMAGE, ExifRecord, ObjectRef, content_identity
-from tierscan.scanner.fingerprint.exif.model import ImageMeta
+from tierscan.scanner.core.models import NOT_AN_IMAGE, ObjectRef, content_identity
+from tierscan.scanner.fingerprint.exif.model import ExifInfo, ImageMeta
 from tierscan.scanner.fingerprint.exif.reader import read_prefix
 from tierscan.scanner.pricing.table import GIB, Price, PriceTable
 from tierscan.scanner.scan.catalog import WorkItem
@@ -341,7 +341,7 @@ class RangedMeta:
     format: str | None
     width: int | None
     height: int | None
-    exif: object  # tierscan.scanner.fingerprint.exif ExifInfo
+    exif: ExifInfo | None
     error: str | None
     head: bytes
     tail: bytes
@@ -446,20 +446,3 @@ async def ranged_metadata(fetch: Callable[[int, int], Awaitable[bytes]], size: i
     error = NOT_AN_IMAGE if fmt is None else None
     return RangedMeta(fmt, meta.width, meta.height, meta.exif, error, head, tail,
                       requests, nbytes)
-
-
-def exif_record(info: object) -> ExifRecord | None:
-    """Convert a walker's ExifInfo into the catalog's ExifRecord."""
-    if info is None:
-        return None
-    from tierscan.scanner.core.models import GPS
-
-    gps = (GPS(lat=info.gps_lat, lon=info.gps_lon)  # type: ignore[attr-defined]
-           if info.gps_lat is not None and info.gps_lon is not None else None)  # type: ignore[attr-defined]
-    return ExifRecord(
-        gps=gps,
-        serials=list(dict.fromkeys(value for _, value in info.serials)),  # type: ignore[attr-defined]
-        make=info.make, model=info.model,  # type: ignore[attr-defined]
-        datetime_original=info.datetime_original, software=info.software,  # type: ignore[attr-defined]
-        owner=info.owner, orientation=info.orientation,  # type: ignore[attr-defined]
-    )

@@ -17,18 +17,17 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Set as AbstractSet
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
 from tierscan.connectors import Connector, parse_target
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import ObjectError
-from tierscan.scanner.core.models import ExifRecord, ObjectRef, ObjectStatus, content_identity
+from tierscan.scanner.core.models import ObjectRef, ObjectStatus, content_identity
 from tierscan.scanner.core.shard import Shard
 from tierscan.scanner.fingerprint import image as fingerprint, pool as fingerprint_pool
-from tierscan.scanner.fingerprint.exif import ExifInfo
-from tierscan.scanner.fingerprint.image import FingerprintResult
+from tierscan.scanner.fingerprint.image import Fingerprint, exif_json
 from tierscan.scanner.fingerprint.jpeg_extent import primary_end
 from tierscan.scanner.fingerprint.pool import BatchBroken, FingerprintPool, WorkerFailed
 from tierscan.scanner.pricing.table import GIB, Price, PriceTable, price_as_from_config
@@ -39,7 +38,6 @@ from tierscan.scanner.scan.plan import (
     Budget,
     PlannedRead,
     ReadKind,
-    exif_record,
     headtail_key,
     image_first_chunk,
     plan_heads,
@@ -109,41 +107,10 @@ class _Accounts:
         return float(sum((Fraction(get / 1000) * n for get, n in self._gets.items()), Fraction(0)))
 
 
-@dataclass(slots=True)
-class _Read:
-    """What reading one object produced (`exif`: the `ExifRecord` as the catalog's JSON). `error` set:
-    the object is skipped with that reason."""
-
-    sha256: str | None = None
-    headtail: str | None = None
-    phash: str | None = None
-    dhash: str | None = None
-    near_sig: bytes | None = None
-    format: str | None = None
-    width: int | None = None
-    height: int | None = None
-    exif: str | None = None
-    error: str | None = None
-
-
-# The catalog's JSON of metadata without one field set: most images of many estates.
-_BLANK_EXIF = ExifRecord().model_dump_json()
-
-
-def _exif_json(info: object) -> str | None:
-    """The catalog's JSON of a walker's `ExifInfo` (None: no metadata read)."""
-    if isinstance(info, ExifInfo) and (
-            info.make is None and info.model is None and info.datetime_original is None and info.software is None
-            and info.owner is None and info.orientation is None and not info.serials
-            and (info.gps_lat is None or info.gps_lon is None)):
-        return _BLANK_EXIF  # the same JSON, without a record made and dumped
-    record = exif_record(info)
-    return None if record is None else record.model_dump_json()
-
-
-def _from_result(result: FingerprintResult, headtail: str | None) -> _Read:
-    return _Read(result.sha256, headtail, result.phash, result.dhash, result.near_sig, result.format,
-                 result.width, result.height, _exif_json(result.exif), result.error)
+def _keyed(fingerprint: Fingerprint, headtail: str | None) -> Fingerprint:
+    """A worker's fingerprint of bytes whose head/tail key the session knows."""
+    fingerprint.headtail = headtail
+    return fingerprint
 
 
 def _sha256_and_md5(data: bytes) -> tuple[str, str]:
@@ -151,11 +118,15 @@ def _sha256_and_md5(data: bytes) -> tuple[str, str]:
     return hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
 
 
+# The columns of an object no read settled, of a copy left unread, and of an object not read at all.
+_UNSETTLED_COLUMNS = ("status", "reason", "headtail")
+_UNREAD_COLUMNS = ("headtail",)
+_SKIPPED_COLUMNS = ("status", "reason")
 # The columns a read with metadata sets, after its SHA-256 and headtail key when it has them.
 _METADATA_COLUMNS = ("format", "width", "height", "phash", "dhash", "near_sig", "exif", "status", "reason")
 
 
-def _row(want_metadata: bool, r: _Read) -> tuple[tuple[str, ...], tuple[object, ...]]:
+def _row(want_metadata: bool, r: Fingerprint) -> tuple[tuple[str, ...], tuple[object, ...]]:
     """Catalog columns to update from a read (metadata only when the item wanted it), and their values."""
     columns: tuple[str, ...] = ()
     values: tuple[object, ...] = ()
@@ -194,8 +165,8 @@ def _read_whole(item: tuple[Any, ...]) -> tuple[Any, ...]:
     if not want_metadata:
         return (_HASHED, size, key, *_sha256_and_md5(data))
     r = fingerprint.fingerprint_bytes(data, want_sha256=True, want_perceptual=perceptual, want_signature=signatures)
-    return (_DONE, size, key, r.sha256, r.phash, r.dhash, r.near_sig, r.format, r.width, r.height,
-            _exif_json(r.exif), r.error)
+    return (_DONE, size, key, r.sha256, r.phash, r.dhash, r.near_sig, r.format, r.width, r.height, r.exif,
+            r.error)
 
 
 class _Results:
@@ -210,15 +181,24 @@ class _Results:
         self.catalog.record_rows(self.pending)
         self.pending.clear()
 
-    def add(self, uri: str, fields: dict[str, object]) -> None:
-        self._put(tuple(fields), (*fields.values(), uri))
+    def failed(self, uri: str, status: ObjectStatus, reason: str) -> None:
+        """An object no read settled: `status` with the reason, and no head/tail key (read it again)."""
+        self._put(_UNSETTLED_COLUMNS, (status.value, reason, None, uri))
+
+    def skipped(self, uri: str, reason: str) -> None:
+        """An object not read, for `reason`."""
+        self._put(_SKIPPED_COLUMNS, (ObjectStatus.skipped.value, reason, uri))
+
+    def unread(self, uri: str) -> None:
+        """A copy left unread: no head/tail key, so the next scan reads it for its SHA-256."""
+        self._put(_UNREAD_COLUMNS, (None, uri))
 
     def _put(self, columns: tuple[str, ...], values: tuple[object, ...]) -> None:
         self.pending.append((columns, values))
         if len(self.pending) >= _WRITE_BATCH:
             self.flush()
 
-    def record(self, items: Iterable[WorkItem], r: _Read, *, planned: bool = True) -> None:
+    def record(self, items: Iterable[WorkItem], r: Fingerprint, *, planned: bool = True) -> None:
         """`planned`: the items were planned reads (or their copies), which progress counts."""
         rows: dict[bool, tuple[tuple[str, ...], tuple[object, ...]]] = {}
         n = 0
@@ -235,7 +215,7 @@ class _Results:
     def fail(self, items: Iterable[WorkItem], reason: str) -> None:
         n = 0
         for item in items:
-            self.add(item.ref.uri, {"status": ObjectStatus.failed.value, "reason": reason, "headtail": None})
+            self.failed(item.ref.uri, ObjectStatus.failed, reason)
             n += 1
         self.progress.settled(n)
 
@@ -378,7 +358,7 @@ class ReadSession:
                 for item in items:
                     sha = self.computed[key].get(item.ref.checksums.get("md5") or "")
                     if sha is not None:
-                        self.results.record([item], _Read(sha256=sha), planned=False)
+                        self.results.record([item], Fingerprint(sha256=sha), planned=False)
             self.results.flush()
 
     async def _run(self, reads: list[PlannedRead]) -> None:
@@ -411,8 +391,7 @@ class ReadSession:
         ref, config = p.ref, self.config
         if p.kind in (ReadKind.full, ReadKind.image) and ref.size > config.scan.max_object_bytes:
             for item in [p.item, *p.copies]:
-                self.results.add(item.ref.uri, {"status": ObjectStatus.skipped.value,
-                                                "reason": f"larger than {config.scan.max_object_bytes} bytes"})
+                self.results.skipped(item.ref.uri, f"larger than {config.scan.max_object_bytes} bytes")
             self.progress.settled(1 + len(p.copies))
             return
         _, nbytes = p.estimate()
@@ -439,7 +418,7 @@ class ReadSession:
         if r is not None:
             self._settle(p, r)
 
-    def _settle(self, p: PlannedRead, r: _Read) -> None:
+    def _settle(self, p: PlannedRead, r: Fingerprint) -> None:
         """Keep what narrowing needs of a read, and record it for the object and its copies."""
         if r.headtail is not None:
             for item in [p.item, *p.copies]:
@@ -460,11 +439,10 @@ class ReadSession:
             self.acct.left += 1
             self.acct.left_bytes += item.ref.size
             if item.want_metadata:
-                self.results.add(item.ref.uri, {"status": ObjectStatus.failed.value, "headtail": None,
-                                                "reason": "left unread: over "
-                                                f"the retrieval budget ({self.config.scan.max_retrieval_usd} USD)"})
+                self.results.failed(item.ref.uri, ObjectStatus.failed, "left unread: over the retrieval budget "
+                                    f"({self.config.scan.max_retrieval_usd} USD)")
             else:
-                self.results.add(item.ref.uri, {"headtail": None})  # read again for its SHA-256 next scan
+                self.results.unread(item.ref.uri)
         self.progress.settled(1 + len(p.copies))
 
     def _connector(self, ref: ObjectRef) -> Connector:
@@ -505,10 +483,10 @@ class ReadSession:
         if tag == _HASHED:
             _, _, key, sha, md5 = answer
             self.computed[key][md5] = sha
-            self._settle(p, _Read(sha256=sha, headtail=key))
+            self._settle(p, Fingerprint(sha256=sha, headtail=key))
             return
         _, _, key, sha, phash, dhash, near_sig, fmt, width, height, exif, error = answer
-        self._settle(p, _Read(sha, key, phash, dhash, near_sig, fmt, width, height, exif, error))
+        self._settle(p, Fingerprint(sha, key, phash, dhash, near_sig, fmt, width, height, exif, error))
 
     def _broken(self, p: PlannedRead, estimate: float, reason: str, note: bytes) -> None:
         """The object a worker overran the deadline or died on: what `_full` records when the parse of its
@@ -519,7 +497,7 @@ class ReadSession:
             return
         size, key = note.decode().split(" ")
         self._counted(p, estimate, int(size))
-        self._settle(p, _Read(headtail=key, error=reason))
+        self._settle(p, Fingerprint(headtail=key, error=reason))
 
     # ---- one object at a time, through the connector ---------------------------------------------------
 
@@ -529,7 +507,7 @@ class ReadSession:
         self.progress.read(len(data))
         return data
 
-    async def _full(self, p: PlannedRead) -> _Read | None:
+    async def _full(self, p: PlannedRead) -> Fingerprint | None:
         item, ref = p.item, p.ref
         data = await self._fetch(ref, 0, ref.size)
         if len(data) != ref.size:
@@ -539,14 +517,14 @@ class ReadSession:
         if not item.want_metadata:
             sha, md5 = await asyncio.to_thread(_sha256_and_md5, data)
             self.computed[key][md5] = sha
-            return _Read(sha256=sha, headtail=key)
+            return Fingerprint(sha256=sha, headtail=key)
         # A whole read always gives the SHA-256 (1.8 GB/s: free beside the read), whoever asked.
         answer = self.pool.submit(data, want_sha256=True, want_perceptual=self.perceptual,
                                   want_signature=self.signatures)
         del data  # the pool has what it needs; drop ours before waiting
-        return _from_result(await answer, key)
+        return _keyed(await answer, key)
 
-    async def _image(self, p: PlannedRead) -> _Read | None:
+    async def _image(self, p: PlannedRead) -> Fingerprint | None:
         """A JPEG's primary image (`tierscan.scanner.scan.plan`, kind ``image``): chunks until its EOI, then
         fingerprinted."""
         ref = p.ref
@@ -571,24 +549,24 @@ class ReadSession:
         del data
         answer = self.pool.submit(pixels, want_sha256=whole, want_perceptual=True, want_signature=self.signatures)
         del pixels
-        return _from_result(await answer, key)
+        return _keyed(await answer, key)
 
-    async def _meta(self, p: PlannedRead) -> _Read:
+    async def _meta(self, p: PlannedRead) -> Fingerprint:
         ref = p.ref
         try:  # walked in the pool: a hostile file must not hold the event loop, nor anything past the deadline
             found = await ranged_metadata(lambda s, e: self._fetch(ref, s, e), ref.size,
                                           want_tail=p.item.want_sha256, parse=self.pool.read_prefix)
         except WorkerFailed as exc:
-            return _Read(error=str(exc))
+            return Fingerprint(error=str(exc))
         key = headtail_key(ref.size, found.head, found.tail) if p.item.want_sha256 else None
-        return _Read(headtail=key, format=found.format, width=found.width, height=found.height,
-                     exif=_exif_json(found.exif) if found.error is None else None, error=found.error)
+        return Fingerprint(headtail=key, format=found.format, width=found.width, height=found.height,
+                     exif=exif_json(found.exif) if found.error is None else None, error=found.error)
 
-    async def _narrow(self, p: PlannedRead) -> _Read:
+    async def _narrow(self, p: PlannedRead) -> Fingerprint:
         ref = p.ref
         head = await self._fetch(ref, 0, HEAD)
         tail = await self._fetch(ref, ref.size - TAIL, ref.size)
-        return _Read(headtail=headtail_key(ref.size, head, tail))
+        return Fingerprint(headtail=headtail_key(ref.size, head, tail))
 
     async def _fetch_checksums(self) -> None:
         """HEADs for the whole-object checksums listings name without a value, where `plan_heads` finds
