@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Set as AbstractSet
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -124,6 +124,7 @@ class _Read:
     height: int | None = None
     exif: str | None = None
     error: str | None = None
+    md5: str | None = None  # a read for SHA-256 alone: its MD5, which settles trusted-MD5 objects of its key
 
 
 # The catalog's JSON of metadata without one field set: most images of many estates.
@@ -200,15 +201,19 @@ def _read_whole(item: tuple[Any, ...]) -> tuple[Any, ...]:
 
 class _Results:
     """The rows a session writes to the catalog, sent in batches of `_WRITE_BATCH`: each its columns and
-    their values then the URI (`Catalog.record_rows`), made once a read, not a dict an object."""
+    their values then the URI (`Catalog.record_rows`), made once a read, not a dict an object; and the
+    read keys narrowing needs (`Catalog.record_read_keys`), sent with them."""
 
     def __init__(self, catalog: Catalog, stats: dict[str, int]):
         self.catalog, self.stats = catalog, stats
         self.pending: list[tuple[tuple[str, ...], tuple[object, ...]]] = []
+        self.keys: list[tuple[str, int, str, str, int, str | None, str | None]] = []
 
     def flush(self) -> None:
         self.catalog.record_rows(self.pending)
         self.pending.clear()
+        self.catalog.record_read_keys(self.keys)
+        self.keys.clear()
 
     def add(self, uri: str, fields: dict[str, object]) -> None:
         self._put(tuple(fields), (*fields.values(), uri))
@@ -329,14 +334,10 @@ class ReadSession:
         self.budget = Budget(config.scan.max_retrieval_usd)
         self.results = _Results(catalog, stats)
         self.worker_reads = _WorkerReads(self)
-        # Narrowing state: the headtail key of every object this scan saw, and who still needs its SHA-256.
-        self.keys: dict[str, tuple[str, str]] = {}  # uri -> (key, identity: `ObjectRef.content_id` or the uri)
-        self.narrowed: list[PlannedRead] = []  # head/tail reads to settle with whole reads where keys collide
-        # Whole reads need no further read: only their sizes (to meet the catalog's objects of those sizes)
-        # and the keys they settle (an object without a trusted MD5 whose SHA-256 is known) are kept.
-        self.whole_sizes: set[int] = set()
-        self.settled_plain: set[str] = set()
-        self.computed: dict[str, dict[str, str]] = defaultdict(dict)  # key -> MD5 -> SHA-256 of whole reads
+        # Narrowing state: the headtail key of every object this scan read, in the catalog (`_Results.keys`,
+        # `Catalog.record_read_keys`), and the head/tail reads to settle with whole reads where keys collide.
+        catalog.begin_read_keys()
+        self.narrowed: list[PlannedRead] = []
 
     async def read_all(self, listing: asyncio.Task[None], early: asyncio.Queue[ObjectRef | None] | None) -> None:
         """Read `early` objects while `listing` runs; then the planned reads, then the narrowed ones."""
@@ -362,16 +363,16 @@ class ReadSession:
         self.progress.planned(sum(1 + len(p.copies) for p in plans),
                               sum(p.ref.size * (1 + len(p.copies)) for p in plans))
         await self._run(plans if self.budget.limit is not None else spread_decodes(plans, perceptual=self.perceptual))
-        if self.narrowed or self.whole_sizes:
-            reads, fill = _still_colliding(self.catalog, self.narrowed, self.keys, self.whole_sizes,
-                                           self.settled_plain)
-            await self._run(reads)
-            for key, items in fill.items():  # MD5-trusted objects: the SHA-256 of the read object with their MD5
-                for item in items:
-                    sha = self.computed[key].get(item.ref.checksums.get("md5") or "")
-                    if sha is not None:
-                        self.results.record([item], _Read(sha256=sha))
-            self.results.flush()
+        reads, fill = _still_colliding(self.catalog, self.narrowed)
+        await self._run(reads)
+        for key, items in fill.items():  # MD5-trusted objects: the SHA-256 of the read object with their MD5
+            for item in items:
+                md5 = item.ref.checksums.get("md5")
+                sha = self.catalog.read_sha256(key, md5) if md5 else None
+                if sha is not None:
+                    self.results.record([item], _Read(sha256=sha))
+        self.results.flush()
+        self.catalog.end_read_keys()
 
     async def _run(self, reads: list[PlannedRead]) -> None:
         queue = iter(reads)
@@ -433,17 +434,20 @@ class ReadSession:
     def _settle(self, p: PlannedRead, r: _Read) -> None:
         """Keep what narrowing needs of a read, and record it for the object and its copies."""
         if r.headtail is not None:
-            for item in [p.item, *p.copies]:
-                self.keys[item.ref.uri] = (r.headtail, item.ref.content_id or item.ref.uri)
+            settled = 0
             if (p.item.want_sha256 or p.kind == ReadKind.full) and r.error is None:
                 # Settled after the first pass: a whole read, or its key tells it apart. Whole reads count even
-                # unasked (early reads, before anyone knew the size collides): their SHA-256 settles a key.
+                # unasked (early reads, before anyone knew the size collides): their SHA-256 settles a key
+                # (their size meets the catalog's objects of that size), unless the object has a trusted MD5.
                 if p.kind != ReadKind.full:
                     self.narrowed.append(p)
                 else:
-                    self.whole_sizes.add(p.ref.size)
-                    if not p.ref.checksums.get("md5"):
-                        self.settled_plain.add(r.headtail)
+                    settled = 1 if p.ref.checksums.get("md5") else 2
+            keys, size = self.results.keys, p.ref.size
+            keys.append((p.ref.uri, size, r.headtail, p.ref.content_id or p.ref.uri, settled, r.md5,
+                         r.sha256 if r.md5 else None))
+            for c in p.copies:
+                keys.append((c.ref.uri, size, r.headtail, c.ref.content_id or c.ref.uri, 0, None, None))
         self.results.record([p.item, *p.copies], r)
 
     def _leave(self, p: PlannedRead) -> None:
@@ -494,8 +498,7 @@ class ReadSession:
             return
         if tag == _HASHED:
             _, _, key, sha, md5 = answer
-            self.computed[key][md5] = sha
-            self._settle(p, _Read(sha256=sha, headtail=key))
+            self._settle(p, _Read(sha256=sha, headtail=key, md5=md5))
             return
         _, _, key, sha, phash, dhash, near_sig, fmt, width, height, exif, error = answer
         self._settle(p, _Read(sha, key, phash, dhash, near_sig, fmt, width, height, exif, error))
@@ -528,8 +531,7 @@ class ReadSession:
         key = headtail_key(ref.size, data[:HEAD], data[-TAIL:])
         if not item.want_metadata:
             sha, md5 = await asyncio.to_thread(_sha256_and_md5, data)
-            self.computed[key][md5] = sha
-            return _Read(sha256=sha, headtail=key)
+            return _Read(sha256=sha, headtail=key, md5=md5)
         # A whole read always gives the SHA-256 (1.8 GB/s: free beside the read), whoever asked.
         answer = self.pool.submit(data, want_sha256=True, want_perceptual=self.perceptual,
                                   want_signature=self.signatures)
@@ -590,7 +592,7 @@ class ReadSession:
         heads = iter(plan_heads(self.catalog.pending_checksums(kinds), perceptual=self.perceptual,
                                 price=self.acct.price))
         found: list[tuple[str, dict[str, str]]] = []
-        keys = self.keys
+        identities: list[tuple[str, str]] = []
 
         async def header() -> None:
             for item, wanted in heads:
@@ -607,15 +609,15 @@ class ReadSession:
                     self.acct.add(ref, 0)
                 if values:
                     found.append((ref.uri, values))
-                    if ref.uri in keys:  # read early: narrowing compares its identity
-                        keys[ref.uri] = (keys[ref.uri][0], content_identity({**ref.checksums, **values}) or ref.uri)
+                    # Read early: narrowing compares its identity (a no-op for the objects not read).
+                    identities.append((content_identity({**ref.checksums, **values}) or ref.uri, ref.uri))
 
         await asyncio.gather(*(header() for _ in range(self.config.scan.concurrency)))
         self.catalog.record_checksums(found)
+        self.catalog.record_read_identities(identities)
 
 
-def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[str, tuple[str, str]],
-                     whole_sizes: AbstractSet[int] = frozenset(), settled_plain: AbstractSet[str] = frozenset()
+def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead]
                      ) -> tuple[list[PlannedRead], dict[str, list[WorkItem]]]:
     """Whole reads for SHA-256, after the head/tail pass: objects whose (size, head, tail) key another
     object shares, including the catalog's objects that share it without a SHA-256. An object of the same
@@ -626,9 +628,9 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
     compute MD5 as well, and an MD5-trusted object takes the SHA-256 of the one whose MD5 equals its own
     (returned as key -> items to fill); objects that all have trusted MD5s need no read at all.
 
-    `narrowed`: the head/tail reads; `whole_sizes` and `settled_plain`: the sizes of this scan's whole reads,
-    and the keys they settled (read whole, no trusted MD5). A key names its size, so size classes are
-    settled a round of them at a time: memory holds one round's peers, not every object of every size."""
+    `narrowed`: the head/tail reads; the keys of this scan's reads, and which whole reads settled theirs,
+    are the catalog's (`Catalog.record_read_keys`). A key names its size, so size classes are settled a
+    round of them at a time: memory holds one round's peers, not every object of every size."""
     by_size: dict[int, list[PlannedRead]] = defaultdict(list)
     for p in narrowed:
         by_size[p.ref.size].append(p)
@@ -636,32 +638,32 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
     fill: dict[str, list[WorkItem]] = {}
     # A size class of whole reads alone needs a read only where some object still lacks its SHA-256 (an
     # object of an earlier scan, one this scan failed); the size classes of head/tail reads all count.
-    for sizes in catalog.size_rounds(catalog.sizes_unhashed(set(whole_sizes) - by_size.keys()) | set(by_size),
-                                     _PEERS_A_ROUND):
-        more, more_fill = _colliding_among(catalog, [p for size in sizes for p in by_size.get(size, ())],
-                                           sizes, keys, settled_plain)
+    for sizes in catalog.size_rounds(catalog.whole_read_sizes_unhashed() | set(by_size), _PEERS_A_ROUND):
+        more, more_fill = _colliding_among(catalog, [p for size in sizes for p in by_size.get(size, ())], sizes)
         reads += more
         fill.update(more_fill)
     return reads, fill
 
 
-def _colliding_among(catalog: Catalog, narrowed: list[PlannedRead], sizes: list[int],
-                     keys: dict[str, tuple[str, str]], settled_plain: AbstractSet[str]
+def _colliding_among(catalog: Catalog, narrowed: list[PlannedRead], sizes: list[int]
                      ) -> tuple[list[PlannedRead], dict[str, list[WorkItem]]]:
     """`_still_colliding` for the objects of these sizes (`narrowed` holds only those)."""
-    peers = list(catalog.size_peers(sizes, known=keys))
+    peers = list(catalog.size_peers(sizes))
+    # This scan's reads of these sizes: uri -> (key, identity); and the keys its whole reads settled (an
+    # object without MD5 whose SHA-256 is known).
+    keys = {uri: (read[0], read[1]) for uri, _, _, _, read in peers if read is not None}
+    settled_plain = {read[0] for *_, read in peers if read is not None and read[2] == 2}
     # Objects that provider checksums tell apart from every other object of their size (`Catalog.work`).
-    need = catalog.needs_exact([p.ref.uri for p in narrowed] + [uri for uri, _, _, _ in peers])
+    need = catalog.needs_exact([p.ref.uri for p in narrowed] + [uri for uri, *_ in peers])
     narrowed = [p for p in narrowed if p.ref.uri in need]
     identities: dict[str, set[str]] = defaultdict(set)
-    for uri in [p.ref.uri for p in narrowed] + [uri for uri, _, _, _ in peers]:
+    for uri in [p.ref.uri for p in narrowed] + [uri for uri, *_ in peers]:
         if uri in need and uri in keys:
             narrow_key, identity = keys[uri]
             identities[narrow_key].add(identity)
     unknown_sizes: set[int] = set()
-    settled_plain = set(settled_plain)  # keys with an object without MD5 whose SHA-256 is already known
     members: dict[str, list[tuple[WorkItem, list[WorkItem]]]] = defaultdict(list)
-    for uri, ref, key, sha in peers:
+    for uri, ref, key, sha, _ in peers:
         if ref is None or uri not in need:  # None: read by this scan (in `keys`)
             continue
         if key is None:
