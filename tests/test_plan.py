@@ -264,11 +264,15 @@ def test_a_retrieval_budget_leaves_cold_data_unread(estate):
     assert after.scan.left_unread == 0 and after.scan.requests >= report.scan.left_unread
 
 
-def read_keys(catalog, keys: dict[str, tuple[int, str, str]], settled: int = 0) -> None:
-    """This scan's reads as `ReadSession` records them: uri -> (size, headtail key, identity)."""
+def read_keys(catalog, keys: dict[str, tuple[int, str, str]], whole: bool = False) -> None:
+    """This scan's reads as `ReadSession` records them, uri -> (size, headtail key, identity): a row each,
+    or for whole reads (whose catalog rows have their key and SHA-256) their sizes."""
     catalog.begin_read_keys()
-    catalog.record_read_keys([(uri, size, key, identity, settled, None, None)
-                              for uri, (size, key, identity) in keys.items()])
+    if whole:
+        catalog.record_read_keys([], {size for size, _, _ in keys.values()})
+    else:
+        catalog.record_read_keys([(uri, key, identity, 0, None, None) for uri, (_, key, identity) in keys.items()],
+                                 set())
 
 
 def test_only_objects_without_a_trusted_md5_are_read_whole(tmp_path):
@@ -391,7 +395,7 @@ def test_size_classes_read_whole_are_looked_at_only_where_an_object_lacks_its_sh
         asked: list[int] = []
         peers = catalog.size_peers
         catalog.size_peers = lambda sizes: asked.extend(sizes) or peers(sizes)  # type: ignore
-        read_keys(catalog, {r.uri: (r.size, f"{r.size}:h", r.uri) for r in read}, settled=2)
+        read_keys(catalog, {r.uri: (r.size, f"{r.size}:h", r.uri) for r in read}, whole=True)
         reads, fill = _still_colliding(catalog, [])
     assert asked == [6000]
     assert [p.ref.uri for p in reads] == [earlier.uri] and not reads[0].item.want_metadata
@@ -399,21 +403,21 @@ def test_size_classes_read_whole_are_looked_at_only_where_an_object_lacks_its_sh
 
 
 def test_a_scan_keeps_its_read_keys_in_the_catalog_not_in_memory(tmp_path, monkeypatch):
-    """The keys narrowing needs of every object read reach the catalog a write batch at a time: the
-    session's buffers stay at the batch size whatever the object count, and the copies are still found."""
+    """What narrowing needs of the objects read reaches the catalog a write batch at a time: the session's
+    buffers stay at the batch size whatever the object count, and narrowing still finds the copies among
+    photos of one size (read whole at once without perceptual hashing; their primary images first, then
+    whole to tell them apart, with it)."""
     from tierscan.scanner.scan import read_session
     from tierscan.scanner.scan.catalog import Catalog
 
     batch = 4
     monkeypatch.setattr(read_session, "_WRITE_BATCH", batch)
     sent: list[int] = []
-    uris: set[str] = set()
     record = Catalog.record_read_keys
 
-    def counted(self: Catalog, rows: list[tuple]) -> None:  # type: ignore[type-arg]
-        sent.append(len(rows))
-        uris.update(row[0] for row in rows)
-        record(self, rows)
+    def counted(self: Catalog, rows: list[tuple], sizes: set[int]) -> None:  # type: ignore[type-arg]
+        sent.append(len(rows) + len(sizes))
+        record(self, rows, sizes)
 
     monkeypatch.setattr(Catalog, "record_read_keys", counted)
     folder = tmp_path / "estate" / "b"
@@ -424,9 +428,10 @@ def test_a_scan_keeps_its_read_keys_in_the_catalog_not_in_memory(tmp_path, monke
         if n % 2 == 0:
             (folder / f"{n}-copy.jpg").write_bytes(photo + struct.pack(">I", n))
     (tmp_path / "tierscan.yaml").write_text(f"targets: ['{tmp_path / 'estate'}']\n")
-    report, inv = scan(tmp_path, "c.db", "--no-perceptual")
-    assert len(uris) == len(inv) == 30
-    assert sent and max(sent) <= batch + 1  # a batch, plus the copies of its last read
-    assert all(r.sha256 for r in inv.values()) and len({r.sha256 for r in inv.values()}) == 20
-    assert sorted(sorted(Path(u).name for u in g) for g in exact(report)) == [
-        [f"{n}-copy.jpg", f"{n}.jpg"] for n in sorted(range(0, 20, 2), key=str)]
+    copies = [[f"{n}-copy.jpg", f"{n}.jpg"] for n in sorted(range(0, 20, 2), key=str)]
+    for db, extra in (("c.db", ["--no-perceptual"]), ("d.db", [])):
+        sent.clear()
+        report, inv = scan(tmp_path, db, *extra)
+        assert len(inv) == 30 and sum(sent) > 0
+        assert max(sent) <= batch + 1  # a batch, plus the copies of its last read
+        assert sorted(sorted(Path(u).name for u in g) for g in exact(report)) == copies

@@ -782,28 +782,34 @@ class Catalog:
         if run:
             yield run
 
-    # A scan's read keys (`ReadSession`): a row an object it read, kept in a temporary table rather than in
-    # memory. `settled`: 1 on the row of a whole read without error, 2 when that object has no trusted MD5
-    # (its SHA-256 settles the key); `md5` and `sha256` where a read for SHA-256 alone computed both.
+    # A scan's read keys (`ReadSession`), kept in temporary tables rather than in memory: the sizes of its
+    # whole reads without error, and a row an object it read otherwise (or read for SHA-256 alone). A whole
+    # read needs no row: its object's catalog row has its key and SHA-256. `settled`: 1 on the row of a
+    # whole read, 2 when that object has no trusted MD5 (its SHA-256 settles the key); `md5` and `sha256`
+    # where a read for SHA-256 alone computed both.
     def begin_read_keys(self) -> None:
-        """An empty table of this scan's read keys."""
+        """Empty tables of this scan's read keys."""
         with self.db:
             self._script("""
                 DROP TABLE IF EXISTS temp.read_keys;
-                CREATE TEMP TABLE read_keys (uri TEXT PRIMARY KEY, size INTEGER, key TEXT, identity TEXT,
-                                             settled INTEGER, md5 TEXT, sha256 TEXT);
-                CREATE INDEX temp.read_keys_md5 ON read_keys (md5) WHERE md5 IS NOT NULL
+                DROP TABLE IF EXISTS temp.read_sizes;
+                CREATE TEMP TABLE read_keys (uri TEXT PRIMARY KEY, key TEXT, identity TEXT, settled INTEGER,
+                                             md5 TEXT, sha256 TEXT);
+                CREATE INDEX temp.read_keys_md5 ON read_keys (md5) WHERE md5 IS NOT NULL;
+                CREATE TEMP TABLE read_sizes (size INTEGER PRIMARY KEY)
             """)
 
     def end_read_keys(self) -> None:
         with self.db:
-            self.db.execute("DROP TABLE IF EXISTS temp.read_keys")
+            self._script("DROP TABLE IF EXISTS temp.read_keys; DROP TABLE IF EXISTS temp.read_sizes")
 
-    def record_read_keys(self, rows: Iterable[tuple[str, int, str, str, int, str | None, str | None]]) -> None:
-        """(uri, size, headtail key, identity: `ObjectRef.content_id` or the uri, settled, MD5, SHA-256);
-        a later row of a URI replaces its earlier one."""
+    def record_read_keys(self, rows: Iterable[tuple[str, str, str, int, str | None, str | None]],
+                         sizes: Iterable[int]) -> None:
+        """`rows`: (uri, headtail key, identity: `ObjectRef.content_id` or the uri, settled, MD5, SHA-256), a
+        later row of a URI replacing its earlier one; `sizes`: of whole reads."""
         with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO temp.read_keys VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO temp.read_keys VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT OR IGNORE INTO temp.read_sizes VALUES (?)", ((size,) for size in sizes))
 
     def record_read_identities(self, rows: Iterable[tuple[str, str]]) -> None:
         """(identity, uri): new identities of objects read (checksums fetched after their read)."""
@@ -820,13 +826,14 @@ class Catalog:
         there can a listed object still need a whole read for exact matching."""
         return {size for (size,) in self._tuples(
             "SELECT DISTINCT size FROM objects WHERE status<>'gone' AND readable=1 AND sha256 IS NULL "
-            "AND size IN (SELECT size FROM temp.read_keys WHERE settled>0)")}
+            "AND size IN temp.read_sizes")}
 
     def size_peers(self, sizes: Iterable[int]
                    ) -> Iterator[tuple[str, ObjectRef | None, str | None, str | None, tuple[str, str, int] | None]]:
         """Every readable, listed object of these sizes: (uri, ref, headtail key, SHA-256, read), for
-        narrowing. `read`: (key, identity, settled) of an object this scan read (`record_read_keys`), whose
-        ref is None (the caller has what it needs of it: no record is built); else None."""
+        narrowing. `read`: (key, identity, settled) of an object with a row of this scan's reads
+        (`record_read_keys`), whose ref is None (the caller has what it needs of it: no record is built);
+        else None."""
         wanted = sorted(set(sizes))
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]

@@ -207,13 +207,15 @@ class _Results:
     def __init__(self, catalog: Catalog, stats: dict[str, int]):
         self.catalog, self.stats = catalog, stats
         self.pending: list[tuple[tuple[str, ...], tuple[object, ...]]] = []
-        self.keys: list[tuple[str, int, str, str, int, str | None, str | None]] = []
+        self.keys: list[tuple[str, str, str, int, str | None, str | None]] = []
+        self.sizes: set[int] = set()  # of whole reads since the last flush
 
     def flush(self) -> None:
         self.catalog.record_rows(self.pending)
         self.pending.clear()
-        self.catalog.record_read_keys(self.keys)
+        self.catalog.record_read_keys(self.keys, self.sizes)
         self.keys.clear()
+        self.sizes.clear()
 
     def add(self, uri: str, fields: dict[str, object]) -> None:
         self._put(tuple(fields), (*fields.values(), uri))
@@ -443,11 +445,14 @@ class ReadSession:
                     self.narrowed.append(p)
                 else:
                     settled = 1 if p.ref.checksums.get("md5") else 2
-            keys, size = self.results.keys, p.ref.size
-            keys.append((p.ref.uri, size, r.headtail, p.ref.content_id or p.ref.uri, settled, r.md5,
-                         r.sha256 if r.md5 else None))
-            for c in p.copies:
-                keys.append((c.ref.uri, size, r.headtail, c.ref.content_id or c.ref.uri, 0, None, None))
+                    self.results.sizes.add(p.ref.size)
+            # A whole read's objects need no row: their catalog rows have the key and SHA-256 narrowing reads.
+            if not settled or r.md5:
+                keys = self.results.keys
+                keys.append((p.ref.uri, r.headtail, p.ref.content_id or p.ref.uri, settled, r.md5,
+                             r.sha256 if r.md5 else None))
+                for c in p.copies:
+                    keys.append((c.ref.uri, r.headtail, c.ref.content_id or c.ref.uri, 0, None, None))
         self.results.record([p.item, *p.copies], r)
 
     def _leave(self, p: PlannedRead) -> None:
