@@ -22,12 +22,11 @@ from PIL import Image
 
 from tierscan.scanner.core.models import NOT_AN_IMAGE
 from tierscan.scanner.fingerprint.exif import ExifInfo, detect_format, read_metadata
+from tierscan.scanner.fingerprint.layout import PERCEPTUAL_MODE
 from tierscan.scanner.fingerprint.signatures import compute_signature, grey_of, hash_copy, whole_hashes
 
 __all__ = ["MAX_PIXELS", "PERCEPTUAL_MODE", "FingerprintResult", "fingerprint_bytes", "init_worker", "warm_up"]
 
-# Grey, JPEG DCT-scaled to >= 256 px, EXIF orientation applied; hashes from a 128 px area-averaged copy.
-PERCEPTUAL_MODE = "L-draft256-orient-area128"
 # Formats Pillow decodes to pixels here; RAW files give metadata only.
 _DECODABLE = frozenset({"JPEG", "MPO", "PNG", "TIFF", "WEBP", "HEIC", "AVIF", "GIF", "BMP"})
 # Pillow's own limit warns at 89 MP and fails at twice that; tierscan treats anything over the limit as a

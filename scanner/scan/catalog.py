@@ -60,7 +60,7 @@ from tierscan.scanner.core.models import (
     Tier,
     Trust,
 )
-from tierscan.scanner.fingerprint.signatures import MAGIC
+from tierscan.scanner.fingerprint.layout import MAGIC
 
 if TYPE_CHECKING:
     from tierscan.scanner.core.shard import Shard

@@ -19,16 +19,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierscan.connectors import Connector, parse_target
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import ObjectError
 from tierscan.scanner.core.models import ExifRecord, ObjectRef, ObjectStatus, content_identity
 from tierscan.scanner.core.shard import Shard
-from tierscan.scanner.fingerprint import image as fingerprint, pool as fingerprint_pool
+from tierscan.scanner.fingerprint import pool as fingerprint_pool
 from tierscan.scanner.fingerprint.exif import ExifInfo
-from tierscan.scanner.fingerprint.image import FingerprintResult
 from tierscan.scanner.fingerprint.jpeg_extent import primary_end
 from tierscan.scanner.fingerprint.pool import BatchBroken, FingerprintPool, WorkerFailed
 from tierscan.scanner.pricing.table import GIB, Price, PriceTable, price_as_from_config
@@ -50,6 +49,9 @@ from tierscan.scanner.scan.plan import (
     spread_decodes,
 )
 from tierscan.scanner.scan.progress import Progress
+
+if TYPE_CHECKING:
+    from tierscan.scanner.fingerprint.image import FingerprintResult
 
 __all__ = ["ReadSession"]
 
@@ -194,7 +196,9 @@ def _read_whole(item: tuple[Any, ...]) -> tuple[Any, ...]:
     fingerprint_pool.note(f"{size} {key}".encode())
     if not want_metadata:
         return (_HASHED, size, key, *_sha256_and_md5(data))
-    r = fingerprint.fingerprint_bytes(data, want_sha256=True, want_perceptual=perceptual, want_signature=signatures)
+    from tierscan.scanner.fingerprint.image import fingerprint_bytes  # loaded by the worker as it starts
+
+    r = fingerprint_bytes(data, want_sha256=True, want_perceptual=perceptual, want_signature=signatures)
     return (_DONE, size, key, r.sha256, r.phash, r.dhash, r.near_sig, r.format, r.width, r.height,
             _exif_json(r.exif), r.error)
 
