@@ -2,12 +2,14 @@
 (`tierscan.scanner.scan.plan`) the rest and read in two passes: every planned read (whole objects, ranged EXIF,
 head/tail chunks), then whole reads only for objects whose (size, head, tail) still collides.
 
-`ReadSession` holds what the passes share: the narrowing state, the accounts, the retrieval budget and a
-result writer (`_Results`) that sends the catalog its rows in batches. Each plan kind has its reader. Whole
-reads of objects a worker process can read itself (`Capabilities.worker_reads`: local files) are not read
-here at all: `_WorkerReads` sends a worker a batch of them (what to open, the wants) in one message, and
-the worker reads, hashes and parses each, answering with plain tuples. Every other read goes through the
-connector here, and the bytes to the pool, one object at a time.
+`ReadSession` holds what the passes share: the narrowing state (the keys of the objects read go to a
+temporary catalog table with the result rows, so memory does not grow with the objects read), the
+accounts, the retrieval budget and a result writer (`_Results`) that sends the catalog its rows in
+batches. Each plan kind has its reader. Whole reads of objects a worker process can read itself
+(`Capabilities.worker_reads`: local files) are not read here at all: `_WorkerReads` sends a worker a
+batch of them (what to open, the wants) in one message, and the worker reads, hashes and parses each,
+answering with plain tuples. Every other read goes through the connector here, and the bytes to the
+pool, one object at a time.
 """
 
 from __future__ import annotations
