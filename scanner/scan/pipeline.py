@@ -58,7 +58,10 @@ __all__ = ["Evaluation", "evaluate_results", "plan_scan", "policy_records", "run
 
 log = logging.getLogger("tierscan")
 
-_WRITE_BATCH = 256  # catalog rows per transaction
+# Listed objects per catalog transaction: each commit costs about as much as a few dozen rows. The first
+# batch is smaller, so that the early reads start soon after the listing does.
+_FIRST_BATCH = 256
+_WRITE_BATCH = 1024
 
 
 class _EarlyReads:
@@ -94,10 +97,12 @@ async def _list_all(config: Config, catalog: Catalog, targets: list[str], scan_i
         listing = catalog.listing(target_text, scan_id, ordered=conn.lists_in_order(target))
         try:
             batch: list[ObjectRef] = []
+            size = _FIRST_BATCH
             async for ref in conn.list_objects(target):
                 batch.append(ref)
-                if len(batch) >= _WRITE_BATCH:
+                if len(batch) >= size:
                     await store(listing, batch)
+                    size = _WRITE_BATCH
             await store(listing, batch)
             # Only a listing that completed may declare objects gone.
             stats["gone"] += listing.finish()
