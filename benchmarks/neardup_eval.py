@@ -46,8 +46,8 @@ from PIL import Image, ImageDraw, ImageOps
 
 from tierscan.scanner.core.config import Config, NearSettings
 from tierscan.scanner.core.models import ExifRecord, InventoryRecord, Tier
-from tierscan.scanner.fingerprint.image import Fingerprint
 from tierscan.scanner.fingerprint.pool import FingerprintPool
+from tierscan.scanner.fingerprint.record import Fingerprint
 from tierscan.scanner.group.cluster import exact_groups, near_groups
 
 Pair = tuple[str, str]

@@ -83,14 +83,14 @@ def test_the_index_kernels_load_while_reading_and_are_done_when_the_scan_returns
     import threading
     import time
 
-    import tierscan.scanner.scan.pipeline as pipeline
+    import tierscan.scanner.group.hamming_index as hamming_index
     loaded: list[str] = []
 
     def slow_load() -> None:
         time.sleep(1.0)
         loaded.append(threading.current_thread().name)
 
-    monkeypatch.setattr(pipeline, "ensure_loaded", slow_load)
+    monkeypatch.setattr(hamming_index, "ensure_loaded", slow_load)
     images = tmp_path / "images"
     images.mkdir()
     for i in range(3):
@@ -109,30 +109,36 @@ def test_grouping_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, mon
     import gc
 
     import pytest
+    from catalog_results import record_fingerprints
 
+    import tierscan.scanner.group.cluster as cluster
     import tierscan.scanner.scan.pipeline as pipeline
     during: list[bool] = []
-    real = pipeline.start_near_groups
+    real = cluster.start_near_groups
 
     def recording(*args, **kwargs):
         during.append(gc.isenabled())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "start_near_groups", recording)
+    monkeypatch.setattr(cluster, "start_near_groups", recording)
     with Catalog(tmp_path / "c.db") as catalog:
+        image = ObjectRef(uri="s3://b/a.jpg", provider="s3", bucket="b", key="a.jpg", size=10, tier="hot",
+                          storage_class="STANDARD", region="us-east-1", jurisdiction="US", modified=T0)
+        catalog.record_listing([image], "s3://b", 1)  # an image with perceptual hashes: near grouping runs
+        record_fingerprints(catalog, [(image.uri, {"status": "fingerprinted", "phash": "0" * 16, "dhash": "0" * 16})])
         pipeline.evaluate_results(Config(), catalog, T0)
         assert during == [False] and gc.isenabled()
 
         def failing(*args, **kwargs):
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(pipeline, "start_near_groups", failing)
+        monkeypatch.setattr(cluster, "start_near_groups", failing)
         with pytest.raises(RuntimeError):
             pipeline.evaluate_results(Config(), catalog, T0)
         assert gc.isenabled()  # back on after a failure too
         gc.disable()
         try:
-            monkeypatch.setattr(pipeline, "start_near_groups", recording)
+            monkeypatch.setattr(cluster, "start_near_groups", recording)
             pipeline.evaluate_results(Config(), catalog, T0)
             assert not gc.isenabled()  # a caller's own choice is left as it was
         finally:

@@ -264,6 +264,17 @@ def test_a_retrieval_budget_leaves_cold_data_unread(estate):
     assert after.scan.left_unread == 0 and after.scan.requests >= report.scan.left_unread
 
 
+def read_keys(catalog, keys: dict[str, tuple[int, str, str]], whole: bool = False) -> None:
+    """This scan's reads as `ReadSession` records them, uri -> (size, headtail key, identity): a row each,
+    or for whole reads (whose catalog rows have their key and SHA-256) their sizes."""
+    catalog.begin_read_keys()
+    if whole:
+        catalog.record_read_keys([], {size for size, _, _ in keys.values()})
+    else:
+        catalog.record_read_keys([(uri, key, identity, 0, None, None) for uri, (_, key, identity) in keys.items()],
+                                 set())
+
+
 def test_only_objects_without_a_trusted_md5_are_read_whole(tmp_path):
     from tierscan.scanner.scan.catalog import Catalog
     from tierscan.scanner.scan.plan import PlannedRead
@@ -275,13 +286,14 @@ def test_only_objects_without_a_trusted_md5_are_read_whole(tmp_path):
     with Catalog(tmp_path / "c.db") as catalog:
         catalog.record_listing(refs, "s3://b", 1)
         narrowed = [PlannedRead(WorkItem(r, True, True), ReadKind.meta) for r in refs]
-        keys = {r.uri: (f"{size}:h", r.checksums.get("md5") or r.uri) for r in refs}
-        reads, fill = _still_colliding(catalog, narrowed, keys)
+        read_keys(catalog, {r.uri: (size, f"{size}:h", r.checksums.get("md5") or r.uri) for r in refs})
+        reads, fill = _still_colliding(catalog, narrowed)
         assert [p.ref.uri for p in reads] == ["s3://b/multipart"] and not reads[0].item.want_metadata
         assert sorted(i.ref.uri for i in fill[f"{size}:h"]) == ["s3://b/orig", "s3://b/other"]
     with Catalog(tmp_path / "d.db") as catalog:  # trusted MD5s only: different MD5s, different bytes
         catalog.record_listing(refs[::2], "s3://b", 1)
-        reads, fill = _still_colliding(catalog, narrowed[::2], {u: k for u, k in keys.items() if "multipart" not in u})
+        read_keys(catalog, {r.uri: (size, f"{size}:h", r.checksums.get("md5") or r.uri) for r in refs[::2]})
+        reads, fill = _still_colliding(catalog, narrowed[::2])
         assert reads == [] and fill == {}
 
 
@@ -349,16 +361,17 @@ def test_narrowing_settles_size_classes_in_rounds_as_it_would_in_one(tmp_path, m
         refs += group
         for n, r in enumerate(group):
             # Two of each size share a head/tail key, one with a trusted MD5 and one without.
-            keys[r.uri] = (f"{size}:{'h' if n < 2 else 'x'}", r.checksums.get("md5") or r.uri)
+            keys[r.uri] = (size, f"{size}:{'h' if n < 2 else 'x'}", r.checksums.get("md5") or r.uri)
         narrowed += [PlannedRead(WorkItem(r, True, True), ReadKind.meta) for r in group]
     with Catalog(tmp_path / "c.db") as catalog:
         catalog.record_listing(refs, "s3://b", 1)
+        read_keys(catalog, keys)
         assert list(catalog.size_rounds([8000, 5000, 6000, 7000], 3)) == [[5000], [6000], [7000], [8000]]
         assert list(catalog.size_rounds([8000, 5000, 6000, 7000], 7)) == [[5000, 6000], [7000, 8000]]
         results = []
         for peers in (1, 6, 10**6):
             monkeypatch.setattr(read_session, "_PEERS_A_ROUND", peers)
-            reads, fill = read_session._still_colliding(catalog, narrowed, keys)
+            reads, fill = read_session._still_colliding(catalog, narrowed)
             results.append((sorted(p.ref.uri for p in reads),
                             {k: sorted(i.ref.uri for i in v) for k, v in fill.items()}))
     assert results[0] == results[1] == results[2]
@@ -381,9 +394,44 @@ def test_size_classes_read_whole_are_looked_at_only_where_an_object_lacks_its_sh
         record_fingerprints(catalog, [(earlier.uri, {"status": "fingerprinted", "headtail": "6000:h"})])
         asked: list[int] = []
         peers = catalog.size_peers
-        catalog.size_peers = lambda sizes, known: asked.extend(sizes) or peers(sizes, known)  # type: ignore
-        keys = {r.uri: (f"{r.size}:h", r.uri) for r in read}
-        reads, fill = _still_colliding(catalog, [], keys, whole_sizes={5000, 6000})
+        catalog.size_peers = lambda sizes: asked.extend(sizes) or peers(sizes)  # type: ignore
+        read_keys(catalog, {r.uri: (r.size, f"{r.size}:h", r.uri) for r in read}, whole=True)
+        reads, fill = _still_colliding(catalog, [])
     assert asked == [6000]
     assert [p.ref.uri for p in reads] == [earlier.uri] and not reads[0].item.want_metadata
-    assert fill == {"6000:h": []}  # no object of the key has a trusted MD5 to fill
+    assert fill == {}  # the key is settled by this scan's whole reads: nothing waits for a read's MD5
+
+
+def test_a_scan_keeps_its_read_keys_in_the_catalog_not_in_memory(tmp_path, monkeypatch):
+    """What narrowing needs of the objects read reaches the catalog a write batch at a time: the session's
+    buffers stay at the batch size whatever the object count, and narrowing still finds the copies among
+    photos of one size (read whole at once without perceptual hashing; their primary images first, then
+    whole to tell them apart, with it)."""
+    from tierscan.scanner.scan import read_session
+    from tierscan.scanner.scan.catalog import Catalog
+
+    batch = 4
+    monkeypatch.setattr(read_session, "_WRITE_BATCH", batch)
+    sent: list[int] = []
+    record = Catalog.record_read_keys
+
+    def counted(self: Catalog, rows: list[tuple], sizes: set[int]) -> None:  # type: ignore[type-arg]
+        sent.append(len(rows) + len(sizes))
+        record(self, rows, sizes)
+
+    monkeypatch.setattr(Catalog, "record_read_keys", counted)
+    folder = tmp_path / "estate" / "b"
+    folder.mkdir(parents=True)
+    photo = (DATA / "exifpy__Canon_40D.jpg").read_bytes()
+    for n in range(20):  # twenty photos of one size, ten of them with a copy
+        (folder / f"{n}.jpg").write_bytes(photo + struct.pack(">I", n))
+        if n % 2 == 0:
+            (folder / f"{n}-copy.jpg").write_bytes(photo + struct.pack(">I", n))
+    (tmp_path / "tierscan.yaml").write_text(f"targets: ['{tmp_path / 'estate'}']\n")
+    copies = [[f"{n}-copy.jpg", f"{n}.jpg"] for n in sorted(range(0, 20, 2), key=str)]
+    for db, extra in (("c.db", ["--no-perceptual"]), ("d.db", [])):
+        sent.clear()
+        report, inv = scan(tmp_path, db, *extra)
+        assert len(inv) == 30 and sum(sent) > 0
+        assert max(sent) <= batch + 1  # a batch, plus the copies of its last read
+        assert sorted(sorted(Path(u).name for u in g) for g in exact(report)) == copies

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tierscan.scanner.fingerprint.exif import ExifInfo
-from tierscan.scanner.fingerprint.image import exif_json, exif_record
+from tierscan.scanner.fingerprint.record import exif_json, exif_record
 
 
 @pytest.mark.parametrize("fields", [

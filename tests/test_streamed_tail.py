@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import tierscan.scanner.group.cluster as cluster
 import tierscan.scanner.scan.pipeline as pipeline
 from tierscan.policies import evaluate, load_policies
 from tierscan.policies.costs import Pricing
@@ -114,14 +115,14 @@ def test_near_grouping_reads_light_images_of_non_copies_only(catalog: Catalog, m
     """Near grouping gets a `NearImage` (not a whole record) of each image with perceptual hashes, and none
     of a redundant exact copy."""
     seen: list[list[Any]] = []
-    real = pipeline.start_near_groups
+    real = cluster.start_near_groups
 
     def recording(records, *args, **kwargs):
         records = list(records)
         seen.append(records)
         return real(records, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "start_near_groups", recording)
+    monkeypatch.setattr(cluster, "start_near_groups", recording)
     pipeline.evaluate_results(Config(), catalog, NOW)
     [images] = seen
     assert all(isinstance(i, NearImage) for i in images)

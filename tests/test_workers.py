@@ -22,8 +22,9 @@ import tierscan.scanner.fingerprint.pool as fp
 from tierscan.scanner.cli import cli
 from tierscan.scanner.core.config import Config, ScanSettings, workers_bound
 from tierscan.scanner.fingerprint.exif.reader import read_prefix
-from tierscan.scanner.fingerprint.image import Fingerprint, fingerprint_bytes
+from tierscan.scanner.fingerprint.image import fingerprint_bytes
 from tierscan.scanner.fingerprint.pool import FingerprintPool, WorkerFailed, worker_count
+from tierscan.scanner.fingerprint.record import Fingerprint
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.pipeline import run_scan
 

@@ -24,12 +24,9 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from numba.core.compiler_lock import global_compiler_lock
-
-from tierscan.scanner.fingerprint import image
 from tierscan.scanner.fingerprint.exif import ImageMeta
 from tierscan.scanner.fingerprint.exif.reader import read_prefix
-from tierscan.scanner.fingerprint.image import Fingerprint
+from tierscan.scanner.fingerprint.record import Fingerprint
 from tierscan.scanner.fingerprint.shared_arena import SharedArena
 
 __all__ = ["ARENA_BYTES", "BatchBroken", "FingerprintPool", "WorkerFailed", "available_memory", "note",
@@ -142,6 +139,8 @@ def _serve(conn: Connection, arena: SharedArena | None, parent: int, inherited: 
     for end in inherited:
         end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
+    from tierscan.scanner.fingerprint import image  # here: a parent that never decodes pixels never loads it
+
     image.init_worker()
     if perceptual:
         image.warm_up()
@@ -228,6 +227,14 @@ class _Worker:
     deadline: asyncio.TimerHandle | None = None  # for the first waiting task
 
 
+def _compiler_lock() -> contextlib.AbstractContextManager[object]:
+    """numba's compiler lock where this process has loaded numba (a thread of it may be compiling or
+    loading kernels); else nothing can hold it."""
+    loaded = sys.modules.get("numba.core.compiler_lock")
+    lock = getattr(loaded, "global_compiler_lock", None)
+    return lock if lock is not None else contextlib.nullcontext()
+
+
 class FingerprintPool:
     """One worker process a core, fed by the event loop, so fingerprinting keeps every core busy. Each
     worker has one pipe: the loop writes a task on it and reads the answer when the pipe turns readable.
@@ -277,7 +284,7 @@ class FingerprintPool:
         inherited = [w.conn for w in self._workers] + [conn] if self._context.get_start_method() == "fork" else []
         process = self._context.Process(target=_serve, daemon=True, name="tierscan-fingerprint",
                                         args=(child, self._arena, os.getpid(), inherited, self._perceptual, stamp))
-        with global_compiler_lock:
+        with _compiler_lock():
             process.start()
         child.close()
         return _Worker(process, conn, stamp)
@@ -288,7 +295,9 @@ class FingerprintPool:
         Once it returns, the pool holds what it needs of `data`: the caller may drop it before waiting."""
         wants: dict[str, object] = {"want_sha256": want_sha256, "want_perceptual": want_perceptual,
                                     "want_signature": want_signature}
-        return self._submit(data, image.fingerprint_bytes, wants, lambda reason: Fingerprint(error=reason))
+        from tierscan.scanner.fingerprint.image import fingerprint_bytes
+
+        return self._submit(data, fingerprint_bytes, wants, lambda reason: Fingerprint(error=reason))
 
     def read_prefix(self, data: bytes) -> asyncio.Future[tuple[ImageMeta, list[tuple[int, int]]]]:
         """`tierscan.scanner.fingerprint.exif.reader.read_prefix(data)` in a worker, under the same deadline; the

@@ -35,11 +35,11 @@ import numpy as np
 from PIL import Image
 
 from tierscan.scanner.fingerprint.area_resize import area_resize
+from tierscan.scanner.fingerprint.layout import MAGIC
 
 __all__ = ["MAGIC", "ORB_FEATURES", "THUMB", "WINDOWS", "WORK_SIDE", "Features", "Signature",
            "compute_signature", "grey_of", "hash_copy", "phash_bits", "whole_hashes"]
 
-MAGIC = b"TS\x02"  # layout 2; layout 1 had no prefix (it began with a width below 1024: never b"TS")
 ORB_FEATURES = 96
 THUMB = 48
 WORK_SIDE = 256  # long side, in pixels, of the copy ORB runs on: every image at one scale

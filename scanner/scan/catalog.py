@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,7 +60,7 @@ from tierscan.scanner.core.models import (
     Tier,
     Trust,
 )
-from tierscan.scanner.fingerprint.signatures import MAGIC
+from tierscan.scanner.fingerprint.layout import MAGIC
 
 if TYPE_CHECKING:
     from tierscan.scanner.core.shard import Shard
@@ -168,6 +168,7 @@ _REF_COLUMNS = (
     "uri, provider, bucket, key, version, size, etag, checksums, tier, storage_class, readable, region, "
     "jurisdiction, modified"
 )
+_REF_COLUMNS_OF_O = ", ".join(f"o.{c}" for c in _REF_COLUMNS.split(", "))
 _CHECKSUMS_AT = _LISTED_COLUMNS.split(", ").index("checksums")
 # What `Catalog._compare` reads of a stored object: URI, identity, status, reason, whether it holds no
 # result of a read (`_BLANK`), then the listed columns (the offsets are of the row without its URI).
@@ -781,32 +782,72 @@ class Catalog:
         if run:
             yield run
 
-    def sizes_unhashed(self, sizes: Iterable[int]) -> set[int]:
-        """Those of these sizes that hold a readable object not gone without a SHA-256: only there can a
-        listed object still need a whole read for exact matching."""
-        wanted = sorted(set(sizes))
-        found: set[int] = set()
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            found.update(size for (size,) in self.db.execute(
-                "SELECT DISTINCT size FROM objects WHERE status<>'gone' AND readable=1 AND sha256 IS NULL "
-                f"AND size IN ({', '.join('?' * len(chunk))})", chunk))
-        return found
+    # A scan's read keys (`ReadSession`), kept in temporary tables rather than in memory: the sizes of its
+    # whole reads without error, and a row an object it read otherwise (or read for SHA-256 alone). A whole
+    # read needs no row: its object's catalog row has its key and SHA-256. `settled`: 1 on the row of a
+    # whole read, 2 when that object has no trusted MD5 (its SHA-256 settles the key); `md5` and `sha256`
+    # where a read for SHA-256 alone computed both.
+    def begin_read_keys(self) -> None:
+        """Empty tables of this scan's read keys."""
+        with self.db:
+            self._script("""
+                DROP TABLE IF EXISTS temp.read_keys;
+                DROP TABLE IF EXISTS temp.read_sizes;
+                CREATE TEMP TABLE read_keys (uri TEXT PRIMARY KEY, key TEXT, identity TEXT, settled INTEGER,
+                                             md5 TEXT, sha256 TEXT);
+                CREATE INDEX temp.read_keys_md5 ON read_keys (md5) WHERE md5 IS NOT NULL;
+                CREATE TEMP TABLE read_sizes (size INTEGER PRIMARY KEY)
+            """)
 
-    def size_peers(self, sizes: Iterable[int], known: Container[str] = frozenset()
-                   ) -> Iterator[tuple[str, ObjectRef | None, str | None, str | None]]:
-        """Every readable, listed object of these sizes: (uri, ref, headtail key, SHA-256), for narrowing.
-        The ref is None for URIs in `known` (the caller has what it needs of them: no record is built)."""
+    def end_read_keys(self) -> None:
+        with self.db:
+            self._script("DROP TABLE IF EXISTS temp.read_keys; DROP TABLE IF EXISTS temp.read_sizes")
+
+    def record_read_keys(self, rows: Iterable[tuple[str, str, str, int, str | None, str | None]],
+                         sizes: Iterable[int]) -> None:
+        """`rows`: (uri, headtail key, identity: `ObjectRef.content_id` or the uri, settled, MD5, SHA-256), a
+        later row of a URI replacing its earlier one; `sizes`: of whole reads."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO temp.read_keys VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT OR IGNORE INTO temp.read_sizes VALUES (?)", ((size,) for size in sizes))
+
+    def record_read_identities(self, rows: Iterable[tuple[str, str]]) -> None:
+        """(identity, uri): new identities of objects read (checksums fetched after their read)."""
+        with self.db:
+            self.db.executemany("UPDATE temp.read_keys SET identity=? WHERE uri=?", rows)
+
+    def read_sha256(self, key: str, md5: str) -> str | None:
+        """The SHA-256 a read of this scan computed for bytes of this key and MD5."""
+        row = self._tuples("SELECT sha256 FROM temp.read_keys WHERE md5=? AND key=? LIMIT 1", (md5, key)).fetchone()
+        return None if row is None else row[0]
+
+    def whole_read_sizes_unhashed(self) -> set[int]:
+        """The sizes of this scan's whole reads that hold a readable object not gone without a SHA-256: only
+        there can a listed object still need a whole read for exact matching."""
+        return {size for (size,) in self._tuples(
+            "SELECT DISTINCT size FROM objects WHERE status<>'gone' AND readable=1 AND sha256 IS NULL "
+            "AND size IN temp.read_sizes")}
+
+    def size_peers(self, sizes: Iterable[int]
+                   ) -> Iterator[tuple[str, ObjectRef | None, str | None, str | None, tuple[str, str, int] | None]]:
+        """Every readable, listed object of these sizes: (uri, ref, headtail key, SHA-256, read), for
+        narrowing. `read`: (key, identity, settled) of an object with a row of this scan's reads
+        (`record_read_keys`), whose ref is None (the caller has what it needs of it: no record is built);
+        else None."""
         wanted = sorted(set(sizes))
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             marks = ", ".join("?" for _ in chunk)
             for row in self.db.execute(
-                f"SELECT {_REF_COLUMNS}, headtail, sha256 FROM objects WHERE status<>'gone' AND readable=1 "
-                f"AND size IN ({marks})", chunk,
+                f"SELECT {_REF_COLUMNS_OF_O}, o.headtail, o.sha256, k.key AS read_key, k.identity AS read_identity, "
+                "k.settled AS read_settled FROM objects o LEFT JOIN temp.read_keys k ON k.uri=o.uri "
+                f"WHERE o.status<>'gone' AND o.readable=1 AND o.size IN ({marks})", chunk,
             ):
-                uri = row["uri"]
-                yield uri, None if uri in known else _ref(row), row["headtail"], row["sha256"]
+                if row["read_key"] is None:
+                    yield row["uri"], _ref(row), row["headtail"], row["sha256"], None
+                else:
+                    read = (row["read_key"], row["read_identity"], row["read_settled"] or 0)
+                    yield row["uri"], None, row["headtail"], row["sha256"], read
 
     def fill_copies(self) -> int:
         """Give listed objects the fingerprint of a fingerprinted object with the same size and content

@@ -25,11 +25,11 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tierscan.connectors import Connector, connector_class, parse_target
 from tierscan.policies import Evaluator, PolicySet, Pricing, configured_policies, order_key, write_resources
@@ -42,10 +42,9 @@ from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import Finding, Group, InventoryRecord, ObjectRef, ScanStats
 from tierscan.scanner.core.shard import Shard
 from tierscan.scanner.core.tiers import JurisdictionMap
-from tierscan.scanner.fingerprint.image import PERCEPTUAL_MODE
+from tierscan.scanner.fingerprint.layout import PERCEPTUAL_MODE
 from tierscan.scanner.fingerprint.pool import FingerprintPool
-from tierscan.scanner.group.cluster import ExactCopy, NearImage, exact_group, start_near_groups
-from tierscan.scanner.group.hamming_index import ensure_loaded
+from tierscan.scanner.group.members import ExactCopy, NearImage, exact_group
 from tierscan.scanner.pricing.table import PriceTable, price_as_from_config
 from tierscan.scanner.scan.catalog import Catalog, Listing
 from tierscan.scanner.scan.plan import ScanPlan, estimate, plan_reads
@@ -53,12 +52,18 @@ from tierscan.scanner.scan.progress import Progress
 from tierscan.scanner.scan.read_session import ReadSession, _Accounts
 from tierscan.scanner.scan.settings import store_settings
 
+if TYPE_CHECKING:
+    from tierscan.scanner.group.cluster import NearGrouping
+
 __all__ = ["Evaluation", "evaluate_results", "plan_scan", "policy_records", "run_scan", "write_policy_resources"]
 
 log = logging.getLogger("tierscan")
 _T = TypeVar("_T")
 
-_WRITE_BATCH = 256  # catalog rows per transaction
+# Listed objects per catalog transaction: each commit costs about as much as a few dozen rows. The first
+# batch is smaller, so that the early reads start soon after the listing does.
+_FIRST_BATCH = 256
+_WRITE_BATCH = 1024
 
 
 class _EarlyReads:
@@ -94,10 +99,12 @@ async def _list_all(config: Config, catalog: Catalog, targets: list[str], scan_i
         listing = catalog.listing(target_text, scan_id, ordered=conn.lists_in_order(target))
         try:
             batch: list[ObjectRef] = []
+            size = _FIRST_BATCH
             async for ref in conn.list_objects(target):
                 batch.append(ref)
-                if len(batch) >= _WRITE_BATCH:
+                if len(batch) >= size:
                     await store(listing, batch)
+                    size = _WRITE_BATCH
             await store(listing, batch)
             # Only a listing that completed may declare objects gone.
             stats["gone"] += listing.finish()
@@ -286,17 +293,23 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
         masters = catalog.masters_of(uri for uris in listed for uri in uris)
         objects = catalog.records_matching(prefilter(policy_set, "object"))
         progress.step("near index")
-        with start_near_groups(
-                [NearImage.of_row(row) for row in catalog.near_rows()], (),
-                config.near.model_copy(update={"not_duplicates": []}), config.master,
+        images = [NearImage.of_row(row) for row in catalog.near_rows()]
+        # Near grouping (and the array libraries it loads) only where there are images to group.
+        near: AbstractContextManager[NearGrouping | None] = nullcontext()
+        if images:
+            from tierscan.scanner.group.cluster import start_near_groups
+
+            near = start_near_groups(
+                images, (), config.near.model_copy(update={"not_duplicates": []}), config.master,
                 signatures=catalog.signatures(), workers=config.scan.workers,
-                not_duplicates=[[masters.get(uri, uri) for uri in uris] for uris in listed]) as near:
+                not_duplicates=[[masters.get(uri, uri) for uri in uris] for uris in listed])
+        with near as grouping:
             # Object policies need no groups: they run while the verification processes work, over the
             # objects that some object policy may match.
             progress.step("object policies")
             judge("object", _counted((_policy_record(r, jurisdictions) for r in objects), progress), "0")
             progress.step("near groups")
-            for group in near.groups():
+            for group in grouping.groups() if grouping is not None else ():
                 if stored(group):
                     members = catalog.records_of(m.uri for m in group.members).values()
                     judge("group", [group_record(group, members)], f"2 {group.id}")
@@ -314,6 +327,14 @@ def _counted(items: Iterable[_T], progress: Progress, every: int = 1024) -> Iter
             progress.advance(n)
             n = 0
     progress.advance(n)
+
+
+def _load_kernels() -> None:
+    """Load the near-duplicate index kernels (imported here: a scan without perceptual hashes never needs
+    them)."""
+    from tierscan.scanner.group.hamming_index import ensure_loaded
+
+    ensure_loaded()
 
 
 def _forget_other_hashes(catalog: Catalog) -> None:
@@ -385,7 +406,7 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
                              perceptual=config.scan.perceptual) as pool:
             # Near grouping needs the index kernels: loaded while the scan reads, and joined when the reads
             # end, so that no load outlives the scan.
-            kernels = threading.Thread(target=ensure_loaded, name="load-kernels", daemon=True)
+            kernels = threading.Thread(target=_load_kernels, name="load-kernels", daemon=True)
             if config.scan.perceptual and shard is None:
                 kernels.start()
             listing = asyncio.create_task(

@@ -2,12 +2,14 @@
 (`tierscan.scanner.scan.plan`) the rest and read in two passes: every planned read (whole objects, ranged EXIF,
 head/tail chunks), then whole reads only for objects whose (size, head, tail) still collides.
 
-`ReadSession` holds what the passes share: the narrowing state, the accounts, the retrieval budget and a
-result writer (`_Results`) that sends the catalog its rows in batches. Each plan kind has its reader. Whole
-reads of objects a worker process can read itself (`Capabilities.worker_reads`: local files) are not read
-here at all: `_WorkerReads` sends a worker a batch of them (what to open, the wants) in one message, and
-the worker reads, hashes and parses each, answering with plain tuples. Every other read goes through the
-connector here, and the bytes to the pool, one object at a time.
+`ReadSession` holds what the passes share: the narrowing state (the keys of the objects read go to a
+temporary catalog table with the result rows, so memory does not grow with the objects read), the
+accounts, the retrieval budget and a result writer (`_Results`) that sends the catalog its rows in
+batches. Each plan kind has its reader. Whole reads of objects a worker process can read itself
+(`Capabilities.worker_reads`: local files) are not read here at all: `_WorkerReads` sends a worker a
+batch of them (what to open, the wants) in one message, and the worker reads, hashes and parses each,
+answering with plain tuples. Every other read goes through the connector here, and the bytes to the
+pool, one object at a time.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Set as AbstractSet
+from collections.abc import Iterable
 from dataclasses import replace
 from fractions import Fraction
 from typing import Any
@@ -26,10 +28,10 @@ from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import ObjectError
 from tierscan.scanner.core.models import ObjectRef, ObjectStatus, content_identity
 from tierscan.scanner.core.shard import Shard
-from tierscan.scanner.fingerprint import image as fingerprint, pool as fingerprint_pool
-from tierscan.scanner.fingerprint.image import Fingerprint, exif_json
+from tierscan.scanner.fingerprint import pool as fingerprint_pool
 from tierscan.scanner.fingerprint.jpeg_extent import primary_end
 from tierscan.scanner.fingerprint.pool import BatchBroken, FingerprintPool, WorkerFailed
+from tierscan.scanner.fingerprint.record import Fingerprint, exif_json
 from tierscan.scanner.pricing.table import GIB, Price, PriceTable, price_as_from_config
 from tierscan.scanner.scan.catalog import Catalog, WorkItem
 from tierscan.scanner.scan.plan import (
@@ -164,22 +166,30 @@ def _read_whole(item: tuple[Any, ...]) -> tuple[Any, ...]:
     fingerprint_pool.note(f"{size} {key}".encode())
     if not want_metadata:
         return (_HASHED, size, key, *_sha256_and_md5(data))
-    r = fingerprint.fingerprint_bytes(data, want_sha256=True, want_perceptual=perceptual, want_signature=signatures)
+    from tierscan.scanner.fingerprint.image import fingerprint_bytes  # loaded by the worker as it starts
+
+    r = fingerprint_bytes(data, want_sha256=True, want_perceptual=perceptual, want_signature=signatures)
     return (_DONE, size, key, r.sha256, r.phash, r.dhash, r.near_sig, r.format, r.width, r.height, r.exif,
             r.error)
 
 
 class _Results:
     """The rows a session writes to the catalog, sent in batches of `_WRITE_BATCH`: each its columns and
-    their values then the URI (`Catalog.record_rows`), made once a read, not a dict an object."""
+    their values then the URI (`Catalog.record_rows`), made once a read, not a dict an object; and the
+    read keys narrowing needs (`Catalog.record_read_keys`), sent with them."""
 
     def __init__(self, catalog: Catalog, stats: dict[str, int], progress: Progress):
         self.catalog, self.stats, self.progress = catalog, stats, progress
         self.pending: list[tuple[tuple[str, ...], tuple[object, ...]]] = []
+        self.keys: list[tuple[str, str, str, int, str | None, str | None]] = []
+        self.sizes: set[int] = set()  # of whole reads since the last flush
 
     def flush(self) -> None:
         self.catalog.record_rows(self.pending)
         self.pending.clear()
+        self.catalog.record_read_keys(self.keys, self.sizes)
+        self.keys.clear()
+        self.sizes.clear()
 
     def failed(self, uri: str, status: ObjectStatus, reason: str) -> None:
         """An object no read settled: `status` with the reason, and no head/tail key (read it again)."""
@@ -317,14 +327,10 @@ class ReadSession:
         self.budget = Budget(config.scan.max_retrieval_usd)
         self.results = _Results(catalog, stats, progress)
         self.worker_reads = _WorkerReads(self)
-        # Narrowing state: the headtail key of every object this scan saw, and who still needs its SHA-256.
-        self.keys: dict[str, tuple[str, str]] = {}  # uri -> (key, identity: `ObjectRef.content_id` or the uri)
-        self.narrowed: list[PlannedRead] = []  # head/tail reads to settle with whole reads where keys collide
-        # Whole reads need no further read: only their sizes (to meet the catalog's objects of those sizes)
-        # and the keys they settle (an object without a trusted MD5 whose SHA-256 is known) are kept.
-        self.whole_sizes: set[int] = set()
-        self.settled_plain: set[str] = set()
-        self.computed: dict[str, dict[str, str]] = defaultdict(dict)  # key -> MD5 -> SHA-256 of whole reads
+        # Narrowing state: the headtail key of every object this scan read, in the catalog (`_Results.keys`,
+        # `Catalog.record_read_keys`), and the head/tail reads to settle with whole reads where keys collide.
+        catalog.begin_read_keys()
+        self.narrowed: list[PlannedRead] = []
 
     async def read_all(self, listing: asyncio.Task[None], early: asyncio.Queue[ObjectRef | None] | None) -> None:
         """Read `early` objects while `listing` runs; then the planned reads, then the narrowed ones."""
@@ -349,17 +355,17 @@ class ReadSession:
                 p.copies = [c for c in p.copies if shard.owns(c.ref.uri)]
         self.progress.planned(sum(1 + len(p.copies) for p in plans))
         await self._run(plans if self.budget.limit is not None else spread_decodes(plans, perceptual=self.perceptual))
-        if self.narrowed or self.whole_sizes:
-            reads, fill = _still_colliding(self.catalog, self.narrowed, self.keys, self.whole_sizes,
-                                           self.settled_plain)
-            self.progress.planned(sum(1 + len(p.copies) for p in reads))
-            await self._run(reads)
-            for key, items in fill.items():  # MD5-trusted objects: the SHA-256 of the read object with their MD5
-                for item in items:
-                    sha = self.computed[key].get(item.ref.checksums.get("md5") or "")
-                    if sha is not None:
-                        self.results.record([item], Fingerprint(sha256=sha), planned=False)
-            self.results.flush()
+        reads, fill = _still_colliding(self.catalog, self.narrowed)
+        self.progress.planned(sum(1 + len(p.copies) for p in reads))
+        await self._run(reads)
+        for key, items in fill.items():  # MD5-trusted objects: the SHA-256 of the read object with their MD5
+            for item in items:
+                md5 = item.ref.checksums.get("md5")
+                sha = self.catalog.read_sha256(key, md5) if md5 else None
+                if sha is not None:
+                    self.results.record([item], Fingerprint(sha256=sha), planned=False)
+        self.results.flush()
+        self.catalog.end_read_keys()
 
     async def _run(self, reads: list[PlannedRead]) -> None:
         queue = iter(reads)
@@ -421,17 +427,23 @@ class ReadSession:
     def _settle(self, p: PlannedRead, r: Fingerprint) -> None:
         """Keep what narrowing needs of a read, and record it for the object and its copies."""
         if r.headtail is not None:
-            for item in [p.item, *p.copies]:
-                self.keys[item.ref.uri] = (r.headtail, item.ref.content_id or item.ref.uri)
+            settled = 0
             if (p.item.want_sha256 or p.kind == ReadKind.full) and r.error is None:
                 # Settled after the first pass: a whole read, or its key tells it apart. Whole reads count even
-                # unasked (early reads, before anyone knew the size collides): their SHA-256 settles a key.
+                # unasked (early reads, before anyone knew the size collides): their SHA-256 settles a key
+                # (their size meets the catalog's objects of that size), unless the object has a trusted MD5.
                 if p.kind != ReadKind.full:
                     self.narrowed.append(p)
                 else:
-                    self.whole_sizes.add(p.ref.size)
-                    if not p.ref.checksums.get("md5"):
-                        self.settled_plain.add(r.headtail)
+                    settled = 1 if p.ref.checksums.get("md5") else 2
+                    self.results.sizes.add(p.ref.size)
+            # A whole read's objects need no row: their catalog rows have the key and SHA-256 narrowing reads.
+            if not settled or r.md5:
+                keys = self.results.keys
+                keys.append((p.ref.uri, r.headtail, p.ref.content_id or p.ref.uri, settled, r.md5,
+                             r.sha256 if r.md5 else None))
+                for c in p.copies:
+                    keys.append((c.ref.uri, r.headtail, c.ref.content_id or c.ref.uri, 0, None, None))
         self.results.record([p.item, *p.copies], r)
 
     def _leave(self, p: PlannedRead) -> None:
@@ -482,8 +494,7 @@ class ReadSession:
             return
         if tag == _HASHED:
             _, _, key, sha, md5 = answer
-            self.computed[key][md5] = sha
-            self._settle(p, Fingerprint(sha256=sha, headtail=key))
+            self._settle(p, Fingerprint(sha256=sha, headtail=key, md5=md5))
             return
         _, _, key, sha, phash, dhash, near_sig, fmt, width, height, exif, error = answer
         self._settle(p, Fingerprint(sha, key, phash, dhash, near_sig, fmt, width, height, exif, error))
@@ -516,8 +527,7 @@ class ReadSession:
         key = headtail_key(ref.size, data[:HEAD], data[-TAIL:])
         if not item.want_metadata:
             sha, md5 = await asyncio.to_thread(_sha256_and_md5, data)
-            self.computed[key][md5] = sha
-            return Fingerprint(sha256=sha, headtail=key)
+            return Fingerprint(sha256=sha, headtail=key, md5=md5)
         # A whole read always gives the SHA-256 (1.8 GB/s: free beside the read), whoever asked.
         answer = self.pool.submit(data, want_sha256=True, want_perceptual=self.perceptual,
                                   want_signature=self.signatures)
@@ -578,7 +588,7 @@ class ReadSession:
         heads = iter(plan_heads(self.catalog.pending_checksums(kinds), perceptual=self.perceptual,
                                 price=self.acct.price))
         found: list[tuple[str, dict[str, str]]] = []
-        keys = self.keys
+        identities: list[tuple[str, str]] = []
 
         async def header() -> None:
             for item, wanted in heads:
@@ -595,15 +605,15 @@ class ReadSession:
                     self.acct.add(ref, 0)
                 if values:
                     found.append((ref.uri, values))
-                    if ref.uri in keys:  # read early: narrowing compares its identity
-                        keys[ref.uri] = (keys[ref.uri][0], content_identity({**ref.checksums, **values}) or ref.uri)
+                    # Read early: narrowing compares its identity (a no-op for the objects not read).
+                    identities.append((content_identity({**ref.checksums, **values}) or ref.uri, ref.uri))
 
         await asyncio.gather(*(header() for _ in range(self.config.scan.concurrency)))
         self.catalog.record_checksums(found)
+        self.catalog.record_read_identities(identities)
 
 
-def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[str, tuple[str, str]],
-                     whole_sizes: AbstractSet[int] = frozenset(), settled_plain: AbstractSet[str] = frozenset()
+def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead]
                      ) -> tuple[list[PlannedRead], dict[str, list[WorkItem]]]:
     """Whole reads for SHA-256, after the head/tail pass: objects whose (size, head, tail) key another
     object shares, including the catalog's objects that share it without a SHA-256. An object of the same
@@ -614,9 +624,9 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
     compute MD5 as well, and an MD5-trusted object takes the SHA-256 of the one whose MD5 equals its own
     (returned as key -> items to fill); objects that all have trusted MD5s need no read at all.
 
-    `narrowed`: the head/tail reads; `whole_sizes` and `settled_plain`: the sizes of this scan's whole reads,
-    and the keys they settled (read whole, no trusted MD5). A key names its size, so size classes are
-    settled a round of them at a time: memory holds one round's peers, not every object of every size."""
+    `narrowed`: the head/tail reads; the keys of this scan's reads, and which whole reads settled theirs,
+    are the catalog's (`Catalog.record_read_keys`). A key names its size, so size classes are settled a
+    round of them at a time: memory holds one round's peers, not every object of every size."""
     by_size: dict[int, list[PlannedRead]] = defaultdict(list)
     for p in narrowed:
         by_size[p.ref.size].append(p)
@@ -624,32 +634,32 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead], keys: dict[s
     fill: dict[str, list[WorkItem]] = {}
     # A size class of whole reads alone needs a read only where some object still lacks its SHA-256 (an
     # object of an earlier scan, one this scan failed); the size classes of head/tail reads all count.
-    for sizes in catalog.size_rounds(catalog.sizes_unhashed(set(whole_sizes) - by_size.keys()) | set(by_size),
-                                     _PEERS_A_ROUND):
-        more, more_fill = _colliding_among(catalog, [p for size in sizes for p in by_size.get(size, ())],
-                                           sizes, keys, settled_plain)
+    for sizes in catalog.size_rounds(catalog.whole_read_sizes_unhashed() | set(by_size), _PEERS_A_ROUND):
+        more, more_fill = _colliding_among(catalog, [p for size in sizes for p in by_size.get(size, ())], sizes)
         reads += more
         fill.update(more_fill)
     return reads, fill
 
 
-def _colliding_among(catalog: Catalog, narrowed: list[PlannedRead], sizes: list[int],
-                     keys: dict[str, tuple[str, str]], settled_plain: AbstractSet[str]
+def _colliding_among(catalog: Catalog, narrowed: list[PlannedRead], sizes: list[int]
                      ) -> tuple[list[PlannedRead], dict[str, list[WorkItem]]]:
     """`_still_colliding` for the objects of these sizes (`narrowed` holds only those)."""
-    peers = list(catalog.size_peers(sizes, known=keys))
+    peers = list(catalog.size_peers(sizes))
+    # This scan's reads of these sizes: uri -> (key, identity); and the keys its whole reads settled (an
+    # object without MD5 whose SHA-256 is known).
+    keys = {uri: (read[0], read[1]) for uri, _, _, _, read in peers if read is not None}
+    settled_plain = {read[0] for *_, read in peers if read is not None and read[2] == 2}
     # Objects that provider checksums tell apart from every other object of their size (`Catalog.work`).
-    need = catalog.needs_exact([p.ref.uri for p in narrowed] + [uri for uri, _, _, _ in peers])
+    need = catalog.needs_exact([p.ref.uri for p in narrowed] + [uri for uri, *_ in peers])
     narrowed = [p for p in narrowed if p.ref.uri in need]
     identities: dict[str, set[str]] = defaultdict(set)
-    for uri in [p.ref.uri for p in narrowed] + [uri for uri, _, _, _ in peers]:
+    for uri in [p.ref.uri for p in narrowed] + [uri for uri, *_ in peers]:
         if uri in need and uri in keys:
             narrow_key, identity = keys[uri]
             identities[narrow_key].add(identity)
     unknown_sizes: set[int] = set()
-    settled_plain = set(settled_plain)  # keys with an object without MD5 whose SHA-256 is already known
     members: dict[str, list[tuple[WorkItem, list[WorkItem]]]] = defaultdict(list)
-    for uri, ref, key, sha in peers:
+    for uri, ref, key, sha, _ in peers:
         if ref is None or uri not in need:  # None: read by this scan (in `keys`)
             continue
         if key is None:
