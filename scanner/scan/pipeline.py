@@ -120,13 +120,17 @@ async def _list_all(config: Config, catalog: Catalog, targets: list[str], scan_i
             await early.offer(batch, found.waiting)
         batch.clear()
 
+    stopping = False
     try:
         with catalog.bulk_writes():
             await asyncio.gather(*(one(t) for t in targets))
+    except asyncio.CancelledError:
+        stopping = True  # the scan is stopping (Ctrl-C): its readers are cancelled too, and take no end mark
+        raise
     finally:
         progress.listing_done()
-        if early is not None:
-            await early.queue.put(None)
+        if early is not None and not stopping:
+            await early.queue.put(None)  # waits for room: the readers are still taking objects
 
 
 def _policy_record(r: InventoryRecord, jurisdictions: JurisdictionMap) -> ObjectRecord:
