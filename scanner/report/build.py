@@ -41,6 +41,7 @@ from tierscan.scanner.core.models import (
     Tier,
 )
 from tierscan.scanner.core.safe_text import CsvWriter, terminal_text
+from tierscan.scanner.core.units import human_bytes
 from tierscan.scanner.pricing.savings import BucketTally, Sums, Tally, break_even_month, scan_cost_parts, tally
 from tierscan.scanner.pricing.table import PriceAs, PriceTable
 
@@ -318,16 +319,6 @@ def write_csv(report: Report | ReportStream, fh: IO[str],
 
 
 # --- the table for people --------------------------------------------------------------------------------
-
-
-def human_bytes(n: int) -> str:
-    """Binary units, as the providers bill: 1.5 GiB."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def money_text(value: float) -> str:

@@ -27,6 +27,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from tierscan.scanner.core.units import human_bytes
+
 __all__ = ["Progress", "RichProgress"]
 
 
@@ -55,16 +57,6 @@ class Progress:
     def done(self) -> None: ...
 
 
-def _binary(n: float) -> str:
-    """Bytes in binary units, as the report prints them (1.5 GiB)."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
 def _rate(task: Task, done: float) -> float:
     """Per second: rich's recent speed, else the average since the task started (a few large advances
     give rich too few samples, and it would show 0)."""
@@ -87,7 +79,7 @@ class _CountsColumn(ProgressColumn):
         text = f"{counted} {unit}  {_rate(task, task.completed):,.0f} {unit}/s"
         if task.fields.get("kind") == "read":
             read = task.fields.get("bytes", 0)
-            text += f"  {_binary(read)}  {_binary(_rate(task, read) if task.completed else 0)}/s"
+            text += f"  {human_bytes(read)}  {human_bytes(int(_rate(task, read)) if task.completed else 0)}/s"
         return Text(text, style="progress.download")
 
 
