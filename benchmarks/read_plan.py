@@ -20,50 +20,10 @@ then whether the exact groups and EXIF findings match the naive scanner's.
     python benchmarks/read_plan.py --objects 1000 --max-mb 8       # quick
     python benchmarks/read_plan.py --reuse /tmp/estate.json --repeat 3   # three rounds, medians
 
-Rows of one round run minutes apart and the VM's speed wanders between them, so `--repeat N` measures N
-rounds (each: every tierscan row, then the naive scanner) and reports each row's median with every round's
-wall time, and the objects/s ratio round by round as well as by the medians.
-
-Measured on the 20,005-object estate (24,482 MiB; 562 multipart, 5 GLACIER), moto on the same two cores,
-on a 2-core VM (the tenth this benchmark ran on; the estate took 436 s to build), three runs of three
-rounds with the code here (light reads spread among decodes, the exact groups' policies beside
-verification, the tail without cyclic garbage collections):
-
-    row                       bytes read  % stored    GETs  wall s, run 1 rounds | run 2 | run 3
-    tierscan --no-perceptual     417 MB     1.62%    26,125  80.6/80.5/80.3 | 81.7/80.6/81.7 | 83.6/82.5/81.9
-    tierscan (perceptual)      5,870 MB    22.87%    14,318  50.1/49.4/49.9 | 52.4/52.1/53.4 | 54.4/51.8/55.2
-    tierscan --no-signatures   5,870 MB    22.87%    14,318  33.4/33.7/34.1 | 34.2/35.5/36.6 | 37.1/36.1/36.7
-    naive                     25,669 MB    99.99%    20,005  169.0/167.0/171.5 | 170.5/178.0/176.6 | 180.4/178.5/174.5
-
-    objects/s / naive, with signatures: 3.37x / 3.38x / 3.44x (median 3.39x) | 3.25x / 3.42x / 3.31x (3.37x)
-                                        | 3.32x / 3.44x / 3.16x (3.28x)
-                       --no-signatures: 5.06x / 4.95x / 5.03x (5.01x) | 4.99x / 5.01x / 4.83x (4.97x)
-                                        | 4.87x / 4.95x / 4.75x (4.86x)
-
-Peak RSS 376-378, 816-842, 486-502 and 337-367 MiB; rclone 11.4-11.7 s (4,702 groups: it has no MD5 for
-multipart objects and dedupes within a bucket). Exact groups 4,841 in every tierscan mode and round,
-identical to the naive scanner's; EXIF differences 0. What bounds the perceptual row is CPU: client and
-server CPU spread over both cores (the "CPU floor", 45.3, 47.5 and 49.3 s for the median rows) would
-allow 3.62-3.73x; the rest, 4.6-5.1 s (6.5-7.2 s on the ninth VM before these changes), is the start (imports,
-the first listing page), the seam after the listing (copies filled, the rest planned: 0.8 s on one core)
-and the tail after the reads: the catalog read back, exact groups, candidate pairs (1.4 s, mostly one
-core), verification on both cores with all but the near groups' policies beside it, and the results
-stored. The naive scanner ran slower on this VM than on the ninth (167.0-180.4 s against 157.4-166.6,
-client CPU 262-283 s against 251), so compare rows within one round, not walls across VMs: the perceptual
-row's 49.4-55.2 s would be 2.85-3.19x against the ninth VM's fastest naive wall (157.4 s). The VM's
-speed wanders by up to 10% between rows (run 2's perceptual and naive rows took 4-5% more client and
-server CPU than run 1's for the same work), and the estate
-outgrows the page cache, so moto reads part of it from disk. Signatures (ORB features, windowed hashes),
-which the naive scanner does not make, are the difference from the --no-signatures row.
-
-On the ninth VM, one round a run, before these changes: with signatures 2.75-3.21x in six runs (3x or
-more in four), without 3.85-4.51x; perceptual walls 51.2-57.2 s, naive 157.4-166.6 s.
-Earlier code on nine VMs gave 1.68-3.01x with signatures and 2.37-4.46x without; the ORB change took the
-perceptual row's client CPU from 80.1 s (the previous code's last run here) to 65.7-72.6 s. Two defects of
-this benchmark's own moto inflated the oldest figures: its selectors shim lacked `EVENT_READ`, so every
-request failed after its answer and werkzeug logged a traceback (moto's CPU a GET 4.57 -> 2.77 ms on a
-1,005-object estate), and it looked up each request's backend by listing moto's package directory and trying
-every service's URL patterns under one lock (1.94 -> 1.61 ms a GET in the perceptual row); both fixed.
+A machine's speed wanders between rows run minutes apart, so `--repeat N` measures N rounds (each: every
+tierscan row, then the naive scanner) and reports each row's median with every round's wall time, and the
+objects/s ratio round by round as well as by the medians. The figures, and what bounds each row, are in
+docs/benchmarks.md ("Read plan against a naive scanner").
 
 Estate: a few hundred synthetic photos (smooth gradients and shapes, EXIF with make, model, GPS on a
 third) re-encoded and resized; object sizes (lognormal, median 800 KB, 50 KB to max-mb) vary with random
