@@ -18,12 +18,12 @@ then whether the exact groups and EXIF findings match the naive scanner's.
     python benchmarks/read_plan.py --objects 20000 --max-mb 8 --keep /tmp/estate.json   # build, keep moto
     python benchmarks/read_plan.py --reuse /tmp/estate.json        # measure on the kept estate
     python benchmarks/read_plan.py --objects 1000 --max-mb 8       # quick
-    python benchmarks/read_plan.py --reuse /tmp/estate.json --repeat 3   # three rounds, medians
+    python benchmarks/read_plan.py --reuse /tmp/estate.json --repeat 3   # three passes, medians
 
-A machine's speed wanders between rows run minutes apart, so `--repeat N` measures N rounds (each: every
-tierscan row, then the naive scanner) and reports each row's median with every round's wall time, and the
-objects/s ratio round by round as well as by the medians. The figures, and what bounds each row, are in
-docs/benchmarks.md ("Read plan against a naive scanner").
+A machine's speed wanders between rows measured minutes apart, so `--repeat N` repeats the measurement N
+times (each pass: every tierscan row, then the naive scanner) and reports each row's median with every
+pass's wall time, and the objects/s ratio pass by pass as well as by the medians. The figures, and what
+bounds each row, are in docs/benchmarks.md ("Read plan against a naive scanner").
 
 Estate: a few hundred synthetic photos (smooth gradients and shapes, EXIF with make, model, GPS on a
 third) re-encoded and resized; object sizes (lognormal, median 800 KB, 50 KB to max-mb) vary with random

@@ -80,7 +80,7 @@ class Recording(Progress):
 
 @pytest.mark.parametrize("perceptual", [True, False])
 def test_a_scans_counts_meet_their_totals(tmp_path: Path, perceptual: bool) -> None:
-    """The sample estate: ranged reads, copies, narrowing rounds, skips; every planned object is settled once."""
+    """The sample estate: ranged reads, copies, narrowing, skips; every planned object is settled once."""
     estate = tmp_path / "estate"
     shutil.copytree(REPO / "examples" / "estate", estate)
     config = Config.model_validate({"scan": {"perceptual": perceptual}})

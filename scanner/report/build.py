@@ -322,7 +322,7 @@ def write_csv(report: Report | ReportStream, fh: IO[str],
 
 
 def money_text(value: float) -> str:
-    """Cents for people; an amount that rounds to no cent but is not zero reads `<$0.01`, never `$0.00`
+    """Cents for people; an amount under half a cent that is not zero reads `<$0.01`, never `$0.00`
     (the JSON keeps every amount exactly)."""
     if value != 0 and abs(value) < 0.005:
         return "-<$0.01" if value < 0 else "<$0.01"

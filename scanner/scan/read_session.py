@@ -626,7 +626,7 @@ def _still_colliding(catalog: Catalog, narrowed: list[PlannedRead]
 
     `narrowed`: the head/tail reads; the keys of this scan's reads, and which whole reads settled theirs,
     are the catalog's (`Catalog.record_read_keys`). A key names its size, so size classes are settled a
-    round of them at a time: memory holds one round's peers, not every object of every size."""
+    batch of them at a time: memory holds one batch's peers, not every object of every size."""
     by_size: dict[int, list[PlannedRead]] = defaultdict(list)
     for p in narrowed:
         by_size[p.ref.size].append(p)
