@@ -1,5 +1,5 @@
 """Every cloud backend, on its emulator: a bucket (container) that is not there, and an endpoint nothing
-listens on, fail the target on the first attempt with a `TargetError` that names it, the cause and the fix."""
+listens on, fail the target at once, without retries, with a `TargetError` that names it, the cause and the fix."""
 
 from __future__ import annotations
 
