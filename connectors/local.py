@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import errno
 import os
 import re
@@ -113,7 +114,7 @@ class LocalConnector(Connector):
                     storage_class=None,
                     region=None,
                 )
-                yield ref if entry.reason is None else ref.model_copy(update={"skipped": entry.reason})
+                yield ref if entry.reason is None else dataclasses.replace(ref, skipped=entry.reason)
 
     def lists_in_order(self, target: Target) -> bool:
         """Each folder's entries come sorted by name, files before sub-folders: URI order, except where a

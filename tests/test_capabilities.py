@@ -3,6 +3,7 @@ connectors under test-only schemes, each declaring a capability off, show that t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -96,7 +97,7 @@ class Counted(Memory):
     async def list_objects(self, target: Target) -> AsyncIterator[ObjectRef]:
         async for ref in super().list_objects(target):
             md5 = self.md5s.get(ref.key)
-            yield ref.model_copy(update={"checksums": {"md5": md5}}) if md5 else ref
+            yield dataclasses.replace(ref, checksums={"md5": md5}) if md5 else ref
 
     async def _read_range(self, ref: ObjectRef, start: int, end: int) -> bytes:
         self.reads.append((ref.key, start, end))

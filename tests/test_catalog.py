@@ -1,3 +1,4 @@
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -359,7 +360,7 @@ def test_unchanged_object_whose_tier_moved_keeps_its_fingerprint_and_takes_the_n
     record_fingerprints(catalog, [("s3://b/a", {"status": "fingerprinted", "phash": "ff"}),
                                  ("s3://b/b", {"status": "fingerprinted", "phash": "ee"})])
     scan2 = catalog.begin_scan(["s3://b"], T1)
-    cold = ref("a", 10).model_copy(update={"tier": Tier.cold, "storage_class": "GLACIER_IR", "region": "cn-north-1"})
+    cold = dataclasses.replace(ref("a", 10), tier=Tier.cold, storage_class="GLACIER_IR", region="cn-north-1")
     assert catalog.record_listing([cold, ref("b", 12)], "s3://b", scan2) == (0, 2)
     assert catalog.mark_gone("s3://b", scan2) == 0
     records = {r.key: (r.tier, r.storage_class, r.region, r.phash) for r in catalog.records()}

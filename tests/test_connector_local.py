@@ -1,5 +1,6 @@
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import os
 import socket
@@ -84,7 +85,7 @@ def test_vanished_file_raises_object_gone(estate):
 
 
 def test_unreadable_refs_are_refused_before_any_read(estate):
-    ref = listing(estate)[0].model_copy(update={"readable": False, "storage_class": "DEEP_ARCHIVE"})
+    ref = dataclasses.replace(listing(estate)[0], readable=False, storage_class="DEEP_ARCHIVE")
     with pytest.raises(ObjectUnreadable, match="must be restored"):
         asyncio.run(LocalConnector(Config()).read_range(ref, 0, 1))
 

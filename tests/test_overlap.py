@@ -17,7 +17,7 @@ from PIL import Image
 from tierscan.connectors import register_connector
 from tierscan.connectors.base import Capabilities, Connector, Target
 from tierscan.scanner.core.config import Config
-from tierscan.scanner.core.models import ObjectRef
+from tierscan.scanner.core.models import ObjectRef, Tier
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.pipeline import run_scan
 
@@ -122,7 +122,7 @@ def test_grouping_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, mon
 
     monkeypatch.setattr(cluster, "start_near_groups", recording)
     with Catalog(tmp_path / "c.db") as catalog:
-        image = ObjectRef(uri="s3://b/a.jpg", provider="s3", bucket="b", key="a.jpg", size=10, tier="hot",
+        image = ObjectRef(uri="s3://b/a.jpg", provider="s3", bucket="b", key="a.jpg", size=10, tier=Tier.hot,
                           storage_class="STANDARD", region="us-east-1", jurisdiction="US", modified=T0)
         catalog.record_listing([image], "s3://b", 1)  # an image with perceptual hashes: near grouping runs
         record_fingerprints(catalog, [(image.uri, {"status": "fingerprinted", "phash": "0" * 16, "dhash": "0" * 16})])

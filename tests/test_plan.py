@@ -4,6 +4,7 @@ cheapest reads, and a scan with `--no-perceptual` finds what a whole-object scan
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -161,7 +162,7 @@ def test_small_objects_whose_size_collides_are_read_whole_where_that_costs_less_
 
     def kinds(size: int, want_sha256: bool, want_metadata: bool = True,
               perceptual: bool = False) -> dict[str, str]:
-        items = [WorkItem(r.model_copy(update={"size": size}), want_sha256, want_metadata)
+        items = [WorkItem(dataclasses.replace(r, size=size), want_sha256, want_metadata)
                  for r in (hot, cool, cold)]
         plans = plan_reads(items, perceptual=perceptual, price=price)
         return {p.ref.uri.rsplit("/", 1)[1]: p.kind for p in plans}
@@ -176,7 +177,7 @@ def test_small_objects_whose_size_collides_are_read_whole_where_that_costs_less_
     images = kinds(100_000, want_sha256=False, perceptual=True)
     assert images == {"hot": "image", "cool": "image", "cold": "image"}
     # Without prices, as before: only objects of HEAD + TAIL bytes or fewer.
-    items = [WorkItem(cold.model_copy(update={"size": 100_000}), True, True)]
+    items = [WorkItem(dataclasses.replace(cold, size=100_000), True, True)]
     assert plan_reads(items, perceptual=False)[0].kind == "meta"
 
 

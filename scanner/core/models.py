@@ -7,6 +7,7 @@ contract, `schema_version: 1`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -155,19 +156,22 @@ IDENTITY_KINDS = tuple(k.name for k in CHECKSUM_KINDS.values() if k.trust is Tru
 UNPUBLISHED_KINDS = tuple(k for k in IDENTITY_KINDS if CHECKSUM_KINDS[k].field is None)
 
 
-class ObjectRef(_Frozen):
-    """One object as a connector lists it: where it is, what it costs to keep, what the provider knows."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectRef:
+    """One object as a connector lists it: where it is, what it costs to keep, what the provider knows. A
+    plain dataclass, not a validated model: one is made per object listed, and connectors give typed
+    values (`Connector.make_ref`); only the size is checked."""
 
     uri: str
     provider: str
     bucket: str
     key: str
     version: str | None = None
-    size: int = Field(ge=0)
+    size: int
     etag: str | None = None
     # Provider checksums of the whole object by kind (`CHECKSUM_KINDS`), lowercase hex. None: the provider
     # holds one of that kind that the listing does not give, and a HEAD would (`Capabilities.checksums`).
-    checksums: dict[str, str | None] = Field(default_factory=dict)
+    checksums: dict[str, str | None] = dataclasses.field(default_factory=dict)
     tier: Tier
     storage_class: str
     readable: bool = True
@@ -178,6 +182,10 @@ class ObjectRef(_Frozen):
     # folder that cannot be listed): the catalog records it `skipped` with this reason and never reads it.
     # A URI ending in "/" stands for a folder that could not be listed (local folders only).
     skipped: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            raise ValueError(f"{self.uri}: a negative size ({self.size})")
 
     @property
     def content_id(self) -> str | None:

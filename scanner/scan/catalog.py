@@ -528,6 +528,9 @@ class _Connection(sqlite3.Connection):
         return False
 
 
+_CACHE_KIB = 65536  # the page cache of the catalog, and of its temporary tables
+
+
 class Catalog:
     def __init__(self, path: Path):
         self.path = path
@@ -542,6 +545,11 @@ class Catalog:
             # A checkpoint (two fsyncs) every 10,000 pages of WAL, not every 1,000: a scan's bulk writes
             # rewrite the same pages many times over, and each checkpoint blocks the writer on the disk.
             self.db.execute("PRAGMA wal_autocheckpoint=10000")
+            # A fixed page cache of 64 MiB for the catalog and as much for temporary tables (SQLite's default
+            # is 2 MiB each): a scan's writes, lookups by URI and grouping's temporary tables then mostly
+            # stay in memory; beyond that they spill to the files, so memory stays bounded at any size.
+            self.db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+            self.db.execute(f"PRAGMA temp.cache_size=-{_CACHE_KIB}")
             self.db.executescript(_SCHEMA)
             # Listings walk a target's rows in URI order (`MergedListing`); older catalogs indexed them by
             # target and last-seen scan instead.
@@ -1257,7 +1265,7 @@ def _unique_batches(refs: Iterable[ObjectRef], size: int) -> Iterator[list[Objec
 def _ref(row: sqlite3.Row) -> ObjectRef:
     return ObjectRef(
         uri=row["uri"], provider=row["provider"], bucket=row["bucket"], key=row["key"], version=row["version"],
-        size=row["size"], etag=row["etag"], checksums=json.loads(row["checksums"]), tier=row["tier"],
+        size=row["size"], etag=row["etag"], checksums=json.loads(row["checksums"]), tier=Tier(row["tier"]),
         storage_class=row["storage_class"], readable=bool(row["readable"]), region=row["region"],
-        jurisdiction=row["jurisdiction"], modified=row["modified"],
+        jurisdiction=row["jurisdiction"], modified=datetime.fromisoformat(row["modified"]),
     )
