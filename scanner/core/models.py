@@ -156,11 +156,12 @@ IDENTITY_KINDS = tuple(k.name for k in CHECKSUM_KINDS.values() if k.trust is Tru
 UNPUBLISHED_KINDS = tuple(k for k in IDENTITY_KINDS if CHECKSUM_KINDS[k].field is None)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ObjectRef:
     """One object as a connector lists it: where it is, what it costs to keep, what the provider knows. A
-    plain dataclass, not a validated model: one is made per object listed, and connectors give typed
-    values (`Connector.make_ref`); only the size is checked."""
+    plain dataclass, not a validated model, and not frozen (a frozen one takes four times as long to make):
+    one is made per object listed, from typed values (`Connector.make_ref`); only the size is checked.
+    Never changed once made: `dataclasses.replace` makes a changed copy."""
 
     uri: str
     provider: str
