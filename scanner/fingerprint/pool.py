@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,7 @@ class _Task:
     length: int
     failed: Callable[[str], object] | None
     seq: int | None = None  # a batch's number (`submit_batch`)
+    packed: bytes | None = None  # a batch's message, pickled (`submit_batch`): what goes through the pipe
     broken: tuple[int, bytes] | None = None  # a batch's item that failed it, and its note
 
 
@@ -225,6 +227,20 @@ class _Worker:
     died: str | None = None
     ready: bool = False  # set up and taking tasks: its first task's deadline runs from then
     deadline: asyncio.TimerHandle | None = None  # for the first waiting task
+
+
+# Bytes of batch messages that may wait in a worker's pipe and be sent from the event loop's thread: well
+# under what a pipe holds (64 KiB on Linux), so such a send never blocks the loop. A larger message goes
+# through a thread, which may wait until the worker has taken what it had.
+_PIPE_ROOM = 32 * 1024
+
+
+def _fits(task: _Task, workers: list[_Worker]) -> bool:
+    """Whether `task` is a batch that every one of `workers` has pipe room for, counting the batches it
+    has not answered yet as still in its pipe."""
+    if task.packed is None:
+        return False
+    return all(len(task.packed) + sum(len(t.packed or b"") for t in w.waiting) <= _PIPE_ROOM for w in workers)
 
 
 def _compiler_lock() -> contextlib.AbstractContextManager[object]:
@@ -314,7 +330,13 @@ class FingerprintPool:
         future: asyncio.Future[list[Any]] = loop.create_future()
         seq = next(self._batches)
         message = (None, items, _run_batch, {"job": job, "seq": seq})
-        self._dispatch(_Task(future, message, None, 0, None, seq))
+        task = _Task(future, message, None, 0, None, seq)
+        try:
+            task.packed = bytes(ForkingPickler.dumps(message))
+        except Exception as exc:  # as a send that did not pickle: the batch fails, not the loop
+            self._settle(task, f"not fingerprinted: {exc!r}")
+            return future
+        self._dispatch(task)
         return future
 
     def _submit(self, data: bytes, job: Callable[..., Any], kwargs: dict[str, object],
@@ -333,7 +355,7 @@ class FingerprintPool:
         if not alive:
             self._settle(task, "not fingerprinted: every fingerprint worker has died")
             return
-        if task.offset is not None:  # a few dozen bytes to send: the pipe takes them at once
+        if task.offset is not None or _fits(task, alive):  # the pipe takes it at once: no thread needed
             # Least loaded first; a worker whose pipe a thread is writing to is passed over (its lock is held).
             for worker in sorted(alive, key=lambda w: len(w.waiting)):
                 if worker.sending.acquire(blocking=False):
@@ -363,7 +385,10 @@ class FingerprintPool:
         """Send `task` to `worker`, whose `sending` lock the caller holds."""
         worker.waiting.append(task)
         try:
-            worker.conn.send(task.message)
+            if task.packed is not None:
+                worker.conn.send_bytes(task.packed)
+            else:
+                worker.conn.send(task.message)
         except OSError:
             pass  # the worker has died: the loop reads its end and deals with what it had, this too
         except BaseException:
