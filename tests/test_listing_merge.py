@@ -174,11 +174,13 @@ def _scan(config: Path, db: Path) -> dict[str, object]:
 
 def _results(report: dict[str, object]) -> dict[str, object]:
     """The report but when it was made, what its scan did, and what the report prices as of the time it
-    is made: the one-time costs of its totals and buckets (early-deletion charges move with age)."""
-    timed = ("one_time_cost_usd", "break_even_month")
+    is made: the one-time costs and break-even months of its totals, buckets, tiers and regions
+    (early-deletion charges move with age, by the second)."""
+    timed = ("one_time_cost_usd", "break_even_month", "break_even_month_with_scan")
     kept = {k: v for k, v in report.items() if k not in ("generated_at", "scan")}
     kept["totals"] = {k: v for k, v in report["totals"].items() if k not in timed}  # type: ignore[union-attr]
-    kept["buckets"] = [{k: v for k, v in b.items() if k not in timed} for b in report["buckets"]]  # type: ignore[union-attr]
+    for part in ("buckets", "tiers", "regions"):
+        kept[part] = [{k: v for k, v in b.items() if k not in timed} for b in report[part]]  # type: ignore[union-attr]
     return kept
 
 
