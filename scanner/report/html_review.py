@@ -85,7 +85,7 @@ h1{font-size:18px}h2{font-size:14px;margin:18px 0 6px;break-after:avoid}h3{break
 .filters,.no-print{display:none !important}tr[hidden]{display:table-row !important}
 th{position:static}thead{display:table-header-group}table{font-size:9px}
 tr,figure,.card,.scanned,tbody.group{break-inside:avoid}
-.charts{display:block}figure{margin:0 0 8px}.cards{grid-template-columns:repeat(4,1fr)}
+.charts{grid-template-columns:1fr 1fr;gap:8px}figure{margin:0;padding:6px}.cards{grid-template-columns:repeat(4,1fr)}
 section.major{break-before:page}
 td,th{padding:3px 4px}td.uri,td.uri code{word-break:break-all}
 table.sortable th:after{content:""}
