@@ -72,7 +72,7 @@ tbody.group tr.head td{background:#f1f3f5;font-weight:600}
 section.policy{margin-top:20px}section.policy h3{font-size:15px;margin:0 0 4px}
 .sev{display:inline-block;border-radius:4px;padding:0 6px;font-size:11px;color:#fff;background:#868e96}
 .sev-critical,.sev-high{background:#c92a2a}.sev-medium{background:#f08c00}.sev-low{background:#1c7ed6}
-p.more{font-style:italic}
+p.more{font-style:italic}#personal-data td.uri{width:30%}
 """
 
 # Print (Chromium's print-to-PDF): white page, controls hidden, every row shown, no row or chart cut,
@@ -85,7 +85,7 @@ h1{font-size:18px}h2{font-size:14px;margin:18px 0 6px;break-after:avoid}h3{break
 .filters,.no-print{display:none !important}tr[hidden]{display:table-row !important}
 th{position:static}thead{display:table-header-group}table{font-size:9px}
 tr,figure,.card,.scanned,tbody.group{break-inside:avoid}
-.charts{grid-template-columns:1fr 1fr;gap:8px}figure{margin:0;padding:6px}.cards{grid-template-columns:repeat(4,1fr)}
+.charts{grid-template-columns:1fr 1fr;gap:8px}figure{margin:0;padding:6px}.cards{grid-template-columns:repeat(4,1fr);gap:6px}.card{padding:6px}.card .value{font-size:14px}
 section.major{break-before:page}
 td,th{padding:3px 4px}td.uri,td.uri code{word-break:break-all}
 table.sortable th:after{content:""}
