@@ -4,6 +4,7 @@ policy; in memory here, and for the scanned sample estate rendered in headless C
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import shutil
@@ -25,6 +26,8 @@ from tierscan.scanner.report.exposure import exposure
 from tierscan.scanner.report.html import write_html
 from tierscan.scanner.report.html_review import FINDING_ROWS, mask_serial
 from tierscan.scanner.report.review import PolicyFile, Provenance, ReviewContext
+from tierscan.scanner.scan.catalog import Catalog
+from tierscan.scanner.scan.settings import stored_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -191,6 +194,22 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report, list
     lines = run("inventory", "--db", db, "--format", "jsonl").splitlines()
     run("report", "--db", db, "--format", "html", "--output", str(root / "report.html"))
     return root / "report.html", report, [InventoryRecord.model_validate_json(line) for line in lines]
+
+
+def test_what_was_scanned_is_read_from_the_settings_the_scan_stored(
+    estate: tuple[Path, Report, list[InventoryRecord]]
+) -> None:
+    page_path, report, _ = estate
+    with Catalog(page_path.parent / "t.db") as catalog:
+        stored = stored_settings(catalog)
+        targets = catalog.last_scan_targets()
+    assert stored and stored.config.embedded and targets
+    scanned = page_path.read_text(encoding="utf-8").split('id="scanned"', 1)[1].split("</section>", 1)[0]
+    assert f"scanned with tierscan {stored.version}" in scanned and stored.digests["settings"] in scanned
+    for pack, _, text in stored.config.embedded.policies:
+        assert f"{pack} (built in) <code>{hashlib.sha256(text.encode()).hexdigest()[:16]}</code>" in scanned
+    assert all(unescape(f"<code>{t}</code>") in unescape(scanned) for t in targets)
+    assert f"{report.totals.skipped} objects: " in scanned
 
 
 def dump_dom(page: Path, tmp_path: Path) -> str:

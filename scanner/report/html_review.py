@@ -82,14 +82,14 @@ PRINT_CSS = """
 @media print{
 body{background:#fff;font-size:10px}main{max-width:none;padding:0}
 h1{font-size:18px}h2{font-size:14px;margin:18px 0 6px;break-after:avoid}h3{break-after:avoid}
-.filters,.no-print{display:none !important}tr[hidden]{display:table-row !important}
+.filters{display:none !important}tr[hidden]{display:table-row !important}
 th{position:static}thead{display:table-header-group}table{font-size:9px}
 tr,figure,.card,.scanned,tbody.group{break-inside:avoid}
-.charts{grid-template-columns:1fr 1fr;gap:8px}figure{margin:0;padding:6px}.cards{grid-template-columns:repeat(4,1fr);gap:6px}.card{padding:6px}.card .value{font-size:14px}
+.charts{grid-template-columns:1fr 1fr;gap:8px}figure{margin:0;padding:6px}
+.cards{grid-template-columns:repeat(4,1fr);gap:6px}.card{padding:6px}.card .value{font-size:14px}
 section.major{break-before:page}
 td,th{padding:3px 4px}td.uri,td.uri code{word-break:break-all}
 table.sortable th:after{content:""}
-a[href^="http"]:after{content:" (" attr(href) ")";font-size:9px;word-break:break-all}
 }
 """
 
