@@ -22,7 +22,7 @@ from html import escape
 from itertools import islice
 
 from tierscan.scanner import __version__
-from tierscan.scanner.core.models import BucketSummary, Finding, Group, InventoryRecord, Report, Severity
+from tierscan.scanner.core.models import BucketSummary, ExifRecord, Finding, Group, InventoryRecord, Report, Severity
 from tierscan.scanner.report.build import ReportStream, human_bytes, money_text, short_uri
 from tierscan.scanner.report.exposure import GPS_DECIMALS, KINDS, Exposure
 from tierscan.scanner.report.review import ReviewContext
@@ -181,9 +181,15 @@ def _kinds(kinds: Iterable[str]) -> str:
     return "".join(f'<span class="kind kind-{escape(k)}">{escape(KIND_LABELS.get(k, k))}</span>' for k in kinds)
 
 
+def _has_taken_in() -> bool:
+    """Whether inventory records can say where a photo was taken (a `taken_in` field of the record or of its
+    metadata): the table then has a column for it."""
+    return "taken_in" in InventoryRecord.model_fields or "taken_in" in ExifRecord.model_fields
+
+
 def _taken_in(record: InventoryRecord) -> str | None:
-    """Where the photo was taken, when the record says (an optional field of the inventory)."""
-    value = getattr(record, "taken_in", None)
+    """Where the photo was taken, when the record says."""
+    value = getattr(record, "taken_in", None) or getattr(record.exif, "taken_in", None)
     return None if value is None else str(value)
 
 
@@ -209,7 +215,7 @@ def personal_data_section(review: ReviewContext, exposure: Exposure) -> Iterator
     """Every object whose metadata holds personal data, up to `PERSONAL_ROWS` of them, each row written as
     it streams from the catalog."""
     total = exposure.with_personal_data
-    taken_in = "taken_in" in InventoryRecord.model_fields
+    taken_in = _has_taken_in()
     shown = min(total, PERSONAL_ROWS)
     yield (
         f'<section id="personal-data-objects"><h2>Objects with personal data ({total:,})</h2>'
