@@ -156,7 +156,7 @@ def scanned_section(stream: ReportStream, review: ReviewContext | None) -> str:
         whole = provenance.digests.get("settings", "")
         aspects = ", ".join(f"{escape(k)} <code>{escape(v[:12])}</code>" for k, v in provenance.digests.items()
                             if k != "settings")
-        origin = "stored with the scan" if provenance.stored else "of the config (the catalog stores none)"
+        origin = "stored with the scan" if provenance.stored else "of this report's config: the catalog stores none"
         rows.append(("Settings", f'SHA-256 <code class="digest">{escape(whole)}</code> ({origin}); {aspects}'))
         files = "; ".join(
             f"{escape(f.pack)} ({escape(f.file) if f.file else 'built in'}) <code>{escape(f.sha256[:16])}</code>"
