@@ -229,6 +229,20 @@ def test_what_was_scanned_is_read_from_the_settings_the_scan_stored(
     assert f"{report.totals.skipped} objects: " in scanned
 
 
+def test_a_catalog_without_stored_settings_says_whose_digests_it_shows(
+    estate: tuple[Path, Report, list[InventoryRecord]], tmp_path: Path
+) -> None:
+    db = tmp_path / "old.db"
+    shutil.copy(estate[0].parent / "t.db", db)
+    with Catalog(db) as catalog:
+        catalog.db.execute("DELETE FROM meta WHERE key='settings'")
+    out = tmp_path / "old.html"
+    run("report", "--db", str(db), "--format", "html", "--output", str(out))
+    scanned = out.read_text(encoding="utf-8").split('id="scanned"', 1)[1].split("</section>", 1)[0]
+    assert "of this report's config: the catalog stores none" in scanned and "scanned with" not in scanned
+    assert "<dt>Policies</dt><dd>packs builtin</dd>" in scanned
+
+
 def dump_dom(page: Path, tmp_path: Path) -> str:
     """The page's DOM after its scripts ran in headless Chromium; fails on a script error or any console
     message."""
