@@ -39,7 +39,6 @@ from tierscan.scanner.core.shard import Shard, parse_shard, shard_from_env
 from tierscan.scanner.pricing.check import check_bucket_settings
 from tierscan.scanner.pricing.table import PriceTable
 from tierscan.scanner.remediate.apply import APPROVE_MIN, Action
-from tierscan.scanner.report.exposure import exposure as personal_data_exposure
 from tierscan.scanner.scan.catalog import Catalog
 from tierscan.scanner.scan.catalog_lock import CatalogLock
 from tierscan.scanner.scan.progress import RichProgress
@@ -504,9 +503,8 @@ def report(config_path: str | None, db: Path | None, fail_on: str | None, fmt: s
         rep = outputs.report_stream(config, catalog)
         if output_dir:
             outputs.write_output_dir(output_dir, config, catalog, rep)
-        exposure = personal_data_exposure(catalog.records()) if fmt == "html" else None
         if fmt != "none":
-            outputs.emit(rep, fmt, output, csv_table, exposure)
+            outputs.emit_catalog(rep, fmt, output, config, catalog, csv_table)
     _exit_for(rep, fail_on)
 
 

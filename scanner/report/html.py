@@ -7,8 +7,9 @@ message), which the headless-browser test checks. Headline figures carry their J
 next to the text people read, so a test can hold both against the JSON report.
 
 The page is written part by part as it is produced, from a `ReportStream`: the groups pass by once (the
-table keeps the top `TOP_ROWS`), findings and skipped objects are shown as counts, so memory does not grow
-with the estate.
+table keeps the top `TOP_ROWS`), skipped objects are shown as counts, so memory does not grow with the
+estate. The sections for people who act on the page (what was scanned, the objects with personal data,
+copies across jurisdictions, findings by policy, the print layout) are `tierscan.scanner.report.html_review`'s.
 
 GPS positions appear only rounded to about 1 km (`tierscan.scanner.report.exposure`).
 """
@@ -35,6 +36,16 @@ from tierscan.scanner.report.build import (
 )
 from tierscan.scanner.report.charts import Bar, Series, Step, bar_chart, grouped_bar_chart, waterfall_chart
 from tierscan.scanner.report.exposure import GPS_DECIMALS, KINDS, Exposure
+from tierscan.scanner.report.html_review import (
+    PRINT_CSS,
+    REVIEW_CSS,
+    cross_boundary_section,
+    findings_sections,
+    personal_data_section,
+    review_script,
+    scanned_section,
+)
+from tierscan.scanner.report.review import ReviewContext
 
 __all__ = ["HEADLINE", "WATERFALL_MONTHS", "write_html"]
 
@@ -109,17 +120,18 @@ window.addEventListener("error", function (e) { document.body.dataset.error = St
 """
 
 
-def write_html(stream: ReportStream, exposure: Exposure, fh: IO[str]) -> None:
+def write_html(stream: ReportStream, exposure: Exposure, fh: IO[str], review: ReviewContext | None = None) -> None:
     """The whole page, written to `fh` part by part. `exposure` comes from the inventory records (see
-    `tierscan.scanner.report.exposure.exposure`)."""
+    `tierscan.scanner.report.exposure.exposure`); `review`, from the catalog, adds what was scanned and the
+    objects with personal data (`tierscan.scanner.report.html_review`)."""
     separator = ""
-    for part in _parts(stream, exposure):
+    for part in _parts(stream, exposure, review):
         if part:
             fh.write(separator + part)
             separator = "\n"
 
 
-def _parts(stream: ReportStream, exposure: Exposure) -> Iterator[str]:
+def _parts(stream: ReportStream, exposure: Exposure, review: ReviewContext | None) -> Iterator[str]:
     """The page's parts in order (an empty one is left out), each made when it is reached."""
     report = stream.head
     caveat = price_caveat(report)
@@ -128,11 +140,12 @@ def _parts(stream: ReportStream, exposure: Exposure) -> Iterator[str]:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>tierscan report</title>",
-        f"<style>{_CSS}</style></head><body><main>",
+        f"<style>{_CSS}{REVIEW_CSS}{PRINT_CSS}</style></head><body><main>",
         "<h1>tierscan report</h1>",
         f'<div class="muted">Generated {escape(report.generated_at.strftime("%Y-%m-%d %H:%M %Z").strip())}; '
         f"{len(report.buckets):,} buckets; schema version {report.schema_version}. Savings count exact "
         "redundant copies only. USD; GB = 2<sup>30</sup> bytes; month = 30 days.</div>",
+        scanned_section(stream, review),
         _cards(report),
         f'<p class="caveat">{escape(caveat)} (see Prices below).</p>' if caveat else "",
         '<h2>Where the bytes are</h2><div class="charts">',
@@ -163,8 +176,13 @@ def _parts(stream: ReportStream, exposure: Exposure) -> Iterator[str]:
         _places_figure(exposure),
         "</div>",
     ]
+    if review is not None:
+        yield from personal_data_section(review, exposure)
+        yield review_script()
+    yield cross_boundary_section(stream)
     yield _groups_table(stream.groups())
     yield _findings_table(stream.findings_by)
+    yield findings_sections(stream, review)
     yield _skipped_table(stream.skip_reasons)
     yield _prices_list(report)
     yield f"</main><script>{_SCRIPT}</script></body></html>"

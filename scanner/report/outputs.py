@@ -20,11 +20,13 @@ from tierscan.scanner.core.safe_text import terminal_safe
 from tierscan.scanner.pricing.table import PriceTable
 from tierscan.scanner.report.build import ReportStream, catalog_report, render_table, write_csv, write_json
 from tierscan.scanner.report.exposure import Exposure, exposure as personal_data_exposure
+from tierscan.scanner.report.review import ReviewContext, review_context
 from tierscan.scanner.scan.catalog import Catalog
 
 __all__ = [
     "console",
     "emit",
+    "emit_catalog",
     "publish",
     "report_stream",
     "stdout",
@@ -81,7 +83,7 @@ def _text_output(output: Path | None) -> Iterator[IO[str]]:
 
 
 def emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "buckets",
-         exposure: Exposure | None = None) -> None:
+         exposure: Exposure | None = None, review: ReviewContext | None = None) -> None:
     """`report` as `fmt` (table, html, json or csv: `csv_table`'s rows) to `output`, else standard output."""
     if fmt == "table":
         if output:
@@ -94,7 +96,7 @@ def emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "
         from tierscan.scanner.report.html import write_html
 
         with _text_output(output) as fh:
-            write_html(report, exposure or Exposure(), fh)
+            write_html(report, exposure or Exposure(), fh, review)
             if output is None:
                 fh.write("\n")
         return
@@ -106,6 +108,17 @@ def emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "
         return
     with _text_output(output) as fh:
         write_csv(report, fh, csv_table)  # type: ignore[arg-type]
+
+
+def emit_catalog(report: ReportStream, fmt: str, output: Path | None, config: Config, catalog: Catalog,
+                 csv_table: str = "buckets") -> None:
+    """`emit` of a catalog's report: the HTML page also gets the catalog's personal-data exposure and
+    review context (what was scanned, the objects with personal data)."""
+    if fmt == "html":
+        emit(report, fmt, output, csv_table, personal_data_exposure(catalog.records()),
+             review_context(config, catalog))
+    else:
+        emit(report, fmt, output, csv_table)
 
 
 def write_inventory(catalog: Catalog, fmt: Literal["jsonl", "csv"], output: Path | None) -> None:
@@ -138,7 +151,7 @@ def publish(results: str, config: Config, catalog: Catalog, report: ReportStream
     with tempfile.TemporaryDirectory(prefix="tierscan-run-") as tmp:
         out = Path(tmp)
         write_output_dir(out, config, catalog, report)
-        emit(report, "html", out / "report.html", exposure=personal_data_exposure(catalog.records()))
+        emit_catalog(report, "html", out / "report.html", config, catalog)
         emit(report, "table", out / "report.txt")
         with atomic_write(out / "inventory.jsonl") as fh:
             write_jsonl(catalog.records(), fh)

@@ -609,6 +609,11 @@ class Catalog:
         row = self.db.execute("SELECT stats FROM scans WHERE stats IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
         return ScanStats.model_validate_json(row[0]) if row else ScanStats()
 
+    def last_scan_targets(self) -> list[str]:
+        """The targets the last finished scan listed, as given to it; empty before any scan finished."""
+        row = self.db.execute("SELECT targets FROM scans WHERE stats IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
+        return [str(t) for t in json.loads(row[0])] if row else []
+
     # --- listing ---------------------------------------------------------------------------------
     def listing(self, target: str, scan_id: int, ordered: bool) -> Listing:
         """A listing of `target` into the catalog, fed a batch at a time (`Listing.add`) and ended by
@@ -1093,6 +1098,10 @@ class Catalog:
         sql = f"SELECT exif, {_RECORD_COLUMNS} FROM objects WHERE status<>'gone' AND {where} ORDER BY uri"
         for exif_text, *values in self._tuples(sql, params):
             yield _record(exif_text, values)
+
+    def personal_records(self) -> Iterator[InventoryRecord]:
+        """The objects not gone whose metadata holds personal data, as inventory records in URI order."""
+        return self.records_matching(HasPersonalData(frozenset(_PERSONAL_KINDS)))
 
     def records_of(self, uris: Iterable[str]) -> dict[str, InventoryRecord]:
         """The inventory records of these objects (gone ones included), by URI."""

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tierscan.policies import load_policy_sources, policy_sources
+from tierscan.policies import configured_policies, load_policy_sources, policy_sources
 from tierscan.scanner import __version__
 from tierscan.scanner.core.config import Config, Embedded
 from tierscan.scanner.core.errors import UsageError
@@ -31,7 +31,7 @@ from tierscan.scanner.pricing.table import PriceTable
 from tierscan.scanner.scan.catalog import Catalog
 
 __all__ = ["ASPECTS", "EVALUATED", "PRICED", "SettingsError", "StoredSettings", "command_settings", "differing",
-           "merge_settings", "settings_digests", "store_settings", "stored_settings"]
+           "merge_settings", "policy_descriptions", "settings_digests", "store_settings", "stored_settings"]
 
 _KEY = "settings"  # the `meta` key
 _MAX_BYTES = 16 << 20  # a config and a price file of 4 MiB each, policy files of 1 MiB each
@@ -81,6 +81,7 @@ class StoredSettings:
 
     config: Config
     digests: Mapping[str, str]
+    version: str = ""  # the tierscan version that stored them
 
 
 def _digest(value: Any) -> str:
@@ -178,7 +179,13 @@ def stored_settings(catalog: Catalog) -> StoredSettings | None:
         raise refused(f"hold policies this tierscan refuses ({str(exc).splitlines()[0]})") from None
     # Compared with a given config as this tierscan dumps both.
     digests = _digests(_stored_config(config), record.prices, policies)
-    return StoredSettings(config, digests)
+    return StoredSettings(config, digests, record.tierscan)
+
+
+def policy_descriptions(config: Config) -> dict[str, str]:
+    """Each policy's description by name, of the policies `config` selects (a config read back from a
+    catalog: those its scan evaluated)."""
+    return {p.name: p.description for p in configured_policies(config)}
 
 
 def _first_error(exc: ValidationError, *within: str) -> str:
