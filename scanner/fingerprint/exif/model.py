@@ -49,6 +49,7 @@ class Rank:
     EXIF = 0
     MAKERNOTE = 1
     XMP = 2
+    COMPOSITE = 3  # a value exiftool builds from parts (IPTC DateCreated + TimeCreated)
     CREATE_DATE = 10  # added to the source rank for CreateDate-style fallbacks
 
 

@@ -6,6 +6,7 @@ from tierscan.scanner.fingerprint.exif.blocks import ExifBlock
 from tierscan.scanner.fingerprint.exif.containers import TIFF_FORMATS, locate_blocks
 from tierscan.scanner.fingerprint.exif.gpmf import read_gpmf
 from tierscan.scanner.fingerprint.exif.model import Collector, ImageMeta
+from tierscan.scanner.fingerprint.exif.records import read_record
 from tierscan.scanner.fingerprint.exif.walk import TiffSummary, walk_exif, walk_tiff_ifd
 from tierscan.scanner.fingerprint.exif.xmp import read_xmp
 
@@ -43,6 +44,8 @@ def read_prefix(data: bytes) -> tuple[ImageMeta, list[tuple[int, int]]]:
         read_xmp(packet, sink)
     for stream in blocks.gpmf:
         read_gpmf(stream, sink)
+    for record in blocks.records:
+        read_record(record, sink)
     error = blocks.error or (sink.errors[0] if sink.errors else None)
     needed = blocks.needed + sink.needed
     return ImageMeta(fmt, sink.build(), width, height, error), needed

@@ -8,16 +8,17 @@ __all__ = ["decode_text", "decode_utf16"]
 def decode_text(raw: bytes, padded: bool = False) -> str:
     """Decode an EXIF ASCII/UNDEFINED value: cut at the first NUL, trim, never fail.
 
-    ``padded`` values (UNDEFINED byte blocks such as Panasonic's InternalSerialNumber) may also start
-    with NUL padding, which is trimmed before cutting. EXIF says ASCII but cameras and editors write
-    UTF-8 and Latin-1 too; UTF-8 is tried first because it rejects Latin-1 text reliably, and Latin-1
-    decodes any byte, so hostile bytes cannot raise.
+    ``padded`` values (UNDEFINED byte blocks such as Panasonic's InternalSerialNumber) are not cut at a
+    NUL: exiftool keeps every byte of them and its output drops the NULs, wherever they are. EXIF says
+    ASCII but cameras and editors write UTF-8 and Latin-1 too; UTF-8 is tried first because it rejects
+    Latin-1 text reliably, and Latin-1 decodes any byte, so hostile bytes cannot raise.
     """
     if padded:
-        raw = raw.strip(b"\0 ")
-    cut = raw.find(b"\0")
-    if cut >= 0:
-        raw = raw[:cut]
+        raw = raw.replace(b"\0", b"")
+    else:
+        cut = raw.find(b"\0")
+        if cut >= 0:
+            raw = raw[:cut]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
