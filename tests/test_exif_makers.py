@@ -149,6 +149,21 @@ def test_pentax_camera_info_record_holds_the_internal_serial() -> None:
     assert note_file("PENTAX", 300, b"AOC\0II" + short).serials == []
 
 
+def test_leica_and_canon_lens_layouts() -> None:
+    # Leica X: "LEICA\0\x01\0", IFD at 8, offsets from the note start
+    leica = b"LEICA\0\x01\0" + ifd(8, {0x0305: long_(4521312), 0x0500: undefined(b"L02130100001")})
+    assert note_file("LEICA CAMERA AG", 300, leica).serials == [
+        ("SerialNumber", "4521312"), ("InternalSerialNumber", "L02130100001")]
+    # D-Lux: "LEICA CAMERA AG\0" then a Panasonic IFD at 18, offsets from the TIFF header
+    dlux = b"LEICA CAMERA AG\0\0\0" + ifd(318, {0x0025: undefined(b"WD0123456789\0\0\0\0")})
+    assert note_file("LEICA CAMERA AG", 300, dlux).serials == [("InternalSerialNumber", "WD0123456789")]
+    # Canon LensInfo (0x4019): five bytes shown as hex, unless the body left them zero
+    lens = ifd(300, {0x4019: undefined(bytes.fromhex("0a1b2c3d4e") + b"\0" * 25)})
+    assert note_file("Canon", 300, lens).serials == [("LensSerialNumber", "0a1b2c3d4e")]
+    unset = ifd(300, {0x4019: undefined(b"\0" * 30)})
+    assert note_file("Canon", 300, unset).serials == []
+
+
 def test_ricoh_serial_is_text_when_printable_else_hex() -> None:
     printable = ifd(308, {0x0005: undefined(b"WD-00100056".ljust(16, b" "))}, ">")  # big-endian note
     assert note_file("RICOH", 300, b"Ricoh\0\0\0" + printable).serials == [("SerialNumber", "WD-00100056")]

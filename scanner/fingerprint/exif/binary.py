@@ -63,6 +63,8 @@ DECODERS: dict[str, Callable[[bytes, bool], str | None]] = {
     "utf16": decode_utf16,
     "reconyx_time": _reconyx_time,
     "qvci_time": _qvci_time,
+    # Canon LensInfo: 5 raw bytes shown as hex; leading zeros mean the body did not record it.
+    "hex_set": lambda raw, little: None if raw.startswith(b"\0\0\0\0") else raw.hex(),
 }
 
 # Binary records: a whole maker note ("ReconyxHyperFire"), the value of a maker-note tag (see
@@ -73,6 +75,8 @@ BINARY: dict[str, list[BinField]] = {
         BinField(0x15 * 2, "utf16", 30, Tag("serial", "SerialNumber")),
     ],
     "NintendoCameraInfo": [BinField(0x18, "hex32", 4, Tag("serial", "InternalSerialNumber"))],
+    # Canon LensInfo (maker-note tag 0x4019): the lens's internal serial.
+    "CanonLensInfo": [BinField(0, "hex_set", 5, Tag("serial", "LensSerialNumber"))],
     # Pentax CameraInfo (maker-note tag 0x0215), int32u[]: index 4 is the internal serial.
     "PentaxCameraInfo": [BinField(4 * 4, "u32", 4, Tag("serial", "InternalSerialNumber"))],
     # Ricoh GXR SerialInfo (tag 0x002c of the "[Ricoh Camera Info]" sub-IFD): body and lens unit.

@@ -9,6 +9,7 @@ decoded. Both walks step forward by each item's size and stop at the first malfo
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from tierscan.scanner.fingerprint.exif.model import Collector, Rank
 
@@ -24,11 +25,12 @@ IPTC_DATASETS: dict[tuple[int, int], str] = {
 }
 
 
-def _resources(buf: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+def _resources(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
     """(id, data start, data end) of the 8BIM resources in ``buf[start:end]``."""
-    out: list[tuple[int, int, int]] = []
     pos = start
-    while len(out) < MAX_ITEMS and pos + 12 <= end and buf[pos : pos + 4] == b"8BIM":
+    for _ in range(MAX_ITEMS):
+        if pos + 12 > end or buf[pos : pos + 4] != b"8BIM":
+            break
         rid = int.from_bytes(buf[pos + 4 : pos + 6], "big")
         name_len = buf[pos + 6]
         at = pos + 6 + ((name_len + 2) & ~1)  # the Pascal name, length byte included, padded to even
@@ -38,9 +40,8 @@ def _resources(buf: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
         data = at + 4
         if data + size > end:
             break
-        out.append((rid, data, data + size))
+        yield rid, data, data + size
         pos = data + size + (size & 1)
-    return out
 
 
 def _datasets(buf: bytes, start: int, end: int) -> dict[str, bytes]:

@@ -72,6 +72,10 @@ SIGNATURES: list[tuple[re.Pattern[bytes], Layout]] = [
     # (in either byte order). Offsets are absolute for some models and note-relative for others, which
     # the base check sorts out.
     (re.compile(rb"(?s)IIII.waR|MMMMRaw."), Layout("PhaseOne", 0, "phaseone")),
+    # Leica X/T/Q and D-Lux: Panasonic-style IFDs after a "LEICA" header (exiftool MakerNoteLeica5/8/10).
+    (re.compile(rb"LEICA\x00[\x01\x04\x05\x06\x07\x10\x1a]\x00"), Layout("Leica5", 8, "note")),
+    (re.compile(rb"LEICA\x00[\x08\x09]\x00"), Layout("Leica5", 8)),
+    (re.compile(rb"LEICA CAMERA AG\x00"), Layout("Panasonic", 18)),
     (re.compile(rb"(?s)(\x00.\x00\x01\x00\x07\x00{3}\x04|.\x00\x01\x00\x07\x00\x04\x00{3})0100"),
      Layout("Samsung")),
 ]
@@ -93,7 +97,7 @@ TABLES: dict[str, dict[int, Tag]] = {
         0x0096: Tag("serial", "InternalSerialNumber", fmt="strip_ff"),
     },
     "Nikon": {0x001D: Tag("serial", "SerialNumber"), 0x00A0: Tag("serial", "SerialNumber")},
-    "Olympus": {0x0404: Tag("serial", "SerialNumber")},
+    "Olympus": {0x0404: Tag("serial", "SerialNumber"), 0x101A: Tag("serial", "SerialNumber")},
     "OlympusEquipment": {
         0x0101: Tag("serial", "SerialNumber"),
         0x0102: Tag("serial", "InternalSerialNumber"),
@@ -106,6 +110,7 @@ TABLES: dict[str, dict[int, Tag]] = {
         0x0052: Tag("serial", "LensSerialNumber"),
         0x0054: Tag("serial", "AccessorySerialNumber"),
     },
+    "Leica5": {0x0305: Tag("serial", "SerialNumber"), 0x0500: Tag("serial", "InternalSerialNumber")},
     "Fujifilm": {0x0010: Tag("serial", "InternalSerialNumber")},
     "Pentax": {0x0229: Tag("serial", "SerialNumber")},
     # 0x0005 is SerialNumber when printable (GXR), else InternalSerialNumber shown as hex.
@@ -141,6 +146,7 @@ SUBDIRS: dict[str, dict[int, SubDir]] = {
 
 # Maker-note tags whose value is a binary record (tables in binary.BINARY).
 BINARY_TAGS: dict[str, dict[int, str]] = {
+    "Canon": {0x4019: "CanonLensInfo"},
     "Nintendo": {0x1101: "NintendoCameraInfo"},
     "Pentax": {0x0215: "PentaxCameraInfo"},
     "RicohSubdir": {0x002C: "RicohSerialInfo"},

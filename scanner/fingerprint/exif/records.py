@@ -108,6 +108,9 @@ X3F_PROPERTIES: dict[str, tuple[str, str]] = {
     "CAMSERIAL": ("serial", "SerialNumber"),
     "TIME": ("datetime_original", "DateTimeOriginal"),
 }
+# The names as stored (UTF-16LE with their NUL), compared in place: most properties are not wanted.
+_X3F_NAMES = {(name + "\0").encode("utf-16-le"): known for name, known in X3F_PROPERTIES.items()}
+_X3F_NAME_MAX = max(map(len, _X3F_NAMES))
 
 
 def _x3f_properties(rec: Record, sink: Collector) -> None:
@@ -126,8 +129,8 @@ def _x3f_properties(rec: Record, sink: Collector) -> None:
         name_at, value_at = struct.unpack_from("<II", buf, at)
         if name_at >= chars or value_at >= chars:
             return
-        name = _utf16z(buf, pool + 2 * name_at, pool + 2 * chars)
-        known = X3F_PROPERTIES.get(name)
+        name = buf[pool + 2 * name_at : pool + 2 * name_at + _X3F_NAME_MAX]
+        known = next((k for encoded, k in _X3F_NAMES.items() if name.startswith(encoded)), None)
         if known is None:
             continue
         value = _utf16z(buf, pool + 2 * value_at, pool + 2 * chars)
@@ -153,36 +156,46 @@ def _utf16z(buf: bytes, pos: int, end: int) -> str:
 # APP12 "[picture info]"
 # ---------------------------------------------------------------------------------------------------
 
-# "key=value" pairs; keys are short, so the pattern scans a bounded span at each position.
-_PAIR = re.compile(rb"([\w#-]{1,32})=")
+# A "key=" pair; keys are short, so the pattern scans a bounded span at each position.
+_PAIR = re.compile(rb"[\w#-]{1,32}=")
 _BREAK = re.compile(rb"[\r\n\0\[]")
+_KEY_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_#-")
 PICTURE_INFO: dict[bytes, tuple[str, str]] = {
     b"Serial#": ("serial", "SerialNumber"),
     b"TimeDate": ("datetime_original", "DateTimeOriginal"),
 }
+MAX_PICTURE_INFO_HITS = 16  # occurrences of one key looked at
 
 
 def _picture_info(rec: Record, sink: Collector) -> None:
-    """Text lines of "key=value" pairs under "[section]" headings, several pairs to a line at times."""
-    text = rec.buf[rec.start : rec.end]
-    for line in _BREAK.split(text):
-        pairs = list(_PAIR.finditer(line))
-        for i, m in enumerate(pairs):
-            known = PICTURE_INFO.get(m.group(1))
-            if known is None:
-                continue
-            stop = pairs[i + 1].start() if i + 1 < len(pairs) else len(line)
-            raw = line[m.end() : stop].strip()
-            if not raw or not re.fullmatch(rb"[\x20-\x7e]+", raw):
-                continue
-            value = raw.decode("ascii")
-            field, tag = known
-            if field == "serial":
-                sink.serial(tag, value)
-            elif value.isdigit():  # exiftool: a number is Unix time, anything else is kept as written
-                sink.offer(field, unix_time(int(value)), Rank.MAKERNOTE)
-            else:
-                sink.offer(field, value, Rank.MAKERNOTE)
+    """Text lines of "key=value" pairs under "[section]" headings, several pairs to a line at times: a
+    value runs to the end of its line or to the next "key=" (exiftool's APP12 tokenizer)."""
+    buf, end = rec.buf, rec.end
+    for key, (field, tag) in PICTURE_INFO.items():
+        pos = rec.start
+        for _ in range(MAX_PICTURE_INFO_HITS):
+            at = buf.find(key + b"=", pos, end)
+            if at < 0:
+                break
+            pos = at + len(key) + 1
+            if at > rec.start and buf[at - 1] in _KEY_CHARS:
+                continue  # the end of a longer key
+            stop = _BREAK.search(buf, pos, end)
+            line = buf[pos : stop.start() if stop else end]
+            following = _PAIR.search(line)
+            raw = (line[: following.start()] if following else line).strip()
+            if raw and re.fullmatch(rb"[\x20-\x7e]+", raw):
+                _offer_picture_info(field, tag, raw.decode("ascii"), sink)
+                break
+
+
+def _offer_picture_info(field: str, tag: str, value: str, sink: Collector) -> None:
+    if field == "serial":
+        sink.serial(tag, value)
+    elif value.isdigit():  # exiftool: a number is Unix time, anything else is kept as written
+        sink.offer(field, unix_time(int(value)), Rank.MAKERNOTE)
+    else:
+        sink.offer(field, value, Rank.MAKERNOTE)
 
 
 # ---------------------------------------------------------------------------------------------------
