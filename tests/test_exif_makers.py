@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tierscan.scanner.fingerprint.exif import ExifInfo, ImageMeta, detect_format, read_metadata
+from tierscan.scanner.fingerprint.exif.containers import locate_blocks
 from tierscan.scanner.fingerprint.exif.reader import read_prefix
 
 DATA = Path(__file__).parent / "data" / "exif-makers"
@@ -321,6 +322,17 @@ def test_x3f_hostile_directories() -> None:
     assert read_metadata(x3f([(b"PROP", bytes(pointing_out))])).exif.serials == []
 
 
+def test_one_embedded_jpeg_is_walked_however_often_it_is_named() -> None:
+    preview = b"SECi\0\0\x02\0\x02\0\0\0\x12\0\0\0".ljust(28, b"\0") + jpeg((0xE1, b"Exif\0\0" + EXIF_TIME))
+    data = x3f([(b"IMA2", preview)] * 200)
+    assert len(locate_blocks(data).exif) == 1
+    embedded = jpeg((0xE1, b"Exif\0\0" + EXIF_TIME))
+    entry = struct.pack("<HHII", 0x002E, UNDEFINED, len(embedded), 8 + 2 + 12 * 50 + 4)
+    head = struct.pack("<H", 50) + entry * 50 + b"\0" * 4  # the JpgFromRaw tag fifty times over
+    data = b"IIU\0\x08\0\0\0" + head + embedded
+    assert len(locate_blocks(data).exif) == 2  # the RW2's own TIFF and its JPEG's EXIF
+
+
 def test_mrw_ttw_block_is_its_tiff() -> None:
     big_endian = b"MM\0*\0\0\0\x08" + struct.pack(">H", 1) + struct.pack(">HHII", 0x010F, 2, 14, 26) \
         + b"\0" * 4 + b"Konica Minolta"
@@ -406,6 +418,12 @@ def test_flir_app1_chunks_are_joined(little: bool) -> None:
     assert info.serials == [("CameraSerialNumber", "123456789"), ("LensSerialNumber", "L-777")]
     assert info.datetime_original == "2003:11:10 19:39:26.250+02:00"
     assert read_metadata(jpeg(chunks[0])).exif.serials == []  # the CameraInfo record is cut off
+
+
+@pytest.mark.parametrize("length", [0, 1, 2])
+def test_flir_camera_info_too_short(length: int) -> None:
+    fff = flir_fff(flir_camera_info()[:length])
+    assert read_metadata(jpeg((0xE1, b"FLIR\0\x01\0\0" + fff))).exif == ExifInfo()
 
 
 def test_casio_qvci_time() -> None:

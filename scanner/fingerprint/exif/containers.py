@@ -63,7 +63,7 @@ def _rw2(data: bytes, blocks: Blocks) -> None:
     _tiff(data, blocks)
     header = parse_header(data, 0)
     parsed = None if header is None else header[0].entries(header[1], {RW2_JPG_FROM_RAW})
-    for e in parsed[0] if parsed else ():
+    for e in (parsed[0] if parsed else [])[:1]:  # one JPEG: a repeated tag must not mean repeated walks
         if e.size > 4 and data[e.pos : e.pos + 2] == b"\xff\xd8":
             _embedded_jpeg(data, blocks, e.pos)
         elif e.size > 4 and e.pos + 2 > len(data):
@@ -119,6 +119,7 @@ def _x3f(data: bytes, blocks: Blocks) -> None:
         blocks.fail("bad X3F directory")
         return
     count = min(int.from_bytes(data[where + 8 : where + 12], "little"), MAX_X3F_SECTIONS)
+    jpeg_done = False  # the first embedded JPEG only: sections pointing at one JPEG must not repeat its walk
     for at in range(where + 12, min(where + 12 + 12 * count, n - 11), 12):
         offset, length = struct.unpack_from("<II", data, at)
         name = data[at + 8 : at + 12]
@@ -126,9 +127,10 @@ def _x3f(data: bytes, blocks: Blocks) -> None:
             continue
         if name == b"PROP":
             blocks.add_record(Record("X3FProperties", data, offset, offset + length))
-        elif (name == b"IMA2" and data.startswith(_X3F_JPEG_HEADER, offset)
+        elif (name == b"IMA2" and not jpeg_done and data.startswith(_X3F_JPEG_HEADER, offset)
               and data.startswith(b"\xff\xd8\xff\xe1", offset + 28)):
             _embedded_jpeg(data, blocks, offset + 28)
+            jpeg_done = True
 
 
 def _crw(data: bytes, blocks: Blocks) -> None:

@@ -224,7 +224,7 @@ def _flir(rec: Record, sink: Collector) -> None:
             return
         kind = struct.unpack_from(fmt + "H", buf, at)[0]
         offset, length = struct.unpack_from(fmt + "II", buf, at + 0x0C)
-        if kind != FLIR_CAMERA_INFO or offset > end - start or length > end - start - offset:
+        if kind != FLIR_CAMERA_INFO or length < 2 or offset > end - start or length > end - start - offset:
             continue
         info = start + offset
         little = fmt == "<"
