@@ -165,6 +165,29 @@ def test_leica_and_canon_lens_layouts() -> None:
     assert note_file("Canon", 300, unset).serials == []
 
 
+@pytest.mark.parametrize(("kind", "at"), [(4, 0x5C), (6, 0x58)])
+def test_hp_binary_note_serial(kind: int, at: int) -> None:
+    note = bytearray(b"IIII" + bytes([kind, 0]) + b"\0" * 0x80)
+    note[at : at + 24] = b"SERIAL NUMBER:CN12345678"
+    assert note_file("Hewlett-Packard", 300, bytes(note)).serials == [("SerialNumber", "CN12345678")]
+    note[at : at + 24] = b"NOT A SERIAL:CN123456789"
+    assert note_file("Hewlett-Packard", 300, bytes(note)).serials == []
+
+
+def test_reconyx_ultrafire_and_hyperfire2_records() -> None:
+    uf = bytearray(b"RECONYXUF\0".ljust(0x80, b"\0"))
+    uf[0x3B:0x42] = bytes([26, 39, 17, 10, 11, 2003 % 256, 2003 // 256])
+    uf[0x4B : 0x4B + 15] = b"UF123456789ABCD"
+    h2 = bytearray(b"RECONYXH2\0".ljust(0xB0, b"\0"))
+    struct.pack_into("<6H", h2, 0x3E, 26, 39, 17, 10, 11, 2003)
+    h2[0x7E : 0x7E + 30] = "H2-0001234".ljust(15, "\0").encode("utf-16-le")
+    for note, serial in ((uf, "UF123456789ABCD"), (h2, "H2-0001234")):
+        info = note_file("RECONYX", 300, bytes(note))
+        assert (info.serials, info.datetime_original) == ([("SerialNumber", serial)], "2003:11:10 17:39:26")
+    struct.pack_into("<6H", h2, 0x3E, 26, 39, 17, 10, 13, 2003)  # month 13: not a time
+    assert note_file("RECONYX", 300, bytes(h2[:0x90])).datetime_original is None  # and the serial cut off
+
+
 def test_ricoh_serial_is_text_when_printable_else_hex() -> None:
     printable = ifd(308, {0x0005: undefined(b"WD-00100056".ljust(16, b" "))}, ">")  # big-endian note
     assert note_file("RICOH", 300, b"Ricoh\0\0\0" + printable).serials == [("SerialNumber", "WD-00100056")]

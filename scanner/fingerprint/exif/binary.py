@@ -36,12 +36,28 @@ def unix_time(seconds: int) -> str | None:
     return time.strftime("%Y:%m:%d %H:%M:%S", time.gmtime(seconds))
 
 
-def _reconyx_time(raw: bytes, little: bool) -> str | None:
-    # int16u[6] seconds, minutes, hours, month, day, year (exiftool Reconyx DateTimeOriginal)
-    s, mi, h, mo, d, y = struct.unpack("<6H" if little else ">6H", raw)
+def _clock(y: int, mo: int, d: int, h: int, mi: int, s: int) -> str | None:
     if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
         return None
     return f"{y:04d}:{mo:02d}:{d:02d} {h:02d}:{mi:02d}:{s:02d}"
+
+
+def _reconyx_time(raw: bytes, little: bool) -> str | None:
+    # int16u[6] seconds, minutes, hours, month, day, year (exiftool Reconyx DateTimeOriginal)
+    s, mi, h, mo, d, y = struct.unpack("<6H" if little else ">6H", raw)
+    return _clock(y, mo, d, h, mi, s)
+
+
+def _reconyx3_time(raw: bytes, little: bool) -> str | None:
+    # HyperFire 2: int16u[6] seconds, minutes, hours, day, month, year
+    s, mi, h, d, mo, y = struct.unpack("<6H" if little else ">6H", raw)
+    return _clock(y, mo, d, h, mi, s)
+
+
+def _reconyx2_time(raw: bytes, little: bool) -> str | None:
+    # UltraFire: int8u[7] seconds, minutes, hours, day, month, year low byte, year high byte
+    s, mi, h, d, mo, y, y_high = raw
+    return _clock(y + 256 * y_high, mo, d, h, mi, s)
 
 
 def _u32(raw: bytes, little: bool) -> int:
@@ -62,7 +78,14 @@ DECODERS: dict[str, Callable[[bytes, bool], str | None]] = {
     "string": lambda raw, little: decode_text(raw) or None,
     "utf16": decode_utf16,
     "reconyx_time": _reconyx_time,
+    "reconyx2_time": _reconyx2_time,
+    "reconyx3_time": _reconyx3_time,
+    "utf16le": lambda raw, little: decode_utf16(raw, True) or None,
     "qvci_time": _qvci_time,
+    # HP PhotoSmart: "SERIAL NUMBER:" then the serial; anything else is not one (exiftool's RawConv).
+    "hp_serial": lambda raw, little: (
+        text.removeprefix("SERIAL NUMBER:").strip() or None
+        if (text := decode_text(raw)).startswith("SERIAL NUMBER:") else None),
     # Canon LensInfo: 5 raw bytes shown as hex; leading zeros mean the body did not record it.
     "hex_set": lambda raw, little: None if raw.startswith(b"\0\0\0\0") else raw.hex(),
 }
@@ -74,6 +97,14 @@ BINARY: dict[str, list[BinField]] = {
         BinField(0x0B * 2, "reconyx_time", 12, Tag("datetime_original", "DateTimeOriginal")),
         BinField(0x15 * 2, "utf16", 30, Tag("serial", "SerialNumber")),
     ],
+    "ReconyxUltraFire": [
+        BinField(0x3B, "reconyx2_time", 7, Tag("datetime_original", "DateTimeOriginal")),
+        BinField(0x4B, "string", 15, Tag("serial", "SerialNumber")),
+    ],
+    "ReconyxHyperFire2": [
+        BinField(0x3E, "reconyx3_time", 12, Tag("datetime_original", "DateTimeOriginal")),
+        BinField(0x7E, "utf16le", 30, Tag("serial", "SerialNumber")),
+    ],
     "NintendoCameraInfo": [BinField(0x18, "hex32", 4, Tag("serial", "InternalSerialNumber"))],
     # Canon LensInfo (maker-note tag 0x4019): the lens's internal serial.
     "CanonLensInfo": [BinField(0, "hex_set", 5, Tag("serial", "LensSerialNumber"))],
@@ -84,6 +115,9 @@ BINARY: dict[str, list[BinField]] = {
         BinField(16, "string", 16, Tag("serial", "BodySerialNumber")),
         BinField(48, "string", 16, Tag("serial", "LensSerialNumber")),
     ],
+    # HP PhotoSmart binary maker notes (the whole note, "IIII\x04\0" or "IIII\x06\0").
+    "HPType4": [BinField(0x5C, "hp_serial", 26, Tag("serial", "SerialNumber"))],
+    "HPType6": [BinField(0x58, "hp_serial", 26, Tag("serial", "SerialNumber"))],
     # InfiRay IJPEG APP9 sensor block: the thermal and the visible-light sensor serials.
     "InfiRaySensor": [
         BinField(0x0C0, "string", 32, Tag("serial", "IRSensorSerialNumber")),

@@ -63,6 +63,10 @@ _PREFIXES: list[tuple[bytes, Layout]] = [
     (b"SIGMA\x00\x00\x00", Layout("Sigma", 10)),
     (b"FOVEON\x00\x00", Layout("Sigma", 10)),
     (b"\x01\xf1", Layout("ReconyxHyperFire", 0, "binary", "II")),
+    (b"RECONYXUF\x00", Layout("ReconyxUltraFire", 0, "binary", "II")),
+    (b"RECONYXH2\x00", Layout("ReconyxHyperFire2", 0, "binary", "II")),
+    (b"IIII\x04\x00", Layout("HPType4", 0, "binary", "II")),
+    (b"IIII\x06\x00", Layout("HPType6", 0, "binary", "II")),
 ]
 
 # Signature of the note (a regex matched at its start) -> layout; first match wins.
