@@ -472,6 +472,20 @@ def test_iptc_date_and_time_created() -> None:
     assert read_metadata(jpeg((0xED, lying))).exif.datetime_original is None
 
 
+@pytest.mark.parametrize("digits", ["\u00b2", "\u0663", "9" * 5000])
+def test_numbers_in_text_that_int_refuses(digits: str) -> None:
+    """Digits int() refuses (a superscript, 5,000 of them) are no number, and raise nothing."""
+    xmp = (f'<x:xmpmeta xmlns:tiff="http://ns.adobe.com/tiff/1.0/"><rdf:Description tiff:Orientation="{digits}"'
+           ' tiff:Make="M"/></x:xmpmeta>').encode()
+    info = read_metadata(jpeg((0xE1, b"http://ns.adobe.com/xap/1.0/\0" + xmp))).exif
+    assert (info.make, info.orientation) == ("M", None)
+    info = read_metadata(x3f([(b"PROP", x3f_properties({"TIME": digits, "CAMMODEL": "SD9"}))])).exif
+    assert (info.model, info.datetime_original) == ("SD9", None)
+    if digits.isascii():
+        info = read_metadata(jpeg((0xEC, b"[picture info]\nTimeDate=" + digits.encode() + b"\nSerial#=7\n"))).exif
+        assert (info.serials, info.datetime_original) == ([("SerialNumber", "7")], None)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Fuzzing the new parsers: read_metadata never raises
 # ---------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from tierscan.scanner.fingerprint.exif.binary import offer_binary, unix_time
 from tierscan.scanner.fingerprint.exif.blocks import Record
 from tierscan.scanner.fingerprint.exif.iptc import read_photoshop
 from tierscan.scanner.fingerprint.exif.model import Collector, Rank
-from tierscan.scanner.fingerprint.exif.text import decode_text
+from tierscan.scanner.fingerprint.exif.text import decode_text, small_int
 
 __all__ = ["READERS", "read_record"]
 
@@ -138,8 +138,9 @@ def _x3f_properties(rec: Record, sink: Collector) -> None:
         if field == "serial":
             sink.serial(tag, value)
         elif field == "datetime_original":
-            if value.isdigit():
-                sink.offer(field, unix_time(int(value)), Rank.MAKERNOTE)
+            seconds = small_int(value)
+            if seconds is not None:
+                sink.offer(field, unix_time(seconds), Rank.MAKERNOTE)
         else:
             sink.offer(field, value, Rank.MAKERNOTE)
         wanted -= 1
@@ -193,7 +194,8 @@ def _offer_picture_info(field: str, tag: str, value: str, sink: Collector) -> No
     if field == "serial":
         sink.serial(tag, value)
     elif value.isdigit():  # exiftool: a number is Unix time, anything else is kept as written
-        sink.offer(field, unix_time(int(value)), Rank.MAKERNOTE)
+        seconds = small_int(value)
+        sink.offer(field, None if seconds is None else unix_time(seconds), Rank.MAKERNOTE)
     else:
         sink.offer(field, value, Rank.MAKERNOTE)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["decode_text", "decode_utf16"]
+__all__ = ["decode_text", "decode_utf16", "small_int"]
 
 
 def decode_text(raw: bytes, padded: bool = False) -> str:
@@ -30,3 +30,14 @@ def decode_utf16(raw: bytes, little: bool) -> str:
     """Decode a fixed-size UTF-16 field (Reconyx serials) up to its first NUL character."""
     text = raw[: len(raw) & ~1].decode("utf-16-le" if little else "utf-16-be", errors="replace")
     return text.split("\0", 1)[0].strip()
+
+
+def small_int(value: str, digits: int = 12) -> int | None:
+    """A non-negative decimal of at most ``digits`` ASCII digits, else ``None``.
+
+    ``str.isdigit`` accepts characters ``int`` refuses (superscripts such as "²"), and ``int`` refuses
+    strings of more than 4,300 digits: metadata text is checked this way before it is converted.
+    """
+    if 0 < len(value) <= digits and value.isascii() and value.isdigit():
+        return int(value)
+    return None

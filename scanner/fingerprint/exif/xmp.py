@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from tierscan.scanner.fingerprint.exif.gps import parse_xmp_coordinate
 from tierscan.scanner.fingerprint.exif.model import Collector, Rank
+from tierscan.scanner.fingerprint.exif.text import small_int
 from tierscan.scanner.fingerprint.exif.tiff import Tag
 
 __all__ = ["XMP_TAGS", "read_xmp", "xmp_date"]
@@ -164,7 +165,7 @@ def read_xmp(packet: bytes, sink: Collector) -> None:
         if tag.field == "serial":
             sink.serial(tag.name, value)
         elif tag.field == "orientation":
-            sink.offer("orientation", int(value) if value.isdigit() else None, Rank.XMP)
+            sink.offer("orientation", small_int(value), Rank.XMP)
         else:
             sink.offer(tag.field, xmp_date(value) if tag.fmt == "date" else value, Rank.XMP + tag.rank_bonus)
     coords = [
