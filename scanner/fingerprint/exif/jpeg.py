@@ -1,11 +1,14 @@
-"""JPEG (and MPO, and the JPEG inside RAF): walk the marker segments from SOI up to SOS.
+"""JPEG (and MPO, and the JPEG inside RAF, RW2 and X3F): walk the marker segments from SOI up to SOS.
 
 Metadata lives in APPn segments before the scan data, so the walk never reads past SOS. Each segment is
 stepped over by its length, so a prefix of the file suffices until a segment runs past its end; then the
-walk reports the range it needs.
+walk reports the range it needs. Besides EXIF, XMP and GPMF, vendor segments are located as records for
+records.py: Casio QVCI and FLIR (APP1), InfiRay's sensor block (APP9, after an APP2 "IJPEG" mark), the
+"picture info" text (APP12) and Photoshop resources with IPTC (APP13).
 
 Hostile files: EXIF split over several APP1 segments is joined up to ``MAX_JOINED`` (1 MiB), in one copy
-however many segments it takes; XMP and GPMF segments are at most 64 KiB each by the format.
+however many segments it takes, and so are FLIR chunks; other segments are at most 64 KiB each by the
+format.
 """
 
 from __future__ import annotations
@@ -89,8 +92,7 @@ def _vendor(data: bytes, marker: int, seg: int, end: int, blocks: Blocks, segmen
         if segments.ijpeg:
             blocks.add_record(Record("InfiRaySensor", data, seg, end))
     elif marker == 0xEC:
-        body = data[seg:end]
-        if b"[picture info]" in body or b"Type=" in body:
+        if data.find(b"[picture info]", seg, end) >= 0 or data.find(b"Type=", seg, end) >= 0:
             blocks.add_record(Record("PictureInfo", data, seg, end))
     elif data.startswith(_PHOTOSHOP, seg):
         blocks.add_record(Record("Photoshop", data, seg, end))
