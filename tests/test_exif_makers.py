@@ -69,6 +69,12 @@ def test_raw_formats_are_recognised(name: str, fmt: str, results: dict[str, Imag
     assert detect_format((DATA / name).read_bytes()[:64]) == fmt
 
 
+def test_mrw_size_is_its_image_size(results: dict[str, ImageMeta]) -> None:
+    row = next(r for r in ROWS if r["file"] == "exiftool__Minolta.mrw")
+    meta = results["exiftool__Minolta.mrw"]
+    assert (meta.width, meta.height) == (int(row["width"]), int(row["height"])) == (3264, 2448)
+
+
 def test_owner_of_a_crw_comes_from_its_heap(results: dict[str, ImageMeta]) -> None:
     row = next(r for r in ROWS if r["file"] == "exiftool__CanonRaw.crw")
     assert results["exiftool__CanonRaw.crw"].exif.owner == row["owner_or_artist"] == "Phil Harvey"
@@ -359,12 +365,13 @@ def test_one_embedded_jpeg_is_walked_however_often_it_is_named() -> None:
 def test_mrw_ttw_block_is_its_tiff() -> None:
     big_endian = b"MM\0*\0\0\0\x08" + struct.pack(">H", 1) + struct.pack(">HHII", 0x010F, 2, 14, 26) \
         + b"\0" * 4 + b"Konica Minolta"
-    blocks = b"\0PRD" + struct.pack(">I", 8) + b"27200001" + b"\0TTW" + struct.pack(">I", len(big_endian)) + big_endian
+    prd = b"27200001" + struct.pack(">4H", 2456, 3272, 2448, 3264)
+    blocks = b"\0PRD" + struct.pack(">I", len(prd)) + prd + b"\0TTW" + struct.pack(">I", len(big_endian)) + big_endian
     data = b"\0MRM" + struct.pack(">I", len(blocks)) + blocks
     meta = read_metadata(data)
-    assert (meta.format, meta.exif.make) == ("MRW", "Konica Minolta")
+    assert (meta.format, meta.exif.make, meta.width, meta.height) == ("MRW", "Konica Minolta", 3264, 2448)
     meta, needed = read_prefix(data[:40])
-    assert meta.exif.make is None and needed and needed[0][0] == 24
+    assert meta.exif.make is None and needed and needed[0][0] == 32
 
 
 def test_rw2_reads_the_maker_note_of_its_embedded_jpeg() -> None:

@@ -81,8 +81,8 @@ MAX_MRW_BLOCKS = 64
 
 
 def _mrw(data: bytes, blocks: Blocks) -> None:
-    """Minolta MRW: "\0MRM", the header length, then blocks (4-byte name, big-endian length); "\0TTW" is
-    a TIFF with the EXIF and maker notes."""
+    """Minolta MRW: "\\0MRM", the header length, then blocks (4-byte name, big-endian length): "\\0PRD"
+    holds the image size, "\\0TTW" is a TIFF with the EXIF and maker notes."""
     if len(data) < 8:
         blocks.need(0, 8)
         return
@@ -92,6 +92,8 @@ def _mrw(data: bytes, blocks: Blocks) -> None:
         if pos + 8 > end:
             break
         name, length = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "big")
+        if name == b"\x00PRD" and length >= 16 and pos + 24 <= len(data):
+            blocks.height, blocks.width = struct.unpack_from(">HH", data, pos + 8 + 12)  # ImageHeight, ImageWidth
         if name == b"\x00TTW":
             if pos + 8 + length > len(data):
                 blocks.need(pos, length + 8)
