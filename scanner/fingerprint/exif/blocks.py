@@ -1,8 +1,9 @@
 """What a container walk hands to the metadata parsers: located metadata blocks, not interpreted yet.
 
 Container walkers (JPEG, PNG, WebP, ISO BMFF and the RAW containers) only find where EXIF, XMP, GPMF and
-vendor records live and the image size; they also say which byte range they would need next when given only a prefix of the file. That
-``needed`` range is the seam for ranged reads: a fetcher can read it and walk again.
+vendor records live and the image size; they also say which byte range they would need next when given
+only a prefix of the file. That ``needed`` range is the seam for ranged reads: a fetcher can read it and
+walk again.
 """
 
 from __future__ import annotations
