@@ -479,6 +479,13 @@ def test_iptc_date_and_time_created() -> None:
     assert read_metadata(jpeg((0xED, lying))).exif.datetime_original is None
 
 
+def test_xmp_exif_serials_written_by_camera_raw() -> None:
+    xmp = (b'<x:xmpmeta><rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:SerialNumber="ACR151-42"'
+           b' exif:LensSerialNumber="L-9"/></x:xmpmeta>')
+    info = read_metadata(jpeg((0xE1, b"http://ns.adobe.com/xap/1.0/\0" + xmp))).exif
+    assert info.serials == [("SerialNumber", "ACR151-42"), ("LensSerialNumber", "L-9")]
+
+
 @pytest.mark.parametrize("digits", ["\u00b2", "\u0663", "9" * 5000])
 def test_numbers_in_text_that_int_refuses(digits: str) -> None:
     """Digits int() refuses (a superscript, 5,000 of them) are no number, and raise nothing."""

@@ -42,6 +42,8 @@ XMP_TAGS: dict[tuple[str, str], Tag] = {
     ("xmp", "CreateDate"): Tag("datetime_original", "CreateDate", Rank.CREATE_DATE, fmt="date"),
     ("exif", "ImageUniqueID"): Tag("image_unique_id", "ImageUniqueID"),
     ("aux", "SerialNumber"): Tag("serial", "SerialNumber"),
+    ("exif", "SerialNumber"): Tag("serial", "SerialNumber"),  # written by Adobe Camera Raw 15.1
+    ("exif", "LensSerialNumber"): Tag("serial", "LensSerialNumber"),
     ("aux", "LensSerialNumber"): Tag("serial", "LensSerialNumber"),
     ("aux", "OwnerName"): Tag("owner", "OwnerName"),
     ("exifEX", "BodySerialNumber"): Tag("serial", "SerialNumber"),
