@@ -194,6 +194,15 @@ def test_reconyx_ultrafire_and_hyperfire2_records() -> None:
     assert note_file("RECONYX", 300, bytes(h2[:0x90])).datetime_original is None  # and the serial cut off
 
 
+def test_canon_0x0096_is_a_serial_info_record_on_the_5d_series() -> None:
+    record = bytes(range(1, 10)) + b"0123456789\0\0\0\0\0\0"
+    note = ifd(300, {0x0096: undefined(record)})
+    assert note_file("Canon", 300, note, "Canon EOS 5D Mark III").serials == [
+        ("InternalSerialNumber", "0123456789")]
+    text = ifd(300, {0x0096: ascii_("HA0123456")})
+    assert note_file("Canon", 300, text, "Canon EOS 7D").serials == [("InternalSerialNumber", "HA0123456")]
+
+
 def test_ricoh_serial_is_text_when_printable_else_hex() -> None:
     printable = ifd(308, {0x0005: undefined(b"WD-00100056".ljust(16, b" "))}, ">")  # big-endian note
     assert note_file("RICOH", 300, b"Ricoh\0\0\0" + printable).serials == [("SerialNumber", "WD-00100056")]

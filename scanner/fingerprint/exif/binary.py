@@ -106,6 +106,8 @@ BINARY: dict[str, list[BinField]] = {
         BinField(0x7E, "utf16le", 30, Tag("serial", "SerialNumber")),
     ],
     "NintendoCameraInfo": [BinField(0x18, "hex32", 4, Tag("serial", "InternalSerialNumber"))],
+    # Canon SerialInfo (maker-note tag 0x0096 of the EOS 5D series): text from offset 9.
+    "CanonSerialInfo": [BinField(9, "string", 16, Tag("serial", "InternalSerialNumber"))],
     # Canon LensInfo (maker-note tag 0x4019): the lens's internal serial.
     "CanonLensInfo": [BinField(0, "hex_set", 5, Tag("serial", "LensSerialNumber"))],
     # Pentax CameraInfo (maker-note tag 0x0215), int32u[]: index 4 is the internal serial.

@@ -148,6 +148,12 @@ SUBDIRS: dict[str, dict[int, SubDir]] = {
     "Ricoh": {0x2001: SubDir("RicohSubdir", b"[Ricoh Camera Info]\0", "MM")},
 }
 
+# Maker-note tags that are a binary record only for some models (exiftool's conditional tags): (table,
+# Model pattern, tag, record). Canon's 0x0096 is text for most bodies, a SerialInfo record for the 5D series.
+MODEL_BINARY_TAGS: list[tuple[str, re.Pattern[str], int, str]] = [
+    ("Canon", re.compile(r"EOS 5D"), 0x0096, "CanonSerialInfo"),
+]
+
 # Maker-note tags whose value is a binary record (tables in binary.BINARY).
 BINARY_TAGS: dict[str, dict[int, str]] = {
     "Canon": {0x4019: "CanonLensInfo"},
@@ -313,6 +319,10 @@ def walk_note(tiff: Tiff, ifd: int, vendor: str, sink: Collector) -> None:
         tags = TABLES.get(table, {})
         subdirs = SUBDIRS.get(table, {})
         binaries = BINARY_TAGS.get(table, {})
+        for vendor_table, models, tag_id, record in MODEL_BINARY_TAGS:
+            if vendor_table == table and models.search(str(sink.value("model") or "")):
+                tags = {k: v for k, v in tags.items() if k != tag_id}
+                binaries = {**binaries, tag_id: record}
         parsed = view.entries(pos, {*tags, *subdirs, *binaries})
         if parsed is None:
             sink.error("bad maker note IFD")

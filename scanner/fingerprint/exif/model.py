@@ -86,6 +86,11 @@ class Collector:
         if best is None or rank < best[0]:
             self._best[name] = (rank, value)
 
+    def value(self, name: str) -> str | int | None:
+        """The best value offered so far for field ``name`` (maker-note tables that depend on the model)."""
+        best = self._best.get(name)
+        return None if best is None else best[1]
+
     def serial(self, tag: str, value: str | None) -> None:
         """Record a non-empty serial number; the same (tag, value) pair is kept once."""
         if value and len(self.serials) < MAX_SERIALS and (tag, value) not in self.serials:
