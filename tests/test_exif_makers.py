@@ -203,6 +203,26 @@ def test_canon_0x0096_is_a_serial_info_record_on_the_5d_series() -> None:
     assert note_file("Canon", 300, text, "Canon EOS 7D").serials == [("InternalSerialNumber", "HA0123456")]
 
 
+def _sony_enciphered(plain: bytes) -> bytes:
+    return bytes(pow(b, 3, 249) if 2 <= b <= 247 else b for b in plain)
+
+
+@pytest.mark.parametrize(("model", "want"), [
+    ("NEX-6", "124 52 86 120"), ("ILCE-7", "124 52 86 120"), ("SLT-A99V", "240 52 86 120 154"),
+    ("ILCE-7M3", "136 52 138 52 86 120"), ("ILCA-99M2", "136 52 138 52 86 120"),
+    ("ILCE-7M4", "136 52 138 52 86 120"), ("ILCE-1", "138 52 86 120 154 188"), ("DSC-RX100", None),
+    ("NEX-7", None),
+])
+def test_sony_9050_internal_serial_by_model(model: str, want: str | None) -> None:
+    """Each offset holds its own number, so the value says which one the model's layout read."""
+    record = bytearray(0x100)
+    for offset in (0x7C, 0xF0, 0x88, 0x8A):
+        record[offset : offset + 6] = _sony_enciphered(bytes([offset, 0x34, 0x56, 0x78, 0x9A, 0xBC]))
+    note = b"SONY DSC \0\0\0" + ifd(312, {0x9050: undefined(bytes(record))})
+    serials = note_file("SONY", 300, note, model).serials
+    assert serials == ([("InternalSerialNumber", want)] if want else [])
+
+
 def test_ricoh_serial_is_text_when_printable_else_hex() -> None:
     printable = ifd(308, {0x0005: undefined(b"WD-00100056".ljust(16, b" "))}, ">")  # big-endian note
     assert note_file("RICOH", 300, b"Ricoh\0\0\0" + printable).serials == [("SerialNumber", "WD-00100056")]

@@ -71,6 +71,17 @@ def _qvci_time(raw: bytes, little: bool) -> str | None:
     return re.sub(r"(\d+:\d+:\d+):", r"\1 ", text, count=1) or None
 
 
+# Sony's 0x9050 and 0x94xx records are enciphered byte by byte: c = b**3 % 249 for b in 2..247, the other
+# byte values unchanged (exiftool's Decipher).
+_SONY_PLAIN = bytes(range(2, 248))
+_SONY_DECIPHER = bytes.maketrans(bytes(pow(b, 3, 249) for b in _SONY_PLAIN), _SONY_PLAIN)
+
+
+def _sony_bytes(raw: bytes, little: bool) -> str:
+    """Deciphered bytes, space-separated as exiftool -n prints an int8u[n] value."""
+    return " ".join(map(str, raw.translate(_SONY_DECIPHER)))
+
+
 DECODERS: dict[str, Callable[[bytes, bool], str | None]] = {
     "hex32": lambda raw, little: f"0x{_u32(raw, little):08x}",
     "u32": lambda raw, little: str(_u32(raw, little)),
@@ -82,6 +93,7 @@ DECODERS: dict[str, Callable[[bytes, bool], str | None]] = {
     "reconyx3_time": _reconyx3_time,
     "utf16le": lambda raw, little: decode_utf16(raw, True) or None,
     "qvci_time": _qvci_time,
+    "sony_bytes": _sony_bytes,
     # HP PhotoSmart: "SERIAL NUMBER:" then the serial; anything else is not one (exiftool's RawConv).
     "hp_serial": lambda raw, little: (
         text.removeprefix("SERIAL NUMBER:").strip() or None
@@ -110,6 +122,11 @@ BINARY: dict[str, list[BinField]] = {
     "CanonSerialInfo": [BinField(9, "string", 16, Tag("serial", "InternalSerialNumber"))],
     # Canon LensInfo (maker-note tag 0x4019): the lens's internal serial.
     "CanonLensInfo": [BinField(0, "hex_set", 5, Tag("serial", "LensSerialNumber"))],
+    # Sony Tag9050 (enciphered): where the internal serial is depends on the model, see makernotes.py.
+    "Sony9050a_7c": [BinField(0x7C, "sony_bytes", 4, Tag("serial", "InternalSerialNumber"))],
+    "Sony9050a_f0": [BinField(0xF0, "sony_bytes", 5, Tag("serial", "InternalSerialNumber"))],
+    "Sony9050_88": [BinField(0x88, "sony_bytes", 6, Tag("serial", "InternalSerialNumber"))],
+    "Sony9050c_8a": [BinField(0x8A, "sony_bytes", 6, Tag("serial", "InternalSerialNumber"))],
     # Pentax CameraInfo (maker-note tag 0x0215), int32u[]: index 4 is the internal serial.
     "PentaxCameraInfo": [BinField(4 * 4, "u32", 4, Tag("serial", "InternalSerialNumber"))],
     # Ricoh GXR SerialInfo (tag 0x002c of the "[Ricoh Camera Info]" sub-IFD): body and lens unit.

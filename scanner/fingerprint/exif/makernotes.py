@@ -149,9 +149,20 @@ SUBDIRS: dict[str, dict[int, SubDir]] = {
 }
 
 # Maker-note tags that are a binary record only for some models (exiftool's conditional tags): (table,
-# Model pattern, tag, record). Canon's 0x0096 is text for most bodies, a SerialInfo record for the 5D series.
+# Model pattern, tag, record); for each tag the first pattern that matches wins. Canon's 0x0096 is text
+# for most bodies, a SerialInfo record for the 5D series. Sony's 0x9050 holds the internal serial at an
+# offset that changed with the models (Tag9050a for NEX/SLT/ILCA and early ILCE, 9050b from mid-2015,
+# 9050c from 2020); compact cameras (DSC-, ZV-) have none.
+_SONY_9050_LATER = (r"DSC-|Stellar|ILCE-(1|6100|6300|6400|6500|6600|7C|7M3|7M4|7RM2|7RM3A?|7RM4A?|7RM5|7SM2|7SM3"
+                    r"|9|9M2)|ILCA-99M2|ILME-FX3|ZV-")
 MODEL_BINARY_TAGS: list[tuple[str, re.Pattern[str], int, str]] = [
     ("Canon", re.compile(r"EOS 5D"), 0x0096, "CanonSerialInfo"),
+    ("Sony", re.compile(rf"^(?!{_SONY_9050_LATER})(SLT-|HV|ILCA-)"), 0x9050, "Sony9050a_f0"),
+    ("Sony", re.compile(rf"^(?!{_SONY_9050_LATER}|Lunar|NEX-(5N|7|VG20E))"), 0x9050, "Sony9050a_7c"),
+    ("Sony", re.compile(r"^(ILCE-(6100|6300|6400|6500|6600|7C|7M3|7RM2|7RM3A?|7RM4A?|7SM2|9|9M2)|ILCA-99M2|ZV-E10)"),
+     0x9050, "Sony9050_88"),
+    ("Sony", re.compile(r"^(ILCE-(7M4|7RM5|7SM3)|ILME-FX3)"), 0x9050, "Sony9050_88"),
+    ("Sony", re.compile(r"^ILCE-1"), 0x9050, "Sony9050c_8a"),
 ]
 
 # Maker-note tags whose value is a binary record (tables in binary.BINARY).
@@ -319,8 +330,9 @@ def walk_note(tiff: Tiff, ifd: int, vendor: str, sink: Collector) -> None:
         tags = TABLES.get(table, {})
         subdirs = SUBDIRS.get(table, {})
         binaries = BINARY_TAGS.get(table, {})
+        model = str(sink.value("model") or "")
         for vendor_table, models, tag_id, record in MODEL_BINARY_TAGS:
-            if vendor_table == table and models.search(str(sink.value("model") or "")):
+            if vendor_table == table and tag_id not in binaries and models.search(model):
                 tags = {k: v for k, v in tags.items() if k != tag_id}
                 binaries = {**binaries, tag_id: record}
         parsed = view.entries(pos, {*tags, *subdirs, *binaries})
