@@ -19,7 +19,7 @@ from tierscan.scanner.fingerprint.exif.binary import DECODERS, offer_binary
 from tierscan.scanner.fingerprint.exif.model import Collector, Rank
 from tierscan.scanner.fingerprint.exif.tiff import MAX_ENTRIES, Entry, Tag, Tiff, offer_entries, parse_header
 
-__all__ = ["BY_MAKE", "SIGNATURES", "TABLES", "Layout", "parse_makernote", "walk_note"]
+__all__ = ["BY_MAKE", "PREFIXES", "SIGNATURES", "TABLES", "Layout", "parse_makernote", "walk_note"]
 
 
 class Layout(NamedTuple):
@@ -41,7 +41,7 @@ class Layout(NamedTuple):
 
 
 # Signature prefix of the note -> layout; first match wins, so longer prefixes come first.
-_PREFIXES: list[tuple[bytes, Layout]] = [
+PREFIXES: list[tuple[bytes, Layout]] = [
     (b"Nikon\x00\x02", Layout("Nikon", 10, "tiff")),
     (b"Nikon\x00\x01", Layout("Nikon", 8)),
     (b"OLYMPUS\x00", Layout("Olympus", 12, "note", 8)),
@@ -69,17 +69,17 @@ _PREFIXES: list[tuple[bytes, Layout]] = [
     (b"IIII\x06\x00", Layout("HPType6", 0, "binary", "II")),
 ]
 
-# Signature of the note (a regex matched at its start) -> layout; first match wins.
+# Signatures that are patterns rather than fixed prefixes (a regex matched at the note's start), tried
+# after the prefixes; first match wins.
 SIGNATURES: list[tuple[re.Pattern[bytes], Layout]] = [
-    *((re.compile(re.escape(prefix)), layout) for prefix, layout in _PREFIXES),
-    # Samsung's EXIF-format notes have no header: recognised by their first entry, MakerNoteVersion "0100"
-    # (in either byte order). Offsets are absolute for some models and note-relative for others, which
-    # the base check sorts out.
     (re.compile(rb"(?s)IIII.waR|MMMMRaw."), Layout("PhaseOne", 0, "phaseone")),
     # Leica X/T/Q and D-Lux: Panasonic-style IFDs after a "LEICA" header (exiftool MakerNoteLeica5/8/10).
     (re.compile(rb"LEICA\x00[\x01\x04\x05\x06\x07\x10\x1a]\x00"), Layout("Leica5", 8, "note")),
     (re.compile(rb"LEICA\x00[\x08\x09]\x00"), Layout("Leica5", 8)),
     (re.compile(rb"LEICA CAMERA AG\x00"), Layout("Panasonic", 18)),
+    # Samsung's EXIF-format notes have no header: recognised by their first entry, MakerNoteVersion "0100"
+    # (in either byte order). Offsets are absolute for some models and note-relative for others, which
+    # the base check sorts out.
     (re.compile(rb"(?s)(\x00.\x00\x01\x00\x07\x00{3}\x04|.\x00\x01\x00\x07\x00\x04\x00{3})0100"),
      Layout("Samsung")),
 ]
@@ -221,6 +221,9 @@ def _phase_one(buf: bytes, start: int, end: int, sink: Collector) -> None:
 
 
 def _layout(note: bytes, make: str) -> Layout | None:
+    for prefix, layout in PREFIXES:
+        if note.startswith(prefix):
+            return layout
     for signature, layout in SIGNATURES:
         if signature.match(note):
             return layout
