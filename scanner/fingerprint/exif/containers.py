@@ -22,7 +22,7 @@ from tierscan.scanner.fingerprint.exif.webp import scan_webp
 __all__ = ["TIFF_FORMATS", "locate_blocks"]
 
 # Formats whose file is itself a TIFF structure (the walker refines TIFF into DNG/NEF/ARW/...).
-TIFF_FORMATS = frozenset(("TIFF", "CR2", "ORF", "RW2", "DNG", "NEF", "ARW", "PEF", "SRW"))
+TIFF_FORMATS = frozenset(("TIFF", "CR2", "ORF", "RW2", "DNG", "NEF", "ARW", "PEF", "SRW", "IIQ"))
 
 
 def _raf(data: bytes, blocks: Blocks) -> None:
