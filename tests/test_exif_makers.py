@@ -71,10 +71,11 @@ def test_raw_formats_are_recognised(name: str, fmt: str, head: str, results: dic
     assert detect_format((DATA / name).read_bytes()[:64]) == head
 
 
-def test_mrw_size_is_its_image_size(results: dict[str, ImageMeta]) -> None:
-    row = next(r for r in ROWS if r["file"] == "exiftool__Minolta.mrw")
-    meta = results["exiftool__Minolta.mrw"]
-    assert (meta.width, meta.height) == (int(row["width"]), int(row["height"])) == (3264, 2448)
+@pytest.mark.parametrize("name", ["exiftool__Minolta.mrw", "exiftool__CanonRaw.crw", "exiftool__CanonRaw.cr3"])
+def test_raw_image_size_like_exiftool(name: str, results: dict[str, ImageMeta]) -> None:
+    row = next(r for r in ROWS if r["file"] == name)
+    meta = results[name]
+    assert (meta.width, meta.height) == (int(row["width"]), int(row["height"]))
 
 
 def test_owner_of_a_crw_comes_from_its_heap(results: dict[str, ImageMeta]) -> None:
@@ -302,9 +303,10 @@ def test_ciff_heap_nested_records() -> None:
                       (0x080D | 0x4000, b"USA\0")])
     camera = ciff_heap([(0x0810, b"Jane Doe\0".ljust(32, b"\0")),
                         (0x080A, b"Canon\0Canon EOS 10D\0".ljust(32, b"\0")), (0x3004, spec)])
-    props = ciff_heap([(0x180E | 0x4000, struct.pack("<III", 1068485966, 0, 0)), (0x2807, camera)])
+    props = ciff_heap([(0x180E | 0x4000, struct.pack("<III", 1068485966, 0, 0)), (0x2807, camera),
+                       (0x1810, struct.pack("<IIfiIII", 3072, 2048, 1.0, 0, 8, 24, 257))])
     meta = read_metadata(crw(ciff_heap([(0x2005, b"raw"), (0x300A, props)])))
-    assert meta.format == "CRW"
+    assert (meta.format, meta.width, meta.height) == ("CRW", 3072, 2048)
     assert (meta.exif.make, meta.exif.model, meta.exif.owner) == ("Canon", "Canon EOS 10D", "Jane Doe")
     assert meta.exif.datetime_original == "2003:11:10 17:39:26"
     assert meta.exif.serials == [("SerialNumber", "560018150")]

@@ -68,7 +68,7 @@ class Collector:
     them independent of each other and of the order in which a container stores its blocks.
     """
 
-    __slots__ = ("_best", "_gps", "errors", "needed", "serials")
+    __slots__ = ("_best", "_gps", "errors", "needed", "serials", "size")
 
     def __init__(self) -> None:
         self._best: dict[str, tuple[int, str | int]] = {}
@@ -77,6 +77,8 @@ class Collector:
         self.errors: list[str] = []
         # (offset, length) ranges of the file a walker wanted but did not have: the ranged-read seam.
         self.needed: list[tuple[int, int]] = []
+        # (width, height) read from a vendor record (CRW's ImageInfo): used when the container gave none.
+        self.size: tuple[int, int] | None = None
 
     def offer(self, name: str, value: str | int | None, rank: int) -> None:
         """Record ``value`` for field ``name`` unless a value of equal or better rank is already known."""

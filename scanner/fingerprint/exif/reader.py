@@ -38,7 +38,7 @@ def read_prefix(data: bytes) -> tuple[ImageMeta, list[tuple[int, int]]]:
         xmp.extend(summary.xmp)
         if fmt == "TIFF" and block.buf is data:
             fmt = summary.raw_format()
-        if fmt in TIFF_FORMATS and width is None:
+        if (fmt in TIFF_FORMATS or fmt == "CR3") and width is None:  # CR3: CMT1 is the image's IFD0
             width, height = summary.width, summary.height
     for packet in xmp:
         read_xmp(packet, sink)
@@ -46,6 +46,8 @@ def read_prefix(data: bytes) -> tuple[ImageMeta, list[tuple[int, int]]]:
         read_gpmf(stream, sink)
     for record in blocks.records:
         read_record(record, sink)
+    if width is None and sink.size is not None:
+        width, height = sink.size
     error = blocks.error or (sink.errors[0] if sink.errors else None)
     needed = blocks.needed + sink.needed
     return ImageMeta(fmt, sink.build(), width, height, error), needed

@@ -1,7 +1,7 @@
 """Readers of vendor records that are not TIFF structures, by the kind their container walker gave them.
 
 - CIFF: the heap of Canon CRW files (exiftool CanonRaw.pm): a directory at the end of each heap block
-  lists 10-byte entries; some entries are heaps of their own.
+  lists 10-byte entries; some entries are heaps of their own. Make, model, owner, serial, time, size.
 - X3FProperties: the PROP section of Sigma X3F files (SigmaRaw.pm): UTF-16 name/value pairs.
 - PictureInfo: the APP12 "[picture info]" text segment of older Agfa, Olympus and Polaroid cameras.
 - FLIR: the FFF record directory of FLIR thermal cameras (APP1 "FLIR" chunks, joined).
@@ -41,6 +41,8 @@ CIFF_MAKE_MODEL = 0x080A
 CIFF_OWNER = 0x0810
 CIFF_SERIAL = 0x180B
 CIFF_TIME = 0x180E
+CIFF_IMAGE_INFO = 0x1810  # int32u width, height, ...
+_CIFF_WANTED = frozenset((CIFF_MAKE_MODEL, CIFF_OWNER, CIFF_SERIAL, CIFF_TIME, CIFF_IMAGE_INFO))
 
 
 def _ciff(rec: Record, sink: Collector) -> None:
@@ -72,7 +74,7 @@ def _ciff(rec: Record, sink: Collector) -> None:
             if kind in _CIFF_SUBDIR_TYPES and not in_entry:
                 if depth < MAX_DEPTH and offset <= end - start and size <= end - start - offset:
                     pending.append((start + offset, start + offset + size, depth + 1))
-            elif tid in (CIFF_MAKE_MODEL, CIFF_OWNER, CIFF_SERIAL, CIFF_TIME) and tid not in values:
+            elif tid in _CIFF_WANTED and tid not in values:
                 if in_entry:
                     values[tid] = buf[at + 2 : at + 10]
                 elif offset <= end - start and size <= end - start - offset:
@@ -93,6 +95,11 @@ def _ciff_values(values: dict[int, bytes], little: bool, sink: Collector) -> Non
     raw = values.get(CIFF_TIME, b"")
     if len(raw) >= 4:
         sink.offer("datetime_original", unix_time(struct.unpack_from(fmt, raw)[0]), Rank.MAKERNOTE)
+    raw = values.get(CIFF_IMAGE_INFO, b"")
+    if len(raw) >= 8:
+        width, height = struct.unpack_from(fmt[0] + "II", raw)
+        if width and height:
+            sink.size = (width, height)
     raw = values.get(CIFF_SERIAL, b"")
     if len(raw) >= 4 and "EOS" in model:  # exiftool: for PowerShots this number is not the serial
         sink.serial("SerialNumber", str(struct.unpack_from(fmt, raw)[0]))
