@@ -3,8 +3,8 @@
 Usage: python benchmarks/exif_agreement.py [DIR]   (default: tests/data/exif)
 
 Prints agree/total for GPS, serials, capture time and make/model, lists every disagreement, then the
-parse throughput on whole files and on 64 KiB prefixes (the planner's first read). The manifest holds
-exiftool 12.57's values (see the README next to it).
+parse throughput on whole files and on 64 KiB prefixes (the planner's first read), in CPU time, the best
+of a few repeats. The manifest holds exiftool 12.57's values (see the README next to it).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = ["CHECKS", "main"]
 
 GPS_TOLERANCE = 1e-6
 PREFIX = 64 << 10
+REPEATS = 7  # the best of these: CPU time, so that other processes on the machine do not count
 
 
 def _gps(row: dict[str, str], meta: ImageMeta) -> tuple[bool, str]:
@@ -78,14 +79,16 @@ def main(argv: list[str]) -> int:
         print(f"{name:13s} {len(rows) - len(misses)}/{len(rows)}")
         for file, why in misses:
             print(f"    {file}: {why}")
-    rounds = max(1, 2000 // max(len(files), 1))
+    rounds = max(1, 1000 // max(len(files), 1))
     for label, parse in (("whole files", read_metadata), ("64 KiB prefixes", _prefix)):
-        began = time.perf_counter()
-        for _ in range(rounds):
-            for data in files.values():
-                parse(data)
-        elapsed = time.perf_counter() - began
-        print(f"throughput    {rounds * len(files) / elapsed:,.0f} files/s ({label}, in memory, 1 core)")
+        best = float("inf")
+        for _ in range(REPEATS):
+            began = time.process_time()
+            for _ in range(rounds):
+                for data in files.values():
+                    parse(data)
+            best = min(best, time.process_time() - began)
+        print(f"throughput    {rounds * len(files) / best:,.0f} files/s ({label}, in memory, 1 core, CPU time)")
     return 0
 
 

@@ -15,8 +15,12 @@ if sys.version_info >= (3, 12):  # the test extra installs atheris wherever it h
     pytest.skip("atheris has no wheels for this Python", allow_module_level=True)
 
 REPO = Path(__file__).resolve().parents[1]
-SEEDS = ["exifpy__Canon_40D.jpg", "exiftool__GoPro.jpg", "pillow__exif.png", "pillow__flower.webp",
-         "exifpy__Arbitro.tiff", "exifpy__iphone_13_pro_max.heic"]
+SEEDS = ["exif/exifpy__Canon_40D.jpg", "exif/exiftool__GoPro.jpg", "exif/pillow__exif.png",
+         "exif/pillow__flower.webp", "exif/exifpy__Arbitro.tiff", "exif/exifpy__iphone_13_pro_max.heic",
+         "exif-makers/exiftool__CanonRaw.crw", "exif-makers/exiftool__SigmaDP2.x3f",
+         "exif-makers/exiftool__Minolta.mrw", "exif-makers/exiftool__Panasonic.rw2",
+         "exif-makers/exiftool__PhaseOne.iiq", "exif-makers/exiftool__ExifTool.jpg",
+         "exif-makers/exiftool__InfiRay.jpg", "exif-makers/exiftool__Ricoh2.jpg"]
 
 
 @pytest.mark.slow
@@ -24,8 +28,8 @@ def test_atheris_bounded(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name in SEEDS:
-        data = (REPO / "tests" / "data" / "exif" / name).read_bytes()
-        (corpus / name).write_bytes(data[:65536])
+        data = (REPO / "tests" / "data" / name).read_bytes()
+        (corpus / Path(name).name).write_bytes(data[:65536])
     seconds = int(os.environ.get("TIERSCAN_FUZZ_SECONDS", "10"))
     run = subprocess.run(
         [sys.executable, str(REPO / "tests" / "fuzz" / "atheris_walkers.py"), str(corpus),

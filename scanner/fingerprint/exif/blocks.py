@@ -1,15 +1,16 @@
 """What a container walk hands to the metadata parsers: located metadata blocks, not interpreted yet.
 
-Container walkers (JPEG, PNG, WebP, ISO BMFF, RAF) only find where EXIF, XMP and GPMF live and the image
-size; they also say which byte range they would need next when given only a prefix of the file. That
-``needed`` range is the seam for ranged reads: a fetcher can read it and walk again.
+Container walkers (JPEG, PNG, WebP, ISO BMFF and the RAW containers) only find where EXIF, XMP, GPMF and
+vendor records live and the image size; they also say which byte range they would need next when given
+only a prefix of the file. That ``needed`` range is the seam for ranged reads: a fetcher can read it and
+walk again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_BLOCKS", "Blocks", "ExifBlock"]
+__all__ = ["MAX_BLOCKS", "Blocks", "ExifBlock", "Record"]
 
 # Real files carry one or two blocks of each kind; a file with hundreds is hostile, and each block costs
 # a bounded but non-trivial walk, so only the first few are kept.
@@ -31,6 +32,17 @@ class ExifBlock:
 
 
 @dataclass(slots=True)
+class Record:
+    """A vendor record that is not a TIFF structure, at ``buf[start:end]``, read by the reader ``kind`` of
+    :mod:`tierscan.scanner.fingerprint.exif.records` (a CIFF heap, an APP12 text segment, a binary block)."""
+
+    kind: str
+    buf: bytes
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
 class Blocks:
     """Everything a container walk located."""
 
@@ -40,6 +52,7 @@ class Blocks:
     exif: list[ExifBlock] = field(default_factory=list)
     xmp: list[bytes] = field(default_factory=list)
     gpmf: list[bytes] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
     needed: list[tuple[int, int]] = field(default_factory=list)  # (offset, length) ranges still missing
     error: str | None = None
 
@@ -57,6 +70,11 @@ class Blocks:
         """Keep a located GPMF stream (the first MAX_BLOCKS only)."""
         if len(self.gpmf) < MAX_BLOCKS:
             self.gpmf.append(stream)
+
+    def add_record(self, record: Record) -> None:
+        """Keep a located vendor record (the first MAX_BLOCKS only)."""
+        if len(self.records) < MAX_BLOCKS:
+            self.records.append(record)
 
     def need(self, offset: int, length: int, reason: str = "truncated") -> None:
         """Record that the walk needs ``length`` bytes at ``offset`` that the buffer does not hold."""

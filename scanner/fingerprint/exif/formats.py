@@ -20,6 +20,9 @@ MAGICS: list[tuple[int, bytes, str]] = [
     (0, b"IIRS\x08\x00\x00\x00", "ORF"),
     (0, b"MMOR\x00\x00\x00\x08", "ORF"),
     (0, b"IIU\x00", "RW2"),
+    (6, b"HEAPCCDR", "CRW"),
+    (0, b"\x00MRM", "MRW"),
+    (0, b"FOVb", "X3F"),
     (8, b"CR\x02\x00", "CR2"),  # with a TIFF header at 0, checked in _tiff
     (0, b"II*\x00", "TIFF"),
     (0, b"MM\x00*", "TIFF"),

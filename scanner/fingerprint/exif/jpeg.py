@@ -1,16 +1,19 @@
-"""JPEG (and MPO, and the JPEG inside RAF): walk the marker segments from SOI up to SOS.
+"""JPEG (and MPO, and the JPEG inside RAF, RW2 and X3F): walk the marker segments from SOI up to SOS.
 
 Metadata lives in APPn segments before the scan data, so the walk never reads past SOS. Each segment is
 stepped over by its length, so a prefix of the file suffices until a segment runs past its end; then the
-walk reports the range it needs.
+walk reports the range it needs. Besides EXIF, XMP and GPMF, vendor segments are located as records for
+records.py: Casio QVCI and FLIR (APP1), InfiRay's sensor block (APP9, after an APP2 "IJPEG" mark), the
+"picture info" text (APP12) and Photoshop resources with IPTC (APP13).
 
 Hostile files: EXIF split over several APP1 segments is joined up to ``MAX_JOINED`` (1 MiB), in one copy
-however many segments it takes; XMP and GPMF segments are at most 64 KiB each by the format.
+however many segments it takes, and so are FLIR chunks; other segments are at most 64 KiB each by the
+format.
 """
 
 from __future__ import annotations
 
-from tierscan.scanner.fingerprint.exif.blocks import Blocks, ExifBlock
+from tierscan.scanner.fingerprint.exif.blocks import Blocks, ExifBlock, Record
 
 __all__ = ["scan_jpeg"]
 
@@ -18,7 +21,31 @@ _SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0x
 _STANDALONE = frozenset((0x01, *range(0xD0, 0xD8)))
 _XMP_ID = b"http://ns.adobe.com/xap/1.0/\x00"
 _TIFF_MARKS = (b"II*\x00", b"MM\x00*")
-MAX_JOINED = 1 << 20  # multi-segment EXIF is joined up to this size
+MAX_JOINED = 1 << 20  # multi-segment EXIF (and FLIR) is joined up to this size
+_PHOTOSHOP = (b"Photoshop 3.0\x00", b"Adobe_Photoshop2.5:")
+
+
+class _Segments:
+    """Vendor APPn segments met so far: the IJPEG mark that makes APP9 an InfiRay sensor block, and the
+    FLIR chunks, which are joined in chunk order once the walk ends (exiftool joins them the same way)."""
+
+    __slots__ = ("flir", "flir_size", "ijpeg")
+
+    def __init__(self) -> None:
+        self.ijpeg = False
+        self.flir: dict[int, tuple[int, int]] = {}  # chunk number -> (start, end) of its payload
+        self.flir_size = 0
+
+    def add_flir(self, data: bytes, seg: int, end: int) -> None:
+        number = data[seg + 6]
+        if number not in self.flir and self.flir_size + end - seg - 8 <= MAX_JOINED:
+            self.flir[number] = (seg + 8, end)
+            self.flir_size += end - seg - 8
+
+    def finish(self, data: bytes, blocks: Blocks) -> None:
+        if self.flir:
+            joined = b"".join(data[s:e] for _, (s, e) in sorted(self.flir.items()))
+            blocks.add_record(Record("FLIR", joined, 0, len(joined)))
 
 
 def _app1_exif(data: bytes, seg: int, end: int, blocks: Blocks, previous_end: int | None,
@@ -49,14 +76,38 @@ def _join(blocks: Blocks, joins: bytearray) -> None:
         joins.clear()
 
 
+_VENDOR_MARKERS = frozenset((0xE1, 0xE2, 0xE9, 0xEC, 0xED))
+
+
+def _vendor(data: bytes, marker: int, seg: int, end: int, blocks: Blocks, segments: _Segments) -> None:
+    """Vendor segments that carry serials or capture times, recognised as exiftool's JPEG table does."""
+    if marker == 0xE1:
+        if data.startswith(b"QVCI\x00", seg):
+            blocks.add_record(Record("CasioQVCI", data, seg, end))
+        elif data.startswith(b"FLIR\x00", seg) and end - seg >= 8:
+            segments.add_flir(data, seg, end)
+    elif marker == 0xE2:
+        segments.ijpeg = segments.ijpeg or data.startswith(b"IJPEG\x00", seg + 4)
+    elif marker == 0xE9:
+        if segments.ijpeg:
+            blocks.add_record(Record("InfiRaySensor", data, seg, end))
+    elif marker == 0xEC:
+        if data.find(b"[picture info]", seg, end) >= 0 or data.find(b"Type=", seg, end) >= 0:
+            blocks.add_record(Record("PictureInfo", data, seg, end))
+    elif data.startswith(_PHOTOSHOP, seg):
+        blocks.add_record(Record("Photoshop", data, seg, end))
+
+
 def scan_jpeg(data: bytes, blocks: Blocks, offset: int = 0) -> None:
     """Walk the JPEG starting at ``data[offset]`` (SOI) and record its metadata blocks into ``blocks``."""
     joins = bytearray()
-    _walk(data, blocks, offset, joins)
+    segments = _Segments()
+    _walk(data, blocks, offset, joins, segments)
     _join(blocks, joins)
+    segments.finish(data, blocks)
 
 
-def _walk(data: bytes, blocks: Blocks, offset: int, joins: bytearray) -> None:
+def _walk(data: bytes, blocks: Blocks, offset: int, joins: bytearray, segments: _Segments) -> None:
     n = len(data)
     pos = offset + 2
     exif_end: int | None = None
@@ -93,6 +144,8 @@ def _walk(data: bytes, blocks: Blocks, offset: int, joins: bytearray) -> None:
             blocks.format = "MPO"
         elif marker == 0xE6 and data.startswith(b"GoPro\x00", seg):
             blocks.add_gpmf(data[seg + 6 : end])
+        elif marker in _VENDOR_MARKERS:
+            _vendor(data, marker, seg, end, blocks, segments)
         elif marker in _SOF and blocks.width is None and length >= 7:
             blocks.height = (data[seg + 1] << 8) | data[seg + 2]
             blocks.width = (data[seg + 3] << 8) | data[seg + 4]

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable
 from typing import NamedTuple
 
+from tierscan.scanner.fingerprint.exif.binary import DECODERS, offer_binary
 from tierscan.scanner.fingerprint.exif.model import Collector, Rank
-from tierscan.scanner.fingerprint.exif.text import decode_utf16
 from tierscan.scanner.fingerprint.exif.tiff import MAX_ENTRIES, Entry, Tag, Tiff, offer_entries, parse_header
 
-__all__ = ["BY_MAKE", "SIGNATURES", "TABLES", "Layout", "parse_makernote", "walk_note"]
+__all__ = ["BY_MAKE", "PREFIXES", "SIGNATURES", "TABLES", "Layout", "parse_makernote", "walk_note"]
 
 
 class Layout(NamedTuple):
@@ -28,7 +27,8 @@ class Layout(NamedTuple):
 
     ``start``: offset of the IFD (or of an embedded TIFF header when ``base`` is "tiff") from the note.
     ``base``: what IFD offsets count from: "parent" (the enclosing TIFF header), "note" (the note start),
-    "tiff" (an embedded TIFF header at ``start``), or "binary" (not an IFD: a fixed record).
+    "tiff" (an embedded TIFF header at ``start``), "binary" (not an IFD: a fixed record), or "phaseone"
+    (Phase One's own directory of 16-byte entries, offsets from the note start).
     ``order``: "parent", "II"/"MM", or an offset inside the note holding a byte-order mark.
     ``pointer_at``: the IFD offset is a little-endian u32 stored at this offset (Fujifilm).
     """
@@ -41,7 +41,7 @@ class Layout(NamedTuple):
 
 
 # Signature prefix of the note -> layout; first match wins, so longer prefixes come first.
-_PREFIXES: list[tuple[bytes, Layout]] = [
+PREFIXES: list[tuple[bytes, Layout]] = [
     (b"Nikon\x00\x02", Layout("Nikon", 10, "tiff")),
     (b"Nikon\x00\x01", Layout("Nikon", 8)),
     (b"OLYMPUS\x00", Layout("Olympus", 12, "note", 8)),
@@ -51,6 +51,10 @@ _PREFIXES: list[tuple[bytes, Layout]] = [
     (b"FUJIFILM", Layout("Fujifilm", 0, "note", "II", pointer_at=8)),
     (b"GENERALE", Layout("Fujifilm", 0, "note", "II", pointer_at=8)),
     (b"AOC\x00", Layout("Pentax", 6, "parent", 4)),
+    (b"RICOH\x00II", Layout("Pentax", 8, "note", 6)),  # Ricoh GR III and later write Pentax notes
+    (b"RICOH\x00MM", Layout("Pentax", 8, "note", 6)),
+    (b"Ricoh", Layout("Ricoh", 8)),
+    (b"RICOH", Layout("Ricoh", 8)),
     (b"PENTAX \x00", Layout("Pentax", 10, "note", 8)),
     (b"SONY DSC \x00", Layout("Sony", 12)),
     (b"SONY CAM \x00", Layout("Sony", 12)),
@@ -59,11 +63,20 @@ _PREFIXES: list[tuple[bytes, Layout]] = [
     (b"SIGMA\x00\x00\x00", Layout("Sigma", 10)),
     (b"FOVEON\x00\x00", Layout("Sigma", 10)),
     (b"\x01\xf1", Layout("ReconyxHyperFire", 0, "binary", "II")),
+    (b"RECONYXUF\x00", Layout("ReconyxUltraFire", 0, "binary", "II")),
+    (b"RECONYXH2\x00", Layout("ReconyxHyperFire2", 0, "binary", "II")),
+    (b"IIII\x04\x00", Layout("HPType4", 0, "binary", "II")),
+    (b"IIII\x06\x00", Layout("HPType6", 0, "binary", "II")),
 ]
 
-# Signature of the note (a regex matched at its start) -> layout; first match wins.
+# Signatures that are patterns rather than fixed prefixes (a regex matched at the note's start), tried
+# after the prefixes; first match wins.
 SIGNATURES: list[tuple[re.Pattern[bytes], Layout]] = [
-    *((re.compile(re.escape(prefix)), layout) for prefix, layout in _PREFIXES),
+    (re.compile(rb"(?s)IIII.waR|MMMMRaw."), Layout("PhaseOne", 0, "phaseone")),
+    # Leica X/T/Q and D-Lux: Panasonic-style IFDs after a "LEICA" header (exiftool MakerNoteLeica5/8/10).
+    (re.compile(rb"LEICA\x00[\x01\x04\x05\x06\x07\x10\x1a]\x00"), Layout("Leica5", 8, "note")),
+    (re.compile(rb"LEICA\x00[\x08\x09]\x00"), Layout("Leica5", 8)),
+    (re.compile(rb"LEICA CAMERA AG\x00"), Layout("Panasonic", 18)),
     # Samsung's EXIF-format notes have no header: recognised by their first entry, MakerNoteVersion "0100"
     # (in either byte order). Offsets are absolute for some models and note-relative for others, which
     # the base check sorts out.
@@ -76,6 +89,7 @@ BY_MAKE: list[tuple[str, Layout]] = [
     ("CANON", Layout("Canon")),
     ("NIKON", Layout("Nikon")),
     ("NINTENDO", Layout("Nintendo")),
+    ("RICOH", Layout("Ricoh", 8)),  # notes starting with spaces or a bare TIFF mark
     ("SONY", Layout("Sony")),
 ]
 
@@ -87,7 +101,7 @@ TABLES: dict[str, dict[int, Tag]] = {
         0x0096: Tag("serial", "InternalSerialNumber", fmt="strip_ff"),
     },
     "Nikon": {0x001D: Tag("serial", "SerialNumber"), 0x00A0: Tag("serial", "SerialNumber")},
-    "Olympus": {0x0404: Tag("serial", "SerialNumber")},
+    "Olympus": {0x0404: Tag("serial", "SerialNumber"), 0x101A: Tag("serial", "SerialNumber")},
     "OlympusEquipment": {
         0x0101: Tag("serial", "SerialNumber"),
         0x0102: Tag("serial", "InternalSerialNumber"),
@@ -100,8 +114,13 @@ TABLES: dict[str, dict[int, Tag]] = {
         0x0052: Tag("serial", "LensSerialNumber"),
         0x0054: Tag("serial", "AccessorySerialNumber"),
     },
+    "Leica5": {0x0305: Tag("serial", "SerialNumber"), 0x0500: Tag("serial", "InternalSerialNumber")},
     "Fujifilm": {0x0010: Tag("serial", "InternalSerialNumber")},
     "Pentax": {0x0229: Tag("serial", "SerialNumber")},
+    # 0x0005 is SerialNumber when printable (GXR), else InternalSerialNumber shown as hex.
+    "Ricoh": {0x0005: Tag("serial", "SerialNumber", fmt="word_only",
+                          alt=Tag("serial", "InternalSerialNumber", fmt="hex_raw"))},
+    "RicohSubdir": {},  # its serials are in a binary record, see BINARY_TAGS
     "Sony": {0x2031: Tag("serial", "SerialNumber", fmt="sony_serial")},
     "Motorola": {0x5501: Tag("serial", "SerialNumber")},
     "Sigma": {0x0002: Tag("serial", "SerialNumber")},
@@ -114,59 +133,97 @@ TABLES: dict[str, dict[int, Tag]] = {
 
 MAX_NOTE_IFDS = 8  # a note's own IFD plus its sub-IFDs (Olympus has a handful)
 
-# Maker-note tags that hold another IFD (same base and byte order) and the table for it.
-SUBDIRS: dict[str, dict[int, str]] = {"Olympus": {0x2010: "OlympusEquipment"}}
+
+class SubDir(NamedTuple):
+    """A maker-note tag holding another IFD: its table, the header the IFD follows, its own byte order."""
+
+    table: str
+    header: bytes = b""
+    order: str | None = None  # "II"/"MM", or None for the note's own
 
 
-class BinField(NamedTuple):
-    """A value at a fixed offset of a binary maker-note record."""
-
-    offset: int
-    kind: str  # a key of _BIN_DECODERS
-    size: int
-    tag: Tag
-
-
-def _reconyx_time(raw: bytes, little: bool) -> str | None:
-    # int16u[6] seconds, minutes, hours, month, day, year (exiftool Reconyx DateTimeOriginal)
-    s, mi, h, mo, d, y = struct.unpack("<6H" if little else ">6H", raw)
-    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
-        return None
-    return f"{y:04d}:{mo:02d}:{d:02d} {h:02d}:{mi:02d}:{s:02d}"
-
-
-_BIN_DECODERS: dict[str, Callable[[bytes, bool], str | None]] = {
-    "hex32": lambda raw, little: f"0x{struct.unpack('<I' if little else '>I', raw)[0]:08x}",
-    "utf16": decode_utf16,
-    "reconyx_time": _reconyx_time,
+# Maker-note tags that hold another IFD (same offset base) and how to read it.
+SUBDIRS: dict[str, dict[int, SubDir]] = {
+    "Olympus": {0x2010: SubDir("OlympusEquipment")},
+    "Ricoh": {0x2001: SubDir("RicohSubdir", b"[Ricoh Camera Info]\0", "MM")},
 }
 
-# Binary records: the whole note ("ReconyxHyperFire") or the value of a maker-note tag ("Nintendo" 0x1101).
-BINARY: dict[str, list[BinField]] = {
-    "ReconyxHyperFire": [
-        BinField(0x0B * 2, "reconyx_time", 12, Tag("datetime_original", "DateTimeOriginal")),
-        BinField(0x15 * 2, "utf16", 30, Tag("serial", "SerialNumber")),
-    ],
-    "NintendoCameraInfo": [BinField(0x18, "hex32", 4, Tag("serial", "InternalSerialNumber"))],
+# Maker-note tags that are a binary record only for some models (exiftool's conditional tags): (table,
+# Model pattern, tag, record); for each tag the first pattern that matches wins. Canon's 0x0096 is text
+# for most bodies, a SerialInfo record for the 5D series. Sony's 0x9050 holds the internal serial at an
+# offset that changed with the models (Tag9050a for NEX/SLT/ILCA and early ILCE, 9050b from mid-2015,
+# 9050c from 2020); compact cameras (DSC-, ZV-) have none.
+_SONY_9050_LATER = (r"DSC-|Stellar|ILCE-(1|6100|6300|6400|6500|6600|7C|7M3|7M4|7RM2|7RM3A?|7RM4A?|7RM5|7SM2|7SM3"
+                    r"|9|9M2)|ILCA-99M2|ILME-FX3|ZV-")
+MODEL_BINARY_TAGS: list[tuple[str, re.Pattern[str], int, str]] = [
+    ("Canon", re.compile(r"EOS 5D"), 0x0096, "CanonSerialInfo"),
+    ("Sony", re.compile(rf"^(?!{_SONY_9050_LATER})(SLT-|HV|ILCA-)"), 0x9050, "Sony9050a_f0"),
+    ("Sony", re.compile(rf"^(?!{_SONY_9050_LATER}|Lunar|NEX-(5N|7|VG20E))"), 0x9050, "Sony9050a_7c"),
+    ("Sony", re.compile(r"^(ILCE-(6100|6300|6400|6500|6600|7C|7M3|7RM2|7RM3A?|7RM4A?|7SM2|9|9M2)|ILCA-99M2|ZV-E10)"),
+     0x9050, "Sony9050_88"),
+    ("Sony", re.compile(r"^(ILCE-(7M4|7RM5|7SM3)|ILME-FX3)"), 0x9050, "Sony9050_88"),
+    ("Sony", re.compile(r"^ILCE-1"), 0x9050, "Sony9050c_8a"),
+]
+
+# Maker-note tags whose value is a binary record (tables in binary.BINARY).
+BINARY_TAGS: dict[str, dict[int, str]] = {
+    "Canon": {0x4019: "CanonLensInfo"},
+    "Nintendo": {0x1101: "NintendoCameraInfo"},
+    "Pentax": {0x0215: "PentaxCameraInfo"},
+    "RicohSubdir": {0x002C: "RicohSerialInfo"},
 }
-BINARY_TAGS: dict[str, dict[int, str]] = {"Nintendo": {0x1101: "NintendoCameraInfo"}}
 
 
-def _offer_binary(record: str, buf: bytes, start: int, end: int, little: bool, sink: Collector) -> None:
-    for f in BINARY[record]:
-        at = start + f.offset
-        if at + f.size > end:
+# Phase One directory entries: tag -> (binary decoder, tag). Values are 4 bytes inline or at an offset.
+PHASE_ONE: dict[int, tuple[str, Tag]] = {
+    0x0102: ("string", Tag("serial", "SerialNumber")),
+    0x0112: ("unix_time", Tag("datetime_original", "DateTimeOriginal")),
+}
+MAX_PHASE_ONE_ENTRIES = 300  # exiftool's own bound for this directory
+MAX_PHASE_ONE_TEXT = 256
+
+
+def _phase_one(buf: bytes, start: int, end: int, sink: Collector) -> None:
+    """Phase One / Leaf IIQ maker note: header, u32 directory offset at 8, then u32 count, 4 unused bytes
+    and 16-byte entries (tag, format size, value size, value or offset), all offsets from the note."""
+    little = buf[start : start + 2] == b"II"
+    fmt = "<I" if little else ">I"
+
+    def u32(at: int) -> int | None:
+        return struct.unpack_from(fmt, buf, at)[0] if start <= at and at + 4 <= end else None
+
+    first = u32(start + 8)
+    count = None if first is None else u32(start + first)
+    if first is None or count is None or not 2 <= count <= MAX_PHASE_ONE_ENTRIES:
+        sink.error("bad maker note IFD")
+        return
+    table = start + first + 8
+    if table + 16 * count > end:
+        sink.error("bad maker note IFD")
+        return
+    for at in range(table, table + 16 * count, 16):
+        tag, _, size, value = struct.unpack_from(fmt[0] + "4I", buf, at)
+        known = PHASE_ONE.get(tag)
+        if known is None:
             continue
-        value = _BIN_DECODERS[f.kind](buf[at : at + f.size], little)
-        if not value:
+        pos = at + 12 if size <= 4 else start + value
+        if size > 4 and (value > end - start or size > end - pos):
             continue
-        if f.tag.field == "serial":
-            sink.serial(f.tag.name, value)
+        kind, info = known
+        width = 4 if kind == "unix_time" else min(size, MAX_PHASE_ONE_TEXT)
+        decoded = DECODERS[kind](buf[pos : pos + width], little) if size >= width else None
+        if not decoded:
+            continue
+        if info.field == "serial":
+            sink.serial(info.name, decoded)
         else:
-            sink.offer(f.tag.field, value, Rank.MAKERNOTE + f.tag.rank_bonus)
+            sink.offer(info.field, decoded, Rank.MAKERNOTE)
 
 
 def _layout(note: bytes, make: str) -> Layout | None:
+    for prefix, layout in PREFIXES:
+        if note.startswith(prefix):
+            return layout
     for signature, layout in SIGNATURES:
         if signature.match(note):
             return layout
@@ -232,8 +289,11 @@ def parse_makernote(parent: Tiff, start: int, size: int, make: str, sink: Collec
     if layout is None:
         return
     little = _order(layout, buf, start, parent)
+    if layout.base == "phaseone":
+        _phase_one(buf, start, end, sink)
+        return
     if layout.base == "binary":
-        _offer_binary(layout.vendor, buf, start, end, little, sink)
+        offer_binary(layout.vendor, buf, start, end, little, sink)
         return
     if layout.base == "tiff":
         header = parse_header(buf, start + layout.start, parent.origin, end)
@@ -263,26 +323,35 @@ def parse_makernote(parent: Tiff, start: int, size: int, make: str, sink: Collec
 
 def walk_note(tiff: Tiff, ifd: int, vendor: str, sink: Collector) -> None:
     """Walk the note's IFD and its sub-IFDs (each visited once, depth bounded by the table)."""
-    pending = [(ifd, vendor)]
+    pending = [(tiff, ifd, vendor)]
     visited: set[int] = set()
     while pending:
-        pos, table = pending.pop()
+        view, pos, table = pending.pop()
         if pos in visited or len(visited) >= MAX_NOTE_IFDS:
             continue
         visited.add(pos)
         tags = TABLES.get(table, {})
         subdirs = SUBDIRS.get(table, {})
         binaries = BINARY_TAGS.get(table, {})
-        parsed = tiff.entries(pos, {*tags, *subdirs, *binaries})
+        model = str(sink.value("model") or "")
+        for vendor_table, models, tag_id, record in MODEL_BINARY_TAGS:
+            if vendor_table == table and tag_id not in binaries and models.search(model):
+                tags = {k: v for k, v in tags.items() if k != tag_id}
+                binaries = {**binaries, tag_id: record}
+        parsed = view.entries(pos, {*tags, *subdirs, *binaries})
         if parsed is None:
             sink.error("bad maker note IFD")
             continue
         entries = parsed[0]
-        offer_entries(tiff, entries, tags, sink, Rank.MAKERNOTE)
+        offer_entries(view, entries, tags, sink, Rank.MAKERNOTE)
         for e in entries:
             if e.tag in subdirs and e.num:
+                sub = subdirs[e.tag]
                 # Olympus writes the Equipment IFD as type IFD/LONG (an offset) or UNDEFINED (inline data).
-                target = e.pos if e.type == 7 else tiff.base + e.pointer
-                pending.append((target, subdirs[e.tag]))
-            elif e.tag in binaries and tiff.has(e.pos, e.size):
-                _offer_binary(binaries[e.tag], tiff.buf, e.pos, e.pos + e.size, tiff.little, sink)
+                target = e.pos if e.type == 7 else view.base + e.pointer
+                if view.buf[target : target + len(sub.header)] != sub.header:
+                    continue
+                order = None if sub.order is None else sub.order == "II"
+                pending.append((view.rebased(view.base, order), target + len(sub.header), sub.table))
+            elif e.tag in binaries and view.has(e.pos, e.size):
+                offer_binary(binaries[e.tag], view.buf, e.pos, e.pos + e.size, view.little, sink)

@@ -49,6 +49,7 @@ class Rank:
     EXIF = 0
     MAKERNOTE = 1
     XMP = 2
+    COMPOSITE = 3  # a value exiftool builds from parts (IPTC DateCreated + TimeCreated)
     CREATE_DATE = 10  # added to the source rank for CreateDate-style fallbacks
 
 
@@ -67,7 +68,7 @@ class Collector:
     them independent of each other and of the order in which a container stores its blocks.
     """
 
-    __slots__ = ("_best", "_gps", "errors", "needed", "serials")
+    __slots__ = ("_best", "_gps", "errors", "needed", "serials", "size")
 
     def __init__(self) -> None:
         self._best: dict[str, tuple[int, str | int]] = {}
@@ -76,6 +77,8 @@ class Collector:
         self.errors: list[str] = []
         # (offset, length) ranges of the file a walker wanted but did not have: the ranged-read seam.
         self.needed: list[tuple[int, int]] = []
+        # (width, height) read from a vendor record (CRW's ImageInfo): used when the container gave none.
+        self.size: tuple[int, int] | None = None
 
     def offer(self, name: str, value: str | int | None, rank: int) -> None:
         """Record ``value`` for field ``name`` unless a value of equal or better rank is already known."""
@@ -84,6 +87,11 @@ class Collector:
         best = self._best.get(name)
         if best is None or rank < best[0]:
             self._best[name] = (rank, value)
+
+    def value(self, name: str) -> str | int | None:
+        """The best value offered so far for field ``name`` (maker-note tables that depend on the model)."""
+        best = self._best.get(name)
+        return None if best is None else best[1]
 
     def serial(self, tag: str, value: str | None) -> None:
         """Record a non-empty serial number; the same (tag, value) pair is kept once."""

@@ -6,6 +6,7 @@ from tierscan.scanner.fingerprint.exif.blocks import ExifBlock
 from tierscan.scanner.fingerprint.exif.containers import TIFF_FORMATS, locate_blocks
 from tierscan.scanner.fingerprint.exif.gpmf import read_gpmf
 from tierscan.scanner.fingerprint.exif.model import Collector, ImageMeta
+from tierscan.scanner.fingerprint.exif.records import read_record
 from tierscan.scanner.fingerprint.exif.walk import TiffSummary, walk_exif, walk_tiff_ifd
 from tierscan.scanner.fingerprint.exif.xmp import read_xmp
 
@@ -37,12 +38,16 @@ def read_prefix(data: bytes) -> tuple[ImageMeta, list[tuple[int, int]]]:
         xmp.extend(summary.xmp)
         if fmt == "TIFF" and block.buf is data:
             fmt = summary.raw_format()
-        if fmt in TIFF_FORMATS and width is None:
+        if (fmt in TIFF_FORMATS or fmt == "CR3") and width is None:  # CR3: CMT1 is the image's IFD0
             width, height = summary.width, summary.height
     for packet in xmp:
         read_xmp(packet, sink)
     for stream in blocks.gpmf:
         read_gpmf(stream, sink)
+    for record in blocks.records:
+        read_record(record, sink)
+    if width is None and sink.size is not None:
+        width, height = sink.size
     error = blocks.error or (sink.errors[0] if sink.errors else None)
     needed = blocks.needed + sink.needed
     return ImageMeta(fmt, sink.build(), width, height, error), needed

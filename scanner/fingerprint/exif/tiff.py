@@ -67,6 +67,7 @@ class Tag(NamedTuple):
     name: str
     rank_bonus: int = 0  # added to the source rank: CreateDate ranks below any DateTimeOriginal
     fmt: str | None = None  # a key of FORMATTERS
+    alt: Tag | None = None  # what the tag is when ``fmt`` refuses the value (exiftool's conditional tags)
 
 
 class Tiff:
@@ -216,6 +217,10 @@ FORMATTERS: dict[str, Callable[[Tiff, Entry], str | None]] = {
     "sony_serial": lambda t, e: (_sony_serial(v) if (v := t.text(e)) else v),
     # Canon's ImageUniqueID is 16 raw bytes that exiftool prints as hex; all zeros means "not set".
     "hex": lambda t, e: (raw.hex() if (raw := t.raw(e, 64)) and raw.strip(b"\0") else None),
+    "hex_raw": lambda t, e: (raw.hex() if (raw := t.raw(e, 64)) else None),
+    # Ricoh 0x0005 is a printable SerialNumber only when every byte is a word character, space or dash.
+    "word_only": lambda t, e: (
+        raw.decode("ascii").strip() if (raw := t.raw(e, 64)) and re.fullmatch(rb"[-\w ]+", raw) else None),
 }
 
 
@@ -232,6 +237,9 @@ def offer_entries(
             sink.offer("orientation", values[0] if values else None, rank + tag.rank_bonus)
             continue
         value = FORMATTERS[tag.fmt](tiff, e) if tag.fmt else tiff.text(e)
+        if value is None and tag.alt is not None:
+            tag = tag.alt
+            value = FORMATTERS[tag.fmt](tiff, e) if tag.fmt else tiff.text(e)
         if value is None:
             if not tiff.has(e.pos, min(e.size, MAX_TEXT)):
                 sink.error(f"value of {tag.name} outside data")

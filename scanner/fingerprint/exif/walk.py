@@ -8,6 +8,7 @@ after the walk, once the Make is known wherever it was stored. An XMP tag is cop
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ _POINTER_TYPES = frozenset((4, 13))
 _RAW_BY_MAKE = {"NIKON": "NEF", "SONY": "ARW", "PENTAX": "PEF", "RICOH": "PEF", "SAMSUNG": "SRW",
                 "CANON": "CR2", "OLYMPUS": "ORF", "PANASONIC": "RW2", "LEICA": "RWL"}
 _CFA_PHOTOMETRIC = frozenset((32803, 34892))
+_PHASE_ONE = re.compile(rb"(?s)IIII.waR|MMMMRaw.")
 _MAIN_WANTED = frozenset((*T.EXIF_TAGS, *T.POINTERS, T.MAKE, T.MAKER_NOTE, T.DNG_PRIVATE, T.XMP_PACKET,
                           T.DNG_VERSION, T.PHOTOMETRIC, T.IMAGE_WIDTH, T.IMAGE_HEIGHT))
 _GPS_WANTED = frozenset((1, 2, 3, 4))
@@ -42,12 +44,15 @@ class TiffSummary:
     make: str = ""
     dng: bool = False
     cfa: bool = False
+    phase_one: bool = False  # a Phase One maker note: the file is an IIQ
     xmp: list[bytes] = field(default_factory=list)
 
     def raw_format(self) -> str:
-        """TIFF, DNG, or the vendor RAW a plain-TIFF-header file is (by Make, when it holds CFA data)."""
+        """TIFF, DNG, IIQ, or the vendor RAW a plain-TIFF-header file is (by Make, when it holds CFA data)."""
         if self.dng:
             return "DNG"
+        if self.phase_one:
+            return "IIQ"
         if self.cfa:
             for prefix, fmt in _RAW_BY_MAKE.items():
                 if self.make.upper().startswith(prefix):
@@ -115,6 +120,7 @@ class _Walker:
                 summary.make = tiff.text(e) or ""
             elif tag == T.MAKER_NOTE:
                 self.notes.append((tiff, e.pos, e.size))
+                summary.phase_one = summary.phase_one or _PHASE_ONE.match(tiff.raw(e, 8) or b"") is not None
             elif tag == T.DNG_PRIVATE:
                 self._dng_private(tiff, e)
             elif tag == T.XMP_PACKET and e.type in (1, 7) and len(summary.xmp) < MAX_BLOCKS:

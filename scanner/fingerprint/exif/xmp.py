@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from tierscan.scanner.fingerprint.exif.gps import parse_xmp_coordinate
 from tierscan.scanner.fingerprint.exif.model import Collector, Rank
+from tierscan.scanner.fingerprint.exif.text import small_int
 from tierscan.scanner.fingerprint.exif.tiff import Tag
 
 __all__ = ["XMP_TAGS", "read_xmp", "xmp_date"]
@@ -41,6 +42,8 @@ XMP_TAGS: dict[tuple[str, str], Tag] = {
     ("xmp", "CreateDate"): Tag("datetime_original", "CreateDate", Rank.CREATE_DATE, fmt="date"),
     ("exif", "ImageUniqueID"): Tag("image_unique_id", "ImageUniqueID"),
     ("aux", "SerialNumber"): Tag("serial", "SerialNumber"),
+    ("exif", "SerialNumber"): Tag("serial", "SerialNumber"),  # written by Adobe Camera Raw 15.1
+    ("exif", "LensSerialNumber"): Tag("serial", "LensSerialNumber"),
     ("aux", "LensSerialNumber"): Tag("serial", "LensSerialNumber"),
     ("aux", "OwnerName"): Tag("owner", "OwnerName"),
     ("exifEX", "BodySerialNumber"): Tag("serial", "SerialNumber"),
@@ -164,7 +167,7 @@ def read_xmp(packet: bytes, sink: Collector) -> None:
         if tag.field == "serial":
             sink.serial(tag.name, value)
         elif tag.field == "orientation":
-            sink.offer("orientation", int(value) if value.isdigit() else None, Rank.XMP)
+            sink.offer("orientation", small_int(value), Rank.XMP)
         else:
             sink.offer(tag.field, xmp_date(value) if tag.fmt == "date" else value, Rank.XMP + tag.rank_bonus)
     coords = [
