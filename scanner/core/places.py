@@ -1,0 +1,96 @@
+"""Where a photo was taken: its GPS position resolved offline to a territory and the nearest place.
+
+The territory comes from time-zone boundary polygons (`timezonefinder`, whose polygons are not simplified,
+so positions a few hundred metres apart on either side of the Hong Kong / Shenzhen or Macau / Zhuhai
+boundary come out apart) and the zone -> territory table `scanner/data/territories.yaml`; the place is the
+nearest GeoNames populated place (`reverse_geocode`: population 1,000 or more), the nearest one in that
+territory when one of the `NEAREST` nearest is. Both libraries load when the first position comes by, so a
+process that meets no GPS position never imports them; positions are resolved a batch of records at a time.
+A position that is not a number, out of range, or exactly 0, 0 (a receiver's unset value), and one at sea
+outside any territory's waters, has no place: never an error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from itertools import islice
+from typing import Any
+
+from tierscan.scanner.core.models import InventoryRecord
+from tierscan.scanner.core.tiers import load_yaml_resource
+
+__all__ = ["BATCH", "NEAREST", "Place", "Resolver", "located", "resolver", "usable"]
+
+BATCH = 4096  # records resolved together: one nearest-place query per batch
+NEAREST = 16  # nearest places looked at for one in the position's own territory
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a position lies: a territory code (HK, MO, CN, US, ...) and the nearest populated place."""
+
+    territory: str
+    near: str | None
+
+
+def usable(lat: float, lon: float) -> bool:
+    """Whether a position can be placed: finite, in range, and not 0, 0."""
+    return (math.isfinite(lat) and math.isfinite(lon) and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0
+            and (lat, lon) != (0.0, 0.0))
+
+
+class Resolver:
+    """The boundary polygons, the zone -> territory table and the places, loaded once per process."""
+
+    def __init__(self) -> None:
+        import reverse_geocode
+        from timezonefinder import TimezoneFinder
+
+        self._zones = TimezoneFinder()
+        self._territories: dict[str, str] = dict(load_yaml_resource("territories.yaml")["zones"])
+        self._places: Any = reverse_geocode.GeocodeData()
+
+    def territory(self, lat: float, lon: float) -> str | None:
+        """The territory code of a position, or None (not usable, or at sea)."""
+        if not usable(lat, lon):
+            return None
+        zone = self._zones.timezone_at(lng=lon, lat=lat)
+        return self._territories.get(zone) if zone else None
+
+    def resolve(self, positions: Sequence[tuple[float, float]]) -> list[Place | None]:
+        """The place of each (lat, lon), in order; the nearest places of all are found in one query."""
+        territories = [self.territory(lat, lon) for lat, lon in positions]
+        placed = [i for i, t in enumerate(territories) if t is not None]
+        found: list[Place | None] = [None] * len(positions)
+        if not placed:
+            return found
+        _, nearest = self._places._tree.query([positions[i] for i in placed], k=NEAREST)
+        locations = self._places._locations
+        for i, candidates in zip(placed, nearest, strict=True):
+            territory = territories[i]
+            assert territory is not None
+            names = [locations[c] for c in candidates if c < len(locations)]
+            same = next((p for p in names if p["country_code"] == territory), names[0] if names else None)
+            found[i] = Place(territory, same["city"] if same else None)
+        return found
+
+
+@cache
+def resolver() -> Resolver:
+    return Resolver()
+
+
+def located(records: Iterable[InventoryRecord], batch: int = BATCH) -> Iterator[InventoryRecord]:
+    """`records` in order, each with a GPS position given its `taken_in` and `taken_near`."""
+    it = iter(records)
+    while chunk := list(islice(it, batch)):
+        at = [(i, gps) for i, r in enumerate(chunk) if r.exif is not None and (gps := r.exif.gps) is not None]
+        if at:
+            places = resolver().resolve([(gps.lat, gps.lon) for _, gps in at])
+            for (i, _), place in zip(at, places, strict=True):
+                if place is not None:
+                    chunk[i] = chunk[i].model_copy(update={"taken_in": place.territory, "taken_near": place.near})
+        yield from chunk
