@@ -234,8 +234,8 @@ class TakenIn(_PerCopy):
     """
 
     type: Literal["taken-in"]
-    territories: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = Field(min_length=1)
-    stored_in: list[str] | None = Field(default=None, min_length=1)
+    territories: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = Field(min_length=1)  # taken in one of these
+    stored_in: list[str] | None = Field(default=None, min_length=1)  # and stored in one of these jurisdictions
 
     def match(self, copy: Record, ctx: Context) -> bool:
         return copy.get("taken_in") in self.territories and (
