@@ -1206,6 +1206,8 @@ def _where(condition: Condition) -> tuple[str, list[object]]:
             marks = ", ".join("?" * len(values))
             sql = f'("{key}" IS NULL OR "{key}" NOT IN ({marks}))' if negated else f'"{key}" IN ({marks})'
             return sql, [*sorted(values)]
+        case OneOf(key="taken_in" | "taken_near", negated=False):
+            return _personal(["gps"]), []  # where a photo was taken comes from its GPS position
         case Between(key=key, low=low, high=high) if key in _INTEGER_KEYS:
             bounds = [(f'"{key}" >= ?', low), (f'"{key}" <= ?', high)]
             kept = [(sql, value) for sql, value in bounds if value is not None]
