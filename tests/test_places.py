@@ -102,6 +102,14 @@ def test_located_places_records_with_gps_in_order_across_batches() -> None:
     assert out[1] == records[1] and out[2] == records[2]
 
 
+def test_located_copies_share_one_lookup_and_hostile_positions_pass_through() -> None:
+    copies = [record(f"copy{i}", 22.5330, 114.1130) for i in range(3)]
+    hostile = [record(f"bad{i}", lat, lon) for i, (lat, lon) in enumerate(NOWHERE)]
+    out = list(located([*copies, *hostile], batch=64))
+    assert [r.taken_in for r in out] == ["CN"] * 3 + [None] * len(NOWHERE)
+    assert len({r.taken_near for r in out[:3]}) == 1
+
+
 def test_records_without_gps_never_load_the_place_libraries() -> None:
     code = (
         "import sys\n"

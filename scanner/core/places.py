@@ -28,7 +28,9 @@ from tierscan.scanner.core.tiers import load_yaml_resource
 
 __all__ = ["BATCH", "NEAREST", "Place", "Places", "Resolver", "located", "resolver", "usable"]
 
-BATCH = 4096  # records resolved together: one nearest-place query per batch
+# Records resolved together (one nearest-place query a batch). Few: records held while the batch fills
+# would otherwise outlive the young garbage-collector generations and set off full collections.
+BATCH = 64
 NEAREST = 16  # nearest places looked at for one in the position's own territory
 
 
@@ -135,8 +137,10 @@ def located(records: Iterable[InventoryRecord], batch: int = BATCH) -> Iterator[
     while chunk := list(islice(it, batch)):
         at = [(i, gps) for i, r in enumerate(chunk) if r.exif is not None and (gps := r.exif.gps) is not None]
         if at:
-            places = resolver().resolve([(gps.lat, gps.lon) for _, gps in at])
-            for (i, _), place in zip(at, places, strict=True):
+            positions = list(dict.fromkeys((gps.lat, gps.lon) for _, gps in at))  # copies share positions
+            resolved = dict(zip(positions, resolver().resolve(positions), strict=True))
+            for i, gps in at:
+                place = resolved[gps.lat, gps.lon]
                 if place is not None:
                     chunk[i] = chunk[i].model_copy(update={"taken_in": place.territory, "taken_near": place.near})
         yield from chunk
