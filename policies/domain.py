@@ -1,7 +1,7 @@
 """tierscan's domain filters: tiers, regions, jurisdictions, the Greater Bay Area, personal data, groups.
 
 Group-only filters read the group's own fields (`spans_tiers`, `kind`, the members' places). Filters about
-one copy (tier, bucket, age, size, personal-data, outside-gba) work on objects and, on a group, hold when
+one copy (tier, bucket, age, size, personal-data, outside-gba, taken-in) work on objects and, on a group, hold when
 any member matches; their reason then says how many copies did.
 """
 
@@ -11,13 +11,13 @@ import fnmatch
 from abc import abstractmethod
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import ByteSize, Field, model_validator
 
 from tierscan.policies.filters import Size, parse_timestamp
 from tierscan.policies.model import FILTERS, Context, Filter, Record, copies
-from tierscan.policies.prefilter import Between, Condition, Flag, HasPersonalData, OneOf
+from tierscan.policies.prefilter import Between, Condition, Flag, HasPersonalData, OneOf, every
 from tierscan.scanner.core.models import Tier
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "SpansJurisdictions",
     "SpansRegions",
     "SpansTiers",
+    "TakenIn",
     "TierFilter",
 ]
 
@@ -215,6 +216,42 @@ class OutsideGBA(_PerCopy):
 
     def copy_reason(self, copy: Record, ctx: Context) -> str:
         return f"stored in {copy['region']}, outside the Greater Bay Area"
+
+
+@FILTERS.register("taken-in")
+class TakenIn(_PerCopy):
+    """Photo whose GPS position lies in one of `territories` (where it was taken: ISO 3166-1 codes such as
+    HK, MO, CN, resolved offline from the position; the inventory's `taken_in`), and, given `stored_in`,
+    whose copy is stored in one of those jurisdictions (where it is kept: `jurisdiction`). Objects without
+    a usable GPS position, or taken at sea, never match.
+
+    Example::
+
+        policies:
+          - name: mainland-photos-kept-in-hk
+            resource: object
+            filters: [{type: taken-in, territories: [CN], stored_in: [HK]}]
+    """
+
+    type: Literal["taken-in"]
+    territories: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = Field(min_length=1)  # taken in one of these
+    stored_in: list[str] | None = Field(default=None, min_length=1)  # and stored in one of these jurisdictions
+
+    def match(self, copy: Record, ctx: Context) -> bool:
+        return copy.get("taken_in") in self.territories and (
+            self.stored_in is None or copy.get("jurisdiction") in self.stored_in)
+
+    def necessary(self) -> Condition:
+        gps = HasPersonalData(frozenset({"gps"}))  # a territory needs a GPS position
+        return gps if self.stored_in is None else every([gps, OneOf("jurisdiction", frozenset(self.stored_in))])
+
+    def summary(self) -> str:
+        stored = f", stored in {', '.join(self.stored_in)}" if self.stored_in else ""
+        return f"taken in {', '.join(self.territories)}{stored}"
+
+    def copy_reason(self, copy: Record, ctx: Context) -> str:
+        near = f" (near {copy['taken_near']})" if copy.get("taken_near") else ""
+        return f"taken in {copy['taken_in']}{near}, stored in {copy['jurisdiction']}"
 
 
 PersonalDataKind = Literal["gps", "serial", "owner", "timestamp"]

@@ -42,6 +42,8 @@ WITH_EXIF = InventoryRecord(
         owner="Chan Tai Man",
     ),
     personal_data=["gps", "serial", "owner", "timestamp"],
+    taken_in="HK",
+    taken_near="Central",
     status="fingerprinted",
 )
 WITHOUT_EXIF = InventoryRecord(
@@ -90,12 +92,14 @@ def test_csv_header_rows_and_flattened_exif() -> None:
     assert first["personal_data"] == "gps|serial|owner|timestamp"
     assert (first["make"], first["model"], first["owner"]) == ("Canon", "EOS R5", "Chan Tai Man")
     assert first["datetime_original"] == "2024:05:01 16:30:00" and first["software"] == "fw 1.8"
+    assert (first["taken_in"], first["taken_near"]) == ("HK", "Central")
     assert datetime.fromisoformat(first["modified"]) == WITH_EXIF.modified
     assert (first["size"], first["tier"], first["width"]) == ("123456", "hot", "4000")
     # No EXIF: empty cells, not "None".
     assert all(
         second[c] == ""
-        for c in ("gps_lat", "gps_lon", "serials", "make", "owner", "personal_data", "sha256", "version")
+        for c in ("gps_lat", "gps_lon", "taken_in", "taken_near", "serials", "make", "owner", "personal_data", "sha256",
+                  "version")
     )
     assert (second["status"], second["reason"]) == ("unreadable", "unreadable tier")
 

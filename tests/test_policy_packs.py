@@ -137,6 +137,39 @@ def abroad(tmp_path_factory: pytest.TempPathFactory) -> Scan:
     return Scan(root, write_config(root, buckets=buckets))
 
 
+def with_gps(path: Path, lat: float, lon: float) -> None:
+    """Rewrite a JPEG's GPS position (north and east only)."""
+    from PIL import Image
+    from PIL.TiffImagePlugin import IFDRational
+
+    def dms(degrees: float) -> tuple[IFDRational, IFDRational, IFDRational]:
+        minutes = (degrees - int(degrees)) * 60
+        return IFDRational(int(degrees), 1), IFDRational(int(minutes), 1), IFDRational(
+            round((minutes - int(minutes)) * 60_000), 1000)
+
+    with Image.open(path) as image:
+        exif = image.getexif()
+        exif.get_ifd(0x8825).update({1: "N", 2: dms(lat), 3: "E", 4: dms(lon)})
+        image.load()
+        image.save(path, exif=exif)
+
+
+@pytest.fixture(scope="module")
+def taken_across(tmp_path_factory: pytest.TempPathFactory) -> Scan:
+    """Photos taken a few hundred metres from the Shenzhen River, each stored on the other side of it:
+    one taken in Shenzhen (Luohu) kept in Hong Kong, one taken in Lo Wu kept in Beijing; and one taken in
+    Lo Wu kept in Hong Kong."""
+    root = tmp_path_factory.mktemp("taken-across")
+    photo = "hk-photos-hot/events/harbour-walk-002.jpg"
+    estate = make_estate(root, copies=((photo, "hk-photos-hot/events/luohu.jpg"),
+                                       (photo, "cn-marketing-cold/campaign/lo-wu.jpg"),
+                                       (photo, "hk-design-cool/lo-wu.jpg")))
+    with_gps(estate / "hk-photos-hot/events/luohu.jpg", 22.5330, 114.1130)
+    with_gps(estate / "cn-marketing-cold/campaign/lo-wu.jpg", 22.5270, 114.1130)
+    with_gps(estate / "hk-design-cool/lo-wu.jpg", 22.5272, 114.1128)
+    return Scan(root, write_config(root))
+
+
 @pytest.fixture(scope="module")
 def scrubbed(tmp_path_factory: pytest.TempPathFactory) -> Scan:
     root = tmp_path_factory.mktemp("scrubbed")
@@ -186,6 +219,8 @@ CASES: dict[str, tuple[str, set[str], str]] = {
     "corrupt-images": ("sample", {
         "hk-photos-hot/events/upload-interrupted.jpg", "hk-photos-hot/events/empty.jpg"}, "one_place"),
     "never-scanned-objects": ("sample", {"hk-photos-hot/events/iphone.heic"}, "one_place"),
+    "mainland-photos-stored-in-hk": ("taken_across", {"hk-photos-hot/events/luohu.jpg"}, "sample"),
+    "hk-photos-stored-in-mainland": ("taken_across", {"cn-marketing-cold/campaign/lo-wu.jpg"}, "sample"),
 }
 
 
@@ -234,6 +269,19 @@ def test_precise_findings_of_the_sample(sample):
     assert boundary.reason.endswith("one-time cost excludes data transfer between regions (not in the price table)")
     assert sample.records["hk-photos-hot/events/iphone.heic"].reason == "larger than 2000000 bytes"
     assert "cn-marketing-cold/campaign/notes.txt" not in sample.flagged("corrupt-images")  # not an image: not corrupt
+
+
+def test_where_photos_were_taken_against_where_they_are_stored(taken_across):
+    records = taken_across.records
+    assert [records[p].taken_in for p in ("hk-photos-hot/events/luohu.jpg", "cn-marketing-cold/campaign/lo-wu.jpg",
+                                          "hk-design-cool/lo-wu.jpg")] == ["CN", "HK", "HK"]
+    [mainland] = taken_across.findings("mainland-photos-stored-in-hk")
+    assert mainland.reason.startswith("taken in CN (near ") and mainland.reason.endswith(", stored in HK")
+    [hk] = taken_across.findings("hk-photos-stored-in-mainland")
+    assert (hk.action, hk.severity.value) == ("relocate", "high")
+    # The Lo Wu photo kept in Hong Kong crossed no boundary: neither policy names it.
+    flagged = set().union(*map(taken_across.flagged, ("mainland-photos-stored-in-hk", "hk-photos-stored-in-mainland")))
+    assert "hk-design-cool/lo-wu.jpg" not in flagged
 
 
 def test_no_finding_recommends_removing_a_master(sample, one_place, scrubbed):

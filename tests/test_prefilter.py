@@ -47,6 +47,9 @@ _ROWS = [
     _row("owner", exif={"owner": "Ann"}), _row("taken", exif={"datetime_original": "2025:01:01 10:00:00"}),
     _row("empty", exif={"serials": [], "owner": "", "datetime_original": ""}), _row("no-gps", exif={"gps": None}),
     _row("gone", status="gone", exif={"gps": {"lat": 22.3, "lon": 114.2}}),
+    # Taken in Shenzhen, stored in Hong Kong; taken in Lo Wu (Hong Kong), stored in Beijing.
+    _row("shenzhen", exif={"gps": {"lat": 22.533, "lon": 114.113}}),
+    _row("lo-wu", region="cn-north-1", jurisdiction="CN", exif={"gps": {"lat": 22.527, "lon": 114.113}}),
 ]
 
 # Filters with a prefilter the catalog says exactly in SQL: it selects what the filter matches, no more.
@@ -73,6 +76,9 @@ LOOSE = [
     {"or": [{"type": "tier", "tiers": ["cold"]}, {"type": "outside-gba"}]},
     {"and": [{"key": "status", "value": "skipped"}, {"key": "reason", "op": "glob", "value": "larger than *"}]},
     {"and": [{"type": "personal-data"}, {"type": "outside-gba"}]},
+    {"type": "taken-in", "territories": ["CN"], "stored_in": ["HK"]}, {"type": "taken-in", "territories": ["HK"]},
+    {"key": "taken_in", "value": "CN"}, {"key": "taken_in", "op": "in", "value": ["HK", "MO"]},
+    {"key": "taken_in", "op": "ne", "value": "HK"}, {"key": "taken_near", "op": "present"},
 ]
 
 
@@ -113,6 +119,16 @@ def test_the_catalog_never_leaves_out_an_object_a_filter_without_an_exact_prefil
     records = [_policy_record(r, REGIONS) for r in catalog.records()]
     selected = {r.uri for r in catalog.records_matching(prefilter(policy_set, "object"))}
     assert _matched(policy_set, records, "object") <= selected
+
+
+def test_where_a_photo_was_taken_narrows_the_catalog_to_objects_with_gps(catalog, tmp_path) -> None:
+    with_gps = {"s3://b/local", "s3://b/gps", "s3://b/shenzhen", "s3://b/lo-wu"}
+    for flt, matched in (({"type": "taken-in", "territories": ["CN"], "stored_in": ["HK"]}, {"s3://b/shenzhen"}),
+                         ({"key": "taken_in", "value": "HK"}, {"s3://b/gps", "s3://b/lo-wu"})):
+        policy_set = _policies(tmp_path, "object", flt)
+        selected = list(catalog.records_matching(prefilter(policy_set, "object")))
+        assert {r.uri for r in selected} <= with_gps
+        assert _matched(policy_set, [_policy_record(r, REGIONS) for r in selected], "object") == matched
 
 
 def test_the_object_prefilter_of_a_policy_set_is_the_union_of_its_policies(catalog, tmp_path) -> None:

@@ -170,6 +170,22 @@ def test_html_rounds_gps_to_about_a_kilometre(scanned: tuple[Path, str, Report, 
         assert f"{position.lat:.4f}" not in text and f"{position.lon:.4f}" not in text
 
 
+def test_html_places_say_where_each_photo_was_taken_beside_where_it_is_stored(page: Path) -> None:
+    """The sample's GoPro photo was taken in New York; one copy is stored in Beijing, one in Hong Kong."""
+    text = page.read_text(encoding="utf-8")
+    table = text[text.index('<table class="sortable" id="places">'):]
+    table = table[:table.index("</table>")]
+    head = re.findall(r"<th[^>]*>([^<]*)</th>", table)
+    assert head == ["Taken in", "Near", "Stored in", "Latitude", "Longitude", "Objects"]
+    rows = [[html.unescape(c) for c in re.findall(r"<td[^>]*>([^<]*)</td>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
+    new_york = sorted(row[2] for row in rows if row[3:5] == ["40.66", "-73.99"])
+    assert new_york == ["CN", "HK"]
+    assert {row[0] for row in rows if row[3:5] == ["40.66", "-73.99"]} == {"US"}
+    assert {row[0] for row in rows} == {"US", "IT"} and all(row[1] for row in rows)
+    assert "GeoNames (CC BY 4.0)" in text and "OpenStreetMap contributors" in text
+
+
 def test_parquet_round_trip_in_batches(scanned: tuple[Path, str, Report, str], tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
@@ -195,6 +211,7 @@ def test_parquet_round_trip_in_batches(scanned: tuple[Path, str, Report, str], t
         gps = record.exif.gps if record.exif else None
         assert (row["gps_lat"], row["gps_lon"]) == ((gps.lat, gps.lon) if gps else (None, None))  # exact
         assert row["serials"] == (record.exif.serials if record.exif else [])
+        assert (row["taken_in"], row["taken_near"]) == (record.taken_in, record.taken_near)
     cli_out = tmp_path / "cli.parquet"
     run("inventory", "--db", str(db), "--format", "parquet", "--output", str(cli_out))
     assert pq.read_table(cli_out).num_rows == len(expected)

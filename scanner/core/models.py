@@ -266,6 +266,8 @@ class InventoryRecord(_Frozen):
     height: int | None = None  # pixels
     exif: ExifRecord | None = None  # the metadata that matters for an audit
     personal_data: list[str] = Field(default_factory=list)  # gps, serial, owner, timestamp: what the metadata holds
+    taken_in: str | None = None  # where it was taken: the territory of its GPS position (HK, MO, CN, ...); none at sea
+    taken_near: str | None = None  # the nearest populated place (GeoNames), preferring one in that territory
     # fingerprinted | listed (not read: no read was needed) | skipped | failed | unreadable | gone
     status: str
     reason: str | None = None  # why it was skipped, when it was

@@ -1,9 +1,11 @@
-"""Personal-data exposure by jurisdiction, for the human-facing reports.
+"""Personal-data exposure by jurisdiction (where copies are stored), for the human-facing reports.
 
 The inventory holds exact GPS positions (it is the audit record); anything people read shows positions
 rounded to `GPS_DECIMALS` decimal places, about 1 km (0.01 degree of latitude is 1.1 km), so that a report
 passed around does not pinpoint a home. Rounding happens here, while the records stream by, so the exact
-values never reach a renderer.
+values never reach a renderer. Each place keeps where it was taken (`InventoryRecord.taken_in`, resolved
+from the exact position) beside the jurisdiction it is stored in, so a ~1 km cell astride a boundary
+counts once per side.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ class JurisdictionExposure:
     objects: int = 0
     with_personal_data: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
-    # (lat, lon) rounded to GPS_DECIMALS -> objects at that position
-    places: Counter[tuple[float, float]] = field(default_factory=Counter)
+    # (lat, lon) rounded to GPS_DECIMALS, territory taken in, nearest place -> objects at that position
+    places: Counter[tuple[float, float, str | None, str | None]] = field(default_factory=Counter)
 
 
 @dataclass
@@ -56,5 +58,6 @@ def exposure(records: Iterable[InventoryRecord]) -> Exposure:
             entry.kinds.update(record.personal_data)
         gps = record.exif.gps if record.exif else None
         if gps is not None:
-            entry.places[(round(gps.lat, GPS_DECIMALS), round(gps.lon, GPS_DECIMALS))] += 1
+            entry.places[(round(gps.lat, GPS_DECIMALS), round(gps.lon, GPS_DECIMALS), record.taken_in,
+                          record.taken_near)] += 1
     return result

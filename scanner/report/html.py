@@ -338,28 +338,36 @@ def _bucket_table(report: Report) -> str:
 
 
 def _places_figure(exposure: Exposure) -> str:
+    """Where photos were taken (the territory their position lies in, and the nearest place) beside the
+    jurisdiction their copy is stored in."""
     places = Counter(
         {
-            (name, lat, lon): n
+            (name, *place): n
             for name, j in exposure.jurisdictions.items()
-            for (lat, lon), n in j.places.items()
+            for place, n in j.places.items()
         }
     )
     rows = [
         "<tr>"
+        + _td(taken_in or "-")
+        + _td(taken_near or "-")
         + _td(name)
         + _num(lat, f"{lat:.{GPS_DECIMALS}f}")
         + _num(lon, f"{lon:.{GPS_DECIMALS}f}")
         + _num(n, f"{n:,}")
         + "</tr>"
-        for (name, lat, lon), n in places.most_common(TOP_ROWS)
+        for (name, lat, lon, taken_in, taken_near), n in places.most_common(TOP_ROWS)
     ]
     note = (
+        "Taken in: the territory the GPS position lies in (- at sea or where the position is not usable), "
+        "with the nearest populated place; stored in: the jurisdiction of the copy's region. "
         f"Positions rounded to {GPS_DECIMALS} decimals (about 1 km); the inventory holds the exact values. "
-        f"Top {min(len(places), TOP_ROWS)} of {len(places)} places."
+        f"Top {min(len(places), TOP_ROWS)} of {len(places)} places. "
+        "Places from GeoNames (CC BY 4.0); territories from time-zone boundaries built from OpenStreetMap "
+        "data (\u00a9 OpenStreetMap contributors, ODbL)."
     )
     table = _bare_table(
-        ["Jurisdiction", "Latitude", "Longitude", "Objects"], rows, "places", numeric=(1, 2, 3)
+        ["Taken in", "Near", "Stored in", "Latitude", "Longitude", "Objects"], rows, "places", numeric=(3, 4, 5)
     )
     return _figure("Where GPS-tagged images were taken", table, note)
 

@@ -38,6 +38,8 @@ CSV_COLUMNS = [
     "height",
     "gps_lat",
     "gps_lon",
+    "taken_in",
+    "taken_near",
     "serials",
     "make",
     "model",

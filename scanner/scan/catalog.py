@@ -60,6 +60,7 @@ from tierscan.scanner.core.models import (
     Tier,
     Trust,
 )
+from tierscan.scanner.core.places import located
 from tierscan.scanner.fingerprint.layout import MAGIC
 
 if TYPE_CHECKING:
@@ -954,10 +955,10 @@ class Catalog:
         return [Finding.model_validate_json(r[0]) for r in self.db.execute("SELECT data FROM findings ORDER BY id")]
 
     def records(self, include_gone: bool = False) -> Iterator[InventoryRecord]:
-        """Every object as an inventory record, streamed in URI order."""
+        """Every object as an inventory record (placed: `located`), streamed in URI order."""
         where = "" if include_gone else "WHERE status<>'gone'"
-        for exif_text, *values in self._tuples(f"SELECT exif, {_RECORD_COLUMNS} FROM objects {where} ORDER BY uri"):
-            yield _record(exif_text, values)
+        rows = self._tuples(f"SELECT exif, {_RECORD_COLUMNS} FROM objects {where} ORDER BY uri")
+        yield from located(_record(exif_text, values) for exif_text, *values in rows)
 
     def _script(self, script: str) -> None:
         """Statements one by one: `executescript` would commit the transaction that is open."""
@@ -1096,8 +1097,7 @@ class Catalog:
         column of its own holds for every object), as inventory records in URI order."""
         where, params = _where(condition)
         sql = f"SELECT exif, {_RECORD_COLUMNS} FROM objects WHERE status<>'gone' AND {where} ORDER BY uri"
-        for exif_text, *values in self._tuples(sql, params):
-            yield _record(exif_text, values)
+        yield from located(_record(exif_text, values) for exif_text, *values in self._tuples(sql, params))
 
     def personal_records(self) -> Iterator[InventoryRecord]:
         """The objects not gone whose metadata holds personal data, as inventory records in URI order."""
@@ -1105,11 +1105,11 @@ class Catalog:
 
     def records_of(self, uris: Iterable[str]) -> dict[str, InventoryRecord]:
         """The inventory records of these objects (gone ones included), by URI."""
-        found = {}
+        found = []
         for uri in uris:
             for exif_text, *values in self._tuples(f"SELECT exif, {_RECORD_COLUMNS} FROM objects WHERE uri=?", (uri,)):
-                found[uri] = _record(exif_text, values)
-        return found
+                found.append(_record(exif_text, values))
+        return {record.uri: record for record in located(found)}
 
     def tally_records(self) -> Iterator[tuple[Holding, bool]]:
         """Every object not gone, in URI order, as what the savings tally reads of it, with whether it is a
@@ -1223,6 +1223,8 @@ def _where(condition: Condition) -> tuple[str, list[object]]:
             marks = ", ".join("?" * len(values))
             sql = f'("{key}" IS NULL OR "{key}" NOT IN ({marks}))' if negated else f'"{key}" IN ({marks})'
             return sql, [*sorted(values)]
+        case OneOf(key="taken_in" | "taken_near", negated=False):
+            return _personal(["gps"]), []  # where a photo was taken comes from its GPS position
         case Between(key=key, low=low, high=high) if key in _INTEGER_KEYS:
             bounds = [(f'"{key}" >= ?', low), (f'"{key}" <= ?', high)]
             kept = [(sql, value) for sql, value in bounds if value is not None]
