@@ -35,6 +35,7 @@ from tierscan.scanner.report.build import (
 )
 from tierscan.scanner.report.charts import Bar, Series, Step, bar_chart, grouped_bar_chart, waterfall_chart
 from tierscan.scanner.report.exposure import GPS_DECIMALS, KINDS, Exposure
+from tierscan.scanner.report.html_groups import GROUPS_CSS, GROUPS_SCRIPT, Pictures, picture_sections
 
 __all__ = ["HEADLINE", "WATERFALL_MONTHS", "write_html"]
 
@@ -109,17 +110,18 @@ window.addEventListener("error", function (e) { document.body.dataset.error = St
 """
 
 
-def write_html(stream: ReportStream, exposure: Exposure, fh: IO[str]) -> None:
+def write_html(stream: ReportStream, exposure: Exposure, fh: IO[str], pictures: Pictures | None = None) -> None:
     """The whole page, written to `fh` part by part. `exposure` comes from the inventory records (see
-    `tierscan.scanner.report.exposure.exposure`)."""
+    `tierscan.scanner.report.exposure.exposure`); `pictures`, the catalog's thumbnails and records for the
+    groups' pictures (`tierscan.scanner.report.html_groups`; None: no picture sections)."""
     separator = ""
-    for part in _parts(stream, exposure):
+    for part in _parts(stream, exposure, pictures):
         if part:
             fh.write(separator + part)
             separator = "\n"
 
 
-def _parts(stream: ReportStream, exposure: Exposure) -> Iterator[str]:
+def _parts(stream: ReportStream, exposure: Exposure, pictures: Pictures | None) -> Iterator[str]:
     """The page's parts in order (an empty one is left out), each made when it is reached."""
     report = stream.head
     caveat = price_caveat(report)
@@ -128,7 +130,7 @@ def _parts(stream: ReportStream, exposure: Exposure) -> Iterator[str]:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>tierscan report</title>",
-        f"<style>{_CSS}</style></head><body><main>",
+        f"<style>{_CSS}{GROUPS_CSS if pictures else ''}</style></head><body><main>",
         "<h1>tierscan report</h1>",
         f'<div class="muted">Generated {escape(report.generated_at.strftime("%Y-%m-%d %H:%M %Z").strip())}; '
         f"{len(report.buckets):,} buckets; schema version {report.schema_version}. Savings count exact "
@@ -163,11 +165,16 @@ def _parts(stream: ReportStream, exposure: Exposure) -> Iterator[str]:
         _places_figure(exposure),
         "</div>",
     ]
-    yield _groups_table(stream.groups())
+    yield _groups_table(stream.groups(), pictures is not None)
+    if pictures is not None:
+        yield from picture_sections(stream.groups, pictures, report.generated_at.isoformat())
     yield _findings_table(stream.findings_by)
     yield _skipped_table(stream.skip_reasons)
     yield _prices_list(report)
-    yield f"</main><script>{_SCRIPT}</script></body></html>"
+    yield f"</main><script>{_SCRIPT}</script>"
+    if pictures is not None:
+        yield f"<script>{GROUPS_SCRIPT}</script>"
+    yield "</body></html>"
 
 
 def _cards(report: Report) -> str:
@@ -346,7 +353,7 @@ def _places_figure(exposure: Exposure) -> str:
     return _figure("Where GPS-tagged images were taken", table, note)
 
 
-def _groups_table(groups: Iterable[Group]) -> str:
+def _groups_table(groups: Iterable[Group], pictured: bool = False) -> str:
     """The `TOP_ROWS` exact groups with the most redundant bytes, of all exact groups (read once)."""
     exact = 0
 
@@ -369,7 +376,8 @@ def _groups_table(groups: Iterable[Group]) -> str:
         + "</tr>"
         for g in top
     ]
-    note = f"Top {len(rows)} of {exact} exact groups by redundant bytes; near groups are in the JSON."
+    where = "pictured below" if pictured else "in the JSON"
+    note = f"Top {len(rows)} of {exact} exact groups by redundant bytes; near groups are {where}."
     return _table(
         "Exact duplicate groups",
         ["Group", "Copies", "Redundant", "Master", "Spans", "Personal data"],

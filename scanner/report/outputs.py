@@ -81,8 +81,10 @@ def _text_output(output: Path | None) -> Iterator[IO[str]]:
 
 
 def emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "buckets",
-         exposure: Exposure | None = None) -> None:
-    """`report` as `fmt` (table, html, json or csv: `csv_table`'s rows) to `output`, else standard output."""
+         exposure: Exposure | None = None, catalog: Catalog | None = None) -> None:
+    """`report` as `fmt` (table, html, json or csv: `csv_table`'s rows) to `output`, else standard output.
+    HTML with the `catalog`: with the groups' pictures, their thumbnails in a folder beside `output`
+    (inline on standard output)."""
     if fmt == "table":
         if output:
             with atomic_write(output) as fh:
@@ -92,9 +94,11 @@ def emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "
         return
     if fmt == "html":
         from tierscan.scanner.report.html import write_html
+        from tierscan.scanner.report.html_groups import Pictures
 
+        pictures = None if catalog is None else Pictures.beside(catalog, output) if output else Pictures(catalog)
         with _text_output(output) as fh:
-            write_html(report, exposure or Exposure(), fh)
+            write_html(report, exposure or Exposure(), fh, pictures)
             if output is None:
                 fh.write("\n")
         return
@@ -138,7 +142,8 @@ def publish(results: str, config: Config, catalog: Catalog, report: ReportStream
     with tempfile.TemporaryDirectory(prefix="tierscan-run-") as tmp:
         out = Path(tmp)
         write_output_dir(out, config, catalog, report)
-        emit(report, "html", out / "report.html", exposure=personal_data_exposure(catalog.records()))
+        emit(report, "html", out / "report.html", exposure=personal_data_exposure(catalog.records()),
+             catalog=catalog)
         emit(report, "table", out / "report.txt")
         with atomic_write(out / "inventory.jsonl") as fh:
             write_jsonl(catalog.records(), fh)
