@@ -497,9 +497,10 @@ def report(config_path: str | None, db: Path | None, fail_on: str | None, fmt: s
            output: Path | None, output_dir: Path | None) -> None:
     """Print the report of the last scan: per-bucket savings, duplicate groups, findings, skipped objects.
 
-    `--format csv` writes one table (`--csv-table`); `--format html` writes one self-contained page with
-    charts that works offline (GPS rounded to about 1 km), best with `--output report.html`. Prices are the
-    ones the scan stored in the catalog, unless --config is given.
+    `--format csv` writes one table (`--csv-table`); `--format html` writes one page with charts and the
+    groups' pictures that works offline (GPS rounded to about 1 km), best with `--output report.html`
+    (thumbnails go to report_files/ beside it; inline on standard output). Prices are the ones the scan
+    stored in the catalog, unless --config is given.
     """
     from tierscan.scanner.report import outputs
     from tierscan.scanner.scan.settings import PRICED

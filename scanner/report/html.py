@@ -1,5 +1,7 @@
-"""The report as one self-contained HTML page: inline CSS, inline SVG charts, a few lines of inline script,
-no external resource of any kind, so it can be mailed to a budget holder and opened offline.
+"""The report as one HTML page: inline CSS, inline SVG charts, a few lines of inline script, nothing
+fetched from elsewhere, so it opens offline. The groups' thumbnails (`tierscan.scanner.report.html_groups`)
+are files in a folder beside the page (inline when the page goes to standard output): the page and that
+folder travel together.
 
 The charts are drawn here (see `tierscan.scanner.report.charts`), so the page reads fully without script; the script
 only makes tables sortable and marks the page rendered (`<body data-ok="1">`, or `data-error` with the
@@ -167,7 +169,8 @@ def _parts(stream: ReportStream, exposure: Exposure, pictures: Pictures | None) 
     ]
     yield _groups_table(stream.groups(), pictures is not None)
     if pictures is not None:
-        yield from picture_sections(stream.groups, pictures, report.generated_at.isoformat())
+        yield from picture_sections(stream.groups, pictures,
+                                        report.generated_at.isoformat().replace("+00:00", "Z"))
     yield _findings_table(stream.findings_by)
     yield _skipped_table(stream.skip_reasons)
     yield _prices_list(report)

@@ -5,10 +5,11 @@ near members "not a duplicate" and downloads the decisions as a file (`tierscan.
 that `tierscan near ignore --decisions` and `tierscan apply --decisions` read back; the page needs no
 server (a Blob download works from file://).
 
-Scale: the groups are written into the page once, each a few hundred bytes, and shown `PAGE` at a time
-with a filter box; images load lazily. Thumbnails are files in a folder beside the page (`<name>_files/`,
-one file per distinct picture) when the page is written to a file, and inline data URIs when it goes to
-standard output, so a page of thousands of groups stays a few MB and opens at once.
+Scale: each gallery's groups go into the page as JSON (about a kilobyte a group), from which the page's
+script builds `PAGE` groups at a time, with a filter box over every field, so the page holds a few hundred
+elements however many groups there are; images load lazily. Thumbnails are files in a folder beside the
+page (`<name>_files/`, one file per distinct picture) when the page is written to a file, and inline data
+URIs when it goes to standard output.
 
 What "how it differs" can say comes from what the catalog keeps of each file (format, dimensions, size,
 metadata): re-encoded, resized, cropped or reshaped, rotated, metadata removed. The verifier's evidence
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from html import escape
@@ -28,14 +30,12 @@ from urllib.parse import quote
 from tierscan.scanner.core.decisions import DECISIONS_FORMAT
 from tierscan.scanner.core.models import Group, InventoryRecord
 from tierscan.scanner.core.units import human_bytes
-from tierscan.scanner.report.build import short_uri
 from tierscan.scanner.scan.catalog import Catalog
 
 __all__ = ["GROUPS_CSS", "GROUPS_SCRIPT", "PAGE", "Pictures", "how_it_differs", "picture_sections"]
 
 PAGE = 50  # groups shown at a time
 _SAME_ASPECT = 0.02  # relative aspect-ratio difference under which a size change is a resize
-_BADGE_COLOURS = {"gps": "#c92a2a", "serial": "#5f3dc4", "owner": "#2f9e44", "timestamp": "#1c7ed6"}
 
 
 class Pictures:
@@ -97,8 +97,9 @@ def how_it_differs(centre: InventoryRecord | None, member: InventoryRecord | Non
 
 def picture_sections(groups: Callable[[], Iterable[Group]], pictures: Pictures, report_time: str
                      ) -> Iterator[str]:
-    """The near-duplicate section, then the exact groups' pictures, then the decisions bar: each group
-    made as it is reached (`groups` is read once per section)."""
+    """The near-duplicate section, then the exact groups' pictures, then the decisions bar. Each gallery's
+    groups go into the page as JSON (`_group_data`, one group at a time, as `groups` streams them: it is
+    read once per gallery), which the page's script shows a page at a time."""
     yield ('<h2 id="near">Near-duplicate groups to review</h2>'
            '<p class="caveat">Each thumbnail is a small copy of the image it shows, personal images included; '
            "keep this report as carefully as the images. A scan makes none with "
@@ -121,91 +122,70 @@ def _gallery(kind: str, groups: Iterable[Group], pictures: Pictures) -> Iterator
     yield (f'<div class="pager" data-for="{kind}-groups"><input type="search" placeholder="Filter by file, bucket, '
            'region, jurisdiction or personal-data kind" aria-label="Filter groups"> <button type="button" '
            'data-step="-1">&lsaquo; Previous</button> <span class="at"></span> <button type="button" '
-           f'data-step="1">Next &rsaquo;</button></div><div id="{kind}-groups" class="gallery" data-page="{PAGE}">')
-    count = 0
+           f'data-step="1">Next &rsaquo;</button></div><div id="{kind}-groups" class="gallery" data-page="{PAGE}">'
+           '<noscript><p class="caveat">The pictures are shown by the page\'s script: allow it to see them.</p>'
+           f'</noscript></div><script type="application/json" id="{kind}-groups-data">[')
+    separator = ""
     for group in groups:
-        count += 1
-        yield _near_group(group, pictures) if kind == "near" else _exact_group(group, pictures)
-    if not count:
-        yield f'<p class="muted">No {kind} duplicate groups.</p>'
-    yield "</div>"
+        yield separator + _script_safe(json.dumps(_group_data(group, pictures), ensure_ascii=False,
+                                                  separators=(",", ":")))
+        separator = ","
+    yield "]</script>"
 
 
-def _near_group(group: Group, pictures: Pictures) -> str:
-    uris = [m.uri for m in group.members]
-    records = pictures.catalog.records_of([*uris, *(c for copies in group.copies.values() for c in copies)])
+def _script_safe(text: str) -> str:
+    """JSON that cannot end its <script> element or open a comment there."""
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _group_data(group: Group, pictures: Pictures) -> dict[str, object]:
+    """What the page shows of a group: id, kind, centre, a summary line, and its pictures (`_picture`);
+    a near group's pictures are its members, an exact group's one picture is its master's, with every
+    other copy listed under it."""
+    copies = group.copies if group.kind == "near" else {
+        group.master: [m.uri for m in group.members if m.uri != group.master]}
+    shown = [m for m in group.members if group.kind == "near" or m.uri == group.master]
+    records = pictures.catalog.records_of(
+        [*(m.uri for m in shown), *(c for uris in copies.values() for c in uris)])
     centre = records.get(group.master)
-    cards = []
-    for member in group.members:
-        record = records.get(member.uri)
-        copies = group.copies.get(member.uri, [])
-        is_centre = member.uri == group.master
-        role = "centre" if is_centre else f"pHash distance {member.distance}"
-        how = [] if is_centre else how_it_differs(centre, record)
-        cards.append(_card(member.uri, record, pictures.src([member.uri, *copies]), role, how,
-                           [(c, records.get(c)) for c in copies], not_duplicate=not is_centre))
-    return _section(group, "".join(cards), records.values())
-
-
-def _exact_group(group: Group, pictures: Pictures) -> str:
-    uris = [m.uri for m in group.members]
-    records = pictures.catalog.records_of(uris)
-    master = records.get(group.master)
-    others = [(m.uri, records.get(m.uri)) for m in group.members if m.uri != group.master]
-    card = _card(group.master, master, pictures.src(uris), "master (kept)", [], others, not_duplicate=False,
-                 open_copies=True)
-    return _section(group, card, records.values())
-
-
-def _section(group: Group, cards: str, records: Iterable[InventoryRecord | None]) -> str:
     files = len(group.members) + sum(len(c) for c in group.copies.values())
     spans = [name for name, on in (("tiers", group.spans_tiers), ("regions", group.spans_regions),
                                    ("jurisdictions", group.spans_jurisdictions)) if on]
-    words = " ".join(sorted({w for r in records if r is not None
-                             for w in (r.uri, r.bucket, r.region, r.jurisdiction, r.tier.value, *r.personal_data)}))
     summary = (f"{len(group.members)} pictures, {files} files" if group.kind == "near"
                else f"{len(group.members)} byte-identical copies")
-    return (f'<section class="grp" id="{escape(group.id)}" data-group="{escape(group.id)}" '
-            f'data-kind="{group.kind}" data-centre="{escape(group.master)}" data-q="{escape(words.lower())}">'
-            f'<h3>{escape(group.id)} <span class="muted">{summary}'
-            f"{'; spans ' + ', '.join(spans) if spans else ''}"
-            f"{'; personal data' if group.has_personal_data else ''}</span>"
-            '<label class="rev"><input type="checkbox" data-d="reviewed"> reviewed</label></h3>'
-            f'<div class="row">{cards}</div></section>')
+    summary += (f"; spans {', '.join(spans)}" if spans else "") + ("; personal data" if group.has_personal_data else "")
+    pictures_data = []
+    for member in shown:
+        is_centre = member.uri == group.master
+        role = ("master (kept)" if group.kind == "exact" else "centre") if is_centre \
+            else f"pHash distance {member.distance}"
+        how = [] if is_centre else how_it_differs(centre, records.get(member.uri))
+        pictures_data.append(_picture(member.uri, records.get(member.uri), role, how,
+                                      pictures.src([member.uri, *copies.get(member.uri, [])]),
+                                      [(c, records.get(c)) for c in copies.get(member.uri, [])]))
+    return {"id": group.id, "kind": group.kind, "centre": group.master, "summary": summary, "pictures": pictures_data}
 
 
-def _card(uri: str, record: InventoryRecord | None, src: str | None, role: str, how: list[str],
-          copies: list[tuple[str, InventoryRecord | None]], *, not_duplicate: bool, open_copies: bool = False
-          ) -> str:
-    name = escape(short_uri(uri))
-    if src is not None:
-        picture = f'<img loading="lazy" decoding="async" src="{escape(src)}" alt="thumbnail of {name}">'
-    else:
-        picture = f'<div class="noimg">no thumbnail<small>{_no_thumbnail(record)}</small></div>'
-    lines = [f'<div class="role">{escape(role)}</div>', f'<div class="name" title="{escape(uri)}">{name}</div>']
+def _picture(uri: str, record: InventoryRecord | None, role: str, how: list[str], src: str | None,
+             copies: list[tuple[str, InventoryRecord | None]]) -> dict[str, object]:
+    """One picture: URI, role, where it is stored, size and dimensions, how it differs, personal-data kinds,
+    its image source (or why there is none), and its byte-identical copies with where they are."""
+    found: dict[str, object] = {"uri": uri, "role": role}
     if record is not None:
-        lines.append(f"<div>{_where(record)}</div>")
-        size = f"{record.width}\u00d7{record.height} {record.format or ''}" if record.width and record.height \
-            else (record.format or "")
-        lines.append(f"<div>{human_bytes(record.size)}{'; ' + escape(size.strip()) if size.strip() else ''}</div>")
+        found["where"] = _where(record)
+        shape = f"{record.width}\u00d7{record.height} " if record.width and record.height else ""
+        found["size"] = f"{human_bytes(record.size)}; {shape}{record.format or ''}".strip().rstrip(";")
         if record.personal_data:
-            lines.append('<div class="badges">' + "".join(
-                f'<span class="badge" style="background:{_BADGE_COLOURS.get(k, "#495057")}">{escape(k)}</span>'
-                for k in record.personal_data) + "</div>")
+            found["kinds"] = record.personal_data
     if how:
-        lines.append(f'<div class="how">{escape("; ".join(how))}</div>')
+        found["how"] = "; ".join(how)
+    if src is not None:
+        found["src"] = src
+    else:
+        found["none"] = _no_thumbnail(record)
     if copies:
-        items = "".join(f'<li data-uri="{escape(c)}"><span class="name" title="{escape(c)}">{escape(short_uri(c))}'
-                        f"</span>{' (' + _where(r) + ')' if r is not None else ''} "
-                        '<label><input type="checkbox" data-d="keep"> keep</label></li>' for c, r in copies)
-        label = f"{len(copies)} byte-identical cop{'y' if len(copies) == 1 else 'ies'}"
-        lines.append(f'<details class="copies"{" open" if open_copies else ""}><summary>{label}</summary>'
-                     f"<ul>{items}</ul></details>")
-    lines.append('<div class="decide"><label><input type="checkbox" data-d="keep"> keep</label>'
-                 + (' <label><input type="checkbox" data-d="not_duplicate"> not a duplicate</label>'
-                    if not_duplicate else "") + "</div>")
-    return (f'<figure class="pic" data-uri="{escape(uri)}"><div class="thumb">{picture}</div>'
-            f"<figcaption>{''.join(lines)}</figcaption></figure>")
+        found["copies"] = [[c, _where(r) if r is not None else ""] for c, r in copies]
+    return found
 
 
 def _no_thumbnail(record: InventoryRecord | None) -> str:
@@ -218,7 +198,7 @@ def _no_thumbnail(record: InventoryRecord | None) -> str:
 
 
 def _where(record: InventoryRecord) -> str:
-    return escape(f"{record.bucket} \u00b7 {record.tier.value} \u00b7 {record.region} \u00b7 {record.jurisdiction}")
+    return f"{record.bucket} \u00b7 {record.tier.value} \u00b7 {record.region} \u00b7 {record.jurisdiction}"
 
 
 GROUPS_CSS = """
@@ -230,52 +210,148 @@ GROUPS_CSS = """
 .pic{margin:0;width:190px;flex:0 0 190px;font-size:12px}.pic .thumb{height:160px;display:flex;align-items:center;
 justify-content:center;background:#f1f3f5;border-radius:4px}.pic img{max-width:160px;max-height:160px}
 .noimg{color:#868e96;text-align:center;padding:8px;border:1px dashed #adb5bd;border-radius:4px}
-.noimg small{display:block}.pic .role{font-weight:600}.pic .name{word-break:break-all}
-.pic .how{color:#5f3dc4}.badge{color:#fff;border-radius:3px;padding:0 4px;margin-right:3px;font-size:11px}
+.noimg small{display:block}.pic figcaption{font-weight:400;margin:4px 0 0}.pic .role{font-weight:600}
+.pic .name{word-break:break-all}.pic .how{color:#5f3dc4}
+.badge{color:#fff;border-radius:3px;padding:0 4px;margin-right:3px;font-size:11px;background:#495057}
+.b-gps{background:#c92a2a}.b-serial{background:#5f3dc4}.b-owner{background:#2f9e44}.b-timestamp{background:#1c7ed6}
 .copies ul{margin:2px 0;padding-left:16px}.copies li{word-break:break-all}
 .decisions{position:sticky;bottom:0;background:#fff3bf;padding:8px 12px;border-radius:6px;margin-top:16px;
 display:flex;gap:12px;align-items:center}
 """
 
-# Pages the galleries, filters them, shows a placeholder for a picture that did not load, and collects the
-# reviewer's marks into the decisions file (`window.tierscanDecisions` gives it; the button downloads it).
-# `#all` in the address shows every group with its pictures loaded at once (for printing or checking).
+# Shows each gallery's groups (the JSON beside it) a page at a time, with a filter over every field; builds
+# every element with textContent, never markup, so a hostile key stays text. Pictures that fail to load
+# show a placeholder. The reviewer's marks live in `state` (they survive paging and filtering) and become
+# the decisions file (`window.tierscanDecisions` gives it; the button downloads it). `#all` in the address
+# shows every group with its pictures loaded at once (for printing or checking); `data-pictures-ms` on the
+# body says when the galleries were drawn (ms after navigation began).
 GROUPS_SCRIPT = """
 (function () {
-  var all = location.hash === "#all";
-  function broken(img) {
-    var box = document.createElement("div");
-    box.className = "noimg";
-    box.textContent = "picture not found";
-    var small = document.createElement("small");
-    small.textContent = "the thumbnails folder is missing beside this page";
-    box.appendChild(small);
-    img.replaceWith(box);
+  var all = location.hash === "#all", bar = document.getElementById("decisions"), state = {}, byId = {};
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined) { e.textContent = text; }
+    return e;
   }
-  document.querySelectorAll(".gallery img").forEach(function (img) {
-    if (all) { img.loading = "eager"; }
-    if (img.complete && img.naturalWidth === 0) { broken(img); return; }
-    img.addEventListener("load", function () { img.dataset.width = String(img.naturalWidth); });
-    img.addEventListener("error", function () { broken(img); });
-    if (img.complete) { img.dataset.width = String(img.naturalWidth); }
-  });
+  function noimg(text, detail) {
+    var box = el("div", "noimg", text);
+    box.appendChild(el("small", "", detail));
+    return box;
+  }
+  function marks(id) {
+    return state[id] || (state[id] = {reviewed: false, keep: {}, not_duplicate: {}});
+  }
+  function mark(group, section, what, uri, words) {
+    var box = el("input"), label = el("label"), s = state[group.id];
+    box.type = "checkbox";
+    box.dataset.d = what;
+    box.checked = !!s && (what === "reviewed" ? s.reviewed : !!s[what][uri]);
+    box.addEventListener("change", function () {
+      var m = marks(group.id);
+      if (what === "reviewed") {
+        m.reviewed = box.checked;
+      } else if (box.checked) {
+        m[what][uri] = true;
+        m.reviewed = true;
+        section.querySelector("h3 input").checked = true;
+      } else {
+        delete m[what][uri];
+      }
+      section.classList.toggle("done", m.reviewed);
+      counted();
+    });
+    label.appendChild(box);
+    label.appendChild(document.createTextNode(" " + words));
+    return label;
+  }
+  function picture(group, p, section) {
+    var fig = el("figure", "pic"), thumb = el("div", "thumb"), cap = el("figcaption");
+    fig.dataset.uri = p.uri;
+    if (p.src) {
+      var img = el("img");
+      img.alt = "thumbnail";
+      img.loading = all ? "eager" : "lazy";
+      img.addEventListener("load", function () { img.dataset.width = String(img.naturalWidth); });
+      img.addEventListener("error", function () {
+        img.replaceWith(noimg("picture not found", "the thumbnails folder is missing beside this page"));
+      });
+      img.src = p.src;
+      thumb.appendChild(img);
+    } else {
+      thumb.appendChild(noimg("no thumbnail", p.none));
+    }
+    fig.appendChild(thumb);
+    cap.appendChild(el("div", "role", p.role));
+    cap.appendChild(el("div", "name", p.uri));
+    if (p.where) { cap.appendChild(el("div", "", p.where)); }
+    if (p.size) { cap.appendChild(el("div", "", p.size)); }
+    if (p.kinds) {
+      var badges = el("div", "badges");
+      p.kinds.forEach(function (k) { badges.appendChild(el("span", "badge b-" + k, k)); });
+      cap.appendChild(badges);
+    }
+    if (p.how) { cap.appendChild(el("div", "how", p.how)); }
+    if (p.copies) {
+      var details = el("details", "copies"), list = el("ul"), n = p.copies.length;
+      details.open = group.kind === "exact";
+      details.appendChild(el("summary", "", n + " byte-identical cop" + (n === 1 ? "y" : "ies")));
+      p.copies.forEach(function (c) {
+        var item = el("li");
+        item.dataset.uri = c[0];
+        item.appendChild(el("span", "name", c[0]));
+        item.appendChild(document.createTextNode(c[1] ? " (" + c[1] + ") " : " "));
+        item.appendChild(mark(group, section, "keep", c[0], "keep"));
+        list.appendChild(item);
+      });
+      details.appendChild(list);
+      cap.appendChild(details);
+    }
+    var decide = el("div", "decide");
+    decide.appendChild(mark(group, section, "keep", p.uri, "keep"));
+    if (group.kind === "near" && p.uri !== group.centre) {
+      decide.appendChild(document.createTextNode(" "));
+      decide.appendChild(mark(group, section, "not_duplicate", p.uri, "not a duplicate"));
+    }
+    cap.appendChild(decide);
+    fig.appendChild(cap);
+    return fig;
+  }
+  function render(group) {
+    var section = el("section", "grp"), head = el("h3", "", group.id + " "), row = el("div", "row");
+    section.id = group.id;
+    section.dataset.group = group.id;
+    head.appendChild(el("span", "muted", group.summary));
+    var reviewed = mark(group, section, "reviewed", null, "reviewed");
+    reviewed.className = "rev";
+    head.appendChild(reviewed);
+    section.appendChild(head);
+    group.pictures.forEach(function (p) { row.appendChild(picture(group, p, section)); });
+    section.appendChild(row);
+    section.classList.toggle("done", !!state[group.id] && state[group.id].reviewed);
+    return section;
+  }
   document.querySelectorAll(".pager").forEach(function (pager) {
-    var gallery = document.getElementById(pager.dataset.for), size = all ? 1e9 : +gallery.dataset.page;
-    var groups = Array.prototype.slice.call(gallery.querySelectorAll(".grp")), page = 0, shown = groups;
+    var gallery = document.getElementById(pager.dataset.for);
+    var groups = JSON.parse(document.getElementById(pager.dataset.for + "-data").textContent);
+    var size = all ? Math.max(1, groups.length) : +gallery.dataset.page, page = 0, shown = groups, texts = null;
     var input = pager.querySelector("input"), at = pager.querySelector(".at");
+    groups.forEach(function (g) { byId[g.id] = g; });
     function draw() {
       var pages = Math.max(1, Math.ceil(shown.length / size));
       page = Math.min(Math.max(page, 0), pages - 1);
-      groups.forEach(function (g) { g.hidden = true; });
-      shown.slice(page * size, (page + 1) * size).forEach(function (g) { g.hidden = false; });
-      var last = Math.min(shown.length, (page + 1) * size), filtered = shown.length < groups.length;
-      at.textContent = shown.length ? "groups " + (page * size + 1) + "-" + last + " of " + shown.length +
-        (filtered ? " (filtered from " + groups.length + ")" : "") : "no group";
+      var first = page * size, last = Math.min(shown.length, first + size);
+      gallery.textContent = "";
+      shown.slice(first, last).forEach(function (g) { gallery.appendChild(render(g)); });
+      if (!groups.length) { gallery.appendChild(el("p", "muted", "No groups.")); }
+      at.textContent = shown.length ? "groups " + (first + 1) + "-" + last + " of " + shown.length +
+        (shown.length < groups.length ? " (filtered from " + groups.length + ")" : "") : "no group";
     }
     input.addEventListener("input", function () {
       var words = input.value.toLowerCase().split(/\\s+/).filter(Boolean);
-      shown = groups.filter(function (g) {
-        return words.every(function (w) { return g.dataset.q.indexOf(w) >= 0 || g.id.indexOf(w) === 0; });
+      texts = texts || groups.map(function (g) { return JSON.stringify(g).toLowerCase(); });
+      shown = groups.filter(function (g, i) {
+        return words.every(function (w) { return texts[i].indexOf(w) >= 0; });
       });
       page = 0;
       draw();
@@ -286,36 +362,25 @@ GROUPS_SCRIPT = """
     draw();
   });
   function decisions() {
-    var bar = document.getElementById("decisions"), out = [];
-    document.querySelectorAll(".grp").forEach(function (g) {
-      var keep = [], apart = [], reviewed = g.querySelector("input[data-d=reviewed]").checked;
-      g.querySelectorAll("input[data-d=keep]:checked").forEach(function (box) {
-        keep.push(box.closest("[data-uri]").dataset.uri);
-      });
-      g.querySelectorAll("input[data-d=not_duplicate]:checked").forEach(function (box) {
-        apart.push(box.closest("[data-uri]").dataset.uri);
-      });
-      if (reviewed || keep.length || apart.length) {
-        out.push({id: g.dataset.group, kind: g.dataset.kind, centre: g.dataset.centre, keep: keep,
-                  not_duplicate: apart});
+    var out = [];
+    Object.keys(state).forEach(function (id) {
+      var m = state[id], keep = Object.keys(m.keep), apart = Object.keys(m.not_duplicate);
+      if (m.reviewed || keep.length || apart.length) {
+        out.push({id: id, kind: byId[id].kind, centre: byId[id].centre, keep: keep, not_duplicate: apart});
       }
     });
     return {format: bar.dataset.format, version: 1, report: bar.dataset.report, groups: out};
   }
-  window.tierscanDecisions = decisions;
-  document.addEventListener("change", function (e) {
-    var box = e.target, g = box.closest && box.closest(".grp");
-    if (!g || !box.dataset.d) { return; }
-    if (box.dataset.d !== "reviewed" && box.checked) { g.querySelector("input[data-d=reviewed]").checked = true; }
-    g.classList.toggle("done", g.querySelector("input[data-d=reviewed]").checked);
+  function counted() {
     var doc = decisions(), files = 0;
     doc.groups.forEach(function (d) { files += d.keep.length + d.not_duplicate.length; });
     document.getElementById("decided").textContent = doc.groups.length + " group(s) reviewed, " + files +
       " file(s) marked.";
-  });
+  }
+  window.tierscanDecisions = decisions;
   document.getElementById("download-decisions").addEventListener("click", function () {
     var blob = new Blob([JSON.stringify(decisions(), null, 2) + "\\n"], {type: "application/json"});
-    var link = document.createElement("a");
+    var link = el("a");
     link.href = URL.createObjectURL(blob);
     link.download = "tierscan-decisions.json";
     document.body.appendChild(link);
@@ -323,5 +388,6 @@ GROUPS_SCRIPT = """
     link.remove();
     setTimeout(function () { URL.revokeObjectURL(link.href); }, 1000);
   });
+  document.body.dataset.picturesMs = String(Math.round(performance.now()));
 })();
 """

@@ -1199,9 +1199,10 @@ class Catalog:
     # of the bytes they show: a thumbnail counts only while its object keeps that identity, and a scan
     # deletes those of objects changed or gone (`prune_thumbnails`).
     def record_thumbnails(self, rows: Iterable[tuple[str, bytes]]) -> None:
-        """Store (URI, WebP) thumbnails of objects just read, replacing any earlier one."""
-        self.db.executemany("INSERT OR REPLACE INTO thumbnails SELECT uri, identity, ? FROM objects WHERE uri=?",
-                            [(data, uri) for uri, data in rows])
+        """Store (URI, WebP) thumbnails of objects just read, replacing any earlier one (one transaction)."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO thumbnails SELECT uri, identity, ? FROM objects "
+                                "WHERE uri=?", [(data, uri) for uri, data in rows])
 
     def thumbnail(self, uris: Iterable[str]) -> bytes | None:
         """The thumbnail of the first of `uris` that has a current one (byte-identical copies show the same

@@ -217,10 +217,9 @@ class _Results:
     def record(self, items: Iterable[WorkItem], r: Fingerprint, *, planned: bool = True) -> None:
         """`planned`: the items were planned reads (or their copies), which progress counts. A thumbnail
         goes with the object read (the first item) only: its copies are found through their exact group."""
-        if r.thumb is not None:
-            for item in items:
-                self.thumbnails.append((item.ref.uri, r.thumb))
-                break
+        items = list(items)
+        if r.thumb is not None and items:
+            self.thumbnails.append((items[0].ref.uri, r.thumb))
         rows: dict[bool, tuple[tuple[str, ...], tuple[object, ...]]] = {}
         n = 0
         for item in items:
