@@ -30,6 +30,7 @@ from urllib.parse import quote
 from tierscan.scanner.core.decisions import DECISIONS_FORMAT
 from tierscan.scanner.core.models import Group, InventoryRecord
 from tierscan.scanner.core.units import human_bytes
+from tierscan.scanner.report.build import short_uri
 from tierscan.scanner.scan.catalog import Catalog
 
 __all__ = ["GROUPS_CSS", "GROUPS_SCRIPT", "PAGE", "Pictures", "how_it_differs", "picture_sections"]
@@ -168,9 +169,12 @@ def _group_data(group: Group, pictures: Pictures) -> dict[str, object]:
 
 def _picture(uri: str, record: InventoryRecord | None, role: str, how: list[str], src: str | None,
              copies: list[tuple[str, InventoryRecord | None]]) -> dict[str, object]:
-    """One picture: URI, role, where it is stored, size and dimensions, how it differs, personal-data kinds,
-    its image source (or why there is none), and its byte-identical copies with where they are."""
+    """One picture: URI (and the name shown, when shorter), role, where it is stored, size and dimensions,
+    how it differs, personal-data kinds, its image source (or why there is none), and its byte-identical
+    copies (URI, where, name shown)."""
     found: dict[str, object] = {"uri": uri, "role": role}
+    if (name := short_uri(uri)) != uri:  # a local file: its path below the working folder
+        found["name"] = name
     if record is not None:
         found["where"] = _where(record)
         shape = f"{record.width}\u00d7{record.height} " if record.width and record.height else ""
@@ -184,7 +188,7 @@ def _picture(uri: str, record: InventoryRecord | None, role: str, how: list[str]
     else:
         found["none"] = _no_thumbnail(record)
     if copies:
-        found["copies"] = [[c, _where(r) if r is not None else ""] for c, r in copies]
+        found["copies"] = [[c, _where(r) if r is not None else "", short_uri(c)] for c, r in copies]
     return found
 
 
@@ -215,6 +219,7 @@ justify-content:center;background:#f1f3f5;border-radius:4px}.pic img{max-width:1
 .badge{color:#fff;border-radius:3px;padding:0 4px;margin-right:3px;font-size:11px;background:#495057}
 .b-gps{background:#c92a2a}.b-serial{background:#5f3dc4}.b-owner{background:#2f9e44}.b-timestamp{background:#1c7ed6}
 .copies ul{margin:2px 0;padding-left:16px}.copies li{word-break:break-all}
+.grp[data-kind=exact] .pic{flex:1 1 auto;width:auto}.grp[data-kind=exact] .pic .thumb{width:190px}
 .decisions{position:sticky;bottom:0;background:#fff3bf;padding:8px 12px;border-radius:6px;margin-top:16px;
 display:flex;gap:12px;align-items:center}
 """
@@ -283,7 +288,9 @@ GROUPS_SCRIPT = """
     }
     fig.appendChild(thumb);
     cap.appendChild(el("div", "role", p.role));
-    cap.appendChild(el("div", "name", p.uri));
+    var name = el("div", "name", p.name || p.uri);
+    name.title = p.uri;
+    cap.appendChild(name);
     if (p.where) { cap.appendChild(el("div", "", p.where)); }
     if (p.size) { cap.appendChild(el("div", "", p.size)); }
     if (p.kinds) {
@@ -299,7 +306,9 @@ GROUPS_SCRIPT = """
       p.copies.forEach(function (c) {
         var item = el("li");
         item.dataset.uri = c[0];
-        item.appendChild(el("span", "name", c[0]));
+        var copy = el("span", "name", c[2]);
+        copy.title = c[0];
+        item.appendChild(copy);
         item.appendChild(document.createTextNode(c[1] ? " (" + c[1] + ") " : " "));
         item.appendChild(mark(group, section, "keep", c[0], "keep"));
         list.appendChild(item);
@@ -321,6 +330,7 @@ GROUPS_SCRIPT = """
     var section = el("section", "grp"), head = el("h3", "", group.id + " "), row = el("div", "row");
     section.id = group.id;
     section.dataset.group = group.id;
+    section.dataset.kind = group.kind;
     head.appendChild(el("span", "muted", group.summary));
     var reviewed = mark(group, section, "reviewed", null, "reviewed");
     reviewed.className = "rev";
