@@ -239,6 +239,24 @@ def test_how_a_member_differs_from_its_centre() -> None:
     assert how_it_differs(centre, None) == []
 
 
+def test_the_thumbnails_folder_is_replaced_and_someone_else_s_is_refused(
+        scanned: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    db, _ = scanned
+    page, folder = tmp_path / "report.html", tmp_path / "report_files"
+    run("report", "--db", str(db), "--format", "html", "--output", str(page))
+    made = {p.name for p in folder.glob("*.webp")}
+    stale = folder / ("0" * 32 + ".webp")
+    stale.write_bytes(b"old")
+    run("report", "--db", str(db), "--format", "html", "--output", str(page))
+    assert {p.name for p in folder.glob("*.webp")} == made  # an earlier report's thumbnail is gone
+    other = tmp_path / "photos.html"
+    (tmp_path / "photos_files").mkdir()
+    (tmp_path / "photos_files" / "mine.webp").write_bytes(b"a user's file")
+    _, err = run("report", "--db", str(db), "--format", "html", "--output", str(other), expect=2)
+    assert "is not a tierscan report's thumbnails folder" in err
+    assert (tmp_path / "photos_files" / "mine.webp").read_bytes() == b"a user's file"
+
+
 def test_html_on_standard_output_inlines_the_thumbnails(scanned: tuple[Path, dict[str, Any]]) -> None:
     db, report = scanned
     page = run("report", "--db", str(db), "--format", "html")[0]

@@ -22,12 +22,14 @@ import base64
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
 from tierscan.scanner.core.decisions import DECISIONS_FORMAT
+from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import Group, InventoryRecord
 from tierscan.scanner.core.units import human_bytes
 from tierscan.scanner.report.build import short_uri
@@ -36,6 +38,8 @@ from tierscan.scanner.scan.catalog import Catalog
 __all__ = ["GROUPS_CSS", "GROUPS_SCRIPT", "PAGE", "Pictures", "how_it_differs", "picture_sections"]
 
 PAGE = 50  # groups shown at a time
+_MARK = ".tierscan-thumbnails"  # marks a thumbnails folder as a report's
+_THUMB_NAME = re.compile(r"[0-9a-f]{32}\.webp")
 _SAME_ASPECT = 0.02  # relative aspect-ratio difference under which a size change is a resize
 
 
@@ -49,11 +53,20 @@ class Pictures:
 
     @classmethod
     def beside(cls, catalog: Catalog, page: Path) -> Pictures:
-        """Thumbnails in `<page name>_files/` beside `page`, emptied of earlier thumbnails first."""
+        """Thumbnails in `<page name>_files/` beside `page`, emptied of an earlier report's thumbnails first.
+        The folder is marked as the report's (`_MARK`): a folder of that name that holds other files and no
+        mark is someone else's, and is refused rather than written into."""
         folder = page.with_name(f"{page.stem}_files")
         folder.mkdir(exist_ok=True)
-        for old in folder.glob("*.webp"):
-            old.unlink()
+        mark = folder / _MARK
+        if not mark.exists():
+            if any(folder.iterdir()):
+                raise UsageError(f"{folder} exists and is not a tierscan report's thumbnails folder: "
+                                 "name another --output, or move that folder")
+            mark.write_text("Thumbnails of the tierscan report beside this folder; the next report replaces them.\n")
+        for old in folder.iterdir():
+            if _THUMB_NAME.fullmatch(old.name):
+                old.unlink()
         return cls(catalog, folder)
 
     def src(self, uris: Sequence[str]) -> str | None:
