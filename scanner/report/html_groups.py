@@ -22,8 +22,10 @@ import base64
 import hashlib
 import json
 import math
-import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
@@ -39,35 +41,46 @@ __all__ = ["GROUPS_CSS", "GROUPS_SCRIPT", "PAGE", "Pictures", "how_it_differs", 
 
 PAGE = 50  # groups shown at a time
 _MARK = ".tierscan-thumbnails"  # marks a thumbnails folder as a report's
-_THUMB_NAME = re.compile(r"[0-9a-f]{32}\.webp")
 _SAME_ASPECT = 0.02  # relative aspect-ratio difference under which a size change is a resize
 
 
 class Pictures:
     """Where the picture sections find thumbnails and records (the catalog), and where the thumbnails go:
-    files in `folder` (linked by its name, relative to the page), or inline when `folder` is None."""
+    files in `folder` (linked as `href`, its name beside the page), or inline when `folder` is None."""
 
-    def __init__(self, catalog: Catalog, folder: Path | None = None):
+    def __init__(self, catalog: Catalog, folder: Path | None = None, href: str | None = None):
         self.catalog = catalog
         self.folder = folder
+        self.href = href or (folder.name if folder is not None else "")  # the folder's name beside the page
 
     @classmethod
-    def beside(cls, catalog: Catalog, page: Path) -> Pictures:
-        """Thumbnails in `<page name>_files/` beside `page`, emptied of an earlier report's thumbnails first.
-        The folder is marked as the report's (`_MARK`): a folder of that name that holds other files and no
-        mark is someone else's, and is refused rather than written into."""
-        folder = page.with_name(f"{page.stem}_files")
-        folder.mkdir(exist_ok=True)
-        mark = folder / _MARK
-        if not mark.exists():
-            if any(folder.iterdir()):
-                raise UsageError(f"{folder} exists and is not a tierscan report's thumbnails folder: "
-                                 "name another --output, or move that folder")
-            mark.write_text("Thumbnails of the tierscan report beside this folder; the next report replaces them.\n")
-        for old in folder.iterdir():
-            if _THUMB_NAME.fullmatch(old.name):
-                old.unlink()
-        return cls(catalog, folder)
+    @contextmanager
+    def beside(cls, catalog: Catalog, page: Path) -> Iterator[Pictures]:
+        """Thumbnails for a page written to `page`, in `<page name>_files/` beside it. They are written to a
+        new folder that replaces the earlier one only when the body of the `with` (which writes the page)
+        succeeds; otherwise it is removed and the earlier folder stays. A folder of that name without the
+        report's mark (`_MARK`) that holds files is someone else's: refused, never written into or
+        replaced."""
+        final = page.with_name(f"{page.stem}_files")
+        if final.is_dir() and not (final / _MARK).exists() and any(final.iterdir()):
+            raise UsageError(f"{final} exists and is not a tierscan report's thumbnails folder: name another "
+                             "--output, or move that folder")
+        if final.exists() and not final.is_dir():
+            raise UsageError(f"{final} exists and is not a folder: name another --output, or move it")
+        fresh = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        try:
+            (fresh / _MARK).write_text("Thumbnails of the tierscan report beside this folder; the next report "
+                                       "replaces them.\n")
+            yield cls(catalog, fresh, final.name)
+        except BaseException:
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise
+        old = final.with_name(f"{fresh.name}.old")
+        if final.exists():
+            final.rename(old)
+        fresh.chmod(0o755)
+        fresh.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
 
     def src(self, uris: Sequence[str]) -> str | None:
         """The image source of the first of `uris` (an object, then its byte-identical copies) that has a
@@ -81,7 +94,7 @@ class Pictures:
         path = self.folder / name
         if not path.exists():
             path.write_bytes(data)
-        return f"{quote(self.folder.name)}/{name}"
+        return f"{quote(self.href)}/{name}"
 
 
 def how_it_differs(centre: InventoryRecord | None, member: InventoryRecord | None) -> list[str]:

@@ -7,7 +7,7 @@ import io
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal, cast
@@ -96,8 +96,8 @@ def emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "
         from tierscan.scanner.report.html import write_html
         from tierscan.scanner.report.html_groups import Pictures
 
-        pictures = None if catalog is None else Pictures.beside(catalog, output) if output else Pictures(catalog)
-        with _text_output(output) as fh:
+        with (nullcontext(None) if catalog is None else Pictures.beside(catalog, output) if output
+              else nullcontext(Pictures(catalog))) as pictures, _text_output(output) as fh:
             write_html(report, exposure or Exposure(), fh, pictures)
             if output is None:
                 fh.write("\n")
