@@ -158,6 +158,26 @@ def test_a_scan_keeps_thumbnails_and_the_switch_turns_them_off_and_deletes_them(
     assert thumbnails(config.parent / "np.db") == {}
 
 
+def test_a_rescan_replaces_the_thumbnail_of_a_changed_image_and_drops_that_of_a_gone_one(
+        estate: tuple[Path, Path]) -> None:
+    root, config = estate
+    db = config.parent / "t.db"
+    run("scan", "--config", str(config), "--db", str(db), "--format", "none", "--workers", "1")
+    before = thumbnails(db)
+    changed, gone = root / "hk-design-cool" / "ixus-web.jpg", root / "hk-design-cool" / "harbour-crop.jpg"
+    assert {changed.resolve().as_uri(), gone.resolve().as_uri()} <= set(before)
+    changed.write_bytes(jpeg(photo(300, 200)))
+    gone.unlink()
+    run("scan", "--config", str(config), "--db", str(db), "--format", "none", "--workers", "1")
+    after = thumbnails(db)
+    assert gone.resolve().as_uri() not in after
+    assert after[changed.resolve().as_uri()] != before[changed.resolve().as_uri()]
+    with Image.open(io.BytesIO(after[changed.resolve().as_uri()])) as thumb:
+        assert thumb.size == (THUMB_SIDE, round(THUMB_SIDE * 200 / 300))
+    assert {u: d for u, d in after.items() if u != changed.resolve().as_uri()} == \
+        {u: d for u, d in before.items() if u not in (changed.resolve().as_uri(), gone.resolve().as_uri())}
+
+
 def test_the_thumbnails_switch_is_validated_like_the_other_settings() -> None:
     assert Config.model_validate({"scan": {"thumbnails": False}}).scan.thumbnails is False
     assert Config.model_validate({}).scan.thumbnails is True

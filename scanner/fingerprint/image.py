@@ -42,7 +42,7 @@ MAX_PIXELS = 120_000_000
 MIN_PERCEPTUAL_SIDE = 32
 # 16- and 32-bit greys (PNG, TIFF): Pillow's conversion to L clips them at 255, and `reduce` refuses them.
 _DEEP_GREY = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
-# The report's thumbnails: long side in pixels, and WebP settings (about 5 KB, 1 ms to encode).
+# The report's thumbnails: long side in pixels, and WebP settings (a few KB; benchmarks in docs/benchmarks.md).
 THUMB_SIDE = 160
 _THUMB_QUALITY = 50
 _THUMB_METHOD = 2
