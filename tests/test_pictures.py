@@ -46,7 +46,7 @@ def run(*args: str, expect: int = 0) -> tuple[str, str]:
 
 def jpeg(img: Image.Image, **kw: Any) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90, **kw)
+    img.save(buf, "JPEG", **{"quality": 90, **kw})
     return buf.getvalue()
 
 
@@ -257,6 +257,15 @@ def test_how_a_member_differs_from_its_centre() -> None:
     assert how_it_differs(centre, _record(size=900, personal_data=["gps", "timestamp"])) == [
         "re-encoded (same size in pixels)"]
     assert how_it_differs(centre, None) == []
+    flipped = _record(phash="00000000000000ff", personal_data=["gps", "timestamp"])
+    centre_hashed = centre.model_copy(update={"phash": "ffffffffffffff00"})
+    assert how_it_differs(centre_hashed, flipped, centre_mirror=0xFF) == ["flipped (mirror image)"]
+    unflipped = flipped.model_copy(update={"phash": "ffffffffffffff0f"})  # 4 bits from the centre's own
+    assert how_it_differs(centre_hashed, unflipped, centre_mirror=0xFF) == []
+    same = _record(personal_data=["gps", "timestamp"])
+    assert how_it_differs(centre, same, grey=(False, True)) == ["made grey"]
+    assert how_it_differs(centre, same, grey=(True, False)) == ["colour added"]
+    assert how_it_differs(centre, same, grey=(True, True)) == []
 
 
 def test_the_thumbnails_folder_is_replaced_and_someone_else_s_is_refused(
@@ -275,6 +284,34 @@ def test_the_thumbnails_folder_is_replaced_and_someone_else_s_is_refused(
     _, err = run("report", "--db", str(db), "--format", "html", "--output", str(other), expect=2)
     assert "is not a tierscan report's thumbnails folder" in err
     assert (tmp_path / "photos_files" / "mine.webp").read_bytes() == b"a user's file"
+
+
+def test_the_mirror_phash_is_read_from_a_signature_without_the_image_libraries() -> None:
+    from tierscan.scanner.fingerprint.layout import mirror_phash
+    from tierscan.scanner.fingerprint.signatures import Signature
+
+    made = fingerprint_bytes(jpeg(photo()), want_sha256=False, want_perceptual=True)
+    assert made.near_sig is not None
+    assert mirror_phash(made.near_sig) == Signature.from_blob(made.near_sig).mirror
+    assert mirror_phash(b"\x00" * 64) is None and mirror_phash(made.near_sig[:10]) is None
+
+
+def test_flips_and_grey_copies_are_named_from_what_the_catalog_keeps(tmp_path: Path) -> None:
+    """A mirror image and a grey copy of a photo, scanned: the page's data says how each differs."""
+    bucket = tmp_path / "estate" / "b"
+    bucket.mkdir(parents=True)
+    original = photo(640, 480)
+    (bucket / "original.jpg").write_bytes(jpeg(original, subsampling=0))  # the largest file: the centre
+    (bucket / "flipped.jpg").write_bytes(jpeg(original.transpose(Image.Transpose.FLIP_LEFT_RIGHT), quality=70))
+    (bucket / "grey.jpg").write_bytes(jpeg(original.convert("L").convert("RGB"), quality=70))
+    db = tmp_path / "t.db"
+    run("scan", str(tmp_path / "estate"), "--db", str(db), "--format", "none", "--workers", "1")
+    page = run("report", "--db", str(db), "--format", "html")[0]
+    groups = json.loads(re.search(r'id="near-groups-data">(.*?)</script>', page, re.S)[1])
+    assert len(groups) == 1 and groups[0]["centre"].endswith("/original.jpg")
+    how = {p["uri"].rsplit("/", 1)[1]: p.get("how", "") for p in groups[0]["pictures"]}
+    assert "flipped (mirror image)" in how["flipped.jpg"] and "grey" not in how["flipped.jpg"]
+    assert "made grey" in how["grey.jpg"] and "flipped" not in how["grey.jpg"]
 
 
 def test_html_on_standard_output_inlines_the_thumbnails(scanned: tuple[Path, dict[str, Any]]) -> None:

@@ -12,14 +12,16 @@ page (`<name>_files/`, one file per distinct picture) when the page is written t
 URIs when it goes to standard output.
 
 What "how it differs" can say comes from what the catalog keeps of each file (format, dimensions, size,
-metadata): re-encoded, resized, cropped or reshaped, rotated, metadata removed. The verifier's evidence
-(mirrored, recoloured) is not stored, so flips and colour changes are matched but not named.
+metadata, the mirror image's pHash in the signature, the thumbnail): re-encoded, resized, cropped or
+reshaped, rotated, flipped, made grey (or colour added), metadata removed. The verifier's own evidence is
+not stored, so other colour changes are matched but not named.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import math
 import shutil
@@ -29,6 +31,8 @@ from contextlib import contextmanager
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
+
+from PIL import Image, ImageStat
 
 from tierscan.scanner.core.decisions import DECISIONS_FORMAT
 from tierscan.scanner.core.errors import UsageError
@@ -42,6 +46,8 @@ __all__ = ["GROUPS_CSS", "GROUPS_SCRIPT", "PAGE", "Pictures", "how_it_differs", 
 PAGE = 50  # groups shown at a time
 _MARK = ".tierscan-thumbnails"  # marks a thumbnails folder as a report's
 _SAME_ASPECT = 0.02  # relative aspect-ratio difference under which a size change is a resize
+_FLIP_MARGIN = 8  # bits by which the mirror's pHash must be nearer than the centre's own to call a flip
+_GREY_SATURATION = 8  # mean HSV saturation (of 255) under which a thumbnail counts as grey
 
 
 class Pictures:
@@ -96,12 +102,28 @@ class Pictures:
             path.write_bytes(data)
         return f"{quote(self.href)}/{name}"
 
+    def grey(self, uris: Sequence[str]) -> bool | None:
+        """Whether the thumbnail of the first of `uris` that has one shows a grey picture (None: none has)."""
+        data = self.catalog.thumbnail(uris)
+        if data is None:
+            return None
+        with Image.open(io.BytesIO(data)) as img:
+            saturation = img.convert("RGB").convert("HSV").getchannel("S")
+            return bool(ImageStat.Stat(saturation).mean[0] < _GREY_SATURATION)
 
-def how_it_differs(centre: InventoryRecord | None, member: InventoryRecord | None) -> list[str]:
-    """How a near member differs from its group's centre, in words, from what the catalog keeps of both."""
+
+def how_it_differs(centre: InventoryRecord | None, member: InventoryRecord | None,
+                   centre_mirror: int | None = None, grey: tuple[bool, bool] | None = None) -> list[str]:
+    """How a near member differs from its group's centre, in words, from what the catalog keeps of both:
+    their records, the pHash of the centre's mirror image (`centre_mirror`: a flipped copy's pHash is near
+    it, far from the centre's own) and whether each thumbnail is grey (`grey`: centre, member)."""
     if centre is None or member is None:
         return []
     found: list[str] = []
+    if centre_mirror is not None and centre.phash and member.phash:
+        own = int.bit_count(int(centre.phash, 16) ^ int(member.phash, 16))
+        if int.bit_count(centre_mirror ^ int(member.phash, 16)) + _FLIP_MARGIN <= own:
+            found.append("flipped (mirror image)")
     if centre.format and member.format and centre.format != member.format:
         found.append(f"re-encoded as {member.format}")
     cw, ch, mw, mh = centre.width, centre.height, member.width, member.height
@@ -116,6 +138,10 @@ def how_it_differs(centre: InventoryRecord | None, member: InventoryRecord | Non
             found.append(f"cropped or reshaped ({mw}\u00d7{mh} of {cw}\u00d7{ch})")
     elif not found and member.size != centre.size:
         found.append("re-encoded (same size in pixels)")
+    if grey == (False, True):
+        found.append("made grey")
+    elif grey == (True, False):
+        found.append("colour added")
     lost = [k for k in centre.personal_data if k not in member.personal_data]
     if lost:
         found.append(f"metadata removed ({', '.join(lost)})")
@@ -133,7 +159,8 @@ def picture_sections(groups: Callable[[], Iterable[Group]], pictures: Pictures, 
            "<code>tierscan scan --no-thumbnails</code> or <code>scan: {thumbnails: false}</code> in the config, "
            "and then deletes those the catalog holds.</p>"
            '<p class="muted">Centre first (the copy to keep); each other picture says how it differs from the '
-           "centre where the catalog can tell (flips and colour changes are matched but not named). Mark files "
+           "centre where the catalog can tell (colour changes other than to grey are matched but not named). Mark "
+           "files "
            "<b>keep</b>, or near members <b>not a duplicate</b>, then download the decisions for "
            "<code>tierscan near ignore --decisions FILE</code> and <code>tierscan apply --decisions FILE</code>."
            "</p>")
@@ -175,6 +202,7 @@ def _group_data(group: Group, pictures: Pictures) -> dict[str, object]:
     records = pictures.catalog.records_of(
         [*(m.uri for m in shown), *(c for uris in copies.values() for c in uris)])
     centre = records.get(group.master)
+    mirror = pictures.catalog.mirror_phash(group.master) if group.kind == "near" else None
     files = len(group.members) + sum(len(c) for c in group.copies.values())
     spans = [name for name, on in (("tiers", group.spans_tiers), ("regions", group.spans_regions),
                                    ("jurisdictions", group.spans_jurisdictions)) if on]
@@ -186,11 +214,24 @@ def _group_data(group: Group, pictures: Pictures) -> dict[str, object]:
         is_centre = member.uri == group.master
         role = ("master (kept)" if group.kind == "exact" else "centre") if is_centre \
             else f"pHash distance {member.distance}"
-        how = [] if is_centre else how_it_differs(centre, records.get(member.uri))
+        how = [] if is_centre else how_it_differs(centre, records.get(member.uri), mirror,
+                                                  _greys(pictures, group, member.uri, centre, records, copies))
         pictures_data.append(_picture(member.uri, records.get(member.uri), role, how,
                                       pictures.src([member.uri, *copies.get(member.uri, [])]),
                                       [(c, records.get(c)) for c in copies.get(member.uri, [])]))
     return {"id": group.id, "kind": group.kind, "centre": group.master, "summary": summary, "pictures": pictures_data}
+
+
+def _greys(pictures: Pictures, group: Group, uri: str, centre: InventoryRecord | None,
+           records: dict[str, InventoryRecord], copies: dict[str, list[str]]) -> tuple[bool, bool] | None:
+    """Whether the centre's and the member's thumbnails are grey, looked at only where the two have the
+    same dimensions (a recolour keeps them; decoding every thumbnail would cost the report more than the
+    rest of it)."""
+    member = records.get(uri)
+    if centre is None or member is None or (centre.width, centre.height) != (member.width, member.height):
+        return None
+    grey = (pictures.grey([group.master, *copies.get(group.master, [])]), pictures.grey([uri, *copies.get(uri, [])]))
+    return None if grey[0] is None or grey[1] is None else (grey[0], grey[1])
 
 
 def _picture(uri: str, record: InventoryRecord | None, role: str, how: list[str], src: str | None,

@@ -60,7 +60,7 @@ from tierscan.scanner.core.models import (
     Tier,
     Trust,
 )
-from tierscan.scanner.fingerprint.layout import MAGIC
+from tierscan.scanner.fingerprint.layout import MAGIC, mirror_phash
 
 if TYPE_CHECKING:
     from tierscan.scanner.core.shard import Shard
@@ -1219,6 +1219,12 @@ class Catalog:
         return self.db.execute(
             "DELETE FROM thumbnails WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.uri=thumbnails.uri AND "
             "o.identity=thumbnails.identity AND o.status<>'gone')").rowcount
+
+    def mirror_phash(self, uri: str) -> int | None:
+        """The pHash of the mirror image of `uri`'s picture, from its near-duplicate signature (None without
+        a current one): a copy flipped left to right has a pHash near it."""
+        blob = self.signatures().get(uri)
+        return None if blob is None else mirror_phash(blob)
 
     def drop_thumbnails(self) -> int:
         """Delete every thumbnail (a scan with `scan.thumbnails` off); returns how many."""
