@@ -285,6 +285,9 @@ def _workers_option(ctx: click.Context, param: click.Parameter, value: int | Non
 @click.option("--no-signatures", "no_signatures", is_flag=True,
               help="Perceptual hashes (pHash, dHash) without near-duplicate signatures: about half the CPU "
                    "an image; near groups only by both global hashes being close (no crops or flips).")
+@click.option("--no-thumbnails", "no_thumbnails", is_flag=True,
+              help="Make no thumbnails for the HTML report (scan.thumbnails: false), and delete those the "
+                   "catalog holds: a thumbnail is a copy of a possibly personal image.")
 @click.option("--max-retrieval-usd", "max_retrieval", type=click.FloatRange(min=0),
               help="Stop reading cool/cold data once its retrieval fees would pass this many USD; objects "
                    "left unread are reported (status failed, read again by the next scan).")
@@ -298,8 +301,8 @@ def _workers_option(ctx: click.Context, param: click.Parameter, value: int | Non
 @_guard
 def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fail_on: str | None,
          fmt: str, output: Path | None, workers: int | None, object_timeout: float | None,
-         concurrency: int | None, no_perceptual: bool, no_signatures: bool, max_retrieval: float | None,
-         output_dir: Path | None, results: str | None, shard_text: str | None) -> None:
+         concurrency: int | None, no_perceptual: bool, no_signatures: bool, no_thumbnails: bool,
+         max_retrieval: float | None, output_dir: Path | None, results: str | None, shard_text: str | None) -> None:
     """List, read, fingerprint, group and evaluate policies; then print the report.
 
     TARGETS are local folders (each top-level sub-folder is a bucket) or URIs: s3://BUCKET[/PREFIX],
@@ -309,7 +312,8 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
     RESULTS/shards/ when --db does not exist yet, and puts it back there when done.
     """
     config = _scan_config(config_path, workers=workers, concurrency=concurrency, no_perceptual=no_perceptual,
-                          no_signatures=no_signatures, max_retrieval=max_retrieval, object_timeout=object_timeout)
+                          no_signatures=no_signatures, max_retrieval=max_retrieval, object_timeout=object_timeout,
+                          no_thumbnails=no_thumbnails)
     from tierscan.scanner.report import outputs
     from tierscan.scanner.scan.pipeline import run_scan
 
@@ -329,7 +333,7 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
         if results:
             _published(outputs.publish(results, config, catalog, report))
         if fmt != "none":
-            outputs.emit(report, fmt, output)
+            outputs.emit(report, fmt, output, catalog=catalog)
     from tierscan.scanner.report.build import summary_line
 
     click.echo(summary_line(report), err=True)
@@ -355,7 +359,8 @@ def _resumable(path: Path) -> Iterator[None]:
 
 def _scan_config(config_path: str | None, *, workers: int | None = None, concurrency: int | None = None,
                  no_perceptual: bool = False, no_signatures: bool = False,
-                 max_retrieval: float | None = None, object_timeout: float | None = None) -> Config:
+                 max_retrieval: float | None = None, object_timeout: float | None = None,
+                 no_thumbnails: bool = False) -> Config:
     config = _config(config_path)
     updates: dict[str, object] = {k: v for k, v in {"workers": workers, "concurrency": concurrency,
                                                     "object_timeout": object_timeout}.items() if v}
@@ -363,6 +368,8 @@ def _scan_config(config_path: str | None, *, workers: int | None = None, concurr
         updates["perceptual"] = False
     if no_signatures:
         updates["signatures"] = False
+    if no_thumbnails:
+        updates["thumbnails"] = False
     if max_retrieval is not None:
         updates["max_retrieval_usd"] = max_retrieval
     if updates:
@@ -489,9 +496,10 @@ def report(config_path: str | None, db: Path | None, fail_on: str | None, fmt: s
            output: Path | None, output_dir: Path | None) -> None:
     """Print the report of the last scan: per-bucket savings, duplicate groups, findings, skipped objects.
 
-    `--format csv` writes one table (`--csv-table`); `--format html` writes one self-contained page with
-    charts that works offline (GPS rounded to about 1 km), best with `--output report.html`. Prices are the
-    ones the scan stored in the catalog, unless --config is given.
+    `--format csv` writes one table (`--csv-table`); `--format html` writes one page with charts and the
+    groups' pictures that works offline (GPS rounded to about 1 km), best with `--output report.html`
+    (thumbnails go to report_files/ beside it; inline on standard output). Prices are the ones the scan
+    stored in the catalog, unless --config is given.
     """
     from tierscan.scanner.report import outputs
     from tierscan.scanner.scan.settings import PRICED
@@ -541,31 +549,50 @@ def near() -> None:
 
 
 @near.command("ignore")
-@click.argument("uris", nargs=-1, required=True)
+@click.argument("uris", nargs=-1)
+@click.option("--decisions", "decisions_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A reviewer's decisions file, downloaded from the HTML report: each member marked "
+                   "'not a duplicate' is recorded apart from its group's centre (instead of URIS).")
 @config_option
 @db_option
 @_guard
-def near_ignore(uris: tuple[str, ...], config_path: str | None, db: Path | None) -> None:
+def near_ignore(uris: tuple[str, ...], decisions_path: Path | None, config_path: str | None,
+                db: Path | None) -> None:
     """Mark URIS (two or more objects in the catalog) as not duplicates of each other, then regroup.
 
     Stored in the catalog, so every later scan keeps them apart: no near group ever holds two of them.
-    `near.not_duplicates` in the config file does the same from a file. Regroups with the settings the
-    scan stored in the catalog, unless --config is given.
+    `near.not_duplicates` in the config file does the same from a file; --decisions from the HTML report's
+    decisions file (URIs the catalog does not hold are named and left out). Regroups with the settings
+    the scan stored in the catalog, unless --config is given.
     """
-    # Local files are stored as file:// URIs of their resolved path: accept the path as typed.
-    wanted = sorted({u if "://" in u else Path(u).resolve().as_uri() for u in uris})
-    if len(wanted) < 2:
-        raise UsageError("near ignore: name at least two different URIs")
+    from tierscan.scanner.core.decisions import load_decisions
+
+    if decisions_path is not None and uris:
+        raise UsageError("near ignore: give URIS or --decisions FILE, not both")
+    pairs: list[list[str]] = []
+    if decisions_path is None:
+        # Local files are stored as file:// URIs of their resolved path: accept the path as typed.
+        pairs = [sorted({u if "://" in u else Path(u).resolve().as_uri() for u in uris})]
+        if len(pairs[0]) < 2:
+            raise UsageError("near ignore: name at least two different URIs")
+    else:
+        pairs = [list(pair) for pair in load_decisions(decisions_path).pairs()]
     given = _given_config(config_path)
     from tierscan.scanner.scan.pipeline import evaluate_results
     from tierscan.scanner.scan.settings import EVALUATED, store_settings
 
     with _open_catalog(_db_path(db, given[0]), must_exist=True, write=True) as catalog:
         config = _catalog_config(catalog, given, EVALUATED)
-        unknown = sorted(set(wanted) - catalog.known(wanted))
-        if unknown:
+        named = {uri for pair in pairs for uri in pair}
+        unknown = sorted(named - catalog.known(named))
+        if unknown and decisions_path is None:
             raise UsageError(f"near ignore: not in the catalog: {', '.join(unknown)}")
-        added = catalog.add_not_duplicates(wanted)
+        for uri in unknown:
+            click.echo(terminal_safe(f"near ignore: not in the catalog, left out: {uri}"), err=True)
+        if not any(set(pair).isdisjoint(unknown) for pair in pairs):
+            click.echo("near ignore: no not-a-duplicate pair to record; nothing changed", err=True)
+            return
+        added = sum(catalog.add_not_duplicates(pair) for pair in pairs if set(pair).isdisjoint(unknown))
         with RichProgress() as progress:
             evaluate_results(config, catalog, datetime.now(UTC), progress=progress)
         store_settings(config, catalog)  # the groups and findings now follow these settings
@@ -712,11 +739,14 @@ def prices_refresh(output: Path, regions: tuple[str, ...], gcp_api_key: str | No
               help=f"The digest printed when the plan was reviewed (its first {APPROVE_MIN} or more hex digits).")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
               help="The journal to write (a new file); `tierscan undo JOURNAL` reverses tag and quarantine.")
+@click.option("--decisions", "decisions_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A reviewer's decisions file from the HTML report: the plan keeps only objects of the groups "
+                   "it reviewed that it did not mark keep or not a duplicate (never more than without it).")
 @_guard
 def apply_command(config_path: str | None, db: Path | None, action: str | None, to: str | None,
                   tags: tuple[str, ...], policies: tuple[str, ...], findings_path: Path | None,
                   plan_path: Path | None, execute_path: Path | None, approve: str | None,
-                  journal_path: Path | None) -> None:
+                  journal_path: Path | None, decisions_path: Path | None) -> None:
     """Act on findings, in three steps: write a plan (--plan), review it (--execute PLAN), then run the
     reviewed plan (--execute PLAN --approve DIGEST --journal J.jsonl). Before each change the object's
     ETag/generation is checked against the plan and a journal entry is fsynced; masters are never touched,
@@ -726,8 +756,8 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
 
     given = _given_config(config_path)
     if execute_path is not None:
-        if plan_path or action:
-            raise UsageError("--execute runs an existing plan: leave out --plan and --action")
+        if plan_path or action or decisions_path:
+            raise UsageError("--execute runs an existing plan: leave out --plan, --action and --decisions")
         plan = remediation.load_plan(execute_path)
         if approve is None:
             catalog_path = Path(db or plan["db"])
@@ -761,6 +791,9 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
     if action is None or plan_path is None:
         raise UsageError("apply: give --action and --plan to write a plan, or --execute PLAN to review or run one")
     path = _db_path(db, given[0])
+    from tierscan.scanner.core.decisions import load_decisions
+
+    decisions = load_decisions(decisions_path) if decisions_path is not None else None
     with _open_catalog(path, must_exist=True) as catalog:
         # Names what of a given config the catalog's findings do not follow.
         config = _catalog_config(catalog, given, ())
@@ -769,7 +802,10 @@ def apply_command(config_path: str | None, db: Path | None, action: str | None, 
             if policies else []
         plan = remediation.build_plan(catalog, path.resolve(), action, to=to, tags=remediation.parse_tags(tags),
                                       policies=policies, known_policies=configured,
-                                      findings=remediation.findings_file(findings_path))
+                                      findings=remediation.findings_file(findings_path), decisions=decisions)
+        if decisions is not None:
+            for line in remediation.unknown_decisions(decisions, catalog):
+                click.echo(terminal_safe(f"decisions: {line}"), err=True)
     remediation.write_plan(plan, plan_path)
     for line in remediation.describe_plan(plan):
         click.echo(terminal_safe(line))

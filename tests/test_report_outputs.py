@@ -146,8 +146,11 @@ def test_html_is_one_self_contained_file_with_the_json_totals(
     assert report.totals.one_time_cost_usd > 0 and report.totals.monthly_savings_usd > 0
     text = page.read_text(encoding="utf-8")
     assert cards(text) == expected_cards(report)
-    # Nothing is fetched: no external scripts, styles, images or fonts.
+    # Nothing is fetched from elsewhere: no external scripts, styles, images or fonts; the pictures the
+    # page's script shows come only from the thumbnails folder beside the page.
     assert not re.search(r"<(link|img|iframe)\b|\bsrc=|url\(|@import", text)
+    sources = re.findall(r'"src":"([^"]*)"', text)
+    assert sources and all(re.fullmatch(r"report_files/[0-9a-f]{32}\.webp", src) for src in sources)
     assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text.split("<h2>Prices</h2>")[0])
     assert text.count("<svg") == 5  # tier, region, duplicate share, waterfall, exposure
     for chart in (

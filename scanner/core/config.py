@@ -151,6 +151,10 @@ class ScanSettings(_Strict):
     # pHash and
     # dHash alone, about half the CPU an image, near groups by the global-hash rule.
     signatures: bool = True
+    # Small pictures (WebP, 160 px) of each image, made from the perceptual decode and kept in the catalog
+    # for the report. A thumbnail is a copy of a personal image: off, a scan makes none and deletes those
+    # the catalog holds.
+    thumbnails: bool = True
     # Retrieval fees (USD) the scan may incur reading cool/cold data; reads beyond it are left for later.
     max_retrieval_usd: float | None = Field(default=None, ge=0)
     max_object_bytes: int = Field(default=256 * 1024 * 1024, ge=1)  # larger objects are not decoded

@@ -7,6 +7,10 @@ scaling (`draft`), four times faster than a full decode and within a bit or two 
 (`benchmarks/draft_distance.py`). Every hash is made in one mode
 (`PERCEPTUAL_MODE`), which the catalog records: a scan makes the hashes of another mode again
 (`Catalog.keep_perceptual_mode`), so hashes made in different modes are never compared.
+
+The report's thumbnail (`THUMB_SIDE` on its long side, WebP, upright) is made from the same decode: a
+JPEG is then decoded as YCbCr rather than grey, whose Y channel is the grey decode itself, so the hashes
+are the same either way.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from tierscan.scanner.fingerprint.layout import PERCEPTUAL_MODE
 from tierscan.scanner.fingerprint.record import Fingerprint, exif_json
 from tierscan.scanner.fingerprint.signatures import compute_signature, grey_of, hash_copy, whole_hashes
 
-__all__ = ["MAX_PIXELS", "PERCEPTUAL_MODE", "fingerprint_bytes", "init_worker", "warm_up"]
+__all__ = ["MAX_PIXELS", "PERCEPTUAL_MODE", "THUMB_SIDE", "fingerprint_bytes", "init_worker", "thumbnail_of",
+           "warm_up"]
 
 # Formats Pillow decodes to pixels here; RAW files give metadata only.
 _DECODABLE = frozenset({"JPEG", "MPO", "PNG", "TIFF", "WEBP", "HEIC", "AVIF", "GIF", "BMP"})
@@ -37,6 +42,10 @@ MAX_PIXELS = 120_000_000
 MIN_PERCEPTUAL_SIDE = 32
 # 16- and 32-bit greys (PNG, TIFF): Pillow's conversion to L clips them at 255, and `reduce` refuses them.
 _DEEP_GREY = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+# The report's thumbnails: long side in pixels, and WebP settings (a few KB; benchmarks in docs/benchmarks.md).
+THUMB_SIDE = 160
+_THUMB_QUALITY = 50
+_THUMB_METHOD = 2
 # EXIF Orientation -> the transpose that shows the image upright (as Pillow's ImageOps.exif_transpose).
 _ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -62,7 +71,7 @@ def warm_up() -> None:
     does not pay for it: a worker that will hash does this as it sets up."""
     sample = io.BytesIO()
     Image.linear_gradient("L").resize((64, 64)).save(sample, "PNG")
-    _perceptual(sample.getvalue(), None, True)
+    _perceptual(sample.getvalue(), None, True, False)
 
 
 def _deep_grey_to_l(img: Image.Image) -> Image.Image:
@@ -73,10 +82,27 @@ def _deep_grey_to_l(img: Image.Image) -> Image.Image:
     return Image.fromarray(cv2.normalize(deep, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U), "L")
 
 
-def _perceptual(data: bytes, orientation: int | None,
-                signature: bool) -> tuple[str | None, str | None, bytes | None, int, int]:
+def thumbnail_of(img: Image.Image, transpose: Image.Transpose | None) -> bytes:
+    """A decoded image as the report's thumbnail: at most `THUMB_SIDE` on its long side, upright (after
+    `transpose`), RGB or grey, WebP."""
+    width, height = img.size
+    scale = min(1.0, THUMB_SIDE / max(width, height))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0) if size != img.size else img
+    if small.mode not in ("RGB", "L"):
+        small = small.convert("RGB")
+    if transpose is not None:
+        small = small.transpose(transpose)
+    out = io.BytesIO()
+    small.save(out, "WEBP", quality=_THUMB_QUALITY, method=_THUMB_METHOD)
+    return out.getvalue()
+
+
+def _perceptual(data: bytes, orientation: int | None, signature: bool, thumbnail: bool
+                ) -> tuple[str | None, str | None, bytes | None, int, int, bytes | None]:
     """pHash and dHash (hex), the near-duplicate signature blob (all None for images too small to hash;
-    the blob None unless `signature`), and the displayed width and height."""
+    the blob None unless `signature`), the displayed width and height, and the thumbnail (None unless
+    `thumbnail`, or when the image is too small to hash)."""
     with warnings.catch_warnings():
         # Over the limit Pillow only warns; here that is an error, raised before any pixel is decoded.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -86,13 +112,19 @@ def _perceptual(data: bytes, orientation: int | None,
         if orientation in (5, 6, 7, 8):
             width, height = height, width
         if min(width, height) < MIN_PERCEPTUAL_SIDE:
-            return None, None, None, width, height
+            return None, None, None, width, height, None
         if img.format in ("JPEG", "MPO"):
-            img.draft("L", (256, 256))
+            img.draft("YCbCr" if thumbnail else "L", (256, 256))
         img.load()
-        # Every draft JPEG decodes to L already: no copy.
-        pixels = _deep_grey_to_l(img) if img.mode in _DEEP_GREY else img if img.mode == "L" else img.convert("L")
+        # Every draft JPEG decodes to L (or YCbCr, whose Y is that L) already: no conversion.
+        if img.mode in _DEEP_GREY:
+            pixels = _deep_grey_to_l(img)
+        elif img.mode in ("L", "YCbCr"):
+            pixels = img if img.mode == "L" else img.getchannel(0)
+        else:
+            pixels = img.convert("L")
         transpose = _ORIENTATION.get(orientation or 1)
+        thumb = thumbnail_of(pixels if img.mode in _DEEP_GREY else img, transpose) if thumbnail else None
         if transpose is not None:
             # The orientation we parsed, not Pillow's reading of it, so the inventory and the hash agree.
             pixels = pixels.transpose(transpose)
@@ -102,13 +134,14 @@ def _perceptual(data: bytes, orientation: int | None,
         small = hash_copy(grey)
         phash, dhash = whole_hashes(small)
         blob = compute_signature(grey, small).to_blob() if signature else None
-        return f"{phash:016x}", f"{dhash:016x}", blob, width, height
+        return f"{phash:016x}", f"{dhash:016x}", blob, width, height, thumb
 
 
 def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool,
-                      want_signature: bool = True) -> Fingerprint:
+                      want_signature: bool = True, want_thumbnail: bool = False) -> Fingerprint:
     """Fingerprint one whole object. Never raises for bad input: the reason goes in `error`.
-    `want_signature`: with the perceptual hashes, the near-duplicate signature too."""
+    `want_signature`, `want_thumbnail`: with the perceptual hashes, the near-duplicate signature and the
+    report's thumbnail too."""
     result = Fingerprint()
     if want_sha256:
         result.sha256 = hashlib.sha256(data).hexdigest()
@@ -123,8 +156,8 @@ def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool,
     if not want_perceptual or fmt not in _DECODABLE:
         return result
     try:
-        result.phash, result.dhash, result.near_sig, result.width, result.height = _perceptual(
-            data, meta.exif.orientation, want_signature
+        result.phash, result.dhash, result.near_sig, result.width, result.height, result.thumb = _perceptual(
+            data, meta.exif.orientation, want_signature, want_thumbnail
         )
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         result.error = f"decompression bomb: {exc}"

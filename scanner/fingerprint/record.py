@@ -28,6 +28,7 @@ class Fingerprint:
     height: int | None = None
     exif: str | None = None  # the `ExifRecord` as the catalog's JSON; None: no metadata read
     error: str | None = None
+    thumb: bytes | None = None  # the report's thumbnail (WebP), when the scan makes them
     md5: str | None = None  # a read for the SHA-256 alone: its MD5, which settles trusted-MD5 copies of its key
 
 

@@ -26,7 +26,6 @@ layout are recognised and recomputed.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from tierscan.scanner.fingerprint.area_resize import area_resize
-from tierscan.scanner.fingerprint.layout import MAGIC
+from tierscan.scanner.fingerprint.layout import MAGIC, SIGNATURE_HEADER
 
 __all__ = ["MAGIC", "ORB_FEATURES", "THUMB", "WINDOWS", "WORK_SIDE", "Features", "Signature",
            "compute_signature", "grey_of", "hash_copy", "phash_bits", "whole_hashes"]
@@ -51,7 +50,7 @@ WINDOWS: tuple[tuple[float, float, float], ...] = tuple(
 )
 # Windows that also serve as queries: the centred ones, which survive rotation (black corners) and crops.
 QUERY_WINDOWS = tuple(i for i, (_, fx, fy) in enumerate(WINDOWS) if (fx, fy) == (0.5, 0.5))
-_HEADER = struct.Struct("<3sHHBB")  # magic; work width, height; ORB count of the image, of its mirror
+_HEADER = SIGNATURE_HEADER  # magic; work width, height; ORB count of the image, of its mirror
 # All images are scaled to WORK_SIDE, so copies differ in scale only by a crop (at most 1/0.6 in area,
 # 1.3 in side) or an aspect change: five levels 1.3 apart cover that at about half the cost of eight.
 _ORB = cv2.ORB.create(nfeatures=ORB_FEATURES, scaleFactor=1.3, nlevels=5, edgeThreshold=15, patchSize=15,

@@ -6,7 +6,9 @@ Three steps, each a separate command, so that nothing changes by accident:
    minus every group master, each with the identity the scan saw (size, ETag, version, modified time).
    The scope: without `--policy`, only redundant copies in exact groups that findings name; with it, what
    those policies' findings name (near-duplicate members too: naming the policy is the human review they
-   need). An unknown policy, or an action the backend of an object in scope cannot do, is an error here,
+   need). A reviewer's decisions file (`--decisions`, from the HTML report) narrows that scope to the
+   objects of the groups it reviewed, less those it marked keep or not a duplicate; it never adds one.
+   An unknown policy, or an action the backend of an object in scope cannot do, is an error here,
    not a skip later. Writing a plan changes nothing. The plan carries a SHA-256 digest of what it will do.
 2. **Review** (`tierscan apply --execute PLAN.json`): prints what the plan would do and its digest; still
    changes nothing.
@@ -62,12 +64,13 @@ from tierscan.connectors import Connector, connector_class, parse_target
 from tierscan.connectors.base import Capabilities, Location, ObjectState, Target
 from tierscan.scanner.core.atomic import atomic_write, fsync_dir
 from tierscan.scanner.core.config import Config
+from tierscan.scanner.core.decisions import Decisions
 from tierscan.scanner.core.errors import ObjectError, UsageError
 from tierscan.scanner.core.models import Finding, Group, InventoryRecord, ObjectStatus
 from tierscan.scanner.scan.catalog import Catalog
 
 __all__ = ["ACTIONS", "APPROVE_MIN", "Action", "ApplyResult", "build_plan", "describe_plan", "execute_plan",
-           "load_plan", "plan_digest", "review_problems", "undo_journal", "write_plan"]
+           "load_plan", "plan_digest", "review_problems", "undo_journal", "unknown_decisions", "write_plan"]
 
 
 class Action(StrEnum):
@@ -131,11 +134,12 @@ def _findings_from(path: Path) -> list[Finding]:
 def build_plan(catalog: Catalog, db_path: Path, action: Action | str, *, to: str | None = None,
                tags: dict[str, str] | None = None, policies: Iterable[str] = (),
                known_policies: Iterable[str] = (), findings: list[Finding] | None = None,
-               now: datetime | None = None) -> dict[str, Any]:
+               now: datetime | None = None, decisions: Decisions | None = None) -> dict[str, Any]:
     """A plan for `action` over the objects in scope: without `policies`, the redundant copies in exact groups
     that findings name; with them, every object their findings name (a finding counts for each policy in
-    its `policy` and `also`), near-group members too. Masters and unsafe items are listed under `excluded`
-    with the reason; what the scope left out is counted under `scope`. Changes nothing.
+    its `policy` and `also`), near-group members too; with `decisions`, only those of the groups the reviewer
+    reviewed and did not mark keep or not a duplicate. Masters, unsafe and reviewer-marked items are listed
+    under `excluded` with the reason; what the scope left out is counted under `scope`. Changes nothing.
 
     UsageError: a policy that neither the findings nor `known_policies` (the config's policy set) has, or
     an action that the backend of some object in scope does not implement (`Capabilities.writes`)."""
@@ -177,12 +181,17 @@ def build_plan(catalog: Catalog, db_path: Path, action: Action | str, *, to: str
             unable.count(item)
             items.append(item)
     _check_policies(wanted, named, set(known_policies))
+    if decisions is not None:
+        items = _reviewed(items, excluded, left_out, decisions, catalog)
     unable.check()
+    scope: dict[str, Any] = {"policies": sorted(wanted), "left_out": left_out}
+    if decisions is not None:
+        scope["decisions"] = {"groups": len(decisions.groups), "report": decisions.report}
     plan = {
         "format": PLAN_FORMAT, "version": 1,
         "created": (now or datetime.now(UTC)).isoformat(),
         "db": str(db_path), "action": action, "to": to, "items": items, "excluded": excluded,
-        "scope": {"policies": sorted(wanted), "left_out": left_out},
+        "scope": scope,
     }
     plan["digest"] = plan_digest(plan)
     return plan
@@ -217,10 +226,47 @@ def _item(known: _Catalog, uri: str, group: Group | None, policy: str, action: A
     return item
 
 
+def _reviewed(items: list[dict[str, Any]], excluded: list[dict[str, str]], left_out: dict[str, int],
+              decisions: Decisions, catalog: Catalog) -> list[dict[str, Any]]:
+    """The plan's items that the reviewer's decisions leave in: members (and, for near groups, their
+    byte-identical copies) of the groups reviewed, unmarked. Marked ones go to `excluded`; the others are
+    counted as left out."""
+    marked = {uri: "the reviewer marked it keep" for g in decisions.groups for uri in g.keep}
+    marked.update({uri: "the reviewer marked it not a duplicate" for g in decisions.groups for uri in g.not_duplicate})
+    covered: set[str] = set()
+    for decided in decisions.groups:
+        group = catalog.group(decided.id)
+        if group is None:
+            continue
+        members = [m.uri for m in group.members]
+        covered.update(members)
+        if group.kind == "near":
+            covered.update(uri for copies in catalog.copies_of(members).values() for uri in copies)
+    kept = []
+    for item in items:
+        if item["uri"] in marked:
+            excluded.append({"uri": item["uri"], "policy": item["policy"], "reason": marked[item["uri"]]})
+        elif item["uri"] not in covered:
+            left_out[_UNREVIEWED] = left_out.get(_UNREVIEWED, 0) + 1
+        else:
+            kept.append(item)
+    return kept
+
+
+def unknown_decisions(decisions: Decisions, catalog: Catalog) -> list[str]:
+    """What of `decisions` the catalog does not hold, in words: those files and groups are not acted on."""
+    named = decisions.uris()
+    lines = [f"not in the catalog, not acted on: {uri}" for uri in sorted(named - catalog.known(named))]
+    lines += [f"group {g.id} is not among the catalog's groups (scanned again since the report?): its objects are "
+              "left out" for g in decisions.groups if catalog.group(g.id) is None]
+    return lines
+
+
 # Why the scope left objects (or findings) out: the keys of a plan's `scope.left_out`, counted.
 _NOT_COPIES = "object(s) in no exact group (flagged for what they are or hold, not as copies)"
 _NEAR_MEMBERS = "near-duplicate group member(s) (similar, not equal: for human review)"
 _OTHER_POLICIES = "finding(s) of other policies"
+_UNREVIEWED = "object(s) in no group the reviewer's decisions cover (--decisions)"
 
 
 def _check_policies(wanted: set[str], named: set[str], configured: set[str]) -> None:
@@ -347,6 +393,10 @@ def _describe_scope(plan: dict[str, Any]) -> list[str]:
         rule = ("scope: redundant copies in exact groups only (no --policy); name a policy with --policy to "
                 "act on what its findings name")
     lines = [rule]
+    decided = scope.get("decisions")
+    if isinstance(decided, dict):
+        lines.append(f"  narrowed by a reviewer's decisions (--decisions): {decided.get('groups')} group(s) reviewed, "
+                     "marked files excluded")
     for reason, n in (left_out.items() if isinstance(left_out, dict) else ()):
         lines.append(f"  left out: {n} {reason}")
     return lines

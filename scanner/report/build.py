@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import io
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -137,11 +137,19 @@ def catalog_report(catalog: Catalog, prices: PriceTable, price_as: PriceAs | Non
     head = _head(tally_flagged(catalog.tally_records(), prices, price_as, now), Counter(catalog.group_counts()),
                  catalog.skipped_count(), catalog.last_scan(), prices, now)
     return ReportStream(
-        head=head, groups=catalog.each_group, findings=catalog.each_finding,
+        head=head, groups=lambda: _with_copies(catalog), findings=catalog.each_finding,
         skipped=lambda: (Skipped(uri=uri, reason=reason) for uri, reason in catalog.skipped()),
         findings_by={(policy, Severity(severity)): n for policy, severity, n in catalog.finding_counts()},
         skip_reasons=Counter(dict(catalog.skip_reasons())),
     )
+
+
+def _with_copies(catalog: Catalog) -> Iterator[Group]:
+    """The stored groups, each near group with its members' byte-identical copies (`Group.copies`)."""
+    for group in catalog.each_group():
+        if group.kind == "near" and (copies := catalog.copies_of(m.uri for m in group.members)):
+            group = group.model_copy(update={"copies": copies})
+        yield group
 
 
 def _head(result: Tally, kinds: Counter[str], skipped: int, stats: ScanStats, prices: PriceTable,
@@ -362,6 +370,8 @@ def render_table(whole: Report | ReportStream, console: Console) -> None:
     console.print(_bucket_table(report))
     if t.duplicate_groups:
         console.print(_group_table((g for g in stream.groups() if g.kind == "exact"), t.duplicate_groups))
+    if t.near_duplicate_groups:
+        console.print(_near_table((g for g in stream.groups() if g.kind == "near"), t.near_duplicate_groups))
     if stream.findings_by:
         console.print(_findings_table(stream.findings_by))
     if stream.skip_reasons:
@@ -484,6 +494,25 @@ def _group_table(groups: Iterable[Group], count: int) -> Table:
             ", ".join(group_spans(g)) or "-",
             "yes" if g.has_personal_data else "no",
         )
+    return table
+
+
+def _near_table(groups: Iterable[Group], count: int) -> Table:
+    """The first `TOP_GROUPS` near groups by id, of `count`: each centre, and its other pictures with their
+    byte-identical copies (the HTML report shows them all, side by side)."""
+    table = Table(title=f"{min(count, TOP_GROUPS)} of {count} near-duplicate groups to review "
+                        "(the HTML report shows every group with thumbnails)", title_justify="left")
+    table.add_column("Group")
+    table.add_column("Centre", overflow="fold")
+    table.add_column("Other pictures (+ byte-identical copies)", overflow="fold")
+    table.add_column("Spans")
+    table.add_column("Personal data")
+    for g in heapq.nsmallest(TOP_GROUPS, groups, key=lambda g: g.id):
+        others = [short_uri(m.uri) + (f" (+{len(g.copies[m.uri])})" if m.uri in g.copies else "")
+                  for m in g.members if m.uri != g.master]
+        centre = short_uri(g.master) + (f" (+{len(g.copies[g.master])})" if g.master in g.copies else "")
+        table.add_row(terminal_text(g.id), terminal_text(centre), terminal_text(", ".join(others)),
+                      ", ".join(group_spans(g)) or "-", "yes" if g.has_personal_data else "no")
     return table
 
 

@@ -1,5 +1,7 @@
-"""The report as one self-contained HTML page: inline CSS, inline SVG charts, a few lines of inline script,
-no external resource of any kind, so it can be mailed to a budget holder and opened offline.
+"""The report as one HTML page: inline CSS, inline SVG charts, a few lines of inline script, nothing
+fetched from elsewhere, so it opens offline. The groups' thumbnails (`tierscan.scanner.report.html_groups`)
+are files in a folder beside the page (inline when the page goes to standard output): the page and that
+folder travel together.
 
 The charts are drawn here (see `tierscan.scanner.report.charts`), so the page reads fully without script; the script
 only makes tables sortable and marks the page rendered (`<body data-ok="1">`, or `data-error` with the
@@ -36,6 +38,7 @@ from tierscan.scanner.report.build import (
 )
 from tierscan.scanner.report.charts import Bar, Series, Step, bar_chart, grouped_bar_chart, waterfall_chart
 from tierscan.scanner.report.exposure import GPS_DECIMALS, KINDS, Exposure
+from tierscan.scanner.report.html_groups import GROUPS_CSS, GROUPS_SCRIPT, Pictures, picture_sections
 from tierscan.scanner.report.html_review import (
     PRINT_CSS,
     REVIEW_CSS,
@@ -120,18 +123,22 @@ window.addEventListener("error", function (e) { document.body.dataset.error = St
 """
 
 
-def write_html(stream: ReportStream, exposure: Exposure, fh: IO[str], review: ReviewContext | None = None) -> None:
+def write_html(stream: ReportStream, exposure: Exposure, fh: IO[str], review: ReviewContext | None = None,
+               pictures: Pictures | None = None) -> None:
     """The whole page, written to `fh` part by part. `exposure` comes from the inventory records (see
     `tierscan.scanner.report.exposure.exposure`); `review`, from the catalog, adds what was scanned and the
-    objects with personal data (`tierscan.scanner.report.html_review`)."""
+    objects with personal data (`tierscan.scanner.report.html_review`); `pictures`, the catalog's
+    thumbnails and records for the groups' pictures (`tierscan.scanner.report.html_groups`; None: no picture
+    sections)."""
     separator = ""
-    for part in _parts(stream, exposure, review):
+    for part in _parts(stream, exposure, review, pictures):
         if part:
             fh.write(separator + part)
             separator = "\n"
 
 
-def _parts(stream: ReportStream, exposure: Exposure, review: ReviewContext | None) -> Iterator[str]:
+def _parts(stream: ReportStream, exposure: Exposure, review: ReviewContext | None,
+           pictures: Pictures | None) -> Iterator[str]:
     """The page's parts in order (an empty one is left out), each made when it is reached."""
     report = stream.head
     caveat = price_caveat(report)
@@ -140,7 +147,7 @@ def _parts(stream: ReportStream, exposure: Exposure, review: ReviewContext | Non
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>tierscan report</title>",
-        f"<style>{_CSS}{REVIEW_CSS}{PRINT_CSS}</style></head><body><main>",
+        f"<style>{_CSS}{REVIEW_CSS}{GROUPS_CSS if pictures else ''}{PRINT_CSS}</style></head><body><main>",
         "<h1>tierscan report</h1>",
         f'<div class="muted">Generated {escape(report.generated_at.strftime("%Y-%m-%d %H:%M %Z").strip())}; '
         f"{len(report.buckets):,} buckets; schema version {report.schema_version}. Savings count exact "
@@ -180,12 +187,18 @@ def _parts(stream: ReportStream, exposure: Exposure, review: ReviewContext | Non
         yield from personal_data_section(review, exposure)
         yield review_script()
     yield cross_boundary_section(stream)
-    yield _groups_table(stream.groups())
+    yield _groups_table(stream.groups(), pictures is not None)
+    if pictures is not None:
+        yield from picture_sections(stream.groups, pictures,
+                                    report.generated_at.isoformat().replace("+00:00", "Z"))
     yield _findings_table(stream.findings_by)
     yield findings_sections(stream, review)
     yield _skipped_table(stream.skip_reasons)
     yield _prices_list(report)
-    yield f"</main><script>{_SCRIPT}</script></body></html>"
+    yield f"</main><script>{_SCRIPT}</script>"
+    if pictures is not None:
+        yield f"<script>{GROUPS_SCRIPT}</script>"
+    yield "</body></html>"
 
 
 def _cards(report: Report) -> str:
@@ -372,7 +385,7 @@ def _places_figure(exposure: Exposure) -> str:
     return _figure("Where GPS-tagged images were taken", table, note)
 
 
-def _groups_table(groups: Iterable[Group]) -> str:
+def _groups_table(groups: Iterable[Group], pictured: bool = False) -> str:
     """The `TOP_ROWS` exact groups with the most redundant bytes, of all exact groups (read once)."""
     exact = 0
 
@@ -395,7 +408,8 @@ def _groups_table(groups: Iterable[Group]) -> str:
         + "</tr>"
         for g in top
     ]
-    note = f"Top {len(rows)} of {exact} exact groups by redundant bytes; near groups are in the JSON."
+    where = "pictured below" if pictured else "in the JSON"
+    note = f"Top {len(rows)} of {exact} exact groups by redundant bytes; near groups are {where}."
     return _table(
         "Exact duplicate groups",
         ["Group", "Copies", "Redundant", "Master", "Spans", "Personal data"],

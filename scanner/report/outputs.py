@@ -7,7 +7,7 @@ import io
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal, cast
@@ -83,8 +83,11 @@ def _text_output(output: Path | None) -> Iterator[IO[str]]:
 
 
 def emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "buckets",
-         exposure: Exposure | None = None, review: ReviewContext | None = None) -> None:
-    """`report` as `fmt` (table, html, json or csv: `csv_table`'s rows) to `output`, else standard output."""
+         exposure: Exposure | None = None, review: ReviewContext | None = None,
+         catalog: Catalog | None = None) -> None:
+    """`report` as `fmt` (table, html, json or csv: `csv_table`'s rows) to `output`, else standard output.
+    HTML with the `catalog`: with the groups' pictures, their thumbnails in a folder beside `output`
+    (inline on standard output)."""
     if fmt == "table":
         if output:
             with atomic_write(output) as fh:
@@ -94,9 +97,11 @@ def emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "
         return
     if fmt == "html":
         from tierscan.scanner.report.html import write_html
+        from tierscan.scanner.report.html_groups import Pictures
 
-        with _text_output(output) as fh:
-            write_html(report, exposure or Exposure(), fh, review)
+        with (nullcontext(None) if catalog is None else Pictures.beside(catalog, output) if output
+              else nullcontext(Pictures(catalog))) as pictures, _text_output(output) as fh:
+            write_html(report, exposure or Exposure(), fh, review, pictures)
             if output is None:
                 fh.write("\n")
         return
@@ -112,11 +117,11 @@ def emit(report: ReportStream, fmt: str, output: Path | None, csv_table: str = "
 
 def emit_catalog(report: ReportStream, fmt: str, output: Path | None, config: Config, catalog: Catalog,
                  csv_table: str = "buckets") -> None:
-    """`emit` of a catalog's report: the HTML page also gets the catalog's personal-data exposure and
-    review context (what was scanned, the objects with personal data)."""
+    """`emit` of a catalog's report: the HTML page also gets the catalog's personal-data exposure, review
+    context (what was scanned, the objects with personal data) and the groups' pictures."""
     if fmt == "html":
         emit(report, fmt, output, csv_table, personal_data_exposure(catalog.records()),
-             review_context(config, catalog))
+             review_context(config, catalog), catalog)
     else:
         emit(report, fmt, output, csv_table)
 

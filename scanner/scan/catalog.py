@@ -61,7 +61,7 @@ from tierscan.scanner.core.models import (
     Trust,
 )
 from tierscan.scanner.core.places import located
-from tierscan.scanner.fingerprint.layout import MAGIC
+from tierscan.scanner.fingerprint.layout import MAGIC, mirror_phash
 
 if TYPE_CHECKING:
     from tierscan.scanner.core.shard import Shard
@@ -116,6 +116,7 @@ CREATE INDEX IF NOT EXISTS objects_status ON objects (status);
 CREATE TABLE IF NOT EXISTS groups (id TEXT PRIMARY KEY, kind TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS not_duplicates (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b));
+CREATE TABLE IF NOT EXISTS thumbnails (uri TEXT PRIMARY KEY, identity TEXT NOT NULL, data BLOB NOT NULL);
 """
 # Columns added after catalogs were first written: (name, type). Opening an older catalog adds them.
 _ADDED_COLUMNS = (("near_sig", "BLOB"), ("headtail", "TEXT"))
@@ -1047,6 +1048,21 @@ class Catalog:
                 WHERE g.kind='exact';
         """)
 
+    def copies_of(self, uris: Iterable[str]) -> dict[str, list[str]]:
+        """Of `uris`, each one that is an exact group's master -> the group's other members, in URI order
+        (near groups hold masters, so this names the files behind each picture). Reads `temp.exact_member`,
+        made by `exact_members` if no earlier step has made it."""
+        if self.db.execute("SELECT 1 FROM temp.sqlite_master WHERE name='exact_member'").fetchone() is None:
+            self.exact_members()
+        self.db.execute("CREATE INDEX IF NOT EXISTS temp.exact_member_master ON exact_member (master)")
+        found: dict[str, list[str]] = {}
+        for uri in uris:
+            copies = [r[0] for r in self.db.execute(
+                "SELECT uri FROM temp.exact_member WHERE master=? AND uri<>master ORDER BY uri", (uri,))]
+            if copies:
+                found[uri] = copies
+        return found
+
     def group_members(self) -> None:
         """`temp.group_member` (uri, id, kind, master): every member of every stored group, for `group_of` and
         `is_master`, which look a URI up there rather than hold the groups."""
@@ -1194,6 +1210,42 @@ class Catalog:
         """Near-duplicate signature blobs by URI, for the objects not gone that have one: read when asked
         for, not held (`Signatures`)."""
         return Signatures(self.db)
+
+    # --- thumbnails --------------------------------------------------------------------------------
+    # The report's pictures (`scan.thumbnails`), keyed by URI like the results and stored with the identity
+    # of the bytes they show: a thumbnail counts only while its object keeps that identity, and a scan
+    # deletes those of objects changed or gone (`prune_thumbnails`).
+    def record_thumbnails(self, rows: Iterable[tuple[str, bytes]]) -> None:
+        """Store (URI, WebP) thumbnails of objects just read, replacing any earlier one (one transaction)."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO thumbnails SELECT uri, identity, ? FROM objects "
+                                "WHERE uri=?", [(data, uri) for uri, data in rows])
+
+    def thumbnail(self, uris: Iterable[str]) -> bytes | None:
+        """The thumbnail of the first of `uris` that has a current one (byte-identical copies show the same
+        picture, so a caller passes an object and its copies)."""
+        for uri in uris:
+            row = self.db.execute("SELECT t.data FROM thumbnails t JOIN objects o ON o.uri=t.uri AND "
+                                  "o.identity=t.identity AND o.status<>'gone' WHERE t.uri=?", (uri,)).fetchone()
+            if row is not None:
+                return bytes(row[0])
+        return None
+
+    def prune_thumbnails(self) -> int:
+        """Delete the thumbnails of objects gone or changed since they were made; returns how many."""
+        return self.db.execute(
+            "DELETE FROM thumbnails WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.uri=thumbnails.uri AND "
+            "o.identity=thumbnails.identity AND o.status<>'gone')").rowcount
+
+    def mirror_phash(self, uri: str) -> int | None:
+        """The pHash of the mirror image of `uri`'s picture, from its near-duplicate signature (None without
+        a current one): a copy flipped left to right has a pHash near it."""
+        blob = self.signatures().get(uri)
+        return None if blob is None else mirror_phash(blob)
+
+    def drop_thumbnails(self) -> int:
+        """Delete every thumbnail (a scan with `scan.thumbnails` off); returns how many."""
+        return self.db.execute("DELETE FROM thumbnails").rowcount
 
     # --- user decisions ----------------------------------------------------------------------------
     def add_not_duplicates(self, uris: Iterable[str]) -> int:

@@ -8,7 +8,8 @@ more complete status) and the disagreement is reported, never silently dropped.
 
 A part that a shard scan still holds (its `CatalogLock`) is refused, never merged half written.
 
-Pairs recorded as "not duplicates" in any part (or earlier in the merged catalog) are kept.
+Pairs recorded as "not duplicates" in any part (or earlier in the merged catalog) are kept. Each object's
+thumbnail comes from the part whose row won, when that part made one of the same bytes.
 
 The parts are grouped and evaluated with the settings their scans stored, which must agree, or with a
 config given instead (`tierscan.scanner.scan.settings.merge_settings`); the merged catalog stores them.
@@ -125,6 +126,12 @@ def _merge_rows(into: Catalog, parts: list[_Part], conflicts: list[str]) -> tupl
         db.execute("DELETE FROM main.objects")
         count = db.execute(f"INSERT INTO main.objects ({columns}) SELECT {columns} FROM temp.merge_rows "
                            "ORDER BY uri").rowcount
+        db.execute("DELETE FROM main.thumbnails")
+    for i, part in enumerate(parts):  # the winning row's thumbnail, if its part made one of those bytes
+        with _attached(db, part.catalog.path), db:
+            db.execute("INSERT OR REPLACE INTO main.thumbnails SELECT t.uri, t.identity, t.data FROM "
+                       "part.thumbnails t JOIN temp.merge_win w ON w.uri=t.uri AND w.identity=t.identity "
+                       "WHERE w.part=?", (i,))
     for table in ("merge_rank", "merge_win", "merge_rows"):
         db.execute(f"DROP TABLE temp.{table}")
     return count, listed

@@ -426,6 +426,11 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
         for conn in connectors.values():
             await conn.aclose()
     unwritten = stored.unwritten(catalog)
+    # With `scan.thumbnails` off every thumbnail goes; else those of objects changed or gone, if any are.
+    if not config.scan.thumbnails:
+        catalog.drop_thumbnails()
+    elif unwritten is None:
+        catalog.prune_thumbnails()
     catalog.set_meta("shard", str(shard or ""))  # which rows `tierscan merge` takes from this catalog
     if shard is None:
         evaluated = clock()

@@ -147,15 +147,16 @@ def _row(want_metadata: bool, r: Fingerprint) -> tuple[tuple[str, ...], tuple[ob
 _FAILED = 0  # (reason,): the read raised
 _SHORT = 1  # (bytes read,): fewer bytes than listed
 _HASHED = 2  # (bytes, headtail key, SHA-256, MD5): read for its SHA-256 alone
-_DONE = 3  # (bytes, headtail key, SHA-256, pHash, dHash, signature, format, width, height, EXIF JSON, error)
+_DONE = 3  # (bytes, headtail key, SHA-256, pHash, dHash, signature, format, width, height, EXIF JSON, error,
+#              thumbnail)
 
 
 def _read_whole(item: tuple[Any, ...]) -> tuple[Any, ...]:
     """In a worker: read an object whole with its connector's `worker_read` (every check of its reads
     holds), and fingerprint it as `ReadSession._full` would. `item`: (function, its arguments, size,
-    want_metadata, want_perceptual, want_signature). Once read, its size and key are `note`d: should the
+    want_metadata, want_perceptual, want_signature, want_thumbnail). Once read, its size and key are `note`d: should the
     parse overrun the deadline, the read still counts."""
-    read, args, size, want_metadata, perceptual, signatures = item
+    read, args, size, want_metadata, perceptual, signatures, thumbnails = item
     try:
         data = read(*args, 0, size)
     except ObjectError as exc:
@@ -168,9 +169,10 @@ def _read_whole(item: tuple[Any, ...]) -> tuple[Any, ...]:
         return (_HASHED, size, key, *_sha256_and_md5(data))
     from tierscan.scanner.fingerprint.image import fingerprint_bytes  # loaded by the worker as it starts
 
-    r = fingerprint_bytes(data, want_sha256=True, want_perceptual=perceptual, want_signature=signatures)
+    r = fingerprint_bytes(data, want_sha256=True, want_perceptual=perceptual, want_signature=signatures,
+                          want_thumbnail=thumbnails)
     return (_DONE, size, key, r.sha256, r.phash, r.dhash, r.near_sig, r.format, r.width, r.height, r.exif,
-            r.error)
+            r.error, r.thumb)
 
 
 class _Results:
@@ -183,10 +185,14 @@ class _Results:
         self.pending: list[tuple[tuple[str, ...], tuple[object, ...]]] = []
         self.keys: list[tuple[str, str, str, int, str | None, str | None]] = []
         self.sizes: set[int] = set()  # of whole reads since the last flush
+        self.thumbnails: list[tuple[str, bytes]] = []  # (URI, WebP) of the objects read, after their rows
 
     def flush(self) -> None:
         self.catalog.record_rows(self.pending)
         self.pending.clear()
+        if self.thumbnails:
+            self.catalog.record_thumbnails(self.thumbnails)
+            self.thumbnails.clear()
         self.catalog.record_read_keys(self.keys, self.sizes)
         self.keys.clear()
         self.sizes.clear()
@@ -209,7 +215,11 @@ class _Results:
             self.flush()
 
     def record(self, items: Iterable[WorkItem], r: Fingerprint, *, planned: bool = True) -> None:
-        """`planned`: the items were planned reads (or their copies), which progress counts."""
+        """`planned`: the items were planned reads (or their copies), which progress counts. A thumbnail
+        goes with the object read (the first item) only: its copies are found through their exact group."""
+        items = list(items)
+        if r.thumb is not None and items:
+            self.thumbnails.append((items[0].ref.uri, r.thumb))
         rows: dict[bool, tuple[tuple[str, ...], tuple[object, ...]]] = {}
         n = 0
         for item in items:
@@ -259,7 +269,7 @@ class _WorkerReads:
                 await self.changed.wait()
         ref, session = p.ref, self.session
         self.waiting.append((p, estimate, (*read, ref.size, p.item.want_metadata, session.perceptual,
-                                           session.signatures)))
+                                           session.signatures, session.thumbnails)))
         if not self.kicked and self.out < self.limit:
             # Sent once the readers have added what they have at hand, not one message an object.
             self.kicked = True
@@ -324,6 +334,7 @@ class ReadSession:
         self.stats, self.acct, self.progress, self.shard = stats, acct, progress, shard
         self.perceptual = config.scan.perceptual
         self.signatures = self.perceptual and config.scan.signatures
+        self.thumbnails = self.perceptual and config.scan.thumbnails
         self.budget = Budget(config.scan.max_retrieval_usd)
         self.results = _Results(catalog, stats, progress)
         self.worker_reads = _WorkerReads(self)
@@ -496,8 +507,8 @@ class ReadSession:
             _, _, key, sha, md5 = answer
             self._settle(p, Fingerprint(sha256=sha, headtail=key, md5=md5))
             return
-        _, _, key, sha, phash, dhash, near_sig, fmt, width, height, exif, error = answer
-        self._settle(p, Fingerprint(sha, key, phash, dhash, near_sig, fmt, width, height, exif, error))
+        _, _, key, sha, phash, dhash, near_sig, fmt, width, height, exif, error, thumb = answer
+        self._settle(p, Fingerprint(sha, key, phash, dhash, near_sig, fmt, width, height, exif, error, thumb))
 
     def _broken(self, p: PlannedRead, estimate: float, reason: str, note: bytes) -> None:
         """The object a worker overran the deadline or died on: what `_full` records when the parse of its
@@ -530,7 +541,7 @@ class ReadSession:
             return Fingerprint(sha256=sha, headtail=key, md5=md5)
         # A whole read always gives the SHA-256 (1.8 GB/s: free beside the read), whoever asked.
         answer = self.pool.submit(data, want_sha256=True, want_perceptual=self.perceptual,
-                                  want_signature=self.signatures)
+                                  want_signature=self.signatures, want_thumbnail=self.thumbnails)
         del data  # the pool has what it needs; drop ours before waiting
         return _keyed(await answer, key)
 
@@ -557,7 +568,8 @@ class ReadSession:
         key = headtail_key(ref.size, data[:HEAD], data[-TAIL:]) if whole else None
         pixels = data if whole or end is None else data[:end]  # whole: the SHA-256 is of every byte
         del data
-        answer = self.pool.submit(pixels, want_sha256=whole, want_perceptual=True, want_signature=self.signatures)
+        answer = self.pool.submit(pixels, want_sha256=whole, want_perceptual=True, want_signature=self.signatures,
+                                  want_thumbnail=self.thumbnails)
         del pixels
         return _keyed(await answer, key)
 
