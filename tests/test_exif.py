@@ -3,12 +3,12 @@ inputs."""
 
 from __future__ import annotations
 
-import csv
 import struct
 import zlib
 from pathlib import Path
 
 import pytest
+from exif_agreement import assert_agrees, files_in, manifest, read_all
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tierscan.scanner.fingerprint.exif import ExifInfo, ImageMeta, read_metadata
@@ -19,8 +19,7 @@ from tierscan.scanner.fingerprint.exif.text import decode_text
 from tierscan.scanner.fingerprint.exif.xmp import read_xmp, xmp_date
 
 DATA = Path(__file__).parent / "data" / "exif"
-with open(DATA / "MANIFEST.csv", newline="", encoding="utf-8") as _fh:
-    ROWS = list(csv.DictReader(_fh))
+ROWS = manifest(DATA)
 # exiftool names WebP files with a VP8X chunk "Extended WEBP"; the scanner reports the container.
 FORMAT_NAMES = {"Extended WEBP": "WEBP"}
 
@@ -31,12 +30,11 @@ FORMAT_NAMES = {"Extended WEBP": "WEBP"}
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, ImageMeta]:
-    return {row["file"]: read_metadata((DATA / row["file"]).read_bytes()) for row in ROWS}
+    return read_all(DATA, ROWS)
 
 
 def test_manifest_lists_every_file() -> None:
-    on_disk = {p.name for p in DATA.iterdir() if p.suffix.lower() not in (".csv", ".md")}
-    assert on_disk == {row["file"] for row in ROWS}
+    assert files_in(DATA) == {row["file"] for row in ROWS}
     assert len(ROWS) == 74
 
 
@@ -44,16 +42,7 @@ def test_manifest_lists_every_file() -> None:
 def test_agrees_with_exiftool(row: dict[str, str], results: dict[str, ImageMeta]) -> None:
     meta = results[row["file"]]
     exif = meta.exif
-    if row["has_gps"] == "1":
-        assert exif.gps_lat == pytest.approx(float(row["gps_lat"]), abs=1e-6)
-        assert exif.gps_lon == pytest.approx(float(row["gps_lon"]), abs=1e-6)
-    else:
-        assert (exif.gps_lat, exif.gps_lon) == (None, None)
-    want_serials = {item.split("=", 1)[1] for item in row["serial_tags"].split("|") if "=" in item}
-    assert {value for _, value in exif.serials} == want_serials
-    assert all(name and value == value.strip() for name, value in exif.serials)
-    assert exif.datetime_original == (row["datetime_original"] or row["datetime_original_any"] or None)
-    assert (exif.make, exif.model) == (row["make"] or None, row["model"] or None)
+    assert_agrees(exif, row)
     if row["orientation"]:
         assert exif.orientation == int(row["orientation"])
     assert exif.owner == (row["owner_or_artist"] or None)

@@ -3,13 +3,13 @@ and each parser on small synthetic structures built here, so that layouts no sam
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import struct
 import time
 from pathlib import Path
 
 import pytest
+from exif_agreement import assert_agrees, files_in, manifest, read_all
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tierscan.scanner.fingerprint.exif import ExifInfo, ImageMeta, detect_format, read_metadata
@@ -17,8 +17,7 @@ from tierscan.scanner.fingerprint.exif.containers import locate_blocks
 from tierscan.scanner.fingerprint.exif.reader import read_prefix
 
 DATA = Path(__file__).parent / "data" / "exif-makers"
-with open(DATA / "MANIFEST.csv", newline="", encoding="utf-8") as _fh:
-    ROWS = list(csv.DictReader(_fh))
+ROWS = manifest(DATA)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -27,12 +26,11 @@ with open(DATA / "MANIFEST.csv", newline="", encoding="utf-8") as _fh:
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, ImageMeta]:
-    return {row["file"]: read_metadata((DATA / row["file"]).read_bytes()) for row in ROWS}
+    return read_all(DATA, ROWS)
 
 
 def test_manifest_lists_every_file_unchanged() -> None:
-    on_disk = {p.name for p in DATA.iterdir() if p.suffix.lower() not in (".csv", ".md")}
-    assert on_disk == {row["file"] for row in ROWS}
+    assert files_in(DATA) == {row["file"] for row in ROWS}
     assert len(ROWS) == 52
     for row in ROWS:
         assert hashlib.sha256((DATA / row["file"]).read_bytes()).hexdigest() == row["sha256"]
@@ -41,16 +39,7 @@ def test_manifest_lists_every_file_unchanged() -> None:
 @pytest.mark.parametrize("row", ROWS, ids=[row["file"] for row in ROWS])
 def test_agrees_with_exiftool(row: dict[str, str], results: dict[str, ImageMeta]) -> None:
     exif = results[row["file"]].exif
-    if row["has_gps"] == "1":
-        assert exif.gps_lat == pytest.approx(float(row["gps_lat"]), abs=1e-6)
-        assert exif.gps_lon == pytest.approx(float(row["gps_lon"]), abs=1e-6)
-    else:
-        assert (exif.gps_lat, exif.gps_lon) == (None, None)
-    want_serials = {item.split("=", 1)[1] for item in row["serial_tags"].split("|") if "=" in item}
-    assert {value for _, value in exif.serials} == want_serials
-    assert all(name and value == value.strip() for name, value in exif.serials)
-    assert exif.datetime_original == (row["datetime_original"] or row["datetime_original_any"] or None)
-    assert (exif.make, exif.model) == (row["make"] or None, row["model"] or None)
+    assert_agrees(exif, row)
 
 
 def test_serial_tags_are_named_like_exiftool(results: dict[str, ImageMeta]) -> None:

@@ -110,21 +110,13 @@ def test_the_personal_data_table_reads_without_script_and_its_filters_wait_for_i
     assert " hidden" not in body  # every row shows until a script filters
 
 
-class _Placed(InventoryRecord):
-    """A record that says where its photo was taken."""
-
-    taken_in: str | None = None
-
-
-def test_where_a_photo_was_taken_gets_a_column_once_records_can_say(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_where_a_photo_was_taken_is_its_own_column() -> None:
     people = with_personal_data(2)
-    assert "<th>Taken in</th>" not in page(built(people), people)
-    monkeypatch.setattr(html_review, "_has_taken_in", lambda: True)
-    placed: list[InventoryRecord] = [_Placed(**people[0].model_dump(), taken_in="Hong Kong"), people[1]]
+    placed = [people[0].model_copy(update={"taken_in": "HK", "taken_near": "Lok Ma Chau"}), people[1]]
     text = page(built(placed), placed)
     table = text.split('id="personal-data"', 1)[1].split("</table>", 1)[0]
     assert "<th>GPS (rounded)</th><th>Taken in</th>" in table
-    assert "</td><td>Hong Kong</td><td>2024:01:02" in table and "</td><td></td><td>2024:01:02" in table
+    assert "</td><td>HK, Lok Ma Chau</td><td>2024:01:02" in table and "</td><td></td><td>2024:01:02" in table
 
 
 def test_copies_across_jurisdictions_name_every_copy_with_its_bucket_region_and_jurisdiction() -> None:

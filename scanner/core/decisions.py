@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from tierscan.scanner.core.errors import UsageError
+from tierscan.scanner.core.safe_yaml import read_bounded
 
 __all__ = ["DECISIONS_FORMAT", "MAX_DECISIONS_BYTES", "Decisions", "GroupDecision", "load_decisions"]
 
@@ -79,13 +80,7 @@ class Decisions(_Strict):
 def load_decisions(path: Path) -> Decisions:
     """The decisions in `path`; UsageError (exit status 2) for a file that is missing, too large, not
     JSON or not decisions, saying where, never what it holds."""
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_DECISIONS_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the decisions file: {exc.strerror or exc}") from None
-    if len(data) > MAX_DECISIONS_BYTES:
-        raise UsageError(f"{path}: a decisions file is at most {MAX_DECISIONS_BYTES >> 20} MiB")
+    data = read_bounded(path, MAX_DECISIONS_BYTES, "decisions files")
     try:
         return Decisions.model_validate_json(data)
     except ValidationError as exc:

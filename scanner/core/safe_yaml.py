@@ -19,7 +19,7 @@ from yaml.composer import ComposerError
 
 from tierscan.scanner.core.errors import UsageError
 
-__all__ = ["MAX_DEPTH", "YamlDocument", "line_at", "parse_yaml", "read_yaml_file"]
+__all__ = ["MAX_DEPTH", "YamlDocument", "line_at", "parse_yaml", "read_bounded", "read_yaml_file"]
 
 MAX_DEPTH = 64  # nested collections; policy filters (`and`/`or`/`not`) need a few levels each
 MAX_NODES = 1_000_000  # nodes of a document with its aliases expanded
@@ -90,9 +90,9 @@ def parse_yaml(text: str, name: str, kind: str = "tierscan files", *, aliases: b
     return YamlDocument(text, node, data)
 
 
-def read_yaml_file(path: Path, max_bytes: int, kind: str = "tierscan files", *, aliases: bool = False
-                   ) -> YamlDocument:
-    """Read and parse one file of at most `max_bytes`; UsageError naming the file (and line) otherwise."""
+def read_bounded(path: Path, max_bytes: int, kind: str) -> bytes:
+    """A user's file of at most `max_bytes` (`kind` names such files in messages); UsageError naming the file
+    when it cannot be read or is larger."""
     try:
         with path.open("rb") as stream:
             raw = stream.read(max_bytes + 1)
@@ -100,6 +100,13 @@ def read_yaml_file(path: Path, max_bytes: int, kind: str = "tierscan files", *, 
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     if len(raw) > max_bytes:
         raise UsageError(f"{path}: {kind} are limited to {max_bytes // 1024} KiB")
+    return raw
+
+
+def read_yaml_file(path: Path, max_bytes: int, kind: str = "tierscan files", *, aliases: bool = False
+                   ) -> YamlDocument:
+    """Read and parse one file of at most `max_bytes`; UsageError naming the file (and line) otherwise."""
+    raw = read_bounded(path, max_bytes, kind)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

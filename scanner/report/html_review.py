@@ -22,7 +22,7 @@ from html import escape
 from itertools import islice
 
 from tierscan.scanner import __version__
-from tierscan.scanner.core.models import BucketSummary, ExifRecord, Finding, Group, InventoryRecord, Report, Severity
+from tierscan.scanner.core.models import BucketSummary, Finding, Group, InventoryRecord, Report, Severity
 from tierscan.scanner.report.build import ReportStream, human_bytes, money_text, short_uri
 from tierscan.scanner.report.exposure import GPS_DECIMALS, KINDS, Exposure
 from tierscan.scanner.report.review import ReviewContext
@@ -181,31 +181,23 @@ def _kinds(kinds: Iterable[str]) -> str:
     return "".join(f'<span class="kind kind-{escape(k)}">{escape(KIND_LABELS.get(k, k))}</span>' for k in kinds)
 
 
-def _has_taken_in() -> bool:
-    """Whether inventory records can say where a photo was taken (a `taken_in` field of the record or of its
-    metadata): the table then has a column for it."""
-    return "taken_in" in InventoryRecord.model_fields or "taken_in" in ExifRecord.model_fields
+def _taken(record: InventoryRecord) -> str:
+    """Where the photo was taken: its territory and the nearest place, when its GPS position says."""
+    return ", ".join(p for p in (record.taken_in, record.taken_near) if p)
 
 
-def _taken_in(record: InventoryRecord) -> str | None:
-    """Where the photo was taken, when the record says."""
-    value = getattr(record, "taken_in", None) or getattr(record.exif, "taken_in", None)
-    return None if value is None else str(value)
-
-
-def _personal_row(record: InventoryRecord, taken_in: bool) -> str:
+def _personal_row(record: InventoryRecord) -> str:
     exif = record.exif
     gps = exif.gps if exif else None
     position = f"{gps.lat:.{GPS_DECIMALS}f}, {gps.lon:.{GPS_DECIMALS}f}" if gps else ""
     serials = ", ".join(mask_serial(s) for s in exif.serials) if exif else ""
-    place = f"<td>{escape(_taken_in(record) or '')}</td>" if taken_in else ""
     camera = " ".join(p for p in (exif.make, exif.model) if p) if exif else ""
     return (
         f'<tr data-uri="{escape(record.uri)}" data-kinds="{escape(" ".join(record.personal_data))}">'
         f'<td class="uri">{escape(short_uri(record.uri))}</td>'
         f"<td>{escape(record.bucket)}<br><span class=muted>{escape(record.region)}, "
         f"{escape(record.jurisdiction)}</span></td>"
-        f"<td>{_kinds(record.personal_data)}</td><td>{escape(position)}</td>{place}"
+        f"<td>{_kinds(record.personal_data)}</td><td>{escape(position)}</td><td>{escape(_taken(record))}</td>"
         f"<td>{escape(exif.datetime_original or '' if exif else '')}</td><td>{escape(serials)}</td>"
         f"<td>{escape(exif.owner or '' if exif else '')}</td><td>{escape(camera)}</td></tr>"
     )
@@ -215,7 +207,6 @@ def personal_data_section(review: ReviewContext, exposure: Exposure) -> Iterator
     """Every object whose metadata holds personal data, up to `PERSONAL_ROWS` of them, each row written as
     it streams from the catalog."""
     total = exposure.with_personal_data
-    taken_in = _has_taken_in()
     shown = min(total, PERSONAL_ROWS)
     yield (
         f'<section id="personal-data-objects"><h2>Objects with personal data ({total:,})</h2>'
@@ -230,14 +221,14 @@ def personal_data_section(review: ReviewContext, exposure: Exposure) -> Iterator
         f'<select aria-label="Kind of personal data"><option value="">every kind</option>{options}</select>'
         '<span class="muted shown"></span></div>'
     )
-    head = ["Object", "Stored in", "Personal data", "GPS (rounded)"] + (["Taken in"] if taken_in else []) + [
-        "Captured", "Device serial", "Owner", "Camera"]
+    head = ["Object", "Stored in", "Personal data", "GPS (rounded)", "Taken in", "Captured", "Device serial",
+            "Owner", "Camera"]
     yield ('<table class="sortable" id="personal-data"><thead><tr>'
            + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>")
     written = 0
     for record in islice(review.personal(), PERSONAL_ROWS):
         written += 1
-        yield _personal_row(record, taken_in)
+        yield _personal_row(record)
     yield "</tbody></table>"
     rest = max(total, written) - written
     if rest:
