@@ -1,4 +1,4 @@
-"""The HTML page's sections for the people who act on it: what was scanned (on the first screen), every
+"""The HTML page's sections for the people who act on it: what was scanned (at the top of the page), every
 object that carries personal data, copies across jurisdictions file by file, and each policy's findings.
 
 Everything is written while it streams from the report and the catalog, and each list stops at a cap
@@ -47,7 +47,7 @@ CROSS_MEMBERS = 20  # copies listed per group
 FINDING_ROWS = 50  # findings listed per policy
 FINDING_URIS = 5  # URIs listed per finding
 SERIAL_SHOWN = 4  # trailing characters of a device serial people read
-SKIP_REASONS_SHOWN = 8  # skip reasons named on the first screen
+SKIP_REASONS_SHOWN = 8  # skip reasons named at the top of the page
 
 KIND_LABELS = {"gps": "GPS", "serial": "device serial", "owner": "owner", "timestamp": "capture time"}
 # What each action asks of people, in plain words.
