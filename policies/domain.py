@@ -238,8 +238,9 @@ class TakenIn(_PerCopy):
     stored_in: list[str] | None = Field(default=None, min_length=1)  # and stored in one of these jurisdictions
 
     def match(self, copy: Record, ctx: Context) -> bool:
-        return copy.get("taken_in") in self.territories and (
-            self.stored_in is None or copy.get("jurisdiction") in self.stored_in)
+        # Where it is stored first: placing a photo costs more than reading a field.
+        return (self.stored_in is None or copy.get("jurisdiction") in self.stored_in) and (
+            copy.get("taken_in") in self.territories)
 
     def necessary(self) -> Condition:
         gps = HasPersonalData(frozenset({"gps"}))  # a territory needs a GPS position

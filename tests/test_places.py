@@ -4,6 +4,7 @@ the records that carry them, and the `taken-in` policy filter."""
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from tierscan.policies.costs import ObjectRecord
 from tierscan.policies.domain import TakenIn
 from tierscan.policies.model import Context
 from tierscan.policies.prefilter import AllOf, HasPersonalData, OneOf
@@ -154,3 +156,53 @@ def test_taken_in_filter_prefilters_on_gps_and_storage() -> None:
 def test_taken_in_filter_rejects_bad_settings(settings: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         TakenIn.model_validate({"type": "taken-in", **settings})
+
+
+def counted_places(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make policy records place through a stub that lists the URIs it placed."""
+    placed: list[str] = []
+
+    def place_of(r: InventoryRecord) -> Place | None:
+        placed.append(r.uri)
+        return Place("CN", "Shenzhen") if r.exif and r.exif.gps else None
+
+    monkeypatch.setattr("tierscan.policies.costs.place_of", place_of)
+    return placed
+
+
+def test_policy_records_are_placed_when_a_place_is_first_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    placed = counted_places(monkeypatch)
+    r = ObjectRecord.of(record("a", 22.5330, 114.1130), gba=True)
+    member = r.adding(distance=3)
+    assert (r.get("size"), r["gba"], "taken_in" in r, r.get("nope", 7), placed) == (1, True, True, 7, [])
+    assert (r["taken_in"], r.get("taken_near"), placed) == ("CN", "Shenzhen", ["a"])
+    assert r.get("taken_in") == "CN" and placed == ["a"]  # placed once
+    assert member["distance"] == 3 and placed == ["a"]  # a copy made before places itself when read
+    assert json.loads(json.dumps(member))["taken_near"] == "Shenzhen" and placed == ["a", "a"]
+    assert dict(ObjectRecord.of(record("b")))["taken_in"] is None and placed == ["a", "a", "b"]
+    with pytest.raises(KeyError):
+        r["nope"]
+
+
+def test_placed_records_and_policies_that_rule_a_copy_out_never_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    placed = counted_places(monkeypatch)
+    done = ObjectRecord.of(record("a", 22.5, 114.0).model_copy(update={"taken_in": "HK", "taken_near": "Lo Wu"}))
+    assert (done["taken_in"], dict(done)["taken_near"], placed) == ("HK", "Lo Wu", [])
+    mainland_in_hk = TakenIn(type="taken-in", territories=["CN"], stored_in=["HK"])
+    assert not mainland_in_hk(ObjectRecord.of(record("b", 22.5330, 114.1130, "CN")), CTX) and placed == []
+    assert mainland_in_hk(ObjectRecord.of(record("c", 22.5330, 114.1130, "HK")), CTX) and placed == ["c"]
+
+
+def test_a_scan_whose_policies_never_ask_where_photos_were_taken_never_loads_places(tmp_path: Path) -> None:
+    # The sample estate has a photo with GPS, stored in local folders: the built-in taken-in policies ask
+    # where photos stored in HK or CN were taken, so no scan step needs a place; the inventory does.
+    code = (
+        "import json, sys\n"
+        "from tierscan.scanner.cli import cli\n"
+        f"db, out = {str(tmp_path / 's.db')!r}, {str(tmp_path / 'inv.jsonl')!r}\n"
+        "cli(['scan', 'examples/estate', '--db', db, '--format', 'none', '--no-perceptual'], standalone_mode=False)\n"
+        "assert 'timezonefinder' not in sys.modules, 'loaded'\n"
+        "cli(['inventory', '--db', db, '--format', 'jsonl', '-o', out], standalone_mode=False)\n"
+        "assert 'US' in {json.loads(line)['taken_in'] for line in open(out)}\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

@@ -26,12 +26,13 @@ from typing import Any
 from tierscan.scanner.core.models import InventoryRecord
 from tierscan.scanner.core.tiers import load_yaml_resource
 
-__all__ = ["BATCH", "NEAREST", "Place", "Places", "Resolver", "located", "resolver", "usable"]
+__all__ = ["BATCH", "NEAREST", "PLACE_KEYS", "Place", "Places", "Resolver", "located", "place_of", "resolver", "usable"]
 
 # Records resolved together (one nearest-place query a batch). Few: records held while the batch fills
 # would otherwise outlive the young garbage-collector generations and set off full collections.
 BATCH = 64
 NEAREST = 16  # nearest places looked at for one in the position's own territory
+PLACE_KEYS = ("taken_in", "taken_near")  # the `InventoryRecord` fields placing fills
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,14 @@ def _on_sphere(positions: Any) -> Any:
 @cache
 def resolver() -> Resolver:
     return Resolver()
+
+
+def place_of(record: InventoryRecord) -> Place | None:
+    """Where one record's photo was taken; None without a usable GPS position (the data is not loaded then)."""
+    gps = record.exif.gps if record.exif is not None else None
+    if gps is None or not usable(gps.lat, gps.lon):
+        return None
+    return resolver().resolve([(gps.lat, gps.lon)])[0]
 
 
 def located(records: Iterable[InventoryRecord], batch: int = BATCH) -> Iterator[InventoryRecord]:

@@ -1108,24 +1108,27 @@ class Catalog:
             "AND dhash IS NOT NULL AND dhash<>'' AND uri NOT IN "
             "(SELECT uri FROM temp.exact_member WHERE uri<>master) ORDER BY uri")
 
-    def records_matching(self, condition: Condition) -> Iterator[InventoryRecord]:
+    def records_matching(self, condition: Condition, placed: bool = True) -> Iterator[InventoryRecord]:
         """The objects not gone that meet `condition` (and maybe others: a condition on a key with no
-        column of its own holds for every object), as inventory records in URI order."""
+        column of its own holds for every object), as inventory records in URI order; `placed`: with
+        where each photo was taken (`located`)."""
         where, params = _where(condition)
         sql = f"SELECT exif, {_RECORD_COLUMNS} FROM objects WHERE status<>'gone' AND {where} ORDER BY uri"
-        yield from located(_record(exif_text, values) for exif_text, *values in self._tuples(sql, params))
+        found = (_record(exif_text, values) for exif_text, *values in self._tuples(sql, params))
+        yield from located(found) if placed else found
 
     def personal_records(self) -> Iterator[InventoryRecord]:
         """The objects not gone whose metadata holds personal data, as inventory records in URI order."""
         return self.records_matching(HasPersonalData(frozenset(_PERSONAL_KINDS)))
 
-    def records_of(self, uris: Iterable[str]) -> dict[str, InventoryRecord]:
-        """The inventory records of these objects (gone ones included), by URI."""
+    def records_of(self, uris: Iterable[str], placed: bool = True) -> dict[str, InventoryRecord]:
+        """The inventory records of these objects (gone ones included), by URI; `placed`: with where each
+        photo was taken (`located`)."""
         found = []
         for uri in uris:
             for exif_text, *values in self._tuples(f"SELECT exif, {_RECORD_COLUMNS} FROM objects WHERE uri=?", (uri,)):
                 found.append(_record(exif_text, values))
-        return {record.uri: record for record in located(found)}
+        return {record.uri: record for record in (located(found) if placed else found)}
 
     def tally_records(self) -> Iterator[tuple[Holding, bool]]:
         """Every object not gone, in URI order, as what the savings tally reads of it, with whether it is a

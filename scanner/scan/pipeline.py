@@ -134,16 +134,13 @@ async def _list_all(config: Config, catalog: Catalog, targets: list[str], scan_i
 
 
 def _policy_record(r: InventoryRecord, jurisdictions: JurisdictionMap) -> ObjectRecord:
-    record = ObjectRecord(r.model_dump(mode="json"), r)
-    record["gba"] = jurisdictions.lookup(r.region).gba
-    return record
+    return ObjectRecord.of(r, gba=jurisdictions.lookup(r.region).gba)
 
 
 def _group_record(group: Group, objects: Mapping[str, ObjectRecord]) -> dict[str, object]:
     """A group as policies see it: its members are whole object records (with their distance)."""
     record = group.model_dump(mode="json")
-    record["members"] = [ObjectRecord({**objects[m.uri], "distance": m.distance}, objects[m.uri].inventory)
-                         for m in group.members]
+    record["members"] = [objects[m.uri].adding(distance=m.distance) for m in group.members]
     return record
 
 
@@ -289,13 +286,13 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
         for _, labelled in itertools.groupby(catalog.exact_candidates(), key=lambda row: row[0]):
             group = exact_group([ExactCopy.of_row(row[1:]) for row in labelled], config.master)
             if stored(group):
-                members = catalog.records_of(m.uri for m in group.members).values()
+                members = catalog.records_of((m.uri for m in group.members), placed=False).values()
                 judge("group", [group_record(group, members)], f"1 {group.id}")
         out.flush()
         catalog.exact_members()  # near grouping leaves out their redundant copies
         listed = [*config.near.not_duplicates, *catalog.not_duplicates()]
         masters = catalog.masters_of(uri for uris in listed for uri in uris)
-        objects = catalog.records_matching(prefilter(policy_set, "object"))
+        objects = catalog.records_matching(prefilter(policy_set, "object"), placed=False)
         progress.step("near index")
         images = [NearImage.of_row(row) for row in catalog.near_rows()]
         # Near grouping (and the array libraries it loads) only where there are images to group.
@@ -315,7 +312,7 @@ def _evaluate(config: Config, catalog: Catalog, now: datetime, policy_set: Polic
             progress.step("near groups")
             for group in grouping.groups() if grouping is not None else ():
                 if stored(group):
-                    members = catalog.records_of(m.uri for m in group.members).values()
+                    members = catalog.records_of((m.uri for m in group.members), placed=False).values()
                     judge("group", [group_record(group, members)], f"2 {group.id}")
     return Evaluation(counts["exact"], counts["near"], counts["findings"])
 
