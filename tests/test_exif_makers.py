@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from exif_agreement import assert_agrees, files_in, manifest, read_all
 from hypothesis import HealthCheck, given, settings, strategies as st
+from test_plan import ranged
 
 from tierscan.scanner.fingerprint.exif import ExifInfo, ImageMeta, detect_format, read_metadata
 from tierscan.scanner.fingerprint.exif.containers import locate_blocks
@@ -371,6 +372,53 @@ def test_x3f_hostile_directories() -> None:
     pointing_out = bytearray(x3f_properties({"CAMSERIAL": "1"}))
     struct.pack_into("<I", pointing_out, 28, 1 << 20)  # a value position past the character pool
     assert read_metadata(x3f([(b"PROP", bytes(pointing_out))])).exif.serials == []
+
+
+# A RAW file is read for its metadata alone (`plan.ranged_metadata`): the head and the end of a CRW or X3F
+# file, then the ranges its directories point at, never the image data between.
+BIG = 8 * 1024 * 1024
+
+
+def camera_heap(serial: int) -> bytes:
+    camera = ciff_heap([(0x080A, b"Canon\0Canon EOS 10D\0".ljust(32, b"\0")), (0x0810, b"Jane Doe\0")])
+    return ciff_heap([(0x180E | 0x4000, struct.pack("<III", 1068485966, 0, 0)), (0x2807, camera),
+                      (0x180B | 0x4000, struct.pack("<I", serial))])
+
+
+@pytest.mark.parametrize("layout", ["metadata last", "metadata between the image data"])
+def test_a_large_crw_is_read_from_its_head_and_end_and_what_its_heaps_point_at(layout: str) -> None:
+    props = (0x300A, camera_heap(560018150))
+    entries = [(0x2005, bytes(BIG)), props] if layout == "metadata last" else [
+        (0x2005, bytes(BIG)), props, (0x2007, bytes(BIG))]
+    data = crw(ciff_heap(entries))
+    found, calls = ranged(data)
+    assert found.exif == read_metadata(data).exif and found.exif.owner == "Jane Doe"
+    assert found.exif.serials == [("SerialNumber", "560018150")]
+    assert found.bytes_read < 200_000 and len(calls) <= 4, calls
+
+
+@pytest.mark.parametrize("layout", ["properties last", "properties first", "preview between the image data"])
+def test_a_large_x3f_is_read_from_its_head_and_end_and_what_its_directory_points_at(layout: str) -> None:
+    props = (b"PROP", x3f_properties({"CAMMANUF": "SIGMA", "CAMMODEL": "SIGMA SD14", "CAMSERIAL": "2034567"}))
+    image = (b"IMAG", b"SECi" + bytes(BIG))
+    preview = (b"IMA2", b"SECi\0\0\x02\0\x02\0\0\0\x12\0\0\0".ljust(28, b"\0")
+               + jpeg((0xE1, b"Exif\0\0" + EXIF_TIME)) + bytes(100_000))
+    sections = {"properties last": [image, preview, props], "properties first": [props, image, preview],
+                "preview between the image data": [image, preview, image, props]}[layout]
+    data = x3f(sections)
+    found, calls = ranged(data)
+    assert found.exif == read_metadata(data).exif
+    assert found.exif.serials == [("SerialNumber", "2034567")]
+    assert found.exif.datetime_original == "2020:01:02 03:04:05"  # from the preview's EXIF
+    assert found.bytes_read < 400_000 and len(calls) <= 5, calls
+
+
+def test_a_large_raw_file_with_a_hostile_directory_costs_bounded_reads() -> None:
+    data = bytearray(x3f([(b"IMAG", b"SECi" + bytes(BIG)), (b"PROP", x3f_properties({"CAMSERIAL": "1"}))]))
+    struct.pack_into("<I", data, len(data) - 4, 1000)  # the directory pointer lands in the image data
+    found, calls = ranged(bytes(data))
+    assert read_metadata(bytes(data)).error == "bad X3F directory" and found.exif.serials == []
+    assert found.bytes_read < 200_000 and len(calls) <= 4, calls
 
 
 def test_one_embedded_jpeg_is_walked_however_often_it_is_named() -> None:

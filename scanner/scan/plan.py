@@ -13,10 +13,10 @@ Per object, one of:
   the object, then chunks four times longer until its EOI; MPF previews, gain maps and motion-photo videos after it
   are not read. No SHA-256 unless the chunks reached the end; a collision found later is narrowed with head and tail
   like any other.
-- ``meta``: the EXIF audit alone. A ``HEAD`` chunk, walked by ``tierscan.scanner.fingerprint.exif.read_prefix``; the
-walker
-  reports the further ranges its format needs (a JPEG APP segment longer than the head, PNG chunks after
-  IDAT, WebP EXIF after the pixels, TIFF/RAW IFD offsets, HEIC/AVIF boxes) and only those are read. When
+- ``meta``: the EXIF audit alone. A ``HEAD`` chunk, walked by ``tierscan.scanner.fingerprint.exif.read_prefix``;
+  the walker reports the further ranges its format needs (a JPEG APP segment longer than the head, PNG
+  chunks after IDAT, WebP EXIF after the pixels, TIFF/RAW IFD offsets, HEIC/AVIF boxes; X3F and CRW, whose
+  directories are at the end, start from the last ``END`` bytes too) and only those are read. When
   the size collides, a ``TAIL`` chunk is read too so the object can be narrowed.
 - ``narrow``: an unchanged object read again only for exact matching: head and tail chunks.
 - ``copy``: a byte-identical copy (same size and content identity: a trusted MD5, the same S3 multipart
@@ -87,6 +87,10 @@ _RAW_EXT = frozenset(("cr2", "cr3", "nef", "arw", "dng", "orf", "rw2", "pef", "s
 # Container formats whose walkers step over bodies in order (holes in a sparse view are never looked at);
 # the others follow offsets anywhere, so their view is kept a contiguous prefix.
 _SEQUENTIAL = frozenset(("JPEG", "MPO", "PNG", "WEBP"))
+# Formats whose structure starts at the end of the file (X3F's section directory, CRW's heap directories):
+# their walkers read the head and `END` bytes of the end, and declare every other range they read.
+_FROM_THE_END = frozenset(("X3F", "CRW"))
+END = 64 * 1024
 
 
 def decodable_hint(key: str) -> bool:
@@ -406,7 +410,13 @@ async def ranged_metadata(fetch: Callable[[int, int], Awaitable[bytes]], size: i
     from tierscan.scanner.fingerprint.exif.formats import detect_format
 
     fmt = detect_format(head[:64])
-    contiguous = fmt not in _SEQUENTIAL
+    contiguous = fmt not in _SEQUENTIAL and fmt not in _FROM_THE_END
+    if fmt in _FROM_THE_END and size > HEAD:
+        start = max(HEAD, size - END)
+        if tail and start >= tail_start:
+            pieces[start] = tail[start - tail_start:]
+        else:
+            pieces[start] = await get(start, tail_start) + tail if tail else await get(start, size)
     webp_meta = fmt == "WEBP" and head[12:16] == b"VP8X" and len(head) > 20 and bool(head[20] & 0x0C)
     grow = HEAD
     meta = None
@@ -419,7 +429,7 @@ async def ranged_metadata(fetch: Callable[[int, int], Awaitable[bytes]], size: i
             # The WebP walker takes the end of its view for the end of the file; VP8X says EXIF or XMP
             # chunks exist, and they follow the pixels: go on with the next chunk header.
             needed = [(len(view), 8)]
-        if not needed or len(view) >= size:
+        if not needed:
             break
         if contiguous:
             # Offset-following formats: extend the prefix to cover every range asked for.
@@ -441,6 +451,8 @@ async def ranged_metadata(fetch: Callable[[int, int], Awaitable[bytes]], size: i
         view = _view(size, pieces, contiguous)
         if len(view) < size:  # give up on ranges: the rest in one read
             pieces[len(view)] = await get(len(view), size)
+        elif fmt in _FROM_THE_END:  # the whole file, in one read
+            pieces = {0: await get(0, size)}
         meta, _ = await walk(_view(size, pieces, contiguous))
     assert meta is not None
     error = NOT_AN_IMAGE if fmt is None else None

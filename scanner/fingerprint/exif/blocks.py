@@ -81,6 +81,12 @@ class Blocks:
         self.needed.append((offset, max(length, 0)))
         self.fail(reason)
 
+    def uses(self, offset: int, length: int) -> None:
+        """Record a range the walk read where the buffer may be the file in pieces with holes between
+        (formats whose structure starts at the end: X3F, CRW): a ranged reader fetches it if it lacks it
+        and walks again; over a whole file it is already there."""
+        self.needed.append((offset, max(length, 0)))
+
     def fail(self, reason: str) -> None:
         """Record the first structural problem of the container."""
         if self.error is None:

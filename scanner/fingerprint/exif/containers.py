@@ -104,23 +104,29 @@ def _mrw(data: bytes, blocks: Blocks) -> None:
 
 
 MAX_X3F_SECTIONS = 256
+MAX_X3F_PROPERTIES = 1 << 20  # bytes of a PROP section read: its name/value pairs take a few KB
+_JPEG_METADATA = 4 + 65_536  # SOI, then an APP1 segment of at most 64 KiB
 _X3F_JPEG_HEADER = b"SECi\0\0\x02\0\x02\0\0\0\x12\0\0\0"
 
 
 def _x3f(data: bytes, blocks: Blocks) -> None:
     """Sigma X3F: the last 4 bytes point at the "SECd" directory of (offset, length, name) sections.
     PROP holds the properties (make, model, serial, time); an IMA2 section holding a JPEG (after its
-    28-byte "SECi" header) carries EXIF and Sigma maker notes."""
+    28-byte "SECi" header) carries EXIF and Sigma maker notes. Every range read is declared
+    (`Blocks.uses`): a ranged reader holds the head and the end of the file, and fetches the rest."""
     n = len(data)
     if n >= 36:
         blocks.width, blocks.height = struct.unpack_from("<II", data, 28)
     if n < 40:
         return
+    blocks.uses(n - 4, 4)
     where = int.from_bytes(data[n - 4 :], "little")
+    blocks.uses(where, 12)
     if where + 12 > n or data[where : where + 4] != b"SECd":
         blocks.fail("bad X3F directory")
         return
     count = min(int.from_bytes(data[where + 8 : where + 12], "little"), MAX_X3F_SECTIONS)
+    blocks.uses(where + 12, 12 * count)
     jpeg_done = False  # the first embedded JPEG only: sections pointing at one JPEG must not repeat its walk
     for at in range(where + 12, min(where + 12 + 12 * count, n - 11), 12):
         offset, length = struct.unpack_from("<II", data, at)
@@ -128,11 +134,14 @@ def _x3f(data: bytes, blocks: Blocks) -> None:
         if offset + length > n:
             continue
         if name == b"PROP":
-            blocks.add_record(Record("X3FProperties", data, offset, offset + length))
-        elif (name == b"IMA2" and not jpeg_done and data.startswith(_X3F_JPEG_HEADER, offset)
-              and data.startswith(b"\xff\xd8\xff\xe1", offset + 28)):
-            _embedded_jpeg(data, blocks, offset + 28)
-            jpeg_done = True
+            blocks.uses(offset, min(length, MAX_X3F_PROPERTIES))
+            blocks.add_record(Record("X3FProperties", data, offset, offset + min(length, MAX_X3F_PROPERTIES)))
+        elif name == b"IMA2" and not jpeg_done:
+            # The SECi header, then a JPEG whose EXIF (APP1, at most 64 KiB) comes first.
+            blocks.uses(offset, min(length, 28 + _JPEG_METADATA))
+            if data.startswith(_X3F_JPEG_HEADER, offset) and data.startswith(b"\xff\xd8\xff\xe1", offset + 28):
+                _embedded_jpeg(data, blocks, offset + 28)
+                jpeg_done = True
 
 
 def _crw(data: bytes, blocks: Blocks) -> None:

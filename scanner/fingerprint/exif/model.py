@@ -80,6 +80,11 @@ class Collector:
         # (width, height) read from a vendor record (CRW's ImageInfo): used when the container gave none.
         self.size: tuple[int, int] | None = None
 
+    def uses(self, offset: int, length: int) -> None:
+        """Record a range a record reader read where the buffer may be the file in pieces (see
+        `Blocks.uses`)."""
+        self.needed.append((offset, max(length, 0)))
+
     def offer(self, name: str, value: str | int | None, rank: int) -> None:
         """Record ``value`` for field ``name`` unless a value of equal or better rank is already known."""
         if value is None or value == "":

@@ -46,8 +46,11 @@ _CIFF_WANTED = frozenset((CIFF_MAKE_MODEL, CIFF_OWNER, CIFF_SERIAL, CIFF_TIME, C
 
 
 def _ciff(rec: Record, sink: Collector) -> None:
-    """A CIFF file: byte order, header length, "HEAPCCDR", then the root heap up to the end."""
+    """A CIFF file: byte order, header length, "HEAPCCDR", then the root heap up to the end. Each heap's
+    directory is at its end, so every range read is declared (as `Blocks.uses` does): a ranged reader
+    holds the head and the end of the file, and fetches the rest."""
     buf = rec.buf
+    uses = sink.uses
     little = buf[rec.start : rec.start + 2] == b"II"
     fmt = "<" if little else ">"
     if rec.start + 14 > rec.end:
@@ -60,11 +63,14 @@ def _ciff(rec: Record, sink: Collector) -> None:
         start, end, depth = pending.pop()
         if not rec.start <= start < end - 4 or end > rec.end:
             continue
+        uses(end - 4, 4)
         directory = start + struct.unpack_from(fmt + "I", buf, end - 4)[0]
         if directory in seen or directory + 2 > end:
             continue
         seen.add(directory)
+        uses(directory, 2)
         count = min(struct.unpack_from(fmt + "H", buf, directory)[0], MAX_ENTRIES, (end - directory - 2) // 10)
+        uses(directory + 2, 10 * count)
         for at in range(directory + 2, directory + 2 + 10 * count, 10):
             tag, size, offset = struct.unpack_from(fmt + "HII", buf, at)
             if tag & 0x8000:
@@ -78,6 +84,7 @@ def _ciff(rec: Record, sink: Collector) -> None:
                 if in_entry:
                     values[tid] = buf[at + 2 : at + 10]
                 elif offset <= end - start and size <= end - start - offset:
+                    uses(start + offset, min(size, MAX_TEXT))
                     values[tid] = buf[start + offset : start + offset + min(size, MAX_TEXT)]
     _ciff_values(values, little, sink)
 
