@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tierscan.scanner.core.models import Group, GroupMember, InventoryRecord, ScanStats, Tier
+from tierscan.scanner.core.models import Group, GroupMember, InventoryRecord, ObjectRef, ScanStats, Tier
 from tierscan.scanner.pricing.savings import (
     break_even_month,
     bucket_uri,
@@ -24,6 +24,7 @@ from tierscan.scanner.pricing.savings import (
     tally_flagged,
 )
 from tierscan.scanner.pricing.table import GIB, Price, PriceTable
+from tierscan.scanner.scan.catalog import Catalog
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -307,3 +308,38 @@ def test_scan_cost_parts_split_retrieval_from_requests() -> None:
     )
     assert (parts.retrieval_usd, parts.request_usd) == pytest.approx((0.02, 0.001))
     assert parts.total_usd == pytest.approx(0.021)
+
+
+def test_the_catalog_tally_sums_alike_objects_in_sql_and_agrees_with_pricing_them_one_by_one(
+        prices: PriceTable, tmp_path: Path) -> None:
+    """`Catalog.tally_records` gives objects the tally treats alike as one holding: the totals, and the
+    order buckets, tiers, regions and prices are first seen in, are those of the records one by one."""
+    alike = [rec(f"gs://us-media/batch/{i:03}.jpg", 1000 + i, "STANDARD", 400) for i in range(40)]
+    escaped = [MASTER.model_copy(update={"provider": "local", "uri": u, "key": k, "bucket": "trip",
+                                         "region": "local", "jurisdiction": "US"})
+               for u, k in [("file:///data/trip/a%20b.jpg", "a b.jpg"), ("file:///data/trip/100%25.jpg", "100%.jpg"),
+                            ("file:///data/trip/c.jpg", "c.jpg"), ("file:///other/trip/c.jpg", "c.jpg")]]
+    records = [*RECORDS, *alike, *escaped]
+    with Catalog(tmp_path / "c.db") as catalog:
+        scan = catalog.begin_scan(["t"], NOW)
+        catalog.record_listing([ObjectRef(**r.model_dump(include=set(ObjectRef.__dataclass_fields__)))
+                                for r in records], "t", scan)
+        catalog.replace_results(GROUPS, [])
+        holdings = list(catalog.tally_records())
+        summed = tally_flagged(holdings, prices, None, NOW)
+        alone = tally_flagged(catalog.tally_records(alike=False), prices, None, NOW)
+    assert len(holdings) < len(records) - 30 and sum(h.objects for h, _ in holdings) == len(records)
+    expected = tally(sorted(records, key=lambda r: r.uri), GROUPS, prices, None, NOW)
+    for found in (summed, alone):
+        assert list(found.buckets) == list(expected.buckets)
+        assert list(found.tiers) == list(expected.tiers) and list(found.regions) == list(expected.regions)
+        assert list(found.prices) == list(expected.prices) and found.tier_prices == expected.tier_prices
+        pairs = [*zip(found.buckets.values(), expected.buckets.values(), strict=True),
+                 *zip(found.tiers.values(), expected.tiers.values(), strict=True),
+                 *((a[1], b[1]) for a, b in zip(found.regions.values(), expected.regions.values(), strict=True))]
+        for got, want in pairs:
+            assert (got.objects, got.bytes, got.redundant_objects, got.redundant_bytes) == (
+                want.objects, want.bytes, want.redundant_objects, want.redundant_bytes)
+            assert got.monthly_cost_usd == pytest.approx(want.monthly_cost_usd, rel=1e-12)
+            assert got.monthly_savings_usd == pytest.approx(want.monthly_savings_usd, rel=1e-12)
+            assert got.one_time_cost_usd == pytest.approx(want.one_time_cost_usd, rel=1e-12)

@@ -290,7 +290,9 @@ class InventoryRecord(_Frozen):
 
 class Holding(NamedTuple):
     """What the savings tally reads of one stored object (`Catalog.tally_records`): where it is, what it
-    weighs and costs, not its fingerprint or metadata. The fields are `InventoryRecord`'s."""
+    weighs and costs, not its fingerprint or metadata. The fields are `InventoryRecord`'s; a holding of
+    several `objects` stands for that many that the tally treats alike (same bucket, class, region, tier,
+    none a redundant copy), the first of them by URI, with `size` their bytes in all."""
 
     uri: str
     provider: str
@@ -303,6 +305,7 @@ class Holding(NamedTuple):
     jurisdiction: str
     modified: datetime
     status: str
+    objects: int = 1
 
 
 class GroupMember(_Frozen):

@@ -146,8 +146,9 @@ class Sums:
     monthly_savings_usd: float = 0.0
     one_time_cost_usd: float = 0.0
 
-    def add(self, record: Stored, monthly_cost: float) -> None:
-        self.objects += 1
+    def add(self, record: Stored, monthly_cost: float, count: int = 1) -> None:
+        """Add `count` objects (a `Holding` of several: its `objects`) of `record.size` bytes in all."""
+        self.objects += count
         self.bytes += record.size
         self.monthly_cost_usd += monthly_cost
 
@@ -173,8 +174,8 @@ class BucketTally(Sums):
     jurisdiction: str
     tier: Tier | None
 
-    def add(self, record: Stored, monthly_cost: float) -> None:
-        super().add(record, monthly_cost)
+    def add(self, record: Stored, monthly_cost: float, count: int = 1) -> None:
+        super().add(record, monthly_cost, count)
         if record.region != self.region:
             self.region = "mixed"
         if record.jurisdiction != self.jurisdiction:
@@ -219,8 +220,8 @@ def tally_flagged(
     now: datetime,
 ) -> Tally:
     """`tally` over records that come with whether each is a redundant copy (`Catalog.tally_records`
-    flags them in SQL, and gives each as a `Holding`): memory grows with buckets, tiers, regions and prices,
-    not objects."""
+    flags them in SQL, and gives each as a `Holding`, or several alike as one): memory grows with buckets,
+    tiers, regions and prices, not objects. A redundant copy must come alone (its own age prices it)."""
     result = Tally()
     bucket_of = _BucketUris()
     for record, is_redundant in records:
@@ -251,8 +252,9 @@ def tally_flagged(
         )
         monthly_cost = record.size / GIB * price.storage_gb_month
         cost = removal_cost(record, price, now) if is_redundant else None
+        count = record.objects if isinstance(record, Holding) else 1
         for target in sums:
-            target.add(record, monthly_cost)
+            target.add(record, monthly_cost, count)
             if cost is not None:
                 target.add_redundant(record, cost)
     return result

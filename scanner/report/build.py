@@ -134,8 +134,9 @@ def catalog_report(catalog: Catalog, prices: PriceTable, price_as: PriceAs | Non
     must stay open until then."""
     from tierscan.scanner.pricing.savings import tally_flagged
 
-    head = _head(tally_flagged(catalog.tally_records(), prices, price_as, now), Counter(catalog.group_counts()),
-                 catalog.skipped_count(), catalog.last_scan(), prices, now)
+    # `price_as` reads each object's bucket and URI: with it, each object is priced alone.
+    head = _head(tally_flagged(catalog.tally_records(alike=price_as is None), prices, price_as, now),
+                 Counter(catalog.group_counts()), catalog.skipped_count(), catalog.last_scan(), prices, now)
     return ReportStream(
         head=head, groups=lambda: _with_copies(catalog), findings=catalog.each_finding,
         skipped=lambda: (Skipped(uri=uri, reason=reason) for uri, reason in catalog.skipped()),

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from tierscan.scanner.core.atomic import atomic_write
 from tierscan.scanner.core.config import Config
+from tierscan.scanner.core.models import InventoryRecord
 from tierscan.scanner.core.safe_text import terminal_safe
 from tierscan.scanner.pricing.table import PriceTable
 from tierscan.scanner.report.build import ReportStream, catalog_report, render_table, write_csv, write_json
@@ -39,8 +40,11 @@ __all__ = [
 def report_stream(config: Config, catalog: Catalog) -> ReportStream:
     """The catalog's report, its groups, findings and skipped objects read back as it is written out (the
     catalog must stay open until then)."""
-    return catalog_report(catalog, PriceTable.of_config(config),
-                          lambda r: config.bucket_settings(r.bucket, r.uri).price_as, datetime.now(UTC))
+    def by_bucket(r: InventoryRecord) -> str | None:
+        return config.bucket_settings(r.bucket, r.uri).price_as
+
+    price_as = by_bucket if any(settings.price_as for settings in config.buckets.values()) else None
+    return catalog_report(catalog, PriceTable.of_config(config), price_as, datetime.now(UTC))
 
 
 def unmatched_bucket_settings(config: Config, catalog: Catalog) -> list[str]:

@@ -1130,19 +1130,32 @@ class Catalog:
                 found.append(_record(exif_text, values))
         return {record.uri: record for record in (located(found) if placed else found)}
 
-    def tally_records(self) -> Iterator[tuple[Holding, bool]]:
-        """Every object not gone, in URI order, as what the savings tally reads of it, with whether it is a
-        redundant copy: a member of a stored exact group other than its master."""
+    def tally_records(self, alike: bool = True) -> Iterator[tuple[Holding, bool]]:
+        """Every object not gone, as what the savings tally reads of it, with whether it is a redundant
+        copy: a member of a stored exact group other than its master. `alike`: objects that are not
+        redundant copies and that the tally treats alike (same provider, bucket, storage class, region,
+        jurisdiction and tier, in the same bucket URI) come summed in SQL as one holding of their count
+        (a redundant copy's early-deletion charge depends on its own age: those come one by one). In URI
+        order of each holding's first object, so that whatever the tally sees first comes first."""
         self.exact_members()
+        # The bucket part of a URI that ends in "/" + its key as written (`pricing.savings.bucket_uri`);
+        # an object whose URI does not is a holding of its own.
+        head = ("CASE WHEN e.uri IS NULL AND o.key<>'' AND instr(o.key, '%')=0 AND instr(o.uri, '?')=0 AND "
+                "substr(o.uri, -length(o.key) - 1)='/' || o.key THEN substr(o.uri, 1, length(o.uri) - "
+                "length(o.key) - 1) END")
+        together = (f"GROUP BY COALESCE({head}, o.uri), o.provider, o.bucket, o.storage_class, o.region, "
+                    "o.jurisdiction, o.tier ORDER BY MIN(o.uri)" if alike else "ORDER BY o.uri")
+        uri, size, count = ("MIN(o.uri)", "SUM(o.size)", "COUNT(*)") if alike else ("o.uri", "o.size", "1")
         rows = self._tuples(
-            "SELECT o.uri, o.provider, o.bucket, o.key, o.size, o.tier, o.storage_class, o.region, o.jurisdiction,"
-            " o.modified, o.status, e.uri IS NOT NULL FROM objects o LEFT JOIN temp.exact_member e"
-            " ON e.uri=o.uri AND e.uri<>e.master WHERE o.status<>'gone' ORDER BY o.uri")
+            f"SELECT {uri}, o.provider, o.bucket, o.key, {size}, o.tier, o.storage_class, o.region, "
+            f"o.jurisdiction, o.modified, o.status, e.uri IS NOT NULL, {count} FROM objects o "
+            "LEFT JOIN temp.exact_member e ON e.uri=o.uri AND e.uri<>e.master WHERE o.status<>'gone' "
+            + together)
         tiers = {tier.value: tier for tier in Tier}
         for uri, provider, bucket, key, size, tier, storage_class, region, jurisdiction, modified, status, \
-                redundant in rows:
+                redundant, n in rows:
             yield Holding(uri, provider, bucket, key, size, tiers[tier], storage_class, region, jurisdiction,
-                          datetime.fromisoformat(modified), status), bool(redundant)
+                          datetime.fromisoformat(modified), status, n), bool(redundant)
 
     def skipped(self) -> Iterator[tuple[str, str]]:
         """(uri, reason) of every object skipped, failed or unreadable, in URI order."""
