@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -292,12 +292,15 @@ class ResultWriter:
 
     BATCH = 2_000
 
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: sqlite3.Connection, exact_written: Callable[[], None]):
         self._db = db
+        self._exact_written = exact_written  # told when an exact group is written
         self._groups: list[tuple[str, str, str]] = []
         self._findings: list[tuple[bytes, str, str]] = []
 
     def group(self, group: Group) -> None:
+        if group.kind == "exact":
+            self._exact_written()
         self._groups.append((group.id, group.kind, group.model_dump_json()))
         if len(self._groups) >= self.BATCH:
             self.flush()
@@ -536,6 +539,7 @@ _CACHE_KIB = 65536  # the page cache of the catalog, and of its temporary tables
 class Catalog:
     def __init__(self, path: Path):
         self.path = path
+        self._exact_members_fresh = False  # `temp.exact_member` holds the stored exact groups' members
         try:
             self.db = sqlite3.connect(path, isolation_level=None, factory=_Connection)
         except sqlite3.Error as exc:
@@ -940,6 +944,7 @@ class Catalog:
                                     (values for _, values in run))
 
     def replace_results(self, groups: list[Group], findings: list[Finding]) -> None:
+        self._exact_written()
         with self.db:
             self.db.execute("DELETE FROM groups")
             self.db.execute("DELETE FROM findings")
@@ -1039,7 +1044,10 @@ class Catalog:
 
     def exact_members(self) -> None:
         """`temp.exact_member` (uri, master): every member of the stored exact groups, for the queries below
-        that leave out or flag redundant copies (the members other than their group's master)."""
+        that leave out or flag redundant copies (the members other than their group's master). Made once
+        while the exact groups stay as they are (a scan's evaluation and its report share it)."""
+        if self._exact_members_fresh:
+            return
         self._script("""
             DROP TABLE IF EXISTS temp.exact_member;
             CREATE TEMP TABLE exact_member (uri TEXT PRIMARY KEY, master TEXT NOT NULL);
@@ -1047,13 +1055,16 @@ class Catalog:
                 json_extract(g.data, '$.master') FROM groups g, json_each(g.data, '$.members') m
                 WHERE g.kind='exact';
         """)
+        self._exact_members_fresh = True
+
+    def _exact_written(self) -> None:
+        self._exact_members_fresh = False
 
     def copies_of(self, uris: Iterable[str]) -> dict[str, list[str]]:
         """Of `uris`, each one that is an exact group's master -> the group's other members, in URI order
-        (near groups hold masters, so this names the files behind each picture). Reads `temp.exact_member`,
-        made by `exact_members` if no earlier step has made it."""
-        if self.db.execute("SELECT 1 FROM temp.sqlite_master WHERE name='exact_member'").fetchone() is None:
-            self.exact_members()
+        (near groups hold masters, so this names the files behind each picture). Reads `temp.exact_member`
+        (`exact_members`)."""
+        self.exact_members()
         self.db.execute("CREATE INDEX IF NOT EXISTS temp.exact_member_master ON exact_member (master)")
         found: dict[str, list[str]] = {}
         for uri in uris:
@@ -1212,7 +1223,8 @@ class Catalog:
                 CREATE TEMP TABLE new_finding (key BLOB NOT NULL, tie TEXT NOT NULL, seq INTEGER PRIMARY KEY,
                                                data TEXT NOT NULL);
             """)
-            writer = ResultWriter(self.db)
+            self._exact_written()
+            writer = ResultWriter(self.db, self._exact_written)
             yield writer
             writer.flush()
             self.db.execute("INSERT INTO findings (data) SELECT data FROM temp.new_finding ORDER BY key, tie, seq")
@@ -1220,6 +1232,7 @@ class Catalog:
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._exact_written()
             raise
 
     def signatures(self) -> Signatures:
