@@ -236,3 +236,21 @@ def test_merge_copies_rows_in_sqlite_and_keeps_each_uris_best(tmp_path: Path) ->
     inserts = [s for s in statements
                if "INSERT" in s.upper() and "OBJECTS" in s.upper().split("SELECT")[0].split("VALUES")[0]]
     assert inserts and all("SELECT" in s.upper() for s in inserts)
+
+
+def test_the_exact_members_table_follows_every_change_of_the_exact_groups(catalog: Catalog) -> None:
+    """`temp.exact_member` is made once for the evaluation and the report, and anew after any change of
+    the exact groups: written by an evaluation, replaced, or rolled back."""
+    pipeline.evaluate_results(Config(), catalog, NOW)
+    exact = [g for g in catalog.groups() if g.kind == "exact"]
+    copies = {g.master: sorted(m.uri for m in g.members if m.uri != g.master) for g in exact}
+    assert len(exact) >= 2 and catalog.copies_of(copies) == copies
+    catalog.replace_results(exact[:1], [])
+    assert catalog.copies_of(copies) == {exact[0].master: copies[exact[0].master]}
+    other = exact[1].model_copy(update={"id": "e-other"})
+    with pytest.raises(RuntimeError), catalog.writing_results() as out:
+        out.group(other)
+        out.flush()
+        assert catalog.copies_of(copies) == {other.master: copies[other.master]}  # the writing one sees it
+        raise RuntimeError("stop before committing")
+    assert catalog.copies_of(copies) == {exact[0].master: copies[exact[0].master]}
