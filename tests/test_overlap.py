@@ -77,20 +77,25 @@ def test_free_objects_are_read_while_listing_and_fee_tiers_after(tmp_path: Path)
     assert stats.bytes_read_by_tier.get("cold", 0) < 2 * 20 * 1024  # cold/only.jpg's head and tail
 
 
-def test_the_index_kernels_load_while_reading_and_are_done_when_the_scan_returns(tmp_path: Path,
-                                                                                 monkeypatch) -> None:
-    # The kernels load in a thread of their own while the scan reads, and that thread does not outlive it.
+def test_the_kernels_load_before_the_workers_fork_so_that_every_worker_starts_with_them(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    # numba's set-up is most of what loading kernels costs: done once in the scanning process, before
+    # any worker forks, the workers inherit it rather than each paying it.
+    import multiprocessing
     import threading
-    import time
 
+    import tierscan.scanner.fingerprint.image as image
     import tierscan.scanner.group.hamming_index as hamming_index
-    loaded: list[str] = []
+    loaded: list[tuple[str, str, int]] = []
 
-    def slow_load() -> None:
-        time.sleep(1.0)
-        loaded.append(threading.current_thread().name)
+    def recorder(kernels: str):
+        def record() -> None:
+            workers = [p for p in multiprocessing.active_children() if p.name == "tierscan-fingerprint"]
+            loaded.append((kernels, threading.current_thread().name, len(workers)))
+        return record
 
-    monkeypatch.setattr(hamming_index, "ensure_loaded", slow_load)
+    monkeypatch.setattr(hamming_index, "ensure_loaded", recorder("index"))
+    monkeypatch.setattr(image, "warm_up", recorder("hashing"))
     images = tmp_path / "images"
     images.mkdir()
     for i in range(3):
@@ -100,8 +105,7 @@ def test_the_index_kernels_load_while_reading_and_are_done_when_the_scan_returns
     with Catalog(tmp_path / "c.db") as catalog:
         stats = asyncio.run(run_scan(config, catalog, [str(images)]))
     assert stats.fingerprinted == 3
-    assert loaded == ["load-kernels"]  # loaded in its own thread, and finished before the scan returned
-    assert not [t for t in threading.enumerate() if t.name == "load-kernels"]
+    assert loaded == [("index", "MainThread", 0), ("hashing", "MainThread", 0)]
 
 
 def test_grouping_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, monkeypatch) -> None:

@@ -280,6 +280,12 @@ class FingerprintPool:
         # The arena is inherited, not pickled: the workers must fork (Python 3.14 defaults to forkserver).
         # They start now, before the scan starts any thread of its own that a fork could catch holding a lock.
         self._context = multiprocessing.get_context("fork") if forks else multiprocessing.get_context()
+        if perceptual and forks:
+            # The hashing kernels load here, once, and every worker forks with them loaded (numba's set-up
+            # is most of a worker's start) rather than each loading them itself.
+            from tierscan.scanner.fingerprint import image
+
+            image.warm_up()
         self._workers: list[_Worker] = []
         for _ in range(self.workers):
             self._workers.append(self._start())
@@ -291,10 +297,10 @@ class FingerprintPool:
         """Fork a worker; it closes the pipe ends of the parent that the fork copied.
 
         A worker that replaces another forks while the scan's threads run. The one lock a worker needs
-        that they take is numba's compiler lock (its set-up compiles or loads the hashing kernels; the
-        index kernels load in a thread): it is held across the fork, waiting for that thread if need be,
-        so the child starts with it held by its own thread, free to take again, rather than held by a
-        thread that does not exist there."""
+        that they take is numba's compiler lock (its set-up loads the hashing kernels, if the pool did not
+        before forking): it is held across the fork, waiting for a thread that compiles if need be, so the
+        child starts with it held by its own thread, free to take again, rather than held by a thread that
+        does not exist there."""
         conn, child = self._context.Pipe()
         stamp = _Stamp(self._context)
         inherited = [w.conn for w in self._workers] + [conn] if self._context.get_start_method() == "fork" else []

@@ -22,7 +22,6 @@ import gc
 import hashlib
 import itertools
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -403,13 +402,10 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     # A shard reads no early objects: its representatives are chosen over the whole listing.
     early = _EarlyReads(lambda ref: acct.retrieval(ref, 1 << 30) == 0) if shard is None else None
     try:
+        if config.scan.perceptual and shard is None:
+            _load_kernels()  # near grouping's; loaded before the workers fork, which then share numba's set-up
         with FingerprintPool(config.scan.workers, timeout=config.scan.object_timeout,
                              perceptual=config.scan.perceptual) as pool:
-            # Near grouping needs the index kernels: loaded while the scan reads, and joined when the reads
-            # end, so that no load outlives the scan.
-            kernels = threading.Thread(target=_load_kernels, name="load-kernels", daemon=True)
-            if config.scan.perceptual and shard is None:
-                kernels.start()
             listing = asyncio.create_task(
                 _list_all(config, catalog, targets, scan_id, connectors, counters, progress, early))
             try:
@@ -417,8 +413,6 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
                 await session.read_all(listing, early.queue if early is not None else None)
             finally:
                 listing.cancel()  # a no-op once it has ended
-                if kernels.is_alive():
-                    await asyncio.to_thread(kernels.join)
     finally:
         for conn in connectors.values():
             await conn.aclose()
