@@ -293,3 +293,32 @@ def test_a_readable_callback_queued_behind_the_deadline_finds_its_worker_replace
         stalled = asyncio.run(asyncio.wait_for(run(), 120))
         assert len(pool._workers) == 1 and pool._workers[0].died is None
     assert (stalled.error or "").startswith("parse timeout")
+
+
+def opencv_threads(_: object) -> int:
+    import cv2
+
+    return int(cv2.getNumThreads())
+
+
+def test_workers_forked_by_a_process_whose_opencv_pool_runs_hash_on_one_thread_scan_after_scan() -> None:
+    """The pool loads the hashing kernels (OpenCV among them) before its workers fork. A process that has
+    run OpenCV on threads of its own, as a library user's might, still gets workers that answer, pool
+    after pool, each running OpenCV on its own thread alone (a worker is one core's work; pool threads do
+    not survive a fork). Run apart, so that a worker waiting for ever fails at the subprocess's timeout."""
+    code = (
+        "import asyncio, cv2, numpy as np\n"
+        "from tierscan.scanner.fingerprint.pool import FingerprintPool\n"
+        "from tests.test_workers import _jpeg, opencv_threads\n"
+        "cv2.setNumThreads(4)\n"
+        "cv2.GaussianBlur(np.zeros((2000, 2000), np.uint8), (31, 31), 0)  # OpenCV's pool threads start\n"
+        "for _ in range(3):\n"
+        "    with FingerprintPool(workers=2, timeout=20) as pool:\n"
+        "        async def run():\n"
+        "            hashed = await asyncio.gather(*(pool.submit(_jpeg(300 + i, 200), want_sha256=False,\n"
+        "                                                        want_perceptual=True) for i in range(4)))\n"
+        "            return hashed, await pool.submit_batch(opencv_threads, [None])\n"
+        "        hashed, threads = asyncio.run(run())\n"
+        "        assert all(f.error is None and f.phash for f in hashed) and threads == [1], threads\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1], timeout=180)

@@ -282,9 +282,14 @@ class FingerprintPool:
         self._context = multiprocessing.get_context("fork") if forks else multiprocessing.get_context()
         if perceptual and forks:
             # The hashing kernels load here, once, and every worker forks with them loaded (numba's set-up
-            # is most of a worker's start) rather than each loading them itself.
+            # is most of a worker's start) rather than each loading them itself. OpenCV runs on the calling
+            # thread only: its pool's threads would not survive the fork (a worker would wait on them for
+            # ever), and each worker is one core's work already.
+            import cv2
+
             from tierscan.scanner.fingerprint import image
 
+            cv2.setNumThreads(0)
             image.warm_up()
         self._workers: list[_Worker] = []
         for _ in range(self.workers):
