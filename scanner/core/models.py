@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "CHECKSUM_KINDS",
+    "FACES_NOT_ANALYSED",
     "GPS",
     "IDENTITY_KINDS",
     "NOT_AN_IMAGE",
@@ -99,6 +100,8 @@ class ObjectStatus(str, Enum):
 # The skip reason of an object whose bytes are not an image (a text file, a video): never a member of a
 # duplicate group, whatever its copies, since tierscan audits images.
 NOT_AN_IMAGE = "not an image"
+# The start of the reason a fingerprinted image carries when its faces could not be counted.
+FACES_NOT_ANALYSED = "faces not analysed"
 
 
 class Trust(str, Enum):
@@ -266,6 +269,9 @@ class InventoryRecord(_Frozen):
     height: int | None = None  # pixels
     exif: ExifRecord | None = None  # the metadata that matters for an audit
     personal_data: list[str] = Field(default_factory=list)  # gps, serial, owner, timestamp: what the metadata holds
+    # Faces found in the pixels (one or more: personal-data kind `faces`); None: not analysed (not a decoded
+    # image, too small to hash, a scan without perceptual hashes or without faces)
+    faces: int | None = None
     taken_in: str | None = None  # where it was taken: the territory of its GPS position (HK, MO, CN, ...); none at sea
     taken_near: str | None = None  # the nearest populated place (GeoNames), preferring one in that territory
     # fingerprinted | listed (not read: no read was needed) | skipped | failed | unreadable | gone
