@@ -214,7 +214,8 @@ def personal_data_section(review: ReviewContext, exposure: Exposure) -> Iterator
         f'<section id="personal-data-objects"><h2>Objects with personal data ({total:,})</h2>'
         '<p class="muted">Every object whose metadata names a place, a device, a person or a time, or whose '
         f"pixels show faces, in URI order. Positions rounded to {GPS_DECIMALS} decimals (about 1 km); device "
-        f"serials show their last {SERIAL_SHOWN} characters; the inventory (<code>tierscan inventory</code>) holds the exact values.</p>"
+        f"serials show their last {SERIAL_SHOWN} characters; the inventory (<code>tierscan inventory</code>) "
+        "holds the exact values.</p>"
     )
     options = "".join(f'<option value="{k}">{escape(KIND_LABELS[k])}</option>' for k in KINDS)
     yield (
