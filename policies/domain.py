@@ -492,8 +492,8 @@ class FacesFilter(_PerCopy):
     """
 
     type: Literal["faces"]
-    gte: int | None = Field(default=None, ge=0)
-    lte: int | None = Field(default=None, ge=0)
+    gte: int | None = Field(default=None, ge=0)  # at least this many faces
+    lte: int | None = Field(default=None, ge=0)  # at most this many faces
 
     @model_validator(mode="after")
     def _bounded(self) -> Self:

@@ -179,7 +179,8 @@ def _parts(stream: ReportStream, exposure: Exposure, review: ReviewContext | Non
         _figure(
             "Personal data exposure by jurisdiction",
             _exposure_chart(exposure),
-            "Objects whose metadata carries each kind of personal data (HK PDPO Cap. 486).",
+            "Objects whose metadata carries each kind of personal data, or whose pixels show faces (HK PDPO "
+            "Cap. 486).",
         ),
         _places_figure(exposure),
         "</div>",
