@@ -332,3 +332,27 @@ def test_the_html_personal_data_table_shows_faces(estate: Path) -> None:
     assert "<th>Faces</th>" in table
     assert table.count('class="kind kind-faces"') == 2  # both copies of the astronaut; the cat has none
     assert '<option value="faces">faces</option>' in page
+
+
+@pytest.mark.slow
+def test_merged_shards_carry_the_counts_one_process_makes(estate: Path) -> None:
+    import subprocess
+    import sys
+
+    cli_ = [sys.executable, "-m", "tierscan.scanner"]
+    config = str(estate / "tierscan.yaml")
+    one = estate / "one.db"
+    subprocess.run([*cli_, "scan", str(estate / "estate"), "--config", config, "--db", str(one), "--format", "none"],
+                   check=True, capture_output=True)
+    for i in range(2):
+        subprocess.run([*cli_, "scan", str(estate / "estate"), "--config", config, "--db", str(estate / f"p{i}.db"),
+                        "--shard", f"{i}/2", "--workers", "1"], check=True, capture_output=True)
+    merged = estate / "all.db"
+    subprocess.run([*cli_, "merge", str(estate / "p0.db"), str(estate / "p1.db"), "--db", str(merged), "--config",
+                    config], check=True, capture_output=True)
+    def counts(db: Path) -> dict[str, tuple[int | None, list[str]]]:
+        with Catalog(db) as catalog:
+            return {r.uri: (r.faces, r.personal_data) for r in catalog.records()}
+
+    assert counts(merged) == counts(one)
+    assert sorted(faces for faces, _ in counts(merged).values() if faces is not None) == [0, 1, 1]
