@@ -356,3 +356,16 @@ def test_merged_shards_carry_the_counts_one_process_makes(estate: Path) -> None:
 
     assert counts(merged) == counts(one)
     assert sorted(faces for faces, _ in counts(merged).values() if faces is not None) == [0, 1, 1]
+
+
+def test_a_near_copy_with_fewer_faces_found_lost_no_metadata() -> None:
+    from tierscan.scanner.core.models import InventoryRecord
+    from tierscan.scanner.report.html_groups import how_it_differs
+
+    base: dict[str, Any] = {"uri": "file:///b/x.jpg", "provider": "local", "bucket": "b", "key": "x.jpg",
+                            "size": 1000, "tier": "hot", "storage_class": "STANDARD", "region": "local",
+                            "jurisdiction": "HK", "modified": "2030-01-01T00:00:00Z", "status": "fingerprinted",
+                            "format": "JPEG", "width": 640, "height": 480}
+    centre = InventoryRecord.model_validate({**base, "faces": 2, "personal_data": ["gps", "faces"]})
+    member = InventoryRecord.model_validate({**base, "size": 900, "faces": 0, "personal_data": []})
+    assert how_it_differs(centre, member) == ["re-encoded (same size in pixels)", "metadata removed (gps)"]

@@ -329,7 +329,7 @@ class Group(_Frozen):
     spans_tiers: bool  # copies in more than one tier
     spans_regions: bool  # copies in more than one region
     spans_jurisdictions: bool  # copies under more than one jurisdiction
-    has_personal_data: bool  # some copy's metadata holds GPS, a serial, an owner or a capture time
+    has_personal_data: bool  # some copy's metadata holds GPS, a serial, an owner or a capture time, or its pixels faces
     # A near group's members by URI -> every other byte-identical copy of that member (the rest of the exact
     # group it stands for), for members that have some: the files that hold each picture. Empty for exact
     # groups, whose members are all listed already.
