@@ -22,10 +22,10 @@ from tierscan.scanner.core.models import FACES_NOT_ANALYSED
 __all__ = ["FACE_SIDE", "MODEL", "SCORE_THRESHOLD", "count_faces", "face_scores", "load_detector"]
 
 MODEL = "yunet_s_dynamic.onnx"  # YuNet-s: on the labelled set as precise as YuNet-n, and faster
-# Long side of the detector's input. YuNet finds faces down to about 10 px there: a face a twenty-fifth of
-# the picture's long side and up. The perceptual decode (JPEG drafted to 256 px or more on its short side)
-# has at least this many pixels, so no detail is made up; a larger input found no more faces on the
-# labelled set and costs more (benchmarks/faces_eval.py, docs/benchmarks.md).
+# Long side of the detector's input. On the labelled set, faces a thirtieth of the picture's width are
+# found there and those a sixtieth are not; a larger input (320, 416 px) found no more and costs more
+# (benchmarks/faces_eval.py, docs/benchmarks.md). The perceptual decode (JPEG drafted to 256 px or more on
+# its short side) has at least this many pixels, so no detail is made up.
 FACE_SIDE = 256
 # A face counts from this score: on the labelled set every look-alike (cat, dogs, a cartoon, a painted
 # portrait) scores below it; the faces it misses are tiny (a fortieth of the width) or in profile.
