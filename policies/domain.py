@@ -22,13 +22,16 @@ from tierscan.scanner.core.models import Tier
 
 __all__ = [
     "PERSONAL_DATA_KINDS",
+    "PIXEL_KINDS",
     "AgeFilter",
     "BucketFilter",
     "CrossBoundary",
+    "FacesFilter",
     "GroupKind",
     "OutsideGBA",
     "PersonalData",
     "PersonalDataKind",
+    "PixelKind",
     "RedundantInHotterTier",
     "SizeFilter",
     "SpansJurisdictions",
@@ -258,6 +261,10 @@ class TakenIn(_PerCopy):
 PersonalDataKind = Literal["gps", "serial", "owner", "timestamp"]
 PERSONAL_DATA_KINDS: tuple[PersonalDataKind, ...] = ("gps", "serial", "owner", "timestamp")
 _KIND_WORDS = {"gps": "GPS", "serial": "device serial", "owner": "owner name", "timestamp": "capture time"}
+# Kinds the pixels hold (`InventoryRecord.faces`): `personal-data` matches them when `kinds` names them, and
+# no metadata stripping removes them.
+PixelKind = Literal["faces"]
+PIXEL_KINDS: tuple[PixelKind, ...] = ("faces",)
 
 
 def _kinds_text(kinds: Iterable[str]) -> str:
@@ -268,7 +275,8 @@ def _kinds_text(kinds: Iterable[str]) -> str:
 @FILTERS.register("personal-data")
 class PersonalData(_PerCopy):
     """Image metadata holding personal data (HK PDPO Cap. 486): GPS position, device serials, owner name,
-    capture time. `kinds` narrows which count; by default any does.
+    capture time. `kinds` narrows which count; by default any of those does. `faces` (faces found in the
+    pixels) counts when named.
 
     Example::
 
@@ -281,7 +289,8 @@ class PersonalData(_PerCopy):
     """
 
     type: Literal["personal-data"]
-    kinds: list[PersonalDataKind] = Field(default_factory=lambda: list(PERSONAL_DATA_KINDS), min_length=1)
+    kinds: list[PersonalDataKind | PixelKind] = Field(
+        default_factory=lambda: list[PersonalDataKind | PixelKind](PERSONAL_DATA_KINDS), min_length=1)
 
     def _found(self, copy: Record) -> list[str]:
         return [k for k in copy.get("personal_data") or [] if k in self.kinds]
@@ -298,7 +307,9 @@ class PersonalData(_PerCopy):
     def reason(self, record: Record, ctx: Context) -> str:
         every = copies(record, ctx)
         hits = [c for c in every if self.match(c, ctx)]
-        text = _kinds_text(k for c in hits for k in self._found(c)) + " in metadata"
+        found = {k for c in hits for k in self._found(c)}
+        text = " and ".join([*([_kinds_text(found) + " in metadata"] if found - set(PIXEL_KINDS) else []),
+                             *(["faces in the pixels"] if "faces" in found else [])])
         return text if ctx.resource == "object" else f"{text} of {len(hits)} of {len(every)} copies"
 
 
@@ -466,6 +477,47 @@ class SizeFilter(_PerCopy):
 
     def copy_reason(self, copy: Record, ctx: Context) -> str:
         return f"size {ByteSize(copy['size']).human_readable(decimal=True)}"
+
+
+@FILTERS.register("faces")
+class FacesFilter(_PerCopy):
+    """Image whose pixels show at least `gte` and at most `lte` faces (`InventoryRecord.faces`); give one
+    or both. Images whose faces were not analysed never match.
+
+    Example::
+
+        policies:
+          - name: group-photos
+            resource: object
+            filters: [{type: faces, gte: 3}]
+    """
+
+    type: Literal["faces"]
+    gte: int | None = Field(default=None, ge=0)  # at least this many faces
+    lte: int | None = Field(default=None, ge=0)  # at most this many faces
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.gte is None and self.lte is None:
+            raise ValueError("give gte, lte or both")
+        return self
+
+    def match(self, copy: Record, ctx: Context) -> bool:
+        faces = copy.get("faces")
+        if not isinstance(faces, int):
+            return False
+        return (self.gte is None or faces >= self.gte) and (self.lte is None or faces <= self.lte)
+
+    def necessary(self) -> Condition:
+        return Between("faces", self.gte, self.lte)
+
+    def summary(self) -> str:
+        bounds = [f"at least {self.gte}"] if self.gte is not None else []
+        bounds += [f"at most {self.lte}"] if self.lte is not None else []
+        return "faces " + " and ".join(bounds)
+
+    def copy_reason(self, copy: Record, ctx: Context) -> str:
+        return f"{copy['faces']} face{'' if copy['faces'] == 1 else 's'} in the pixels"
 
 
 @FILTERS.register("group-kind")

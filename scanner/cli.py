@@ -285,6 +285,8 @@ def _workers_option(ctx: click.Context, param: click.Parameter, value: int | Non
 @click.option("--no-signatures", "no_signatures", is_flag=True,
               help="Perceptual hashes (pHash, dHash) without near-duplicate signatures: about half the CPU "
                    "an image; near groups only by both global hashes being close (no crops or flips).")
+@click.option("--no-faces", "no_faces", is_flag=True,
+              help="Count no faces in the pixels (scan.faces: false), and forget those the catalog holds.")
 @click.option("--no-thumbnails", "no_thumbnails", is_flag=True,
               help="Make no thumbnails for the HTML report (scan.thumbnails: false), and delete those the "
                    "catalog holds: a thumbnail is a copy of a possibly personal image.")
@@ -301,7 +303,7 @@ def _workers_option(ctx: click.Context, param: click.Parameter, value: int | Non
 @_guard
 def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fail_on: str | None,
          fmt: str, output: Path | None, workers: int | None, object_timeout: float | None,
-         concurrency: int | None, no_perceptual: bool, no_signatures: bool, no_thumbnails: bool,
+         concurrency: int | None, no_perceptual: bool, no_signatures: bool, no_faces: bool, no_thumbnails: bool,
          max_retrieval: float | None, output_dir: Path | None, results: str | None, shard_text: str | None) -> None:
     """List, read, fingerprint, group and evaluate policies; then print the report.
 
@@ -313,7 +315,7 @@ def scan(targets: tuple[str, ...], config_path: str | None, db: Path | None, fai
     """
     config = _scan_config(config_path, workers=workers, concurrency=concurrency, no_perceptual=no_perceptual,
                           no_signatures=no_signatures, max_retrieval=max_retrieval, object_timeout=object_timeout,
-                          no_thumbnails=no_thumbnails)
+                          no_thumbnails=no_thumbnails, no_faces=no_faces)
     from tierscan.scanner.report import outputs
     from tierscan.scanner.scan.pipeline import run_scan
 
@@ -360,7 +362,7 @@ def _resumable(path: Path) -> Iterator[None]:
 def _scan_config(config_path: str | None, *, workers: int | None = None, concurrency: int | None = None,
                  no_perceptual: bool = False, no_signatures: bool = False,
                  max_retrieval: float | None = None, object_timeout: float | None = None,
-                 no_thumbnails: bool = False) -> Config:
+                 no_thumbnails: bool = False, no_faces: bool = False) -> Config:
     config = _config(config_path)
     updates: dict[str, object] = {k: v for k, v in {"workers": workers, "concurrency": concurrency,
                                                     "object_timeout": object_timeout}.items() if v}
@@ -370,6 +372,8 @@ def _scan_config(config_path: str | None, *, workers: int | None = None, concurr
         updates["signatures"] = False
     if no_thumbnails:
         updates["thumbnails"] = False
+    if no_faces:
+        updates["faces"] = False
     if max_retrieval is not None:
         updates["max_retrieval_usd"] = max_retrieval
     if updates:

@@ -158,8 +158,13 @@ def test_fuzz_whole_fingerprint_path(seed: bytes, flips: list[tuple[int, int]], 
     for index, value in flips:
         if index < len(data):
             data[index] = value
-    result = fingerprint_bytes(bytes(data), want_sha256=True, want_perceptual=True)
+    # As a scan asks by default: the thumbnail and the faces from the same decode.
+    result = fingerprint_bytes(bytes(data), want_sha256=True, want_perceptual=True, want_thumbnail=True,
+                               want_faces=True)
     assert result.sha256 and (result.error is None or isinstance(result.error, str))
+    # A count only where the pixels were hashed; a failed count says why and keeps the fingerprint.
+    assert result.faces is None or (result.phash is not None and result.faces >= 0)
+    assert result.faces_error is None or (result.faces is None and result.error is None)
 
 
 def _scan(root: Path, db: Path, config: Config | None = None):  # type: ignore[no-untyped-def]

@@ -88,7 +88,7 @@ def test_a_worker_read_refuses_a_file_swapped_for_a_link_out_after_listing(tmp_p
         reads = [conn.worker_read(refs[key]) for key in ("plain.jpg", "kept.jpg")]
         assert all(read is not None for read in reads)
         with FingerprintPool(workers=1, timeout=30) as pool:
-            return await pool.submit_batch(_read_whole, [(*read, 4, True, False, False, False) for read in reads
+            return await pool.submit_batch(_read_whole, [(*read, 4, True, False, False, False, False) for read in reads
                                                          if read is not None])
 
     refused, read = asyncio.run(asyncio.wait_for(go(), 120))
@@ -119,7 +119,7 @@ def test_a_worker_read_refuses_a_folder_swapped_for_a_link_out_and_reads_through
         (root / "b" / "real").symlink_to(root / "b" / "real2")  # a link that stays inside: still read
         reads = [conn.worker_read(refs[key]) for key in ("sub/a.jpg", "real/c.jpg")]
         with FingerprintPool(workers=1, timeout=30) as pool:
-            return await pool.submit_batch(_read_whole, [(*read, 4, True, False, False, False) for read in reads
+            return await pool.submit_batch(_read_whole, [(*read, 4, True, False, False, False, False) for read in reads
                                                          if read is not None])
 
     refused, read = asyncio.run(asyncio.wait_for(go(), 120))

@@ -155,6 +155,9 @@ class ScanSettings(_Strict):
     # for the report. A thumbnail is a copy of a personal image: off, a scan makes none and deletes those
     # the catalog holds.
     thumbnails: bool = True
+    # Faces counted in the pixels (YuNet, on the perceptual decode): personal-data kind `faces`. Off, a scan
+    # counts none and forgets those the catalog holds; on again, images without a count are read once more.
+    faces: bool = True
     # Retrieval fees (USD) the scan may incur reading cool/cold data; reads beyond it are left for later.
     max_retrieval_usd: float | None = Field(default=None, ge=0)
     max_object_bytes: int = Field(default=256 * 1024 * 1024, ge=1)  # larger objects are not decoded

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "CHECKSUM_KINDS",
+    "FACES_NOT_ANALYSED",
     "GPS",
     "IDENTITY_KINDS",
     "NOT_AN_IMAGE",
@@ -99,6 +100,8 @@ class ObjectStatus(str, Enum):
 # The skip reason of an object whose bytes are not an image (a text file, a video): never a member of a
 # duplicate group, whatever its copies, since tierscan audits images.
 NOT_AN_IMAGE = "not an image"
+# The start of the reason a fingerprinted image carries when its faces could not be counted.
+FACES_NOT_ANALYSED = "faces not analysed"
 
 
 class Trust(str, Enum):
@@ -266,6 +269,9 @@ class InventoryRecord(_Frozen):
     height: int | None = None  # pixels
     exif: ExifRecord | None = None  # the metadata that matters for an audit
     personal_data: list[str] = Field(default_factory=list)  # gps, serial, owner, timestamp: what the metadata holds
+    # Faces found in the pixels (one or more: personal-data kind `faces`); None: not analysed (not a decoded
+    # image, too small to hash, a scan without perceptual hashes or without faces)
+    faces: int | None = None
     taken_in: str | None = None  # where it was taken: the territory of its GPS position (HK, MO, CN, ...); none at sea
     taken_near: str | None = None  # the nearest populated place (GeoNames), preferring one in that territory
     # fingerprinted | listed (not read: no read was needed) | skipped | failed | unreadable | gone
@@ -326,7 +332,7 @@ class Group(_Frozen):
     spans_tiers: bool  # copies in more than one tier
     spans_regions: bool  # copies in more than one region
     spans_jurisdictions: bool  # copies under more than one jurisdiction
-    has_personal_data: bool  # some copy's metadata holds GPS, a serial, an owner or a capture time
+    has_personal_data: bool  # some copy's metadata holds GPS, a serial, an owner or a capture time, or its pixels faces
     # A near group's members by URI -> every other byte-identical copy of that member (the rest of the exact
     # group it stands for), for members that have some: the files that hold each picture. Empty for exact
     # groups, whose members are all listed already.

@@ -10,7 +10,7 @@ scaling (`draft`), four times faster than a full decode and within a bit or two 
 
 The report's thumbnail (`THUMB_SIDE` on its long side, WebP, upright) is made from the same decode: a
 JPEG is then decoded as YCbCr rather than grey, whose Y channel is the grey decode itself, so the hashes
-are the same either way.
+are the same either way. Faces (`tierscan.scanner.fingerprint.faces`) are counted on that colour decode too.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from PIL import Image
 
 from tierscan.scanner.core.models import NOT_AN_IMAGE
 from tierscan.scanner.fingerprint.exif import detect_format, read_metadata
+from tierscan.scanner.fingerprint.faces import count_faces, load_detector
 from tierscan.scanner.fingerprint.layout import PERCEPTUAL_MODE
 from tierscan.scanner.fingerprint.record import Fingerprint, exif_json
 from tierscan.scanner.fingerprint.signatures import compute_signature, grey_of, hash_copy, whole_hashes
@@ -59,11 +60,14 @@ _ORIENTATION = {
 
 
 def init_worker() -> None:
-    """Set up a process that will fingerprint: HEIF/AVIF decoding, and the pixel limit."""
+    """Set up a process that will fingerprint: HEIF/AVIF decoding, the pixel limit, and the face detector
+    (loaded once). OpenCV's thread count is left as the fork found it: changing it in a child whose parent
+    had OpenCV threads at work waits forever on the parent's thread pool."""
     import pillow_heif
 
     pillow_heif.register_heif_opener()
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    load_detector()
 
 
 def warm_up() -> None:
@@ -71,7 +75,7 @@ def warm_up() -> None:
     does not pay for it: a worker that will hash does this as it sets up."""
     sample = io.BytesIO()
     Image.linear_gradient("L").resize((64, 64)).save(sample, "PNG")
-    _perceptual(sample.getvalue(), None, True, False)
+    _perceptual(sample.getvalue(), None, True, False, False)
 
 
 def _deep_grey_to_l(img: Image.Image) -> Image.Image:
@@ -98,11 +102,12 @@ def thumbnail_of(img: Image.Image, transpose: Image.Transpose | None) -> bytes:
     return out.getvalue()
 
 
-def _perceptual(data: bytes, orientation: int | None, signature: bool, thumbnail: bool
-                ) -> tuple[str | None, str | None, bytes | None, int, int, bytes | None]:
+def _perceptual(data: bytes, orientation: int | None, signature: bool, thumbnail: bool, faces: bool
+                ) -> tuple[str | None, str | None, bytes | None, int, int, bytes | None, int | None, str | None]:
     """pHash and dHash (hex), the near-duplicate signature blob (all None for images too small to hash;
-    the blob None unless `signature`), the displayed width and height, and the thumbnail (None unless
-    `thumbnail`, or when the image is too small to hash)."""
+    the blob None unless `signature`), the displayed width and height, the thumbnail (None unless
+    `thumbnail`, or when the image is too small to hash), and the number of faces with the reason it is
+    None when the detector failed (None without a reason unless `faces`, or when too small to hash)."""
     with warnings.catch_warnings():
         # Over the limit Pillow only warns; here that is an error, raised before any pixel is decoded.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -112,9 +117,9 @@ def _perceptual(data: bytes, orientation: int | None, signature: bool, thumbnail
         if orientation in (5, 6, 7, 8):
             width, height = height, width
         if min(width, height) < MIN_PERCEPTUAL_SIDE:
-            return None, None, None, width, height, None
+            return None, None, None, width, height, None, None, None
         if img.format in ("JPEG", "MPO"):
-            img.draft("YCbCr" if thumbnail else "L", (256, 256))
+            img.draft("YCbCr" if thumbnail or faces else "L", (256, 256))
         img.load()
         # Every draft JPEG decodes to L (or YCbCr, whose Y is that L) already: no conversion.
         if img.mode in _DEEP_GREY:
@@ -125,6 +130,7 @@ def _perceptual(data: bytes, orientation: int | None, signature: bool, thumbnail
             pixels = img.convert("L")
         transpose = _ORIENTATION.get(orientation or 1)
         thumb = thumbnail_of(pixels if img.mode in _DEEP_GREY else img, transpose) if thumbnail else None
+        found, why = count_faces(pixels if img.mode in _DEEP_GREY else img, transpose) if faces else (None, None)
         if transpose is not None:
             # The orientation we parsed, not Pillow's reading of it, so the inventory and the hash agree.
             pixels = pixels.transpose(transpose)
@@ -134,14 +140,15 @@ def _perceptual(data: bytes, orientation: int | None, signature: bool, thumbnail
         small = hash_copy(grey)
         phash, dhash = whole_hashes(small)
         blob = compute_signature(grey, small).to_blob() if signature else None
-        return f"{phash:016x}", f"{dhash:016x}", blob, width, height, thumb
+        return f"{phash:016x}", f"{dhash:016x}", blob, width, height, thumb, found, why
 
 
 def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool,
-                      want_signature: bool = True, want_thumbnail: bool = False) -> Fingerprint:
-    """Fingerprint one whole object. Never raises for bad input: the reason goes in `error`.
-    `want_signature`, `want_thumbnail`: with the perceptual hashes, the near-duplicate signature and the
-    report's thumbnail too."""
+                      want_signature: bool = True, want_thumbnail: bool = False, want_faces: bool = False
+                      ) -> Fingerprint:
+    """Fingerprint one whole object. Never raises for bad input: the reason goes in `error` (or, for a
+    face count alone that failed, in `faces_error`). `want_signature`, `want_thumbnail`, `want_faces`: with
+    the perceptual hashes, the near-duplicate signature, the report's thumbnail and the faces too."""
     result = Fingerprint()
     if want_sha256:
         result.sha256 = hashlib.sha256(data).hexdigest()
@@ -156,9 +163,8 @@ def fingerprint_bytes(data: bytes, *, want_sha256: bool, want_perceptual: bool,
     if not want_perceptual or fmt not in _DECODABLE:
         return result
     try:
-        result.phash, result.dhash, result.near_sig, result.width, result.height, result.thumb = _perceptual(
-            data, meta.exif.orientation, want_signature, want_thumbnail
-        )
+        (result.phash, result.dhash, result.near_sig, result.width, result.height, result.thumb, result.faces,
+         result.faces_error) = _perceptual(data, meta.exif.orientation, want_signature, want_thumbnail, want_faces)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         result.error = f"decompression bomb: {exc}"
     except (OSError, ValueError, SyntaxError, EOFError) as exc:

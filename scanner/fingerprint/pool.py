@@ -317,11 +317,13 @@ class FingerprintPool:
         return _Worker(process, conn, stamp)
 
     def submit(self, data: bytes, *, want_sha256: bool, want_perceptual: bool,
-               want_signature: bool = True, want_thumbnail: bool = False) -> asyncio.Future[Fingerprint]:
+               want_signature: bool = True, want_thumbnail: bool = False, want_faces: bool = False
+               ) -> asyncio.Future[Fingerprint]:
         """`fingerprint_bytes(data, ...)` in a worker; call it in the event loop that awaits the answer.
         Once it returns, the pool holds what it needs of `data`: the caller may drop it before waiting."""
         wants: dict[str, object] = {"want_sha256": want_sha256, "want_perceptual": want_perceptual,
-                                    "want_signature": want_signature, "want_thumbnail": want_thumbnail}
+                                    "want_signature": want_signature, "want_thumbnail": want_thumbnail,
+                                    "want_faces": want_faces}
         from tierscan.scanner.fingerprint.image import fingerprint_bytes
 
         return self._submit(data, fingerprint_bytes, wants, lambda reason: Fingerprint(error=reason))

@@ -30,6 +30,8 @@ class Fingerprint:
     error: str | None = None
     thumb: bytes | None = None  # the report's thumbnail (WebP), when the scan makes them
     md5: str | None = None  # a read for the SHA-256 alone: its MD5, which settles trusted-MD5 copies of its key
+    faces: int | None = None  # faces found in the pixels; None: not analysed
+    faces_error: str | None = None  # why the faces of an image decoded for its hashes were not analysed
 
 
 def exif_record(info: ExifInfo | None) -> ExifRecord | None:

@@ -58,7 +58,8 @@ WATERFALL_BUCKETS = 5  # buckets drawn as their own savings step; the rest are m
 
 TIER_COLOURS = {"hot": "#e8590c", "cool": "#1c7ed6", "cold": "#5f3dc4", "archive": "#495057"}
 JURISDICTION_COLOURS = {"HK": "#c92a2a", "CN": "#f08c00"}
-KIND_COLOURS = {"gps": "#c92a2a", "serial": "#5f3dc4", "owner": "#2f9e44", "timestamp": "#1c7ed6"}
+KIND_COLOURS = {"gps": "#c92a2a", "serial": "#5f3dc4", "owner": "#2f9e44", "timestamp": "#1c7ed6",
+                "faces": "#e8590c"}
 
 # (totals field, label, formatter): the headline cards, in order. Each card's id is `total-<field>`.
 HEADLINE: list[tuple[str, str, Callable[[Any], str]]] = [
@@ -178,7 +179,8 @@ def _parts(stream: ReportStream, exposure: Exposure, review: ReviewContext | Non
         _figure(
             "Personal data exposure by jurisdiction",
             _exposure_chart(exposure),
-            "Objects whose metadata carries each kind of personal data (HK PDPO Cap. 486).",
+            "Objects whose metadata carries each kind of personal data, or whose pixels show faces (HK PDPO "
+            "Cap. 486).",
         ),
         _places_figure(exposure),
         "</div>",

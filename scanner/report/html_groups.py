@@ -142,7 +142,8 @@ def how_it_differs(centre: InventoryRecord | None, member: InventoryRecord | Non
         found.append("made grey")
     elif grey == (True, False):
         found.append("colour added")
-    lost = [k for k in centre.personal_data if k not in member.personal_data]
+    # Faces are in the pixels: a copy where fewer are found lost no metadata.
+    lost = [k for k in centre.personal_data if k not in member.personal_data and k != "faces"]
     if lost:
         found.append(f"metadata removed ({', '.join(lost)})")
     return found

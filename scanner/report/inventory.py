@@ -36,6 +36,7 @@ CSV_COLUMNS = [
     "format",
     "width",
     "height",
+    "faces",
     "gps_lat",
     "gps_lon",
     "taken_in",

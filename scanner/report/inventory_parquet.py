@@ -42,6 +42,7 @@ _TYPES: dict[str, pa.DataType] = {
     "size": pa.int64(),
     "width": pa.int32(),
     "height": pa.int32(),
+    "faces": pa.int32(),
     "modified": pa.timestamp("us", tz="UTC"),
     "gps_lat": pa.float64(),
     "gps_lon": pa.float64(),

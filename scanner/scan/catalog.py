@@ -46,6 +46,7 @@ from tierscan.policies.prefilter import AllOf, AnyOf, Between, Condition, HasPer
 from tierscan.scanner.core.errors import UsageError
 from tierscan.scanner.core.models import (
     CHECKSUM_KINDS,
+    FACES_NOT_ANALYSED,
     IDENTITY_KINDS,
     NOT_AN_IMAGE,
     UNPUBLISHED_KINDS,
@@ -108,7 +109,8 @@ CREATE TABLE IF NOT EXISTS objects (
     format TEXT,
     width INTEGER,
     height INTEGER,
-    exif TEXT
+    exif TEXT,
+    faces INTEGER
 );
 CREATE INDEX IF NOT EXISTS objects_size ON objects (size);
 CREATE INDEX IF NOT EXISTS objects_target_uri ON objects (target, uri);
@@ -119,7 +121,7 @@ CREATE TABLE IF NOT EXISTS not_duplicates (a TEXT NOT NULL, b TEXT NOT NULL, PRI
 CREATE TABLE IF NOT EXISTS thumbnails (uri TEXT PRIMARY KEY, identity TEXT NOT NULL, data BLOB NOT NULL);
 """
 # Columns added after catalogs were first written: (name, type). Opening an older catalog adds them.
-_ADDED_COLUMNS = (("near_sig", "BLOB"), ("headtail", "TEXT"))
+_ADDED_COLUMNS = (("near_sig", "BLOB"), ("headtail", "TEXT"), ("faces", "INTEGER"))
 
 
 
@@ -133,7 +135,7 @@ def _checksum(kind: str, table: str = "") -> str:
 # was a quarter of the time reading 20,000 records took).
 _RECORD_SOURCES = {name: name for name in (
     "uri", "provider", "bucket", "key", "version", "size", "tier", "storage_class", "region", "jurisdiction",
-    "modified", "etag", "sha256", "phash", "dhash", "format", "width", "height", "status", "reason")} | {
+    "modified", "etag", "sha256", "phash", "dhash", "format", "width", "height", "status", "reason", "faces")} | {
     kind.field: _checksum(kind.name) for kind in CHECKSUM_KINDS.values() if kind.field}
 # Then the unpublished identity kinds' values, for `InventoryRecord.checksums`.
 _RECORD_COLUMNS = ", ".join([*_RECORD_SOURCES.values(), *map(_checksum, UNPUBLISHED_KINDS)])
@@ -144,24 +146,31 @@ _PERSONAL_KINDS = {
     "owner": "COALESCE(json_extract(exif, '$.owner'), '') <> ''",
     "timestamp": "COALESCE(json_extract(exif, '$.datetime_original'), '') <> ''",
 }
+# Kinds of personal data the pixels hold, by their own columns (`InventoryRecord.faces`).
+_PIXEL_KINDS = {"faces": "COALESCE(faces, 0) > 0"}
 
 
 def _personal(kinds: Iterable[str]) -> str:
-    """SQL true when an object's metadata holds one of these kinds of personal data."""
-    return f"(exif IS NOT NULL AND ({' OR '.join(_PERSONAL_KINDS[k] for k in sorted(kinds)) or '0'}))"
+    """SQL true when an object's metadata (or pixels) hold one of these kinds of personal data."""
+    wanted = sorted(kinds)
+    found = f"(exif IS NOT NULL AND ({' OR '.join(_PERSONAL_KINDS[k] for k in wanted if k in _PERSONAL_KINDS) or '0'}))"
+    pixels = [_PIXEL_KINDS[k] for k in wanted if k in _PIXEL_KINDS]
+    return f"({' OR '.join([found, *pixels])})" if pixels else found
 
 
-# Whether an object's metadata holds personal data (`ExifRecord.personal_data` is not empty).
-_PERSONAL = _personal(_PERSONAL_KINDS)
+# Whether an object holds personal data (`InventoryRecord.personal_data` is not empty).
+_PERSONAL = _personal([*_PERSONAL_KINDS, *_PIXEL_KINDS])
 # Policy record keys whose value is their column's (`prefilter` conditions on them become SQL): text, integer.
 _TEXT_KEYS = frozenset(name for name, source in _RECORD_SOURCES.items() if name == source) - {"size", "width",
-                                                                                                  "height"}
-_INTEGER_KEYS = frozenset({"size", "width", "height"})
+                                                                                                  "height", "faces"}
+_INTEGER_KEYS = frozenset({"size", "width", "height", "faces"})
 # Statuses whose row keeps its fingerprint while the object is unchanged.
 _KEEPS_FINGERPRINT = (ObjectStatus.fingerprinted, ObjectStatus.skipped, ObjectStatus.unreadable)
 # No signature yet, or one of an older layout (`signatures.MAGIC` names the current one).
 _NEEDS_SIGNATURE = ("(status='fingerprinted' AND phash IS NOT NULL AND (near_sig IS NULL OR "
                     f"substr(near_sig, 1, {len(MAGIC)}) <> X'{MAGIC.hex()}'))")
+# No face count yet (read by a scan without faces, or before they were counted), nor a reason it failed.
+_NEEDS_FACES = "(status='fingerprinted' AND phash IS NOT NULL AND faces IS NULL AND reason IS NULL)"
 # What a listing sets on every object it sees, in `Catalog.record_listing`'s order.
 _LISTED_COLUMNS = ("target, provider, bucket, key, version, size, etag, checksums, tier, storage_class, readable, "
                    "region, jurisdiction, modified")
@@ -175,7 +184,7 @@ _CHECKSUMS_AT = _LISTED_COLUMNS.split(", ").index("checksums")
 # What `Catalog._compare` reads of a stored object: URI, identity, status, reason, whether it holds no
 # result of a read (`_BLANK`), then the listed columns (the offsets are of the row without its URI).
 _BLANK = ("(sha256 IS NULL AND headtail IS NULL AND phash IS NULL AND dhash IS NULL AND near_sig IS NULL AND "
-          "format IS NULL AND width IS NULL AND height IS NULL AND exif IS NULL)")
+          "format IS NULL AND width IS NULL AND height IS NULL AND exif IS NULL AND faces IS NULL)")
 _STORED_COLUMNS = f"uri, identity, status, reason, {_BLANK} AS blank, {_LISTED_COLUMNS}"
 _STORED_LISTED = 4
 _STORED_CHECKSUMS = _STORED_LISTED + _CHECKSUMS_AT
@@ -751,7 +760,7 @@ class Catalog:
         return stale
 
     # --- planning --------------------------------------------------------------------------------
-    def work(self, shard: Shard | None = None, signatures: bool = True) -> Iterator[WorkItem]:
+    def work(self, shard: Shard | None = None, signatures: bool = True, faces: bool = False) -> Iterator[WorkItem]:
         """Objects that need bytes read: new or changed ones, and any object without a content key in a
         size class that has a collision (exact duplicates can only have equal sizes), unless an earlier
         head/tail read already told it apart (`headtail`; `tierscan.scanner.scan.plan` pulls it back in when a
@@ -764,10 +773,12 @@ class Catalog:
         one candidate kind whose values all differ; in other classes, an object whose candidate value no
         other object of its size shares needs none either.
         Images fingerprinted before near-duplicate signatures existed (or by a scan without them) are read
-        once more for them, unless `signatures` is False (a scan that makes none).
+        once more for them, unless `signatures` is False (a scan that makes none); likewise for their faces
+        when `faces` is True.
         With a `shard`, only its objects; the size classes still count every listed object.
         """
-        needs_signature = _NEEDS_SIGNATURE if signatures else "0"
+        needs_signature = " OR ".join([*([_NEEDS_SIGNATURE] if signatures else []), *([_NEEDS_FACES] if faces else [])])
+        needs_signature = f"({needs_signature})" if needs_signature else "0"
         rows = self.db.execute(
             f"{_COLLIDING}SELECT {_REF_COLUMNS}, status, sha256, {_NEEDS_EXACT} AS collides, "
             f"{needs_signature} AS needs_signature FROM objects "
@@ -877,9 +888,9 @@ class Catalog:
         )
         cur = self.db.execute(
             "UPDATE objects SET (status, reason, sha256, headtail, phash, dhash, near_sig, format, width, height,"
-            f" exif) = (SELECT t.status, t.reason, t.sha256, t.headtail, t.phash, t.dhash, t.near_sig, t.format,"
-            f" t.width, t.height, t.exif {twin} ORDER BY t.uri LIMIT 1) WHERE status='listed' AND readable=1 AND"
-            f" {_content_identity()} IS NOT NULL AND EXISTS (SELECT 1 {twin})"
+            " exif, faces) = (SELECT t.status, t.reason, t.sha256, t.headtail, t.phash, t.dhash, t.near_sig,"
+            f" t.format, t.width, t.height, t.exif, t.faces {twin} ORDER BY t.uri LIMIT 1) WHERE status='listed'"
+            f" AND readable=1 AND {_content_identity()} IS NOT NULL AND EXISTS (SELECT 1 {twin})"
         )
         return cur.rowcount
 
@@ -1129,8 +1140,8 @@ class Catalog:
         yield from located(found) if placed else found
 
     def personal_records(self) -> Iterator[InventoryRecord]:
-        """The objects not gone whose metadata holds personal data, as inventory records in URI order."""
-        return self.records_matching(HasPersonalData(frozenset(_PERSONAL_KINDS)))
+        """The objects not gone whose metadata (or pixels) hold personal data, as inventory records in URI order."""
+        return self.records_matching(HasPersonalData(frozenset([*_PERSONAL_KINDS, *_PIXEL_KINDS])))
 
     def records_of(self, uris: Iterable[str], placed: bool = True) -> dict[str, InventoryRecord]:
         """The inventory records of these objects (gone ones included), by URI; `placed`: with where each
@@ -1272,6 +1283,14 @@ class Catalog:
         blob = self.signatures().get(uri)
         return None if blob is None else mirror_phash(blob)
 
+    def drop_faces(self) -> int:
+        """Forget every face count, and why one failed (a scan with `scan.faces` off); returns how many."""
+        with self.db:
+            return self.db.execute(
+                "UPDATE objects SET faces=NULL, reason=CASE WHEN status='fingerprinted' AND reason LIKE "
+                f"'{FACES_NOT_ANALYSED}%' THEN NULL ELSE reason END WHERE faces IS NOT NULL OR "
+                f"(status='fingerprinted' AND reason LIKE '{FACES_NOT_ANALYSED}%')").rowcount
+
     def drop_thumbnails(self) -> int:
         """Delete every thumbnail (a scan with `scan.thumbnails` off); returns how many."""
         return self.db.execute("DELETE FROM thumbnails").rowcount
@@ -1324,8 +1343,9 @@ def _record(exif_text: str | None, values: Sequence[Any]) -> InventoryRecord:
     exif = ExifRecord.model_validate_json(exif_text) if exif_text else None
     published = len(_RECORD_SOURCES)
     checksums = {k: v for k, v in zip(UNPUBLISHED_KINDS, values[published:], strict=True) if v}
-    return InventoryRecord(**dict(zip(_RECORD_SOURCES, values[:published], strict=True)), checksums=checksums,
-                           exif=exif, personal_data=exif.personal_data() if exif else [])
+    fields = dict(zip(_RECORD_SOURCES, values[:published], strict=True))
+    kinds = [*(exif.personal_data() if exif else []), *(["faces"] if fields["faces"] else [])]
+    return InventoryRecord(**fields, checksums=checksums, exif=exif, personal_data=kinds)
 
 
 def _under(folder: str) -> tuple[str, str]:

@@ -416,6 +416,8 @@ async def run_scan(config: Config, catalog: Catalog, targets: list[str],
     finally:
         for conn in connectors.values():
             await conn.aclose()
+    if not config.scan.faces:  # off: no object keeps a count, so none is reported that this scan did not make
+        catalog.drop_faces()
     unwritten = stored.unwritten(catalog)
     # With `scan.thumbnails` off every thumbnail goes; else those of objects changed or gone, if any are.
     if not config.scan.thumbnails:
@@ -460,7 +462,8 @@ async def plan_scan(config: Config, catalog: Catalog, targets: list[str],
     catalog.skip_empty()
     if (unwritten := stored.unwritten(catalog)) is not None:
         catalog.set_meta(_RESULTS_DIGEST, unwritten)  # the listing changed nothing: the results still hold
-    plans = plan_reads(catalog.work(shard, signatures=config.scan.perceptual and config.scan.signatures),
+    plans = plan_reads(catalog.work(shard, signatures=config.scan.perceptual and config.scan.signatures,
+                                    faces=config.scan.perceptual and config.scan.faces),
                        perceptual=config.scan.perceptual, price=acct.price)
     tiers = estimate(plans, acct.prices, acct.price_as)  # type: ignore[arg-type]
     return ScanPlan(tiers, listed=counters["listed"], unchanged=counters["unchanged"])

@@ -125,7 +125,7 @@ _UNSETTLED_COLUMNS = ("status", "reason", "headtail")
 _UNREAD_COLUMNS = ("headtail",)
 _SKIPPED_COLUMNS = ("status", "reason")
 # The columns a read with metadata sets, after its SHA-256 and headtail key when it has them.
-_METADATA_COLUMNS = ("format", "width", "height", "phash", "dhash", "near_sig", "exif", "status", "reason")
+_METADATA_COLUMNS = ("format", "width", "height", "phash", "dhash", "near_sig", "exif", "status", "reason", "faces")
 
 
 def _row(want_metadata: bool, r: Fingerprint) -> tuple[tuple[str, ...], tuple[object, ...]]:
@@ -139,8 +139,9 @@ def _row(want_metadata: bool, r: Fingerprint) -> tuple[tuple[str, ...], tuple[ob
     if not want_metadata or (r.exif is None and r.format is None and r.error is None):
         return columns, values
     status = ObjectStatus.skipped if r.error else ObjectStatus.fingerprinted
+    # A face count that failed leaves its reason on the object, which keeps its fingerprint.
     return (*columns, *_METADATA_COLUMNS), (*values, r.format, r.width, r.height, r.phash, r.dhash, r.near_sig,
-                                            r.exif, status.value, r.error)
+                                            r.exif, status.value, r.error or r.faces_error, r.faces)
 
 
 # What a worker answers for a whole read (`_read_whole`): a tag, then the tag's values.
@@ -148,15 +149,15 @@ _FAILED = 0  # (reason,): the read raised
 _SHORT = 1  # (bytes read,): fewer bytes than listed
 _HASHED = 2  # (bytes, headtail key, SHA-256, MD5): read for its SHA-256 alone
 _DONE = 3  # (bytes, headtail key, SHA-256, pHash, dHash, signature, format, width, height, EXIF JSON, error,
-#              thumbnail)
+#              thumbnail, faces, why faces were not analysed)
 
 
 def _read_whole(item: tuple[Any, ...]) -> tuple[Any, ...]:
     """In a worker: read an object whole with its connector's `worker_read` (every check of its reads
     holds), and fingerprint it as `ReadSession._full` would. `item`: (function, its arguments, size,
-    want_metadata, want_perceptual, want_signature, want_thumbnail). Once read, its size and key are `note`d: should the
-    parse overrun the deadline, the read still counts."""
-    read, args, size, want_metadata, perceptual, signatures, thumbnails = item
+    want_metadata, want_perceptual, want_signature, want_thumbnail, want_faces). Once read, its size and key
+    are `note`d: should the parse overrun the deadline, the read still counts."""
+    read, args, size, want_metadata, perceptual, signatures, thumbnails, faces = item
     try:
         data = read(*args, 0, size)
     except ObjectError as exc:
@@ -170,9 +171,9 @@ def _read_whole(item: tuple[Any, ...]) -> tuple[Any, ...]:
     from tierscan.scanner.fingerprint.image import fingerprint_bytes  # loaded by the worker as it starts
 
     r = fingerprint_bytes(data, want_sha256=True, want_perceptual=perceptual, want_signature=signatures,
-                          want_thumbnail=thumbnails)
+                          want_thumbnail=thumbnails, want_faces=faces)
     return (_DONE, size, key, r.sha256, r.phash, r.dhash, r.near_sig, r.format, r.width, r.height, r.exif,
-            r.error, r.thumb)
+            r.error, r.thumb, r.faces, r.faces_error)
 
 
 class _Results:
@@ -269,7 +270,7 @@ class _WorkerReads:
                 await self.changed.wait()
         ref, session = p.ref, self.session
         self.waiting.append((p, estimate, (*read, ref.size, p.item.want_metadata, session.perceptual,
-                                           session.signatures, session.thumbnails)))
+                                           session.signatures, session.thumbnails, session.faces)))
         if not self.kicked and self.out < self.limit:
             # Sent once the readers have added what they have at hand, not one message an object.
             self.kicked = True
@@ -335,6 +336,7 @@ class ReadSession:
         self.perceptual = config.scan.perceptual
         self.signatures = self.perceptual and config.scan.signatures
         self.thumbnails = self.perceptual and config.scan.thumbnails
+        self.faces = self.perceptual and config.scan.faces
         self.budget = Budget(config.scan.max_retrieval_usd)
         self.results = _Results(catalog, stats, progress)
         self.worker_reads = _WorkerReads(self)
@@ -355,7 +357,8 @@ class ReadSession:
         # A WorkItem is small; result writes must not race the cursor. A shard plans over every object, so
         # that byte-identical copies pick the same representative in every shard and in one process; it reads
         # the plans whose representative it owns, and `tierscan merge` fills copies owned by other shards.
-        plans = plan_reads(list(self.catalog.work(signatures=self.signatures)), perceptual=self.perceptual,
+        plans = plan_reads(list(self.catalog.work(signatures=self.signatures, faces=self.faces)),
+                           perceptual=self.perceptual,
                            price=self.acct.price)
         shard = self.shard
         if shard is not None:
@@ -507,8 +510,9 @@ class ReadSession:
             _, _, key, sha, md5 = answer
             self._settle(p, Fingerprint(sha256=sha, headtail=key, md5=md5))
             return
-        _, _, key, sha, phash, dhash, near_sig, fmt, width, height, exif, error, thumb = answer
-        self._settle(p, Fingerprint(sha, key, phash, dhash, near_sig, fmt, width, height, exif, error, thumb))
+        _, _, key, sha, phash, dhash, near_sig, fmt, width, height, exif, error, thumb, faces, faces_error = answer
+        self._settle(p, Fingerprint(sha, key, phash, dhash, near_sig, fmt, width, height, exif, error, thumb,
+                                    faces=faces, faces_error=faces_error))
 
     def _broken(self, p: PlannedRead, estimate: float, reason: str, note: bytes) -> None:
         """The object a worker overran the deadline or died on: what `_full` records when the parse of its
@@ -541,7 +545,8 @@ class ReadSession:
             return Fingerprint(sha256=sha, headtail=key, md5=md5)
         # A whole read always gives the SHA-256 (1.8 GB/s: free beside the read), whoever asked.
         answer = self.pool.submit(data, want_sha256=True, want_perceptual=self.perceptual,
-                                  want_signature=self.signatures, want_thumbnail=self.thumbnails)
+                                  want_signature=self.signatures, want_thumbnail=self.thumbnails,
+                                  want_faces=self.faces)
         del data  # the pool has what it needs; drop ours before waiting
         return _keyed(await answer, key)
 
@@ -569,7 +574,7 @@ class ReadSession:
         pixels = data if whole or end is None else data[:end]  # whole: the SHA-256 is of every byte
         del data
         answer = self.pool.submit(pixels, want_sha256=whole, want_perceptual=True, want_signature=self.signatures,
-                                  want_thumbnail=self.thumbnails)
+                                  want_thumbnail=self.thumbnails, want_faces=self.faces)
         del pixels
         return _keyed(await answer, key)
 

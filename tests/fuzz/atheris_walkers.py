@@ -24,7 +24,7 @@ def one(data: bytes) -> None:
     detect_format(data[:64])
     read_metadata(data)
     if len(data) < 200_000:
-        fingerprint_bytes(data, want_sha256=True, want_perceptual=True)
+        fingerprint_bytes(data, want_sha256=True, want_perceptual=True, want_thumbnail=True, want_faces=True)
 
 
 if __name__ == "__main__":
