@@ -2,24 +2,26 @@
 
 Metadata lives in APPn segments before the scan data, so the walk never reads past SOS. Each segment is
 stepped over by its length, so a prefix of the file suffices until a segment runs past its end; then the
-walk reports the range it needs. Besides EXIF, XMP and GPMF, vendor segments are located as records for
-records.py: Casio QVCI and FLIR (APP1), InfiRay's sensor block (APP9, after an APP2 "IJPEG" mark), the
-"picture info" text (APP12) and Photoshop resources with IPTC (APP13).
+walk reports the range it needs. Besides EXIF, XMP (and extended XMP, its chunks joined by offset) and
+GPMF, vendor segments are located as records for records.py: Casio QVCI and FLIR (APP1), InfiRay's
+sensor block (APP9, after an APP2 "IJPEG" mark), the "picture info" text (APP12) and Photoshop resources
+with IPTC (APP13).
 
 Hostile files: EXIF split over several APP1 segments is joined up to ``MAX_JOINED`` (1 MiB), in one copy
-however many segments it takes, and so are FLIR chunks; other segments are at most 64 KiB each by the
-format.
+however many segments it takes, and so are FLIR chunks and extended XMP (the first ``MAX_BLOCKS`` GUIDs);
+other segments are at most 64 KiB each by the format.
 """
 
 from __future__ import annotations
 
-from tierscan.scanner.fingerprint.exif.blocks import Blocks, ExifBlock, Record
+from tierscan.scanner.fingerprint.exif.blocks import MAX_BLOCKS, Blocks, ExifBlock, Record
 
 __all__ = ["scan_jpeg"]
 
 _SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
 _STANDALONE = frozenset((0x01, *range(0xD0, 0xD8)))
 _XMP_ID = b"http://ns.adobe.com/xap/1.0/\x00"
+_XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"  # then a 32-byte GUID, full length, offset
 _TIFF_MARKS = (b"II*\x00", b"MM\x00*")
 MAX_JOINED = 1 << 20  # multi-segment EXIF (and FLIR) is joined up to this size
 _PHOTOSHOP = (b"Photoshop 3.0\x00", b"Adobe_Photoshop2.5:")
@@ -29,12 +31,29 @@ class _Segments:
     """Vendor APPn segments met so far: the IJPEG mark that makes APP9 an InfiRay sensor block, and the
     FLIR chunks, which are joined in chunk order once the walk ends (exiftool joins them the same way)."""
 
-    __slots__ = ("flir", "flir_size", "ijpeg")
+    __slots__ = ("flir", "flir_size", "ijpeg", "xmp_extended", "xmp_size")
 
     def __init__(self) -> None:
         self.ijpeg = False
         self.flir: dict[int, tuple[int, int]] = {}  # chunk number -> (start, end) of its payload
         self.flir_size = 0
+        # extended XMP: GUID -> chunk offset -> (start, end) of its payload
+        self.xmp_extended: dict[bytes, dict[int, tuple[int, int]]] = {}
+        self.xmp_size = 0
+
+    def add_xmp_extension(self, data: bytes, seg: int, end: int) -> None:
+        """An extended XMP chunk (XMP part 3, 1.1.3.1): kept by GUID and offset, up to ``MAX_JOINED`` bytes."""
+        head = seg + len(_XMP_EXTENSION)
+        start = head + 40
+        if start > end:
+            return
+        guid, offset = data[head : head + 32], int.from_bytes(data[head + 36 : head + 40], "big")
+        chunks = self.xmp_extended.get(guid)
+        if chunks is None and len(self.xmp_extended) < MAX_BLOCKS:
+            chunks = self.xmp_extended[guid] = {}
+        if chunks is not None and offset not in chunks and self.xmp_size + end - start <= MAX_JOINED:
+            chunks[offset] = (start, end)
+            self.xmp_size += end - start
 
     def add_flir(self, data: bytes, seg: int, end: int) -> None:
         number = data[seg + 6]
@@ -46,6 +65,8 @@ class _Segments:
         if self.flir:
             joined = b"".join(data[s:e] for _, (s, e) in sorted(self.flir.items()))
             blocks.add_record(Record("FLIR", joined, 0, len(joined)))
+        for chunks in self.xmp_extended.values():
+            blocks.add_xmp(b"".join(data[s:e] for _, (s, e) in sorted(chunks.items())))
 
 
 def _app1_exif(data: bytes, seg: int, end: int, blocks: Blocks, previous_end: int | None,
@@ -86,6 +107,8 @@ def _vendor(data: bytes, marker: int, seg: int, end: int, blocks: Blocks, segmen
             blocks.add_record(Record("CasioQVCI", data, seg, end))
         elif data.startswith(b"FLIR\x00", seg) and end - seg >= 8:
             segments.add_flir(data, seg, end)
+        elif data.startswith(_XMP_EXTENSION, seg):
+            segments.add_xmp_extension(data, seg, end)
     elif marker == 0xE2:
         segments.ijpeg = segments.ijpeg or data.startswith(b"IJPEG\x00", seg + 4)
     elif marker == 0xE9:
