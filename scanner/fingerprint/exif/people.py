@@ -119,10 +119,11 @@ _RAW_CAPTION = MAX_CAPTION * 4 * 2
 class _Frame:
     """One open element: its bindings, its place in the property path, and its structure's id."""
 
-    __slots__ = ("bindings", "lang_default", "path", "struct")
+    __slots__ = ("bindings", "lang_default", "path", "qname", "struct")
 
-    def __init__(self, bindings: dict[bytes, str], path: tuple[Prop, ...], struct: int,
+    def __init__(self, qname: bytes, bindings: dict[bytes, str], path: tuple[Prop, ...], struct: int,
                  lang_default: bool) -> None:
+        self.qname = qname
         self.bindings = bindings
         self.path = path
         self.struct = struct
@@ -211,7 +212,7 @@ def read_people(packet: bytes, sink: Collector) -> None:
         return
     found = _Found()
     stack: list[_Frame] = []
-    root = _Frame({}, (), 0, False)
+    root = _Frame(b"", {}, (), 0, False)
     overflow = 0  # elements open below MAX_DEPTH, counted only
     open_at = -1  # where the text of the innermost element starts, while it has no child element
     serial = 0
@@ -223,7 +224,7 @@ def read_people(packet: bytes, sink: Collector) -> None:
             if overflow:
                 overflow -= 1
                 continue
-            if not stack:
+            if not stack or body[1:].rstrip() != stack[-1].qname:  # a stray closing tag is ignored
                 continue
             frame = stack.pop()
             if open_at >= 0 and frame.path:
@@ -270,7 +271,8 @@ def _open(body: bytes, parent: _Frame, serial: int) -> tuple[list[tuple[Prop, by
         for prefix, uri in declared:
             if prefix in bindings or len(bindings) < MAX_BINDINGS:
                 bindings[prefix] = uri.decode("utf-8", errors="replace")
-    element = _resolve(name_match[1], bindings)
+    qname = name_match[1]
+    element = _resolve(qname, bindings)
     lang_default = False
     props: list[tuple[Prop, bytes]] = []
     for a, v in attrs:
@@ -285,8 +287,9 @@ def _open(body: bytes, parent: _Frame, serial: int) -> tuple[list[tuple[Prop, by
     if element is not None and element[0] in _PASS_THROUGH:
         # rdf:Description and rdf:li start a structure; containers (Seq, Bag, Alt, RDF) only pass through
         struct = serial if element[1] in ("Description", "li") else parent.struct
-        return props, _Frame(bindings, parent.path, struct, lang_default or parent.lang_default)
+        return props, _Frame(qname, bindings, parent.path, struct, lang_default or parent.lang_default)
     if element is None:
-        return props, _Frame(bindings, parent.path, parent.struct, lang_default)
+        return props, _Frame(qname, bindings, parent.path, parent.struct, lang_default)
     resource = any(p == (_RDF, "parseType") and v == b"Resource" for p, v in props)
-    return props, _Frame(bindings, (*parent.path, element), serial if resource else parent.struct, lang_default)
+    return props, _Frame(qname, bindings, (*parent.path, element), serial if resource else parent.struct,
+                         lang_default)
