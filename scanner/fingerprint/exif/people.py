@@ -59,22 +59,23 @@ _CORE = "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/"
 _EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 _PLUS = "http://ns.useplus.org/ldf/xmp/1.0/"
 _MWG_RS = "http://www.metadataworkinggroup.com/schemas/regions/"
+_MP = "http://ns.microsoft.com/photo/1.2/"
 _MP_REG = "http://ns.microsoft.com/photo/1.2/t/Region#"
+_PDF = "http://ns.adobe.com/pdf/1.3/"
 _XML = "http://www.w3.org/XML/1998/namespace"
 _PASS_THROUGH = frozenset((_RDF, "adobe:ns:meta/"))  # RDF's own nodes and the x:xmpmeta wrapper
 
 Prop = tuple[str, str]  # (namespace URI, local name)
 
-# A property path's last step -> the kind of value: a person named directly.
-_PERSON_LEAVES: dict[Prop, tuple[Prop, ...] | None] = {
-    # leaf -> the top-level property it must sit under (None: anywhere)
+# A property path's last step that names a person -> the top-level property it must sit under.
+_PERSON_LEAVES: dict[Prop, tuple[Prop, ...]] = {
     (_DC, "creator"): ((_DC, "creator"),),
     (_PS, "CaptionWriter"): ((_PS, "CaptionWriter"),),
     (_EXT, "PersonInImage"): ((_EXT, "PersonInImage"),),
     (_EXT, "PersonName"): ((_EXT, "PersonInImageWDetails"),),
     (_PLUS, "ImageCreatorName"): ((_PLUS, "ImageCreator"),),
-    ("http://ns.adobe.com/pdf/1.3/", "Author"): (("http://ns.adobe.com/pdf/1.3/", "Author"),),
-    (_MP_REG, "PersonDisplayName"): None,
+    (_PDF, "Author"): ((_PDF, "Author"),),
+    (_MP_REG, "PersonDisplayName"): ((_MP, "RegionInfo"),),
 }
 # Keyword hierarchies: top-level property -> the level separator.
 _KEYWORDS: dict[Prop, str] = {
@@ -97,13 +98,21 @@ _PLACES: dict[tuple[Prop, Prop], tuple[str, int]] = {
                           ("CountryName", "country"))},
 }
 _CAPTION = (_DC, "description")
+_REGIONS = (_MWG_RS, "Regions")
 _REGION_LIST = (_MWG_RS, "RegionList")
 _REGION_NAME = (_MWG_RS, "Name")
 _REGION_TYPE = (_MWG_RS, "Type")
-# Local names worth a structural pass: a packet without any of them (most camera packets) costs one search.
+# Top-level properties whose values are read; any other property's subtree is skipped unresolved.
+_TOPS = frozenset((*(top for tops in _PERSON_LEAVES.values() for top in tops), *_KEYWORDS, _CAPTION, _REGIONS,
+                   *(top for top, _ in _PLACES)))
+# Local names an attribute must have to be resolved: the leaves read, and rdf:parseType.
+_LEAF_NAMES = frozenset(name.encode() for _, name in (*_PERSON_LEAVES, *_KEYWORDS, *(leaf for _, leaf in _PLACES),
+                                                      _CAPTION, _REGION_NAME, _REGION_TYPE, (_RDF, "parseType")))
+# A qualified name of a top-level property read: a packet without one (most camera and editor packets)
+# costs one search.
 _WANTED = re.compile(
-    rb"creator|CaptionWriter|PersonInImage|ImageCreator|RegionList|RegionInfo|hierarchicalSubject|TagsList"
-    rb"|LastKeywordXMP|CatalogSets|Author|description|Location|City|State|Country"
+    rb":(?:" + b"|".join(sorted({re.escape(name.encode()) for _, name in _TOPS}, key=len, reverse=True))
+    + rb")(?![\w.-])"
 )
 # Leading bytes of a packet in a wide encoding (UTF-32 first: its marks start like UTF-16's).
 _WIDE = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\x00<", "utf-32-be"),
@@ -121,7 +130,7 @@ class _Frame:
 
     __slots__ = ("bindings", "lang_default", "path", "qname", "struct")
 
-    def __init__(self, qname: bytes, bindings: dict[bytes, str], path: tuple[Prop, ...], struct: int,
+    def __init__(self, qname: bytes, bindings: dict[bytes, str], path: tuple[Prop, ...] | None, struct: int,
                  lang_default: bool) -> None:
         self.qname = qname
         self.bindings = bindings
@@ -145,10 +154,9 @@ class _Found:
     def value(self, path: tuple[Prop, ...], raw: bytes, struct: int, lang_default: bool) -> None:
         leaf, top = path[-1], path[0]
         if leaf in _PERSON_LEAVES:
-            under = _PERSON_LEAVES[leaf]
-            if (under is None or top in under) and len(self.people) < MAX_PEOPLE:
+            if top in _PERSON_LEAVES[leaf] and len(self.people) < MAX_PEOPLE:
                 self.people.append(_text(raw, _RAW_NAME))
-        elif leaf in (_REGION_NAME, _REGION_TYPE) and _REGION_LIST in path:
+        elif leaf in (_REGION_NAME, _REGION_TYPE) and top == _REGIONS and _REGION_LIST in path:
             region = self.regions.get(struct)
             if region is None and len(self.regions) < MAX_STRUCTS:
                 region = self.regions[struct] = [None, None]
@@ -227,7 +235,7 @@ def read_people(packet: bytes, sink: Collector) -> None:
             if not stack or body[1:].rstrip() != stack[-1].qname:  # a stray closing tag is ignored
                 continue
             frame = stack.pop()
-            if open_at >= 0 and frame.path:
+            if open_at >= 0 and frame.path:  # neither the top (no property) nor a skipped subtree (None)
                 found.value(frame.path, packet[open_at:m.start()], _struct(stack, root), frame.lang_default)
             open_at = -1
             continue
@@ -242,9 +250,10 @@ def read_people(packet: bytes, sink: Collector) -> None:
             open_at = -1
             continue
         attrs, frame = opened
-        for name, value in attrs:
-            if name[0] != _RDF:
-                found.value((*frame.path, name), value, serial, False)
+        if frame.path is not None:
+            for name, value in attrs:
+                if name[0] != _RDF:
+                    found.value((*frame.path, name), value, serial, False)
         if body[-1:] == b"/":
             open_at = -1
         else:
@@ -263,7 +272,10 @@ def _open(body: bytes, parent: _Frame, serial: int) -> tuple[list[tuple[Prop, by
     name_match = _NAME.match(body)
     if name_match is None:
         return None
-    attrs = [(a, b or c) for a, b, c in _ATTR.findall(body, name_match.end())]  # one group is empty
+    if parent.path is None:  # inside a skipped subtree: nothing below is read, so its attributes are not parsed
+        return [], _Frame(name_match[1], parent.bindings, None, parent.struct, False)
+    attrs = ([(a, b or c) for a, b, c in _ATTR.findall(body, name_match.end())]  # one group is empty
+             if b"=" in body else [])
     bindings = parent.bindings
     declared = [(a[6:], v) for a, v in attrs if a.startswith(b"xmlns:")]
     if declared:
@@ -281,6 +293,8 @@ def _open(body: bytes, parent: _Frame, serial: int) -> tuple[list[tuple[Prop, by
         if a == b"xml:lang":
             lang_default = v == b"x-default"
             continue
+        if a.rpartition(b":")[2] not in _LEAF_NAMES:
+            continue
         prop = _resolve(a, bindings)
         if prop is not None and prop[0] != _XML:
             props.append((prop, v))
@@ -291,5 +305,5 @@ def _open(body: bytes, parent: _Frame, serial: int) -> tuple[list[tuple[Prop, by
     if element is None:
         return props, _Frame(qname, bindings, parent.path, parent.struct, lang_default)
     resource = any(p == (_RDF, "parseType") and v == b"Resource" for p, v in props)
-    return props, _Frame(qname, bindings, (*parent.path, element), serial if resource else parent.struct,
-                         lang_default)
+    path = None if parent.path is None or (not parent.path and element not in _TOPS) else (*parent.path, element)
+    return props, _Frame(qname, bindings, path, serial if resource else parent.struct, lang_default)
