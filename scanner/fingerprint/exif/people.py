@@ -111,7 +111,7 @@ _LEAF_NAMES = frozenset(name.encode() for _, name in (*_PERSON_LEAVES, *_KEYWORD
 # A qualified name of a top-level property read: a packet without one (most camera and editor packets)
 # costs one search.
 _WANTED = re.compile(
-    rb":(?:" + b"|".join(sorted({re.escape(name.encode()) for _, name in _TOPS}, key=len, reverse=True))
+    rb":(?:" + b"|".join(sorted({re.escape(name.encode()) for _, name in _TOPS}))
     + rb")(?![\w.-])"
 )
 # Leading bytes of a packet in a wide encoding (UTF-32 first: its marks start like UTF-16's).
