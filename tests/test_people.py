@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import struct
 import zlib
 from html import unescape
@@ -26,6 +27,8 @@ from tierscan.scanner.fingerprint.exif import read_metadata
 from tierscan.scanner.fingerprint.exif.model import MAX_CAPTION, MAX_NAME, MAX_PEOPLE, Collector
 from tierscan.scanner.fingerprint.exif.people import read_people
 from tierscan.scanner.fingerprint.record import exif_json
+from tierscan.scanner.report.charts import WIDTH, Series, grouped_bar_chart
+from tierscan.scanner.report.exposure import KINDS
 from tierscan.scanner.report.html_review import mask_name, mask_people
 from tierscan.scanner.report.inventory import CSV_COLUMNS, write_csv, write_jsonl
 
@@ -407,3 +410,13 @@ def test_the_personal_data_filter_takes_the_new_kinds() -> None:
     assert PersonalData(type="personal-data", kinds=["people"]).match(record, ctx)
     assert not PersonalData(type="personal-data", kinds=["gps"]).match(record, ctx)
     assert "people named" in PersonalData(type="personal-data", kinds=["people", "place"]).reason(record, ctx)
+
+
+def test_the_exposure_legend_wraps_inside_the_chart_with_every_kind() -> None:
+    svg = grouped_bar_chart(["HK", "CN"], [Series(k, "#000", [1, 2]) for k in ("any", *KINDS)], "exposure")
+    legend = re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="12\.0" height="12\.0"[^>]*><title>([^<]*)<', svg)
+    assert [name for _, _, name in legend] == ["any", *KINDS]
+    labels = {name: float(x) + 16 + 8 * len(name) for x, _, name in legend}
+    assert all(end <= WIDTH for end in labels.values()) and len({y for _, y, _ in legend}) == 2
+    bars = [float(y) for y in re.findall(r'<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="11\.0"', svg)]
+    assert min(bars) > max(float(y) for _, y, _ in legend) + 12  # the bars start below the legend's last line

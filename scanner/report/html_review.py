@@ -213,7 +213,7 @@ def _personal_row(record: InventoryRecord) -> str:
         f"{escape(record.jurisdiction)}</span></td>"
         f"<td>{_kinds(record.personal_data)}</td><td>{escape(position)}</td><td>{escape(_taken(record))}</td>"
         f"<td>{escape(exif.datetime_original or '' if exif else '')}</td><td>{escape(serials)}</td>"
-        f"<td>{escape(exif.owner or '' if exif else '')}</td><td>{escape(camera)}</td>"
+        f"<td>{escape(mask_name(exif.owner) if exif and exif.owner else '')}</td><td>{escape(camera)}</td>"
         f"<td>{escape(mask_people(exif.people) if exif else '')}</td></tr>"
     )
 
@@ -227,7 +227,7 @@ def personal_data_section(review: ReviewContext, exposure: Exposure) -> Iterator
         f'<section id="personal-data-objects"><h2>Objects with personal data ({total:,})</h2>'
         '<p class="muted">Every object whose metadata names a place, a device, a person or a time, in URI '
         f"order. Positions rounded to {GPS_DECIMALS} decimals (about 1 km); device serials show their last "
-        f"{SERIAL_SHOWN} characters; people named show their initials; the inventory"
+        f"{SERIAL_SHOWN} characters; owners and people named show their initials; the inventory"
         " (<code>tierscan inventory</code>) holds the exact values.</p>"
     )
     options = "".join(f'<option value="{k}">{escape(KIND_LABELS[k])}</option>' for k in KINDS)
