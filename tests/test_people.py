@@ -238,12 +238,15 @@ def test_people_keywords_name_the_leaves_under_a_people_root() -> None:
     assert people_of(packet(body)).people == ["Mary Chan", "Tom Lau", "Ho Ka Ming"]
 
 
-def test_xmp_in_png_tiff_and_a_wide_encoding() -> None:
+def test_xmp_in_png_tiff_webp_and_a_wide_encoding() -> None:
     xmp = packet(CORE)
     itxt = png((b"iTXt", b"XML:com.adobe.xmp\0\1\0\0\0" + zlib.compress(xmp)))
     assert read_metadata(itxt).exif.people[0] == "Chan Tai Man"
     in_tiff = tiff({8: ifd(8, {0x02BC: (1, len(xmp), xmp)})})
     assert read_metadata(in_tiff).exif.people[0] == "Chan Tai Man"
+    chunks = [(b"VP8X", b"\x04\0\0\0" + (19).to_bytes(3, "little") + (9).to_bytes(3, "little")), (b"XMP ", xmp)]
+    body = b"WEBP" + b"".join(c + struct.pack("<I", len(d)) + d + b"\0" * (len(d) & 1) for c, d in chunks)
+    assert read_metadata(b"RIFF" + struct.pack("<I", len(body)) + body).exif.people[0] == "Chan Tai Man"
     for codec in ("utf-16-be", "utf-16-le", "utf-32-be"):
         wide = xmp.decode().encode(codec)
         assert read_metadata(xmp_jpeg(wide)).exif.people[:2] == ["Chan Tai Man", "陳小明"], codec
@@ -355,6 +358,10 @@ def test_the_kinds_and_the_catalog_json() -> None:
     assert record.people[0] == "Chan Tai Man"
     blank = read_metadata(jpeg()).exif
     assert ExifRecord.model_validate_json(exif_json(blank) or "").personal_data() == []
+    # A file naming nobody stores no trace of the new fields: catalog rows stay as large as they were.
+    camera_only = read_metadata(tiff({8: ifd(8, {0x010F: ascii_("Nikon")})})).exif
+    for stored in (exif_json(blank) or "", exif_json(camera_only) or ""):
+        assert not {"people", "caption", "place"} & set(json.loads(stored))
 
 
 NAMED = ["Chan Tai Man", "陳小明", "Mary O'Brien"]
