@@ -323,6 +323,16 @@ def test_huge_values_are_cut_before_they_are_decoded() -> None:
     assert iim.caption is not None and len(iim.caption) == MAX_CAPTION
 
 
+def test_an_unterminated_attribute_value_is_one_pass() -> None:
+    decls = f'xmlns:rdf="{NS["rdf"]}" xmlns:dc="{NS["dc"]}" xmlns:photoshop="{NS["photoshop"]}"'.encode()
+    for value in (b"b" * 1_000_000, b"b " * 500_000):
+        data = (b"<x:xmpmeta xmlns:x='adobe:ns:meta/' " + decls + b"><rdf:RDF>"
+                b'<rdf:Description photoshop:City="' + value + b"></rdf:Description>"
+                b"<rdf:Description><dc:creator><rdf:Seq><rdf:li>Kept</rdf:li></rdf:Seq></dc:creator>"
+                b"</rdf:Description></rdf:RDF></x:xmpmeta>")
+        assert people_of(data).people == ["Kept"]
+
+
 def test_deep_nesting_and_unbalanced_tags_end() -> None:
     deep = "<dc:creator>" * 200_000 + "<rdf:li>Deep</rdf:li>" + "</dc:creator>" * 200_000
     assert people_of(packet(deep)).people == []  # below the depth followed: counted, not kept

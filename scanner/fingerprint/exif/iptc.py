@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from tierscan.scanner.fingerprint.exif.model import Collector, Rank
+from tierscan.scanner.fingerprint.exif.model import MAX_CAPTION, MAX_NAME, MAX_PLACE_PART, Collector, Rank
 
 __all__ = ["IPTC_DATASETS", "read_iptc", "read_photoshop"]
 
@@ -105,9 +105,10 @@ def _time(raw: bytes) -> str | None:
     return f"{h}:{mi}:{s}" + (f"{zh}:{zm}" if zh else "")
 
 
-def _text(raw: bytes, charset: str | None) -> str:
-    """A dataset's text in the stream's character set (see the module's docstring); never fails."""
-    raw = raw.split(b"\0", 1)[0]
+def _text(raw: bytes, charset: str | None, chars: int) -> str:
+    """A dataset's text in the stream's character set (see the module's docstring), cut before it is
+    decoded to the bytes ``chars`` characters can take; never fails."""
+    raw = raw[: chars * 4].split(b"\0", 1)[0]
     if charset is not None:
         return raw.decode(charset, errors="replace").strip()
     try:
@@ -133,12 +134,12 @@ def read_iptc(buf: bytes, start: int, end: int, sink: Collector) -> None:
     charset = _CHARSETS.get(coded[0].strip(b"\0")) if coded else None
     for name in _PEOPLE:
         for raw in found.get(name, ()):
-            sink.person(_text(raw, charset))
+            sink.person(_text(raw, charset, MAX_NAME))
     if "Caption-Abstract" in found:
-        sink.offer("caption", _text(found["Caption-Abstract"][0], charset), Rank.IPTC)
+        sink.offer("caption", _text(found["Caption-Abstract"][0], charset, MAX_CAPTION), Rank.IPTC)
     for name, part in _PLACE.items():
         if name in found:
-            sink.offer(part, _text(found[name][0], charset), Rank.IPTC)
+            sink.offer(part, _text(found[name][0], charset, MAX_PLACE_PART), Rank.IPTC)
 
 
 def read_photoshop(buf: bytes, start: int, end: int, sink: Collector) -> None:

@@ -120,7 +120,9 @@ _WIDE = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
          (b"\x00<", "utf-16-be"), (b"<\x00", "utf-16-le"))
 _TAG = re.compile(rb"<([^<>]*)>")
 _NAME = re.compile(rb"/?([^\s/>]+)")
-_ATTR = re.compile(rb"""([^\s=/"']+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+# An attribute starts after whitespace: a name run is tried from its start only, never from inside it,
+# which keeps a long unterminated value linear.
+_ATTR = re.compile(rb"""\s([^\s=/"']+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _RAW_NAME = MAX_NAME * 4 * 2  # bytes of a value decoded for a name (UTF-8, with room for entities)
 _RAW_CAPTION = MAX_CAPTION * 4 * 2
 
