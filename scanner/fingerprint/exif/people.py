@@ -134,6 +134,7 @@ class _Frame:
 
     def __init__(self, qname: bytes, bindings: dict[bytes, str], path: tuple[Prop, ...] | None, struct: int,
                  lang_default: bool) -> None:
+        # path None: a top-level property not read, whose subtree `read_people` only counts
         self.qname = qname
         self.bindings = bindings
         self.path = path
@@ -223,42 +224,41 @@ def read_people(packet: bytes, sink: Collector) -> None:
     found = _Found()
     stack: list[_Frame] = []
     root = _Frame(b"", {}, (), 0, False)
-    overflow = 0  # elements open below MAX_DEPTH, counted only
+    skipped = 0  # elements open below MAX_DEPTH or in the subtree of a property not read: counted, not kept
     open_at = -1  # where the text of the innermost element starts, while it has no child element
     serial = 0
     for m in _TAG.finditer(packet):
         body = m[1]
         if not body or body[:1] in b"?!":
             continue
+        if skipped:
+            skipped += -1 if body[:1] == b"/" else body[-1:] != b"/"
+            continue
         if body[:1] == b"/":  # a closing tag: a leaf's text, then the element is done
-            if overflow:
-                overflow -= 1
-                continue
             if not stack or body[1:].rstrip() != stack[-1].qname:  # a stray closing tag is ignored
                 continue
             frame = stack.pop()
-            if open_at >= 0 and frame.path:  # neither the top (no property) nor a skipped subtree (None)
+            if open_at >= 0 and frame.path:  # not the top, where no property is open
                 found.value(frame.path, packet[open_at:m.start()], _struct(stack, root), frame.lang_default)
             open_at = -1
             continue
+        open_at = -1
         if len(stack) >= MAX_DEPTH:
-            overflow += body[-1:] != b"/"
-            open_at = -1
+            skipped = body[-1:] != b"/"
             continue
         serial += 1
         parent = stack[-1] if stack else root
         opened = _open(body, parent, serial)
         if opened is None:
-            open_at = -1
             continue
         attrs, frame = opened
-        if frame.path is not None:
-            for name, value in attrs:
-                if name[0] != _RDF:
-                    found.value((*frame.path, name), value, serial, False)
-        if body[-1:] == b"/":
-            open_at = -1
-        else:
+        if frame.path is None:  # a property not read: its subtree is only counted
+            skipped = body[-1:] != b"/"
+            continue
+        for name, value in attrs:
+            if name[0] != _RDF:
+                found.value((*frame.path, name), value, serial, False)
+        if body[-1:] != b"/":
             stack.append(frame)
             open_at = m.end()
     found.offer(sink)
@@ -274,8 +274,6 @@ def _open(body: bytes, parent: _Frame, serial: int) -> tuple[list[tuple[Prop, by
     name_match = _NAME.match(body)
     if name_match is None:
         return None
-    if parent.path is None:  # inside a skipped subtree: nothing below is read, so its attributes are not parsed
-        return [], _Frame(name_match[1], parent.bindings, None, parent.struct, False)
     attrs = ([(a, b or c) for a, b, c in _ATTR.findall(body, name_match.end())]  # one group is empty
              if b"=" in body else [])
     bindings = parent.bindings
@@ -307,5 +305,6 @@ def _open(body: bytes, parent: _Frame, serial: int) -> tuple[list[tuple[Prop, by
     if element is None:
         return props, _Frame(qname, bindings, parent.path, parent.struct, lang_default)
     resource = any(p == (_RDF, "parseType") and v == b"Resource" for p, v in props)
-    path = None if parent.path is None or (not parent.path and element not in _TOPS) else (*parent.path, element)
+    above = parent.path or ()  # a frame on the stack always has a path: skipped subtrees are not pushed
+    path = None if not above and element not in _TOPS else (*above, element)
     return props, _Frame(qname, bindings, path, serial if resource else parent.struct, lang_default)
