@@ -90,6 +90,31 @@ def test_iptc_in_a_tiff_ipTC_naa_tag() -> None:
     assert (info.make, info.people, info.caption) == ("Nikon", ["Tiff Author"], "A caption")
 
 
+def afcp(image: bytes, entries: list[tuple[bytes, bytes]], count: int | None = None) -> bytes:
+    """``image`` with a big-endian AFCP trailer holding ``entries`` (tag, value)."""
+    start = len(image)
+    values_at = start + 12 + 12 * len(entries)
+    table, values = b"", b""
+    for tag, value in entries:
+        table += tag + struct.pack(">II", len(value), values_at + len(values))
+        values += value
+    header = b"AXS!" + b"\0\1" + struct.pack(">H", len(entries) if count is None else count) + b"\0" * 4
+    return image + header + table + values + b"AXS!" + struct.pack(">I", start) + b"\0" * 4
+
+
+def test_iptc_in_an_afcp_trailer_after_the_image() -> None:
+    stream = dataset(2, 80, b"Trailer Name")
+    assert read_metadata(afcp(jpeg(), [(b"TEXT", b"note"), (b"IPTC", stream)])).exif.people == ["Trailer Name"]
+    # A count past the trailer, offsets past the file, a start that is not a header: nothing, no error.
+    assert read_metadata(afcp(jpeg(), [(b"IPTC", stream)], count=65535)).exif.people == ["Trailer Name"]
+    bad = bytearray(afcp(jpeg(), [(b"IPTC", stream)]))
+    at = len(jpeg()) + 12 + 8  # the entry's offset: after the header, the tag and the size
+    bad[at : at + 4] = b"\xff\xff\xff\xff"
+    assert read_metadata(bytes(bad)).exif.people == []
+    moved = afcp(jpeg(), [(b"IPTC", stream)])[:-8] + struct.pack(">I", 3) + b"\0" * 4
+    assert read_metadata(moved).exif.people == []
+
+
 def test_names_are_kept_once_whatever_their_case_and_spacing() -> None:
     info = read_metadata(iptc_jpeg(dataset(2, 80, b"Jane  Doe"), dataset(2, 80, b"JANE DOE"),
                                    dataset(2, 122, b" Jane Doe\0junk"))).exif
@@ -286,6 +311,8 @@ REAL = {
     "exif-makers/exiftool__ExtendedXMP.jpg": (["PhilToo"], None, None),  # pdf:Author, in the extension
     "exif/exifpy__33-type_error.jpg": (["Pilar Flores"], "El cielo sobre Berlin (Heaven above Berlin)", None),
     "exif/pillow__iptc.jpg": ([], None, "Budapest, Hungary"),
+    "exif-makers/exiftool__AFCP.jpg": (["byline", "caption writer"], "ExifTool AFCP test",
+                                       "city, state, country name"),  # IPTC in the AFCP trailer
 }
 
 

@@ -5,7 +5,7 @@ stepped over by its length, so a prefix of the file suffices until a segment run
 walk reports the range it needs. Besides EXIF, XMP (and extended XMP, its chunks joined by offset) and
 GPMF, vendor segments are located as records for records.py: Casio QVCI and FLIR (APP1), InfiRay's
 sensor block (APP9, after an APP2 "IJPEG" mark), the "picture info" text (APP12) and Photoshop resources
-with IPTC (APP13).
+with IPTC (APP13); and, after the image, the IPTC of an AFCP trailer (the one read past SOS, at the end).
 
 Hostile files: EXIF split over several APP1 segments is joined up to ``MAX_JOINED`` (1 MiB), in one copy
 however many segments it takes, and so are FLIR chunks and extended XMP (the first ``MAX_BLOCKS`` GUIDs);
@@ -13,6 +13,8 @@ other segments are at most 64 KiB each by the format.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from tierscan.scanner.fingerprint.exif.blocks import MAX_BLOCKS, Blocks, ExifBlock, Record
 
@@ -25,6 +27,8 @@ _XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"  # then a 32-byte GUI
 _TIFF_MARKS = (b"II*\x00", b"MM\x00*")
 MAX_JOINED = 1 << 20  # multi-segment EXIF (and FLIR) is joined up to this size
 _PHOTOSHOP = (b"Photoshop 3.0\x00", b"Adobe_Photoshop2.5:")
+_AFCP: dict[bytes, Literal["big", "little"]] = {b"AXS!": "big", b"AXS*": "little"}  # a trailer's mark: byte order
+MAX_AFCP_ENTRIES = 64
 
 
 class _Segments:
@@ -128,6 +132,26 @@ def scan_jpeg(data: bytes, blocks: Blocks, offset: int = 0) -> None:
     _walk(data, blocks, offset, joins, segments)
     _join(blocks, joins)
     segments.finish(data, blocks)
+    if offset == 0:
+        _afcp(data, blocks)
+
+
+def _afcp(data: bytes, blocks: Blocks) -> None:
+    """The IPTC of an AFCP trailer (AXS File Concatenation Protocol, exiftool's AFCP.pm), which some
+    tools append after the image: its last 12 bytes are its mark and the offset of its header (mark,
+    version, entry count, checksum), which 12-byte entries follow (tag, size, offset in the file). Only a
+    trailer whose offsets hold is read; a prefix of the file has none."""
+    order = _AFCP.get(data[-12:-8]) if len(data) >= 24 else None
+    if order is None:
+        return
+    start = int.from_bytes(data[-8:-4], order)
+    if start + 12 > len(data) - 12 or data[start : start + 4] != data[-12:-8]:
+        return
+    count = min(int.from_bytes(data[start + 6 : start + 8], order), MAX_AFCP_ENTRIES)
+    for pos in range(start + 12, min(start + 12 + 12 * count, len(data) - 12), 12):
+        size, at = int.from_bytes(data[pos + 4 : pos + 8], order), int.from_bytes(data[pos + 8 : pos + 12], order)
+        if data[pos : pos + 4] == b"IPTC" and at + size <= len(data):
+            blocks.add_record(Record("IPTC", data, at, at + size))
 
 
 def _walk(data: bytes, blocks: Blocks, offset: int, joins: bytearray, segments: _Segments) -> None:
