@@ -139,6 +139,7 @@ NS = {
     "lr": "http://ns.adobe.com/lightroom/1.0/",
     "digiKam": "http://www.digikam.org/ns/1.0/",
     "plus": "http://ns.useplus.org/ldf/xmp/1.0/",
+    "xmpRights": "http://ns.adobe.com/xap/1.0/rights/",
 }
 
 
@@ -176,6 +177,10 @@ CORE = """
 <plus:ImageCreator><rdf:Seq><rdf:li plus:ImageCreatorName="Ho Wing" plus:ImageCreatorID="x1"/></rdf:Seq>
 </plus:ImageCreator>
 <photoshop:CaptionWriter>Ng Mei</photoshop:CaptionWriter>
+<dc:contributor><rdf:Bag><rdf:li>Lam Po</rdf:li></rdf:Bag></dc:contributor>
+<xmpRights:Owner><rdf:Bag><rdf:li>Yip Sum</rdf:li></rdf:Bag></xmpRights:Owner>
+<plus:CopyrightOwner><rdf:Seq><rdf:li rdf:parseType="Resource">
+  <plus:CopyrightOwnerName>Kwok Fu</plus:CopyrightOwnerName></rdf:li></rdf:Seq></plus:CopyrightOwner>
 <photoshop:AuthorsPosition>Staff</photoshop:AuthorsPosition>
 <Iptc4xmpCore:Location>Pier 7</Iptc4xmpCore:Location>
 <photoshop:City>Hong Kong</photoshop:City>
@@ -184,7 +189,8 @@ CORE = """
 
 def test_xmp_arrays_structures_and_language_alternatives() -> None:
     info = read_metadata(xmp_jpeg(packet(CORE))).exif
-    assert info.people == ["Chan Tai Man", "陳小明", "Wong Siu Ming", "Lee Ka Yan", "Ho Wing", "Ng Mei"]
+    assert info.people == ["Chan Tai Man", "陳小明", "Wong Siu Ming", "Lee Ka Yan", "Ho Wing", "Ng Mei", "Lam Po",
+                           "Yip Sum", "Kwok Fu"]
     assert info.caption == "Tai Man & Siu Ming at the pier"  # the x-default alternative, entities resolved
     assert info.place == "Pier 7, Hong Kong"
 

@@ -11,9 +11,11 @@ properties one level below it (RDF's shorthand for a structure).
 
 Where the names come from:
 
-- IPTC Core/Extension (IPTC Photo Metadata Standard 2023.1): ``dc:creator``, ``photoshop:CaptionWriter``,
+- IPTC Core/Extension (IPTC Photo Metadata Standard 2023.1): ``dc:creator`` (and Dublin Core's
+  ``dc:contributor``), ``xmpRights:Owner``, ``photoshop:CaptionWriter``,
   ``Iptc4xmpExt:PersonInImage`` (IPTC "Person Shown", which Apple Photos writes on export for the people
-  it named), ``Iptc4xmpExt:PersonInImageWDetails/PersonName``; PLUS ``plus:ImageCreator/ImageCreatorName``;
+  it named), ``Iptc4xmpExt:PersonInImageWDetails/PersonName``; PLUS ``plus:ImageCreator/ImageCreatorName``
+  and ``plus:CopyrightOwner/CopyrightOwnerName`` (a rights owner may be a person);
   Adobe PDF's ``pdf:Author``.
 - Face regions: MWG Guidelines 2.0 section 5.9 (``mwg-rs:Regions/RegionList``, a ``Name`` counts when
   ``Type`` is ``Face`` or absent, not ``Pet``, ``Focus`` or ``BarCode``), written by Lightroom, digiKam,
@@ -70,10 +72,13 @@ Prop = tuple[str, str]  # (namespace URI, local name)
 # A property path's last step that names a person -> the top-level property it must sit under.
 _PERSON_LEAVES: dict[Prop, tuple[Prop, ...]] = {
     (_DC, "creator"): ((_DC, "creator"),),
+    (_DC, "contributor"): ((_DC, "contributor"),),
+    ("http://ns.adobe.com/xap/1.0/rights/", "Owner"): (("http://ns.adobe.com/xap/1.0/rights/", "Owner"),),
     (_PS, "CaptionWriter"): ((_PS, "CaptionWriter"),),
     (_EXT, "PersonInImage"): ((_EXT, "PersonInImage"),),
     (_EXT, "PersonName"): ((_EXT, "PersonInImageWDetails"),),
     (_PLUS, "ImageCreatorName"): ((_PLUS, "ImageCreator"),),
+    (_PLUS, "CopyrightOwnerName"): ((_PLUS, "CopyrightOwner"),),
     (_PDF, "Author"): ((_PDF, "Author"),),
     (_MP_REG, "PersonDisplayName"): ((_MP, "RegionInfo"),),
 }
