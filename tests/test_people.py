@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from test_exif import ascii_, ifd, jpeg, png, tiff
+from test_exif import ascii_, box, full_box, ifd, jpeg, png, tiff
 from test_report import RECORDS, rec
 from test_report_review import built, page, rows_of
 
@@ -281,6 +281,17 @@ def test_xmp_in_png_tiff_webp_and_a_wide_encoding() -> None:
     for codec in ("utf-16-be", "utf-16-le", "utf-32-be"):
         wide = xmp.decode().encode(codec)
         assert read_metadata(xmp_jpeg(wide)).exif.people[:2] == ["Chan Tai Man", "陳小明"], codec
+
+
+def test_xmp_in_a_heif_mime_item() -> None:
+    xmp = packet(MWG)
+    infe = [full_box(b"infe", 2, struct.pack(">HH", 1, 0) + b"mime" + b"\0application/rdf+xml\0"),
+            full_box(b"infe", 2, struct.pack(">HH", 2, 0) + b"hvc1\0")]
+    iinf = full_box(b"iinf", 0, struct.pack(">H", 2) + b"".join(infe))
+    iloc = full_box(b"iloc", 1, b"\x44\x00" + struct.pack(">HHHHHII", 1, 1, 1, 0, 1, 0, len(xmp)))
+    meta = full_box(b"meta", 0, full_box(b"pitm", 0, struct.pack(">H", 2)) + iinf + iloc + box(b"idat", xmp))
+    info = read_metadata(box(b"ftyp", b"heic\0\0\0\0mif1heic") + meta).exif
+    assert info.people == ["Face Element", "Face Attribute", "No Type Given"]
 
 
 def test_extended_xmp_chunks_are_joined_by_offset() -> None:
