@@ -258,9 +258,11 @@ class TakenIn(_PerCopy):
         return f"taken in {copy['taken_in']}{near}, stored in {copy['jurisdiction']}"
 
 
-PersonalDataKind = Literal["gps", "serial", "owner", "timestamp"]
-PERSONAL_DATA_KINDS: tuple[PersonalDataKind, ...] = ("gps", "serial", "owner", "timestamp")
-_KIND_WORDS = {"gps": "GPS", "serial": "device serial", "owner": "owner name", "timestamp": "capture time"}
+PersonalDataKind = Literal["gps", "serial", "owner", "timestamp", "people", "caption", "place"]
+PERSONAL_DATA_KINDS: tuple[PersonalDataKind, ...] = ("gps", "serial", "owner", "timestamp", "people", "caption",
+                                                     "place")
+_KIND_WORDS = {"gps": "GPS", "serial": "device serial", "owner": "owner name", "timestamp": "capture time",
+               "people": "people named", "caption": "caption", "place": "place named"}
 # Kinds the pixels hold (`InventoryRecord.faces`): `personal-data` matches them when `kinds` names them, and
 # no metadata stripping removes them.
 PixelKind = Literal["faces"]
@@ -275,8 +277,9 @@ def _kinds_text(kinds: Iterable[str]) -> str:
 @FILTERS.register("personal-data")
 class PersonalData(_PerCopy):
     """Image metadata holding personal data (HK PDPO Cap. 486): GPS position, device serials, owner name,
-    capture time. `kinds` narrows which count; by default any of those does. `faces` (faces found in the
-    pixels) counts when named.
+    capture time, people named (creators, people shown, named face regions, people keywords), a caption (free
+    text that may name someone), a place named in words. `kinds` narrows which count; by default any of those
+    does. `faces` (faces found in the pixels) counts when named.
 
     Example::
 

@@ -20,7 +20,10 @@ SEEDS = ["exif/exifpy__Canon_40D.jpg", "exif/exiftool__GoPro.jpg", "exif/pillow_
          "exif-makers/exiftool__CanonRaw.crw", "exif-makers/exiftool__SigmaDP2.x3f",
          "exif-makers/exiftool__Minolta.mrw", "exif-makers/exiftool__Panasonic.rw2",
          "exif-makers/exiftool__PhaseOne.iiq", "exif-makers/exiftool__ExifTool.jpg",
-         "exif-makers/exiftool__InfiRay.jpg", "exif-makers/exiftool__Ricoh2.jpg"]
+         "exif-makers/exiftool__InfiRay.jpg", "exif-makers/exiftool__Ricoh2.jpg",
+         # IPTC and XMP naming people: IIM datasets, UTF-16 XMP, MWG reconciliation, extended XMP
+         "exif-makers/exiftool__IPTC.jpg", "exif-makers/exiftool__XMP.jpg", "exif-makers/exiftool__MWG.jpg",
+         "exif-makers/exiftool__ExtendedXMP.jpg"]
 
 
 @pytest.mark.slow

@@ -171,6 +171,17 @@ def taken_across(tmp_path_factory: pytest.TempPathFactory) -> Scan:
 
 
 @pytest.fixture(scope="module")
+def named(tmp_path_factory: pytest.TempPathFactory) -> Scan:
+    """The sample with one photo whose IPTC and XMP name its photographer and caption writer (one of
+    exiftool's test files)."""
+    root = tmp_path_factory.mktemp("named")
+    estate = make_estate(root)
+    shutil.copy(REPO / "tests" / "data" / "exif-makers" / "exiftool__IPTC.jpg",
+                estate / "hk-photos-hot" / "events" / "byline.jpg")
+    return Scan(root, write_config(root))
+
+
+@pytest.fixture(scope="module")
 def scrubbed(tmp_path_factory: pytest.TempPathFactory) -> Scan:
     root = tmp_path_factory.mktemp("scrubbed")
     keep = {"hk-design-cool/chelsea.png", "hk-design-cool/harbour-crop.jpg", "hk-backup-archive/2023/scan.tiff",
@@ -193,6 +204,7 @@ CASES: dict[str, tuple[str, set[str], str]] = {
     "images-with-gps-or-serials": ("sample", {
         "hk-photos-hot/events/harbour-walk-001.jpg", "cn-marketing-cold/campaign/action-cam.jpg",
         "hk-design-cool/canon-sample.jpg", "hk-backup-archive/2023/panasonic.jpg"}, "scrubbed"),
+    "images-naming-people": ("named", {"hk-photos-hot/events/byline.jpg"}, "sample"),
     "images-with-owner-name": ("sample", {
         "hk-design-cool/canon-sample.jpg", "hk-design-cool/flower.webp", "hk-photos-hot/events/ixus-original.jpg"},
         "scrubbed"),

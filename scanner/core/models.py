@@ -226,6 +226,11 @@ class ExifRecord(_Frozen):
     software: str | None = None  # the software that last wrote it
     owner: str | None = None  # the camera owner's or artist's name
     orientation: int | None = None  # EXIF orientation, 1-8
+    # People named: IPTC By-line, Contact, Writer-Editor; XMP creators, people shown, named face regions,
+    # people keywords (de-duplicated, at most 64 names of 128 characters)
+    people: list[str] = Field(default_factory=list)
+    caption: str | None = None  # the caption (IPTC Caption-Abstract, XMP dc:description): free text, 1,024 chars
+    place: str | None = None  # the location text: "sub-location, city, state, country" (IPTC / XMP)
 
     def personal_data(self) -> list[str]:
         """Kinds of personal data present, in a stable order (the `personal_data[]` inventory field)."""
@@ -238,6 +243,12 @@ class ExifRecord(_Frozen):
             kinds.append("owner")
         if self.datetime_original:
             kinds.append("timestamp")
+        if self.people:
+            kinds.append("people")
+        if self.caption:
+            kinds.append("caption")
+        if self.place:
+            kinds.append("place")
         return kinds
 
 
@@ -268,7 +279,8 @@ class InventoryRecord(_Frozen):
     width: int | None = None  # pixels
     height: int | None = None  # pixels
     exif: ExifRecord | None = None  # the metadata that matters for an audit
-    personal_data: list[str] = Field(default_factory=list)  # gps, serial, owner, timestamp: what the metadata holds
+    # gps, serial, owner, timestamp, people, caption, place: what the metadata holds; faces: the pixels
+    personal_data: list[str] = Field(default_factory=list)
     # Faces found in the pixels (one or more: personal-data kind `faces`); None: not analysed (not a decoded
     # image, too small to hash, a scan without perceptual hashes or without faces)
     faces: int | None = None
@@ -332,7 +344,8 @@ class Group(_Frozen):
     spans_tiers: bool  # copies in more than one tier
     spans_regions: bool  # copies in more than one region
     spans_jurisdictions: bool  # copies under more than one jurisdiction
-    has_personal_data: bool  # some copy's metadata holds GPS, a serial, an owner or a capture time, or its pixels faces
+    # some copy's metadata holds a personal-data kind (`ExifRecord.personal_data`), or its pixels faces
+    has_personal_data: bool
     # A near group's members by URI -> every other byte-identical copy of that member (the rest of the exact
     # group it stands for), for members that have some: the files that hold each picture. Empty for exact
     # groups, whose members are all listed already.

@@ -41,11 +41,15 @@ def exif_record(info: ExifInfo | None) -> ExifRecord | None:
     gps = GPS(lat=info.gps_lat, lon=info.gps_lon) if info.gps_lat is not None and info.gps_lon is not None else None
     return ExifRecord(gps=gps, serials=list(dict.fromkeys(value for _, value in info.serials)), make=info.make,
                       model=info.model, datetime_original=info.datetime_original, software=info.software,
-                      owner=info.owner, orientation=info.orientation)
+                      owner=info.owner, orientation=info.orientation, people=list(info.people),
+                      caption=info.caption, place=info.place)
 
 
+# Fields the catalog's JSON leaves out when empty (reading it back gives the same `ExifRecord`): most images
+# name nobody, and a million rows need not each store that they do not.
+_SPARSE = ("people", "caption", "place")
 # The catalog's JSON of metadata without one field set: most images of many estates.
-_BLANK_EXIF = ExifRecord().model_dump_json()
+_BLANK_EXIF = ExifRecord().model_dump_json(exclude=set(_SPARSE))
 
 
 def exif_json(info: ExifInfo | None) -> str | None:
@@ -53,7 +57,8 @@ def exif_json(info: ExifInfo | None) -> str | None:
     if info is not None and (
             info.make is None and info.model is None and info.datetime_original is None and info.software is None
             and info.owner is None and info.orientation is None and not info.serials
+            and not info.people and info.caption is None and info.place is None
             and (info.gps_lat is None or info.gps_lon is None)):
         return _BLANK_EXIF  # the same JSON, without a record made and dumped
     record = exif_record(info)
-    return None if record is None else record.model_dump_json()
+    return None if record is None else record.model_dump_json(exclude={f for f in _SPARSE if not getattr(record, f)})

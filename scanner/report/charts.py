@@ -90,13 +90,16 @@ def grouped_bar_chart(groups: Sequence[str], series: Sequence[Series], label: st
     span = WIDTH - LABEL_W - VALUE_W
     bar_h = 14
     band = bar_h * len(series) + 14
-    legend_h = 24
     body = []
-    x = LABEL_W
+    x, y = LABEL_W, 6  # the legend wraps onto another line rather than run past the chart's width
     for s in series:
-        body.append(_rect(x, 6, 12, 12, s.colour, s.name))
-        body.append(_text(x + 16, 16, s.name))
-        x += 16 + 8 * len(s.name) + 18
+        entry = 16 + 8 * len(s.name)
+        if x + entry > WIDTH and x > LABEL_W:
+            x, y = LABEL_W, y + 18
+        body.append(_rect(x, y, 12, 12, s.colour, s.name))
+        body.append(_text(x + 16, y + 10, s.name))
+        x += entry + 18
+    legend_h = y + 18
     for g, name in enumerate(groups):
         y0 = legend_h + g * band
         body.append(_text(LABEL_W - 8, y0 + band / 2 + 2, name, "end", 'font-weight="600"'))

@@ -19,7 +19,8 @@ from tierscan.scanner.core.models import InventoryRecord, ObjectStatus
 __all__ = ["GPS_DECIMALS", "KINDS", "Exposure", "JurisdictionExposure", "exposure"]
 
 GPS_DECIMALS = 2
-KINDS = ("gps", "serial", "owner", "timestamp", "faces")  # the kinds `InventoryRecord.personal_data` can name
+# the kinds `InventoryRecord.personal_data` can name: the metadata's, then the pixels'
+KINDS = ("gps", "serial", "owner", "timestamp", "people", "caption", "place", "faces")
 
 
 @dataclass

@@ -59,7 +59,7 @@ WATERFALL_BUCKETS = 5  # buckets drawn as their own savings step; the rest are m
 TIER_COLOURS = {"hot": "#e8590c", "cool": "#1c7ed6", "cold": "#5f3dc4", "archive": "#495057"}
 JURISDICTION_COLOURS = {"HK": "#c92a2a", "CN": "#f08c00"}
 KIND_COLOURS = {"gps": "#c92a2a", "serial": "#5f3dc4", "owner": "#2f9e44", "timestamp": "#1c7ed6",
-                "faces": "#e8590c"}
+                "people": "#d6336c", "caption": "#e67700", "place": "#0c8599", "faces": "#862e9c"}
 
 # (totals field, label, formatter): the headline cards, in order. Each card's id is `total-<field>`.
 HEADLINE: list[tuple[str, str, Callable[[Any], str]]] = [

@@ -286,6 +286,7 @@ justify-content:center;background:#f1f3f5;border-radius:4px}.pic img{max-width:1
 .pic .name{word-break:break-all}.pic .how{color:#5f3dc4}
 .badge{color:#fff;border-radius:3px;padding:0 4px;margin-right:3px;font-size:11px;background:#495057}
 .b-gps{background:#c92a2a}.b-serial{background:#5f3dc4}.b-owner{background:#2f9e44}.b-timestamp{background:#1c7ed6}
+.b-people{background:#d6336c}.b-caption{background:#e67700}.b-place{background:#0c8599}
 .copies ul{margin:2px 0;padding-left:16px}.copies li{word-break:break-all}
 .grp[data-kind=exact] .pic{flex:1 1 auto;width:auto}.grp[data-kind=exact] .pic .thumb{width:190px}
 .decisions{position:sticky;bottom:0;background:#fff3bf;padding:8px 12px;border-radius:6px;margin-top:16px;

@@ -50,13 +50,13 @@ SERIAL_SHOWN = 4  # trailing characters of a device serial people read
 SKIP_REASONS_SHOWN = 8  # skip reasons named at the top of the page
 
 KIND_LABELS = {"gps": "GPS", "serial": "device serial", "owner": "owner", "timestamp": "capture time",
-               "faces": "faces"}
+               "people": "people named", "caption": "caption", "place": "place named", "faces": "faces"}
 # What each action asks of people, in plain words.
 ACTION_WORDS = {
     "report": "Review: nothing changes",
     "delete-redundant": "Delete the redundant copies (the master stays)",
     "transition": "Move to a colder storage class",
-    "strip-metadata": "Strip the personal metadata (GPS, serials, owner, capture time)",
+    "strip-metadata": "Strip the personal metadata (GPS, serials, owner, capture time, names, caption, place)",
     "relocate": "Move the copies to the named jurisdiction (the master stays)",
 }
 
@@ -67,7 +67,8 @@ REVIEW_CSS = """
 .scanned dt{color:#6c757d}.scanned dd{margin:0}.scanned code,.digest{font-size:11px;word-break:break-all}
 .kind{display:inline-block;border-radius:4px;padding:0 4px;margin:0 2px 2px 0;font-size:11px;color:#fff}
 .kind-gps{background:#c92a2a}.kind-serial{background:#5f3dc4}.kind-owner{background:#2f9e44}
-.kind-timestamp{background:#1c7ed6}.kind-faces{background:#e8590c}
+.kind-timestamp{background:#1c7ed6}.kind-people{background:#d6336c}.kind-caption{background:#e67700}
+.kind-place{background:#0c8599}.kind-faces{background:#862e9c}
 .filters{display:flex;gap:8px;align-items:center;margin:8px 0}.filters input{flex:1;max-width:420px;padding:4px}
 tbody.group tr.head td{background:#f1f3f5;font-weight:600}
 section.policy{margin-top:20px}section.policy h3{font-size:15px;margin:0 0 4px}
@@ -100,6 +101,18 @@ def mask_serial(serial: str) -> str:
     short serial so that at least half of it stays hidden (the inventory keeps it whole)."""
     shown = min(SERIAL_SHOWN, len(serial) // 2)
     return "\u2022" * 4 + (serial[-shown:] if shown else "")
+
+
+def mask_name(name: str) -> str:
+    """A person's name as people read it: the initial of each word ("Chan Tai Man" -> "C. T. M."; a name
+    written without spaces, as Chinese is, keeps its first character: "陳大文" -> "陳."), so a report
+    passed around names nobody in full (the inventory keeps the name whole)."""
+    return " ".join(f"{word[0]}." for word in re.split(r"[\s\-\u00b7\u30fb.,]+", name) if word)
+
+
+def mask_people(names: Iterable[str]) -> str:
+    """`mask_name` of each name, the same initials shown once."""
+    return ", ".join(dict.fromkeys(masked for name in names if (masked := mask_name(name))))
 
 
 # --- what was scanned -------------------------------------------------------------------------------------
@@ -200,7 +213,8 @@ def _personal_row(record: InventoryRecord) -> str:
         f"{escape(record.jurisdiction)}</span></td>"
         f"<td>{_kinds(record.personal_data)}</td><td>{escape(position)}</td><td>{escape(_taken(record))}</td>"
         f"<td>{escape(exif.datetime_original or '' if exif else '')}</td><td>{escape(serials)}</td>"
-        f"<td>{escape(exif.owner or '' if exif else '')}</td><td>{escape(camera)}</td>"
+        f"<td>{escape(mask_name(exif.owner) if exif and exif.owner else '')}</td><td>{escape(camera)}</td>"
+        f"<td>{escape(mask_people(exif.people) if exif else '')}</td>"
         f"<td>{'' if record.faces is None else record.faces}</td></tr>"
     )
 
@@ -214,8 +228,8 @@ def personal_data_section(review: ReviewContext, exposure: Exposure) -> Iterator
         f'<section id="personal-data-objects"><h2>Objects with personal data ({total:,})</h2>'
         '<p class="muted">Every object whose metadata names a place, a device, a person or a time, or whose '
         f"pixels show faces, in URI order. Positions rounded to {GPS_DECIMALS} decimals (about 1 km); device "
-        f"serials show their last {SERIAL_SHOWN} characters; the inventory (<code>tierscan inventory</code>) "
-        "holds the exact values.</p>"
+        f"serials show their last {SERIAL_SHOWN} characters; owners and people named show their initials; the "
+        "inventory (<code>tierscan inventory</code>) holds the exact values.</p>"
     )
     options = "".join(f'<option value="{k}">{escape(KIND_LABELS[k])}</option>' for k in KINDS)
     yield (
@@ -225,7 +239,7 @@ def personal_data_section(review: ReviewContext, exposure: Exposure) -> Iterator
         '<span class="muted shown"></span></div>'
     )
     head = ["Object", "Stored in", "Personal data", "GPS (rounded)", "Taken in", "Captured", "Device serial",
-            "Owner", "Camera", "Faces"]
+            "Owner", "Camera", "People named", "Faces"]
     yield ('<table class="sortable" id="personal-data"><thead><tr>'
            + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>")
     written = 0

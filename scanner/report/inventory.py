@@ -15,7 +15,7 @@ from tierscan.scanner.core.safe_text import CsvWriter
 
 __all__ = ["CSV_COLUMNS", "flat_record", "write_csv", "write_jsonl"]
 
-# EXIF is flattened to columns; list fields (serials, personal_data) are joined with "|".
+# EXIF is flattened to columns; list fields (serials, people, personal_data) are joined with "|".
 CSV_COLUMNS = [
     "uri",
     "provider",
@@ -47,6 +47,9 @@ CSV_COLUMNS = [
     "datetime_original",
     "software",
     "owner",
+    "people",
+    "caption",
+    "place",
     "personal_data",
     "status",
     "reason",
@@ -95,6 +98,9 @@ def flat_record(r: InventoryRecord) -> dict[str, Any]:
         "datetime_original": exif.datetime_original if exif else None,
         "software": exif.software if exif else None,
         "owner": exif.owner if exif else None,
+        "people": list(exif.people) if exif else [],
+        "caption": exif.caption if exif else None,
+        "place": exif.place if exif else None,
         "personal_data": list(r.personal_data),
     }
 

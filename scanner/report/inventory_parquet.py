@@ -47,6 +47,7 @@ _TYPES: dict[str, pa.DataType] = {
     "gps_lat": pa.float64(),
     "gps_lon": pa.float64(),
     "serials": _STRING_LIST,
+    "people": _STRING_LIST,
     "personal_data": _STRING_LIST,
 }
 SCHEMA = pa.schema(

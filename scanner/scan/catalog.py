@@ -145,6 +145,9 @@ _PERSONAL_KINDS = {
     "serial": "COALESCE(json_array_length(exif, '$.serials'), 0) > 0",
     "owner": "COALESCE(json_extract(exif, '$.owner'), '') <> ''",
     "timestamp": "COALESCE(json_extract(exif, '$.datetime_original'), '') <> ''",
+    "people": "COALESCE(json_array_length(exif, '$.people'), 0) > 0",
+    "caption": "COALESCE(json_extract(exif, '$.caption'), '') <> ''",
+    "place": "COALESCE(json_extract(exif, '$.place'), '') <> ''",
 }
 # Kinds of personal data the pixels hold, by their own columns (`InventoryRecord.faces`).
 _PIXEL_KINDS = {"faces": "COALESCE(faces, 0) > 0"}

@@ -1,9 +1,14 @@
-"""IPTC-IIM inside Photoshop image resources (JPEG APP13, PSD): the datasets the inventory records.
+"""IPTC-IIM inside Photoshop image resources (JPEG APP13, PSD) or a TIFF IPTC-NAA tag: the datasets the
+inventory records.
 
 The resource block is a run of "8BIM" resources (id, padded Pascal name, size, padded data); resource
 0x0404 holds IPTC datasets (0x1C, record, dataset, size). Only tagged datasets of the tables below are
 decoded. Both walks step forward by each item's size and stop at the first malformed one, and at most
 ``MAX_ITEMS`` items are read, so a hostile block costs time linear in its size.
+
+Text is in the character set that dataset 1:90 (CodedCharacterSet) names by its ISO 2022 escape: UTF-8
+(ESC % G) or Latin-1 (ESC - A, ESC . A). Without one, IIM says ASCII, but writers put UTF-8 or Windows
+Latin 1 there: UTF-8 is tried first (it rejects Latin text reliably), then cp1252, exiftool's default.
 """
 
 from __future__ import annotations
@@ -11,18 +16,33 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from tierscan.scanner.fingerprint.exif.model import Collector, Rank
+from tierscan.scanner.fingerprint.exif.model import MAX_CAPTION, MAX_NAME, MAX_PLACE_PART, Collector, Rank
 
-__all__ = ["IPTC_DATASETS", "read_photoshop"]
+__all__ = ["IPTC_DATASETS", "read_iptc", "read_photoshop"]
 
 MAX_ITEMS = 4096
 _IPTC_RESOURCE = 0x0404
 
 # (record, dataset) -> exiftool's tag name, for the datasets read.
 IPTC_DATASETS: dict[tuple[int, int], str] = {
+    (1, 90): "CodedCharacterSet",
     (2, 55): "DateCreated",
     (2, 60): "TimeCreated",
+    (2, 80): "By-line",  # repeatable: each creator's name
+    (2, 90): "City",
+    (2, 92): "Sub-location",
+    (2, 95): "Province-State",
+    (2, 101): "Country-PrimaryLocationName",
+    (2, 118): "Contact",  # repeatable: who can say more about the picture
+    (2, 120): "Caption-Abstract",
+    (2, 122): "Writer-Editor",  # repeatable: who wrote the caption
 }
+# Datasets naming people, and the location datasets by `Collector` place part.
+_PEOPLE = ("By-line", "Contact", "Writer-Editor")
+_PLACE = {"Sub-location": "sublocation", "City": "city", "Province-State": "state",
+          "Country-PrimaryLocationName": "country"}
+_CHARSETS = {b"\x1b%G": "utf-8", b"\x1b-A": "latin-1", b"\x1b.A": "latin-1"}
+MAX_VALUES = 64  # values kept of one repeatable dataset
 
 
 def _resources(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
@@ -44,9 +64,10 @@ def _resources(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int
         pos = data + size + (size & 1)
 
 
-def _datasets(buf: bytes, start: int, end: int) -> dict[str, bytes]:
-    """The first value of each dataset of ``IPTC_DATASETS`` in the IPTC stream ``buf[start:end]``."""
-    found: dict[str, bytes] = {}
+def _datasets(buf: bytes, start: int, end: int) -> dict[str, list[bytes]]:
+    """The values (the first ``MAX_VALUES``) of each dataset of ``IPTC_DATASETS`` in the IPTC stream
+    ``buf[start:end]``, in stream order."""
+    found: dict[str, list[bytes]] = {}
     pos = start
     for _ in range(MAX_ITEMS):
         if pos + 5 > end or buf[pos] != 0x1C:
@@ -63,8 +84,8 @@ def _datasets(buf: bytes, start: int, end: int) -> dict[str, bytes]:
         if pos + size > end:
             break
         name = IPTC_DATASETS.get((record, dataset))
-        if name is not None and name not in found:
-            found[name] = buf[pos : pos + size]
+        if name is not None and len(values := found.setdefault(name, [])) < MAX_VALUES:
+            values.append(buf[pos : pos + size])
         pos += size
     return found
 
@@ -84,21 +105,49 @@ def _time(raw: bytes) -> str | None:
     return f"{h}:{mi}:{s}" + (f"{zh}:{zm}" if zh else "")
 
 
-def read_photoshop(buf: bytes, start: int, end: int, sink: Collector) -> None:
-    """Read the IPTC datasets of a Photoshop resource block (after its "Photoshop 3.0" signature, if any).
+def _text(raw: bytes, charset: str | None, chars: int) -> str:
+    """A dataset's text in the stream's character set (see the module's docstring), cut before it is
+    decoded to the bytes ``chars`` characters can take; never fails."""
+    raw = raw[: chars * 4].split(b"\0", 1)[0]
+    if charset is not None:
+        return raw.decode(charset, errors="replace").strip()
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace").strip()
+
+
+def read_iptc(buf: bytes, start: int, end: int, sink: Collector) -> None:
+    """Read the IPTC stream ``buf[start:end]`` (the datasets themselves: a Photoshop 0x0404 resource, a
+    TIFF IPTC-NAA tag).
 
     Capture time: exiftool's Composite DateTimeOriginal, DateCreated and TimeCreated joined, which counts
-    only when no DateTimeOriginal was read elsewhere (its rank is below EXIF, maker notes and XMP).
+    only when no DateTimeOriginal was read elsewhere (its rank is below EXIF, maker notes and XMP). Every
+    By-line, Contact and Writer-Editor is a person named; the caption and location parts rank after XMP's.
     """
+    found = _datasets(buf, start, end)
+    date = _date(found["DateCreated"][0]) if "DateCreated" in found else None
+    clock = _time(found["TimeCreated"][0]) if "TimeCreated" in found else None
+    if date and clock:
+        sink.offer("datetime_original", f"{date} {clock}", Rank.COMPOSITE)
+    coded = found.get("CodedCharacterSet")
+    charset = _CHARSETS.get(coded[0].strip(b"\0")) if coded else None
+    for name in _PEOPLE:
+        for raw in found.get(name, ()):
+            sink.person(_text(raw, charset, MAX_NAME))
+    if "Caption-Abstract" in found:
+        sink.offer("caption", _text(found["Caption-Abstract"][0], charset, MAX_CAPTION), Rank.IPTC)
+    for name, part in _PLACE.items():
+        if name in found:
+            sink.offer(part, _text(found[name][0], charset, MAX_PLACE_PART), Rank.IPTC)
+
+
+def read_photoshop(buf: bytes, start: int, end: int, sink: Collector) -> None:
+    """Read the IPTC datasets of a Photoshop resource block (after its "Photoshop 3.0" signature, if any)."""
     sig = buf.find(b"8BIM", start, min(end, start + 32))
     if sig < 0:
         return
     for rid, data, data_end in _resources(buf, sig, end):
-        if rid != _IPTC_RESOURCE:
-            continue
-        found = _datasets(buf, data, data_end)
-        date = _date(found["DateCreated"]) if "DateCreated" in found else None
-        clock = _time(found["TimeCreated"]) if "TimeCreated" in found else None
-        if date and clock:
-            sink.offer("datetime_original", f"{date} {clock}", Rank.COMPOSITE)
-        return
+        if rid == _IPTC_RESOURCE:
+            read_iptc(buf, data, data_end, sink)
+            return

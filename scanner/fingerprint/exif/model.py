@@ -25,6 +25,9 @@ class ExifInfo:
     owner: str | None = None
     image_unique_id: str | None = None
     orientation: int | None = None
+    people: list[str] = field(default_factory=list)  # people named: creators, contacts, people shown
+    caption: str | None = None  # the description: free text that may name or describe someone
+    place: str | None = None  # the location text: "sub-location, city, state, country"
 
 
 @dataclass(slots=True)
@@ -50,11 +53,19 @@ class Rank:
     MAKERNOTE = 1
     XMP = 2
     COMPOSITE = 3  # a value exiftool builds from parts (IPTC DateCreated + TimeCreated)
+    IPTC = 4  # IPTC-IIM text (caption, location): the MWG guidelines read XMP's copy first
     CREATE_DATE = 10  # added to the source rank for CreateDate-style fallbacks
 
 
 # Real files carry a handful of serials (body, lens, internal...); a hostile file could repeat a tag.
 MAX_SERIALS = 32
+# Named people: a team photo names a few dozen; a hostile packet could list a million.
+MAX_PEOPLE = 64
+MAX_NAME = 128  # characters of a name kept (longer is not a name a person goes by)
+MAX_CAPTION = 1024  # characters of a caption kept: enough for an auditor to read what it says
+MAX_PLACE_PART = 128  # characters of each part of the location text
+# The parts of the location text, most precise first (IPTC Sub-location, City, Province-State, Country).
+PLACE_PARTS = ("sublocation", "city", "state", "country")
 
 _SCALAR_FIELDS = (
     "make", "model", "datetime_original", "software", "owner", "image_unique_id", "orientation",
@@ -68,7 +79,7 @@ class Collector:
     them independent of each other and of the order in which a container stores its blocks.
     """
 
-    __slots__ = ("_best", "_gps", "errors", "needed", "serials", "size")
+    __slots__ = ("_best", "_gps", "_named", "errors", "needed", "people", "serials", "size")
 
     def __init__(self) -> None:
         self._best: dict[str, tuple[int, str | int]] = {}
@@ -79,6 +90,8 @@ class Collector:
         self.needed: list[tuple[int, int]] = []
         # (width, height) read from a vendor record (CRW's ImageInfo): used when the container gave none.
         self.size: tuple[int, int] | None = None
+        self.people: list[str] = []
+        self._named: set[str] = set()  # casefolded names of `people`, for de-duplication
 
     def uses(self, offset: int, length: int) -> None:
         """Record a range a record reader read where the buffer may be the file in pieces (see
@@ -103,6 +116,17 @@ class Collector:
         if value and len(self.serials) < MAX_SERIALS and (tag, value) not in self.serials:
             self.serials.append((tag, value))
 
+    def person(self, name: str) -> None:
+        """Record a person's name (whitespace collapsed, cut to ``MAX_NAME``); each name is kept once,
+        whatever its case, up to ``MAX_PEOPLE`` names."""
+        if len(self.people) >= MAX_PEOPLE:
+            return
+        name = " ".join(name[: MAX_NAME * 4].split())[:MAX_NAME]
+        key = name.casefold()
+        if name and key not in self._named:
+            self._named.add(key)
+            self.people.append(name)
+
     def gps(self, lat: float, lon: float, rank: int) -> None:
         """Record a validated position; the best-ranked one wins."""
         if self._gps is None or rank < self._gps[0]:
@@ -121,6 +145,11 @@ class Collector:
         orientation = values.pop("orientation")
         info = ExifInfo(serials=list(self.serials), **values)  # type: ignore[arg-type]
         info.orientation = orientation if isinstance(orientation, int) else None
+        info.people = list(self.people)
+        caption = self._best.get("caption")
+        info.caption = str(caption[1])[:MAX_CAPTION] if caption else None
+        parts = [str(best[1])[:MAX_PLACE_PART] for part in PLACE_PARTS if (best := self._best.get(part))]
+        info.place = ", ".join(dict.fromkeys(parts)) or None
         if self._gps is not None:
             _, info.gps_lat, info.gps_lon = self._gps
         return info

@@ -5,7 +5,7 @@
 - X3FProperties: the PROP section of Sigma X3F files (SigmaRaw.pm): UTF-16 name/value pairs.
 - PictureInfo: the APP12 "[picture info]" text segment of older Agfa, Olympus and Polaroid cameras.
 - FLIR: the FFF record directory of FLIR thermal cameras (APP1 "FLIR" chunks, joined).
-- Photoshop: image resources holding IPTC (iptc.py).
+- Photoshop: image resources holding IPTC (iptc.py); IPTC: an IPTC stream itself (an AFCP trailer's).
 - Binary records located whole (InfiRay APP9, Casio QVCI): fixed offsets, see binary.py.
 
 Every walk is bounded: heaps nest at most ``MAX_DEPTH`` deep and ``MAX_DIRS`` directories are read in
@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from tierscan.scanner.fingerprint.exif.binary import offer_binary, unix_time
 from tierscan.scanner.fingerprint.exif.blocks import Record
-from tierscan.scanner.fingerprint.exif.iptc import read_photoshop
+from tierscan.scanner.fingerprint.exif.iptc import read_iptc, read_photoshop
 from tierscan.scanner.fingerprint.exif.model import Collector, Rank
 from tierscan.scanner.fingerprint.exif.text import decode_text, small_int
 
@@ -277,6 +277,7 @@ READERS: dict[str, Callable[[Record, Collector], None]] = {
     "PictureInfo": _picture_info,
     "FLIR": _flir,
     "Photoshop": lambda rec, sink: read_photoshop(rec.buf, rec.start, rec.end, sink),
+    "IPTC": lambda rec, sink: read_iptc(rec.buf, rec.start, rec.end, sink),
     **{kind: _binary for kind in ("InfiRaySensor", "CasioQVCI")},
 }
 

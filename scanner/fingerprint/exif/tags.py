@@ -15,9 +15,11 @@ __all__ = [
     "EXIF_TAGS",
     "IMAGE_HEIGHT",
     "IMAGE_WIDTH",
+    "IPTC_NAA",
     "MAKE",
     "MAKER_NOTE",
     "PHOTOMETRIC",
+    "PHOTOSHOP",
     "POINTERS",
     "XMP_PACKET",
 ]
@@ -52,3 +54,5 @@ DNG_VERSION = 0xC612
 IMAGE_WIDTH = 0x0100
 IMAGE_HEIGHT = 0x0101
 PHOTOMETRIC = 0x0106
+IPTC_NAA = 0x83BB  # an IPTC-IIM stream (TIFF, RAW)
+PHOTOSHOP = 0x8649  # Photoshop image resources, holding IPTC-IIM (TIFF)

@@ -3,7 +3,7 @@
 Every IFD is visited at most once (offsets are tracked, so loops between IFDs end), the number of IFDs is
 bounded, and pointers of the wrong type are refused the way exiftool refuses them. Maker notes are parsed
 after the walk, once the Make is known wherever it was stored. An XMP tag is copied up to the XMP reader's
-``MAX_PACKET`` only.
+``MAX_PACKET`` only; IPTC (IPTC-NAA, Photoshop resources) is read in place.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from tierscan.scanner.fingerprint.exif import tags as T
 from tierscan.scanner.fingerprint.exif.blocks import MAX_BLOCKS
 from tierscan.scanner.fingerprint.exif.gps import gps_position
+from tierscan.scanner.fingerprint.exif.iptc import read_iptc, read_photoshop
 from tierscan.scanner.fingerprint.exif.makernotes import parse_makernote, walk_note
 from tierscan.scanner.fingerprint.exif.model import Collector, Rank
 from tierscan.scanner.fingerprint.exif.tiff import MAX_ENTRIES, Entry, Tiff, offer_entries, parse_header
@@ -31,7 +32,7 @@ _RAW_BY_MAKE = {"NIKON": "NEF", "SONY": "ARW", "PENTAX": "PEF", "RICOH": "PEF", 
 _CFA_PHOTOMETRIC = frozenset((32803, 34892))
 _PHASE_ONE = re.compile(rb"(?s)IIII.waR|MMMMRaw.")
 _MAIN_WANTED = frozenset((*T.EXIF_TAGS, *T.POINTERS, T.MAKE, T.MAKER_NOTE, T.DNG_PRIVATE, T.XMP_PACKET,
-                          T.DNG_VERSION, T.PHOTOMETRIC, T.IMAGE_WIDTH, T.IMAGE_HEIGHT))
+                          T.IPTC_NAA, T.PHOTOSHOP, T.DNG_VERSION, T.PHOTOMETRIC, T.IMAGE_WIDTH, T.IMAGE_HEIGHT))
 _GPS_WANTED = frozenset((1, 2, 3, 4))
 
 
@@ -105,6 +106,7 @@ class _Walker:
 
     def _main(self, tiff: Tiff, entries: list[Entry], name: str, queue: deque[tuple[int, str, str]]) -> None:
         offer_entries(tiff, entries, T.EXIF_TAGS, self.sink, Rank.EXIF)
+        self._iptc(tiff, entries)
         summary = self.summary
         width = height = None
         for e in entries:
@@ -137,6 +139,13 @@ class _Walker:
                     width, height = (values[0], height) if tag == T.IMAGE_WIDTH else (width, values[0])
         if width and height and width * height > (summary.width or 0) * (summary.height or 0):
             summary.width, summary.height = width, height
+
+    def _iptc(self, tiff: Tiff, entries: list[Entry]) -> None:
+        """IPTC-IIM in an IPTC-NAA tag or in Photoshop resources, read in place."""
+        for e in entries:
+            if e.tag in (T.IPTC_NAA, T.PHOTOSHOP) and tiff.has(e.pos, e.size):
+                read = read_iptc if e.tag == T.IPTC_NAA else read_photoshop
+                read(tiff.buf, e.pos, e.pos + e.size, self.sink)
 
     def _dng_private(self, tiff: Tiff, e: Entry) -> None:
         """DNGPrivateData "Adobe\\0MakN": the original maker note, its byte order and original offset."""

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from tierscan.scanner.fingerprint.exif.gps import parse_xmp_coordinate
 from tierscan.scanner.fingerprint.exif.model import Collector, Rank
+from tierscan.scanner.fingerprint.exif.people import read_people
 from tierscan.scanner.fingerprint.exif.text import small_int
 from tierscan.scanner.fingerprint.exif.tiff import Tag
 
@@ -158,8 +159,10 @@ def _properties(packet: bytes) -> dict[tuple[str, str], str]:
 
 
 def read_xmp(packet: bytes, sink: Collector) -> None:
-    """Offer the XMP properties of ``packet`` to the collector at XMP rank."""
-    found = _properties(packet[:MAX_PACKET])
+    """Offer the XMP properties of ``packet`` to the collector at XMP rank, and the people it names."""
+    packet = packet[:MAX_PACKET]
+    found = _properties(packet)
+    read_people(packet, sink)
     for prop, value in found.items():
         tag = XMP_TAGS.get(prop)
         if tag is None:
