@@ -145,6 +145,13 @@ class Signature:
         rows = b"".join(blob[_HEADER.size:_HEADER.size + width] for blob in blobs)
         return np.frombuffer(rows, "<u8").reshape(len(blobs), 1 + len(WINDOWS)).astype(np.uint64)
 
+    @staticmethod
+    def thumbs(blobs: Sequence[bytes]) -> np.ndarray:
+        """The thumbnails of blobs of this layout (their last bytes), without decoding the rest (uint8,
+        len(blobs) x THUMB x THUMB)."""
+        rows = b"".join(blob[-THUMB * THUMB:] for blob in blobs)
+        return np.frombuffer(rows, np.uint8).reshape(len(blobs), THUMB, THUMB)
+
     @classmethod
     def from_blob(cls, blob: bytes) -> Signature:
         """Raises ValueError for a blob of another layout (made by an older tierscan)."""
