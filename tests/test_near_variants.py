@@ -15,7 +15,7 @@ from tierscan.scanner.fingerprint.image import fingerprint_bytes, init_worker
 from tierscan.scanner.fingerprint.signatures import THUMB, Signature
 from tierscan.scanner.group.cluster import near_groups
 from tierscan.scanner.group.members import NearImage
-from tierscan.scanner.group.readings import content_box, reading_queries
+from tierscan.scanner.group.readings import _hash_of, content_box, reading_queries
 
 DATA = Path(__file__).parent / "data" / "exif"
 
@@ -158,12 +158,16 @@ def test_reading_queries_only_for_bordered_or_turned_images():
                        for img in (photo, _bordered(photo, 100, 100, 100, 100, (255, 255, 255))))
     owners, codes = reading_queries([plain, bordered, plain, None], [None, 1, 6, 6])
     assert owners.tolist() == [1, 2]
-    # The turned reading of image 2 is the quarter turn back of its (upright) thumbnail.
+    # A turned reading is the pHash of the thumbnail turned back to the pixels as stored, whatever else
+    # is in the chunk: a quarter turn back for 6, the other way for 8, the transposes for 5 and 7.
     thumb = Signature.thumbs([plain])[0]
-    turned = reading_queries([plain], [6])[1][0]
-    assert turned == codes[1]
-    assert turned != reading_queries([plain], [8])[1][0]
-    assert np.array_equal(np.rot90(thumb, 1), np.rot90(thumb, 1))  # a view: the blob is not copied
+    assert codes[1] == _hash_of(np.rot90(thumb, 1)) == reading_queries([plain], [6])[1][0]
+    expected = {2: thumb[:, ::-1], 3: thumb[::-1, ::-1], 4: thumb[::-1], 5: thumb.T, 7: thumb[::-1, ::-1].T,
+                8: np.rot90(thumb, -1)}
+    owners, codes = reading_queries([plain] * 6, list(expected))
+    assert owners.tolist() == list(range(6))
+    assert codes.tolist() == [_hash_of(t) for t in expected.values()]
+    assert len(set(codes.tolist())) == 6
 
 
 def test_near_image_rows_carry_the_orientation():

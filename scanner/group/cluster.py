@@ -6,12 +6,15 @@ copy matching a configured `master.prefer` glob, else the best by `master.exact`
 
 Near: among images with perceptual hashes (one per exact group: its master stands for its copies), candidate
 pairs come from the Hamming index (`hamming_index`, no all-pairs work) over each image's pHash, mirror pHash
-and window pHashes (`signatures`), and are confirmed by ORB + RANSAC and aligned thumbnail blocks (`verify`),
+and window pHashes (`signatures`), and the hashes of its other readings (`readings`: inside a border, as
+stored), and are confirmed by ORB + RANSAC and aligned thumbnail blocks (`verify`),
 one process per core verifying whole connected components of the candidate graph (components never share a
 pair, so the groups are those of one process). Groups are stars around a centre chosen best-first by
 `master.near` (default: highest resolution, then largest file, then oldest): the centre's candidates, and then
 those of the members it confirmed, are each confirmed against the centre itself, so two unrelated images never
-join through an intermediate one. No group holds a pair the user listed as "not a duplicate", nor two
+join through an intermediate one; the one exception, for a centre that shows the picture small (a border
+added, stretched), is a candidate confirmed by a member the centre confirmed directly, with all but a block
+or two agreeing (`_ANCHOR_AGREEMENT`). No group holds a pair the user listed as "not a duplicate", nor two
 different shots by their camera metadata (`_other_shots`); candidates are admitted best match first, and a
 member that matches such a kept-out image better than the centre is left for that image's group. The centre is
 the master. A member's `distance` is the hash distance that made it the centre's candidate, or, when it was a
@@ -292,9 +295,11 @@ class _Search:
             kept_out: set[int] = set()  # candidates that must not share a group with a member
             # The centre's candidates first, then the candidates of the members it confirmed (a 60% crop
             # whose hashes are near the original's but not near a resized repost's, when the repost is the
-            # centre). Every one is verified against the centre itself, so nothing joins through a member.
+            # centre). Every one is verified against the centre itself; only one it fails joins through a
+            # member, below.
             direct = {j: d for j, d in mates[i] if j > i}
             tried: set[int] = set()
+            confirmed: set[int] = set()  # members the centre itself confirmed
             frontier = sorted(direct)
             for _ in range(2):
                 scored, failed = [], []
@@ -307,16 +312,16 @@ class _Search:
                     else:
                         failed.append(j)
                 joined = self._admit(i, scored, members, distances, direct, kept_out, assigned)
+                confirmed.update(joined)
                 # A centre that shows the picture small (a copy with a border added, stretched, framed in a
                 # screenshot) may fail to verify a crop or another such copy that its own picture verifies:
                 # those join when confirmed against a member they are candidates of that the centre
                 # confirmed directly, so the photo's variants are not split between two groups.
-                anchors = dict(members)
                 scored = []
                 for j in (j for j in failed if cands[j].blob is not None):
                     # Only by verified evidence: the global-hash rule never joins through a member.
-                    near_members = sorted((m for m, _ in mates[j] if m in anchors and cands[m].blob is not None),
-                                          key=lambda m: anchors[m], reverse=True)[:_ANCHORS]
+                    near_members = sorted((m for m, _ in mates[j] if m in confirmed and cands[m].blob is not None),
+                                          key=lambda m: members[m], reverse=True)[:_ANCHORS]
                     for m in near_members:
                         if (score := _match(cands[m], cands[j], anchored)) is not None:
                             scored.append((score, j))

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from tierscan.scanner.fingerprint.signatures import THUMB, Signature, phash_bits
+from tierscan.scanner.fingerprint.signatures import PHASH_DCT, THUMB, Signature, phash_bits
 
 __all__ = ["BORDER_MIN", "content_box", "reading_queries"]
 
@@ -29,14 +29,15 @@ _FLAT = 10  # grey levels: a thumbnail row or column whose range is within this 
 BORDER_MIN = 2  # thumbnail pixels trimmed in all, at least, for the inside to be a reading of its own
 _INSIDE_MIN = THUMB // 3  # the inside's least side, in thumbnail pixels: less is a flat graphic, not a photo
 _CHUNK = 8192  # thumbnails examined at once (bounds the arrays held)
-# EXIF orientation -> the turn that takes the upright thumbnail back to the pixels as stored.
+# EXIF orientation -> the turn that takes the upright thumbnail back to the pixels as stored (on the first two
+# axes, so that it turns a stack of thumbnails held as THUMB x THUMB x N).
 _AS_STORED: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda t: t[:, ::-1],
     3: lambda t: t[::-1, ::-1],
     4: lambda t: t[::-1],
-    5: lambda t: t.T,
+    5: lambda t: t.swapaxes(0, 1),
     6: lambda t: np.rot90(t, 1),
-    7: lambda t: t[::-1, ::-1].T,
+    7: lambda t: t[::-1, ::-1].swapaxes(0, 1),
     8: lambda t: np.rot90(t, -1),
 }
 
@@ -60,35 +61,47 @@ def content_box(flat_rows: np.ndarray, flat_cols: np.ndarray) -> tuple[int, int,
 
 
 def _hash_of(thumb: np.ndarray) -> int:
-    """pHash of (part of) a thumbnail, squeezed to 32 x 32 as whole-image hashes are."""
+    """pHash of part of a thumbnail, squeezed to 32 x 32 as whole-image hashes are."""
     block = cv2.resize(np.ascontiguousarray(thumb, np.float32), (32, 32), interpolation=cv2.INTER_AREA)
     return phash_bits(block[None])[0]
+
+
+# The pHash's DCT rows composed with area averaging of THUMB samples down to 32: a stack of whole
+# thumbnails is hashed as `_hash_of` hashes each, without squeezing them one by one.
+_SQUEEZED_DCT = PHASH_DCT @ cv2.resize(np.eye(THUMB, dtype=np.float32), (THUMB, 32), interpolation=cv2.INTER_AREA)
 
 
 def reading_queries(blobs: Sequence[bytes | None], orientations: Sequence[int | None]
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(owner index, pHash) of the other readings of each image that has any: inside its border, as its
     pixels are stored. `blobs[k]`: image k's `Signature` blob of the current layout, or None;
-    `orientations[k]`: its EXIF orientation. Work per image: one pass over its thumbnail, a hash only for
-    the few with a border or a turning tag."""
-    owners: list[int] = []
-    codes: list[int] = []
-    signed = [k for k, b in enumerate(blobs) if b is not None]
+    `orientations[k]`: its EXIF orientation. Vectorised over chunks of thumbnails: only the few with a
+    flat outer row or column are looked at one by one."""
+    owners: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
+    signed = [(k, b) for k, b in enumerate(blobs) if b is not None]
     for start in range(0, len(signed), _CHUNK):
-        chunk = signed[start:start + _CHUNK]
-        thumbs = Signature.thumbs([blobs[k] for k in chunk])  # type: ignore[misc]
-        rows = (thumbs.max(axis=2).astype(np.int16) - thumbs.min(axis=2)) <= _FLAT
-        cols = (thumbs.max(axis=1).astype(np.int16) - thumbs.min(axis=1)) <= _FLAT
-        bordered = rows[:, [0, -1]].any(axis=1) | cols[:, [0, -1]].any(axis=1)
-        for n in np.flatnonzero(bordered).tolist():
-            box = content_box(rows[n], cols[n])
+        chunk = np.array([k for k, _ in signed[start:start + _CHUNK]], np.int64)
+        thumbs = Signature.thumbs([b for _, b in signed[start:start + _CHUNK]])
+        edges = np.concatenate([thumbs[:, [0, -1], :], thumbs[:, :, [0, -1]].transpose(0, 2, 1)], axis=1)
+        edged = np.flatnonzero(((edges.max(axis=2).astype(np.int16) - edges.min(axis=2)) <= _FLAT).any(axis=1))
+        inside: list[int] = []
+        for n in edged.tolist():
+            t = thumbs[n]
+            box = content_box((t.max(axis=1).astype(np.int16) - t.min(axis=1)) <= _FLAT,
+                              (t.max(axis=0).astype(np.int16) - t.min(axis=0)) <= _FLAT)
             if box is not None:
                 top, bottom, left, right = box
-                owners.append(chunk[n])
-                codes.append(_hash_of(thumbs[n, top:bottom, left:right]))
-        for n, k in enumerate(chunk):
-            turn = _AS_STORED.get(orientations[k] or 1)
-            if turn is not None:
-                owners.append(k)
-                codes.append(_hash_of(turn(thumbs[n])))
-    return np.array(owners, np.int64), np.array(codes, np.uint64)
+                inside.append(n)
+                codes.append(np.array([_hash_of(t[top:bottom, left:right])], np.uint64))
+        owners.append(chunk[inside])
+        turns = np.array([orientations[k] or 1 for k in chunk.tolist()])
+        for orientation, turn in _AS_STORED.items():
+            which = np.flatnonzero(turns == orientation)
+            if len(which):
+                turned = turn(thumbs[which].transpose(1, 2, 0)).transpose(2, 0, 1)
+                owners.append(chunk[which])
+                codes.append(np.array(phash_bits(turned, _SQUEEZED_DCT), np.uint64))
+    if not owners:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    return np.concatenate(owners), np.concatenate(codes) if codes else np.zeros(0, np.uint64)
