@@ -146,6 +146,7 @@ def test_content_box_is_none_without_a_border_or_for_a_flat_graphic():
     one_row = rng.integers(0, 255, (THUMB, THUMB)).astype(np.uint8)
     one_row[0] = 0  # less than BORDER_MIN trimmed: the same picture as the whole
     assert content_box(*_flat(one_row)) is None
+    assert content_box(*_flat(np.full((THUMB, THUMB), 7, np.uint8))) is None  # a blank image: all border
     logo = np.full((THUMB, THUMB), 255, np.uint8)
     logo[20:28, 20:28] = 0  # a small mark on a flat field: too little inside to stand for a photo
     assert content_box(*_flat(logo)) is None
