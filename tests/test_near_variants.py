@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from tierscan.scanner.core.config import NearSettings
@@ -175,3 +176,39 @@ def test_near_image_rows_carry_the_orientation():
     row = ("s3://a/x", "s3", 10, "hot", "ap-east-1", "HK", "2020-01-01T00:00:00+00:00", 100, 80, "ab" * 8,
            "cd" * 8, None, None, 0, 6)
     assert NearImage.of_row(row).orientation == 6
+
+
+_BLOB: list[bytes] = []  # one real blob, made once: the tests below swap its thumbnail
+
+
+def _with_thumb(thumb: np.ndarray) -> bytes:
+    """A blob of the current layout whose thumbnail is `thumb` (all `reading_queries` reads of a blob)."""
+    if not _BLOB:
+        init_worker()
+        fp = fingerprint_bytes(_encoded(_photo().resize((160, 120))), want_sha256=False, want_perceptual=True)
+        assert fp.near_sig is not None
+        _BLOB.append(fp.near_sig)
+    return _BLOB[0][:-THUMB * THUMB] + thumb.astype(np.uint8).tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    fill=st.integers(0, 255),
+    sides=st.tuples(*[st.integers(0, THUMB) for _ in range(4)]),
+    seed=st.integers(0, 2**32 - 1),
+    orientation=st.one_of(st.none(), st.integers(-(2**70), 2**70), st.sampled_from(range(0, 10))),
+)
+def test_reading_queries_on_any_thumbnail_and_orientation(fill, sides, seed, orientation):
+    """Any thumbnail (borders of any width, blank, noise) and any orientation value a tag may hold: no
+    error, at most one inside and one turned reading, owners among the images given."""
+    thumb = np.full((THUMB, THUMB), fill, np.uint8)
+    top, bottom, left, right = sides
+    noise = np.random.default_rng(seed).integers(0, 256, (THUMB, THUMB)).astype(np.uint8)
+    thumb[top:THUMB - bottom, left:THUMB - right] = noise[top:THUMB - bottom, left:THUMB - right]
+    blob = _with_thumb(thumb)
+    owners, codes = reading_queries([blob, None, blob], [orientation, 6, None])
+    assert len(owners) == len(codes) and codes.dtype == np.uint64
+    assert set(owners.tolist()) <= {0, 2}
+    assert owners.tolist().count(0) <= 2 and owners.tolist().count(2) <= 1
+    turned = orientation in (2, 3, 4, 5, 6, 7, 8)
+    assert owners.tolist().count(0) - owners.tolist().count(2) == int(turned)

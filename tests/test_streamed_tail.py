@@ -236,3 +236,13 @@ def test_merge_copies_rows_in_sqlite_and_keeps_each_uris_best(tmp_path: Path) ->
     inserts = [s for s in statements
                if "INSERT" in s.upper() and "OBJECTS" in s.upper().split("SELECT")[0].split("VALUES")[0]]
     assert inserts and all("SELECT" in s.upper() for s in inserts)
+
+
+def test_near_rows_carry_the_orientation_the_hashes_were_made_upright_by(catalog: Catalog) -> None:
+    """The tag that turned an image before hashing reaches near grouping (which also looks for the picture as
+    its pixels are stored); an image without one has none."""
+    catalog.db.execute("UPDATE objects SET exif=? WHERE uri='s3://hot/n1.jpg'", (json.dumps({"orientation": 6}),))
+    catalog.exact_members()
+    orientations = {i.uri: i.orientation for i in (NearImage.of_row(row) for row in catalog.near_rows())}
+    assert orientations["s3://hot/n1.jpg"] == 6
+    assert orientations["s3://hot/n4.jpg"] is None

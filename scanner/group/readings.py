@@ -95,7 +95,8 @@ def reading_queries(blobs: Sequence[bytes | None], orientations: Sequence[int | 
                 inside.append(n)
                 codes.append(np.array([_hash_of(t[top:bottom, left:right])], np.uint64))
         owners.append(chunk[inside])
-        turns = np.array([orientations[k] or 1 for k in chunk.tolist()])
+        # Any other value (a hostile tag may hold any number) is no turn: the image was hashed as it is.
+        turns = np.array([o if (o := orientations[k]) in _AS_STORED else 1 for k in chunk.tolist()], np.int64)
         for orientation, turn in _AS_STORED.items():
             which = np.flatnonzero(turns == orientation)
             if len(which):
