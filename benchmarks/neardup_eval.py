@@ -42,7 +42,7 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from tierscan.scanner.core.config import Config, NearSettings
 from tierscan.scanner.core.models import ExifRecord, InventoryRecord, Tier
@@ -66,8 +66,15 @@ def _fingerprint(folder: Path, rows: list[dict[str, str]], workers: int | None
     records, blobs = [], {}
 
     async def fingerprints(pool: FingerprintPool) -> list[Fingerprint]:
-        return list(await asyncio.gather(*[pool.submit((folder / r["file"]).read_bytes(), want_sha256=True,
-                                                       want_perceptual=True) for r in rows]))
+        # A few objects in flight at a time, as a scan sends them: the pool is not made for a whole
+        # folder's bytes submitted at once (a thousand files can fill its pipes both ways).
+        room = asyncio.Semaphore(64)
+
+        async def one(name: str) -> Fingerprint:
+            async with room:
+                return await pool.submit((folder / name).read_bytes(), want_sha256=True, want_perceptual=True)
+
+        return list(await asyncio.gather(*[one(r["file"]) for r in rows]))
 
     with FingerprintPool(workers) as pool:
         for name, fp in zip([r["file"] for r in rows], asyncio.run(fingerprints(pool)), strict=True):
@@ -235,6 +242,10 @@ def _cross_validate(records: list[InventoryRecord], blobs: dict[str, bytes], row
     for a in _AGREEMENT_GRID:
         p, r, f1, _ = scorer.scores(predicted[a])["overall"]
         print(f"  min_agreement {a:.2f}: precision {p:.3f} recall {r:.3f} F1 {f1:.3f}")
+    print("held-out, by transform (precision recall F1):")
+    for key, (p, r, f1, n) in overall.items():
+        if key not in ("overall", "hard negatives"):
+            print(f"  {key + f' ({int(n)})':28s} {p:6.3f} {r:6.3f} {f1:6.3f}")
 
 
 def _crop_area(img: Image.Image, area: float, fx: float, fy: float) -> Image.Image:
@@ -267,6 +278,63 @@ def _screenshot(img: Image.Image, rng: random.Random) -> Image.Image:
     return canvas
 
 
+def _padded(img: Image.Image, rng: random.Random, fill: str) -> Image.Image:
+    """The photo, at its own size, on a bigger canvas: `white` a uniform white border (5-25% of the long
+    side on every edge), `black` a non-uniform black one (0-30% on each edge, at least one edge 10%),
+    `blurred` centred on a square or 4:5 canvas filled with a blurred enlargement of itself."""
+    w, h = img.size
+    side = max(w, h)
+    if fill == "blurred":
+        aspect = rng.choice((1.0, 0.8))  # width / height of the canvas: square or 4:5 portrait
+        ch = round(1.1 * max(h, w / aspect))
+        cw = round(ch * aspect)
+        scale = max(cw / w, ch / h)
+        back = img.resize((round(w * scale), round(h * scale)), Image.Resampling.BILINEAR)
+        x, y = (back.width - cw) // 2, (back.height - ch) // 2
+        back = back.crop((x, y, x + cw, y + ch)).filter(ImageFilter.GaussianBlur(side / 40))
+        back.paste(img, ((cw - w) // 2, (ch - h) // 2))
+        return back
+    if fill == "white":
+        left = top = right = bottom = round(rng.uniform(0.05, 0.25) * side)
+    else:
+        left, top, right, bottom = (round(rng.uniform(0, 0.3) * side) for _ in range(4))
+        left = max(left, round(0.1 * side))
+    canvas = Image.new("RGB", (w + left + right, h + top + bottom), (255, 255, 255) if fill == "white" else (0, 0, 0))
+    canvas.paste(img, (left, top))
+    return canvas
+
+
+def _stretched(img: Image.Image, rng: random.Random, axis: str) -> Image.Image:
+    """The photo resized to another aspect ratio, bigger: one axis scaled by 1.2-1.6, the other kept."""
+    factor = rng.uniform(1.2, 1.6)
+    w, h = img.size
+    return img.resize((round(w * factor), h) if axis == "x" else (w, round(h * factor)), Image.Resampling.LANCZOS)
+
+
+def _watermarked(img: Image.Image, rng: random.Random) -> Image.Image:
+    """A diagonal watermark: semi-transparent text tiled over the whole photo at 30-45 degrees."""
+    size = max(12, img.width // 12)
+    font = ImageFont.load_default(size)
+    text = rng.choice(("SAMPLE", "© Studio", "PREVIEW", "stock photo"))
+    tile = Image.new("L", (size * len(text), size * 2), 0)
+    ImageDraw.Draw(tile).text((0, size // 4), text, fill=255, font=font)
+    tile = tile.rotate(rng.uniform(30, 45), expand=True)
+    mask = Image.new("L", img.size, 0)
+    for y in range(-tile.height, img.height, round(tile.height * 0.6)):
+        for x in range(-tile.width, img.width, tile.width):
+            mask.paste(tile, (x + (y // tile.height % 2) * tile.width // 2, y), tile)
+    alpha = rng.uniform(0.35, 0.5)
+    white = Image.new("RGB", img.size, (255, 255, 255))
+    return Image.composite(white, img, mask.point(lambda v: round(v * alpha)))
+
+
+def _hue_shifted(img: Image.Image, rng: random.Random) -> Image.Image:
+    """The hue turned by 60-180 degrees either way (saturation and value kept)."""
+    hsv = np.asarray(img.convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(np.int16) + round(rng.uniform(43, 128)) * rng.choice((-1, 1))) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
 def _synthesise(folder: Path, rows: list[dict[str, str]], out: Path) -> list[dict[str, str]]:
     """Write the synthesised variants of every group's original under `out`; their ground truth."""
     truth = []
@@ -292,6 +360,8 @@ def _synthesise(folder: Path, rows: list[dict[str, str]], out: Path) -> list[dic
         orientation = rng.randrange(2, 9)
         exif = Image.Exif()
         exif[0x0112] = orientation
+        contradicting = Image.Exif()
+        contradicting[0x0112] = 6
         # Stored pixels that the Orientation tag turns back upright (the inverse of what a viewer applies).
         stored = img.transpose({2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
                                 4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
@@ -304,6 +374,16 @@ def _synthesise(folder: Path, rows: list[dict[str, str]], out: Path) -> list[dic
             "social_repost": (repost, "jpg", {"quality": 75}),
             "rotate_small": (img.rotate(angle, Image.Resampling.BICUBIC), "jpg", {"quality": 85}),
             "exif_orientation": (stored, "jpg", {"quality": 85, "exif": exif.tobytes()}),
+            "pad_border_white": (_padded(img, rng, "white"), "jpg", {"quality": 85}),
+            "pad_border_black": (_padded(img, rng, "black"), "jpg", {"quality": 85}),
+            "pad_border_blurred": (_padded(img, rng, "blurred"), "jpg", {"quality": 85}),
+            "stretch_x": (_stretched(img, rng, "x"), "jpg", {"quality": 85}),
+            "stretch_y": (_stretched(img, rng, "y"), "jpg", {"quality": 85}),
+            "watermark_diagonal": (_watermarked(img, rng), "jpg", {"quality": 85}),
+            "hue_shift_strong": (_hue_shifted(img, rng), "jpg", {"quality": 85}),
+            # Upright pixels whose Orientation tag says they are stored turned (as when an editor turned
+            # the pixels and kept the tag); CMYK, as a print workflow writes it (Pillow: Adobe, inverted).
+            "cmyk_orientation": (img.convert("CMYK"), "jpg", {"quality": 85, "exif": contradicting.tobytes()}),
         }
         for transform, (variant, ext, options) in variants.items():
             name = f"images/{group}__{transform}.{ext}"
@@ -355,7 +435,10 @@ def main() -> None:
         out = args.keep_synthesised or Path(scratch)
         synthetic = _synthesise(args.folder, rows, out)
         print()
-        _compare(out, synthetic, args.workers, f"synthesised (from {args.folder}'s originals)")
+        scorer, records, blobs = _compare(out, synthetic, args.workers,
+                                          f"synthesised (from {args.folder}'s originals)")
+        if args.folds:
+            _cross_validate(records, blobs, synthetic, scorer, args.folds)
 
 
 if __name__ == "__main__":

@@ -254,3 +254,13 @@ def test_the_exact_members_table_follows_every_change_of_the_exact_groups(catalo
         assert catalog.copies_of(copies) == {other.master: copies[other.master]}  # the writing one sees it
         raise RuntimeError("stop before committing")
     assert catalog.copies_of(copies) == {exact[0].master: copies[exact[0].master]}
+
+
+def test_near_rows_carry_the_orientation_the_hashes_were_made_upright_by(catalog: Catalog) -> None:
+    """The tag that turned an image before hashing reaches near grouping (which also looks for the picture as
+    its pixels are stored); an image without one has none."""
+    catalog.db.execute("UPDATE objects SET exif=? WHERE uri='s3://hot/n1.jpg'", (json.dumps({"orientation": 6}),))
+    catalog.exact_members()
+    orientations = {i.uri: i.orientation for i in (NearImage.of_row(row) for row in catalog.near_rows())}
+    assert orientations["s3://hot/n1.jpg"] == 6
+    assert orientations["s3://hot/n4.jpg"] is None

@@ -36,7 +36,7 @@ from PIL import Image
 from tierscan.scanner.fingerprint.area_resize import area_resize
 from tierscan.scanner.fingerprint.layout import MAGIC, SIGNATURE_HEADER
 
-__all__ = ["MAGIC", "ORB_FEATURES", "THUMB", "WINDOWS", "WORK_SIDE", "Features", "Signature",
+__all__ = ["MAGIC", "ORB_FEATURES", "PHASH_DCT", "THUMB", "WINDOWS", "WORK_SIDE", "Features", "Signature",
            "compute_signature", "grey_of", "hash_copy", "phash_bits", "whole_hashes"]
 
 ORB_FEATURES = 96
@@ -57,13 +57,14 @@ _ORB = cv2.ORB.create(nfeatures=ORB_FEATURES, scaleFactor=1.3, nlevels=5, edgeTh
                       fastThreshold=10)
 _LEVEL_SCALES = tuple(_ORB.getScaleFactor() ** level for level in range(_ORB.getNLevels()))
 # The first eight rows of the unnormalised DCT-II on 32 samples (scipy's `dct`, as imagehash uses): the
-# 8 x 8 low frequencies of a 32 x 32 block X are _DCT @ X @ _DCT.T.
-_DCT = 2 * np.cos(np.pi * np.arange(8)[:, None] * (2 * np.arange(32)[None, :] + 1) / 64)
+# 8 x 8 low frequencies of a 32 x 32 block X are PHASH_DCT @ X @ PHASH_DCT.T.
+PHASH_DCT = 2 * np.cos(np.pi * np.arange(8)[:, None] * (2 * np.arange(32)[None, :] + 1) / 64)
 
 
-def phash_bits(blocks: np.ndarray) -> list[int]:
-    """pHashes (64-bit integers, imagehash's bit order) of a stack of 32 x 32 grey blocks (N x 32 x 32)."""
-    low = (_DCT @ blocks.astype(np.float64) @ _DCT.T).reshape(len(blocks), 64)
+def phash_bits(blocks: np.ndarray, dct: np.ndarray = PHASH_DCT) -> list[int]:
+    """pHashes (64-bit integers, imagehash's bit order) of a stack of 32 x 32 grey blocks (N x 32 x 32);
+    or of larger blocks, with `dct` the DCT rows composed with the linear squeeze of a side to 32."""
+    low = (dct @ blocks.astype(np.float64) @ dct.T).reshape(len(blocks), 64)
     ranked = np.sort(low, axis=1)  # the median as np.median gives it, at a sixth of its overhead
     bits = low > (ranked[:, 31:32] + ranked[:, 32:33]) / 2
     return [int.from_bytes(row.tobytes(), "big") for row in np.packbits(bits, axis=1)]
@@ -144,6 +145,13 @@ class Signature:
         width = 8 * (1 + len(WINDOWS))
         rows = b"".join(blob[_HEADER.size:_HEADER.size + width] for blob in blobs)
         return np.frombuffer(rows, "<u8").reshape(len(blobs), 1 + len(WINDOWS)).astype(np.uint64)
+
+    @staticmethod
+    def thumbs(blobs: Sequence[bytes]) -> np.ndarray:
+        """The thumbnails of blobs of this layout (their last bytes), without decoding the rest (uint8,
+        len(blobs) x THUMB x THUMB)."""
+        rows = b"".join(blob[-THUMB * THUMB:] for blob in blobs)
+        return np.frombuffer(rows, np.uint8).reshape(len(blobs), THUMB, THUMB)
 
     @classmethod
     def from_blob(cls, blob: bytes) -> Signature:

@@ -6,12 +6,15 @@ copy matching a configured `master.prefer` glob, else the best by `master.exact`
 
 Near: among images with perceptual hashes (one per exact group: its master stands for its copies), candidate
 pairs come from the Hamming index (`hamming_index`, no all-pairs work) over each image's pHash, mirror pHash
-and window pHashes (`signatures`), and are confirmed by ORB + RANSAC and aligned thumbnail blocks (`verify`),
+and window pHashes (`signatures`), and the hashes of its other readings (`readings`: inside a border, as
+stored), and are confirmed by ORB + RANSAC and aligned thumbnail blocks (`verify`),
 one process per core verifying whole connected components of the candidate graph (components never share a
 pair, so the groups are those of one process). Groups are stars around a centre chosen best-first by
 `master.near` (default: highest resolution, then largest file, then oldest): the centre's candidates, and then
 those of the members it confirmed, are each confirmed against the centre itself, so two unrelated images never
-join through an intermediate one. No group holds a pair the user listed as "not a duplicate", nor two
+join through an intermediate one; the one exception, for a centre that shows the picture small (a border
+added, stretched), is a candidate confirmed by a member the centre confirmed directly, with all but a block
+or two agreeing (`_ANCHOR_AGREEMENT`). No group holds a pair the user listed as "not a duplicate", nor two
 different shots by their camera metadata (`_other_shots`); candidates are admitted best match first, and a
 member that matches such a kept-out image better than the centre is left for that image's group. The centre is
 the master. A member's `distance` is the hash distance that made it the centre's candidate, or, when it was a
@@ -49,6 +52,7 @@ from tierscan.scanner.group.members import (
     exact_group,
     exact_groups,
 )
+from tierscan.scanner.group.readings import reading_queries
 from tierscan.scanner.group.verify import evidence
 
 __all__ = ["MASTER_RULES", "ExactCopy", "NearGrouping", "NearImage", "choose_exact_master", "exact_group",
@@ -79,18 +83,19 @@ _QUERY_CHUNK = 32_768  # query hashes searched at once (bounds the raw matches h
 
 def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> np.ndarray:
     """Candidate pairs as rows (i, j, distance), i < j indices into `cands`, by pair: the least distance
-    between any of i's query hashes (whole, mirror, centre windows) and j's indexed hashes (whole, windows),
-    or the reverse."""
+    between any of i's query hashes (whole, mirror, centre windows, other readings) and j's indexed hashes
+    (whole, windows), or the reverse."""
     n = len(cands)
     signed = np.array([k for k, c in enumerate(cands) if c.blob is not None], np.int64)
     table = Signature.hash_table([cands[k].blob for k in signed.tolist()])
     whole = np.array([c.phash for c in cands], np.uint64)
     windows = table[:, 1:]
     query_windows = np.column_stack([table[:, :1], windows[:, list(QUERY_WINDOWS)]])
+    reading_owner, readings = reading_queries([c.blob for c in cands], [_orientation(c.record) for c in cands])
     db = np.concatenate([whole, windows.ravel()])
     db_owner = np.concatenate([np.arange(n), np.repeat(signed, windows.shape[1])])
-    query_codes = np.concatenate([whole, query_windows.ravel()])
-    q_owner_arr = np.concatenate([np.arange(n), np.repeat(signed, query_windows.shape[1])])
+    query_codes = np.concatenate([whole, query_windows.ravel(), readings])
+    q_owner_arr = np.concatenate([np.arange(n), np.repeat(signed, query_windows.shape[1]), reading_owner])
     # Below tens of thousands of hashes, threads save less than they cost (at 100k, 3.4 s wall against 4.1).
     workers = 1 if len(query_codes) < _PARALLEL_FROM else None
     index = HammingIndex(db)
@@ -106,6 +111,13 @@ def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> np.ndarray:
     keys = _least_per_pair(np.concatenate(found)) if found else np.zeros(0, np.int64)
     pair = keys >> _DIST_BITS
     return np.column_stack([pair // n, pair % n, keys & ((1 << _DIST_BITS) - 1)])
+
+
+def _orientation(record: Image) -> int | None:
+    """The EXIF orientation an image's hashes were made upright by."""
+    if isinstance(record, NearImage):
+        return record.orientation
+    return record.exif.orientation if record.exif is not None else None
 
 
 def _least_per_pair(pairs: np.ndarray) -> np.ndarray:
@@ -271,6 +283,7 @@ class _Search:
         first). Every pair this looks at, candidates, second-round candidates and rivals, is of mates, so
         components are independent: taken one by one they give the stars one pass over all would."""
         cands, mates, near = self.cands, self.mates, self.near
+        anchored = near.model_copy(update={"min_agreement": max(near.min_agreement, _ANCHOR_AGREEMENT)})
         assigned: set[int] = set()
         stars = []
         for i in component:
@@ -282,31 +295,42 @@ class _Search:
             kept_out: set[int] = set()  # candidates that must not share a group with a member
             # The centre's candidates first, then the candidates of the members it confirmed (a 60% crop
             # whose hashes are near the original's but not near a resized repost's, when the repost is the
-            # centre). Every one is verified against the centre itself, so nothing joins through a member.
+            # centre). Every one is verified against the centre itself; only one it fails joins through a
+            # member, below.
             direct = {j: d for j, d in mates[i] if j > i}
             tried: set[int] = set()
+            confirmed: set[int] = set()  # members the centre itself confirmed
             frontier = sorted(direct)
             for _ in range(2):
-                scored = []
+                scored, failed = [], []
                 for j in frontier:
                     tried.add(j)
-                    if j not in assigned and (score := _match(centre, cands[j], near)) is not None:
-                        scored.append((score, j))
-                # Best match first: of two images kept apart (two shots of one scene, or a pair the user
-                # listed), the one closer to the centre joins.
-                for score, j in sorted(scored, key=lambda s: (-s[0][0], -s[0][1], s[1])):
-                    if any(_apart(cands[m].record, cands[j].record, self.separated, near)
-                           for m in (i, *members)):
-                        kept_out.add(j)
+                    if j in assigned:
                         continue
-                    assigned.add(j)
-                    members[j] = score
-                    distances[cands[j].record.uri] = direct.get(
-                        j, int.bit_count(centre.phash ^ cands[j].phash))
+                    if (score := _match(centre, cands[j], near)) is not None:
+                        scored.append((score, j))
+                    else:
+                        failed.append(j)
+                joined = self._admit(i, scored, members, distances, direct, kept_out, assigned)
+                confirmed.update(joined)
+                # A centre that shows the picture small (a copy with a border added, stretched, framed in a
+                # screenshot) may fail to verify a crop or another such copy that its own picture verifies:
+                # those join when confirmed against a member they are candidates of that the centre
+                # confirmed directly, so the photo's variants are not split between two groups.
+                scored = []
+                for j in (j for j in failed if cands[j].blob is not None):
+                    # Only by verified evidence: the global-hash rule never joins through a member.
+                    near_members = sorted((m for m, _ in mates[j] if m in confirmed and cands[m].blob is not None),
+                                          key=lambda m: members[m], reverse=True)[:_ANCHORS]
+                    for m in near_members:
+                        if (score := _match(cands[m], cands[j], anchored)) is not None:
+                            scored.append((score, j))
+                            break
+                joined += self._admit(i, scored, members, distances, direct, kept_out, assigned)
                 # The second round: their candidates not yet tried, ranked below the centre (an unassigned
                 # better-ranked image already had its turn as a centre).
-                frontier = sorted({k for _, j in scored for k, _ in mates[j]
-                                   if j in members and k > i and k not in tried and k not in assigned})
+                frontier = sorted({k for j in joined for k, _ in mates[j]
+                                   if k > i and k not in tried and k not in assigned})
             # A member that matches an image kept out better than it matches the centre belongs with that
             # image (the re-encoded copy of the second shot of a bracket): it is left for that image's group.
             for j, score in list(members.items()):
@@ -320,6 +344,30 @@ class _Search:
                 assigned.add(i)
                 stars.append((i, list(members), distances))
         return stars
+
+
+    def _admit(self, i: int, scored: list[tuple[tuple[float, float], int]], members: dict[int, tuple[float, float]],
+               distances: dict[str, int], direct: dict[int, int], kept_out: set[int], assigned: set[int]
+               ) -> list[int]:
+        """Admit confirmed candidates to centre i's star, best match first: of two images kept apart (two
+        shots of one scene, or a pair the user listed), the one closer to the centre joins. The admitted."""
+        cands, centre = self.cands, self.cands[i]
+        joined = []
+        for score, j in sorted(scored, key=lambda s: (-s[0][0], -s[0][1], s[1])):
+            if any(_apart(cands[m].record, cands[j].record, self.separated, self.near) for m in (i, *members)):
+                kept_out.add(j)
+                continue
+            assigned.add(j)
+            members[j] = score
+            joined.append(j)
+            distances[cands[j].record.uri] = direct.get(j, int.bit_count(centre.phash ^ cands[j].phash))
+        return joined
+
+
+_ANCHORS = 3  # members a candidate the centre did not confirm is verified against, at most
+# Block agreement a candidate needs with such a member: all but a block or two. A copy of the member's
+# picture keeps them all; another shot of the scene, which the centre did not confirm, breaks more.
+_ANCHOR_AGREEMENT = 0.98
 
 
 def _components(pairs: np.ndarray, n: int) -> list[list[int]]:

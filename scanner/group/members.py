@@ -64,15 +64,17 @@ class NearImage(_Ranked):
     exif: Shot | None
     personal_data: bool
     status: str = ObjectStatus.fingerprinted.value
+    orientation: int | None = None  # the EXIF orientation its hashes were made upright by
 
     @classmethod
     def of_row(cls, row: Sequence[Any]) -> NearImage:
         """From a `Catalog.near_rows` tuple (repeated texts such as regions are kept once)."""
         uri, provider, size, tier, region, jurisdiction, modified, width, height, phash, dhash, taken, serials, \
-            personal = row
+            personal, orientation = row
         shot = Shot(taken, tuple(json.loads(serials))) if taken or serials else None
         return cls(uri, sys.intern(provider), size, Tier(tier), sys.intern(region), sys.intern(jurisdiction),
-                   datetime.fromisoformat(modified), width, height, phash, dhash, shot, bool(personal))
+                   datetime.fromisoformat(modified), width, height, phash, dhash, shot, bool(personal),
+                   orientation=orientation)
 
 
 @dataclass(frozen=True, slots=True)

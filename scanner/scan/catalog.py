@@ -1125,11 +1125,12 @@ class Catalog:
         """What near grouping reads of each image with perceptual hashes that is not a redundant exact copy
         (after `exact_members`), as plain tuples in URI order: uri, provider, size, tier, region,
         jurisdiction, modified, width, height, phash, dhash, capture time, camera serials (JSON), whether
-        its metadata holds personal data (`ExifRecord.personal_data`)."""
+        its metadata holds personal data (`ExifRecord.personal_data`), EXIF orientation."""
         return self._tuples(
             "SELECT uri, provider, size, tier, region, jurisdiction, modified, width, height, phash, dhash, "
             "json_extract(exif, '$.datetime_original'), json_extract(exif, '$.serials'), "
-            f"{_PERSONAL} FROM objects WHERE status='fingerprinted' AND phash IS NOT NULL AND phash<>'' "
+            f"{_PERSONAL}, json_extract(exif, '$.orientation') FROM objects "
+            "WHERE status='fingerprinted' AND phash IS NOT NULL AND phash<>'' "
             "AND dhash IS NOT NULL AND dhash<>'' AND uri NOT IN "
             "(SELECT uri FROM temp.exact_member WHERE uri<>master) ORDER BY uri")
 

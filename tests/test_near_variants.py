@@ -1,0 +1,214 @@
+"""Near groups of variants that show the picture framed differently: borders added, stretched to another
+aspect ratio, turned by an orientation tag that contradicts the pixels (CMYK, as print workflows write it)."""
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from PIL import Image
+
+from tierscan.scanner.core.config import NearSettings
+from tierscan.scanner.core.models import ExifRecord, InventoryRecord, Tier
+from tierscan.scanner.fingerprint.image import fingerprint_bytes, init_worker
+from tierscan.scanner.fingerprint.signatures import THUMB, Signature
+from tierscan.scanner.group.cluster import near_groups
+from tierscan.scanner.group.members import NearImage
+from tierscan.scanner.group.readings import _hash_of, content_box, reading_queries
+
+DATA = Path(__file__).parent / "data" / "exif"
+
+
+def _photo() -> Image.Image:
+    with Image.open(DATA / "exifpy__DSCN0010.jpg") as img:
+        return img.convert("RGB").resize((640, 480))
+
+
+def _other() -> Image.Image:
+    with Image.open(DATA / "imagededup__ukbench00120.jpg") as img:
+        return img.convert("RGB").resize((640, 480))
+
+
+def _encoded(img: Image.Image, **options: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85, **options)
+    return buf.getvalue()
+
+
+def _records(files: dict[str, bytes]) -> tuple[list[InventoryRecord], dict[str, bytes]]:
+    """Inventory records (EXIF included) and signature blobs of encoded images, by URI."""
+    init_worker()
+    records, blobs = [], {}
+    for uri, data in files.items():
+        fp = fingerprint_bytes(data, want_sha256=False, want_perceptual=True)
+        assert fp.error is None and fp.near_sig is not None
+        records.append(InventoryRecord(
+            uri=uri, provider="s3", bucket="a", key=uri.rsplit("/", 1)[1], size=len(data), tier=Tier.hot,
+            storage_class="X", region="ap-east-1", jurisdiction="HK", modified=datetime(2020, 1, 1, tzinfo=UTC),
+            phash=fp.phash, dhash=fp.dhash, width=fp.width, height=fp.height, status="fingerprinted",
+            exif=ExifRecord.model_validate_json(fp.exif) if fp.exif else None,
+        ))
+        blobs[uri] = fp.near_sig
+    return records, blobs
+
+
+def _bordered(img: Image.Image, left: int, top: int, right: int, bottom: int,
+              fill: tuple[int, int, int]) -> Image.Image:
+    canvas = Image.new("RGB", (img.width + left + right, img.height + top + bottom), fill)
+    canvas.paste(img, (left, top))
+    return canvas
+
+
+@pytest.mark.parametrize("bigger", ["white-border", "black-uneven-border", "stretched-wide", "stretched-tall"])
+def test_a_bigger_bordered_or_stretched_copy_does_not_split_the_photos_variants(bigger):
+    """The bigger copy wins the centre (highest resolution); the original, a resize and crops of it still
+    end in its group, and another photo stays out."""
+    photo = _photo()
+    variant = {
+        "white-border": _bordered(photo, 150, 150, 150, 150, (255, 255, 255)),
+        "black-uneven-border": _bordered(photo, 80, 0, 230, 190, (0, 0, 0)),
+        "stretched-wide": photo.resize((960, 480), Image.Resampling.LANCZOS),
+        "stretched-tall": photo.resize((640, 760), Image.Resampling.LANCZOS),
+    }[bigger]
+    files = {
+        "s3://a/bigger": _encoded(variant),
+        "s3://a/original": _encoded(photo),
+        "s3://a/resize": _encoded(photo.resize((400, 300))),
+        "s3://a/crop": _encoded(photo.crop((0, 0, 496, 372))),  # 60% of the area, in a corner
+        "s3://a/other": _encoded(_other()),
+    }
+    records, blobs = _records(files)
+    groups = near_groups(records, [], NearSettings(), signatures=blobs)
+    assert [sorted(m.uri for m in g.members) for g in groups] == [
+        ["s3://a/bigger", "s3://a/crop", "s3://a/original", "s3://a/resize"]]
+    assert groups[0].master == "s3://a/bigger"
+
+
+def test_two_bordered_copies_and_the_original_make_one_group():
+    """Neither bordered copy's hashes are near the other's: each finds the original inside its border."""
+    photo = _photo()
+    records, blobs = _records({
+        "s3://a/white": _encoded(_bordered(photo, 120, 120, 120, 120, (255, 255, 255))),
+        "s3://a/black": _encoded(_bordered(photo, 200, 40, 60, 180, (0, 0, 0))),
+        "s3://a/original": _encoded(photo),
+    })
+    [g] = near_groups(records, [], NearSettings(), signatures=blobs)
+    assert {m.uri for m in g.members} == {"s3://a/white", "s3://a/black", "s3://a/original"}
+
+
+def test_cmyk_jpeg_whose_orientation_tag_contradicts_its_pixels_joins_its_original():
+    """Upright CMYK pixels tagged Orientation 6: the upright reading is a quarter turn of the picture; the
+    pixels as stored are the picture, and the pair is found and verified."""
+    photo = _photo()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    cmyk = _encoded(photo.convert("CMYK"), exif=exif.tobytes())
+    with Image.open(io.BytesIO(cmyk)) as opened:
+        assert opened.mode == "CMYK"
+    records, blobs = _records({"s3://a/original": _encoded(photo), "s3://a/cmyk": cmyk,
+                               "s3://a/other": _encoded(_other())})
+    assert {r.uri: r.exif.orientation if r.exif else None for r in records}["s3://a/cmyk"] == 6
+    [g] = near_groups(records, [], NearSettings(), signatures=blobs)
+    assert {m.uri for m in g.members} == {"s3://a/original", "s3://a/cmyk"}
+    # Without the tag on record (hashes made upright by no turn), no other reading is looked for.
+    untagged = [r.model_copy(update={"exif": None}) for r in records]
+    assert near_groups(untagged, [], NearSettings(), signatures=blobs) == []
+
+
+def test_cmyk_decode_matches_the_rgb_picture():
+    """Pillow writes CMYK JPEGs with an Adobe marker (inverted samples); the grey decode the hashes are
+    made from is the RGB picture's, so a CMYK copy hashes as its RGB original."""
+    photo = _photo()
+    records, _ = _records({"s3://a/rgb": _encoded(photo), "s3://a/cmyk": _encoded(photo.convert("CMYK"))})
+    rgb, cmyk = (int(r.phash, 16) for r in records)
+    assert (rgb ^ cmyk).bit_count() <= 4
+
+
+def _flat(thumb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return ((thumb.max(axis=1).astype(int) - thumb.min(axis=1)) <= 10,
+            (thumb.max(axis=0).astype(int) - thumb.min(axis=0)) <= 10)
+
+
+def test_content_box_trims_uniform_borders_even_or_not():
+    rng = np.random.default_rng(1)
+    thumb = np.full((THUMB, THUMB), 255, np.uint8)
+    thumb[5:40, 3:45] = rng.integers(0, 255, (35, 42))
+    assert content_box(*_flat(thumb)) == (6, 39, 4, 44)  # and a pixel in, off the blended edge
+    thumb = np.zeros((THUMB, THUMB), np.uint8)
+    thumb[:, 8:] = rng.integers(0, 255, (THUMB, THUMB - 8))  # a border on one side only
+    assert content_box(*_flat(thumb)) == (0, THUMB, 9, THUMB)
+
+
+def test_content_box_is_none_without_a_border_or_for_a_flat_graphic():
+    rng = np.random.default_rng(2)
+    assert content_box(*_flat(rng.integers(0, 255, (THUMB, THUMB)).astype(np.uint8))) is None
+    one_row = rng.integers(0, 255, (THUMB, THUMB)).astype(np.uint8)
+    one_row[0] = 0  # less than BORDER_MIN trimmed: the same picture as the whole
+    assert content_box(*_flat(one_row)) is None
+    assert content_box(*_flat(np.full((THUMB, THUMB), 7, np.uint8))) is None  # a blank image: all border
+    logo = np.full((THUMB, THUMB), 255, np.uint8)
+    logo[20:28, 20:28] = 0  # a small mark on a flat field: too little inside to stand for a photo
+    assert content_box(*_flat(logo)) is None
+
+
+def test_reading_queries_only_for_bordered_or_turned_images():
+    init_worker()
+    photo = _photo()
+    plain, bordered = (fingerprint_bytes(_encoded(img), want_sha256=False, want_perceptual=True).near_sig
+                       for img in (photo, _bordered(photo, 100, 100, 100, 100, (255, 255, 255))))
+    owners, codes = reading_queries([plain, bordered, plain, None], [None, 1, 6, 6])
+    assert owners.tolist() == [1, 2]
+    # A turned reading is the pHash of the thumbnail turned back to the pixels as stored, whatever else
+    # is in the chunk: a quarter turn back for 6, the other way for 8, the transposes for 5 and 7.
+    thumb = Signature.thumbs([plain])[0]
+    assert codes[1] == _hash_of(np.rot90(thumb, 1)) == reading_queries([plain], [6])[1][0]
+    expected = {2: thumb[:, ::-1], 3: thumb[::-1, ::-1], 4: thumb[::-1], 5: thumb.T, 7: thumb[::-1, ::-1].T,
+                8: np.rot90(thumb, -1)}
+    owners, codes = reading_queries([plain] * 6, list(expected))
+    assert owners.tolist() == list(range(6))
+    assert codes.tolist() == [_hash_of(t) for t in expected.values()]
+    assert len(set(codes.tolist())) == 6
+
+
+def test_near_image_rows_carry_the_orientation():
+    row = ("s3://a/x", "s3", 10, "hot", "ap-east-1", "HK", "2020-01-01T00:00:00+00:00", 100, 80, "ab" * 8,
+           "cd" * 8, None, None, 0, 6)
+    assert NearImage.of_row(row).orientation == 6
+
+
+_BLOB: list[bytes] = []  # one real blob, made once: the tests below swap its thumbnail
+
+
+def _with_thumb(thumb: np.ndarray) -> bytes:
+    """A blob of the current layout whose thumbnail is `thumb` (all `reading_queries` reads of a blob)."""
+    if not _BLOB:
+        init_worker()
+        fp = fingerprint_bytes(_encoded(_photo().resize((160, 120))), want_sha256=False, want_perceptual=True)
+        assert fp.near_sig is not None
+        _BLOB.append(fp.near_sig)
+    return _BLOB[0][:-THUMB * THUMB] + thumb.astype(np.uint8).tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    fill=st.integers(0, 255),
+    sides=st.tuples(*[st.integers(0, THUMB) for _ in range(4)]),
+    seed=st.integers(0, 2**32 - 1),
+    orientation=st.one_of(st.none(), st.integers(-(2**70), 2**70), st.sampled_from(range(0, 10))),
+)
+def test_reading_queries_on_any_thumbnail_and_orientation(fill, sides, seed, orientation):
+    """Any thumbnail (borders of any width, blank, noise) and any orientation value a tag may hold: no
+    error, at most one inside and one turned reading, owners among the images given."""
+    thumb = np.full((THUMB, THUMB), fill, np.uint8)
+    top, bottom, left, right = sides
+    noise = np.random.default_rng(seed).integers(0, 256, (THUMB, THUMB)).astype(np.uint8)
+    thumb[top:THUMB - bottom, left:THUMB - right] = noise[top:THUMB - bottom, left:THUMB - right]
+    blob = _with_thumb(thumb)
+    owners, codes = reading_queries([blob, None, blob], [orientation, 6, None])
+    assert len(owners) == len(codes) and codes.dtype == np.uint64
+    assert set(owners.tolist()) <= {0, 2}
+    assert owners.tolist().count(0) <= 2 and owners.tolist().count(2) <= 1
+    turned = orientation in (2, 3, 4, 5, 6, 7, 8)
+    assert owners.tolist().count(0) - owners.tolist().count(2) == int(turned)
