@@ -322,3 +322,16 @@ def test_workers_forked_by_a_process_whose_opencv_pool_runs_hash_on_one_thread_s
         "        assert all(f.error is None and f.phash for f in hashed) and threads == [1], threads\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1], timeout=180)
+
+
+def niceness(_: object) -> int:
+    return os.nice(0)
+
+
+def test_workers_run_below_the_scanning_process_that_feeds_them() -> None:
+    with FingerprintPool(workers=2, perceptual=False) as pool:
+        async def run() -> list[list[int]]:
+            return list(await asyncio.gather(*(pool.submit_batch(niceness, [None]) for _ in range(4))))
+
+        found = {n for answer in asyncio.run(run()) for n in answer}
+    assert found == {min(19, os.nice(0) + fp._WORKER_NICENESS)}

@@ -124,6 +124,9 @@ def _die_with_parent(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
+_WORKER_NICENESS = 5  # added to the scanning process's niceness
+
+
 def _serve(conn: Connection, arena: SharedArena | None, parent: int, inherited: list[Connection],
            perceptual: bool, stamp: _Stamp) -> None:
     """A worker: run each task its pipe brings, in order, and answer each on the same pipe. A task is
@@ -140,6 +143,9 @@ def _serve(conn: Connection, arena: SharedArena | None, parent: int, inherited: 
     for end in inherited:
         end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
+    # Below the scanning process that feeds it: where there are fewer cores than processes, the one that
+    # hands out the work must not wait behind the work it handed out.
+    os.nice(_WORKER_NICENESS)
     from tierscan.scanner.fingerprint import image  # here: a parent that never decodes pixels never loads it
 
     image.init_worker()
