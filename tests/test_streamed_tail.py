@@ -264,3 +264,18 @@ def test_near_rows_carry_the_orientation_the_hashes_were_made_upright_by(catalog
     orientations = {i.uri: i.orientation for i in (NearImage.of_row(row) for row in catalog.near_rows())}
     assert orientations["s3://hot/n1.jpg"] == 6
     assert orientations["s3://hot/n4.jpg"] is None
+
+
+def test_exact_candidates_without_checksums_are_those_the_token_labelling_gives(tmp_path: Path) -> None:
+    """Where no live object has a checksum, SHA-256s alone join copies and one query gives the candidates:
+    the same rows, in the same order, as the token labelling gives once an unrelated object with a checksum
+    makes the catalog take that path."""
+    rows = [row for row in _estate() if row[7] == "{}"]
+    rows += [_row("hot", f"sha-{i}.jpg", 500 + i % 3, sha=f"{i % 4}" * 64) for i in range(12)]
+    with Catalog(tmp_path / "c.db") as catalog:
+        insert = f"INSERT INTO objects ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        catalog.db.executemany(insert, rows)
+        plain = list(catalog.exact_candidates())
+        catalog.db.execute(insert, _row("cool", "lonely.jpg", 77, sha="7" * 64, md5="unshared"))
+        labelled = list(catalog.exact_candidates())
+    assert len({r[0] for r in plain}) >= 4 and plain == labelled

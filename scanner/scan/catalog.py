@@ -1004,7 +1004,20 @@ class Catalog:
         tokens that two objects or more share can join anything, so only those are kept (one scan of the
         objects gives every token). Labels settle in SQL: each object starts with its least shared token and
         takes the least label of any object it shares a token with, until no label changes (a round or two
-        on real estates)."""
+        on real estates). Where no such object has a checksum, SHA-256s alone join copies: each object's
+        label is its SHA-256, found in one query."""
+        columns = ("o.uri, o.provider, o.size, o.tier, o.region, o.jurisdiction, o.modified, o.width, o.height, "
+                   f"{_PERSONAL.replace('exif', 'o.exif')}, o.sha256, "
+                   f"{', '.join(_checksum(k, 'o.') for k in IDENTITY_KINDS)}")
+        def live(o: str = "") -> str:
+            return f"{o}status<>'gone' AND {o}size>0 AND NOT ({o}status='skipped' AND {o}reason IS '{NOT_AN_IMAGE}')"
+
+        if self.db.execute(f"SELECT 1 FROM objects WHERE {live()} AND checksums<>'{{}}' LIMIT 1").fetchone() is None:
+            yield from self._tuples(
+                f"SELECT o.sha256, {columns} FROM objects o WHERE {live('o.')} AND o.sha256 IN (SELECT sha256 "
+                f"FROM objects WHERE {live()} AND sha256<>'' GROUP BY sha256 HAVING COUNT(*) > 1) "
+                "ORDER BY o.sha256, o.uri")
+            return
         values = {k: f"NULLIF({_checksum(k)}, '')" for k in IDENTITY_KINDS}
         kinds = ["NULLIF(sha256, '')", *("'id:' || size || ':' || " + (v if CHECKSUM_KINDS[k].bare
                                                                         else f"'{k}:' || {v}")
@@ -1018,8 +1031,7 @@ class Catalog:
             DROP TABLE IF EXISTS temp.copy_label;
             CREATE TEMP TABLE copy_token AS WITH every_token AS MATERIALIZED (
                 SELECT uri, t FROM (SELECT uri, {token} AS t FROM objects CROSS JOIN ({numbers}) k
-                                    WHERE status<>'gone' AND size>0 AND (k.n=0 OR checksums<>'{{}}')
-                                      AND NOT (status='skipped' AND reason IS '{NOT_AN_IMAGE}'))
+                                    WHERE {live()} AND (k.n=0 OR checksums<>'{{}}'))
                                     WHERE t IS NOT NULL)
                 SELECT uri, t FROM every_token WHERE t IN (
                     SELECT t FROM every_token GROUP BY t HAVING COUNT(*) > 1);
@@ -1048,10 +1060,7 @@ class Catalog:
             DROP TABLE temp.copy_token
         """)
         yield from self._tuples(
-            "SELECT l.root, o.uri, o.provider, o.size, o.tier, o.region, o.jurisdiction, o.modified, o.width, "
-            f"o.height, {_PERSONAL.replace('exif', 'o.exif')}, o.sha256, "
-            f"{', '.join(_checksum(k, 'o.') for k in IDENTITY_KINDS)} "
-            "FROM temp.copy_label l JOIN objects o ON o.uri=l.uri "
+            f"SELECT l.root, {columns} FROM temp.copy_label l JOIN objects o ON o.uri=l.uri "
             "WHERE l.root IN (SELECT root FROM temp.copy_label GROUP BY root HAVING COUNT(*) > 1) "
             "ORDER BY l.root, o.uri")
         self.db.execute("DROP TABLE temp.copy_label")
