@@ -279,3 +279,17 @@ def test_exact_candidates_without_checksums_are_those_the_token_labelling_gives(
         catalog.db.execute(insert, _row("cool", "lonely.jpg", 77, sha="7" * 64, md5="unshared"))
         labelled = list(catalog.exact_candidates())
     assert len({r[0] for r in plain}) >= 4 and plain == labelled
+
+
+def test_records_of_reads_in_batches_and_gives_the_asked_order(tmp_path: Path) -> None:
+    """`Catalog.records_of`: URIs asked for twice come once, unknown ones not at all, gone ones too, in the
+    order asked, past one query's batch of URIs."""
+    rows = [_row("b", f"{i:04}.jpg", 100 + i, sha=f"{i:064x}") for i in range(1200)]
+    rows.append(_row("b", "gone.jpg", 5, status="gone"))
+    with Catalog(tmp_path / "c.db") as catalog:
+        catalog.db.executemany(f"INSERT INTO objects ({', '.join(_COLUMNS)}) VALUES "
+                               f"({', '.join('?' * len(_COLUMNS))})", rows)
+        asked = [f"s3://b/{i:04}.jpg" for i in range(1199, -1, -3)]
+        found = catalog.records_of([*asked, "s3://b/nowhere.jpg", asked[0], "s3://b/gone.jpg"], placed=False)
+    assert list(found) == [*asked, "s3://b/gone.jpg"]
+    assert all(found[uri].size == 100 + int(uri[-8:-4]) for uri in asked)

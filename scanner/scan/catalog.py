@@ -1159,10 +1159,15 @@ class Catalog:
     def records_of(self, uris: Iterable[str], placed: bool = True) -> dict[str, InventoryRecord]:
         """The inventory records of these objects (gone ones included), by URI; `placed`: with where each
         photo was taken (`located`)."""
-        found = []
-        for uri in uris:
-            for exif_text, *values in self._tuples(f"SELECT exif, {_RECORD_COLUMNS} FROM objects WHERE uri=?", (uri,)):
-                found.append(_record(exif_text, values))
+        wanted = list(dict.fromkeys(uris))
+        read: dict[str, InventoryRecord] = {}
+        for start in range(0, len(wanted), _LISTING_BATCH):  # one query a batch of URIs, not one a URI
+            batch = wanted[start : start + _LISTING_BATCH]
+            sql = f"SELECT exif, {_RECORD_COLUMNS} FROM objects WHERE uri IN ({', '.join('?' * len(batch))})"
+            for exif_text, *values in self._tuples(sql, batch):
+                record = _record(exif_text, values)
+                read[record.uri] = record
+        found = [read[uri] for uri in wanted if uri in read]
         return {record.uri: record for record in (located(found) if placed else found)}
 
     def tally_records(self, alike: bool = True) -> Iterator[tuple[Holding, bool]]:
