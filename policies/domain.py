@@ -11,7 +11,7 @@ import fnmatch
 from abc import abstractmethod
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import ByteSize, Field, model_validator
 
@@ -441,8 +441,33 @@ class AgeFilter(_PerCopy):
         return f"modified {(ctx.now - parse_timestamp(copy['modified'])).days} days ago"
 
 
+class _Between(_PerCopy):
+    """A copy's integer field `_key` at least `gte` and at most `lte` (give one or both); a copy without
+    one never matches."""
+
+    _key: ClassVar[str]
+    gte: Any = None
+    lte: Any = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.gte is None and self.lte is None:
+            raise ValueError("give gte, lte or both")
+        return self
+
+    def match(self, copy: Record, ctx: Context) -> bool:
+        value = copy.get(self._key)
+        if not isinstance(value, int):
+            return False
+        return (self.gte is None or value >= self.gte) and (self.lte is None or value <= self.lte)
+
+    def necessary(self) -> Condition:
+        return Between(self._key, None if self.gte is None else int(self.gte),
+                       None if self.lte is None else int(self.lte))
+
+
 @FILTERS.register("size")
-class SizeFilter(_PerCopy):
+class SizeFilter(_Between):
     """Object at least `gte` and at most `lte` bytes (sizes like `10MB` or `1GiB`); give one or both.
 
     Example::
@@ -453,25 +478,10 @@ class SizeFilter(_PerCopy):
             filters: [{type: size, gte: 10MB}]
     """
 
+    _key: ClassVar[str] = "size"
     type: Literal["size"]
     gte: Size | None = None
     lte: Size | None = None
-
-    @model_validator(mode="after")
-    def _bounded(self) -> Self:
-        if self.gte is None and self.lte is None:
-            raise ValueError("give gte, lte or both")
-        return self
-
-    def match(self, copy: Record, ctx: Context) -> bool:
-        size = copy.get("size")
-        if not isinstance(size, int):
-            return False
-        return (self.gte is None or size >= self.gte) and (self.lte is None or size <= self.lte)
-
-    def necessary(self) -> Condition:
-        return Between("size", None if self.gte is None else int(self.gte),
-                       None if self.lte is None else int(self.lte))
 
     def summary(self) -> str:
         bounds = [f"at least {self.gte.human_readable(decimal=True)}"] if self.gte is not None else []
@@ -483,7 +493,7 @@ class SizeFilter(_PerCopy):
 
 
 @FILTERS.register("faces")
-class FacesFilter(_PerCopy):
+class FacesFilter(_Between):
     """Image whose pixels show at least `gte` and at most `lte` faces (`InventoryRecord.faces`); give one
     or both. Images whose faces were not analysed never match.
 
@@ -495,24 +505,10 @@ class FacesFilter(_PerCopy):
             filters: [{type: faces, gte: 3}]
     """
 
+    _key: ClassVar[str] = "faces"
     type: Literal["faces"]
     gte: int | None = Field(default=None, ge=0)  # at least this many faces
     lte: int | None = Field(default=None, ge=0)  # at most this many faces
-
-    @model_validator(mode="after")
-    def _bounded(self) -> Self:
-        if self.gte is None and self.lte is None:
-            raise ValueError("give gte, lte or both")
-        return self
-
-    def match(self, copy: Record, ctx: Context) -> bool:
-        faces = copy.get("faces")
-        if not isinstance(faces, int):
-            return False
-        return (self.gte is None or faces >= self.gte) and (self.lte is None or faces <= self.lte)
-
-    def necessary(self) -> Condition:
-        return Between("faces", self.gte, self.lte)
 
     def summary(self) -> str:
         bounds = [f"at least {self.gte}"] if self.gte is not None else []
