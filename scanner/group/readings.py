@@ -29,8 +29,8 @@ _FLAT = 10  # grey levels: a thumbnail row or column whose range is within this 
 BORDER_MIN = 2  # thumbnail pixels trimmed in all, at least, for the inside to be a reading of its own
 _INSIDE_MIN = THUMB // 3  # the inside's least side, in thumbnail pixels: less is a flat graphic, not a photo
 _CHUNK = 8192  # thumbnails examined at once (bounds the arrays held)
-# EXIF orientation -> the turn that takes the upright thumbnail back to the pixels as stored (on the first two
-# axes, so that it turns a stack of thumbnails held as THUMB x THUMB x N).
+# EXIF orientation -> the turn that takes the upright thumbnail back to the pixels as stored (over axes 0 and
+# 1, so that it turns a stack of thumbnails held as THUMB x THUMB x N).
 _AS_STORED: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda t: t[:, ::-1],
     3: lambda t: t[::-1, ::-1],
