@@ -56,7 +56,7 @@ __all__ = ["ReadSession"]
 log = logging.getLogger("tierscan")
 
 _WRITE_BATCH = 256  # catalog rows per transaction
-_WORKER_BATCH = 64  # objects per message to a worker that reads them itself
+_WORKER_BATCH = 128  # objects per message to a worker that reads them itself
 _BATCHES_A_WORKER = 4  # such messages in flight per worker: one worked on, three waiting for it
 _PEERS_A_ROUND = 20_000  # objects of the size classes narrowing settles together
 
