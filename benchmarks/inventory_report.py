@@ -9,12 +9,15 @@ The scale benchmark lists a bucket of N objects from such a report without a LIS
 
 writes N synthetic rows (sizes, ETags and times derived from the row number; no objects are created), a
 data file per `--rows-per-file` rows, each built and uploaded before the next, so memory holds one file.
-The tests build their reports with `put_s3_report` from the rows of a real listing.
+The tests and `benchmarks/inventory_scan.py` build reports from the rows of a real listing: `s3_rows` and
+`put_s3_report` (S3 Inventory), `gcs_rows` and `put_gcs_report` (GCS Storage Insights inventory reports),
+`azure_rows` and `put_azure_report` (Azure Blob Inventory).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import gzip
 import hashlib
 import io
@@ -106,6 +109,87 @@ def put_s3_report(s3: Any, *, dest: str, prefix: str, bucket: str, config_id: st
     if checksum:
         s3.put_object(Bucket=dest, Key=f"{folder}/manifest.checksum", Body=hashlib.md5(document).hexdigest().encode())
     return folder
+
+
+def s3_rows(s3: Any, bucket: str) -> list[dict[str, Any]]:
+    """Report rows for what a LIST of `bucket` shows now (what S3 Inventory would write)."""
+    rows = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            rows.append({"Bucket": bucket, "Key": item["Key"], "IsLatest": True, "IsDeleteMarker": False,
+                         "Size": item["Size"], "LastModifiedDate": item["LastModified"],
+                         "ETag": item["ETag"].strip('"'), "StorageClass": item.get("StorageClass", "STANDARD"),
+                         "IsMultipartUploaded": False})
+    return rows
+
+
+def table_bytes(rows: list[dict[str, Any]], fmt: str) -> bytes:
+    """Rows (dicts of column -> value) as a CSV with a header row (`csv`), or as Parquet: the GCS and Azure
+    reports' data files."""
+    table = pa.Table.from_pylist(rows)
+    out = io.BytesIO()
+    if fmt == "csv":
+        pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_style="all_valid"))
+    else:
+        pq.write_table(table, out)
+    return out.getvalue()
+
+
+def azure_rows(service: Any, container: str) -> list[dict[str, Any]]:
+    """Blob Inventory rows for what a listing of `container` shows now (Name holds the container)."""
+    rows = []
+    for blob in service.get_container_client(container).list_blobs():
+        md5 = blob.content_settings.content_md5
+        rows.append({"Name": f"{container}/{blob.name}", "Creation-Time": blob.creation_time.isoformat(),
+                     "Last-Modified": blob.last_modified.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
+                     "Etag": blob.etag.strip('"'), "Content-Length": blob.size,
+                     "Content-MD5": base64.b64encode(bytes(md5)).decode() if md5 else "",
+                     "BlobType": "BlockBlob", "AccessTier": str(blob.blob_tier)})
+    return rows
+
+
+def put_azure_report(reports: Any, rule: str, rows: list[dict[str, Any]], fmt: str, when: datetime,
+                     status: str = "Succeeded", manifest: bool = True) -> None:
+    """One run of Blob Inventory rule `rule` into container client `reports`: `YYYY/MM/DD/HH-MM-SS/RULE/` holds
+    the data file and, unless told not to, `RULE-manifest.json` with the run's `status`."""
+    folder = when.strftime("%Y/%m/%d/%H-%M-%S") + f"/{rule}"
+    name = f"{folder}/{rule}_1.{fmt}"
+    body = table_bytes(rows, fmt)
+    reports.upload_blob(name, body, overwrite=True)
+    if manifest:
+        document = {"destinationContainer": reports.container_name, "files": [{"blob": name, "size": len(body)}],
+                    "inventoryCompletionTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "inventoryStartTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "ruleDefinition": {"format": fmt, "objectType": "blob", "schedule": "daily",
+                                       "schemaFields": list(rows[0])},
+                    "ruleName": rule, "status": status, "version": "1.0"}
+        reports.upload_blob(f"{folder}/{rule}-manifest.json", json.dumps(document).encode(), overwrite=True)
+
+
+def gcs_rows(bucket: Any) -> list[dict[str, Any]]:
+    """Inventory report rows for what a listing of `bucket` shows now (values as the JSON API gives them)."""
+    rows = []
+    for blob in bucket.list_blobs():
+        item = blob._properties
+        rows.append({"project": "test", "bucket": bucket.name, "name": item["name"], "size": str(item["size"]),
+                     "updated": item["updated"], "storageClass": item.get("storageClass", "STANDARD"),
+                     "etag": item.get("etag", ""), "crc32c": item.get("crc32c", ""), "md5Hash": item.get("md5Hash", ""),
+                     "generation": str(item.get("generation", "")), "contentType": item.get("contentType", "")})
+    return rows
+
+
+def put_gcs_report(dest: Any, folder: str, config_id: str, rows: list[dict[str, Any]], fmt: str, when: datetime,
+                   shards: int = 2, drop_shard: bool = False) -> None:
+    """One Storage Insights report snapshot into bucket `dest` under `folder`: `shards` data files and the
+    manifest naming them (`drop_shard`: the last file missing, as while the report is still being written)."""
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    names = [f"{config_id}_{stamp}_{n}.{fmt}" for n in range(shards)]
+    for n, name in enumerate(names):
+        if not (drop_shard and n == shards - 1):
+            dest.blob(f"{folder}/{name}").upload_from_string(table_bytes(rows[n::shards], fmt))
+    manifest = {"report_config": {"name": config_id}, "records_processed": len(rows), "snapshot_time": stamp,
+                "shard_count": shards, "report_shards_file_names": names}
+    dest.blob(f"{folder}/{config_id}_{stamp}_manifest.json").upload_from_string(json.dumps(manifest))
 
 
 def synthetic_rows(bucket: str, count: int, per_file: int) -> Iterator[list[dict[str, Any]]]:

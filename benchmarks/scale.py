@@ -50,7 +50,7 @@ PER_FOLDER = 1000
 PHASES = ("scan", "list", "rescan", "report", "inventory")
 
 
-def _templates() -> tuple[bytes, bytes]:
+def templates() -> tuple[bytes, bytes]:
     """Two small JPEGs: plain, and with GPS and a body serial number in EXIF."""
     rng = random.Random(7)
     img = Image.new("RGB", (64, 48))
@@ -68,7 +68,7 @@ def _templates() -> tuple[bytes, bytes]:
     return plain.getvalue(), personal.getvalue()
 
 
-def _jpeg(template: bytes, n: int) -> bytes:
+def jpeg(template: bytes, n: int) -> bytes:
     """`template` with a comment segment after SOI naming `n`, padded to vary the size."""
     text = b"tierscan-scale %d " % n
     body = text + b"." * ((n * 2654435761) % 4096)
@@ -77,7 +77,7 @@ def _jpeg(template: bytes, n: int) -> bytes:
 
 def generate(root: Path, n: int) -> None:
     """N files under root/BUCKET/DDDDD/ (PER_FOLDER a folder), with the shares of copies and EXIF above."""
-    plain, personal = _templates()
+    plain, personal = templates()
     rng = random.Random(n)
     made = array("q")  # seeds of originals (an original's seed is its index, its bucket seed % 4)
     made_folders: set[Path] = set()
@@ -96,7 +96,7 @@ def generate(root: Path, n: int) -> None:
             made_folders.add(folder)
         fd = os.open(folder / f"img-{i:08d}.jpg", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, _jpeg(template, seed))
+            os.write(fd, jpeg(template, seed))
         finally:
             os.close(fd)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from tierscan.scanner.scan.pipeline import run_scan
 from .conftest import FAST_RETRY
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from inventory_report import put_s3_report
+from inventory_report import azure_rows, gcs_rows, put_azure_report, put_gcs_report, put_s3_report, s3_rows
 
 pytestmark = pytest.mark.integration
 
@@ -51,18 +50,6 @@ NOW = datetime.now(UTC)
 def _s3(endpoint: str) -> Any:
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                         aws_secret_access_key="testing")
-
-
-def _rows(s3: Any, bucket: str) -> list[dict[str, Any]]:
-    """Report rows for what a LIST of `bucket` shows now (what S3 Inventory would write)."""
-    rows = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            rows.append({"Bucket": bucket, "Key": item["Key"], "IsLatest": True, "IsDeleteMarker": False,
-                         "Size": item["Size"], "LastModifiedDate": item["LastModified"],
-                         "ETag": item["ETag"].strip('"'), "StorageClass": item.get("StorageClass", "STANDARD"),
-                         "IsMultipartUploaded": False})
-    return rows
 
 
 def _estate(s3: Any, name: str) -> None:
@@ -104,7 +91,7 @@ def test_s3_report_lists_what_a_list_lists_without_listing_the_bucket(moto: str,
     bucket, dest = f"inv-src-{fmt.lower()}", f"inv-dest-{fmt.lower()}"
     _estate(s3, bucket)
     s3.create_bucket(Bucket=dest)
-    rows = _rows(s3, bucket)
+    rows = s3_rows(s3, bucket)
     put_s3_report(s3, dest=dest, prefix="reports", bucket=bucket, config_id="daily", files=[rows[:3], rows[3:]],
                   fmt=fmt, when=NOW - timedelta(hours=3))
     uri = f"s3://{dest}/reports/{bucket}/daily"
@@ -130,7 +117,7 @@ def test_s3_scan_through_a_report_fingerprints_as_a_list_based_scan(moto: str, t
     bucket, dest = "inv-src-scan", "inv-dest-scan"
     _estate(s3, bucket)
     s3.create_bucket(Bucket=dest)
-    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="cfg", files=[_rows(s3, bucket)], fmt="CSV",
+    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="cfg", files=[s3_rows(s3, bucket)], fmt="CSV",
                   when=NOW - timedelta(hours=1))
 
     def scan(config: Config, name: str) -> list[dict[str, Any]]:
@@ -150,7 +137,7 @@ def test_s3_newest_incomplete_reports_are_passed_over(moto: str, caplog: pytest.
     bucket, dest = "inv-src-newest", "inv-dest-newest"
     _estate(s3, bucket)
     s3.create_bucket(Bucket=dest)
-    rows = _rows(s3, bucket)
+    rows = s3_rows(s3, bucket)
     ghost = {**rows[0], "Key": "only-in-the-broken-report.jpg"}
     common = {"dest": dest, "prefix": "p", "bucket": bucket, "config_id": "c", "fmt": "Parquet"}
     put_s3_report(s3, **common, files=[rows], when=NOW - timedelta(days=2))
@@ -173,7 +160,7 @@ def test_s3_report_older_than_the_limit_is_flagged(moto: str, caplog: pytest.Log
     _estate(s3, bucket)
     s3.create_bucket(Bucket=dest)
     old = NOW - timedelta(days=30)
-    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="weekly", files=[_rows(s3, bucket)],
+    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="weekly", files=[s3_rows(s3, bucket)],
                   fmt="CSV", when=old)
     caplog.set_level(logging.WARNING, logger="tierscan")
     conn = S3Connector(_config(bucket, f"s3://{dest}/{bucket}/weekly", max_age_days=7), endpoint_url=moto,
@@ -188,7 +175,7 @@ def test_s3_shards_split_a_report_without_overlap(moto: str) -> None:
     bucket, dest = "inv-src-shards", "inv-dest-shards"
     _estate(s3, bucket)
     s3.create_bucket(Bucket=dest)
-    rows = _rows(s3, bucket)
+    rows = s3_rows(s3, bucket)
     put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[rows[:2], rows[2:5], rows[5:]],
                   fmt="ORC", when=NOW)
     config = _config(bucket, f"s3://{dest}/{bucket}/c")
@@ -208,7 +195,7 @@ def test_s3_prefix_target_takes_its_keys_from_the_report(moto: str) -> None:
     bucket, dest = "inv-src-prefix", "inv-dest-prefix"
     _estate(s3, bucket)
     s3.create_bucket(Bucket=dest)
-    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[_rows(s3, bucket)], fmt="CSV",
+    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[s3_rows(s3, bucket)], fmt="CSV",
                   when=NOW)
     conn = S3Connector(_config(bucket, f"s3://{dest}/{bucket}/c"), endpoint_url=moto, retry=FAST_RETRY)
     listed = asyncio.run(_listing(conn, f"s3://{bucket}/ünï/"))
@@ -224,7 +211,7 @@ def test_s3_object_changed_since_the_report_is_left_for_the_next_scan(moto: str,
     s3.put_object(Bucket=bucket, Key="solo.jpg", Body=PHOTOS[0] + b"trailer")  # no copy to take a fingerprint from
     s3.create_bucket(Bucket=dest)
     common = {"dest": dest, "prefix": "", "bucket": bucket, "config_id": "c", "fmt": "CSV"}
-    put_s3_report(s3, **common, files=[_rows(s3, bucket)], when=NOW - timedelta(days=1))
+    put_s3_report(s3, **common, files=[s3_rows(s3, bucket)], when=NOW - timedelta(days=1))
     s3.put_object(Bucket=bucket, Key="solo.jpg", Body=PHOTOS[1])  # replaced after the report
     config = _config(bucket, f"s3://{dest}/{bucket}/c")
     uri = f"s3://{bucket}/solo.jpg"
@@ -238,60 +225,12 @@ def test_s3_object_changed_since_the_report_is_left_for_the_next_scan(moto: str,
         state, size, reason = status(catalog)
         assert (state, size) == ("failed", len(PHOTOS[0]) + 7)  # not fingerprinted as the other bytes
         assert reason is not None and "PreconditionFailed" in reason  # the read asked for the listed ETag
-        put_s3_report(s3, **common, files=[_rows(s3, bucket)], when=NOW)  # the next report sees the change
+        put_s3_report(s3, **common, files=[s3_rows(s3, bucket)], when=NOW)  # the next report sees the change
         asyncio.run(run_scan(config, catalog, [f"s3://{bucket}"]))
         assert status(catalog)[:2] == ("fingerprinted", len(PHOTOS[1]))
 
 
 # ---- Azure Blob Inventory (Azurite) ---------------------------------------------------------------
-
-
-def _table_bytes(rows: list[dict[str, Any]], fmt: str) -> bytes:
-    """Rows (dicts of column -> value) as a CSV with a header row, or as Parquet."""
-    import io
-
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pylist(rows)
-    out = io.BytesIO()
-    if fmt == "csv":
-        pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_style="all_valid"))
-    else:
-        pq.write_table(table, out)
-    return out.getvalue()
-
-
-def _azure_rows(service: Any, container: str) -> list[dict[str, Any]]:
-    """Blob Inventory rows for what a listing of `container` shows now (Name holds the container)."""
-    import base64
-
-    rows = []
-    for blob in service.get_container_client(container).list_blobs():
-        md5 = blob.content_settings.content_md5
-        rows.append({"Name": f"{container}/{blob.name}", "Creation-Time": blob.creation_time.isoformat(),
-                     "Last-Modified": blob.last_modified.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
-                     "Etag": blob.etag.strip('"'), "Content-Length": blob.size,
-                     "Content-MD5": base64.b64encode(bytes(md5)).decode() if md5 else "",
-                     "BlobType": "BlockBlob", "AccessTier": str(blob.blob_tier)})
-    return rows
-
-
-def _put_azure_run(reports: Any, rule: str, rows: list[dict[str, Any]], fmt: str, when: datetime,
-                   status: str = "Succeeded", manifest: bool = True) -> None:
-    folder = when.strftime("%Y/%m/%d/%H-%M-%S") + f"/{rule}"
-    name = f"{folder}/{rule}_1.{fmt}"
-    body = _table_bytes(rows, fmt)
-    reports.upload_blob(name, body, overwrite=True)
-    if manifest:
-        document = {"destinationContainer": reports.container_name, "files": [{"blob": name, "size": len(body)}],
-                    "inventoryCompletionTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "inventoryStartTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "ruleDefinition": {"format": fmt, "objectType": "blob", "schedule": "daily",
-                                       "schemaFields": list(rows[0])},
-                    "ruleName": rule, "status": status, "version": "1.0"}
-        reports.upload_blob(f"{folder}/{rule}-manifest.json", json.dumps(document).encode(), overwrite=True)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -311,12 +250,12 @@ def test_azure_inventory_lists_what_a_list_lists_without_listing_the_container(e
     for key, body in {**KEYS, "line\nbreak.jpg": PHOTOS[0]}.items():
         data.upload_blob(key, body)
     reports = service.create_container(dest)
-    rows = _azure_rows(service, container)
+    rows = azure_rows(service, container)
     other = {**rows[0], "Name": f"other-{container}/plain.jpg"}  # the inventory covers the whole account
-    _put_azure_run(reports, "daily", [*rows, other], fmt, NOW - timedelta(days=1))
-    _put_azure_run(reports, "daily", [*rows, {**rows[0], "Name": f"{container}/ghost.jpg"}], fmt,
+    put_azure_report(reports, "daily", [*rows, other], fmt, NOW - timedelta(days=1))
+    put_azure_report(reports, "daily", [*rows, {**rows[0], "Name": f"{container}/ghost.jpg"}], fmt,
                    NOW - timedelta(hours=2), status="Running")
-    _put_azure_run(reports, "daily", rows, fmt, NOW - timedelta(hours=1), manifest=False)
+    put_azure_report(reports, "daily", rows, fmt, NOW - timedelta(hours=1), manifest=False)
     target = f"az://{AZURITE_ACCOUNT}/{container}"
     config = Config(buckets={f"{AZURITE_ACCOUNT}/{container}": BucketSettings(
         inventory=InventorySettings(uri=f"az://{AZURITE_ACCOUNT}/{dest}", rule="daily"))})
@@ -341,30 +280,6 @@ def test_azure_inventory_lists_what_a_list_lists_without_listing_the_container(e
 # ---- GCS Storage Insights inventory reports (fake-gcs-server) -------------------------------------
 
 
-def _gcs_rows(bucket: Any) -> list[dict[str, Any]]:
-    """Inventory report rows for what a listing of `bucket` shows now (values as the JSON API gives them)."""
-    rows = []
-    for blob in bucket.list_blobs():
-        item = blob._properties
-        rows.append({"project": "test", "bucket": bucket.name, "name": item["name"], "size": str(item["size"]),
-                     "updated": item["updated"], "storageClass": item.get("storageClass", "STANDARD"),
-                     "etag": item.get("etag", ""), "crc32c": item.get("crc32c", ""), "md5Hash": item.get("md5Hash", ""),
-                     "generation": str(item.get("generation", "")), "contentType": item.get("contentType", "")})
-    return rows
-
-
-def _put_gcs_report(dest: Any, folder: str, config_id: str, rows: list[dict[str, Any]], fmt: str, when: datetime,
-                    shards: int = 2, drop_shard: bool = False) -> None:
-    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-    names = [f"{config_id}_{stamp}_{n}.{fmt}" for n in range(shards)]
-    for n, name in enumerate(names):
-        if not (drop_shard and n == shards - 1):
-            dest.blob(f"{folder}/{name}").upload_from_string(_table_bytes(rows[n::shards], fmt))
-    manifest = {"report_config": {"name": config_id}, "records_processed": len(rows), "snapshot_time": stamp,
-                "shard_count": shards, "report_shards_file_names": names}
-    dest.blob(f"{folder}/{config_id}_{stamp}_manifest.json").upload_from_string(json.dumps(manifest))
-
-
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_gcs_inventory_lists_what_a_list_lists_without_listing_the_bucket(emulators: dict[str, Emulator],
                                                                           fmt: str) -> None:
@@ -379,10 +294,10 @@ def test_gcs_inventory_lists_what_a_list_lists_without_listing_the_bucket(emulat
     for key, body in {**KEYS, "line\nbreak.jpg": PHOTOS[0]}.items():
         bucket.blob(key).upload_from_string(body)
     dest = gcs.create_bucket(dest_name)
-    rows = _gcs_rows(bucket)
+    rows = gcs_rows(bucket)
     day = NOW - timedelta(days=1)
-    _put_gcs_report(dest, f"cfg/{day:%Y-%m-%d}", "cfg", rows, fmt, day)
-    _put_gcs_report(dest, f"cfg/{NOW:%Y-%m-%d}", "cfg", [*rows, {**rows[0], "name": "ghost.jpg"}], fmt, NOW,
+    put_gcs_report(dest, f"cfg/{day:%Y-%m-%d}", "cfg", rows, fmt, day)
+    put_gcs_report(dest, f"cfg/{NOW:%Y-%m-%d}", "cfg", [*rows, {**rows[0], "name": "ghost.jpg"}], fmt, NOW,
                     drop_shard=True)  # still being written
     config = Config(buckets={name: BucketSettings(inventory=InventorySettings(uri=f"gs://{dest_name}/cfg"))})
 
@@ -409,7 +324,7 @@ def test_sharded_scans_through_a_report_merge_into_the_one_process_result(moto: 
     bucket, dest = "inv-src-merge", "inv-dest-merge"
     _estate(s3, bucket)
     s3.create_bucket(Bucket=dest)
-    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[_rows(s3, bucket)], fmt="Parquet",
+    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[s3_rows(s3, bucket)], fmt="Parquet",
                   when=NOW)
     config = _config(bucket, f"s3://{dest}/{bucket}/c")
     parts = []
@@ -459,7 +374,8 @@ def test_s3_damaged_report_ends_the_listing_with_an_error_naming_the_file(moto: 
     s3.create_bucket(Bucket=dest)
     real = inventory_report.data_file
     monkeypatch.setattr(inventory_report, "data_file", lambda rows, f: damage(real(rows, f)))
-    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[_rows(s3, bucket)], fmt=fmt, when=NOW)
+    put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[s3_rows(s3, bucket)], fmt=fmt,
+                  when=NOW)
     conn = S3Connector(_config(bucket, f"s3://{dest}/{bucket}/c"), endpoint_url=moto, retry=FAST_RETRY)
     with pytest.raises(UsageError, match=message) as caught:
         asyncio.run(_listing(conn, f"s3://{bucket}"))
@@ -471,7 +387,7 @@ def test_s3_data_file_replaced_after_its_manifest_is_refused(moto: str) -> None:
     bucket, dest = "inv-src-replaced", "inv-dest-replaced"
     _estate(s3, bucket)
     s3.create_bucket(Bucket=dest)
-    rows = _rows(s3, bucket)
+    rows = s3_rows(s3, bucket)
     put_s3_report(s3, dest=dest, prefix="", bucket=bucket, config_id="c", files=[rows], fmt="Parquet", when=NOW)
     [data_key] = [o["Key"] for o in s3.list_objects_v2(Bucket=dest, Prefix=f"{bucket}/c/data/")["Contents"]]
     body = s3.get_object(Bucket=dest, Key=data_key)["Body"].read()
@@ -487,7 +403,7 @@ def test_s3_gives_up_after_the_newest_incomplete_reports(moto: str) -> None:
     _estate(s3, bucket)
     s3.create_bucket(Bucket=dest)
     common = {"dest": dest, "prefix": "", "bucket": bucket, "config_id": "c", "fmt": "CSV"}
-    put_s3_report(s3, **common, files=[_rows(s3, bucket)], when=NOW - timedelta(days=30))  # the only complete one
+    put_s3_report(s3, **common, files=[s3_rows(s3, bucket)], when=NOW - timedelta(days=30))  # the only complete one
     for day in range(inventory_reports.MAX_TRIED):
         put_s3_report(s3, **common, files=[], when=NOW - timedelta(days=day), checksum=False)
     proxy = FaultProxy(moto).start()
@@ -514,7 +430,7 @@ def test_scan_through_a_gcs_or_azure_report_fingerprints_as_a_list_based_scan(
         source = gcs.create_bucket(name)
         for key, body in KEYS.items():
             source.blob(key).upload_from_string(body)
-        _put_gcs_report(gcs.create_bucket("inv-gcs-scan-reports"), "cfg/2026-12-01", "cfg", _gcs_rows(source),
+        put_gcs_report(gcs.create_bucket("inv-gcs-scan-reports"), "cfg/2026-12-01", "cfg", gcs_rows(source),
                         "parquet", NOW - timedelta(hours=5))
         target, bucket_key = f"gs://{name}", name
         inventory = InventorySettings(uri="gs://inv-gcs-scan-reports/cfg")
@@ -526,7 +442,7 @@ def test_scan_through_a_gcs_or_azure_report_fingerprints_as_a_list_based_scan(
         container = service.create_container("inv-az-scan")
         for key, body in KEYS.items():
             container.upload_blob(key, body)
-        _put_azure_run(service.create_container("inv-az-scan-reports"), "r", _azure_rows(service, "inv-az-scan"),
+        put_azure_report(service.create_container("inv-az-scan-reports"), "r", azure_rows(service, "inv-az-scan"),
                        "parquet", NOW - timedelta(hours=5))
         target, bucket_key = f"az://{AZURITE_ACCOUNT}/inv-az-scan", f"{AZURITE_ACCOUNT}/inv-az-scan"
         inventory = InventorySettings(uri=f"az://{AZURITE_ACCOUNT}/inv-az-scan-reports", rule="r")
