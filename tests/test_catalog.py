@@ -210,6 +210,10 @@ def test_catalog_without_signature_column_gets_it_and_old_images_are_read_once_m
         assert list(c.work(signatures=False)) == []  # a scan that makes no signatures reads nothing for them
         record_fingerprints(c, [("s3://b/a.jpg", {"near_sig": MAGIC + b"sig"})])
         assert c.signatures() == {"s3://b/a.jpg": MAGIC + b"sig"} and work(c) == {}
+        record_fingerprints(c, [("s3://b/a.jpg", {"near_sig": b"TS\x02sig"})])  # layout 2: still read as it is
+        assert work(c) == {}
+        record_fingerprints(c, [("s3://b/a.jpg", {"near_sig": b"TS\x01sig"})])  # no layout this version reads
+        assert work(c) == {"a.jpg": (False, True)}
 
 
 def test_hashes_of_another_perceptual_mode_are_made_again(tmp_path):

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from tierscan.scanner.core.config import NearSettings
 from tierscan.scanner.core.models import ExifRecord, InventoryRecord, Tier
 from tierscan.scanner.fingerprint.image import fingerprint_bytes, init_worker
-from tierscan.scanner.fingerprint.signatures import THUMB, Signature
+from tierscan.scanner.fingerprint.layout import SIGNATURE_HEADER
+from tierscan.scanner.fingerprint.signatures import THUMB, WINDOWS, Signature
 from tierscan.scanner.group.cluster import near_groups
 from tierscan.scanner.group.members import NearImage
 from tierscan.scanner.group.readings import _hash_of, content_box, reading_queries
@@ -98,6 +99,36 @@ def test_two_bordered_copies_and_the_original_make_one_group():
     assert {m.uri for m in g.members} == {"s3://a/white", "s3://a/black", "s3://a/original"}
 
 
+def _blur_framed(img: Image.Image, width: int, height: int) -> Image.Image:
+    """`img` centred on a `width` x `height` canvas filled with a blurred enlargement of itself, as "no crop"
+    apps frame a photo for a square or portrait post."""
+    scale = max(width / img.width, height / img.height)
+    back = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.BILINEAR)
+    x, y = (back.width - width) // 2, (back.height - height) // 2
+    back = back.crop((x, y, x + width, y + height)).filter(ImageFilter.GaussianBlur(16))
+    back.paste(img, ((width - img.width) // 2, (height - img.height) // 2))
+    return back
+
+
+@pytest.mark.parametrize("canvas", [(704, 704), (704, 880), (640, 800)])
+def test_a_copy_framed_in_a_blurred_enlargement_of_itself_joins_its_original(canvas):
+    """The frame is no uniform border and the copy's whole and window hashes are far from the original's;
+    the worker finds the quiet frame at its work scale and the inside's hash finds the original. The
+    framed copy, the bigger, is the centre; another photo framed the same way stays out."""
+    photo = _photo()
+    records, blobs = _records({
+        "s3://a/framed": _encoded(_blur_framed(photo, *canvas)),
+        "s3://a/original": _encoded(photo),
+        "s3://a/other-framed": _encoded(_blur_framed(_other(), *canvas)),
+    })
+    framed = Signature.from_blob(blobs["s3://a/framed"])
+    original = next(r for r in records if r.uri == "s3://a/original")
+    assert framed.inside != 0 and (framed.inside ^ int(original.phash, 16)).bit_count() <= 8
+    assert Signature.from_blob(blobs["s3://a/original"]).inside == 0  # a photo edge to edge: no frame
+    [g] = near_groups(records, [], NearSettings(), signatures=blobs)
+    assert {m.uri for m in g.members} == {"s3://a/framed", "s3://a/original"} and g.master == "s3://a/framed"
+
+
 def test_cmyk_jpeg_whose_orientation_tag_contradicts_its_pixels_joins_its_original():
     """Upright CMYK pixels tagged Orientation 6: the upright reading is a quarter turn of the picture; the
     pixels as stored are the picture, and the pair is found and verified."""
@@ -153,10 +184,16 @@ def test_content_box_is_none_without_a_border_or_for_a_flat_graphic():
     assert content_box(*_flat(logo)) is None
 
 
+def _layout_2(blob: bytes) -> bytes:
+    """The blob as layout 2 wrote it: its prefix, and no inside hash after the windows."""
+    at = SIGNATURE_HEADER.size + 8 * (1 + len(WINDOWS))
+    return b"TS\x02" + blob[3:at] + blob[at + 8:]
+
+
 def test_reading_queries_only_for_bordered_or_turned_images():
     init_worker()
     photo = _photo()
-    plain, bordered = (fingerprint_bytes(_encoded(img), want_sha256=False, want_perceptual=True).near_sig
+    plain, bordered = (_layout_2(fingerprint_bytes(_encoded(img), want_sha256=False, want_perceptual=True).near_sig)
                        for img in (photo, _bordered(photo, 100, 100, 100, 100, (255, 255, 255))))
     owners, codes = reading_queries([plain, bordered, plain, None], [None, 1, 6, 6])
     assert owners.tolist() == [1, 2]
@@ -182,12 +219,13 @@ _BLOB: list[bytes] = []  # one real blob, made once: the tests below swap its th
 
 
 def _with_thumb(thumb: np.ndarray) -> bytes:
-    """A blob of the current layout whose thumbnail is `thumb` (all `reading_queries` reads of a blob)."""
+    """A blob of layout 2 (whose border `reading_queries` finds in the thumbnail) whose thumbnail is `thumb`
+    (all `reading_queries` reads of a blob)."""
     if not _BLOB:
         init_worker()
         fp = fingerprint_bytes(_encoded(_photo().resize((160, 120))), want_sha256=False, want_perceptual=True)
         assert fp.near_sig is not None
-        _BLOB.append(fp.near_sig)
+        _BLOB.append(_layout_2(fp.near_sig))
     return _BLOB[0][:-THUMB * THUMB] + thumb.astype(np.uint8).tobytes()
 
 

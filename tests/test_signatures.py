@@ -5,7 +5,7 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, ImageFilter
 
 from tierscan.scanner.core.config import NearSettings
 from tierscan.scanner.fingerprint.image import fingerprint_bytes, init_worker
@@ -16,6 +16,7 @@ from tierscan.scanner.fingerprint.signatures import (
     WINDOWS,
     WORK_SIDE,
     Signature,
+    _content_box,
     _scaled,
     compute_signature,
     grey_of,
@@ -84,6 +85,58 @@ def test_hashes_read_from_a_blob_are_the_decoded_ones():
     table = Signature.hash_table([blob, blob[:3] + bytes(len(blob) - 3)])
     assert table.dtype == np.uint64 and table.shape == (2, 1 + len(sig.windows))
     assert table[0].tolist() == [sig.mirror, *sig.windows] and not table[1].any()
+
+
+def test_a_blob_of_layout_2_is_read_without_an_inside_hash():
+    """Layout 3 adds one hash after the windows; catalogs of layout 2 blobs keep them (no image is read
+    again for it) and their images simply have no inside query."""
+    sig = signature(Image.open(io.BytesIO(_framed_jpeg())))
+    assert sig.inside != 0
+    blob = sig.to_blob()
+    at = struct.calcsize("<3sHHBB") + 8 * (1 + len(WINDOWS))
+    old = b"TS\x02" + blob[3:at] + blob[at + 8:]
+    assert Signature.is_current(old)
+    back = Signature.from_blob(old)
+    assert back.inside == 0 and back.windows == sig.windows and back.mirror == sig.mirror
+    assert np.array_equal(back.thumb, sig.thumb) and np.array_equal(back.features.points, sig.features.points)
+    assert Signature.hash_table([old]).tolist() == Signature.hash_table([blob]).tolist()
+    assert Signature.inside_hashes([blob, old]).tolist() == [sig.inside, 0]
+
+
+def _framed_jpeg() -> bytes:
+    """The photo centred on a square canvas of a blurred enlargement of itself."""
+    img = photo()
+    back = img.resize((880, 660)).crop((88, 0, 792, 660)).resize((704, 704)).filter(ImageFilter.GaussianBlur(16))
+    back.paste(img, (32, 112))
+    buf = io.BytesIO()
+    back.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("border", "expected"), [
+    ("blurred", (112, 592, 32, 672)), ("white", (100, 580, 50, 690)), ("none", None), ("blank", None),
+    ("noise", None), ("sliver", None)])
+def test_content_box_finds_quiet_borders_only(border, expected):
+    """The inside of a blurred or uniform frame, to within a few pixels of the decode; nothing for a photo
+    edge to edge, a blank image, pure noise or a sliver too thin to have a middle."""
+    rng = np.random.default_rng(3)
+    grey = {
+        "blurred": lambda: grey_of(Image.open(io.BytesIO(_framed_jpeg()))),
+        "white": lambda: np.pad(grey_of(photo()), ((100, 100), (50, 50)), constant_values=255),
+        "none": lambda: grey_of(photo()),
+        "blank": lambda: np.full((300, 400), 128, np.uint8),
+        "noise": lambda: rng.integers(0, 256, (300, 400)).astype(np.uint8),
+        "sliver": lambda: rng.integers(0, 256, (2000, 3)).astype(np.uint8),
+    }[border]()
+    work = _scaled(grey, WORK_SIDE)
+    box = _content_box(work)
+    if expected is None:
+        assert box is None
+        assert border == "sliver" or compute_signature(grey).inside == 0
+        return
+    assert box is not None
+    scale = grey.shape[0] / work.shape[0]
+    assert all(abs(found * scale - want) <= 3 * scale for found, want in zip(box, expected, strict=True))
 
 
 def test_keypoints_keep_sub_pixel_positions_through_the_blob():

@@ -5,7 +5,10 @@ import struct
 
 # Grey, JPEG DCT-scaled to >= 256 px, EXIF orientation applied; hashes from a 128 px area-averaged copy.
 PERCEPTUAL_MODE = "L-draft256-orient-area128"
-MAGIC = b"TS\x02"  # signature blobs: layout 2; layout 1 had no prefix (it began with a width below 1024: never b"TS")
+# Signature blobs: layout 3 adds the pHash inside a quiet border to layout 2, which stays readable (its images
+# are not read again; they lack that one query). Layout 1 had no prefix (it began with a width below 1024).
+MAGIC = b"TS\x03"
+LAYOUTS = (b"TS\x02", MAGIC)  # the layouts read; the last is the one written
 # A blob's header: magic; work width, height; ORB count of the image, of its mirror. The pHash of the mirror
 # image (u64) follows it.
 SIGNATURE_HEADER = struct.Struct("<3sHHBB")
@@ -14,6 +17,6 @@ _MIRROR = struct.Struct("<Q")
 
 def mirror_phash(blob: bytes) -> int | None:
     """The pHash of the mirror image that a signature blob of this layout holds (None for another layout)."""
-    if blob[:len(MAGIC)] != MAGIC or len(blob) < SIGNATURE_HEADER.size + _MIRROR.size:
+    if blob[:len(MAGIC)] not in LAYOUTS or len(blob) < SIGNATURE_HEADER.size + _MIRROR.size:
         return None
     return int(_MIRROR.unpack_from(blob, SIGNATURE_HEADER.size)[0])

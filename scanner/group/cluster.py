@@ -83,8 +83,8 @@ _QUERY_CHUNK = 32_768  # query hashes searched at once (bounds the raw matches h
 
 def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> np.ndarray:
     """Candidate pairs as rows (i, j, distance), i < j indices into `cands`, by pair: the least distance
-    between any of i's query hashes (whole, mirror, centre windows, other readings) and j's indexed hashes
-    (whole, windows), or the reverse."""
+    between any of i's query hashes (whole, mirror, centre windows, inside a quiet border, other readings)
+    and j's indexed hashes (whole, windows), or the reverse."""
     n = len(cands)
     signed = np.array([k for k, c in enumerate(cands) if c.blob is not None], np.int64)
     table = Signature.hash_table([cands[k].blob for k in signed.tolist()])
@@ -92,6 +92,10 @@ def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> np.ndarray:
     windows = table[:, 1:]
     query_windows = np.column_stack([table[:, :1], windows[:, list(QUERY_WINDOWS)]])
     reading_owner, readings = reading_queries([c.blob for c in cands], [_orientation(c.record) for c in cands])
+    inside = Signature.inside_hashes([cands[k].blob for k in signed.tolist()])
+    framed = inside != 0
+    reading_owner = np.concatenate([reading_owner, signed[framed]])
+    readings = np.concatenate([readings, inside[framed]])
     db = np.concatenate([whole, windows.ravel()])
     db_owner = np.concatenate([np.arange(n), np.repeat(signed, windows.shape[1])])
     query_codes = np.concatenate([whole, query_windows.ravel(), readings])

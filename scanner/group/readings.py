@@ -1,11 +1,12 @@
 """Other readings of an image for the candidate search: hashes of the picture as a copy may show it, made at
 grouping time from the signature's thumbnail (no layout change, nothing read again).
 
-- Inside a uniform border: a copy with a border added (white, black, even or not) has a whole-image pHash
-  and windows far from its original's, though the original is all of its inside. The border is trimmed
-  from the thumbnail (outer rows and columns whose grey range is within `_FLAT` levels) and the inside's
-  pHash queries the index, so the original, whole, is found; verification then maps one onto the other
-  like a crop.
+- Inside a uniform border, for signatures of layout 2: a copy with a border added (white, black, even or
+  not) has a whole-image pHash and windows far from its original's, though the original is all of its
+  inside. The border is trimmed from the thumbnail (outer rows and columns whose grey range is within
+  `_FLAT` levels) and the inside's pHash queries the index, so the original, whole, is found; verification
+  then maps one onto the other like a crop. Signatures of layout 3 carry the inside's pHash, found at the
+  work scale by the worker (blurred borders too: `signatures._content_box`), so theirs is not made again.
 - As the pixels are stored: an EXIF orientation tag that contradicts the pixels (an editor turned the
   pixels and kept the tag) makes the upright reading a turned copy of the picture. For an image whose tag
   turns or flips it, the thumbnail turned back queries the index too, so the copy is found whichever
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from tierscan.scanner.fingerprint.signatures import PHASH_DCT, THUMB, Signature, phash_bits
+from tierscan.scanner.fingerprint.signatures import MAGIC, PHASH_DCT, THUMB, Signature, phash_bits
 
 __all__ = ["BORDER_MIN", "content_box", "reading_queries"]
 
@@ -87,6 +88,8 @@ def reading_queries(blobs: Sequence[bytes | None], orientations: Sequence[int | 
         edged = np.flatnonzero(((edges.max(axis=2).astype(np.int16) - edges.min(axis=2)) <= _FLAT).any(axis=1))
         inside: list[int] = []
         for n in edged.tolist():
+            if signed[start + n][1][:len(MAGIC)] == MAGIC:
+                continue  # the worker found its inside, if any (`Signature.inside`)
             t = thumbs[n]
             box = content_box((t.max(axis=1).astype(np.int16) - t.min(axis=1)) <= _FLAT,
                               (t.max(axis=0).astype(np.int16) - t.min(axis=0)) <= _FLAT)

@@ -62,7 +62,7 @@ from tierscan.scanner.core.models import (
     Trust,
 )
 from tierscan.scanner.core.places import located
-from tierscan.scanner.fingerprint.layout import MAGIC, mirror_phash
+from tierscan.scanner.fingerprint.layout import LAYOUTS, MAGIC, mirror_phash
 
 if TYPE_CHECKING:
     from tierscan.scanner.core.shard import Shard
@@ -169,9 +169,10 @@ _TEXT_KEYS = frozenset(name for name, source in _RECORD_SOURCES.items() if name 
 _INTEGER_KEYS = frozenset({"size", "width", "height", "faces"})
 # Statuses whose row keeps its fingerprint while the object is unchanged.
 _KEEPS_FINGERPRINT = (ObjectStatus.fingerprinted, ObjectStatus.skipped, ObjectStatus.unreadable)
-# No signature yet, or one of an older layout (`signatures.MAGIC` names the current one).
+# No signature yet, or one of a layout this version does not read (`layout.LAYOUTS`).
+_READ_LAYOUTS = ", ".join(f"X'{magic.hex()}'" for magic in LAYOUTS)
 _NEEDS_SIGNATURE = ("(status='fingerprinted' AND phash IS NOT NULL AND (near_sig IS NULL OR "
-                    f"substr(near_sig, 1, {len(MAGIC)}) <> X'{MAGIC.hex()}'))")
+                    f"substr(near_sig, 1, {len(MAGIC)}) NOT IN ({_READ_LAYOUTS})))")
 # No face count yet (read by a scan without faces, or before they were counted), nor a reason it failed.
 _NEEDS_FACES = "(status='fingerprinted' AND phash IS NOT NULL AND faces IS NULL AND reason IS NULL)"
 # What a listing sets on every object it sees, in `Catalog.record_listing`'s order.
