@@ -2,7 +2,7 @@
 
     python benchmarks/scale.py N [--keep DIR] [--workers W] [--phases scan,list,rescan,report,inventory]
     python benchmarks/scale.py N --phases report,inventory --db CATALOG   # a catalog made by other means
-    python benchmarks/scale.py N --s3-inventory [--format Parquet]      # listing from an S3 Inventory on moto
+    python benchmarks/scale.py N --s3-inventory [--format Parquet] [--rows-per-file R]   # from an S3 Inventory
 
 The estate: 4 buckets; 25% of the objects are byte copies of an object in another bucket; 10% carry GPS
 and a camera serial number in their EXIF. Files are one of two small real JPEGs (with and without that
@@ -19,7 +19,8 @@ names another catalog: a copy of DIR/catalog.db to time `list` and `rescan` on w
 one, or, with only the report and inventory phases, a catalog written some other way (N then only divides
 the figures).
 With `--s3-inventory` the N objects exist only as an S3 Inventory report (benchmarks/inventory_report.py's
-synthetic rows, in the layout S3 publishes) for an empty bucket on a moto server started for the run; the
+synthetic rows, in the layout S3 publishes, in data files of R rows) for an empty bucket on a moto server
+started for the run (the listing holds the rows of the file it reads: a Parquet row group, an ORC stripe); the
 phases are `list` twice (`plan` of `s3://estate` from the report into an empty catalog, then again,
 unchanged), and the LIST requests of the data bucket in moto's request log (expected: 0).
 A figure-printing script, not a test.
@@ -135,6 +136,8 @@ def main() -> None:
                         "report on a moto server (no objects, no reads), counting LIST calls on the bucket")
     parser.add_argument("--format", default="Parquet", choices=("CSV", "ORC", "Parquet"),
                         help="the inventory report's format, with --s3-inventory")
+    parser.add_argument("--rows-per-file", type=int, default=100_000,
+                        help="rows of each of the report's data files, with --s3-inventory (default 100000)")
     parser.add_argument("--db", type=Path, help="the catalog to use (default: DIR/catalog.db): a copy to time "
                         "the list and rescan phases on; with only the report and inventory phases, an existing "
                         "catalog made by any means, and no estate")
@@ -145,7 +148,7 @@ def main() -> None:
     base = args.keep or Path(tempfile.mkdtemp(prefix="tierscan-scale-"))
     try:
         if args.s3_inventory:
-            _bench_inventory(base, args.n, args.format)
+            _bench_inventory(base, args.n, args.format, args.rows_per_file)
         else:
             _bench(base, args.n, phases, args.workers, args.db)
     finally:
@@ -204,7 +207,7 @@ def _bucket_lists(log: Path, bucket: str) -> int:
     return found
 
 
-def _bench_inventory(base: Path, n: int, fmt: str) -> None:
+def _bench_inventory(base: Path, n: int, fmt: str, per_file: int) -> None:
     """List N objects of bucket `estate` from an S3 Inventory report on moto, twice, counting LISTs of it."""
     import boto3
     from emulators import start_moto
@@ -218,7 +221,7 @@ def _bench_inventory(base: Path, n: int, fmt: str) -> None:
             s3.create_bucket(Bucket=bucket)
         start = time.perf_counter()
         put_s3_report(s3, dest="inventory", prefix="reports", bucket="estate", config_id="daily",
-                      files=synthetic_rows("estate", n, 1_000_000), fmt=fmt,
+                      files=synthetic_rows("estate", n, per_file), fmt=fmt,
                       when=datetime.now(UTC) - timedelta(hours=1))
         print(f"wrote a {fmt} S3 Inventory report of {n} objects in {time.perf_counter() - start:.1f} s", flush=True)
         config = base / "inventory.yaml"

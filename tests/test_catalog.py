@@ -437,3 +437,20 @@ def test_the_statuses_the_catalog_stores_are_object_statuses_that_compare_and_ha
     assert set(_STATUS_RANK) == set(ObjectStatus)  # the merge ranks every status
     for status in ObjectStatus:
         assert status == status.value and status.value in {status} and {status: 1}[status.value] == 1
+
+
+def test_work_comes_in_runs_of_whole_size_classes(catalog):
+    """Each run holds whole size classes (a class bigger than the run is a run of its own), smallest first;
+    together the runs are `work`, each object once, and a run's results written before the next is taken
+    change nothing of the next."""
+    counts = {10: 1, 20: 5, 30: 2, 40: 1, 50: 3}
+    refs = [ref(f"{size}-{n}", size) for size, count in counts.items() for n in range(count)]
+    catalog.record_listing(refs, "s3://b", 1)
+    whole = work(catalog)
+    runs = []
+    for items in catalog.work_runs(run=3):
+        runs.append([w.ref.key for w in items])
+        record_fingerprints(catalog, [(w.ref.uri, {"status": "fingerprinted", "sha256": w.ref.key}) for w in items])
+    assert [sorted({int(k.split("-")[0]) for k in keys}) for keys in runs] == [[10, 20], [30, 40], [50]]
+    assert sorted(k for keys in runs for k in keys) == sorted(whole) == sorted(r.key for r in refs)
+    assert work(catalog) == {}

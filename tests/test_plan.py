@@ -438,3 +438,34 @@ def test_a_scan_keeps_its_read_keys_in_the_catalog_not_in_memory(tmp_path, monke
         assert len(inv) == 30 and sum(sent) > 0
         assert max(sent) <= batch + 1  # a batch, plus the copies of its last read
         assert sorted(sorted(Path(u).name for u in g) for g in exact(report)) == copies
+
+
+def test_reads_planned_a_run_of_size_classes_at_a_time_find_what_one_plan_finds(estate, monkeypatch):
+    """A first scan plans its reads a run of whole size classes at a time, so memory holds one run's plans,
+    not every object's: with runs of one size class each, the scan reads, groups and records what it does
+    with one run over every size, and the plan prices the same reads."""
+    from tierscan.scanner.scan import catalog as catalog_module
+
+    runs: list[list[int]] = []
+    work_runs = catalog_module.Catalog.work_runs
+
+    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for items in work_runs(self, *args, **kwargs):
+            runs.append(sorted({w.ref.size for w in items}))
+            yield items
+
+    monkeypatch.setattr(catalog_module.Catalog, "work_runs", counted)
+    cfg = str(estate / "tierscan.yaml")
+    results = []
+    for run_size, db in ((10**6, "one.db"), (1, "runs.db")):
+        monkeypatch.setattr(catalog_module, "_WORK_RUN", run_size)
+        runs.clear()
+        planned = json.loads(run("plan", "--config", cfg, "--db", str(estate / f"plan-{db}"), "--format", "json"))
+        report, inv = scan(estate, db)
+        near = sorted(sorted(m.uri for m in g.members) for g in report.groups if g.kind == "near")
+        results.append((planned["tiers"], exact(report), near, {u: r.model_dump() for u, r in inv.items()}))
+        assert runs and all(sizes == sorted(sizes) for sizes in runs)
+        if run_size == 1:
+            assert len(runs) > 2 and all(len(sizes) == 1 for sizes in runs)  # a size class a run
+    assert results[0] == results[1]
+    assert results[0][0] and results[0][1]  # reads were planned, and copies found

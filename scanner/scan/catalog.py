@@ -178,6 +178,7 @@ _NEEDS_FACES = "(status='fingerprinted' AND phash IS NOT NULL AND faces IS NULL 
 # What a listing sets on every object it sees, in `Catalog.record_listing`'s order.
 _LISTED_COLUMNS = ("target, provider, bucket, key, version, size, etag, checksums, tier, storage_class, readable, "
                    "region, jurisdiction, modified")
+_WORK_RUN = 20_000  # objects to read planned at once (`Catalog.work_runs`): memory holds their plans
 _LISTING_BATCH = 500  # URIs per lookup: under SQLite's 999 bound parameters of old builds
 _REF_COLUMNS = (
     "uri, provider, bucket, key, version, size, etag, checksums, tier, storage_class, readable, region, "
@@ -781,19 +782,46 @@ class Catalog:
         when `faces` is True.
         With a `shard`, only its objects; the size classes still count every listed object.
         """
+        for items in self.work_runs(shard, signatures, faces):
+            yield from items
+
+    def work_runs(self, shard: Shard | None = None, signatures: bool = True, faces: bool = False,
+                  run: int | None = None) -> Iterator[list[WorkItem]]:
+        """`work`, in runs of whole size classes holding about `run` objects each (a bigger size class is a
+        run of its own), smallest sizes first. Byte-identical objects share a size, so a run holds every copy
+        of what it holds; each run is found by queries of its own (the size index bounds it), so results
+        of one run may be written before the next is taken, and memory holds one run rather than every
+        object a first scan reads."""
+        run = run or _WORK_RUN
+        above = -1
+        while True:
+            bounds = self.db.execute("SELECT size, COUNT(*) FROM objects WHERE size>? GROUP BY size ORDER BY size",
+                                     (above,))
+            low = high = None
+            held = 0
+            while held < run and (row := bounds.fetchone()) is not None:
+                low = row[0] if low is None else low
+                high, held = row[0], held + row[1]
+            bounds.close()
+            if low is None or high is None:
+                return
+            above = high
+            rows = self._work_rows(signatures, faces, low, high)
+            items = [_work_item(row) for row in rows if shard is None or shard.owns(row["uri"])]
+            if items:
+                yield items
+
+    def _work_rows(self, signatures: bool, faces: bool, low: int, high: int) -> list[sqlite3.Row]:
+        """The rows of `work`'s objects of sizes `low` to `high`, by size then URI."""
         needs_signature = " OR ".join([*([_NEEDS_SIGNATURE] if signatures else []), *([_NEEDS_FACES] if faces else [])])
         needs_signature = f"({needs_signature})" if needs_signature else "0"
-        rows = self.db.execute(
-            f"{_COLLIDING}SELECT {_REF_COLUMNS}, status, sha256, {_NEEDS_EXACT} AS collides, "
+        sizes = f"size BETWEEN {int(low)} AND {int(high)}"
+        return self.db.execute(
+            f"{_colliding(sizes)}SELECT {_REF_COLUMNS}, status, sha256, {_NEEDS_EXACT} AS collides, "
             f"{needs_signature} AS needs_signature FROM objects "
-            "WHERE readable=1 AND size>0 AND (status='listed' OR (status='fingerprinted' AND sha256 IS NULL "
-            f"AND headtail IS NULL AND {_NEEDS_EXACT}) OR {needs_signature}) ORDER BY uri"
-        )
-        for row in rows:
-            if shard is not None and not shard.owns(row["uri"]):
-                continue
-            yield WorkItem(_ref(row), want_sha256=bool(row["collides"]),
-                           want_metadata=row["status"] == ObjectStatus.listed or bool(row["needs_signature"]))
+            f"WHERE readable=1 AND size>0 AND {sizes} AND (status='listed' OR (status='fingerprinted' AND "
+            f"sha256 IS NULL AND headtail IS NULL AND {_NEEDS_EXACT}) OR {needs_signature}) ORDER BY size, uri"
+        ).fetchall()
 
     def size_rounds(self, sizes: Iterable[int], peers: int) -> Iterator[list[int]]:
         """These sizes in ascending runs holding about `peers` listed objects each (a size class with more
@@ -1391,6 +1419,12 @@ def _unique_batches(refs: Iterable[ObjectRef], size: int) -> Iterator[list[Objec
         uris.add(ref.uri)
     if batch:
         yield batch
+
+
+def _work_item(row: sqlite3.Row) -> WorkItem:
+    """A row of `Catalog._work_rows` as the read it asks for."""
+    return WorkItem(_ref(row), want_sha256=bool(row["collides"]),
+                    want_metadata=row["status"] == ObjectStatus.listed or bool(row["needs_signature"]))
 
 
 def _ref(row: sqlite3.Row) -> ObjectRef:

@@ -46,7 +46,7 @@ from tierscan.scanner.fingerprint.pool import FingerprintPool
 from tierscan.scanner.group.members import ExactCopy, NearImage, exact_group
 from tierscan.scanner.pricing.table import PriceTable, price_as_from_config
 from tierscan.scanner.scan.catalog import Catalog, Listing
-from tierscan.scanner.scan.plan import ScanPlan, estimate, plan_reads
+from tierscan.scanner.scan.plan import ScanPlan, TierCost, estimate, plan_reads
 from tierscan.scanner.scan.progress import Progress
 from tierscan.scanner.scan.read_session import ReadSession, _Accounts
 from tierscan.scanner.scan.settings import store_settings
@@ -462,8 +462,10 @@ async def plan_scan(config: Config, catalog: Catalog, targets: list[str],
     catalog.skip_empty()
     if (unwritten := stored.unwritten(catalog)) is not None:
         catalog.set_meta(_RESULTS_DIGEST, unwritten)  # the listing changed nothing: the results still hold
-    plans = plan_reads(catalog.work(shard, signatures=config.scan.perceptual and config.scan.signatures,
-                                    faces=config.scan.perceptual and config.scan.faces),
-                       perceptual=config.scan.perceptual, price=acct.price)
-    tiers = estimate(plans, acct.prices, acct.price_as)  # type: ignore[arg-type]
-    return ScanPlan(tiers, listed=counters["listed"], unchanged=counters["unchanged"])
+    tiers: dict[str, TierCost] = {}
+    for items in catalog.work_runs(shard, signatures=config.scan.perceptual and config.scan.signatures,
+                                   faces=config.scan.perceptual and config.scan.faces):
+        plans = plan_reads(items, perceptual=config.scan.perceptual, price=acct.price)
+        for tier, cost in estimate(plans, acct.prices, acct.price_as).items():  # type: ignore[arg-type]
+            tiers[tier] = cost + tiers[tier] if tier in tiers else cost
+    return ScanPlan(dict(sorted(tiers.items())), listed=counters["listed"], unchanged=counters["unchanged"])

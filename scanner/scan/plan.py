@@ -269,6 +269,12 @@ class TierCost:
     request_usd: float = 0.0
     full_bytes_at_most: int = 0  # extra bytes if head/tail narrowing settles nothing and images run to the end
 
+    def __add__(self, other: TierCost) -> TierCost:
+        """The costs of both, of one tier (a plan made a run of size classes at a time)."""
+        return TierCost(self.tier, self.objects + other.objects, self.requests + other.requests,
+                        self.bytes + other.bytes, self.retrieval_usd + other.retrieval_usd,
+                        self.request_usd + other.request_usd, self.full_bytes_at_most + other.full_bytes_at_most)
+
 
 @dataclass(frozen=True, slots=True)
 class ScanPlan:

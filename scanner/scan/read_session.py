@@ -354,21 +354,25 @@ class ReadSession:
         await self._fetch_checksums()
         if early is not None:
             self.stats["fingerprinted"] += self.catalog.fill_copies()  # copies of early reads, listed after them
-        # A WorkItem is small; result writes must not race the cursor. A shard plans over every object, so
-        # that byte-identical copies pick the same representative in every shard and in one process; it reads
-        # the plans whose representative it owns, and `tierscan merge` fills copies owned by other shards.
-        plans = plan_reads(list(self.catalog.work(signatures=self.signatures, faces=self.faces)),
-                           perceptual=self.perceptual,
-                           price=self.acct.price)
-        shard = self.shard
-        if shard is not None:
-            plans = [p for p in plans if shard.owns(p.ref.uri)]
-            unowned = sum(1 for p in plans for c in p.copies if not shard.owns(c.ref.uri) and c.want_metadata)
-            self.stats["fingerprinted"] += unowned  # counted where their twin is read, as one process counts them
-            for p in plans:
-                p.copies = [c for c in p.copies if shard.owns(c.ref.uri)]
-        self.progress.planned(sum(1 + len(p.copies) for p in plans))
-        await self._run(plans if self.budget.limit is not None else spread_decodes(plans, perceptual=self.perceptual))
+        # Planned and read a run of size classes at a time (byte-identical copies share a size), so memory
+        # holds one run. Under a retrieval budget every read is planned at once instead, hottest tier first
+        # across the whole estate, so the budget goes to the cheapest reads. A shard plans over every object,
+        # so that byte-identical copies pick the same representative in every shard and in one process; it
+        # reads the plans whose representative it owns, and `tierscan merge` fills copies owned by others.
+        work = (self.catalog.work_runs(signatures=self.signatures, faces=self.faces) if self.budget.limit is None
+                else iter([list(self.catalog.work(signatures=self.signatures, faces=self.faces))]))
+        for items in work:
+            plans = plan_reads(items, perceptual=self.perceptual, price=self.acct.price)
+            shard = self.shard
+            if shard is not None:
+                plans = [p for p in plans if shard.owns(p.ref.uri)]
+                unowned = sum(1 for p in plans for c in p.copies if not shard.owns(c.ref.uri) and c.want_metadata)
+                self.stats["fingerprinted"] += unowned  # counted where their twin is read, as one process does
+                for p in plans:
+                    p.copies = [c for c in p.copies if shard.owns(c.ref.uri)]
+            self.progress.planned(sum(1 + len(p.copies) for p in plans))
+            budgeted = self.budget.limit is not None
+            await self._run(plans if budgeted else spread_decodes(plans, perceptual=self.perceptual))
         reads, fill = _still_colliding(self.catalog, self.narrowed)
         self.progress.planned(sum(1 + len(p.copies) for p in reads))
         await self._run(reads)
