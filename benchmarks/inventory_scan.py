@@ -80,10 +80,15 @@ def _s3_create(emu: Emulator) -> None:
         _s3(emu.endpoint).create_bucket(Bucket=bucket)
 
 
+def _put_all(put: Callable[[str, bytes], object], objects: dict[str, bytes]) -> None:
+    """`put(key, body)` for every object, eight at a time."""
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda item: put(*item), objects.items()))
+
+
 def _s3_upload(emu: Emulator, objects: dict[str, bytes]) -> None:
     s3 = _s3(emu.endpoint)
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda item: s3.put_object(Bucket=DATA, Key=item[0], Body=item[1]), objects.items()))
+    _put_all(lambda key, body: s3.put_object(Bucket=DATA, Key=key, Body=body), objects)
 
 
 def _s3_report(emu: Emulator, fmt: str, when: datetime) -> dict[str, str]:
@@ -122,8 +127,7 @@ def _gcs_create(emu: Emulator) -> None:
 
 def _gcs_upload(emu: Emulator, objects: dict[str, bytes]) -> None:
     bucket = _gcs(emu.endpoint).bucket(DATA)
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda item: bucket.blob(item[0]).upload_from_string(item[1]), objects.items()))
+    _put_all(lambda key, body: bucket.blob(key).upload_from_string(body), objects)
 
 
 def _gcs_report(emu: Emulator, fmt: str, when: datetime) -> dict[str, str]:
@@ -157,8 +161,7 @@ def _azure_create(emu: Emulator) -> None:
 
 def _azure_upload(emu: Emulator, objects: dict[str, bytes]) -> None:
     data = _azure(emu.endpoint).get_container_client(DATA)
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda item: data.upload_blob(item[0], item[1], overwrite=True), objects.items()))
+    _put_all(lambda key, body: data.upload_blob(key, body, overwrite=True), objects)
 
 
 def _azure_report(emu: Emulator, fmt: str, when: datetime) -> dict[str, str]:
