@@ -465,6 +465,16 @@ class _Between(_PerCopy):
         return Between(self._key, None if self.gte is None else int(self.gte),
                        None if self.lte is None else int(self.lte))
 
+    def summary(self) -> str:
+        bounds = [f"at least {self._shown(self.gte)}"] if self.gte is not None else []
+        bounds += [f"at most {self._shown(self.lte)}"] if self.lte is not None else []
+        return f"{self._key} " + " and ".join(bounds)
+
+    @staticmethod
+    def _shown(bound: Any) -> str:
+        """A bound as the summary writes it."""
+        return str(bound)
+
 
 @FILTERS.register("size")
 class SizeFilter(_Between):
@@ -483,10 +493,9 @@ class SizeFilter(_Between):
     gte: Size | None = None
     lte: Size | None = None
 
-    def summary(self) -> str:
-        bounds = [f"at least {self.gte.human_readable(decimal=True)}"] if self.gte is not None else []
-        bounds += [f"at most {self.lte.human_readable(decimal=True)}"] if self.lte is not None else []
-        return "size " + " and ".join(bounds)
+    @staticmethod
+    def _shown(bound: Any) -> str:
+        return str(bound.human_readable(decimal=True))
 
     def copy_reason(self, copy: Record, ctx: Context) -> str:
         return f"size {ByteSize(copy['size']).human_readable(decimal=True)}"
@@ -509,11 +518,6 @@ class FacesFilter(_Between):
     type: Literal["faces"]
     gte: int | None = Field(default=None, ge=0)  # at least this many faces
     lte: int | None = Field(default=None, ge=0)  # at most this many faces
-
-    def summary(self) -> str:
-        bounds = [f"at least {self.gte}"] if self.gte is not None else []
-        bounds += [f"at most {self.lte}"] if self.lte is not None else []
-        return "faces " + " and ".join(bounds)
 
     def copy_reason(self, copy: Record, ctx: Context) -> str:
         return f"{copy['faces']} face{'' if copy['faces'] == 1 else 's'} in the pixels"

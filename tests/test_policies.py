@@ -476,3 +476,12 @@ def test_action_names_are_an_enum_whose_members_are_the_registered_text():
         assert ACTIONS.get(member) is ACTIONS.get(member.value) is not None
         assert hash(member) == hash(member.value) and str(member) == member.value
     assert ActionType("delete-redundant") is ActionType.delete_redundant
+
+
+def test_range_filters_say_their_bounds():
+    from tierscan.policies.domain import FacesFilter, SizeFilter
+
+    assert SizeFilter(type="size", gte="1MB", lte="2GB").summary() == "size at least 1.0MB and at most 2.0GB"
+    assert SizeFilter(type="size", lte="5KB").summary() == "size at most 5.0KB"
+    assert FacesFilter(type="faces", gte=3).summary() == "faces at least 3"
+    assert FacesFilter(type="faces", gte=1, lte=2).summary() == "faces at least 1 and at most 2"
