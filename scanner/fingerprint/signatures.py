@@ -13,7 +13,7 @@ So each image also gets, from the same reduced, upright grey decode (`PERCEPTUAL
 - the pHash of what lies inside a quiet border (`_content_box`: a uniform fill, or a blurred enlargement of
   the photo as "no crop" apps frame it), so a framed copy finds its original through the index; found at
   the ORB copy's scale, where a blurred fill is far quieter than any photo, which a thumbnail is too coarse
-  to tell (synthesised blurred frames: 50 of 60 insides within the index radius of their original, against
+  to tell (synthesised blurred frames: 48 of 60 insides within the index radius of their original, against
   25 from the thumbnail);
 - a `THUMB` x `THUMB` grey thumbnail, squeezed from the ORB copy, to compare the aligned pixels of a
   verified pair: burst shots and stereo pairs align well on their static parts but differ where something
