@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from tierscan.scanner.fingerprint import image  # noqa: E402
 from tierscan.scanner.fingerprint.exif import read_metadata  # noqa: E402
-from tierscan.scanner.fingerprint.faces import FACE_SIDE, MODEL, SCORE_THRESHOLD, face_scores  # noqa: E402
+from tierscan.scanner.fingerprint.faces import FACE_SIDE, MODEL, SCORE_THRESHOLD, face_scores, upright_colour  # noqa: E402
 
 THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(10)]
 _LOW = 0.3  # every face scoring this or more is kept, and the thresholds applied here
@@ -94,7 +94,7 @@ def main() -> None:
     pictures = [decoded(data) for data in blobs]
     print(f"{len(rows)} images: {truth.sum()} with faces, {(~truth).sum()} without\n")
     for model in args.model or [MODEL]:
-        best = np.array([max(face_scores(img, t, model=model, threshold=_LOW, side=args.side), default=0.0)
+        best = np.array([max(face_scores(upright_colour(img, t, args.side), model=model, threshold=_LOW), default=0.0)
                          for img, t in pictures])
         print(f"model {Path(model).name}, input {args.side} px on the long side\n")
         print("| threshold | TP | FP | FN | precision | recall |\n|---|---|---|---|---|---|")
@@ -108,7 +108,7 @@ def main() -> None:
             f"{rows[i]['file']} ({best[i]:.2f})" for i in np.flatnonzero(~truth & (best >= SCORE_THRESHOLD))))
         if args.no_cost:
             continue
-        detector = [cpu_ms(lambda p, m=model: face_scores(p[0], p[1], model=m, side=args.side), pictures)
+        detector = [cpu_ms(lambda p, m=model: face_scores(upright_colour(p[0], p[1], args.side), model=m), pictures)
                     for _ in range(args.passes)]
         print(f"\ndetector alone: {min(detector):.2f} ms CPU an image (best of {args.passes} passes)\n")
     if args.no_cost:

@@ -36,6 +36,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from PIL import Image  # noqa: E402
 
 from tierscan.scanner.core.models import GPS, ExifRecord, Group, GroupMember, Tier  # noqa: E402
+from tierscan.scanner.fingerprint.faces import upright_colour  # noqa: E402
 from tierscan.scanner.fingerprint.image import thumbnail_of  # noqa: E402
 from tierscan.scanner.scan.catalog import Catalog  # noqa: E402
 
@@ -57,7 +58,7 @@ def _thumbnail(photo: Image.Image, rng: random.Random) -> bytes:
     x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
     crop = photo.crop((x, y, x + cw, y + ch))
     shift = Image.new("RGB", crop.size, (rng.randint(0, 80), rng.randint(0, 80), rng.randint(0, 80)))
-    return thumbnail_of(Image.blend(crop, shift, 0.3), None)
+    return thumbnail_of(upright_colour(Image.blend(crop, shift, 0.3), None))
 
 
 def write_catalog(groups: int, path: Path, seed: int = 1) -> None:

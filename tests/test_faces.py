@@ -21,7 +21,7 @@ from tierscan.policies import load_policy_sources
 from tierscan.scanner.cli import cli
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.models import FACES_NOT_ANALYSED
-from tierscan.scanner.fingerprint import faces as faces_module
+from tierscan.scanner.fingerprint import faces as faces_module, image as image_module
 from tierscan.scanner.fingerprint.image import MAX_PIXELS, fingerprint_bytes, init_worker
 from tierscan.scanner.scan.catalog import Catalog
 
@@ -127,18 +127,17 @@ def test_tiny_images_are_not_analysed_and_bombs_are_refused_before_decoding() ->
 
 
 def test_a_large_picture_is_shrunk_before_the_detector_sees_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[int, ...]] = []
-    real = faces_module._upright_bgr
+    seen: list[tuple[int, int]] = []
+    real = faces_module.face_scores
 
-    def spy(img: Image.Image, transpose: Image.Transpose | None, side: int) -> np.ndarray:
-        out = real(img, transpose, side)
-        seen.append(out.shape)
-        return out
+    def spy(colour: Image.Image, **kw: Any) -> np.ndarray:
+        seen.append(colour.size)
+        return real(colour, **kw)
 
-    monkeypatch.setattr(faces_module, "_upright_bgr", spy)
+    monkeypatch.setattr(faces_module, "face_scores", spy)
     big = encoded(astronaut().resize((4000, 3000)), "PNG", compress_level=1)
     assert faces_of(big)[0] == 1
-    assert seen == [(faces_module.FACE_SIDE * 3 // 4, faces_module.FACE_SIDE, 3)]
+    assert seen == [(faces_module.FACE_SIDE, faces_module.FACE_SIDE * 3 // 4)]
 
 
 def test_a_detector_failure_costs_the_count_alone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,6 +148,20 @@ def test_a_detector_failure_costs_the_count_alone(monkeypatch: pytest.MonkeyPatc
     r = fingerprint_bytes(ASTRONAUT.read_bytes(), want_sha256=True, want_perceptual=True, want_faces=True)
     assert r.error is None and r.phash is not None and r.sha256 is not None
     assert r.faces is None and r.faces_error == f"{FACES_NOT_ANALYSED}: ValueError: bad pixels"
+
+
+def test_a_colour_copy_that_cannot_be_made_costs_the_faces_and_thumbnail_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*_: Any, **__: Any) -> Image.Image:
+        raise OSError("conversion refused")
+
+    monkeypatch.setattr(image_module, "upright_colour", refused)
+    data = ASTRONAUT.read_bytes()
+    r = fingerprint_bytes(data, want_sha256=True, want_perceptual=True, want_thumbnail=True, want_faces=True)
+    assert r.error is None and r.phash is not None and r.near_sig is not None
+    assert r.thumb is None and r.faces is None and r.faces_error == f"{FACES_NOT_ANALYSED}: OSError: conversion refused"
+    r = fingerprint_bytes(data, want_sha256=False, want_perceptual=True, want_thumbnail=True)
+    assert r.error is None and r.thumb is None and r.faces is None and r.faces_error is None
 
 
 # ---- the package ships the model -------------------------------------------------------------------------

@@ -57,12 +57,13 @@ def photo(w: int = 320, h: int = 240) -> Image.Image:
 
 # ---- the worker's thumbnail ----------------------------------------------------------------------------
 
-def test_a_thumbnail_is_a_small_upright_colour_webp_and_leaves_the_hashes_as_they_were() -> None:
+@pytest.mark.parametrize("faces", [False, True])  # with faces, squeezed from the detector's larger copy
+def test_a_thumbnail_is_a_small_upright_colour_webp_and_leaves_the_hashes_as_they_were(faces: bool) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # stored on its side: shown turned 90 degrees clockwise
     data = jpeg(photo(640, 480).transpose(Image.Transpose.ROTATE_90), exif=exif.tobytes())
     plain = fingerprint_bytes(data, want_sha256=False, want_perceptual=True)
-    made = fingerprint_bytes(data, want_sha256=False, want_perceptual=True, want_thumbnail=True)
+    made = fingerprint_bytes(data, want_sha256=False, want_perceptual=True, want_thumbnail=True, want_faces=faces)
     assert plain.thumb is None and made.thumb is not None
     assert (made.phash, made.dhash, made.near_sig) == (plain.phash, plain.dhash, plain.near_sig)
     assert len(made.thumb) < 12_000

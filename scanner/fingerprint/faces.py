@@ -19,7 +19,8 @@ from PIL import Image
 
 from tierscan.scanner.core.models import FACES_NOT_ANALYSED
 
-__all__ = ["FACE_SIDE", "MODEL", "SCORE_THRESHOLD", "count_faces", "face_scores", "load_detector"]
+__all__ = ["FACE_SIDE", "MODEL", "SCORE_THRESHOLD", "count_faces", "face_scores", "load_detector",
+           "not_analysed", "upright_colour"]
 
 MODEL = "yunet_s_dynamic.onnx"  # YuNet-s: on the labelled set as precise as YuNet-n, and faster
 # Long side of the detector's input. On the labelled set, faces a thirtieth of the picture's width are
@@ -58,34 +59,40 @@ def load_detector(model: str = MODEL, threshold: float = SCORE_THRESHOLD) -> cv2
     return detector
 
 
-def _upright_bgr(img: Image.Image, transpose: Image.Transpose | None, side: int) -> np.ndarray:
-    """`img` (any mode Pillow decodes) at most `side` pixels on its long side, upright, as 8-bit BGR.
-    Shrunk before any conversion, so a large palette, CMYK or 16-bit image is never copied whole."""
+def upright_colour(img: Image.Image, transpose: Image.Transpose | None, side: int = FACE_SIDE) -> Image.Image:
+    """`img` (any mode Pillow decodes) at most `side` pixels on its long side, upright (after `transpose`),
+    RGB or L: what the detector sees, and what the report's thumbnail is squeezed from (one pass over the
+    decode serves both). Shrunk before any conversion, so a large palette, CMYK or 16-bit image is never
+    copied whole."""
     width, height = img.size
     scale = min(1.0, side / max(width, height))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0) if size != img.size else img
-    if small.mode != "RGB":
+    if small.mode not in ("RGB", "L"):
         small = small.convert("RGB")
-    if transpose is not None:
-        small = small.transpose(transpose)
-    return np.ascontiguousarray(np.asarray(small)[:, :, ::-1])
+    return small.transpose(transpose) if transpose is not None else small
 
 
-def face_scores(img: Image.Image, transpose: Image.Transpose | None, *, model: str = MODEL,
-                threshold: float = SCORE_THRESHOLD, side: int = FACE_SIDE) -> np.ndarray:
-    """The score of every face found at `threshold` or above (float32, one per face)."""
-    bgr = _upright_bgr(img, transpose, side)
+def face_scores(colour: Image.Image, *, model: str = MODEL, threshold: float = SCORE_THRESHOLD) -> np.ndarray:
+    """The score of every face found at `threshold` or above in `colour`, an `upright_colour` copy
+    (float32, one per face)."""
+    pixels = np.asarray(colour)
+    bgr = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR) if pixels.ndim == 2 else np.ascontiguousarray(pixels[:, :, ::-1])
     detector = load_detector(model, threshold)
     detector.setInputSize((bgr.shape[1], bgr.shape[0]))
     _, found = detector.detect(bgr)
     return np.zeros(0, np.float32) if found is None else found[:, -1].copy()
 
 
-def count_faces(img: Image.Image, transpose: Image.Transpose | None) -> tuple[int | None, str | None]:
-    """How many faces `img` shows once `transpose` turns it upright, or None and why when it cannot be
-    told (pixels the detector cannot take): never an exception, so the object keeps its fingerprint."""
+def count_faces(colour: Image.Image) -> tuple[int | None, str | None]:
+    """How many faces `colour` (an `upright_colour` copy) shows, or None and why when it cannot be told
+    (pixels the detector cannot take): never an exception, so the object keeps its fingerprint."""
     try:
-        return len(face_scores(img, transpose)), None
-    except Exception as exc:  # cv2.error, a conversion Pillow refuses, a library bug on hostile pixels
-        return None, f"{FACES_NOT_ANALYSED}: {type(exc).__name__}: {str(exc)[:200]}"
+        return len(face_scores(colour)), None
+    except Exception as exc:  # cv2.error, a library bug on hostile pixels
+        return None, not_analysed(exc)
+
+
+def not_analysed(exc: Exception) -> str:
+    """Why an image's faces are not counted, for the inventory."""
+    return f"{FACES_NOT_ANALYSED}: {type(exc).__name__}: {str(exc)[:200]}"

@@ -10,7 +10,8 @@ scaling (`draft`), four times faster than a full decode and within a bit or two 
 
 The report's thumbnail (`THUMB_SIDE` on its long side, WebP, upright) is made from the same decode: a
 JPEG is then decoded as YCbCr rather than grey, whose Y channel is the grey decode itself, so the hashes
-are the same either way. Faces (`tierscan.scanner.fingerprint.faces`) are counted on that colour decode too.
+are the same either way. Faces (`tierscan.scanner.fingerprint.faces`) are counted on that colour decode
+too: one small upright copy of it serves the detector and the thumbnail.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from PIL import Image
 
 from tierscan.scanner.core.models import NOT_AN_IMAGE
 from tierscan.scanner.fingerprint.exif import detect_format, read_metadata
-from tierscan.scanner.fingerprint.faces import count_faces, load_detector
+from tierscan.scanner.fingerprint.faces import FACE_SIDE, count_faces, load_detector, not_analysed, upright_colour
 from tierscan.scanner.fingerprint.layout import PERCEPTUAL_MODE
 from tierscan.scanner.fingerprint.record import Fingerprint, exif_json
 from tierscan.scanner.fingerprint.signatures import compute_signature, grey_of, hash_copy, whole_hashes
@@ -44,7 +45,7 @@ MIN_PERCEPTUAL_SIDE = 32
 # 16- and 32-bit greys (PNG, TIFF): Pillow's conversion to L clips them at 255, and `reduce` refuses them.
 _DEEP_GREY = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 # The report's thumbnails: long side in pixels, and WebP settings (a few KB; benchmarks in docs/benchmarks.md).
-THUMB_SIDE = 160
+THUMB_SIDE = 160  # squeezed from the detector's copy (`faces.upright_colour`) when faces are counted
 _THUMB_QUALITY = 50
 _THUMB_METHOD = 2
 # EXIF Orientation -> the transpose that shows the image upright (as Pillow's ImageOps.exif_transpose).
@@ -86,20 +87,31 @@ def _deep_grey_to_l(img: Image.Image) -> Image.Image:
     return Image.fromarray(cv2.normalize(deep, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U), "L")
 
 
-def thumbnail_of(img: Image.Image, transpose: Image.Transpose | None) -> bytes:
-    """A decoded image as the report's thumbnail: at most `THUMB_SIDE` on its long side, upright (after
-    `transpose`), RGB or grey, WebP."""
-    width, height = img.size
+def thumbnail_of(colour: Image.Image) -> bytes:
+    """The report's thumbnail of an upright RGB or grey picture (`faces.upright_colour`): at most
+    `THUMB_SIDE` on its long side, WebP."""
+    width, height = colour.size
     scale = min(1.0, THUMB_SIDE / max(width, height))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0) if size != img.size else img
-    if small.mode not in ("RGB", "L"):
-        small = small.convert("RGB")
-    if transpose is not None:
-        small = small.transpose(transpose)
+    small = colour.resize(size, Image.Resampling.BILINEAR) if size != colour.size else colour
     out = io.BytesIO()
     small.save(out, "WEBP", quality=_THUMB_QUALITY, method=_THUMB_METHOD)
     return out.getvalue()
+
+
+def _pictured(img: Image.Image, transpose: Image.Transpose | None, thumbnail: bool, faces: bool
+              ) -> tuple[bytes | None, int | None, str | None]:
+    """The thumbnail (None unless `thumbnail`) and the faces with the reason they are None (None and None
+    unless `faces`), both from one small upright colour copy of the decode. Pixels that copy cannot be
+    made of cost these two alone, never the hashes."""
+    if not (thumbnail or faces):
+        return None, None, None
+    try:
+        colour = upright_colour(img, transpose, FACE_SIDE if faces else THUMB_SIDE)
+    except Exception as exc:  # a conversion Pillow refuses, a library bug on hostile pixels
+        return None, None, not_analysed(exc) if faces else None
+    found, why = count_faces(colour) if faces else (None, None)
+    return (thumbnail_of(colour) if thumbnail else None), found, why
 
 
 def _perceptual(data: bytes, orientation: int | None, signature: bool, thumbnail: bool, faces: bool
@@ -129,8 +141,7 @@ def _perceptual(data: bytes, orientation: int | None, signature: bool, thumbnail
         else:
             pixels = img.convert("L")
         transpose = _ORIENTATION.get(orientation or 1)
-        thumb = thumbnail_of(pixels if img.mode in _DEEP_GREY else img, transpose) if thumbnail else None
-        found, why = count_faces(pixels if img.mode in _DEEP_GREY else img, transpose) if faces else (None, None)
+        thumb, found, why = _pictured(pixels if img.mode in _DEEP_GREY else img, transpose, thumbnail, faces)
         if transpose is not None:
             # The orientation we parsed, not Pillow's reading of it, so the inventory and the hash agree.
             pixels = pixels.transpose(transpose)
