@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from tierscan.scanner.core.errors import UsageError
-from tierscan.scanner.core.safe_yaml import MAX_DEPTH, YamlDocument, line_at, parse_yaml, read_yaml_file
+from tierscan.scanner.core.safe_yaml import MAX_DEPTH, YamlDocument, line_at, parse_yaml, read_text, read_yaml_file
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "PolicyYaml", "line_at", "parse_policy_yaml", "read_policy_yaml"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "PolicyYaml", "line_at", "parse_policy_yaml", "read_policy_text",
+           "read_policy_yaml"]
 
 MAX_BYTES = 1024 * 1024  # the shipped packs are a few KiB each
 PolicyYaml = YamlDocument
@@ -19,6 +20,11 @@ PolicyYaml = YamlDocument
 def read_policy_yaml(path: Path) -> PolicyYaml:
     """Read and parse one policy file; UsageError naming the file (and line) for anything it refuses."""
     return read_yaml_file(path, MAX_BYTES, "policy files")
+
+
+def read_policy_text(path: Path) -> str:
+    """A policy file's text, unparsed (for a scan to store, once its policies have been loaded)."""
+    return read_text(path, MAX_BYTES, "policy files")
 
 
 def parse_policy_yaml(text: str, path: Path) -> PolicyYaml:

@@ -33,7 +33,7 @@ from tierscan.policies.model import (
     Resource,
 )
 from tierscan.policies.registry import Registry
-from tierscan.policies.source import PolicyYaml, line_at, parse_policy_yaml, read_policy_yaml
+from tierscan.policies.source import PolicyYaml, line_at, parse_policy_yaml, read_policy_text, read_policy_yaml
 from tierscan.scanner.core.config import Config
 from tierscan.scanner.core.errors import UsageError
 
@@ -100,7 +100,7 @@ def policy_sources(*, packs: Iterable[str] = (BUILTIN,), files: Iterable[Path | 
     sources, errors = _resolve(packs, files)
     if errors:
         raise UsageError("\n".join(errors))
-    return [(pack, None if path == PACKS_DIR / f"{pack}.yaml" else str(path), read_policy_yaml(path).text)
+    return [(pack, None if path == PACKS_DIR / f"{pack}.yaml" else str(path), read_policy_text(path))
             for path, pack in sources]
 
 

@@ -19,7 +19,8 @@ from yaml.composer import ComposerError
 
 from tierscan.scanner.core.errors import UsageError
 
-__all__ = ["MAX_DEPTH", "YamlDocument", "line_at", "parse_yaml", "read_bounded", "read_yaml_file"]
+__all__ = ["MAX_DEPTH", "YamlDocument", "line_at", "parse_yaml", "read_bounded", "read_text",
+           "read_yaml_file"]
 
 MAX_DEPTH = 64  # nested collections; policy filters (`and`/`or`/`not`) need a few levels each
 MAX_NODES = 1_000_000  # nodes of a document with its aliases expanded
@@ -106,12 +107,16 @@ def read_bounded(path: Path, max_bytes: int, kind: str) -> bytes:
 def read_yaml_file(path: Path, max_bytes: int, kind: str = "tierscan files", *, aliases: bool = False
                    ) -> YamlDocument:
     """Read and parse one file of at most `max_bytes`; UsageError naming the file (and line) otherwise."""
+    return parse_yaml(read_text(path, max_bytes, kind), str(path), kind, aliases=aliases)
+
+
+def read_text(path: Path, max_bytes: int, kind: str) -> str:
+    """A user's UTF-8 text file of at most `max_bytes`, unparsed; UsageError naming the file otherwise."""
     raw = read_bounded(path, max_bytes, kind)
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    return parse_yaml(text, str(path), kind, aliases=aliases)
 
 
 def line_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
