@@ -348,8 +348,8 @@ def ensure_loaded() -> None:
     """Make the kernels ready, once per process: give numba a cache folder if it has none it can write,
     have the kernels use numba's cache (as `cache=True` would, which needs that folder when the module is
     imported), and load them from it (compile them if it has none). Every search through the kernels calls
-    this first; a scan calls it in a background thread while it reads, so that its grouping does not
-    spend the 0.5 s on one core after the reads."""
+    this first; a scan calls it before its fingerprint workers fork, which then share numba's set-up (most
+    of the cost of loading any kernel) rather than each paying it."""
     global _loaded
     with _loading:
         if _loaded:
