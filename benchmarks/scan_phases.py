@@ -7,8 +7,8 @@ Each run is a fresh process scanning DIR into a new catalog and writing the JSON
 at the scan's phases: the interpreter's start, the imports of the command line, the set-up before the
 reads (config, policies, catalog), numba's set-up with the index kernels, the workers' fork, the reads
 with their fingerprints (hashes, signatures, faces and thumbnails in the workers), grouping with the
-policies, and the report with the process's exit. Prints each phase's median over the runs, and the CPU
-seconds of the scanning process and of its workers (median).
+policies, the report, and the process's exit. Prints, per phase, the median over the runs of its wall
+seconds and of the scanning process's CPU seconds in it, and the CPU seconds of the workers.
 """
 
 from __future__ import annotations
@@ -26,26 +26,26 @@ from pathlib import Path
 # process here), then prints them and the CPU of the process and of its reaped workers.
 _DRIVER = """
 import json, resource, sys, time
-marks = {"started": time.perf_counter()}
+marks = {"started": (time.perf_counter(), time.process_time())}
 from tierscan.scanner import cli
 from tierscan.scanner.fingerprint.pool import FingerprintPool
 from tierscan.scanner.scan import pipeline
 from tierscan.scanner.scan.read_session import ReadSession
-marks["imports"] = time.perf_counter()
+marks["imports"] = (time.perf_counter(), time.process_time())
 
 def marked(before, after, call):
     def wrapped(*args, **kwargs):
         if before:
-            marks[before] = time.perf_counter()
+            marks[before] = (time.perf_counter(), time.process_time())
         out = call(*args, **kwargs)
-        marks[after] = time.perf_counter()
+        marks[after] = (time.perf_counter(), time.process_time())
         return out
     return wrapped
 
 def marked_async(after, call):
     async def wrapped(*args, **kwargs):
         out = await call(*args, **kwargs)
-        marks[after] = time.perf_counter()
+        marks[after] = (time.perf_counter(), time.process_time())
         return out
     return wrapped
 
@@ -58,7 +58,7 @@ try:
     cli.main()
 except SystemExit:
     pass
-marks["report"] = time.perf_counter()
+marks["report"] = (time.perf_counter(), time.process_time())
 usage = {"process": resource.getrusage(resource.RUSAGE_SELF), "workers": resource.getrusage(resource.RUSAGE_CHILDREN)}
 cpu = {who: u.ru_utime + u.ru_stime for who, u in usage.items()}
 print(json.dumps({"marks": marks, "cpu": cpu}))
@@ -67,8 +67,9 @@ _PHASES = ("started", "imports", "set-up", "kernels", "workers forked", "reads a
            "grouping and policies", "report")
 
 
-def _run(folder: Path, scratch: Path) -> tuple[dict[str, float], dict[str, float]]:
-    """One cold scan: each phase's seconds, and the CPU seconds of the process and of its workers."""
+def _run(folder: Path, scratch: Path) -> dict[str, tuple[float, float | None]]:
+    """One cold scan: each phase's wall seconds and the scanning process's CPU seconds in it (None where
+    the process was not yet measuring), the whole scan's, and the workers' CPU as a phase of its own."""
     for leftover in scratch.glob("catalog.db*"):
         leftover.unlink()
     start = time.perf_counter()
@@ -76,12 +77,14 @@ def _run(folder: Path, scratch: Path) -> tuple[dict[str, float], dict[str, float
                           str(scratch / "report.json")], check=True, capture_output=True, text=True).stdout
     end = time.perf_counter()
     found = json.loads(out.strip().splitlines()[-1])
-    marks = found["marks"]
-    times = [start] + [marks[phase] for phase in _PHASES] + [end]
+    marks = [(start, None)] + [tuple(found["marks"][phase]) for phase in _PHASES] + [(end, None)]
     names = ["interpreter start", *_PHASES[1:], "process exit"]
-    durations = {name: b - a for name, a, b in zip(names, times[:-1], times[1:], strict=True)}
-    durations["whole scan"] = end - start
-    return durations, found["cpu"]
+    phases: dict[str, tuple[float, float | None]] = {}
+    for name, (wall_a, cpu_a), (wall_b, cpu_b) in zip(names, marks[:-1], marks[1:], strict=True):
+        phases[name] = (wall_b - wall_a, None if cpu_a is None or cpu_b is None else cpu_b - cpu_a)
+    phases["whole scan"] = (end - start, found["cpu"]["process"])
+    phases["(the workers' CPU)"] = (0.0, found["cpu"]["workers"])
+    return phases
 
 
 def main() -> None:
@@ -89,16 +92,14 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    runs = []
     with tempfile.TemporaryDirectory() as scratch:
-        for _ in range(args.runs):
-            runs.append(_run(args.folder.resolve(), Path(scratch)))
-    print(f"| phase | wall, median of {args.runs} |\n|---|---|")
-    for phase in runs[0][0]:
-        print(f"| {phase} | {statistics.median(r[0][phase] for r in runs):.2f} s |")
-    for who in ("process", "workers"):
-        print(f"| CPU of the {'scanning process' if who == 'process' else 'workers'} | "
-              f"{statistics.median(r[1][who] for r in runs):.2f} s |")
+        runs = [_run(args.folder.resolve(), Path(scratch)) for _ in range(args.runs)]
+    print(f"| phase | wall (median of {args.runs}) | CPU of the scanning process |\n|---|---|---|")
+    for phase in runs[0]:
+        wall = statistics.median(r[phase][0] for r in runs)
+        cpus = [cpu for r in runs if (cpu := r[phase][1]) is not None]
+        print(f"| {phase} | {f'{wall:.2f} s' if wall else ''} | "
+              f"{f'{statistics.median(cpus):.2f} s' if cpus else ''} |")
 
 
 if __name__ == "__main__":
