@@ -17,7 +17,8 @@ Then, as a separate "synthesised" table, the same comparison on variants the dev
 (seeded by group, never looked at one by one) from each group's original: crops to 60% of the area,
 centred and pushed off centre; screenshots (downscaled, on a viewer-like canvas with bars, PNG);
 social-media reposts (slight crop, 1080 px long side, no EXIF, JPEG q75); rotations of 2-5 degrees either
-way; and EXIF-orientation rotations (pixels stored turned, Orientation 2-8 set). Its positives are pairs
+way, and of 8-35 degrees within the frame (black corners); and EXIF-orientation rotations (pixels stored
+turned, Orientation 2-8 set). Its positives are pairs
 within a group of the original and its synthesised variants; hard negatives as in DIR.
 
 The baselines' thresholds are chosen on the very set they are scored on, which flatters them. With
@@ -384,6 +385,10 @@ def _synthesise(folder: Path, rows: list[dict[str, str]], out: Path) -> list[dic
             # Upright pixels whose Orientation tag says they are stored turned (as when an editor turned
             # the pixels and kept the tag); CMYK, as a print workflow writes it (Pillow: Adobe, inverted).
             "cmyk_orientation": (img.convert("CMYK"), "jpg", {"quality": 85, "exif": contradicting.tobytes()}),
+            # Turned within its own frame, black corners (a straightening tool, a careless scan); drawn last,
+            # so that adding it left every other variant as it was.
+            "rotate_large": (img.rotate(rng.choice((-1, 1)) * rng.uniform(8, 35), Image.Resampling.BICUBIC), "jpg",
+                             {"quality": 85}),
         }
         for transform, (variant, ext, options) in variants.items():
             name = f"images/{group}__{transform}.{ext}"

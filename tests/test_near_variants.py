@@ -129,6 +129,25 @@ def test_a_copy_framed_in_a_blurred_enlargement_of_itself_joins_its_original(can
     assert {m.uri for m in g.members} == {"s3://a/framed", "s3://a/original"} and g.master == "s3://a/framed"
 
 
+@pytest.mark.parametrize("angle", [-20, 12, 30])
+def test_a_copy_turned_in_its_frame_joins_its_original_through_the_levelled_hash(angle):
+    """A photo turned by `angle` degrees within its own frame (black corners), as a straightening tool or a
+    careless scan leaves it: no whole, window or centre hash comes near the original's; the levelled
+    hashes do, and verification (ORB, RANSAC) confirms the turn. Without them (a layout 3 blob, as an older
+    tierscan wrote it) the pair is never a candidate. Another photo turned the same way stays out."""
+    photo = _photo()
+    records, blobs = _records({
+        "s3://a/original": _encoded(photo),
+        "s3://a/turned": _encoded(photo.rotate(angle, Image.Resampling.BICUBIC)),
+        "s3://a/other-turned": _encoded(_other().rotate(angle, Image.Resampling.BICUBIC)),
+    })
+    [g] = near_groups(records, [], NearSettings(), signatures=blobs)
+    assert {m.uri for m in g.members} == {"s3://a/original", "s3://a/turned"}
+    at = SIGNATURE_HEADER.size + 8 * (2 + len(WINDOWS))
+    layout_3 = {uri: b"TS\x03" + blob[3:at] + blob[at + 8:] for uri, blob in blobs.items()}
+    assert near_groups(records, [], NearSettings(), signatures=layout_3) == []
+
+
 def test_cmyk_jpeg_whose_orientation_tag_contradicts_its_pixels_joins_its_original():
     """Upright CMYK pixels tagged Orientation 6: the upright reading is a quarter turn of the picture; the
     pixels as stored are the picture, and the pair is found and verified."""
@@ -185,9 +204,9 @@ def test_content_box_is_none_without_a_border_or_for_a_flat_graphic():
 
 
 def _layout_2(blob: bytes) -> bytes:
-    """The blob as layout 2 wrote it: its prefix, and no inside hash after the windows."""
+    """The blob as layout 2 wrote it: its prefix, and no inside or levelled hash after the windows."""
     at = SIGNATURE_HEADER.size + 8 * (1 + len(WINDOWS))
-    return b"TS\x02" + blob[3:at] + blob[at + 8:]
+    return b"TS\x02" + blob[3:at] + blob[at + 16:]
 
 
 def test_reading_queries_only_for_bordered_or_turned_images():

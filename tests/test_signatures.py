@@ -17,6 +17,7 @@ from tierscan.scanner.fingerprint.signatures import (
     WORK_SIDE,
     Signature,
     _content_box,
+    _level_angle,
     _scaled,
     compute_signature,
     grey_of,
@@ -87,20 +88,30 @@ def test_hashes_read_from_a_blob_are_the_decoded_ones():
     assert table[0].tolist() == [sig.mirror, *sig.windows] and not table[1].any()
 
 
-def test_a_blob_of_layout_2_is_read_without_an_inside_hash():
-    """Layout 3 adds one hash after the windows; catalogs of layout 2 blobs keep them (no image is read
-    again for it) and their images simply have no inside query."""
-    sig = signature(Image.open(io.BytesIO(_framed_jpeg())))
-    assert sig.inside != 0
-    blob = sig.to_blob()
+def _older(blob: bytes, layout: int) -> bytes:
+    """A blob as layout 2 (no inside or levelled hash after the windows) or 3 (no levelled hash) wrote it."""
     at = struct.calcsize("<3sHHBB") + 8 * (1 + len(WINDOWS))
-    old = b"TS\x02" + blob[3:at] + blob[at + 8:]
+    kept = 8 * (layout - 2)
+    return b"TS" + bytes([layout]) + blob[3:at + kept] + blob[at + 16:]
+
+
+@pytest.mark.parametrize("layout", [2, 3])
+def test_a_blob_of_an_older_layout_is_read_without_the_hashes_it_lacks(layout: int):
+    """Layout 3 adds the inside hash after the windows, layout 4 the levelled hash; catalogs of older blobs
+    keep them (no image is read again for them) and their images simply lack those queries."""
+    sig = signature(Image.open(io.BytesIO(_framed_jpeg())))
+    assert sig.inside != 0 and sig.level != 0
+    blob = sig.to_blob()
+    old = _older(blob, layout)
     assert Signature.is_current(old)
     back = Signature.from_blob(old)
-    assert back.inside == 0 and back.windows == sig.windows and back.mirror == sig.mirror
+    assert back.inside == (sig.inside if layout == 3 else 0) and back.level == 0
+    assert back.windows == sig.windows and back.mirror == sig.mirror
     assert np.array_equal(back.thumb, sig.thumb) and np.array_equal(back.features.points, sig.features.points)
     assert Signature.hash_table([old]).tolist() == Signature.hash_table([blob]).tolist()
-    assert Signature.inside_hashes([blob, old]).tolist() == [sig.inside, 0]
+    assert Signature.inside_hashes([blob, old]).tolist() == [sig.inside, back.inside]
+    assert Signature.level_hashes([blob, old]).tolist() == [sig.level, 0]
+    assert Signature.has_inside(old) == (layout == 3) and Signature.has_inside(blob)
 
 
 def _framed_jpeg() -> bytes:
@@ -256,3 +267,27 @@ def test_a_sheared_or_skewed_copy_is_no_resize():
     assert not _resized(np.array([[0.9, 0.4, 0.0], [-0.4, 0.9, 0.0]]))  # rotated: the similarity's job
     assert not _resized(np.array([[1.0, 0.0, 0.0], [0.0, 0.4, 0.0]]))  # stretched 2.5 times
     assert not _resized(np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))  # mirrored: the mirror features' job
+
+
+@pytest.mark.parametrize("turn", [-30, -12, 7, 25, 40])
+def test_the_level_angle_turns_with_the_picture(turn: int):
+    """The dominant edge direction of a copy turned by `turn` degrees is the original's turned as much (on
+    a quarter turn: horizontal and vertical edges count alike), here for a picture of upright blocks, as
+    buildings, shelves and documents are."""
+    rng = np.random.default_rng(5)
+    blocks = Image.new("L", (640, 480), 128)
+    for _ in range(60):
+        x, y, w, h = (int(v) for v in rng.integers((0, 0, 20, 20), (600, 440, 160, 120)))
+        blocks.paste(int(rng.integers(0, 256)), (x, y, x + w, y + h))
+    level, turned = (_level_angle(_scaled(np.asarray(i), WORK_SIDE))
+                     for i in (blocks, blocks.rotate(turn, Image.Resampling.BICUBIC)))
+    assert abs(level) <= 1
+    assert abs((turned - level + turn + 45) % 90 - 45) <= 1.5
+
+
+def test_a_blank_middle_has_no_levelled_hash():
+    """Every blank middle would hash alike and be a candidate of every other: none is kept."""
+    img = Image.new("RGB", (640, 480), (240, 240, 240))
+    img.paste(photo().resize((120, 90)), (0, 0))  # a picture in a corner, the middle left blank
+    assert signature(img).level == 0
+    assert signature(photo()).level != 0

@@ -5,10 +5,11 @@ import struct
 
 # Grey, JPEG DCT-scaled to >= 256 px, EXIF orientation applied; hashes from a 128 px area-averaged copy.
 PERCEPTUAL_MODE = "L-draft256-orient-area128"
-# Signature blobs: layout 3 adds the pHash inside a quiet border to layout 2, which stays readable (its images
-# are not read again; they lack that one query). Layout 1 had no prefix (it began with a width below 1024).
-MAGIC = b"TS\x03"
-LAYOUTS = (b"TS\x02", MAGIC)  # the layouts read; the last is the one written
+# Signature blobs: layout 3 adds the pHash inside a quiet border to layout 2, and layout 4 the levelled hash;
+# older layouts stay readable (their images are not read again; they lack those queries). Layout 1 had no
+# prefix (it began with a width below 1024).
+MAGIC = b"TS\x04"
+LAYOUTS = (b"TS\x02", b"TS\x03", MAGIC)  # the layouts read; the last is the one written
 # A blob's header: magic; work width, height; ORB count of the image, of its mirror. The pHash of the mirror
 # image (u64) follows it.
 SIGNATURE_HEADER = struct.Struct("<3sHHBB")

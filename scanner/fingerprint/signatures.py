@@ -15,6 +15,9 @@ So each image also gets, from the same reduced, upright grey decode (`PERCEPTUAL
   the ORB copy's scale, where a blurred fill is far quieter than any photo, which a thumbnail is too coarse
   to tell (synthesised blurred frames: 48 of 60 insides within the index radius of their original, against
   25 from the thumbnail);
+- the levelled hash: the pHash of the middle of the image turned so that its dominant edge direction is
+  level (`_level_hash`), so a copy turned by any angle up to about 40 degrees finds its original through
+  the index (the centre windows only survive a few degrees);
 - a `THUMB` x `THUMB` grey thumbnail, squeezed from the ORB copy, to compare the aligned pixels of a
   verified pair: burst shots and stereo pairs align well on their static parts but differ where something
   moved. (Earlier versions squeezed it from the decode itself: four times the resampling for the same area
@@ -24,9 +27,9 @@ So each image also gets, from the same reduced, upright grey decode (`PERCEPTUAL
 Cost: most of an image's CPU is the two ORB passes, so the mirror's features are described at the image's
 mirrored keypoints rather than detected again (`_features_and_mirror`), and the downscales go through
 `area_resize`, which gives cv2's arrays for less work.
-`to_blob`/`from_blob` pack it for the catalog: about 9.3 KB an image (17 x 8 B of hashes, 2 x 96 x 36 B of
-features, 48 x 48 B of thumbnail), behind a `MAGIC` prefix that names the layout. Blobs of layout 2 (no
-inside hash) are still read; blobs of older layouts are recognised and recomputed.
+`to_blob`/`from_blob` pack it for the catalog: about 9.3 KB an image (18 x 8 B of hashes, 2 x 96 x 36 B of
+features, 48 x 48 B of thumbnail), behind a `MAGIC` prefix that names the layout. Blobs of layouts 2 (no
+inside hash) and 3 (no levelled hash) are still read; blobs of older layouts are recognised and recomputed.
 """
 
 from __future__ import annotations
@@ -57,6 +60,11 @@ WINDOWS: tuple[tuple[float, float, float], ...] = tuple(
 QUERY_WINDOWS = tuple(i for i, (_, fx, fy) in enumerate(WINDOWS) if (fx, fy) == (0.5, 0.5))
 _HEADER = SIGNATURE_HEADER  # magic; work width, height; ORB count of the image, of its mirror
 _INSIDE_AT = _HEADER.size + 8 * (1 + len(WINDOWS))  # offset of the inside hash (layout 3), after the windows
+_LEVEL_AT = _INSIDE_AT + 8  # and of the levelled hash (layout 4)
+_EXTRAS = dict(zip(LAYOUTS, (0, 1, 2), strict=True))  # hashes after the windows: none, inside, inside + level
+_LEVEL_MIDDLE = 0.5  # of the short side: a middle square that stays inside the picture turned by up to 45 deg
+_FLAT_MIDDLE = 4.0  # grey levels: a middle whose pixels span no more is blank (no levelled hash)
+_LEVEL_KERNEL = np.array([1, 2, 3, 4, 3, 2, 1], np.float64)  # smooths the direction histogram to one peak
 _QUIET = 0.3  # a border row or column: mean Laplacian magnitude under this share of the middle half's median
 _BORDER_MIN = 0.02  # of the long side: a quiet edge thinner than this is no border
 # All images are scaled to WORK_SIDE, so copies differ in scale only by a crop (at most 1/0.6 in area,
@@ -125,6 +133,7 @@ class Signature:
     mirror: int  # pHash of the mirror image
     windows: tuple[int, ...]  # pHashes of `WINDOWS`
     inside: int  # pHash of what lies inside a quiet border; 0: no border (or a layout 2 blob)
+    level: int  # the levelled hash (`_level_hash`); 0: a blank middle (or a blob of layout 2 or 3)
     features: Features
     mirror_features: Features
     thumb: np.ndarray  # uint8 THUMB x THUMB, the whole image squeezed
@@ -135,7 +144,7 @@ class Signature:
         parts = [
             _HEADER.pack(MAGIC, self.width, self.height, len(self.features.points),
                          len(self.mirror_features.points)),
-            np.array((self.mirror, *self.windows, self.inside), "<u8").tobytes(),
+            np.array((self.mirror, *self.windows, self.inside, self.level), "<u8").tobytes(),
         ]
         for f in (self.features, self.mirror_features):
             parts += [np.round(f.points * _POINT_UNIT).astype("<u2").tobytes(), f.descriptors.tobytes()]
@@ -156,9 +165,20 @@ class Signature:
         return np.frombuffer(rows, "<u8").reshape(len(blobs), 1 + len(WINDOWS)).astype(np.uint64)
 
     @staticmethod
+    def has_inside(blob: bytes) -> bool:
+        """Whether the worker looked for an inside (layout 3 on), whether or not it found one."""
+        return _EXTRAS.get(blob[:len(MAGIC)], 0) >= 1
+
+    @staticmethod
     def inside_hashes(blobs: Sequence[bytes]) -> np.ndarray:
         """The inside hash of each blob (0 where none was found or the layout has none), uint64."""
-        return np.array([int.from_bytes(b[_INSIDE_AT:_INSIDE_AT + 8], "little") if b[:len(MAGIC)] == MAGIC else 0
+        return np.array([int.from_bytes(b[_INSIDE_AT:_INSIDE_AT + 8], "little") if Signature.has_inside(b) else 0
+                         for b in blobs], np.uint64)
+
+    @staticmethod
+    def level_hashes(blobs: Sequence[bytes]) -> np.ndarray:
+        """The levelled hash of each blob (0 where the layout has none), uint64."""
+        return np.array([int.from_bytes(b[_LEVEL_AT:_LEVEL_AT + 8], "little") if b[:len(MAGIC)] == MAGIC else 0
                          for b in blobs], np.uint64)
 
     @staticmethod
@@ -175,7 +195,8 @@ class Signature:
             raise ValueError("near-duplicate signature of another layout")
         magic, width, height, n, m = _HEADER.unpack_from(blob)
         pos = _HEADER.size
-        hashes = np.frombuffer(blob, "<u8", 1 + len(WINDOWS) + (magic == MAGIC), pos)
+        extras = _EXTRAS[magic]
+        hashes = np.frombuffer(blob, "<u8", 1 + len(WINDOWS) + extras, pos)
         pos += hashes.nbytes
         sets = []
         for count in (n, m):
@@ -185,9 +206,9 @@ class Signature:
             pos += 32 * count
             sets.append(Features(points, descriptors))
         thumb = np.frombuffer(blob, np.uint8, THUMB * THUMB, pos).reshape(THUMB, THUMB)
-        inside = int(hashes[-1]) if magic == MAGIC else 0
+        inside, level = [int(h) for h in hashes[1 + len(WINDOWS):]] + [0] * (2 - extras)  # 0: not in this layout
         return cls(width, height, int(hashes[0]), tuple(int(h) for h in hashes[1:1 + len(WINDOWS)]), inside,
-                   sets[0], sets[1], thumb)
+                   level, sets[0], sets[1], thumb)
 
 
 def _scaled(grey: np.ndarray, side: int, *, as_float: bool = False) -> np.ndarray:
@@ -277,6 +298,37 @@ def _inside_hash(work: np.ndarray, small: np.ndarray) -> int:
     return phash_bits(area_resize(inside, (32, 32))[None])[0]
 
 
+def _level_angle(work: np.ndarray) -> float:
+    """The image's dominant edge direction, in degrees within [-45, 45): the peak of its gradient directions
+    (weighted by magnitude, folded onto a quarter turn, so horizontal and vertical edges agree), smoothed
+    over a few degrees and placed between whole degrees by the parabola through it and its neighbours.
+    5 x 5 Sobel kernels: the 3 x 3 ones pull oblique edges towards the axes by up to two degrees."""
+    gx = cv2.Sobel(work, cv2.CV_32F, 1, 0, ksize=5)
+    gy = cv2.Sobel(work, cv2.CV_32F, 0, 1, ksize=5)
+    magnitude, direction = cv2.cartToPolar(gx, gy, angleInDegrees=True)
+    counts = np.bincount(np.rint(direction.ravel()).astype(np.int64) % 90, magnitude.ravel(), 90)  # bin k: k +- 0.5
+    smooth = np.convolve(np.concatenate([counts[-3:], counts, counts[:3]]), _LEVEL_KERNEL, "valid")
+    peak = int(np.argmax(smooth))
+    before, at, after = smooth[peak - 1], smooth[peak], smooth[(peak + 1) % 90]
+    bend = before - 2 * at + after
+    angle = peak + (0.5 * (before - after) / bend if bend < 0 else 0.0)
+    return (angle + 45) % 90 - 45
+
+
+def _level_hash(work: np.ndarray) -> int:
+    """pHash of the middle of the work image once turned by its `_level_angle`: a copy turned by some
+    angle has its edges turned as much, so both are levelled alike and their middles agree (a square of
+    `_LEVEL_MIDDLE` of the short side, inside the picture whatever the turn, black corners left out)."""
+    h, w = work.shape
+    side = max(1, round(_LEVEL_MIDDLE * min(h, w)))
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), _level_angle(work), 1.0)
+    turn[:, 2] -= ((w - side) / 2, (h - side) / 2)  # and move the middle square to the origin
+    middle = area_resize(cv2.warpAffine(work, turn, (side, side), flags=cv2.INTER_LINEAR), (32, 32), as_float=True)
+    if float(middle.max() - middle.min()) <= _FLAT_MIDDLE:
+        return 0  # a blank middle: its hash would be every blank middle's, a candidate of each
+    return phash_bits(middle[None])[0]
+
+
 def compute_signature(grey: np.ndarray, small: np.ndarray | None = None) -> Signature:
     """The signature of an upright, reduced grey image (`grey_of`), as `fingerprint` decodes it; `small`
     is its `hash_copy` when the caller has made it already."""
@@ -292,6 +344,7 @@ def compute_signature(grey: np.ndarray, small: np.ndarray | None = None) -> Sign
         mirror=hashes[0],
         windows=tuple(hashes[1:]),
         inside=_inside_hash(work, small),
+        level=_level_hash(work),
         features=features,
         mirror_features=mirror_features,
         thumb=area_resize(work, (THUMB, THUMB)),

@@ -7,10 +7,11 @@ copy matching a configured `master.prefer` glob, else the best by `master.exact`
 Near: among images with perceptual hashes (one per exact group: its master stands for its copies), candidate
 pairs come from the Hamming index (`hamming_index`, no all-pairs work) over each image's pHash, mirror pHash
 and window pHashes (`signatures`), and the hashes of its other readings (`readings`: inside a border, as
-stored), and are confirmed by ORB + RANSAC and aligned thumbnail blocks (`verify`),
-one process per core verifying whole connected components of the candidate graph (components never share a
-pair, so the groups are those of one process). Groups are stars around a centre chosen best-first by
-`master.near` (default: highest resolution, then largest file, then oldest): the centre's candidates, and then
+stored), and its levelled hash against the others' (a copy turned within its frame), and are confirmed by
+ORB + RANSAC and aligned thumbnail blocks (`verify`), one process per core verifying whole connected
+components of the candidate graph (components never share a pair, so the groups are those of one process).
+Groups are stars around a centre chosen best-first by `master.near` (default: highest resolution, then largest
+file, then oldest): the centre's candidates, and then
 those of the members it confirmed, are each confirmed against the centre itself, so two unrelated images never
 join through an intermediate one; the one exception, for a centre that shows the picture small (a border
 added, stretched), is a candidate confirmed by a member the centre confirmed directly, with all but a block
@@ -39,7 +40,7 @@ from tierscan.scanner.core.models import (
     ObjectStatus,
 )
 from tierscan.scanner.fingerprint.signatures import QUERY_WINDOWS, Signature
-from tierscan.scanner.group.hamming_index import HammingIndex
+from tierscan.scanner.group.hamming_index import HammingIndex, pairs_within
 from tierscan.scanner.group.members import (
     MASTER_RULES,
     ExactCopy,
@@ -84,7 +85,7 @@ _QUERY_CHUNK = 32_768  # query hashes searched at once (bounds the raw matches h
 def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> np.ndarray:
     """Candidate pairs as rows (i, j, distance), i < j indices into `cands`, by pair: the least distance
     between any of i's query hashes (whole, mirror, centre windows, inside a quiet border, other readings)
-    and j's indexed hashes (whole, windows), or the reverse."""
+    and j's indexed hashes (whole, windows), or the reverse, or between their levelled hashes."""
     n = len(cands)
     signed = np.array([k for k, c in enumerate(cands) if c.blob is not None], np.int64)
     table = Signature.hash_table([cands[k].blob for k in signed.tolist()])
@@ -112,7 +113,12 @@ def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> np.ndarray:
         a, b = q_owner_arr[qi + start], db_owner[di]
         keep = a != b
         found.append(_least_per_pair(_pair_keys(np.minimum(a, b)[keep], np.maximum(a, b)[keep], dist[keep], n)))
-    keys = _least_per_pair(np.concatenate(found)) if found else np.zeros(0, np.int64)
+    # Levelled hashes only meet each other: a turned copy's and its original's are made alike.
+    level = Signature.level_hashes([cands[k].blob for k in signed.tolist()])
+    levelled = signed[level != 0]
+    li, lj, dist = pairs_within(level[level != 0], radius, workers=workers)
+    found.append(_least_per_pair(_pair_keys(levelled[li], levelled[lj], dist, n)))  # li < lj: signed ascends
+    keys = _least_per_pair(np.concatenate(found))
     pair = keys >> _DIST_BITS
     return np.column_stack([pair // n, pair % n, keys & ((1 << _DIST_BITS) - 1)])
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from tierscan.scanner.fingerprint.signatures import MAGIC, PHASH_DCT, THUMB, Signature, phash_bits
+from tierscan.scanner.fingerprint.signatures import PHASH_DCT, THUMB, Signature, phash_bits
 
 __all__ = ["BORDER_MIN", "content_box", "reading_queries"]
 
@@ -88,7 +88,7 @@ def reading_queries(blobs: Sequence[bytes | None], orientations: Sequence[int | 
         edged = np.flatnonzero(((edges.max(axis=2).astype(np.int16) - edges.min(axis=2)) <= _FLAT).any(axis=1))
         inside: list[int] = []
         for n in edged.tolist():
-            if signed[start + n][1][:len(MAGIC)] == MAGIC:
+            if Signature.has_inside(signed[start + n][1]):
                 continue  # the worker found its inside, if any (`Signature.inside`)
             t = thumbs[n]
             box = content_box((t.max(axis=1).astype(np.int16) - t.min(axis=1)) <= _FLAT,
