@@ -15,7 +15,9 @@ from tierscan.scanner.core.models import ExifRecord, InventoryRecord, Tier
 from tierscan.scanner.fingerprint.image import fingerprint_bytes, init_worker
 from tierscan.scanner.fingerprint.layout import SIGNATURE_HEADER
 from tierscan.scanner.fingerprint.signatures import THUMB, WINDOWS, Signature
+from tierscan.scanner.group import cluster
 from tierscan.scanner.group.cluster import near_groups
+from tierscan.scanner.group.hamming_index import pairs_within
 from tierscan.scanner.group.members import NearImage
 from tierscan.scanner.group.readings import _hash_of, content_box, reading_queries
 
@@ -146,6 +148,24 @@ def test_a_copy_turned_in_its_frame_joins_its_original_through_the_levelled_hash
     at = SIGNATURE_HEADER.size + 8 * (2 + len(WINDOWS))
     layout_3 = {uri: b"TS\x03" + blob[3:at] + blob[at + 8:] for uri, blob in blobs.items()}
     assert near_groups(records, [], NearSettings(), signatures=layout_3) == []
+
+
+def test_blank_images_are_left_out_of_the_search(monkeypatch):
+    """Placeholders in a hundred flat colours hash alike (each a candidate of every other, quadratic work
+    to refuse them all) and have no features to verify: they never reach verification, and the photo's
+    copy still joins it."""
+    photo = _photo()
+    files = {f"s3://a/blank-{i}": _encoded(Image.new("RGB", (320, 240), (i, 2 * i, 255 - i))) for i in range(100)}
+    files |= {"s3://a/photo": _encoded(photo), "s3://a/copy": _encoded(photo.resize((480, 360)))}
+    records, blobs = _records(files)
+    assert Signature.feature_count(blobs["s3://a/blank-0"]) == 0
+    blank = np.array([int(r.phash, 16) for r in records if "blank" in r.uri], np.uint64)
+    assert len(pairs_within(blank, NearSettings().candidate_radius)[0]) > 500  # work the search would make
+    calls = []
+    real = cluster.evidence
+    monkeypatch.setattr(cluster, "evidence", lambda a, b: calls.append(1) or real(a, b))
+    [g] = near_groups(records, [], NearSettings(), signatures=blobs, workers=1)
+    assert {m.uri for m in g.members} == {"s3://a/photo", "s3://a/copy"} and len(calls) <= 2
 
 
 def test_cmyk_jpeg_whose_orientation_tag_contradicts_its_pixels_joins_its_original():

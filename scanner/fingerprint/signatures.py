@@ -165,6 +165,12 @@ class Signature:
         return np.frombuffer(rows, "<u8").reshape(len(blobs), 1 + len(WINDOWS)).astype(np.uint64)
 
     @staticmethod
+    def feature_count(blob: bytes) -> int:
+        """How many ORB features the blob holds, of the image or of its mirror, whichever is more."""
+        _, _, _, n, m = _HEADER.unpack_from(blob)
+        return int(max(n, m))
+
+    @staticmethod
     def has_inside(blob: bytes) -> bool:
         """Whether the worker looked for an inside (layout 3 on), whether or not it found one."""
         return _EXTRAS.get(blob[:len(MAGIC)], 0) >= 1

@@ -54,7 +54,7 @@ from tierscan.scanner.group.members import (
     exact_groups,
 )
 from tierscan.scanner.group.readings import reading_queries
-from tierscan.scanner.group.verify import evidence
+from tierscan.scanner.group.verify import MIN_POINTS, evidence
 
 __all__ = ["MASTER_RULES", "ExactCopy", "NearGrouping", "NearImage", "choose_exact_master", "exact_group",
            "exact_groups", "iter_near_groups", "near_groups", "start_near_groups"]
@@ -203,6 +203,13 @@ def _current(blob: bytes | None) -> bytes | None:
     return blob if blob is not None and Signature.is_current(blob) else None
 
 
+def _featureless(cand: _Candidate) -> bool:
+    """Whether a signed image has too few features for any pair of it to verify (a blank or flat fill):
+    it is never a near duplicate, and is left out of the search, where its hashes, alike for every such
+    image, would make a candidate of each (thousands of placeholders: millions of pairs to refuse)."""
+    return cand.blob is not None and Signature.feature_count(cand.blob) < MIN_POINTS
+
+
 def near_groups(records: Iterable[Image], exact: Sequence[Group], near: NearSettings,
                 master: MasterSettings | None = None, signatures: Mapping[str, bytes] | None = None,
                 not_duplicates: Iterable[Sequence[str]] = (), workers: int | None = None) -> list[Group]:
@@ -232,14 +239,12 @@ def start_near_groups(records: Iterable[Image], exact: Sequence[Group], near: Ne
     rank = _ranking((master or MasterSettings()).near)
     non_masters = {m.uri for g in exact for m in g.members if m.uri != g.master}
     blobs = signatures or {}
-    cands = sorted(
-        (
-            _Candidate(r, int(r.phash, 16), int(r.dhash, 16), _current(blobs.get(r.uri)))
-            for r in records
-            if r.phash and r.dhash and r.status == ObjectStatus.fingerprinted and r.uri not in non_masters
-        ),
-        key=lambda c: rank(c.record),
+    hashed = (
+        _Candidate(r, int(r.phash, 16), int(r.dhash, 16), _current(blobs.get(r.uri)))
+        for r in records
+        if r.phash and r.dhash and r.status == ObjectStatus.fingerprinted and r.uri not in non_masters
     )
+    cands = sorted((c for c in hashed if not _featureless(c)), key=lambda c: rank(c.record))
     if len(cands) < 2:
         return NearGrouping(cands, None, [], 1)
     radius = max(near.candidate_radius, near.phash_max_distance)

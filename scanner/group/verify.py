@@ -21,13 +21,13 @@ import numpy as np
 
 from tierscan.scanner.fingerprint.signatures import THUMB, Features, Signature
 
-__all__ = ["Evidence", "evidence"]
+__all__ = ["MIN_POINTS", "Evidence", "evidence"]
 
 _RATIO = 0.8  # Lowe's ratio test on descriptor distances
 _RANSAC_PX = 4.0  # reprojection tolerance, in pixels of a's feature frame
 _BLOCK = 4  # thumbnail pixels per block side
 _MIN_STD = 3.0  # blocks flatter than this (grey levels) carry no evidence
-_MIN_POINTS = 6
+MIN_POINTS = 6  # features each side needs, and matches a pair needs, for a fit
 _MAX_SCALE = 4.0
 _MAX_STRETCH = 2.0  # a resize to another aspect ratio: 4:3 squeezed to 1:1 is 1.33, 21:9 to 1:1 2.3
 _MAX_SKEW = 0.05  # off-axis terms of a resize, relative to its scale (about 3 degrees)
@@ -66,11 +66,11 @@ def _transforms(a: Features, b: Features) -> Iterator[tuple[np.ndarray, int]]:
     """Maps from b's feature frame to a's with their RANSAC inlier counts: a similarity transform, then
     an axis-aligned stretch (a resize to another aspect ratio) when one fits more matches than it. Lazy:
     the stretch is fitted only if the caller asks for it."""
-    if len(a.points) < _MIN_POINTS or len(b.points) < _MIN_POINTS:
+    if len(a.points) < MIN_POINTS or len(b.points) < MIN_POINTS:
         return
     pairs = _MATCHER.knnMatch(b.descriptors, a.descriptors, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < _RATIO * p[1].distance]
-    if len(good) < _MIN_POINTS:
+    if len(good) < MIN_POINTS:
         return
     src = b.points[[m.queryIdx for m in good]]
     dst = a.points[[m.trainIdx for m in good]]
