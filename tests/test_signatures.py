@@ -242,6 +242,26 @@ def test_moved_subject_is_not_confirmed():
     assert not confirmed(signature(original), signature(moved))
 
 
+def _framed(img: Image.Image, border: int, fill: tuple[int, int, int]) -> Image.Image:
+    canvas = Image.new("RGB", (img.width + 2 * border, img.height + 2 * border), fill)
+    canvas.paste(img, (border, border))
+    return canvas
+
+
+@pytest.mark.parametrize("fill", [(0, 0, 0), (255, 255, 255)])
+@pytest.mark.parametrize("border", [70, 150])
+def test_burst_shots_framed_alike_are_not_confirmed_by_their_frames_edge(border, fill):
+    """Two shots of a moving subject, each framed in the same uniform border: the edge between border and
+    picture lines up in both, but it is no evidence that they show one picture. A framed copy still is."""
+    original = photo()
+    moved = original.copy()
+    w, h = original.size
+    moved.paste(original.crop((0, 0, w // 3, h // 3)), (w // 2, h // 3))
+    assert not confirmed(signature(original), signature(moved))
+    assert not confirmed(signature(_framed(original, border, fill)), signature(_framed(moved, border, fill)))
+    assert confirmed(signature(original), signature(_framed(original, border, fill)))
+
+
 @pytest.mark.parametrize("size", [(480, 480), (640, 360), (400, 480)])
 def test_a_resize_to_another_aspect_ratio_is_confirmed(size):
     """A similarity transform cannot map a squeezed copy onto its original; an axis-aligned stretch can."""

@@ -5,7 +5,8 @@ pairs are close too. A pair is confirmed when (1) ORB features (found at one wor
 similarity transform (rotation, scale, translation; RANSAC), or under a resize to another aspect ratio,
 directly or with one image mirrored, and (2) with that transform, the thumbnails agree block by block:
 the share of the overlap's textured 4x4 blocks (of 12 x 12) whose zero-mean correlation is at least 0.5,
-compared in the frame of the thumbnail that samples the shared part more coarsely, both lightly smoothed.
+compared in the frame of the thumbnail that samples the shared part more coarsely, both lightly smoothed,
+inside any uniform border either has (the border's edge lines up in two frames padded alike).
 A re-encode, resize, recolour or crop keeps almost every block; a moved subject or parallax breaks some.
 Only candidate pairs are verified, never all pairs.
 """
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 from tierscan.scanner.fingerprint.signatures import THUMB, Features, Signature
+from tierscan.scanner.group.readings import thumb_content_box
 
 __all__ = ["Evidence", "evidence"]
 
@@ -41,6 +43,19 @@ _HALF_BACK = np.linalg.inv(_HALF)
 _INNER = np.zeros((THUMB, THUMB), np.float32)
 _INNER[1:-1, 1:-1] = 1.0
 _INNER.flags.writeable = False
+
+
+def _picture(thumb: np.ndarray) -> np.ndarray:
+    """Where blocks of a thumbnail may lie (1.0): all but its outermost pixels (see `_agreement`), and
+    inside a uniform border a copy added around its picture. The border's edge is texture that two
+    framed images share whatever they show (two frames of a video, padded alike), so it is no evidence."""
+    box = thumb_content_box(thumb)
+    if box is None:
+        return _INNER
+    top, bottom, left, right = box
+    mask = np.zeros((THUMB, THUMB), np.float32)
+    mask[max(1, top):min(THUMB - 1, bottom), max(1, left):min(THUMB - 1, right)] = 1.0
+    return mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +132,7 @@ def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -
     # Near one scale (resizes, rotations, flips) b's frame stays the reference, as it always was.
     if step < 1 / _SAME_SCALE:
         fixed, moving, full, step = a.thumb, b.thumb, np.linalg.inv(full), 1 / step
+    inside_fixed, inside_moving = _picture(fixed), _picture(moving)
     # Both lightly smoothed: a crop's edge falls between thumbnail pixels, and the interpolation that
     # shifts one thumbnail by a fraction of a pixel smooths it; smoothing both keeps that from counting
     # as a difference (dev set: fewer true pairs lost, no more hard negatives passed than without).
@@ -126,10 +142,11 @@ def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -
     fixed = cv2.GaussianBlur(fixed.astype(np.float32), (0, 0), _SMOOTH)
     warped = cv2.warpAffine(moving, full[:2], (THUMB, THUMB),
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=-1.0)
-    # Blocks must lie inside the other thumbnail with a pixel to spare: at its very edge, smoothing and
-    # interpolation see past the picture (a crop's edge block would otherwise count as a difference).
-    seen = cv2.warpAffine(_INNER, full[:2], (THUMB, THUMB), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-                          borderValue=0.0)
+    # Blocks must lie inside both pictures, with a pixel to spare at either thumbnail's edge: there,
+    # smoothing and interpolation see past the picture (a crop's edge block would otherwise count as a
+    # difference).
+    seen = inside_fixed * cv2.warpAffine(inside_moving, full[:2], (THUMB, THUMB),
+                                         flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0.0)
     k = THUMB // _BLOCK
     shape = (k, _BLOCK, k, _BLOCK)
     wa = warped.reshape(shape).transpose(0, 2, 1, 3).reshape(k * k, -1)
