@@ -262,6 +262,27 @@ def test_burst_shots_framed_alike_are_not_confirmed_by_their_frames_edge(border,
     assert confirmed(signature(original), signature(_framed(original, border, fill)))
 
 
+def test_two_framings_shifted_across_a_scene_are_not_confirmed():
+    """The two views of a stereo camera, or a pan: each frame shows a fifth of the scene the other lacks,
+    on opposite sides. Every block of the overlap agrees, as for a crop, but neither holds the other."""
+    scene = photo()
+    w, h = scene.size
+    left, right = scene.crop((0, 0, w * 4 // 5, h)), scene.crop((w // 5, 0, w, h))
+    found = evidence(signature(left), signature(right))
+    assert found is not None and found.shifted and not confirmed(signature(left), signature(right))
+    assert confirmed(signature(scene), signature(left)) and confirmed(signature(scene), signature(right))
+
+
+def test_copies_bordered_on_opposite_sides_are_not_shifted():
+    """The borders reach past the other's frame, but the pictures do not."""
+    scene = photo()
+    w, h = scene.size
+    on_left, on_right = (Image.new("RGB", (w + 160, h), (255, 255, 255)) for _ in range(2))
+    on_left.paste(scene, (160, 0))
+    on_right.paste(scene, (0, 0))
+    assert confirmed(signature(on_left), signature(on_right))
+
+
 @pytest.mark.parametrize("size", [(480, 480), (640, 360), (400, 480)])
 def test_a_resize_to_another_aspect_ratio_is_confirmed(size):
     """A similarity transform cannot map a squeezed copy onto its original; an axis-aligned stretch can."""

@@ -143,8 +143,9 @@ def _pair_keys(low: np.ndarray, high: np.ndarray, dist: np.ndarray, n: int) -> n
     return keys
 
 
-def _match(centre: _Candidate, other: _Candidate, near: NearSettings) -> tuple[float, float] | None:
-    """How well `other` shows the centre's picture, higher is better; None when the pair is not confirmed.
+def _verdict(centre: _Candidate, other: _Candidate, near: NearSettings) -> tuple[tuple[float, float] | None, bool]:
+    """How well `other` shows the centre's picture, higher is better, or None when the pair is not
+    confirmed; and whether it shows the scene from a shifted frame (`Evidence.shifted`): another shot.
     Geometric and photometric verification when both have signatures: RANSAC inliers, then block
     agreement (which saturates at 1.0 for most confirmed pairs, while a re-encode of the same exposure
     keeps two to three times the inliers of a neighbouring exposure); else both global hashes close
@@ -152,12 +153,17 @@ def _match(centre: _Candidate, other: _Candidate, near: NearSettings) -> tuple[f
     if centre.signature is not None and other.signature is not None:
         found = evidence(centre.signature, other.signature)
         if found is None or found.inliers < near.min_inliers or found.agree < near.min_agreement:
-            return None
-        return found.inliers, found.agree
+            return None, found is not None and found.shifted
+        return (found.inliers, found.agree), False
     phash, dhash = int.bit_count(centre.phash ^ other.phash), int.bit_count(centre.dhash ^ other.dhash)
     if phash > near.phash_max_distance or dhash > near.dhash_max_distance:
-        return None
-    return 0, 1 - (phash + dhash) / 128
+        return None, False
+    return (0, 1 - (phash + dhash) / 128), False
+
+
+def _match(centre: _Candidate, other: _Candidate, near: NearSettings) -> tuple[float, float] | None:
+    """`_verdict`'s score."""
+    return _verdict(centre, other, near)[0]
 
 
 def _other_shots(a: Image, b: Image) -> bool:
@@ -300,7 +306,8 @@ class _Search:
             # The centre's candidates first, then the candidates of the members it confirmed (a 60% crop
             # whose hashes are near the original's but not near a resized repost's, when the repost is the
             # centre). Every one is verified against the centre itself; only one it fails joins through a
-            # member, below.
+            # member, below, and never one it finds shifted across the scene (the other view of a stereo
+            # pair: a crop of one view within the other's frame is a crop of both).
             direct = {j: d for j, d in mates[i] if j > i}
             tried: set[int] = set()
             confirmed: set[int] = set()  # members the centre itself confirmed
@@ -311,9 +318,10 @@ class _Search:
                     tried.add(j)
                     if j in assigned:
                         continue
-                    if (score := _match(centre, cands[j], near)) is not None:
+                    score, shifted = _verdict(centre, cands[j], near)
+                    if score is not None:
                         scored.append((score, j))
-                    else:
+                    elif not shifted:
                         failed.append(j)
                 joined = self._admit(i, scored, members, distances, direct, kept_out, assigned)
                 confirmed.update(joined)

@@ -6,7 +6,9 @@ similarity transform (rotation, scale, translation; RANSAC), or under a resize t
 directly or with one image mirrored, and (2) with that transform, the thumbnails agree block by block:
 the share of the overlap's textured 4x4 blocks (of 12 x 12) whose zero-mean correlation is at least 0.5,
 compared in the frame of the thumbnail that samples the shared part more coarsely, both lightly smoothed,
-inside any uniform border either has (the border's edge lines up in two frames padded alike).
+inside any uniform border either has (the border's edge lines up in two frames padded alike); and (3) the
+map does not move the frame across the scene, each picture reaching well past the other's frame on
+opposite sides (the two views of a stereo camera agree block by block at thumbnail scale).
 A re-encode, resize, recolour or crop keeps almost every block; a moved subject or parallax breaks some.
 Only candidate pairs are verified, never all pairs.
 """
@@ -34,6 +36,7 @@ _MAX_SCALE = 4.0
 _MAX_STRETCH = 2.0  # a resize to another aspect ratio: 4:3 squeezed to 1:1 is 1.33, 21:9 to 1:1 2.3
 _MAX_SKEW = 0.05  # off-axis terms of a resize, relative to its scale (about 3 degrees)
 _SAME_SCALE = 1.05  # thumbnail scales closer than this are compared in b's frame, without anti-aliasing
+_SHIFT = 0.1  # of a side: frames shifted further against each other are two framings of a scene
 _SMOOTH = 0.5  # Gaussian sigma, in thumbnail pixels, applied to both thumbnails before comparing
 _MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING)
 # Pixel centres: a shift by half a pixel, and back.
@@ -61,11 +64,13 @@ def _picture(thumb: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """How well candidate `b` maps onto `a`: RANSAC inliers, the share of overlap blocks that correlate,
-    and whether `b` was mirrored."""
+    whether `b` was mirrored, and whether the map moves the frame across the scene (`_shifted`: then
+    `agree` is 0, whatever the blocks say)."""
 
     inliers: int
     agree: float
     mirrored: bool
+    shifted: bool = False
 
 
 class _Ransac(TypedDict):
@@ -164,16 +169,52 @@ def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -
     return float((corr >= 0.5).mean())
 
 
+def _rects(s: Signature, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The frame and the picture (inside a uniform border, if any) of a signature's work image, or of its
+    mirror's, each as corners (left, top), (right, bottom)."""
+    top, bottom, left, right = thumb_content_box(s.thumb) or (0, THUMB, 0, THUMB)
+    if mirrored:
+        left, right = THUMB - right, THUMB - left
+    scale = np.array([s.width / THUMB, s.height / THUMB])
+    return np.array([[0.0, 0.0], [s.width, s.height]]), np.array([[left, top], [right, bottom]]) * scale
+
+
+def _shifted(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -> bool:
+    """Whether, under the map, each picture reaches more than `_SHIFT` of a's side past the other's frame,
+    on opposite sides of one axis: the frame moved across the scene (the two views of a stereo camera, a
+    pan, a handheld burst). A copy's picture lies within its original's frame or holds it (a crop, a
+    border or canvas added); a rotation, or a slight crop next to a crop, reaches past it a little."""
+    a_frame, a_picture = _rects(a)
+    b_frame, b_picture = _rects(b, mirrored)
+
+    def mapped(box: np.ndarray) -> np.ndarray:  # the bounding box of a box of b's frame in a's
+        corners = np.array([box[0], [box[1, 0], box[0, 1]], box[1], [box[0, 0], box[1, 1]]])
+        points = corners @ matrix[:, :2].T + matrix[:, 2]
+        return np.array([points.min(axis=0), points.max(axis=0)])
+
+    b_frame, b_picture = mapped(b_frame), mapped(b_picture)
+    least = _SHIFT * a_frame[1]
+    b_before, b_after = a_frame[0] - b_picture[0], b_picture[1] - a_frame[1]  # b's picture past a's frame
+    a_before, a_after = b_frame[0] - a_picture[0], a_picture[1] - b_frame[1]  # a's picture past b's frame
+    return bool((np.minimum(b_before, a_after) > least).any() or (np.minimum(b_after, a_before) > least).any())
+
+
 def evidence(a: Signature, b: Signature) -> Evidence | None:
     """The best evidence that b shows the same picture as a (b as it is, or mirrored); None when the
-    features do not match under any similarity transform or resize. Stops at the first map under which
+    features do not match under any similarity transform or resize. A shifted map that fits more inliers
+    than any other is the answer: the pair is two framings of a scene. Stops at the first map under which
     every block agrees: no other can agree more (most true pairs, which then cost one match and one fit)."""
     best: Evidence | None = None
+    moved: Evidence | None = None  # the shifted map with the most inliers
     for mirrored, fb in ((False, b.features), (True, b.mirror_features)):
         for matrix, inliers in _transforms(a.features, fb):
+            if _shifted(a, b, matrix, mirrored):
+                if moved is None or inliers > moved.inliers:
+                    moved = Evidence(inliers, 0.0, mirrored, shifted=True)
+                continue
             found = Evidence(inliers, _agreement(a, b, matrix, mirrored), mirrored)
             if best is None or (found.agree, found.inliers) > (best.agree, best.inliers):
                 best = found
-            if best.agree == 1.0:
+            if best.agree == 1.0 and (moved is None or best.inliers >= moved.inliers):
                 return best
-    return best
+    return moved if moved is not None and (best is None or moved.inliers > best.inliers) else best
