@@ -10,15 +10,15 @@ and window pHashes (`signatures`), and the hashes of its other readings (`readin
 stored), and are confirmed by ORB + RANSAC and aligned thumbnail blocks (`verify`),
 one process per core verifying whole connected components of the candidate graph (components never share a
 pair, so the groups are those of one process). Groups are stars around a centre chosen best-first by
-`master.near` (default: highest resolution, then largest file, then oldest): the centre's candidates, and then
-those of the members it confirmed, are each confirmed against the centre itself, so two unrelated images never
-join through an intermediate one; the one exception, for a centre that shows the picture small (a border
-added, stretched), is a candidate confirmed by a member the centre confirmed directly, with all but a block
-or two agreeing (`_ANCHOR_AGREEMENT`). No group holds a pair the user listed as "not a duplicate", nor two
-different shots by their camera metadata (`_other_shots`); candidates are admitted best match first, and a
-member that matches such a kept-out image better than the centre is left for that image's group. The centre is
-the master. A member's `distance` is the hash distance that made it the centre's candidate, or, when it was a
-member's candidate, the pHash distance to the centre."""
+`master.near` (default: highest resolution, then largest file, then oldest): the centre's candidates, and then,
+round by round, those of the members it confirmed, are each confirmed against the centre itself, so two
+unrelated images never join through an intermediate one; the one exception, for a centre that shows the
+picture small (a border added, stretched), is a candidate confirmed by a member the centre confirmed
+directly, with all but a block or two agreeing (`_ANCHOR_AGREEMENT`). No group holds a pair the user listed
+as "not a duplicate", nor two different shots by their camera metadata (`_other_shots`); candidates are
+admitted best match first, and a member that matches such a kept-out image better than the centre is left
+for that image's group. The centre is the master. A member's `distance` is the hash distance that made it the
+centre's candidate, or, when it was a member's candidate, the pHash distance to the centre."""
 
 from __future__ import annotations
 
@@ -290,7 +290,7 @@ class _Search:
 
     def stars(self, component: list[int]) -> list[_Star]:
         """The stars of one connected component of the mates graph (indices ascending, so centres come best
-        first). Every pair this looks at, candidates, second-round candidates and rivals, is of mates, so
+        first). Every pair this looks at, candidates, later rounds' candidates and rivals, is of mates, so
         components are independent: taken one by one they give the stars one pass over all would."""
         cands, mates, near = self.cands, self.mates, self.near
         anchored = near.model_copy(update={"min_agreement": max(near.min_agreement, _ANCHOR_AGREEMENT)})
@@ -303,16 +303,18 @@ class _Search:
             members: dict[int, tuple[float, float]] = {}  # candidate index -> how well it matches the centre
             distances: dict[str, int] = {}
             kept_out: set[int] = set()  # candidates that must not share a group with a member
-            # The centre's candidates first, then the candidates of the members it confirmed (a 60% crop
-            # whose hashes are near the original's but not near a resized repost's, when the repost is the
-            # centre). Every one is verified against the centre itself; only one it fails joins through a
-            # member, below, and never one it finds shifted across the scene (the other view of a stereo
-            # pair: a crop of one view within the other's frame is a crop of both).
+            # The centre's candidates first, then, round by round until none is new, the candidates of the
+            # members it confirmed (a 60% crop whose hashes are near the original's but not near a resized
+            # repost's, when the repost is the centre; an off-centre crop that no window of the original
+            # finds, through a crop it overlaps). Every one is verified against the centre itself, so no
+            # round drifts away from its picture; only one it fails joins through a member, below, and
+            # never one it finds shifted across the scene (the other view of a stereo pair: a crop of one
+            # view within the other's frame is a crop of both).
             direct = {j: d for j, d in mates[i] if j > i}
             tried: set[int] = set()
             confirmed: set[int] = set()  # members the centre itself confirmed
             frontier = sorted(direct)
-            for _ in range(2):
+            while frontier:
                 scored, failed = [], []
                 for j in frontier:
                     tried.add(j)
@@ -339,7 +341,7 @@ class _Search:
                             scored.append((score, j))
                             break
                 joined += self._admit(i, scored, members, distances, direct, kept_out, assigned)
-                # The second round: their candidates not yet tried, ranked below the centre (an unassigned
+                # The next round: their candidates not yet tried, ranked below the centre (an unassigned
                 # better-ranked image already had its turn as a centre).
                 frontier = sorted({k for j in joined for k, _ in mates[j]
                                    if k > i and k not in tried and k not in assigned})
