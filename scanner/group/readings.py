@@ -63,7 +63,10 @@ def content_box(flat_rows: np.ndarray, flat_cols: np.ndarray) -> tuple[int, int,
 
 def thumb_content_box(thumb: np.ndarray) -> tuple[int, int, int, int] | None:
     """`content_box` of a thumbnail: what lies inside its outer rows and columns of one grey level (within
-    `_FLAT`), a uniform border."""
+    `_FLAT`), a uniform border. Most thumbnails have no flat edge: their four edges alone tell."""
+    edges = np.concatenate([thumb[[0, -1], :], thumb[:, [0, -1]].T])
+    if ((edges.max(axis=1).astype(np.int16) - edges.min(axis=1)) > _FLAT).all():
+        return None
     return content_box((thumb.max(axis=1).astype(np.int16) - thumb.min(axis=1)) <= _FLAT,
                        (thumb.max(axis=0).astype(np.int16) - thumb.min(axis=0)) <= _FLAT)
 

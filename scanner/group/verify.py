@@ -48,11 +48,13 @@ _INNER[1:-1, 1:-1] = 1.0
 _INNER.flags.writeable = False
 
 
-def _picture(thumb: np.ndarray) -> np.ndarray:
+_Box = tuple[int, int, int, int] | None  # a thumbnail's picture inside a uniform border (`thumb_content_box`)
+
+
+def _picture(box: _Box) -> np.ndarray:
     """Where blocks of a thumbnail may lie (1.0): all but its outermost pixels (see `_agreement`), and
-    inside a uniform border a copy added around its picture. The border's edge is texture that two
+    inside a uniform border a copy added around its picture (`box`). The border's edge is texture that two
     framed images share whatever they show (two frames of a video, padded alike), so it is no evidence."""
-    box = thumb_content_box(thumb)
     if box is None:
         return _INNER
     top, bottom, left, right = box
@@ -119,7 +121,7 @@ def _resized(matrix: np.ndarray) -> bool:
     return scales_fit and 1 / _MAX_STRETCH <= sx / sy <= _MAX_STRETCH
 
 
-def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -> float:
+def _agreement(a: Signature, b: Signature, boxes: tuple[_Box, _Box], matrix: np.ndarray, mirrored: bool) -> float:
     """Share of the textured thumbnail blocks of the overlap that correlate (>= 0.5) once aligned; 0 when
     too little overlaps. Compared in the frame of the thumbnail that samples the shared part more
     coarsely (the whole image, for a crop), the other one smoothed to that sampling: enlarging the
@@ -133,11 +135,12 @@ def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -
     # Sample at pixel centres: shift by half a pixel on both sides of the map.
     full = _HALF_BACK @ full @ _HALF
     fixed, moving = b.thumb, a.thumb  # fixed pixel p shows what moving shows at full @ p
+    inside_fixed, inside_moving = _picture(boxes[1]), _picture(boxes[0])
     step = float(np.sqrt(abs(np.linalg.det(full[:2, :2]))))  # moving pixels per fixed pixel
     # Near one scale (resizes, rotations, flips) b's frame stays the reference, as it always was.
     if step < 1 / _SAME_SCALE:
         fixed, moving, full, step = a.thumb, b.thumb, np.linalg.inv(full), 1 / step
-    inside_fixed, inside_moving = _picture(fixed), _picture(moving)
+        inside_fixed, inside_moving = inside_moving, inside_fixed
     # Both lightly smoothed: a crop's edge falls between thumbnail pixels, and the interpolation that
     # shifts one thumbnail by a fraction of a pixel smooths it; smoothing both keeps that from counting
     # as a difference (dev set: fewer true pairs lost, no more hard negatives passed than without).
@@ -169,34 +172,35 @@ def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -
     return float((corr >= 0.5).mean())
 
 
-def _rects(s: Signature, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The frame and the picture (inside a uniform border, if any) of a signature's work image, or of its
-    mirror's, each as corners (left, top), (right, bottom)."""
-    top, bottom, left, right = thumb_content_box(s.thumb) or (0, THUMB, 0, THUMB)
+def _rect(s: Signature, box: _Box, mirrored: bool = False) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of the picture in a signature's work image, or in its mirror's: inside a
+    uniform border, if it has one (`box`)."""
+    top, bottom, left, right = box or (0, THUMB, 0, THUMB)
     if mirrored:
         left, right = THUMB - right, THUMB - left
-    scale = np.array([s.width / THUMB, s.height / THUMB])
-    return np.array([[0.0, 0.0], [s.width, s.height]]), np.array([[left, top], [right, bottom]]) * scale
+    sx, sy = s.width / THUMB, s.height / THUMB
+    return left * sx, top * sy, right * sx, bottom * sy
 
 
-def _shifted(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -> bool:
+def _shifted(a: Signature, b: Signature, boxes: tuple[_Box, _Box], matrix: np.ndarray, mirrored: bool) -> bool:
     """Whether, under the map, each picture reaches more than `_SHIFT` of a's side past the other's frame,
     on opposite sides of one axis: the frame moved across the scene (the two views of a stereo camera, a
     pan, a handheld burst). A copy's picture lies within its original's frame or holds it (a crop, a
     border or canvas added); a rotation, or a slight crop next to a crop, reaches past it a little."""
-    a_frame, a_picture = _rects(a)
-    b_frame, b_picture = _rects(b, mirrored)
-
-    def mapped(box: np.ndarray) -> np.ndarray:  # the bounding box of a box of b's frame in a's
-        corners = np.array([box[0], [box[1, 0], box[0, 1]], box[1], [box[0, 0], box[1, 1]]])
-        points = corners @ matrix[:, :2].T + matrix[:, 2]
-        return np.array([points.min(axis=0), points.max(axis=0)])
-
-    b_frame, b_picture = mapped(b_frame), mapped(b_picture)
-    least = _SHIFT * a_frame[1]
-    b_before, b_after = a_frame[0] - b_picture[0], b_picture[1] - a_frame[1]  # b's picture past a's frame
-    a_before, a_after = b_frame[0] - a_picture[0], a_picture[1] - b_frame[1]  # a's picture past b's frame
-    return bool((np.minimum(b_before, a_after) > least).any() or (np.minimum(b_after, a_before) > least).any())
+    left, top, right, bottom = _rect(b, boxes[1], mirrored)
+    corners = np.array([[0, 0], [b.width, 0], [0, b.height], [b.width, b.height],  # b's frame, then picture
+                        [left, top], [right, top], [left, bottom], [right, bottom]], np.float64)
+    mapped = corners @ matrix[:, :2].T + matrix[:, 2]
+    (fx0, fy0), (fx1, fy1) = mapped[:4].min(axis=0), mapped[:4].max(axis=0)  # b's frame, in a's
+    (px0, py0), (px1, py1) = mapped[4:].min(axis=0), mapped[4:].max(axis=0)  # b's picture, in a's
+    ax0, ay0, ax1, ay1 = _rect(a, boxes[0])
+    for side, b_before, b_after, a_before, a_after in (
+        (a.width, -px0, px1 - a.width, fx0 - ax0, ax1 - fx1),  # past the other's frame, left and right
+        (a.height, -py0, py1 - a.height, fy0 - ay0, ay1 - fy1),  # above and below
+    ):
+        if min(b_before, a_after) > _SHIFT * side or min(b_after, a_before) > _SHIFT * side:
+            return True
+    return False
 
 
 def evidence(a: Signature, b: Signature) -> Evidence | None:
@@ -204,15 +208,16 @@ def evidence(a: Signature, b: Signature) -> Evidence | None:
     features do not match under any similarity transform or resize. A shifted map that fits more inliers
     than any other is the answer: the pair is two framings of a scene. Stops at the first map under which
     every block agrees: no other can agree more (most true pairs, which then cost one match and one fit)."""
+    boxes = thumb_content_box(a.thumb), thumb_content_box(b.thumb)
     best: Evidence | None = None
     moved: Evidence | None = None  # the shifted map with the most inliers
     for mirrored, fb in ((False, b.features), (True, b.mirror_features)):
         for matrix, inliers in _transforms(a.features, fb):
-            if _shifted(a, b, matrix, mirrored):
+            if _shifted(a, b, boxes, matrix, mirrored):
                 if moved is None or inliers > moved.inliers:
                     moved = Evidence(inliers, 0.0, mirrored, shifted=True)
                 continue
-            found = Evidence(inliers, _agreement(a, b, matrix, mirrored), mirrored)
+            found = Evidence(inliers, _agreement(a, b, boxes, matrix, mirrored), mirrored)
             if best is None or (found.agree, found.inliers) > (best.agree, best.inliers):
                 best = found
             if best.agree == 1.0 and (moved is None or best.inliers >= moved.inliers):
