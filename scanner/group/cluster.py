@@ -14,11 +14,12 @@ pair, so the groups are those of one process). Groups are stars around a centre 
 round by round, those of the members it confirmed, are each confirmed against the centre itself, so two
 unrelated images never join through an intermediate one; the one exception, for a centre that shows the
 picture small (a border added, stretched), is a candidate confirmed by a member the centre confirmed
-directly, with all but a block or two agreeing (`_ANCHOR_AGREEMENT`). No group holds a pair the user listed
-as "not a duplicate", nor two different shots by their camera metadata (`_other_shots`); candidates are
-admitted best match first, and a member that matches such a kept-out image better than the centre is left
-for that image's group. The centre is the master. A member's `distance` is the hash distance that made it the
-centre's candidate, or, when it was a member's candidate, the pHash distance to the centre."""
+directly, and it is left for the group of an image not yet grouped that it matches better. No group holds
+a pair the user listed as "not a duplicate", nor two different shots by their camera metadata
+(`_other_shots`); candidates are admitted best match first, and a member that matches such a kept-out
+image better than the centre is left for that image's group. The centre is the master. A member's
+`distance` is the hash distance that made it the centre's candidate, or, when it was a member's candidate,
+the pHash distance to the centre."""
 
 from __future__ import annotations
 
@@ -293,7 +294,6 @@ class _Search:
         first). Every pair this looks at, candidates, later rounds' candidates and rivals, is of mates, so
         components are independent: taken one by one they give the stars one pass over all would."""
         cands, mates, near = self.cands, self.mates, self.near
-        anchored = near.model_copy(update={"min_agreement": max(near.min_agreement, _ANCHOR_AGREEMENT)})
         assigned: set[int] = set()
         stars = []
         for i in component:
@@ -313,6 +313,7 @@ class _Search:
             direct = {j: d for j, d in mates[i] if j > i}
             tried: set[int] = set()
             confirmed: set[int] = set()  # members the centre itself confirmed
+            relayed: set[int] = set()  # members confirmed by a member, not by the centre
             frontier = sorted(direct)
             while frontier:
                 scored, failed = [], []
@@ -337,18 +338,23 @@ class _Search:
                     near_members = sorted((m for m, _ in mates[j] if m in confirmed and cands[m].blob is not None),
                                           key=lambda m: members[m], reverse=True)[:_ANCHORS]
                     for m in near_members:
-                        if (score := _match(cands[m], cands[j], anchored)) is not None:
+                        if (score := _match(cands[m], cands[j], near)) is not None:
                             scored.append((score, j))
                             break
-                joined += self._admit(i, scored, members, distances, direct, kept_out, assigned)
+                relayed.update(through := self._admit(i, scored, members, distances, direct, kept_out, assigned))
+                joined += through
                 # The next round: their candidates not yet tried, ranked below the centre (an unassigned
                 # better-ranked image already had its turn as a centre).
                 frontier = sorted({k for j in joined for k, _ in mates[j]
                                    if k > i and k not in tried and k not in assigned})
             # A member that matches an image kept out better than it matches the centre belongs with that
             # image (the re-encoded copy of the second shot of a bracket): it is left for that image's group.
+            # So does one confirmed by a member, which the centre did not confirm, that matches an image not
+            # yet grouped better than that member (another frame of a video; a crop of one view of a stereo
+            # pair that the other view shows too).
             for j, score in list(members.items()):
-                rivals = [k for k, _ in mates[j] if k in kept_out]
+                rivals = [k for k, _ in mates[j]
+                          if k in kept_out or (j in relayed and k > i and k not in members and k not in assigned)]
                 if any((rival := _match(cands[k], cands[j], near)) is not None and rival > score
                        for k in rivals):
                     assigned.discard(j)
@@ -379,9 +385,6 @@ class _Search:
 
 
 _ANCHORS = 3  # members a candidate the centre did not confirm is verified against, at most
-# Block agreement a candidate needs with such a member: all but a block or two. A copy of the member's
-# picture keeps them all; another shot of the scene, which the centre did not confirm, breaks more.
-_ANCHOR_AGREEMENT = 0.98
 
 
 def _components(pairs: np.ndarray, n: int) -> list[list[int]]:
