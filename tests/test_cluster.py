@@ -280,6 +280,49 @@ def test_candidates_of_members_join_when_confirmed_against_the_centre_and_never_
     assert {m.uri: m.distance for m in g.members}["s3://a/copy"] == 2
 
 
+def test_candidates_of_later_members_join_round_by_round(monkeypatch):
+    """An off-centre crop that the index pairs only with another crop, itself found only through a copy:
+    three rounds from the centre, it joins once verified against the centre; the other photo does not."""
+    import tierscan.scanner.group.cluster as cluster
+
+    photo, other = _photos()
+    w, h = photo.size
+    records, blobs = _fingerprinted({
+        "s3://a/centre": photo.resize((800, 600)),
+        "s3://a/copy": photo.resize((600, 450)),
+        "s3://a/crop": photo.crop((0, 0, int(w * 0.78), int(h * 0.78))).resize((440, 330)),
+        "s3://a/offset-crop": photo.crop((w // 10, h // 7, w * 22 // 25, h * 13 // 14)).resize((400, 300)),
+        "s3://a/other": other.resize((320, 240)),
+    })
+    # Ranked by resolution: centre 0, copy 1, crop 2, offset crop 3, other 4; a chain of candidate pairs.
+    monkeypatch.setattr(cluster, "_hash_pairs",
+                        lambda cands, radius: np.array([(0, 1, 2), (1, 2, 6), (2, 3, 5), (3, 4, 7)]))
+    [g] = near_groups(records, [], NearSettings(), signatures=blobs)
+    assert {m.uri for m in g.members} == {"s3://a/centre", "s3://a/copy", "s3://a/crop", "s3://a/offset-crop"}
+
+
+def test_a_member_confirmed_through_a_member_is_left_for_an_image_it_matches_better(monkeypatch):
+    """The centre confirms a copy; the copy confirms a candidate the centre does not. That candidate matches
+    an image not yet grouped better than it matches the copy: it is left for that image's group."""
+    import tierscan.scanner.group.cluster as cluster
+
+    photo, _ = _photos()
+    records, blobs = _fingerprinted({f"s3://a/{name}": photo.resize((w, w * 3 // 4))
+                                     for name, w in (("centre", 800), ("copy", 600), ("relayed", 400), ("home", 320))})
+    # Ranked by resolution: centre 0, copy 1, relayed 2, home 3; a chain of candidate pairs.
+    monkeypatch.setattr(cluster, "_hash_pairs", lambda cands, radius: np.array([(0, 1, 2), (1, 2, 6), (2, 3, 4)]))
+    scores = {frozenset(("centre", "copy")): (40, 1.0), frozenset(("copy", "relayed")): (20, 1.0),
+              frozenset(("relayed", "home")): (30, 1.0)}
+
+    def verdict(centre, other, near):
+        return scores.get(frozenset(c.record.uri.rsplit("/", 1)[1] for c in (centre, other))), False
+
+    monkeypatch.setattr(cluster, "_verdict", verdict)
+    groups = near_groups(records, [], NearSettings(), signatures=blobs)
+    assert sorted(sorted(m.uri for m in g.members) for g in groups) == [
+        ["s3://a/centre", "s3://a/copy"], ["s3://a/home", "s3://a/relayed"]]
+
+
 def test_signature_of_an_older_layout_falls_back_to_the_global_hash_rule():
     records = [
         rec("s3://a/big", phash=f"{H:016x}", dhash=f"{H:016x}", width=400, height=300),

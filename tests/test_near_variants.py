@@ -101,6 +101,25 @@ def test_two_bordered_copies_and_the_original_make_one_group():
     assert {m.uri for m in g.members} == {"s3://a/white", "s3://a/black", "s3://a/original"}
 
 
+def test_the_other_view_of_a_stereo_pair_never_joins_through_a_crop_both_views_show():
+    """Two views of a scene shifted a fifth of its width (a stereo camera's): a crop of the left view that
+    lies within the right view's frame is a crop of both, but the right view, which the centre (a bigger
+    repost of the left view) finds shifted, does not join through it; it makes its own group."""
+    scene = _photo()
+    w, h = scene.size
+    left, right = scene.crop((0, 0, w * 4 // 5, h)), scene.crop((w // 5, 0, w, h))
+    records, blobs = _records({
+        "s3://a/left-repost": _encoded(left.resize((left.width * 3 // 2, h * 3 // 2))),
+        "s3://a/left": _encoded(left),
+        "s3://a/left-crop": _encoded(left.crop((left.width // 4, 0, left.width, h * 3 // 4))),
+        "s3://a/right": _encoded(right),
+        "s3://a/right-resize": _encoded(right.resize((right.width // 2, h // 2))),
+    })
+    groups = near_groups(records, [], NearSettings(), signatures=blobs)
+    assert sorted(sorted(m.uri for m in g.members) for g in groups) == [
+        ["s3://a/left", "s3://a/left-crop", "s3://a/left-repost"], ["s3://a/right", "s3://a/right-resize"]]
+
+
 def _blur_framed(img: Image.Image, width: int, height: int) -> Image.Image:
     """`img` centred on a `width` x `height` canvas filled with a blurred enlargement of itself, as "no crop"
     apps frame a photo for a square or portrait post."""

@@ -253,6 +253,47 @@ def test_moved_subject_is_not_confirmed():
     assert not confirmed(signature(original), signature(moved))
 
 
+def _framed(img: Image.Image, border: int, fill: tuple[int, int, int]) -> Image.Image:
+    canvas = Image.new("RGB", (img.width + 2 * border, img.height + 2 * border), fill)
+    canvas.paste(img, (border, border))
+    return canvas
+
+
+@pytest.mark.parametrize("fill", [(0, 0, 0), (255, 255, 255)])
+@pytest.mark.parametrize("border", [70, 150])
+def test_burst_shots_framed_alike_are_not_confirmed_by_their_frames_edge(border, fill):
+    """Two shots of a moving subject, each framed in the same uniform border: the edge between border and
+    picture lines up in both, but it is no evidence that they show one picture. A framed copy still is."""
+    original = photo()
+    moved = original.copy()
+    w, h = original.size
+    moved.paste(original.crop((0, 0, w // 3, h // 3)), (w // 2, h // 3))
+    assert not confirmed(signature(original), signature(moved))
+    assert not confirmed(signature(_framed(original, border, fill)), signature(_framed(moved, border, fill)))
+    assert confirmed(signature(original), signature(_framed(original, border, fill)))
+
+
+def test_two_framings_shifted_across_a_scene_are_not_confirmed():
+    """The two views of a stereo camera, or a pan: each frame shows a fifth of the scene the other lacks,
+    on opposite sides. Every block of the overlap agrees, as for a crop, but neither holds the other."""
+    scene = photo()
+    w, h = scene.size
+    left, right = scene.crop((0, 0, w * 4 // 5, h)), scene.crop((w // 5, 0, w, h))
+    found = evidence(signature(left), signature(right))
+    assert found is not None and found.shifted and not confirmed(signature(left), signature(right))
+    assert confirmed(signature(scene), signature(left)) and confirmed(signature(scene), signature(right))
+
+
+def test_copies_bordered_on_opposite_sides_are_not_shifted():
+    """The borders reach past the other's frame, but the pictures do not."""
+    scene = photo()
+    w, h = scene.size
+    on_left, on_right = (Image.new("RGB", (w + 160, h), (255, 255, 255)) for _ in range(2))
+    on_left.paste(scene, (160, 0))
+    on_right.paste(scene, (0, 0))
+    assert confirmed(signature(on_left), signature(on_right))
+
+
 @pytest.mark.parametrize("size", [(480, 480), (640, 360), (400, 480)])
 def test_a_resize_to_another_aspect_ratio_is_confirmed(size):
     """A similarity transform cannot map a squeezed copy onto its original; an axis-aligned stretch can."""

@@ -10,16 +10,17 @@ and window pHashes (`signatures`), and the hashes of its other readings (`readin
 stored), and its levelled hash against the others' (a copy turned within its frame), and are confirmed by
 ORB + RANSAC and aligned thumbnail blocks (`verify`), one process per core verifying whole connected
 components of the candidate graph (components never share a pair, so the groups are those of one process).
-Groups are stars around a centre chosen best-first by `master.near` (default: highest resolution, then largest
-file, then oldest): the centre's candidates, and then
-those of the members it confirmed, are each confirmed against the centre itself, so two unrelated images never
-join through an intermediate one; the one exception, for a centre that shows the picture small (a border
-added, stretched), is a candidate confirmed by a member the centre confirmed directly, with all but a block
-or two agreeing (`_ANCHOR_AGREEMENT`). No group holds a pair the user listed as "not a duplicate", nor two
-different shots by their camera metadata (`_other_shots`); candidates are admitted best match first, and a
-member that matches such a kept-out image better than the centre is left for that image's group. The centre is
-the master. A member's `distance` is the hash distance that made it the centre's candidate, or, when it was a
-member's candidate, the pHash distance to the centre."""
+Groups are stars around a centre chosen best-first by `master.near` (default: highest resolution, then
+largest file, then oldest): the centre's candidates, and then,
+round by round, those of the members it confirmed, are each confirmed against the centre itself, so two
+unrelated images never join through an intermediate one; the one exception, for a centre that shows the
+picture small (a border added, stretched), is a candidate confirmed by a member the centre confirmed
+directly, and it is left for the group of an image not yet grouped that it matches better. No group holds
+a pair the user listed as "not a duplicate", nor two different shots by their camera metadata
+(`_other_shots`); candidates are admitted best match first, and a member that matches such a kept-out
+image better than the centre is left for that image's group. The centre is the master. A member's
+`distance` is the hash distance that made it the centre's candidate, or, when it was a member's candidate,
+the pHash distance to the centre."""
 
 from __future__ import annotations
 
@@ -149,8 +150,9 @@ def _pair_keys(low: np.ndarray, high: np.ndarray, dist: np.ndarray, n: int) -> n
     return keys
 
 
-def _match(centre: _Candidate, other: _Candidate, near: NearSettings) -> tuple[float, float] | None:
-    """How well `other` shows the centre's picture, higher is better; None when the pair is not confirmed.
+def _verdict(centre: _Candidate, other: _Candidate, near: NearSettings) -> tuple[tuple[float, float] | None, bool]:
+    """How well `other` shows the centre's picture, higher is better, or None when the pair is not
+    confirmed; and whether it shows the scene from a shifted frame (`Evidence.shifted`): another shot.
     Geometric and photometric verification when both have signatures: RANSAC inliers, then block
     agreement (which saturates at 1.0 for most confirmed pairs, while a re-encode of the same exposure
     keeps two to three times the inliers of a neighbouring exposure); else both global hashes close
@@ -158,12 +160,17 @@ def _match(centre: _Candidate, other: _Candidate, near: NearSettings) -> tuple[f
     if centre.signature is not None and other.signature is not None:
         found = evidence(centre.signature, other.signature)
         if found is None or found.inliers < near.min_inliers or found.agree < near.min_agreement:
-            return None
-        return found.inliers, found.agree
+            return None, found is not None and found.shifted
+        return (found.inliers, found.agree), False
     phash, dhash = int.bit_count(centre.phash ^ other.phash), int.bit_count(centre.dhash ^ other.dhash)
     if phash > near.phash_max_distance or dhash > near.dhash_max_distance:
-        return None
-    return 0, 1 - (phash + dhash) / 128
+        return None, False
+    return (0, 1 - (phash + dhash) / 128), False
+
+
+def _match(centre: _Candidate, other: _Candidate, near: NearSettings) -> tuple[float, float] | None:
+    """`_verdict`'s score."""
+    return _verdict(centre, other, near)[0]
 
 
 def _other_shots(a: Image, b: Image) -> bool:
@@ -295,10 +302,9 @@ class _Search:
 
     def stars(self, component: list[int]) -> list[_Star]:
         """The stars of one connected component of the mates graph (indices ascending, so centres come best
-        first). Every pair this looks at, candidates, second-round candidates and rivals, is of mates, so
+        first). Every pair this looks at, candidates, later rounds' candidates and rivals, is of mates, so
         components are independent: taken one by one they give the stars one pass over all would."""
         cands, mates, near = self.cands, self.mates, self.near
-        anchored = near.model_copy(update={"min_agreement": max(near.min_agreement, _ANCHOR_AGREEMENT)})
         assigned: set[int] = set()
         stars = []
         for i in component:
@@ -308,23 +314,28 @@ class _Search:
             members: dict[int, tuple[float, float]] = {}  # candidate index -> how well it matches the centre
             distances: dict[str, int] = {}
             kept_out: set[int] = set()  # candidates that must not share a group with a member
-            # The centre's candidates first, then the candidates of the members it confirmed (a 60% crop
-            # whose hashes are near the original's but not near a resized repost's, when the repost is the
-            # centre). Every one is verified against the centre itself; only one it fails joins through a
-            # member, below.
+            # The centre's candidates first, then, round by round until none is new, the candidates of the
+            # members it confirmed (a 60% crop whose hashes are near the original's but not near a resized
+            # repost's, when the repost is the centre; an off-centre crop that no window of the original
+            # finds, through a crop it overlaps). Every one is verified against the centre itself, so no
+            # round drifts away from its picture; only one it fails joins through a member, below, and
+            # never one it finds shifted across the scene (the other view of a stereo pair: a crop of one
+            # view within the other's frame is a crop of both).
             direct = {j: d for j, d in mates[i] if j > i}
             tried: set[int] = set()
             confirmed: set[int] = set()  # members the centre itself confirmed
+            relayed: set[int] = set()  # members confirmed by a member, not by the centre
             frontier = sorted(direct)
-            for _ in range(2):
+            while frontier:
                 scored, failed = [], []
                 for j in frontier:
                     tried.add(j)
                     if j in assigned:
                         continue
-                    if (score := _match(centre, cands[j], near)) is not None:
+                    score, shifted = _verdict(centre, cands[j], near)
+                    if score is not None:
                         scored.append((score, j))
-                    else:
+                    elif not shifted:
                         failed.append(j)
                 joined = self._admit(i, scored, members, distances, direct, kept_out, assigned)
                 confirmed.update(joined)
@@ -338,18 +349,23 @@ class _Search:
                     near_members = sorted((m for m, _ in mates[j] if m in confirmed and cands[m].blob is not None),
                                           key=lambda m: members[m], reverse=True)[:_ANCHORS]
                     for m in near_members:
-                        if (score := _match(cands[m], cands[j], anchored)) is not None:
+                        if (score := _match(cands[m], cands[j], near)) is not None:
                             scored.append((score, j))
                             break
-                joined += self._admit(i, scored, members, distances, direct, kept_out, assigned)
-                # The second round: their candidates not yet tried, ranked below the centre (an unassigned
+                relayed.update(through := self._admit(i, scored, members, distances, direct, kept_out, assigned))
+                joined += through
+                # The next round: their candidates not yet tried, ranked below the centre (an unassigned
                 # better-ranked image already had its turn as a centre).
                 frontier = sorted({k for j in joined for k, _ in mates[j]
                                    if k > i and k not in tried and k not in assigned})
             # A member that matches an image kept out better than it matches the centre belongs with that
             # image (the re-encoded copy of the second shot of a bracket): it is left for that image's group.
+            # So does one confirmed by a member, which the centre did not confirm, that matches an image not
+            # yet grouped better than that member (another frame of a video; a crop of one view of a stereo
+            # pair that the other view shows too).
             for j, score in list(members.items()):
-                rivals = [k for k, _ in mates[j] if k in kept_out]
+                rivals = [k for k, _ in mates[j]
+                          if k in kept_out or (j in relayed and k > i and k not in members and k not in assigned)]
                 if any((rival := _match(cands[k], cands[j], near)) is not None and rival > score
                        for k in rivals):
                     assigned.discard(j)
@@ -380,9 +396,6 @@ class _Search:
 
 
 _ANCHORS = 3  # members a candidate the centre did not confirm is verified against, at most
-# Block agreement a candidate needs with such a member: all but a block or two. A copy of the member's
-# picture keeps them all; another shot of the scene, which the centre did not confirm, breaks more.
-_ANCHOR_AGREEMENT = 0.98
 
 
 def _components(pairs: np.ndarray, n: int) -> list[list[int]]:

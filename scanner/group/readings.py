@@ -24,7 +24,7 @@ import numpy as np
 
 from tierscan.scanner.fingerprint.signatures import PHASH_DCT, THUMB, Signature, phash_bits
 
-__all__ = ["BORDER_MIN", "content_box", "reading_queries"]
+__all__ = ["BORDER_MIN", "content_box", "reading_queries", "thumb_content_box"]
 
 _FLAT = 10  # grey levels: a thumbnail row or column whose range is within this is border
 BORDER_MIN = 2  # thumbnail pixels trimmed in all, at least, for the inside to be a reading of its own
@@ -61,6 +61,16 @@ def content_box(flat_rows: np.ndarray, flat_cols: np.ndarray) -> tuple[int, int,
     return top + (top > 0), bottom - (bottom < THUMB), left + (left > 0), right - (right < THUMB)
 
 
+def thumb_content_box(thumb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """`content_box` of a thumbnail: what lies inside its outer rows and columns of one grey level (within
+    `_FLAT`), a uniform border. Most thumbnails have no flat edge: their four edges alone tell."""
+    edges = np.concatenate([thumb[[0, -1], :], thumb[:, [0, -1]].T])
+    if ((edges.max(axis=1).astype(np.int16) - edges.min(axis=1)) > _FLAT).all():
+        return None
+    return content_box((thumb.max(axis=1).astype(np.int16) - thumb.min(axis=1)) <= _FLAT,
+                       (thumb.max(axis=0).astype(np.int16) - thumb.min(axis=0)) <= _FLAT)
+
+
 def _hash_of(thumb: np.ndarray) -> int:
     """pHash of part of a thumbnail, squeezed to 32 x 32 as whole-image hashes are."""
     block = cv2.resize(np.ascontiguousarray(thumb, np.float32), (32, 32), interpolation=cv2.INTER_AREA)
@@ -91,9 +101,7 @@ def reading_queries(blobs: Sequence[bytes | None], orientations: Sequence[int | 
             if Signature.has_inside(signed[start + n][1]):
                 continue  # the worker found its inside, if any (`Signature.inside`)
             t = thumbs[n]
-            box = content_box((t.max(axis=1).astype(np.int16) - t.min(axis=1)) <= _FLAT,
-                              (t.max(axis=0).astype(np.int16) - t.min(axis=0)) <= _FLAT)
-            if box is not None:
+            if (box := thumb_content_box(t)) is not None:
                 top, bottom, left, right = box
                 inside.append(n)
                 codes.append(np.array([_hash_of(t[top:bottom, left:right])], np.uint64))

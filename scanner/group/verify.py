@@ -5,7 +5,10 @@ pairs are close too. A pair is confirmed when (1) ORB features (found at one wor
 similarity transform (rotation, scale, translation; RANSAC), or under a resize to another aspect ratio,
 directly or with one image mirrored, and (2) with that transform, the thumbnails agree block by block:
 the share of the overlap's textured 4x4 blocks (of 12 x 12) whose zero-mean correlation is at least 0.5,
-compared in the frame of the thumbnail that samples the shared part more coarsely, both lightly smoothed.
+compared in the frame of the thumbnail that samples the shared part more coarsely, both lightly smoothed,
+inside any uniform border either has (the border's edge lines up in two frames padded alike); and (3) the
+map does not move the frame across the scene, each picture reaching well past the other's frame on
+opposite sides (the two views of a stereo camera agree block by block at thumbnail scale).
 A re-encode, resize, recolour or crop keeps almost every block; a moved subject or parallax breaks some.
 Only candidate pairs are verified, never all pairs.
 """
@@ -20,6 +23,7 @@ import cv2
 import numpy as np
 
 from tierscan.scanner.fingerprint.signatures import THUMB, Features, Signature
+from tierscan.scanner.group.readings import thumb_content_box
 
 __all__ = ["MIN_POINTS", "Evidence", "evidence"]
 
@@ -32,6 +36,7 @@ _MAX_SCALE = 4.0
 _MAX_STRETCH = 2.0  # a resize to another aspect ratio: 4:3 squeezed to 1:1 is 1.33, 21:9 to 1:1 2.3
 _MAX_SKEW = 0.05  # off-axis terms of a resize, relative to its scale (about 3 degrees)
 _SAME_SCALE = 1.05  # thumbnail scales closer than this are compared in b's frame, without anti-aliasing
+_SHIFT = 0.1  # of a side: frames shifted further against each other are two framings of a scene
 _SMOOTH = 0.5  # Gaussian sigma, in thumbnail pixels, applied to both thumbnails before comparing
 _MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING)
 # Pixel centres: a shift by half a pixel, and back.
@@ -43,14 +48,31 @@ _INNER[1:-1, 1:-1] = 1.0
 _INNER.flags.writeable = False
 
 
+_Box = tuple[int, int, int, int] | None  # a thumbnail's picture inside a uniform border (`thumb_content_box`)
+
+
+def _picture(box: _Box) -> np.ndarray:
+    """Where blocks of a thumbnail may lie (1.0): all but its outermost pixels (see `_agreement`), and
+    inside a uniform border a copy added around its picture (`box`). The border's edge is texture that two
+    framed images share whatever they show (two frames of a video, padded alike), so it is no evidence."""
+    if box is None:
+        return _INNER
+    top, bottom, left, right = box
+    mask = np.zeros((THUMB, THUMB), np.float32)
+    mask[max(1, top):min(THUMB - 1, bottom), max(1, left):min(THUMB - 1, right)] = 1.0
+    return mask
+
+
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """How well candidate `b` maps onto `a`: RANSAC inliers, the share of overlap blocks that correlate,
-    and whether `b` was mirrored."""
+    whether `b` was mirrored, and whether the map moves the frame across the scene (`_shifted`: then
+    `agree` is 0, whatever the blocks say)."""
 
     inliers: int
     agree: float
     mirrored: bool
+    shifted: bool = False
 
 
 class _Ransac(TypedDict):
@@ -99,7 +121,7 @@ def _resized(matrix: np.ndarray) -> bool:
     return scales_fit and 1 / _MAX_STRETCH <= sx / sy <= _MAX_STRETCH
 
 
-def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -> float:
+def _agreement(a: Signature, b: Signature, boxes: tuple[_Box, _Box], matrix: np.ndarray, mirrored: bool) -> float:
     """Share of the textured thumbnail blocks of the overlap that correlate (>= 0.5) once aligned; 0 when
     too little overlaps. Compared in the frame of the thumbnail that samples the shared part more
     coarsely (the whole image, for a crop), the other one smoothed to that sampling: enlarging the
@@ -113,10 +135,12 @@ def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -
     # Sample at pixel centres: shift by half a pixel on both sides of the map.
     full = _HALF_BACK @ full @ _HALF
     fixed, moving = b.thumb, a.thumb  # fixed pixel p shows what moving shows at full @ p
+    inside_fixed, inside_moving = _picture(boxes[1]), _picture(boxes[0])
     step = float(np.sqrt(abs(np.linalg.det(full[:2, :2]))))  # moving pixels per fixed pixel
     # Near one scale (resizes, rotations, flips) b's frame stays the reference, as it always was.
     if step < 1 / _SAME_SCALE:
         fixed, moving, full, step = a.thumb, b.thumb, np.linalg.inv(full), 1 / step
+        inside_fixed, inside_moving = inside_moving, inside_fixed
     # Both lightly smoothed: a crop's edge falls between thumbnail pixels, and the interpolation that
     # shifts one thumbnail by a fraction of a pixel smooths it; smoothing both keeps that from counting
     # as a difference (dev set: fewer true pairs lost, no more hard negatives passed than without).
@@ -126,10 +150,11 @@ def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -
     fixed = cv2.GaussianBlur(fixed.astype(np.float32), (0, 0), _SMOOTH)
     warped = cv2.warpAffine(moving, full[:2], (THUMB, THUMB),
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=-1.0)
-    # Blocks must lie inside the other thumbnail with a pixel to spare: at its very edge, smoothing and
-    # interpolation see past the picture (a crop's edge block would otherwise count as a difference).
-    seen = cv2.warpAffine(_INNER, full[:2], (THUMB, THUMB), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-                          borderValue=0.0)
+    # Blocks must lie inside both pictures, with a pixel to spare at either thumbnail's edge: there,
+    # smoothing and interpolation see past the picture (a crop's edge block would otherwise count as a
+    # difference).
+    seen = inside_fixed * cv2.warpAffine(inside_moving, full[:2], (THUMB, THUMB),
+                                         flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0.0)
     k = THUMB // _BLOCK
     shape = (k, _BLOCK, k, _BLOCK)
     wa = warped.reshape(shape).transpose(0, 2, 1, 3).reshape(k * k, -1)
@@ -147,16 +172,54 @@ def _agreement(a: Signature, b: Signature, matrix: np.ndarray, mirrored: bool) -
     return float((corr >= 0.5).mean())
 
 
+def _rect(s: Signature, box: _Box, mirrored: bool = False) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of the picture in a signature's work image, or in its mirror's: inside a
+    uniform border, if it has one (`box`)."""
+    top, bottom, left, right = box or (0, THUMB, 0, THUMB)
+    if mirrored:
+        left, right = THUMB - right, THUMB - left
+    sx, sy = s.width / THUMB, s.height / THUMB
+    return left * sx, top * sy, right * sx, bottom * sy
+
+
+def _shifted(a: Signature, b: Signature, boxes: tuple[_Box, _Box], matrix: np.ndarray, mirrored: bool) -> bool:
+    """Whether, under the map, each picture reaches more than `_SHIFT` of a's side past the other's frame,
+    on opposite sides of one axis: the frame moved across the scene (the two views of a stereo camera, a
+    pan, a handheld burst). A copy's picture lies within its original's frame or holds it (a crop, a
+    border or canvas added); a rotation, or a slight crop next to a crop, reaches past it a little."""
+    left, top, right, bottom = _rect(b, boxes[1], mirrored)
+    corners = np.array([[0, 0], [b.width, 0], [0, b.height], [b.width, b.height],  # b's frame, then picture
+                        [left, top], [right, top], [left, bottom], [right, bottom]], np.float64)
+    mapped = corners @ matrix[:, :2].T + matrix[:, 2]
+    (fx0, fy0), (fx1, fy1) = mapped[:4].min(axis=0), mapped[:4].max(axis=0)  # b's frame, in a's
+    (px0, py0), (px1, py1) = mapped[4:].min(axis=0), mapped[4:].max(axis=0)  # b's picture, in a's
+    ax0, ay0, ax1, ay1 = _rect(a, boxes[0])
+    for side, b_before, b_after, a_before, a_after in (
+        (a.width, -px0, px1 - a.width, fx0 - ax0, ax1 - fx1),  # past the other's frame, left and right
+        (a.height, -py0, py1 - a.height, fy0 - ay0, ay1 - fy1),  # above and below
+    ):
+        if min(b_before, a_after) > _SHIFT * side or min(b_after, a_before) > _SHIFT * side:
+            return True
+    return False
+
+
 def evidence(a: Signature, b: Signature) -> Evidence | None:
     """The best evidence that b shows the same picture as a (b as it is, or mirrored); None when the
-    features do not match under any similarity transform or resize. Stops at the first map under which
+    features do not match under any similarity transform or resize. A shifted map that fits more inliers
+    than any other is the answer: the pair is two framings of a scene. Stops at the first map under which
     every block agrees: no other can agree more (most true pairs, which then cost one match and one fit)."""
+    boxes = thumb_content_box(a.thumb), thumb_content_box(b.thumb)
     best: Evidence | None = None
+    moved: Evidence | None = None  # the shifted map with the most inliers
     for mirrored, fb in ((False, b.features), (True, b.mirror_features)):
         for matrix, inliers in _transforms(a.features, fb):
-            found = Evidence(inliers, _agreement(a, b, matrix, mirrored), mirrored)
+            if _shifted(a, b, boxes, matrix, mirrored):
+                if moved is None or inliers > moved.inliers:
+                    moved = Evidence(inliers, 0.0, mirrored, shifted=True)
+                continue
+            found = Evidence(inliers, _agreement(a, b, boxes, matrix, mirrored), mirrored)
             if best is None or (found.agree, found.inliers) > (best.agree, best.inliers):
                 best = found
-            if best.agree == 1.0:
+            if best.agree == 1.0 and (moved is None or best.inliers >= moved.inliers):
                 return best
-    return best
+    return moved if moved is not None and (best is None or moved.inliers > best.inliers) else best
