@@ -8,7 +8,14 @@ from pydantic import ValidationError
 
 from tierscan.scanner.core.config import MasterRule, MasterSettings, NearSettings
 from tierscan.scanner.core.models import GPS, ExifRecord, InventoryRecord, Tier
-from tierscan.scanner.group.cluster import MASTER_RULES, exact_groups, near_groups, start_near_groups
+from tierscan.scanner.group.cluster import (
+    _MAX_MATES,
+    MASTER_RULES,
+    _nearest_mates,
+    exact_groups,
+    near_groups,
+    start_near_groups,
+)
 
 T0 = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -450,3 +457,21 @@ def test_components_of_a_long_chain_in_random_order():
     pairs = np.column_stack([np.minimum(order[:-1], order[1:]), np.maximum(order[:-1], order[1:]),
                              np.ones(4999, np.int64)])
     assert cluster._components(pairs, 6000) == [list(range(5000))]
+
+
+@given(st.integers(0, 2**32), st.integers(2, 300), st.integers(0, 6000))
+def test_each_image_keeps_its_nearest_candidates(seed, n, count):
+    """A pair is kept iff it is among the `_MAX_MATES` nearest (distance, then index) of one of its images:
+    no image brings more than that many, and none of its nearest is lost."""
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, n, count), rng.integers(0, n, count)
+    low, high = np.minimum(i, j)[i != j], np.maximum(i, j)[i != j]
+    unique = np.unique(np.column_stack([low, high]), axis=0)
+    pairs = np.column_stack([unique, rng.integers(0, 11, len(unique))])
+    kept = {tuple(p) for p in _nearest_mates(pairs).tolist()}
+    nearest = set()
+    for image in range(n):
+        mine = [p for p in pairs.tolist() if image in p[:2]]
+        mine.sort(key=lambda p: (p[2], p[1] if p[0] == image else p[0]))
+        nearest |= {tuple(p) for p in mine[:_MAX_MATES]}
+    assert kept == nearest

@@ -187,6 +187,19 @@ def test_blank_images_are_left_out_of_the_search(monkeypatch):
     assert {m.uri for m in g.members} == {"s3://a/photo", "s3://a/copy"} and len(calls) <= 2
 
 
+def test_a_picture_with_more_copies_than_an_image_keeps_candidates_makes_one_group():
+    """Each image keeps only its nearest candidates (`cluster._MAX_MATES`); a picture with more near copies
+    than that still makes one group, the copies the centre does not keep reached through its members."""
+    photo = _photo()
+    sides = range(300, 300 + 4 * (cluster._MAX_MATES + 16), 4)
+    records, blobs = _records({f"s3://a/{w}": _encoded(photo.resize((w, w * 3 // 4))) for w in sides})
+    cands = [cluster._Candidate(r, int(r.phash, 16), int(r.dhash, 16), blobs[r.uri]) for r in records]
+    pairs = cluster._hash_pairs(cands, NearSettings().candidate_radius)
+    assert len(pairs) < len(sides) * (len(sides) - 1) // 2  # some copies are no candidate of some others
+    [g] = near_groups(records, [], NearSettings(), signatures=blobs)
+    assert len(g.members) == len(sides)
+
+
 def test_cmyk_jpeg_whose_orientation_tag_contradicts_its_pixels_joins_its_original():
     """Upright CMYK pixels tagged Orientation 6: the upright reading is a quarter turn of the picture; the
     pixels as stored are the picture, and the pair is found and verified."""

@@ -121,7 +121,25 @@ def _hash_pairs(cands: Sequence[_Candidate], radius: int) -> np.ndarray:
     found.append(_least_per_pair(_pair_keys(levelled[li], levelled[lj], dist, n)))  # li < lj: signed ascends
     keys = _least_per_pair(np.concatenate(found))
     pair = keys >> _DIST_BITS
-    return np.column_stack([pair // n, pair % n, keys & ((1 << _DIST_BITS) - 1)])
+    return _nearest_mates(np.column_stack([pair // n, pair % n, keys & ((1 << _DIST_BITS) - 1)]))
+
+
+_MAX_MATES = 64  # candidates an image keeps, nearest first (the labelled sets' images have at most 45)
+
+
+def _nearest_mates(pairs: np.ndarray) -> np.ndarray:
+    """The pairs among each image's `_MAX_MATES` nearest candidates (by distance, then by index), of
+    either image: at most that many an image, so verification is linear in the images. Thousands of frames
+    of one scene, each close to all and verified by none (a burst with a moving subject), would otherwise
+    make every frame a candidate of every other; a copy that only a farther member reaches joins through
+    the members' candidates."""
+    owner, other = np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])
+    order = np.lexsort((other, np.concatenate([pairs[:, 2], pairs[:, 2]]), owner))
+    ranked = owner[order]
+    rank = np.arange(len(ranked)) - np.searchsorted(ranked, ranked)  # place within its owner's run
+    kept = np.zeros(len(pairs), bool)
+    kept[order[rank < _MAX_MATES] % len(pairs)] = True
+    return pairs[kept]
 
 
 def _orientation(record: Image) -> int | None:
