@@ -7,15 +7,16 @@ copy matching a configured `master.prefer` glob, else the best by `master.exact`
 Near: among images with perceptual hashes (one per exact group: its master stands for its copies), candidate
 pairs come from the Hamming index (`hamming_index`, no all-pairs work) over each image's pHash, mirror pHash
 and window pHashes (`signatures`), and the hashes of its other readings (`readings`: inside a border, as
-stored), and its levelled hash against the others' (a copy turned within its frame), and are confirmed by
-ORB + RANSAC and aligned thumbnail blocks (`verify`), one process per core verifying whole connected
-components of the candidate graph (components never share a pair, so the groups are those of one process).
-Groups are stars around a centre chosen best-first by `master.near` (default: highest resolution, then
-largest file, then oldest): the centre's candidates, and then,
-round by round, those of the members it confirmed, are each confirmed against the centre itself, so two
-unrelated images never join through an intermediate one; the one exception, for a centre that shows the
-picture small (a border added, stretched), is a candidate confirmed by a member the centre confirmed
-directly, and it is left for the group of an image not yet grouped that it matches better. No group holds
+stored), and its levelled hash against the others' (a copy turned within its frame), each image keeping
+its nearest (`_MAX_MATES`); images too plain to verify are left out. Pairs are confirmed by ORB + RANSAC
+and aligned thumbnail blocks (`verify`), one process per core verifying whole connected components of the
+candidate graph (components never share a pair, so the groups are those of one process). Groups are stars
+around a centre chosen best-first by `master.near` (default: highest resolution, then largest file, then
+oldest): the centre's candidates, and then, round by round, those of the members it confirmed, are each
+confirmed against the centre itself, so two unrelated images never join through an intermediate one; the
+one exception, for a centre that shows the picture small (a border added, stretched), is a candidate
+confirmed by a member the centre confirmed directly, and it is left for the group of an image not yet
+grouped that it matches better. No group holds
 a pair the user listed as "not a duplicate", nor two different shots by their camera metadata
 (`_other_shots`); candidates are admitted best match first, and a member that matches such a kept-out
 image better than the centre is left for that image's group. The centre is the master. A member's
