@@ -60,7 +60,6 @@ WINDOWS: tuple[tuple[float, float, float], ...] = tuple(
 QUERY_WINDOWS = tuple(i for i, (_, fx, fy) in enumerate(WINDOWS) if (fx, fy) == (0.5, 0.5))
 _HEADER = SIGNATURE_HEADER  # magic; work width, height; ORB count of the image, of its mirror
 _INSIDE_AT = _HEADER.size + 8 * (1 + len(WINDOWS))  # offset of the inside hash (layout 3), after the windows
-_LEVEL_AT = _INSIDE_AT + 8  # and of the levelled hash (layout 4)
 _EXTRAS = dict(zip(LAYOUTS, (0, 1, 2), strict=True))  # hashes after the windows: none, inside, inside + level
 _LEVEL_MIDDLE = 0.5  # of the short side: a middle square that stays inside the picture turned by up to 45 deg
 _FLAT_MIDDLE = 4.0  # grey levels: a middle whose pixels span no more is blank (no levelled hash)
@@ -178,14 +177,12 @@ class Signature:
     @staticmethod
     def inside_hashes(blobs: Sequence[bytes]) -> np.ndarray:
         """The inside hash of each blob (0 where none was found or the layout has none), uint64."""
-        return np.array([int.from_bytes(b[_INSIDE_AT:_INSIDE_AT + 8], "little") if Signature.has_inside(b) else 0
-                         for b in blobs], np.uint64)
+        return _extra_hashes(blobs, 1)
 
     @staticmethod
     def level_hashes(blobs: Sequence[bytes]) -> np.ndarray:
         """The levelled hash of each blob (0 where the layout has none), uint64."""
-        return np.array([int.from_bytes(b[_LEVEL_AT:_LEVEL_AT + 8], "little") if b[:len(MAGIC)] == MAGIC else 0
-                         for b in blobs], np.uint64)
+        return _extra_hashes(blobs, 2)
 
     @staticmethod
     def thumbs(blobs: Sequence[bytes]) -> np.ndarray:
@@ -215,6 +212,14 @@ class Signature:
         inside, level = [int(h) for h in hashes[1 + len(WINDOWS):]] + [0] * (2 - extras)  # 0: not in this layout
         return cls(width, height, int(hashes[0]), tuple(int(h) for h in hashes[1:1 + len(WINDOWS)]), inside,
                    level, sets[0], sets[1], thumb)
+
+
+def _extra_hashes(blobs: Sequence[bytes], k: int) -> np.ndarray:
+    """The `k`th hash after the windows (1: inside, 2: levelled) of each blob, 0 where its layout has
+    fewer (uint64), read without decoding the rest."""
+    at = _INSIDE_AT + 8 * (k - 1)
+    return np.array([int.from_bytes(b[at:at + 8], "little") if _EXTRAS.get(b[:len(MAGIC)], 0) >= k else 0
+                     for b in blobs], np.uint64)
 
 
 def _scaled(grey: np.ndarray, side: int, *, as_float: bool = False) -> np.ndarray:

@@ -5,8 +5,9 @@ grouping time from the signature's thumbnail (no layout change, nothing read aga
   not) has a whole-image pHash and windows far from its original's, though the original is all of its
   inside. The border is trimmed from the thumbnail (outer rows and columns whose grey range is within
   `_FLAT` levels) and the inside's pHash queries the index, so the original, whole, is found; verification
-  then maps one onto the other like a crop. Signatures of layout 3 carry the inside's pHash, found at the
-  work scale by the worker (blurred borders too: `signatures._content_box`), so theirs is not made again.
+  then maps one onto the other like a crop. Signatures of layout 3 and later carry the inside's pHash,
+  found at the work scale by the worker (blurred borders too: `signatures._content_box`), so theirs is not
+  made again.
 - As the pixels are stored: an EXIF orientation tag that contradicts the pixels (an editor turned the
   pixels and kept the tag) makes the upright reading a turned copy of the picture. For an image whose tag
   turns or flips it, the thumbnail turned back queries the index too, so the copy is found whichever
